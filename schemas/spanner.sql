@@ -1,0 +1,151 @@
+-- Spanner DDL for occurrence-pipeline (the logical model of the product's docs, "What is written").
+--
+-- Conventions:
+--   * No key increases with time: group ids are hashes of (project, primary hash, generation), occurrence,
+--     event and activity ids are UUIDs or hashes, hashes are MD5 hex.
+--   * Occurrences, Activities and GroupEnvironments are interleaved in Groups, so a group and everything that
+--     hangs off it live together and go together (ON DELETE CASCADE).
+--   * Seq is the key state's version: it increases with every application of the group engine to the key.
+--     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
+--   * Statements are separated by a line holding only ';'-terminated text; pipeline.admin applies the ones
+--     whose object does not exist yet, so adding a statement at the end is how the schema evolves.
+
+CREATE TABLE Organizations (
+  OrganizationId INT64 NOT NULL,
+  Slug STRING(100) NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (OrganizationId);
+
+CREATE UNIQUE INDEX OrganizationsBySlug ON Organizations (Slug);
+
+-- Features are given per project and belong to its organization (the union over the organization's projects).
+CREATE TABLE Projects (
+  ProjectId INT64 NOT NULL,
+  OrganizationId INT64 NOT NULL,
+  Slug STRING(100) NOT NULL,
+  Features ARRAY<STRING(200)> NOT NULL,
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (ProjectId);
+
+CREATE UNIQUE INDEX ProjectsByOrganizationSlug ON Projects (OrganizationId, Slug);
+
+-- One row per key (project, primary hash) the pipeline has seen. While the key has no group, State holds the
+-- group engine's encoded key state; once a group exists, GroupId points at it and the state lives on the group
+-- row (so an ordinary update writes one row, not two). A delete moves the state back here (its duplicate
+-- memory) with the next Generation.
+CREATE TABLE KeyStates (
+  ProjectId INT64 NOT NULL,
+  PrimaryHash STRING(32) NOT NULL,
+  Generation INT64 NOT NULL,
+  Seq INT64 NOT NULL,
+  GroupId INT64,
+  State BYTES(MAX),
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (ProjectId, PrimaryHash);
+
+CREATE TABLE Groups (
+  GroupId INT64 NOT NULL,
+  ProjectId INT64 NOT NULL,
+  OrganizationId INT64 NOT NULL,
+  PrimaryHash STRING(32) NOT NULL,
+  Generation INT64 NOT NULL,
+  Type INT64 NOT NULL,
+  Category INT64 NOT NULL,
+  Status INT64 NOT NULL,
+  Substatus INT64,
+  Priority INT64,
+  Level INT64 NOT NULL,
+  Title STRING(MAX) NOT NULL,
+  Subtitle STRING(MAX) NOT NULL,
+  Culprit STRING(200) NOT NULL,
+  Message STRING(MAX) NOT NULL,
+  Platform STRING(MAX),
+  FirstSeen TIMESTAMP NOT NULL,
+  LastSeen TIMESTAMP NOT NULL,
+  ActiveAt TIMESTAMP NOT NULL,
+  ResolvedAt TIMESTAMP,
+  TimesSeen INT64 NOT NULL,
+  FirstRelease STRING(MAX),
+  ResolutionType STRING(20),
+  ResolutionVersion STRING(MAX),
+  Data JSON,
+  Seq INT64 NOT NULL,
+  State BYTES(MAX),
+  UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (GroupId);
+
+-- Every attached occurrence, with its full payload.
+CREATE TABLE Occurrences (
+  GroupId INT64 NOT NULL,
+  OccurrenceId STRING(32) NOT NULL,
+  ProjectId INT64 NOT NULL,
+  EventId STRING(32) NOT NULL,
+  MessageId STRING(MAX) NOT NULL,
+  MessageTime TIMESTAMP NOT NULL,
+  Fingerprint ARRAY<STRING(MAX)> NOT NULL,
+  Hashes ARRAY<STRING(32)> NOT NULL,
+  Type INT64 NOT NULL,
+  IssueTitle STRING(MAX) NOT NULL,
+  Subtitle STRING(MAX) NOT NULL,
+  Culprit STRING(200) NOT NULL,
+  Level STRING(10) NOT NULL,
+  DetectionTime TIMESTAMP NOT NULL,
+  EventTime TIMESTAMP NOT NULL,
+  ResourceId STRING(MAX),
+  EvidenceData JSON,
+  EvidenceDisplay JSON,
+  Priority INT64,
+  Assignee STRING(MAX),
+  Release STRING(MAX),
+  Environment STRING(MAX),
+) PRIMARY KEY (GroupId, OccurrenceId),
+  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+
+-- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
+CREATE TABLE Activities (
+  GroupId INT64 NOT NULL,
+  ActivityId STRING(32) NOT NULL,
+  ProjectId INT64 NOT NULL,
+  Type INT64 NOT NULL,
+  MessageId STRING(MAX) NOT NULL,
+  ActivityTime TIMESTAMP NOT NULL,
+  Data JSON,
+) PRIMARY KEY (GroupId, ActivityId),
+  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+
+CREATE TABLE GroupEnvironments (
+  GroupId INT64 NOT NULL,
+  Environment STRING(MAX) NOT NULL,
+  FirstRelease STRING(MAX),
+  FirstSeen TIMESTAMP NOT NULL,
+) PRIMARY KEY (GroupId, Environment),
+  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+
+-- (project, fingerprint hash) -> group, for every fingerprint part of attached occurrences (the primary always).
+CREATE TABLE GroupHashes (
+  ProjectId INT64 NOT NULL,
+  Hash STRING(32) NOT NULL,
+  GroupId INT64 NOT NULL,
+) PRIMARY KEY (ProjectId, Hash);
+
+CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
+
+-- Events stored by the event path, found by the lookup path.
+CREATE TABLE Events (
+  ProjectId INT64 NOT NULL,
+  EventId STRING(32) NOT NULL,
+  Platform STRING(MAX) NOT NULL,
+  EventTime TIMESTAMP NOT NULL,
+  Received TIMESTAMP,
+  Level STRING(10) NOT NULL,
+  Release STRING(MAX),
+  Environment STRING(MAX),
+  Payload JSON NOT NULL,
+) PRIMARY KEY (ProjectId, EventId);
+
+-- A release's first-seen time in its project: the smallest message time of any message that named it.
+CREATE TABLE Releases (
+  ProjectId INT64 NOT NULL,
+  Version STRING(MAX) NOT NULL,
+  FirstSeen TIMESTAMP NOT NULL,
+) PRIMARY KEY (ProjectId, Version);

@@ -1,0 +1,42 @@
+"""Packaging for occurrence-pipeline.
+
+Also used as Dataflow's ``--setup_file``: workers run ``pip install .`` on this
+file, so it lists every package the pipeline imports at run time and nothing
+that only tests or local tooling need (those are in the ``dev`` extra).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="occurrence-pipeline",
+    version="0.1.0",
+    description=(
+        "Apache Beam pipeline that turns issue occurrences and status changes "
+        "into issues (groups), the way Sentry's issue platform does."
+    ),
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "schemas", "schemas.*", "api", "api.*"]),
+    package_data={"schemas": ["*.proto", "*.sql"]},
+    install_requires=[
+        "apache-beam[gcp]>=2.77,<2.78",
+        "google-cloud-pubsub>=2.44,<3",
+        "google-cloud-spanner>=3.71,<4",
+        "redis>=5,<9",
+        # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.
+        "protobuf>=6.33,<7",
+        "msgspec>=0.19,<1",
+        "orjson>=3.10,<4",
+        "fastapi>=0.115,<1",
+        "uvicorn>=0.30,<1",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8,<10",
+            "pytest-timeout>=2.3,<3",
+            "hypothesis>=6.100,<7",
+            "ruff>=0.6,<1",
+            "httpx>=0.27,<1",
+            "grpcio-tools>=1.66,<2",
+        ],
+    },
+)

@@ -1,0 +1,40 @@
+"""Names of the counters the pipeline reports (SEMANTICS 9), each defined once.
+
+Sentry's metric names where Sentry has one; ours otherwise. The Beam shell
+turns these into ``Metrics.counter(NAMESPACE, name)``.
+"""
+
+from __future__ import annotations
+
+NAMESPACE = "occurrence_pipeline"
+
+# Sentry's names.
+OCCURRENCE_MESSAGES = "occurrence_ingest.messages"
+STATUS_CHANGE_MESSAGES = "occurrence_ingest.status_change.messages"
+DROPPED_FEATURE_DISABLED = "occurrence_ingest.dropped_feature_disabled"
+DROPPED_NOISE = "issues.issue.dropped.noise_reduction"
+DROPPED_RATE_LIMITING = "issues.issue.dropped.rate_limiting"
+CATEGORY_MISMATCH = "save_issue_from_occurrence.category_mismatch"
+DROPPED_STATUS_CHANGES = "occurrence_consumer.process_occurrence_group.dropped_status_changes"
+STATUS_CHANGE_GROUP_NOT_FOUND = "occurrence_ingest.status_change.dropped_group_not_found"
+GROUP_CREATED = "group.created"
+
+# Ours.
+DUPLICATES = "duplicates"
+STATUS_CHANGE_STALE = "status_change.stale"
+STATUS_CHANGE_PENDING = "status_change.pending"
+STATUS_CHANGE_NO_EFFECT = "status_change.no_effect"
+REGRESSIONS = "regressions"
+OCCURRENCES_ATTACHED = "occurrences.attached"
+GROUPS_DELETED = "group.deleted"
+EVENT_LOOKUP_WAITING = "event_lookup.waiting"
+LATE_MESSAGES = "late_messages"
+QUOTA_FAIL_OPEN = "creation_quota.fail_open"
+SPANNER_COMMITS = "spanner.commits"
+SPANNER_MUTATIONS = "spanner.mutations"
+SPANNER_ROWS = "spanner.rows"
+DEAD_LETTER_PREFIX = "dead_letters."
+
+
+def dead_letter_counter(reason: str) -> str:
+    return DEAD_LETTER_PREFIX + reason

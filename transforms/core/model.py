@@ -1,0 +1,187 @@
+"""The internal message model: what decoding produces and everything downstream consumes.
+
+Nothing downstream knows whether a message arrived as JSON or protobuf. All
+times are integers: microseconds since the Unix epoch, UTC. All UUIDs are 32
+lowercase hex characters. Fingerprint parts are kept raw and hashed
+(``hashes[i]`` is the lowercase hex MD5 of ``fingerprint[i]``); the primary
+hash ``hashes[0]`` selects the group.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from transforms.core import reasons
+
+
+class EvidenceItem(msgspec.Struct, frozen=True, gc=False):
+    name: str
+    value: str
+    important: bool
+
+
+class Resolution(msgspec.Struct, frozen=True, gc=False):
+    """A release-aware resolution carried by a resolve status change (SEMANTICS 1.4, 5.3)."""
+
+    type: str  # transforms.core.enums.ResolutionType
+    version: str
+
+
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The kept fields of an occurrence's event (SEMANTICS 1.3). ``level`` is the occurrence's."""
+
+    event_id: str
+    project_id: int
+    platform: str
+    timestamp: int
+    received: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    release: str | None = None
+    environment: str | None = None
+    dist: str | None = None
+    transaction: str | None = None
+    server_name: str | None = None
+    sdk: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    contexts: dict[str, Any] | None = None
+    trace_id: str | None = None
+
+
+class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An issue occurrence (Sentry's payload, SEMANTICS 1.2), normalised."""
+
+    id: str
+    project_id: int
+    event_id: str
+    fingerprint: tuple[str, ...]
+    hashes: tuple[str, ...]
+    issue_title: str
+    subtitle: str
+    type: int
+    detection_time: int
+    evidence_display: tuple[EvidenceItem, ...] = ()
+    level: str = "info"
+    culprit: str = ""
+    resource_id: str | None = None
+    evidence_data: dict[str, Any] | None = None
+    # The explicit priority (``priority`` wins over ``initial_issue_priority``); None means the type's default.
+    priority: int | None = None
+    assignee: str | None = None
+    is_buffered_spans: bool = False
+    event: Event | None = None
+
+    @property
+    def primary_hash(self) -> str:
+        return self.hashes[0]
+
+
+class StatusChange(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A status change (SEMANTICS 1.4). ``id`` is the payload's, or the message id when absent."""
+
+    id: str
+    project_id: int
+    fingerprint: tuple[str, ...]
+    hashes: tuple[str, ...]
+    new_status: int
+    new_substatus: int | None = None
+    resolution: Resolution | None = None
+
+    @property
+    def primary_hash(self) -> str:
+        return self.hashes[0]
+
+
+Payload = Occurrence | StatusChange
+
+
+class Message(msgspec.Struct, frozen=True):
+    """A decoded, valid message with its transport envelope.
+
+    ``data`` and ``attributes`` are the message as delivered, kept so that a
+    later stage (project check, event lookup) can still dead-letter it in a
+    replayable form.
+    """
+
+    message_id: str
+    message_time: int
+    payload: Payload
+    data: bytes = b""
+    attributes: dict[str, str] = {}
+
+    @property
+    def project_id(self) -> int:
+        return self.payload.project_id
+
+    @property
+    def key(self) -> str:
+        return group_key(self.payload.project_id, self.payload.hashes[0])
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """The key order of SEMANTICS 2 and E4: message time, then message id as a string."""
+        return (self.message_time, self.message_id)
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A message that cannot be processed, with why and where (SEMANTICS 1.5, E11).
+
+    ``project_id`` is set when decoding got far enough to read it. A dead letter
+    whose reason ranks after ``unknown_project`` (E1) must still pass the
+    project check: if the project is not registered, the reason becomes
+    ``unknown_project`` (see ``after_project_check``).
+    """
+
+    message_id: str
+    message_time: int
+    data: bytes
+    attributes: dict[str, str]
+    reason: str
+    error: str
+    stage: str
+    project_id: int | None = None
+
+    @property
+    def after_project_check(self) -> bool:
+        return self.reason in reasons.AFTER_PROJECT_CHECK
+
+
+Decoded = Message | DeadLetter
+
+
+def group_key(project_id: int, primary_hash: str) -> str:
+    """The key of SEMANTICS 2 as a string, so that every runner encodes it deterministically."""
+    return f"{project_id}:{primary_hash}"
+
+
+def split_group_key(key: str) -> tuple[int, str]:
+    project, _, primary_hash = key.partition(":")
+    return int(project), primary_hash
+
+
+MICROS = 1_000_000
+
+
+def to_datetime(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // MICROS, tz=UTC).replace(microsecond=micros % MICROS)
+
+
+def from_datetime(value: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+
+
+def to_rfc3339(micros: int) -> str:
+    """``2026-05-28T20:26:42.123456Z`` (fraction only when non-zero)."""
+    text = to_datetime(micros).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = micros % MICROS
+    return f"{text}.{fraction:06d}Z" if fraction else f"{text}Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
