@@ -7,8 +7,8 @@
 --     hangs off it live together and go together (ON DELETE CASCADE).
 --   * Seq is the key state's version: it increases with every application of the group engine to the key.
 --     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
---   * Statements are separated by a line holding only ';'-terminated text; pipeline.admin applies the ones
---     whose object does not exist yet, so adding a statement at the end is how the schema evolves.
+--   * pipeline.admin applies the statements (separated by ';') whose table or index does not exist yet, so
+--     appending a statement is how the schema evolves.
 
 CREATE TABLE Organizations (
   OrganizationId INT64 NOT NULL,
@@ -149,3 +149,13 @@ CREATE TABLE Releases (
   Version STRING(MAX) NOT NULL,
   FirstSeen TIMESTAMP NOT NULL,
 ) PRIMARY KEY (ProjectId, Version);
+
+-- Issue index API tokens (Sentry user auth token shape: 'sntryu_' + 64 hex). Only the SHA-256 of the token is
+-- stored; each token is bound to one organization and one scope ('read' or 'write'; write implies read).
+CREATE TABLE ApiTokens (
+  TokenHash STRING(64) NOT NULL,
+  OrganizationId INT64 NOT NULL,
+  Scope STRING(10) NOT NULL,
+  Name STRING(MAX),
+  CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (TokenHash);

@@ -185,3 +185,17 @@ def to_rfc3339(micros: int) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ProjectInfo(msgspec.Struct, frozen=True):
+    """A registered project, as the pipeline sees it (its side input of the Projects table).
+
+    ``features`` are the organization's: the union of the features given to
+    any of its projects (SEMANTICS E10).
+    """
+
+    project_id: int
+    organization_id: int
+    slug: str
+    organization_slug: str = ""
+    features: frozenset[str] = frozenset()

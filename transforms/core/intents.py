@@ -1,0 +1,172 @@
+"""Write intents: what one application of the group engine to one key wants done.
+
+The engine returns these as plain values; the Beam shell turns them into
+Spanner mutations (``transforms.spanner_writer``), dead-letter records and
+counter increments. Every intent of one ``apply`` call belongs to one
+``KeyWrite`` that carries the key state's new ``seq``: writers apply a
+``KeyWrite`` only if its ``seq`` is greater than the one stored for the key
+and its group, so an older state never overwrites a newer one, and
+re-applying the same ``KeyWrite`` is a no-op.
+
+All times are microseconds since the epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from transforms.core.model import DeadLetter, Event, Occurrence
+
+
+class GroupRow(msgspec.Struct, frozen=True):
+    """A Groups row, column for column (``schemas/spanner.sql``), minus Seq, State and UpdatedAt."""
+
+    group_id: int
+    project_id: int
+    organization_id: int
+    primary_hash: str
+    generation: int
+    type: int
+    category: int
+    status: int
+    substatus: int | None
+    priority: int | None
+    level: int
+    title: str
+    subtitle: str
+    culprit: str
+    message: str
+    platform: str | None
+    first_seen: int
+    last_seen: int
+    active_at: int
+    resolved_at: int | None
+    times_seen: int
+    first_release: str | None
+    resolution_type: str | None
+    resolution_version: str | None
+    data: dict[str, Any]
+
+
+class UpsertGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    row: GroupRow
+
+
+class DeleteGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """Remove the group, its interleaved rows, and unlink its hashes (SEMANTICS 6.4)."""
+
+    group_id: int
+    project_id: int
+    hashes: tuple[str, ...]
+
+
+class InsertOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    group_id: int
+    message_id: str
+    message_time: int
+    event_time: int
+    occurrence: Occurrence
+    release: str | None
+    environment: str | None
+
+
+class InsertActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """``activity_id`` is derived from the message that caused it, so a replay writes the same row."""
+
+    group_id: int
+    project_id: int
+    activity_id: str
+    type: int
+    message_id: str
+    activity_time: int
+    data: dict[str, Any] | None
+
+
+class DeleteActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """Take back an activity written earlier (a status change pruned after the fact, SEMANTICS 5.2)."""
+
+    group_id: int
+    activity_id: str
+
+
+class RecordEvent(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """Store an event of the event path (not buffered spans), so lookups can find it."""
+
+    event: Event
+    level: str
+
+
+class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """The release was named at ``first_seen``; writers keep the minimum (SEMANTICS E8)."""
+
+    project_id: int
+    version: str
+    first_seen: int
+
+
+class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    group_id: int
+    environment: str
+    first_release: str | None
+    first_seen: int
+
+
+class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """Point these (project, hash) pairs at the group (GroupHashes)."""
+
+    project_id: int
+    group_id: int
+    hashes: tuple[str, ...]
+
+
+class SaveKeyState(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """Persist the key's encoded engine state so a new pipeline can continue where this one stopped.
+
+    While ``group_id`` is None the state is stored in KeyStates; otherwise on
+    the group's row. ``relink`` is true when the key's group or generation
+    changed in this application (creation, deletion): KeyStates must then be
+    rewritten too.
+    """
+
+    project_id: int
+    primary_hash: str
+    generation: int
+    group_id: int | None
+    state: bytes
+    relink: bool
+
+
+Intent = (
+    UpsertGroup
+    | DeleteGroup
+    | InsertOccurrence
+    | InsertActivity
+    | DeleteActivity
+    | RecordEvent
+    | RecordRelease
+    | RecordEnvironment
+    | LinkHashes
+    | SaveKeyState
+)
+
+
+class KeyWrite(msgspec.Struct, frozen=True):
+    """Everything one engine application wants written for one key, guarded by ``seq``."""
+
+    key: str
+    seq: int
+    intents: tuple[Intent, ...]
+
+
+class Outputs(msgspec.Struct):
+    """What ``apply`` returns besides the new state.
+
+    ``write`` is None when nothing needs writing (e.g. only duplicates).
+    ``counters`` maps names from ``transforms.core.metrics`` to increments.
+    """
+
+    write: KeyWrite | None = None
+    dead_letters: list[DeadLetter] = []
+    counters: dict[str, int] = {}
