@@ -48,6 +48,7 @@ CREATE TABLE Groups (
   ProjectId INT64 NOT NULL,
   OrganizationId INT64 NOT NULL,
   PrimaryHash STRING(32) NOT NULL,
+  Fingerprint STRING(MAX) NOT NULL,
   Generation INT64 NOT NULL,
   Type INT64 NOT NULL,
   Category INT64 NOT NULL,

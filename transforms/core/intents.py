@@ -27,6 +27,8 @@ class GroupRow(msgspec.Struct, frozen=True):
     project_id: int
     organization_id: int
     primary_hash: str
+    # The raw fingerprint[0] whose MD5 is primary_hash: the issue index sends it back in status changes.
+    fingerprint: str
     generation: int
     type: int
     category: int

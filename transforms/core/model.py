@@ -98,6 +98,19 @@ class StatusChange(msgspec.Struct, frozen=True, omit_defaults=True):
 Payload = Occurrence | StatusChange
 
 
+class RawMessage(msgspec.Struct, frozen=True):
+    """A message as delivered, before decoding: from Pub/Sub, an archive, or a dead-letter file.
+
+    ``message_time`` is the Pub/Sub publish time, the configured timestamp
+    attribute, or the archive's time for the message.
+    """
+
+    message_id: str
+    message_time: int
+    data: bytes
+    attributes: dict[str, str] = {}
+
+
 class Message(msgspec.Struct, frozen=True):
     """A decoded, valid message with its transport envelope.
 
