@@ -15,7 +15,18 @@ setup(
         "into issues (groups), the way Sentry's issue platform does."
     ),
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*", "schemas", "schemas.*", "api", "api.*"]),
+    packages=find_packages(
+        include=[
+            "pipeline",
+            "pipeline.*",
+            "transforms",
+            "transforms.*",
+            "schemas",
+            "schemas.*",
+            "api",
+            "api.*",
+        ]
+    ),
     package_data={"schemas": ["*.proto", "*.sql"]},
     install_requires=[
         "apache-beam[gcp]>=2.77,<2.78",
