@@ -67,6 +67,7 @@ CREATE TABLE Groups (
   ResolvedAt TIMESTAMP,
   TimesSeen INT64 NOT NULL,
   FirstRelease STRING(MAX),
+  Assignee STRING(MAX),
   ResolutionType STRING(20),
   ResolutionVersion STRING(MAX),
   Data JSON,

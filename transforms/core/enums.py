@@ -53,6 +53,22 @@ class ActivityType(IntEnum):
     SET_PRIORITY = 26
 
 
+# The (new_status, new_substatus) pairs a status change may carry (SEMANTICS 5.1); anything else is
+# dead-lettered as invalid_status_change before any group is looked at. UNRESOLVED/NEW is never valid.
+VALID_STATUS_CHANGES: frozenset[tuple[int, int | None]] = frozenset(
+    {
+        (GroupStatus.RESOLVED, None),
+        (GroupStatus.IGNORED, GroupSubStatus.UNTIL_ESCALATING),
+        (GroupStatus.IGNORED, GroupSubStatus.UNTIL_CONDITION_MET),
+        (GroupStatus.IGNORED, GroupSubStatus.FOREVER),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.REGRESSED),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING),
+        (GroupStatus.PENDING_DELETION, None),
+    }
+)
+
+
 class ResolutionType:
     """Values of a status change's ``resolution.type`` (our extension, SEMANTICS 1.4)."""
 

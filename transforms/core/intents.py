@@ -47,6 +47,7 @@ class GroupRow(msgspec.Struct, frozen=True):
     resolved_at: int | None
     times_seen: int
     first_release: str | None
+    assignee: str | None  # "user:<id>" / "team:<id>", set only when the group is created
     resolution_type: str | None
     resolution_version: str | None
     data: dict[str, Any]
