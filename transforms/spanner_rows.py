@@ -236,7 +236,7 @@ def release_values(project_id: int, version: str, first_seen: int) -> tuple[Any,
 # from the DDL shipped with the package, so adding an index keeps the accounting right.
 
 _INDEX_RE = re.compile(
-    r"CREATE\s+(?:UNIQUE\s+)?(?:NULL_FILTERED\s+)?INDEX\s+\w+\s+ON\s+(\w+)\s*\(([^)]*)\)"
+    r"CREATE\s+(?:UNIQUE\s+)?(?:NULL_FILTERED\s+)?INDEX\s+\w+\s+ON\s+`?(\w+)`?\s*\(([^)]*)\)"
     r"(?:\s*STORING\s*\(([^)]*)\))?",
     re.IGNORECASE,
 )
