@@ -1012,6 +1012,7 @@ class _Generator:
                 attributes = {CONTENT_TYPE_ATTRIBUTE: "text/plain"}  # unsupported content type
             else:
                 data = b""
+                attributes = _JSON_ATTRIBUTES  # Pub/Sub needs data or an attribute
         elif reason == reasons.INVALID_PAYLOAD_TYPE:
             payload["payload_type"] = ("event", "transaction", 7)[variant % 3]
         elif reason == reasons.MISSING_FIELD:
