@@ -33,6 +33,7 @@ QUOTA_FAIL_OPEN = "creation_quota.fail_open"
 SPANNER_COMMITS = "spanner.commits"
 SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
+SPANNER_STALE_WRITES = "spanner.stale_writes"
 DEAD_LETTER_PREFIX = "dead_letters."
 
 
