@@ -178,9 +178,10 @@ def _ints(target: Any, p: Mapping[str, Any], fields: tuple[str, ...], prefix: st
         value = p.get(field)
         if value is None:
             continue
-        if type(value) is not int or not _MIN_INT64 <= value <= _MAX_INT64:
+        # IntEnum members (GroupStatus...) are integers too, as they are for orjson.
+        if not isinstance(value, int) or isinstance(value, bool) or not _MIN_INT64 <= value <= _MAX_INT64:
             raise EncodeError(f"{prefix}{field} must be a 64-bit integer, got {value!r}")
-        setattr(target, field, value)
+        setattr(target, field, int(value))
 
 
 def _string_list(target: Any, p: Mapping[str, Any], field: str) -> None:
