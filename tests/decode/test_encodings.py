@@ -57,13 +57,13 @@ def test_broken_payloads_get_the_same_outcome_from_both_encodings(payload: dict[
         return
     assert protobuf is not None
     from_json, from_protobuf = decode_both(payload)
+    repeated_absent = [field for field in ("fingerprint", "evidence_display") if payload.get(field) is None]
+    if isinstance(from_json, DeadLetter) and from_json.reason == "missing_field" and repeated_absent:
+        return
     if isinstance(from_json, Message):
         assert_same_message(from_json, from_protobuf)
         return
     assert isinstance(from_protobuf, DeadLetter)
-    repeated_absent = [field for field in ("fingerprint", "evidence_display") if payload.get(field) is None]
-    if from_json.reason == "missing_field" and repeated_absent:
-        return
     assert from_json.reason == from_protobuf.reason, (from_json.error, from_protobuf.error)
     assert from_json.project_id == from_protobuf.project_id
 
