@@ -101,11 +101,14 @@ class CheckProjects(beam.PTransform):
         super().__init__(label)
         self._projects = projects
 
-    def expand(self, inputs: Any) -> pvalue.DoOutputsTuple:
-        if isinstance(inputs, pvalue.DoOutputsTuple):
-            messages, dead_letters = inputs[MESSAGES], inputs[DEAD_LETTER]
-        else:
-            messages, dead_letters = inputs
+    def __ror__(self, pvalueish: Any, label: str | None = None) -> Any:
+        # Beam would take only the main output of a DoOutputsTuple; both outputs are needed here.
+        if isinstance(pvalueish, pvalue.DoOutputsTuple):
+            pvalueish = (pvalueish[MESSAGES], pvalueish[DEAD_LETTER])
+        return super().__ror__(pvalueish, label)
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> pvalue.DoOutputsTuple:
+        messages, dead_letters = inputs
         return (
             (messages, dead_letters)
             | "Merge" >> beam.Flatten()
