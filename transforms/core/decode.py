@@ -499,8 +499,12 @@ def _project_id(value: Any) -> int:
     return value
 
 
+# Fingerprint parts repeat (every occurrence of a group sends the same ones): remembering recent digests
+# saved about 10% of decoding time in bench/decode.py. Bounded in entries and in the length of what it keeps;
+# dict reads and writes are atomic, so threads sharing it can at worst compute a digest twice.
 _hash_cache: dict[str, str] = {}
 _HASH_CACHE_SIZE = 4096
+_HASH_CACHE_MAX_PART = 512
 
 
 def _fingerprint(value: Any, project_id: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -521,9 +525,10 @@ def _fingerprint(value: Any, project_id: int) -> tuple[tuple[str, ...], tuple[st
         digest = cache.get(part)
         if digest is None:
             digest = md5(part.encode(), usedforsecurity=False).hexdigest()
-            if len(cache) >= _HASH_CACHE_SIZE:
-                cache.clear()
-            cache[part] = digest
+            if len(part) <= _HASH_CACHE_MAX_PART:
+                if len(cache) >= _HASH_CACHE_SIZE:
+                    cache.clear()
+                cache[part] = digest
         hashes.append(digest)
     return tuple(value), tuple(hashes)
 
