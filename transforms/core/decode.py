@@ -35,7 +35,14 @@ from google.protobuf.message import DecodeError
 
 from schemas import ingest_pb2
 from transforms.core import reasons
-from transforms.core.enums import LOG_LEVELS, VALID_STATUS_CHANGES, GroupStatus, ResolutionType
+from transforms.core.enums import (
+    LOG_LEVELS,
+    STATUS_NAMES,
+    SUBSTATUS_NAMES,
+    VALID_STATUS_CHANGES,
+    GroupStatus,
+    ResolutionType,
+)
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import (
     MICROS,
@@ -453,7 +460,8 @@ def _status_change(p: dict[str, Any], message_id: str) -> StatusChange:
     if (new_status, new_substatus) not in VALID_STATUS_CHANGES:
         raise Rejected(
             reasons.INVALID_STATUS_CHANGE,
-            f"new_status {new_status} with new_substatus {_show(new_substatus)} is not a valid status change",
+            f"new_status {_named(new_status, STATUS_NAMES)} with new_substatus "
+            f"{_named(new_substatus, SUBSTATUS_NAMES)} is not a valid status change",
             project_id,
         )
     if resolution is not None and new_status != GroupStatus.RESOLVED:
@@ -472,6 +480,13 @@ def _status_change(p: dict[str, Any], message_id: str) -> StatusChange:
         new_substatus=new_substatus,
         resolution=resolution,
     )
+
+
+def _named(value: int | None, names: dict[int, str]) -> str:
+    if value is None:
+        return "null"
+    name = names.get(value)
+    return f"{value} ({name})" if name else f"{value} (unknown)"
 
 
 def _resolution(value: Any, project_id: int) -> Resolution:
