@@ -158,12 +158,12 @@ def test_pairs_outside_the_table_are_invalid_status_change(
     assert failed.error.endswith("is not a valid status change")
 
 
-@pytest.mark.parametrize(("status", "substatus"), [(2, 5), (3, None), (0, 3)])
 def test_invalid_pair_error_names_the_statuses() -> None:
     failed = dead_letter(status_change(new_status=0, new_substatus=7, resolution=None))
     assert failed.error == "new_status 0 (unresolved) with new_substatus 7 (new) is not a valid status change"
 
 
+@pytest.mark.parametrize(("status", "substatus"), [(2, 5), (3, None), (0, 3)])
 def test_resolution_without_resolved_status_is_invalid_status_change(
     encoding: str, status: int, substatus: int | None
 ) -> None:
