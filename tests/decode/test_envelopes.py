@@ -285,3 +285,8 @@ def test_long_dead_letter_error_is_cut_to_fit_a_pubsub_attribute() -> None:
     assert len(attributes["dead_letter_error"].encode()) <= MAX_ATTRIBUTE_BYTES
     assert attributes["dead_letter_error"].endswith("...")
     assert orjson.loads(dead_letter_to_line(letter))["error"] == "é" * 2000
+
+
+def test_text_lines_read_like_their_utf8_bytes() -> None:
+    for line in ARCHIVE.read_bytes().splitlines():
+        assert parse_archive_line(line.decode(), 1, "a") == parse_archive_line(line, 1, "a")

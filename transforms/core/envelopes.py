@@ -71,13 +71,16 @@ class _Unreadable(Exception):
         self.error = error
 
 
-def parse_archive_line(line: bytes, line_no: int, source: str) -> RawMessage | DeadLetter:
+def parse_archive_line(line: bytes | str, line_no: int, source: str) -> RawMessage | DeadLetter:
     """One archive line as the message it holds, or a dead letter (stage "read"); never raises.
 
     ``line_no`` and ``source`` (e.g. the file's path) only name the line in
     error messages. Leading and trailing whitespace (the newline) is ignored;
-    readers should skip blank lines, which are ``undecodable`` here.
+    readers should skip blank lines, which are ``undecodable`` here. A ``str``
+    line (as Beam's ``ReadFromText`` gives by default) is taken as UTF-8.
     """
+    if isinstance(line, str):
+        line = line.encode("utf-8", errors="surrogateescape")
     text = line.strip()
     try:
         return _parse(text)
