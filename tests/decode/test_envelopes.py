@@ -290,3 +290,9 @@ def test_long_dead_letter_error_is_cut_to_fit_a_pubsub_attribute() -> None:
 def test_text_lines_read_like_their_utf8_bytes() -> None:
     for line in ARCHIVE.read_bytes().splitlines():
         assert parse_archive_line(line.decode(), 1, "a") == parse_archive_line(line, 1, "a")
+
+
+def test_text_line_with_a_lone_surrogate_is_a_dead_letter_not_an_exception() -> None:
+    failed = parse_archive_line('{"message_id": "1", "publish_time": 0, "data": "\ud800"}', 1, "a")
+    assert isinstance(failed, RawMessage) or failed.stage == reasons.STAGE_READ
+    assert isinstance(decode(failed) if isinstance(failed, RawMessage) else failed, DeadLetter)

@@ -99,8 +99,8 @@ def test_mutated_protobuf_bytes_never_raise(data: bytes) -> None:
 
 
 @SETTINGS
-@given(st.binary(max_size=300))
-def test_random_archive_lines_never_raise(line: bytes) -> None:
+@given(st.binary(max_size=300) | st.text(max_size=100))
+def test_random_archive_lines_never_raise(line: bytes | str) -> None:
     result = parse_archive_line(line, 1, "random.jsonl")
     assert isinstance(result, RawMessage | DeadLetter)
     if isinstance(result, RawMessage):

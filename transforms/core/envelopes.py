@@ -80,7 +80,9 @@ def parse_archive_line(line: bytes | str, line_no: int, source: str) -> RawMessa
     line (as Beam's ``ReadFromText`` gives by default) is taken as UTF-8.
     """
     if isinstance(line, str):
-        line = line.encode("utf-8", errors="surrogateescape")
+        line = line.encode(
+            "utf-8", errors="replace"
+        )  # lone surrogates cannot be encoded: the line is then not JSON
     text = line.strip()
     try:
         return _parse(text)
