@@ -292,7 +292,7 @@ def test_text_lines_read_like_their_utf8_bytes() -> None:
         assert parse_archive_line(line.decode(), 1, "a") == parse_archive_line(line, 1, "a")
 
 
-def test_text_line_with_a_lone_surrogate_is_a_dead_letter_not_an_exception() -> None:
-    failed = parse_archive_line('{"message_id": "1", "publish_time": 0, "data": "\ud800"}', 1, "a")
-    assert isinstance(failed, RawMessage) or failed.stage == reasons.STAGE_READ
-    assert isinstance(decode(failed) if isinstance(failed, RawMessage) else failed, DeadLetter)
+def test_text_line_with_a_lone_surrogate_reads_with_a_replacement_and_never_raises() -> None:
+    parsed = parse_archive_line('{"message_id": "1", "publish_time": 0, "data": "\ud800"}', 1, "a")
+    assert parsed == RawMessage("1", 0, b'"?"', {})
+    assert decode(parsed).reason == reasons.UNDECODABLE
