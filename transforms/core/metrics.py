@@ -33,6 +33,9 @@ QUOTA_FAIL_OPEN = "creation_quota.fail_open"
 SPANNER_COMMITS = "spanner.commits"
 SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
+SPANNER_STALE_WRITES = "spanner.stale_writes"
+# A distribution: the size in bytes of every message decoded (before the size limit is applied).
+MESSAGE_BYTES = "message.bytes"
 DEAD_LETTER_PREFIX = "dead_letters."
 
 
