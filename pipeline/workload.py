@@ -44,6 +44,8 @@ from typing import Any
 import orjson
 
 from transforms.core import reasons
+from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
+from transforms.core.encode import EncodeError, encode_protobuf
 from transforms.core.enums import GroupStatus, GroupSubStatus, ResolutionType
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS, RawMessage, from_datetime, to_rfc3339
@@ -55,10 +57,6 @@ JSON = "json"
 PROTOBUF = "protobuf"
 MIXED = "mixed"
 ENCODINGS = (JSON, PROTOBUF, MIXED)
-
-CONTENT_TYPE_ATTRIBUTE = "content_type"
-JSON_CONTENT_TYPE = "application/json"
-PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 
 DEFAULT_START = from_datetime(datetime(2026, 5, 28, tzinfo=UTC))
 DEFAULT_DURATION = 6 * 3600 * MICROS
@@ -132,9 +130,6 @@ class WorkloadConfig:
             problems.append("duration must be positive")
         if self.encoding not in ENCODINGS:
             problems.append(f"encoding must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
-        elif self.encoding != JSON:
-            # TODO(decode branch): allow protobuf and mixed once transforms.core.encode is on main.
-            problems.append("protobuf encoding is not available yet: use --encoding json")
         for name in (
             "hot_key_share",
             "protobuf_share",
@@ -992,12 +987,13 @@ class _Generator:
             key = self.keys[self._zipf_index()]
         payload = self._occurrence_payload(key, time, with_event=True)
         event = payload["event"]
+        protobuf = self.config.encoding != JSON
         data: bytes | None = None
         attributes: dict[str, str] | None = None
         if reason == reasons.OVERSIZED:
             payload["evidence_data"] = {"padding": "x" * self.config.oversized_bytes}
         elif reason == reasons.UNDECODABLE:
-            choice = variant % 6
+            choice = variant % (7 if protobuf else 6)
             encoded = orjson.dumps(payload)
             if choice == 0:
                 data = b"\x00\x9f" + encoded[:40]  # not UTF-8, not JSON
@@ -1010,11 +1006,19 @@ class _Generator:
             elif choice == 4:
                 data = encoded
                 attributes = {CONTENT_TYPE_ATTRIBUTE: "text/plain"}  # unsupported content type
-            else:
+            elif choice == 5:
                 data = b""
                 attributes = _JSON_ATTRIBUTES  # Pub/Sub needs data or an attribute
+            else:
+                data = encode_protobuf(payload)[:-7]  # a truncated protobuf message
+                attributes = _PROTOBUF_ATTRIBUTES
         elif reason == reasons.INVALID_PAYLOAD_TYPE:
-            payload["payload_type"] = ("event", "transaction", 7)[variant % 3]
+            choice = variant % (4 if protobuf else 3)
+            if choice == 3:
+                data = b""  # an IngestMessage with neither payload set
+                attributes = _PROTOBUF_ATTRIBUTES
+            else:
+                payload["payload_type"] = ("event", "transaction", 7)[choice]
         elif reason == reasons.MISSING_FIELD:
             choice = variant % 4
             if choice == 0:
@@ -1145,9 +1149,11 @@ _NO_ATTRIBUTES: dict[str, str] = {}
 
 
 def _encode_protobuf(payload: dict[str, Any]) -> bytes | None:
-    """The payload as a protobuf ``IngestMessage``, or None when protobuf cannot express it."""
-    # TODO(decode branch): encode with transforms.core.encode.encode_protobuf once it is on main.
-    raise NotImplementedError("protobuf encoding needs transforms.core.encode, which is not on main yet")
+    """The payload as a protobuf ``IngestMessage``, or None when protobuf cannot express it (wrong JSON types)."""
+    try:
+        return encode_protobuf(payload)
+    except EncodeError:
+        return None
 
 
 def _encoding_of(message: RawMessage) -> str:

@@ -42,6 +42,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from fastavro import block_reader
 
+from transforms import coders  # noqa: F401  (registers the message coders used for the outputs)
 from transforms.core import metrics, reasons
 from transforms.core.archive_formats import (
     AVRO,
@@ -53,9 +54,7 @@ from transforms.core.archive_formats import (
 from transforms.core.decode import parse_time
 from transforms.core.envelopes import parse_archive_line
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
-
-MESSAGES = "messages"
-DEAD_LETTER = "dead_letter"
+from transforms.decode import DEAD_LETTER, MESSAGES
 
 # How NDJSON files are decompressed: by their extension, or as given for every file.
 COMPRESSION_AUTO = "auto"
@@ -106,12 +105,16 @@ class ReadArchive(beam.PTransform):
             )
         else:
             source = _NdjsonArchiveSource(self._pattern, self._compression, validate=self._validate)
-        return (
+        outputs = (
             pbegin
             | "ReadFiles" >> iobase.Read(source)
             | "SplitDeadLetters"
             >> beam.ParDo(_SplitFn(self._timestamp_attribute)).with_outputs(DEAD_LETTER, main=MESSAGES)
         )
+        # Typed outputs get the message coders (msgpack) wherever Beam materialises them, not pickle.
+        outputs[MESSAGES].element_type = RawMessage
+        outputs[DEAD_LETTER].element_type = DeadLetter
+        return outputs
 
 
 class _SplitFn(beam.DoFn):

@@ -20,9 +20,11 @@ from pipeline.workload import (
     WorkloadConfig,
 )
 from transforms.core import reasons
+from transforms.core.decode import decode
 from transforms.core.enums import VALID_STATUS_CHANGES
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import MICROS, RawMessage
+from transforms.core.model import MICROS, DeadLetter, Message, ProjectInfo, RawMessage
+from transforms.core.projects import check_project
 
 SMALL = WorkloadConfig(messages=6_000, keys=600, seed=7)
 
@@ -349,3 +351,25 @@ def test_summary_counts_add_up(stream_like) -> None:
 def test_invalid_configs_are_refused_with_a_clear_message(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         WorkloadConfig(**changes)
+
+
+@pytest.mark.parametrize("encoding", ["json", "protobuf", "mixed"])
+def test_every_message_decodes_as_the_summary_expects(encoding: str) -> None:
+    workload = Workload(dataclasses.replace(SMALL, invalid_share=0.05, encoding=encoding))
+    messages = list(workload)
+    summary = workload.summary()
+    projects = {p: ProjectInfo(p, 1 if p < 3 else 2, f"project-{p}") for p in WorkloadConfig().projects}
+    outcomes = Counter()
+    for message in messages:
+        decoded = check_project(decode(message), projects)
+        expected = summary.dead_letters.get(message.message_id)
+        if expected == reasons.EVENT_NOT_FOUND:
+            expected = None  # decodes; its lookup finds no event later
+        actual = decoded.reason if isinstance(decoded, DeadLetter) else None
+        assert actual == expected, (message, decoded)
+        outcomes[actual] += 1
+    assert set(outcomes) == {None, *(r for r in reasons.ALL_REASONS if r != reasons.EVENT_NOT_FOUND)}
+    if encoding != "json":
+        assert summary.by_encoding["protobuf"] > (0.9 if encoding == "protobuf" else 0.4) * len(messages)
+        protobuf = [m for m in messages if m.attributes.get("content_type") == "application/x-protobuf"]
+        assert all(isinstance(decode(m), Message) or m.message_id in summary.dead_letters for m in protobuf)
