@@ -202,6 +202,8 @@ def pull_to_archive(
     Stops after ``max_messages`` messages, or when no message arrived for
     ``idle_timeout`` seconds. Messages are acknowledged file by file, after
     each file is closed (``writer.on_file_written``); the writer is closed here.
+    If writing fails, the messages of the unfinished file are handed back to
+    Pub/Sub for redelivery and the error is raised.
     """
     from google.api_core import exceptions
 
@@ -229,6 +231,7 @@ def pull_to_archive(
     started = time.perf_counter()
     idle_since = time.monotonic()
     next_report = idle_since + 2.0
+    ack_ids: list[str] = []
     try:
         while max_messages is None or stats.written < max_messages:
             wanted = batch_size if max_messages is None else min(batch_size, max_messages - stats.written)
@@ -278,20 +281,28 @@ def pull_to_archive(
                 stats.seconds = time.perf_counter() - started
                 progress(stats)
                 next_report += 2.0
-    finally:
         writer.close()
+    except BaseException:
+        # Nothing of the unfinished file is acknowledged: give its messages (and the rest of the last pull)
+        # back at once, rather than after the extended deadline.
+        _extend(subscriber, subscription, list(dict.fromkeys(pending + ack_ids)), seconds=0)
+        raise
+    finally:
         writer.on_file_written = previous_callback
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _extend(subscriber: Any, subscription: str, ack_ids: list[str]) -> None:
+def _extend(
+    subscriber: Any, subscription: str, ack_ids: list[str], seconds: int = MAX_ACK_DEADLINE_SECONDS
+) -> None:
+    """Sets the ack deadline of ``ack_ids`` to ``seconds`` from now (0: redeliver them now)."""
     for start in range(0, len(ack_ids), _ACK_CHUNK):
         subscriber.modify_ack_deadline(
             request={
                 "subscription": subscription,
                 "ack_ids": ack_ids[start : start + _ACK_CHUNK],
-                "ack_deadline_seconds": MAX_ACK_DEADLINE_SECONDS,
+                "ack_deadline_seconds": seconds,
             }
         )
 
