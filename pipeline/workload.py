@@ -75,6 +75,8 @@ DEFAULT_TYPE_WEIGHTS: tuple[tuple[int, float], ...] = (
 )
 DEFAULT_OVERSIZED_BYTES = (1 << 20) + 4096  # just over the pipeline's default 1 MiB limit
 RELEASE_INTERVAL = 45 * 60 * MICROS  # how often each project ships a release
+ZIPF_OFFSET = 5
+BURST_KEY_SHARE = 0.3  # share of a burst minute's occurrences that go to the burst's key
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,8 @@ class _Key:
     transaction: str
     threshold: int  # valid occurrences needed before the key (roughly) has a group
     released: bool
+    sdk: dict[str, str]  # shared by the key's events: treat as read-only
+    semver: bool  # whether the key's project names releases by semantic version
     seen: int = 0
     grouped: bool = False
     ignored: bool = False
@@ -339,6 +343,7 @@ class _Pool:
 
 
 _PLATFORMS = ("python", "javascript", "java", "go", "node", "ruby")
+_SERVERS = tuple(f"web-{n}" for n in range(1, 9))
 _SDKS = {
     "python": ("sentry.python", "2.5.1"),
     "javascript": ("sentry.javascript.browser", "8.9.2"),
@@ -397,7 +402,7 @@ def _endpoint(rng: random.Random) -> str:
     return f"/api/0/{word}/{{{word[:-1] if word.endswith('s') else word}_id}}/{rng.choice(_WORDS)}/"
 
 
-def _make_key(index: int, project_id: int, type_id: int, rng: random.Random) -> _Key:
+def _make_key(index: int, project_id: int, type_id: int, rng: random.Random, semver: bool = True) -> _Key:
     """A key with realistic static content for its group type."""
     platform = rng.choice(_PLATFORMS)
     transaction = ("GET ", "POST ", "PUT ")[rng.randrange(3)] + _endpoint(rng)
@@ -518,26 +523,31 @@ def _make_key(index: int, project_id: int, type_id: int, rng: random.Random) -> 
         transaction=transaction,
         threshold=noise.ignore_limit if noise is not None else 1,
         released=group_type.released,
+        sdk={"name": _SDKS[platform][0], "version": _SDKS[platform][1]},
+        semver=semver,
     )
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The generator
 
-_ISO_PREFIX_CACHE: dict[int, str] = {}
+_ISO_SECONDS: dict[int, str] = {}  # epoch second -> "2026-05-28T20:26:40."
+_MILLIS = tuple(f"{ms:03d}000" for ms in range(1000))
 
 
 def _iso(micros: int, suffix: str = "Z") -> str:
-    """``2026-05-28T20:26:40.123456Z`` quickly (the minute prefix is cached)."""
-    minute, rest = divmod(micros, 60 * MICROS)
-    prefix = _ISO_PREFIX_CACHE.get(minute)
+    """``2026-05-28T20:26:40.123000Z`` quickly: per-second prefixes are cached (times here are whole ms)."""
+    second, fraction = divmod(micros, MICROS)
+    prefix = _ISO_SECONDS.get(second)
     if prefix is None:
-        if len(_ISO_PREFIX_CACHE) > 4096:
-            _ISO_PREFIX_CACHE.clear()
-        prefix = datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%dT%H:%M:")
-        _ISO_PREFIX_CACHE[minute] = prefix
-    seconds, fraction = divmod(rest, MICROS)
-    return f"{prefix}{seconds:02d}.{fraction:06d}{suffix}"
+        if len(_ISO_SECONDS) > 65536:
+            _ISO_SECONDS.clear()
+        prefix = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _ISO_SECONDS[second] = prefix
+    millis, rest = divmod(fraction, 1000)
+    if rest:
+        return f"{prefix}{fraction:06d}{suffix}"
+    return prefix + _MILLIS[millis] + suffix
 
 
 def _fraction(share: float) -> float:
@@ -607,12 +617,16 @@ class _Generator:
         type_ids = [type_id for type_id, _ in weights]
         type_cum = _cumulative([weight for _, weight in weights])
         project_cum = _cumulative([1.0 / (rank + 1) for rank in range(len(config.projects))])
-        self.keys: list[_Key] = [_make_key(0, config.projects[0], 1 if 1 in type_ids else type_ids[0], rng)]
+        first_type = 1 if 1 in type_ids else type_ids[0]
+        self.keys: list[_Key] = [_make_key(0, config.projects[0], first_type, rng, _semver_slot(0))]
         for index in range(1, config.keys):
-            project_id = config.projects[bisect(project_cum, rng.random() * project_cum[-1])]
+            slot = bisect(project_cum, rng.random() * project_cum[-1])
             type_id = type_ids[bisect(type_cum, rng.random() * type_cum[-1])]
-            self.keys.append(_make_key(index, project_id, type_id, rng))
-        self.zipf_cum = _cumulative([1.0 / (rank**config.zipf_exponent) for rank in range(1, config.keys)])
+            self.keys.append(_make_key(index, config.projects[slot], type_id, rng, _semver_slot(slot)))
+        # Zipf-Mandelbrot popularity (weight 1 / (rank + 5)^s): a skewed head that stays below the hot key.
+        self.zipf_cum = _cumulative(
+            [1.0 / ((rank + ZIPF_OFFSET) ** config.zipf_exponent) for rank in range(1, config.keys)]
+        )
         summary.hot_key = self.keys[0].label
 
         # Keys of unregistered projects (valid messages, dead-lettered as unknown_project).
@@ -690,7 +704,8 @@ class _Generator:
             random_ = rng.random
             times = sorted(low + int(random_() * width_ms) * 1000 for _ in range(count))
             if bursts[index]:
-                self.burst_key = self.keys[self._zipf_index()]
+                # An incident: any key, popular or not, suddenly fires (30% of the minute's messages).
+                self.burst_key = self.keys[1 + int(rng.random() * (len(self.keys) - 1))]
             else:
                 self.burst_key = None
             for time in times:
@@ -744,7 +759,7 @@ class _Generator:
         roll = self.rng.random()
         if roll < self.hot_probability:
             return self.keys[0]
-        if in_burst and self.burst_key is not None and roll < self.hot_probability + 0.5:
+        if in_burst and self.burst_key is not None and roll < self.hot_probability + BURST_KEY_SHARE:
             return self.burst_key
         return self.keys[self._zipf_index()]
 
@@ -783,13 +798,11 @@ class _Generator:
         if key.resolved:
             self.summary.occurrences_after_resolve += 1
             key.resolved = False
-        if not key.released:
-            return
         key.seen += 1
-        if not key.grouped and key.seen >= key.threshold:
+        self.summary.by_type[key.type_id] += 1
+        if key.released and not key.grouped and key.seen >= key.threshold:
             key.grouped = True
             self.grouped.add(key)
-        self.summary.by_type[key.type_id] += 1
 
     def _remember_payload(self, payload: dict[str, Any]) -> None:
         recent = self.recent_payloads
@@ -801,7 +814,6 @@ class _Generator:
         rng = self.rng
         name = self.sc_names[bisect(self.sc_cum, rng.random() * self.sc_cum[-1])]
         key: _Key | None = None
-        before_group = False
         if name == ESCALATING and rng.random() < 0.8:
             key = self.ignored.pick(rng)
         if key is None and (rng.random() < 0.12 or not self.grouped.keys):
@@ -811,10 +823,8 @@ class _Generator:
                 if candidate.seen == 0 and candidate.released:
                     key = candidate
                     break
-            if key is not None:
-                before_group = True
-                if rng.random() < 0.7:
-                    self._follow_up(key, time + rng.randrange(1, 20 * 60) * 1000 * 1000)
+            if key is not None and rng.random() < 0.7:
+                self._follow_up(key, time + rng.randrange(1, 20 * 60) * 1000 * 1000)
         if key is None and self.keys[0].grouped and rng.random() < 0.1:
             key = self.keys[0]
         if key is None:
@@ -834,7 +844,7 @@ class _Generator:
             }
         self._track_status(key, name, time)
         self.summary.status_changes[name] += 1
-        if before_group:
+        if key.seen == 0:  # no occurrence yet (or none since its group was deleted)
             self.summary.status_changes_before_group += 1
         return self._emit(payload, time, KIND_STATUS_CHANGE, key=key)
 
@@ -895,7 +905,7 @@ class _Generator:
         if cached is not None:
             return cached
         slot = self._slot(project_id)
-        if slot % 3 == 2:  # this project names releases by commit
+        if not _semver_slot(slot):  # this project names releases by commit
             name = hashlib.sha1(f"{self.config.seed}:{project_id}:{index}".encode()).hexdigest()[:12]
         else:
             package = ("backend", "frontend")[slot % 3]
@@ -909,59 +919,60 @@ class _Generator:
         return projects.index(project_id) if project_id in projects else 0
 
     def _occurrence_payload(self, key: _Key, time: int, *, with_event: bool) -> dict[str, Any]:
-        rng = self.rng
-        random_ = rng.random
-        occurrence_id = f"{rng.getrandbits(128):032x}"
-        event_id = f"{rng.getrandbits(128):032x}"
-        event_time = time - (200 + int(random_() * 29_800)) * 1000
+        # One draw of 384 bits gives the occurrence id, the event id and the trace id; one of 64 bits gives
+        # every small choice below (bit fields), which keeps generation fast.
+        ids = f"{self.rng.getrandbits(384):096x}"
+        bits = self.rng.getrandbits(64)
+        event_id = ids[32:64]
         payload: dict[str, Any] = {
             "payload_type": "occurrence",
-            "id": occurrence_id,
+            "id": ids[:32],
             "project_id": key.project_id,
             "event_id": event_id,
         }
         payload.update(key.template)
-        if key.type_id == 1018:
-            before = 80 + int(random_() * 320)
+        type_id = key.type_id
+        if type_id == 1018:
+            before = 80 + (bits >> 44 & 255)
             payload["subtitle"] = (
-                f"P95 duration increased from {before}ms to {before * (2 + int(random_() * 7))}ms"
+                f"P95 duration increased from {before}ms to {before * (2 + (bits >> 52 & 7))}ms"
             )
-        elif key.type_id == 6001:
+        elif type_id == 6001:
             payload["subtitle"] = payload["evidence_data"]["message"]
         else:
-            payload["subtitle"] = key.transaction if key.type_id != 1 else payload["culprit"]
-        detection = time - int(random_() * 2000) * 1000
-        payload["detection_time"] = detection / MICROS if random_() < 0.8 else _iso(detection, "+00:00")
+            payload["subtitle"] = key.transaction if type_id != 1 else payload["culprit"]
+        detection = time - (bits >> 33 & 2047) * 1000  # detected up to 2 s before it was sent
+        payload["detection_time"] = detection / MICROS if bits & 7 else _iso(detection, "+00:00")
         if not with_event:
             return payload
-        roll = random_()
-        if roll < 0.80:
+        event_time = time - (200 + (bits >> 4 & 0x3FFF)) * 1000  # the event happened 0.2 to 16.6 s before
+        roll = bits >> 18 & 1023  # releases: 80% current, 13% previous, 2% a pre-release, 5% none
+        if roll < 819:
             release: str | None = self._release(key.project_id, time, 0)
-        elif roll < 0.93:
+        elif roll < 952:
             release = self._release(key.project_id, time, 1)  # clients still on the previous release
-        elif roll < 0.95 and self._slot(key.project_id) % 3 != 2:
+        elif roll < 973 and key.semver:
             release = self._release(key.project_id, time, -1) + "-rc.1"  # a pre-release of the next one
         else:
             release = None
-        sdk_name, sdk_version = _SDKS[key.platform]
-        tags: Any = {"server_name": f"web-{(1 + int(random_() * 8))}", "transaction": key.transaction}
-        if random_() < 0.1:
-            tags = [[name, value] for name, value in tags.items()]
+        tags: Any = {"server_name": _SERVERS[bits >> 28 & 7], "transaction": key.transaction}
+        if bits >> 56 & 7 == 0:
+            tags = [["server_name", tags["server_name"]], ["transaction", key.transaction]]
         event: dict[str, Any] = {
             "event_id": event_id,
             "project_id": key.project_id,
             "platform": key.platform,
-            "timestamp": _iso(event_time) if random_() < 0.5 else event_time / MICROS,
-            "received": _iso(event_time + (50 + int(random_() * 850)) * 1000),
+            "timestamp": _iso(event_time) if bits & 8 else event_time / MICROS,
+            "received": _iso(event_time + (50 + (bits >> 31 & 3) * 250) * 1000),
             "tags": tags,
             "release": release,
-            "environment": "production" if random_() < 0.75 else "staging",
+            "environment": "production" if bits >> 59 & 3 else "staging",
             "transaction": key.transaction,
-            "sdk": {"name": sdk_name, "version": sdk_version},
-            "contexts": {"trace": {"trace_id": f"{rng.getrandbits(128):032x}", "op": "http.server"}},
+            "sdk": key.sdk,
+            "contexts": {"trace": {"trace_id": ids[64:], "op": "http.server"}},
         }
-        if random_() < 0.3:
-            event["user"] = {"id": str(1 + int(random_() * 49_999))}
+        if bits >> 61 & 3 == 0:
+            event["user"] = {"id": str(1 + int(ids[64:68], 16))}
         payload["event"] = event
         return payload
 
@@ -1154,6 +1165,11 @@ def _encode_protobuf(payload: dict[str, Any]) -> bytes | None:
         return encode_protobuf(payload)
     except EncodeError:
         return None
+
+
+def _semver_slot(slot: int) -> bool:
+    """Every third registered project names its releases by commit sha, the others by semver."""
+    return slot % 3 != 2
 
 
 def _encoding_of(message: RawMessage) -> str:

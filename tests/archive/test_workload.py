@@ -148,7 +148,8 @@ def test_key_popularity_is_skewed_and_most_keys_appear(stream_like) -> None:
     ranked = [count for _, count in counted.most_common()]
     top_percent = sum(ranked[: len(ranked) // 100])
     assert top_percent > 0.15 * sum(ranked)  # the top 1% of keys hold far more than 1% of the traffic
-    assert ranked[len(ranked) // 2] <= 5  # while the median key is rare
+    mean = sum(ranked) / len(ranked)
+    assert ranked[len(ranked) // 2] < 0.75 * mean  # while the median key is rarer than the average one
     assert summary.keys_used > 0.8 * 4_000
 
 
