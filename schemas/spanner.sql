@@ -9,6 +9,9 @@
 --     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
 --   * pipeline.admin applies the statements (separated by ';') whose table or index does not exist yet, so
 --     appending a statement is how the schema evolves.
+--   * GROUPS and HASH are reserved words in GoogleSQL: the table `Groups` and the column GroupHashes.`Hash` are
+--     quoted with backticks here and must be quoted in every SQL query (reads and mutations by table name do
+--     not need it).
 
 CREATE TABLE Organizations (
   OrganizationId INT64 NOT NULL,
@@ -43,7 +46,7 @@ CREATE TABLE KeyStates (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (ProjectId, PrimaryHash);
 
-CREATE TABLE Groups (
+CREATE TABLE `Groups` (
   GroupId INT64 NOT NULL,
   ProjectId INT64 NOT NULL,
   OrganizationId INT64 NOT NULL,
@@ -101,7 +104,7 @@ CREATE TABLE Occurrences (
   Release STRING(MAX),
   Environment STRING(MAX),
 ) PRIMARY KEY (GroupId, OccurrenceId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -113,7 +116,7 @@ CREATE TABLE Activities (
   ActivityTime TIMESTAMP NOT NULL,
   Data JSON,
 ) PRIMARY KEY (GroupId, ActivityId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 CREATE TABLE GroupEnvironments (
   GroupId INT64 NOT NULL,
@@ -121,14 +124,14 @@ CREATE TABLE GroupEnvironments (
   FirstRelease STRING(MAX),
   FirstSeen TIMESTAMP NOT NULL,
 ) PRIMARY KEY (GroupId, Environment),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- (project, fingerprint hash) -> group, for every fingerprint part of attached occurrences (the primary always).
 CREATE TABLE GroupHashes (
   ProjectId INT64 NOT NULL,
-  Hash STRING(32) NOT NULL,
+  `Hash` STRING(32) NOT NULL,
   GroupId INT64 NOT NULL,
-) PRIMARY KEY (ProjectId, Hash);
+) PRIMARY KEY (ProjectId, `Hash`);
 
 CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
 
