@@ -158,7 +158,7 @@ def _port(text: str, what: str) -> int:
 # Finding the programs
 
 
-def cloud_sdk_root(environ: dict[str, str] | None = None) -> Path:
+def cloud_sdk_root(environ: dict[str, str] | None = None, fallbacks: Sequence[str] = _SDK_FALLBACKS) -> Path:
     """The Google Cloud CLI's installation folder.
 
     ``CLOUDSDK_ROOT`` wins; otherwise the folder above ``bin/gcloud`` found on PATH (symlinks resolved, as
@@ -176,7 +176,7 @@ def cloud_sdk_root(environ: dict[str, str] | None = None) -> Path:
     gcloud = shutil.which("gcloud", path=env.get("PATH", os.defpath))
     if gcloud:
         return Path(gcloud).resolve().parent.parent
-    for candidate in _SDK_FALLBACKS:
+    for candidate in fallbacks:
         if (Path(candidate) / "bin" / "gcloud").exists():
             return Path(candidate)
     raise PrerequisiteError(
@@ -204,7 +204,7 @@ def redis_server_executable(environ: dict[str, str] | None = None, *, install: b
     """``redis-server`` from PATH; when missing and running as root, installed with apt-get (once)."""
     env = os.environ if environ is None else environ
     path = env.get("PATH", os.defpath)
-    found = shutil.which("redis-server", path=path) or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
+    found = shutil.which("redis-server", path=path)
     if found:
         return found
     if install and os.geteuid() == 0 and shutil.which("apt-get"):
@@ -217,7 +217,7 @@ def redis_server_executable(environ: dict[str, str] | None = None, *, install: b
                     f"Installing redis-server failed ({' '.join(command)} exited {result.returncode}):\n"
                     f"{result.stderr.strip()[-2000:]}"
                 )
-        found = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
+        found = shutil.which("redis-server", path=path) or shutil.which("redis-server")
         if found:
             return found
     raise PrerequisiteError(
