@@ -757,7 +757,12 @@ def _self_command(config: StackConfig) -> str:
     for name in _PORT_VARS:
         if getattr(config, name) != getattr(defaults, name):
             flags.append(f"--{name}={getattr(config, name)}")
-    return " ".join(["python -m pipeline.stack", *flags])
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(Path.cwd()))  # e.g. .venv/bin/python
+    except ValueError:
+        shown = "python"
+    return " ".join([shown, "-m pipeline.stack", *flags])
 
 
 if __name__ == "__main__":
