@@ -173,18 +173,26 @@ def cloud_sdk_root(environ: dict[str, str] | None = None, fallbacks: Sequence[st
                 "Unset it to find the CLI from `gcloud` on PATH, or point it at the CLI's root folder."
             )
         return root
+    candidates = [Path(p) for p in fallbacks]
     gcloud = shutil.which("gcloud", path=env.get("PATH", os.defpath))
     if gcloud:
-        return Path(gcloud).resolve().parent.parent
-    for candidate in fallbacks:
-        if (Path(candidate) / "bin" / "gcloud").exists():
-            return Path(candidate)
+        root = Path(gcloud).resolve().parent.parent
+        # A wrapper script instead of a symlink leaves us in e.g. /usr: then try the usual folders.
+        if _is_sdk_root(root) or not any(_is_sdk_root(c) for c in candidates):
+            return root
+    for candidate in candidates:
+        if _is_sdk_root(candidate):
+            return candidate
     raise PrerequisiteError(
         "The Google Cloud CLI was not found: no `gcloud` on PATH and CLOUDSDK_ROOT is not set. Install it from "
         "Google's Debian packages (https://cloud.google.com/sdk/docs/install#deb) with its emulators: "
         "apt-get install google-cloud-cli google-cloud-cli-pubsub-emulator google-cloud-cli-spanner-emulator; "
         "or set CLOUDSDK_ROOT to the CLI's root folder."
     )
+
+
+def _is_sdk_root(path: Path) -> bool:
+    return (path / "bin" / "gcloud").exists() and (path / "lib" / "gcloud.py").exists()
 
 
 def java_executable(environ: dict[str, str] | None = None) -> str:

@@ -170,10 +170,26 @@ def test_cloud_cli_is_found_from_gcloud_on_path_through_symlinks(tmp_path: Path)
     gcloud = sdk / "bin" / "gcloud"
     gcloud.write_text("#!/bin/sh\n")
     gcloud.chmod(0o755)
+    (sdk / "lib").mkdir()
+    (sdk / "lib" / "gcloud.py").write_text("")
     on_path = tmp_path / "usr-bin"
     on_path.mkdir()
     (on_path / "gcloud").symlink_to(gcloud)
     assert cloud_sdk_root({"PATH": str(on_path)}, fallbacks=()) == sdk
+
+
+def test_gcloud_wrapper_outside_the_cli_folder_falls_back_to_the_usual_folders(tmp_path: Path) -> None:
+    sdk = tmp_path / "google-cloud-sdk"
+    (sdk / "bin").mkdir(parents=True)
+    (sdk / "bin" / "gcloud").write_text("#!/bin/sh\n")
+    (sdk / "lib").mkdir()
+    (sdk / "lib" / "gcloud.py").write_text("")
+    wrapper_dir = tmp_path / "usr" / "bin"
+    wrapper_dir.mkdir(parents=True)
+    wrapper = wrapper_dir / "gcloud"
+    wrapper.write_text(f'#!/bin/sh\nexec {sdk}/bin/gcloud "$@"\n')
+    wrapper.chmod(0o755)
+    assert cloud_sdk_root({"PATH": str(wrapper_dir)}, fallbacks=(str(sdk),)) == sdk
 
 
 def test_cloudsdk_root_overrides_gcloud_on_path(tmp_path: Path) -> None:
