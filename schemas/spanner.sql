@@ -9,9 +9,8 @@
 --     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
 --   * pipeline.admin applies the statements (separated by ';') whose table or index does not exist yet, so
 --     appending a statement is how the schema evolves.
---   * GROUPS and HASH are reserved words in GoogleSQL: the table `Groups` and the column GroupHashes.`Hash` are
---     quoted with backticks here and must be quoted in every SQL query (reads and mutations by table name do
---     not need it).
+--   * GROUPS and HASH are reserved words of Spanner's GoogleSQL: the Groups table and the GroupHashes.Hash column
+--     are written `quoted` in DDL and SQL (the read and mutation APIs take the plain names).
 
 CREATE TABLE Organizations (
   OrganizationId INT64 NOT NULL,
