@@ -9,6 +9,7 @@ defaulting to the local stack's ``local-project`` / ``local-instance`` / ``occur
     python -m pipeline.admin create-token --organization acme --scope write --name ci
     python -m pipeline.admin list-projects
     python -m pipeline.admin drop-database --yes
+    python -m pipeline.admin create-topics [--pubsub_project local-project]   # Pub/Sub topics for the pipeline
 
 On the emulator (``SPANNER_EMULATOR_HOST`` set, see ``python -m pipeline.stack env``) ``create-database`` also
 creates the instance when missing; on Google Cloud the instance must exist. ``create-database`` is idempotent:
@@ -98,9 +99,52 @@ def drop_database(
     return True
 
 
+DEFAULT_INPUT_TOPIC = "occurrences"
+DEFAULT_INPUT_SUBSCRIPTION = "occurrences-pipeline"
+DEFAULT_DEAD_LETTER_TOPIC = "occurrences-dead-letters"
+
+
+def create_topics(
+    project: str = DEFAULT_PROJECT,
+    input_topic: str = DEFAULT_INPUT_TOPIC,
+    input_subscription: str = DEFAULT_INPUT_SUBSCRIPTION,
+    dead_letter_topic: str = DEFAULT_DEAD_LETTER_TOPIC,
+) -> list[tuple[str, bool]]:
+    """Create the pipeline's input topic and subscription and its dead-letter topic, each unless it exists.
+
+    The dead-letter topic gets a subscription of the same name, so dead letters are kept until read (Pub/Sub
+    drops messages published to a topic without subscriptions). Returns (resource path, created) pairs.
+    """
+    from google.api_core.exceptions import AlreadyExists
+
+    publisher, subscriber = clients.pubsub_publisher(), clients.pubsub_subscriber()
+    wanted = [
+        (publisher.topic_path(project, input_topic), None),
+        (subscriber.subscription_path(project, input_subscription), input_topic),
+        (publisher.topic_path(project, dead_letter_topic), None),
+        (subscriber.subscription_path(project, dead_letter_topic), dead_letter_topic),
+    ]
+    done: list[tuple[str, bool]] = []
+    for path, topic in wanted:
+        try:
+            if topic is None:
+                publisher.create_topic(name=path)
+            else:
+                subscriber.create_subscription(
+                    name=path, topic=publisher.topic_path(project, topic), ack_deadline_seconds=60
+                )
+            done.append((path, True))
+        except AlreadyExists:
+            done.append((path, False))
+    return done
+
+
 def _check_emulator_reachable() -> None:
     """Fail fast (instead of retrying for minutes) when the emulator named by SPANNER_EMULATOR_HOST is down."""
-    host = clients.spanner_emulator_host()
+    _check_reachable("Spanner", clients.SPANNER_EMULATOR_VAR, clients.spanner_emulator_host())
+
+
+def _check_reachable(what: str, variable: str, host: str | None) -> None:
     if not host:
         return
     name, _, port = host.rpartition(":")
@@ -109,9 +153,9 @@ def _check_emulator_reachable() -> None:
             return
     except (OSError, ValueError):
         raise AdminError(
-            f"Cannot reach the Spanner emulator at SPANNER_EMULATOR_HOST={host}. Start the local stack with "
+            f"Cannot reach the {what} emulator at {variable}={host}. Start the local stack with "
             '`python -m pipeline.stack start` (then `eval "$(python -m pipeline.stack env)"`), or unset '
-            "SPANNER_EMULATOR_HOST to use Google Cloud."
+            f"{variable} to use Google Cloud."
         ) from None
 
 
@@ -194,12 +238,40 @@ def _parser() -> argparse.ArgumentParser:
         "list-projects", help="list registered projects with their organization's features"
     )
     _add_spanner_flags(p)
+
+    p = commands.add_parser(
+        "create-topics", help="create the Pub/Sub input topic and subscription and the dead-letter topic"
+    )
+    p.add_argument(
+        "--pubsub_project",
+        "--pubsub-project",
+        dest="pubsub_project",
+        default=DEFAULT_PROJECT,
+        help=f"Google Cloud project of the topics (default {DEFAULT_PROJECT})",
+    )
+    p.add_argument("--input_topic", "--input-topic", dest="input_topic", default=DEFAULT_INPUT_TOPIC)
+    p.add_argument(
+        "--input_subscription",
+        "--input-subscription",
+        dest="input_subscription",
+        default=DEFAULT_INPUT_SUBSCRIPTION,
+    )
+    p.add_argument(
+        "--dead_letter_topic",
+        "--dead-letter-topic",
+        dest="dead_letter_topic",
+        default=DEFAULT_DEAD_LETTER_TOPIC,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    where = (args.spanner_project, args.spanner_instance, args.spanner_database)
+    where = (
+        getattr(args, "spanner_project", DEFAULT_PROJECT),
+        getattr(args, "spanner_instance", DEFAULT_INSTANCE),
+        getattr(args, "spanner_database", DEFAULT_DATABASE),
+    )
     try:
         return _run(args, where)
     except (AdminError, registry.RegistryError, schema.SchemaError, clients.MissingCredentialsError) as e:
@@ -223,6 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, where: tuple[str, str, str]) -> int:
+    if args.command == "create-topics":
+        _check_reachable("Pub/Sub", clients.PUBSUB_EMULATOR_VAR, clients.pubsub_emulator_host())
+        for path, created in create_topics(
+            args.pubsub_project, args.input_topic, args.input_subscription, args.dead_letter_topic
+        ):
+            print(f"{path}: {'created' if created else 'exists'}")
+        return 0
     if args.command == "create-database":
         statements = schema.load_statements(args.schema) if args.schema else None
         print(create_database(*where, statements=statements).summary())
