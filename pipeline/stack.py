@@ -304,18 +304,14 @@ class ServiceStatus:
     healthy: bool
     pid: int | None  # the recorded pid, when this stack started it and it still runs
     log: Path
-    note: str = ""
 
     def line(self) -> str:
-        state = "healthy" if self.healthy else "not running"
+        state = "healthy" if self.healthy else ("NOT ANSWERING" if self.pid else "not running")
         where = ", ".join(str(p) for p in self.ports)
-        owner = f"pid {self.pid}" if self.pid else ("started outside this stack" if self.healthy else "")
-        extra = "; ".join(x for x in (owner, self.note) if x)
-        return (
-            f"{self.name:<16} port {where:<12} {state}"
-            + (f" ({extra})" if extra else "")
-            + f"  log {self.log}"
+        owner = (
+            f" (pid {self.pid})" if self.pid else (" (started outside this stack)" if self.healthy else "")
         )
+        return f"{self.name:<16} port {where:<12} {state}{owner}  log {self.log}"
 
 
 class Service:
@@ -325,9 +321,8 @@ class Service:
     """
 
     kind = "service"
-    marker = (
-        ""  # a substring of the command line of a process this service started (guards against pid reuse)
-    )
+    # A substring of the command line of the processes this service starts (guards against pid reuse).
+    marker = ""
     start_timeout = 90.0
 
     def __init__(self, name: str, config: StackConfig) -> None:
@@ -489,19 +484,24 @@ def _reap(pid: int) -> None:
             child.wait(timeout=5)
 
 
-class PubSubEmulator(Service):
-    """The Cloud CLI's Pub/Sub emulator (Java). Healthy when ``GET /`` on its port answers ``Ok``."""
+class _OnePortService(Service):
+    default_name = ""
 
-    kind = "Pub/Sub emulator"
-    marker = "pubsub-emulator"
-
-    def __init__(self, port: int, config: StackConfig, name: str = "pubsub") -> None:
-        super().__init__(name, config)
+    def __init__(self, port: int, config: StackConfig, name: str | None = None) -> None:
+        super().__init__(name or self.default_name, config)
         self.port = port
 
     @property
     def ports(self) -> tuple[int, ...]:
         return (self.port,)
+
+
+class PubSubEmulator(_OnePortService):
+    """The Cloud CLI's Pub/Sub emulator (Java). Healthy when ``GET /`` on its port answers ``Ok``."""
+
+    kind = "Pub/Sub emulator"
+    marker = "pubsub-emulator"
+    default_name = "pubsub"
 
     def command(self) -> list[str]:
         launcher = cloud_sdk_root() / _PUBSUB_LAUNCHER
@@ -579,20 +579,13 @@ class SpannerEmulator(Service):
         )
 
 
-class RedisServer(Service):
+class RedisServer(_OnePortService):
     """Debian's ``redis-server``, in memory only (no RDB snapshots, no append-only file)."""
 
     kind = "Redis server"
     marker = "redis-server"
+    default_name = "redis"
     start_timeout = 30.0
-
-    def __init__(self, port: int, config: StackConfig, name: str = "redis") -> None:
-        super().__init__(name, config)
-        self.port = port
-
-    @property
-    def ports(self) -> tuple[int, ...]:
-        return (self.port,)
 
     def command(self) -> list[str]:
         return [
