@@ -5,7 +5,7 @@ is not greater than the key's stored one is ignored; intents are applied in
 order; rows that hang off a group (occurrences, activities, environments)
 require their group to exist, as interleaved tables do; deleting a group
 removes them and unlinks its hashes; releases and environments keep the
-smallest first-seen time.
+smallest first-seen time (environments: on equal times, the later write).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Tables:
     hashes: dict[tuple[int, str], int] = field(default_factory=dict)
     events: dict[tuple[int, str], RecordEvent] = field(default_factory=dict)
     releases: dict[tuple[int, str], int] = field(default_factory=dict)
-    key_states: dict[str, SaveKeyState] = field(default_factory=dict)
+    key_states: dict[str, tuple[int, int | None, bytes]] = field(default_factory=dict)
     key_seq: dict[str, int] = field(default_factory=dict)
     ignored_writes: int = 0
 
@@ -77,7 +77,7 @@ class Tables:
             self._require_group(intent.group_id, "environment")
             key = (intent.group_id, intent.environment)
             current = self.environments.get(key)
-            if current is None or intent.first_seen < current[0]:
+            if current is None or intent.first_seen <= current[0]:  # the minimum; on a tie the later write
                 self.environments[key] = (intent.first_seen, intent.first_release)
         elif isinstance(intent, LinkHashes):
             self._require_group(intent.group_id, "hash link")
@@ -91,7 +91,12 @@ class Tables:
             if current is None or intent.first_seen < current:
                 self.releases[key] = intent.first_seen
         elif isinstance(intent, SaveKeyState):
-            self.key_states[f"{intent.project_id}:{intent.primary_hash}"] = intent
+            # ``relink`` is an instruction to the writer (rewrite KeyStates), not data.
+            self.key_states[f"{intent.project_id}:{intent.primary_hash}"] = (
+                intent.generation,
+                intent.group_id,
+                intent.state,
+            )
         else:  # pragma: no cover - a new intent type must be modelled here
             raise AssertionError(f"unknown intent {intent!r}")
 

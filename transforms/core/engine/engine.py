@@ -419,7 +419,7 @@ class _Application:
                 environment,
             )
         )
-        if record_environment(group.environments, environment, message_time):
+        if record_environment(group.environments, environment, message_time, message_id):
             self.intents.append(RecordEnvironment(group.group_id, environment, event.release, message_time))
         self._count(metrics.OCCURRENCES_ATTACHED)
 

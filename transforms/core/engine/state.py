@@ -64,7 +64,7 @@ class _GroupFields(msgspec.Struct, array_like=True, gc=False):
     creator_time: int  # (message time, message id) of the occurrence the creation fields come from
     creator_id: str
     last_status_change_time: int | None  # the stale rule's reference (E3)
-    environments: dict[str, int]  # environment -> first-seen message time (bounded)
+    environments: dict[str, tuple[int, str]]  # environment -> first (message time, message id), bounded
 
 
 class GroupState(_GroupFields, frozen=True):

@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from transforms.core.engine.state import MutableGroup
-from transforms.core.enums import PRIORITY_NAMES, ActivityType, GroupStatus, GroupSubStatus, Priority
+from transforms.core.enums import (
+    PRIORITY_NAMES,
+    VALID_STATUS_CHANGES,
+    ActivityType,
+    GroupStatus,
+    GroupSubStatus,
+    Priority,
+)
 from transforms.core.model import StatusChange
 
 Activity = tuple[int, dict[str, Any] | None]
@@ -28,6 +35,8 @@ _ONGOING = int(GroupSubStatus.ONGOING)
 _LOW = int(Priority.LOW)
 _MEDIUM = int(Priority.MEDIUM)
 _HIGH = int(Priority.HIGH)
+# The pairs ``transition`` handles: the valid ones of the contract but the delete.
+_TRANSITIONS = VALID_STATUS_CHANGES - {(GroupStatus.PENDING_DELETION, None)}
 
 
 class InvalidTransition(ValueError):
@@ -44,6 +53,8 @@ def transition(
     """
     status = change.new_status
     substatus = change.new_substatus
+    if (status, substatus) not in _TRANSITIONS:
+        raise InvalidTransition(f"status change to ({status}, {substatus}) is not a transition")
     if status == _RESOLVED:
         return _resolve(group, change, message_time, resolution_first_seen)
     if status == group.status and substatus == group.substatus:
@@ -53,8 +64,6 @@ def transition(
         group.status = _IGNORED
         group.substatus = int(substatus) if substatus is not None else None
         return [(ActivityType.SET_IGNORED, None)]
-    if status != _UNRESOLVED:
-        raise InvalidTransition(f"status change to ({status}, {substatus}) is not a transition")
     if substatus == _ESCALATING:
         return _escalate(group)
     if substatus == _REGRESSED:
@@ -62,9 +71,7 @@ def transition(
         group.status = _UNRESOLVED
         group.substatus = _REGRESSED
         return [(ActivityType.SET_REGRESSION, None)]
-    if substatus == _ONGOING:
-        return _ongoing(group)
-    raise InvalidTransition(f"status change to ({status}, {substatus}) is not a transition")
+    return _ongoing(group)
 
 
 def _resolve(
