@@ -5,7 +5,8 @@ from __future__ import annotations
 from tests.engine.builders import DAY, MINUTE, SECOND, T0, context, occurrence, run, status_change
 from transforms.core import metrics
 from transforms.core.engine import apply, compact
-from transforms.core.engine.dedup import DuplicateMemory, prune
+from transforms.core.engine.dedup import INDEX_THRESHOLD, DuplicateMemory, prune
+from transforms.core.engine.ids import occurrence_memory_id
 from transforms.core.enums import GroupStatus
 
 
@@ -100,3 +101,16 @@ def test_prune_keeps_entries_at_or_after_the_horizon_in_order():
     kept = DuplicateMemory(ids, times)
     assert ids == bytes([0]) * 16 + bytes([2]) * 16
     assert kept.entry_time(bytes([2]) * 16) == 9
+
+
+def test_a_large_memory_is_indexed_and_answers_like_a_small_one():
+    memory = DuplicateMemory(b"", b"")
+    identifiers = [occurrence_memory_id(f"{index:032x}") for index in range(INDEX_THRESHOLD + 500)]
+    for index, identifier in enumerate(identifiers):
+        memory.remember(identifier, index)
+    large = DuplicateMemory(*memory.freeze())
+    assert large.entry_time(identifiers[0]) == 0
+    assert large.entry_time(identifiers[-1]) == len(identifiers) - 1
+    assert large.entry_time(occurrence_memory_id("f" * 32)) is None
+    large.remember(identifiers[3], 10_000)
+    assert DuplicateMemory(*large.freeze()).entry_time(identifiers[3]) == 10_000

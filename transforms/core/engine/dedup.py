@@ -22,10 +22,17 @@ delay the pipeline absorbs without double counting; a backfill additionally
 checks the occurrences already stored (``EngineContext.stored_occurrence_ids``).
 
 Layout, chosen for small encoded state and no per-call rebuild: ``ids`` is the
-concatenation of 16-byte ids in insertion order and ``times`` the matching
-little-endian int64 message times. Lookups scan ``ids`` with ``bytes.find`` (C
-speed; a few hundred nanoseconds for a few thousand entries); entries added
-during one call live in a dict until ``freeze``.
+concatenation of 16-byte hashed ids (``ids.occurrence_memory_id``) in insertion
+order and ``times`` the matching little-endian int64 message times (24 bytes
+per remembered message). A small memory is scanned with ``bytes.find`` (C
+speed, well-behaved because hashed ids are uniformly distributed); a large one
+(more than ``INDEX_THRESHOLD`` entries) is indexed in a dict once per call, on
+its first lookup. Entries added during one call live in a dict until
+``freeze``.
+
+Size: the memory grows with the key's rate times the retention. A key taking
+one message per second keeps about 2 MiB; keys much hotter than that need a
+shorter retention (``EngineConfig.duplicate_retention``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from array import array
 from sys import byteorder
 
 _ID = 16
+INDEX_THRESHOLD = 1024
 _LITTLE = byteorder == "little"
 
 
@@ -55,12 +63,22 @@ def _to_bytes(values: array) -> bytes:
 class DuplicateMemory:
     """A mutable view of the memory for one ``apply`` call; ``freeze`` gives the new (ids, times)."""
 
-    __slots__ = ("_added", "_ids", "_last_id", "_last_index", "_times", "_times_view", "_updated")
+    __slots__ = (
+        "_added",
+        "_ids",
+        "_index_of",
+        "_last_id",
+        "_last_index",
+        "_times",
+        "_times_view",
+        "_updated",
+    )
 
     def __init__(self, ids: bytes, times: bytes) -> None:
         self._ids = ids
         self._times = times
         self._times_view: memoryview | None = None
+        self._index_of: dict[bytes, int] | None = None
         self._added: dict[bytes, int] = {}  # ids not in ``_ids``, in insertion order
         self._updated: dict[int, int] = {}  # index in ``_ids`` -> later time
         self._last_id = b""
@@ -70,10 +88,18 @@ class DuplicateMemory:
         if memory_id == self._last_id:
             return self._last_index
         ids = self._ids
-        position = ids.find(memory_id)
-        while position > 0 and position % _ID:
-            position = ids.find(memory_id, position + 1)
-        index = position // _ID if position >= 0 else -1
+        if len(ids) > INDEX_THRESHOLD * _ID:
+            index_of = self._index_of
+            if index_of is None:
+                index_of = self._index_of = {
+                    ids[start : start + _ID]: start // _ID for start in range(0, len(ids), _ID)
+                }
+            index = index_of.get(memory_id, -1)
+        else:
+            position = ids.find(memory_id)
+            while position > 0 and position % _ID:
+                position = ids.find(memory_id, position + 1)
+            index = position // _ID if position >= 0 else -1
         self._last_id = memory_id
         self._last_index = index
         return index

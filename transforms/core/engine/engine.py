@@ -30,6 +30,7 @@ and lookup waits (``events``), ids (``ids``), rows (``rows``), the stored state
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 import msgspec
 
@@ -38,7 +39,7 @@ from transforms.core.engine import held as held_rules
 from transforms.core.engine.context import EngineContext
 from transforms.core.engine.creation import create_group
 from transforms.core.engine.dedup import DuplicateMemory
-from transforms.core.engine.environments import environment_name, record_environment
+from transforms.core.engine.environments import record_environment
 from transforms.core.engine.events import event_not_found, waiting_lookup
 from transforms.core.engine.ids import activity_id, group_id, occurrence_memory_id, status_change_memory_id
 from transforms.core.engine.noise import count_occurrence, passes_gate
@@ -83,12 +84,8 @@ _DELETE = GroupStatus.PENDING_DELETION
 _RESOLVED = GroupStatus.RESOLVED
 
 
-def _order(message: Message) -> tuple[int, str]:
-    return (message.message_time, message.message_id)
-
-
-def _waiting_order(waiting: WaitingLookup) -> tuple[int, str]:
-    return (waiting.message_time, waiting.message_id)
+# Key order (SEMANTICS 2, E4): message time, then message id compared as a string.
+_order = attrgetter("message_time", "message_id")
 
 
 def apply(
@@ -114,6 +111,7 @@ class _Application:
 
     __slots__ = (
         "activity_slots",
+        "attached",
         "config",
         "context",
         "counters",
@@ -130,6 +128,7 @@ class _Application:
         "memory",
         "noise_count",
         "noise_last",
+        "occurrence_messages",
         "primary_hash",
         "project_id",
         "recorded_events",
@@ -168,6 +167,8 @@ class _Application:
         self.recorded_events: dict[str, Event] = {}
         self.dead_letters: list[DeadLetter] = []
         self.counters: dict[str, int] = {}
+        self.occurrence_messages = 0  # the two hottest counters, merged into ``counters`` at the end
+        self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
 
@@ -226,10 +227,13 @@ class _Application:
         ):
             self._count(metrics.DUPLICATES)
             return
-        self._count(metrics.OCCURRENCE_MESSAGES)
+        self.occurrence_messages += 1
         message_id = message.message_id
         group_type = GROUP_TYPES[occurrence.type]
-        if not self._allowed(group_type):
+        allowed = self.features_allowed.get(occurrence.type)
+        if allowed is None:
+            allowed = self._allowed(group_type)
+        if not allowed:
             self._take_in(message_time, message_id)
             self._count(metrics.DROPPED_FEATURE_DISABLED)
             self.memory.remember(memory_id, message_time)
@@ -297,7 +301,7 @@ class _Application:
         now = self.context.now
         give_up = not self.config.wait_for_events
         still_waiting: list[WaitingLookup] = []
-        for waiting in sorted(self.waiting, key=_waiting_order):
+        for waiting in sorted(self.waiting, key=_order):
             occurrence = waiting.occurrence
             event = self._find_event(occurrence.event_id)
             if event is not None:
@@ -345,7 +349,7 @@ class _Application:
         group = self.group
         if group is None:
             self._try_create(message_time, message_id, occurrence, group_type, event)
-        elif GROUP_TYPES[group.type].category != group_type.category:
+        elif group.type != occurrence.type and GROUP_TYPES[group.type].category != group_type.category:
             self._count(metrics.CATEGORY_MISMATCH)
         else:
             self._attach(group, message_time, message_id, occurrence, group_type, event)
@@ -407,7 +411,7 @@ class _Application:
     def _insert_occurrence(
         self, group: MutableGroup, message_time: int, message_id: str, occurrence: Occurrence, event: Event
     ) -> None:
-        environment = environment_name(event.environment)
+        environment = event.environment or ""  # environments.environment_name, inlined on the hot path
         self.intents.append(
             InsertOccurrence(
                 group.group_id,
@@ -421,7 +425,7 @@ class _Application:
         )
         if record_environment(group.environments, environment, message_time, message_id):
             self.intents.append(RecordEnvironment(group.group_id, environment, event.release, message_time))
-        self._count(metrics.OCCURRENCES_ATTACHED)
+        self.attached += 1
 
     # ------------------------------------------------------------------ status changes
 
@@ -582,6 +586,10 @@ class _Application:
             self.group_slot = -1
 
     def _finish(self) -> tuple[KeyState, Outputs]:
+        if self.occurrence_messages:
+            self._count(metrics.OCCURRENCE_MESSAGES, self.occurrence_messages)
+        if self.attached:
+            self._count(metrics.OCCURRENCES_ATTACHED, self.attached)
         state = self.state
         if self.seq == state.seq:
             return state, Outputs(write=None, dead_letters=self.dead_letters, counters=self.counters)

@@ -25,14 +25,16 @@ def activity_id(group: int, payload_id: str, activity_type: int) -> str:
 
 
 def occurrence_memory_id(occurrence_id: str) -> bytes:
-    """The duplicate-memory id of an occurrence: its UUID (already 32 lowercase hex) as 16 bytes."""
-    return bytes.fromhex(occurrence_id)
+    """The duplicate-memory id of an occurrence (16 bytes).
+
+    Ids are hashed rather than stored raw so that the memory's bytes are
+    uniformly distributed whatever ids producers choose (sequential or
+    time-ordered UUIDs would otherwise make scans slow), and so that
+    occurrence and status-change ids never collide.
+    """
+    return md5(b"occurrence:" + occurrence_id.encode()).digest()
 
 
 def status_change_memory_id(change_id: str) -> bytes:
-    """The duplicate-memory id of a status change.
-
-    Status-change ids are free-form (the payload's ``id`` or the message id), so
-    they are hashed; the prefix keeps them apart from occurrence ids.
-    """
+    """The duplicate-memory id of a status change (its ``id``: the payload's, or the message id)."""
     return md5(b"status_change:" + change_id.encode()).digest()
