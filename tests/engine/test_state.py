@@ -16,6 +16,7 @@ from transforms.core.engine import (
     new_state,
 )
 from transforms.core.enums import GroupStatus
+from transforms.core.model import ProjectInfo
 
 
 def busy_state():
@@ -102,3 +103,9 @@ def test_apply_refuses_a_message_of_another_key():
         apply(state, [occurrence(T0, fingerprint=("other",))], context())
     with pytest.raises(ValueError, match="needs a state"):
         apply(None, [], context())
+
+
+def test_apply_refuses_a_context_of_another_project():
+    state = run([occurrence(T0)]).state
+    with pytest.raises(ValueError, match="context is for project 2"):
+        apply(state, [], context(project=ProjectInfo(2, 10, "frontend")))

@@ -94,13 +94,18 @@ def apply(
     """Apply ``messages`` (all of one key, any order) to ``state`` (None for a new key).
 
     ``apply(state, [], context)`` only retries the key's waiting lookups.
-    Raises ``ValueError`` if a message belongs to another key than ``state``.
+    Raises ``ValueError`` if a message belongs to another key than ``state``, or
+    ``context.project`` to another project.
     """
     if state is None:
         if not messages:
             raise ValueError("apply needs a state or at least one message to know its key")
         payload = messages[0].payload
         state = new_state(payload.project_id, payload.hashes[0])
+    if context.project.project_id != state.project_id:
+        raise ValueError(
+            f"context is for project {context.project.project_id}, the key belongs to project {state.project_id}"
+        )
     if len(messages) > 1:
         messages = sorted(messages, key=_order)
     return _Application(state, context).process(messages)

@@ -4,9 +4,10 @@ One ``KeyState`` per key (project, primary hash). It holds the key's current
 group (if any) with the bookkeeping its rules need, the noise count, the open
 run of status changes, status changes held for a group that does not exist
 yet, occurrences waiting for their event, the duplicate memory and the key's
-release knowledge. It is cleared by a delete (SEMANTICS 6.4) except for the
-duplicate memory, the waiting lookups, the release knowledge and the counters
-that must keep increasing (``seq``, ``generation``, ``run``).
+release knowledge. A delete (SEMANTICS 6.4) clears the group, the noise count
+and the open run; it keeps the duplicate memory, the waiting lookups, the
+release knowledge, the greatest order taken in and the numbers that must keep
+increasing (``seq``, ``generation``, ``run``).
 
 The stored form is msgpack (msgspec), with every struct encoded as an array:
 field names are not repeated, ids in the duplicate memory are 16 raw bytes.
