@@ -78,6 +78,7 @@ def test_creation_links_the_primary_hash_and_attaches_the_occurrence():
     assert stored.message_id == message.message_id
     assert stored.event_time == T0
     assert stored.environment == "prod"
+    assert result.tables.environments == {(row.group_id, "prod"): (T0, None)}
     assert stored.occurrence.hashes == (md5_hex("slow-endpoint:/api/0/checkout"), md5_hex("second-part"))
 
 

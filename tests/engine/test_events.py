@@ -158,3 +158,11 @@ def test_next_lookup_deadline_is_the_earliest_wait_plus_the_retry_window():
 def test_record_event_comes_before_the_group_rows_of_the_same_occurrence():
     write = run([occurrence(T0)]).writes[0]
     assert isinstance(write.intents[0], RecordEvent)
+
+
+def test_an_event_of_buffered_spans_cannot_be_found_by_a_lookup():
+    carrier = occurrence(T0, buffered=True)
+    lookup = occurrence(T0 + SECOND, lookup=True, with_event=event_of(carrier))
+    result = run([carrier, lookup])
+    assert result.count(metrics.EVENT_LOOKUP_WAITING) == 1
+    assert result.group.times_seen == 1

@@ -76,3 +76,9 @@ def test_memory_quota_allows_the_limit_in_any_window_of_message_time():
     assert quota.try_acquire(1, kind, T0 + 30 * MINUTE)
     assert not quota.try_acquire(1, kind, T0 + 59 * MINUTE)
     assert quota.try_acquire(1, kind, T0 + HOUR)  # T0's bucket left the window
+
+
+def test_the_event_of_a_quota_refused_occurrence_is_still_stored():
+    message = occurrence(T0)
+    result = run([message], ctx=context(quota=MemoryQuota(limit=0)))
+    assert (PROJECT.project_id, message.payload.event_id) in result.tables.events

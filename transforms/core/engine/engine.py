@@ -416,7 +416,6 @@ class _Application:
     def _insert_occurrence(
         self, group: MutableGroup, message_time: int, message_id: str, occurrence: Occurrence, event: Event
     ) -> None:
-        environment = event.environment or ""  # environments.environment_name, inlined on the hot path
         self.intents.append(
             InsertOccurrence(
                 group.group_id,
@@ -425,9 +424,10 @@ class _Application:
                 event.timestamp,
                 occurrence,
                 event.release,
-                environment,
+                event.environment,
             )
         )
+        environment = event.environment or ""  # environments.environment_name, inlined on the hot path
         if record_environment(group.environments, environment, message_time, message_id):
             self.intents.append(RecordEnvironment(group.group_id, environment, event.release, message_time))
         self.attached += 1
