@@ -9,6 +9,8 @@
 --     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
 --   * pipeline.admin applies the statements (separated by ';') whose table or index does not exist yet, so
 --     appending a statement is how the schema evolves.
+--   * GROUPS and HASH are reserved words of Spanner's GoogleSQL: the Groups table and the GroupHashes.Hash column
+--     are written `quoted` in DDL and SQL (the read and mutation APIs take the plain names).
 
 CREATE TABLE Organizations (
   OrganizationId INT64 NOT NULL,
@@ -43,7 +45,7 @@ CREATE TABLE KeyStates (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (ProjectId, PrimaryHash);
 
-CREATE TABLE Groups (
+CREATE TABLE `Groups` (
   GroupId INT64 NOT NULL,
   ProjectId INT64 NOT NULL,
   OrganizationId INT64 NOT NULL,
@@ -101,7 +103,7 @@ CREATE TABLE Occurrences (
   Release STRING(MAX),
   Environment STRING(MAX),
 ) PRIMARY KEY (GroupId, OccurrenceId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -113,7 +115,7 @@ CREATE TABLE Activities (
   ActivityTime TIMESTAMP NOT NULL,
   Data JSON,
 ) PRIMARY KEY (GroupId, ActivityId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 CREATE TABLE GroupEnvironments (
   GroupId INT64 NOT NULL,
@@ -121,14 +123,14 @@ CREATE TABLE GroupEnvironments (
   FirstRelease STRING(MAX),
   FirstSeen TIMESTAMP NOT NULL,
 ) PRIMARY KEY (GroupId, Environment),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- (project, fingerprint hash) -> group, for every fingerprint part of attached occurrences (the primary always).
 CREATE TABLE GroupHashes (
   ProjectId INT64 NOT NULL,
-  Hash STRING(32) NOT NULL,
+  `Hash` STRING(32) NOT NULL,
   GroupId INT64 NOT NULL,
-) PRIMARY KEY (ProjectId, Hash);
+) PRIMARY KEY (ProjectId, `Hash`);
 
 CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from transforms import clients, state_store
 from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig, EngineContext, KeyState
-from transforms.core.intents import KeyWrite
+from transforms.core.intents import KeyWrite, UpsertGroup
 from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
@@ -123,6 +123,8 @@ class GroupApplier:
             self._count(name, amount)
         if outputs.write is not None:
             self._pending.append(outputs.write)
+            if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):
+                self._count(metrics.GROUP_UPDATES, 1)
             self._pending_messages += len(messages)
         return new_state, outputs.dead_letters
 
