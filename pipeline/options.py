@@ -132,6 +132,12 @@ class StreamOptions(PipelineOptions):
             "sorted into message-time order before it is applied.",
         )
         parser.add_argument(
+            "--lookup_retry_interval",
+            default="5s",
+            help="How often (processing time) an occurrence waiting for its event looks for it again, within "
+            "--lookup_retry_window.",
+        )
+        parser.add_argument(
             "--projects_refresh",
             default="60s",
             help="How often the project registry (Spanner) is re-read; new projects take effect after that.",

@@ -109,6 +109,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         projects,
         watermark_delay=parse_duration(stream.watermark_delay),
         processing_hold=parse_duration(stream.processing_hold),
+        lookup_retry_interval=parse_duration(stream.lookup_retry_interval),
     )
     dead_letters = (checked[DEAD_LETTER], applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
@@ -133,9 +134,9 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
 def start(options: PipelineOptions):
     """Build and start the pipeline; returns Beam's ``PipelineResult`` (the job runs until cancelled)."""
     if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
-        from pipeline.local_pubsub import speed_up_direct_runner_pubsub
+        from pipeline.local_runner import prepare_direct_runner
 
-        speed_up_direct_runner_pubsub(options.view_as(StreamOptions).pubsub_pull_max)
+        prepare_direct_runner(options.view_as(StreamOptions).pubsub_pull_max)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
     return pipeline.run()

@@ -1,9 +1,9 @@
 """The one bridge between the Beam shells and the group engine, shared by streaming and backfill.
 
 ``GroupApplier`` builds an ``EngineContext`` for a key (project, quota, stored events, release book,
-processing time), calls ``engine.apply``, counts what the engine counted, and keeps the resulting
-``KeyWrite``s until ``flush`` commits them to Spanner in few, large, guarded transactions
-(``transforms.spanner_writer``). It also hydrates key states from Spanner in batches.
+processing time), calls ``engine.apply``, counts what the engine counted and its dead letters (by reason),
+and keeps the resulting ``KeyWrite``s until ``flush`` commits them to Spanner in few, large, guarded
+transactions (``transforms.spanner_writer``). It also hydrates key states from Spanner in batches.
 
 A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients it uses are the process's
 (``transforms.clients``), so building one per bundle is cheap.
@@ -121,6 +121,8 @@ class GroupApplier:
         new_state, outputs = engine.apply(state, messages, context)
         for name, amount in outputs.counters.items():
             self._count(name, amount)
+        for dead_letter in outputs.dead_letters:
+            self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
         if outputs.write is not None:
             self._pending.append(outputs.write)
             if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):
@@ -135,6 +137,7 @@ class GroupApplier:
         writes, self._pending, self._pending_messages = self._pending, [], 0
         stats = self._writer.write(writes)
         self._count(metrics.SPANNER_COMMITS, stats.commits)
+        self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
         self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
         self._count(metrics.SPANNER_ROWS, stats.rows)
         if stats.stale_writes:

@@ -5,25 +5,41 @@ whose ``dead_letter`` output carries the engine's dead letters. Its writes go to
 DoFn, at the end of each bundle, before Beam commits the bundle's state:
 
 * **Order.** A key's messages are buffered until the watermark has passed their message time plus
-  ``watermark_delay`` *and* ``processing_hold`` of processing time has passed since the buffer's first
-  message arrived; then every buffered message the watermark has passed is applied in one engine call (the
-  engine sorts them by message time and id). Messages that arrive behind the watermark are applied at the
-  next flush under the engine's late rules.
+  ``watermark_delay`` *and* ``processing_hold`` of processing time has passed since the first message of
+  the (empty) buffer arrived; then every buffered message the watermark is known to have passed is applied
+  in one engine call (the engine sorts them by message time and id). Messages that arrive behind the
+  watermark are applied at the next flush under the engine's late rules.
+* **Timers.** ``hold_flush`` (processing time) is armed when a message arrives in an empty buffer, and not
+  again until the buffer is empty: messages kept for the watermark have had their hold. ``event_flush``
+  (event time) is set for the earliest buffered message; while the hold runs, each firing moves it to the
+  latest buffered message, so a backlog the watermark has already passed is applied in one flush when the
+  hold ends instead of one flush per message time.
 * **Nothing lost, nothing doubled.** The Spanner commit happens in ``finish_bundle``; if it fails the bundle
   fails, Beam keeps the previous state and retries, and the engine recomputes the same writes (same ``seq``),
   which the guarded writer treats as already applied where they were. Writes of one key are committed in
   ``seq`` order because a key's next bundle starts only after this one committed.
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
-  state; empty until hydrated), ``meta`` (hydration flag, flush bookkeeping, the key's project). A key is
-  hydrated from Spanner the first time this pipeline sees it: keys are collected in ``process`` and read in
-  one batch in ``finish_bundle``; a flush that comes first reads its key alone. When the watermark passes the
-  key's last message time plus the duplicate retention and the pending-status window, and nothing is
-  buffered or waiting, all of the key's Beam state is cleared: it lives on in Spanner and is hydrated again
-  if the key comes back.
+  state; empty until hydrated), ``meta`` (hydration, flush bookkeeping, the key's project). A key is
+  hydrated from Spanner the first time this pipeline sees it (and again after its state expired): keys are
+  collected in ``process`` and read in one batch in ``finish_bundle`` of the bundle that first saw them; the
+  key's first flush takes that read (a flush that comes first, or finds it gone, reads its key alone). Before each flush the duplicate memory is compacted to ``duplicate_retention`` before the
+  earlier of the watermark and the key's latest message time (``engine.compact``).
+* **Expiry.** When the watermark passes the key's latest message time plus the duplicate retention and the
+  pending-status window, and nothing is buffered or waiting for an event, all of the key's Beam state is
+  cleared (it lives on in Spanner, committed with the bundle of its last flush, and is hydrated again if the
+  key comes back). The expiry timer is re-armed whenever the key becomes idle, so a key that was busy when
+  it first fired is cleared later.
 * **Lookups** that wait for their event are retried every ``lookup_retry_interval`` (processing time) until
   the engine applies or dead-letters them.
-* **Projects.** Timer callbacks cannot read side inputs, so ``process`` keeps the key's ``ProjectInfo`` from
-  the registry side input in ``meta``: registrations take effect for a key with its next message.
+* **Projects.** A stateless step (``AttachProject``) looks each message's ``ProjectInfo`` up in the registry
+  side input; the stateful step keeps the latest one in ``meta`` (timer callbacks cannot read side inputs):
+  registrations take effect for a key with its next message. The stateful step has no side input at all,
+  which also keeps Beam from taking the side input's coder for its timers' keys.
+* **Counters.** Everything the engine counts, ``dead_letters.<reason>`` for the dead letters of this stage,
+  ``state.hydrated`` (keys read from Spanner) and ``state.expired`` (keys whose Beam state was cleared).
+
+Processing time is read from ``clock`` (seconds), injectable for tests: the TestStream's processing time
+starts at 0, so a test passes a clock that does too.
 """
 
 from __future__ import annotations
@@ -31,6 +47,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -44,23 +61,23 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import coders, progress
-from transforms.applier import ApplierConfig, GroupApplier
+from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core import engine, metrics, reasons
 from transforms.core.model import MICROS, DeadLetter, Message, ProjectInfo, split_group_key
 
 _LOG = logging.getLogger(__name__)
 
 DEAD_LETTER = "dead_letter"
-FLUSHES = "flushes"
 
 
 class _Meta(msgspec.Struct, array_like=True):
     hydrated: bool = False
-    hydrate_requested_at: float = 0.0  # clock() when this key's state was last requested from Spanner
+    hydrate_token: str = ""  # names this key's batched read, asked for by the bundle that first saw it
     hold_passed: bool = False  # the processing-time hold of the current buffer has passed
-    hold_armed: bool = False
+    hold_armed: bool = False  # the hold timer is set (the buffer is not empty and its hold runs)
     ready_until: int | None = None  # the watermark has passed this message time (+ delay): µs
     event_target: int | None = None  # when the event-time flush timer is set for (µs)
+    buffer_max: int | None = None  # the latest message time (+ delay) in the buffer (µs)
     max_time: int = 0  # greatest message time of the key seen by this pipeline (µs)
     project: ProjectInfo | None = None
 
@@ -68,11 +85,63 @@ class _Meta(msgspec.Struct, array_like=True):
 _META_ENCODER = msgspec.msgpack.Encoder()
 _META_DECODER = msgspec.msgpack.Decoder(_Meta)
 
-# Key states read in a batch by finish_bundle, consumed by the key's next flush: key -> (clock(), state bytes).
-# Process-wide because the BundleBasedDirectRunner builds a new DoFn for every bundle.
-_HYDRATED: dict[str, tuple[float, Any]] = {}
-_HYDRATED_LOCK = threading.Lock()
-_HYDRATED_TTL = 120.0
+
+class _HydrationCache:
+    """Key states read in a batch by ``finish_bundle``, waiting for the key's next flush. Process-wide,
+    because the local runner builds a new DoFn for every bundle.
+
+    An entry is found only with the token the key's ``meta`` recorded when it asked for the read (in the
+    same bundle), so a flush never takes a state read for another request, database or pipeline: a stale or
+    foreign entry is simply never found. Entries that are never taken (the key was read alone first) are
+    dropped after ``ttl`` seconds once the cache is large.
+    """
+
+    def __init__(self, ttl: float = 300.0, max_entries: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[SpannerTarget, str, str], tuple[float, engine.KeyState | None]] = {}
+        self._ttl = ttl
+        self._max_entries = max_entries
+
+    def put(self, target: SpannerTarget, found: Mapping[str, tuple[str, engine.KeyState | None]]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key, (token, state) in found.items():
+                self._entries[(target, key, token)] = (now, state)
+            if len(self._entries) > self._max_entries:
+                cutoff = now - self._ttl
+                for entry in [entry for entry, (at, _) in self._entries.items() if at < cutoff]:
+                    del self._entries[entry]
+
+    def take(self, target: SpannerTarget, key: str, token: str) -> tuple[bool, engine.KeyState | None]:
+        with self._lock:
+            entry = self._entries.pop((target, key, token), None)
+        return (False, None) if entry is None else (True, entry[1])
+
+
+_HYDRATED = _HydrationCache()
+
+
+class Routed(msgspec.Struct, frozen=True, array_like=True):
+    """A message on its way to its key's state, with its project as the registry had it (None: unknown)."""
+
+    message: Message
+    project: ProjectInfo | None = None
+
+
+class RoutedCoder(coders.MsgspecCoder):
+    def __init__(self, type_: type = Routed) -> None:
+        super().__init__(type_)
+
+
+beam.coders.registry.register_coder(Routed, RoutedCoder)
+
+
+class _AttachProject(beam.DoFn):
+    """``(key, Message)`` → ``(key, Routed)``: the registry side input read outside the stateful step."""
+
+    def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+        key, message = element
+        yield key, Routed(message, projects.get(message.project_id))
 
 
 def _timestamp(micros: int) -> Timestamp:
@@ -97,11 +166,17 @@ class ApplyPerGroupFn(beam.DoFn):
         lookup_retry_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if watermark_delay < 0 or processing_hold < 0 or lookup_retry_interval <= 0:
+            raise ValueError(
+                "watermark_delay and processing_hold must not be negative and lookup_retry_interval must be "
+                f"positive (seconds), got {watermark_delay}, {processing_hold}, {lookup_retry_interval}"
+            )
         self._config = config
         self._delay = int(watermark_delay * MICROS)
         self._hold = processing_hold
         self._lookup_retry = lookup_retry_interval
         self._clock = clock
+        self._retention = config.engine.duplicate_retention
         self._expire_after = config.engine.duplicate_retention + config.engine.pending_status_window
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -111,21 +186,17 @@ class ApplyPerGroupFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._applier = GroupApplier(self._config, self._count, self._clock)
-        self._to_hydrate: set[str] = set()
+        self._to_hydrate: dict[str, str] = {}  # key -> token of this bundle's read
 
     def finish_bundle(self) -> None:
         self._applier.flush()
         if self._to_hydrate:
-            keys, self._to_hydrate = self._to_hydrate, set()
-            read_at = self._clock()
-            stored = self._applier.hydrate(keys)
-            with _HYDRATED_LOCK:
-                for key in keys:
-                    _HYDRATED[key] = (read_at, stored.get(key))
-                if len(_HYDRATED) > 100_000:
-                    cutoff = read_at - _HYDRATED_TTL
-                    for key in [k for k, (at, _) in _HYDRATED.items() if at < cutoff]:
-                        del _HYDRATED[key]
+            requests, self._to_hydrate = self._to_hydrate, {}
+            stored = self._applier.hydrate(requests)
+            self._count(metrics.STATE_HYDRATED, len(requests))
+            _HYDRATED.put(
+                self._config.spanner, {key: (token, stored.get(key)) for key, token in requests.items()}
+            )
 
     def _count(self, name: str, amount: int) -> None:
         counter = self._counters.get(name)
@@ -137,27 +208,27 @@ class ApplyPerGroupFn(beam.DoFn):
     # --- input ---------------------------------------------------------------------------------------
     def process(
         self,
-        element: tuple[str, Message],
-        projects: Mapping[int, ProjectInfo],
+        element: tuple[str, Routed],
         buffer=beam.DoFn.StateParam(BUFFER),
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
         expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> None:
-        key, message = element
+        key, routed = element
+        message = routed.message
         meta = self._meta(meta_state)
         buffer.add(message)
-        project = projects.get(message.project_id)
-        if project is not None:
-            meta.project = project
-        if not meta.hydrated:
-            self._to_hydrate.add(key)
-            meta.hydrate_requested_at = self._clock()
-        if not meta.hold_armed:
-            meta.hold_armed, meta.hold_passed = True, False
+        if routed.project is not None:
+            meta.project = routed.project
+        if not meta.hydrated and not meta.hydrate_token:
+            meta.hydrate_token = self._to_hydrate[key] = uuid.uuid4().hex
+        if not meta.hold_armed and not meta.hold_passed:  # the buffer was empty
+            meta.hold_armed = True
             hold_flush.set(Timestamp.of(self._clock() + self._hold))
         target = message.message_time + self._delay
+        if meta.buffer_max is None or target > meta.buffer_max:
+            meta.buffer_max = target
         if meta.event_target is None or target < meta.event_target:
             meta.event_target = target
             event_flush.set(_timestamp(target))
@@ -176,15 +247,19 @@ class ApplyPerGroupFn(beam.DoFn):
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
-        hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
+        expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.event_target = None
         fired_micros = fired.micros
         meta.ready_until = fired_micros if meta.ready_until is None else max(meta.ready_until, fired_micros)
         if meta.hold_passed:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, hold_flush, lookup_retry)
+            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
+        elif meta.buffer_max is not None and meta.buffer_max > fired_micros:
+            # While the hold runs, find out whether the watermark has passed the whole buffer already.
+            meta.event_target = meta.buffer_max
+            event_flush.set(_timestamp(meta.buffer_max))
         meta_state.write(_META_ENCODER.encode(meta))
 
     @on_timer(HOLD_FLUSH)
@@ -195,13 +270,13 @@ class ApplyPerGroupFn(beam.DoFn):
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
-        hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
+        expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.hold_passed, meta.hold_armed = True, False
         if meta.ready_until is not None:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, hold_flush, lookup_retry)
+            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
         meta_state.write(_META_ENCODER.encode(meta))
 
     @on_timer(LOOKUP_RETRY)
@@ -211,6 +286,7 @@ class ApplyPerGroupFn(beam.DoFn):
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
+        expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         state = self._load(key, key_state, meta)
@@ -218,7 +294,10 @@ class ApplyPerGroupFn(beam.DoFn):
             return
         new_state, dead_letters = self._applier.apply(key, state, [], meta.project)
         key_state.write(engine.encode_state(new_state))
-        self._arm_lookup_retry(new_state, lookup_retry)
+        if new_state.waiting:
+            self._arm_lookup_retry(new_state, lookup_retry)
+        else:
+            expire.set(_timestamp(meta.max_time + self._expire_after))
         meta_state.write(_META_ENCODER.encode(meta))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
@@ -235,39 +314,42 @@ class ApplyPerGroupFn(beam.DoFn):
         if fired.micros < meta.max_time + self._expire_after:
             return  # the key saw newer messages; its expiry timer was moved
         if next(iter(buffer.read()), None) is not None:
-            return
+            return  # re-armed when the buffer is flushed
         data = key_state.read()
         if data is not None and engine.decode_state(data).waiting:
-            return
+            return  # re-armed when the last lookup is settled
         # Everything the key knows is in Spanner (committed with the bundle of its last flush).
         buffer.clear()
         key_state.clear()
         meta_state.clear()
+        self._count(metrics.STATE_EXPIRED, 1)
 
     # --- the flush -----------------------------------------------------------------------------------
-    def _flush(
-        self, key, buffer, key_state, meta: _Meta, event_flush, hold_flush, lookup_retry
-    ) -> Iterator[Any]:
+    def _flush(self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire) -> Iterator[Any]:
+        """Apply the buffered messages the watermark has passed (called once the hold has passed)."""
         ready = meta.ready_until
         take: list[Message] = []
         keep: list[Message] = []
         for message in buffer.read():
             (take if message.message_time + self._delay <= ready else keep).append(message)
+        if keep:  # they wait for the watermark only: their hold has passed
+            earliest = min(message.message_time for message in keep) + self._delay
+            if meta.event_target is None or earliest < meta.event_target:
+                meta.event_target = earliest
+                event_flush.set(_timestamp(earliest))
         if not take:
             return
         buffer.clear()
         for message in keep:
             buffer.add(message)
         if keep:
-            meta.event_target = min(message.message_time for message in keep) + self._delay
-            event_flush.set(_timestamp(meta.event_target))
-            meta.hold_armed, meta.hold_passed = True, False
-            hold_flush.set(Timestamp.of(self._clock() + self._hold))
+            meta.buffer_max = max(message.message_time for message in keep) + self._delay
         else:
-            meta.hold_armed, meta.hold_passed = False, False
+            meta.hold_armed, meta.hold_passed, meta.buffer_max = False, False, None
         if meta.project is None:
             project_id = split_group_key(key)[0]
             for message in take:
+                self._count(metrics.dead_letter_counter(reasons.UNKNOWN_PROJECT), 1)
                 yield pvalue.TaggedOutput(
                     DEAD_LETTER,
                     DeadLetter(
@@ -283,10 +365,16 @@ class ApplyPerGroupFn(beam.DoFn):
                 )
             return
         state = self._load(key, key_state, meta)
+        if state is not None and state.last_time is not None:
+            # No message older than this can still be recognised as a duplicate of a forgotten one.
+            state = engine.compact(state, min(ready - self._delay, state.last_time) - self._retention)
         new_state, dead_letters = self._applier.apply(key, state, take, meta.project)
         self._flushes.update(len(take))
         key_state.write(engine.encode_state(new_state))
-        self._arm_lookup_retry(new_state, lookup_retry)
+        if new_state.waiting:
+            self._arm_lookup_retry(new_state, lookup_retry)
+        elif not keep:
+            expire.set(_timestamp(meta.max_time + self._expire_after))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
 
@@ -301,14 +389,13 @@ class ApplyPerGroupFn(beam.DoFn):
         if meta.hydrated:
             data = key_state.read()
             return None if data is None else engine.decode_state(data)
-        with _HYDRATED_LOCK:
-            cached = _HYDRATED.pop(key, None)
-        if cached is not None and cached[0] >= meta.hydrate_requested_at:
-            state = cached[1]
-        else:
+        found, state = _HYDRATED.take(self._config.spanner, key, meta.hydrate_token)
+        if not found:
             state = self._applier.hydrate([key]).get(key)
+            self._count(metrics.STATE_HYDRATED, 1)
         meta.hydrated = True
-        self._to_hydrate.discard(key)
+        meta.hydrate_token = ""
+        self._to_hydrate.pop(key, None)
         return state
 
     @staticmethod
@@ -342,6 +429,10 @@ class ApplyPerGroup(beam.PTransform):
         self._projects = projects
 
     def expand(self, keyed: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return keyed | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
-            DEAD_LETTER, main="applied"
+        routed = keyed | "AttachProject" >> beam.ParDo(_AttachProject(), self._projects).with_output_types(
+            tuple[str, Routed]
         )
+        # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
+        return routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
+            tuple[str, Routed]
+        ).with_outputs(DEAD_LETTER, main="applied")

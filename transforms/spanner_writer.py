@@ -55,12 +55,14 @@ class CommitStats:
     mutations: int = 0
     rows: int = 0
     stale_writes: int = 0
+    attempts: int = 0  # read-write transaction attempts: more than ``commits`` when commits were aborted
 
     def add(self, other: CommitStats) -> None:
         self.commits += other.commits
         self.mutations += other.mutations
         self.rows += other.rows
         self.stale_writes += other.stale_writes
+        self.attempts += other.attempts
 
 
 @dataclass
@@ -369,8 +371,11 @@ class SpannerWriter:
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
         result: dict[str, CommitPlan] = {}
+        attempts = 0
 
         def unit_of_work(transaction) -> None:
+            nonlocal attempts
+            attempts += 1
             plan = plan_commit(chunk, _read_stored(transaction, chunk))
             _buffer(transaction, plan)
             result["plan"] = plan
@@ -388,5 +393,9 @@ class SpannerWriter:
                 delay = min(delay * 2, 5.0)
         plan = result["plan"]
         return CommitStats(
-            commits=1, mutations=plan.mutation_count(), rows=plan.row_count, stale_writes=plan.stale_writes
+            commits=1,
+            mutations=plan.mutation_count(),
+            rows=plan.row_count,
+            stale_writes=plan.stale_writes,
+            attempts=attempts,
         )

@@ -1,0 +1,94 @@
+"""Make Beam's local streaming runner (the BundleBasedDirectRunner) usable for this pipeline.
+
+Two patches, applied by ``prepare_direct_runner`` before a local streaming pipeline starts. Both affect only
+the DirectRunner in this process; Dataflow has its own reader and its own metrics.
+
+* **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
+  waits up to 30 s on an idle subscription, on the same thread as everything else: about 120 messages/s at
+  best, and timers and the watermark stall while it waits. We wrap the reader's subscriber client so every
+  pull asks for ``max_messages`` and returns after ``timeout`` seconds.
+* **Metrics.** Each of the runner's worker threads keeps one state sampler, and the sampler caches a step's
+  execution state, with the metrics container of the *first* bundle it ran, under the step's name. Every later
+  bundle of that step on that thread increments the first bundle's container, which was already committed, so
+  its counters are lost (all counters of timer callbacks of a stateful DoFn, for example). We give every bundle
+  a fresh sampler, so each bundle reports into its own container.
+
+Like Beam's own local reader, the reader acknowledges messages as soon as it pulls them: a local pipeline that
+dies loses what it had in flight (Dataflow acknowledges only after its checkpoint).
+"""
+
+from __future__ import annotations
+
+import threading
+
+_lock = threading.Lock()
+_pull: dict[str, float] = {}
+
+
+class _FastPullClient:
+    def __init__(self, client, max_messages: int, timeout: float) -> None:
+        self._client = client
+        self._max_messages = max_messages
+        self._timeout = timeout
+
+    def pull(self, subscription, max_messages=None, timeout=None, **kwargs):
+        from google.api_core import exceptions
+
+        try:
+            return self._client.pull(
+                subscription=subscription, max_messages=self._max_messages, timeout=self._timeout, **kwargs
+            )
+        except exceptions.DeadlineExceeded:
+            from google.pubsub_v1 import PullResponse
+
+            return PullResponse()
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def _patch_pubsub_pulls() -> None:
+    from apache_beam.runners.direct import transform_evaluator
+
+    evaluator = transform_evaluator._PubSubReadEvaluator
+    if getattr(evaluator, "_occurrence_pipeline_patched", False):
+        return
+    original = evaluator._get_subscriber_client.__func__
+
+    def _get_subscriber_client(cls, transform):
+        client = original(cls, transform)
+        return _FastPullClient(client, int(_pull["max_messages"]), _pull["timeout"])
+
+    evaluator._get_subscriber_client = classmethod(_get_subscriber_client)
+    evaluator._occurrence_pipeline_patched = True
+
+
+def _patch_bundle_metrics() -> None:
+    from apache_beam.runners.direct import executor
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils import counters
+
+    transform_executor = executor.TransformExecutor
+    if getattr(transform_executor, "_occurrence_pipeline_patched", False):
+        return
+    original = transform_executor.call
+
+    def call(self, state_sampler):
+        fresh = statesampler.StateSampler("", counters.CounterFactory())
+        statesampler.set_current_tracker(fresh)
+        try:
+            return original(self, fresh)
+        finally:
+            statesampler.set_current_tracker(state_sampler)
+
+    transform_executor.call = call
+    transform_executor._occurrence_pipeline_patched = True
+
+
+def prepare_direct_runner(pull_max_messages: int = 1000, pull_timeout: float = 1.0) -> None:
+    """Apply both patches (idempotent; the pull settings of the latest call win). Process-wide."""
+    with _lock:
+        _pull["max_messages"] = pull_max_messages
+        _pull["timeout"] = pull_timeout
+        _patch_pubsub_pulls()
+        _patch_bundle_metrics()

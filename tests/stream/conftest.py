@@ -1,0 +1,55 @@
+"""Fixtures of the streaming tests.
+
+``main_run`` is one run of the scripted stream and ``workload_run`` one uninterrupted run of a generated
+workload, each shared by the whole session: the end-to-end tests check the scripted run's rows, and the
+restart and fault tests compare their runs of the same messages with them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.stack import RedisServer, StackConfig
+from tests.stream import workload_runs
+from tests.stream.environment import StreamEnv, stream_env
+from tests.stream.runs import MainRun, run_main
+
+
+@pytest.fixture
+def env(stack: StackConfig, spanner_instance: str, request: pytest.FixtureRequest) -> Iterator[StreamEnv]:
+    with stream_env(stack, request.node.name[:20].replace("_", "-").strip("-")) as environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
+def main_run(stack: StackConfig, spanner_instance: str) -> Iterator[MainRun]:
+    with stream_env(stack, "e2e") as environment:
+        yield run_main(environment)
+
+
+@pytest.fixture(scope="session")
+def generated() -> workload_runs.GeneratedStream:
+    return workload_runs.generate()
+
+
+@pytest.fixture(scope="session")
+def workload_run(
+    stack: StackConfig, spanner_instance: str, generated: workload_runs.GeneratedStream
+) -> workload_runs.WorkloadOutcome:
+    """The generated workload, published at once and applied by one pipeline."""
+    with stream_env(stack, "workload") as environment:
+        return workload_runs.run_parts(environment, generated, [generated.messages])
+
+
+@pytest.fixture
+def private_redis(stack: StackConfig) -> Iterator[RedisServer]:
+    """A Redis server of the test's own (the test may stop it), on ``STACK_FAULT_REDIS_PORT`` (default: the
+    stack's Redis port + 1)."""
+    port = int(os.environ.get("STACK_FAULT_REDIS_PORT") or stack.redis_port + 1)
+    server = RedisServer(port, stack, name="redis-private")
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,250 @@
+"""The stateful DoFn's timer logic, step by step: its methods called directly with in-memory state and timers.
+
+A runner decides when timers fire; here the test does, so each step of the buffering contract (module
+docstring of ``transforms.apply_per_group``) is checked in isolation and in a known order. The engine and
+the Spanner writes are the real ones (emulator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from apache_beam.utils.timestamp import Timestamp
+
+from tests.engine import builders as b
+from transforms.applier import ApplierConfig, SpannerTarget
+from transforms.apply_per_group import ApplyPerGroupFn, Routed
+from transforms.core import metrics
+from transforms.core.engine import EngineConfig
+from transforms.core.model import MICROS, Message
+
+SECOND = MICROS
+HOLD = 2.0
+T0 = b.T0
+
+
+class Bag:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    def read(self) -> Iterable[Any]:
+        return list(self.items)
+
+    def clear(self) -> None:
+        self.items = []
+
+
+class Value:
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def read(self) -> Any:
+        return self.value
+
+    def write(self, value: Any) -> None:
+        self.value = value
+
+    def clear(self) -> None:
+        self.value = None
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.at: Timestamp | None = None
+
+    def set(self, at: Timestamp) -> None:
+        self.at = at
+
+    def clear(self) -> None:
+        self.at = None
+
+    def take(self) -> Timestamp:
+        assert self.at is not None, "the timer is not set"
+        at, self.at = self.at, None
+        return at
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Driver:
+    """One key of ``ApplyPerGroupFn``: its state, its timers, and the runner's part (firing timers)."""
+
+    def __init__(self, database, engine: EngineConfig | None = None) -> None:
+        config = ApplierConfig(
+            spanner=SpannerTarget(database.project, database.instance, database.database_id),
+            engine=engine or EngineConfig(),
+        )
+        self.clock = Clock()
+        self.fn = ApplyPerGroupFn(config, watermark_delay=0.0, processing_hold=HOLD, clock=self.clock)
+        self.fn.setup()
+        self.counts: dict[str, int] = {}
+        self._start_bundle()
+        self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
+        self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
+        self.writes = 0
+        self.key = f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
+
+    def _start_bundle(self) -> None:
+        if "_count" not in vars(self.fn):  # record what the DoFn and its applier count
+            count = self.fn._count
+
+            def recording(name: str, amount: int) -> None:
+                self.counts[name] = self.counts.get(name, 0) + amount
+                count(name, amount)
+
+            self.fn._count = recording
+        self.fn.start_bundle()
+
+    def send(self, *messages: Message) -> None:
+        for message in messages:
+            self.fn.process(
+                (message.key, Routed(message, b.PROJECT)),
+                buffer=self.buffer,
+                meta_state=self.meta,
+                event_flush=self.event,
+                hold_flush=self.hold,
+                expire=self.expire,
+            )
+
+    def _timers(self) -> dict[str, Timer]:
+        return {"event_flush": self.event, "lookup_retry": self.lookup, "expire": self.expire}
+
+    def fire_event(self) -> None:
+        fired = self.event.take()
+        list(
+            self.fn.on_event_flush(
+                key=self.key,
+                fired=fired,
+                buffer=self.buffer,
+                key_state=self.key_state,
+                meta_state=self.meta,
+                **self._timers(),
+            )
+        )
+
+    def fire_hold(self) -> None:
+        self.clock.now = self.hold.take().micros / MICROS
+        list(
+            self.fn.on_hold_flush(
+                key=self.key,
+                buffer=self.buffer,
+                key_state=self.key_state,
+                meta_state=self.meta,
+                **self._timers(),
+            )
+        )
+
+    def fire_expire(self) -> None:
+        fired = self.expire.take()
+        self.fn.on_expire(fired=fired, buffer=self.buffer, key_state=self.key_state, meta_state=self.meta)
+
+    def engine_calls(self) -> int:
+        """Key writes made so far (one per flush that took messages in), committed to Spanner."""
+        pending = self.fn._applier.pending_writes
+        self.fn.finish_bundle()
+        self._start_bundle()
+        self.writes += pending
+        return self.writes
+
+    def buffered(self) -> list[int]:
+        return sorted(message.message_time for message in self.buffer.read())
+
+
+@pytest.fixture
+def driver(spanner_db) -> Driver:
+    return Driver(spanner_db)
+
+
+def test_a_backlog_the_watermark_passed_during_the_hold_is_applied_in_one_flush(driver: Driver) -> None:
+    driver.send(*(b.occurrence(T0 + i * SECOND) for i in (4, 0, 3, 1, 2)))
+    driver.fire_event()  # the earliest: while the hold runs, the timer moves to the latest message
+    assert driver.event.at == Timestamp(micros=T0 + 4 * SECOND)
+    driver.fire_event()
+    assert driver.engine_calls() == 0
+    driver.fire_hold()
+    assert driver.buffered() == []
+    assert driver.engine_calls() == 1
+
+
+def test_messages_wait_for_the_watermark_after_the_hold_and_are_not_held_again(driver: Driver) -> None:
+    driver.send(b.occurrence(T0), b.occurrence(T0 + 20 * SECOND))
+    driver.fire_hold()  # the watermark has passed neither
+    assert driver.engine_calls() == 0
+    driver.fire_event()  # the watermark passes the first: applied at once, the hold has passed
+    assert driver.buffered() == [T0 + 20 * SECOND]
+    assert driver.engine_calls() == 1
+    assert driver.hold.at is None
+    assert driver.event.at == Timestamp(micros=T0 + 20 * SECOND)
+    driver.send(b.occurrence(T0 + 30 * SECOND))  # joins a buffer whose hold has passed: no new hold
+    assert driver.hold.at is None
+    driver.fire_event()
+    assert driver.buffered() == [T0 + 30 * SECOND]
+    assert driver.engine_calls() == 2
+
+
+def test_the_hold_starts_again_with_the_first_message_after_the_buffer_emptied(driver: Driver) -> None:
+    driver.send(b.occurrence(T0))
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.buffered() == []
+    assert driver.hold.at is None
+    driver.clock.now += 60
+    driver.send(b.occurrence(T0 + SECOND))
+    assert driver.hold.at == Timestamp.of(driver.clock.now + HOLD)
+
+
+def test_a_message_behind_the_watermark_is_applied_at_the_next_flush_and_counted_late(
+    driver: Driver,
+) -> None:
+    driver.send(b.occurrence(T0 + 10 * SECOND))
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.engine_calls() == 1
+    driver.send(b.occurrence(T0))  # the watermark is past T0 + 10 s already
+    driver.fire_event()  # set behind the watermark: fires at once
+    driver.fire_hold()
+    assert driver.engine_calls() == 2
+    assert driver.buffered() == []
+    assert driver.counts[metrics.LATE_MESSAGES] == 1
+
+
+def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(spanner_db) -> None:
+    driver = Driver(
+        spanner_db, EngineConfig(duplicate_retention=60 * SECOND, pending_status_window=30 * SECOND)
+    )
+    first = b.occurrence(T0)
+    driver.send(first)
+    assert driver.expire.at == Timestamp(micros=T0 + 90 * SECOND)
+    driver.send(b.occurrence(T0 + SECOND))
+    driver.expire.at = Timestamp(micros=T0 + 91 * SECOND)  # the runner fires it while messages wait
+    driver.fire_expire()
+    assert driver.meta.read() is not None and driver.counts.get(metrics.STATE_EXPIRED, 0) == 0
+    driver.fire_event()
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.engine_calls() == 1
+    assert driver.expire.at == Timestamp(micros=T0 + 91 * SECOND)  # re-armed once idle
+    driver.fire_expire()
+    assert (driver.meta.read(), driver.key_state.read(), driver.buffer.read()) == (None, None, [])
+    assert driver.counts[metrics.STATE_EXPIRED] == 1
+
+    driver.send(first, b.occurrence(T0 + 200 * SECOND))  # a redelivery and a new message, much later
+    driver.engine_calls()  # the bundle ends: the key is read from Spanner
+    driver.fire_event()
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.engine_calls() == 2
+    assert driver.counts[metrics.STATE_HYDRATED] == 2
+    assert driver.counts[metrics.DUPLICATES] == 1
+    assert driver.counts[metrics.OCCURRENCE_MESSAGES] == 3
