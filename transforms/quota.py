@@ -10,15 +10,20 @@ Retries are free: a request names the group it would create (``creation_id``), a
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically. If Redis
-cannot be reached the quota fails open (the group is created) and ``fail_open`` is called, so the shell can
-count it; after a failure Redis is not asked again for ``retry_after`` seconds, so a dead Redis does not add
-a timeout to every creation.
+cannot be reached the quota fails open (the group is created) and ``fail_open`` is called once per request,
+so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
+of the process that uses the same client (``transforms.clients`` shares one per URL, and the local runner
+builds a new quota for every bundle), so a dead Redis does not add a timeout to every creation. How long
+one attempt may take is the client's business: put ``socket_connect_timeout`` and ``socket_timeout`` in the
+Redis URL (``redis://host:6379/0?socket_connect_timeout=1&socket_timeout=1``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +74,11 @@ return granted
 """
 
 
+# When each Redis client may be asked again after a failure (monotonic seconds), shared by every quota.
+_down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDictionary()
+_down_lock = threading.Lock()
+
+
 @dataclass(frozen=True)
 class QuotaRequest:
     project_id: int
@@ -94,7 +104,6 @@ class RedisCreationQuota:
         self._fail_open = fail_open or (lambda: None)
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
-        self._down_until = 0.0
         self._script = client.register_script(_CHECK_AND_USE)
 
     def key(self, project_id: int, slug: str) -> str:
@@ -108,7 +117,9 @@ class RedisCreationQuota:
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         if not requests:
             return []
-        if time.monotonic() < self._down_until:
+        with _down_lock:
+            down_until = _down_until.get(self._client, 0.0)
+        if time.monotonic() < down_until:
             return self._open(requests)
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
@@ -125,11 +136,12 @@ class RedisCreationQuota:
             ]
         try:
             granted = self._script(keys=keys, args=args)
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+        except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
             _LOG.warning(
                 "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
             )
-            self._down_until = time.monotonic() + self._retry_after
+            with _down_lock:
+                _down_until[self._client] = time.monotonic() + self._retry_after
             return self._open(requests)
         return [bool(value) for value in granted]
 
