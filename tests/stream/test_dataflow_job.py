@@ -1,0 +1,192 @@
+"""The Dataflow job ``python -m pipeline.stream --runner DataflowRunner ...`` builds, checked without submitting.
+
+Beam's DataflowRunner with ``--dry_run=True`` does everything but the submission: it validates the options,
+builds the sdist of ``--setup_file``, translates the pipeline to the runner API (the portable pipeline the
+Dataflow service runs) and assembles the job request, then returns it (``result.job``). No network is used
+(the GCS locations are only checked for their form), so the graph can be inspected here: step names (what
+``--update`` matches a running job's steps by), the native Pub/Sub source and sink, and the coders of the
+keyed, stateful step.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from apache_beam.portability import common_urns
+from apache_beam.portability.api import beam_runner_api_pb2
+
+from pipeline import stream
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBSCRIPTION = "projects/my-project/subscriptions/occurrences-pipeline"
+DEAD_LETTER_TOPIC = "projects/my-project/topics/occurrences-dead-letters"
+LAUNCH = [
+    "--runner=DataflowRunner",
+    "--project=my-project",
+    "--region=europe-west1",
+    "--temp_location=gs://my-bucket/tmp",
+    f"--setup_file={ROOT / 'setup.py'}",
+    "--job_name=occurrence-pipeline",
+    f"--input_subscription={SUBSCRIPTION}",
+    f"--dead_letter_topic={DEAD_LETTER_TOPIC}",
+    "--timestamp_attribute=event_time",
+    "--spanner_project=my-project",
+    "--spanner_instance=issues",
+    "--spanner_database=occurrences",
+    "--redis_url=redis://10.0.0.3:6379/0",
+]
+OUR_STEPS = {
+    "RefreshProjects",
+    "ReadMessages",
+    "DecodeMessages",
+    "CheckProjects",
+    "KeyByGroup",
+    "ApplyPerGroup",
+    "CollectDeadLetters",
+    "WriteDeadLetters",
+}
+STATEFUL_STEP = "ApplyPerGroup/ApplyEngine/ParDo(ApplyPerGroupFn)"
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The job request the runner would send (built offline)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("PUBSUB_EMULATOR_HOST", "SPANNER_EMULATOR_HOST", "REDIS_URL"):
+            patch.delenv(name, raising=False)
+        result = stream.start(stream.make_options([*LAUNCH, "--dry_run=True"]))
+    return result.job
+
+
+def _transforms(job) -> dict[str, beam_runner_api_pb2.PTransform]:
+    return {t.unique_name: t for t in job.proto_pipeline.components.transforms.values()}
+
+
+def _coder(job, coder_id: str) -> tuple[str, list]:
+    coder = job.proto_pipeline.components.coders[coder_id]
+    return coder.spec.urn, [_coder(job, component) for component in coder.component_coder_ids]
+
+
+def test_the_job_is_a_streaming_job_with_its_name(job) -> None:
+    assert job.proto.name == "occurrence-pipeline"
+    assert job.proto.type_.name == "JOB_TYPE_STREAMING"
+
+
+def test_top_level_steps_have_stable_readable_names(job) -> None:
+    top = {name for name in _transforms(job) if "/" not in name and not name.startswith("ref_")}
+    assert top == OUR_STEPS
+    names = set(_transforms(job))
+    assert {"ApplyPerGroup/AttachProject", "ApplyPerGroup/ApplyEngine", STATEFUL_STEP} <= names
+
+
+def test_pubsub_source_and_sink_are_dataflow_native_with_the_given_resources(job) -> None:
+    transforms = _transforms(job)
+    reads = [t for t in transforms.values() if t.spec.urn == common_urns.composites.PUBSUB_READ.urn]
+    writes = [t for t in transforms.values() if t.spec.urn == common_urns.composites.PUBSUB_WRITE.urn]
+    assert [t.unique_name.split("/")[0] for t in reads] == ["ReadMessages"]
+    assert [t.unique_name.split("/")[0] for t in writes] == ["WriteDeadLetters"]
+    read = beam_runner_api_pb2.PubSubReadPayload.FromString(reads[0].spec.payload)
+    assert (read.subscription, read.timestamp_attribute, read.with_attributes) == (
+        SUBSCRIPTION,
+        "event_time",
+        True,
+    )
+    write = beam_runner_api_pb2.PubSubWritePayload.FromString(writes[0].spec.payload)
+    assert write.topic == DEAD_LETTER_TOPIC
+
+
+def test_the_stateful_step_is_keyed_by_a_deterministic_string_coder_for_state_and_timers(job) -> None:
+    step = _transforms(job)[STATEFUL_STEP]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+    assert set(payload.state_specs) == {"buffer", "key_state", "meta"}
+    assert not payload.side_inputs  # side inputs are read by ApplyPerGroup/AttachProject
+    (main_input,) = step.inputs.values()
+    pcollection = job.proto_pipeline.components.pcollections[main_input]
+    urn, (key_coder, _value_coder) = _coder(job, pcollection.coder_id)
+    assert urn == common_urns.coders.KV.urn
+    assert key_coder == (common_urns.coders.STRING_UTF8.urn, [])
+    for spec in payload.timer_family_specs.values():
+        timer_urn, (timer_key_coder, _window_coder) = _coder(job, spec.timer_family_coder_id)
+        assert timer_urn == common_urns.coders.TIMER.urn
+        assert timer_key_coder == key_coder
+
+
+def test_every_stateful_step_has_a_deterministic_key_coder(job) -> None:
+    for name, step in _transforms(job).items():
+        if step.spec.urn != common_urns.primitives.PAR_DO.urn:
+            continue
+        payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+        if not payload.state_specs and not payload.timer_family_specs:
+            continue
+        main_inputs = [pc for tag, pc in step.inputs.items() if tag not in payload.side_inputs]
+        _urn, (key_coder, _value) = _coder(
+            job, job.proto_pipeline.components.pcollections[main_inputs[0]].coder_id
+        )
+        assert key_coder[0] == common_urns.coders.STRING_UTF8.urn, name
+
+
+def test_the_setup_file_is_staged_as_the_workers_package(job) -> None:
+    staged = set()
+    for environment in job.proto_pipeline.components.environments.values():
+        for dependency in environment.dependencies:
+            if dependency.role_urn == common_urns.artifact_roles.STAGING_TO.urn:
+                role = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(dependency.role_payload)
+                staged.add(role.staged_name)
+    assert "workflow.tar.gz" in staged  # Beam's name for the sdist of --setup_file
+
+
+def test_the_sdist_of_setup_py_installs_a_package_that_runs_the_pipeline_code(tmp_path: Path) -> None:
+    """What a Dataflow worker does with --setup_file: build the sdist, pip install it, import from it."""
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (sdist,) = (tmp_path / "dist").glob("occurrence_pipeline-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for wanted in (
+        "pipeline/stream.py",
+        "pipeline/options.py",
+        "transforms/apply_per_group.py",
+        "transforms/core/engine/engine.py",
+        "schemas/spanner.sql",
+        "schemas/ingest_pb2.py",
+        "setup.py",
+    ):
+        assert wanted in names, wanted
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(sdist),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    check = (
+        "import pipeline.stream, transforms.spanner_rows as rows, schemas.ingest_pb2;"
+        f"assert pipeline.stream.__file__.startswith({str(site)!r}), pipeline.stream.__file__;"
+        "assert rows.index_cells_per_row()['GroupHashes'] == 1"  # read from the packaged schemas/spanner.sql
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
