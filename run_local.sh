@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Run occurrence-pipeline on this machine: the local stack, a database with sample projects, then the pipeline.
+# Run occurrence-pipeline on this machine: the local stack, a database with sample projects, a generated
+# workload on Pub/Sub, the streaming pipeline over it, and a report of what it did.
 #
 # Creates .venv when needed, starts the Pub/Sub and Spanner emulators and Redis (see `python -m pipeline.stack
-# --help` for ports), creates the Spanner database, registers two sample organizations with three projects,
-# creates the Pub/Sub topics, and runs the streaming pipeline until Ctrl-C (extra arguments go to it). The stack
-# keeps running afterwards: `.venv/bin/python -m pipeline.stack stop` stops it.
+# --help` for ports), creates the Spanner database, registers two sample organizations with three projects and
+# creates the Pub/Sub topics. Then publishes RUN_LOCAL_MESSAGES (default 5000) messages of the workload
+# generator (message times over the last hour, in the `ts` attribute), runs the streaming pipeline until it has
+# had nothing to do for 15 s (extra arguments go to it, e.g. --exit_when_idle 60s), and prints its counters, the
+# rows per table, the groups by status and the dead letters by reason. The stack keeps running afterwards:
+# `.venv/bin/python -m pipeline.stack stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
 ensure_venv
 py=.venv/bin/python
+messages="${RUN_LOCAL_MESSAGES:-5000}"
 
 echo "==> starting the local stack"
 "$py" -m pipeline.stack start
@@ -24,9 +29,20 @@ echo "==> creating the database, sample projects and Pub/Sub topics"
 "$py" -m pipeline.admin list-projects
 "$py" -m pipeline.admin create-topics
 
-echo "==> running the streaming pipeline: publish to projects/local-project/topics/occurrences (Ctrl-C stops it)"
-exec "$py" -m pipeline.stream \
+echo "==> publishing $messages generated messages to projects/local-project/topics/occurrences"
+"$py" -m pipeline.generate --topic occurrences --timestamp_attribute ts --messages "$messages" \
+  --keys "$((messages / 10 + 2))" --seed "$(date +%s)" --start "$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)" \
+  --duration 1h
+
+echo "==> running the streaming pipeline until it is idle"
+"$py" -m pipeline.stream \
   --input_subscription projects/local-project/subscriptions/occurrences-pipeline \
   --dead_letter_topic projects/local-project/topics/occurrences-dead-letters \
   --redis_url "$REDIS_URL" \
+  --timestamp_attribute ts \
+  --lookup_retry_window 10s \
+  --exit_when_idle 15s \
   "$@"
+
+echo "==> what it did"
+"$py" -m pipeline.report --dead_letter_subscription projects/local-project/subscriptions/occurrences-dead-letters

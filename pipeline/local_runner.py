@@ -1,6 +1,7 @@
 """Make Beam's local streaming runner (the BundleBasedDirectRunner) usable for this pipeline.
 
-Two patches, applied by ``prepare_direct_runner`` before a local streaming pipeline starts. Both affect only
+``LocalRun`` watches a running local pipeline for failure. Two patches, applied by ``prepare_direct_runner``
+before a local streaming pipeline starts. Both affect only
 the DirectRunner in this process; Dataflow has its own reader and its own metrics.
 
 * **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
@@ -92,3 +93,43 @@ def prepare_direct_runner(pull_max_messages: int = 1000, pull_timeout: float = 1
         _pull["timeout"] = pull_timeout
         _patch_pubsub_pulls()
         _patch_bundle_metrics()
+
+
+class LocalRun:
+    """A streaming pipeline that runs in this process on the local runner, watched for failure.
+
+    The local runner's ``PipelineResult`` stays RUNNING when the pipeline fails (a bundle that failed four
+    times stops everything, and only ``wait_until_finish``, which otherwise never returns, raises it). A
+    daemon thread waits on it here, so ``failure`` tells whether the pipeline died and why.
+    """
+
+    def __init__(self, result) -> None:
+        self.result = result
+        self.failure: BaseException | None = None
+        self._finished = threading.Event()
+        threading.Thread(target=self._watch, name="local-pipeline-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        try:
+            self.result.wait_until_finish()
+        except BaseException as error:  # the pipeline's own failure, reported by ``failure``
+            self.failure = error
+        finally:
+            self._finished.set()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def cancel(self) -> None:
+        """Stop the pipeline (what is in flight is lost: the local reader acknowledged it) and the watch."""
+        if self._finished.is_set():
+            return
+        self.result.cancel()
+        from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
+
+        # Wake the watch: the runner's cancel does not tell the waiter.
+        self.result._executor._executor.visible_updates.offer(
+            _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
+        )
+        self._finished.wait(5.0)

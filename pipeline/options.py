@@ -153,6 +153,12 @@ class StreamOptions(PipelineOptions):
             default="10s",
             help="How often a local run logs its throughput and lag.",
         )
+        parser.add_argument(
+            "--exit_when_idle",
+            default=None,
+            help="Local runs only: stop once nothing was read or applied for this long (e.g. 15s) and log the "
+            "counters; by default a local run streams until Ctrl-C.",
+        )
 
 
 class BackfillOptions(PipelineOptions):

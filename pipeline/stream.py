@@ -94,7 +94,12 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     processing = options.view_as(ProcessingOptions)
     target = spanner_target(options)
     refresh = parse_duration(stream.projects_refresh)
-    projects = AsRegistry(pipeline | "RefreshProjects" >> RefreshRegistry(target, refresh), target, refresh)
+    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    projects = AsRegistry(
+        pipeline | "RefreshProjects" >> RefreshRegistry(target, refresh, periodic_impulse=not local),
+        target,
+        refresh,
+    )
 
     raw = pipeline | "ReadMessages" >> ReadMessages(
         subscription=stream.input_subscription,
@@ -169,12 +174,23 @@ def report_progress(result, interval: float, stop: threading.Event) -> None:
             read,
             applied,
             rate,
-            max(read - applied - totals.get(progress.DEAD_LETTERS, 0), 0),
+            max(
+                read - applied - totals.get(metrics.DUPLICATES, 0) - totals.get(progress.DEAD_LETTERS, 0),
+                0,
+            ),
             totals.get(metrics.GROUP_CREATED, 0),
             totals.get(progress.DEAD_LETTERS, 0),
             totals.get(metrics.DUPLICATES, 0),
             totals.get(metrics.SPANNER_COMMITS, 0),
         )
+
+
+def log_counters(totals: dict[str, int]) -> None:
+    """The run's Beam counters, one per line, sorted by name."""
+    width = max((len(name) for name in totals), default=0)
+    _LOG.info(
+        "counters:\n%s", "\n".join(f"  {name:<{width}}  {totals[name]:>10,}" for name in sorted(totals))
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,19 +200,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
         _LOG.info("submitted; the job runs until drained or cancelled")
         return 0
+    from pipeline.local_runner import LocalRun
+
+    run = LocalRun(result)
+    stream = options.view_as(StreamOptions)
     stop = threading.Event()
-    interval = parse_duration(options.view_as(StreamOptions).progress_interval)
+    interval = parse_duration(stream.progress_interval)
+    idle_limit = parse_duration(stream.exit_when_idle) if stream.exit_when_idle else None
     threading.Thread(target=report_progress, args=(result, interval, stop), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _LOG.info("streaming locally; Ctrl-C to stop")
+    _LOG.info(
+        "streaming locally; %s",
+        f"stops after {idle_limit:g}s without progress" if idle_limit else "Ctrl-C to stop",
+    )
+    last, idle_since = progress.snapshot(), time.monotonic()
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(1.0) and not run.finished:
+            if idle_limit is None:
+                continue
+            now, current = time.monotonic(), progress.snapshot()
+            if current != last:
+                last, idle_since = current, now
+            elif current.get(progress.READ) and now - idle_since >= idle_limit:
+                _LOG.info("nothing read or applied for %.0fs", now - idle_since)
+                break
     except KeyboardInterrupt:
         pass
     stop.set()
+    if run.failure is not None:
+        _LOG.error("the pipeline failed: %s", run.failure)
+        return 1
     _LOG.info("stopping")
-    result.cancel()
+    log_counters(counter_totals(result))
+    run.cancel()
     return 0
 
 

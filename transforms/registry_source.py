@@ -1,10 +1,13 @@
 """The project registry as a side input: read from Spanner, refreshed periodically in streaming.
 
-``RefreshRegistry`` is a source of ``RegistrySnapshot``s: a stateful "ticker" reads the Projects table every
-``interval`` seconds (processing time) and emits a snapshot only when the registry changed. ``AsRegistry``
-turns that PCollection into a side input whose value is a ``Mapping[int, ProjectInfo]`` of the newest
-snapshot. (Beam's ``PeriodicImpulse`` does not run on the local streaming runner, and that runner keeps every
-pane of a global-window side input, so consumers pick the newest version themselves.)
+``RefreshRegistry`` is a source of ``RegistrySnapshot``s, read from the Projects table every ``interval``
+seconds (processing time). On Dataflow it is driven by Beam's ``PeriodicImpulse``, which stops when the job
+is drained (a looping processing-time timer would keep a draining job alive forever) and emits a snapshot at
+every tick. Beam's ``PeriodicImpulse`` does not run on the local streaming runner, so there a stateful
+"ticker" with a looping timer reads the table and emits a snapshot only when the registry changed.
+``AsRegistry`` turns either PCollection into a side input whose value is a ``Mapping[int, ProjectInfo]`` of
+the newest snapshot (the local runner keeps every pane of a global-window side input, so consumers pick the
+newest version themselves).
 
 Before the first snapshot reaches a worker, the view reads the registry directly (and caches it for the
 refresh interval), so the first messages of a new pipeline are not taken for unknown projects.
@@ -126,25 +129,53 @@ class _Ticker(beam.DoFn):
             yield snapshot
 
 
-class RefreshRegistry(beam.PTransform):
-    """A streaming source of registry snapshots (see the module docstring)."""
+class _ReadSnapshot(beam.DoFn):
+    def __init__(self, target: SpannerTarget) -> None:
+        self._target = target
 
-    def __init__(self, target: SpannerTarget, interval: float = 60.0, label: str | None = None) -> None:
+    def process(self, unused_tick) -> Iterator[RegistrySnapshot]:
+        yield read_snapshot(self._target)
+
+
+class RefreshRegistry(beam.PTransform):
+    """A streaming source of registry snapshots (see the module docstring).
+
+    ``periodic_impulse``: drive the reads with Beam's ``PeriodicImpulse`` (Dataflow: drains cleanly) instead
+    of the ticker (the local runner, which cannot run ``PeriodicImpulse``).
+    """
+
+    def __init__(
+        self,
+        target: SpannerTarget,
+        interval: float = 60.0,
+        *,
+        periodic_impulse: bool = False,
+        label: str | None = None,
+    ) -> None:
         super().__init__(label)
         self._target = target
         self._interval = interval
+        self._periodic_impulse = periodic_impulse
 
     def expand(self, pbegin: pvalue.PBegin) -> beam.PCollection:
-        return (
-            pbegin
-            | "Start" >> beam.Create([("registry", None)])
-            | "ReadPeriodically" >> beam.ParDo(_Ticker(self._target, self._interval))
-            | "Latest"
-            >> beam.WindowInto(
-                window.GlobalWindows(),
-                trigger=trigger.Repeatedly(trigger.AfterCount(1)),
-                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+        if self._periodic_impulse:
+            from apache_beam.transforms.periodicsequence import PeriodicImpulse, RebaseMode
+
+            snapshots = (
+                pbegin
+                | "Tick" >> PeriodicImpulse(fire_interval=self._interval, rebase=RebaseMode.REBASE_START)
+                | "ReadPeriodically" >> beam.ParDo(_ReadSnapshot(self._target))
             )
+        else:
+            snapshots = (
+                pbegin
+                | "Start" >> beam.Create([("registry", None)])
+                | "ReadPeriodically" >> beam.ParDo(_Ticker(self._target, self._interval))
+            )
+        return snapshots | "Latest" >> beam.WindowInto(
+            window.GlobalWindows(),
+            trigger=trigger.Repeatedly(trigger.AfterCount(1)),
+            accumulation_mode=trigger.AccumulationMode.DISCARDING,
         )
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 import orjson
-from apache_beam.runners.runner import PipelineState
 from google.cloud.spanner_v1 import JsonObject
 
 from pipeline import stream
+from pipeline.local_runner import LocalRun
 from transforms import clients, spanner_rows
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
@@ -160,11 +160,13 @@ class StreamRun:
     def __init__(self, args: Sequence[str]) -> None:
         self.args = list(args)
         self.result = None
+        self.local: LocalRun | None = None
         self.started_at = 0.0
 
     def start(self) -> StreamRun:
         self.started_at = time.monotonic()
         self.result = stream.start(stream.make_options(self.args))
+        self.local = LocalRun(self.result)
         return self
 
     def counters(self) -> dict[str, int]:
@@ -175,10 +177,9 @@ class StreamRun:
         return self.counters().get(name, 0)
 
     def check_alive(self) -> None:
-        assert self.result is not None
-        state = self.result.state
-        if state in (PipelineState.FAILED, PipelineState.CANCELLED, PipelineState.DONE):
-            raise PipelineFailed(f"the pipeline stopped: {state}")
+        assert self.local is not None
+        if self.local.finished:
+            raise PipelineFailed(f"the pipeline stopped: {self.local.failure!r}")
 
     def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 90.0) -> float:
         """Poll ``condition`` every 0.25 s; returns the seconds waited, fails after ``timeout``."""
@@ -194,8 +195,8 @@ class StreamRun:
             time.sleep(0.25)
 
     def stop(self) -> None:
-        if self.result is not None and self.result.state not in (PipelineState.CANCELLED, PipelineState.DONE):
-            self.result.cancel()
+        if self.local is not None:
+            self.local.cancel()
 
     def __enter__(self) -> StreamRun:
         return self.start()

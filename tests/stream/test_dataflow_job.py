@@ -129,6 +129,19 @@ def test_every_stateful_step_has_a_deterministic_key_coder(job) -> None:
         assert key_coder[0] == common_urns.coders.STRING_UTF8.urn, name
 
 
+def test_only_the_per_group_step_keeps_timers_so_a_drain_can_finish(job) -> None:
+    """The project registry is re-read by Beam's PeriodicImpulse, which stops on drain: a looping
+    processing-time timer (the local runner's ticker) would keep a draining job alive."""
+    with_timers = []
+    for name, step in _transforms(job).items():
+        if step.spec.urn == common_urns.primitives.PAR_DO.urn:
+            payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+            if payload.timer_family_specs:
+                with_timers.append(name)
+    assert with_timers == [STATEFUL_STEP]
+    assert any(name.startswith("RefreshProjects/Tick/") for name in _transforms(job))
+
+
 def test_the_setup_file_is_staged_as_the_workers_package(job) -> None:
     staged = set()
     for environment in job.proto_pipeline.components.environments.values():
