@@ -24,6 +24,7 @@ from pipeline import stream
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIPTION = "projects/my-project/subscriptions/occurrences-pipeline"
 DEAD_LETTER_TOPIC = "projects/my-project/topics/occurrences-dead-letters"
+# The README's launch command ("Running on Dataflow"), with values filled in.
 LAUNCH = [
     "--runner=DataflowRunner",
     "--project=my-project",
@@ -31,13 +32,16 @@ LAUNCH = [
     "--temp_location=gs://my-bucket/tmp",
     f"--setup_file={ROOT / 'setup.py'}",
     "--job_name=occurrence-pipeline",
+    "--service_account_email=occurrence-pipeline@my-project.iam.gserviceaccount.com",
+    "--network=my-vpc",
+    "--subnetwork=regions/europe-west1/subnetworks/my-subnet",
     f"--input_subscription={SUBSCRIPTION}",
     f"--dead_letter_topic={DEAD_LETTER_TOPIC}",
     "--timestamp_attribute=event_time",
     "--spanner_project=my-project",
     "--spanner_instance=issues",
     "--spanner_database=occurrences",
-    "--redis_url=redis://10.0.0.3:6379/0",
+    "--redis_url=redis://10.0.0.3:6379/0?socket_connect_timeout=1&socket_timeout=1",
 ]
 OUR_STEPS = {
     "RefreshProjects",
