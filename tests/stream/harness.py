@@ -24,7 +24,7 @@ from pipeline.local_runner import LocalRun
 from transforms import clients, spanner_rows
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
-from transforms.core.engine.state import GroupState
+from transforms.core.engine.state import GroupState, RunMember
 from transforms.core.enums import ActivityType
 from transforms.core.model import MICROS, to_rfc3339
 
@@ -287,7 +287,8 @@ def comparable_rows(tables: Mapping[str, list[dict[str, Any]]], published: Publi
       are replaced by the scripted message's label. The same goes for what is derived from a message id
       when a status change carries no ``id`` (its activity ids and duplicate-memory entries).
     * Processing times inside the key state: when a waiting lookup started and its deadline.
-    * The first-seen time of a resolution's release as recorded in the group's state: the engine takes the
+    * The first-seen time of a resolution's release as recorded in the group's state (and in the snapshot
+      of the group kept for the open run of status changes): the engine takes the
       earliest time it knows, and what it knows includes the project's Releases table at that moment, which
       other keys write (a release named by another key's earlier message may or may not be committed yet).
       The Releases rows themselves must be equal.
@@ -336,6 +337,7 @@ def _plain(value: Any) -> Any:
 
 
 _RESOLUTION_FIRST_SEEN = GroupState.__struct_fields__.index("resolution_first_seen")
+_MEMBER_RESOLUTION_FIRST_SEEN = RunMember.__struct_fields__.index("resolution_first_seen")
 
 
 def _normalise_state(value: bytes | None, labels: Mapping[str, str], memory_ids: Mapping[bytes, bytes]):
@@ -356,6 +358,8 @@ def _normalise_state(value: bytes | None, labels: Mapping[str, str], memory_ids:
     plain["seen_ids"] = base64.b64encode(translated).decode()
     if plain["group"] is not None:
         plain["group"][_RESOLUTION_FIRST_SEEN] = "as the project's Releases table had it then"
+    if plain["member"] is not None:  # the group's fields before the open run of status changes
+        plain["member"][_MEMBER_RESOLUTION_FIRST_SEEN] = "as the project's Releases table had it then"
     for waiting in plain["waiting"]:
         waiting[5] = waiting[6] = "processing time"  # first_wait, deadline
 

@@ -180,8 +180,7 @@ def build(t0: int | None = None) -> Script:
     s.add(1, "dup-1", 30, duplicated)
     s.add(1, "dup-2", 30, duplicated)
 
-    # Event lookups: one finds the event stored by create-1, one never finds its event.
-    s.add(1, "lookup", 40, s.occurrence("lookup", "lookup", 40, lookup_event=s.event_ids["create-1"]))
+    # An event lookup that never finds its event (the one that finds it is in phase 2).
     s.add(
         1, "lookup-missing", 41, s.occurrence("lookup-missing", "lookup-missing", 41, lookup_event="f" * 32)
     )
@@ -204,7 +203,9 @@ def build(t0: int | None = None) -> Script:
     oversized = s.occurrence("bad-oversized", "bad", 305, evidence_data={"blob": "x" * 5000})
     s.add(1, "bad-oversized", 305, oversized)
 
-    # Phase 2.
+    # Phase 2. The lookup finds the event create-1 stored in phase 1 (in the same phase, whether create-1's
+    # flush committed before the lookup's would decide whether the lookup waits, which takes a version more).
+    s.add(2, "lookup", 40, s.occurrence("lookup", "lookup", 40, lookup_event=s.event_ids["create-1"]))
     s.add(2, "held-create", 50, s.occurrence("held-create", "held", 50))
     s.add(2, "delete-2", 400, s.occurrence("delete-2", "delete", 400))
     s.add(2, "quota-6", 16, s.occurrence("quota-6", "quota-6", 16, type_=P95, project=2))

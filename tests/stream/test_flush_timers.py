@@ -80,7 +80,7 @@ class Clock:
 class Driver:
     """One key of ``ApplyPerGroupFn``: its state, its timers, and the runner's part (firing timers)."""
 
-    def __init__(self, database, engine: EngineConfig | None = None) -> None:
+    def __init__(self, database, engine: EngineConfig | None = None, key: str | None = None) -> None:
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
             engine=engine or EngineConfig(),
@@ -93,7 +93,7 @@ class Driver:
         self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
         self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
         self.writes = 0
-        self.key = f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
+        self.key = key or f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
 
     def _start_bundle(self) -> None:
         if "_count" not in vars(self.fn):  # record what the DoFn and its applier count
@@ -142,6 +142,18 @@ class Driver:
                 key_state=self.key_state,
                 meta_state=self.meta,
                 **self._timers(),
+            )
+        )
+
+    def fire_lookup(self) -> None:
+        self.clock.now = self.lookup.take().micros / MICROS
+        list(
+            self.fn.on_lookup_retry(
+                key=self.key,
+                key_state=self.key_state,
+                meta_state=self.meta,
+                lookup_retry=self.lookup,
+                expire=self.expire,
             )
         )
 
@@ -248,3 +260,30 @@ def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(spann
     assert driver.counts[metrics.STATE_HYDRATED] == 2
     assert driver.counts[metrics.DUPLICATES] == 1
     assert driver.counts[metrics.OCCURRENCE_MESSAGES] == 3
+
+
+def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(spanner_db) -> None:
+    driver = Driver(spanner_db)
+    lookup = b.occurrence(T0, lookup=True)
+    driver.send(lookup)
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.engine_calls() == 1  # taken in, waiting
+    assert driver.counts[metrics.EVENT_LOOKUP_WAITING] == 1
+    assert driver.lookup.at == Timestamp.of(driver.clock.now + 5.0)  # --lookup_retry_interval
+    driver.fire_lookup()  # still not there: tries again later
+    assert driver.engine_calls() == 1
+    assert driver.lookup.at is not None
+
+    carrier = b.occurrence(T0 + SECOND, with_event=b.event_of(lookup), fingerprint=("another key",))
+    other = Driver(spanner_db, key=carrier.key)
+    other.send(carrier)
+    other.fire_event()
+    other.fire_hold()
+    assert other.engine_calls() == 1  # the event is stored now
+
+    driver.fire_lookup()
+    assert driver.engine_calls() == 2
+    assert driver.counts[metrics.GROUP_CREATED] == 1
+    assert driver.lookup.at is None
+    assert driver.expire.at is not None  # idle again
