@@ -173,3 +173,33 @@ def test_chunks_keep_a_key_together_and_respect_the_limit():
     keys_per_chunk = [{w.key for w in chunk} for chunk in chunks]
     assert sum(KEY in keys for keys in keys_per_chunk) == 1
     assert sorted(w.seq for chunk in chunks for w in chunk if w.key == KEY) == [1, 2, 3]
+
+
+def _event(event_id: str = "e" * 32):
+    from transforms.core.model import Event
+
+    return Event(event_id=event_id, project_id=1, platform="python", timestamp=1)
+
+
+def test_event_of_an_attached_occurrence_is_stored_on_its_row():
+    write = attach(1, 11, "o1", 1, relink=True)
+    write = intents.KeyWrite(KEY, 1, (intents.RecordEvent(_event(), "error"), *write.intents))
+    plan = plan_commit([write], StoredVersions())
+    assert "Events" not in plan.upserts
+    row = plan.upserts["Occurrences"][(11, "o1")]
+    assert row["StoredEventId"] == "e" * 32
+    assert row["EventPayload"]["platform"] == "python"
+
+
+def test_event_of_an_occurrence_that_was_not_attached_gets_an_events_row():
+    write = intents.KeyWrite(
+        KEY,
+        1,
+        (
+            intents.RecordEvent(_event("f" * 32), "error"),
+            intents.SaveKeyState(1, PRIMARY, 0, None, b"noise", False),
+        ),
+    )
+    plan = plan_commit([write], StoredVersions())
+    assert (1, "f" * 32) in plan.upserts["Events"]
+    assert "Occurrences" not in plan.upserts

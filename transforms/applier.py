@@ -121,6 +121,8 @@ class GroupApplier:
         new_state, outputs = engine.apply(state, messages, context)
         for name, amount in outputs.counters.items():
             self._count(name, amount)
+        for dead_letter in outputs.dead_letters:
+            self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
         if outputs.write is not None:
             self._pending.append(outputs.write)
             if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):

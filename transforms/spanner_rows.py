@@ -237,6 +237,14 @@ def event_from_payload(payload: dict[str, Any] | str) -> Event:
     return msgspec.convert(dict(payload), type=Event)
 
 
+EVENT_INLINE_COLUMNS: tuple[str, ...] = ("StoredEventId", "EventPayload")
+
+
+def event_inline_values(record: intents.RecordEvent) -> tuple[Any, ...]:
+    """The event stored on its own occurrence's row (Occurrences.StoredEventId and EventPayload)."""
+    return (record.event.event_id, JsonObject(msgspec.to_builtins(record.event)))
+
+
 def release_values(project_id: int, version: str, first_seen: int) -> tuple[Any, ...]:
     return (project_id, version, _ts(first_seen))
 

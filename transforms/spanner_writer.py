@@ -11,6 +11,8 @@ Contract (the product's consistency promise):
   append-only rows are kept (occurrences, environments and hashes of groups that still exist, events,
   releases); its group row, key state, deletes and activities are not written, because the newer state
   already accounts for them.
+* An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
+  attached (one row instead of two), and in the Events table otherwise.
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
@@ -158,6 +160,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
     for write in sorted(writes, key=lambda w: (w.key, w.seq)):
         key = split_group_key(write.key)
         stale = _is_stale(write, key, key_seq, group_seq)
+        events: dict[str, intents.RecordEvent] = {}
         plan.stale_writes += stale
         for intent in write.intents:
             if isinstance(intent, intents.UpsertGroup):
@@ -196,12 +199,15 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                 group_seq.pop(intent.group_id, None)
             elif isinstance(intent, intents.InsertOccurrence):
                 if intent.group_id in alive:
+                    row_key = (intent.group_id, intent.occurrence.id)
                     plan.upsert(
-                        "Occurrences",
-                        (intent.group_id, intent.occurrence.id),
-                        rows.OCCURRENCE_COLUMNS,
-                        rows.occurrence_values(intent),
+                        "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
                     )
+                    event = events.pop(intent.occurrence.event_id, None)
+                    if event is not None:
+                        plan.upsert(
+                            "Occurrences", row_key, rows.EVENT_INLINE_COLUMNS, rows.event_inline_values(event)
+                        )
             elif isinstance(intent, intents.InsertActivity):
                 if not stale and intent.group_id in alive:
                     plan.upsert(
@@ -231,13 +237,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                             (intent.project_id, hash_, intent.group_id),
                         )
             elif isinstance(intent, intents.RecordEvent):
-                event = intent.event
-                plan.upsert(
-                    "Events",
-                    (event.project_id, event.event_id),
-                    rows.EVENT_COLUMNS,
-                    rows.event_values(intent),
-                )
+                events[intent.event.event_id] = intent
             elif isinstance(intent, intents.RecordRelease):
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)
@@ -251,6 +251,12 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     )
             else:  # pragma: no cover - a new intent type must be handled here
                 raise TypeError(f"unknown write intent {type(intent).__name__}")
+        # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
+        for record in events.values():
+            event = record.event
+            plan.upsert(
+                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
+            )
     return plan
 
 
