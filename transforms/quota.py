@@ -8,6 +8,10 @@ a backfill is limited like the live stream was.
 
 Retries are free: a request names the group it would create (``creation_id``), and a creation granted
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
+Each process also remembers the windows it found full (per 60 s bucket: a count only grows, so the refusal
+stands for that bucket) and answers those requests without a round trip. The one imprecision: a creation
+granted by another process and asked again here, in a bucket this process saw full, is refused; its key
+asks again with its next occurrence.
 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically. If Redis
 cannot be reached the quota fails open (the group is created) and ``fail_open`` is called, so the shell can
@@ -96,6 +100,12 @@ class RedisCreationQuota:
         self._ttl = key_ttl_seconds
         self._down_until = 0.0
         self._script = client.register_script(_CHECK_AND_USE)
+        # (window key, bucket) known to be full: a window's count only grows, so a refusal in a bucket stands
+        # for every later request in that same bucket. Saves a round trip per refused occurrence, which is most
+        # of the quota traffic when a project is over its quota.
+        self._full: set[tuple[str, int]] = set()
+        # Creations this process was granted: asking again is answered here.
+        self._granted: set[str] = set()
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -110,19 +120,30 @@ class RedisCreationQuota:
             return []
         if time.monotonic() < self._down_until:
             return self._open(requests)
+        answers: list[bool | None] = [None] * len(requests)
+        asked: list[int] = []
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
-        for request in requests:
+        for index, request in enumerate(requests):
             quota = request.group_type.creation_quota
-            granularity = quota.granularity_seconds * MICROS
+            bucket = request.message_time // (quota.granularity_seconds * MICROS)
             key = self.key(request.project_id, request.group_type.slug)
+            if request.creation_id and f"{key}:{request.creation_id}" in self._granted:
+                answers[index] = True
+                continue
+            if (key, bucket) in self._full:
+                answers[index] = False
+                continue
+            asked.append(index)
             keys += [key, key + ":grants"]
             args += [
-                request.message_time // granularity,
+                bucket,
                 -(-quota.window_seconds // quota.granularity_seconds),
                 quota.limit,
                 request.creation_id,
             ]
+        if not asked:
+            return [bool(answer) for answer in answers]
         try:
             granted = self._script(keys=keys, args=args)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
@@ -131,7 +152,20 @@ class RedisCreationQuota:
             )
             self._down_until = time.monotonic() + self._retry_after
             return self._open(requests)
-        return [bool(value) for value in granted]
+        if len(self._full) > 100_000:
+            self._full.clear()
+        if len(self._granted) > 100_000:
+            self._granted.clear()
+        for index, value in zip(asked, granted):
+            request = requests[index]
+            key = self.key(request.project_id, request.group_type.slug)
+            answers[index] = bool(value)
+            if value and request.creation_id:
+                self._granted.add(f"{key}:{request.creation_id}")
+            elif not value:
+                quota = request.group_type.creation_quota
+                self._full.add((key, request.message_time // (quota.granularity_seconds * MICROS)))
+        return [bool(answer) for answer in answers]
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         for _ in requests:
