@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.decode import DEFAULT_MAX_BYTES, decode
 from transforms.core.model import DeadLetter, Message, ProjectInfo, RawMessage
@@ -66,9 +67,10 @@ class DecodeMessages(beam.PTransform):
         self._max_bytes = max_bytes
 
     def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
+        outputs = raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
             DEAD_LETTER, main=MESSAGES
         )
+        return typed(outputs, **{MESSAGES: Message, DEAD_LETTER: DeadLetter})
 
 
 class _CheckProjectFn(beam.DoFn):
@@ -109,9 +111,10 @@ class CheckProjects(beam.PTransform):
 
     def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> pvalue.DoOutputsTuple:
         messages, dead_letters = inputs
-        return (
+        outputs = (
             (messages, dead_letters)
             | "Merge" >> beam.Flatten()
             | "CheckProject"
             >> beam.ParDo(_CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES)
         )
+        return typed(outputs, **{MESSAGES: Message, DEAD_LETTER: DeadLetter})

@@ -18,7 +18,8 @@ from apache_beam import coders as beam_coders
 
 from transforms import clients, state_store
 from transforms.applier import SpannerTarget
-from transforms.coders import MsgspecCoder
+from transforms.coders import MsgspecCoder, typed
+from transforms.core.engine.events import without_bytes
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, Message, Occurrence, ProjectInfo
 
@@ -68,7 +69,7 @@ class _SplitFn(beam.DoFn):
         event = stored_event(message, projects)
         if event is not None:
             yield beam.pvalue.TaggedOutput(self.EVENTS, ((event.project_id, event.event_id), event))
-        yield Resolved(message)
+        yield Resolved(without_bytes(message))
 
 
 def _pick(events: Iterable[Event]) -> Event | None:
@@ -124,17 +125,28 @@ class ResolveLookups(beam.PTransform):
         self._projects = projects
 
     def expand(self, messages):
-        split = messages | "SplitLookups" >> beam.ParDo(_SplitFn(), self._projects).with_outputs(
-            _SplitFn.LOOKUPS, _SplitFn.EVENTS, main="others"
+        split = typed(
+            messages
+            | "SplitLookups"
+            >> beam.ParDo(_SplitFn(), self._projects).with_outputs(
+                _SplitFn.LOOKUPS, _SplitFn.EVENTS, main="others"
+            ),
+            others=Resolved,
+            **{
+                _SplitFn.LOOKUPS: tuple[tuple[int, str], Message],
+                _SplitFn.EVENTS: tuple[tuple[int, str], Event],
+            },
         )
         joined = (
             {"lookups": split[_SplitFn.LOOKUPS], "events": split[_SplitFn.EVENTS]}
             | "JoinCarriedEvents" >> beam.CoGroupByKey()
             | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_outputs(_JoinFn.FROM_TABLE, main="resolved")
         )
+        typed(joined, resolved=Resolved, **{_JoinFn.FROM_TABLE: Message})
         from_table = (
             joined[_JoinFn.FROM_TABLE]
             | "BatchForEventsTable" >> beam.BatchElements(min_batch_size=1, max_batch_size=500)
-            | "ResolveFromEventsTable" >> beam.ParDo(_ReadStoredEventsFn(self._target))
+            | "ResolveFromEventsTable"
+            >> beam.ParDo(_ReadStoredEventsFn(self._target)).with_output_types(Resolved)
         )
         return (split["others"], joined["resolved"], from_table) | "AllResolved" >> beam.Flatten()
