@@ -141,14 +141,19 @@ class GroupApplier:
         commits are queued, so memory stays bounded). ``flush()`` (waiting) returns once everything handed
         over so far is committed, and raises the first commit error: call it before a bundle ends.
         """
+        done: list[CommitStats] = []
         if self._pending:
             writes, self._pending, self._pending_messages = self._pending, [], 0
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanner-writer")
-            self._in_flight.append(self._executor.submit(self._writer.write, writes))
-        total = CommitStats()
+            if wait and not self._in_flight:
+                done.append(self._writer.write(writes))  # nothing queued: commit on this thread
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanner-writer")
+                self._in_flight.append(self._executor.submit(self._writer.write, writes))
         while self._in_flight and (wait or len(self._in_flight) > 2):
-            stats = self._in_flight.pop(0).result()
+            done.append(self._in_flight.pop(0).result())
+        total = CommitStats()
+        for stats in done:
             # Beam metrics must be counted on the DoFn's thread, so the writer thread only returns them.
             self._count(metrics.SPANNER_COMMITS, stats.commits)
             self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
