@@ -70,7 +70,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         | "DecodeMessages" >> DecodeMessages(parse_size(processing.max_payload_bytes))
     )
     checked = decoded | "CheckProjects" >> CheckProjects(projects)
-    resolved = checked[MESSAGES] | "ResolveEventLookups" >> ResolveLookups(target, projects)
+    resolved = checked[MESSAGES] | "ResolveEventLookups" >> ResolveLookups(projects)
     grouped = (
         resolved
         | "KeyByGroup" >> beam.Map(key_resolved).with_output_types(tuple[str, Resolved])

@@ -17,8 +17,6 @@ import msgspec
 from apache_beam import coders as beam_coders
 from apache_beam import typehints
 
-from transforms import clients, state_store
-from transforms.applier import SpannerTarget
 from transforms.coders import MsgspecCoder, typed
 from transforms.core.engine.events import without_bytes
 from transforms.core.grouptypes import GROUP_TYPES
@@ -30,6 +28,19 @@ class Resolved(msgspec.Struct, frozen=True):
 
     message: Message
     event: Event | None = None
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.message.message_time, self.message.message_id)
+
+    @property
+    def occurrence_id(self) -> str | None:
+        payload = self.message.payload
+        return payload.id if isinstance(payload, Occurrence) else None
+
+    @property
+    def lookup_event_id(self) -> str | None:
+        return self.message.payload.event_id if is_lookup(self.message) else None
 
 
 class ResolvedCoder(MsgspecCoder):
@@ -117,11 +128,9 @@ def _pick(events: Iterable[Event]) -> Event | None:
 
 
 class _JoinFn(beam.DoFn):
-    """Lookups whose event the archive carries are resolved; the others go on to the Events table."""
+    """Lookups get the event the archive carries, if any (the others are looked up in the database later)."""
 
-    FROM_TABLE = "from_table"
-
-    def process(self, joined) -> Iterator:
+    def process(self, joined) -> Iterator[Resolved]:
         _key, items = joined
         lookups: list[Message] = []
         events: list[Event] = []
@@ -132,36 +141,21 @@ class _JoinFn(beam.DoFn):
                 events.append(item.event)
         event = _pick(events)
         for message in lookups:
-            if event is None:
-                yield beam.pvalue.TaggedOutput(self.FROM_TABLE, message)
-            else:
-                yield Resolved(message, event)
-
-
-class _ReadStoredEventsFn(beam.DoFn):
-    """Resolves a batch of lookups against the Events table with one multi-key read."""
-
-    def __init__(self, target: SpannerTarget) -> None:
-        self._target = target
-
-    def process(self, batch: list[Message]) -> Iterator[Resolved]:
-        database = clients.spanner_database(
-            self._target.project, self._target.instance, self._target.database
-        )
-        found = state_store.read_events(database, {(m.project_id, m.payload.event_id) for m in batch})
-        for message in batch:
-            yield Resolved(message, found.get((message.project_id, message.payload.event_id)))
+            yield Resolved(message, event)
 
 
 _KEYED_ITEM = typehints.Tuple[str, JoinItem]
 
 
+def _needed(keyed: tuple[str, JoinItem]) -> tuple[str, bool]:
+    return keyed[0], True
+
+
 class ResolveLookups(beam.PTransform):
     """``Message`` → ``Resolved`` (see the module docstring). ``projects`` is the registry side input."""
 
-    def __init__(self, target: SpannerTarget, projects, label: str | None = None) -> None:
+    def __init__(self, projects, label: str | None = None) -> None:
         super().__init__(label)
-        self._target = target
         self._projects = projects
 
     def expand(self, messages):
@@ -170,28 +164,16 @@ class ResolveLookups(beam.PTransform):
             others=Resolved,
             **{_SplitFn.LOOKUPS: _KEYED_ITEM},
         )
-        needed = split[_SplitFn.LOOKUPS] | "NeededEventIds" >> beam.Map(
-            lambda keyed: (keyed[0], True)
-        ).with_output_types(typehints.Tuple[str, bool])
+        needed = split[_SplitFn.LOOKUPS] | "NeededEventIds" >> beam.Map(_needed).with_output_types(
+            typehints.Tuple[str, bool]
+        )
         carried = messages | "CarriedEvents" >> beam.ParDo(
             _CarriedEventsFn(), self._projects, beam.pvalue.AsDict(needed)
         ).with_output_types(_KEYED_ITEM)
-        joined = typed(
+        joined = (
             (split[_SplitFn.LOOKUPS], carried)
             | "MergeJoinSides" >> beam.Flatten().with_output_types(_KEYED_ITEM)
             | "JoinCarriedEvents" >> beam.GroupByKey()
-            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_outputs(_JoinFn.FROM_TABLE, main="resolved"),
-            resolved=Resolved,
-            **{_JoinFn.FROM_TABLE: Message},
+            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_output_types(Resolved)
         )
-        from_table = (
-            joined[_JoinFn.FROM_TABLE]
-            | "BatchForEventsTable" >> beam.BatchElements(min_batch_size=1, max_batch_size=500)
-            | "ResolveFromEventsTable"
-            >> beam.ParDo(_ReadStoredEventsFn(self._target)).with_output_types(Resolved)
-        )
-        return (
-            split["others"],
-            joined["resolved"],
-            from_table,
-        ) | "AllResolved" >> beam.Flatten().with_output_types(Resolved)
+        return (split["others"], joined) | "AllResolved" >> beam.Flatten().with_output_types(Resolved)
