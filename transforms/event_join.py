@@ -15,10 +15,12 @@ from collections.abc import Iterable, Iterator, Mapping
 import apache_beam as beam
 import msgspec
 from apache_beam import coders as beam_coders
+from apache_beam import typehints
 
 from transforms import clients, state_store
 from transforms.applier import SpannerTarget
-from transforms.coders import MsgspecCoder
+from transforms.coders import MsgspecCoder, typed
+from transforms.core.engine.events import without_bytes
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, Message, Occurrence, ProjectInfo
 
@@ -55,20 +57,52 @@ def stored_event(message: Message, projects: Mapping[int, ProjectInfo]) -> Event
     return payload.event
 
 
-class _SplitFn(beam.DoFn):
-    LOOKUPS = "lookups"
-    EVENTS = "events"
+class JoinItem(msgspec.Struct, frozen=True):
+    """One side of the join on (project, event id): a lookup occurrence, or an event the archive carries."""
 
-    def process(self, message: Message, projects: Mapping[int, ProjectInfo]) -> Iterator:
+    lookup: Message | None = None
+    event: Event | None = None
+
+
+class JoinItemCoder(MsgspecCoder):
+    def __init__(self, type_: type = JoinItem) -> None:
+        super().__init__(type_)
+
+
+beam_coders.registry.register_coder(JoinItem, JoinItemCoder)
+
+
+def join_key(project_id: int, event_id: str) -> str:
+    return f"{project_id}:{event_id}"
+
+
+class _SplitFn(beam.DoFn):
+    """Lookups go to the join; every other message is resolved as it is (without its delivered bytes)."""
+
+    LOOKUPS = "lookups"
+
+    def process(self, message: Message) -> Iterator:
         if is_lookup(message):
             yield beam.pvalue.TaggedOutput(
-                self.LOOKUPS, ((message.project_id, message.payload.event_id), message)
+                self.LOOKUPS,
+                (join_key(message.project_id, message.payload.event_id), JoinItem(lookup=message)),
             )
             return
+        yield Resolved(without_bytes(message))
+
+
+class _CarriedEventsFn(beam.DoFn):
+    """The stored events that some lookup of the archive needs (most events are never looked up)."""
+
+    def process(
+        self, message: Message, projects: Mapping[int, ProjectInfo], needed: Mapping[str, bool]
+    ) -> Iterator:
         event = stored_event(message, projects)
-        if event is not None:
-            yield beam.pvalue.TaggedOutput(self.EVENTS, ((event.project_id, event.event_id), event))
-        yield Resolved(message)
+        if event is None:
+            return
+        key = join_key(event.project_id, event.event_id)
+        if key in needed:
+            yield key, JoinItem(event=event)
 
 
 def _pick(events: Iterable[Event]) -> Event | None:
@@ -88,11 +122,15 @@ class _JoinFn(beam.DoFn):
     FROM_TABLE = "from_table"
 
     def process(self, joined) -> Iterator:
-        _key, groups = joined
-        lookups = list(groups["lookups"])
-        if not lookups:
-            return
-        event = _pick(groups["events"])
+        _key, items = joined
+        lookups: list[Message] = []
+        events: list[Event] = []
+        for item in items:
+            if item.lookup is not None:
+                lookups.append(item.lookup)
+            elif item.event is not None:
+                events.append(item.event)
+        event = _pick(events)
         for message in lookups:
             if event is None:
                 yield beam.pvalue.TaggedOutput(self.FROM_TABLE, message)
@@ -115,6 +153,9 @@ class _ReadStoredEventsFn(beam.DoFn):
             yield Resolved(message, found.get((message.project_id, message.payload.event_id)))
 
 
+_KEYED_ITEM = typehints.Tuple[str, JoinItem]
+
+
 class ResolveLookups(beam.PTransform):
     """``Message`` → ``Resolved`` (see the module docstring). ``projects`` is the registry side input."""
 
@@ -124,17 +165,33 @@ class ResolveLookups(beam.PTransform):
         self._projects = projects
 
     def expand(self, messages):
-        split = messages | "SplitLookups" >> beam.ParDo(_SplitFn(), self._projects).with_outputs(
-            _SplitFn.LOOKUPS, _SplitFn.EVENTS, main="others"
+        split = typed(
+            messages | "SplitLookups" >> beam.ParDo(_SplitFn()).with_outputs(_SplitFn.LOOKUPS, main="others"),
+            others=Resolved,
+            **{_SplitFn.LOOKUPS: _KEYED_ITEM},
         )
-        joined = (
-            {"lookups": split[_SplitFn.LOOKUPS], "events": split[_SplitFn.EVENTS]}
-            | "JoinCarriedEvents" >> beam.CoGroupByKey()
-            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_outputs(_JoinFn.FROM_TABLE, main="resolved")
+        needed = split[_SplitFn.LOOKUPS] | "NeededEventIds" >> beam.Map(
+            lambda keyed: (keyed[0], True)
+        ).with_output_types(typehints.Tuple[str, bool])
+        carried = messages | "CarriedEvents" >> beam.ParDo(
+            _CarriedEventsFn(), self._projects, beam.pvalue.AsDict(needed)
+        ).with_output_types(_KEYED_ITEM)
+        joined = typed(
+            (split[_SplitFn.LOOKUPS], carried)
+            | "MergeJoinSides" >> beam.Flatten().with_output_types(_KEYED_ITEM)
+            | "JoinCarriedEvents" >> beam.GroupByKey()
+            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_outputs(_JoinFn.FROM_TABLE, main="resolved"),
+            resolved=Resolved,
+            **{_JoinFn.FROM_TABLE: Message},
         )
         from_table = (
             joined[_JoinFn.FROM_TABLE]
             | "BatchForEventsTable" >> beam.BatchElements(min_batch_size=1, max_batch_size=500)
-            | "ResolveFromEventsTable" >> beam.ParDo(_ReadStoredEventsFn(self._target))
+            | "ResolveFromEventsTable"
+            >> beam.ParDo(_ReadStoredEventsFn(self._target)).with_output_types(Resolved)
         )
-        return (split["others"], joined["resolved"], from_table) | "AllResolved" >> beam.Flatten()
+        return (
+            split["others"],
+            joined["resolved"],
+            from_table,
+        ) | "AllResolved" >> beam.Flatten().with_output_types(Resolved)

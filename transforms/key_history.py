@@ -30,6 +30,7 @@ from google.cloud import spanner
 
 from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier
+from transforms.coders import typed
 from transforms.core import metrics
 from transforms.core.engine import KeyState
 from transforms.core.model import DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
@@ -105,6 +106,7 @@ class ApplyKeyHistoriesFn(beam.DoFn):
                 DEAD_LETTER, WindowedValue(dead_letter, MIN_TIMESTAMP, [GlobalWindow()])
             )
         self._applier.flush()
+        self._applier.close()
 
     def _apply_waiting(self) -> list[DeadLetter]:
         waiting, self._waiting = self._waiting, []
@@ -131,7 +133,7 @@ class ApplyKeyHistoriesFn(beam.DoFn):
                 dead_letters.extend(dead)
                 progress.add(progress.APPLIED, len(chunk))
                 if self._applier.pending_writes >= self._flush_writes:
-                    self._applier.flush()
+                    self._applier.flush(wait=False)
         return dead_letters
 
     def _stored_occurrences(
@@ -174,6 +176,7 @@ class ApplyKeyHistories(beam.PTransform):
         self._projects = projects
 
     def expand(self, grouped):
-        return grouped | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
+        outputs = grouped | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
             DEAD_LETTER, main="applied"
         )
+        return typed(outputs, **{DEAD_LETTER: DeadLetter})

@@ -66,7 +66,11 @@ def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
 
 
 def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Event]:
-    """Stored events by (project id, event id)."""
+    """Stored events by (project id, event id): from the Events table, else from the occurrence that stored it.
+
+    Events of attached occurrences live on their occurrence's row (Occurrences.EventPayload), found through
+    the OccurrencesByStoredEvent index; events of occurrences that were not attached live in Events.
+    """
     keys = sorted(set(wanted))
     found: dict[tuple[int, str], Event] = {}
     if not keys:
@@ -79,6 +83,23 @@ def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, 
                 spanner.KeySet(keys=[list(key) for key in batch]),
             ):
                 found[(project_id, event_id)] = spanner_rows.event_from_payload(payload)
+        missing = [key for key in keys if key not in found]
+        holders: list[list] = []
+        for batch in _batches(missing):
+            for _project_id, _event_id, group_id, occurrence_id in snapshot.read(
+                "Occurrences",
+                ("ProjectId", "StoredEventId", "GroupId", "OccurrenceId"),
+                spanner.KeySet(keys=[list(key) for key in batch]),
+                index="OccurrencesByStoredEvent",
+            ):
+                holders.append([group_id, occurrence_id])
+        for batch in _batches(holders):
+            for project_id, event_id, payload in snapshot.read(
+                "Occurrences",
+                ("ProjectId", "StoredEventId", "EventPayload"),
+                spanner.KeySet(keys=batch),
+            ):
+                found.setdefault((project_id, event_id), spanner_rows.event_from_payload(payload))
     return found
 
 
