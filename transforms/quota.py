@@ -8,8 +8,8 @@ a backfill is limited like the live stream was.
 
 Retries are free: a request names the group it would create (``creation_id``), and a creation granted
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
-Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the window's buckets
-with every answer; counts only grow): when those already fill a request's window, the request is refused
+Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the counts of every
+bucket of the (project, type) with each answer; counts only grow): when those already fill a request's window, the request is refused
 without a round trip. Over-quota projects, whose refused occurrences ask again one by one, cost almost no
 Redis traffic that way. The one imprecision: a creation granted by another process and asked again here, in
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
@@ -37,7 +37,8 @@ _LOG = logging.getLogger(__name__)
 # KEYS: per request, the window's hash then its grants' hash. ARGV: ttl, then per request: current bucket,
 # buckets in the window, limit, creation id. Requests are checked in order, so two requests for the same
 # window in one batch see each other. A creation id granted before is granted again without consuming more.
-# Returns per request {granted (0/1), count of each bucket of the window, oldest first, after the request}.
+# Returns per request {granted (0/1), then bucket, count, bucket, count... of every bucket of the window's hash
+# (HGETALL: only buckets that saw creations), after the request}.
 _CHECK_AND_USE = """
 local ttl = tonumber(ARGV[1])
 local granted = {}
@@ -51,11 +52,9 @@ for i = 1, #KEYS / 2 do
   local creation = ARGV[base + 4]
   local fields = {}
   for b = bucket - buckets + 1, bucket do fields[#fields + 1] = tostring(b) end
-  local counts = {}
   local total = 0
-  for j, value in ipairs(redis.call('HMGET', key, unpack(fields))) do
-    counts[j] = value and tonumber(value) or 0
-    total = total + counts[j]
+  for _, value in ipairs(redis.call('HMGET', key, unpack(fields))) do
+    if value then total = total + tonumber(value) end
   end
   local answer = 0
   if creation ~= '' and redis.call('HEXISTS', grants, creation) == 1 then
@@ -63,7 +62,6 @@ for i = 1, #KEYS / 2 do
   elseif total < limit then
     redis.call('HINCRBY', key, tostring(bucket), 1)
     redis.call('EXPIRE', key, ttl)
-    counts[#counts] = counts[#counts] + 1
     if creation ~= '' then
       redis.call('HSET', grants, creation, bucket)
       redis.call('EXPIRE', grants, ttl)
@@ -71,7 +69,7 @@ for i = 1, #KEYS / 2 do
     answer = 1
   end
   local result = {answer}
-  for j = 1, #counts do result[j + 1] = counts[j] end
+  for _, value in ipairs(redis.call('HGETALL', key)) do result[#result + 1] = value end
   granted[i] = result
 end
 return granted
@@ -176,10 +174,10 @@ class RedisCreationQuota:
                 seen = self._seen[key] = {}
             if len(seen) > 100_000:
                 seen.clear()
-            first = request.message_time // (quota.granularity_seconds * MICROS) - len(counts) + 1
-            for offset, count in enumerate(counts):
-                if count > seen.get(first + offset, 0):
-                    seen[first + offset] = count
+            for position in range(0, len(counts) - 1, 2):
+                seen_bucket, count = int(counts[position]), int(counts[position + 1])
+                if count > seen.get(seen_bucket, 0):
+                    seen[seen_bucket] = count
         return [bool(answer) for answer in answers]
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
