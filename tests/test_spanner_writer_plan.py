@@ -75,13 +75,13 @@ def attach(
 def test_newer_write_replaces_group_row_and_older_one_is_stale():
     first, second = attach(1, 11, "o1", 1, relink=True), attach(2, 11, "o2", 2)
     plan = plan_commit([second], StoredVersions())
-    assert plan.upserts["Groups"][(11,)]["TimesSeen"] == 2
+    assert plan.row("Groups", (11,))["TimesSeen"] == 2
     # The older write arrives after the newer one committed: its group row is not written, but its
     # occurrence (append-only, idempotent) and the key's pointer to the group (never written yet) are.
     stale = plan_commit([first], StoredVersions(key_seq={}, group_seq={11: 2}))
     assert stale.stale_writes == 1
     assert "Groups" not in stale.upserts
-    assert stale.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
+    assert stale.row("KeyStates", (1, PRIMARY))["GroupId"] == 11
     assert (11, "o1") in stale.upserts["Occurrences"]
 
 
@@ -94,12 +94,12 @@ def test_replayed_write_changes_nothing_but_idempotent_rows():
 
 def test_writes_of_one_key_in_one_commit_net_to_the_latest_state():
     plan = plan_commit([attach(2, 11, "o2", 2), attach(1, 11, "o1", 1, relink=True)], StoredVersions())
-    group = plan.upserts["Groups"][(11,)]
+    group = plan.row("Groups", (11,))
     assert group["TimesSeen"] == 2
     assert group["Seq"] == 2
     assert group["State"] == base64.b64encode(b"state2").decode()
-    assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
-    assert plan.upserts["KeyStates"][(1, PRIMARY)]["State"] is None
+    assert plan.row("KeyStates", (1, PRIMARY))["GroupId"] == 11
+    assert plan.row("KeyStates", (1, PRIMARY))["State"] is None
     assert {key[1] for key in plan.upserts["Occurrences"]} == {"o1", "o2"}
 
 
@@ -129,9 +129,9 @@ def test_delete_drops_children_and_unlinks_hashes_then_recreation_relinks():
     assert not any(key[0] == 11 for key in plan.upserts.get("Occurrences", {}))
     assert (1, "b" * 32) in plan.deletes["GroupHashes"]
     assert (1, PRIMARY) not in plan.deletes["GroupHashes"]
-    assert plan.upserts["GroupHashes"][(1, PRIMARY)]["GroupId"] == 22
-    assert plan.upserts["KeyStates"][(1, PRIMARY)]["Generation"] == 1
-    assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 22
+    assert plan.row("GroupHashes", (1, PRIMARY))["GroupId"] == 22
+    assert plan.row("KeyStates", (1, PRIMARY))["Generation"] == 1
+    assert plan.row("KeyStates", (1, PRIMARY))["GroupId"] == 22
 
 
 def test_stale_write_does_not_resurrect_a_deleted_group():
@@ -143,7 +143,7 @@ def test_stale_write_does_not_resurrect_a_deleted_group():
 def test_state_only_write_updates_group_state_columns():
     write = intents.KeyWrite(KEY, 7, (intents.SaveKeyState(1, PRIMARY, 0, 11, b"s7", False),))
     plan = plan_commit([write], StoredVersions(group_seq={11: 6}))
-    assert plan.upserts["Groups"][(11,)] == {
+    assert plan.row("Groups", (11,)) == {
         "GroupId": 11,
         "Seq": 7,
         "State": base64.b64encode(b"s7").decode(),
@@ -161,7 +161,7 @@ def test_release_first_seen_keeps_the_minimum():
         not in plan_commit([record(1, 50)], StoredVersions(release_first_seen={(1, "1.0.0"): 40})).upserts
     )
     plan = plan_commit([record(1, 50), record(2, 30)], StoredVersions(release_first_seen={(1, "1.0.0"): 40}))
-    assert plan.upserts["Releases"][(1, "1.0.0")]["FirstSeen"] == "1970-01-01T00:00:00.000030Z"
+    assert plan.row("Releases", (1, "1.0.0"))["FirstSeen"] == "1970-01-01T00:00:00.000030Z"
 
 
 def test_chunks_keep_a_key_together_and_respect_the_limit():
@@ -186,7 +186,7 @@ def test_event_of_an_attached_occurrence_is_stored_on_its_row():
     write = intents.KeyWrite(KEY, 1, (intents.RecordEvent(_event(), "error"), *write.intents))
     plan = plan_commit([write], StoredVersions())
     assert "Events" not in plan.upserts
-    row = plan.upserts["Occurrences"][(11, "o1")]
+    row = plan.row("Occurrences", (11, "o1"))
     assert row["StoredEventId"] == "e" * 32
     assert '"platform":"python"' in row["EventPayload"]
 

@@ -79,6 +79,11 @@ class GroupApplier:
     def pending_writes(self) -> int:
         return len(self._pending)
 
+    @property
+    def pending_messages(self) -> int:
+        """Messages behind the kept writes: what a flush will cost, roughly, in rows."""
+        return self._pending_messages
+
     def now(self) -> int:
         """Processing time in microseconds (the only clock the engine ever sees, for lookup waits)."""
         return int(self._clock() * MICROS)

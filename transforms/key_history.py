@@ -13,8 +13,8 @@ it spilled shards (the local path). Contract:
   states, one for the occurrences of their current groups that the archive carries again, one for events
   that lookups need and the archive does not carry), so a backfill can run into a live database, and running
   it twice changes nothing the second time.
-* **Writes** are committed by the shared ``GroupApplier`` every ``flush_writes`` key writes (on its writer
-  thread) and at the end of each bundle; a key's writes are committed in order, within one bundle.
+* **Writes** are committed by the shared ``GroupApplier`` every ``flush_messages`` applied messages (on its
+  writer thread, at most two flushes queued) and at the end of each bundle; a key's writes are committed in order, within one bundle.
 
 A grouped value is anything with ``order`` ((message time, message id)), ``occurrence_id`` (None for status
 changes), ``lookup_event_id`` (the event id a lookup needs, else None), ``message`` and ``event`` (the
@@ -82,14 +82,14 @@ class KeyHistories:
         *,
         chunk_size: int = 5000,
         hydrate_batch: int = 200,
-        flush_writes: int = 2000,
+        flush_messages: int = 5000,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
         self._applier = GroupApplier(config, count)
         self._chunk_size = chunk_size
         self._hydrate_batch = hydrate_batch
-        self._flush_writes = flush_writes
+        self._flush_messages = flush_messages
         self._waiting: list[tuple[str, Iterable[GroupedValue]]] = []
 
     def add(
@@ -140,7 +140,7 @@ class KeyHistories:
                 )
                 dead_letters.extend(dead)
                 progress.add(progress.APPLIED, len(chunk))
-                if self._applier.pending_writes >= self._flush_writes:
+                if self._applier.pending_messages >= self._flush_messages:
                     self._applier.flush(wait=False)
         return dead_letters
 

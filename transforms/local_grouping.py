@@ -112,27 +112,53 @@ class SpilledValue:
         return _MESSAGE.decode(self._record.message)
 
 
+class _FrameFiles:
+    """Spill files of one bundle, opened on first use and written as records come (nothing held in memory)."""
+
+    def __init__(self, directory: str, bundle: str) -> None:
+        self._directory = directory
+        self._bundle = bundle
+        self._files: dict[str, Any] = {}
+
+    def write(self, name: str, frame: bytes) -> None:
+        file = self._files.get(name)
+        if file is None:
+            path = os.path.join(self._directory, f"{name}-{self._bundle}.spill")
+            file = self._files[name] = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 (closed in close())
+        file.write(_FRAME.pack(len(frame)))
+        file.write(frame)
+
+    def close(self) -> dict[str, str]:
+        """Close every file; returns name -> path."""
+        paths = {}
+        for name, file in self._files.items():
+            file.close()
+            paths[name] = file.name
+        self._files = {}
+        return paths
+
+
 class _SpillFn(beam.DoFn):
-    """Writes a bundle's messages to spill files (see the module docstring, step 1)."""
+    """Writes a bundle's messages to spill files as they come (see the module docstring, step 1)."""
 
     def __init__(self, directory: str, shards: int) -> None:
         self._directory = directory
         self._shards = shards
 
     def start_bundle(self) -> None:
-        self._keys: dict[int, list[bytes]] = {}
-        self._events: list[bytes] = []
-        self._lookups: list[bytes] = []
+        self._files = _FrameFiles(self._directory, uuid.uuid4().hex)
 
     def process(self, message: Message, projects: Mapping[int, ProjectInfo]) -> None:
         payload = message.payload
         lookup = is_lookup(message)
         if lookup:
-            self._lookups.append(_ENCODER.encode(join_key(message.project_id, payload.event_id)))
+            self._files.write("lookups", _ENCODER.encode(join_key(message.project_id, payload.event_id)))
         else:
             event = stored_event(message, projects)
             if event is not None:
-                self._events.append(_ENCODER.encode((join_key(event.project_id, event.event_id), event)))
+                self._files.write(
+                    "events", _ENCODER.encode((join_key(event.project_id, event.event_id), event))
+                )
         key = message.key
         record = _Record(
             key,
@@ -142,22 +168,14 @@ class _SpillFn(beam.DoFn):
             payload.event_id if lookup else None,
             _ENCODER.encode(without_bytes(message)),
         )
-        self._keys.setdefault(shard_of(key, self._shards), []).append(_ENCODER.encode(record))
+        self._files.write(f"keys-{shard_of(key, self._shards):04d}", _ENCODER.encode(record))
 
     def finish_bundle(self) -> Iterator[Any]:
-        bundle = uuid.uuid4().hex
-        for shard, frames in self._keys.items():
-            path = os.path.join(self._directory, f"keys-{shard:04d}-{bundle}.spill")
-            write_frames(path, frames)
-            yield pvalue.TaggedOutput(KEY_FILES, _windowed((shard, path)))
-        for tag, frames, name in (
-            (EVENT_FILES, self._events, "events"),
-            (LOOKUP_FILES, self._lookups, "lookups"),
-        ):
-            if frames:
-                path = os.path.join(self._directory, f"{name}-{bundle}.spill")
-                write_frames(path, frames)
-                yield pvalue.TaggedOutput(tag, _windowed(path))
+        for name, path in self._files.close().items():
+            if name.startswith("keys-"):
+                yield pvalue.TaggedOutput(KEY_FILES, _windowed((int(name[5:]), path)))
+            else:
+                yield pvalue.TaggedOutput(EVENT_FILES if name == "events" else LOOKUP_FILES, _windowed(path))
 
 
 def _windowed(value: Any):

@@ -77,15 +77,34 @@ class StoredVersions:
 
 @dataclass
 class CommitPlan:
-    """The netted rows of one commit: table -> primary key -> columns, and table -> deleted keys."""
+    """The netted rows of one commit: table -> primary key -> (columns, values), and table -> deleted keys.
 
-    upserts: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)
+    Most rows are written once per commit and keep the tuples they came with; a row written twice (a group
+    row and its state, an occurrence and its event) is merged column by column, the later write winning.
+    """
+
+    upserts: dict[str, dict[tuple, tuple[tuple[str, ...], tuple]]] = field(default_factory=dict)
     deletes: dict[str, dict[tuple, None]] = field(default_factory=dict)
     stale_writes: int = 0
 
-    def upsert(self, table: str, key: tuple, columns: Sequence[str], values: Sequence[Any]) -> None:
-        self.deletes.get(table, {}).pop(key, None)
-        self.upserts.setdefault(table, {}).setdefault(key, {}).update(zip(columns, values))
+    def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
+        deleted = self.deletes.get(table)
+        if deleted:
+            deleted.pop(key, None)
+        planned = self.upserts.get(table)
+        if planned is None:
+            planned = self.upserts[table] = {}
+        previous = planned.get(key)
+        if previous is not None:
+            merged = dict(zip(*previous))
+            merged.update(zip(columns, values))
+            columns, values = tuple(merged), tuple(merged.values())
+        planned[key] = (columns, values)
+
+    def row(self, table: str, key: tuple) -> dict[str, Any]:
+        """The planned columns of one row, by name (for tests and logs)."""
+        columns, values = self.upserts[table][key]
+        return dict(zip(columns, values))
 
     def delete(self, table: str, key: tuple) -> None:
         self.upserts.get(table, {}).pop(key, None)
@@ -112,7 +131,7 @@ class CommitPlan:
     def mutation_count(self) -> int:
         total = 0
         for table, planned in self.upserts.items():
-            for columns in planned.values():
+            for columns, _values in planned.values():
                 total += rows.mutation_cells(table, len(columns))
         for table, deleted in self.deletes.items():
             total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
@@ -338,8 +357,8 @@ def _buffer(transaction, plan: CommitPlan) -> None:
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
     for table, planned in plan.upserts.items():
         by_columns: dict[tuple[str, ...], list[tuple]] = {}
-        for columns in planned.values():
-            by_columns.setdefault(tuple(columns), []).append(tuple(columns.values()))
+        for columns, values in planned.values():
+            by_columns.setdefault(columns, []).append(values)
         for columns, values in by_columns.items():
             # A Groups row written without its Type is a state-only update of an existing group.
             kind = "update" if table == "Groups" and "Type" not in columns else "insert_or_update"
