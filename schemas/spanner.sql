@@ -9,6 +9,8 @@
 --     Writers never replace a row carrying a higher Seq (a group row never goes backwards).
 --   * pipeline.admin applies the statements (separated by ';') whose table or index does not exist yet, so
 --     appending a statement is how the schema evolves.
+--   * GROUPS and HASH are reserved words of Spanner's GoogleSQL: the Groups table and the GroupHashes.Hash column
+--     are written `quoted` in DDL and SQL (the read and mutation APIs take the plain names).
 
 CREATE TABLE Organizations (
   OrganizationId INT64 NOT NULL,
@@ -43,7 +45,7 @@ CREATE TABLE KeyStates (
   UpdatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (ProjectId, PrimaryHash);
 
-CREATE TABLE Groups (
+CREATE TABLE `Groups` (
   GroupId INT64 NOT NULL,
   ProjectId INT64 NOT NULL,
   OrganizationId INT64 NOT NULL,
@@ -101,7 +103,7 @@ CREATE TABLE Occurrences (
   Release STRING(MAX),
   Environment STRING(MAX),
 ) PRIMARY KEY (GroupId, OccurrenceId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -113,7 +115,7 @@ CREATE TABLE Activities (
   ActivityTime TIMESTAMP NOT NULL,
   Data JSON,
 ) PRIMARY KEY (GroupId, ActivityId),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 CREATE TABLE GroupEnvironments (
   GroupId INT64 NOT NULL,
@@ -121,14 +123,14 @@ CREATE TABLE GroupEnvironments (
   FirstRelease STRING(MAX),
   FirstSeen TIMESTAMP NOT NULL,
 ) PRIMARY KEY (GroupId, Environment),
-  INTERLEAVE IN PARENT Groups ON DELETE CASCADE;
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
 
 -- (project, fingerprint hash) -> group, for every fingerprint part of attached occurrences (the primary always).
 CREATE TABLE GroupHashes (
   ProjectId INT64 NOT NULL,
-  Hash STRING(32) NOT NULL,
+  `Hash` STRING(32) NOT NULL,
   GroupId INT64 NOT NULL,
-) PRIMARY KEY (ProjectId, Hash);
+) PRIMARY KEY (ProjectId, `Hash`);
 
 CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
 
@@ -161,3 +163,50 @@ CREATE TABLE ApiTokens (
   Name STRING(MAX),
   CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (TokenHash);
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- The issue index (api/, docs/issue-index.md). Every list query is a set of key-range reads on one of the six
+-- indexes below, bounded by (organization or project, status, priority) and read in index order with a row limit,
+-- so a page costs O(page) index rows whatever the size of the organization. The key is
+--   (scope, Status, Priority DESC, <sort column> DESC, GroupId DESC)
+-- so that one range per (status, priority) pair is already in the page's order (newest, most frequent... first),
+-- Priority in the key serves both the priority filter of the default query and the priority sort, and GroupId
+-- breaks ties so keyset cursors are exact. STORING holds every column the filters test, so a page is filtered
+-- without touching the base table; the wide display columns (Title, Culprit, Data) are read for the page's rows
+-- only, by primary key, in one batched read. NULL_FILTERED is not used: it would hide groups without a priority.
+
+-- sort=date (LastSeen) and sort=priority (Priority, LastSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationLastSeen ON `Groups` (OrganizationId, Status, Priority DESC, LastSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, FirstSeen, TimesSeen, FirstRelease, Assignee);
+
+-- sort=new (FirstSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationFirstSeen ON `Groups` (OrganizationId, Status, Priority DESC, FirstSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, LastSeen, TimesSeen, FirstRelease, Assignee);
+
+-- sort=freq (TimesSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationTimesSeen ON `Groups` (OrganizationId, Status, Priority DESC, TimesSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, FirstSeen, LastSeen, FirstRelease, Assignee);
+
+-- The same three for queries naming a few projects (one range per project instead of a residual filter).
+CREATE INDEX GroupsByProjectLastSeen ON `Groups` (ProjectId, Status, Priority DESC, LastSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, FirstSeen, TimesSeen, FirstRelease, Assignee);
+
+CREATE INDEX GroupsByProjectFirstSeen ON `Groups` (ProjectId, Status, Priority DESC, FirstSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, LastSeen, TimesSeen, FirstRelease, Assignee);
+
+CREATE INDEX GroupsByProjectTimesSeen ON `Groups` (ProjectId, Status, Priority DESC, TimesSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, FirstSeen, LastSeen, FirstRelease, Assignee);
+
+-- The releases a group was seen in (Sentry's GroupRelease without environment): the issue index's `release:`
+-- filter looks up (GroupId, Release) pairs by primary key for a page's candidates. Written by the pipeline's
+-- Spanner writer, one blind insert_or_update per attached occurrence whose event names a release (a pure
+-- relation, so the write needs no read). Occurrences.Release holds the same facts, but checking it means
+-- reading every occurrence of a group, while this table has one row per (group, release).
+CREATE TABLE GroupReleases (
+  GroupId INT64 NOT NULL,
+  Release STRING(MAX) NOT NULL,
+) PRIMARY KEY (GroupId, Release),
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+-- The latest release of a project (bulk update's statusDetails.inNextRelease): one row from the top of the range.
+CREATE INDEX ReleasesByProjectFirstSeen ON Releases (ProjectId, FirstSeen DESC);
