@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 
@@ -73,6 +74,16 @@ GroupStatsPeriod = Annotated[str | None, Query(description="Accepted for compati
 ShortIdLookup = Annotated[str | None, Query(description="1: a query that is a short id finds that issue.")]
 UpdateBody = Annotated[Any, Body(description=_UPDATE_BODY_DOC)]
 
+
+class JSONBody(Response):
+    """A JSON response encoded with orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sntryu_...`")
 
 
@@ -86,21 +97,21 @@ def create_app(index: IssueIndex) -> FastAPI:
             "Bulk changes are published as status-change messages and take effect when the pipeline applies "
             "them (answer 202)."
         ),
-        default_response_class=ORJSONResponse,
+        default_response_class=JSONBody,
     )
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_: Request, exc: ApiError) -> JSONBody:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return ORJSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+        return JSONBody({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBody:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
         message = first.get("msg", "invalid request")
-        return ORJSONResponse({"detail": f"Invalid {where}: {message}"}, status_code=400)
+        return JSONBody({"detail": f"Invalid {where}: {message}"}, status_code=400)
 
     def organization_for(request: Request, organization: str) -> Organization:
         token = auth.authenticate(index.directory, request.headers.get("authorization"))
@@ -263,7 +274,7 @@ def _page_response(request: Request, page: IssuePage) -> Response:
         headers["X-Max-Hits"] = str(MAX_HITS)
     if page.direct_hit:
         headers["X-Sentry-Direct-Hit"] = "1"
-    return ORJSONResponse(page.issues, headers=headers)
+    return JSONBody(page.issues, headers=headers)
 
 
 def link_header(url: URL, page: IssuePage) -> str:
@@ -283,4 +294,4 @@ def link_header(url: URL, page: IssuePage) -> str:
 def _mutation_response(mutation: Mutation | None) -> Response:
     if mutation is None:
         return Response(status_code=204)
-    return ORJSONResponse(mutation.body, status_code=202)
+    return JSONBody(mutation.body, status_code=202)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from transforms.core.enums import (
     CATEGORY_NAMES,
@@ -592,23 +592,23 @@ def _date_interval(term: Term, now: int) -> Interval:
         if term.negated:
             operator = _NEGATED_OPERATOR[operator]
         return _compare(operator, moment)
-    start, end = _parse_datetime(term, value)
+    moment, is_date = _parse_datetime(term, value)
     if operator is not None:
         if term.negated:
             operator = _NEGATED_OPERATOR[operator]
-        return _compare(operator, start)
+        return _compare(operator, moment)
     if term.negated:
         raise term.error("a date range cannot be negated; use a comparison such as < or >")
-    return Interval(start, end)
+    if is_date:
+        return Interval(moment, moment + 24 * 3600 * MICROS - 1)
+    return Interval(moment - _SPECIFIC_DATETIME_SLACK, moment + _SPECIFIC_DATETIME_SLACK - 1)
 
 
-def _parse_datetime(term: Term, value: str) -> tuple[int, int]:
-    """(start, end) in micros: a date is that UTC day; a datetime is five minutes either side (Sentry's rule)."""
+def _parse_datetime(term: Term, value: str) -> tuple[int, bool]:
+    """(the moment in micros, whether ``value`` was a date without a time); naive values are UTC."""
     try:
         if _DATE_RE.fullmatch(value):
-            day = datetime.fromisoformat(value).replace(tzinfo=UTC)
-            start = from_datetime(day)
-            return start, from_datetime(day + timedelta(days=1)) - 1
+            return from_datetime(datetime.fromisoformat(value).replace(tzinfo=UTC)), True
         if not _DATE_RE.match(value):
             raise ValueError(value)
         moment = datetime.fromisoformat(value)
@@ -618,8 +618,7 @@ def _parse_datetime(term: Term, value: str) -> tuple[int, int]:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    micros = from_datetime(moment)
-    return micros - _SPECIFIC_DATETIME_SLACK, micros + _SPECIFIC_DATETIME_SLACK - 1
+    return from_datetime(moment), False
 
 
 def _number_interval(term: Term) -> Interval:

@@ -171,3 +171,110 @@ def add_release(database: Any, project_id: int, version: str, first_seen: int) -
             ["ProjectId", "Version", "FirstSeen"],
             [[project_id, version, to_datetime(first_seen)]],
         )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A mixed data set for search tests: two organizations whose groups interleave in every index range.
+
+ORG, OTHER_ORG = 1, 2
+PROJECTS = {11: "backend", 12: "frontend", 13: "worker"}
+OTHER_PROJECT = 21
+ENVIRONMENTS = ("production", "staging")
+RELEASES = ("1.0.0", "1.1.0", "2.0.0")
+WORDS = ("database", "timeout", "connection refused", "null pointer", "slow query")
+
+
+@dataclass
+class World:
+    groups: list[G]
+    other: list[G]
+    environments: dict[int, set[str]]
+    releases: dict[int, set[str]]
+    read_token: str
+    write_token: str
+    other_token: str
+
+
+def build_world(database: Any, seed: int = 7, size: int = 150) -> World:
+    """``size`` groups in organization 1 (projects 11-13) and a third as many in organization 2, with many
+    ties in dates and counts, every status/substatus/priority (and no priority), several types and levels."""
+    import random
+
+    rnd = random.Random(seed)
+    add_organization(database, ORG, "acme")
+    add_organization(database, OTHER_ORG, "globex")
+    for project_id, slug in PROJECTS.items():
+        add_project(database, project_id, ORG, slug)
+    add_project(database, OTHER_PROJECT, OTHER_ORG, "backend")
+
+    pairs = [
+        (GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.NEW),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.REGRESSED),
+        (GroupStatus.UNRESOLVED, GroupSubStatus.ESCALATING),
+        (GroupStatus.RESOLVED, None),
+        (GroupStatus.IGNORED, GroupSubStatus.FOREVER),
+        (GroupStatus.IGNORED, GroupSubStatus.UNTIL_ESCALATING),
+    ]
+
+    def make(group_id: int, project_id: int, organization_id: int) -> G:
+        status, substatus = rnd.choice(pairs)
+        first = T0 + rnd.randrange(0, 20) * DAY // 4
+        return G(
+            group_id,
+            project_id,
+            organization_id,
+            first_seen=first,
+            last_seen=first + rnd.randrange(0, 6) * HOUR,  # few distinct values: many ties
+            times_seen=rnd.choice([1, 1, 2, 5, 5, 10, 100]),
+            status=status,
+            substatus=substatus,
+            priority=rnd.choice([Priority.HIGH, Priority.MEDIUM, Priority.LOW, Priority.MEDIUM, None]),
+            type=rnd.choice([1, 1, 1006, 4001, 6001]),
+            level=rnd.choice([20, 30, 40, 40, 50]),
+            title=f"{rnd.choice(WORDS).title()} in {rnd.choice(['checkout', 'login', 'search'])} #{group_id}",
+            message=f"{rnd.choice(WORDS)} while handling request",
+            first_release=rnd.choice([None, *RELEASES]),
+            assignee=rnd.choice([None, None, "user:1", "team:2"]),
+        )
+
+    # Ids spread over the 63-bit space (like the pipeline's hashed ids), so id order is not creation order.
+    ids = rnd.sample(range(1, 2**62), size + size // 3)
+    groups = [make(group_id, rnd.choice(list(PROJECTS)), ORG) for group_id in ids[:size]]
+    other = [make(group_id, OTHER_PROJECT, OTHER_ORG) for group_id in ids[size:]]
+    write_groups(database, groups + other)
+    environments: dict[int, set[str]] = {}
+    releases: dict[int, set[str]] = {}
+    for g in groups + other:
+        environments[g.group_id] = set(rnd.sample(ENVIRONMENTS, rnd.randrange(0, 3)))
+        releases[g.group_id] = set(rnd.sample(RELEASES, rnd.randrange(0, 3)))
+    add_environments(database, [(gid, env) for gid, envs in environments.items() for env in envs])
+    add_group_releases(database, [(gid, rel) for gid, rels in releases.items() for rel in rels])
+    return World(
+        groups,
+        other,
+        environments,
+        releases,
+        add_token(database, ORG, "read"),
+        add_token(database, ORG, "write"),
+        add_token(database, OTHER_ORG, "write"),
+    )
+
+
+def expected_order(groups: list[G], sort: str) -> list[G]:
+    """The groups in ``sort`` order, computed independently of the service."""
+
+    def last(g: G) -> int:
+        return g.last_seen
+
+    def first(g: G) -> int:
+        return g.last_seen if g.first_seen is None else g.first_seen
+
+    keys = {
+        "date": lambda g: (last(g), g.group_id),
+        "new": lambda g: (first(g), g.group_id),
+        "freq": lambda g: (g.times_seen, g.group_id),
+        "priority": lambda g: (-1 if g.priority is None else g.priority, last(g), g.group_id),
+    }
+    return sorted(groups, key=keys[sort], reverse=True)
