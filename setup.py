@@ -33,8 +33,9 @@ setup(
         "google-cloud-pubsub>=2.44,<3",
         "google-cloud-spanner>=3.71,<4",
         "redis>=5,<9",
-        # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.
-        "protobuf>=6.33,<7",
+        # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.5, and so does the code
+        # generated into schemas/ (it checks the runtime is at least the protoc that wrote it).
+        "protobuf>=6.33.5,<7",
         "msgspec>=0.19,<1",
         "orjson>=3.10,<4",
         "fastapi>=0.115,<1",
@@ -47,7 +48,8 @@ setup(
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
             "httpx>=0.27,<1",
-            "grpcio-tools>=1.66,<2",
+            # Its bundled protoc (33.5) writes schemas/*_pb2.py*; another version would write other bytes.
+            "grpcio-tools>=1.81.1,<1.82",
         ],
     },
 )

@@ -110,6 +110,13 @@ class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
 
 
 class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """The group was seen in ``environment`` at ``first_seen`` (message time) with ``first_release``.
+
+    Writers keep the row with the smallest ``first_seen``; on equal times the
+    later write wins (the engine writes again on a tie only for an occurrence
+    earlier in key order, so the row converges to the in-order one).
+    """
+
     group_id: int
     environment: str
     first_release: str | None

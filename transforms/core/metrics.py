@@ -27,12 +27,16 @@ STATUS_CHANGE_NO_EFFECT = "status_change.no_effect"
 REGRESSIONS = "regressions"
 OCCURRENCES_ATTACHED = "occurrences.attached"
 GROUPS_DELETED = "group.deleted"
+GROUP_UPDATES = "group.updated"
 EVENT_LOOKUP_WAITING = "event_lookup.waiting"
 LATE_MESSAGES = "late_messages"
 QUOTA_FAIL_OPEN = "creation_quota.fail_open"
 SPANNER_COMMITS = "spanner.commits"
 SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
+SPANNER_STALE_WRITES = "spanner.stale_writes"
+# A distribution: the size in bytes of every message decoded (before the size limit is applied).
+MESSAGE_BYTES = "message.bytes"
 DEAD_LETTER_PREFIX = "dead_letters."
 
 

@@ -1,0 +1,173 @@
+"""Pipeline options, one class per concern, with defaults that run against the local stack.
+
+Every flag here works with every runner; Beam's own flags (``--runner``, ``--project``, ``--region``,
+``--temp_location``, ``--setup_file`` ...) are accepted alongside.
+"""
+
+from __future__ import annotations
+
+import re
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str | float | int) -> float:
+    """``"24h"``, ``"10m"``, ``"2s"``, ``"500ms"`` or a number of seconds -> seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 2s, 10m, 24h, 7d")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_size(text: str | int) -> int:
+    """``"1MiB"``, ``"512KiB"``, ``"1000000"`` -> bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.match(r"^\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*$", text)
+    if not match:
+        raise ValueError(f"invalid size {text!r}: use bytes or KiB/MiB/GiB, e.g. 1MiB")
+    return (
+        int(match.group(1)) * {"B": 1, None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}[match.group(2)]
+    )
+
+
+class SpannerOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--spanner_project",
+            default="local-project",
+            help="Google Cloud project of the Spanner instance (any name on the emulator).",
+        )
+        parser.add_argument("--spanner_instance", default="local-instance", help="Spanner instance id.")
+        parser.add_argument("--spanner_database", default="occurrences", help="Spanner database id.")
+        parser.add_argument(
+            "--max_commit_mutations",
+            type=int,
+            default=40_000,
+            help="Upper bound of mutations (index cells included) per Spanner commit; Spanner refuses > 80,000.",
+        )
+
+
+class QuotaOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--redis_url",
+            default="redis://localhost:6379/0",
+            help="Redis holding the creation quotas shared by all workers (redis://host:port/db).",
+        )
+        parser.add_argument(
+            "--no_creation_quota",
+            action="store_true",
+            default=False,
+            help="Turn the creation quota off: every group that passes the noise gate is created.",
+        )
+        parser.add_argument(
+            "--quota_key_prefix",
+            default="occurrence-pipeline",
+            help="Prefix of the Redis keys of the quota windows (to share one Redis between deployments).",
+        )
+
+
+class ProcessingOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--duplicate_retention",
+            default="24h",
+            help="How long (in message time) a key remembers the ids it applied; a redelivery within it is a no-op.",
+        )
+        parser.add_argument(
+            "--pending_status_window",
+            default="1h",
+            help="How long (in message time) a status change for a key without a group waits for the group.",
+        )
+        parser.add_argument(
+            "--lookup_retry_window",
+            default="10m",
+            help="How long (processing time) an occurrence whose event is not stored yet waits for it.",
+        )
+        parser.add_argument(
+            "--max_payload_bytes",
+            default="1MiB",
+            help="Messages larger than this are dead-lettered as oversized.",
+        )
+
+
+class StreamOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--input_subscription",
+            help="Pub/Sub subscription to read: projects/P/subscriptions/S (preferred: no message is lost "
+            "while the pipeline is down).",
+        )
+        parser.add_argument("--input_topic", help="Pub/Sub topic to read through a temporary subscription.")
+        parser.add_argument(
+            "--timestamp_attribute",
+            default=None,
+            help="Message attribute holding the message time (RFC 3339 or epoch millis); default: publish time.",
+        )
+        parser.add_argument(
+            "--dead_letter_topic",
+            default=None,
+            help="Pub/Sub topic for dead letters (projects/P/topics/T); each keeps its bytes and attributes plus "
+            "dead_letter_reason/error/stage, so republishing it to the input replays it.",
+        )
+        parser.add_argument(
+            "--watermark_delay",
+            default="2s",
+            help="A key's messages are applied once the watermark is this far past them.",
+        )
+        parser.add_argument(
+            "--processing_hold",
+            default="2s",
+            help="...and at least this long (processing time) after the first of them arrived, so a burst is "
+            "sorted into message-time order before it is applied.",
+        )
+        parser.add_argument(
+            "--projects_refresh",
+            default="60s",
+            help="How often the project registry (Spanner) is re-read; new projects take effect after that.",
+        )
+        parser.add_argument(
+            "--pubsub_pull_max",
+            type=int,
+            default=1000,
+            help="DirectRunner only: messages per Pub/Sub pull (Beam's local reader pulls 10 and waits 30 s).",
+        )
+        parser.add_argument(
+            "--progress_interval",
+            default="10s",
+            help="How often a local run logs its throughput and lag.",
+        )
+
+
+class BackfillOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--input", help="Archive glob: local paths or gs://, e.g. 'gs://bucket/archive/*.avro'."
+        )
+        parser.add_argument(
+            "--input_format",
+            choices=("avro", "jsonl"),
+            default=None,
+            help="Archive format; default: from each file's extension (.avro, .jsonl/.ndjson/.json, optionally .gz).",
+        )
+        parser.add_argument(
+            "--dead_letter_path",
+            help="Folder (local or gs://) for dead-letter files; each line is a replayable archive envelope.",
+        )
+        parser.add_argument(
+            "--chunk_size",
+            type=int,
+            default=5000,
+            help="A key's messages are applied in ordered chunks of at most this many (bounds memory on hot keys).",
+        )

@@ -1,0 +1,199 @@
+"""The streaming pipeline: Pub/Sub → decode → check projects → key → apply per group → Spanner.
+
+    python -m pipeline.stream --input_subscription projects/P/subscriptions/S [--dead_letter_topic ...]
+        [--spanner_project ...] [--redis_url ... | --no_creation_quota] [Beam flags]
+
+Runs on the local runner by default and on Dataflow unchanged (``--runner DataflowRunner --project ...
+--region ... --temp_location gs://... --setup_file ./setup.py``). Step names are stable, so a running job can
+be updated in place (``--update``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.options import (
+    ProcessingOptions,
+    QuotaOptions,
+    SpannerOptions,
+    StreamOptions,
+    parse_duration,
+    parse_size,
+)
+from transforms import coders  # noqa: F401  (registers the message coders)
+from transforms.applier import ApplierConfig, SpannerTarget
+from transforms.apply_per_group import ApplyPerGroup
+from transforms.core import metrics
+from transforms.core.engine import EngineConfig
+from transforms.core.model import MICROS, DeadLetter, Message
+from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
+from transforms.pubsub_io import ReadMessages, WriteDeadLetters
+from transforms.registry_source import AsRegistry, RefreshRegistry
+
+_LOG = logging.getLogger("pipeline.stream")
+LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
+
+
+def key_by_group(message: Message) -> tuple[str, Message]:
+    return message.key, message
+
+
+def log_dead_letter(dead_letter: DeadLetter) -> DeadLetter:
+    _LOG.info(
+        "dead letter %s (%s at %s): %s",
+        dead_letter.message_id,
+        dead_letter.reason,
+        dead_letter.stage,
+        dead_letter.error,
+    )
+    return dead_letter
+
+
+def spanner_target(options: PipelineOptions) -> SpannerTarget:
+    spanner = options.view_as(SpannerOptions)
+    return SpannerTarget(
+        spanner.spanner_project,
+        spanner.spanner_instance,
+        spanner.spanner_database,
+        spanner.max_commit_mutations,
+    )
+
+
+def applier_config(options: PipelineOptions, *, wait_for_events: bool) -> ApplierConfig:
+    processing = options.view_as(ProcessingOptions)
+    quota = options.view_as(QuotaOptions)
+    engine_config = EngineConfig(
+        duplicate_retention=int(parse_duration(processing.duplicate_retention) * MICROS),
+        pending_status_window=int(parse_duration(processing.pending_status_window) * MICROS),
+        lookup_retry_window=int(parse_duration(processing.lookup_retry_window) * MICROS),
+        wait_for_events=wait_for_events,
+    )
+    return ApplierConfig(
+        spanner=spanner_target(options),
+        engine=engine_config,
+        redis_url=None if quota.no_creation_quota else quota.redis_url,
+        quota_key_prefix=quota.quota_key_prefix,
+    )
+
+
+def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
+    """Add the streaming job's steps to ``pipeline`` (no I/O happens here)."""
+    stream = options.view_as(StreamOptions)
+    processing = options.view_as(ProcessingOptions)
+    target = spanner_target(options)
+    refresh = parse_duration(stream.projects_refresh)
+    projects = AsRegistry(pipeline | "RefreshProjects" >> RefreshRegistry(target, refresh), target, refresh)
+
+    raw = pipeline | "ReadMessages" >> ReadMessages(
+        subscription=stream.input_subscription,
+        topic=stream.input_topic,
+        timestamp_attribute=stream.timestamp_attribute,
+    )
+    decoded = raw | "DecodeMessages" >> DecodeMessages(parse_size(processing.max_payload_bytes))
+    checked = decoded | "CheckProjects" >> CheckProjects(projects)
+    keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(tuple[str, Message])
+    applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
+        applier_config(options, wait_for_events=True),
+        projects,
+        watermark_delay=parse_duration(stream.watermark_delay),
+        processing_hold=parse_duration(stream.processing_hold),
+    )
+    dead_letters = (checked[DEAD_LETTER], applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+    if stream.dead_letter_topic:
+        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic)
+    else:
+        dead_letters | "LogDeadLetters" >> beam.Map(log_dead_letter)
+
+
+def make_options(argv: Sequence[str]) -> PipelineOptions:
+    options = PipelineOptions(list(argv))
+    standard = options.view_as(StandardOptions)
+    standard.streaming = True
+    if not standard.runner:
+        # The default DirectRunner first tries to download the Prism runner; go straight to the local runner.
+        standard.runner = "BundleBasedDirectRunner"
+    stream = options.view_as(StreamOptions)
+    if bool(stream.input_subscription) == bool(stream.input_topic):
+        raise SystemExit("pipeline.stream: give exactly one of --input_subscription or --input_topic")
+    return options
+
+
+def start(options: PipelineOptions):
+    """Build and start the pipeline; returns Beam's ``PipelineResult`` (the job runs until cancelled)."""
+    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
+        from pipeline.local_pubsub import speed_up_direct_runner_pubsub
+
+        speed_up_direct_runner_pubsub(options.view_as(StreamOptions).pubsub_pull_max)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, options)
+    return pipeline.run()
+
+
+def counter_totals(result) -> dict[str, int]:
+    """Committed (or, while running, attempted) totals of our counters, by name."""
+    totals: dict[str, int] = {}
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(metrics.NAMESPACE))
+    for counter in query["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
+    return totals
+
+
+def report_progress(result, interval: float, stop: threading.Event) -> None:
+    """Log throughput and outcomes every ``interval`` seconds until ``stop`` is set."""
+    last_total, last_time = 0, time.monotonic()
+    while not stop.wait(interval):
+        try:
+            totals = counter_totals(result)
+        except Exception as error:  # metrics are best effort while the job runs
+            _LOG.debug("metrics unavailable: %s", error)
+            continue
+        taken = totals.get(metrics.OCCURRENCE_MESSAGES, 0) + totals.get(metrics.STATUS_CHANGE_MESSAGES, 0)
+        dead = sum(v for k, v in totals.items() if k.startswith(metrics.DEAD_LETTER_PREFIX))
+        now = time.monotonic()
+        rate = (taken - last_total) / (now - last_time)
+        last_total, last_time = taken, now
+        _LOG.info(
+            "applied %d messages (%.0f/s), groups created %d, dead letters %d, duplicates %d, spanner commits %d",
+            taken,
+            rate,
+            totals.get(metrics.GROUP_CREATED, 0),
+            dead,
+            totals.get(metrics.DUPLICATES, 0),
+            totals.get(metrics.SPANNER_COMMITS, 0),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = make_options(sys.argv[1:] if argv is None else argv)
+    result = start(options)
+    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
+        _LOG.info("submitted; the job runs until drained or cancelled")
+        return 0
+    stop = threading.Event()
+    interval = parse_duration(options.view_as(StreamOptions).progress_interval)
+    threading.Thread(target=report_progress, args=(result, interval, stop), daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _LOG.info("streaming locally; Ctrl-C to stop")
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    stop.set()
+    _LOG.info("stopping")
+    result.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

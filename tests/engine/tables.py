@@ -1,0 +1,113 @@
+"""The test oracle: a small in-memory model of the tables the engine's writes land in.
+
+It applies ``KeyWrite``s the way the Spanner writer must: a write whose ``seq``
+is not greater than the key's stored one is ignored; intents are applied in
+order; rows that hang off a group (occurrences, activities, environments)
+require their group to exist, as interleaved tables do; deleting a group
+removes them and unlinks its hashes; releases and environments keep the
+smallest first-seen time (environments: on equal times, the later write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.core.intents import (
+    DeleteActivity,
+    DeleteGroup,
+    GroupRow,
+    InsertActivity,
+    InsertOccurrence,
+    KeyWrite,
+    LinkHashes,
+    RecordEnvironment,
+    RecordEvent,
+    RecordRelease,
+    SaveKeyState,
+    UpsertGroup,
+)
+
+
+@dataclass
+class Tables:
+    groups: dict[int, GroupRow] = field(default_factory=dict)
+    occurrences: dict[tuple[int, str], InsertOccurrence] = field(default_factory=dict)
+    activities: dict[tuple[int, str], InsertActivity] = field(default_factory=dict)
+    environments: dict[tuple[int, str], tuple[int, str | None]] = field(default_factory=dict)
+    hashes: dict[tuple[int, str], int] = field(default_factory=dict)
+    events: dict[tuple[int, str], RecordEvent] = field(default_factory=dict)
+    releases: dict[tuple[int, str], int] = field(default_factory=dict)
+    key_states: dict[str, tuple[int, int | None, bytes]] = field(default_factory=dict)
+    key_seq: dict[str, int] = field(default_factory=dict)
+    ignored_writes: int = 0
+
+    def apply(self, write: KeyWrite) -> None:
+        if write.seq <= self.key_seq.get(write.key, 0):
+            self.ignored_writes += 1
+            return
+        self.key_seq[write.key] = write.seq
+        assert isinstance(write.intents[-1], SaveKeyState), "a KeyWrite must end with SaveKeyState"
+        for intent in write.intents:
+            self._apply(intent)
+
+    def _require_group(self, group_id: int, what: str) -> None:
+        assert group_id in self.groups, f"{what} for group {group_id} written before its group row"
+
+    def _apply(self, intent: Any) -> None:
+        if isinstance(intent, UpsertGroup):
+            self.groups[intent.row.group_id] = intent.row
+        elif isinstance(intent, DeleteGroup):
+            group_id = intent.group_id
+            self.groups.pop(group_id, None)
+            for table in (self.occurrences, self.activities, self.environments):
+                for key in [key for key in table if key[0] == group_id]:
+                    del table[key]
+            for key in [key for key, value in self.hashes.items() if value == group_id]:
+                del self.hashes[key]
+        elif isinstance(intent, InsertOccurrence):
+            self._require_group(intent.group_id, "occurrence")
+            self.occurrences[(intent.group_id, intent.occurrence.id)] = intent
+        elif isinstance(intent, InsertActivity):
+            self._require_group(intent.group_id, "activity")
+            self.activities[(intent.group_id, intent.activity_id)] = intent
+        elif isinstance(intent, DeleteActivity):
+            self.activities.pop((intent.group_id, intent.activity_id), None)
+        elif isinstance(intent, RecordEnvironment):
+            self._require_group(intent.group_id, "environment")
+            key = (intent.group_id, intent.environment)
+            current = self.environments.get(key)
+            if current is None or intent.first_seen <= current[0]:  # the minimum; on a tie the later write
+                self.environments[key] = (intent.first_seen, intent.first_release)
+        elif isinstance(intent, LinkHashes):
+            self._require_group(intent.group_id, "hash link")
+            for hash_ in intent.hashes:
+                self.hashes[(intent.project_id, hash_)] = intent.group_id
+        elif isinstance(intent, RecordEvent):
+            self.events[(intent.event.project_id, intent.event.event_id)] = intent
+        elif isinstance(intent, RecordRelease):
+            key = (intent.project_id, intent.version)
+            current = self.releases.get(key)
+            if current is None or intent.first_seen < current:
+                self.releases[key] = intent.first_seen
+        elif isinstance(intent, SaveKeyState):
+            # ``relink`` is an instruction to the writer (rewrite KeyStates), not data.
+            self.key_states[f"{intent.project_id}:{intent.primary_hash}"] = (
+                intent.generation,
+                intent.group_id,
+                intent.state,
+            )
+        else:  # pragma: no cover - a new intent type must be modelled here
+            raise AssertionError(f"unknown intent {intent!r}")
+
+    def rows(self) -> dict[str, Any]:
+        """Every table but the saved key states, for comparing two runs."""
+        return {
+            "groups": self.groups,
+            "occurrences": self.occurrences,
+            "activities": self.activities,
+            "environments": self.environments,
+            "hashes": self.hashes,
+            "events": self.events,
+            "releases": self.releases,
+        }

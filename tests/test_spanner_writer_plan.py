@@ -1,0 +1,173 @@
+"""The write guard and netting of ``transforms.spanner_writer.plan_commit`` (pure, no Spanner)."""
+
+from __future__ import annotations
+
+from transforms.core import intents
+from transforms.core.model import Occurrence
+from transforms.spanner_writer import StoredVersions, chunk_writes, plan_commit
+
+KEY = "1:" + "a" * 32
+PRIMARY = "a" * 32
+
+
+def group_row(group_id: int = 11, times_seen: int = 1, generation: int = 0) -> intents.GroupRow:
+    return intents.GroupRow(
+        group_id=group_id,
+        project_id=1,
+        organization_id=1,
+        primary_hash=PRIMARY,
+        fingerprint="fp",
+        generation=generation,
+        type=1,
+        category=1,
+        status=0,
+        substatus=7,
+        priority=50,
+        level=40,
+        title="t",
+        subtitle="s",
+        culprit="",
+        message="t s",
+        platform="python",
+        first_seen=1,
+        last_seen=2,
+        active_at=2,
+        resolved_at=None,
+        times_seen=times_seen,
+        first_release=None,
+        assignee=None,
+        resolution_type=None,
+        resolution_version=None,
+        data={"metadata": {}},
+    )
+
+
+def occurrence(occurrence_id: str) -> Occurrence:
+    return Occurrence(
+        id=occurrence_id,
+        project_id=1,
+        event_id="e" * 32,
+        fingerprint=("fp",),
+        hashes=(PRIMARY,),
+        issue_title="t",
+        subtitle="s",
+        type=1,
+        detection_time=1,
+    )
+
+
+def attach(
+    seq: int, group_id: int, occurrence_id: str, times_seen: int, relink: bool = False
+) -> intents.KeyWrite:
+    return intents.KeyWrite(
+        KEY,
+        seq,
+        (
+            intents.UpsertGroup(group_row(group_id, times_seen)),
+            intents.InsertOccurrence(group_id, f"m{seq}", seq, seq, occurrence(occurrence_id), None, None),
+            intents.SaveKeyState(1, PRIMARY, 0, group_id, f"state{seq}".encode(), relink),
+        ),
+    )
+
+
+def test_newer_write_replaces_group_row_and_older_one_is_stale():
+    first, second = attach(1, 11, "o1", 1, relink=True), attach(2, 11, "o2", 2)
+    plan = plan_commit([second], StoredVersions())
+    assert plan.upserts["Groups"][(11,)]["TimesSeen"] == 2
+    # The older write arrives after the newer one committed: its group row and state are not written,
+    # but its occurrence (append-only, idempotent) still is.
+    stale = plan_commit([first], StoredVersions(key_seq={}, group_seq={11: 2}))
+    assert stale.stale_writes == 1
+    assert "Groups" not in stale.upserts
+    assert "KeyStates" not in stale.upserts
+    assert (11, "o1") in stale.upserts["Occurrences"]
+
+
+def test_replayed_write_changes_nothing_but_idempotent_rows():
+    write = attach(3, 11, "o3", 3)
+    plan = plan_commit([write], StoredVersions(group_seq={11: 3}))
+    assert plan.stale_writes == 1
+    assert set(plan.upserts) == {"Occurrences"}
+
+
+def test_writes_of_one_key_in_one_commit_net_to_the_latest_state():
+    plan = plan_commit([attach(2, 11, "o2", 2), attach(1, 11, "o1", 1, relink=True)], StoredVersions())
+    group = plan.upserts["Groups"][(11,)]
+    assert group["TimesSeen"] == 2
+    assert group["Seq"] == 2
+    assert group["State"] == b"state2"
+    assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
+    assert plan.upserts["KeyStates"][(1, PRIMARY)]["State"] is None
+    assert {key[1] for key in plan.upserts["Occurrences"]} == {"o1", "o2"}
+
+
+def test_delete_drops_children_and_unlinks_hashes_then_recreation_relinks():
+    delete = intents.KeyWrite(
+        KEY,
+        5,
+        (
+            intents.DeleteGroup(11, 1, (PRIMARY, "b" * 32)),
+            intents.SaveKeyState(1, PRIMARY, 1, None, b"dups", True),
+        ),
+    )
+    recreate = intents.KeyWrite(
+        KEY,
+        6,
+        (
+            intents.UpsertGroup(group_row(22, 1, generation=1)),
+            intents.LinkHashes(1, 22, (PRIMARY,)),
+            intents.SaveKeyState(1, PRIMARY, 1, 22, b"s6", True),
+        ),
+    )
+    plan = plan_commit(
+        [attach(4, 11, "o4", 4), delete, recreate],
+        StoredVersions(key_seq={(1, PRIMARY): 1}, group_seq={11: 3}),
+    )
+    assert (11,) in plan.deletes["Groups"]
+    assert not any(key[0] == 11 for key in plan.upserts.get("Occurrences", {}))
+    assert (1, "b" * 32) in plan.deletes["GroupHashes"]
+    assert (1, PRIMARY) not in plan.deletes["GroupHashes"]
+    assert plan.upserts["GroupHashes"][(1, PRIMARY)]["GroupId"] == 22
+    assert plan.upserts["KeyStates"][(1, PRIMARY)]["Generation"] == 1
+    assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 22
+
+
+def test_stale_write_does_not_resurrect_a_deleted_group():
+    plan = plan_commit([attach(4, 11, "o4", 4)], StoredVersions(key_seq={(1, PRIMARY): 5}, group_seq={}))
+    assert plan.stale_writes == 1
+    assert plan.upserts == {}
+
+
+def test_state_only_write_updates_group_state_columns():
+    write = intents.KeyWrite(KEY, 7, (intents.SaveKeyState(1, PRIMARY, 0, 11, b"s7", False),))
+    plan = plan_commit([write], StoredVersions(group_seq={11: 6}))
+    assert plan.upserts["Groups"][(11,)] == {
+        "GroupId": 11,
+        "Seq": 7,
+        "State": b"s7",
+        "UpdatedAt": "spanner.commit_timestamp()",
+    }
+    assert "KeyStates" not in plan.upserts
+
+
+def test_release_first_seen_keeps_the_minimum():
+    def record(seq: int, first_seen: int) -> intents.KeyWrite:
+        return intents.KeyWrite(KEY, seq, (intents.RecordRelease(1, "1.0.0", first_seen),))
+
+    assert (
+        "Releases"
+        not in plan_commit([record(1, 50)], StoredVersions(release_first_seen={(1, "1.0.0"): 40})).upserts
+    )
+    plan = plan_commit([record(1, 50), record(2, 30)], StoredVersions(release_first_seen={(1, "1.0.0"): 40}))
+    assert plan.upserts["Releases"][(1, "1.0.0")]["FirstSeen"].timestamp() == 30 / 1e6
+
+
+def test_chunks_keep_a_key_together_and_respect_the_limit():
+    writes = [attach(seq, 11, f"o{seq}", seq) for seq in range(1, 4)]
+    writes += [intents.KeyWrite(f"1:{i:032x}", 1, attach(1, 100 + i, "x", 1).intents) for i in range(10)]
+    chunks = chunk_writes(writes, max_mutations=200)
+    for chunk in chunks:
+        assert len({w.key for w in chunk}) >= 1
+    keys_per_chunk = [{w.key for w in chunk} for chunk in chunks]
+    assert sum(KEY in keys for keys in keys_per_chunk) == 1
+    assert sorted(w.seq for chunk in chunks for w in chunk if w.key == KEY) == [1, 2, 3]

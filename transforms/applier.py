@@ -1,0 +1,146 @@
+"""The one bridge between the Beam shells and the group engine, shared by streaming and backfill.
+
+``GroupApplier`` builds an ``EngineContext`` for a key (project, quota, stored events, release book,
+processing time), calls ``engine.apply``, counts what the engine counted, and keeps the resulting
+``KeyWrite``s until ``flush`` commits them to Spanner in few, large, guarded transactions
+(``transforms.spanner_writer``). It also hydrates key states from Spanner in batches.
+
+A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients it uses are the process's
+(``transforms.clients``), so building one per bundle is cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from transforms import clients, state_store
+from transforms.core import engine, metrics
+from transforms.core.engine import EngineConfig, EngineContext, KeyState
+from transforms.core.intents import KeyWrite, UpsertGroup
+from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
+from transforms.quota import RedisCreationQuota
+from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
+
+
+@dataclass(frozen=True)
+class SpannerTarget:
+    """Where the pipeline writes (picklable, kept on DoFns)."""
+
+    project: str
+    instance: str
+    database: str
+    max_mutations: int = DEFAULT_MAX_MUTATIONS
+
+    def database_handle(self):
+        return clients.spanner_database(self.project, self.instance, self.database)
+
+
+@dataclass(frozen=True)
+class ApplierConfig:
+    """Everything a ``GroupApplier`` needs, picklable so DoFns can carry it to workers."""
+
+    spanner: SpannerTarget
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    redis_url: str | None = None  # None: the creation quota is off
+    quota_key_prefix: str = "occurrence-pipeline"
+
+
+Counter = Callable[[str, int], None]
+
+
+class GroupApplier:
+    def __init__(self, config: ApplierConfig, count: Counter, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._count = count
+        self._clock = clock
+        self._database = config.spanner.database_handle()
+        self._writer = SpannerWriter(self._database, max_mutations=config.spanner.max_mutations)
+        self._releases = state_store.SpannerReleaseBook(self._database)
+        self._quota = None
+        if config.redis_url:
+            self._quota = RedisCreationQuota(
+                clients.redis_client(config.redis_url),
+                prefix=config.quota_key_prefix,
+                fail_open=lambda: count(metrics.QUOTA_FAIL_OPEN, 1),
+            )
+        self._pending: list[KeyWrite] = []
+        self._pending_messages = 0
+
+    @property
+    def database(self):
+        return self._database
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._pending)
+
+    def now(self) -> int:
+        """Processing time in microseconds (the only clock the engine ever sees, for lookup waits)."""
+        return int(self._clock() * MICROS)
+
+    def hydrate(self, keys: Iterable[str]) -> dict[str, KeyState]:
+        """The stored states of ``keys`` (one batched read); keys new to the database are absent."""
+        return {
+            key: engine.decode_state(data)
+            for key, data in state_store.read_key_states(self._database, keys).items()
+        }
+
+    def events_for(
+        self, state: KeyState | None, messages: Sequence[Message], project_id: int
+    ) -> dict[str, Event]:
+        wanted = engine.needed_event_ids(state, messages)
+        if not wanted:
+            return {}
+        found = state_store.read_events(self._database, [(project_id, event_id) for event_id in wanted])
+        return {event_id: event for (_project, event_id), event in found.items()}
+
+    def apply(
+        self,
+        key: str,
+        state: KeyState | None,
+        messages: Sequence[Message],
+        project: ProjectInfo,
+        *,
+        events: Mapping[str, Event] | None = None,
+        stored_occurrence_ids: frozenset[str] = frozenset(),
+    ) -> tuple[KeyState, list[DeadLetter]]:
+        """Apply one batch of one key; the write is kept for ``flush``. Returns the new state and dead letters."""
+        if events is None:
+            events = self.events_for(state, messages, split_group_key(key)[0])
+        context = EngineContext(
+            project=project,
+            config=self._config.engine,
+            now=self.now(),
+            quota=self._quota,
+            events=events,
+            releases=self._releases,
+            stored_occurrence_ids=stored_occurrence_ids,
+        )
+        new_state, outputs = engine.apply(state, messages, context)
+        for name, amount in outputs.counters.items():
+            self._count(name, amount)
+        if outputs.write is not None:
+            self._pending.append(outputs.write)
+            if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):
+                self._count(metrics.GROUP_UPDATES, 1)
+            self._pending_messages += len(messages)
+        return new_state, outputs.dead_letters
+
+    def flush(self) -> CommitStats:
+        """Commit every kept write (chunked, guarded) and count the Spanner work."""
+        if not self._pending:
+            return CommitStats()
+        writes, self._pending, self._pending_messages = self._pending, [], 0
+        stats = self._writer.write(writes)
+        self._count(metrics.SPANNER_COMMITS, stats.commits)
+        self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
+        self._count(metrics.SPANNER_ROWS, stats.rows)
+        if stats.stale_writes:
+            self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
+        return stats
+
+
+def project_for(key: str, projects: Mapping[int, ProjectInfo]) -> ProjectInfo | None:
+    return projects.get(split_group_key(key)[0])

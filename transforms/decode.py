@@ -1,0 +1,117 @@
+"""Beam transforms for decoding messages and checking their projects (SEMANTICS 1, 3.1, E1).
+
+Both return a ``DoOutputsTuple`` with the main output ``messages`` (valid
+``Message`` values) and the tagged output ``dead_letter`` (``DeadLetter``
+values). Every dead letter is counted once, under its final reason
+(``occurrence_pipeline:dead_letters.<reason>``): ``DecodeMessages`` counts
+those whose reason is final at decoding, ``CheckProjects`` those that rank
+after ``unknown_project`` and the ``unknown_project`` ones it makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+from transforms.core import metrics, reasons
+from transforms.core.decode import DEFAULT_MAX_BYTES, decode
+from transforms.core.model import DeadLetter, Message, ProjectInfo, RawMessage
+from transforms.core.projects import check_project
+
+MESSAGES = "messages"
+DEAD_LETTER = "dead_letter"
+
+
+def _dead_letter_counters() -> dict[str, Any]:
+    return {
+        reason: Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reason))
+        for reason in reasons.ALL_REASONS
+    }
+
+
+class _DecodeFn(beam.DoFn):
+    """Decodes each message on its own: a bad message never affects another, and nothing is buffered."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._sizes = Metrics.distribution(metrics.NAMESPACE, metrics.MESSAGE_BYTES)
+        self._dead_letters = _dead_letter_counters()
+
+    def process(self, raw: RawMessage) -> Iterator[Any]:
+        self._sizes.update(len(raw.data))
+        decoded = decode(raw, max_bytes=self._max_bytes)
+        if isinstance(decoded, Message):
+            yield decoded
+            return
+        if not decoded.after_project_check:  # CheckProjects decides their final reason and counts them
+            self._dead_letters[decoded.reason].inc()
+        yield pvalue.TaggedOutput(DEAD_LETTER, decoded)
+
+
+class DecodeMessages(beam.PTransform):
+    """``RawMessage`` → ``messages`` (``Message``) and ``dead_letter`` (``DeadLetter``).
+
+    Dead letters whose reason ranks after ``unknown_project`` still carry their
+    project id: pass both outputs to ``CheckProjects`` before using them.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, label: str | None = None) -> None:
+        super().__init__(label)
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        self._max_bytes = max_bytes
+
+    def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
+            DEAD_LETTER, main=MESSAGES
+        )
+
+
+class _CheckProjectFn(beam.DoFn):
+    """Applies ``check_project`` with the registry from the side input; keeps no state."""
+
+    def __init__(self) -> None:
+        self._dead_letters = _dead_letter_counters()
+
+    def process(self, decoded: Message | DeadLetter, projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+        checked = check_project(decoded, projects)
+        if isinstance(checked, Message):
+            yield checked
+            return
+        if checked is not decoded or decoded.after_project_check:
+            self._dead_letters[checked.reason].inc()
+        yield pvalue.TaggedOutput(DEAD_LETTER, checked)
+
+
+class CheckProjects(beam.PTransform):
+    """Messages and dead letters → ``messages`` and ``dead_letter``, with ``unknown_project`` applied (E1).
+
+    Input: the output of ``DecodeMessages``, or a ``(messages, dead_letters)``
+    tuple of PCollections. ``projects`` is a side input giving a mapping of
+    project id → ``ProjectInfo``: ``beam.pvalue.AsDict`` of ``(id, info)`` pairs
+    or ``beam.pvalue.AsSingleton`` of one dict. Every input dead letter comes
+    out on ``dead_letter``, those ranked after ``unknown_project`` re-examined.
+    """
+
+    def __init__(self, projects: pvalue.AsSideInput, label: str | None = None) -> None:
+        super().__init__(label)
+        self._projects = projects
+
+    def __ror__(self, pvalueish: Any, label: str | None = None) -> Any:
+        # Beam would take only the main output of a DoOutputsTuple; both outputs are needed here.
+        if isinstance(pvalueish, pvalue.DoOutputsTuple):
+            pvalueish = (pvalueish[MESSAGES], pvalueish[DEAD_LETTER])
+        return super().__ror__(pvalueish, label)
+
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> pvalue.DoOutputsTuple:
+        messages, dead_letters = inputs
+        return (
+            (messages, dead_letters)
+            | "Merge" >> beam.Flatten()
+            | "CheckProject"
+            >> beam.ParDo(_CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES)
+        )

@@ -1,0 +1,160 @@
+"""The project registry as a side input: read from Spanner, refreshed periodically in streaming.
+
+``RefreshRegistry`` is a source of ``RegistrySnapshot``s: a stateful "ticker" reads the Projects table every
+``interval`` seconds (processing time) and emits a snapshot only when the registry changed. ``AsRegistry``
+turns that PCollection into a side input whose value is a ``Mapping[int, ProjectInfo]`` of the newest
+snapshot. (Beam's ``PeriodicImpulse`` does not run on the local streaming runner, and that runner keeps every
+pane of a global-window side input, so consumers pick the newest version themselves.)
+
+Before the first snapshot reaches a worker, the view reads the registry directly (and caches it for the
+refresh interval), so the first messages of a new pipeline are not taken for unknown projects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+
+import apache_beam as beam
+import msgspec
+from apache_beam import pvalue
+from apache_beam.coders import BytesCoder
+from apache_beam.portability import common_urns
+from apache_beam.transforms import trigger, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Timestamp
+
+from transforms import registry
+from transforms.applier import SpannerTarget
+from transforms.core.model import ProjectInfo
+
+
+class RegistrySnapshot(msgspec.Struct, frozen=True):
+    version: float  # processing time of the read
+    projects: dict[int, ProjectInfo]
+
+
+def read_snapshot(target: SpannerTarget) -> RegistrySnapshot:
+    return RegistrySnapshot(time.time(), registry.read_projects(target.database_handle()))
+
+
+class RegistryView(Mapping[int, ProjectInfo]):
+    """A read-only mapping project id -> ``ProjectInfo``."""
+
+    def __init__(self, projects: Mapping[int, ProjectInfo]) -> None:
+        self._projects = projects
+
+    def __getitem__(self, project_id: int) -> ProjectInfo:
+        return self._projects[project_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._projects)
+
+    def __len__(self) -> int:
+        return len(self._projects)
+
+
+_direct_lock = threading.Lock()
+_direct_cache: dict[SpannerTarget, tuple[float, dict[int, ProjectInfo]]] = {}
+
+
+def _direct_read(target: SpannerTarget, ttl: float) -> dict[int, ProjectInfo]:
+    now = time.monotonic()
+    with _direct_lock:
+        cached = _direct_cache.get(target)
+        if cached is not None and now - cached[0] < ttl:
+            return cached[1]
+    projects = registry.read_projects(target.database_handle())
+    with _direct_lock:
+        _direct_cache[target] = (now, projects)
+    return projects
+
+
+class _LatestView:
+    """The side input's view function: the newest snapshot, or a direct read before the first one."""
+
+    def __init__(self, target: SpannerTarget, ttl: float) -> None:
+        self._target = target
+        self._ttl = ttl
+
+    def __call__(self, snapshots: Iterable[RegistrySnapshot]) -> RegistryView:
+        newest = None
+        for snapshot in snapshots:
+            if newest is None or snapshot.version > newest.version:
+                newest = snapshot
+        if newest is None:
+            return RegistryView(_direct_read(self._target, self._ttl))
+        return RegistryView(newest.projects)
+
+
+class AsRegistry(pvalue.AsSideInput):
+    """Side input view of a ``RegistrySnapshot`` PCollection: the newest registry as a mapping."""
+
+    def __init__(self, pcoll: beam.PCollection, target: SpannerTarget, refresh_seconds: float = 60.0) -> None:
+        super().__init__(pcoll)
+        self._view = _LatestView(target, refresh_seconds)
+
+    def _view_fn(self, iterable):
+        return self._view(iterable)
+
+    def _side_input_data(self):
+        return pvalue.SideInputData(common_urns.side_inputs.ITERABLE.urn, self._window_mapping_fn, self._view)
+
+
+class _Ticker(beam.DoFn):
+    """Reads the registry every ``interval`` seconds; emits a snapshot when it differs from the last one."""
+
+    TICK = TimerSpec("tick", TimeDomain.REAL_TIME)
+    LAST = ReadModifyWriteStateSpec("last", BytesCoder())
+
+    def __init__(self, target: SpannerTarget, interval: float) -> None:
+        self._target = target
+        self._interval = interval
+
+    def process(self, element, tick=beam.DoFn.TimerParam(TICK)) -> None:
+        tick.set(Timestamp.of(time.time()))
+
+    @on_timer(TICK)
+    def on_tick(self, tick=beam.DoFn.TimerParam(TICK), last=beam.DoFn.StateParam(LAST)):
+        tick.set(Timestamp.of(time.time() + self._interval))
+        snapshot = read_snapshot(self._target)
+        fingerprint = msgspec.msgpack.encode(sorted(snapshot.projects.items()))
+        if fingerprint != last.read():
+            last.write(fingerprint)
+            yield snapshot
+
+
+class RefreshRegistry(beam.PTransform):
+    """A streaming source of registry snapshots (see the module docstring)."""
+
+    def __init__(self, target: SpannerTarget, interval: float = 60.0, label: str | None = None) -> None:
+        super().__init__(label)
+        self._target = target
+        self._interval = interval
+
+    def expand(self, pbegin: pvalue.PBegin) -> beam.PCollection:
+        return (
+            pbegin
+            | "Start" >> beam.Create([("registry", None)])
+            | "ReadPeriodically" >> beam.ParDo(_Ticker(self._target, self._interval))
+            | "Latest"
+            >> beam.WindowInto(
+                window.GlobalWindows(),
+                trigger=trigger.Repeatedly(trigger.AfterCount(1)),
+                accumulation_mode=trigger.AccumulationMode.DISCARDING,
+            )
+        )
+
+
+class ReadRegistryOnce(beam.PTransform):
+    """A batch source of one registry snapshot (backfills)."""
+
+    def __init__(self, target: SpannerTarget, label: str | None = None) -> None:
+        super().__init__(label)
+        self._target = target
+
+    def expand(self, pbegin: pvalue.PBegin) -> beam.PCollection:
+        target = self._target
+        return pbegin | "Start" >> beam.Create([None]) | "Read" >> beam.Map(lambda _: read_snapshot(target))

@@ -1,0 +1,261 @@
+"""Spanner rows for the engine's write intents: column lists and value conversion, no I/O.
+
+One place maps ``transforms.core.intents`` to the tables of ``schemas/spanner.sql``;
+``transforms.spanner_writer`` decides which of these rows a commit may write.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import msgspec
+from google.cloud.spanner_v1 import JsonObject
+
+from transforms.core import intents
+from transforms.core.model import Event, to_datetime
+
+COMMIT_TIMESTAMP = "spanner.commit_timestamp()"
+
+GROUP_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "ProjectId",
+    "OrganizationId",
+    "PrimaryHash",
+    "Fingerprint",
+    "Generation",
+    "Type",
+    "Category",
+    "Status",
+    "Substatus",
+    "Priority",
+    "Level",
+    "Title",
+    "Subtitle",
+    "Culprit",
+    "Message",
+    "Platform",
+    "FirstSeen",
+    "LastSeen",
+    "ActiveAt",
+    "ResolvedAt",
+    "TimesSeen",
+    "FirstRelease",
+    "Assignee",
+    "ResolutionType",
+    "ResolutionVersion",
+    "Data",
+    "Seq",
+    "State",
+    "UpdatedAt",
+)
+GROUP_STATE_COLUMNS: tuple[str, ...] = ("GroupId", "Seq", "State", "UpdatedAt")
+KEY_STATE_COLUMNS: tuple[str, ...] = (
+    "ProjectId",
+    "PrimaryHash",
+    "Generation",
+    "Seq",
+    "GroupId",
+    "State",
+    "UpdatedAt",
+)
+OCCURRENCE_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "OccurrenceId",
+    "ProjectId",
+    "EventId",
+    "MessageId",
+    "MessageTime",
+    "Fingerprint",
+    "Hashes",
+    "Type",
+    "IssueTitle",
+    "Subtitle",
+    "Culprit",
+    "Level",
+    "DetectionTime",
+    "EventTime",
+    "ResourceId",
+    "EvidenceData",
+    "EvidenceDisplay",
+    "Priority",
+    "Assignee",
+    "Release",
+    "Environment",
+)
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "ActivityId",
+    "ProjectId",
+    "Type",
+    "MessageId",
+    "ActivityTime",
+    "Data",
+)
+ENVIRONMENT_COLUMNS: tuple[str, ...] = ("GroupId", "Environment", "FirstRelease", "FirstSeen")
+HASH_COLUMNS: tuple[str, ...] = ("ProjectId", "Hash", "GroupId")
+EVENT_COLUMNS: tuple[str, ...] = (
+    "ProjectId",
+    "EventId",
+    "Platform",
+    "EventTime",
+    "Received",
+    "Level",
+    "Release",
+    "Environment",
+    "Payload",
+)
+RELEASE_COLUMNS: tuple[str, ...] = ("ProjectId", "Version", "FirstSeen")
+
+
+def _ts(micros: int | None) -> datetime | None:
+    return None if micros is None else to_datetime(micros)
+
+
+def _json(value: Any) -> JsonObject | None:
+    return None if value is None else JsonObject(value)
+
+
+def group_values(row: intents.GroupRow, seq: int, state: bytes | None) -> tuple[Any, ...]:
+    return (
+        row.group_id,
+        row.project_id,
+        row.organization_id,
+        row.primary_hash,
+        row.fingerprint,
+        row.generation,
+        row.type,
+        row.category,
+        row.status,
+        row.substatus,
+        row.priority,
+        row.level,
+        row.title,
+        row.subtitle,
+        row.culprit,
+        row.message,
+        row.platform,
+        _ts(row.first_seen),
+        _ts(row.last_seen),
+        _ts(row.active_at),
+        _ts(row.resolved_at),
+        row.times_seen,
+        row.first_release,
+        row.assignee,
+        row.resolution_type,
+        row.resolution_version,
+        _json(row.data),
+        seq,
+        state,
+        COMMIT_TIMESTAMP,
+    )
+
+
+def key_state_values(save: intents.SaveKeyState, seq: int) -> tuple[Any, ...]:
+    """KeyStates row: the state itself while there is no group, else only the pointer to it."""
+    state = save.state if save.group_id is None else None
+    return (save.project_id, save.primary_hash, save.generation, seq, save.group_id, state, COMMIT_TIMESTAMP)
+
+
+def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
+    occurrence = insert.occurrence
+    return (
+        insert.group_id,
+        occurrence.id,
+        occurrence.project_id,
+        occurrence.event_id,
+        insert.message_id,
+        _ts(insert.message_time),
+        list(occurrence.fingerprint),
+        list(occurrence.hashes),
+        occurrence.type,
+        occurrence.issue_title,
+        occurrence.subtitle,
+        occurrence.culprit,
+        occurrence.level,
+        _ts(occurrence.detection_time),
+        _ts(insert.event_time),
+        occurrence.resource_id,
+        _json(occurrence.evidence_data),
+        _json([msgspec.structs.asdict(item) for item in occurrence.evidence_display]),
+        occurrence.priority,
+        occurrence.assignee,
+        insert.release,
+        insert.environment,
+    )
+
+
+def activity_values(insert: intents.InsertActivity) -> tuple[Any, ...]:
+    return (
+        insert.group_id,
+        insert.activity_id,
+        insert.project_id,
+        insert.type,
+        insert.message_id,
+        _ts(insert.activity_time),
+        _json(insert.data),
+    )
+
+
+def environment_values(record: intents.RecordEnvironment) -> tuple[Any, ...]:
+    return (record.group_id, record.environment, record.first_release, _ts(record.first_seen))
+
+
+def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
+    event = record.event
+    return (
+        event.project_id,
+        event.event_id,
+        event.platform,
+        _ts(event.timestamp),
+        _ts(event.received),
+        record.level,
+        event.release,
+        event.environment,
+        JsonObject(msgspec.to_builtins(event)),
+    )
+
+
+def event_from_payload(payload: dict[str, Any] | str) -> Event:
+    """The stored Events.Payload back into an ``Event`` (for lookups)."""
+    if isinstance(payload, str):
+        return msgspec.json.decode(payload, type=Event)
+    return msgspec.convert(dict(payload), type=Event)
+
+
+def release_values(project_id: int, version: str, first_seen: int) -> tuple[Any, ...]:
+    return (project_id, version, _ts(first_seen))
+
+
+# --- Mutation accounting -------------------------------------------------------------------------
+# Spanner counts a mutation per column written, plus the cells of every secondary index the row touches,
+# and refuses commits over 80,000 (real Spanner; the emulator does not enforce it). The index shapes come
+# from the DDL shipped with the package, so adding an index keeps the accounting right.
+
+_INDEX_RE = re.compile(
+    r"CREATE\s+(?:UNIQUE\s+)?(?:NULL_FILTERED\s+)?INDEX\s+\w+\s+ON\s+`?(\w+)`?\s*\(([^)]*)\)"
+    r"(?:\s*STORING\s*\(([^)]*)\))?",
+    re.IGNORECASE,
+)
+
+
+@functools.cache
+def index_cells_per_row() -> dict[str, int]:
+    """Table -> cells one row adds across its secondary indexes (key columns + stored columns)."""
+    ddl = resources.files("schemas").joinpath("spanner.sql").read_text()
+    ddl = "\n".join(line.split("--", 1)[0] for line in ddl.splitlines())
+    cells: dict[str, int] = {}
+    for table, keys, storing in _INDEX_RE.findall(ddl):
+        count = len([c for c in keys.split(",") if c.strip()]) + len(
+            [c for c in storing.split(",") if c.strip()]
+        )
+        cells[table] = cells.get(table, 0) + count
+    return cells
+
+
+def mutation_cells(table: str, columns: int) -> int:
+    """Mutations one written row costs: its columns plus its index entries."""
+    return columns + index_cells_per_row().get(table, 0)

@@ -1,0 +1,123 @@
+"""Reads the group engine needs from Spanner: key states, events, release first-seen times.
+
+Everything here is a multi-key ``read`` in one snapshot (the emulator executes SQL by scanning whole tables,
+and a ``read`` by keys is also what real Spanner serves cheapest). Callers batch keys; nothing here reads one
+key at a time unless asked for one key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from google.cloud import spanner
+
+from transforms import spanner_rows
+from transforms.core.model import Event, from_datetime, split_group_key
+
+# Keys per read call: large enough to amortise a round trip, small enough for one response.
+READ_BATCH = 1000
+
+
+def _batches(items: Sequence, size: int = READ_BATCH) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
+    """The latest encoded engine state of each key that has one (missing keys are new to the database).
+
+    The state lives in KeyStates while a key has no group and on the group's row once it has one; of the
+    two, the one written by the greater ``Seq`` is current.
+    """
+    wanted = sorted({split_group_key(key) for key in keys})
+    found: dict[str, bytes] = {}
+    if not wanted:
+        return found
+    with database.snapshot(multi_use=True) as snapshot:
+        pointers: dict[int, tuple[str, int, bytes | None]] = {}
+        for batch in _batches(wanted):
+            for project_id, primary_hash, seq, group_id, state in snapshot.read(
+                "KeyStates",
+                ("ProjectId", "PrimaryHash", "Seq", "GroupId", "State"),
+                spanner.KeySet(keys=[list(key) for key in batch]),
+            ):
+                key = f"{project_id}:{primary_hash}"
+                if group_id is None:
+                    if state is not None:
+                        found[key] = state
+                else:
+                    pointers[group_id] = (key, seq, state)
+        group_ids = sorted(pointers)
+        for batch in _batches(group_ids):
+            for group_id, seq, state in snapshot.read(
+                "Groups", ("GroupId", "Seq", "State"), spanner.KeySet(keys=[[group_id] for group_id in batch])
+            ):
+                key, key_seq, key_state = pointers.pop(group_id)
+                if state is not None and seq >= key_seq:
+                    found[key] = state
+                elif key_state is not None:
+                    found[key] = key_state
+        for key, _seq, key_state in pointers.values():
+            if key_state is not None:
+                found[key] = key_state
+    return found
+
+
+def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Event]:
+    """Stored events by (project id, event id)."""
+    keys = sorted(set(wanted))
+    found: dict[tuple[int, str], Event] = {}
+    if not keys:
+        return found
+    with database.snapshot(multi_use=True) as snapshot:
+        for batch in _batches(keys):
+            for project_id, event_id, payload in snapshot.read(
+                "Events",
+                ("ProjectId", "EventId", "Payload"),
+                spanner.KeySet(keys=[list(key) for key in batch]),
+            ):
+                found[(project_id, event_id)] = spanner_rows.event_from_payload(payload)
+    return found
+
+
+def read_release_first_seen(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Release first-seen times (microseconds) by (project id, version)."""
+    keys = sorted(set(wanted))
+    found: dict[tuple[int, str], int] = {}
+    if not keys:
+        return found
+    with database.snapshot(multi_use=True) as snapshot:
+        for batch in _batches(keys):
+            for project_id, version, first_seen in snapshot.read(
+                "Releases",
+                ("ProjectId", "Version", "FirstSeen"),
+                spanner.KeySet(keys=[list(key) for key in batch]),
+            ):
+                found[(project_id, version)] = from_datetime(first_seen)
+    return found
+
+
+class SpannerReleaseBook:
+    """The engine's ``ReleaseBook`` backed by the Releases table, with a per-process cache.
+
+    First-seen times only ever decrease, and a stale (larger) cached value can only make an old release look
+    newer than it is for a short while; entries are re-read after ``ttl_seconds``.
+    """
+
+    def __init__(self, database, *, clock=None, ttl_seconds: float = 60.0):
+        import time
+
+        self._database = database
+        self._clock = clock or time.monotonic
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple[int, str], tuple[float, int | None]] = {}
+
+    def first_seen(self, project_id: int, version: str) -> int | None:
+        key = (project_id, version)
+        now = self._clock()
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        value = read_release_first_seen(self._database, [key]).get(key)
+        self._cache[key] = (now, value)
+        return value
