@@ -253,7 +253,6 @@ _names = {
         "archived_until_escalating",
         "archived_until_condition_met",
         "archived_forever",
-        "assigned",
     ],
     "issue.priority": ["high", "medium", "low"],
     "issue.category": ["error", "performance", "cron", "feedback", "replay", "uptime"],
@@ -298,8 +297,14 @@ def text_term(draw) -> str:
     return f'{key}:"{value} x"' if draw(st.booleans()) else f"{key}:{value}"
 
 
+assignment_term = st.sampled_from(
+    ["is:assigned", "is:unassigned", "!is:assigned", "is:[assigned, unassigned]"]
+)
+
 valid_query = st.lists(
-    st.one_of(enumerated_term(), time_term(), count_term(), text_term(), _free), min_size=1, max_size=6
+    st.one_of(enumerated_term(), time_term(), count_term(), text_term(), assignment_term, _free),
+    min_size=1,
+    max_size=6,
 ).map(" ".join)
 
 
