@@ -111,38 +111,53 @@ class GroupRow:
 
     @classmethod
     def from_index(cls, values: list) -> GroupRow:
-        (
-            gid,
-            org,
-            project,
-            status,
-            substatus,
-            priority,
-            type_,
-            category,
-            level,
-            first,
-            last,
-            times,
-            rel,
-            who,
-        ) = values
-        return cls(
-            gid,
-            org,
-            project,
-            status,
-            substatus,
-            priority,
-            type_,
-            category,
-            level,
-            from_datetime(first),
-            from_datetime(last),
-            times,
-            rel,
-            who,
-        )
+        """A row read with ``INDEX_COLUMNS``."""
+        return cls.from_columns(INDEX_COLUMNS, values, 0)
+
+    @classmethod
+    def from_columns(cls, columns: tuple[str, ...], values: list, organization_id: int) -> GroupRow:
+        """A row read with some of ``INDEX_COLUMNS``; the others get placeholder values (counting reads only
+        the columns its conditions test, and never looks at the rest)."""
+        fields: dict[str, Any] = dict(_PLACEHOLDERS, organization_id=organization_id)
+        for column, value in zip(columns, values):
+            if column in _TIME_COLUMNS:
+                value = from_datetime(value)
+            fields[_FIELDS[column]] = value
+        return cls(**fields)
+
+
+_FIELDS = {
+    "GroupId": "group_id",
+    "OrganizationId": "organization_id",
+    "ProjectId": "project_id",
+    "Status": "status",
+    "Substatus": "substatus",
+    "Priority": "priority",
+    "Type": "type",
+    "Category": "category",
+    "Level": "level",
+    "FirstSeen": "first_seen",
+    "LastSeen": "last_seen",
+    "TimesSeen": "times_seen",
+    "FirstRelease": "first_release",
+    "Assignee": "assignee",
+}
+_TIME_COLUMNS = frozenset({"FirstSeen", "LastSeen"})
+_PLACEHOLDERS: dict[str, Any] = {
+    "group_id": 0,
+    "project_id": 0,
+    "status": 0,
+    "substatus": None,
+    "priority": None,
+    "type": 0,
+    "category": 0,
+    "level": 0,
+    "first_seen": 0,
+    "last_seen": 0,
+    "times_seen": 0,
+    "first_release": None,
+    "assignee": None,
+}
 
 
 def sort_key(row: GroupRow, sort: str) -> SortKey:
@@ -250,6 +265,32 @@ class SearchPlan:
     @property
     def needs_lookups(self) -> bool:
         return bool(self.filter.environments or self.filter.releases or self.filter.text)
+
+    def count_columns(self) -> tuple[str, ...]:
+        """The index columns counting must read: the key, and the columns of conditions the ranges leave."""
+        flt = self.filter
+        sort_column = SORT_COLUMN[self.sort]
+        columns = [
+            "GroupId",
+            self.ranges[0].scope_column if self.ranges else "OrganizationId",
+            "Status",
+            "Priority",
+        ]
+        columns.append(sort_column)
+        wanted = {
+            "ProjectId": self.project_filter is not None,
+            "Substatus": bool(self.pair_checked),
+            "Category": not flt.categories.unrestricted,
+            "Type": not flt.types.unrestricted,
+            "Level": not flt.levels.unrestricted,
+            "FirstRelease": not flt.first_releases.unrestricted,
+            "FirstSeen": not flt.first_seen.unbounded,
+            "LastSeen": not flt.last_seen.unbounded,
+            "TimesSeen": not flt.times_seen.unbounded,
+            "Assignee": flt.assigned is not None,
+        }
+        columns += [column for column, needed in wanted.items() if needed and column not in columns]
+        return tuple(columns)
 
     def after(self, key: SortKey | None) -> SearchPlan:
         """The plan for the rows after ``key`` in sort order (a cursor): every range starts after it."""
@@ -407,37 +448,34 @@ class Searcher:
             rng = replace(rng, start=(last_value, last[0]), start_open=True)
             chunk = min(chunk * 2, MAX_CHUNK)
 
-    def _scan(self, ranges: tuple[RangePlan, ...], chunk: int) -> Iterator[GroupRow]:
-        """The rows of all ``ranges`` in index key order (not sort order), each chunk one Read of every range
-        left: what counting needs, in as few calls as possible."""
-        pending = sorted(ranges, key=lambda rng: _prefix_order(rng.prefix))
-        chunk = max(1, min(chunk, MAX_CHUNK))
+    def _scan(self, plan: SearchPlan, chunk: int) -> Iterator[GroupRow]:
+        """The rows of all of the plan's ranges in index key order (not sort order), with only the columns
+        counting needs; each chunk is one Read of every range left, so counting takes as few calls as it can."""
+        pending = sorted(plan.ranges, key=lambda rng: _prefix_order(rng.prefix))
+        columns = plan.count_columns()
+        organization_id = plan.scope.organization_id
+        sort_position = columns.index(SORT_COLUMN[plan.sort])
         while pending:
             self.stats.ranges += len(pending)
             rows = self._read(
                 "Groups",
-                INDEX_COLUMNS,
+                columns,
                 KeySet(ranges=[rng.key_range() for rng in pending]),
                 index=pending[0].index,
                 limit=chunk,
             )
             self.stats.index_rows += len(rows)
             for values in rows:
-                yield GroupRow.from_index(values)
+                yield GroupRow.from_columns(columns, values, organization_id)
             if len(rows) < chunk:
                 return
-            last = GroupRow.from_index(rows[-1])
-            scope_value = (
-                last.organization_id if pending[0].scope_column == "OrganizationId" else last.project_id
+            group_id, scope_value, status, priority = rows[-1][:4]
+            position = next(
+                i for i, rng in enumerate(pending) if rng.prefix == (scope_value, status, priority)
             )
-            prefix = (scope_value, last.status, last.priority)
-            position = next(i for i, rng in enumerate(pending) if rng.prefix == prefix)
             current = pending[position]
-            sort_value = rows[-1][INDEX_COLUMNS.index(current.sort_column)]
-            pending = [
-                replace(current, start=(sort_value, last.group_id), start_open=True),
-                *pending[position + 1 :],
-            ]
+            resumed = replace(current, start=(rows[-1][sort_position], group_id), start_open=True)
+            pending = [resumed, *pending[position + 1 :]]
             chunk = min(chunk * 2, MAX_CHUNK)
 
     def _merged(self, plan: SearchPlan, first_chunk: int) -> Iterator[GroupRow]:
@@ -547,7 +585,7 @@ class Searcher:
                 yield row
 
         found = 0
-        for _ in self._filtered(plan, bounded(self._scan(plan.ranges, min(cap + 1, budget))), MAX_CHUNK):
+        for _ in self._filtered(plan, bounded(self._scan(plan, min(cap + 1, budget))), MAX_CHUNK):
             found += 1
             if found > cap:
                 return HitCount(cap, capped=True)
