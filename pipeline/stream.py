@@ -28,7 +28,10 @@ from pipeline.options import (
     parse_duration,
     parse_size,
 )
-from transforms import coders  # noqa: F401  (registers the message coders)
+from transforms import (
+    coders,  # noqa: F401  (registers the message coders)
+    progress,
+)
 from transforms.applier import ApplierConfig, SpannerTarget
 from transforms.apply_per_group import ApplyPerGroup
 from transforms.core import metrics
@@ -47,6 +50,7 @@ def key_by_group(message: Message) -> tuple[str, Message]:
 
 
 def log_dead_letter(dead_letter: DeadLetter) -> DeadLetter:
+    progress.add(progress.DEAD_LETTERS)
     _LOG.info(
         "dead letter %s (%s at %s): %s",
         dead_letter.message_id,
@@ -148,25 +152,25 @@ def counter_totals(result) -> dict[str, int]:
 
 
 def report_progress(result, interval: float, stop: threading.Event) -> None:
-    """Log throughput and outcomes every ``interval`` seconds until ``stop`` is set."""
-    last_total, last_time = 0, time.monotonic()
+    """Log throughput and outcomes every ``interval`` seconds until ``stop`` is set (local runs: the job runs
+    in this process, so its DoFns' process-wide progress counters are visible here)."""
+    last_applied, last_time = 0, time.monotonic()
     while not stop.wait(interval):
-        try:
-            totals = counter_totals(result)
-        except Exception as error:  # metrics are best effort while the job runs
-            _LOG.debug("metrics unavailable: %s", error)
-            continue
-        taken = totals.get(metrics.OCCURRENCE_MESSAGES, 0) + totals.get(metrics.STATUS_CHANGE_MESSAGES, 0)
-        dead = sum(v for k, v in totals.items() if k.startswith(metrics.DEAD_LETTER_PREFIX))
+        totals = progress.snapshot()
+        applied = totals.get(metrics.OCCURRENCE_MESSAGES, 0) + totals.get(metrics.STATUS_CHANGE_MESSAGES, 0)
         now = time.monotonic()
-        rate = (taken - last_total) / (now - last_time)
-        last_total, last_time = taken, now
+        rate = (applied - last_applied) / (now - last_time)
+        last_applied, last_time = applied, now
+        read = totals.get(progress.READ, 0)
         _LOG.info(
-            "applied %d messages (%.0f/s), groups created %d, dead letters %d, duplicates %d, spanner commits %d",
-            taken,
+            "read %d, applied %d (%.0f/s), waiting %d, groups created %d, dead letters %d, duplicates %d, "
+            "spanner commits %d",
+            read,
+            applied,
             rate,
+            max(read - applied - totals.get(progress.DEAD_LETTERS, 0), 0),
             totals.get(metrics.GROUP_CREATED, 0),
-            dead,
+            totals.get(progress.DEAD_LETTERS, 0),
             totals.get(metrics.DUPLICATES, 0),
             totals.get(metrics.SPANNER_COMMITS, 0),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from transforms.core import intents
 from transforms.core.model import Occurrence
 from transforms.spanner_writer import StoredVersions, chunk_writes, plan_commit
@@ -95,7 +97,7 @@ def test_writes_of_one_key_in_one_commit_net_to_the_latest_state():
     group = plan.upserts["Groups"][(11,)]
     assert group["TimesSeen"] == 2
     assert group["Seq"] == 2
-    assert group["State"] == b"state2"
+    assert group["State"] == base64.b64encode(b"state2")
     assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
     assert plan.upserts["KeyStates"][(1, PRIMARY)]["State"] is None
     assert {key[1] for key in plan.upserts["Occurrences"]} == {"o1", "o2"}
@@ -144,7 +146,7 @@ def test_state_only_write_updates_group_state_columns():
     assert plan.upserts["Groups"][(11,)] == {
         "GroupId": 11,
         "Seq": 7,
-        "State": b"s7",
+        "State": base64.b64encode(b"s7"),
         "UpdatedAt": "spanner.commit_timestamp()",
     }
     assert "KeyStates" not in plan.upserts

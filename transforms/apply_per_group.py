@@ -43,7 +43,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import coders
+from transforms import coders, progress
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.core import engine, metrics, reasons
 from transforms.core.model import MICROS, DeadLetter, Message, ProjectInfo, split_group_key
@@ -132,6 +132,7 @@ class ApplyPerGroupFn(beam.DoFn):
         if counter is None:
             counter = self._counters[name] = Metrics.counter(metrics.NAMESPACE, name)
         counter.inc(amount)
+        progress.add(name, amount)
 
     # --- input ---------------------------------------------------------------------------------------
     def process(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
+from transforms import progress
 from transforms.core.envelopes import dead_letter_to_pubsub
 from transforms.core.model import DeadLetter, RawMessage
 
@@ -18,6 +19,7 @@ class _ToRawMessage(beam.DoFn):
     """
 
     def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[RawMessage]:
+        progress.add(progress.READ)
         yield RawMessage(
             message_id=message.message_id or "",
             message_time=timestamp.micros,
@@ -59,6 +61,7 @@ class ReadMessages(beam.PTransform):
 
 
 def _to_pubsub(dead_letter: DeadLetter) -> PubsubMessage:
+    progress.add(progress.DEAD_LETTERS)
     data, attributes = dead_letter_to_pubsub(dead_letter)
     return PubsubMessage(data, attributes)
 

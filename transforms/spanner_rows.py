@@ -6,6 +6,7 @@ One place maps ``transforms.core.intents`` to the tables of ``schemas/spanner.sq
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from datetime import datetime
@@ -115,6 +116,16 @@ def _ts(micros: int | None) -> datetime | None:
     return None if micros is None else to_datetime(micros)
 
 
+def spanner_bytes(value: bytes | None) -> bytes | None:
+    """BYTES values go to the Spanner client base64-encoded (it decodes them itself)."""
+    return None if value is None else base64.b64encode(value)
+
+
+def from_spanner_bytes(value: bytes | None) -> bytes | None:
+    """BYTES values come back from the Spanner client base64-encoded too."""
+    return None if value is None else base64.b64decode(value)
+
+
 def _json(value: Any) -> JsonObject | None:
     return None if value is None else JsonObject(value)
 
@@ -149,14 +160,14 @@ def group_values(row: intents.GroupRow, seq: int, state: bytes | None) -> tuple[
         row.resolution_version,
         _json(row.data),
         seq,
-        state,
+        spanner_bytes(state),
         COMMIT_TIMESTAMP,
     )
 
 
 def key_state_values(save: intents.SaveKeyState, seq: int) -> tuple[Any, ...]:
     """KeyStates row: the state itself while there is no group, else only the pointer to it."""
-    state = save.state if save.group_id is None else None
+    state = spanner_bytes(save.state) if save.group_id is None else None
     return (save.project_id, save.primary_hash, save.generation, seq, save.group_id, state, COMMIT_TIMESTAMP)
 
 

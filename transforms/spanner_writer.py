@@ -182,7 +182,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                         "Groups",
                         (intent.group_id,),
                         rows.GROUP_STATE_COLUMNS,
-                        (intent.group_id, write.seq, intent.state, rows.COMMIT_TIMESTAMP),
+                        (intent.group_id, write.seq, rows.spanner_bytes(intent.state), rows.COMMIT_TIMESTAMP),
                     )
                     group_seq[intent.group_id] = write.seq
             elif isinstance(intent, intents.DeleteGroup):

@@ -42,6 +42,7 @@ def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
                 spanner.KeySet(keys=[list(key) for key in batch]),
             ):
                 key = f"{project_id}:{primary_hash}"
+                state = spanner_rows.from_spanner_bytes(state)
                 if group_id is None:
                     if state is not None:
                         found[key] = state
@@ -53,6 +54,7 @@ def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
                 "Groups", ("GroupId", "Seq", "State"), spanner.KeySet(keys=[[group_id] for group_id in batch])
             ):
                 key, key_seq, key_state = pointers.pop(group_id)
+                state = spanner_rows.from_spanner_bytes(state)
                 if state is not None and seq >= key_seq:
                     found[key] = state
                 elif key_state is not None:

@@ -185,9 +185,14 @@ class MemoryQuota:
         self.limit = limit
         self.granted: dict[tuple[int, str], list[int]] = {}
         self.calls: list[tuple[int, int, int]] = []
+        self.creations: set[str] = set()
 
-    def try_acquire(self, project_id: int, group_type: GroupType, message_time: int) -> bool:
+    def try_acquire(
+        self, project_id: int, group_type: GroupType, message_time: int, creation_id: str = ""
+    ) -> bool:
         self.calls.append((project_id, group_type.type_id, message_time))
+        if creation_id and creation_id in self.creations:
+            return True
         quota = group_type.creation_quota
         limit = quota.limit if self.limit is None else self.limit
         granularity = quota.granularity_seconds * SECOND
@@ -198,6 +203,8 @@ class MemoryQuota:
         if used >= limit:
             return False
         granted.append(bucket)
+        if creation_id:
+            self.creations.add(creation_id)
         return True
 
 

@@ -44,7 +44,7 @@ def test_refusal_keeps_the_noise_count_so_the_next_occurrence_asks_the_quota_aga
     class Flaky:
         calls = 0
 
-        def try_acquire(self, project_id, group_type, message_time):
+        def try_acquire(self, project_id, group_type, message_time, creation_id):
             Flaky.calls += 1
             return next(answers)
 

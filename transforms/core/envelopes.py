@@ -17,6 +17,8 @@ taken from the payload as for a raw payload. ``publish_time`` is RFC 3339 (any
 ISO 8601 date-time, or epoch seconds, is accepted). Keys other than the
 envelope's are ignored, so a dead-letter file (below) is itself an archive.
 
+``archive_line`` writes a message as an envelope line (the archive tool uses it).
+
 Dead letters are written in two forms:
 
 - on Pub/Sub (``dead_letter_to_pubsub``): the original bytes, and the original
@@ -224,6 +226,16 @@ def dead_letter_to_pubsub(dead_letter: DeadLetter) -> tuple[bytes, dict[str, str
     return dead_letter.data, attributes
 
 
+def archive_line(message: RawMessage) -> bytes:
+    """One archive line (no trailing newline): the message's envelope, ``data`` as for a dead-letter line.
+
+    ``parse_archive_line`` reads it back as the same message (id, time, bytes and attributes).
+    """
+    return orjson.dumps(
+        _envelope_record(message.message_id, message.message_time, message.attributes, message.data)
+    )
+
+
 def dead_letter_to_line(dead_letter: DeadLetter) -> bytes:
     """One dead-letter file line (no trailing newline): an archive envelope plus reason, error and stage.
 
@@ -232,20 +244,32 @@ def dead_letter_to_line(dead_letter: DeadLetter) -> bytes:
     ``data_b64``. Reading the line back gives the same bytes, attributes, id
     and time.
     """
-    record: dict[str, Any] = {
-        "message_id": dead_letter.message_id,
-        "publish_time": to_rfc3339(dead_letter.message_time),
-        "attributes": _original_attributes(dead_letter.attributes),
-    }
-    value = _as_json_value(dead_letter.data)
-    if value is _NOT_JSON:
-        record["data_b64"] = base64.b64encode(dead_letter.data).decode("ascii")
-    else:
-        record["data"] = value
+    record = _envelope_record(
+        dead_letter.message_id,
+        dead_letter.message_time,
+        _original_attributes(dead_letter.attributes),
+        dead_letter.data,
+    )
     record["reason"] = dead_letter.reason
     record["error"] = dead_letter.error
     record["stage"] = dead_letter.stage
     return orjson.dumps(record)
+
+
+def _envelope_record(
+    message_id: str, message_time: int, attributes: dict[str, str], data: bytes
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "message_id": message_id,
+        "publish_time": to_rfc3339(message_time),
+        "attributes": attributes,
+    }
+    value = _as_json_value(data)
+    if value is _NOT_JSON:
+        record["data_b64"] = base64.b64encode(data).decode("ascii")
+    else:
+        record["data"] = value
+    return record
 
 
 _NOT_JSON = object()

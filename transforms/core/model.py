@@ -51,7 +51,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
     trace_id: str | None = None
 
 
-class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True):
+class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="occurrence"):
     """An issue occurrence (Sentry's payload, SEMANTICS 1.2), normalised."""
 
     id: str
@@ -79,7 +79,7 @@ class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.hashes[0]
 
 
-class StatusChange(msgspec.Struct, frozen=True, omit_defaults=True):
+class StatusChange(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="status_change"):
     """A status change (SEMANTICS 1.4). ``id`` is the payload's, or the message id when absent."""
 
     id: str

@@ -49,11 +49,16 @@ class QuotaGate(Protocol):
     """The creation quota shared by all keys (SEMANTICS 3.5 step 2, E6, E15).
 
     ``try_acquire`` consumes one creation for (project, the type's slug) at
-    ``message_time`` and says whether it was granted. Implementations that
-    cannot reach their store fail open (return True) and count it themselves.
+    ``message_time`` and says whether it was granted. ``creation_id`` names
+    the group that would be created (primary hash and generation): asking
+    again for a creation already granted (a retried bundle, a replay) must
+    answer True without consuming more quota. Implementations that cannot
+    reach their store fail open (return True) and count it themselves.
     """
 
-    def try_acquire(self, project_id: int, group_type: GroupType, message_time: int) -> bool: ...
+    def try_acquire(
+        self, project_id: int, group_type: GroupType, message_time: int, creation_id: str
+    ) -> bool: ...
 
 
 class ReleaseBook(Protocol):

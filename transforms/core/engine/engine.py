@@ -371,7 +371,9 @@ class _Application:
                 self._count(metrics.DROPPED_NOISE)
                 return
         quota = self.context.quota
-        if quota is not None and not quota.try_acquire(self.project_id, group_type, message_time):
+        if quota is not None and not quota.try_acquire(
+            self.project_id, group_type, message_time, f"{self.primary_hash}:{self.generation}"
+        ):
             self._count(metrics.DROPPED_RATE_LIMITING)
             return
         group = create_group(

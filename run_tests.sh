@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The test command: lint, format check and every test, on a fresh machine or a developer's.
+#
+# Creates .venv when needed, starts the local stack (emulators and Redis) when it is not running and stops it
+# again at the end (STACK_KEEP=1 keeps it), then runs ruff and pytest. Extra arguments go to pytest, e.g.
+# ./run_tests.sh tests/infra -x. Exits non-zero if any step fails.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/venv.sh
+ensure_venv
+py=.venv/bin/python
+
+started_stack=0
+if ! "$py" -m pipeline.stack status --quiet; then
+  started_stack=1
+fi
+stop_stack() {
+  if [ "$started_stack" = 1 ] && [ "${STACK_KEEP:-0}" != 1 ]; then
+    "$py" -m pipeline.stack stop
+  fi
+}
+trap stop_stack EXIT
+"$py" -m pipeline.stack start
+
+failed=()
+echo "==> ruff check ."
+.venv/bin/ruff check . || failed+=("ruff check")
+echo "==> ruff format --check ."
+.venv/bin/ruff format --check . || failed+=("ruff format")
+echo "==> pytest"
+"$py" -m pytest --timeout=900 "$@" || failed+=("pytest")
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all checks passed"

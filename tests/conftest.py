@@ -1,0 +1,256 @@
+"""Shared pytest fixtures: the local stack, and a fresh Spanner database, Pub/Sub topics and Redis keys per test.
+
+Integration tests ask for these fixtures by name; a test that asks for none of them starts nothing. A test
+using ``stack`` (directly or through another fixture below) is marked ``integration`` automatically, so
+``pytest -m "not integration"`` runs only the tests that need no server.
+
+Session scope
+    ``stack``: starts the Pub/Sub emulator, the Spanner emulator and Redis if they are not running (ports from
+    ``STACK_PUBSUB_PORT``, ``STACK_SPANNER_GRPC_PORT``, ``STACK_SPANNER_REST_PORT``, ``STACK_REDIS_PORT``;
+    defaults 8085, 9010, 9020, 6379), sets ``PUBSUB_EMULATOR_HOST``, ``SPANNER_EMULATOR_HOST``, ``REDIS_URL``
+    and ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW=false`` for the session, and gives a
+    :class:`pipeline.stack.StackConfig`. Services it started are stopped at the end of the session unless
+    ``STACK_KEEP=1``; services that were already running are left running.
+    ``spanner_instance``: the id of an emulator instance (``test-instance`` in project ``test-project``).
+    ``fault_spanner``: a second Spanner emulator started with ``--enable_fault_injection`` (it aborts commits
+    at random), on ``STACK_FAULT_SPANNER_GRPC_PORT`` / ``STACK_FAULT_SPANNER_REST_PORT`` (defaults: the main
+    emulator's ports + 2); a :class:`pipeline.stack.SpannerEmulator` whose ``host`` goes in
+    ``SPANNER_EMULATOR_HOST``. Started on first use, stopped at the end of the session.
+
+Function scope
+    ``spanner_db``: a new database with the full schema applied (about 65 ms; `bench/stack_timings.py`), dropped after the test; a
+    :class:`TestDatabase` with ``project``, ``instance``, ``database_id``, the shared ``database`` handle (from
+    ``transforms.clients``) and ``pipeline_args()`` (``--spanner_project=...`` etc.).
+    ``fault_spanner_db``: the same on the fault-injecting emulator; ``SPANNER_EMULATOR_HOST`` points at that
+    emulator for the duration of the test.
+    ``pubsub_topics``: a :class:`PubSubTopics` factory; ``pubsub_topics.create("input")`` makes a topic with
+    a subscription (unique names), ``publish`` and ``pull`` use them; all are deleted after the test.
+    ``redis_ns``: a :class:`RedisNamespace` with the ``url``, a unique key ``prefix`` and a ``client``; keys
+    under the prefix are deleted after the test.
+
+Example::
+
+    def test_something(spanner_db, pubsub_topics, redis_ns):
+        registry.register_project(spanner_db.database, project_id=1, organization_id=1, slug="backend")
+        topic = pubsub_topics.create("occurrences")
+        pubsub_topics.publish(topic, b"{...}", kind="occurrence")
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pipeline import admin
+from pipeline.stack import Service, SpannerEmulator, Stack, StackConfig
+from transforms import clients
+
+if TYPE_CHECKING:
+    import redis
+    from google.cloud.spanner_v1.database import Database
+
+TEST_PROJECT = "test-project"
+TEST_INSTANCE = "test-instance"
+
+_STACK_FIXTURES = {"stack"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Session
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackConfig]:
+    config = StackConfig.from_env()
+    running = Stack(config)
+    started: list[Service] = [s for s in running.services if not s.healthy()]
+    running.start(report=lambda line: None)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in config.env().items():
+            patch.setenv(name, value)
+        yield config
+        clients.reset()
+    if os.environ.get("STACK_KEEP") != "1":
+        for service in started:
+            service.stop()
+
+
+@pytest.fixture(scope="session")
+def spanner_instance(stack: StackConfig) -> str:
+    admin.ensure_instance(TEST_PROJECT, TEST_INSTANCE)
+    return TEST_INSTANCE
+
+
+@pytest.fixture(scope="session")
+def fault_spanner(stack: StackConfig) -> Iterator[SpannerEmulator]:
+    grpc_port = int(os.environ.get("STACK_FAULT_SPANNER_GRPC_PORT") or stack.spanner_grpc_port + 2)
+    rest_port = int(os.environ.get("STACK_FAULT_SPANNER_REST_PORT") or stack.spanner_rest_port + 2)
+    emulator = SpannerEmulator(
+        grpc_port, rest_port, stack, extra_flags=["--enable_fault_injection"], name="spanner-faults"
+    )
+    already = emulator.healthy()
+    emulator.start()
+    yield emulator
+    if not already:
+        emulator.stop()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Spanner
+
+
+@dataclass
+class TestDatabase:
+    """A database of the test's own, with the full schema."""
+
+    __test__ = False  # not a test class, despite its name
+
+    project: str
+    instance: str
+    database_id: str
+    database: Database
+    emulator_host: str
+
+    def pipeline_args(self) -> list[str]:
+        return [
+            f"--spanner_project={self.project}",
+            f"--spanner_instance={self.instance}",
+            f"--spanner_database={self.database_id}",
+        ]
+
+
+def _fresh_database(emulator_host: str) -> Iterator[TestDatabase]:
+    database_id = _unique("t")
+    admin.create_database(TEST_PROJECT, TEST_INSTANCE, database_id)
+    handle = clients.spanner_database(TEST_PROJECT, TEST_INSTANCE, database_id)
+    yield TestDatabase(TEST_PROJECT, TEST_INSTANCE, database_id, handle, emulator_host)
+    clients.forget_database(TEST_PROJECT, TEST_INSTANCE, database_id)
+    handle.drop()
+
+
+@pytest.fixture
+def spanner_db(stack: StackConfig, spanner_instance: str) -> Iterator[TestDatabase]:
+    yield from _fresh_database(stack.spanner_host)
+
+
+@pytest.fixture
+def fault_spanner_db(
+    fault_spanner: SpannerEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestDatabase]:
+    monkeypatch.setenv(clients.SPANNER_EMULATOR_VAR, fault_spanner.host)
+    admin.ensure_instance(TEST_PROJECT, TEST_INSTANCE)
+    yield from _fresh_database(fault_spanner.host)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pub/Sub
+
+
+@dataclass(frozen=True)
+class TopicRef:
+    """A topic and its one subscription, as full resource paths."""
+
+    topic: str
+    subscription: str
+
+
+@dataclass
+class PubSubTopics:
+    """Creates topics with a subscription on the Pub/Sub emulator, and deletes them at the end of the test."""
+
+    project: str = TEST_PROJECT
+    created: list[TopicRef] = field(default_factory=list)
+
+    def create(self, name: str = "topic", *, ack_deadline_s: int = 60) -> TopicRef:
+        publisher, subscriber = clients.pubsub_publisher(), clients.pubsub_subscriber()
+        unique = _unique(f"{name}-")
+        ref = TopicRef(
+            publisher.topic_path(self.project, unique),
+            subscriber.subscription_path(self.project, f"{unique}-sub"),
+        )
+        publisher.create_topic(name=ref.topic)
+        subscriber.create_subscription(
+            name=ref.subscription, topic=ref.topic, ack_deadline_seconds=ack_deadline_s
+        )
+        self.created.append(ref)
+        return ref
+
+    def publish(self, topic: TopicRef | str, data: bytes, **attributes: str) -> str:
+        """Publish one message and wait for its id."""
+        path = topic.topic if isinstance(topic, TopicRef) else topic
+        return clients.pubsub_publisher().publish(path, data, **attributes).result(timeout=30)
+
+    def pull(self, topic: TopicRef | str, max_messages: int = 100, timeout_s: float = 5.0) -> list[Any]:
+        """Pull and acknowledge up to ``max_messages``, waiting up to ``timeout_s`` for the first ones.
+
+        Returns ``google.pubsub_v1.PubsubMessage`` objects (``data``, ``attributes``, ``message_id``).
+        """
+        path = topic.subscription if isinstance(topic, TopicRef) else topic
+        subscriber = clients.pubsub_subscriber()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = subscriber.pull(
+                subscription=path, max_messages=max_messages, timeout=max(0.5, deadline - time.monotonic())
+            )
+            if response.received_messages or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        if response.received_messages:
+            subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
+        return [m.message for m in response.received_messages]
+
+    def cleanup(self) -> None:
+        publisher, subscriber = clients.pubsub_publisher(), clients.pubsub_subscriber()
+        for ref in self.created:
+            subscriber.delete_subscription(subscription=ref.subscription)
+            publisher.delete_topic(topic=ref.topic)
+        self.created.clear()
+
+
+@pytest.fixture
+def pubsub_topics(stack: StackConfig) -> Iterator[PubSubTopics]:
+    topics = PubSubTopics()
+    yield topics
+    topics.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Redis
+
+
+@dataclass(frozen=True)
+class RedisNamespace:
+    """A key prefix of the test's own on the stack's Redis."""
+
+    url: str
+    prefix: str
+    client: redis.Redis
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+@pytest.fixture
+def redis_ns(stack: StackConfig) -> Iterator[RedisNamespace]:
+    client = clients.redis_client(stack.redis_url)
+    namespace = RedisNamespace(stack.redis_url, _unique("test:") + ":", client)
+    yield namespace
+    keys = list(client.scan_iter(match=f"{namespace.prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)

@@ -1,0 +1,184 @@
+"""Process-wide clients for Spanner, Pub/Sub and Redis, built once and shared by every DoFn of the process.
+
+Why: the BundleBasedDirectRunner re-creates DoFns and calls ``setup()`` for every bundle; a client built in
+``setup()`` would leak a gRPC channel and a thread per bundle. DoFns call these functions in ``setup()``
+instead and get the process's client. The caches live here, in an importable module, because a cache defined
+in ``__main__`` is pickled with the DoFn. Do not close what these return: they are shared.
+
+Where each client connects: the emulators when ``SPANNER_EMULATOR_HOST`` / ``PUBSUB_EMULATOR_HOST`` are set
+(no credentials needed), Google Cloud with the application default credentials otherwise. The emulator host
+is part of every cache key, so a test that points ``SPANNER_EMULATOR_HOST`` at another emulator gets a client
+for that one. Redis clients are keyed by URL.
+
+On the Spanner emulator, ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW`` is set to ``false`` (unless set
+already) before any client is made: with multiplexed sessions, concurrent read-write transactions on the
+emulator failed with "Transaction not found" and their updates were lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+    from google.cloud import pubsub_v1, spanner
+    from google.cloud.spanner_v1.database import Database
+
+SPANNER_EMULATOR_VAR = "SPANNER_EMULATOR_HOST"
+PUBSUB_EMULATOR_VAR = "PUBSUB_EMULATOR_HOST"
+MULTIPLEXED_RW_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW"
+
+
+class MissingCredentialsError(RuntimeError):
+    """Neither an emulator host nor Google credentials are configured for a client."""
+
+
+_lock = threading.Lock()
+_spanner_clients: dict[tuple[str, str | None], spanner.Client] = {}
+_databases: dict[tuple[str, str, str, str | None], Database] = {}
+_publishers: dict[str | None, pubsub_v1.PublisherClient] = {}
+_subscribers: dict[str | None, pubsub_v1.SubscriberClient] = {}
+_redis_clients: dict[str, redis.Redis] = {}
+
+
+def spanner_emulator_host() -> str | None:
+    return os.environ.get(SPANNER_EMULATOR_VAR) or None
+
+
+def pubsub_emulator_host() -> str | None:
+    return os.environ.get(PUBSUB_EMULATOR_VAR) or None
+
+
+def spanner_client(project: str) -> spanner.Client:
+    """The process's ``spanner.Client`` for ``project`` (on the emulator when ``SPANNER_EMULATOR_HOST`` is set)."""
+    emulator = spanner_emulator_host()
+    key = (project, emulator)
+    with _lock:
+        client = _spanner_clients.get(key)
+        if client is None:
+            client = _spanner_clients[key] = _new_spanner_client(project, emulator)
+        return client
+
+
+def spanner_database(project: str, instance: str, database: str) -> Database:
+    """The process's ``Database`` handle (with its session pool) for (project, instance, database).
+
+    The handle does not check that the database exists; the first read or write does.
+    """
+    emulator = spanner_emulator_host()
+    key = (project, instance, database, emulator)
+    with _lock:
+        handle = _databases.get(key)
+        if handle is not None:
+            return handle
+    client = spanner_client(project)
+    with _lock:
+        handle = _databases.get(key)
+        if handle is None:
+            handle = _databases[key] = client.instance(instance).database(database)
+        return handle
+
+
+def pubsub_publisher() -> pubsub_v1.PublisherClient:
+    """The process's Pub/Sub publisher (on the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    emulator = pubsub_emulator_host()
+    with _lock:
+        publisher = _publishers.get(emulator)
+        if publisher is None:
+            publisher = _publishers[emulator] = _new_pubsub_client("publisher", emulator)
+        return publisher
+
+
+def pubsub_subscriber() -> pubsub_v1.SubscriberClient:
+    """The process's Pub/Sub subscriber client (admin of subscriptions, synchronous pulls)."""
+    emulator = pubsub_emulator_host()
+    with _lock:
+        subscriber = _subscribers.get(emulator)
+        if subscriber is None:
+            subscriber = _subscribers[emulator] = _new_pubsub_client("subscriber", emulator)
+        return subscriber
+
+
+def redis_client(url: str) -> redis.Redis:
+    """The process's Redis client for ``url`` (``redis://host:port/db``); it holds a thread-safe pool."""
+    if not url:
+        raise ValueError(
+            "No Redis URL: pass --redis_url (e.g. redis://localhost:6379/0) or set REDIS_URL "
+            '(`eval "$(python -m pipeline.stack env)"` sets it for the local stack).'
+        )
+    import redis
+
+    with _lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            try:
+                client = redis.Redis.from_url(url)
+            except ValueError as e:
+                raise ValueError(f"Invalid Redis URL {url!r}: {e}") from None
+            _redis_clients[url] = client
+        return client
+
+
+def forget_database(project: str, instance: str, database: str) -> None:
+    """Forget the cached handle of a database (after dropping the database itself).
+
+    The handle is not closed: ``Database.close()`` of google-cloud-spanner 3.71 joins a maintenance thread
+    that sleeps for minutes. Once unreferenced, that daemon thread ends by itself at its next wake-up.
+    """
+    with _lock:
+        _databases.pop((project, instance, database, spanner_emulator_host()), None)
+
+
+def reset() -> None:
+    """Close and forget every cached client (for tests that restart a server, and at interpreter exit)."""
+    with _lock:
+        closers = [
+            *(r.close for r in _redis_clients.values()),
+            *(c.close for c in _spanner_clients.values()),
+            *(p.transport.close for p in _publishers.values()),
+            *(s.close for s in _subscribers.values()),
+        ]
+        for close in closers:
+            # Closing against a stopped server must not hide the caller's error.
+            with contextlib.suppress(Exception):
+                close()
+        _redis_clients.clear()
+        _databases.clear()
+        _spanner_clients.clear()
+        _publishers.clear()
+        _subscribers.clear()
+
+
+def _new_spanner_client(project: str, emulator: str | None) -> spanner.Client:
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import spanner
+
+    if emulator:
+        os.environ.setdefault(MULTIPLEXED_RW_VAR, "false")
+    try:
+        return spanner.Client(project=project)
+    except DefaultCredentialsError as e:
+        raise MissingCredentialsError(_no_credentials("Spanner", SPANNER_EMULATOR_VAR, e)) from None
+
+
+def _new_pubsub_client(kind: str, emulator: str | None):
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import pubsub_v1
+
+    cls = pubsub_v1.PublisherClient if kind == "publisher" else pubsub_v1.SubscriberClient
+    try:
+        return cls()
+    except DefaultCredentialsError as e:
+        raise MissingCredentialsError(_no_credentials("Pub/Sub", PUBSUB_EMULATOR_VAR, e)) from None
+
+
+def _no_credentials(service: str, variable: str, cause: Exception) -> str:
+    return (
+        f"Cannot connect to {service}: {variable} is not set and no Google credentials were found. "
+        f'For the local emulators run `python -m pipeline.stack start` and `eval "$(python -m pipeline.stack '
+        f'env)"`; for Google Cloud run `gcloud auth application-default login` or set '
+        f"GOOGLE_APPLICATION_CREDENTIALS to a service account key file. ({cause})"
+    )
