@@ -10,30 +10,26 @@ another organization exists or not.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import secrets
 
 from api.directory import ApiToken, Directory, Organization
 from api.errors import ApiError, forbidden
+from transforms.registry import TOKEN_HEX_CHARS, TOKEN_PREFIX, hash_token
 
-TOKEN_PREFIX = "sntryu_"
-TOKEN_RE = re.compile(r"sntryu_[0-9a-f]{64}")
 READ, WRITE = "read", "write"
-SCOPES = (READ, WRITE)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NO_CREDENTIALS = "Authentication credentials were not provided."
 INVALID_TOKEN = "Invalid token"
 
 
 def new_token() -> str:
-    """A fresh token in Sentry's user auth token shape."""
-    return TOKEN_PREFIX + secrets.token_hex(32)
+    """A fresh token in Sentry's user auth token shape (``pipeline.admin create-token`` issues these)."""
+    return TOKEN_PREFIX + secrets.token_hex(TOKEN_HEX_CHARS // 2)
 
 
 def token_hash(token: str) -> str:
-    """What ``ApiTokens.TokenHash`` stores for ``token``."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    """What ``ApiTokens.TokenHash`` stores for ``token`` (``transforms.registry.hash_token``)."""
+    return hash_token(token)
 
 
 def bearer_token(authorization: str | None) -> str:

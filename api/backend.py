@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.bulk import StatusChangePublisher, topic_path
+from transforms import clients
 
+# The pipeline's defaults (pipeline.options, pipeline.admin): the local stack.
 DEFAULT_SPANNER_PROJECT = "local-project"
 DEFAULT_SPANNER_INSTANCE = "local-instance"
 DEFAULT_SPANNER_DATABASE = "occurrences"
@@ -88,24 +90,15 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_lock = threading.Lock()
-_databases: dict[tuple[str, str, str], Any] = {}
-_publishers: dict[str, StatusChangePublisher] = {}
-
-
 def database(backend: Backend) -> Any:
-    """The process's Spanner ``Database`` handle for the backend."""
-    key = (backend.spanner_project, backend.spanner_instance, backend.spanner_database)
-    with _lock:
-        handle = _databases.get(key)
-        if handle is None:
-            from google.cloud import spanner
+    """The process's Spanner ``Database`` handle for the backend (``transforms.clients``)."""
+    return clients.spanner_database(
+        backend.spanner_project, backend.spanner_instance, backend.spanner_database
+    )
 
-            client = spanner.Client(project=backend.spanner_project)
-            handle = _databases[key] = client.instance(backend.spanner_instance).database(
-                backend.spanner_database
-            )
-        return handle
+
+_lock = threading.Lock()
+_publishers: dict[str, StatusChangePublisher] = {}
 
 
 def publisher(backend: Backend) -> StatusChangePublisher | None:
@@ -116,7 +109,5 @@ def publisher(backend: Backend) -> StatusChangePublisher | None:
     with _lock:
         found = _publishers.get(path)
         if found is None:
-            from google.cloud import pubsub_v1
-
-            found = _publishers[path] = StatusChangePublisher(pubsub_v1.PublisherClient(), path)
+            found = _publishers[path] = StatusChangePublisher(clients.pubsub_publisher(), path)
         return found

@@ -17,6 +17,8 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
+from transforms.registry import default_organization_slug
+
 
 @dataclass(frozen=True, slots=True)
 class Organization:
@@ -99,9 +101,9 @@ class Directory:
             )
         if rows:
             return Organization(rows[0][0], rows[0][1])
-        # An organization known only through its projects (registered without a slug): its id is its slug.
+        # Projects whose organization row is missing (written by hand): named as the registry would name it.
         if self.projects(organization_id):
-            return Organization(organization_id, str(organization_id))
+            return Organization(organization_id, default_organization_slug(organization_id))
         return None
 
     def _load_organization_by_slug(self, slug: str) -> Organization | None:

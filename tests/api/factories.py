@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
+from transforms import registry
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS, to_datetime
@@ -121,6 +121,7 @@ def write_groups(database: Any, groups: list[G]) -> None:
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:
+    """Name the organization (``pipeline.admin add-project --organization-slug`` does this)."""
     with database.batch() as batch:
         batch.insert_or_update(
             "Organizations",
@@ -130,23 +131,13 @@ def add_organization(database: Any, organization_id: int, slug: str) -> None:
 
 
 def add_project(database: Any, project_id: int, organization_id: int, slug: str) -> None:
-    with database.batch() as batch:
-        batch.insert_or_update(
-            "Projects",
-            ["ProjectId", "OrganizationId", "Slug", "Features", "CreatedAt"],
-            [[project_id, organization_id, slug, [], COMMIT_TIMESTAMP]],
-        )
+    """Register a project as ``pipeline.admin add-project`` does."""
+    registry.register_project(database, project_id=project_id, organization_id=organization_id, slug=slug)
 
 
 def add_token(database: Any, organization_id: int, scope: str = "read") -> str:
-    """A token stored as ``pipeline.admin create-token`` stores it (SHA-256 hex); returns the token."""
-    token = "sntryu_" + secrets.token_hex(32)
-    with database.batch() as batch:
-        batch.insert(
-            "ApiTokens",
-            ["TokenHash", "OrganizationId", "Scope", "Name", "CreatedAt"],
-            [[hashlib.sha256(token.encode()).hexdigest(), organization_id, scope, "test", COMMIT_TIMESTAMP]],
-        )
+    """A token issued as ``pipeline.admin create-token`` issues it (stored as its SHA-256); returns the token."""
+    token, _ = registry.issue_api_token(database, organization=organization_id, scope=scope, name="test")
     return token
 
 
