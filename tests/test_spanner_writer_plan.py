@@ -175,3 +175,25 @@ def test_chunks_keep_a_key_together_and_respect_the_limit():
     keys_per_chunk = [{w.key for w in chunk} for chunk in chunks]
     assert sum(KEY in keys for keys in keys_per_chunk) == 1
     assert sorted(w.seq for chunk in chunks for w in chunk if w.key == KEY) == [1, 2, 3]
+
+
+def test_an_occurrence_with_a_release_records_the_group_release_pair():
+    def with_release(seq: int, release: str | None) -> intents.KeyWrite:
+        return intents.KeyWrite(
+            KEY,
+            seq,
+            (
+                intents.UpsertGroup(group_row(11, seq)),
+                intents.InsertOccurrence(11, f"m{seq}", seq, seq, occurrence(f"o{seq}"), release, None),
+            ),
+        )
+
+    plan = plan_commit(
+        [with_release(1, "1.0.0"), with_release(2, "1.0.0"), with_release(3, None)], StoredVersions()
+    )
+    assert plan.upserts["GroupReleases"] == {(11, "1.0.0"): {"GroupId": 11, "Release": "1.0.0"}}
+    deleted = plan_commit(
+        [with_release(1, "2.0.0"), intents.KeyWrite(KEY, 2, (intents.DeleteGroup(11, 1, (PRIMARY,)),))],
+        StoredVersions(),
+    )
+    assert not deleted.upserts.get("GroupReleases")

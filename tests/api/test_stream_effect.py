@@ -98,8 +98,9 @@ def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
     client = TestClient(create_app(index))
     headers = {"Authorization": f"Bearer {token}"}
 
-    def issues() -> list[dict]:
-        response = client.get("/api/0/organizations/acme/issues/", params={"query": ""}, headers=headers)
+    def issues(**params) -> list[dict]:
+        params.setdefault("query", "")
+        response = client.get("/api/0/organizations/acme/issues/", params=params, headers=headers)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -129,6 +130,10 @@ def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
         ).result(timeout=30)
         (issue,) = wait_for(issues, "the group to be created", log=log)
         assert (issue["status"], issue["substatus"]) == ("unresolved", "new")
+        # the relations the pipeline writes serve the release and environment filters
+        assert [i["id"] for i in issues(query="release:backend@1.4.0", environment="production")] == [issue["id"]]
+        assert issues(query="release:backend@9.9.9") == []
+        assert issues(query="", environment="staging") == []
 
         response = client.put(
             "/api/0/organizations/acme/issues/",
