@@ -131,7 +131,9 @@ def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
         (issue,) = wait_for(issues, "the group to be created", log=log)
         assert (issue["status"], issue["substatus"]) == ("unresolved", "new")
         # the relations the pipeline writes serve the release and environment filters
-        assert [i["id"] for i in issues(query="release:backend@1.4.0", environment="production")] == [issue["id"]]
+        assert [i["id"] for i in issues(query="release:backend@1.4.0", environment="production")] == [
+            issue["id"]
+        ]
         assert issues(query="release:backend@9.9.9") == []
         assert issues(query="", environment="staging") == []
 
