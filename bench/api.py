@@ -39,14 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from google.cloud import spanner  # noqa: E402
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP, ExecuteSqlRequest  # noqa: E402
 from google.cloud.spanner_v1.data_types import JsonObject  # noqa: E402
 
-from api.auth import new_token, token_hash  # noqa: E402
 from api.query import parse_query  # noqa: E402
 from api.search import INDEX_COLUMNS, Scope, Searcher, plan_search  # noqa: E402
 from api.service import IssueIndex, ListRequest  # noqa: E402
+from pipeline import admin  # noqa: E402
+from transforms import clients, registry  # noqa: E402
 from transforms.core.model import MICROS, to_datetime  # noqa: E402
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
@@ -67,48 +67,27 @@ class Query:
     params: dict
 
 
-def schema_statements() -> list[str]:
-    text = (ROOT / "schemas" / "spanner.sql").read_text()
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in text.split(";") if s.strip()]
-
-
 def create_database(size: int):
-    client = spanner.Client(project=PROJECT)
-    instance = client.instance(
-        INSTANCE, configuration_name=f"projects/{PROJECT}/instanceConfigs/emulator-config", node_count=1
-    )
-    if not instance.exists():
-        instance.create().result(120)
+    """A fresh database with the full schema (``pipeline.admin create-database``)."""
     database_id = f"bench{size}-{uuid.uuid4().hex[:6]}"
-    database = instance.database(database_id, ddl_statements=schema_statements())
-    database.create().result(300)
-    return database_id, database
+    admin.create_database(PROJECT, INSTANCE, database_id)
+    return database_id, clients.spanner_database(PROJECT, INSTANCE, database_id)
 
 
 def load(database, size: int, seed: int = 1) -> dict[int, str]:
     """``size`` groups over ORGS organizations; returns {organization id: read token}."""
     rnd = random.Random(seed)
     tokens = {}
-    with database.batch() as batch:
-        for org in range(1, ORGS + 1):
-            batch.insert(
-                "Organizations",
-                ["OrganizationId", "Slug", "CreatedAt"],
-                [[org, f"org{org}", COMMIT_TIMESTAMP]],
+    for org in range(1, ORGS + 1):
+        for p in range(PROJECTS_PER_ORG):
+            registry.register_project(
+                database,
+                project_id=org * 100 + p,
+                organization_id=org,
+                slug=f"project{p}",
+                organization_slug=f"org{org}",
             )
-            for p in range(PROJECTS_PER_ORG):
-                batch.insert(
-                    "Projects",
-                    ["ProjectId", "OrganizationId", "Slug", "Features", "CreatedAt"],
-                    [[org * 100 + p, org, f"project{p}", [], COMMIT_TIMESTAMP]],
-                )
-            tokens[org] = new_token()
-            batch.insert(
-                "ApiTokens",
-                ["TokenHash", "OrganizationId", "Scope", "Name", "CreatedAt"],
-                [[token_hash(tokens[org]), org, "read", "bench", COMMIT_TIMESTAMP]],
-            )
+        tokens[org], _ = registry.issue_api_token(database, organization=org, scope="read", name="bench")
     started = time.perf_counter()
     pairs = [(0, 3), (0, 3), (0, 3), (0, 7), (0, 6), (1, None), (2, 5), (2, 1)]
     chunk = 1000
@@ -234,14 +213,16 @@ def explain(database) -> None:
         )
         page = index.list_issues(organization, request, count_hits=False)
         stats = page.stats
-        following = index.list_issues(
-            organization, replace(request, cursor=page.next.encode()), count_hits=False
-        )
-        print(
+        line = (
             f"  {query.name:9s} page 1: {stats.ranges} ranges, {stats.index_rows} index rows, {stats.reads} Read calls"
-            f" -> {len(page.issues)} issues;  page 2: {following.stats.index_rows} index rows,"
-            f" {following.stats.reads} Read calls"
+            f" -> {len(page.issues)} issues"
         )
+        if page.has_next:
+            following = index.list_issues(
+                organization, replace(request, cursor=page.next.encode()), count_hits=False
+            )
+            line += f";  page 2: {following.stats.index_rows} index rows, {following.stats.reads} Read calls"
+        print(line)
         flt = parse_query(params.get("query"), now=NOW).with_environments(request.environments)
         project_ids = frozenset(
             p.id for p in index.directory.projects(organization.id).values() if p.slug in projects
