@@ -76,6 +76,7 @@ DETAIL_COLUMNS: tuple[str, ...] = (
 # organization index (a long list of small ranges costs more round trips than it saves rows).
 MAX_PROJECT_SCOPES = 4
 MAX_CHUNK = 1000
+MIN_FIRST_CHUNK = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,8 +479,15 @@ class Searcher:
             pending = [resumed, *pending[position + 1 :]]
             chunk = min(chunk * 2, MAX_CHUNK)
 
-    def _merged(self, plan: SearchPlan, first_chunk: int) -> Iterator[GroupRow]:
-        """All ranges' rows in sort order (descending sort key)."""
+    def _merged(self, plan: SearchPlan, need: int) -> Iterator[GroupRow]:
+        """All ranges' rows in sort order (descending sort key), for a page of ``need`` rows.
+
+        One range is read ``need`` rows at a time. With several, each first reads a share of the page (twice
+        its even share, at least ``MIN_FIRST_CHUNK``), then doubles as the merge consumes it: a page costs
+        about ``2 x need`` index rows plus what the ranges that supply it need, instead of ``ranges x need``.
+        """
+        count = len(plan.ranges)
+        first_chunk = need if count <= 1 else min(need, max(MIN_FIRST_CHUNK, 2 * -(-need // count)))
         streams = [self._stream(rng, first_chunk) for rng in plan.ranges]
         if len(streams) == 1:
             yield from streams[0]
@@ -523,10 +531,19 @@ class Searcher:
             present = self._related("GroupReleases", rows, flt.releases)
             rows = [r for r in rows if all(m.holds(present.get(r.group_id, set())) for m in flt.releases)]
         if flt.text and rows:
-            self.attach_details(rows)
+            texts = self._texts(rows)
             needle = flt.text.lower()
-            rows = [r for r in rows if _text_matches(r.detail, needle)]
+            rows = [r for r in rows if any(needle in text for text in texts.get(r.group_id, ()))]
         return rows
+
+    def _texts(self, rows: list[GroupRow]) -> dict[int, tuple[str, str]]:
+        """{group id: title and message, lower-cased} for free-text matching: only those two columns are read
+        for candidates (the display columns are read later, for the page's rows only)."""
+        keys = KeySet(keys=[[row.group_id] for row in rows])
+        return {
+            group_id: (title.lower(), message.lower())
+            for group_id, title, message in self._read("Groups", ("GroupId", "Title", "Message"), keys)
+        }
 
     def _related(self, table: str, rows: list[GroupRow], memberships: Iterable) -> dict[int, set[str]]:
         """{group id: the named values it has} from an interleaved (GroupId, value) table, by primary key."""
@@ -572,8 +589,11 @@ class Searcher:
         rows = list(itertools.islice(self._filtered(plan, self._merged(plan, need), need), need))
         return rows[:limit], len(rows) > limit
 
-    def count(self, plan: SearchPlan, cap: int, budget: int) -> HitCount:
-        """How many rows match, counting up to ``cap`` and reading at most ``budget`` index rows."""
+    def count(self, plan: SearchPlan, cap: int, budget: int, lookup_budget: int | None = None) -> HitCount:
+        """How many rows match, counting up to ``cap`` and reading at most ``budget`` index rows, or
+        ``lookup_budget`` when conditions need lookups (environments, releases, free text)."""
+        if plan.needs_lookups and lookup_budget is not None:
+            budget = min(budget, lookup_budget)
         examined = 0
 
         def bounded(rows: Iterator[GroupRow]) -> Iterator[GroupRow]:
@@ -609,12 +629,6 @@ def _prefix_order(prefix: tuple[int, int, int | None]) -> tuple[int, int, int]:
 
 def _descending(key: SortKey) -> tuple[int, ...]:
     return tuple(-part for part in key)
-
-
-def _text_matches(detail: GroupDetail | None, needle: str) -> bool:
-    if detail is None:
-        return False
-    return needle in detail.title.lower() or needle in detail.message.lower()
 
 
 def _json_object(value: Any) -> dict[str, Any]:

@@ -48,9 +48,11 @@ MAX_LIMIT = 100
 # Sentry's BULK_MUTATION_LIMIT: a bulk operation selected by query acts on the first this many matches.
 BULK_LIMIT = 1000
 MAX_IDS = 1000
-# X-Hits: counted up to this many (Sentry's X-Max-Hits), reading at most HITS_BUDGET index rows.
+# X-Hits: counted up to this many (Sentry's X-Max-Hits), reading at most HITS_BUDGET index rows, or
+# HITS_LOOKUP_BUDGET when conditions need key lookups per candidate (environments, releases, free text).
 MAX_HITS = 1000
 HITS_BUDGET = 10_000
+HITS_LOOKUP_BUDGET = 2_000
 ALL_PROJECTS = "-1"
 GROUP_STATS_PERIODS = ("", "24h", "14d", "auto")
 # The project endpoint's `status=` selector (Sentry's legacy names included).
@@ -203,7 +205,7 @@ class IssueIndex:
                 if cursor.after is None and not more:
                     hits = HitCount(len(rows))
                 else:
-                    hits = searcher.count(plan, MAX_HITS, HITS_BUDGET)
+                    hits = searcher.count(plan, MAX_HITS, HITS_BUDGET, HITS_LOOKUP_BUDGET)
         issues = [self._serialize(row, organization, org_projects) for row in rows]
         following = cursor.next(sort_key(rows[-1], sort)) if rows else cursor
         previous = cursor.previous()

@@ -277,6 +277,20 @@ def test_x_hits_counts_all_matches_and_is_capped(client, world, monkeypatch):
     assert response.headers["x-hits"] == "7"
 
 
+def test_x_hits_with_lookups_is_a_lower_bound_within_its_budget(client, world, monkeypatch):
+    import api.service
+
+    query = {"query": "is:unresolved timeout", "limit": 2}
+    exact = sum(
+        1
+        for g in world.groups
+        if unresolved(g) and visible(g) and "timeout" in f"{g.title} {g.message}".lower()
+    )
+    assert get(client, world.read_token, query).headers["x-hits"] == str(exact)
+    monkeypatch.setattr(api.service, "HITS_LOOKUP_BUDGET", 10)
+    assert int(get(client, world.read_token, query).headers["x-hits"]) <= min(10, exact)
+
+
 def test_short_id_lookup_is_a_direct_hit(client, world):
     g = world.groups[0]
     short = f"{PROJECTS[g.project_id]}-{_base36(g.group_id)}"
