@@ -507,21 +507,29 @@ class Searcher:
             else:
                 heapq.heapreplace(heap, (_descending(sort_key(following, plan.sort)), number, following))
 
-    def _filtered(self, plan: SearchPlan, rows: Iterator[GroupRow], batch: int) -> Iterator[GroupRow]:
-        """The rows that match the whole filter, in the order given; lookups are batched."""
+    def _filtered(self, plan: SearchPlan, rows: Iterator[GroupRow], need: int) -> Iterator[GroupRow]:
+        """The rows that match the whole filter, in the order given, for a consumer that wants ``need`` of
+        them. Lookups are batched: the first batch is ``need`` candidates, each next one sized by the share
+        of candidates accepted so far, so that a selective condition does not cost one round trip per page
+        fraction, and a loose one does not read far past the page."""
         candidates = (row for row in rows if plan.accepts(row))
         if not plan.needs_lookups:
             yield from candidates
             return
-        batch = max(1, min(batch, MAX_CHUNK))
+        batch = max(1, min(need, MAX_CHUNK))
+        examined = accepted_total = 0
         while True:
             chunk = list(itertools.islice(candidates, batch))
             if not chunk:
                 return
             accepted = self._lookup(plan.filter, chunk)
+            examined += len(chunk)
+            accepted_total += len(accepted)
             yield from accepted
-            if len(accepted) < len(chunk):
-                batch = min(batch * 2, MAX_CHUNK)
+            # enough candidates for the rest at the acceptance rate seen so far, with a quarter to spare
+            remaining = max(1, need - accepted_total)
+            estimate = remaining * examined * 5 // (4 * max(accepted_total, 1))
+            batch = max(MIN_FIRST_CHUNK, min(MAX_CHUNK, estimate))
 
     def _lookup(self, flt: IssueFilter, rows: list[GroupRow]) -> list[GroupRow]:
         if flt.environments:
@@ -605,7 +613,7 @@ class Searcher:
                 yield row
 
         found = 0
-        for _ in self._filtered(plan, bounded(self._scan(plan, min(cap + 1, budget))), MAX_CHUNK):
+        for _ in self._filtered(plan, bounded(self._scan(plan, min(cap + 1, budget))), cap + 1):
             found += 1
             if found > cap:
                 return HitCount(cap, capped=True)
