@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from api.directory import Directory
@@ -361,3 +363,15 @@ def test_lookups_are_batched_per_page(index, world):
     assert len(page.issues) <= 5
     # per batch of candidates: one read each for environments, releases and display columns
     assert page.stats.reads <= page.stats.ranges * 4 + 3 * 8
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=40), sort=st.sampled_from([*SORTS, "bogus"]), cursor=st.text(max_size=20))
+def test_any_query_sort_or_cursor_is_answered_200_or_400_never_500(client, world, query, sort, cursor):
+    params = {"query": query, "sort": sort, "limit": 3}
+    if cursor:
+        params["cursor"] = cursor
+    response = get(client, world.read_token, params)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert response.json()["detail"]
