@@ -102,8 +102,16 @@ CREATE TABLE Occurrences (
   Assignee STRING(MAX),
   Release STRING(MAX),
   Environment STRING(MAX),
+  -- The occurrence's event, when it came with one (event path): stored here rather than as an Events row,
+  -- so an attached occurrence costs one row. Lookups find it through OccurrencesByStoredEvent. An event stored
+  -- this way goes when its group is deleted.
+  StoredEventId STRING(32),
+  EventPayload JSON,
 ) PRIMARY KEY (GroupId, OccurrenceId),
   INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+-- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
+CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -134,7 +142,8 @@ CREATE TABLE GroupHashes (
 
 CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
 
--- Events stored by the event path, found by the lookup path.
+-- Events stored by the event path whose occurrence was not attached to a group (noise gate, quota, category
+-- mismatch: E7 stores them anyway); attached occurrences keep their event in Occurrences.EventPayload.
 CREATE TABLE Events (
   ProjectId INT64 NOT NULL,
   EventId STRING(32) NOT NULL,

@@ -76,12 +76,12 @@ def test_newer_write_replaces_group_row_and_older_one_is_stale():
     first, second = attach(1, 11, "o1", 1, relink=True), attach(2, 11, "o2", 2)
     plan = plan_commit([second], StoredVersions())
     assert plan.upserts["Groups"][(11,)]["TimesSeen"] == 2
-    # The older write arrives after the newer one committed: its group row and state are not written,
-    # but its occurrence (append-only, idempotent) still is.
+    # The older write arrives after the newer one committed: its group row is not written, but its
+    # occurrence (append-only, idempotent) and the key's pointer to the group (never written yet) are.
     stale = plan_commit([first], StoredVersions(key_seq={}, group_seq={11: 2}))
     assert stale.stale_writes == 1
     assert "Groups" not in stale.upserts
-    assert "KeyStates" not in stale.upserts
+    assert stale.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
     assert (11, "o1") in stale.upserts["Occurrences"]
 
 
@@ -97,7 +97,7 @@ def test_writes_of_one_key_in_one_commit_net_to_the_latest_state():
     group = plan.upserts["Groups"][(11,)]
     assert group["TimesSeen"] == 2
     assert group["Seq"] == 2
-    assert group["State"] == base64.b64encode(b"state2")
+    assert group["State"] == base64.b64encode(b"state2").decode()
     assert plan.upserts["KeyStates"][(1, PRIMARY)]["GroupId"] == 11
     assert plan.upserts["KeyStates"][(1, PRIMARY)]["State"] is None
     assert {key[1] for key in plan.upserts["Occurrences"]} == {"o1", "o2"}
@@ -146,7 +146,7 @@ def test_state_only_write_updates_group_state_columns():
     assert plan.upserts["Groups"][(11,)] == {
         "GroupId": 11,
         "Seq": 7,
-        "State": base64.b64encode(b"s7"),
+        "State": base64.b64encode(b"s7").decode(),
         "UpdatedAt": "spanner.commit_timestamp()",
     }
     assert "KeyStates" not in plan.upserts
@@ -161,7 +161,7 @@ def test_release_first_seen_keeps_the_minimum():
         not in plan_commit([record(1, 50)], StoredVersions(release_first_seen={(1, "1.0.0"): 40})).upserts
     )
     plan = plan_commit([record(1, 50), record(2, 30)], StoredVersions(release_first_seen={(1, "1.0.0"): 40}))
-    assert plan.upserts["Releases"][(1, "1.0.0")]["FirstSeen"].timestamp() == 30 / 1e6
+    assert plan.upserts["Releases"][(1, "1.0.0")]["FirstSeen"] == "1970-01-01T00:00:00.000030Z"
 
 
 def test_chunks_keep_a_key_together_and_respect_the_limit():
@@ -197,3 +197,33 @@ def test_an_occurrence_with_a_release_records_the_group_release_pair():
         StoredVersions(),
     )
     assert not deleted.upserts.get("GroupReleases")
+
+
+def _event(event_id: str = "e" * 32):
+    from transforms.core.model import Event
+
+    return Event(event_id=event_id, project_id=1, platform="python", timestamp=1)
+
+
+def test_event_of_an_attached_occurrence_is_stored_on_its_row():
+    write = attach(1, 11, "o1", 1, relink=True)
+    write = intents.KeyWrite(KEY, 1, (intents.RecordEvent(_event(), "error"), *write.intents))
+    plan = plan_commit([write], StoredVersions())
+    assert "Events" not in plan.upserts
+    row = plan.upserts["Occurrences"][(11, "o1")]
+    assert row["StoredEventId"] == "e" * 32
+    assert '"platform":"python"' in row["EventPayload"]
+
+
+def test_event_of_an_occurrence_that_was_not_attached_gets_an_events_row():
+    write = intents.KeyWrite(
+        KEY,
+        1,
+        (
+            intents.RecordEvent(_event("f" * 32), "error"),
+            intents.SaveKeyState(1, PRIMARY, 0, None, b"noise", False),
+        ),
+    )
+    plan = plan_commit([write], StoredVersions())
+    assert (1, "f" * 32) in plan.upserts["Events"]
+    assert "Occurrences" not in plan.upserts

@@ -342,6 +342,7 @@ class ApplyPerGroup(beam.PTransform):
         self._projects = projects
 
     def expand(self, keyed: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return keyed | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
+        outputs = keyed | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
             DEAD_LETTER, main="applied"
         )
+        return coders.typed(outputs, **{DEAD_LETTER: DeadLetter})

@@ -6,11 +6,14 @@ Contract (the product's consistency promise):
   ``seq`` of the write that produced them. A write replaces them only with a greater ``seq``; so an older
   state never overwrites a newer one, whatever the retries, restarts or commit order, and re-applying a
   write is a no-op.
-* A write whose ``seq`` is not greater than what is stored for its key or group is *stale* (a retry of a
-  committed write, or an older write overtaken by a newer one). Of a stale write only the idempotent,
-  append-only rows are kept (occurrences, environments and hashes of groups that still exist, events,
-  releases); its group row, key state, deletes and activities are not written, because the newer state
-  already accounts for them.
+* The guard is per row. A write whose ``seq`` is not greater than the KeyStates row's leaves that row, and
+  everything of its groups, alone; one whose ``seq`` is not greater than a group row's leaves that group's
+  row, deletion and activities alone. Such a write is *stale* (a retry of a committed write, or an older
+  write overtaken by a newer one): the newer state already accounts for it. Its idempotent, append-only
+  rows are still written (occurrences, environments and hashes of groups that still exist, events,
+  releases), so nothing it carried is lost whatever the commit order.
+* An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
+  attached (one row instead of two), and in the Events table otherwise.
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
@@ -137,17 +140,6 @@ def _group_ids(write: intents.KeyWrite) -> set[int]:
     return ids
 
 
-def _is_stale(write: intents.KeyWrite, key: tuple[int, str], key_seq: dict, group_seq: dict) -> bool:
-    if write.seq <= key_seq.get(key, 0):
-        return True
-    for intent in write.intents:
-        if isinstance(intent, intents.UpsertGroup | intents.SaveKeyState):
-            group_id = intent.row.group_id if isinstance(intent, intents.UpsertGroup) else intent.group_id
-            if group_id is not None and write.seq <= group_seq.get(group_id, 0):
-                return True
-    return False
-
-
 def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> CommitPlan:
     """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring)."""
     plan = CommitPlan()
@@ -157,11 +149,15 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
     releases = dict(stored.release_first_seen)
     for write in sorted(writes, key=lambda w: (w.key, w.seq)):
         key = split_group_key(write.key)
-        stale = _is_stale(write, key, key_seq, group_seq)
-        plan.stale_writes += stale
+        # Each guarded row is decided once per write, against what is stored before the write: the key's
+        # KeyStates row, and the row of each group the write touches.
+        key_ok = write.seq > key_seq.get(key, 0)
+        group_ok = {gid: key_ok and write.seq > group_seq.get(gid, 0) for gid in _group_ids(write)}
+        plan.stale_writes += not key_ok or not all(group_ok.values())
+        events: dict[str, intents.RecordEvent] = {}
         for intent in write.intents:
             if isinstance(intent, intents.UpsertGroup):
-                if stale:
+                if not group_ok[intent.row.group_id]:
                     continue
                 row = intent.row
                 plan.upsert(
@@ -170,14 +166,12 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                 group_seq[row.group_id] = write.seq
                 alive.add(row.group_id)
             elif isinstance(intent, intents.SaveKeyState):
-                if stale:
-                    continue
-                if intent.group_id is None or intent.relink:
+                if key_ok and (intent.group_id is None or intent.relink):
                     plan.upsert(
                         "KeyStates", key, rows.KEY_STATE_COLUMNS, rows.key_state_values(intent, write.seq)
                     )
                     key_seq[key] = write.seq
-                if intent.group_id is not None and intent.group_id in alive:
+                if intent.group_id is not None and group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
                         "Groups",
                         (intent.group_id,),
@@ -186,7 +180,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     )
                     group_seq[intent.group_id] = write.seq
             elif isinstance(intent, intents.DeleteGroup):
-                if stale:
+                if not group_ok[intent.group_id]:
                     continue
                 plan.delete("Groups", (intent.group_id,))
                 plan.drop_children(intent.group_id)
@@ -196,11 +190,9 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                 group_seq.pop(intent.group_id, None)
             elif isinstance(intent, intents.InsertOccurrence):
                 if intent.group_id in alive:
+                    row_key = (intent.group_id, intent.occurrence.id)
                     plan.upsert(
-                        "Occurrences",
-                        (intent.group_id, intent.occurrence.id),
-                        rows.OCCURRENCE_COLUMNS,
-                        rows.occurrence_values(intent),
+                        "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
                     )
                     if intent.release:
                         # The issue index's release: filter reads this relation (one row per group and release).
@@ -210,8 +202,13 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                             rows.GROUP_RELEASE_COLUMNS,
                             (intent.group_id, intent.release),
                         )
+                    event = events.pop(intent.occurrence.event_id, None)
+                    if event is not None:
+                        plan.upsert(
+                            "Occurrences", row_key, rows.EVENT_INLINE_COLUMNS, rows.event_inline_values(event)
+                        )
             elif isinstance(intent, intents.InsertActivity):
-                if not stale and intent.group_id in alive:
+                if group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
                         "Activities",
                         (intent.group_id, intent.activity_id),
@@ -219,7 +216,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                         rows.activity_values(intent),
                     )
             elif isinstance(intent, intents.DeleteActivity):
-                if not stale:
+                if group_ok[intent.group_id]:
                     plan.delete("Activities", (intent.group_id, intent.activity_id))
             elif isinstance(intent, intents.RecordEnvironment):
                 if intent.group_id in alive:
@@ -239,13 +236,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                             (intent.project_id, hash_, intent.group_id),
                         )
             elif isinstance(intent, intents.RecordEvent):
-                event = intent.event
-                plan.upsert(
-                    "Events",
-                    (event.project_id, event.event_id),
-                    rows.EVENT_COLUMNS,
-                    rows.event_values(intent),
-                )
+                events[intent.event.event_id] = intent
             elif isinstance(intent, intents.RecordRelease):
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)
@@ -259,6 +250,12 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     )
             else:  # pragma: no cover - a new intent type must be handled here
                 raise TypeError(f"unknown write intent {type(intent).__name__}")
+        # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
+        for record in events.values():
+            event = record.event
+            plan.upsert(
+                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
+            )
     return plan
 
 
@@ -354,10 +351,9 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         for columns in planned.values():
             by_columns.setdefault(tuple(columns), []).append(tuple(columns.values()))
         for columns, values in by_columns.items():
-            if table == "Groups" and "Type" not in columns:
-                transaction.update(table, columns, values)
-            else:
-                transaction.insert_or_update(table, columns, values)
+            # A Groups row written without its Type is a state-only update of an existing group.
+            kind = "update" if table == "Groups" and "Type" not in columns else "insert_or_update"
+            transaction._mutations.append(rows.write_mutation(kind, table, columns, values))
 
 
 class SpannerWriter:
