@@ -102,6 +102,7 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
     "Data",
 )
 ENVIRONMENT_COLUMNS: tuple[str, ...] = ("GroupId", "Environment", "FirstRelease", "FirstSeen")
+GROUP_RELEASE_COLUMNS: tuple[str, ...] = ("GroupId", "Release")
 HASH_COLUMNS: tuple[str, ...] = ("ProjectId", "Hash", "GroupId")
 EVENT_COLUMNS: tuple[str, ...] = (
     "ProjectId",

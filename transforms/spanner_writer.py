@@ -112,7 +112,7 @@ class CommitPlan:
 
     def drop_children(self, group_id: int) -> None:
         """A deleted group takes its interleaved rows with it (ON DELETE CASCADE)."""
-        for table in ("Occurrences", "Activities", "GroupEnvironments"):
+        for table in ("Occurrences", "Activities", "GroupEnvironments", "GroupReleases"):
             planned = self.upserts.get(table)
             if planned:
                 for key in [key for key in planned if key[0] == group_id]:
@@ -213,6 +213,14 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     plan.upsert(
                         "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
                     )
+                    if intent.release:
+                        # The issue index's release: filter reads this relation (one row per group and release).
+                        plan.upsert(
+                            "GroupReleases",
+                            (intent.group_id, intent.release),
+                            rows.GROUP_RELEASE_COLUMNS,
+                            (intent.group_id, intent.release),
+                        )
                     event = events.pop(intent.occurrence.event_id, None)
                     if event is not None:
                         plan.upsert(
@@ -282,6 +290,8 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
             )
         elif isinstance(intent, intents.InsertOccurrence):
             total += rows.mutation_cells("Occurrences", len(rows.OCCURRENCE_COLUMNS))
+            if intent.release:
+                total += rows.mutation_cells("GroupReleases", len(rows.GROUP_RELEASE_COLUMNS))
         elif isinstance(intent, intents.InsertActivity):
             total += rows.mutation_cells("Activities", len(rows.ACTIVITY_COLUMNS))
         elif isinstance(intent, intents.RecordEvent):
