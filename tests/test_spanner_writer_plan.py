@@ -191,7 +191,8 @@ def test_an_occurrence_with_a_release_records_the_group_release_pair():
     plan = plan_commit(
         [with_release(1, "1.0.0"), with_release(2, "1.0.0"), with_release(3, None)], StoredVersions()
     )
-    assert plan.upserts["GroupReleases"] == {(11, "1.0.0"): {"GroupId": 11, "Release": "1.0.0"}}
+    assert list(plan.upserts["GroupReleases"]) == [(11, "1.0.0")]
+    assert plan.row("GroupReleases", (11, "1.0.0")) == {"GroupId": 11, "Release": "1.0.0"}
     deleted = plan_commit(
         [with_release(1, "2.0.0"), intents.KeyWrite(KEY, 2, (intents.DeleteGroup(11, 1, (PRIMARY,)),))],
         StoredVersions(),
