@@ -6,7 +6,7 @@ import base64
 
 from transforms.core import intents
 from transforms.core.model import Occurrence
-from transforms.spanner_writer import StoredVersions, chunk_writes, estimate_mutations, plan_commit
+from transforms.spanner_writer import StoredVersions, chunk_writes, estimate_mutations, new_keys, plan_commit
 
 KEY = "1:" + "a" * 32
 PRIMARY = "a" * 32
@@ -228,3 +228,15 @@ def test_event_of_an_occurrence_that_was_not_attached_gets_an_events_row():
     plan = plan_commit([write], StoredVersions())
     assert (1, "f" * 32) in plan.upserts["Events"]
     assert "Occurrences" not in plan.upserts
+
+
+def test_rows_of_keys_new_to_the_database_are_inserted_without_reading():
+    first = attach(1, 11, "o1", 1, relink=True)  # base_seq 0: the key had no stored state
+    later = intents.KeyWrite(KEY, 2, attach(2, 11, "o2", 2).intents, base_seq=1)
+    assumed = new_keys([later, first])
+    assert assumed == {(1, PRIMARY)}
+    plan = plan_commit([first, later], StoredVersions(), assumed)
+    assert ("KeyStates", (1, PRIMARY)) in plan.inserts
+    assert ("Groups", (11,)) in plan.inserts
+    # A key whose earliest write here started from a stored state is read and guarded as usual.
+    assert new_keys([later]) == set()

@@ -17,7 +17,9 @@ Contract (the product's consistency promise):
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
-  read-write transaction: on real Spanner the guard holds against concurrent writers too.
+  read-write transaction: on real Spanner the guard holds against concurrent writers too. Keys that were new
+  to the database when the engine loaded them (``KeyWrite.base_seq`` 0) are not read: their rows are
+  inserted, and if another writer created them meanwhile the commit fails and is redone with the reads.
 
 Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included), retried on aborts
 (the emulator allows one read-write transaction at a time) and on transient errors, with backoff.
@@ -37,7 +39,7 @@ from google.cloud import spanner
 
 from transforms import spanner_rows as rows
 from transforms.core import intents
-from transforms.core.model import from_datetime, split_group_key
+from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
 _LOG = logging.getLogger(__name__)
 
@@ -86,6 +88,9 @@ class CommitPlan:
     upserts: dict[str, dict[tuple, tuple[tuple[str, ...], tuple]]] = field(default_factory=dict)
     deletes: dict[str, dict[tuple, None]] = field(default_factory=dict)
     stale_writes: int = 0
+    # (table, key) of rows known not to exist before this commit (keys new to the database): inserted, so a
+    # concurrent writer that created them meanwhile makes the commit fail rather than be overwritten.
+    inserts: set[tuple[str, tuple]] = field(default_factory=set)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -159,8 +164,24 @@ def _group_ids(write: intents.KeyWrite) -> set[int]:
     return ids
 
 
-def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> CommitPlan:
-    """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring)."""
+def new_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
+    """Keys whose earliest write here started from no stored state (``base_seq`` 0): nothing to read for them."""
+    earliest: dict[str, intents.KeyWrite] = {}
+    for write in writes:
+        if write.key not in earliest or write.seq < earliest[write.key].seq:
+            earliest[write.key] = write
+    return {split_group_key(key) for key, write in earliest.items() if write.base_seq == 0}
+
+
+def plan_commit(
+    writes: Sequence[intents.KeyWrite],
+    stored: StoredVersions,
+    assumed_new: set[tuple[int, str]] = frozenset(),
+) -> CommitPlan:
+    """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring).
+
+    Keys in ``assumed_new`` were not read: their KeyStates and group rows are planned as inserts.
+    """
     plan = CommitPlan()
     key_seq = dict(stored.key_seq)
     group_seq = dict(stored.group_seq)
@@ -182,6 +203,8 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                 plan.upsert(
                     "Groups", (row.group_id,), rows.GROUP_COLUMNS, rows.group_values(row, write.seq, None)
                 )
+                if key in assumed_new:
+                    plan.inserts.add(("Groups", (row.group_id,)))
                 group_seq[row.group_id] = write.seq
                 alive.add(row.group_id)
             elif isinstance(intent, intents.SaveKeyState):
@@ -189,6 +212,8 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     plan.upsert(
                         "KeyStates", key, rows.KEY_STATE_COLUMNS, rows.key_state_values(intent, write.seq)
                     )
+                    if key in assumed_new:
+                        plan.inserts.add(("KeyStates", key))
                     key_seq[key] = write.seq
                 if intent.group_id is not None and group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
@@ -330,14 +355,25 @@ def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list
     return chunks
 
 
-def _read_stored(transaction, writes: Sequence[intents.KeyWrite]) -> StoredVersions:
+def _read_stored(
+    transaction,
+    writes: Sequence[intents.KeyWrite],
+    assumed_new: set[tuple[int, str]],
+    known_releases: dict[tuple[int, str], int],
+) -> StoredVersions:
+    """Read what the guard needs. ``known_releases`` are upper bounds of stored release first-seen times
+    (what this writer saw or wrote; they only ever decrease): a release named no earlier than that needs
+    no read and no write."""
     stored = StoredVersions()
-    keys = sorted({split_group_key(write.key) for write in writes})
-    for project_id, primary_hash, seq in transaction.read(
-        "KeyStates", ("ProjectId", "PrimaryHash", "Seq"), spanner.KeySet(keys=[list(key) for key in keys])
-    ):
-        stored.key_seq[(project_id, primary_hash)] = seq
-    group_ids = sorted(set().union(*(_group_ids(write) for write in writes)))
+    keys = sorted({split_group_key(write.key) for write in writes} - assumed_new)
+    if keys:
+        for project_id, primary_hash, seq in transaction.read(
+            "KeyStates", ("ProjectId", "PrimaryHash", "Seq"), spanner.KeySet(keys=[list(key) for key in keys])
+        ):
+            stored.key_seq[(project_id, primary_hash)] = seq
+    group_ids = sorted(
+        set().union(*(_group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
+    )
     if group_ids:
         for group_id, seq in transaction.read(
             "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in group_ids])
@@ -349,9 +385,15 @@ def _read_stored(transaction, writes: Sequence[intents.KeyWrite]) -> StoredVersi
             for write in writes
             for intent in write.intents
             if isinstance(intent, intents.RecordRelease)
+            and intent.first_seen
+            < known_releases.get((intent.project_id, intent.version), intent.first_seen + 1)
         }
     )
+    for release_key, first_seen in known_releases.items():
+        stored.release_first_seen.setdefault(release_key, first_seen)
     if release_keys:
+        for release_key in release_keys:
+            stored.release_first_seen.pop(release_key, None)  # read below, or absent
         for project_id, version, first_seen in transaction.read(
             "Releases",
             ("ProjectId", "Version", "FirstSeen"),
@@ -366,12 +408,16 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         if deleted:
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
     for table, planned in plan.upserts.items():
-        by_columns: dict[tuple[str, ...], list[tuple]] = {}
-        for columns, values in planned.values():
-            by_columns.setdefault(columns, []).append(values)
-        for columns, values in by_columns.items():
-            # A Groups row written without its Type is a state-only update of an existing group.
-            kind = "update" if table == "Groups" and "Type" not in columns else "insert_or_update"
+        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        for row_key, (columns, values) in planned.items():
+            if (table, row_key) in plan.inserts:
+                kind = "insert"
+            elif table == "Groups" and "Type" not in columns:
+                kind = "update"  # a Groups row written without its Type is a state-only update
+            else:
+                kind = "insert_or_update"
+            by_columns.setdefault((kind, columns), []).append(values)
+        for (kind, columns), values in by_columns.items():
             transaction._mutations.append(rows.write_mutation(kind, table, columns, values))
 
 
@@ -382,6 +428,7 @@ class SpannerWriter:
         self._database = database
         self._max_mutations = max_mutations
         self._max_attempts = max_attempts
+        self._known_releases: dict[tuple[int, str], int] = {}
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         writes = list(writes)
@@ -395,16 +442,26 @@ class SpannerWriter:
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
         result: dict[str, CommitPlan] = {}
 
+        assumed = {"new": new_keys(chunk)}
+
         def unit_of_work(transaction) -> None:
-            plan = plan_commit(chunk, _read_stored(transaction, chunk))
+            stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
+            plan = plan_commit(chunk, stored, assumed["new"])
             _buffer(transaction, plan)
             result["plan"] = plan
+            result["releases"] = stored.release_first_seen
 
         delay = 0.05
         for attempt in range(1, self._max_attempts + 1):
             try:
                 self._database.run_in_transaction(unit_of_work)
                 break
+            except api_exceptions.AlreadyExists:
+                # A key we took for new was written by someone else meanwhile: read everything this time.
+                if not assumed["new"]:
+                    raise
+                _LOG.info("Spanner commit: keys were written concurrently; retrying with guard reads")
+                assumed["new"] = set()
             except TRANSIENT_ERRORS as error:
                 if attempt == self._max_attempts:
                     raise
@@ -412,6 +469,16 @@ class SpannerWriter:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 5.0)
         plan = result["plan"]
+        known = self._known_releases
+        if len(known) > 100_000:
+            known.clear()
+        for release_key, first_seen in result["releases"].items():
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
+        for release_key, (_columns, values) in plan.upserts.get("Releases", {}).items():
+            first_seen = from_rfc3339(values[2])
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
         return CommitStats(
             commits=1, mutations=plan.mutation_count(), rows=plan.row_count, stale_writes=plan.stale_writes
         )

@@ -163,11 +163,17 @@ Intent = (
 
 
 class KeyWrite(msgspec.Struct, frozen=True):
-    """Everything one engine application wants written for one key, guarded by ``seq``."""
+    """Everything one engine application wants written for one key, guarded by ``seq``.
+
+    ``base_seq`` is the ``seq`` of the state the engine started from: 0 for a key new to the database when
+    its state was loaded, which lets a writer insert its rows without reading first (an insert fails if a
+    concurrent writer created them meanwhile, and the writer then falls back to the guarded path).
+    """
 
     key: str
     seq: int
     intents: tuple[Intent, ...]
+    base_seq: int = 0
 
 
 class Outputs(msgspec.Struct):

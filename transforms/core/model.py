@@ -202,6 +202,11 @@ def to_rfc3339(micros: int) -> str:
     return f"{prefix}{seconds:02d}.{fraction:06d}Z" if fraction else f"{prefix}{seconds:02d}Z"
 
 
+def from_rfc3339(text: str) -> int:
+    """The inverse of ``to_rfc3339`` (any RFC 3339 time with an offset or Z)."""
+    return from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
 # Formatted "YYYY-MM-DDTHH:MM:" by minute since the epoch: most timestamps written share a few minutes.
 _MINUTES: dict[int, str] = {}
 

@@ -636,6 +636,9 @@ class _Application:
             )
         )
         write = KeyWrite(
-            key=group_key(self.project_id, self.primary_hash), seq=self.seq, intents=tuple(intents)
+            key=group_key(self.project_id, self.primary_hash),
+            seq=self.seq,
+            intents=tuple(intents),
+            base_seq=self.state.seq,
         )
         return new, Outputs(write=write, dead_letters=self.dead_letters, counters=self.counters)
