@@ -177,20 +177,19 @@ def test_chunks_keep_a_key_together_and_respect_the_limit():
     assert sorted(w.seq for chunk in chunks for w in chunk if w.key == KEY) == [1, 2, 3]
 
 
-def test_an_occurrence_with_a_release_records_the_group_release_pair():
-    def with_release(seq: int, release: str | None) -> intents.KeyWrite:
+def test_group_releases_are_recorded_for_groups_that_exist():
+    def with_release(seq: int, release: str) -> intents.KeyWrite:
         return intents.KeyWrite(
             KEY,
             seq,
             (
                 intents.UpsertGroup(group_row(11, seq)),
                 intents.InsertOccurrence(11, f"m{seq}", seq, seq, occurrence(f"o{seq}"), release, None),
+                intents.RecordGroupRelease(11, release),
             ),
         )
 
-    plan = plan_commit(
-        [with_release(1, "1.0.0"), with_release(2, "1.0.0"), with_release(3, None)], StoredVersions()
-    )
+    plan = plan_commit([with_release(1, "1.0.0"), with_release(2, "1.0.0")], StoredVersions())
     assert list(plan.upserts["GroupReleases"]) == [(11, "1.0.0")]
     assert plan.row("GroupReleases", (11, "1.0.0")) == {"GroupId": 11, "Release": "1.0.0"}
     deleted = plan_commit(

@@ -158,6 +158,7 @@ def _group_ids(write: intents.KeyWrite) -> set[int]:
             | intents.InsertActivity
             | intents.DeleteActivity
             | intents.RecordEnvironment
+            | intents.RecordGroupRelease
             | intents.LinkHashes,
         ):
             ids.add(intent.group_id)
@@ -238,14 +239,6 @@ def plan_commit(
                     plan.upsert(
                         "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
                     )
-                    if intent.release:
-                        # The issue index's release: filter reads this relation (one row per group and release).
-                        plan.upsert(
-                            "GroupReleases",
-                            (intent.group_id, intent.release),
-                            rows.GROUP_RELEASE_COLUMNS,
-                            (intent.group_id, intent.release),
-                        )
                     event = events.pop(intent.occurrence.event_id, None)
                     if event is not None:
                         plan.upsert(
@@ -269,6 +262,15 @@ def plan_commit(
                         (intent.group_id, intent.environment),
                         rows.ENVIRONMENT_COLUMNS,
                         rows.environment_values(intent),
+                    )
+            elif isinstance(intent, intents.RecordGroupRelease):
+                if intent.group_id in alive:
+                    # The issue index's release: filter reads this relation (one row per group and release).
+                    plan.upsert(
+                        "GroupReleases",
+                        (intent.group_id, intent.release),
+                        rows.GROUP_RELEASE_COLUMNS,
+                        (intent.group_id, intent.release),
                     )
             elif isinstance(intent, intents.LinkHashes):
                 if intent.group_id in alive:
@@ -315,8 +317,8 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
             )
         elif isinstance(intent, intents.InsertOccurrence):
             total += rows.mutation_cells("Occurrences", len(rows.OCCURRENCE_COLUMNS))
-            if intent.release:
-                total += rows.mutation_cells("GroupReleases", len(rows.GROUP_RELEASE_COLUMNS))
+        elif isinstance(intent, intents.RecordGroupRelease):
+            total += rows.mutation_cells("GroupReleases", len(rows.GROUP_RELEASE_COLUMNS))
         elif isinstance(intent, intents.InsertActivity):
             total += rows.mutation_cells("Activities", len(rows.ACTIVITY_COLUMNS))
         elif isinstance(intent, intents.RecordEvent):

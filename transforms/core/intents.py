@@ -123,6 +123,13 @@ class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent
     first_seen: int
 
 
+class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """The group was seen in this release (GroupReleases, for the issue index's ``release:`` filter)."""
+
+    group_id: int
+    release: str
+
+
 class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     """Point these (project, hash) pairs at the group (GroupHashes)."""
 
@@ -157,6 +164,7 @@ Intent = (
     | RecordEvent
     | RecordRelease
     | RecordEnvironment
+    | RecordGroupRelease
     | LinkHashes
     | SaveKeyState
 )
