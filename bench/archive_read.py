@@ -38,7 +38,7 @@ FORMATS = {
 
 
 def _options(args: argparse.Namespace) -> PipelineOptions:
-    flags = ["--runner=FnApiRunner"]
+    flags = [f"--runner={args.runner}"]
     if args.workers > 1:
         flags += ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
     return PipelineOptions(flags)
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated: {', '.join(FORMATS)}")
     parser.add_argument("--dir", default="/tmp/occurrence-pipeline-bench/archives")
+    parser.add_argument("--runner", default="FnApiRunner", help="FnApiRunner or BundleBasedDirectRunner")
     parser.add_argument("--workers", type=int, default=1, help="FnApiRunner workers (1: in process)")
     parser.add_argument("--baseline", action="store_true", help="also time Beam's ReadFromAvro/ReadFromText")
     args = parser.parse_args()

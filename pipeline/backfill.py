@@ -12,7 +12,9 @@ Dataflow unchanged. Prints a progress line every 10 seconds and a summary when d
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ from transforms.core.model import DeadLetter
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 from transforms.event_join import Resolved, ResolveLookups
 from transforms.key_history import ApplyKeyHistories
+from transforms.local_grouping import ApplyThroughSpill
 from transforms.registry_source import AsRegistry, ReadRegistryOnce
 
 _LOG = logging.getLogger("pipeline.backfill")
@@ -70,15 +73,25 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         | "DecodeMessages" >> DecodeMessages(parse_size(processing.max_payload_bytes))
     )
     checked = decoded | "CheckProjects" >> CheckProjects(projects)
-    resolved = checked[MESSAGES] | "ResolveEventLookups" >> ResolveLookups(target, projects)
-    grouped = (
-        resolved
-        | "KeyByGroup" >> beam.Map(key_resolved).with_output_types(tuple[str, Resolved])
-        | "GroupByKey" >> beam.GroupByKey()
-    )
-    applied = grouped | "ApplyInKeyOrder" >> ApplyKeyHistories(
-        applier_config(options, wait_for_events=False), projects, chunk_size=backfill.chunk_size
-    )
+    config = applier_config(options, wait_for_events=False)
+    if grouping(options) == "spill":
+        applied = checked[MESSAGES] | "ApplyInKeyOrder" >> ApplyThroughSpill(
+            config,
+            projects,
+            directory=backfill.spill_dir,
+            shards=backfill.spill_shards,
+            chunk_size=backfill.chunk_size,
+        )
+    else:
+        grouped = (
+            checked[MESSAGES]
+            | "ResolveEventLookups" >> ResolveLookups(projects)
+            | "KeyByGroup" >> beam.Map(key_resolved).with_output_types(tuple[str, Resolved])
+            | "GroupByKey" >> beam.GroupByKey()
+        )
+        applied = grouped | "ApplyInKeyOrder" >> ApplyKeyHistories(
+            config, projects, chunk_size=backfill.chunk_size
+        )
     (
         (read[DEAD_LETTER], checked[DEAD_LETTER], applied[DEAD_LETTER])
         | "CollectDeadLetters" >> beam.Flatten()
@@ -88,6 +101,14 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             backfill.dead_letter_path.rstrip("/") + "/dead-letters", file_name_suffix=".jsonl", num_shards=1
         )
     )
+
+
+def grouping(options: PipelineOptions) -> str:
+    """``spill`` on local runners (bounded memory), ``shuffle`` elsewhere, unless the user chose."""
+    chosen = options.view_as(BackfillOptions).grouping
+    if chosen != "auto":
+        return chosen
+    return "spill" if options.view_as(StandardOptions).runner in LOCAL_BATCH_RUNNERS else "shuffle"
 
 
 def make_options(argv: Sequence[str]) -> PipelineOptions:
@@ -176,11 +197,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_progress_line(started, last), flush=True)
 
     threading.Thread(target=report, daemon=True).start()
+    temporary_spill = grouping(options) == "spill" and not options.view_as(BackfillOptions).spill_dir
+    if temporary_spill:
+        options.view_as(BackfillOptions).spill_dir = tempfile.mkdtemp(prefix="occurrence-backfill-")
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
-    result = pipeline.run()
-    result.wait_until_finish()
-    stop.set()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        stop.set()
+        if temporary_spill:
+            shutil.rmtree(options.view_as(BackfillOptions).spill_dir, ignore_errors=True)
     print(_progress_line(started, last), flush=True)
     print("backfill done:")
     print(summary_table(counter_totals(result), time.monotonic() - started), flush=True)

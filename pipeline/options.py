@@ -178,6 +178,24 @@ class BackfillOptions(PipelineOptions):
             help="Folder (local or gs://) for dead-letter files; each line is a replayable archive envelope.",
         )
         parser.add_argument(
+            "--grouping",
+            choices=("auto", "shuffle", "spill"),
+            default="auto",
+            help="How key histories are grouped: 'shuffle' (Beam's GroupByKey; what Dataflow uses), 'spill' "
+            "(through files on local disk: bounded memory on a local runner), or 'auto' (spill on local runners).",
+        )
+        parser.add_argument(
+            "--spill_dir",
+            default=None,
+            help="Where the local grouping writes its spill files (default: a temporary folder, removed after).",
+        )
+        parser.add_argument(
+            "--spill_shards",
+            type=int,
+            default=32,
+            help="Spill files per bundle; a shard's records are held in memory while it is applied.",
+        )
+        parser.add_argument(
             "--chunk_size",
             type=int,
             default=5000,

@@ -4,9 +4,15 @@ Both use the Google Cloud Pub/Sub client, which talks to the emulator when
 ``PUBSUB_EMULATOR_HOST`` is set (no credentials needed) and to Pub/Sub
 otherwise (Application Default Credentials).
 
-Publishing batches for throughput (up to 1,000 messages or 9 MB per request,
-20 ms latency) and blocks the producer when more than 20,000 messages or
-200 MB are in flight, so memory stays bounded however long the stream.
+Publishing sends explicit batches (up to 1,000 messages or 9 MB per
+``Publish`` request, two requests in flight) through the client's generated
+API layer, with its default retries. Measured against the emulator on a
+shared 2-core machine: about 75,000 prepared messages/s (29,000/s for the
+streaming workload, generation included), where the client's own per-message
+batching (``PublisherClient.publish`` with ``BatchSettings`` tuned for
+throughput) reached 15,500/s without flow control and 5,400/s with it: its
+per-message futures and locks cost more than the requests. At most two
+batches wait in memory, however long the stream.
 
 Pulling writes what it receives to an ``ArchiveWriter`` and acknowledges the
 messages of a file only once that file is complete; until then their ack
@@ -21,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,21 +67,12 @@ def _client_error(exc: Exception) -> PubSubSetupError:
     )
 
 
-def make_publisher(max_messages: int = 1000, max_bytes: int = 9_000_000, max_latency: float = 0.02) -> Any:
-    """A ``PublisherClient`` batching for throughput, with flow control that blocks when too much is in flight."""
+def make_publisher() -> Any:
+    """A ``PublisherClient`` (its ``api`` sends the batches; it also creates and deletes topics)."""
     from google.cloud import pubsub_v1
-    from google.cloud.pubsub_v1.types import BatchSettings, LimitExceededBehavior, PublishFlowControl
 
-    flow_control = PublishFlowControl(
-        message_limit=20_000, byte_limit=200_000_000, limit_exceeded_behavior=LimitExceededBehavior.BLOCK
-    )
     try:
-        return pubsub_v1.PublisherClient(
-            batch_settings=BatchSettings(
-                max_messages=max_messages, max_bytes=max_bytes, max_latency=max_latency
-            ),
-            publisher_options=pubsub_v1.types.PublisherOptions(flow_control=flow_control),
-        )
+        return pubsub_v1.PublisherClient()
     except Exception as exc:  # DefaultCredentialsError and friends
         raise _client_error(exc) from None
 
@@ -113,29 +111,9 @@ class PublishStats:
         return self.published / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Tracker:
-    """Counts publish outcomes from the client's callback threads; ``wait`` returns when all are known."""
-
-    def __init__(self, stats: PublishStats) -> None:
-        self.stats = stats
-        self.condition = threading.Condition()
-
-    def done(self, future: Any) -> None:
-        exc = future.exception()
-        with self.condition:
-            if exc is None:
-                self.stats.published += 1
-            else:
-                self.stats.failed += 1
-                if len(self.stats.errors) < 5:
-                    self.stats.errors.append(f"{type(exc).__name__}: {exc}")
-            if self.stats.published + self.stats.failed >= self.stats.submitted:
-                self.condition.notify_all()
-
-    def wait(self) -> None:
-        with self.condition:
-            while self.stats.published + self.stats.failed < self.stats.submitted:
-                self.condition.wait(timeout=1.0)
+MAX_BATCH_MESSAGES = 1000  # Pub/Sub's limit per Publish request
+MAX_BATCH_BYTES = 9_000_000  # under the 10 MB request limit, leaving room for attributes and framing
+IN_FLIGHT = 2
 
 
 def publish(
@@ -146,33 +124,73 @@ def publish(
     rate: float | None = None,
     progress: Callable[[PublishStats], None] | None = None,
     progress_seconds: float = 2.0,
+    max_batch_messages: int = MAX_BATCH_MESSAGES,
+    max_batch_bytes: int = MAX_BATCH_BYTES,
 ) -> PublishStats:
-    """Publishes each message's data and attributes to ``topic`` (a full path) and waits for every result.
+    """Publishes each message's data and attributes to ``topic`` (a full path); returns when all are settled.
 
     Pub/Sub assigns message ids and publish times; to keep the generator's
     times, generate with a timestamp attribute and read with it. ``rate``
-    (messages per second) paces publishing, e.g. for a live demo.
+    (messages per second) paces publishing, e.g. for a live demo. A batch that
+    still fails after the client's retries counts its messages as failed (the
+    first errors are kept in the stats); the others are still published.
     """
+    from google.pubsub_v1.types import PublishRequest, PubsubMessage
+
     publisher = publisher or make_publisher()
+    request_type, message_type = PublishRequest.pb(), PubsubMessage.pb()
     stats = PublishStats()
-    tracker = _Tracker(stats)
+    lock = threading.Lock()
+    slots = threading.Semaphore(IN_FLIGHT)
+    workers = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="publish")
     started = time.perf_counter()
     next_report = started + progress_seconds
-    for message in messages:
-        future = publisher.publish(topic, message.data, **message.attributes)
-        with tracker.condition:
+
+    def send(batch: list[Any]) -> None:
+        try:
+            response = publisher.api.publish(request=request_type(topic=topic, messages=batch))
+            with lock:
+                stats.published += len(response.message_ids)
+        except Exception as exc:
+            with lock:
+                stats.failed += len(batch)
+                if len(stats.errors) < 5:
+                    stats.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            slots.release()
+
+    def submit(batch: list[Any]) -> None:
+        slots.acquire()  # at most IN_FLIGHT batches wait: the generator is paused, not buffered
+        workers.submit(send, batch)
+
+    batch: list[Any] = []
+    batch_bytes = 0
+    try:
+        for message in messages:
+            size = len(message.data) + sum(len(k) + len(v) for k, v in message.attributes.items()) + 16
+            if batch and (len(batch) >= max_batch_messages or batch_bytes + size > max_batch_bytes):
+                submit(batch)
+                batch, batch_bytes = [], 0
+            batch.append(message_type(data=message.data, attributes=message.attributes))
+            batch_bytes += size
             stats.submitted += 1
-        stats.bytes += len(message.data)
-        future.add_done_callback(tracker.done)
-        if rate:
-            ahead = stats.submitted / rate - (time.perf_counter() - started)
-            if ahead > 0:
-                time.sleep(ahead)
-        if progress is not None and time.perf_counter() >= next_report:
-            stats.seconds = time.perf_counter() - started
-            progress(stats)
-            next_report += progress_seconds
-    tracker.wait()
+            stats.bytes += len(message.data)
+            if rate:
+                ahead = stats.submitted / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    if batch:  # do not hold messages back while pacing
+                        submit(batch)
+                        batch, batch_bytes = [], 0
+                    time.sleep(ahead)
+            if progress is not None and time.perf_counter() >= next_report:
+                stats.seconds = time.perf_counter() - started
+                with lock:
+                    progress(stats)
+                next_report += progress_seconds
+        if batch:
+            submit(batch)
+    finally:
+        workers.shutdown(wait=True)
     stats.seconds = time.perf_counter() - started
     return stats
 

@@ -36,6 +36,7 @@ from transforms.applier import ApplierConfig, SpannerTarget
 from transforms.apply_per_group import ApplyPerGroup
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
+from transforms.core.engine.events import without_bytes
 from transforms.core.model import MICROS, DeadLetter, Message
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 from transforms.pubsub_io import ReadMessages, WriteDeadLetters
@@ -46,7 +47,7 @@ LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunn
 
 
 def key_by_group(message: Message) -> tuple[str, Message]:
-    return message.key, message
+    return message.key, without_bytes(message)
 
 
 def log_dead_letter(dead_letter: DeadLetter) -> DeadLetter:

@@ -130,6 +130,8 @@ class WorkloadConfig:
             problems.append("unknown_projects must not contain a registered project")
         if self.duration <= 0:
             problems.append("duration must be positive")
+        if self.start % 1000 or self.duration % 1000:
+            problems.append("start and duration must be whole milliseconds (message times are)")
         if self.encoding not in ENCODINGS:
             problems.append(f"encoding must be one of {', '.join(ENCODINGS)}, got {self.encoding!r}")
         for name in (

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.workload import ENCODINGS, WorkloadConfig, backfill_config, stream_config
-from transforms.core.model import MICROS, from_datetime
+from transforms.core.model import from_datetime
 
 PRESETS = {"default": WorkloadConfig, "stream": stream_config, "backfill": backfill_config}
 _DURATION = re.compile(
@@ -37,7 +37,7 @@ def parse_duration(text: str) -> int:
         seconds = days * 86_400 + hours * 3_600 + minutes * 60 + secs
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
-    return round(seconds * MICROS)
+    return round(seconds * 1000) * 1000  # whole milliseconds
 
 
 def parse_start(text: str) -> int:
@@ -50,7 +50,7 @@ def parse_start(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a time: use now or RFC 3339, e.g. 2026-05-28T00:00:00Z"
         ) from None
-    return from_datetime(moment)
+    return from_datetime(moment) // 1000 * 1000  # message times are whole milliseconds
 
 
 def _ids(text: str) -> tuple[int, ...]:

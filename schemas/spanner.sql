@@ -102,8 +102,16 @@ CREATE TABLE Occurrences (
   Assignee STRING(MAX),
   Release STRING(MAX),
   Environment STRING(MAX),
+  -- The occurrence's event, when it came with one (event path): stored here rather than as an Events row,
+  -- so an attached occurrence costs one row. Lookups find it through OccurrencesByStoredEvent. An event stored
+  -- this way goes when its group is deleted.
+  StoredEventId STRING(32),
+  EventPayload JSON,
 ) PRIMARY KEY (GroupId, OccurrenceId),
   INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+-- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
+CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -134,7 +142,8 @@ CREATE TABLE GroupHashes (
 
 CREATE INDEX GroupHashesByGroup ON GroupHashes (GroupId);
 
--- Events stored by the event path, found by the lookup path.
+-- Events stored by the event path whose occurrence was not attached to a group (noise gate, quota, category
+-- mismatch: E7 stores them anyway); attached occurrences keep their event in Occurrences.EventPayload.
 CREATE TABLE Events (
   ProjectId INT64 NOT NULL,
   EventId STRING(32) NOT NULL,
@@ -163,3 +172,50 @@ CREATE TABLE ApiTokens (
   Name STRING(MAX),
   CreatedAt TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (TokenHash);
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- The issue index (api/, docs/issue-index.md). Every list query is a set of key-range reads on one of the six
+-- indexes below, bounded by (organization or project, status, priority) and read in index order with a row limit,
+-- so a page costs O(page) index rows whatever the size of the organization. The key is
+--   (scope, Status, Priority DESC, <sort column> DESC, GroupId DESC)
+-- so that one range per (status, priority) pair is already in the page's order (newest, most frequent... first),
+-- Priority in the key serves both the priority filter of the default query and the priority sort, and GroupId
+-- breaks ties so keyset cursors are exact. STORING holds every column the filters test, so a page is filtered
+-- without touching the base table; the wide display columns (Title, Culprit, Data) are read for the page's rows
+-- only, by primary key, in one batched read. NULL_FILTERED is not used: it would hide groups without a priority.
+
+-- sort=date (LastSeen) and sort=priority (Priority, LastSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationLastSeen ON `Groups` (OrganizationId, Status, Priority DESC, LastSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, FirstSeen, TimesSeen, FirstRelease, Assignee);
+
+-- sort=new (FirstSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationFirstSeen ON `Groups` (OrganizationId, Status, Priority DESC, FirstSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, LastSeen, TimesSeen, FirstRelease, Assignee);
+
+-- sort=freq (TimesSeen), organization-wide.
+CREATE INDEX GroupsByOrganizationTimesSeen ON `Groups` (OrganizationId, Status, Priority DESC, TimesSeen DESC, GroupId DESC)
+  STORING (ProjectId, Substatus, Type, Category, Level, FirstSeen, LastSeen, FirstRelease, Assignee);
+
+-- The same three for queries naming a few projects (one range per project instead of a residual filter).
+CREATE INDEX GroupsByProjectLastSeen ON `Groups` (ProjectId, Status, Priority DESC, LastSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, FirstSeen, TimesSeen, FirstRelease, Assignee);
+
+CREATE INDEX GroupsByProjectFirstSeen ON `Groups` (ProjectId, Status, Priority DESC, FirstSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, LastSeen, TimesSeen, FirstRelease, Assignee);
+
+CREATE INDEX GroupsByProjectTimesSeen ON `Groups` (ProjectId, Status, Priority DESC, TimesSeen DESC, GroupId DESC)
+  STORING (OrganizationId, Substatus, Type, Category, Level, FirstSeen, LastSeen, FirstRelease, Assignee);
+
+-- The releases a group was seen in (Sentry's GroupRelease without environment): the issue index's `release:`
+-- filter looks up (GroupId, Release) pairs by primary key for a page's candidates. Written by the pipeline's
+-- Spanner writer, one blind insert_or_update per attached occurrence whose event names a release (a pure
+-- relation, so the write needs no read). Occurrences.Release holds the same facts, but checking it means
+-- reading every occurrence of a group, while this table has one row per (group, release).
+CREATE TABLE GroupReleases (
+  GroupId INT64 NOT NULL,
+  Release STRING(MAX) NOT NULL,
+) PRIMARY KEY (GroupId, Release),
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+-- The latest release of a project (bulk update's statusDetails.inNextRelease): one row from the top of the range.
+CREATE INDEX ReleasesByProjectFirstSeen ON Releases (ProjectId, FirstSeen DESC);

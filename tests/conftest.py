@@ -21,6 +21,7 @@ Function scope
     ``spanner_db``: a new database with the full schema applied (about 65 ms; `bench/stack_timings.py`), dropped after the test; a
     :class:`TestDatabase` with ``project``, ``instance``, ``database_id``, the shared ``database`` handle (from
     ``transforms.clients``) and ``pipeline_args()`` (``--spanner_project=...`` etc.).
+    ``spanner_db_factory``: a function making more such databases in one test (to compare two runs).
     ``fault_spanner_db``: the same on the fault-injecting emulator; ``SPANNER_EMULATOR_HOST`` points at that
     emulator for the duration of the test.
     ``pubsub_topics``: a :class:`PubSubTopics` factory; ``pubsub_topics.create("input")`` makes a topic with
@@ -147,6 +148,21 @@ def _fresh_database(emulator_host: str) -> Iterator[TestDatabase]:
 @pytest.fixture
 def spanner_db(stack: StackConfig, spanner_instance: str) -> Iterator[TestDatabase]:
     yield from _fresh_database(stack.spanner_host)
+
+
+@pytest.fixture
+def spanner_db_factory(stack: StackConfig, spanner_instance: str) -> Iterator[Any]:
+    """Makes more fresh databases for one test (to compare two runs); all are dropped afterwards."""
+    made: list[Iterator[TestDatabase]] = []
+
+    def make() -> TestDatabase:
+        database = _fresh_database(stack.spanner_host)
+        made.append(database)
+        return next(database)
+
+    yield make
+    for database in made:
+        next(database, None)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from transforms import clients, state_store
@@ -67,6 +68,8 @@ class GroupApplier:
             )
         self._pending: list[KeyWrite] = []
         self._pending_messages = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._in_flight: list[Future[CommitStats]] = []
 
     @property
     def database(self):
@@ -75,6 +78,11 @@ class GroupApplier:
     @property
     def pending_writes(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_messages(self) -> int:
+        """Messages behind the kept writes: what a flush will cost, roughly, in rows."""
+        return self._pending_messages
 
     def now(self) -> int:
         """Processing time in microseconds (the only clock the engine ever sees, for lookup waits)."""
@@ -130,19 +138,41 @@ class GroupApplier:
             self._pending_messages += len(messages)
         return new_state, outputs.dead_letters
 
-    def flush(self) -> CommitStats:
-        """Commit every kept write (chunked, guarded) and count the Spanner work."""
-        if not self._pending:
-            return CommitStats()
-        writes, self._pending, self._pending_messages = self._pending, [], 0
-        stats = self._writer.write(writes)
-        self._count(metrics.SPANNER_COMMITS, stats.commits)
-        self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
-        self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
-        self._count(metrics.SPANNER_ROWS, stats.rows)
-        if stats.stale_writes:
-            self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
-        return stats
+    def flush(self, *, wait: bool = True) -> CommitStats:
+        """Commit every kept write (chunked, guarded) and count the Spanner work.
+
+        With ``wait=False`` the commit runs on this applier's writer thread while the caller goes on
+        computing (one thread, first in first out, so a key's writes still commit in order; at most two
+        commits are queued, so memory stays bounded). ``flush()`` (waiting) returns once everything handed
+        over so far is committed, and raises the first commit error: call it before a bundle ends.
+        """
+        done: list[CommitStats] = []
+        if self._pending:
+            writes, self._pending, self._pending_messages = self._pending, [], 0
+            if wait and not self._in_flight:
+                done.append(self._writer.write(writes))  # nothing queued: commit on this thread
+            else:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanner-writer")
+                self._in_flight.append(self._executor.submit(self._writer.write, writes))
+        while self._in_flight and (wait or len(self._in_flight) > 2):
+            done.append(self._in_flight.pop(0).result())
+        total = CommitStats()
+        for stats in done:
+            # Beam metrics must be counted on the DoFn's thread, so the writer thread only returns them.
+            self._count(metrics.SPANNER_COMMITS, stats.commits)
+            self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
+            self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
+            self._count(metrics.SPANNER_ROWS, stats.rows)
+            if stats.stale_writes:
+                self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
+            total.add(stats)
+        return total
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def project_for(key: str, projects: Mapping[int, ProjectInfo]) -> ProjectInfo | None:

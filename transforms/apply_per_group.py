@@ -433,6 +433,7 @@ class ApplyPerGroup(beam.PTransform):
             tuple[str, Routed]
         )
         # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
-        return routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
+        outputs = routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
             tuple[str, Routed]
         ).with_outputs(DEAD_LETTER, main="applied")
+        return coders.typed(outputs, **{DEAD_LETTER: DeadLetter})

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from apache_beam import coders
 
-from transforms.core.model import DeadLetter, Message, RawMessage
+from transforms.core.model import DeadLetter, Event, Message, RawMessage
 
 
 class MsgspecCoder(coders.Coder):
@@ -54,6 +54,11 @@ class DeadLetterCoder(MsgspecCoder):
         super().__init__(type_)
 
 
+class EventCoder(MsgspecCoder):
+    def __init__(self, type_: type = Event) -> None:
+        super().__init__(type_)
+
+
 class RawMessageCoder(MsgspecCoder):
     def __init__(self, type_: type = RawMessage) -> None:
         super().__init__(type_)
@@ -62,3 +67,15 @@ class RawMessageCoder(MsgspecCoder):
 coders.registry.register_coder(Message, MessageCoder)
 coders.registry.register_coder(DeadLetter, DeadLetterCoder)
 coders.registry.register_coder(RawMessage, RawMessageCoder)
+coders.registry.register_coder(Event, EventCoder)
+
+
+def typed(outputs, **element_types: Any):
+    """Declare the element types of a multi-output ParDo's outputs, so Beam picks our coders for them.
+
+    Beam reads return annotations as strings here (``from __future__ import annotations``) and leaves tagged
+    outputs untyped: without this, their elements would be pickled between stages.
+    """
+    for tag, element_type in element_types.items():
+        outputs[tag].element_type = element_type
+    return outputs

@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.decode import DEFAULT_MAX_BYTES, decode
 from transforms.core.model import DeadLetter, Message, ProjectInfo, RawMessage
@@ -66,9 +67,10 @@ class DecodeMessages(beam.PTransform):
         self._max_bytes = max_bytes
 
     def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
+        outputs = raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
             DEAD_LETTER, main=MESSAGES
         )
+        return typed(outputs, **{MESSAGES: Message, DEAD_LETTER: DeadLetter})
 
 
 class _CheckProjectFn(beam.DoFn):
@@ -107,11 +109,20 @@ class CheckProjects(beam.PTransform):
             pvalueish = (pvalueish[MESSAGES], pvalueish[DEAD_LETTER])
         return super().__ror__(pvalueish, label)
 
-    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> pvalue.DoOutputsTuple:
+    def expand(self, inputs: tuple[beam.PCollection, beam.PCollection]) -> dict[str, beam.PCollection]:
         messages, dead_letters = inputs
-        return (
-            (messages, dead_letters)
-            | "Merge" >> beam.Flatten()
-            | "CheckProject"
-            >> beam.ParDo(_CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES)
+        # Messages and dead letters are checked by two steps rather than one over their union, so each
+        # keeps its own coder (a union would be pickled between stages).
+        checked = typed(
+            messages
+            | "CheckMessages"
+            >> beam.ParDo(_CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES),
+            **{MESSAGES: Message, DEAD_LETTER: DeadLetter},
         )
+        rechecked = dead_letters | "CheckDeadLetters" >> beam.ParDo(
+            _CheckProjectFn(), self._projects
+        ).with_outputs(DEAD_LETTER, main=MESSAGES)
+        typed(rechecked, **{DEAD_LETTER: DeadLetter})
+        all_dead = (checked[DEAD_LETTER], rechecked[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()
+        all_dead.element_type = DeadLetter
+        return {MESSAGES: checked[MESSAGES], DEAD_LETTER: all_dead}

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator, Mapping
 import apache_beam as beam
 import msgspec
 from apache_beam import coders as beam_coders
+from apache_beam import typehints
 
-from transforms import clients, state_store
-from transforms.applier import SpannerTarget
-from transforms.coders import MsgspecCoder
+from transforms.coders import MsgspecCoder, typed
+from transforms.core.engine.events import without_bytes
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, Message, Occurrence, ProjectInfo
 
@@ -28,6 +28,19 @@ class Resolved(msgspec.Struct, frozen=True):
 
     message: Message
     event: Event | None = None
+
+    @property
+    def order(self) -> tuple[int, str]:
+        return (self.message.message_time, self.message.message_id)
+
+    @property
+    def occurrence_id(self) -> str | None:
+        payload = self.message.payload
+        return payload.id if isinstance(payload, Occurrence) else None
+
+    @property
+    def lookup_event_id(self) -> str | None:
+        return self.message.payload.event_id if is_lookup(self.message) else None
 
 
 class ResolvedCoder(MsgspecCoder):
@@ -55,20 +68,52 @@ def stored_event(message: Message, projects: Mapping[int, ProjectInfo]) -> Event
     return payload.event
 
 
-class _SplitFn(beam.DoFn):
-    LOOKUPS = "lookups"
-    EVENTS = "events"
+class JoinItem(msgspec.Struct, frozen=True):
+    """One side of the join on (project, event id): a lookup occurrence, or an event the archive carries."""
 
-    def process(self, message: Message, projects: Mapping[int, ProjectInfo]) -> Iterator:
+    lookup: Message | None = None
+    event: Event | None = None
+
+
+class JoinItemCoder(MsgspecCoder):
+    def __init__(self, type_: type = JoinItem) -> None:
+        super().__init__(type_)
+
+
+beam_coders.registry.register_coder(JoinItem, JoinItemCoder)
+
+
+def join_key(project_id: int, event_id: str) -> str:
+    return f"{project_id}:{event_id}"
+
+
+class _SplitFn(beam.DoFn):
+    """Lookups go to the join; every other message is resolved as it is (without its delivered bytes)."""
+
+    LOOKUPS = "lookups"
+
+    def process(self, message: Message) -> Iterator:
         if is_lookup(message):
             yield beam.pvalue.TaggedOutput(
-                self.LOOKUPS, ((message.project_id, message.payload.event_id), message)
+                self.LOOKUPS,
+                (join_key(message.project_id, message.payload.event_id), JoinItem(lookup=message)),
             )
             return
+        yield Resolved(without_bytes(message))
+
+
+class _CarriedEventsFn(beam.DoFn):
+    """The stored events that some lookup of the archive needs (most events are never looked up)."""
+
+    def process(
+        self, message: Message, projects: Mapping[int, ProjectInfo], needed: Mapping[str, bool]
+    ) -> Iterator:
         event = stored_event(message, projects)
-        if event is not None:
-            yield beam.pvalue.TaggedOutput(self.EVENTS, ((event.project_id, event.event_id), event))
-        yield Resolved(message)
+        if event is None:
+            return
+        key = join_key(event.project_id, event.event_id)
+        if key in needed:
+            yield key, JoinItem(event=event)
 
 
 def _pick(events: Iterable[Event]) -> Event | None:
@@ -83,58 +128,52 @@ def _pick(events: Iterable[Event]) -> Event | None:
 
 
 class _JoinFn(beam.DoFn):
-    """Lookups whose event the archive carries are resolved; the others go on to the Events table."""
+    """Lookups get the event the archive carries, if any (the others are looked up in the database later)."""
 
-    FROM_TABLE = "from_table"
-
-    def process(self, joined) -> Iterator:
-        _key, groups = joined
-        lookups = list(groups["lookups"])
-        if not lookups:
-            return
-        event = _pick(groups["events"])
+    def process(self, joined) -> Iterator[Resolved]:
+        _key, items = joined
+        lookups: list[Message] = []
+        events: list[Event] = []
+        for item in items:
+            if item.lookup is not None:
+                lookups.append(item.lookup)
+            elif item.event is not None:
+                events.append(item.event)
+        event = _pick(events)
         for message in lookups:
-            if event is None:
-                yield beam.pvalue.TaggedOutput(self.FROM_TABLE, message)
-            else:
-                yield Resolved(message, event)
+            yield Resolved(message, event)
 
 
-class _ReadStoredEventsFn(beam.DoFn):
-    """Resolves a batch of lookups against the Events table with one multi-key read."""
+_KEYED_ITEM = typehints.Tuple[str, JoinItem]
 
-    def __init__(self, target: SpannerTarget) -> None:
-        self._target = target
 
-    def process(self, batch: list[Message]) -> Iterator[Resolved]:
-        database = clients.spanner_database(
-            self._target.project, self._target.instance, self._target.database
-        )
-        found = state_store.read_events(database, {(m.project_id, m.payload.event_id) for m in batch})
-        for message in batch:
-            yield Resolved(message, found.get((message.project_id, message.payload.event_id)))
+def _needed(keyed: tuple[str, JoinItem]) -> tuple[str, bool]:
+    return keyed[0], True
 
 
 class ResolveLookups(beam.PTransform):
     """``Message`` → ``Resolved`` (see the module docstring). ``projects`` is the registry side input."""
 
-    def __init__(self, target: SpannerTarget, projects, label: str | None = None) -> None:
+    def __init__(self, projects, label: str | None = None) -> None:
         super().__init__(label)
-        self._target = target
         self._projects = projects
 
     def expand(self, messages):
-        split = messages | "SplitLookups" >> beam.ParDo(_SplitFn(), self._projects).with_outputs(
-            _SplitFn.LOOKUPS, _SplitFn.EVENTS, main="others"
+        split = typed(
+            messages | "SplitLookups" >> beam.ParDo(_SplitFn()).with_outputs(_SplitFn.LOOKUPS, main="others"),
+            others=Resolved,
+            **{_SplitFn.LOOKUPS: _KEYED_ITEM},
         )
+        needed = split[_SplitFn.LOOKUPS] | "NeededEventIds" >> beam.Map(_needed).with_output_types(
+            typehints.Tuple[str, bool]
+        )
+        carried = messages | "CarriedEvents" >> beam.ParDo(
+            _CarriedEventsFn(), self._projects, beam.pvalue.AsDict(needed)
+        ).with_output_types(_KEYED_ITEM)
         joined = (
-            {"lookups": split[_SplitFn.LOOKUPS], "events": split[_SplitFn.EVENTS]}
-            | "JoinCarriedEvents" >> beam.CoGroupByKey()
-            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_outputs(_JoinFn.FROM_TABLE, main="resolved")
+            (split[_SplitFn.LOOKUPS], carried)
+            | "MergeJoinSides" >> beam.Flatten().with_output_types(_KEYED_ITEM)
+            | "JoinCarriedEvents" >> beam.GroupByKey()
+            | "ResolveFromArchive" >> beam.ParDo(_JoinFn()).with_output_types(Resolved)
         )
-        from_table = (
-            joined[_JoinFn.FROM_TABLE]
-            | "BatchForEventsTable" >> beam.BatchElements(min_batch_size=1, max_batch_size=500)
-            | "ResolveFromEventsTable" >> beam.ParDo(_ReadStoredEventsFn(self._target))
-        )
-        return (split["others"], joined["resolved"], from_table) | "AllResolved" >> beam.Flatten()
+        return (split["others"], joined) | "AllResolved" >> beam.Flatten().with_output_types(Resolved)

@@ -1,24 +1,30 @@
 """Backfill: apply each key's whole history through the group engine, in key order, in ordered chunks.
 
-``ApplyKeyHistories`` takes the output of a ``GroupByKey`` of ``(key, Resolved)`` and returns a
-``DoOutputsTuple`` with the engine's dead letters on ``dead_letter``. Contract:
+``KeyHistories`` does the work for any source of grouped histories; ``ApplyKeyHistories`` feeds it the
+output of a ``GroupByKey`` of ``(key, Resolved)`` (the Dataflow path), ``transforms.local_grouping`` feeds
+it spilled shards (the local path). Contract:
 
 * **Order.** A key's messages are applied in (message time, message id) order. A key with more than
   ``chunk_size`` messages is applied in consecutive chunks of that order (the engine gives the same result
   for any split into consecutive batches), so a very hot key never has more than ``chunk_size`` decoded
-  messages in memory: a first pass over the grouped values keeps only their sort keys, then each chunk is
+  messages in memory: a first pass over the grouped values reads only their sort keys, then each chunk is
   picked from a new pass.
 * **Continuity.** Keys are hydrated from Spanner in batches of ``hydrate_batch`` keys (one read for their
-  states, one for the occurrences of the current groups that the archive carries again), so a backfill can
-  run into a live database, and running it twice changes nothing the second time.
-* **Writes** are committed by the shared ``GroupApplier`` every ``flush_writes`` key writes and at the end of
-  each bundle; a key's writes are committed in order, within one bundle.
+  states, one for the occurrences of their current groups that the archive carries again, one for events
+  that lookups need and the archive does not carry), so a backfill can run into a live database, and running
+  it twice changes nothing the second time.
+* **Writes** are committed by the shared ``GroupApplier`` every ``flush_messages`` applied messages (on its
+  writer thread, at most two flushes queued) and at the end of each bundle; a key's writes are committed in order, within one bundle.
+
+A grouped value is anything with ``order`` ((message time, message id)), ``occurrence_id`` (None for status
+changes), ``lookup_event_id`` (the event id a lookup needs, else None), ``message`` and ``event`` (the
+event found for a lookup by the archive join, else None): ``Resolved`` or a spilled record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -28,98 +34,102 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 from google.cloud import spanner
 
-from transforms import progress
+from transforms import progress, state_store
 from transforms.applier import ApplierConfig, GroupApplier
+from transforms.coders import typed
 from transforms.core import metrics
 from transforms.core.engine import KeyState
-from transforms.core.model import DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
-from transforms.event_join import Resolved
+from transforms.core.model import DeadLetter, Event, Message, ProjectInfo, split_group_key
 
 DEAD_LETTER = "dead_letter"
 
 
-def _order(message: Message) -> tuple[int, str]:
-    return (message.message_time, message.message_id)
+class GroupedValue(Protocol):
+    @property
+    def order(self) -> tuple[int, str]: ...
+    @property
+    def occurrence_id(self) -> str | None: ...
+    @property
+    def lookup_event_id(self) -> str | None: ...
+    @property
+    def message(self) -> Message: ...
+    @property
+    def event(self) -> Event | None: ...
 
 
-def ordered_chunks(values: Iterable[Resolved], chunk_size: int) -> Iterator[list[Resolved]]:
+def ordered_chunks(values: Iterable[GroupedValue], chunk_size: int) -> Iterator[list[GroupedValue]]:
     """The values in key order, as consecutive chunks of at most ``chunk_size`` (re-iterates ``values``)."""
-    orders = sorted(_order(value.message) for value in values)
+    orders = sorted(value.order for value in values)
     if len(orders) <= chunk_size:
-        yield sorted(values, key=lambda value: _order(value.message))
+        yield sorted(values, key=lambda value: value.order)
         return
     bounds = [orders[min(start + chunk_size, len(orders)) - 1] for start in range(0, len(orders), chunk_size)]
     lower = None
     for upper in bounds:
-        chunk = [
-            value
-            for value in values
-            if (lower is None or _order(value.message) > lower) and _order(value.message) <= upper
-        ]
-        chunk.sort(key=lambda value: _order(value.message))
+        chunk = [value for value in values if (lower is None or value.order > lower) and value.order <= upper]
+        chunk.sort(key=lambda value: value.order)
         yield chunk
         lower = upper
 
 
-class ApplyKeyHistoriesFn(beam.DoFn):
+class KeyHistories:
+    """Applies grouped key histories in batches of keys (see the module docstring). One per bundle."""
+
     def __init__(
         self,
         config: ApplierConfig,
+        count: Callable[[str, int], None],
         *,
         chunk_size: int = 5000,
         hydrate_batch: int = 200,
-        flush_writes: int = 2000,
+        flush_messages: int = 5000,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-        self._config = config
+        self._applier = GroupApplier(config, count)
         self._chunk_size = chunk_size
         self._hydrate_batch = hydrate_batch
-        self._flush_writes = flush_writes
+        self._flush_messages = flush_messages
+        self._waiting: list[tuple[str, Iterable[GroupedValue]]] = []
 
-    def setup(self) -> None:
-        self._counters: dict[str, Any] = {}
-
-    def start_bundle(self) -> None:
-        self._applier = GroupApplier(self._config, self._count)
-        self._waiting: list[tuple[str, Iterable[Resolved]]] = []
-        self._projects: Mapping[int, ProjectInfo] = {}
-
-    def _count(self, name: str, amount: int) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(metrics.NAMESPACE, name)
-        counter.inc(amount)
-        progress.add(name, amount)
-
-    def process(self, element, projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
-        self._projects = projects
-        self._waiting.append(element)
+    def add(
+        self, key: str, values: Iterable[GroupedValue], projects: Mapping[int, ProjectInfo]
+    ) -> list[DeadLetter]:
+        """Queue one key's history; applies a batch of keys (and returns its dead letters) when one is full."""
+        self._waiting.append((key, values))
         if len(self._waiting) >= self._hydrate_batch:
-            for dead_letter in self._apply_waiting():
-                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+            return self._apply_waiting(projects)
+        return []
 
-    def finish_bundle(self) -> Iterator[Any]:
-        for dead_letter in self._apply_waiting():
-            yield pvalue.TaggedOutput(
-                DEAD_LETTER, WindowedValue(dead_letter, MIN_TIMESTAMP, [GlobalWindow()])
-            )
+    def finish(self, projects: Mapping[int, ProjectInfo]) -> list[DeadLetter]:
+        """Apply what is queued and commit everything; call at the end of the bundle."""
+        dead_letters = self._apply_waiting(projects)
         self._applier.flush()
+        self._applier.close()
+        return dead_letters
 
-    def _apply_waiting(self) -> list[DeadLetter]:
+    def _apply_waiting(self, projects: Mapping[int, ProjectInfo]) -> list[DeadLetter]:
         waiting, self._waiting = self._waiting, []
         if not waiting:
             return []
         states = self._applier.hydrate(key for key, _ in waiting)
         stored = self._stored_occurrences(waiting, states)
+        stored_events = self._stored_events(waiting)
         dead_letters: list[DeadLetter] = []
         for key, values in waiting:
-            project = self._projects.get(split_group_key(key)[0])
+            project_id = split_group_key(key)[0]
+            project = projects.get(project_id)
+            if project is None:  # unregistered since the project check: nothing can be applied
+                continue
             state = states.get(key)
             for chunk in ordered_chunks(values, self._chunk_size):
-                if project is None:  # unregistered since the project check: nothing can be applied
-                    break
-                events = {value.event.event_id: value.event for value in chunk if value.event is not None}
+                events: dict[str, Event] = {}
+                for value in chunk:
+                    event_id = value.lookup_event_id
+                    if event_id is not None:
+                        event = value.event or stored_events.get((project_id, event_id))
+                        if event is not None:
+                            events[event_id] = event
                 state, dead = self._applier.apply(
                     key,
                     state,
@@ -130,12 +140,24 @@ class ApplyKeyHistoriesFn(beam.DoFn):
                 )
                 dead_letters.extend(dead)
                 progress.add(progress.APPLIED, len(chunk))
-                if self._applier.pending_writes >= self._flush_writes:
-                    self._applier.flush()
+                if self._applier.pending_messages >= self._flush_messages:
+                    self._applier.flush(wait=False)
         return dead_letters
 
+    def _stored_events(
+        self, waiting: list[tuple[str, Iterable[GroupedValue]]]
+    ) -> dict[tuple[int, str], Event]:
+        """Events that lookups need and the archive does not carry: from the database (one read)."""
+        wanted = {
+            (split_group_key(key)[0], value.lookup_event_id)
+            for key, values in waiting
+            for value in values
+            if value.lookup_event_id is not None and value.event is None
+        }
+        return state_store.read_events(self._applier.database, wanted) if wanted else {}
+
     def _stored_occurrences(
-        self, waiting: list[tuple[str, Iterable[Resolved]]], states: Mapping[str, KeyState]
+        self, waiting: list[tuple[str, Iterable[GroupedValue]]], states: Mapping[str, KeyState]
     ) -> dict[str, frozenset[str]]:
         """Occurrences of the keys' current groups that this archive carries again (E7: always duplicates)."""
         wanted: list[list[Any]] = []
@@ -147,9 +169,7 @@ class ApplyKeyHistoriesFn(beam.DoFn):
             group_id = state.group.group_id
             owner[group_id] = key
             wanted.extend(
-                [group_id, value.message.payload.id]
-                for value in values
-                if isinstance(value.message.payload, Occurrence)
+                [group_id, value.occurrence_id] for value in values if value.occurrence_id is not None
             )
         found: dict[str, set[str]] = {}
         if wanted:
@@ -163,6 +183,44 @@ class ApplyKeyHistoriesFn(beam.DoFn):
         return {key: frozenset(ids) for key, ids in found.items()}
 
 
+class CountingDoFn(beam.DoFn):
+    """A DoFn that counts named metrics both as Beam counters and as local progress."""
+
+    def setup(self) -> None:
+        self._counters: dict[str, Any] = {}
+
+    def _count(self, name: str, amount: int) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(metrics.NAMESPACE, name)
+        counter.inc(amount)
+        progress.add(name, amount)
+
+
+def dead_letter_in_finish_bundle(dead_letter: DeadLetter) -> pvalue.TaggedOutput:
+    return pvalue.TaggedOutput(DEAD_LETTER, WindowedValue(dead_letter, MIN_TIMESTAMP, [GlobalWindow()]))
+
+
+class ApplyKeyHistoriesFn(CountingDoFn):
+    def __init__(self, config: ApplierConfig, *, chunk_size: int = 5000) -> None:
+        self._config = config
+        self._chunk_size = chunk_size
+
+    def start_bundle(self) -> None:
+        self._histories = KeyHistories(self._config, self._count, chunk_size=self._chunk_size)
+        self._projects: Mapping[int, ProjectInfo] = {}
+
+    def process(self, element, projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+        self._projects = projects
+        key, values = element
+        for dead_letter in self._histories.add(key, values, projects):
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for dead_letter in self._histories.finish(self._projects):
+            yield dead_letter_in_finish_bundle(dead_letter)
+
+
 class ApplyKeyHistories(beam.PTransform):
     """``(key, iterable of Resolved)`` → ``DoOutputsTuple`` with ``dead_letter`` (see the module docstring)."""
 
@@ -174,6 +232,7 @@ class ApplyKeyHistories(beam.PTransform):
         self._projects = projects
 
     def expand(self, grouped):
-        return grouped | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
+        outputs = grouped | "ApplyEngine" >> beam.ParDo(self._fn, self._projects).with_outputs(
             DEAD_LETTER, main="applied"
         )
+        return typed(outputs, **{DEAD_LETTER: DeadLetter})

@@ -8,6 +8,11 @@ a backfill is limited like the live stream was.
 
 Retries are free: a request names the group it would create (``creation_id``), and a creation granted
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
+Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the counts of every
+bucket of the (project, type) with each answer; counts only grow): when those already fill a request's window, the request is refused
+without a round trip. Over-quota projects, whose refused occurrences ask again one by one, cost almost no
+Redis traffic that way. The one imprecision: a creation granted by another process and asked again here, in
+a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically. If Redis
 cannot be reached the quota fails open (the group is created) and ``fail_open`` is called once per request,
@@ -37,6 +42,8 @@ _LOG = logging.getLogger(__name__)
 # KEYS: per request, the window's hash then its grants' hash. ARGV: ttl, then per request: current bucket,
 # buckets in the window, limit, creation id. Requests are checked in order, so two requests for the same
 # window in one batch see each other. A creation id granted before is granted again without consuming more.
+# Returns per request {granted (0/1), then bucket, count, bucket, count... of every bucket of the window's hash
+# (HGETALL: only buckets that saw creations), after the request}.
 _CHECK_AND_USE = """
 local ttl = tonumber(ARGV[1])
 local granted = {}
@@ -48,27 +55,27 @@ for i = 1, #KEYS / 2 do
   local buckets = tonumber(ARGV[base + 2])
   local limit = tonumber(ARGV[base + 3])
   local creation = ARGV[base + 4]
-  if creation ~= '' and redis.call('HEXISTS', grants, creation) == 1 then
-    granted[i] = 1
-  else
-    local fields = {}
-    for b = bucket - buckets + 1, bucket do fields[#fields + 1] = tostring(b) end
-    local total = 0
-    for _, value in ipairs(redis.call('HMGET', key, unpack(fields))) do
-      if value then total = total + tonumber(value) end
-    end
-    if total < limit then
-      redis.call('HINCRBY', key, tostring(bucket), 1)
-      redis.call('EXPIRE', key, ttl)
-      if creation ~= '' then
-        redis.call('HSET', grants, creation, bucket)
-        redis.call('EXPIRE', grants, ttl)
-      end
-      granted[i] = 1
-    else
-      granted[i] = 0
-    end
+  local fields = {}
+  for b = bucket - buckets + 1, bucket do fields[#fields + 1] = tostring(b) end
+  local total = 0
+  for _, value in ipairs(redis.call('HMGET', key, unpack(fields))) do
+    if value then total = total + tonumber(value) end
   end
+  local answer = 0
+  if creation ~= '' and redis.call('HEXISTS', grants, creation) == 1 then
+    answer = 1
+  elseif total < limit then
+    redis.call('HINCRBY', key, tostring(bucket), 1)
+    redis.call('EXPIRE', key, ttl)
+    if creation ~= '' then
+      redis.call('HSET', grants, creation, bucket)
+      redis.call('EXPIRE', grants, ttl)
+    end
+    answer = 1
+  end
+  local result = {answer}
+  for _, value in ipairs(redis.call('HGETALL', key)) do result[#result + 1] = value end
+  granted[i] = result
 end
 return granted
 """
@@ -105,6 +112,10 @@ class RedisCreationQuota:
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
         self._script = client.register_script(_CHECK_AND_USE)
+        # Window key -> bucket -> a lower bound of its count (what Redis last told us; counts only grow).
+        self._seen: dict[str, dict[int, int]] = {}
+        # Creations this process was granted: asking again is answered here.
+        self._granted: set[str] = set()
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -121,19 +132,35 @@ class RedisCreationQuota:
             down_until = _down_until.get(self._client, 0.0)
         if time.monotonic() < down_until:
             return self._open(requests)
+        answers: list[bool | None] = [None] * len(requests)
+        asked: list[int] = []
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
-        for request in requests:
+        for index, request in enumerate(requests):
             quota = request.group_type.creation_quota
-            granularity = quota.granularity_seconds * MICROS
+            bucket = request.message_time // (quota.granularity_seconds * MICROS)
             key = self.key(request.project_id, request.group_type.slug)
+            if request.creation_id and f"{key}:{request.creation_id}" in self._granted:
+                answers[index] = True
+                continue
+            buckets = -(-quota.window_seconds // quota.granularity_seconds)
+            seen = self._seen.get(key)
+            if (
+                seen is not None
+                and sum(seen.get(b, 0) for b in range(bucket - buckets + 1, bucket + 1)) >= quota.limit
+            ):
+                answers[index] = False  # the window is known to be full: no need to ask
+                continue
+            asked.append(index)
             keys += [key, key + ":grants"]
             args += [
-                request.message_time // granularity,
-                -(-quota.window_seconds // quota.granularity_seconds),
+                bucket,
+                buckets,
                 quota.limit,
                 request.creation_id,
             ]
+        if not asked:
+            return [bool(answer) for answer in answers]
         try:
             granted = self._script(keys=keys, args=args)
         except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
@@ -143,7 +170,27 @@ class RedisCreationQuota:
             with _down_lock:
                 _down_until[self._client] = time.monotonic() + self._retry_after
             return self._open(requests)
-        return [bool(value) for value in granted]
+        if len(self._granted) > 100_000:
+            self._granted.clear()
+        for index, (answer, *counts) in zip(asked, granted):
+            request = requests[index]
+            quota = request.group_type.creation_quota
+            key = self.key(request.project_id, request.group_type.slug)
+            answers[index] = bool(answer)
+            if answer and request.creation_id:
+                self._granted.add(f"{key}:{request.creation_id}")
+            seen = self._seen.get(key)
+            if seen is None:
+                if len(self._seen) > 10_000:
+                    self._seen.clear()
+                seen = self._seen[key] = {}
+            if len(seen) > 100_000:
+                seen.clear()
+            for position in range(0, len(counts) - 1, 2):
+                seen_bucket, count = int(counts[position]), int(counts[position + 1])
+                if count > seen.get(seen_bucket, 0):
+                    seen[seen_bucket] = count
+        return [bool(answer) for answer in answers]
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         for _ in requests:

@@ -6,15 +6,20 @@ Contract (the product's consistency promise):
   ``seq`` of the write that produced them. A write replaces them only with a greater ``seq``; so an older
   state never overwrites a newer one, whatever the retries, restarts or commit order, and re-applying a
   write is a no-op.
-* A write whose ``seq`` is not greater than what is stored for its key or group is *stale* (a retry of a
-  committed write, or an older write overtaken by a newer one). Of a stale write only the idempotent,
-  append-only rows are kept (occurrences, environments and hashes of groups that still exist, events,
-  releases); its group row, key state, deletes and activities are not written, because the newer state
-  already accounts for them.
+* The guard is per row. A write whose ``seq`` is not greater than the KeyStates row's leaves that row, and
+  everything of its groups, alone; one whose ``seq`` is not greater than a group row's leaves that group's
+  row, deletion and activities alone. Such a write is *stale* (a retry of a committed write, or an older
+  write overtaken by a newer one): the newer state already accounts for it. Its idempotent, append-only
+  rows are still written (occurrences, environments and hashes of groups that still exist, events,
+  releases), so nothing it carried is lost whatever the commit order.
+* An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
+  attached (one row instead of two), and in the Events table otherwise.
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
-  read-write transaction: on real Spanner the guard holds against concurrent writers too.
+  read-write transaction: on real Spanner the guard holds against concurrent writers too. Keys that were new
+  to the database when the engine loaded them (``KeyWrite.base_seq`` 0) are not read: their rows are
+  inserted, and if another writer created them meanwhile the commit fails and is redone with the reads.
 
 Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included), retried on aborts
 (the emulator allows one read-write transaction at a time) and on transient errors, with backoff.
@@ -34,7 +39,7 @@ from google.cloud import spanner
 
 from transforms import spanner_rows as rows
 from transforms.core import intents
-from transforms.core.model import from_datetime, split_group_key
+from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
 _LOG = logging.getLogger(__name__)
 
@@ -76,15 +81,37 @@ class StoredVersions:
 
 @dataclass
 class CommitPlan:
-    """The netted rows of one commit: table -> primary key -> columns, and table -> deleted keys."""
+    """The netted rows of one commit: table -> primary key -> (columns, values), and table -> deleted keys.
 
-    upserts: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)
+    Most rows are written once per commit and keep the tuples they came with; a row written twice (a group
+    row and its state, an occurrence and its event) is merged column by column, the later write winning.
+    """
+
+    upserts: dict[str, dict[tuple, tuple[tuple[str, ...], tuple]]] = field(default_factory=dict)
     deletes: dict[str, dict[tuple, None]] = field(default_factory=dict)
     stale_writes: int = 0
+    # (table, key) of rows known not to exist before this commit (keys new to the database): inserted, so a
+    # concurrent writer that created them meanwhile makes the commit fail rather than be overwritten.
+    inserts: set[tuple[str, tuple]] = field(default_factory=set)
 
-    def upsert(self, table: str, key: tuple, columns: Sequence[str], values: Sequence[Any]) -> None:
-        self.deletes.get(table, {}).pop(key, None)
-        self.upserts.setdefault(table, {}).setdefault(key, {}).update(zip(columns, values))
+    def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
+        deleted = self.deletes.get(table)
+        if deleted:
+            deleted.pop(key, None)
+        planned = self.upserts.get(table)
+        if planned is None:
+            planned = self.upserts[table] = {}
+        previous = planned.get(key)
+        if previous is not None:
+            merged = dict(zip(*previous))
+            merged.update(zip(columns, values))
+            columns, values = tuple(merged), tuple(merged.values())
+        planned[key] = (columns, values)
+
+    def row(self, table: str, key: tuple) -> dict[str, Any]:
+        """The planned columns of one row, by name (for tests and logs)."""
+        columns, values = self.upserts[table][key]
+        return dict(zip(columns, values))
 
     def delete(self, table: str, key: tuple) -> None:
         self.upserts.get(table, {}).pop(key, None)
@@ -92,7 +119,7 @@ class CommitPlan:
 
     def drop_children(self, group_id: int) -> None:
         """A deleted group takes its interleaved rows with it (ON DELETE CASCADE)."""
-        for table in ("Occurrences", "Activities", "GroupEnvironments"):
+        for table in ("Occurrences", "Activities", "GroupEnvironments", "GroupReleases"):
             planned = self.upserts.get(table)
             if planned:
                 for key in [key for key in planned if key[0] == group_id]:
@@ -111,7 +138,7 @@ class CommitPlan:
     def mutation_count(self) -> int:
         total = 0
         for table, planned in self.upserts.items():
-            for columns in planned.values():
+            for columns, _values in planned.values():
                 total += rows.mutation_cells(table, len(columns))
         for table, deleted in self.deletes.items():
             total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
@@ -133,25 +160,31 @@ def _group_ids(write: intents.KeyWrite) -> set[int]:
             | intents.InsertActivity
             | intents.DeleteActivity
             | intents.RecordEnvironment
+            | intents.RecordGroupRelease
             | intents.LinkHashes,
         ):
             ids.add(intent.group_id)
     return ids
 
 
-def _is_stale(write: intents.KeyWrite, key: tuple[int, str], key_seq: dict, group_seq: dict) -> bool:
-    if write.seq <= key_seq.get(key, 0):
-        return True
-    for intent in write.intents:
-        if isinstance(intent, intents.UpsertGroup | intents.SaveKeyState):
-            group_id = intent.row.group_id if isinstance(intent, intents.UpsertGroup) else intent.group_id
-            if group_id is not None and write.seq <= group_seq.get(group_id, 0):
-                return True
-    return False
+def new_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
+    """Keys whose earliest write here started from no stored state (``base_seq`` 0): nothing to read for them."""
+    earliest: dict[str, intents.KeyWrite] = {}
+    for write in writes:
+        if write.key not in earliest or write.seq < earliest[write.key].seq:
+            earliest[write.key] = write
+    return {split_group_key(key) for key, write in earliest.items() if write.base_seq == 0}
 
 
-def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> CommitPlan:
-    """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring)."""
+def plan_commit(
+    writes: Sequence[intents.KeyWrite],
+    stored: StoredVersions,
+    assumed_new: set[tuple[int, str]] = frozenset(),
+) -> CommitPlan:
+    """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring).
+
+    Keys in ``assumed_new`` were not read: their KeyStates and group rows are planned as inserts.
+    """
     plan = CommitPlan()
     key_seq = dict(stored.key_seq)
     group_seq = dict(stored.group_seq)
@@ -159,27 +192,33 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
     releases = dict(stored.release_first_seen)
     for write in sorted(writes, key=lambda w: (w.key, w.seq)):
         key = split_group_key(write.key)
-        stale = _is_stale(write, key, key_seq, group_seq)
-        plan.stale_writes += stale
+        # Each guarded row is decided once per write, against what is stored before the write: the key's
+        # KeyStates row, and the row of each group the write touches.
+        key_ok = write.seq > key_seq.get(key, 0)
+        group_ok = {gid: key_ok and write.seq > group_seq.get(gid, 0) for gid in _group_ids(write)}
+        plan.stale_writes += not key_ok or not all(group_ok.values())
+        events: dict[str, intents.RecordEvent] = {}
         for intent in write.intents:
             if isinstance(intent, intents.UpsertGroup):
-                if stale:
+                if not group_ok[intent.row.group_id]:
                     continue
                 row = intent.row
                 plan.upsert(
                     "Groups", (row.group_id,), rows.GROUP_COLUMNS, rows.group_values(row, write.seq, None)
                 )
+                if key in assumed_new:
+                    plan.inserts.add(("Groups", (row.group_id,)))
                 group_seq[row.group_id] = write.seq
                 alive.add(row.group_id)
             elif isinstance(intent, intents.SaveKeyState):
-                if stale:
-                    continue
-                if intent.group_id is None or intent.relink:
+                if key_ok and (intent.group_id is None or intent.relink):
                     plan.upsert(
                         "KeyStates", key, rows.KEY_STATE_COLUMNS, rows.key_state_values(intent, write.seq)
                     )
+                    if key in assumed_new:
+                        plan.inserts.add(("KeyStates", key))
                     key_seq[key] = write.seq
-                if intent.group_id is not None and intent.group_id in alive:
+                if intent.group_id is not None and group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
                         "Groups",
                         (intent.group_id,),
@@ -188,7 +227,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     )
                     group_seq[intent.group_id] = write.seq
             elif isinstance(intent, intents.DeleteGroup):
-                if stale:
+                if not group_ok[intent.group_id]:
                     continue
                 plan.delete("Groups", (intent.group_id,))
                 plan.drop_children(intent.group_id)
@@ -198,14 +237,17 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                 group_seq.pop(intent.group_id, None)
             elif isinstance(intent, intents.InsertOccurrence):
                 if intent.group_id in alive:
+                    row_key = (intent.group_id, intent.occurrence.id)
                     plan.upsert(
-                        "Occurrences",
-                        (intent.group_id, intent.occurrence.id),
-                        rows.OCCURRENCE_COLUMNS,
-                        rows.occurrence_values(intent),
+                        "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
                     )
+                    event = events.pop(intent.occurrence.event_id, None)
+                    if event is not None:
+                        plan.upsert(
+                            "Occurrences", row_key, rows.EVENT_INLINE_COLUMNS, rows.event_inline_values(event)
+                        )
             elif isinstance(intent, intents.InsertActivity):
-                if not stale and intent.group_id in alive:
+                if group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
                         "Activities",
                         (intent.group_id, intent.activity_id),
@@ -213,7 +255,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                         rows.activity_values(intent),
                     )
             elif isinstance(intent, intents.DeleteActivity):
-                if not stale:
+                if group_ok[intent.group_id]:
                     plan.delete("Activities", (intent.group_id, intent.activity_id))
             elif isinstance(intent, intents.RecordEnvironment):
                 if intent.group_id in alive:
@@ -222,6 +264,15 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                         (intent.group_id, intent.environment),
                         rows.ENVIRONMENT_COLUMNS,
                         rows.environment_values(intent),
+                    )
+            elif isinstance(intent, intents.RecordGroupRelease):
+                if intent.group_id in alive:
+                    # The issue index's release: filter reads this relation (one row per group and release).
+                    plan.upsert(
+                        "GroupReleases",
+                        (intent.group_id, intent.release),
+                        rows.GROUP_RELEASE_COLUMNS,
+                        (intent.group_id, intent.release),
                     )
             elif isinstance(intent, intents.LinkHashes):
                 if intent.group_id in alive:
@@ -233,13 +284,7 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                             (intent.project_id, hash_, intent.group_id),
                         )
             elif isinstance(intent, intents.RecordEvent):
-                event = intent.event
-                plan.upsert(
-                    "Events",
-                    (event.project_id, event.event_id),
-                    rows.EVENT_COLUMNS,
-                    rows.event_values(intent),
-                )
+                events[intent.event.event_id] = intent
             elif isinstance(intent, intents.RecordRelease):
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)
@@ -253,6 +298,12 @@ def plan_commit(writes: Sequence[intents.KeyWrite], stored: StoredVersions) -> C
                     )
             else:  # pragma: no cover - a new intent type must be handled here
                 raise TypeError(f"unknown write intent {type(intent).__name__}")
+        # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
+        for record in events.values():
+            event = record.event
+            plan.upsert(
+                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
+            )
     return plan
 
 
@@ -268,6 +319,8 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
             )
         elif isinstance(intent, intents.InsertOccurrence):
             total += rows.mutation_cells("Occurrences", len(rows.OCCURRENCE_COLUMNS))
+        elif isinstance(intent, intents.RecordGroupRelease):
+            total += rows.mutation_cells("GroupReleases", len(rows.GROUP_RELEASE_COLUMNS))
         elif isinstance(intent, intents.InsertActivity):
             total += rows.mutation_cells("Activities", len(rows.ACTIVITY_COLUMNS))
         elif isinstance(intent, intents.RecordEvent):
@@ -306,14 +359,25 @@ def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list
     return chunks
 
 
-def _read_stored(transaction, writes: Sequence[intents.KeyWrite]) -> StoredVersions:
+def _read_stored(
+    transaction,
+    writes: Sequence[intents.KeyWrite],
+    assumed_new: set[tuple[int, str]],
+    known_releases: dict[tuple[int, str], int],
+) -> StoredVersions:
+    """Read what the guard needs. ``known_releases`` are upper bounds of stored release first-seen times
+    (what this writer saw or wrote; they only ever decrease): a release named no earlier than that needs
+    no read and no write."""
     stored = StoredVersions()
-    keys = sorted({split_group_key(write.key) for write in writes})
-    for project_id, primary_hash, seq in transaction.read(
-        "KeyStates", ("ProjectId", "PrimaryHash", "Seq"), spanner.KeySet(keys=[list(key) for key in keys])
-    ):
-        stored.key_seq[(project_id, primary_hash)] = seq
-    group_ids = sorted(set().union(*(_group_ids(write) for write in writes)))
+    keys = sorted({split_group_key(write.key) for write in writes} - assumed_new)
+    if keys:
+        for project_id, primary_hash, seq in transaction.read(
+            "KeyStates", ("ProjectId", "PrimaryHash", "Seq"), spanner.KeySet(keys=[list(key) for key in keys])
+        ):
+            stored.key_seq[(project_id, primary_hash)] = seq
+    group_ids = sorted(
+        set().union(*(_group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
+    )
     if group_ids:
         for group_id, seq in transaction.read(
             "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in group_ids])
@@ -325,9 +389,15 @@ def _read_stored(transaction, writes: Sequence[intents.KeyWrite]) -> StoredVersi
             for write in writes
             for intent in write.intents
             if isinstance(intent, intents.RecordRelease)
+            and intent.first_seen
+            < known_releases.get((intent.project_id, intent.version), intent.first_seen + 1)
         }
     )
+    for release_key, first_seen in known_releases.items():
+        stored.release_first_seen.setdefault(release_key, first_seen)
     if release_keys:
+        for release_key in release_keys:
+            stored.release_first_seen.pop(release_key, None)  # read below, or absent
         for project_id, version, first_seen in transaction.read(
             "Releases",
             ("ProjectId", "Version", "FirstSeen"),
@@ -342,14 +412,17 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         if deleted:
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
     for table, planned in plan.upserts.items():
-        by_columns: dict[tuple[str, ...], list[tuple]] = {}
-        for columns in planned.values():
-            by_columns.setdefault(tuple(columns), []).append(tuple(columns.values()))
-        for columns, values in by_columns.items():
-            if table == "Groups" and "Type" not in columns:
-                transaction.update(table, columns, values)
+        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        for row_key, (columns, values) in planned.items():
+            if (table, row_key) in plan.inserts:
+                kind = "insert"
+            elif table == "Groups" and "Type" not in columns:
+                kind = "update"  # a Groups row written without its Type is a state-only update
             else:
-                transaction.insert_or_update(table, columns, values)
+                kind = "insert_or_update"
+            by_columns.setdefault((kind, columns), []).append(values)
+        for (kind, columns), values in by_columns.items():
+            transaction._mutations.append(rows.write_mutation(kind, table, columns, values))
 
 
 class SpannerWriter:
@@ -359,6 +432,7 @@ class SpannerWriter:
         self._database = database
         self._max_mutations = max_mutations
         self._max_attempts = max_attempts
+        self._known_releases: dict[tuple[int, str], int] = {}
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         writes = list(writes)
@@ -373,18 +447,28 @@ class SpannerWriter:
         result: dict[str, CommitPlan] = {}
         attempts = 0
 
+        assumed = {"new": new_keys(chunk)}
+
         def unit_of_work(transaction) -> None:
             nonlocal attempts
             attempts += 1
-            plan = plan_commit(chunk, _read_stored(transaction, chunk))
+            stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
+            plan = plan_commit(chunk, stored, assumed["new"])
             _buffer(transaction, plan)
             result["plan"] = plan
+            result["releases"] = stored.release_first_seen
 
         delay = 0.05
         for attempt in range(1, self._max_attempts + 1):
             try:
                 self._database.run_in_transaction(unit_of_work)
                 break
+            except api_exceptions.AlreadyExists:
+                # A key we took for new was written by someone else meanwhile: read everything this time.
+                if not assumed["new"]:
+                    raise
+                _LOG.info("Spanner commit: keys were written concurrently; retrying with guard reads")
+                assumed["new"] = set()
             except TRANSIENT_ERRORS as error:
                 if attempt == self._max_attempts:
                     raise
@@ -392,6 +476,16 @@ class SpannerWriter:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 5.0)
         plan = result["plan"]
+        known = self._known_releases
+        if len(known) > 100_000:
+            known.clear()
+        for release_key, first_seen in result["releases"].items():
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
+        for release_key, (_columns, values) in plan.upserts.get("Releases", {}).items():
+            first_seen = from_rfc3339(values[2])
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
         return CommitStats(
             commits=1,
             mutations=plan.mutation_count(),

@@ -66,7 +66,11 @@ def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
 
 
 def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, str], Event]:
-    """Stored events by (project id, event id)."""
+    """Stored events by (project id, event id): from the Events table, else from the occurrence that stored it.
+
+    Events of attached occurrences live on their occurrence's row (Occurrences.EventPayload), found through
+    the OccurrencesByStoredEvent index; events of occurrences that were not attached live in Events.
+    """
     keys = sorted(set(wanted))
     found: dict[tuple[int, str], Event] = {}
     if not keys:
@@ -79,6 +83,23 @@ def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, 
                 spanner.KeySet(keys=[list(key) for key in batch]),
             ):
                 found[(project_id, event_id)] = spanner_rows.event_from_payload(payload)
+        missing = [key for key in keys if key not in found]
+        holders: list[list] = []
+        for batch in _batches(missing):
+            for _project_id, _event_id, group_id, occurrence_id in snapshot.read(
+                "Occurrences",
+                ("ProjectId", "StoredEventId", "GroupId", "OccurrenceId"),
+                spanner.KeySet(keys=[list(key) for key in batch]),
+                index="OccurrencesByStoredEvent",
+            ):
+                holders.append([group_id, occurrence_id])
+        for batch in _batches(holders):
+            for project_id, event_id, payload in snapshot.read(
+                "Occurrences",
+                ("ProjectId", "StoredEventId", "EventPayload"),
+                spanner.KeySet(keys=batch),
+            ):
+                found.setdefault((project_id, event_id), spanner_rows.event_from_payload(payload))
     return found
 
 
@@ -102,8 +123,9 @@ def read_release_first_seen(database, wanted: Iterable[tuple[int, str]]) -> dict
 class SpannerReleaseBook:
     """The engine's ``ReleaseBook`` backed by the Releases table, with a per-process cache.
 
-    First-seen times only ever decrease, and a stale (larger) cached value can only make an old release look
-    newer than it is for a short while; entries are re-read after ``ttl_seconds``.
+    The first question about a project reads all of its releases at once (one key-range read; a project has
+    few releases), and they are read again after ``ttl_seconds``. First-seen times only ever decrease, and a
+    stale (larger) cached value can only make an old release look newer than it is for a short while.
     """
 
     def __init__(self, database, *, clock=None, ttl_seconds: float = 60.0):
@@ -112,14 +134,21 @@ class SpannerReleaseBook:
         self._database = database
         self._clock = clock or time.monotonic
         self._ttl = ttl_seconds
-        self._cache: dict[tuple[int, str], tuple[float, int | None]] = {}
+        self._projects: dict[int, tuple[float, dict[str, int]]] = {}
 
     def first_seen(self, project_id: int, version: str) -> int | None:
-        key = (project_id, version)
         now = self._clock()
-        cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        value = read_release_first_seen(self._database, [key]).get(key)
-        self._cache[key] = (now, value)
-        return value
+        cached = self._projects.get(project_id)
+        if cached is None or now - cached[0] >= self._ttl:
+            cached = self._projects[project_id] = (now, read_project_releases(self._database, project_id))
+        return cached[1].get(version)
+
+
+def read_project_releases(database, project_id: int) -> dict[str, int]:
+    """Every release of a project: version -> first-seen time (microseconds)."""
+    keyset = spanner.KeySet(ranges=[spanner.KeyRange(start_closed=[project_id], end_closed=[project_id])])
+    with database.snapshot() as snapshot:
+        return {
+            version: from_datetime(first_seen)
+            for version, first_seen in snapshot.read("Releases", ("Version", "FirstSeen"), keyset)
+        }

@@ -106,3 +106,22 @@ def test_generate_command_publishes_and_archive_command_pulls(pubsub_topics, tmp
     result = read_archive(str(tmp_path / "p.jsonl.gz"), timestamp_attribute="event_time")
     expected = list(Workload(WorkloadConfig(messages=600, keys=60, seed=3, timestamp_attribute="event_time")))
     assert content(result.messages) == content(expected)
+
+
+def test_publishing_to_a_missing_topic_counts_every_message_as_failed(pubsub_topics, capsys):
+    ref = pubsub_topics.create("exists")
+    missing = ref.topic + "-missing"
+    stats = publish(list(Workload(WorkloadConfig(messages=50, keys=5))), missing)
+    assert stats.published == 0 and stats.failed == 50
+    assert stats.errors and "NotFound" in stats.errors[0]
+    assert generate.main(["--messages", "20", "--keys", "4", "--topic", missing]) == 1
+    assert "20 failed" in capsys.readouterr().err
+
+
+def test_batches_respect_the_message_and_byte_limits(pubsub_topics, tmp_path: Path):
+    ref = pubsub_topics.create("limits")
+    generated = list(Workload(WorkloadConfig(messages=700, keys=50, seed=9, invalid_share=0.05)))
+    stats = publish(generated, ref.topic, max_batch_messages=64, max_batch_bytes=200_000)
+    assert stats.published == len(generated)  # oversized messages (1 MB) go in batches of their own
+    pulled = pull_to_archive(ref.subscription, ArchiveWriter(str(tmp_path / "l.avro")), idle_timeout=3)
+    assert pulled.written == len(generated)

@@ -340,6 +340,7 @@ def test_summary_counts_add_up(stream_like) -> None:
     ("changes", "message"),
     [
         ({"keys": 1}, "keys must be at least 2"),
+        ({"start": 1_000_000_000_123_456}, "whole milliseconds"),
         ({"invalid_share": 1.5}, "invalid_share must be between 0 and 1"),
         ({"projects": ()}, "at least one project"),
         ({"unknown_projects": (1,)}, "must not contain a registered project"),

@@ -23,6 +23,7 @@ from transforms.core.intents import (
     LinkHashes,
     RecordEnvironment,
     RecordEvent,
+    RecordGroupRelease,
     RecordRelease,
     SaveKeyState,
     UpsertGroup,
@@ -35,6 +36,7 @@ class Tables:
     occurrences: dict[tuple[int, str], InsertOccurrence] = field(default_factory=dict)
     activities: dict[tuple[int, str], InsertActivity] = field(default_factory=dict)
     environments: dict[tuple[int, str], tuple[int, str | None]] = field(default_factory=dict)
+    group_releases: set[tuple[int, str]] = field(default_factory=set)
     hashes: dict[tuple[int, str], int] = field(default_factory=dict)
     events: dict[tuple[int, str], RecordEvent] = field(default_factory=dict)
     releases: dict[tuple[int, str], int] = field(default_factory=dict)
@@ -63,6 +65,7 @@ class Tables:
             for table in (self.occurrences, self.activities, self.environments):
                 for key in [key for key in table if key[0] == group_id]:
                     del table[key]
+            self.group_releases = {pair for pair in self.group_releases if pair[0] != group_id}
             for key in [key for key, value in self.hashes.items() if value == group_id]:
                 del self.hashes[key]
         elif isinstance(intent, InsertOccurrence):
@@ -79,6 +82,9 @@ class Tables:
             current = self.environments.get(key)
             if current is None or intent.first_seen <= current[0]:  # the minimum; on a tie the later write
                 self.environments[key] = (intent.first_seen, intent.first_release)
+        elif isinstance(intent, RecordGroupRelease):
+            self._require_group(intent.group_id, "group release")
+            self.group_releases.add((intent.group_id, intent.release))
         elif isinstance(intent, LinkHashes):
             self._require_group(intent.group_id, "hash link")
             for hash_ in intent.hashes:
@@ -107,6 +113,7 @@ class Tables:
             "occurrences": self.occurrences,
             "activities": self.activities,
             "environments": self.environments,
+            "group_releases": self.group_releases,
             "hashes": self.hashes,
             "events": self.events,
             "releases": self.releases,

@@ -207,6 +207,7 @@ def test_pairs_outside_the_table_are_refused_by_the_transition_itself(pair):
         active_at_from_creation=True, resolved_at=None, resolution_type=None, resolution_version=None,
         resolution_first_seen=None, times_seen=1, first_release=None, assignee=None, last_received=0, feedback=None,
         latest_time=0, latest_id="", creator_time=0, creator_id="", last_status_change_time=None, environments={},
+        releases={},
     )  # fmt: skip
     change = status_change(T0, *pair).payload
     with pytest.raises(InvalidTransition):

@@ -69,7 +69,7 @@ def _ddl_objects() -> tuple[set[str], set[str]]:
     """Table and index names declared in the DDL file, read with a regex independent of transforms.schema."""
     text = (REPO / "schemas" / "spanner.sql").read_text()
     tables = set(re.findall(r"^CREATE TABLE `?(\w+)`? \(", text, re.MULTILINE))
-    indexes = set(re.findall(r"^CREATE (?:UNIQUE )?INDEX (\w+) ON", text, re.MULTILINE))
+    indexes = set(re.findall(r"^CREATE (?:UNIQUE )?(?:NULL_FILTERED )?INDEX (\w+) ON", text, re.MULTILINE))
     return tables, indexes
 
 

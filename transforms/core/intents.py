@@ -123,6 +123,13 @@ class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent
     first_seen: int
 
 
+class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+    """The group was seen in this release (GroupReleases, for the issue index's ``release:`` filter)."""
+
+    group_id: int
+    release: str
+
+
 class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     """Point these (project, hash) pairs at the group (GroupHashes)."""
 
@@ -157,17 +164,24 @@ Intent = (
     | RecordEvent
     | RecordRelease
     | RecordEnvironment
+    | RecordGroupRelease
     | LinkHashes
     | SaveKeyState
 )
 
 
 class KeyWrite(msgspec.Struct, frozen=True):
-    """Everything one engine application wants written for one key, guarded by ``seq``."""
+    """Everything one engine application wants written for one key, guarded by ``seq``.
+
+    ``base_seq`` is the ``seq`` of the state the engine started from: 0 for a key new to the database when
+    its state was loaded, which lets a writer insert its rows without reading first (an insert fails if a
+    concurrent writer created them meanwhile, and the writer then falls back to the guarded path).
+    """
 
     key: str
     seq: int
     intents: tuple[Intent, ...]
+    base_seq: int = 0
 
 
 class Outputs(msgspec.Struct):

@@ -192,9 +192,23 @@ def from_datetime(value: datetime) -> int:
 
 def to_rfc3339(micros: int) -> str:
     """``2026-05-28T20:26:42.123456Z`` (fraction only when non-zero)."""
-    text = to_datetime(micros).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = micros % MICROS
-    return f"{text}.{fraction:06d}Z" if fraction else f"{text}Z"
+    minute, rest = divmod(micros, 60 * MICROS)
+    prefix = _MINUTES.get(minute)
+    if prefix is None:
+        if len(_MINUTES) > 100_000:
+            _MINUTES.clear()
+        prefix = _MINUTES[minute] = to_datetime(minute * 60 * MICROS).strftime("%Y-%m-%dT%H:%M:")
+    seconds, fraction = divmod(rest, MICROS)
+    return f"{prefix}{seconds:02d}.{fraction:06d}Z" if fraction else f"{prefix}{seconds:02d}Z"
+
+
+def from_rfc3339(text: str) -> int:
+    """The inverse of ``to_rfc3339`` (any RFC 3339 time with an offset or Z)."""
+    return from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+# Formatted "YYYY-MM-DDTHH:MM:" by minute since the epoch: most timestamps written share a few minutes.
+_MINUTES: dict[int, str] = {}
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

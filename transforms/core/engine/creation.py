@@ -76,4 +76,5 @@ def create_group(
         creator_id=message_id,
         last_status_change_time=None,
         environments={},
+        releases={},
     )

@@ -39,7 +39,7 @@ from transforms.core.engine import held as held_rules
 from transforms.core.engine.context import EngineContext
 from transforms.core.engine.creation import create_group
 from transforms.core.engine.dedup import DuplicateMemory
-from transforms.core.engine.environments import record_environment
+from transforms.core.engine.environments import record_environment, record_group_release
 from transforms.core.engine.events import event_not_found, waiting_lookup
 from transforms.core.engine.ids import activity_id, group_id, occurrence_memory_id, status_change_memory_id
 from transforms.core.engine.noise import count_occurrence, passes_gate
@@ -74,6 +74,7 @@ from transforms.core.intents import (
     Outputs,
     RecordEnvironment,
     RecordEvent,
+    RecordGroupRelease,
     RecordRelease,
     SaveKeyState,
     UpsertGroup,
@@ -432,6 +433,9 @@ class _Application:
         environment = event.environment or ""  # environments.environment_name, inlined on the hot path
         if record_environment(group.environments, environment, message_time, message_id):
             self.intents.append(RecordEnvironment(group.group_id, environment, event.release, message_time))
+        release = event.release
+        if release and record_group_release(group.releases, release, message_time):
+            self.intents.append(RecordGroupRelease(group.group_id, release))
         self.attached += 1
 
     # ------------------------------------------------------------------ status changes
@@ -636,6 +640,9 @@ class _Application:
             )
         )
         write = KeyWrite(
-            key=group_key(self.project_id, self.primary_hash), seq=self.seq, intents=tuple(intents)
+            key=group_key(self.project_id, self.primary_hash),
+            seq=self.seq,
+            intents=tuple(intents),
+            base_seq=self.state.seq,
         )
         return new, Outputs(write=write, dead_letters=self.dead_letters, counters=self.counters)

@@ -18,6 +18,24 @@ from __future__ import annotations
 MAX_KNOWN_ENVIRONMENTS = 32
 
 
+# Releases a group was seen in (the issue index's ``release:`` filter, GroupReleases): the group remembers
+# the most recent ones and emits ``RecordGroupRelease`` for a release new to it; a forgotten release that
+# comes back is recorded again, which rewrites the same row.
+MAX_KNOWN_GROUP_RELEASES = 32
+
+
+def record_group_release(known: dict[str, int], release: str, message_time: int) -> bool:
+    """Note ``release`` named by an attached occurrence; True when a ``RecordGroupRelease`` must be emitted."""
+    if release in known:
+        if message_time > known[release]:
+            known[release] = message_time
+        return False
+    known[release] = message_time
+    if len(known) > MAX_KNOWN_GROUP_RELEASES:
+        del known[min(known, key=lambda version: (known[version], version))]
+    return True
+
+
 def environment_name(environment: str | None) -> str:
     return environment or ""
 

@@ -64,6 +64,21 @@ def event_not_found(
     )
 
 
+def without_bytes(message: Message) -> Message:
+    """The message without its delivered bytes, when no later stage can dead-letter it.
+
+    After the project check, only an occurrence that looks its event up can still become a dead letter
+    (``event_not_found``), which must carry the original bytes; every other message can travel and wait in
+    state without them (they are most of its size).
+    """
+    payload = message.payload
+    if payload.__class__ is Occurrence and payload.event is None:
+        return message
+    if not message.data and not message.attributes:
+        return message
+    return Message(message.message_id, message.message_time, payload)
+
+
 def needed_event_ids(state: KeyState | None, messages: Iterable[Message]) -> set[str]:
     """The event ids the shell must prefetch before ``apply``: lookups in the batch and waiting ones."""
     needed = {

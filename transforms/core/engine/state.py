@@ -25,7 +25,7 @@ import msgspec
 from transforms.core.engine import dedup
 from transforms.core.model import Occurrence, StatusChange
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: groups remember the releases they were seen in
 
 
 class _GroupFields(msgspec.Struct, array_like=True, gc=False):
@@ -66,6 +66,7 @@ class _GroupFields(msgspec.Struct, array_like=True, gc=False):
     creator_id: str
     last_status_change_time: int | None  # the stale rule's reference (E3)
     environments: dict[str, tuple[int, str]]  # environment -> first (message time, message id), bounded
+    releases: dict[str, int]  # releases its attached occurrences named -> last message time, bounded
 
 
 class GroupState(_GroupFields, frozen=True):
@@ -79,6 +80,7 @@ class MutableGroup(_GroupFields):
 def thaw_group(group: GroupState) -> MutableGroup:
     mutable = MutableGroup(*msgspec.structs.astuple(group))
     mutable.environments = dict(group.environments)
+    mutable.releases = dict(group.releases)
     return mutable
 
 
@@ -221,12 +223,20 @@ def compact(state: KeyState, horizon: int) -> KeyState:
     Removes duplicate-memory entries older than ``horizon`` and the key's
     release first-seen times older than ``horizon`` (a forgotten release costs
     one more ``RecordRelease`` if it is named again, and its order then comes
-    from the ``ReleaseBook``). Never changes ``seq``: compaction writes nothing.
+    from the ``ReleaseBook``), and the group's releases last named before
+    ``horizon`` (one more ``RecordGroupRelease``, rewriting the same row, if
+    named again). Never changes ``seq``: compaction writes nothing.
     """
     seen_ids, seen_times = dedup.prune(state.seen_ids, state.seen_times, horizon)
     releases = state.releases
     if any(first_seen < horizon for first_seen in releases.values()):
         releases = {version: first_seen for version, first_seen in releases.items() if first_seen >= horizon}
-    if seen_ids is state.seen_ids and releases is state.releases:
+    group = state.group
+    if group is not None and any(last < horizon for last in group.releases.values()):
+        recent = {version: last for version, last in group.releases.items() if last >= horizon}
+        group = msgspec.structs.replace(group, releases=recent)
+    if seen_ids is state.seen_ids and releases is state.releases and group is state.group:
         return state
-    return msgspec.structs.replace(state, seen_ids=seen_ids, seen_times=seen_times, releases=releases)
+    return msgspec.structs.replace(
+        state, seen_ids=seen_ids, seen_times=seen_times, releases=releases, group=group
+    )

@@ -1,0 +1,409 @@
+"""The issue index's operations (list, bulk update, bulk delete), shared by the HTTP service and the CLI.
+
+Callers resolve and authorize the organization first; everything here stays inside it: project references
+are checked against the organization's projects, every row read is tested for the organization, and ids of
+other organizations' groups are dropped silently (as Sentry does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from google.cloud.spanner_v1 import KeyRange, KeySet
+
+from api import bulk
+from api.bulk import SelectedGroup, StatusChangePublisher
+from api.cursor import Cursor, CursorError, decode, first_page
+from api.directory import Directory, Organization, Project
+from api.errors import ApiError, bad_request, forbidden
+from api.query import (
+    IssueFilter,
+    QueryError,
+    parse_query,
+    parse_relative_period,
+    parse_timestamp,
+)
+from api.search import (
+    DEFAULT_SORT,
+    INDEX_COLUMNS,
+    SORTS,
+    GroupRow,
+    HitCount,
+    ReadStats,
+    Scope,
+    Searcher,
+    plan_search,
+    sort_key,
+)
+from api.serializers import parse_short_id, serialize_group
+from transforms.core.enums import GroupStatus
+from transforms.core.model import from_datetime
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 100
+# Sentry's BULK_MUTATION_LIMIT: a bulk operation selected by query acts on the first this many matches.
+BULK_LIMIT = 1000
+MAX_IDS = 1000
+# X-Hits: counted up to this many (Sentry's X-Max-Hits), reading at most HITS_BUDGET index rows, or
+# HITS_LOOKUP_BUDGET when conditions need key lookups per candidate (environments, releases, free text).
+MAX_HITS = 1000
+HITS_BUDGET = 10_000
+HITS_LOOKUP_BUDGET = 2_000
+ALL_PROJECTS = "-1"
+GROUP_STATS_PERIODS = ("", "24h", "14d", "auto")
+# The project endpoint's `status=` selector (Sentry's legacy names included).
+STATUS_SELECTORS = {
+    "unresolved": GroupStatus.UNRESOLVED,
+    "resolved": GroupStatus.RESOLVED,
+    "ignored": GroupStatus.IGNORED,
+    "muted": GroupStatus.IGNORED,
+}
+_SELECT_COLUMNS = ("GroupId", "OrganizationId", "ProjectId", "Fingerprint", "Status")
+
+
+@dataclass(frozen=True, slots=True)
+class ListRequest:
+    """A list request as the HTTP query string or the CLI flags give it (unvalidated strings)."""
+
+    projects: Sequence[str] = ()
+    environments: Sequence[str] = ()
+    query: str | None = None
+    sort: str | None = None
+    stats_period: str | None = None
+    start: str | None = None
+    end: str | None = None
+    limit: str | int | None = None
+    cursor: str | None = None
+    group_stats_period: str | None = None
+    short_id_lookup: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which groups a bulk operation acts on: ``ids``, or the first ``BULK_LIMIT`` matches of an explicit
+    ``query`` and/or ``status`` (the project endpoint's selector), within ``projects`` (None: all)."""
+
+    ids: Sequence[str] = ()
+    projects: Sequence[str] = ()
+    environments: Sequence[str] = ()
+    query: str | None = None
+    status: str | None = None
+
+
+@dataclass(slots=True)
+class IssuePage:
+    issues: list[dict[str, Any]]
+    cursor: Cursor
+    next: Cursor
+    has_next: bool
+    previous: Cursor
+    has_previous: bool
+    hits: HitCount | None
+    stats: ReadStats
+    direct_hit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """An accepted bulk operation: the affected ids and the body to answer with."""
+
+    ids: list[str]
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class IssueIndex:
+    """List, bulk update and bulk delete over one Spanner database and one status-change topic."""
+
+    def __init__(
+        self,
+        database: Any,
+        directory: Directory | None = None,
+        publisher: StatusChangePublisher | None = None,
+        *,
+        permalink_base: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.database = database
+        self.directory = directory or Directory(database)
+        self.publisher = publisher
+        self.permalink_base = permalink_base.rstrip("/") if permalink_base else None
+        self._clock = clock
+
+    def _now(self) -> int:
+        return from_datetime(datetime.fromtimestamp(self._clock(), UTC))
+
+    # ---- resolution of references
+
+    def organization(self, ref: str | int) -> Organization:
+        """The organization named ``ref`` (id or slug); 404 when there is none (the CLI's lookup)."""
+        organization = self.directory.organization(ref)
+        if organization is None:
+            raise ApiError(404, f'Organization "{ref}" does not exist.')
+        return organization
+
+    def project(self, organization: Organization, ref: str | int) -> Project:
+        project = self.directory.project(organization.id, ref)
+        if project is None:
+            raise ApiError(404, "The requested resource does not exist")
+        return project
+
+    def _projects(self, organization: Organization, refs: Sequence[str]) -> frozenset[int] | None:
+        """The project ids named by ``refs`` (ids or slugs); None for all (no refs, or -1)."""
+        refs = [ref for ref in refs if ref != ""]
+        if not refs or ALL_PROJECTS in refs:
+            return None
+        ids = set()
+        for ref in refs:
+            project = self.directory.project(organization.id, ref)
+            if project is None:
+                raise forbidden(f'You do not have access to project "{ref}" (or it does not exist).')
+            ids.add(project.id)
+        return frozenset(ids)
+
+    # ---- list
+
+    def list_issues(
+        self, organization: Organization, request: ListRequest, *, count_hits: bool = True
+    ) -> IssuePage:
+        sort = request.sort or DEFAULT_SORT
+        if sort not in SORTS:
+            raise bad_request(f'Invalid sort "{sort}" (expected one of: {", ".join(SORTS)}).')
+        limit = _limit(request.limit)
+        if request.group_stats_period is not None and request.group_stats_period not in GROUP_STATS_PERIODS:
+            raise bad_request("Invalid stats_period. Valid choices are '', '24h', '14d', and 'auto'")
+        try:
+            cursor = decode(request.cursor, sort) if request.cursor else first_page(sort)
+        except CursorError as exc:
+            raise bad_request(str(exc)) from None
+        now = self._now()
+        projects = self._projects(organization, request.projects)
+        flt = self._filter(request.query, now, request.environments)
+        flt = flt.with_window(*_window(request, now))
+        org_projects = self.directory.projects(organization.id)
+        plan = plan_search(Scope(organization.id, projects), flt, sort, org_projects)
+
+        with self.database.snapshot(multi_use=True) as snapshot:
+            searcher = Searcher(snapshot)
+            if request.short_id_lookup and request.query:
+                hit = self._short_id_hit(searcher, organization, projects, request.query)
+                if hit is not None:
+                    searcher.attach_details([hit])
+                    issues = [self._serialize(hit, organization, org_projects)]
+                    page = IssuePage(
+                        issues, cursor, cursor, False, cursor, False, HitCount(1), searcher.stats
+                    )
+                    page.direct_hit = True
+                    return page
+            rows, more = searcher.page(plan, limit, cursor.after)
+            searcher.attach_details(rows)
+            hits = None
+            if count_hits:
+                if cursor.after is None and not more:
+                    hits = HitCount(len(rows))
+                else:
+                    hits = searcher.count(plan, MAX_HITS, HITS_BUDGET, HITS_LOOKUP_BUDGET)
+        issues = [self._serialize(row, organization, org_projects) for row in rows]
+        following = cursor.next(sort_key(rows[-1], sort)) if rows else cursor
+        previous = cursor.previous()
+        return IssuePage(
+            issues,
+            cursor,
+            following,
+            more,
+            previous or first_page(sort),
+            previous is not None,
+            hits,
+            searcher.stats,
+        )
+
+    def _filter(self, query: str | None, now: int, environments: Sequence[str]) -> IssueFilter:
+        try:
+            flt = parse_query(query, now=now)
+        except QueryError as exc:
+            raise bad_request(str(exc)) from None
+        return flt.with_environments([e for e in environments if e])
+
+    def _serialize(self, row: GroupRow, organization: Organization, projects: dict[int, Project]) -> dict:
+        project = projects.get(row.project_id) or Project(
+            row.project_id, organization.id, str(row.project_id)
+        )
+        permalink = None
+        if self.permalink_base:
+            permalink = f"{self.permalink_base}/organizations/{organization.slug}/issues/{row.group_id}/"
+        return serialize_group(row, project, permalink)
+
+    def _short_id_hit(
+        self, searcher: Searcher, organization: Organization, projects: frozenset[int] | None, query: str
+    ) -> GroupRow | None:
+        parsed = parse_short_id(query)
+        if parsed is None:
+            return None
+        slug, group_id = parsed
+        rows = searcher.by_ids([group_id], INDEX_COLUMNS)
+        if not rows:
+            return None
+        row = GroupRow.from_index(rows[0])
+        project = self.directory.projects(organization.id).get(row.project_id)
+        if (
+            row.organization_id != organization.id
+            or project is None
+            or project.slug.upper() != slug
+            or (projects is not None and row.project_id not in projects)
+        ):
+            return None
+        return row
+
+    # ---- bulk operations
+
+    def update_issues(self, organization: Organization, selection: Selection, body: Any) -> Mutation | None:
+        """Publish a status change per selected group; None when nothing matched (HTTP 204)."""
+        update = bulk.parse_update(body)
+        groups = self.select(organization, selection)
+        if not groups:
+            return None
+        latest: dict[int, str] = {}
+        if update.resolution_type == bulk.ResolutionType.IN_NEXT_RELEASE:
+            latest = self._latest_releases({group.project_id for group in groups})
+        payloads = bulk.update_payloads(groups, update, latest)
+        self._publish(payloads)
+        ids = [str(group.group_id) for group in groups]
+        return Mutation(ids, {"ids": ids, **update.echo})
+
+    def delete_issues(self, organization: Organization, selection: Selection) -> Mutation | None:
+        """Publish a delete status change per selected group; None when nothing matched (HTTP 204)."""
+        groups = self.select(organization, selection)
+        if not groups:
+            return None
+        self._publish(bulk.delete_payloads(groups))
+        ids = [str(group.group_id) for group in groups]
+        return Mutation(ids, {"ids": ids})
+
+    def _publish(self, payloads: list[dict[str, Any]]) -> None:
+        if self.publisher is None:
+            raise ApiError(503, "Bulk operations are disabled: the service has no --status_change_topic.")
+        try:
+            self.publisher.publish(payloads)
+        except bulk.PublishError as exc:
+            raise ApiError(503, str(exc)) from None
+
+    def select(self, organization: Organization, selection: Selection) -> list[SelectedGroup]:
+        """The groups a bulk operation acts on (see ``Selection``); other organizations' ids are dropped."""
+        projects = self._projects(organization, selection.projects)
+        status = None
+        if selection.status is not None:
+            if selection.status not in STATUS_SELECTORS:
+                raise bad_request(
+                    f'Invalid status "{selection.status}" (expected one of: {", ".join(STATUS_SELECTORS)}).'
+                )
+            status = STATUS_SELECTORS[selection.status]
+        ids = [ref for ref in selection.ids if ref != ""]
+        if ids:
+            return self._select_ids(organization, projects, ids, status)
+        if selection.query is None and selection.status is None:
+            raise bad_request(
+                "You must specify a list of IDs (id=...) or an explicit query (query=...) for this operation."
+            )
+        flt = self._filter(
+            selection.query if selection.query is not None else "", self._now(), selection.environments
+        )
+        if status is not None:
+            flt = replace(flt, status_pairs=frozenset(p for p in flt.status_pairs if p[0] == status))
+        plan = plan_search(
+            Scope(organization.id, projects), flt, DEFAULT_SORT, self.directory.projects(organization.id)
+        )
+        with self.database.snapshot(multi_use=True) as snapshot:
+            searcher = Searcher(snapshot)
+            rows, _ = searcher.page(plan, BULK_LIMIT)
+            found = {
+                values[0]: values
+                for values in searcher.by_ids([row.group_id for row in rows], _SELECT_COLUMNS)
+            }
+        return [
+            SelectedGroup(row.group_id, row.project_id, found[row.group_id][3])
+            for row in rows
+            if row.group_id in found
+        ]
+
+    def _select_ids(
+        self,
+        organization: Organization,
+        projects: frozenset[int] | None,
+        refs: Sequence[str],
+        status: int | None,
+    ) -> list[SelectedGroup]:
+        if len(refs) > MAX_IDS:
+            raise bad_request(f"Too many ids: at most {MAX_IDS} per request.")
+        ids = []
+        for ref in refs:
+            if not (ref.isascii() and ref.isdigit()) or len(ref) > 19:
+                raise bad_request(f'Invalid id "{ref}": issue ids are numbers.')
+            ids.append(int(ref))
+        with self.database.snapshot() as snapshot:
+            rows = Searcher(snapshot).by_ids(ids, _SELECT_COLUMNS)
+        by_id = {}
+        for group_id, org_id, project_id, fingerprint, group_status in rows:
+            if org_id != organization.id or (projects is not None and project_id not in projects):
+                continue
+            if status is not None and group_status != status:
+                continue
+            by_id[group_id] = SelectedGroup(group_id, project_id, fingerprint)
+        return [by_id[group_id] for group_id in dict.fromkeys(ids) if group_id in by_id]
+
+    def _latest_releases(self, project_ids: set[int]) -> dict[int, str]:
+        """Each project's latest release (by first seen); 400 when a project has none (as Sentry)."""
+        latest = {}
+        with self.database.snapshot(multi_use=True) as snapshot:
+            for project_id in sorted(project_ids):
+                rows = list(
+                    snapshot.read(
+                        "Releases",
+                        ["ProjectId", "Version"],
+                        KeySet(ranges=[KeyRange(start_closed=[project_id], end_closed=[project_id])]),
+                        index="ReleasesByProjectFirstSeen",
+                        limit=1,
+                    )
+                )
+                if not rows:
+                    raise bad_request(
+                        "No release data present in the system to form a basis for 'Next Release' "
+                        f"(project {project_id} has no release)."
+                    )
+                latest[project_id] = rows[0][1]
+        return latest
+
+
+def _limit(value: str | int | None) -> int:
+    """Sentry's paginator: default 100, at most 100 (larger values are capped), at least 1."""
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise bad_request(
+            f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.'
+        ) from None
+    if limit < 1:
+        raise bad_request(f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.')
+    return min(limit, MAX_LIMIT)
+
+
+def _window(request: ListRequest, now: int) -> tuple[int | None, int | None]:
+    """(start, end) of the time window: statsPeriod (which wins, as in Sentry), or start and end together."""
+    try:
+        if request.stats_period:
+            return now - parse_relative_period(request.stats_period), None
+        if request.start or request.end:
+            if not (request.start and request.end):
+                raise bad_request("start and end are both required (or use statsPeriod).")
+            start = parse_timestamp(request.start, "start")
+            end = parse_timestamp(request.end, "end")
+            if start > end:
+                raise bad_request("start must be before end.")
+            return start, end
+    except QueryError as exc:
+        raise bad_request(exc.message) from None
+    return None, None

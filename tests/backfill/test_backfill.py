@@ -1,0 +1,151 @@
+"""The backfill end to end: archives in, rows in the Spanner emulator, dead-letter files out.
+
+Each test runs ``python -m pipeline.backfill``'s ``main`` in this process on a small generated archive
+(quota off unless a test is about it, so results do not depend on key order: SEMANTICS E6).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline import backfill
+from pipeline.archive_writer import ArchiveWriter
+from pipeline.workload import Workload, WorkloadConfig
+from transforms import registry
+
+TABLES = {
+    "Groups": "SELECT GroupId, ProjectId, Status, Substatus, Priority, Level, Title, Culprit, FirstSeen, LastSeen, "
+    "ActiveAt, ResolvedAt, TimesSeen, FirstRelease, ResolutionType, ResolutionVersion, Seq FROM `Groups`",
+    "Occurrences": "SELECT GroupId, OccurrenceId, MessageId, EventTime, Release, StoredEventId FROM Occurrences",
+    "Activities": "SELECT GroupId, ActivityId, Type, MessageId, ActivityTime FROM Activities",
+    "GroupEnvironments": "SELECT GroupId, Environment, FirstRelease, FirstSeen FROM GroupEnvironments",
+    "GroupReleases": "SELECT GroupId, Release FROM GroupReleases",
+    "GroupHashes": "SELECT ProjectId, `Hash`, GroupId FROM GroupHashes",
+    "Releases": "SELECT ProjectId, Version, FirstSeen FROM Releases",
+    "Events": "SELECT ProjectId, EventId FROM Events",
+    # KeyStates.Seq is the seq of the write that last pointed the key at its group, which depends on how the
+    # history was batched; the group row's Seq (above) is the key's final one either way.
+    "KeyStates": "SELECT ProjectId, PrimaryHash, Generation, GroupId FROM KeyStates",
+}
+
+
+def snapshot(database) -> dict[str, list]:
+    with database.snapshot(multi_use=True) as read:
+        return {table: sorted(map(list, read.execute_sql(sql)), key=repr) for table, sql in TABLES.items()}
+
+
+@pytest.fixture
+def registered(spanner_db):
+    for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
+        registry.register_project(
+            spanner_db.database, project_id=project_id, organization_id=organization_id, slug=slug
+        )
+    return spanner_db
+
+
+def archive(tmp_path: Path, name: str, config: WorkloadConfig, **writer_args) -> tuple[str, Workload]:
+    workload = Workload(config)
+    with ArchiveWriter(str(tmp_path / name), **writer_args) as writer:
+        writer.write_all(workload)
+    stem, _, extension = name.partition(".")
+    return str(tmp_path / f"{stem}*.{extension}"), workload
+
+
+def run_backfill(database, pattern: str, dead_letters: Path, *extra: str, capsys=None) -> str:
+    args = [
+        "--input",
+        pattern,
+        "--dead_letter_path",
+        str(dead_letters),
+        "--no_creation_quota",
+        *database.pipeline_args(),
+        *extra,
+    ]
+    assert backfill.main(args) == 0
+    return capsys.readouterr().out if capsys else ""
+
+
+def figure(out: str, label: str) -> int:
+    """A number of the summary table printed at the end of a backfill."""
+    summary = out[out.index("backfill done:") :]
+    line = next(line for line in summary.splitlines() if line.strip().startswith(label))
+    return int(line.split()[-1].replace(",", ""))
+
+
+def dead_letter_reasons(folder: Path) -> Counter:
+    reasons: Counter = Counter()
+    for path in folder.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            reasons[json.loads(line)["reason"]] += 1
+    return reasons
+
+
+SMALL = WorkloadConfig(messages=3000, keys=200, seed=7)
+
+
+def test_archive_becomes_groups_and_dead_letters_match_the_generator(registered, tmp_path, capsys):
+    pattern, workload = archive(tmp_path, "small.jsonl", SMALL)
+    out = run_backfill(registered, pattern, tmp_path / "dl", capsys=capsys)
+    rows = snapshot(registered.database)
+    assert rows["Groups"] and rows["Occurrences"]
+    expected = Counter(workload.summary().by_reason)
+    assert dead_letter_reasons(tmp_path / "dl") == expected
+    # The summary table and the progress line are printed.
+    assert "backfill done:" in out and "groups created" in out and "read 3,000" in out
+    assert figure(out, "groups created") - figure(out, "groups deleted") == len(rows["Groups"])
+
+
+def test_running_the_same_backfill_twice_changes_nothing_the_second_time(registered, tmp_path, capsys):
+    pattern, _ = archive(tmp_path, "twice.avro", SMALL, max_records_per_file=1000)
+    run_backfill(registered, pattern, tmp_path / "dl1", capsys=capsys)
+    first = snapshot(registered.database)
+    out = run_backfill(registered, pattern, tmp_path / "dl2", capsys=capsys)
+    assert snapshot(registered.database) == first
+    assert figure(out, "spanner rows written") == 0
+    assert figure(out, "duplicates") > 0
+    # Dead letters are not remembered: they come out again (replaying them must reprocess them).
+    assert dead_letter_reasons(tmp_path / "dl2") == dead_letter_reasons(tmp_path / "dl1")
+
+
+def test_local_spill_and_beam_shuffle_give_the_same_rows(registered, spanner_db_factory, tmp_path):
+    pattern, _ = archive(tmp_path, "both.jsonl.gz", SMALL)
+    run_backfill(registered, pattern, tmp_path / "dl-spill", "--grouping=spill")
+    other = spanner_db_factory()
+    for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
+        registry.register_project(
+            other.database, project_id=project_id, organization_id=organization_id, slug=slug
+        )
+    run_backfill(other, pattern, tmp_path / "dl-shuffle", "--grouping=shuffle")
+    assert snapshot(other.database) == snapshot(registered.database)
+
+
+def test_hot_keys_applied_in_small_ordered_chunks_give_the_same_rows(
+    registered, spanner_db_factory, tmp_path
+):
+    config = WorkloadConfig(messages=2000, keys=50, hot_key_share=0.3, seed=11)
+    pattern, _ = archive(tmp_path, "hot.jsonl", config)
+    run_backfill(registered, pattern, tmp_path / "dl-big")
+    other = spanner_db_factory()
+    for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
+        registry.register_project(
+            other.database, project_id=project_id, organization_id=organization_id, slug=slug
+        )
+    run_backfill(other, pattern, tmp_path / "dl-small", "--chunk_size=37")
+    assert snapshot(other.database) == snapshot(registered.database)
+
+
+def test_a_dead_letter_file_is_a_valid_archive_and_replays_to_the_same_dead_letters(registered, tmp_path):
+    pattern, _ = archive(tmp_path, "dl-source.jsonl", SMALL)
+    run_backfill(registered, pattern, tmp_path / "dl")
+    replay_input = str(tmp_path / "dl" / "*.jsonl")
+    run_backfill(registered, replay_input, tmp_path / "dl-again")
+    assert dead_letter_reasons(tmp_path / "dl-again") == dead_letter_reasons(tmp_path / "dl")
+
+
+def test_missing_flags_are_refused_with_a_clear_message():
+    with pytest.raises(SystemExit, match="--input and --dead_letter_path required"):
+        backfill.make_options([])
