@@ -26,6 +26,7 @@ TABLES = (
     "Activities",
     "GroupEnvironments",
     "GroupHashes",
+    "GroupReleases",
     "Releases",
     "Events",
     "KeyStates",
