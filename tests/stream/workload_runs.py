@@ -86,11 +86,15 @@ class WorkloadOutcome:
 
 
 def run_parts(env: StreamEnv, stream: GeneratedStream, parts: list[list[harness.Scripted]], *extra: str):
-    """Publish each part and run a new pipeline over it until it is applied; then read every row."""
+    """Publish each part and run a new pipeline over it until it is applied; then read every row.
+
+    The hold is long (5 s) so that every key's messages of a part are in its buffer when it is first applied, even
+    when the emulator delivers a part in several pulls on a busy machine: the runs are then comparable.
+    """
     published = harness.Published()
     counters: dict[str, int] = {}
     started = time.monotonic()
-    args = env.args("--processing_hold=3s", *extra, quota=False)
+    args = env.args("--processing_hold=5s", *extra, quota=False)
     for part in parts:
         harness.publish(env.input_topic, part, published)
         with harness.StreamRun(args) as run:
