@@ -134,6 +134,26 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
     stream = options.view_as(StreamOptions)
     if bool(stream.input_subscription) == bool(stream.input_topic):
         raise SystemExit("pipeline.stream: give exactly one of --input_subscription or --input_topic")
+    processing = options.view_as(ProcessingOptions)
+    checks = [
+        (name, parse_duration, getattr(view, name))
+        for view, names in (
+            (stream, ("watermark_delay", "processing_hold", "lookup_retry_interval", "projects_refresh")),
+            (stream, ("progress_interval", "exit_when_idle")),
+            (processing, ("duplicate_retention", "pending_status_window", "lookup_retry_window")),
+        )
+        for name in names
+    ]
+    checks.append(("max_payload_bytes", parse_size, processing.max_payload_bytes))
+    for name, parse, value in checks:
+        if value is None:
+            continue
+        try:
+            parse(value)
+        except ValueError as error:
+            raise SystemExit(f"pipeline.stream: --{name}: {error}") from None
+    if parse_duration(stream.lookup_retry_interval) <= 0:
+        raise SystemExit("pipeline.stream: --lookup_retry_interval must be more than 0")
     return options
 
 
