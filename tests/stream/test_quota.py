@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS
@@ -40,7 +42,9 @@ def _closed_port() -> int:
 
 
 def test_unreachable_redis_fails_open_counts_it_and_is_not_asked_again_for_a_while() -> None:
-    client = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1)
+    client = redis.Redis(
+        host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+    )
     calls = []
     execute = client.execute_command
 
