@@ -1,4 +1,4 @@
-"""Bulk update and bulk delete as status-change messages (SEMANTICS 1.4, 6.2).
+"""Bulk update and bulk delete as status-change messages (rule 1.4, 6.2).
 
 The index never writes groups: it publishes one status-change message per selected group to the pipeline's
 input topic, so every change passes through the same serial, per-key processing as any other message. Each
@@ -214,7 +214,7 @@ def status_change(
     substatus: int | None,
     resolution: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The status-change payload for one group (SEMANTICS 1.4)."""
+    """The status-change payload for one group (rule 1.4)."""
     payload: dict[str, Any] = {
         "payload_type": "status_change",
         "id": uuid.uuid4().hex,

@@ -1,4 +1,4 @@
-"""The issue search language (SEMANTICS 7): a query string becomes an ``IssueFilter``.
+"""The issue search language (rule 7): a query string becomes an ``IssueFilter``.
 
 Syntax, a subset of Sentry's structured search. Terms are separated by whitespace and all must hold (AND)::
 
@@ -50,7 +50,7 @@ IGNORED_SUBSTATUSES = (
 # What a missing ``query`` parameter means (Sentry's default issue stream).
 DEFAULT_QUERY = "is:unresolved issue.priority:[high, medium]"
 
-# Statuses the index lists. Deleted groups leave the Groups table (SEMANTICS 6.4), so there is no
+# Statuses the index lists. Deleted groups leave the Groups table (rule 6.4), so there is no
 # pending-deletion status to hide, and nothing here sets merge or reprocessing statuses.
 LISTED_STATUSES: tuple[int, ...] = (GroupStatus.UNRESOLVED, GroupStatus.RESOLVED, GroupStatus.IGNORED)
 # Every priority a group can carry; None is a group without one (Sentry allows it). Index ranges are cut by these.
@@ -319,7 +319,7 @@ class _Builder:
 
 def parse_query(query: str | None, *, now: datetime | int | None = None) -> IssueFilter:
     """The filter for ``query``: None means ``DEFAULT_QUERY``; an empty (or blank) string means no filter at
-    all, hidden types included (SEMANTICS E10). ``now`` anchors relative times (default: the wall clock)."""
+    all, hidden types included (E10). ``now`` anchors relative times (default: the wall clock)."""
     if query is None:
         query = DEFAULT_QUERY
     if not query.strip():

@@ -38,7 +38,7 @@ def base36(number: int) -> str:
 
 
 def short_id(project_slug: str, group_id: int) -> str:
-    """SEMANTICS E12: the project slug in upper case, a dash, the group id in base 36 upper case."""
+    """E12: the project slug in upper case, a dash, the group id in base 36 upper case."""
     return f"{project_slug.upper()}-{base36(group_id)}"
 
 

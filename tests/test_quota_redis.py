@@ -1,4 +1,4 @@
-"""The creation quota against a real Redis server (SEMANTICS 3.5 step 2, E6, E15)."""
+"""The creation quota against a real Redis server (rule 3.5 step 2, E6, E15)."""
 
 from __future__ import annotations
 

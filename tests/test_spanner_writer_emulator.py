@@ -108,3 +108,23 @@ def test_release_first_seen_keeps_the_earliest_time(spanner_db):
     _other, early = engine.apply(None, [Message("m0001", T0 + SECOND, occurrence(1).payload)], context())
     writer.write([early.write])
     assert state_store.read_release_first_seen(database, [(1, "1.0.0")]) == {(1, "1.0.0"): T0 + SECOND}
+
+
+def test_an_old_write_committed_late_still_records_its_environment(spanner_db):
+    database = spanner_db.database
+    writer = SpannerWriter(database)
+    staging = Event(
+        event_id=f"{1:032x}", project_id=1, platform="python", timestamp=T0 + SECOND, environment="staging"
+    )
+    first = Message("m0001", T0 + SECOND, Occurrence(**{**_payload(occurrence(1)), "event": staging}))
+    state, out1 = engine.apply(None, [first], context())
+    _state, out2 = engine.apply(state, [occurrence(2)], context())
+    writer.write([out2.write])
+    writer.write([out1.write])  # created the group and its "staging" row, committed after the newer write
+    environments = rows(database, "SELECT Environment FROM GroupEnvironments ORDER BY Environment")
+    assert [row[0] for row in environments] == ["", "staging"]
+
+
+def _payload(message: Message) -> dict:
+    payload = message.payload
+    return {name: getattr(payload, name) for name in payload.__struct_fields__}

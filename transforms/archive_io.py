@@ -1,4 +1,4 @@
-"""Reading message archives in Beam (SEMANTICS 8): ``ReadArchive``.
+"""Reading message archives in Beam (rule 8): ``ReadArchive``.
 
 ``ReadArchive(pattern)`` reads every file matching one glob (local paths or
 ``gs://``) in one format: Pub/Sub Cloud Storage subscription Avro files, or

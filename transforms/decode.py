@@ -1,4 +1,4 @@
-"""Beam transforms for decoding messages and checking their projects (SEMANTICS 1, 3.1, E1).
+"""Beam transforms for decoding messages and checking their projects (rule 1, 3.1, E1).
 
 Both return a ``DoOutputsTuple`` with the main output ``messages`` (valid
 ``Message`` values) and the tagged output ``dead_letter`` (``DeadLetter``

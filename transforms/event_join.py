@@ -1,4 +1,4 @@
-"""Backfill: resolve event lookups before keying (SEMANTICS E7).
+"""Backfill: resolve event lookups before keying (E7).
 
 An occurrence without ``event`` (the lookup path) is joined on (project, event id) with the events carried
 by the archive's other occurrences, and, for those the archive does not carry, with the Events table. Only

@@ -10,7 +10,7 @@ rules and results:
    archive carries (those the engine would store) and the event ids that lookups need. Each bundle writes its
    own files and emits their paths; nothing else flows through Beam.
 2. ``CollectNeededEvents`` reads the lookups' event ids and keeps, from the carried events, those they need
-   (SEMANTICS E7) in one small file.
+   (E7) in one small file.
 3. ``ApplySpilledShards`` takes one shard at a time: it reads the shard's records as bytes, groups them by
    key, and hands each key's history to ``KeyHistories``, which decodes it chunk by chunk in key order. Memory
    is bounded by the largest shard's bytes plus one chunk of decoded messages.

@@ -2,7 +2,7 @@
 
 Reads: :func:`read_projects` gives the pipeline's view of every registered project, a
 :class:`~transforms.core.model.ProjectInfo` whose ``features`` are its organization's: the union of the features
-given to any project of that organization (SEMANTICS E10). Writes (used by ``pipeline.admin`` and by tests):
+given to any project of that organization (E10). Writes (used by ``pipeline.admin`` and by tests):
 :func:`register_project` and :func:`issue_api_token`. Only the SHA-256 of a token is stored.
 
 Slugs follow Sentry's rules (lowercase letters, digits, ``-`` and ``_``, at most 50 characters, not all

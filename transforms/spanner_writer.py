@@ -93,6 +93,8 @@ class CommitPlan:
     # (table, key) of rows known not to exist before this commit (keys new to the database): inserted, so a
     # concurrent writer that created them meanwhile makes the commit fail rather than be overwritten.
     inserts: set[tuple[str, tuple]] = field(default_factory=set)
+    # Environment rows of stale writes: written only where they are earlier than the stored row.
+    environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -258,7 +260,11 @@ def plan_commit(
                 if group_ok[intent.group_id]:
                     plan.delete("Activities", (intent.group_id, intent.activity_id))
             elif isinstance(intent, intents.RecordEnvironment):
-                if intent.group_id in alive:
+                if intent.group_id in alive and not group_ok[intent.group_id]:
+                    # An older write than the stored group: its environment row may be newer news than
+                    # what is stored, or older. Decided against the stored row (see _check_environments).
+                    plan.environment_checks.append(intent)
+                elif intent.group_id in alive:
                     plan.upsert(
                         "GroupEnvironments",
                         (intent.group_id, intent.environment),
@@ -407,6 +413,28 @@ def _read_stored(
     return stored
 
 
+def _check_environments(transaction, plan: CommitPlan) -> None:
+    """Keep the environment rows of stale writes that are earlier than (or missing from) the stored rows."""
+    if not plan.environment_checks:
+        return
+    wanted = sorted({(intent.group_id, intent.environment) for intent in plan.environment_checks})
+    stored = {
+        (group_id, environment): from_datetime(first_seen)
+        for group_id, environment, first_seen in transaction.read(
+            "GroupEnvironments",
+            ("GroupId", "Environment", "FirstSeen"),
+            spanner.KeySet(keys=[list(key) for key in wanted]),
+        )
+    }
+    for intent in plan.environment_checks:
+        key = (intent.group_id, intent.environment)
+        if key in plan.upserts.get("GroupEnvironments", {}):
+            continue  # a newer write of this commit has decided
+        if key not in stored or intent.first_seen < stored[key]:
+            plan.upsert("GroupEnvironments", key, rows.ENVIRONMENT_COLUMNS, rows.environment_values(intent))
+            stored[key] = intent.first_seen
+
+
 def _buffer(transaction, plan: CommitPlan) -> None:
     for table, deleted in plan.deletes.items():
         if deleted:
@@ -454,6 +482,7 @@ class SpannerWriter:
             attempts += 1
             stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
             plan = plan_commit(chunk, stored, assumed["new"])
+            _check_environments(transaction, plan)
             _buffer(transaction, plan)
             result["plan"] = plan
             result["releases"] = stored.release_first_seen

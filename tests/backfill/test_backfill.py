@@ -1,7 +1,7 @@
 """The backfill end to end: archives in, rows in the Spanner emulator, dead-letter files out.
 
 Each test runs ``python -m pipeline.backfill``'s ``main`` in this process on a small generated archive
-(quota off unless a test is about it, so results do not depend on key order: SEMANTICS E6).
+(quota off unless a test is about it, so results do not depend on key order: E6).
 """
 
 from __future__ import annotations

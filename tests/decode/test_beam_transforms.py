@@ -1,4 +1,4 @@
-"""DecodeMessages and CheckProjects on a local runner (SEMANTICS 1.5, E1)."""
+"""DecodeMessages and CheckProjects on a local runner (rule 1.5, E1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON and protobuf carry the same content: decoding either gives the same message (SEMANTICS 1.1)."""
+"""JSON and protobuf carry the same content: decoding either gives the same message (rule 1.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Archive lines (SEMANTICS 8, E15) and dead-letter records (E11)."""
+"""Archive lines (rule 8, E15) and dead-letter records (E11)."""
 
 from __future__ import annotations
 

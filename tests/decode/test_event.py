@@ -1,4 +1,4 @@
-"""The event sub-payload (SEMANTICS 1.3): kept fields, project match, validation, event id match."""
+"""The event sub-payload (rule 1.3): kept fields, project match, validation, event id match."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Occurrence payloads (SEMANTICS 1.2, E2, E14): what is accepted, how it is normalised, what is refused."""
+"""Occurrence payloads (rule 1.2, E2, E14): what is accepted, how it is normalised, what is refused."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The project check (SEMANTICS 3.1, E1): unknown_project, between unknown_group_type and project_mismatch."""
+"""The project check (rule 3.1, E1): unknown_project, between unknown_group_type and project_mismatch."""
 
 from __future__ import annotations
 

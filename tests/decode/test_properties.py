@@ -1,4 +1,4 @@
-"""No input makes decoding or archive reading raise: every failure is a value (SEMANTICS 1.5)."""
+"""No input makes decoding or archive reading raise: every failure is a value (rule 1.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every reason code decoding can give, in both encodings, and their precedence (SEMANTICS 1.5, E1, E15)."""
+"""Every reason code decoding can give, in both encodings, and their precedence (rule 1.5, E1, E15)."""
 
 from __future__ import annotations
 

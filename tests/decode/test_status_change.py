@@ -1,4 +1,4 @@
-"""Status-change payloads (SEMANTICS 1.4, 5.1): required fields, our extensions, valid pairs."""
+"""Status-change payloads (rule 1.4, 5.1): required fields, our extensions, valid pairs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Group creation (SEMANTICS 3.5 step 3, 3.6, E9, E12/E16 ids)."""
+"""Group creation (rule 3.5 step 3, 3.6, E9, E12/E16 ids)."""
 
 from __future__ import annotations
 

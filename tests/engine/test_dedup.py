@@ -1,4 +1,4 @@
-"""Duplicates: never counted twice within the retention (SEMANTICS 2) [ours: Sentry forgets after 300 s]."""
+"""Duplicates: never counted twice within the retention (rule 2) [ours: Sentry forgets after 300 s]."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deleting a group through a status change (SEMANTICS 6.4, 1.4 extension)."""
+"""Deleting a group through a status change (rule 6.4, 1.4 extension)."""
 
 from __future__ import annotations
 

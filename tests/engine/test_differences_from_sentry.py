@@ -1,4 +1,4 @@
-"""One test per row of SEMANTICS section 10 that the engine decides ("Where we differ from Sentry").
+"""One test per row of docs/behaviour.md section 10 that the engine decides ("Where we differ from Sentry").
 
 Rows decided elsewhere: dashed event ids are normalised by decoding (the engine
 compares ids as given); bulk delete without ids is the issue index's rule.

@@ -1,4 +1,4 @@
-"""The event of an occurrence: three paths, lookups that wait, dead letters (SEMANTICS 3.2, 3.3, E7, E13)."""
+"""The event of an occurrence: three paths, lookups that wait, dead letters (rule 3.2, 3.3, E7, E13)."""
 
 from __future__ import annotations
 

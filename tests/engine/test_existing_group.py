@@ -1,4 +1,4 @@
-"""Occurrences on a key's existing group (SEMANTICS 3.4, the latest-field rule of 2, E2)."""
+"""Occurrences on a key's existing group (rule 3.4, the latest-field rule of 2, E2)."""
 
 from __future__ import annotations
 

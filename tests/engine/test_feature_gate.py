@@ -1,4 +1,4 @@
-"""The feature gate for unreleased group types (SEMANTICS 3.1, E7)."""
+"""The feature gate for unreleased group types (rule 3.1, E7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status changes that arrive before their group (SEMANTICS 5.2) [ours: Sentry drops them, ref f F1]."""
+"""Status changes that arrive before their group (rule 5.2) [ours: Sentry drops them, ref f F1]."""
 
 from __future__ import annotations
 

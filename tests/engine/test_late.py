@@ -1,4 +1,4 @@
-"""Late messages: applied under rules that converge to the in-order result (SEMANTICS 2; decision 8)."""
+"""Late messages: applied under rules that converge to the in-order result (rule 2; decision 8)."""
 
 from __future__ import annotations
 

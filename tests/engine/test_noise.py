@@ -1,4 +1,4 @@
-"""The noise gate before group creation (SEMANTICS 3.5 step 1, E5, E7)."""
+"""The noise gate before group creation (rule 3.5 step 1, E5, E7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Key order: message time, then message id compared as strings (SEMANTICS 2, E4)."""
+"""Key order: message time, then message id compared as strings (rule 2, E4)."""
 
 from __future__ import annotations
 

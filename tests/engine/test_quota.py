@@ -1,4 +1,4 @@
-"""The creation quota (SEMANTICS 3.5 step 2, E5, E6)."""
+"""The creation quota (rule 3.5 step 2, E5, E6)."""
 
 from __future__ import annotations
 

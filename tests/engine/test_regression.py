@@ -1,4 +1,4 @@
-"""Regressions (SEMANTICS 5.3, ref c.7) and release-aware resolutions (E8, E14)."""
+"""Regressions (rule 5.3, ref c.7) and release-aware resolutions (E8, E14)."""
 
 from __future__ import annotations
 

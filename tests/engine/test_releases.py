@@ -1,4 +1,4 @@
-"""Releases: semver, first-seen times, and when ``RecordRelease`` is written (SEMANTICS E8, E14; decision 7)."""
+"""Releases: semver, first-seen times, and when ``RecordRelease`` is written (E8, E14; decision 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pruning of consecutive status changes: only the last of a run is applied (SEMANTICS 5.2, E3, E13)."""
+"""Pruning of consecutive status changes: only the last of a run is applied (rule 5.2, E3, E13)."""
 
 from __future__ import annotations
 

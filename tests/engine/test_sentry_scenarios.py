@@ -1,4 +1,4 @@
-"""Scenarios from Sentry's behaviour (sentry-reference c.4-c.7, f) that hold, or are fixed, in ours."""
+"""Scenarios from Sentry's own behaviour (its occurrence and status-change consumers) that hold, or are fixed, in ours."""
 
 from __future__ import annotations
 

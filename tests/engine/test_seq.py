@@ -1,4 +1,4 @@
-"""``seq`` and the shape of a KeyWrite (decision 2; SEMANTICS 6.3)."""
+"""``seq`` and the shape of a KeyWrite (decision 2; rule 6.3)."""
 
 from __future__ import annotations
 

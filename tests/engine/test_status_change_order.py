@@ -1,4 +1,4 @@
-"""Status changes in key order among occurrences, and the stale rule (SEMANTICS 5.2, E3)."""
+"""Status changes in key order among occurrences, and the stale rule (rule 5.2, E3)."""
 
 from __future__ import annotations
 

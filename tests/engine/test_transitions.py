@@ -1,4 +1,4 @@
-"""The transition table of SEMANTICS 5.1 (and E3), row by row."""
+"""The transition table of rule 5.1 (and E3), row by row."""
 
 from __future__ import annotations
 

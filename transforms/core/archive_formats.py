@@ -1,4 +1,4 @@
-"""Archive file formats (SEMANTICS 8): which format a path holds, and Pub/Sub's Avro records.
+"""Archive file formats (rule 8): which format a path holds, and Pub/Sub's Avro records.
 
 Two formats hold archived messages:
 

@@ -1,4 +1,4 @@
-"""Decoding and validating ingest messages (SEMANTICS 1.1–1.5, E1, E2, E14, E15).
+"""Decoding and validating ingest messages (rule 1.1–1.5, E1, E2, E14, E15).
 
 ``decode`` turns one delivered message into a ``Message`` or a ``DeadLetter``.
 It never raises: every way a payload can be wrong is a dead letter with a
@@ -56,7 +56,7 @@ from transforms.core.model import (
     StatusChange,
 )
 
-DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB (SEMANTICS 1.5)
+DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB (rule 1.5)
 
 CONTENT_TYPE_ATTRIBUTE = "content_type"
 JSON_CONTENT_TYPE = "application/json"
@@ -190,7 +190,7 @@ def _parse_protobuf(data: bytes) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Occurrences (SEMANTICS 1.2, 1.3)
+# Occurrences (rule 1.2, 1.3)
 
 
 def _occurrence(p: dict[str, Any]) -> Occurrence:
@@ -427,7 +427,7 @@ def _tags(value: Any, project_id: int) -> tuple[tuple[str, str], ...]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Status changes (SEMANTICS 1.4, 5.1)
+# Status changes (rule 1.4, 5.1)
 
 
 def _status_change(p: dict[str, Any], message_id: str) -> StatusChange:

@@ -53,7 +53,7 @@ class ActivityType(IntEnum):
     SET_PRIORITY = 26
 
 
-# The (new_status, new_substatus) pairs a status change may carry (SEMANTICS 5.1); anything else is
+# The (new_status, new_substatus) pairs a status change may carry (rule 5.1); anything else is
 # dead-lettered as invalid_status_change before any group is looked at. UNRESOLVED/NEW is never valid.
 VALID_STATUS_CHANGES: frozenset[tuple[int, int | None]] = frozenset(
     {
@@ -70,7 +70,7 @@ VALID_STATUS_CHANGES: frozenset[tuple[int, int | None]] = frozenset(
 
 
 class ResolutionType:
-    """Values of a status change's ``resolution.type`` (our extension, SEMANTICS 1.4)."""
+    """Values of a status change's ``resolution.type`` (our extension, rule 1.4)."""
 
     IN_RELEASE = "in_release"
     IN_NEXT_RELEASE = "in_next_release"

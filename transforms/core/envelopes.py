@@ -1,4 +1,4 @@
-"""Archive lines and dead-letter records (SEMANTICS 8, E11, E15).
+"""Archive lines and dead-letter records (rule 8, E11, E15).
 
 An archive is newline-delimited JSON. Each line is one of:
 

@@ -58,7 +58,7 @@ class UpsertGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
 
 
 class DeleteGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
-    """Remove the group, its interleaved rows, and unlink its hashes (SEMANTICS 6.4)."""
+    """Remove the group, its interleaved rows, and unlink its hashes (rule 6.4)."""
 
     group_id: int
     project_id: int
@@ -88,7 +88,7 @@ class InsertActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
 
 
 class DeleteActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
-    """Take back an activity written earlier (a status change pruned after the fact, SEMANTICS 5.2)."""
+    """Take back an activity written earlier (a status change pruned after the fact, rule 5.2)."""
 
     group_id: int
     activity_id: str
@@ -102,7 +102,7 @@ class RecordEvent(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
 
 
 class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
-    """The release was named at ``first_seen``; writers keep the minimum (SEMANTICS E8)."""
+    """The release was named at ``first_seen``; writers keep the minimum (E8)."""
 
     project_id: int
     version: str

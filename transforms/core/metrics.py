@@ -1,4 +1,4 @@
-"""Names of the counters the pipeline reports (SEMANTICS 9), each defined once.
+"""Names of the counters the pipeline reports (rule 9), each defined once.
 
 Sentry's metric names where Sentry has one; ours otherwise. The Beam shell
 turns these into ``Metrics.counter(NAMESPACE, name)``.

@@ -24,14 +24,14 @@ class EvidenceItem(msgspec.Struct, frozen=True, gc=False):
 
 
 class Resolution(msgspec.Struct, frozen=True, gc=False):
-    """A release-aware resolution carried by a resolve status change (SEMANTICS 1.4, 5.3)."""
+    """A release-aware resolution carried by a resolve status change (rule 1.4, 5.3)."""
 
     type: str  # transforms.core.enums.ResolutionType
     version: str
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The kept fields of an occurrence's event (SEMANTICS 1.3). ``level`` is the occurrence's."""
+    """The kept fields of an occurrence's event (rule 1.3). ``level`` is the occurrence's."""
 
     event_id: str
     project_id: int
@@ -52,7 +52,7 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="occurrence"):
-    """An issue occurrence (Sentry's payload, SEMANTICS 1.2), normalised."""
+    """An issue occurrence (Sentry's payload, rule 1.2), normalised."""
 
     id: str
     project_id: int
@@ -80,7 +80,7 @@ class Occurrence(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kin
 
 
 class StatusChange(msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="status_change"):
-    """A status change (SEMANTICS 1.4). ``id`` is the payload's, or the message id when absent."""
+    """A status change (rule 1.4). ``id`` is the payload's, or the message id when absent."""
 
     id: str
     project_id: int
@@ -135,12 +135,12 @@ class Message(msgspec.Struct, frozen=True):
 
     @property
     def order(self) -> tuple[int, str]:
-        """The key order of SEMANTICS 2 and E4: message time, then message id as a string."""
+        """The key order of rule 2 and E4: message time, then message id as a string."""
         return (self.message_time, self.message_id)
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
-    """A message that cannot be processed, with why and where (SEMANTICS 1.5, E11).
+    """A message that cannot be processed, with why and where (rule 1.5, E11).
 
     ``project_id`` is set when decoding got far enough to read it. A dead letter
     whose reason ranks after ``unknown_project`` (E1) must still pass the
@@ -166,7 +166,7 @@ Decoded = Message | DeadLetter
 
 
 def group_key(project_id: int, primary_hash: str) -> str:
-    """The key of SEMANTICS 2 as a string, so that every runner encodes it deterministically."""
+    """The key of rule 2 as a string, so that every runner encodes it deterministically."""
     return f"{project_id}:{primary_hash}"
 
 
@@ -218,7 +218,7 @@ class ProjectInfo(msgspec.Struct, frozen=True):
     """A registered project, as the pipeline sees it (its side input of the Projects table).
 
     ``features`` are the organization's: the union of the features given to
-    any of its projects (SEMANTICS E10).
+    any of its projects (E10).
     """
 
     project_id: int

@@ -1,4 +1,4 @@
-"""The project check (SEMANTICS 3.1, E1): messages of unregistered projects become ``unknown_project``.
+"""The project check (rule 3.1, E1): messages of unregistered projects become ``unknown_project``.
 
 It runs after decoding, once the project registry is at hand, and ranks
 between ``unknown_group_type`` and ``project_mismatch``: a dead letter whose

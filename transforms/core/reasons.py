@@ -1,4 +1,4 @@
-"""Dead-letter reason codes and stages (SEMANTICS 1.5, E1), each defined once.
+"""Dead-letter reason codes and stages (rule 1.5, E1), each defined once.
 
 The order of ``PRECEDENCE`` is the order of the checks: when a message fails
 several, the first failing check names it.

@@ -1,10 +1,10 @@
-"""The group engine: every per-group rule of SEMANTICS.md as a pure, deterministic core.
+"""The group engine: every per-group rule of docs/behaviour.md as a pure, deterministic core.
 
 Plain Python over plain data, no Beam, Spanner, Redis, clock or randomness.
 The streaming and backfill shells both call ``apply`` and nothing else
 decides behaviour. See ``engine`` for the contract.
 
-Where each rule of SEMANTICS.md lives:
+Where each rule of docs/behaviour.md lives:
 
 ==========================================  ==========================================================
 rule                                        function

@@ -25,7 +25,7 @@ class EngineConfig:
     """Processing knobs, all durations in microseconds.
 
     ``duplicate_retention``: how long (message time) a payload id is remembered
-    (SEMANTICS 2). ``pending_status_window``: how long (message time) a status
+    (rule 2). ``pending_status_window``: how long (message time) a status
     change for a key without a group is held (5.2). ``lookup_retry_window``:
     how long (processing time) an occurrence waits for its event (3.3).
     ``wait_for_events``: True in streaming; False in a backfill, where a missing
@@ -46,7 +46,7 @@ class EngineConfig:
 
 
 class QuotaGate(Protocol):
-    """The creation quota shared by all keys (SEMANTICS 3.5 step 2, E6, E15).
+    """The creation quota shared by all keys (rule 3.5 step 2, E6, E15).
 
     ``try_acquire`` consumes one creation for (project, the type's slug) at
     ``message_time`` and says whether it was granted. ``creation_id`` names

@@ -1,4 +1,4 @@
-"""Creating a key's group from the occurrence that passed the noise gate and the quota (SEMANTICS 3.5 step 3).
+"""Creating a key's group from the occurrence that passed the noise gate and the quota (rule 3.5 step 3).
 
 Status UNRESOLVED, substatus NEW, ``times_seen`` 1, ``first_seen`` =
 ``last_seen`` = event time, ``active_at`` = message time, priority from the
@@ -21,7 +21,7 @@ FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")
 
 
 def initial_priority(occurrence: Occurrence, group_type: GroupType) -> int:
-    """The message's priority, else the type's default (SEMANTICS 1.2, E9)."""
+    """The message's priority, else the type's default (rule 1.2, E9)."""
     priority = occurrence.priority
     return int(group_type.default_priority) if priority is None else priority
 

@@ -1,4 +1,4 @@
-"""The duplicate memory: payload ids a key has taken in, with their message times (SEMANTICS 2).
+"""The duplicate memory: payload ids a key has taken in, with their message times (rule 2).
 
 Rule: a message is a duplicate iff the memory holds an entry for its payload id
 (occurrence id, or status-change id) whose time is at least ``message_time -

@@ -4,7 +4,7 @@ Contract:
 
 * Pure and deterministic: no clock (``context.now`` is used only for lookup
   waits), no randomness, no I/O. ``apply`` never mutates its input state.
-* Order (SEMANTICS 2, E4): the batch is applied in (message time, message id)
+* Order (rule 2, E4): the batch is applied in (message time, message id)
   order, ids compared as strings. The state remembers the greatest order it
   took in; a message below it is late (counted) and follows the late rules,
   which converge to the in-order result wherever the rules allow.
@@ -85,7 +85,7 @@ _DELETE = GroupStatus.PENDING_DELETION
 _RESOLVED = GroupStatus.RESOLVED
 
 
-# Key order (SEMANTICS 2, E4): message time, then message id compared as a string.
+# Key order (rule 2, E4): message time, then message id compared as a string.
 _order = attrgetter("message_time", "message_id")
 
 
@@ -261,7 +261,7 @@ class _Application:
         self._apply_occurrence(message_time, message_id, occurrence, group_type, event, memory_id)
 
     def _allowed(self, group_type: GroupType) -> bool:
-        """The feature gate of SEMANTICS 3.1 (unreleased types need the organization's feature)."""
+        """The feature gate of rule 3.1 (unreleased types need the organization's feature)."""
         allowed = self.features_allowed.get(group_type.type_id)
         if allowed is None:
             allowed = self.features_allowed[group_type.type_id] = group_type.allow_ingest(

@@ -1,4 +1,4 @@
-"""Group environments (SEMANTICS 3.4, 6.1: GroupEnvironments with the first release seen there).
+"""Group environments (rule 3.4, 6.1: GroupEnvironments with the first release seen there).
 
 The group remembers, per environment, the first attached occurrence seen
 there, by key order (message time, then message id). ``RecordEnvironment`` is

@@ -1,4 +1,4 @@
-"""The event of an occurrence: three paths, and lookups that wait (SEMANTICS 3.2, 3.3, E7, E13).
+"""The event of an occurrence: three paths, and lookups that wait (rule 3.2, 3.3, E7, E13).
 
 * ``event`` present and ``is_buffered_spans``: the payload's event is used and
   not stored.

@@ -1,4 +1,4 @@
-"""Status changes that arrive before their group (SEMANTICS 5.2) [ours: Sentry drops them].
+"""Status changes that arrive before their group (rule 5.2) [ours: Sentry drops them].
 
 A status change for a key without a group is held in the key state with its
 message time and run number. Before each message is taken in, held changes

@@ -14,7 +14,7 @@ _MAX_INT63 = (1 << 63) - 1
 
 
 def group_id(project_id: int, primary_hash: str, generation: int) -> int:
-    """The group of a key's ``generation``: a positive 63-bit integer (SEMANTICS 3.5, E16), never 0."""
+    """The group of a key's ``generation``: a positive 63-bit integer (rule 3.5, E16), never 0."""
     digest = md5(f"{project_id}:{primary_hash}:{generation}".encode()).digest()
     return (int.from_bytes(digest[:8], "big") & _MAX_INT63) or 1
 

@@ -1,4 +1,4 @@
-"""The noise gate in front of group creation (SEMANTICS 3.5 step 1, E5).
+"""The noise gate in front of group creation (rule 3.5 step 1, E5).
 
 A key without a group counts the distinct occurrences of noise-configured types
 it takes in. The count expires when the gap (message time) since the last

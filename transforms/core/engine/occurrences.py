@@ -1,4 +1,4 @@
-"""Attaching an occurrence to the key's existing group (SEMANTICS 3.4, 2 "late" rules, E9).
+"""Attaching an occurrence to the key's existing group (rule 3.4, 2 "late" rules, E9).
 
 ``times_seen`` +1; ``last_seen`` is a maximum and ``first_seen`` a minimum of
 event times; the "latest" fields (level, title, subtitle, culprit, hence the

@@ -1,4 +1,4 @@
-"""Regressions: when an occurrence reopens a resolved group (SEMANTICS 5.3, ref c.7).
+"""Regressions: when an occurrence reopens a resolved group (rule 5.3, ref c.7).
 
 An occurrence regresses its group when all hold: the group is RESOLVED (an
 IGNORED group never regresses from an occurrence); the occurrence's message

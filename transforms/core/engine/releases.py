@@ -1,6 +1,6 @@
 """Releases: what the key knows of them, how two versions are ordered, and what a resolution covers.
 
-Rules (SEMANTICS 5.3, E8, E14):
+Rules (rule 5.3, E8, E14):
 
 * A release's first-seen time is the smallest message time of any message that
   named it in the project: an occurrence's event ``release`` (feature-gated
@@ -86,7 +86,7 @@ def resolution_covers(
     release: str | None,
     first_seen: FirstSeen,
 ) -> bool:
-    """Whether a release resolution still covers an event of ``release`` (SEMANTICS 5.3 condition 3).
+    """Whether a release resolution still covers an event of ``release`` (rule 5.3 condition 3).
 
     ``first_seen`` gives the first-seen time of a version (None if unknown). An
     unknown event release is taken as newer than anything known: it cannot be

@@ -1,4 +1,4 @@
-"""The Groups row the engine writes, derived from the key's group (SEMANTICS 6.1, ref b).
+"""The Groups row the engine writes, derived from the key's group (rule 6.1, ref b).
 
 ``data`` follows Sentry's issue-platform groups: ``{"type": "generic", "title",
 "culprit", "last_received" (RFC 3339 event time), "metadata": {"title",

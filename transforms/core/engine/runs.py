@@ -1,4 +1,4 @@
-"""Runs of consecutive status changes: only the last of a run is applied (SEMANTICS 5.2, E3, E13).
+"""Runs of consecutive status changes: only the last of a run is applied (rule 5.2, E3, E13).
 
 A run is a sequence of valid, non-duplicate status changes taken in with no
 occurrence taken in between. Any valid non-duplicate occurrence that is

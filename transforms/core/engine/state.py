@@ -4,7 +4,7 @@ One ``KeyState`` per key (project, primary hash). It holds the key's current
 group (if any) with the bookkeeping its rules need, the noise count, the open
 run of status changes, status changes held for a group that does not exist
 yet, occurrences waiting for their event, the duplicate memory and the key's
-release knowledge. A delete (SEMANTICS 6.4) clears the group, the noise count
+release knowledge. A delete (rule 6.4) clears the group, the noise count
 and the open run; it keeps the duplicate memory, the waiting lookups, the
 release knowledge, the greatest order taken in and the numbers that must keep
 increasing (``seq``, ``generation``, ``run``).
@@ -92,7 +92,7 @@ class RunMember(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The last status change applied in the open run, and the group's status fields from before the run.
 
     A later status change of the same run reverts it: the snapshot is restored
-    and its activities are taken back (SEMANTICS 5.2).
+    and its activities are taken back (rule 5.2).
     """
 
     run: int
@@ -109,7 +109,7 @@ class RunMember(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class HeldChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """A status change taken in while the key had no group, held for the pending window (SEMANTICS 5.2)."""
+    """A status change taken in while the key had no group, held for the pending window (rule 5.2)."""
 
     message_id: str
     message_time: int
@@ -118,7 +118,7 @@ class HeldChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
 
 
 class WaitingLookup(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """An occurrence waiting for its event (SEMANTICS 3.3), kept whole so it can still be dead-lettered."""
+    """An occurrence waiting for its event (rule 3.3), kept whole so it can still be dead-lettered."""
 
     message_id: str
     message_time: int

@@ -1,4 +1,4 @@
-"""The status transitions of SEMANTICS 5.1 (Sentry's ``update_status``, ref c.4), on one group.
+"""The status transitions of rule 5.1 (Sentry's ``update_status``, ref c.4), on one group.
 
 ``transition`` applies one valid status change to the group and returns the
 activities it causes; an empty list means "no effect" (same as current, or
