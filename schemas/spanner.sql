@@ -102,16 +102,8 @@ CREATE TABLE Occurrences (
   Assignee STRING(MAX),
   Release STRING(MAX),
   Environment STRING(MAX),
-  -- The occurrence's event, when it came with one (event path): stored here rather than as an Events row,
-  -- so an attached occurrence costs one row. Lookups find it through OccurrencesByStoredEvent. An event stored
-  -- this way goes when its group is deleted.
-  StoredEventId STRING(32),
-  EventPayload JSON,
 ) PRIMARY KEY (GroupId, OccurrenceId),
   INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
-
--- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
-CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
 
 -- Ids are derived from the message that caused the activity, so replays rewrite the same rows.
 CREATE TABLE Activities (
@@ -219,3 +211,13 @@ CREATE TABLE GroupReleases (
 
 -- The latest release of a project (bulk update's statusDetails.inNextRelease): one row from the top of the range.
 CREATE INDEX ReleasesByProjectFirstSeen ON Releases (ProjectId, FirstSeen DESC);
+
+-- The occurrence's event, when it came with one (event path): stored on the occurrence's row rather than as an
+-- Events row, so an attached occurrence costs one row. Lookups find it through OccurrencesByStoredEvent. An event
+-- stored this way goes when its group is deleted.
+ALTER TABLE Occurrences ADD COLUMN StoredEventId STRING(32);
+
+ALTER TABLE Occurrences ADD COLUMN EventPayload JSON;
+
+-- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
+CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
