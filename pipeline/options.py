@@ -132,6 +132,12 @@ class StreamOptions(PipelineOptions):
             "sorted into message-time order before it is applied.",
         )
         parser.add_argument(
+            "--state_idle_timeout",
+            default="2m",
+            help="A key idle this long (processing time) gives its Beam state back; it lives on in Spanner and is "
+            "read again if the key comes back. Shorter saves worker memory, longer saves Spanner reads.",
+        )
+        parser.add_argument(
             "--lookup_retry_interval",
             default="5s",
             help="How often (processing time) an occurrence waiting for its event looks for it again, within "

@@ -116,6 +116,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         watermark_delay=parse_duration(stream.watermark_delay),
         processing_hold=parse_duration(stream.processing_hold),
         lookup_retry_interval=parse_duration(stream.lookup_retry_interval),
+        idle_timeout=parse_duration(stream.state_idle_timeout),
     )
     dead_letters = (checked[DEAD_LETTER], applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
@@ -138,7 +139,16 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
     checks = [
         (name, parse_duration, getattr(view, name))
         for view, names in (
-            (stream, ("watermark_delay", "processing_hold", "lookup_retry_interval", "projects_refresh")),
+            (
+                stream,
+                (
+                    "watermark_delay",
+                    "processing_hold",
+                    "lookup_retry_interval",
+                    "state_idle_timeout",
+                    "projects_refresh",
+                ),
+            ),
             (stream, ("progress_interval", "exit_when_idle")),
             (processing, ("duplicate_retention", "pending_status_window", "lookup_retry_window")),
         )

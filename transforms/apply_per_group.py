@@ -24,11 +24,11 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   collected in ``process`` and read in one batch in ``finish_bundle`` of the bundle that first saw them; the
   key's first flush takes that read (a flush that comes first, or finds it gone, reads its key alone). Before each flush the duplicate memory is compacted to ``duplicate_retention`` before the
   earlier of the watermark and the key's latest message time (``engine.compact``).
-* **Expiry.** When the watermark passes the key's latest message time plus the duplicate retention and the
-  pending-status window, and nothing is buffered or waiting for an event, all of the key's Beam state is
-  cleared (it lives on in Spanner, committed with the bundle of its last flush, and is hydrated again if the
-  key comes back). The expiry timer is re-armed whenever the key becomes idle, so a key that was busy when
-  it first fired is cleared later.
+* **Expiry.** When a key has been idle (nothing buffered, nothing waiting for an event) for ``idle_timeout``
+  of processing time, all of its Beam state is cleared: it lives on in Spanner, committed with the bundle of
+  its last flush, and is hydrated again (one batched read) if the key comes back. The expiry timer is armed
+  when the key becomes idle, so only recently active keys hold state and timers (the local runner scans
+  every key with a timer whenever it looks for timers to fire).
 * **Lookups** that wait for their event are retried every ``lookup_retry_interval`` (processing time) until
   the engine applies or dead-letters them.
 * **Projects.** A stateless step (``AttachProject``) looks each message's ``ProjectInfo`` up in the registry
@@ -155,7 +155,7 @@ class ApplyPerGroupFn(beam.DoFn):
     EVENT_FLUSH = TimerSpec("event_flush", TimeDomain.WATERMARK)
     HOLD_FLUSH = TimerSpec("hold_flush", TimeDomain.REAL_TIME)
     LOOKUP_RETRY = TimerSpec("lookup_retry", TimeDomain.REAL_TIME)
-    EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
+    EXPIRE = TimerSpec("expire", TimeDomain.REAL_TIME)
 
     def __init__(
         self,
@@ -164,8 +164,11 @@ class ApplyPerGroupFn(beam.DoFn):
         watermark_delay: float = 2.0,
         processing_hold: float = 2.0,
         lookup_retry_interval: float = 5.0,
+        idle_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive (seconds), got {idle_timeout}")
         if watermark_delay < 0 or processing_hold < 0 or lookup_retry_interval <= 0:
             raise ValueError(
                 "watermark_delay and processing_hold must not be negative and lookup_retry_interval must be "
@@ -177,7 +180,7 @@ class ApplyPerGroupFn(beam.DoFn):
         self._lookup_retry = lookup_retry_interval
         self._clock = clock
         self._retention = config.engine.duplicate_retention
-        self._expire_after = config.engine.duplicate_retention + config.engine.pending_status_window
+        self._idle_timeout = idle_timeout
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -213,7 +216,6 @@ class ApplyPerGroupFn(beam.DoFn):
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
-        expire=beam.DoFn.TimerParam(EXPIRE),
     ) -> None:
         key, routed = element
         message = routed.message
@@ -234,7 +236,6 @@ class ApplyPerGroupFn(beam.DoFn):
             event_flush.set(_timestamp(target))
         if message.message_time > meta.max_time:
             meta.max_time = message.message_time
-            expire.set(_timestamp(meta.max_time + self._expire_after))
         meta_state.write(_META_ENCODER.encode(meta))
 
     # --- timers --------------------------------------------------------------------------------------
@@ -283,6 +284,7 @@ class ApplyPerGroupFn(beam.DoFn):
     def on_lookup_retry(
         self,
         key=beam.DoFn.KeyParam,
+        buffer=beam.DoFn.StateParam(BUFFER),
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
@@ -296,8 +298,8 @@ class ApplyPerGroupFn(beam.DoFn):
         key_state.write(engine.encode_state(new_state))
         if new_state.waiting:
             self._arm_lookup_retry(new_state, lookup_retry)
-        else:
-            expire.set(_timestamp(meta.max_time + self._expire_after))
+        elif next(iter(buffer.read()), None) is None:
+            expire.set(Timestamp.of(self._clock() + self._idle_timeout))
         meta_state.write(_META_ENCODER.encode(meta))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
@@ -305,14 +307,10 @@ class ApplyPerGroupFn(beam.DoFn):
     @on_timer(EXPIRE)
     def on_expire(
         self,
-        fired=beam.DoFn.TimestampParam,
         buffer=beam.DoFn.StateParam(BUFFER),
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
     ) -> None:
-        meta = self._meta(meta_state)
-        if fired.micros < meta.max_time + self._expire_after:
-            return  # the key saw newer messages; its expiry timer was moved
         if next(iter(buffer.read()), None) is not None:
             return  # re-armed when the buffer is flushed
         data = key_state.read()
@@ -374,7 +372,7 @@ class ApplyPerGroupFn(beam.DoFn):
         if new_state.waiting:
             self._arm_lookup_retry(new_state, lookup_retry)
         elif not keep:
-            expire.set(_timestamp(meta.max_time + self._expire_after))
+            expire.set(Timestamp.of(self._clock() + self._idle_timeout))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
 
@@ -415,6 +413,7 @@ class ApplyPerGroup(beam.PTransform):
         watermark_delay: float = 2.0,
         processing_hold: float = 2.0,
         lookup_retry_interval: float = 5.0,
+        idle_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
         label: str | None = None,
     ) -> None:
@@ -424,6 +423,7 @@ class ApplyPerGroup(beam.PTransform):
             watermark_delay=watermark_delay,
             processing_hold=processing_hold,
             lookup_retry_interval=lookup_retry_interval,
+            idle_timeout=idle_timeout,
             clock=clock,
         )
         self._projects = projects

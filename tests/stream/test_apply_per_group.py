@@ -34,6 +34,7 @@ from transforms.core.model import MICROS, Message, from_datetime
 
 SECOND = MICROS
 HOLD = 2.0
+IDLE = 30.0
 T0 = b.T0
 KEY = f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
 GROUP_ID = group_id(b.PROJECT.project_id, b.md5_hex(b.FINGERPRINT), 0)
@@ -66,7 +67,14 @@ def _run(database, stream: TestStream, engine: EngineConfig | None = None) -> di
         pipeline
         | "Messages" >> stream
         | "ApplyPerGroup"
-        >> ApplyPerGroup(config, projects, watermark_delay=0.0, processing_hold=HOLD, clock=FrozenClock())
+        >> ApplyPerGroup(
+            config,
+            projects,
+            watermark_delay=0.0,
+            processing_hold=HOLD,
+            idle_timeout=IDLE,
+            clock=FrozenClock(),
+        )
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -154,7 +162,8 @@ def test_expired_state_is_cleared_and_hydrated_again_from_spanner(spanner_db) ->
         .add_elements(_timestamped([first]))
         .advance_watermark_to((T0 + 1 * SECOND) / MICROS)
         .advance_processing_time(HOLD + 1)
-        .advance_watermark_to((T0 + 100 * SECOND) / MICROS)  # past T0 + 60 s + 30 s: expired
+        .advance_processing_time(IDLE + 1)  # idle past the timeout: expired
+        .advance_watermark_to((T0 + 100 * SECOND) / MICROS)
         .add_elements(_timestamped([first, later]))
         .advance_watermark_to((T0 + 130 * SECOND) / MICROS)
         .advance_processing_time(HOLD + 1)

@@ -22,6 +22,7 @@ from transforms.core.model import MICROS, Message
 
 SECOND = MICROS
 HOLD = 2.0
+IDLE = 30.0
 T0 = b.T0
 
 
@@ -86,7 +87,9 @@ class Driver:
             engine=engine or EngineConfig(),
         )
         self.clock = Clock()
-        self.fn = ApplyPerGroupFn(config, watermark_delay=0.0, processing_hold=HOLD, clock=self.clock)
+        self.fn = ApplyPerGroupFn(
+            config, watermark_delay=0.0, processing_hold=HOLD, idle_timeout=IDLE, clock=self.clock
+        )
         self.fn.setup()
         self.counts: dict[str, int] = {}
         self._start_bundle()
@@ -114,7 +117,6 @@ class Driver:
                 meta_state=self.meta,
                 event_flush=self.event,
                 hold_flush=self.hold,
-                expire=self.expire,
             )
 
     def _timers(self) -> dict[str, Timer]:
@@ -150,6 +152,7 @@ class Driver:
         list(
             self.fn.on_lookup_retry(
                 key=self.key,
+                buffer=self.buffer,
                 key_state=self.key_state,
                 meta_state=self.meta,
                 lookup_retry=self.lookup,
@@ -158,8 +161,8 @@ class Driver:
         )
 
     def fire_expire(self) -> None:
-        fired = self.expire.take()
-        self.fn.on_expire(fired=fired, buffer=self.buffer, key_state=self.key_state, meta_state=self.meta)
+        self.clock.now = self.expire.take().micros / MICROS
+        self.fn.on_expire(buffer=self.buffer, key_state=self.key_state, meta_state=self.meta)
 
     def engine_calls(self) -> int:
         """Key writes made so far (one per flush that took messages in), committed to Spanner."""
@@ -232,21 +235,20 @@ def test_a_message_behind_the_watermark_is_applied_at_the_next_flush_and_counted
 
 
 def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(spanner_db) -> None:
-    driver = Driver(
-        spanner_db, EngineConfig(duplicate_retention=60 * SECOND, pending_status_window=30 * SECOND)
-    )
+    driver = Driver(spanner_db)
     first = b.occurrence(T0)
     driver.send(first)
-    assert driver.expire.at == Timestamp(micros=T0 + 90 * SECOND)
+    assert driver.expire.at is None  # a key with messages is not idle
     driver.send(b.occurrence(T0 + SECOND))
-    driver.expire.at = Timestamp(micros=T0 + 91 * SECOND)  # the runner fires it while messages wait
+    driver.expire.at = Timestamp.of(driver.clock.now)  # an expiry set earlier fires while messages wait
     driver.fire_expire()
     assert driver.meta.read() is not None and driver.counts.get(metrics.STATE_EXPIRED, 0) == 0
     driver.fire_event()
     driver.fire_event()
     driver.fire_hold()
     assert driver.engine_calls() == 1
-    assert driver.expire.at == Timestamp(micros=T0 + 91 * SECOND)  # re-armed once idle
+    # Idle now: the expiry is armed for the idle timeout after the flush.
+    assert driver.expire.at == Timestamp.of(driver.clock.now + IDLE)
     driver.fire_expire()
     assert (driver.meta.read(), driver.key_state.read(), driver.buffer.read()) == (None, None, [])
     assert driver.counts[metrics.STATE_EXPIRED] == 1
