@@ -11,6 +11,8 @@ A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients i
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,10 +21,33 @@ from dataclasses import dataclass, field
 from transforms import clients, state_store
 from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig, EngineContext, KeyState
-from transforms.core.intents import KeyWrite, UpsertGroup
+from transforms.core.intents import KeyWrite, RecordEvent, UpsertGroup
 from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
+
+
+class _EventCache:
+    """Events this process stored or read, by (project, event id): events never change once stored, so a
+    lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first)."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[tuple[int, str], Event] = {}
+        self._max_entries = max_entries
+
+    def get(self, key: tuple[int, str]) -> Event | None:
+        return self._events.get(key)
+
+    def put(self, key: tuple[int, str], event: Event) -> None:
+        with self._lock:
+            self._events[key] = event
+            if len(self._events) > self._max_entries:
+                for old in list(itertools.islice(self._events, self._max_entries // 10)):
+                    del self._events[old]
+
+
+_KNOWN_EVENTS = _EventCache()
 
 
 @dataclass(frozen=True)
@@ -98,11 +123,24 @@ class GroupApplier:
     def events_for(
         self, state: KeyState | None, messages: Sequence[Message], project_id: int
     ) -> dict[str, Event]:
+        """The stored events the batch's lookups (and the key's waiting ones) need: from the events this
+        process wrote or read before, else from Spanner (one read for the misses)."""
         wanted = engine.needed_event_ids(state, messages)
         if not wanted:
             return {}
-        found = state_store.read_events(self._database, [(project_id, event_id) for event_id in wanted])
-        return {event_id: event for (_project, event_id), event in found.items()}
+        found: dict[str, Event] = {}
+        missing: list[tuple[int, str]] = []
+        for event_id in wanted:
+            event = _KNOWN_EVENTS.get((project_id, event_id))
+            if event is None:
+                missing.append((project_id, event_id))
+            else:
+                found[event_id] = event
+        if missing:
+            for key, event in state_store.read_events(self._database, missing).items():
+                _KNOWN_EVENTS.put(key, event)
+                found[key[1]] = event
+        return found
 
     def apply(
         self,
@@ -132,6 +170,9 @@ class GroupApplier:
         for dead_letter in outputs.dead_letters:
             self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
         if outputs.write is not None:
+            for intent in outputs.write.intents:
+                if isinstance(intent, RecordEvent):  # a lookup of this process may need it before it is read
+                    _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
             self._pending.append(outputs.write)
             if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):
                 self._count(metrics.GROUP_UPDATES, 1)
