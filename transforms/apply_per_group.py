@@ -60,10 +60,11 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import coders, progress
+from transforms import coders
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core import engine, metrics, reasons
 from transforms.core.model import MICROS, DeadLetter, Message, ProjectInfo, split_group_key
+from transforms.counting import CountingDoFn
 
 _LOG = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
 
-class ApplyPerGroupFn(beam.DoFn):
+class ApplyPerGroupFn(CountingDoFn):
     BUFFER = BagStateSpec("buffer", coders.MessageCoder())
     KEY_STATE = ReadModifyWriteStateSpec("key_state", BytesCoder())
     META = ReadModifyWriteStateSpec("meta", BytesCoder())
@@ -184,8 +185,8 @@ class ApplyPerGroupFn(beam.DoFn):
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
-        self._counters: dict[str, Any] = {}
-        self._flushes = Metrics.distribution(metrics.NAMESPACE, "flush_batch_size")
+        super().setup()
+        self._flushes = Metrics.distribution(metrics.NAMESPACE, metrics.FLUSH_BATCH_SIZE)
 
     def start_bundle(self) -> None:
         self._applier = GroupApplier(self._config, self._count, self._clock)
@@ -200,13 +201,6 @@ class ApplyPerGroupFn(beam.DoFn):
             _HYDRATED.put(
                 self._config.spanner, {key: (token, stored.get(key)) for key, token in requests.items()}
             )
-
-    def _count(self, name: str, amount: int) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(metrics.NAMESPACE, name)
-        counter.inc(amount)
-        progress.add(name, amount)
 
     # --- input ---------------------------------------------------------------------------------------
     def process(

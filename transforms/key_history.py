@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
@@ -37,9 +36,9 @@ from google.cloud import spanner
 from transforms import progress, state_store
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.coders import typed
-from transforms.core import metrics
 from transforms.core.engine import KeyState
 from transforms.core.model import DeadLetter, Event, Message, ProjectInfo, split_group_key
+from transforms.counting import CountingDoFn
 
 DEAD_LETTER = "dead_letter"
 
@@ -181,20 +180,6 @@ class KeyHistories:
                     ):
                         found.setdefault(owner[group_id], set()).add(occurrence_id)
         return {key: frozenset(ids) for key, ids in found.items()}
-
-
-class CountingDoFn(beam.DoFn):
-    """A DoFn that counts named metrics both as Beam counters and as local progress."""
-
-    def setup(self) -> None:
-        self._counters: dict[str, Any] = {}
-
-    def _count(self, name: str, amount: int) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = self._counters[name] = Metrics.counter(metrics.NAMESPACE, name)
-        counter.inc(amount)
-        progress.add(name, amount)
 
 
 def dead_letter_in_finish_bundle(dead_letter: DeadLetter) -> pvalue.TaggedOutput:

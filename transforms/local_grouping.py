@@ -36,8 +36,9 @@ from transforms.applier import ApplierConfig
 from transforms.coders import typed
 from transforms.core.engine.events import without_bytes
 from transforms.core.model import DeadLetter, Event, Message, Occurrence, ProjectInfo
+from transforms.counting import CountingDoFn
 from transforms.event_join import is_lookup, join_key, stored_event
-from transforms.key_history import CountingDoFn, KeyHistories, dead_letter_in_finish_bundle
+from transforms.key_history import KeyHistories, dead_letter_in_finish_bundle
 
 KEY_FILES = "key_files"
 EVENT_FILES = "event_files"

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 from google.cloud.spanner_v1 import JsonObject
 
-from pipeline import stream
+from pipeline import report, stream
 from pipeline.local_runner import LocalRun
 from transforms import clients, spanner_rows
 from transforms.core.engine import KeyState, decode_state
@@ -30,17 +30,7 @@ from transforms.core.model import MICROS, to_rfc3339
 
 TIMESTAMP_ATTRIBUTE = "ts"
 # The tables the pipeline writes; Events and KeyStates are compared too (the state is part of the result).
-TABLES = (
-    "Groups",
-    "Occurrences",
-    "Activities",
-    "GroupEnvironments",
-    "GroupHashes",
-    "GroupReleases",
-    "Releases",
-    "Events",
-    "KeyStates",
-)
+TABLES = report.TABLES
 PRIMARY_KEYS = {
     "Groups": ("GroupId",),
     "Occurrences": ("GroupId", "OccurrenceId"),

@@ -38,6 +38,8 @@ SPANNER_COMMIT_ATTEMPTS = "spanner.commit_attempts"  # more than spanner.commits
 SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
 SPANNER_STALE_WRITES = "spanner.stale_writes"
+# A distribution: messages applied per streaming flush of a key.
+FLUSH_BATCH_SIZE = "flush_batch_size"
 # A distribution: the size in bytes of every message decoded (before the size limit is applied).
 MESSAGE_BYTES = "message.bytes"
 DEAD_LETTER_PREFIX = "dead_letters."
