@@ -74,7 +74,7 @@ class CommitPoller:
 
     def __init__(self, database, period: float = 0.2) -> None:
         self._database = database
-        self._period = period
+        self.period = period
         self._lock = threading.Lock()
         self._pending: list[Sample] = []
         self._stop = threading.Event()
@@ -105,7 +105,7 @@ class CommitPoller:
 
     def _run(self) -> None:
         previous_send = time.time()
-        while not self._stop.wait(self._period):
+        while not self._stop.wait(self.period):
             with self._lock:
                 for sample in self._pending:
                     if sample.sent_at is None:

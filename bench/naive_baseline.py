@@ -40,20 +40,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from google.api_core import exceptions as api_exceptions  # noqa: E402
-from google.cloud import spanner  # noqa: E402
+from google.api_core import exceptions as api_exceptions
+from google.cloud import spanner
 
-from bench import bench_database  # noqa: E402
-from transforms import spanner_rows as rows  # noqa: E402
-from transforms import state_store  # noqa: E402
-from transforms.core.decode import decode  # noqa: E402
-from transforms.core.engine.creation import create_group  # noqa: E402
-from transforms.core.engine.ids import group_id as make_group_id  # noqa: E402
-from transforms.core.engine.rows import group_row  # noqa: E402
-from transforms.core.enums import GroupStatus, GroupSubStatus  # noqa: E402
-from transforms.core.grouptypes import GROUP_TYPES  # noqa: E402
-from transforms.core.intents import InsertOccurrence, RecordEvent  # noqa: E402
-from transforms.core.model import (  # noqa: E402
+from bench import bench_database
+from transforms import spanner_rows as rows
+from transforms.core.decode import decode
+from transforms.core.engine.creation import create_group
+from transforms.core.engine.ids import group_id as make_group_id
+from transforms.core.engine.rows import group_row
+from transforms.core.enums import GroupStatus, GroupSubStatus
+from transforms.core.grouptypes import GROUP_TYPES
+from transforms.core.intents import InsertOccurrence, RecordEvent
+from transforms.core.model import (
     Event,
     Message,
     Occurrence,
@@ -63,7 +62,7 @@ from transforms.core.model import (  # noqa: E402
     from_datetime,
     to_rfc3339,
 )
-from transforms.core.projects import check_project  # noqa: E402
+from transforms.core.projects import check_project
 
 _GROUP_READ = ("GroupId", "Status", "TimesSeen", "LastSeen", "Seq")
 _GROUP_COUNT = ("GroupId", "TimesSeen", "LastSeen", "Seq", "UpdatedAt")
@@ -130,11 +129,17 @@ class NaiveHandler:
         key = [occurrence.project_id, occurrence.event_id]
         for (payload,) in transaction.read("Events", ("Payload",), spanner.KeySet(keys=[key])):
             return rows.event_from_payload(payload)
-        for (payload,) in transaction.read(
-            "Occurrences", ("EventPayload",), spanner.KeySet(keys=[key]), index="OccurrencesByStoredEvent"
+        for group_id, occurrence_id in transaction.read(
+            "Occurrences",
+            ("GroupId", "OccurrenceId"),
+            spanner.KeySet(keys=[key]),
+            index="OccurrencesByStoredEvent",
         ):
-            if payload is not None:
-                return rows.event_from_payload(payload)
+            for (payload,) in transaction.read(
+                "Occurrences", ("EventPayload",), spanner.KeySet(keys=[[group_id, occurrence_id]])
+            ):
+                if payload is not None:
+                    return rows.event_from_payload(payload)
         return None
 
     def _occurrence(self, transaction, message: Message, occurrence: Occurrence) -> int:
@@ -203,9 +208,7 @@ class NaiveHandler:
         if found is None:
             return 0
         group_id, _status, _times_seen, _last_seen, seq = found
-        resolved_at = (
-            to_rfc3339(message.message_time) if change.new_status == GroupStatus.RESOLVED else None
-        )
+        resolved_at = to_rfc3339(message.message_time) if change.new_status == GroupStatus.RESOLVED else None
         transaction._mutations.append(
             rows.write_mutation(
                 "update",
@@ -261,7 +264,9 @@ def consume(
             handler.handle(_raw(item))
             if on_commit is not None:
                 on_commit(item.message.message_id, time.time())
-        subscriber.acknowledge(request={"subscription": subscription, "ack_ids": [r.ack_id for r in received]})
+        subscriber.acknowledge(
+            request={"subscription": subscription, "ack_ids": [r.ack_id for r in received]}
+        )
 
 
 def worker(args: argparse.Namespace) -> int:

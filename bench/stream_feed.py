@@ -71,8 +71,12 @@ class Feed:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def publish(self, messages: Sequence[RawMessage], rate: float | None = None) -> Published:
-        out = Published(rate=rate)
+    def publish(
+        self, messages: Sequence[RawMessage], rate: float | None = None, into: Published | None = None
+    ) -> Published:
+        """Publish ``messages`` in order; ``into`` (if given) is filled as they go, for readers on other threads."""
+        out = into if into is not None else Published()
+        out.rate = rate
         out.started = time.time()
         position = 0
         total = len(messages)
@@ -94,17 +98,19 @@ class Feed:
         out.finished = time.time()
         return out
 
-    def start(self, messages: Sequence[RawMessage], rate: float | None, into: list[Published]) -> None:
-        """Publish in a background thread; the result is appended to ``into`` when done (``join`` waits)."""
+    def start(self, messages: Sequence[RawMessage], rate: float | None) -> Published:
+        """Publish in a background thread; the returned record fills as messages go (``join`` waits)."""
+        out = Published(rate=rate, started=time.time())
 
         def run() -> None:
             try:
-                into.append(self.publish(messages, rate))
-            except BaseException as error:  # reported by the caller
+                self.publish(messages, rate, into=out)
+            except BaseException as error:  # reported by join
                 self.error = error
 
         self._thread = threading.Thread(target=run, name="bench-publish", daemon=True)
         self._thread.start()
+        return out
 
     def join(self) -> None:
         if self._thread is not None:

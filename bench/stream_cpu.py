@@ -1,0 +1,275 @@
+"""CPU time per message of our own code on the streaming path, stage by stage, with no runner.
+
+``measure`` drives the pipeline's own DoFns and functions over the messages the end-to-end run published
+(same bytes, same Pub/Sub ids and publish times), in windows of ``window`` consecutive messages: what one
+processing hold collects. Within a window each key's messages are one engine call, as one flush of the
+stateful step, and the window's writes are planned as one commit, as at the end of a bundle. Stages:
+
+  decode      ``_ToRawMessage`` (Pub/Sub message -> RawMessage), ``_DecodeFn``, ``_CheckProjectFn``, and
+              ``_to_pubsub`` for the dead letters;
+  keying      ``key_by_group`` and ``_AttachProject``;
+  state       what the stateful step encodes and decodes: the shuffle's ``RoutedCoder`` round trip, the key's
+              ``meta`` read and written per message and per flush, the buffer (``MessageCoder``) written per
+              message and read per flush, the key state decoded and encoded per flush;
+  engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
+              Redis calls (client side), the counters);
+  writes      ``chunk_writes``, ``plan_commit`` and the mutations (``_buffer``/``write_mutation``) of every
+              window's writes, without committing them.
+
+Timed with ``time.process_time`` around each stage of each window (never per message, so the clock's own
+cost stays out). Python's garbage collector runs when allocations make it, inside whichever stage allocated;
+its time is included in the stages and also reported on its own (``gc``). Before each pass the benchmark's
+own objects (the input messages) are frozen out of the collector's way (``gc.freeze``), so what it scans
+is what our code keeps alive. Not timed, because on Dataflow they are I/O or Beam's: Pub/Sub, shuffle and state
+backends, timers, Beam's metrics containers, the Spanner client's work for commits and hydration reads, and
+the events a lookup reads (served here from a dictionary of the events written so far). The engine's
+creation quota does call Redis (as in the end-to-end run); only its client-side CPU is counted.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from apache_beam import pvalue
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.metrics import Metrics
+from apache_beam.utils.timestamp import Timestamp
+from google.cloud.spanner_v1.batch import Batch
+
+from pipeline.stream import key_by_group
+from transforms import progress
+from transforms.applier import ApplierConfig, GroupApplier
+from transforms.apply_per_group import _META_DECODER, _META_ENCODER, RoutedCoder, _AttachProject, _Meta
+from transforms.coders import MessageCoder
+from transforms.core import engine, intents, metrics
+from transforms.core.decode import DEFAULT_MAX_BYTES
+from transforms.core.model import Event, Message, ProjectInfo, RawMessage
+from transforms.decode import _CheckProjectFn, _DecodeFn
+from transforms.pubsub_io import _to_pubsub, _ToRawMessage
+from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
+
+STAGES = ("decode", "keying", "state", "engine", "writes")
+
+
+@dataclass
+class Repeat:
+    seconds: dict[str, float]
+    messages: int
+    flushes: int = 0
+    commits: int = 0
+    rows: int = 0
+    gc_seconds: float = 0.0  # garbage collection, already inside the stages' seconds
+
+    def micros(self, stage: str) -> float:
+        return 1e6 * self.seconds[stage] / self.messages
+
+    @property
+    def total_micros(self) -> float:
+        return 1e6 * sum(self.seconds.values()) / self.messages
+
+
+@dataclass
+class CpuResult:
+    repeats: list[Repeat]
+    window: int
+
+    def median(self, stage: str) -> float:
+        return statistics.median(r.micros(stage) for r in self.repeats)
+
+    @property
+    def gc_median(self) -> float:
+        return statistics.median(1e6 * r.gc_seconds / r.messages for r in self.repeats)
+
+    @property
+    def total(self) -> float:
+        """Median over repeats of the per-repeat total (µs per message)."""
+        return statistics.median(r.total_micros for r in self.repeats)
+
+
+def _counter():
+    counters: dict[str, object] = {}
+
+    def count(name: str, amount: int) -> None:  # what ApplyPerGroupFn._count does
+        counter = counters.get(name)
+        if counter is None:
+            counter = counters[name] = Metrics.counter(metrics.NAMESPACE, name)
+        counter.inc(amount)
+        progress.add(name, amount)
+
+    return count
+
+
+def run_once(
+    pubsub_messages: Sequence[tuple[PubsubMessage, Timestamp]],
+    projects: dict[int, ProjectInfo],
+    config: ApplierConfig,
+    window: int,
+    delay_micros: int,
+) -> Repeat:
+    """One pass over every message (fresh keys, a fresh quota prefix). See the module docstring."""
+    clock = time.process_time
+    seconds = dict.fromkeys(STAGES, 0.0)
+    config = replace(config, quota_key_prefix=f"{config.quota_key_prefix}:cpu:{uuid.uuid4().hex[:8]}")
+    applier = GroupApplier(config, _counter())
+    to_raw, decode_fn, check_fn, attach = (
+        _ToRawMessage(),
+        _DecodeFn(DEFAULT_MAX_BYTES),
+        _CheckProjectFn(),
+        _AttachProject(),
+    )
+    routed_coder, message_coder = RoutedCoder(), MessageCoder()
+    retention = config.engine.duplicate_retention
+    key_states: dict[str, bytes] = {}
+    metas: dict[str, bytes] = {}
+    stored_events: dict[tuple[int, str], Event] = {}
+    result = Repeat(seconds, 0)
+    for start in range(0, len(pubsub_messages), window):
+        chunk = pubsub_messages[start : start + window]
+        result.messages += len(chunk)
+
+        # decode
+        began = clock()
+        decoded: list[Message] = []
+        for pubsub_message, timestamp in chunk:
+            for raw in to_raw.process(pubsub_message, timestamp=timestamp):
+                for out in decode_fn.process(raw):
+                    if isinstance(out, pvalue.TaggedOutput):
+                        outs = [out]
+                    else:
+                        outs = list(check_fn.process(out, projects))
+                    for checked in outs:
+                        if isinstance(checked, pvalue.TaggedOutput):
+                            _to_pubsub(checked.value)
+                        else:
+                            decoded.append(checked)
+        seconds["decode"] += clock() - began
+
+        # keying
+        began = clock()
+        routed = [next(attach.process(key_by_group(message), projects)) for message in decoded]
+        seconds["keying"] += clock() - began
+
+        # state: the shuffle, then what process() reads and writes per message
+        began = clock()
+        buffers: dict[str, list[bytes]] = {}
+        for key, item in routed:
+            item = routed_coder.decode(routed_coder.encode(item))
+            data = metas.get(key)
+            meta = _Meta() if data is None else _META_DECODER.decode(data)
+            if item.project is not None:
+                meta.project = item.project
+            if item.message.message_time > meta.max_time:
+                meta.max_time = item.message.message_time
+            buffer = buffers.get(key)
+            if buffer is None:
+                buffer = buffers[key] = []
+            buffer.append(message_coder.encode(item.message))
+            metas[key] = _META_ENCODER.encode(meta)
+        # ... and what each flush reads
+        flushes: list[tuple[str, engine.KeyState | None, list[Message], ProjectInfo]] = []
+        for key, buffer in buffers.items():
+            meta = _META_DECODER.decode(metas[key])
+            take = [message_coder.decode(data) for data in buffer]
+            data = key_states.get(key)
+            state = None if data is None else engine.decode_state(data)
+            if meta.project is not None:
+                flushes.append((key, state, take, meta.project))
+        seconds["state"] += clock() - began
+
+        # the events a lookup would read from Spanner (not timed: I/O)
+        events = []
+        for _key, state, take, project in flushes:
+            wanted = engine.needed_event_ids(state, take)
+            events.append(
+                {
+                    e: stored_events[(project.project_id, e)]
+                    for e in wanted
+                    if (project.project_id, e) in stored_events
+                }
+            )
+
+        # engine
+        began = clock()
+        results = []
+        for (key, state, take, project), found in zip(flushes, events):
+            if state is not None and state.last_time is not None:
+                ready = max(message.message_time for message in take) + delay_micros
+                state = engine.compact(state, min(ready - delay_micros, state.last_time) - retention)
+            new_state, _dead = applier.apply(key, state, take, project, events=found)
+            results.append((key, new_state))
+        seconds["engine"] += clock() - began
+        result.flushes += len(flushes)
+
+        # state written back after each flush
+        began = clock()
+        for key, new_state in results:
+            key_states[key] = engine.encode_state(new_state)
+            metas[key] = _META_ENCODER.encode(_META_DECODER.decode(metas[key]))
+        seconds["state"] += clock() - began
+
+        # writes
+        writes = applier._pending
+        applier._pending, applier._pending_messages = [], 0
+        began = clock()
+        for commit in chunk_writes(writes, config.spanner.max_mutations):
+            plan = plan_commit(commit, StoredVersions(), new_keys(commit))
+            _buffer(Batch(None), plan)
+            plan.mutation_count()
+            result.commits += 1
+            result.rows += plan.row_count
+        seconds["writes"] += clock() - began
+
+        for write in writes:  # what later lookups find in Spanner (not timed)
+            for intent in write.intents:
+                if isinstance(intent, intents.RecordEvent):
+                    stored_events[(intent.event.project_id, intent.event.event_id)] = intent.event
+    return result
+
+
+def measure(
+    raw_messages: Sequence[RawMessage],
+    projects: dict[int, ProjectInfo],
+    config: ApplierConfig,
+    *,
+    window: int,
+    repeats: int,
+    delay_seconds: float,
+) -> CpuResult:
+    """``raw_messages`` carry the Pub/Sub id and publish time the pipeline saw (see the module docstring)."""
+    pubsub_messages = [
+        (
+            PubsubMessage(m.data, m.attributes, message_id=m.message_id),
+            Timestamp(micros=m.message_time),
+        )
+        for m in raw_messages
+    ]
+    delay = int(delay_seconds * 1_000_000)
+    collecting: list[float] = []
+    spent = [0.0]
+
+    def on_gc(phase: str, _info: dict) -> None:
+        if phase == "start":
+            collecting.append(time.process_time())
+        elif collecting:
+            spent[0] += time.process_time() - collecting.pop()
+
+    runs = []
+    gc.callbacks.append(on_gc)
+    try:
+        for _ in range(repeats):
+            gc.collect()
+            gc.freeze()
+            spent[0] = 0.0
+            run = run_once(pubsub_messages, projects, config, window, delay)
+            run.gc_seconds = spent[0]
+            runs.append(run)
+            gc.unfreeze()
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.unfreeze()
+    return CpuResult(runs, window)
