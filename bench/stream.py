@@ -357,9 +357,10 @@ def pipeline_argv(args, subscription: str, dead_topic: str, database_id: str, pr
     return argv + list(args.pipeline_arg)
 
 
-def start_py_spy(path: str, pid: int) -> subprocess.Popen:
+def start_py_spy(path: str, pid: int, idle: bool = False) -> subprocess.Popen:
     fmt = "flamegraph" if path.endswith(".svg") else "raw"
     command = [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-r", "50"]
+    command += ["--idle"] if idle else []
     command += ["-f", fmt, "-o", path, "--pid", str(pid)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -388,7 +389,7 @@ def run_pipeline(
         # The runner's start-up is not the pipeline's work: start the clock once it reports steadily.
         wait_until(lambda: len(child.lines) >= 10, "the pipeline to start", child, 120)
         if args.py_spy:
-            spy = start_py_spy(args.py_spy, child.process.pid)
+            spy = start_py_spy(args.py_spy, child.process.pid, args.py_spy_idle)
         feed = Feed(topic)
         start_cpu = child.latest["cpu"]
         phase_a = feed.start(messages, args.rate or None)
@@ -673,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", action="append", default=[], choices=("ceiling", "naive", "cpu", "latency"))
     parser.add_argument(
         "--py-spy", default=None, help="profile the pipeline process in phase A (.svg or raw)"
+    )
+    parser.add_argument(
+        "--py-spy-idle", action="store_true", help="profile wall time (waiting threads too), not CPU"
     )
     parser.add_argument("--pipeline-arg", action="append", default=[], help="extra flag for pipeline.stream")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each phase")
