@@ -86,6 +86,7 @@ def applier_config(options: PipelineOptions, *, wait_for_events: bool) -> Applie
         engine=engine_config,
         redis_url=None if quota.no_creation_quota else quota.redis_url,
         quota_key_prefix=quota.quota_key_prefix,
+        event_recheck_interval=parse_duration(options.view_as(StreamOptions).lookup_retry_interval),
     )
 
 

@@ -11,7 +11,9 @@ A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients i
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,24 +29,106 @@ from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
 
 
+class _Prefetcher:
+    """A small process-wide pool of threads for Spanner reads started by one bundle and taken by a later one
+    (the key's first flush, a lookup's first attempt), so the runner's thread does not wait for them."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, function: Callable, *args) -> Future:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="spanner-prefetch")
+            return self._pool.submit(function, *args)
+
+
+PREFETCH = _Prefetcher()
+
+
 class _EventCache:
     """Events this process stored or read, by (project, event id): events never change once stored, so a
-    lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first)."""
+    lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first).
+
+    ``prefetch`` reads, in the background, the events of lookups that just arrived. Every read remembers what
+    it did not find in which database as *absent*, with the processing time the read started
+    (``absent_since``), so that a lookup's event is read at most once per retry interval however often its
+    key flushes, and again just before its deadline (``GroupApplier.events_for``).
+    """
 
     def __init__(self, max_entries: int = 200_000) -> None:
         self._lock = threading.Lock()
         self._events: dict[tuple[int, str], Event] = {}
         self._max_entries = max_entries
+        self._absent: dict[tuple[str, int, str], float] = {}  # (database name, project, event id)
+        self._in_flight: dict[tuple[int, str], Future] = {}
 
     def get(self, key: tuple[int, str]) -> Event | None:
         return self._events.get(key)
 
     def put(self, key: tuple[int, str], event: Event) -> None:
         with self._lock:
-            self._events[key] = event
-            if len(self._events) > self._max_entries:
-                for old in list(itertools.islice(self._events, self._max_entries // 10)):
-                    del self._events[old]
+            self._put(key, event)
+
+    def _put(self, key: tuple[int, str], event: Event) -> None:
+        self._events[key] = event
+        self._absent.pop(key, None)
+        if len(self._events) > self._max_entries:
+            for old in list(itertools.islice(self._events, self._max_entries // 10)):
+                del self._events[old]
+
+    def prefetch(self, database, keys: Iterable[tuple[int, str]], clock: Callable[[], float]) -> None:
+        """Start one background read of those of ``keys`` not known, absent or being read already."""
+        name = database.name
+        with self._lock:
+            wanted = sorted(
+                key
+                for key in set(keys)
+                if key not in self._events and key not in self._in_flight and (name, *key) not in self._absent
+            )
+            if not wanted:
+                return
+            future = PREFETCH.submit(self._read, database, wanted, clock)
+            for key in wanted:
+                self._in_flight.setdefault(key, future)
+
+    def _read(self, database, keys: list[tuple[int, str]], clock: Callable[[], float]) -> None:
+        began = clock()
+        try:
+            self.record_read(database.name, keys, state_store.read_events(database, keys), began)
+        finally:  # on an error the flush reads them itself
+            with self._lock:
+                for key in keys:
+                    self._in_flight.pop(key, None)
+
+    def settle(self, key: tuple[int, str]) -> None:
+        """Wait for the background read of ``key``, if one is running (its errors are the flush's to retry)."""
+        future = self._in_flight.get(key)
+        if future is not None:
+            with contextlib.suppress(Exception):  # the caller then reads the event itself
+                future.result()
+
+    def absent_since(self, database_name: str, key: tuple[int, str]) -> float | None:
+        """When (processing time, seconds) the latest read of ``database_name`` that did not find ``key``
+        started, or None."""
+        return self._absent.get((database_name, *key))
+
+    def record_read(self, database_name: str, keys: Iterable[tuple[int, str]], found: Mapping, began: float):
+        with self._lock:
+            for key in keys:
+                event = found.get(key)
+                if event is not None:
+                    self._put(key, event)
+                elif key not in self._events:
+                    self._absent[(database_name, *key)] = began
+            self._bound_absent()
+
+    def _bound_absent(self) -> None:
+        if len(self._absent) > self._max_entries:
+            for old in list(itertools.islice(self._absent, self._max_entries // 10)):
+                del self._absent[old]
 
 
 _KNOWN_EVENTS = _EventCache()
@@ -71,6 +155,9 @@ class ApplierConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     redis_url: str | None = None  # None: the creation quota is off
     quota_key_prefix: str = "occurrence-pipeline"
+    # Seconds during which a lookup's event that a read did not find is not read again (its retries come at
+    # this interval; 0: read at every attempt). Streaming sets it to --lookup_retry_interval.
+    event_recheck_interval: float = 0.0
 
 
 Counter = Callable[[str, int], None]
@@ -128,19 +215,40 @@ class GroupApplier:
         wanted = engine.needed_event_ids(state, messages)
         if not wanted:
             return {}
+        # A lookup at (or near) its deadline gets a fresh read before the engine may dead-letter it.
+        soon = self.now() + MICROS
+        final = (
+            {w.occurrence.event_id for w in state.waiting if w.deadline <= soon} if state is not None else ()
+        )
+        recheck = self._config.event_recheck_interval
+        recent = self._clock() - recheck
+        name = self._database.name
         found: dict[str, Event] = {}
         missing: list[tuple[int, str]] = []
         for event_id in wanted:
-            event = _KNOWN_EVENTS.get((project_id, event_id))
-            if event is None:
-                missing.append((project_id, event_id))
-            else:
+            key = (project_id, event_id)
+            _KNOWN_EVENTS.settle(key)
+            event = _KNOWN_EVENTS.get(key)
+            if event is not None:
                 found[event_id] = event
+            elif (
+                not recheck
+                or event_id in final
+                or (_KNOWN_EVENTS.absent_since(name, key) or -math.inf) <= recent
+            ):
+                missing.append(key)
         if missing:
-            for key, event in state_store.read_events(self._database, missing).items():
-                _KNOWN_EVENTS.put(key, event)
+            began = self._clock()
+            stored = state_store.read_events(self._database, missing)
+            _KNOWN_EVENTS.record_read(name, missing, stored, began)
+            for key, event in stored.items():
                 found[key[1]] = event
         return found
+
+    def prefetch_events(self, keys: Iterable[tuple[int, str]]) -> None:
+        """Start reading, in the background, the events of lookups that just arrived (see ``_EventCache``)."""
+        if self._config.event_recheck_interval > 0:
+            _KNOWN_EVENTS.prefetch(self._database, keys, self._clock)
 
     def apply(
         self,

@@ -21,16 +21,20 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
   state; empty until hydrated), ``meta`` (hydration, flush bookkeeping, the key's project). A key is
   hydrated from Spanner the first time this pipeline sees it (and again after its state expired): keys are
-  collected in ``process`` and read in one batch in ``finish_bundle`` of the bundle that first saw them; the
-  key's first flush takes that read (a flush that comes first, or finds it gone, reads its key alone). Before each flush the duplicate memory is compacted to ``duplicate_retention`` before the
+  collected in ``process`` and read in one batch, in the background, started by ``finish_bundle`` of the
+  bundle that first saw them; the key's first flush takes that read, waiting for it if it is still running
+  (a flush that comes first, or finds it gone or failed, reads its key alone). Before each flush the duplicate memory is compacted to ``duplicate_retention`` before the
   earlier of the watermark and the key's latest message time (``engine.compact``).
 * **Expiry.** When a key has been idle (nothing buffered, nothing waiting for an event) for ``idle_timeout``
   of processing time, all of its Beam state is cleared: it lives on in Spanner, committed with the bundle of
   its last flush, and is hydrated again (one batched read) if the key comes back. The expiry timer is armed
   when the key becomes idle, so only recently active keys hold state and timers (the local runner scans
   every key with a timer whenever it looks for timers to fire).
-* **Lookups** that wait for their event are retried every ``lookup_retry_interval`` (processing time) until
-  the engine applies or dead-letters them.
+* **Lookups.** The events of the lookups a bundle received are read in the background, in one batch
+  started by its ``finish_bundle``, so the flush finds them in the process's event cache. A lookup whose
+  event is not found waits and is retried every ``lookup_retry_interval`` (processing time) until the engine
+  applies or dead-letters it; its event is read from Spanner at most once per interval however often the
+  key flushes, and once more just before its deadline (events this process stores are known at once).
 * **Projects.** A stateless step (``AttachProject``) looks each message's ``ProjectInfo`` up in the registry
   side input; the stateful step keeps the latest one in ``meta`` (timer callbacks cannot read side inputs):
   registrations take effect for a key with its next message. The stateful step has no side input at all,
@@ -49,6 +53,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import apache_beam as beam
@@ -61,9 +66,9 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import coders
-from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
+from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core import engine, metrics, reasons
-from transforms.core.model import MICROS, DeadLetter, Message, ProjectInfo, split_group_key
+from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
 
 _LOG = logging.getLogger(__name__)
@@ -88,26 +93,29 @@ _META_DECODER = msgspec.msgpack.Decoder(_Meta)
 
 
 class _HydrationCache:
-    """Key states read in a batch by ``finish_bundle``, waiting for the key's next flush. Process-wide,
-    because the local runner builds a new DoFn for every bundle.
+    """Key states being read, or read, in a batch started by ``finish_bundle``, waiting for the key's next
+    flush. Process-wide, because the local runner builds a new DoFn for every bundle.
 
-    An entry is found only with the token the key's ``meta`` recorded when it asked for the read (in the
-    same bundle), so a flush never takes a state read for another request, database or pipeline: a stale or
-    foreign entry is simply never found. Entries that are never taken (the key was read alone first) are
-    dropped after ``ttl`` seconds once the cache is large.
+    The read runs in the background (``applier.PREFETCH``): the first flush of a key waits for it only if it
+    has not finished yet, and reads its key alone if it failed. An entry is found only with the token the
+    key's ``meta`` recorded when it asked for the read (in the same bundle), so a flush never takes a state
+    read for another request, database or pipeline: a stale or foreign entry is simply never found. Entries
+    that are never taken (the key was read alone first) are dropped after ``ttl`` seconds once the cache is
+    large.
     """
 
     def __init__(self, ttl: float = 300.0, max_entries: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[tuple[SpannerTarget, str, str], tuple[float, engine.KeyState | None]] = {}
+        self._entries: dict[tuple[SpannerTarget, str, str], tuple[float, Future]] = {}
         self._ttl = ttl
         self._max_entries = max_entries
 
-    def put(self, target: SpannerTarget, found: Mapping[str, tuple[str, engine.KeyState | None]]) -> None:
+    def put(self, target: SpannerTarget, tokens: Mapping[str, str], read: Future) -> None:
+        """``read`` gives ``{key: KeyState}`` for the keys of ``tokens`` that have a stored state."""
         now = time.monotonic()
         with self._lock:
-            for key, (token, state) in found.items():
-                self._entries[(target, key, token)] = (now, state)
+            for key, token in tokens.items():
+                self._entries[(target, key, token)] = (now, read)
             if len(self._entries) > self._max_entries:
                 cutoff = now - self._ttl
                 for entry in [entry for entry, (at, _) in self._entries.items() if at < cutoff]:
@@ -116,7 +124,14 @@ class _HydrationCache:
     def take(self, target: SpannerTarget, key: str, token: str) -> tuple[bool, engine.KeyState | None]:
         with self._lock:
             entry = self._entries.pop((target, key, token), None)
-        return (False, None) if entry is None else (True, entry[1])
+        if entry is None:
+            return False, None
+        try:
+            states = entry[1].result()
+        except Exception as error:  # the flush reads its key alone
+            _LOG.warning("batched state read failed (%s); reading key %s alone", error, key)
+            return False, None
+        return True, states.get(key)
 
 
 _HYDRATED = _HydrationCache()
@@ -191,16 +206,19 @@ class ApplyPerGroupFn(CountingDoFn):
     def start_bundle(self) -> None:
         self._applier = GroupApplier(self._config, self._count, self._clock)
         self._to_hydrate: dict[str, str] = {}  # key -> token of this bundle's read
+        self._lookups: set[tuple[int, str]] = set()  # events of this bundle's lookups, read in the background
 
     def finish_bundle(self) -> None:
         self._applier.flush()
         if self._to_hydrate:
             requests, self._to_hydrate = self._to_hydrate, {}
-            stored = self._applier.hydrate(requests)
             self._count(metrics.STATE_HYDRATED, len(requests))
             _HYDRATED.put(
-                self._config.spanner, {key: (token, stored.get(key)) for key, token in requests.items()}
+                self._config.spanner, requests, PREFETCH.submit(self._applier.hydrate, list(requests))
             )
+        if self._lookups:
+            lookups, self._lookups = self._lookups, set()
+            self._applier.prefetch_events(lookups)
 
     # --- input ---------------------------------------------------------------------------------------
     def process(
@@ -215,6 +233,9 @@ class ApplyPerGroupFn(CountingDoFn):
         message = routed.message
         meta = self._meta(meta_state)
         buffer.add(message)
+        payload = message.payload
+        if payload.__class__ is Occurrence and payload.event is None:
+            self._lookups.add((payload.project_id, payload.event_id))
         if routed.project is not None:
             meta.project = routed.project
         if not meta.hydrated and not meta.hydrate_token:

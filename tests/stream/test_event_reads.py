@@ -1,0 +1,105 @@
+"""How often the streaming applier reads a lookup's event from Spanner (real emulator; the reads are counted by
+wrapping ``state_store.read_events``, which still does the reading)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_spanner_writer_emulator import PROJECT, SECOND, context, occurrence
+from transforms import applier as applier_module
+from transforms import registry, state_store
+from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
+from transforms.core import engine
+from transforms.core.engine import EngineConfig
+from transforms.spanner_writer import SpannerWriter
+
+RECHECK = 5.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[list[tuple[int, str]]]:
+    calls: list[list[tuple[int, str]]] = []
+    real = state_store.read_events
+
+    def counted(database, wanted):
+        wanted = list(wanted)
+        calls.append(wanted)
+        return real(database, wanted)
+
+    monkeypatch.setattr(state_store, "read_events", counted)
+    return calls
+
+
+def make_applier(spanner_db, clock: Clock) -> GroupApplier:
+    registry.register_project(spanner_db.database, project_id=1, organization_id=1, slug="backend")
+    config = ApplierConfig(
+        spanner=SpannerTarget(spanner_db.project, spanner_db.instance, spanner_db.database_id),
+        engine=EngineConfig(wait_for_events=True, lookup_retry_window=20 * SECOND),
+        event_recheck_interval=RECHECK,
+    )
+    return GroupApplier(config, lambda name, amount: None, clock)
+
+
+def store_event_elsewhere(spanner_db, n: int, event_id: str) -> None:
+    """What another worker does: an occurrence carrying the event, written without this process's cache."""
+    _state, outputs = engine.apply(None, [occurrence(n, event_id=event_id)], context())
+    SpannerWriter(spanner_db.database).write([outputs.write])
+
+
+def test_a_prefetched_event_is_found_without_another_read(spanner_db, reads):
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e1".ljust(32, "0")
+    store_event_elsewhere(spanner_db, 1, event_id)
+    applier.prefetch_events([(1, event_id)])
+    lookup = occurrence(2, event=False, event_id=event_id)
+    found = applier.events_for(None, [lookup], 1)
+    assert set(found) == {event_id}
+    assert reads == [[(1, event_id)]]  # the prefetch's, and only it
+
+
+def test_a_missing_event_is_read_once_per_interval_and_found_when_it_arrives(spanner_db, reads):
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e2".ljust(32, "0")
+    lookup = occurrence(2, event=False, event_id=event_id)
+    applier.prefetch_events([(1, event_id)])
+    applier_module._KNOWN_EVENTS.settle((1, event_id))
+    state, dead = applier.apply(lookup.key, None, [lookup], PROJECT)
+    assert not dead and len(state.waiting) == 1
+    assert len(reads) == 1  # the first attempt took the prefetch's "not found"
+
+    store_event_elsewhere(spanner_db, 1, event_id)
+    clock.now += RECHECK / 2
+    assert applier.events_for(state, [occurrence(3)], 1) == {}  # the key flushes again: no new read yet
+    assert len(reads) == 1
+
+    clock.now += RECHECK / 2
+    assert set(applier.events_for(state, [], 1)) == {event_id}  # the retry reads, and finds it
+    assert len(reads) == 2
+
+
+def test_a_lookup_at_its_deadline_is_read_again_at_once(spanner_db, reads):
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e3".ljust(32, "0")
+    lookup = occurrence(2, event=False, event_id=event_id)
+    state, _dead = applier.apply(lookup.key, None, [lookup], PROJECT)
+    assert len(reads) == 1 and len(state.waiting) == 1
+
+    clock.now += 16.0  # a retry: reads, does not find it
+    assert applier.events_for(state, [], 1) == {}
+    assert len(reads) == 2
+
+    store_event_elsewhere(spanner_db, 1, event_id)
+    clock.now += 3.5  # less than an interval since the last read, but within a second of the deadline
+    assert set(applier.events_for(state, [], 1)) == {event_id}
+    assert len(reads) == 3
