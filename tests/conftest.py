@@ -8,7 +8,7 @@ Session scope
     ``stack``: starts the Pub/Sub emulator, the Spanner emulator and Redis if they are not running (ports from
     ``STACK_PUBSUB_PORT``, ``STACK_SPANNER_GRPC_PORT``, ``STACK_SPANNER_REST_PORT``, ``STACK_REDIS_PORT``;
     defaults 8085, 9010, 9020, 6379), sets ``PUBSUB_EMULATOR_HOST``, ``SPANNER_EMULATOR_HOST``, ``REDIS_URL``
-    and ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW=false`` for the session, and gives a
+    and ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS(_FOR_RW)=false`` for the session, and gives a
     :class:`pipeline.stack.StackConfig`. Services it started are stopped at the end of the session unless
     ``STACK_KEEP=1``; services that were already running are left running.
     ``spanner_instance``: the id of an emulator instance (``test-instance`` in project ``test-project``).

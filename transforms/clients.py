@@ -10,9 +10,11 @@ Where each client connects: the emulators when ``SPANNER_EMULATOR_HOST`` / ``PUB
 is part of every cache key, so a test that points ``SPANNER_EMULATOR_HOST`` at another emulator gets a client
 for that one. Redis clients are keyed by URL.
 
-On the Spanner emulator, ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW`` is set to ``false`` (unless set
-already) before any client is made: with multiplexed sessions, concurrent read-write transactions on the
-emulator failed with "Transaction not found" and their updates were lost.
+On the Spanner emulator, ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW`` and
+``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS`` are set to ``false`` (unless set already) before any client is
+made: the emulator keeps one transaction per session, so on the one multiplexed session concurrent read-write
+transactions failed with "Transaction not found" and their updates were lost, and concurrent multi-use
+snapshots (a background read beside a flush's read) failed the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 SPANNER_EMULATOR_VAR = "SPANNER_EMULATOR_HOST"
 PUBSUB_EMULATOR_VAR = "PUBSUB_EMULATOR_HOST"
 MULTIPLEXED_RW_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW"
+MULTIPLEXED_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS"
 
 
 class MissingCredentialsError(RuntimeError):
@@ -158,6 +161,7 @@ def _new_spanner_client(project: str, emulator: str | None) -> spanner.Client:
 
     if emulator:
         os.environ.setdefault(MULTIPLEXED_RW_VAR, "false")
+        os.environ.setdefault(MULTIPLEXED_VAR, "false")
     try:
         return spanner.Client(project=project)
     except DefaultCredentialsError as e:

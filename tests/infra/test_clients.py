@@ -152,3 +152,39 @@ def test_fault_injecting_emulator_aborts_commits_and_retried_transactions_still_
     assert attempts > committed, (
         "no commit was aborted: is the emulator running with --enable_fault_injection?"
     )
+
+
+def test_emulator_clients_keep_concurrent_read_only_snapshots(spanner_db) -> None:
+    """On the one multiplexed session the emulator lost concurrent multi-use snapshots ("Transaction not
+    found"); the streaming pipeline reads in the background beside its flushes and commits."""
+    assert os.environ[clients.MULTIPLEXED_VAR] == "false"
+    database = clients.spanner_database(spanner_db.project, spanner_db.instance, spanner_db.database_id)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for n in range(20):
+                with database.snapshot(multi_use=True) as snapshot:
+                    list(snapshot.read("Events", ["ProjectId"], KeySet(keys=[[1, f"{n:032x}"]])))
+                    list(snapshot.read("KeyStates", ["ProjectId"], KeySet(keys=[[1, f"{n:032x}"]])))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    def writer() -> None:
+        try:
+            for n in range(20):
+                with database.batch() as batch:
+                    batch.insert_or_update(
+                        "Releases",
+                        ["ProjectId", "Version", "FirstSeen"],
+                        [[1, f"v{n}", "2024-01-01T00:00:00Z"]],
+                    )
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
