@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
 from bench import bench_database
+from transforms import progress
 from transforms import spanner_rows as rows
 from transforms.core.decode import decode
 from transforms.core.engine.creation import create_group
@@ -304,7 +304,7 @@ def worker(args: argparse.Namespace) -> int:
     final = {
         "stats": vars(handler.stats),
         "cpu": time.process_time(),
-        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "maxrss": progress.peak_memory(),
     }
     sys.stdout.write(json.dumps({"final": final}) + "\n")
     sys.stdout.flush()

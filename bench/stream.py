@@ -21,7 +21,8 @@ What it does, in this order, each part on its own fresh database:
      A sample of them is watched in Spanner (``bench.commit_poller``: point reads every 0.2 s; commit time
      from ``Groups.UpdatedAt`` when it can be attributed, else the poll that first saw the row; both upper
      bounds), latency = commit - send of the Publish request.
-   Peak memory = ``ru_maxrss`` of the pipeline's process (Beam, the runner, clients and our code).
+   Peak memory = ``VmHWM`` of the pipeline's process (Beam, the runner, clients and our code; not
+   ``ru_maxrss``, which a child process starts with its parent's).
 4. **CPU in our code** (``bench.stream_cpu``): the pipeline's DoFns and functions driven directly over the
    phase A messages (same bytes, Pub/Sub ids and publish times), in windows of (phase A throughput x
    processing hold) messages; median over ``--cpu-repeats`` passes of ``time.process_time`` per stage.
@@ -539,6 +540,13 @@ def report(args, summary, ceiling, naive: Run | None, pipe: Run, cpu, window: in
     rows.append(
         ("rows written per message", f"{rows_per:.3f}", f"<= {TARGET_ROWS}", verdict(rows_per <= TARGET_ROWS))
     )
+    by_table = {
+        name[len(metrics.SPANNER_ROWS_PREFIX) :]: count
+        for name, count in pipe.extra["phase_a"].items()
+        if name.startswith(metrics.SPANNER_ROWS_PREFIX)
+    }
+    for table, count in sorted(by_table.items(), key=lambda item: -item[1]):
+        rows.append((f"  {table}", f"{count / n:.3f}", "", ""))
     rows.append(
         (
             "peak memory, pipeline process",

@@ -11,7 +11,7 @@ where ``p`` is ``transforms.progress.snapshot()``: the process-wide counters the
 (the engine's counters at each flush, ``spanner.*`` once a commit returned, ``progress.dead_letters`` for
 every dead letter written). When a line ``stop`` arrives on stdin (or stdin closes) it writes a last line
 ``{"final": {...}}`` with Beam's own counter totals, the ``flush_batch_size`` distribution, the peak
-resident set (``ru_maxrss``) and the CPU time of the process, then cancels the pipeline and exits.
+resident set (``VmHWM``) and the CPU time of the process, then cancels the pipeline and exits.
 
 The pipeline runs alone in this process, so the peak memory and CPU time reported are the pipeline's (Beam,
 its runner, the clients and our code), not the benchmark's.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import sys
 import threading
 import time
@@ -90,7 +89,7 @@ def main(argv: list[str]) -> int:
     final = {
         "t": time.time(),
         "cpu": time.process_time(),
-        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "maxrss": progress.peak_memory(),
         "p": progress.snapshot(),
         "counters": stream.counter_totals(result),
         "distributions": _distributions(result),

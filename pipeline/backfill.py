@@ -170,6 +170,9 @@ SUMMARY_ROWS = (
 )
 
 
+PEAK_MEMORY_LABEL = "peak memory MiB (this process)"
+
+
 def summary_table(totals: dict[str, int], elapsed: float) -> str:
     rows = [(label, totals.get(name, 0)) for label, name in SUMMARY_ROWS]
     dead = sorted(
@@ -179,6 +182,7 @@ def summary_table(totals: dict[str, int], elapsed: float) -> str:
     )
     rows += [(f"dead letters: {reason}", value) for reason, value in dead]
     rows.append(("elapsed seconds", round(elapsed)))
+    rows.append((PEAK_MEMORY_LABEL, progress.peak_memory() >> 20))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"  {label:<{width}}  {value:>12,}" for label, value in rows)
 

@@ -132,6 +132,12 @@ def test_delete_drops_children_and_unlinks_hashes_then_recreation_relinks():
     assert plan.row("GroupHashes", (1, PRIMARY))["GroupId"] == 22
     assert plan.row("KeyStates", (1, PRIMARY))["Generation"] == 1
     assert plan.row("KeyStates", (1, PRIMARY))["GroupId"] == 22
+    # Rows written, per table: every upserted and every deleted row, once.
+    by_table = plan.rows_by_table()
+    assert by_table["Groups"] == 2  # 11 deleted, 22 written
+    assert by_table["GroupHashes"] == 2  # (1, b...) deleted, (1, PRIMARY) relinked
+    assert by_table["KeyStates"] == 1
+    assert sum(by_table.values()) == plan.row_count
 
 
 def test_stale_write_does_not_resurrect_a_deleted_group():

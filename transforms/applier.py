@@ -73,8 +73,7 @@ class _EventCache:
             self._put(key, event)
 
     def _put(self, key: tuple[int, str], event: Event) -> None:
-        self._events[key] = event
-        self._absent.pop(key, None)
+        self._events[key] = event  # found from now on: its absent entries are never asked for again
         if len(self._events) > self._max_entries:
             for old in list(itertools.islice(self._events, self._max_entries // 10)):
                 del self._events[old]
@@ -115,7 +114,9 @@ class _EventCache:
         started, or None."""
         return self._absent.get((database_name, *key))
 
-    def record_read(self, database_name: str, keys: Iterable[tuple[int, str]], found: Mapping, began: float):
+    def record_read(
+        self, database_name: str, keys: Iterable[tuple[int, str]], found: Mapping, began: float
+    ) -> None:
         with self._lock:
             for key in keys:
                 event = found.get(key)
@@ -313,6 +314,8 @@ class GroupApplier:
             self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
             self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
             self._count(metrics.SPANNER_ROWS, stats.rows)
+            for table, rows in stats.rows_by_table.items():
+                self._count(metrics.spanner_rows_counter(table), rows)
             if stats.stale_writes:
                 self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
             total.add(stats)

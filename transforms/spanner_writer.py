@@ -61,6 +61,7 @@ class CommitStats:
     rows: int = 0
     stale_writes: int = 0
     attempts: int = 0  # read-write transaction attempts: more than ``commits`` when commits were aborted
+    rows_by_table: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: CommitStats) -> None:
         self.commits += other.commits
@@ -68,6 +69,8 @@ class CommitStats:
         self.rows += other.rows
         self.stale_writes += other.stale_writes
         self.attempts += other.attempts
+        for table, count in other.rows_by_table.items():
+            self.rows_by_table[table] = self.rows_by_table.get(table, 0) + count
 
 
 @dataclass
@@ -133,9 +136,14 @@ class CommitPlan:
 
     @property
     def row_count(self) -> int:
-        return sum(len(keys) for keys in self.upserts.values()) + sum(
-            len(keys) for keys in self.deletes.values()
-        )
+        return sum(self.rows_by_table().values())
+
+    def rows_by_table(self) -> dict[str, int]:
+        counts = {table: len(keys) for table, keys in self.upserts.items() if keys}
+        for table, keys in self.deletes.items():
+            if keys:
+                counts[table] = counts.get(table, 0) + len(keys)
+        return counts
 
     def mutation_count(self) -> int:
         total = 0
@@ -521,4 +529,5 @@ class SpannerWriter:
             rows=plan.row_count,
             stale_writes=plan.stale_writes,
             attempts=attempts,
+            rows_by_table=plan.rows_by_table(),
         )

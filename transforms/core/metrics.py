@@ -37,6 +37,7 @@ SPANNER_COMMITS = "spanner.commits"
 SPANNER_COMMIT_ATTEMPTS = "spanner.commit_attempts"  # more than spanner.commits when commits were aborted
 SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
+SPANNER_ROWS_PREFIX = "spanner.rows."  # + table: rows written (inserted, updated or deleted) per table
 SPANNER_STALE_WRITES = "spanner.stale_writes"
 # A distribution: messages applied per streaming flush of a key.
 FLUSH_BATCH_SIZE = "flush_batch_size"
@@ -47,3 +48,7 @@ DEAD_LETTER_PREFIX = "dead_letters."
 
 def dead_letter_counter(reason: str) -> str:
     return DEAD_LETTER_PREFIX + reason
+
+
+def spanner_rows_counter(table: str) -> str:
+    return SPANNER_ROWS_PREFIX + table
