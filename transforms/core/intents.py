@@ -8,7 +8,8 @@ counter increments. Every intent of one ``apply`` call belongs to one
 and its group, so an older state never overwrites a newer one, and
 re-applying the same ``KeyWrite`` is a no-op.
 
-All times are microseconds since the epoch (UTC).
+All times are microseconds since the epoch (UTC). The frozen intents hold only plain data and are
+``gc=False``, like the message model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import msgspec
 from transforms.core.model import DeadLetter, Event, Occurrence
 
 
-class GroupRow(msgspec.Struct, frozen=True):
+class GroupRow(msgspec.Struct, frozen=True, gc=False):
     """A Groups row, column for column (``schemas/spanner.sql``), minus Seq, State and UpdatedAt."""
 
     group_id: int
@@ -53,11 +54,11 @@ class GroupRow(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-class UpsertGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class UpsertGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     row: GroupRow
 
 
-class DeleteGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class DeleteGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Remove the group, its interleaved rows, and unlink its hashes (rule 6.4)."""
 
     group_id: int
@@ -65,7 +66,7 @@ class DeleteGroup(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     hashes: tuple[str, ...]
 
 
-class InsertOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class InsertOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     group_id: int
     message_id: str
     message_time: int
@@ -75,7 +76,7 @@ class InsertOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent"
     environment: str | None
 
 
-class InsertActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class InsertActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """``activity_id`` is derived from the message that caused it, so a replay writes the same row."""
 
     group_id: int
@@ -87,21 +88,21 @@ class InsertActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     data: dict[str, Any] | None
 
 
-class DeleteActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class DeleteActivity(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Take back an activity written earlier (a status change pruned after the fact, rule 5.2)."""
 
     group_id: int
     activity_id: str
 
 
-class RecordEvent(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class RecordEvent(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Store an event of the event path (not buffered spans), so lookups can find it."""
 
     event: Event
     level: str
 
 
-class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """The release was named at ``first_seen``; writers keep the minimum (E8)."""
 
     project_id: int
@@ -109,7 +110,7 @@ class RecordRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     first_seen: int
 
 
-class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """The group was seen in ``environment`` at ``first_seen`` (message time) with ``first_release``.
 
     Writers keep the row with the smallest ``first_seen``; on equal times the
@@ -123,14 +124,14 @@ class RecordEnvironment(msgspec.Struct, frozen=True, tag=True, tag_field="intent
     first_seen: int
 
 
-class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """The group was seen in this release (GroupReleases, for the issue index's ``release:`` filter)."""
 
     group_id: int
     release: str
 
 
-class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Point these (project, hash) pairs at the group (GroupHashes)."""
 
     project_id: int
@@ -138,7 +139,7 @@ class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
     hashes: tuple[str, ...]
 
 
-class SaveKeyState(msgspec.Struct, frozen=True, tag=True, tag_field="intent"):
+class SaveKeyState(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Persist the key's encoded engine state so a new pipeline can continue where this one stopped.
 
     While ``group_id`` is None the state is stored in KeyStates; otherwise on
@@ -170,7 +171,7 @@ Intent = (
 )
 
 
-class KeyWrite(msgspec.Struct, frozen=True):
+class KeyWrite(msgspec.Struct, frozen=True, gc=False):
     """Everything one engine application wants written for one key, guarded by ``seq``.
 
     ``base_seq`` is the ``seq`` of the state the engine started from: 0 for a key new to the database when
