@@ -38,13 +38,17 @@ def snapshot(database) -> dict[str, list]:
         return {table: sorted(map(list, read.execute_sql(sql)), key=repr) for table, sql in TABLES.items()}
 
 
-@pytest.fixture
-def registered(spanner_db):
+def register_sample_projects(test_db):
     for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
         registry.register_project(
-            spanner_db.database, project_id=project_id, organization_id=organization_id, slug=slug
+            test_db.database, project_id=project_id, organization_id=organization_id, slug=slug
         )
-    return spanner_db
+    return test_db
+
+
+@pytest.fixture
+def registered(spanner_db):
+    return register_sample_projects(spanner_db)
 
 
 def archive(tmp_path: Path, name: str, config: WorkloadConfig, **writer_args) -> tuple[str, Workload]:
@@ -114,11 +118,7 @@ def test_running_the_same_backfill_twice_changes_nothing_the_second_time(registe
 def test_local_spill_and_beam_shuffle_give_the_same_rows(registered, spanner_db_factory, tmp_path):
     pattern, _ = archive(tmp_path, "both.jsonl.gz", SMALL)
     run_backfill(registered, pattern, tmp_path / "dl-spill", "--grouping=spill")
-    other = spanner_db_factory()
-    for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
-        registry.register_project(
-            other.database, project_id=project_id, organization_id=organization_id, slug=slug
-        )
+    other = register_sample_projects(spanner_db_factory())
     run_backfill(other, pattern, tmp_path / "dl-shuffle", "--grouping=shuffle")
     assert snapshot(other.database) == snapshot(registered.database)
 
@@ -129,11 +129,7 @@ def test_hot_keys_applied_in_small_ordered_chunks_give_the_same_rows(
     config = WorkloadConfig(messages=2000, keys=50, hot_key_share=0.3, seed=11)
     pattern, _ = archive(tmp_path, "hot.jsonl", config)
     run_backfill(registered, pattern, tmp_path / "dl-big")
-    other = spanner_db_factory()
-    for project_id, organization_id, slug in ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile")):
-        registry.register_project(
-            other.database, project_id=project_id, organization_id=organization_id, slug=slug
-        )
+    other = register_sample_projects(spanner_db_factory())
     run_backfill(other, pattern, tmp_path / "dl-small", "--chunk_size=37")
     assert snapshot(other.database) == snapshot(registered.database)
 
