@@ -188,3 +188,31 @@ def test_emulator_clients_keep_concurrent_read_only_snapshots(spanner_db) -> Non
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_pooled_sessions_are_reused_without_a_round_trip_until_idle_too_long(
+    spanner_db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's default pool asked the server whether a session exists before every read and commit."""
+    from google.cloud.spanner_v1.session import Session
+
+    database = clients.spanner_database(spanner_db.project, spanner_db.instance, spanner_db.database_id)
+    pool = database._pool
+    assert type(pool).__name__ == "RecentSessionsPool"
+    checked: list[Session] = []
+    exists = Session.exists
+    monkeypatch.setattr(Session, "exists", lambda self: checked.append(self) or exists(self))
+
+    def read() -> list:
+        with database.snapshot() as snapshot:
+            return list(snapshot.read("Releases", ["ProjectId"], KeySet(all_=True)))
+
+    for _ in range(5):
+        assert read() == []
+    assert checked == []
+    session = pool.get()
+    session.delete()  # as the server does with a session idle for an hour
+    pool.put(session)
+    monkeypatch.setattr(pool, "MAX_IDLE_SECONDS", 0)
+    assert read() == []  # the deleted session was found out and replaced
+    assert checked == [session]
