@@ -442,6 +442,14 @@ def run_pipeline(
             while poller.pending and time.time() < deadline:
                 time.sleep(0.2)
             poller.stop()
+            if args.latency_csv:
+                with open(args.latency_csv, "w") as out:
+                    out.write("index,key,event_id,sent_at,committed,latency,method\n")
+                    for s in samples:
+                        out.write(
+                            f"{s.index},{probe_decoded[s.index].key},{s.event_id},{s.sent_at},{s.committed},"
+                            f"{s.latency},{s.method}\n"
+                        )
             run.latency.values = [s.latency for s in samples if s.latency is not None]
             run.latency.missing = sum(1 for s in samples if s.latency is None)
             for s in samples:
@@ -679,6 +687,11 @@ def main(argv: list[str] | None = None) -> int:
         "--cpu-repeats", type=int, default=None, help="passes of the CPU measurement (default 5, quick 3)"
     )
     parser.add_argument("--ceiling-rows", type=int, default=30_000)
+    parser.add_argument(
+        "--latency-csv",
+        default=None,
+        help="write every phase B sample (times, latency, how measured) to this file",
+    )
     parser.add_argument("--skip", action="append", default=[], choices=("ceiling", "naive", "cpu", "latency"))
     parser.add_argument(
         "--py-spy", default=None, help="profile the pipeline process in phase A (.svg or raw)"

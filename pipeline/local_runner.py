@@ -19,9 +19,9 @@ process; Dataflow has its own reader, metrics and DoFn invokers.
   than half of the CPU time of a streaming run over 2,000 keys, and ten times more over 20,000. We index each
   step's keys by their earliest timer (the runner changes a key's timers only by replacing its state, which
   we see) and visit only the keys with a timer due, comparing integer microseconds: the same firings in the
-  same order. In pipelines that read Pub/Sub (where timers depend on the wall clock anyway) a scan also
-  starts at the earliest four times the duration of the previous one after it. (TestStream pipelines scan
-  after every bundle, as Beam does.)
+  same order. In pipelines that read Pub/Sub (where timers depend on the wall clock anyway) scans are at
+  least ``TIMER_SCAN_INTERVAL`` (0.5 s) apart, so the timers due in that time fire in one bundle (one commit),
+  and a timer fires at most that much later. (TestStream pipelines scan after every bundle, as Beam does.)
 * **State copies.** A bundle of a stateful step works on a copy of each key's state, and Beam copies the
   key's timers with ``deepcopy``; they are immutable values in two levels of dicts, so we copy the dicts.
 * **DoFn introspection.** For every bundle the runner looks for the state and timer declarations of the
@@ -40,6 +40,11 @@ import time
 
 _lock = threading.Lock()
 _pull: dict[str, float] = {}
+
+# Pub/Sub pipelines: the least time between two scans for due timers. Every scan that finds due timers of a
+# step runs them as one bundle, and each bundle of the stateful step ends with one Spanner commit: scanning
+# continuously made bundles of a few keys (0.02 commits per message); this batches them.
+TIMER_SCAN_INTERVAL = 0.5
 
 
 class _FastPullClient:
@@ -324,7 +329,7 @@ def _patch_timer_scans() -> None:
             return [], True  # the caller (the runner's monitor) uses only the fired timers
         result = scan(self)
         ended = time.monotonic()
-        self._occurrence_pipeline_next_scan = ended + 4 * (ended - began)
+        self._occurrence_pipeline_next_scan = ended + max(4 * (ended - began), TIMER_SCAN_INTERVAL)
         return result
 
     context.extract_all_timers = extract_all_timers

@@ -160,6 +160,30 @@ class _AttachProject(beam.DoFn):
         yield key, Routed(message, projects.get(message.project_id))
 
 
+class _WatermarkSeen:
+    """The greatest event-time timer fired in this process, per stateful step: a lower bound of the step's
+    input watermark (the watermark is the step's, not a key's, and only grows), so a key's flush can take
+    every buffered message up to it, not only up to the timestamp of its own timer. Without it a key whose
+    messages never stop (a hot key) advanced one timer, often one message, per firing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}
+
+    def update(self, step: str, fired: int) -> int:
+        with self._lock:
+            seen = self._seen.get(step)
+            if seen is None or fired > seen:
+                self._seen[step] = seen = fired
+            return seen
+
+    def get(self, step: str) -> int | None:
+        return self._seen.get(step)
+
+
+_WATERMARK_SEEN = _WatermarkSeen()
+
+
 def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
@@ -197,6 +221,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._clock = clock
         self._retention = config.engine.duplicate_retention
         self._idle_timeout = idle_timeout
+        self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) in _WATERMARK_SEEN
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -269,7 +294,8 @@ class ApplyPerGroupFn(CountingDoFn):
         meta = self._meta(meta_state)
         meta.event_target = None
         fired_micros = fired.micros
-        meta.ready_until = fired_micros if meta.ready_until is None else max(meta.ready_until, fired_micros)
+        seen = _WATERMARK_SEEN.update(self._step, fired_micros)
+        meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
         if meta.hold_passed:
             yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
         elif meta.buffer_max is not None and meta.buffer_max > fired_micros:
@@ -291,6 +317,9 @@ class ApplyPerGroupFn(CountingDoFn):
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.hold_passed, meta.hold_armed = True, False
+        seen = _WATERMARK_SEEN.get(self._step)
+        if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
+            meta.ready_until = seen
         if meta.ready_until is not None:
             yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
         meta_state.write(_META_ENCODER.encode(meta))

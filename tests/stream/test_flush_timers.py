@@ -289,3 +289,18 @@ def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(
     assert driver.counts[metrics.GROUP_CREATED] == 1
     assert driver.lookup.at is None
     assert driver.expire.at is not None  # idle again
+
+
+def test_a_flush_takes_everything_the_steps_watermark_is_known_to_have_passed(spanner_db) -> None:
+    """A key whose messages keep coming (a hot key) is not flushed one timer (often one message) at a time:
+    an event-time timer fired for any key of the step shows how far the step's watermark has gone."""
+    hot = Driver(spanner_db)
+    other_message = b.occurrence(T0 + 10 * SECOND, fingerprint=["another-group"])
+    other = Driver(spanner_db, key=other_message.key)
+    other.fn = hot.fn  # two keys of one step
+    hot.send(*(b.occurrence(T0 + i * SECOND) for i in range(10)))
+    other.send(other_message)
+    other.fire_event()  # the step's watermark has passed T0 + 10 s
+    hot.fire_hold()
+    assert hot.buffered() == []  # all ten in one flush, before the key's own timer (T0) fired
+    assert hot.engine_calls() == 1
