@@ -36,18 +36,14 @@ from transforms.applier import ApplierConfig, SpannerTarget
 from transforms.apply_per_group import ApplyPerGroup
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
-from transforms.core.engine.events import without_bytes
 from transforms.core.model import MICROS, DeadLetter, Message
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
+from transforms.ingest import ROUTED, Ingest, key_by_group
 from transforms.pubsub_io import ReadMessages, WriteDeadLetters
 from transforms.registry_source import AsRegistry, RefreshRegistry
 
 _LOG = logging.getLogger("pipeline.stream")
 LOCAL_RUNNERS = {"DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"}
-
-
-def key_by_group(message: Message) -> tuple[str, Message]:
-    return message.key, without_bytes(message)
 
 
 def log_dead_letter(dead_letter: DeadLetter) -> DeadLetter:
@@ -103,14 +99,23 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         refresh,
     )
 
-    raw = pipeline | "ReadMessages" >> ReadMessages(
+    read = ReadMessages(
         subscription=stream.input_subscription,
         topic=stream.input_topic,
         timestamp_attribute=stream.timestamp_attribute,
+        pubsub_messages=local,
     )
-    decoded = raw | "DecodeMessages" >> DecodeMessages(parse_size(processing.max_payload_bytes))
-    checked = decoded | "CheckProjects" >> CheckProjects(projects)
-    keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(tuple[str, Message])
+    max_bytes = parse_size(processing.max_payload_bytes)
+    if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)
+        ingested = pipeline | "ReadMessages" >> read | "Ingest" >> Ingest(projects, max_bytes)
+        keyed, early_dead_letters = ingested[ROUTED], ingested[DEAD_LETTER]
+    else:
+        decoded = pipeline | "ReadMessages" >> read | "DecodeMessages" >> DecodeMessages(max_bytes)
+        checked = decoded | "CheckProjects" >> CheckProjects(projects)
+        keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(
+            tuple[str, Message]
+        )
+        early_dead_letters = checked[DEAD_LETTER]
     applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
         applier_config(options, wait_for_events=True),
         projects,
@@ -118,8 +123,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         processing_hold=parse_duration(stream.processing_hold),
         lookup_retry_interval=parse_duration(stream.lookup_retry_interval),
         idle_timeout=parse_duration(stream.state_idle_timeout),
+        routed=local,
     )
-    dead_letters = (checked[DEAD_LETTER], applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+    dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
         dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic)
     else:

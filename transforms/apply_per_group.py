@@ -459,9 +459,13 @@ class ApplyPerGroup(beam.PTransform):
         lookup_retry_interval: float = 5.0,
         idle_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
+        routed: bool = False,
         label: str | None = None,
     ) -> None:
+        """``routed``: the input is ``(key, Routed)`` already (``transforms.ingest.Ingest``), not
+        ``(key, Message)``: no ``AttachProject`` step."""
         super().__init__(label)
+        self._routed = routed
         self._fn = ApplyPerGroupFn(
             config,
             watermark_delay=watermark_delay,
@@ -473,9 +477,12 @@ class ApplyPerGroup(beam.PTransform):
         self._projects = projects
 
     def expand(self, keyed: beam.PCollection) -> pvalue.DoOutputsTuple:
-        routed = keyed | "AttachProject" >> beam.ParDo(_AttachProject(), self._projects).with_output_types(
-            tuple[str, Routed]
-        )
+        if self._routed:
+            routed = keyed
+        else:
+            routed = keyed | "AttachProject" >> beam.ParDo(
+                _AttachProject(), self._projects
+            ).with_output_types(tuple[str, Routed])
         # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
         outputs = routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
             tuple[str, Routed]

@@ -37,27 +37,28 @@ class ReadMessages(beam.PTransform):
         subscription: str | None = None,
         topic: str | None = None,
         timestamp_attribute: str | None = None,
+        pubsub_messages: bool = False,
         label: str | None = None,
     ) -> None:
+        """``pubsub_messages``: give Beam's ``PubsubMessage``s (for ``transforms.ingest.Ingest``)."""
         super().__init__(label)
         if bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
         self._subscription = subscription
         self._topic = topic
         self._timestamp_attribute = timestamp_attribute
+        self._pubsub_messages = pubsub_messages
 
     def expand(self, pbegin):
-        return (
-            pbegin
-            | "Pull"
-            >> ReadFromPubSub(
-                subscription=self._subscription,
-                topic=self._topic,
-                with_attributes=True,
-                timestamp_attribute=self._timestamp_attribute,
-            )
-            | "ToRawMessage" >> beam.ParDo(_ToRawMessage())
+        pulled = pbegin | "Pull" >> ReadFromPubSub(
+            subscription=self._subscription,
+            topic=self._topic,
+            with_attributes=True,
+            timestamp_attribute=self._timestamp_attribute,
         )
+        if self._pubsub_messages:
+            return pulled
+        return pulled | "ToRawMessage" >> beam.ParDo(_ToRawMessage())
 
 
 def _to_pubsub(dead_letter: DeadLetter) -> PubsubMessage:

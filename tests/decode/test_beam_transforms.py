@@ -145,3 +145,50 @@ def test_check_projects_accepts_a_tuple_of_messages_and_dead_letters() -> None:
 def test_decode_messages_refuses_a_non_positive_limit() -> None:
     with pytest.raises(ValueError, match="max_bytes must be positive, got 0"):
         DecodeMessages(max_bytes=0)
+
+
+def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> None:
+    """``Ingest`` (local streaming runs) = ToRawMessage, DecodeMessages, CheckProjects, KeyByGroup and
+    AttachProject: the same keyed messages, the same dead letters, each counted once under its reason."""
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from apache_beam.transforms.window import TimestampedValue
+    from apache_beam.utils.timestamp import Timestamp
+
+    from transforms.apply_per_group import Routed
+    from transforms.ingest import ROUTED, Ingest, key_by_group
+
+    raws = inputs()
+    expected = [check_project(decode(item, max_bytes=MAX_BYTES), PROJECTS) for item in raws]
+    routed = [
+        (key, Routed(message, PROJECTS.get(message.project_id)))
+        for key, message in (key_by_group(item) for item in expected if not hasattr(item, "reason"))
+    ]
+    assert routed  # some messages get through
+    p = pipeline("FnApiRunner")
+    projects = beam.pvalue.AsSingleton(p | "Projects" >> beam.Create([PROJECTS]))
+    pubsub = p | beam.Create(
+        [
+            TimestampedValue(
+                PubsubMessage(item.data, item.attributes, message_id=item.message_id),
+                Timestamp(micros=item.message_time),
+            )
+            for item in raws
+        ]
+    )
+    ingested = pubsub | Ingest(projects, MAX_BYTES)
+    assert_that(ingested[ROUTED], equal_to(routed), "routed")
+    assert_that(
+        ingested[DEAD_LETTER],
+        equal_to([item for item in expected if hasattr(item, "reason")]),
+        "dead letters",
+    )
+    result = p.run()
+    result.wait_until_finish()
+    for reason, count in (
+        (reasons.UNKNOWN_PROJECT, 2),
+        (reasons.PROJECT_MISMATCH, 1),
+        (reasons.INVALID_FIELD, 1),
+        (reasons.UNDECODABLE, 1),
+        (reasons.OVERSIZED, 1),
+    ):
+        assert counter(result, metrics.dead_letter_counter(reason)) == count, reason

@@ -1,0 +1,68 @@
+"""The stateless steps of the streaming job before its stateful one, as one step for local runs.
+
+On Dataflow the job's stateless steps (``ToRawMessage``, ``DecodeMessages``, ``CheckProjects``, ``KeyByGroup``
+and ``ApplyPerGroup/AttachProject``) keep their own names, so a running job can be updated, and Dataflow
+fuses them into one stage anyway. The local runner does not fuse: every step hands every element over
+through its own bundle, with Beam's bookkeeping for each. ``Ingest`` runs the same DoFns, in the same order,
+inside one step: a Pub/Sub message in, ``(key, Routed)`` or a dead letter out, the same counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.gcp.pubsub import PubsubMessage
+
+from transforms.apply_per_group import Routed, _AttachProject
+from transforms.coders import typed
+from transforms.core.engine.events import without_bytes
+from transforms.core.model import DeadLetter, Message, ProjectInfo
+from transforms.decode import DEAD_LETTER, _CheckProjectFn, _DecodeFn
+from transforms.pubsub_io import _ToRawMessage
+
+ROUTED = "routed"
+
+
+def key_by_group(message: Message) -> tuple[str, Message]:
+    """``KeyByGroup``: the message keyed by (project, primary hash), without bytes it no longer needs."""
+    return message.key, without_bytes(message)
+
+
+class _IngestFn(beam.DoFn):
+    def __init__(self, max_bytes: int) -> None:
+        self._to_raw = _ToRawMessage()
+        self._decode = _DecodeFn(max_bytes)
+        self._check = _CheckProjectFn()
+        self._attach = _AttachProject()
+
+    def process(
+        self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
+    ) -> Iterator[Any]:
+        for raw in self._to_raw.process(message, timestamp=timestamp):
+            for decoded in self._decode.process(raw):
+                if isinstance(decoded, pvalue.TaggedOutput):  # CheckDeadLetters
+                    decoded = decoded.value
+                for checked in self._check.process(decoded, projects):
+                    if isinstance(checked, pvalue.TaggedOutput):
+                        yield checked
+                    else:
+                        yield from self._attach.process(key_by_group(checked), projects)
+
+
+class Ingest(beam.PTransform):
+    """Pub/Sub messages → ``routed`` (``(key, Routed)``, the input of ``ApplyPerGroup(routed=True)``) and
+    ``dead_letter`` (``DeadLetter``). ``projects``: the registry side input."""
+
+    def __init__(self, projects: pvalue.AsSideInput, max_bytes: int, label: str | None = None) -> None:
+        super().__init__(label)
+        self._projects = projects
+        self._max_bytes = max_bytes
+
+    def expand(self, messages: beam.PCollection) -> pvalue.DoOutputsTuple:
+        outputs = messages | "Ingest" >> beam.ParDo(_IngestFn(self._max_bytes), self._projects).with_outputs(
+            DEAD_LETTER, main=ROUTED
+        )
+        return typed(outputs, **{ROUTED: beam.typehints.Tuple[str, Routed], DEAD_LETTER: DeadLetter})
