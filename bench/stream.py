@@ -360,7 +360,7 @@ def pipeline_argv(args, subscription: str, dead_topic: str, database_id: str, pr
 
 def start_py_spy(path: str, pid: int, idle: bool = False) -> subprocess.Popen:
     fmt = "flamegraph" if path.endswith(".svg") else "raw"
-    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-r", "50"]
+    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "-r", "200"]
     command += ["--idle"] if idle else []
     command += ["-f", fmt, "-o", path, "--pid", str(pid)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
