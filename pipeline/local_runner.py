@@ -38,6 +38,8 @@ from __future__ import annotations
 import threading
 import time
 
+from transforms.runtime import tune_garbage_collector
+
 _lock = threading.Lock()
 _pull: dict[str, float] = {}
 
@@ -372,6 +374,7 @@ def prepare_direct_runner(pull_max_messages: int = 1000, pull_timeout: float = 1
         _patch_dofn_specs()
         _patch_timer_scans()
         _patch_state_copies()
+        tune_garbage_collector()
 
 
 class LocalRun:

@@ -7,8 +7,10 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
 * **Order.** A key's messages are buffered until the watermark has passed their message time plus
   ``watermark_delay`` *and* ``processing_hold`` of processing time has passed since the first message of
   the (empty) buffer arrived; then every buffered message the watermark is known to have passed is applied
-  in one engine call (the engine sorts them by message time and id). Messages that arrive behind the
-  watermark are applied at the next flush under the engine's late rules.
+  in one engine call (the engine sorts them by message time and id). How far the watermark has gone is
+  known from the timers: the greatest event-time timer fired in this process for this step (any key's), as
+  the watermark is the step's. Messages that arrive behind the watermark are applied at the next flush under
+  the engine's late rules.
 * **Timers.** ``hold_flush`` (processing time) is armed when a message arrives in an empty buffer, and not
   again until the buffer is empty: messages kept for the watermark have had their hold. ``event_flush``
   (event time) is set for the earliest buffered message; while the hold runs, each firing moves it to the
@@ -70,6 +72,7 @@ from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTar
 from transforms.core import engine, metrics, reasons
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
+from transforms.runtime import tune_garbage_collector
 
 _LOG = logging.getLogger(__name__)
 
@@ -167,15 +170,14 @@ class _WatermarkSeen:
     messages never stop (a hot key) advanced one timer, often one message, per firing."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
 
     def update(self, step: str, fired: int) -> int:
-        with self._lock:
-            seen = self._seen.get(step)
-            if seen is None or fired > seen:
-                self._seen[step] = seen = fired
-            return seen
+        # No lock: two threads racing may leave the smaller of their values, which is still a lower bound.
+        seen = self._seen.get(step)
+        if seen is None or fired > seen:
+            self._seen[step] = seen = fired
+        return seen
 
     def get(self, step: str) -> int | None:
         return self._seen.get(step)
@@ -226,6 +228,7 @@ class ApplyPerGroupFn(CountingDoFn):
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
         super().setup()
+        tune_garbage_collector()
         self._flushes = Metrics.distribution(metrics.NAMESPACE, metrics.FLUSH_BATCH_SIZE)
 
     def start_bundle(self) -> None:
