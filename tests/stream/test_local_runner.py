@@ -41,15 +41,7 @@ def test_patched_timer_scan_fires_what_beams_fires():
     for _ in range(50):
         states = {}
         for key in range(rng.randrange(0, 40)):
-            state = InMemoryUnmergedState()
-            for name, domain in (
-                ("hold_flush", TimeDomain.REAL_TIME),
-                ("event_flush", TimeDomain.WATERMARK),
-                ("expire", TimeDomain.REAL_TIME),
-            ):
-                if rng.random() < 0.6:
-                    state.set_timer(window, name, domain, Timestamp(micros=rng.randrange(0, 2_000_000)))
-            states[f"key-{key}".encode()] = state
+            states[f"key-{key}".encode()] = _random_state(rng, window, 0.6)
         clock = _Clock(rng.randrange(0, 2_000_000) / 1e6)
         watermark = Timestamp(micros=rng.randrange(0, 2_000_000))
         expected = _firings(beams(_watermarks(states, clock, watermark)))
@@ -64,14 +56,15 @@ def test_patched_timer_scan_reports_real_time_timers_that_have_not_fired():
     assert watermark_manager._TransformWatermarks.extract_transform_timers(tw) == ([], True)
 
 
-def _random_state(rng: random.Random, window) -> InMemoryUnmergedState:
+def _random_state(rng: random.Random, window, share: float = 0.4) -> InMemoryUnmergedState:
+    """A key's state with each of the stateful step's timers set with probability ``share``."""
     state = InMemoryUnmergedState()
     for name, domain in (
         ("hold_flush", TimeDomain.REAL_TIME),
         ("event_flush", TimeDomain.WATERMARK),
         ("expire", TimeDomain.REAL_TIME),
     ):
-        if rng.random() < 0.4:
+        if rng.random() < share:
             state.set_timer(window, name, domain, Timestamp(micros=rng.randrange(0, 2_000_000)))
     return state
 
