@@ -7,10 +7,10 @@ stateful step, and the window's writes are planned as one commit, as at the end 
 
   decode      ``_ToRawMessage`` (Pub/Sub message -> RawMessage), ``_DecodeFn``, ``_CheckProjectFn``, and
               ``_to_pubsub`` for the dead letters;
-  keying      ``key_by_group`` and ``_AttachProject``;
+  keying      ``key_by_group`` and ``_AttachProject`` (which encodes the message once, ``Routed.of``);
   state       what the stateful step encodes and decodes: the shuffle's ``RoutedCoder`` round trip, the key's
-              ``meta`` read and written per message and per flush, the buffer (``MessageCoder``) written per
-              message and read per flush, the key state decoded and encoded per flush;
+              ``meta`` read and written per message and per flush, the buffer (the encoded message as it came)
+              written per message and decoded per flush, the key state decoded and encoded per flush;
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
               Redis calls (client side), the counters);
   writes      ``chunk_writes``, ``plan_commit`` and the mutations (``_buffer``/``write_mutation``) of every
@@ -45,8 +45,14 @@ from google.cloud.spanner_v1.batch import Batch
 from pipeline.stream import key_by_group
 from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier
-from transforms.apply_per_group import _META_DECODER, _META_ENCODER, RoutedCoder, _AttachProject, _Meta
-from transforms.coders import MessageCoder
+from transforms.apply_per_group import (
+    _META_DECODER,
+    _META_ENCODER,
+    RoutedCoder,
+    _AttachProject,
+    _Meta,
+    decode_message,
+)
 from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
@@ -124,7 +130,7 @@ def run_once(
         _CheckProjectFn(),
         _AttachProject(),
     )
-    routed_coder, message_coder = RoutedCoder(), MessageCoder()
+    routed_coder = RoutedCoder()
     retention = config.engine.duplicate_retention
     key_states: dict[str, bytes] = {}
     metas: dict[str, bytes] = {}
@@ -165,18 +171,18 @@ def run_once(
             meta = _Meta() if data is None else _META_DECODER.decode(data)
             if item.project is not None:
                 meta.project = item.project
-            if item.message.message_time > meta.max_time:
-                meta.max_time = item.message.message_time
+            if item.message_time > meta.max_time:
+                meta.max_time = item.message_time
             buffer = buffers.get(key)
             if buffer is None:
                 buffer = buffers[key] = []
-            buffer.append(message_coder.encode(item.message))
+            buffer.append(bytes(item.encoded))
             metas[key] = _META_ENCODER.encode(meta)
         # ... and what each flush reads
         flushes: list[tuple[str, engine.KeyState | None, list[Message], ProjectInfo]] = []
         for key, buffer in buffers.items():
             meta = _META_DECODER.decode(metas[key])
-            take = [message_coder.decode(data) for data in buffer]
+            take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
             state = None if data is None else engine.decode_state(data)
             if meta.project is not None:

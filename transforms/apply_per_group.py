@@ -140,11 +140,37 @@ class _HydrationCache:
 _HYDRATED = _HydrationCache()
 
 
-class Routed(msgspec.Struct, frozen=True, array_like=True):
-    """A message on its way to its key's state, with its project as the registry had it (None: unknown)."""
+_MESSAGE_ENCODER = msgspec.msgpack.Encoder()
+_MESSAGE_DECODER = msgspec.msgpack.Decoder(Message)
 
-    message: Message
+
+def decode_message(encoded: bytes | msgspec.Raw) -> Message:
+    """A message as ``Routed.of`` encoded it (msgpack; the buffer keeps messages in this form)."""
+    return _MESSAGE_DECODER.decode(encoded)
+
+
+class Routed(msgspec.Struct, frozen=True, array_like=True):
+    """A message on its way to its key's state, encoded once (the stateful step buffers those bytes as they
+    are and decodes them when it applies the message), with what that step reads before then: the message
+    time, the event an occurrence without its event looks up, and the project as the registry had it (None:
+    unknown). Build with ``Routed.of``."""
+
+    encoded: msgspec.Raw
+    message_time: int  # µs
+    lookup: tuple[int, str] | None = None  # (project id, event id)
     project: ProjectInfo | None = None
+
+    @classmethod
+    def of(cls, message: Message, project: ProjectInfo | None = None) -> Routed:
+        payload = message.payload
+        lookup = None
+        if payload.__class__ is Occurrence and payload.event is None:
+            lookup = (payload.project_id, payload.event_id)
+        return cls(msgspec.Raw(_MESSAGE_ENCODER.encode(message)), message.message_time, lookup, project)
+
+    @property
+    def message(self) -> Message:
+        return _MESSAGE_DECODER.decode(self.encoded)
 
 
 class RoutedCoder(coders.MsgspecCoder):
@@ -160,7 +186,7 @@ class _AttachProject(beam.DoFn):
 
     def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
         key, message = element
-        yield key, Routed(message, projects.get(message.project_id))
+        yield key, Routed.of(message, projects.get(message.project_id))
 
 
 class _WatermarkSeen:
@@ -191,7 +217,7 @@ def _timestamp(micros: int) -> Timestamp:
 
 
 class ApplyPerGroupFn(CountingDoFn):
-    BUFFER = BagStateSpec("buffer", coders.MessageCoder())
+    BUFFER = BagStateSpec("buffer", BytesCoder())  # messages as Routed.of encoded them
     KEY_STATE = ReadModifyWriteStateSpec("key_state", BytesCoder())
     META = ReadModifyWriteStateSpec("meta", BytesCoder())
     EVENT_FLUSH = TimerSpec("event_flush", TimeDomain.WATERMARK)
@@ -258,12 +284,10 @@ class ApplyPerGroupFn(CountingDoFn):
         hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
     ) -> None:
         key, routed = element
-        message = routed.message
         meta = self._meta(meta_state)
-        buffer.add(message)
-        payload = message.payload
-        if payload.__class__ is Occurrence and payload.event is None:
-            self._lookups.add((payload.project_id, payload.event_id))
+        buffer.add(bytes(routed.encoded))
+        if routed.lookup is not None:
+            self._lookups.add(routed.lookup)
         if routed.project is not None:
             meta.project = routed.project
         if not meta.hydrated and not meta.hydrate_token:
@@ -271,14 +295,15 @@ class ApplyPerGroupFn(CountingDoFn):
         if not meta.hold_armed and not meta.hold_passed:  # the buffer was empty
             meta.hold_armed = True
             hold_flush.set(Timestamp.of(self._clock() + self._hold))
-        target = message.message_time + self._delay
+        message_time = routed.message_time
+        target = message_time + self._delay
         if meta.buffer_max is None or target > meta.buffer_max:
             meta.buffer_max = target
         if meta.event_target is None or target < meta.event_target:
             meta.event_target = target
             event_flush.set(_timestamp(target))
-        if message.message_time > meta.max_time:
-            meta.max_time = message.message_time
+        if message_time > meta.max_time:
+            meta.max_time = message_time
         meta_state.write(_META_ENCODER.encode(meta))
 
     # --- timers --------------------------------------------------------------------------------------
@@ -374,21 +399,25 @@ class ApplyPerGroupFn(CountingDoFn):
         """Apply the buffered messages the watermark has passed (called once the hold has passed)."""
         ready = meta.ready_until
         take: list[Message] = []
-        keep: list[Message] = []
-        for message in buffer.read():
-            (take if message.message_time + self._delay <= ready else keep).append(message)
+        keep: list[tuple[bytes, Message]] = []
+        for encoded in buffer.read():
+            message = _MESSAGE_DECODER.decode(encoded)
+            if message.message_time + self._delay <= ready:
+                take.append(message)
+            else:
+                keep.append((encoded, message))
         if keep:  # they wait for the watermark only: their hold has passed
-            earliest = min(message.message_time for message in keep) + self._delay
+            earliest = min(message.message_time for _, message in keep) + self._delay
             if meta.event_target is None or earliest < meta.event_target:
                 meta.event_target = earliest
                 event_flush.set(_timestamp(earliest))
         if not take:
             return
         buffer.clear()
-        for message in keep:
-            buffer.add(message)
+        for encoded, _ in keep:
+            buffer.add(encoded)
         if keep:
-            meta.buffer_max = max(message.message_time for message in keep) + self._delay
+            meta.buffer_max = max(message.message_time for _, message in keep) + self._delay
         else:
             meta.hold_armed, meta.hold_passed, meta.buffer_max = False, False, None
         if meta.project is None:

@@ -9,8 +9,9 @@ a backfill is limited like the live stream was.
 Retries are free: a request names the group it would create (``creation_id``), and a creation granted
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
 Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the counts of every
-bucket of the (project, type) with each answer; counts only grow): when those already fill a request's window, the request is refused
-without a round trip. Over-quota projects, whose refused occurrences ask again one by one, cost almost no
+bucket of the (project, type) with each answer; counts only grow), shared by all its quotas of one client and
+key prefix and started afresh every ten minutes: when those already fill a request's window, the request is
+refused without a round trip (and a window found full is remembered, not summed again). Over-quota projects, whose refused occurrences ask again one by one, cost almost no
 Redis traffic that way. The one imprecision: a creation granted by another process and asked again here, in
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
@@ -30,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -86,6 +87,38 @@ _down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDict
 _down_lock = threading.Lock()
 
 
+@dataclass
+class _Memory:
+    """What a process knows about the windows of one Redis client and key prefix, shared by its quotas (the
+    local runner builds one per bundle). Counts only grow while their hash lives (its TTL is renewed with
+    every creation), and a memory is dropped after ``_MEMORY_SECONDS`` so it never outlives a hash."""
+
+    born: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Window key -> bucket -> a lower bound of its count (what Redis last told us).
+    seen: dict[str, dict[int, int]] = field(default_factory=dict)
+    # (window key, bucket) whose window the seen counts already fill.
+    full: set[tuple[str, int]] = field(default_factory=set)
+    # "window key:creation id" of creations granted: asking again is answered here.
+    granted: set[str] = field(default_factory=set)
+
+
+_MEMORY_SECONDS = 600.0
+_memories: weakref.WeakKeyDictionary[redis.Redis, dict[str, _Memory]] = weakref.WeakKeyDictionary()
+
+
+def _memory(client: redis.Redis, prefix: str) -> _Memory:
+    now = time.monotonic()
+    with _down_lock:
+        by_prefix = _memories.get(client)
+        if by_prefix is None:
+            by_prefix = _memories[client] = {}
+        memory = by_prefix.get(prefix)
+        if memory is None or now - memory.born > _MEMORY_SECONDS:
+            memory = by_prefix[prefix] = _Memory(now)
+        return memory
+
+
 @dataclass(frozen=True)
 class QuotaRequest:
     project_id: int
@@ -112,10 +145,9 @@ class RedisCreationQuota:
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
         self._script = client.register_script(_CHECK_AND_USE)
-        # Window key -> bucket -> a lower bound of its count (what Redis last told us; counts only grow).
-        self._seen: dict[str, dict[int, int]] = {}
-        # Creations this process was granted: asking again is answered here.
-        self._granted: set[str] = set()
+        memory = _memory(client, prefix)
+        self._lock = memory.lock
+        self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -136,29 +168,26 @@ class RedisCreationQuota:
         asked: list[int] = []
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
-        for index, request in enumerate(requests):
-            quota = request.group_type.creation_quota
-            bucket = request.message_time // (quota.granularity_seconds * MICROS)
-            key = self.key(request.project_id, request.group_type.slug)
-            if request.creation_id and f"{key}:{request.creation_id}" in self._granted:
-                answers[index] = True
-                continue
-            buckets = -(-quota.window_seconds // quota.granularity_seconds)
-            seen = self._seen.get(key)
-            if (
-                seen is not None
-                and sum(seen.get(b, 0) for b in range(bucket - buckets + 1, bucket + 1)) >= quota.limit
-            ):
-                answers[index] = False  # the window is known to be full: no need to ask
-                continue
-            asked.append(index)
-            keys += [key, key + ":grants"]
-            args += [
-                bucket,
-                buckets,
-                quota.limit,
-                request.creation_id,
-            ]
+        with self._lock:  # shared with the process's other quotas (threads)
+            for index, request in enumerate(requests):
+                quota = request.group_type.creation_quota
+                bucket = request.message_time // (quota.granularity_seconds * MICROS)
+                key = self.key(request.project_id, request.group_type.slug)
+                if request.creation_id and f"{key}:{request.creation_id}" in self._granted:
+                    answers[index] = True
+                    continue
+                buckets = -(-quota.window_seconds // quota.granularity_seconds)
+                if (key, bucket) in self._full or self._known_full(key, bucket, buckets, quota.limit):
+                    answers[index] = False  # the window is known to be full: no need to ask
+                    continue
+                asked.append(index)
+                keys += [key, key + ":grants"]
+                args += [
+                    bucket,
+                    buckets,
+                    quota.limit,
+                    request.creation_id,
+                ]
         if not asked:
             return [bool(answer) for answer in answers]
         try:
@@ -170,27 +199,46 @@ class RedisCreationQuota:
             with _down_lock:
                 _down_until[self._client] = time.monotonic() + self._retry_after
             return self._open(requests)
-        if len(self._granted) > 100_000:
-            self._granted.clear()
-        for index, (answer, *counts) in zip(asked, granted):
-            request = requests[index]
-            quota = request.group_type.creation_quota
-            key = self.key(request.project_id, request.group_type.slug)
-            answers[index] = bool(answer)
-            if answer and request.creation_id:
-                self._granted.add(f"{key}:{request.creation_id}")
-            seen = self._seen.get(key)
-            if seen is None:
-                if len(self._seen) > 10_000:
-                    self._seen.clear()
-                seen = self._seen[key] = {}
-            if len(seen) > 100_000:
-                seen.clear()
-            for position in range(0, len(counts) - 1, 2):
-                seen_bucket, count = int(counts[position]), int(counts[position + 1])
-                if count > seen.get(seen_bucket, 0):
-                    seen[seen_bucket] = count
+        with self._lock:
+            if len(self._granted) > 100_000:
+                self._granted.clear()
+            for index, (answer, *counts) in zip(asked, granted):
+                request = requests[index]
+                quota = request.group_type.creation_quota
+                key = self.key(request.project_id, request.group_type.slug)
+                answers[index] = bool(answer)
+                if answer and request.creation_id:
+                    self._granted.add(f"{key}:{request.creation_id}")
+                seen = self._seen.get(key)
+                if seen is None:
+                    if len(self._seen) > 10_000:
+                        self._seen.clear()
+                    seen = self._seen[key] = {}
+                if len(seen) > 100_000:
+                    seen.clear()
+                for position in range(0, len(counts) - 1, 2):
+                    seen_bucket, count = int(counts[position]), int(counts[position + 1])
+                    if count > seen.get(seen_bucket, 0):
+                        seen[seen_bucket] = count
         return [bool(answer) for answer in answers]
+
+    def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
+        """Whether the counts seen already fill the window of ``buckets`` buckets ending at ``bucket``; a full
+        window stays full (counts only grow), so it is remembered and never summed again."""
+        seen = self._seen.get(key)
+        if not seen:
+            return False
+        low = bucket - buckets + 1
+        if len(seen) < buckets:
+            total = sum(count for seen_bucket, count in seen.items() if low <= seen_bucket <= bucket)
+        else:
+            total = sum(seen.get(b, 0) for b in range(low, bucket + 1))
+        if total < limit:
+            return False
+        if len(self._full) > 100_000:
+            self._full.clear()
+        self._full.add((key, bucket))
+        return True
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         for _ in requests:

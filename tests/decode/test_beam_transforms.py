@@ -160,7 +160,7 @@ def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> N
     raws = inputs()
     expected = [check_project(decode(item, max_bytes=MAX_BYTES), PROJECTS) for item in raws]
     routed = [
-        (key, Routed(message, PROJECTS.get(message.project_id)))
+        (key, Routed.of(message, PROJECTS.get(message.project_id)))
         for key, message in (key_by_group(item) for item in expected if not hasattr(item, "reason"))
     ]
     assert routed  # some messages get through

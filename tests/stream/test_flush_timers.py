@@ -15,7 +15,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
 from transforms.applier import ApplierConfig, SpannerTarget
-from transforms.apply_per_group import ApplyPerGroupFn, Routed
+from transforms.apply_per_group import ApplyPerGroupFn, Routed, decode_message
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, Message
@@ -112,7 +112,7 @@ class Driver:
     def send(self, *messages: Message) -> None:
         for message in messages:
             self.fn.process(
-                (message.key, Routed(message, b.PROJECT)),
+                (message.key, Routed.of(message, b.PROJECT)),
                 buffer=self.buffer,
                 meta_state=self.meta,
                 event_flush=self.event,
@@ -173,7 +173,7 @@ class Driver:
         return self.writes
 
     def buffered(self) -> list[int]:
-        return sorted(message.message_time for message in self.buffer.read())
+        return sorted(decode_message(data).message_time for data in self.buffer.read())
 
 
 @pytest.fixture
