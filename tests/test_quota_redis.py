@@ -49,6 +49,24 @@ def test_asking_again_for_a_granted_creation_is_free(redis_ns):
     assert [second.try_acquire(1, ERROR, T0, f"new{i}:0") for i in range(5)] == [True] * 4 + [False]
 
 
+def test_quotas_of_one_process_share_what_redis_told_them(redis_ns):
+    """The local runner builds a quota per bundle: a window one of them found full is refused by the next
+    without a round trip, and a creation one was granted is granted again by the next."""
+    first = quota(redis_ns)
+    assert [first.try_acquire(1, ERROR, T0, f"k{i}:0") for i in range(6)] == [True] * 5 + [False]
+    second = quota(redis_ns)
+
+    def no_round_trip(**_kwargs):
+        raise AssertionError("asked Redis")
+
+    second._script = no_round_trip
+    assert not second.try_acquire(1, ERROR, T0 + MINUTE, "another:0")
+    assert second.try_acquire(1, ERROR, T0, "k0:0")
+    # Another prefix (another pipeline) learns nothing from them.
+    other = RedisCreationQuota(redis_ns.client, prefix=redis_ns.prefix + "other")
+    assert other.try_acquire(1, ERROR, T0, "k0:0")
+
+
 def test_per_type_limits_come_from_the_registry(redis_ns):
     gate = quota(redis_ns)
     assert all(gate.try_acquire_many([QuotaRequest(1, CRON, T0, f"cron{i}:0") for i in range(50)]))

@@ -228,8 +228,10 @@ class GroupApplier:
         missing: list[tuple[int, str]] = []
         for event_id in wanted:
             key = (project_id, event_id)
-            _KNOWN_EVENTS.settle(key)
             event = _KNOWN_EVENTS.get(key)
+            if event is None:  # stored since the read was started (by a flush of this process): no wait
+                _KNOWN_EVENTS.settle(key)
+                event = _KNOWN_EVENTS.get(key)
             if event is not None:
                 found[event_id] = event
             elif (

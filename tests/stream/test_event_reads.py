@@ -103,3 +103,36 @@ def test_a_lookup_at_its_deadline_is_read_again_at_once(spanner_db, reads):
     clock.now += 3.5  # less than an interval since the last read, but within a second of the deadline
     assert set(applier.events_for(state, [], 1)) == {event_id}
     assert len(reads) == 3
+
+
+def test_an_event_stored_by_this_process_meanwhile_does_not_wait_for_the_running_read(
+    spanner_db, monkeypatch
+):
+    """A lookup's background read is still running when the occurrence carrying its event is applied here:
+    the flush takes the event from the process's cache instead of waiting for that read."""
+    import threading
+
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e4".ljust(32, "0")
+    release = threading.Event()
+    real = state_store.read_events
+
+    def slow(database, wanted):
+        release.wait(30)
+        return real(database, wanted)
+
+    monkeypatch.setattr(state_store, "read_events", slow)
+    try:
+        applier.prefetch_events([(1, event_id)])  # blocked until released
+        carrier = occurrence(1, event_id=event_id)
+        applier.apply(carrier.key, None, [carrier], PROJECT)  # this process stores the event
+        lookup = occurrence(2, event=False, event_id=event_id)
+        answer: list = []
+        worker = threading.Thread(target=lambda: answer.append(applier.events_for(None, [lookup], 1)))
+        worker.start()
+        worker.join(5)
+        assert answer and set(answer[0]) == {event_id}  # without waiting for the read
+    finally:
+        release.set()
+        applier_module._KNOWN_EVENTS.settle((1, event_id))
