@@ -39,7 +39,7 @@ from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, DeadLetter, Message
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 from transforms.ingest import ROUTED, Ingest, key_by_group
-from transforms.pubsub_io import ReadMessages, WriteDeadLetters
+from transforms.pubsub_io import PUBLISHING, ReadMessages, WriteDeadLetters
 from transforms.registry_source import AsRegistry, RefreshRegistry
 
 _LOG = logging.getLogger("pipeline.stream")
@@ -127,7 +127,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     )
     dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
-        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic)
+        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic, local=local)
     else:
         dead_letters | "LogDeadLetters" >> beam.Map(log_dead_letter)
 
@@ -271,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _LOG.info("stopping")
     log_counters(counter_totals(result))
     run.cancel()
+    unconfirmed = PUBLISHING.wait(timeout=60)
+    if unconfirmed:
+        _LOG.error("%d dead letters were not confirmed published within 60s", unconfirmed)
+        return 1
     return 0
 
 

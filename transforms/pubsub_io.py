@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, wait
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
-from transforms import progress
+from transforms import clients, progress
 from transforms.core.envelopes import dead_letter_to_pubsub
 from transforms.core.model import DeadLetter, RawMessage
 
@@ -67,16 +69,89 @@ def _to_pubsub(dead_letter: DeadLetter) -> PubsubMessage:
     return PubsubMessage(data, attributes)
 
 
-class WriteDeadLetters(beam.PTransform):
-    """``DeadLetter`` → the dead-letter topic: original bytes, original attributes plus the dead_letter_* ones."""
+class DeadLetterPublishError(RuntimeError):
+    """A dead letter could not be published (local runs): the pipeline stops rather than lose it silently."""
 
-    def __init__(self, topic: str, label: str | None = None) -> None:
-        super().__init__(label)
+
+class _Publishing:
+    """Dead letters this process handed to the Pub/Sub publisher whose publish is not confirmed yet (local
+    runs). The publisher sends them in the background, in batches; a failure is kept and raised by the next
+    ``check``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[Future] = set()
+        self._failure: BaseException | None = None
+
+    def add(self, future: Future) -> None:
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future) -> None:
+        error = future.exception()
+        with self._lock:
+            self._pending.discard(future)
+            if error is not None and self._failure is None:
+                self._failure = error
+
+    def check(self, max_pending: int) -> None:
+        """Raise the first failed publish; wait while more than ``max_pending`` are unconfirmed."""
+        with self._lock:
+            pending = list(self._pending) if len(self._pending) > max_pending else []
+        if pending:
+            wait(pending)
+        with self._lock:
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            raise DeadLetterPublishError(f"publishing a dead letter failed: {failure}") from failure
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for every publish handed over so far; returns how many are still unconfirmed."""
+        with self._lock:
+            pending = list(self._pending)
+        return len(wait(pending, timeout).not_done) if pending else 0
+
+
+PUBLISHING = _Publishing()
+
+
+class _PublishFn(beam.DoFn):
+    """Local runs: hands each dead letter to the process's publisher and goes on. Beam's ``WriteToPubSub``
+    waits for every bundle's publishes (at least the publisher's 10 ms batching delay each); on the local
+    runner, which runs one bundle at a time, that wait held up the whole pipeline. Nothing is lost that the
+    local runner would not lose anyway (it acknowledges messages when it pulls them): a failed publish
+    fails a later bundle (``DeadLetterPublishError``), and ``pipeline.stream`` waits for the unconfirmed
+    ones when it stops."""
+
+    MAX_PENDING = 10_000
+
+    def __init__(self, topic: str) -> None:
         self._topic = topic
 
+    def setup(self) -> None:
+        self._publisher = clients.pubsub_publisher()
+
+    def process(self, message: PubsubMessage) -> None:
+        PUBLISHING.add(self._publisher.publish(self._topic, message.data, **(message.attributes or {})))
+
+    def finish_bundle(self) -> None:
+        PUBLISHING.check(self.MAX_PENDING)
+
+
+class WriteDeadLetters(beam.PTransform):
+    """``DeadLetter`` → the dead-letter topic: original bytes, original attributes plus the dead_letter_* ones.
+
+    ``local``: publish without waiting for each bundle's publishes (``_PublishFn``); otherwise Beam's
+    ``WriteToPubSub`` (Dataflow's own sink)."""
+
+    def __init__(self, topic: str, label: str | None = None, *, local: bool = False) -> None:
+        super().__init__(label)
+        self._topic = topic
+        self._local = local
+
     def expand(self, dead_letters):
-        return (
-            dead_letters
-            | "ToPubsubMessage" >> beam.Map(_to_pubsub)
-            | "Publish" >> WriteToPubSub(self._topic, with_attributes=True)
-        )
+        messages = dead_letters | "ToPubsubMessage" >> beam.Map(_to_pubsub)
+        if self._local:
+            return messages | "Publish" >> beam.ParDo(_PublishFn(self._topic))
+        return messages | "Publish" >> WriteToPubSub(self._topic, with_attributes=True)
