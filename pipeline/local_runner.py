@@ -419,3 +419,6 @@ class LocalRun:
             _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
         )
         self._finished.wait(5.0)
+        from transforms.apply_per_group import wait_for_commits
+
+        wait_for_commits()  # what the stopped pipeline handed over is in Spanner before a new one reads it

@@ -124,6 +124,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         lookup_retry_interval=parse_duration(stream.lookup_retry_interval),
         idle_timeout=parse_duration(stream.state_idle_timeout),
         routed=local,
+        overlap_commits=local,
     )
     dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:

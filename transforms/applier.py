@@ -311,17 +311,30 @@ class GroupApplier:
             done.append(self._in_flight.pop(0).result())
         total = CommitStats()
         for stats in done:
-            # Beam metrics must be counted on the DoFn's thread, so the writer thread only returns them.
-            self._count(metrics.SPANNER_COMMITS, stats.commits)
-            self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
-            self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
-            self._count(metrics.SPANNER_ROWS, stats.rows)
-            for table, rows in stats.rows_by_table.items():
-                self._count(metrics.spanner_rows_counter(table), rows)
-            if stats.stale_writes:
-                self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
+            self.count_commit(stats)
             total.add(stats)
         return total
+
+    def take_writes(self) -> list[KeyWrite]:
+        """The kept writes, handed over to the caller to commit (``writer.write``) and no longer kept here."""
+        writes, self._pending, self._pending_messages = self._pending, [], 0
+        return writes
+
+    @property
+    def writer(self) -> SpannerWriter:
+        return self._writer
+
+    def count_commit(self, stats: CommitStats) -> None:
+        """Count what a commit did. Beam metrics must be counted on the DoFn's thread, so writer threads only
+        return their stats."""
+        self._count(metrics.SPANNER_COMMITS, stats.commits)
+        self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
+        self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
+        self._count(metrics.SPANNER_ROWS, stats.rows)
+        for table, rows in stats.rows_by_table.items():
+            self._count(metrics.spanner_rows_counter(table), rows)
+        if stats.stale_writes:
+            self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -55,7 +55,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import apache_beam as beam
@@ -189,6 +189,78 @@ class _AttachProject(beam.DoFn):
         yield key, Routed.of(message, projects.get(message.project_id))
 
 
+class CommitFailed(RuntimeError):
+    """An overlapped commit failed (after the writer's retries): its bundle's state went on without its rows,
+    so the step stops."""
+
+
+class _Committer:
+    """Local runs (``overlap_commits``): the Spanner commits of one stateful step, on a thread of their own,
+    one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
+    the next bundles are processed. A bundle that hands over a commit waits for the one before it, so at most
+    one runs behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
+    A failed commit fails every bundle from then on (``CommitFailed``)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overlapped-commit")
+        self._lock = threading.Lock()
+        self._running: list[Future] = []  # oldest first
+        self._failure: BaseException | None = None
+
+    def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> None:
+        """Commit ``writes`` (``write(writes)`` gives the commit's stats); ``counts`` are the counters of the
+        bundle that made them, handed back with the stats once the commit is done."""
+        with self._lock:
+            self._running.append((self._executor.submit(write, writes), counts))
+
+    def settle(self, at_most: int | None) -> list[tuple[Any, dict[str, int]]]:
+        """``(stats, counts)`` of the finished commits, after waiting until at most ``at_most`` (the newest)
+        are unfinished (None: no waiting)."""
+        with self._lock:
+            running = list(self._running)
+        done = []
+        for index, entry in enumerate(running):
+            future, counts = entry
+            if not future.done() and (at_most is None or index >= len(running) - at_most):
+                break
+            try:
+                done.append((future.result(), counts))
+            except BaseException as error:  # kept, and raised below and by every later bundle
+                if self._failure is None:
+                    self._failure = error
+            with self._lock:
+                self._running.remove(entry)
+        if self._failure is not None:
+            raise CommitFailed(f"a Spanner commit failed: {self._failure}") from self._failure
+        return done
+
+    def wait(self, timeout: float | None) -> int:
+        """Wait for every commit handed over; returns how many are still running."""
+        with self._lock:
+            running = [future for future, _counts in self._running]
+        return len(wait(running, timeout).not_done) if running else 0
+
+
+_COMMITTERS: dict[str, _Committer] = {}
+_COMMITTERS_LOCK = threading.Lock()
+
+
+def _committer(step: str) -> _Committer:
+    with _COMMITTERS_LOCK:
+        committer = _COMMITTERS.get(step)
+        if committer is None:
+            committer = _COMMITTERS[step] = _Committer()
+        return committer
+
+
+def wait_for_commits(timeout: float | None = 60.0) -> int:
+    """Wait for the overlapped commits of every step of this process (call it when stopping a local run);
+    returns how many are still running."""
+    with _COMMITTERS_LOCK:
+        committers = list(_COMMITTERS.values())
+    return sum(committer.wait(timeout) for committer in committers)
+
+
 class _WatermarkSeen:
     """The greatest event-time timer fired in this process, per stateful step: a lower bound of the step's
     input watermark (the watermark is the step's, not a key's, and only grows), so a key's flush can take
@@ -224,6 +296,8 @@ class ApplyPerGroupFn(CountingDoFn):
     HOLD_FLUSH = TimerSpec("hold_flush", TimeDomain.REAL_TIME)
     LOOKUP_RETRY = TimerSpec("lookup_retry", TimeDomain.REAL_TIME)
     EXPIRE = TimerSpec("expire", TimeDomain.REAL_TIME)
+    CONFIRM = TimerSpec("confirm", TimeDomain.REAL_TIME)  # overlap_commits: a later bundle counts the commit
+    CONFIRM_DELAY = 0.05  # seconds
 
     def __init__(
         self,
@@ -234,7 +308,10 @@ class ApplyPerGroupFn(CountingDoFn):
         lookup_retry_interval: float = 5.0,
         idle_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
+        overlap_commits: bool = False,
     ) -> None:
+        """``overlap_commits`` (local runs only): a bundle's commit runs while the next bundles are
+        processed (``_Committer``); otherwise it ends before its bundle does."""
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive (seconds), got {idle_timeout}")
         if watermark_delay < 0 or processing_hold < 0 or lookup_retry_interval <= 0:
@@ -249,7 +326,8 @@ class ApplyPerGroupFn(CountingDoFn):
         self._clock = clock
         self._retention = config.engine.duplicate_retention
         self._idle_timeout = idle_timeout
-        self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) in _WATERMARK_SEEN
+        self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) process-wide
+        self._overlap = overlap_commits
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -261,9 +339,39 @@ class ApplyPerGroupFn(CountingDoFn):
         self._applier = GroupApplier(self._config, self._count, self._clock)
         self._to_hydrate: dict[str, str] = {}  # key -> token of this bundle's read
         self._lookups: set[tuple[int, str]] = set()  # events of this bundle's lookups, read in the background
+        self._confirm_armed = False  # overlap_commits: a confirm timer is set for this bundle's commit
+        self._confirmed = False  # a confirm timer fired in this bundle
+        # overlap_commits: the bundle's counts, counted once its commit is done (counted means committed).
+        self._deferred: dict[str, int] | None = {} if self._overlap else None
+
+    def _count(self, name: str, amount: int) -> None:
+        deferred = getattr(self, "_deferred", None)
+        if deferred is None:
+            super()._count(name, amount)
+        else:
+            deferred[name] = deferred.get(name, 0) + amount
+
+    def _count_all(self, counts: dict[str, int]) -> None:
+        for name, amount in counts.items():
+            self._count(name, amount)
 
     def finish_bundle(self) -> None:
-        self._applier.flush()
+        if self._overlap:
+            counts, self._deferred = self._deferred or {}, None  # from here on, counted at once
+            committer = _committer(self._step)
+            writes = self._applier.take_writes()
+            if writes:
+                committer.submit(self._applier.writer.write, writes, counts)
+            else:
+                self._count_all(counts)
+            # With a new commit, wait for the one before; without, count what has finished, or (a confirm
+            # timer fired: no later bundle may come) wait for all.
+            at_most = 1 if writes else (0 if self._confirmed else None)
+            for stats, later in committer.settle(at_most):
+                self._applier.count_commit(stats)
+                self._count_all(later)
+        else:
+            self._applier.flush()
         if self._to_hydrate:
             requests, self._to_hydrate = self._to_hydrate, {}
             self._count(metrics.STATE_HYDRATED, len(requests))
@@ -318,6 +426,7 @@ class ApplyPerGroupFn(CountingDoFn):
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
+        confirm=beam.DoFn.TimerParam(CONFIRM),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.event_target = None
@@ -325,7 +434,7 @@ class ApplyPerGroupFn(CountingDoFn):
         seen = _WATERMARK_SEEN.update(self._step, fired_micros)
         meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
         if meta.hold_passed:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
+            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm)
         elif meta.buffer_max is not None and meta.buffer_max > fired_micros:
             # While the hold runs, find out whether the watermark has passed the whole buffer already.
             meta.event_target = meta.buffer_max
@@ -342,6 +451,7 @@ class ApplyPerGroupFn(CountingDoFn):
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
+        confirm=beam.DoFn.TimerParam(CONFIRM),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.hold_passed, meta.hold_armed = True, False
@@ -349,7 +459,7 @@ class ApplyPerGroupFn(CountingDoFn):
         if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
             meta.ready_until = seen
         if meta.ready_until is not None:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire)
+            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm)
         meta_state.write(_META_ENCODER.encode(meta))
 
     @on_timer(LOOKUP_RETRY)
@@ -361,12 +471,14 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state=beam.DoFn.StateParam(META),
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
+        confirm=beam.DoFn.TimerParam(CONFIRM),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         state = self._load(key, key_state, meta)
         if state is None or not state.waiting or meta.project is None:
             return
         new_state, dead_letters = self._applier.apply(key, state, [], meta.project)
+        self._arm_confirm(confirm)
         key_state.write(engine.encode_state(new_state))
         if new_state.waiting:
             self._arm_lookup_retry(new_state, lookup_retry)
@@ -375,6 +487,10 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state.write(_META_ENCODER.encode(meta))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+
+    @on_timer(CONFIRM)
+    def on_confirm(self) -> None:
+        self._confirmed = True
 
     @on_timer(EXPIRE)
     def on_expire(
@@ -395,7 +511,9 @@ class ApplyPerGroupFn(CountingDoFn):
         self._count(metrics.STATE_EXPIRED, 1)
 
     # --- the flush -----------------------------------------------------------------------------------
-    def _flush(self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire) -> Iterator[Any]:
+    def _flush(
+        self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire, confirm
+    ) -> Iterator[Any]:
         """Apply the buffered messages the watermark has passed (called once the hold has passed)."""
         ready = meta.ready_until
         take: list[Message] = []
@@ -443,6 +561,7 @@ class ApplyPerGroupFn(CountingDoFn):
             # No message older than this can still be recognised as a duplicate of a forgotten one.
             state = engine.compact(state, min(ready - self._delay, state.last_time) - self._retention)
         new_state, dead_letters = self._applier.apply(key, state, take, meta.project)
+        self._arm_confirm(confirm)
         self._flushes.update(len(take))
         key_state.write(engine.encode_state(new_state))
         if new_state.waiting:
@@ -451,6 +570,12 @@ class ApplyPerGroupFn(CountingDoFn):
             expire.set(Timestamp.of(self._clock() + self._idle_timeout))
         for dead_letter in dead_letters:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+
+    def _arm_confirm(self, confirm) -> None:
+        """overlap_commits: make sure a later bundle comes to count (and wait for) this bundle's commit."""
+        if self._overlap and not self._confirm_armed and self._applier.pending_writes:
+            self._confirm_armed = True
+            confirm.set(Timestamp.of(self._clock() + self.CONFIRM_DELAY))
 
     def _arm_lookup_retry(self, state, lookup_retry) -> None:
         deadline = engine.next_lookup_deadline(state)
@@ -492,6 +617,7 @@ class ApplyPerGroup(beam.PTransform):
         idle_timeout: float = 120.0,
         clock: Callable[[], float] = time.time,
         routed: bool = False,
+        overlap_commits: bool = False,
         label: str | None = None,
     ) -> None:
         """``routed``: the input is ``(key, Routed)`` already (``transforms.ingest.Ingest``), not
@@ -505,6 +631,7 @@ class ApplyPerGroup(beam.PTransform):
             lookup_retry_interval=lookup_retry_interval,
             idle_timeout=idle_timeout,
             clock=clock,
+            overlap_commits=overlap_commits,
         )
         self._projects = projects
 

@@ -165,6 +165,22 @@ class StreamRun:
         assert self.result is not None
         return stream.counter_totals(self.result)
 
+    def settled_counters(self, quiet: float = 1.0, timeout: float = 30.0) -> dict[str, int]:
+        """The counters once they have not changed for ``quiet`` seconds. On the local runner a bundle's
+        counters are counted when its commit is done, which a later bundle finds out (``overlap_commits``),
+        so right after its rows appear in Spanner they may still be on their way."""
+        started = time.monotonic()
+        last, since = self.counters(), time.monotonic()
+        while time.monotonic() - since < quiet:
+            self.check_alive()
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"the counters did not settle in {timeout:.0f} s: {last}")
+            time.sleep(0.1)
+            current = self.counters()
+            if current != last:
+                last, since = current, time.monotonic()
+        return last
+
     def counter(self, name: str) -> int:
         return self.counters().get(name, 0)
 

@@ -94,7 +94,7 @@ def run_script(
         timings["phase 1"] = run.wait_until(
             lambda: phase1_applied(run, env.database.database), "phase 1 to be applied"
         )
-        counters_phase1 = run.counters()
+        counters_phase1 = run.settled_counters()
         if restart_between_phases:
             run.stop()
             run = harness.StreamRun(args).start()
@@ -104,7 +104,7 @@ def run_script(
         timings["phase 2"] = run.wait_until(
             lambda: phase2_applied(env.database.database), "phase 2 to be applied"
         )
-        counters = run.counters()
+        counters = run.settled_counters()
         if restart_between_phases:
             counters = {
                 name: counters.get(name, 0) + counters_phase1.get(name, 0)
@@ -182,7 +182,7 @@ def run_main(env: StreamEnv) -> MainRun:
         captured["dead_letters"] = harness.pull_all(
             env.dead_letter_subscription, expected=DEAD_LETTERS_PHASE_1
         )
-        captured["counters"] = run.counters()
+        captured["counters"] = run.settled_counters()
         captured["rows"] = harness.read_tables(env.database.database)
 
     outcome = run_script(env, scripted, after_phase_2=redeliver)

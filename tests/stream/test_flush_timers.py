@@ -7,6 +7,7 @@ the Spanner writes are the real ones (emulator).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,11 +15,19 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
+from transforms import progress
 from transforms.applier import ApplierConfig, SpannerTarget
-from transforms.apply_per_group import ApplyPerGroupFn, Routed, decode_message
+from transforms.apply_per_group import (
+    ApplyPerGroupFn,
+    CommitFailed,
+    Routed,
+    decode_message,
+    wait_for_commits,
+)
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, Message
+from transforms.spanner_writer import SpannerWriter
 
 SECOND = MICROS
 HOLD = 2.0
@@ -81,20 +90,28 @@ class Clock:
 class Driver:
     """One key of ``ApplyPerGroupFn``: its state, its timers, and the runner's part (firing timers)."""
 
-    def __init__(self, database, engine: EngineConfig | None = None, key: str | None = None) -> None:
+    def __init__(
+        self, database, engine: EngineConfig | None = None, key: str | None = None, overlap: bool = False
+    ) -> None:
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
             engine=engine or EngineConfig(),
         )
         self.clock = Clock()
         self.fn = ApplyPerGroupFn(
-            config, watermark_delay=0.0, processing_hold=HOLD, idle_timeout=IDLE, clock=self.clock
+            config,
+            watermark_delay=0.0,
+            processing_hold=HOLD,
+            idle_timeout=IDLE,
+            clock=self.clock,
+            overlap_commits=overlap,
         )
         self.fn.setup()
         self.counts: dict[str, int] = {}
         self._start_bundle()
         self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
         self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
+        self.confirm = Timer()
         self.writes = 0
         self.key = key or f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
 
@@ -120,7 +137,12 @@ class Driver:
             )
 
     def _timers(self) -> dict[str, Timer]:
-        return {"event_flush": self.event, "lookup_retry": self.lookup, "expire": self.expire}
+        return {
+            "event_flush": self.event,
+            "lookup_retry": self.lookup,
+            "expire": self.expire,
+            "confirm": self.confirm,
+        }
 
     def fire_event(self) -> None:
         fired = self.event.take()
@@ -157,12 +179,18 @@ class Driver:
                 meta_state=self.meta,
                 lookup_retry=self.lookup,
                 expire=self.expire,
+                confirm=self.confirm,
             )
         )
 
     def fire_expire(self) -> None:
         self.clock.now = self.expire.take().micros / MICROS
         self.fn.on_expire(buffer=self.buffer, key_state=self.key_state, meta_state=self.meta)
+
+    def finish(self) -> None:
+        """End the bundle and start the next."""
+        self.fn.finish_bundle()
+        self._start_bundle()
 
     def engine_calls(self) -> int:
         """Key writes made so far (one per flush that took messages in), committed to Spanner."""
@@ -304,3 +332,66 @@ def test_a_flush_takes_everything_the_steps_watermark_is_known_to_have_passed(sp
     hot.fire_hold()
     assert hot.buffered() == []  # all ten in one flush, before the key's own timer (T0) fired
     assert hot.engine_calls() == 1
+
+
+class _Gate:
+    """Holds every Spanner commit (``SpannerWriter.write``) until opened; ``fail`` makes them raise."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.open = threading.Event()
+        self.fail = False
+        real = SpannerWriter.write
+
+        def gated(writer, writes):
+            assert self.open.wait(30), "the gate was never opened"
+            if self.fail:
+                raise RuntimeError("injected commit failure")
+            return real(writer, writes)
+
+        monkeypatch.setattr(SpannerWriter, "write", gated)
+
+
+def test_overlapped_commits_run_behind_their_bundle_and_a_confirm_timer_counts_them(
+    spanner_db, monkeypatch
+) -> None:
+    """Local runs: a bundle's commit runs while later bundles are processed; a confirm timer makes sure a
+    later bundle waits for it and counts it."""
+    gate = _Gate(monkeypatch)
+    driver = Driver(spanner_db, overlap=True)
+
+    def applied() -> int:  # the bundle's counters, as Beam and the progress line see them
+        return progress.snapshot().get(metrics.OCCURRENCE_MESSAGES, 0)
+
+    before = applied()
+    driver.send(b.occurrence(T0))
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.confirm.at == Timestamp.of(driver.clock.now + ApplyPerGroupFn.CONFIRM_DELAY)
+    driver.finish()  # hands the commit over and returns: the commit waits at the gate
+    driver.send(b.occurrence(T0 + SECOND))
+    driver.finish()  # a bundle without writes does not wait
+    assert driver.counts.get(metrics.SPANNER_COMMITS, 0) == 0
+    assert applied() == before  # counted once committed
+    gate.open.set()
+    driver.confirm.take()
+    driver.fn.on_confirm()
+    driver.finish()  # the confirm fired in a bundle without writes: it waits for every commit, and counts them
+    assert driver.counts[metrics.SPANNER_COMMITS] == 1
+    assert applied() == before + 1
+    assert driver.counts[metrics.spanner_rows_counter("KeyStates")] == 1
+    assert wait_for_commits(timeout=5) == 0
+
+
+def test_a_failed_overlapped_commit_fails_every_later_bundle(spanner_db, monkeypatch) -> None:
+    gate = _Gate(monkeypatch)
+    gate.fail = True
+    driver = Driver(spanner_db, overlap=True)
+    driver.send(b.occurrence(T0))
+    driver.fire_event()
+    driver.fire_hold()
+    driver.finish()
+    gate.open.set()
+    assert wait_for_commits(timeout=5) == 0
+    for _ in range(2):
+        with pytest.raises(CommitFailed, match="injected commit failure"):
+            driver.finish()

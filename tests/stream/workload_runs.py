@@ -99,7 +99,7 @@ def run_parts(env: StreamEnv, stream: GeneratedStream, parts: list[list[harness.
         harness.publish(env.input_topic, part, published)
         with harness.StreamRun(args) as run:
             run.wait_until(applied(run, stream, part), f"{len(part)} messages to be applied", timeout=180)
-            for name, value in run.counters().items():
+            for name, value in run.settled_counters().items():
                 counters[name] = counters.get(name, 0) + value
     seconds = time.monotonic() - started
     return WorkloadOutcome(harness.read_tables(env.database.database), published, counters, seconds)
