@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
+from collections.abc import Iterator
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
 # The projects ``pipeline.workload`` generates for: (project id, organization id, slug).
@@ -27,3 +30,42 @@ def drop(database_id: str) -> None:
 
     clients.spanner_database(PROJECT, INSTANCE, database_id).drop()
     clients.forget_database(PROJECT, INSTANCE, database_id)
+
+
+# Ports of the benchmarks' own emulator: the stack's plus this (the tests' fault-injecting emulator uses +2).
+FRESH_PORT_OFFSET = 4
+
+
+@contextlib.contextmanager
+def fresh_emulator(log=print) -> Iterator[str]:
+    """A Spanner emulator of its own, started empty for one measured part and stopped after it.
+
+    The emulator keeps every row it was ever given in memory and slows down as it grows, so a part measured
+    after others (or after earlier runs) would be measured on a slower emulator. Inside the block
+    ``SPANNER_EMULATOR_HOST`` (and every child process started in it) points at the fresh one; yields its
+    host.
+    """
+    from pipeline.stack import SpannerEmulator, StackConfig
+    from transforms import clients
+
+    config = StackConfig.from_env()
+    emulator = SpannerEmulator(
+        config.spanner_grpc_port + FRESH_PORT_OFFSET,
+        config.spanner_rest_port + FRESH_PORT_OFFSET,
+        config,
+        name="spanner-bench",
+    )
+    emulator.stop()  # a leftover of an interrupted benchmark
+    log(f"  ({emulator.start()})")
+    previous = os.environ.get(clients.SPANNER_EMULATOR_VAR)
+    os.environ[clients.SPANNER_EMULATOR_VAR] = emulator.host
+    clients.reset()
+    try:
+        yield emulator.host
+    finally:
+        clients.reset()
+        if previous is None:
+            os.environ.pop(clients.SPANNER_EMULATOR_VAR, None)
+        else:
+            os.environ[clients.SPANNER_EMULATOR_VAR] = previous
+        emulator.stop()

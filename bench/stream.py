@@ -2,7 +2,11 @@
 
     python -m bench.stream [--messages 200000] [--keys 20000] [--hot-key-share 0.05] [--quick] ...
 
-What it does, in this order, each part on its own fresh database:
+What it does, in this order, each part on a Spanner emulator of its own, started empty for it and stopped
+after it (on the stack's ports + 4; ``--shared-emulator``: every part on the stack's emulator, each on a
+fresh database). The emulator keeps every row it was ever given in memory and slows down as it grows, so
+sharing one makes a part's figures depend on what ran before it (the pipeline measured after the ceiling and
+the baseline ran about a third slower than on an empty emulator):
 
 1. **Emulator ceiling**: rows/second of blind ``insert_or_update`` batches of 1,000 rows (``bench.backfill``'s
    measurement), for 10-column rows and for occurrence-shaped rows.
@@ -44,6 +48,7 @@ The machine is shared: every ratio printed is between figures measured in this r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -701,6 +706,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pipeline-arg", action="append", default=[], help="extra flag for pipeline.stream")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for each phase")
+    parser.add_argument(
+        "--shared-emulator",
+        action="store_true",
+        help="measure every part on the stack's Spanner emulator instead of a fresh one each",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.keys = 20_000, 2_000
@@ -754,10 +764,16 @@ def main(argv: list[str] | None = None) -> int:
         probe_decoded.append(decoded if ok else None)
 
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+
+    def part():
+        """Each measured part on a Spanner emulator of its own, started empty (unless --shared-emulator)."""
+        return contextlib.nullcontext() if args.shared_emulator else bench_database.fresh_emulator(log)
+
     ceiling = None
     if "ceiling" not in args.skip:
         log(f"emulator ceiling: blind batches of 1,000 rows, {args.ceiling_rows:,} rows of each shape")
-        ceiling = measure_ceiling(args.ceiling_rows)
+        with part():
+            ceiling = measure_ceiling(args.ceiling_rows)
         for kind, value in ceiling.items():
             log(f"  {kind}: {value:,.0f} rows/s")
     naive = None
@@ -765,14 +781,18 @@ def main(argv: list[str] | None = None) -> int:
         count = args.baseline_messages
         log(f"naive baseline: the first {count:,} messages, one read-write transaction each")
         naive_probe = messages[count : count + max(200, count // 20)] if args.latency_messages else []
-        naive = run_naive(messages[:count], naive_probe, work, log)
+        with part():
+            naive = run_naive(messages[:count], naive_probe, work, log)
     log("pipeline: pipeline.stream on the DirectRunner (BundleBasedDirectRunner), in its own process")
-    pipe, argv_used, published = run_pipeline(args, phase_a, probe, probe_decoded, work, log)
     cpu = None
-    window = max(100, min(args.messages, round(pipe.rate * _seconds(args.hold))))
-    if "cpu" not in args.skip:
-        log(f"CPU of our code: {args.cpu_repeats} passes over the phase A messages in windows of {window:,}")
-        cpu = run_cpu(args, argv_used, published, phase_a, window)
+    with part():
+        pipe, argv_used, published = run_pipeline(args, phase_a, probe, probe_decoded, work, log)
+        window = max(100, min(args.messages, round(pipe.rate * _seconds(args.hold))))
+        if "cpu" not in args.skip:
+            log(
+                f"CPU of our code: {args.cpu_repeats} passes over the phase A messages in windows of {window:,}"
+            )
+            cpu = run_cpu(args, argv_used, published, phase_a, window)
     report(args, summary, ceiling, naive, pipe, cpu, window)
     print(f"\n(run took {time.time() - began:,.0f} s; worker logs in {work})")
     return 0
