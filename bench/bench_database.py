@@ -56,6 +56,7 @@ def fresh_emulator(log=print) -> Iterator[str]:
         name="spanner-bench",
     )
     emulator.stop()  # a leftover of an interrupted benchmark
+    _wait_ports_free(emulator.ports)
     log(f"  ({emulator.start()})")
     previous = os.environ.get(clients.SPANNER_EMULATOR_VAR)
     os.environ[clients.SPANNER_EMULATOR_VAR] = emulator.host
@@ -69,3 +70,15 @@ def fresh_emulator(log=print) -> Iterator[str]:
         else:
             os.environ[clients.SPANNER_EMULATOR_VAR] = previous
         emulator.stop()
+        _wait_ports_free(emulator.ports)
+
+
+def _wait_ports_free(ports, timeout: float = 30.0) -> None:
+    """A stopped emulator's processes take a moment to let go of their ports."""
+    import time
+
+    from pipeline.stack import _port_open
+
+    deadline = time.monotonic() + timeout
+    while any(_port_open(port) for port in ports) and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -20,6 +20,12 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   fails, Beam keeps the previous state and retries, and the engine recomputes the same writes (same ``seq``),
   which the guarded writer treats as already applied where they were. Writes of one key are committed in
   ``seq`` order because a key's next bundle starts only after this one committed.
+* **Local runs** (``overlap_commits``): the local runner runs one bundle at a time and never retries one, so
+  there a bundle hands its commit to a thread of the step's own (``_Committer``: one at a time, in order) and
+  the next bundles are processed while it runs; a bundle that hands over a commit first waits for the one
+  before. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
+  a later bundle: a ``confirm`` timer makes sure one comes. A failed commit fails every later bundle, and
+  stopping the pipeline (``LocalRun.cancel``) waits for the commits handed over.
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
   state; empty until hydrated), ``meta`` (hydration, flush bookkeeping, the key's project). A key is
   hydrated from Spanner the first time this pipeline sees it (and again after its state expired): keys are
