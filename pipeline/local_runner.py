@@ -7,7 +7,9 @@ process; Dataflow has its own reader, metrics and DoFn invokers.
 * **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
   waits up to 30 s on an idle subscription, on the same thread as everything else: about 120 messages/s at
   best, and timers and the watermark stall while it waits. We wrap the reader's subscriber client so every
-  pull asks for ``max_messages`` and returns after ``timeout`` seconds.
+  pull asks for ``max_messages`` and returns after ``timeout`` seconds, and read the pulled messages from
+  the response's protobuf instead of its proto-plus wrappers (same results; the whole process's CPU per
+  message went from 508 to 450 µs, mean of two A/B runs of ``bench.stream`` over 100,000 messages).
 * **Metrics.** Each of the runner's worker threads keeps one state sampler, and the sampler caches a step's
   execution state, with the metrics container of the *first* bundle it ran, under the step's name. Every later
   bundle of that step on that thread increments the first bundle's container, which was already committed, so
@@ -75,6 +77,52 @@ class _FastPullClient:
         return getattr(self._client, name)
 
 
+def _read_from_pubsub(self, timestamp_attribute):
+    """Beam's ``_PubSubReadEvaluator._read_from_pubsub``, reading the pulled messages from the response's
+    protobuf rather than through its proto-plus wrappers: the same ``(Timestamp, PubsubMessage)`` pairs, the
+    same errors."""
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from apache_beam.utils.timestamp import Timestamp
+    from google.api_core.datetime_helpers import DatetimeWithNanoseconds
+
+    sub_client = self._get_subscriber_client(self._applied_ptransform)
+    response = sub_client.pull(subscription=self._sub_name, max_messages=10, timeout=30)
+    received = type(response).pb(response).received_messages
+    results = []
+    for pulled in received:
+        message = pulled.message
+        attributes = dict(message.attributes)
+        parsed = PubsubMessage(message.data, attributes)
+        if message.message_id:
+            parsed.message_id = message.message_id
+        has_publish_time = message.HasField("publish_time")
+        if has_publish_time:
+            parsed.publish_time = DatetimeWithNanoseconds.from_timestamp_pb(message.publish_time)
+        if message.ordering_key:
+            parsed.ordering_key = message.ordering_key
+        if timestamp_attribute and timestamp_attribute in attributes:
+            rfc3339_or_milli = attributes[timestamp_attribute]
+            try:
+                timestamp = Timestamp(micros=int(rfc3339_or_milli) * 1000)
+            except ValueError:
+                try:
+                    timestamp = Timestamp.from_rfc3339(rfc3339_or_milli)
+                except ValueError as e:
+                    raise ValueError(f"Bad timestamp value: {e}") from e
+            if timestamp.precision() > Timestamp.MICROS_PRECISION:
+                timestamp = timestamp.to_precision(Timestamp.MICROS_PRECISION, allow_lossy_conversion=True)
+        else:
+            if not has_publish_time:
+                raise ValueError(f"No publish time present in message: {message}")
+            publish_time = message.publish_time
+            timestamp = Timestamp(micros=publish_time.seconds * 1_000_000 + publish_time.nanos // 1000)
+        results.append((timestamp, parsed))
+    ack_ids = [pulled.ack_id for pulled in received]
+    if ack_ids:
+        sub_client.acknowledge(subscription=self._sub_name, ack_ids=ack_ids)
+    return results
+
+
 def _patch_pubsub_pulls() -> None:
     from apache_beam.runners.direct import transform_evaluator
 
@@ -88,6 +136,8 @@ def _patch_pubsub_pulls() -> None:
         return _FastPullClient(client, int(_pull["max_messages"]), _pull["timeout"])
 
     evaluator._get_subscriber_client = classmethod(_get_subscriber_client)
+    _read_from_pubsub.__wrapped__ = evaluator._read_from_pubsub  # Beam's, for the tests
+    evaluator._read_from_pubsub = _read_from_pubsub
     evaluator._occurrence_pipeline_patched = True
 
 

@@ -129,3 +129,75 @@ def test_state_copy_is_beams_copy():
         copied.add_state(window, tag, b"more")
         assert "other" not in {name for timers in state.timers.values() for (name, _, _) in timers}
         assert b"more" not in state.get_state(window, tag)
+
+
+class _FakeSubscriber:
+    """Returns one prepared pull response; records acknowledgements."""
+
+    def __init__(self, response) -> None:
+        self.response = response
+        self.acked: list[list[str]] = []
+
+    def pull(self, subscription, max_messages=None, timeout=None, **kwargs):
+        return self.response
+
+    def acknowledge(self, subscription, ack_ids, **kwargs) -> None:
+        self.acked.append(list(ack_ids))
+
+
+class _FakeEvaluator:
+    def __init__(self, client) -> None:
+        self._client = client
+        self._applied_ptransform = None
+        self._sub_name = "projects/p/subscriptions/s"
+
+    def _get_subscriber_client(self, transform):
+        return self._client
+
+
+def _pull_response(attribute_values):
+    from google.protobuf import timestamp_pb2
+    from google.pubsub_v1 import PubsubMessage as Message
+    from google.pubsub_v1 import PullResponse, ReceivedMessage
+
+    received = []
+    for index, value in enumerate(attribute_values):
+        attributes = {"kind": "occurrence"} if value is None else {"kind": "x", "ts": value}
+        message = Message(
+            data=f"payload {index}".encode(),
+            attributes=attributes,
+            message_id=str(1000 + index),
+            publish_time=timestamp_pb2.Timestamp(seconds=1_780_000_000 + index, nanos=123_456_789),
+            ordering_key="k" if index % 2 else "",
+        )
+        received.append(ReceivedMessage(ack_id=f"ack-{index}", message=message))
+    return PullResponse(received_messages=received)
+
+
+def test_pubsub_read_gives_what_beams_gives() -> None:
+    """The reader's messages and timestamps, with and without a timestamp attribute, and its errors."""
+    import pytest
+
+    from pipeline.local_runner import _read_from_pubsub
+
+    prepare_direct_runner()
+    beams = _read_from_pubsub.__wrapped__
+    values = [None, "1780000000123", "2026-05-01T10:00:00.123456789Z", "2026-05-01T10:00:00Z", None]
+    for attribute in (None, "ts"):
+        ours_client, beams_client = (
+            _FakeSubscriber(_pull_response(values)),
+            _FakeSubscriber(_pull_response(values)),
+        )
+        ours = _read_from_pubsub(_FakeEvaluator(ours_client), attribute)
+        theirs = beams(_FakeEvaluator(beams_client), attribute)
+        assert ours == theirs
+        assert [timestamp for timestamp, _ in ours] == [timestamp for timestamp, _ in theirs]
+        assert [m.publish_time for _, m in ours] == [m.publish_time for _, m in theirs]
+        assert [m.ordering_key for _, m in ours] == [m.ordering_key for _, m in theirs]
+        assert ours_client.acked == beams_client.acked == [[f"ack-{i}" for i in range(len(values))]]
+    for bad in ("yesterday", ""):
+        with pytest.raises(ValueError, match="Bad timestamp value") as ours_error:
+            _read_from_pubsub(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
+        with pytest.raises(ValueError, match="Bad timestamp value") as theirs_error:
+            beams(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
+        assert str(ours_error.value) == str(theirs_error.value)
