@@ -73,6 +73,13 @@ class _FastPullClient:
 
             return PullResponse()
 
+    def acknowledge(self, subscription, ack_ids, **kwargs):
+        """The request built as a protobuf (its proto-plus wrapper sets the ids one by one, slowly)."""
+        from google.pubsub_v1 import AcknowledgeRequest
+
+        request = AcknowledgeRequest.pb()(subscription=subscription, ack_ids=ack_ids)
+        return self._client.acknowledge(request=AcknowledgeRequest.wrap(request), **kwargs)
+
     def __getattr__(self, name):
         return getattr(self._client, name)
 
