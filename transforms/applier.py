@@ -12,7 +12,9 @@ A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients i
 from __future__ import annotations
 
 import contextlib
+import heapq
 import itertools
+import logging
 import math
 import threading
 import time
@@ -27,6 +29,8 @@ from transforms.core.intents import KeyWrite, RecordEvent, UpsertGroup
 from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
+
+_LOG = logging.getLogger(__name__)
 
 
 class _Prefetcher:
@@ -48,6 +52,38 @@ class _Prefetcher:
 PREFETCH = _Prefetcher()
 
 
+class _Later:
+    """Runs functions after a delay, on one daemon thread of the process (for prefetches that wait)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._due: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call(self, delay: float, function: Callable[[], None]) -> None:
+        with self._condition:
+            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), function))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="delayed-prefetch", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._condition.wait(None if not self._due else self._due[0][0] - time.monotonic())
+                _due, _order, function = heapq.heappop(self._due)
+            try:
+                function()
+            except Exception:  # a prefetch's own errors are the flush's to see
+                _LOG.exception("delayed prefetch failed to start")
+
+
+_LATER = _Later()
+
+
 class _EventCache:
     """Events this process stored or read, by (project, event id): events never change once stored, so a
     lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first).
@@ -64,6 +100,7 @@ class _EventCache:
         self._max_entries = max_entries
         self._absent: dict[tuple[str, int, str], float] = {}  # (database name, project, event id)
         self._in_flight: dict[tuple[int, str], Future] = {}
+        self._not_started: dict[Future, Callable[[], object]] = {}  # delayed reads, by their future
 
     def get(self, key: tuple[int, str]) -> Event | None:
         return self._events.get(key)
@@ -78,8 +115,13 @@ class _EventCache:
             for old in list(itertools.islice(self._events, self._max_entries // 10)):
                 del self._events[old]
 
-    def prefetch(self, database, keys: Iterable[tuple[int, str]], clock: Callable[[], float]) -> None:
-        """Start one background read of those of ``keys`` not known, absent or being read already."""
+    def prefetch(
+        self, database, keys: Iterable[tuple[int, str]], clock: Callable[[], float], delay: float = 0.0
+    ) -> None:
+        """Start one background read of those of ``keys`` not known, absent or being read already, after
+        ``delay`` seconds: the event of a lookup is often carried by an occurrence that arrived with it and is
+        applied (and so known here) before the lookup's flush; by then the read skips what became known. A
+        flush that needs a delayed read before it started starts it at once (``settle``)."""
         name = database.name
         with self._lock:
             wanted = sorted(
@@ -89,23 +131,42 @@ class _EventCache:
             )
             if not wanted:
                 return
-            future = PREFETCH.submit(self._read, database, wanted, clock)
+            done: Future = Future()
             for key in wanted:
-                self._in_flight.setdefault(key, future)
+                self._in_flight.setdefault(key, done)
+            self._not_started[done] = lambda: PREFETCH.submit(self._read, database, wanted, clock, done)
+        if delay > 0:
+            _LATER.call(delay, lambda: self._start(done))
+        else:
+            self._start(done)
 
-    def _read(self, database, keys: list[tuple[int, str]], clock: Callable[[], float]) -> None:
+    def _start(self, done: Future) -> None:
+        with self._lock:
+            start = self._not_started.pop(done, None)
+        if start is not None:
+            start()
+
+    def _read(self, database, keys: list[tuple[int, str]], clock: Callable[[], float], done: Future) -> None:
         began = clock()
         try:
-            self.record_read(database.name, keys, state_store.read_events(database, keys), began)
-        finally:  # on an error the flush reads them itself
+            unknown = [key for key in keys if key not in self._events]  # applied here meanwhile: no read
+            if unknown:
+                self.record_read(database.name, unknown, state_store.read_events(database, unknown), began)
+            done.set_result(None)
+        except Exception as error:  # the flush reads them itself
+            done.set_exception(error)
+        finally:
             with self._lock:
                 for key in keys:
-                    self._in_flight.pop(key, None)
+                    if self._in_flight.get(key) is done:
+                        del self._in_flight[key]
 
     def settle(self, key: tuple[int, str]) -> None:
-        """Wait for the background read of ``key``, if one is running (its errors are the flush's to retry)."""
+        """Wait for the background read of ``key``, starting it if it waits for its delay (its errors are the
+        flush's to retry)."""
         future = self._in_flight.get(key)
         if future is not None:
+            self._start(future)
             with contextlib.suppress(Exception):  # the caller then reads the event itself
                 future.result()
 
@@ -248,10 +309,11 @@ class GroupApplier:
                 found[key[1]] = event
         return found
 
-    def prefetch_events(self, keys: Iterable[tuple[int, str]]) -> None:
-        """Start reading, in the background, the events of lookups that just arrived (see ``_EventCache``)."""
+    def prefetch_events(self, keys: Iterable[tuple[int, str]], delay: float = 0.0) -> None:
+        """Start reading, in the background (after ``delay`` seconds), the events of lookups that just arrived
+        (see ``_EventCache``)."""
         if self._config.event_recheck_interval > 0:
-            _KNOWN_EVENTS.prefetch(self._database, keys, self._clock)
+            _KNOWN_EVENTS.prefetch(self._database, keys, self._clock, delay)
 
     def apply(
         self,

@@ -39,7 +39,9 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   when the key becomes idle, so only recently active keys hold state and timers (the local runner scans
   every key with a timer whenever it looks for timers to fire).
 * **Lookups.** The events of the lookups a bundle received are read in the background, in one batch
-  started by its ``finish_bundle``, so the flush finds them in the process's event cache. A lookup whose
+  started half a ``processing_hold`` after its ``finish_bundle`` (by then the occurrence carrying the event
+  has often been applied in this process, and the read skips it), so the flush finds them in the process's
+  event cache. A lookup whose
   event is not found waits and is retried every ``lookup_retry_interval`` (processing time) until the engine
   applies or dead-letters it; its event is read from Spanner at most once per interval however often the
   key flushes, and once more just before its deadline (events this process stores are known at once).
@@ -386,7 +388,7 @@ class ApplyPerGroupFn(CountingDoFn):
             )
         if self._lookups:
             lookups, self._lookups = self._lookups, set()
-            self._applier.prefetch_events(lookups)
+            self._applier.prefetch_events(lookups, delay=self._hold / 2)
 
     # --- input ---------------------------------------------------------------------------------------
     def process(

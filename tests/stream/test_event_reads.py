@@ -3,6 +3,8 @@ wrapping ``state_store.read_events``, which still does the reading)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.test_spanner_writer_emulator import PROJECT, SECOND, context, occurrence
@@ -136,3 +138,30 @@ def test_an_event_stored_by_this_process_meanwhile_does_not_wait_for_the_running
     finally:
         release.set()
         applier_module._KNOWN_EVENTS.settle((1, event_id))
+
+
+def test_a_delayed_prefetch_skips_an_event_stored_here_meanwhile(spanner_db, reads):
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e5".ljust(32, "0")
+    applier.prefetch_events([(1, event_id)], delay=0.3)
+    carrier = occurrence(1, event_id=event_id)
+    applier.apply(carrier.key, None, [carrier], PROJECT)  # applied here before the read starts
+    time.sleep(0.6)
+    applier_module._KNOWN_EVENTS.settle((1, event_id))
+    lookup = occurrence(2, event=False, event_id=event_id)
+    assert set(applier.events_for(None, [lookup], 1)) == {event_id}
+    assert reads == []  # never read from Spanner
+
+
+def test_a_flush_starts_a_delayed_prefetch_at_once(spanner_db, reads):
+    clock = Clock()
+    applier = make_applier(spanner_db, clock)
+    event_id = "e6".ljust(32, "0")
+    store_event_elsewhere(spanner_db, 1, event_id)
+    applier.prefetch_events([(1, event_id)], delay=30.0)
+    started = time.monotonic()
+    lookup = occurrence(2, event=False, event_id=event_id)
+    assert set(applier.events_for(None, [lookup], 1)) == {event_id}
+    assert time.monotonic() - started < 10  # did not wait for the delay
+    assert reads == [[(1, event_id)]]  # the prefetch's read, started by the flush, and only it
