@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
@@ -117,26 +117,64 @@ PUBLISHING = _Publishing()
 
 
 class _PublishFn(beam.DoFn):
-    """Local runs: hands each dead letter to the process's publisher and goes on. Beam's ``WriteToPubSub``
-    waits for every bundle's publishes (at least the publisher's 10 ms batching delay each); on the local
-    runner, which runs one bundle at a time, that wait held up the whole pipeline. Nothing is lost that the
-    local runner would not lose anyway (it acknowledges messages when it pulls them): a failed publish
-    fails a later bundle (``DeadLetterPublishError``), and ``pipeline.stream`` waits for the unconfirmed
-    ones when it stops."""
+    """Local runs: a bundle's dead letters go out as one Publish request (a few for many), sent in the
+    background while the pipeline goes on. Beam's ``WriteToPubSub`` waits for every bundle's publishes (at
+    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs 67 µs of
+    CPU a message against 12 for a request of 1,000 built as a protobuf (measured on the emulator); on the
+    local runner, which runs one bundle at a time, both held up the whole pipeline. Nothing is
+    lost that the local runner would not lose anyway (it acknowledges messages when it pulls them): a failed
+    publish (after the client's retries) fails a later bundle (``DeadLetterPublishError``), and
+    ``pipeline.stream`` waits for the unconfirmed ones when it stops."""
 
-    MAX_PENDING = 10_000
+    MAX_PENDING = 100  # requests
+    MAX_MESSAGES, MAX_BYTES = 1_000, 8_000_000  # per request (Pub/Sub's limits: 1,000 and 10 MB)
 
     def __init__(self, topic: str) -> None:
         self._topic = topic
 
     def setup(self) -> None:
+        from google.pubsub_v1.types import PublishRequest, PubsubMessage
+
         self._publisher = clients.pubsub_publisher()
+        self._request, self._message = PublishRequest.pb(), PubsubMessage.pb()
+
+    def start_bundle(self) -> None:
+        self._batch: list = []
+        self._bytes = 0
 
     def process(self, message: PubsubMessage) -> None:
-        PUBLISHING.add(self._publisher.publish(self._topic, message.data, **(message.attributes or {})))
+        attributes = message.attributes or {}
+        self._batch.append(self._message(data=message.data, attributes=attributes))
+        self._bytes += len(message.data) + sum(len(k) + len(v) for k, v in attributes.items()) + 64
+        if len(self._batch) >= self.MAX_MESSAGES or self._bytes >= self.MAX_BYTES:
+            self._send()
 
     def finish_bundle(self) -> None:
+        self._send()
         PUBLISHING.check(self.MAX_PENDING)
+
+    def _send(self) -> None:
+        if self._batch:
+            request = self._request(topic=self._topic, messages=self._batch)
+            PUBLISHING.add(_SENDER.submit(self._publisher.api.publish, request=request))
+            self._batch, self._bytes = [], 0
+
+
+class _Sender:
+    """The process's threads for dead-letter Publish requests (started on first use)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def submit(self, function, **kwargs) -> Future:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(2, thread_name_prefix="dead-letter-publish")
+            return self._pool.submit(function, **kwargs)
+
+
+_SENDER = _Sender()
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -14,6 +14,8 @@ def test_dead_letters_handed_over_arrive_with_their_attributes(pubsub_topics) ->
     ref = pubsub_topics.create()
     fn = _PublishFn(ref.topic)
     fn.setup()
+    fn.MAX_MESSAGES = 10  # several requests
+    fn.start_bundle()
     for i in range(25):
         fn.process(PubsubMessage(f"dead {i}".encode(), {"dead_letter_reason": "invalid_field", "n": str(i)}))
     fn.finish_bundle()  # does not wait
@@ -32,8 +34,11 @@ def test_a_failed_publish_fails_a_later_bundle(pubsub_topics) -> None:
     ref = pubsub_topics.create()
     fn = _PublishFn(ref.topic.replace(ref.topic.rsplit("/", 1)[1], "no-such-topic-for-dead-letters"))
     fn.setup()
+    fn.start_bundle()
     fn.process(PubsubMessage(b"lost?", {}))
+    fn._send()
     pubsub_io.PUBLISHING.wait(timeout=60)
     with pytest.raises(DeadLetterPublishError, match="publishing a dead letter failed"):
         fn.finish_bundle()
+    fn.start_bundle()
     fn.finish_bundle()  # reported once
