@@ -203,23 +203,22 @@ class CommitFailed(RuntimeError):
 
 
 class _Committer:
-    """Local runs (``overlap_commits``): the Spanner commits of one stateful step, on a thread of their own,
-    one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
+    """Local runs (``overlap_commits``): the Spanner commits of one stateful step, on the process's commit
+    thread, one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
     the next bundles are processed. A bundle that hands over a commit waits for the one before it, so at most
     one runs behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
     A failed commit fails every bundle from then on (``CommitFailed``)."""
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overlapped-commit")
         self._lock = threading.Lock()
-        self._running: list[Future] = []  # oldest first
+        self._running: list[tuple[Future, dict[str, int]]] = []  # oldest first
         self._failure: BaseException | None = None
 
     def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> None:
         """Commit ``writes`` (``write(writes)`` gives the commit's stats); ``counts`` are the counters of the
         bundle that made them, handed back with the stats once the commit is done."""
         with self._lock:
-            self._running.append((self._executor.submit(write, writes), counts))
+            self._running.append((_commit_thread().submit(write, writes), counts))
 
     def settle(self, at_most: int | None) -> list[tuple[Any, dict[str, int]]]:
         """``(stats, counts)`` of the finished commits, after waiting until at most ``at_most`` (the newest)
@@ -251,6 +250,14 @@ class _Committer:
 
 _COMMITTERS: dict[str, _Committer] = {}
 _COMMITTERS_LOCK = threading.Lock()
+_COMMIT_THREAD: list[ThreadPoolExecutor] = []  # one thread for the process (tests run many pipelines)
+
+
+def _commit_thread() -> ThreadPoolExecutor:
+    with _COMMITTERS_LOCK:
+        if not _COMMIT_THREAD:
+            _COMMIT_THREAD.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="overlapped-commit"))
+        return _COMMIT_THREAD[0]
 
 
 def _committer(step: str) -> _Committer:
