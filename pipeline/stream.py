@@ -33,7 +33,7 @@ from transforms import (
     progress,
 )
 from transforms.applier import ApplierConfig, SpannerTarget
-from transforms.apply_per_group import ApplyPerGroup
+from transforms.apply_per_group import ApplyPerGroup, uncounted_counts
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, DeadLetter, Message
@@ -270,8 +270,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _LOG.error("the pipeline failed: %s", run.failure)
         return 1
     _LOG.info("stopping")
-    log_counters(counter_totals(result))
-    run.cancel()
+    run.cancel()  # waits for the commits handed over
+    totals = counter_totals(result)
+    for name, amount in uncounted_counts().items():  # commits done after the last bundle
+        totals[name] = totals.get(name, 0) + amount
+    log_counters(totals)
     unconfirmed = PUBLISHING.wait(timeout=60)
     if unconfirmed:
         _LOG.error("%d dead letters were not confirmed published within 60s", unconfirmed)

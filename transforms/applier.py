@@ -389,19 +389,28 @@ class GroupApplier:
     def count_commit(self, stats: CommitStats) -> None:
         """Count what a commit did. Beam metrics must be counted on the DoFn's thread, so writer threads only
         return their stats."""
-        self._count(metrics.SPANNER_COMMITS, stats.commits)
-        self._count(metrics.SPANNER_COMMIT_ATTEMPTS, stats.attempts)
-        self._count(metrics.SPANNER_MUTATIONS, stats.mutations)
-        self._count(metrics.SPANNER_ROWS, stats.rows)
-        for table, rows in stats.rows_by_table.items():
-            self._count(metrics.spanner_rows_counter(table), rows)
-        if stats.stale_writes:
-            self._count(metrics.SPANNER_STALE_WRITES, stats.stale_writes)
+        for name, amount in commit_counts(stats).items():
+            self._count(name, amount)
 
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def commit_counts(stats: CommitStats) -> dict[str, int]:
+    """The counters a commit adds to."""
+    counts = {
+        metrics.SPANNER_COMMITS: stats.commits,
+        metrics.SPANNER_COMMIT_ATTEMPTS: stats.attempts,
+        metrics.SPANNER_MUTATIONS: stats.mutations,
+        metrics.SPANNER_ROWS: stats.rows,
+    }
+    for table, rows in stats.rows_by_table.items():
+        counts[metrics.spanner_rows_counter(table)] = rows
+    if stats.stale_writes:
+        counts[metrics.SPANNER_STALE_WRITES] = stats.stale_writes
+    return counts
 
 
 def project_for(key: str, projects: Mapping[int, ProjectInfo]) -> ProjectInfo | None:

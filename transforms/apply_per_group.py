@@ -58,6 +58,7 @@ starts at 0, so a test passes a clock that does too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -76,7 +77,7 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import coders
-from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget
+from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget, commit_counts
 from transforms.core import engine, metrics, reasons
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
@@ -274,6 +275,21 @@ def wait_for_commits(timeout: float | None = 60.0) -> int:
     with _COMMITTERS_LOCK:
         committers = list(_COMMITTERS.values())
     return sum(committer.wait(timeout) for committer in committers)
+
+
+def uncounted_counts() -> dict[str, int]:
+    """The counters of the overlapped commits that finished but that no bundle counted, taken from every step
+    of this process: what a stopped local run adds to its Beam counters when it reports them. Call it after
+    ``wait_for_commits``; a failed commit's are not included."""
+    with _COMMITTERS_LOCK:
+        committers = list(_COMMITTERS.values())
+    totals: dict[str, int] = {}
+    for committer in committers:
+        with contextlib.suppress(CommitFailed):
+            for stats, counts in committer.settle(None):
+                for name, amount in (*commit_counts(stats).items(), *counts.items()):
+                    totals[name] = totals.get(name, 0) + amount
+    return totals
 
 
 class _WatermarkSeen:

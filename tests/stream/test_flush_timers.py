@@ -22,6 +22,7 @@ from transforms.apply_per_group import (
     CommitFailed,
     Routed,
     decode_message,
+    uncounted_counts,
     wait_for_commits,
 )
 from transforms.core import metrics
@@ -395,3 +396,18 @@ def test_a_failed_overlapped_commit_fails_every_later_bundle(spanner_db, monkeyp
     for _ in range(2):
         with pytest.raises(CommitFailed, match="injected commit failure"):
             driver.finish()
+
+
+def test_a_stopped_run_gets_the_counts_of_commits_no_bundle_counted(spanner_db, monkeypatch) -> None:
+    gate = _Gate(monkeypatch)
+    driver = Driver(spanner_db, overlap=True)
+    driver.send(b.occurrence(T0))
+    driver.fire_event()
+    driver.fire_hold()
+    driver.finish()  # the commit is handed over; then the pipeline stops: no later bundle
+    gate.open.set()
+    assert wait_for_commits(timeout=5) == 0
+    counts = uncounted_counts()
+    assert counts[metrics.SPANNER_COMMITS] == 1
+    assert counts[metrics.OCCURRENCE_MESSAGES] == 1
+    assert uncounted_counts() == {}  # given once
