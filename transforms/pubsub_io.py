@@ -74,9 +74,8 @@ class DeadLetterPublishError(RuntimeError):
 
 
 class _Publishing:
-    """Dead letters this process handed to the Pub/Sub publisher whose publish is not confirmed yet (local
-    runs). The publisher sends them in the background, in batches; a failure is kept and raised by the next
-    ``check``."""
+    """The dead-letter Publish requests this process sent in the background (local runs, ``_PublishFn``)
+    that are not confirmed yet; a failure is kept and raised by the next ``check``."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
