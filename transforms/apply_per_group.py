@@ -177,10 +177,6 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
             lookup = (payload.project_id, payload.event_id)
         return cls(msgspec.Raw(_MESSAGE_ENCODER.encode(message)), message.message_time, lookup, project)
 
-    @property
-    def message(self) -> Message:
-        return _MESSAGE_DECODER.decode(self.encoded)
-
 
 class RoutedCoder(coders.MsgspecCoder):
     def __init__(self, type_: type = Routed) -> None:
