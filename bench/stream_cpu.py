@@ -14,7 +14,10 @@ stateful step, and the window's writes are planned as one commit, as at the end 
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
               Redis calls (client side), the counters);
   writes      ``chunk_writes``, ``plan_commit`` and the mutations (``_buffer``/``write_mutation``) of every
-              window's writes, without committing them.
+              window's writes, without committing them; with ``defer_saves`` (the pipeline's default), the
+              KeyStates row of a key without a group is left out of its flushes' writes, as the stateful step
+              does, and each such key's latest state is saved once, after the last window (as when keys
+              expire or the run stops).
 
 Timed with ``time.process_time`` around each stage of each window (never per message, so the clock's own
 cost stays out). Python's garbage collector runs when allocations make it, inside whichever stage allocated;
@@ -118,6 +121,7 @@ def run_once(
     config: ApplierConfig,
     window: int,
     delay_micros: int,
+    defer_saves: bool = True,
 ) -> Repeat:
     """One pass over every message (fresh keys, a fresh quota prefix). See the module docstring."""
     clock = time.process_time
@@ -135,6 +139,7 @@ def run_once(
     key_states: dict[str, bytes] = {}
     metas: dict[str, bytes] = {}
     stored_events: dict[tuple[int, str], Event] = {}
+    unsaved: dict[str, intents.KeyWrite] = {}  # defer_saves: the latest save left behind, by key
     result = Repeat(seconds, 0)
     for start in range(0, len(pubsub_messages), window):
         chunk = pubsub_messages[start : start + window]
@@ -208,7 +213,13 @@ def run_once(
             if state is not None and state.last_time is not None:
                 ready = max(message.message_time for message in take) + delay_micros
                 state = engine.compact(state, min(ready - delay_micros, state.last_time) - retention)
-            new_state, _dead = applier.apply(key, state, take, project, events=found)
+            new_state, _dead = applier.apply(
+                key, state, take, project, events=found, defer_key_state=defer_saves
+            )
+            if applier.deferred_save is not None:
+                unsaved[key] = applier.deferred_save
+            elif applier.last_write is not None:
+                unsaved.pop(key, None)
             results.append((key, new_state))
         seconds["engine"] += clock() - began
         result.flushes += len(flushes)
@@ -221,8 +232,9 @@ def run_once(
         seconds["state"] += clock() - began
 
         # writes
-        writes = applier._pending
-        applier._pending, applier._pending_messages = [], 0
+        writes = applier.take_writes()
+        if start + window >= len(pubsub_messages):
+            writes.extend(unsaved.values())  # the saves left behind, once each
         began = clock()
         for commit in chunk_writes(writes, config.spanner.max_mutations):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))

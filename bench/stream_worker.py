@@ -11,7 +11,9 @@ where ``p`` is ``transforms.progress.snapshot()``: the process-wide counters the
 (the engine's counters at each flush, ``spanner.*`` once a commit returned, ``progress.dead_letters`` for
 every dead letter written). When a line ``stop`` arrives on stdin (or stdin closes) it writes a last line
 ``{"final": {...}}`` with Beam's own counter totals, the ``flush_batch_size`` distribution, the peak
-resident set (``VmHWM``) and the CPU time of the process, then cancels the pipeline and exits.
+resident set (``VmHWM``) and the CPU time of the process, then cancels the pipeline (which writes the key states whose
+save was still due: ``transforms.apply_per_group.wait_for_commits``) and writes ``{"stopped": {counter:
+value}}``, the process-wide counters with what the commits done after the last bundle added, and exits.
 
 The pipeline runs alone in this process, so the peak memory and CPU time reported are the pipeline's (Beam,
 its runner, the clients and our code), not the benchmark's.
@@ -97,6 +99,12 @@ def main(argv: list[str]) -> int:
     }
     _emit({"final": final})
     run.cancel()
+    from transforms.apply_per_group import uncounted_counts
+
+    totals = progress.snapshot()
+    for name, amount in uncounted_counts().items():
+        totals[name] = totals.get(name, 0) + amount
+    _emit({"stopped": totals})
     sys.stdout.flush()
     os._exit(0)  # the runner's threads are not daemons; the pipeline was cancelled
 

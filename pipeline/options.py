@@ -138,6 +138,14 @@ class StreamOptions(PipelineOptions):
             "read again if the key comes back. Shorter saves worker memory, longer saves Spanner reads.",
         )
         parser.add_argument(
+            "--state_save_delay",
+            default="5m",
+            help="How long after a flush the state of a key that has no group may go unsaved in Spanner (its "
+            "KeyStates row); it is saved earlier when the key goes idle, gets a group or the pipeline stops "
+            "(local) or is drained (Dataflow). 0 saves it with every flush. Longer writes fewer rows; what a "
+            "crashed local run loses grows with it.",
+        )
+        parser.add_argument(
             "--lookup_retry_interval",
             default="5s",
             help="How often (processing time) an occurrence waiting for its event looks for it again, within "

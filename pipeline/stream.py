@@ -123,6 +123,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         processing_hold=parse_duration(stream.processing_hold),
         lookup_retry_interval=parse_duration(stream.lookup_retry_interval),
         idle_timeout=parse_duration(stream.state_idle_timeout),
+        state_save_delay=parse_duration(stream.state_save_delay),
         routed=local,
         overlap_commits=local,
     )
@@ -154,6 +155,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
                     "processing_hold",
                     "lookup_retry_interval",
                     "state_idle_timeout",
+                    "state_save_delay",
                     "projects_refresh",
                 ),
             ),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from transforms import clients, state_store
 from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig, EngineContext, KeyState
-from transforms.core.intents import KeyWrite, RecordEvent, UpsertGroup
+from transforms.core.intents import KeyWrite, RecordEvent, SaveKeyState, UpsertGroup
 from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
@@ -242,6 +242,8 @@ class GroupApplier:
             )
         self._pending: list[KeyWrite] = []
         self._pending_messages = 0
+        self.deferred_save: KeyWrite | None = None  # see ``apply``
+        self.last_write: KeyWrite | None = None  # the write the last ``apply`` kept, if any
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: list[Future[CommitStats]] = []
 
@@ -324,8 +326,14 @@ class GroupApplier:
         *,
         events: Mapping[str, Event] | None = None,
         stored_occurrence_ids: frozenset[str] = frozenset(),
+        defer_key_state: bool = False,
     ) -> tuple[KeyState, list[DeadLetter]]:
-        """Apply one batch of one key; the write is kept for ``flush``. Returns the new state and dead letters."""
+        """Apply one batch of one key; the write is kept for ``flush``. Returns the new state and dead letters.
+
+        ``defer_key_state``: when the key has no group before and after the batch, its KeyStates row is not
+        part of the kept write; the write that would have saved it is left in ``deferred_save`` (None
+        otherwise) for the caller to keep later (``keep``), with its state or a newer one.
+        """
         if events is None:
             events = self.events_for(state, messages, split_group_key(key)[0])
         context = EngineContext(
@@ -342,15 +350,25 @@ class GroupApplier:
             self._count(name, amount)
         for dead_letter in outputs.dead_letters:
             self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
-        if outputs.write is not None:
+        write = outputs.write
+        self.deferred_save = self.last_write = None
+        if write is not None:
+            if defer_key_state:
+                write, self.deferred_save = split_key_state_save(write)
             for intent in outputs.write.intents:
                 if isinstance(intent, RecordEvent):  # a lookup of this process may need it before it is read
                     _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
-            self._pending.append(outputs.write)
-            if any(isinstance(intent, UpsertGroup) for intent in outputs.write.intents):
-                self._count(metrics.GROUP_UPDATES, 1)
-            self._pending_messages += len(messages)
+            if write is not None:
+                self.last_write = write
+                self._pending.append(write)
+                if any(isinstance(intent, UpsertGroup) for intent in write.intents):
+                    self._count(metrics.GROUP_UPDATES, 1)
+                self._pending_messages += len(messages)
         return new_state, outputs.dead_letters
+
+    def keep(self, write: KeyWrite) -> None:
+        """Keep a write made outside ``apply`` (a deferred key-state save) for the next flush."""
+        self._pending.append(write)
 
     def flush(self, *, wait: bool = True) -> CommitStats:
         """Commit every kept write (chunked, guarded) and count the Spanner work.
@@ -396,6 +414,20 @@ class GroupApplier:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | None]:
+    """``(write without its KeyStates row, the write of that row alone)`` when the write's key has no group
+    and did not just lose one (its state lives in KeyStates and only there); else ``(write, None)``. The
+    first is None when the save was all there was to write."""
+    save = write.intents[-1]
+    if save.__class__ is not SaveKeyState or save.group_id is not None or save.relink:
+        return write, None
+    rest = write.intents[:-1]
+    alone = KeyWrite(key=write.key, seq=write.seq, intents=(save,), base_seq=write.base_seq)
+    if not rest:
+        return None, alone
+    return KeyWrite(key=write.key, seq=write.seq, intents=rest, base_seq=write.base_seq), alone
 
 
 def commit_counts(stats: CommitStats) -> dict[str, int]:

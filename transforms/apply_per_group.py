@@ -38,6 +38,18 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   its last flush, and is hydrated again (one batched read) if the key comes back. The expiry timer is armed
   when the key becomes idle, so only recently active keys hold state and timers (the local runner scans
   every key with a timer whenever it looks for timers to fire).
+* **Saves.** While a key has no group (and did not just lose one), its state lives only in its KeyStates
+  row, and a flush does not write that row: it changes with nearly every flush (noise counts, duplicate
+  memory) while nothing reads it but a pipeline that hydrates the key. The row is written, with the key's
+  latest state, ``state_save_delay`` after the first flush that left it behind (an event-time timer, so a
+  drained job writes it too: draining advances the watermark to the end), when the key's Beam state expires
+  (with the expiring bundle), and, in local runs, when the pipeline stops (``wait_for_commits``). A flush
+  that creates or deletes a group writes the row at once, as does every flush with ``state_save_delay`` 0.
+  On the benchmark's workload most keys never get a group (the creation quota) and each gets messages
+  spread over the whole run: a save per flush was a quarter of the rows written. The timer is set at the
+  watermark known when it is armed plus the delay, so a key that is behind the watermark (old message
+  times) is saved at the next watermark advance. A local run that dies without stopping loses the key
+  states left behind since their last save, as it loses the messages it had pulled.
 * **Lookups.** The events of the lookups a bundle received are read in the background, in one batch
   started half a ``processing_hold`` after its ``finish_bundle`` (by then the occurrence carrying the event
   has often been applied in this process, and the read skips it), so the flush finds them in the process's
@@ -79,9 +91,11 @@ from apache_beam.utils.timestamp import Timestamp
 from transforms import coders
 from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget, commit_counts
 from transforms.core import engine, metrics, reasons
+from transforms.core.intents import KeyWrite, SaveKeyState
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
 from transforms.runtime import tune_garbage_collector
+from transforms.spanner_writer import SpannerWriter
 
 _LOG = logging.getLogger(__name__)
 
@@ -98,6 +112,10 @@ class _Meta(msgspec.Struct, array_like=True):
     buffer_max: int | None = None  # the latest message time (+ delay) in the buffer (µs)
     max_time: int = 0  # greatest message time of the key seen by this pipeline (µs)
     project: ProjectInfo | None = None
+    # A state of the key without a group that is not in KeyStates yet: the base_seq its save carries (None:
+    # KeyStates is up to date); and whether the save_state timer is set.
+    unsaved_base: int | None = None
+    save_armed: bool = False
 
 
 _META_ENCODER = msgspec.msgpack.Encoder()
@@ -147,6 +165,44 @@ class _HydrationCache:
 
 
 _HYDRATED = _HydrationCache()
+
+
+class _ExpirySaves:
+    """Local runs: the commits that carry the saves of expired keys, by key, while they run, so that a read
+    of such a key (it came back) waits for its save instead of finding the state before it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._commits: dict[tuple[SpannerTarget, str], Future] = {}
+
+    def put(self, target: SpannerTarget, keys: list[str], commit: Future) -> None:
+        with self._lock:
+            for key in keys:
+                self._commits[(target, key)] = commit
+            for entry in [entry for entry, future in self._commits.items() if future.done()]:
+                del self._commits[entry]
+
+    def pending(self, target: SpannerTarget, keys: list[str]) -> list[Future]:
+        with self._lock:
+            if not self._commits:
+                return []
+            found = {self._commits.get((target, key)) for key in keys}
+        return [future for future in found if future is not None and not future.done()]
+
+
+_SAVING = _ExpirySaves()
+
+
+def _after(commits: list[Future], read: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """``read``, once ``commits`` are done (at once if there are none)."""
+    if not commits:
+        return read
+
+    def read_after(keys: list[str]) -> Any:
+        wait(commits)
+        return read(keys)
+
+    return read_after
 
 
 _MESSAGE_ENCODER = msgspec.msgpack.Encoder()
@@ -211,11 +267,13 @@ class _Committer:
         self._running: list[tuple[Future, dict[str, int]]] = []  # oldest first
         self._failure: BaseException | None = None
 
-    def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> None:
+    def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> Future:
         """Commit ``writes`` (``write(writes)`` gives the commit's stats); ``counts`` are the counters of the
         bundle that made them, handed back with the stats once the commit is done."""
+        future = _commit_thread().submit(write, writes)
         with self._lock:
-            self._running.append((_commit_thread().submit(write, writes), counts))
+            self._running.append((future, counts))
+        return future
 
     def settle(self, at_most: int | None) -> list[tuple[Any, dict[str, int]]]:
         """``(stats, counts)`` of the finished commits, after waiting until at most ``at_most`` (the newest)
@@ -266,8 +324,18 @@ def _committer(step: str) -> _Committer:
 
 
 def wait_for_commits(timeout: float | None = 60.0) -> int:
-    """Wait for the overlapped commits of every step of this process (call it when stopping a local run);
-    returns how many are still running."""
+    """Wait for the overlapped commits of every step of this process, then write the key states whose save
+    was deferred and wait for those too (call it when stopping a local run); returns how many commits are
+    still running. The saves' counts are in ``uncounted_counts``."""
+    with _COMMITTERS_LOCK:
+        committers = list(_COMMITTERS.values())
+    running = sum(committer.wait(timeout) for committer in committers)
+    saves = _UNSAVED.take()
+    if not saves:
+        return running
+    for (step, target), writes in saves.items():
+        writer = SpannerWriter(target.database_handle(), max_mutations=target.max_mutations)
+        _committer(step).submit(writer.write, writes, {metrics.STATE_SAVED_LATE: len(writes)})
     with _COMMITTERS_LOCK:
         committers = list(_COMMITTERS.values())
     return sum(committer.wait(timeout) for committer in committers)
@@ -286,6 +354,34 @@ def uncounted_counts() -> dict[str, int]:
                 for name, amount in (*commit_counts(stats).items(), *counts.items()):
                     totals[name] = totals.get(name, 0) + amount
     return totals
+
+
+class _UnsavedStates:
+    """Local runs: the latest deferred KeyStates save of each key (``KeyWrite``), so that stopping the run
+    writes them (``wait_for_commits``): the local runner never fires a stopped pipeline's timers. A save is
+    taken out when a bundle hands it, or a newer write of the row, to the committer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._saves: dict[tuple[str, SpannerTarget], dict[str, KeyWrite]] = {}
+
+    def put(self, step: str, target: SpannerTarget, save: KeyWrite) -> None:
+        with self._lock:
+            self._saves.setdefault((step, target), {})[save.key] = save
+
+    def discard(self, step: str, target: SpannerTarget, key: str) -> None:
+        with self._lock:
+            saves = self._saves.get((step, target))
+            if saves:
+                saves.pop(key, None)
+
+    def take(self) -> dict[tuple[str, SpannerTarget], list[KeyWrite]]:
+        with self._lock:
+            taken, self._saves = self._saves, {}
+        return {where: list(saves.values()) for where, saves in taken.items() if saves}
+
+
+_UNSAVED = _UnsavedStates()
 
 
 class _WatermarkSeen:
@@ -324,6 +420,7 @@ class ApplyPerGroupFn(CountingDoFn):
     LOOKUP_RETRY = TimerSpec("lookup_retry", TimeDomain.REAL_TIME)
     EXPIRE = TimerSpec("expire", TimeDomain.REAL_TIME)
     CONFIRM = TimerSpec("confirm", TimeDomain.REAL_TIME)  # overlap_commits: a later bundle counts the commit
+    SAVE = TimerSpec("save_state", TimeDomain.WATERMARK)  # a deferred KeyStates save is due
     CONFIRM_DELAY = 0.05  # seconds
 
     def __init__(
@@ -334,13 +431,17 @@ class ApplyPerGroupFn(CountingDoFn):
         processing_hold: float = 2.0,
         lookup_retry_interval: float = 5.0,
         idle_timeout: float = 120.0,
+        state_save_delay: float = 300.0,
         clock: Callable[[], float] = time.time,
         overlap_commits: bool = False,
     ) -> None:
         """``overlap_commits`` (local runs only): a bundle's commit runs while the next bundles are
-        processed (``_Committer``); otherwise it ends before its bundle does."""
+        processed (``_Committer``); otherwise it ends before its bundle does. ``state_save_delay``: see
+        "Saves" in the module docstring (0: the KeyStates row is written with every flush)."""
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be positive (seconds), got {idle_timeout}")
+        if state_save_delay < 0:
+            raise ValueError(f"state_save_delay must not be negative (seconds), got {state_save_delay}")
         if watermark_delay < 0 or processing_hold < 0 or lookup_retry_interval <= 0:
             raise ValueError(
                 "watermark_delay and processing_hold must not be negative and lookup_retry_interval must be "
@@ -353,6 +454,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._clock = clock
         self._retention = config.engine.duplicate_retention
         self._idle_timeout = idle_timeout
+        self._save_delay = int(state_save_delay * MICROS)
         self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) process-wide
         self._overlap = overlap_commits
 
@@ -370,6 +472,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._confirmed = False  # a confirm timer fired in this bundle
         # overlap_commits: the bundle's counts, counted once its commit is done (counted means committed).
         self._deferred: dict[str, int] | None = {} if self._overlap else None
+        self._expired_saves: list[str] = []  # overlap_commits: keys expired with a save in this bundle
 
     def _count(self, name: str, amount: int) -> None:
         deferred = getattr(self, "_deferred", None)
@@ -388,7 +491,10 @@ class ApplyPerGroupFn(CountingDoFn):
             committer = _committer(self._step)
             writes = self._applier.take_writes()
             if writes:
-                committer.submit(self._applier.writer.write, writes, counts)
+                future = committer.submit(self._applier.writer.write, writes, counts)
+                if self._expired_saves:
+                    _SAVING.put(self._config.spanner, self._expired_saves, future)
+                    self._expired_saves = []
             else:
                 self._count_all(counts)
             # With a new commit, wait for the one before; without, count what has finished, or (a confirm
@@ -402,9 +508,10 @@ class ApplyPerGroupFn(CountingDoFn):
         if self._to_hydrate:
             requests, self._to_hydrate = self._to_hydrate, {}
             self._count(metrics.STATE_HYDRATED, len(requests))
-            _HYDRATED.put(
-                self._config.spanner, requests, PREFETCH.submit(self._applier.hydrate, list(requests))
-            )
+            keys = list(requests)
+            saving = _SAVING.pending(self._config.spanner, keys) if self._overlap else []
+            read = PREFETCH.submit(_after(saving, self._applier.hydrate), keys)
+            _HYDRATED.put(self._config.spanner, requests, read)
         if self._lookups:
             lookups, self._lookups = self._lookups, set()
             self._applier.prefetch_events(lookups, delay=self._hold / 2)
@@ -454,6 +561,7 @@ class ApplyPerGroupFn(CountingDoFn):
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
         confirm=beam.DoFn.TimerParam(CONFIRM),
+        save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.event_target = None
@@ -461,7 +569,9 @@ class ApplyPerGroupFn(CountingDoFn):
         seen = _WATERMARK_SEEN.update(self._step, fired_micros)
         meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
         if meta.hold_passed:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm)
+            yield from self._flush(
+                key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save
+            )
         elif meta.buffer_max is not None and meta.buffer_max > fired_micros:
             # While the hold runs, find out whether the watermark has passed the whole buffer already.
             meta.event_target = meta.buffer_max
@@ -479,6 +589,7 @@ class ApplyPerGroupFn(CountingDoFn):
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
         confirm=beam.DoFn.TimerParam(CONFIRM),
+        save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         meta.hold_passed, meta.hold_armed = True, False
@@ -486,7 +597,9 @@ class ApplyPerGroupFn(CountingDoFn):
         if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
             meta.ready_until = seen
         if meta.ready_until is not None:
-            yield from self._flush(key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm)
+            yield from self._flush(
+                key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save
+            )
         meta_state.write(_META_ENCODER.encode(meta))
 
     @on_timer(LOOKUP_RETRY)
@@ -499,12 +612,16 @@ class ApplyPerGroupFn(CountingDoFn):
         lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
         expire=beam.DoFn.TimerParam(EXPIRE),
         confirm=beam.DoFn.TimerParam(CONFIRM),
+        save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
         state = self._load(key, key_state, meta)
         if state is None or not state.waiting or meta.project is None:
             return
-        new_state, dead_letters = self._applier.apply(key, state, [], meta.project)
+        new_state, dead_letters = self._applier.apply(
+            key, state, [], meta.project, defer_key_state=self._save_delay > 0
+        )
+        self._after_apply(key, meta, save)
         self._arm_confirm(confirm)
         key_state.write(engine.encode_state(new_state))
         if new_state.waiting:
@@ -519,27 +636,96 @@ class ApplyPerGroupFn(CountingDoFn):
     def on_confirm(self) -> None:
         self._confirmed = True
 
+    @on_timer(SAVE)
+    def on_save(
+        self,
+        key=beam.DoFn.KeyParam,
+        key_state=beam.DoFn.StateParam(KEY_STATE),
+        meta_state=beam.DoFn.StateParam(META),
+        confirm=beam.DoFn.TimerParam(CONFIRM),
+    ) -> None:
+        data = meta_state.read()
+        if data is None:
+            return  # the key expired (and was saved) meanwhile
+        meta = _META_DECODER.decode(data)
+        meta.save_armed = False
+        self._save(key, key_state.read(), meta, confirm)
+        meta_state.write(_META_ENCODER.encode(meta))
+
     @on_timer(EXPIRE)
     def on_expire(
         self,
+        key=beam.DoFn.KeyParam,
         buffer=beam.DoFn.StateParam(BUFFER),
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
+        confirm=beam.DoFn.TimerParam(CONFIRM),
+        save=beam.DoFn.TimerParam(SAVE),
     ) -> None:
         if next(iter(buffer.read()), None) is not None:
             return  # re-armed when the buffer is flushed
         data = key_state.read()
-        if data is not None and engine.decode_state(data).waiting:
+        state = None if data is None else engine.decode_state(data)
+        if state is not None and state.waiting:
             return  # re-armed when the last lookup is settled
-        # Everything the key knows is in Spanner (committed with the bundle of its last flush).
+        # Everything the key knows is in Spanner (committed with the bundle of its last flush), or is saved
+        # now, with this bundle.
+        meta = self._meta(meta_state)
+        if self._save(key, data, meta, confirm, state) and self._overlap:
+            self._expired_saves.append(key)
+        save.clear()
         buffer.clear()
         key_state.clear()
         meta_state.clear()
         self._count(metrics.STATE_EXPIRED, 1)
 
+    def _save(self, key: str, data: bytes | None, meta: _Meta, confirm, state=None) -> bool:
+        """Keep the deferred KeyStates save of the key, if one is due; True if there was one."""
+        if meta.unsaved_base is None or data is None:
+            return False
+        if state is None:
+            state = engine.decode_state(data)
+        save = SaveKeyState(
+            project_id=state.project_id,
+            primary_hash=state.primary_hash,
+            generation=state.generation,
+            group_id=None,
+            state=data,
+            relink=False,
+        )
+        self._applier.keep(KeyWrite(key=key, seq=state.seq, intents=(save,), base_seq=meta.unsaved_base))
+        meta.unsaved_base = None
+        if self._overlap:
+            _UNSAVED.discard(self._step, self._config.spanner, key)
+        self._count(metrics.STATE_SAVED_LATE, 1)
+        self._arm_confirm(confirm)
+        return True
+
+    def _after_apply(self, key: str, meta: _Meta, save) -> None:
+        """Bookkeeping of deferred saves after an engine call (see "Saves" in the module docstring)."""
+        deferred = self._applier.deferred_save
+        if deferred is None:
+            if meta.unsaved_base is not None and self._applier.last_write is not None:
+                # The call wrote KeyStates (the key got or lost a group): it is up to date.
+                meta.unsaved_base = None
+                if self._overlap:
+                    _UNSAVED.discard(self._step, self._config.spanner, key)
+            return
+        if meta.unsaved_base is None:
+            meta.unsaved_base = deferred.base_seq
+        if self._overlap:
+            _UNSAVED.put(
+                self._step,
+                self._config.spanner,
+                KeyWrite(key=key, seq=deferred.seq, intents=deferred.intents, base_seq=meta.unsaved_base),
+            )
+        if not meta.save_armed:
+            meta.save_armed = True
+            save.set(_timestamp((meta.ready_until or meta.max_time) + self._save_delay))
+
     # --- the flush -----------------------------------------------------------------------------------
     def _flush(
-        self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire, confirm
+        self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire, confirm, save
     ) -> Iterator[Any]:
         """Apply the buffered messages the watermark has passed (called once the hold has passed)."""
         ready = meta.ready_until
@@ -587,7 +773,10 @@ class ApplyPerGroupFn(CountingDoFn):
         if state is not None and state.last_time is not None:
             # No message older than this can still be recognised as a duplicate of a forgotten one.
             state = engine.compact(state, min(ready - self._delay, state.last_time) - self._retention)
-        new_state, dead_letters = self._applier.apply(key, state, take, meta.project)
+        new_state, dead_letters = self._applier.apply(
+            key, state, take, meta.project, defer_key_state=self._save_delay > 0
+        )
+        self._after_apply(key, meta, save)
         self._arm_confirm(confirm)
         self._flushes.update(len(take))
         key_state.write(engine.encode_state(new_state))
@@ -642,6 +831,7 @@ class ApplyPerGroup(beam.PTransform):
         processing_hold: float = 2.0,
         lookup_retry_interval: float = 5.0,
         idle_timeout: float = 120.0,
+        state_save_delay: float = 300.0,
         clock: Callable[[], float] = time.time,
         routed: bool = False,
         overlap_commits: bool = False,
@@ -657,6 +847,7 @@ class ApplyPerGroup(beam.PTransform):
             processing_hold=processing_hold,
             lookup_retry_interval=lookup_retry_interval,
             idle_timeout=idle_timeout,
+            state_save_delay=state_save_delay,
             clock=clock,
             overlap_commits=overlap_commits,
         )

@@ -15,17 +15,18 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
-from transforms import progress
+from transforms import progress, state_store
 from transforms.applier import ApplierConfig, SpannerTarget
 from transforms.apply_per_group import (
     ApplyPerGroupFn,
     CommitFailed,
     Routed,
+    _committer,
     decode_message,
     uncounted_counts,
     wait_for_commits,
 )
-from transforms.core import metrics
+from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, Message
 from transforms.spanner_writer import SpannerWriter
@@ -92,7 +93,12 @@ class Driver:
     """One key of ``ApplyPerGroupFn``: its state, its timers, and the runner's part (firing timers)."""
 
     def __init__(
-        self, database, engine: EngineConfig | None = None, key: str | None = None, overlap: bool = False
+        self,
+        database,
+        engine: EngineConfig | None = None,
+        key: str | None = None,
+        overlap: bool = False,
+        save_delay: float = 0.0,
     ) -> None:
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
@@ -104,6 +110,7 @@ class Driver:
             watermark_delay=0.0,
             processing_hold=HOLD,
             idle_timeout=IDLE,
+            state_save_delay=save_delay,
             clock=self.clock,
             overlap_commits=overlap,
         )
@@ -112,7 +119,7 @@ class Driver:
         self._start_bundle()
         self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
         self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
-        self.confirm = Timer()
+        self.confirm, self.save = Timer(), Timer()
         self.writes = 0
         self.key = key or f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
 
@@ -143,6 +150,7 @@ class Driver:
             "lookup_retry": self.lookup,
             "expire": self.expire,
             "confirm": self.confirm,
+            "save": self.save,
         }
 
     def fire_event(self) -> None:
@@ -181,12 +189,24 @@ class Driver:
                 lookup_retry=self.lookup,
                 expire=self.expire,
                 confirm=self.confirm,
+                save=self.save,
             )
         )
 
     def fire_expire(self) -> None:
         self.clock.now = self.expire.take().micros / MICROS
-        self.fn.on_expire(buffer=self.buffer, key_state=self.key_state, meta_state=self.meta)
+        self.fn.on_expire(
+            key=self.key,
+            buffer=self.buffer,
+            key_state=self.key_state,
+            meta_state=self.meta,
+            confirm=self.confirm,
+            save=self.save,
+        )
+
+    def fire_save(self) -> None:
+        self.save.take()
+        self.fn.on_save(key=self.key, key_state=self.key_state, meta_state=self.meta, confirm=self.confirm)
 
     def finish(self) -> None:
         """End the bundle and start the next."""
@@ -411,3 +431,111 @@ def test_a_stopped_run_gets_the_counts_of_commits_no_bundle_counted(spanner_db, 
     assert counts[metrics.SPANNER_COMMITS] == 1
     assert counts[metrics.OCCURRENCE_MESSAGES] == 1
     assert uncounted_counts() == {}  # given once
+
+
+# --- deferred saves of keys without a group (module docstring, "Saves") ---------------------------------
+
+
+def _stored(spanner_db, key: str) -> engine.KeyState | None:
+    data = state_store.read_key_states(spanner_db.database, [key]).get(key)
+    return None if data is None else engine.decode_state(data)
+
+
+def _flush_one(driver: Driver, message: Message) -> None:
+    driver.send(message)
+    driver.fire_event()
+    driver.fire_hold()
+
+
+def test_a_groupless_key_is_saved_once_when_its_save_timer_fires_with_its_latest_state(spanner_db) -> None:
+    driver = Driver(spanner_db, save_delay=60.0)
+    _flush_one(driver, b.occurrence(T0, type=b.NOISY))
+    assert driver.save.at == Timestamp(micros=T0 + 60 * SECOND)  # the known watermark + the delay
+    driver.finish()
+    assert _stored(spanner_db, driver.key) is None  # the flush wrote its event, not the key's state
+    _flush_one(driver, b.occurrence(T0 + SECOND, type=b.NOISY))
+    assert driver.save.at == Timestamp(micros=T0 + 60 * SECOND)  # armed once, by the first flush left behind
+    driver.finish()
+    assert _stored(spanner_db, driver.key) is None
+    assert driver.counts[metrics.spanner_rows_counter("Events")] == 2
+    assert metrics.spanner_rows_counter("KeyStates") not in driver.counts
+    driver.fire_save()
+    driver.finish()
+    stored = _stored(spanner_db, driver.key)
+    assert (stored.seq, stored.noise_count, stored.group) == (2, 2, None)
+    assert driver.counts[metrics.STATE_SAVED_LATE] == 1
+    assert driver.counts[metrics.spanner_rows_counter("KeyStates")] == 1
+    driver.save.at = Timestamp(micros=T0 + 120 * SECOND)  # a save timer with nothing left to save
+    driver.fire_save()
+    driver.finish()
+    assert driver.counts[metrics.STATE_SAVED_LATE] == 1
+
+
+def test_a_flush_that_creates_the_group_writes_the_key_state_at_once(spanner_db) -> None:
+    driver = Driver(spanner_db, save_delay=60.0)
+    for second in (0, 1, 2):  # the noisy type needs 3 occurrences: the third creates the group
+        _flush_one(driver, b.occurrence(T0 + second * SECOND, type=b.NOISY))
+        driver.finish()
+    stored = _stored(spanner_db, driver.key)
+    assert stored.seq == 3 and stored.group is not None
+    driver.fire_save()  # nothing is left behind: the creation wrote the row
+    driver.finish()
+    assert metrics.STATE_SAVED_LATE not in driver.counts
+    assert driver.counts[metrics.spanner_rows_counter("KeyStates")] == 1
+
+
+def test_an_expiring_key_is_saved_with_its_bundle_and_continues_after_hydration(spanner_db) -> None:
+    driver = Driver(spanner_db, save_delay=600.0)
+    for second in (0, 1):
+        _flush_one(driver, b.occurrence(T0 + second * SECOND, type=b.NOISY))
+    driver.finish()
+    assert _stored(spanner_db, driver.key) is None
+    driver.fire_expire()
+    assert driver.save.at is None  # cleared with the rest of the key's Beam state
+    driver.finish()
+    assert driver.counts[metrics.STATE_EXPIRED] == 1 and driver.counts[metrics.STATE_SAVED_LATE] == 1
+    assert _stored(spanner_db, driver.key).noise_count == 2
+    driver.send(b.occurrence(T0 + 200 * SECOND, type=b.NOISY))  # the key comes back: read from Spanner
+    driver.finish()
+    driver.fire_event()
+    driver.fire_hold()
+    driver.finish()
+    assert driver.counts[metrics.STATE_HYDRATED] == 2  # when new, and when it came back
+    assert driver.counts[metrics.GROUP_CREATED] == 1  # the third occurrence, counting the saved two
+
+
+def test_a_stopped_local_run_writes_the_saves_left_behind(spanner_db) -> None:
+    driver = Driver(spanner_db, overlap=True, save_delay=60.0)
+    _flush_one(driver, b.occurrence(T0, type=b.NOISY))
+    driver.finish()
+    _flush_one(driver, b.occurrence(T0 + SECOND, type=b.NOISY))
+    driver.finish()
+    assert wait_for_commits(timeout=10) == 0  # the run stops: its saves are written
+    stored = _stored(spanner_db, driver.key)
+    assert (stored.seq, stored.noise_count) == (2, 2)
+    counts = uncounted_counts()
+    assert counts[metrics.STATE_SAVED_LATE] == 1
+    assert counts[metrics.spanner_rows_counter("KeyStates")] == 1
+    assert wait_for_commits(timeout=10) == 0 and uncounted_counts().get(metrics.STATE_SAVED_LATE, 0) == 0
+
+
+def test_a_local_key_that_comes_back_while_its_expiry_save_commits_is_read_after_it(
+    spanner_db, monkeypatch
+) -> None:
+    driver = Driver(spanner_db, overlap=True, save_delay=600.0)
+    for second in (0, 1):
+        _flush_one(driver, b.occurrence(T0 + second * SECOND, type=b.NOISY))
+    driver.finish()
+    assert _committer(driver.fn._step).wait(10) == 0  # committed; the saves left behind are not
+    assert _stored(spanner_db, driver.key) is None
+    gate = _Gate(monkeypatch)
+    driver.fire_expire()
+    driver.finish()  # the save's commit waits at the gate
+    driver.send(b.occurrence(T0 + 200 * SECOND, type=b.NOISY))
+    driver.finish()  # starts the key's read: it must wait for the save
+    gate.open.set()
+    driver.fire_event()
+    driver.fire_hold()
+    driver.finish()
+    assert wait_for_commits(timeout=10) == 0
+    assert _stored(spanner_db, driver.key).group is not None  # the third occurrence, counting the saved two

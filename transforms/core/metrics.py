@@ -33,6 +33,7 @@ LATE_MESSAGES = "late_messages"
 QUOTA_FAIL_OPEN = "creation_quota.fail_open"
 STATE_HYDRATED = "state.hydrated"  # streaming: key states read from Spanner
 STATE_EXPIRED = "state.expired"  # streaming: keys whose Beam state was cleared (it lives on in Spanner)
+STATE_SAVED_LATE = "state.saved_late"  # streaming: deferred KeyStates saves of keys without a group, written
 SPANNER_COMMITS = "spanner.commits"
 SPANNER_COMMIT_ATTEMPTS = "spanner.commit_attempts"  # more than spanner.commits when commits were aborted
 SPANNER_MUTATIONS = "spanner.mutations"
