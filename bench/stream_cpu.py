@@ -22,7 +22,7 @@ stateful step, and the window's writes are planned as one commit, as at the end 
 Timed with ``time.process_time`` around each stage of each window (never per message, so the clock's own
 cost stays out). Python's garbage collector runs when allocations make it, inside whichever stage allocated;
 its time is included in the stages and also reported on its own (``gc``). The collector runs as in the
-pipeline's worker processes (``transforms.runtime``: youngest generation every 7,000 allocations), and before
+pipeline's worker processes (``transforms.runtime``: youngest generation every 200,000 allocations), and before
 each pass the benchmark's own objects (the input messages) are frozen out of its way (``gc.freeze``), so
 what it scans is what our code keeps alive. Not timed, because on Dataflow they are I/O or Beam's: Pub/Sub, shuffle and state
 backends, timers, Beam's metrics containers, the Spanner client's work for commits and hydration reads, and
