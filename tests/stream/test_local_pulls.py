@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from pipeline.local_runner import _FastPullClient
+from pipeline.local_runner import ACKNOWLEDGEMENTS, _FastPullClient
 from transforms import clients
 
 
@@ -21,6 +21,7 @@ def test_pulls_are_large_and_acknowledged_messages_do_not_come_back(pubsub_topic
         received += response.received_messages
         fast.acknowledge(ref.subscription, [pulled.ack_id for pulled in response.received_messages])
     assert sorted(pulled.message.data for pulled in received) == sorted(f"m{i}".encode() for i in range(30))
+    assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0  # sent in the background
     started = time.monotonic()
     assert not fast.pull(ref.subscription).received_messages  # an empty subscription: back after the timeout
     assert time.monotonic() - started < 10
@@ -29,3 +30,71 @@ def test_pulls_are_large_and_acknowledged_messages_do_not_come_back(pubsub_topic
         subscription=ref.subscription, ack_ids=[pulled.ack_id for pulled in received], ack_deadline_seconds=0
     )
     assert pubsub_topics.pull(ref, timeout_s=2) == []
+
+
+class _GatedSubscriber:
+    def __init__(self, fail: bool = False) -> None:
+        import threading
+
+        self.open, self.fail, self.sent = threading.Event(), fail, []
+
+    def acknowledge(self, request, **kwargs):
+        assert self.open.wait(10), "never opened"
+        if self.fail:
+            raise RuntimeError("acknowledge refused")
+        self.sent.append(list(request.ack_ids))
+
+
+def test_acknowledgements_go_in_the_background_in_order_and_a_failure_is_only_logged(caplog) -> None:
+    from pipeline.local_runner import _Acknowledgements
+
+    acknowledgements = _Acknowledgements(backlog=4)
+    gated = _GatedSubscriber()
+    fast = _FastPullClient(gated, max_messages=10, timeout=1.0)
+    fast_ack = _FastPullClient.acknowledge
+    import pipeline.local_runner as local_runner
+
+    real, local_runner.ACKNOWLEDGEMENTS = local_runner.ACKNOWLEDGEMENTS, acknowledgements
+    try:
+        for batch in (["a", "b"], ["c"], ["d"]):
+            fast_ack(fast, "projects/p/subscriptions/s", batch)  # returns before the request is sent
+        assert gated.sent == [] and acknowledgements.wait(timeout=0.1) == 3
+        gated.open.set()
+        assert acknowledgements.wait(timeout=10) == 0
+        assert gated.sent == [["a", "b"], ["c"], ["d"]]
+        failing = _GatedSubscriber(fail=True)
+        failing.open.set()
+        fast_ack(_FastPullClient(failing, max_messages=10, timeout=1.0), "projects/p/subscriptions/s", ["e"])
+        assert acknowledgements.wait(timeout=10) == 0
+    finally:
+        local_runner.ACKNOWLEDGEMENTS = real
+    assert "acknowledging 1 pulled messages failed (acknowledge refused)" in caplog.text
+
+
+def test_a_backlog_is_pulled_ahead_and_what_no_one_took_goes_back_at_once(pubsub_topics) -> None:
+    from pipeline.local_runner import PULLS_AHEAD
+
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    sent = [f"m{i}".encode() for i in range(20)]
+    for data in sent:
+        pubsub_topics.publish(ref, data)
+    fast = _FastPullClient(clients.pubsub_subscriber(), max_messages=10, timeout=2.0)
+    first = []
+    deadline = time.monotonic() + 30
+    while not first and time.monotonic() < deadline:
+        first = list(fast.pull(ref.subscription).received_messages)
+    fast.acknowledge(ref.subscription, [pulled.ack_id for pulled in first])
+    assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0
+    ahead = PULLS_AHEAD.take(ref.subscription)  # the next pull started when the first brought messages
+    assert ahead is not None
+    pulled_ahead = list(ahead.result().received_messages)
+    assert pulled_ahead  # a backlog of 20: the pull ahead got some
+    PULLS_AHEAD.start(fast._client, ref.subscription, ahead.result)  # left untaken, as by a stopped reader
+    assert PULLS_AHEAD.release() == len(pulled_ahead)
+    left = []
+    deadline = time.monotonic() + 10  # well within the 600 s ack deadline: only a release brings them back
+    while len(first) + len(left) < 20 and time.monotonic() < deadline:
+        left += pubsub_topics.pull(ref, timeout_s=2)
+    assert sorted([pulled.message.data for pulled in first] + [message.data for message in left]) == sorted(
+        sent
+    )
