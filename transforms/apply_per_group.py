@@ -22,8 +22,8 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   ``seq`` order because a key's next bundle starts only after this one committed.
 * **Local runs** (``overlap_commits``): the local runner runs one bundle at a time and never retries one, so
   there a bundle hands its commit to a thread of the step's own (``_Committer``: one at a time, in order) and
-  the next bundles are processed while it runs; a bundle that hands over a commit first waits for the one
-  before. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
+  the next bundles are processed while it runs; a bundle that hands over a commit first waits until at most
+  ``COMMITS_BEHIND`` (2, its own included) are unfinished. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
   a later bundle: a ``confirm`` timer makes sure one comes. A failed commit fails every later bundle, and
   stopping the pipeline (``LocalRun.cancel``) waits for the commits handed over.
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
@@ -258,8 +258,8 @@ class CommitFailed(RuntimeError):
 class _Committer:
     """Local runs (``overlap_commits``): the Spanner commits of one stateful step, on the process's commit
     thread, one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
-    the next bundles are processed. A bundle that hands over a commit waits for the one before it, so at most
-    one runs behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
+    the next bundles are processed. A bundle that hands over a commit waits until at most
+    ``ApplyPerGroupFn.COMMITS_BEHIND`` (its own included) run behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
     A failed commit fails every bundle from then on (``CommitFailed``)."""
 
     def __init__(self) -> None:
@@ -422,6 +422,7 @@ class ApplyPerGroupFn(CountingDoFn):
     CONFIRM = TimerSpec("confirm", TimeDomain.REAL_TIME)  # overlap_commits: a later bundle counts the commit
     SAVE = TimerSpec("save_state", TimeDomain.WATERMARK)  # a deferred KeyStates save is due
     CONFIRM_DELAY = 0.05  # seconds
+    COMMITS_BEHIND = 2  # overlap_commits: how many commits may run behind the bundles (see _Committer)
 
     def __init__(
         self,
@@ -497,9 +498,9 @@ class ApplyPerGroupFn(CountingDoFn):
                     self._expired_saves = []
             else:
                 self._count_all(counts)
-            # With a new commit, wait for the one before; without, count what has finished, or (a confirm
-            # timer fired: no later bundle may come) wait for all.
-            at_most = 1 if writes else (0 if self._confirmed else None)
+            # With a new commit, wait until at most COMMITS_BEHIND run; without, count what has finished, or
+            # (a confirm timer fired: no later bundle may come) wait for all.
+            at_most = self.COMMITS_BEHIND if writes else (0 if self._confirmed else None)
             for stats, later in committer.settle(at_most):
                 self._applier.count_commit(stats)
                 self._count_all(later)
