@@ -201,3 +201,91 @@ def test_pubsub_read_gives_what_beams_gives() -> None:
         with pytest.raises(ValueError, match="Bad timestamp value") as theirs_error:
             beams(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
         assert str(ours_error.value) == str(theirs_error.value)
+
+
+class _CountingDoFn:
+    """Picklable; counts how often it is pickled (``__reduce__``)."""
+
+    pickled = 0
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __reduce__(self):
+        type(self).pickled += 1
+        return (type(self), (self.value,))
+
+
+def test_dofn_copies_are_fresh_unpickled_copies_of_one_pickle() -> None:
+    from apache_beam.internal import pickler
+    from apache_beam.runners.direct import transform_evaluator
+
+    prepare_direct_runner()
+    copies = transform_evaluator.pickler
+    assert copies is not pickler and copies.dumps is pickler.dumps  # the rest is Beam's pickler
+    dofn = _CountingDoFn({"config": [1, 2]})
+    _CountingDoFn.pickled = 0
+    first, second = copies.roundtrip(dofn), copies.roundtrip(dofn)
+    assert _CountingDoFn.pickled == 1  # pickled once ...
+    assert first is not second and first is not dofn and first.value is not second.value  # ... fresh copies
+    assert first.value == second.value == pickler.roundtrip(dofn).value
+    other = _CountingDoFn({"config": [3]})  # another DoFn has its own pickle
+    assert copies.roundtrip(other).value == {"config": [3]}
+    del other
+    assert copies.roundtrip(_CountingDoFn("new")).value == "new"  # an id used again is not mistaken
+    assert copies.roundtrip(("no", "weak", "reference")) == ("no", "weak", "reference")  # Beam's roundtrip
+
+
+def test_function_arguments_are_beams() -> None:
+    import functools
+
+    import apache_beam as beam
+    from apache_beam.transforms import core
+
+    prepare_direct_runner()
+    patched = core.get_function_args_defaults
+    beams = patched.__wrapped__
+
+    from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
+
+    class Fn(beam.DoFn):
+        SPEC = ReadModifyWriteStateSpec("spec", beam.coders.BytesCoder())
+
+        def process(self, element, side=3, state=beam.DoFn.StateParam(SPEC), *args, **kwargs):
+            yield element
+
+        @classmethod
+        def make(cls, a, b=1):
+            return cls()
+
+    def plain(a, b=2, *, c=3):
+        return a
+
+    candidates = [Fn().process, Fn().process, Fn.process, Fn.make, plain, functools.partial(plain, 1), len]
+    for candidate in candidates * 2:  # the second time from the cache
+        try:
+            expected = beams(candidate)
+        except (TypeError, ValueError) as error:
+            import pytest
+
+            with pytest.raises(type(error)):
+                patched(candidate)
+            continue
+        got = patched(candidate)
+        assert got == expected
+        got[0].append("changed")  # callers get their own lists
+        assert patched(candidate) == expected
+
+
+def test_cached_option_views_share_the_options_values() -> None:
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+
+    from pipeline.local_runner import _cached_views
+
+    options = PipelineOptions(["--project=first", "--streaming"])
+    view_as = _cached_views(options.view_as)
+    cloud = view_as(GoogleCloudOptions)
+    assert view_as(GoogleCloudOptions) is cloud and cloud.project == "first"
+    options.view_as(GoogleCloudOptions).project = "second"  # a change made through another view ...
+    assert cloud.project == "second"  # ... is seen by the cached one
+    assert view_as(StandardOptions).streaming is True
