@@ -15,7 +15,13 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
   again until the buffer is empty: messages kept for the watermark have had their hold. ``event_flush``
   (event time) is set for the earliest buffered message; while the hold runs, each firing moves it to the
   latest buffered message, so a backlog the watermark has already passed is applied in one flush when the
-  hold ends instead of one flush per message time.
+  hold ends instead of one flush per message time. A message the watermark is already known to have passed
+  when it arrives, while the hold runs or is about to, sets no ``event_flush`` at all: the hold's flush
+  takes it. To know that, the holds of a step keep one ``watermark_probe`` timer pending in each process
+  (event time, ``PROBE_MARGIN`` behind the processing time when set): its firing tells that the watermark is
+  that far, and the next hold sets the next probe. Over a backlog, whose message times the watermark has
+  long passed, the local runner fired one ``event_flush`` per message without it (30,638 firings for
+  50,000 messages; 5,569 with it).
 * **Nothing lost, nothing doubled.** The Spanner commit happens in ``finish_bundle``; if it fails the bundle
   fails, Beam keeps the previous state and retries, and the engine recomputes the same writes (same ``seq``),
   which the guarded writer treats as already applied where they were. Writes of one key are committed in
@@ -414,6 +420,33 @@ class _WatermarkSeen:
 _WATERMARK_SEEN = _WatermarkSeen()
 
 
+class _WatermarkProbes:
+    """Per stateful step, whether this process has a ``watermark_probe`` timer pending (set when, monotonic
+    seconds): one at a time, and another may be set if the pending one has not fired for ``stale`` seconds."""
+
+    def __init__(self, stale: float = 60.0) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, float] = {}
+        self._stale = stale
+
+    def claim(self, step: str) -> bool:
+        """Whether the caller should set a probe now (and it is recorded as pending)."""
+        now = time.monotonic()
+        with self._lock:
+            since = self._pending.get(step)
+            if since is not None and now - since < self._stale:
+                return False
+            self._pending[step] = now
+            return True
+
+    def fired(self, step: str) -> None:
+        with self._lock:
+            self._pending.pop(step, None)
+
+
+_PROBES = _WatermarkProbes()
+
+
 def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
@@ -428,6 +461,8 @@ class ApplyPerGroupFn(CountingDoFn):
     EXPIRE = TimerSpec("expire", TimeDomain.REAL_TIME)
     CONFIRM = TimerSpec("confirm", TimeDomain.REAL_TIME)  # overlap_commits: a later bundle counts the commit
     SAVE = TimerSpec("save_state", TimeDomain.WATERMARK)  # a deferred KeyStates save is due
+    PROBE = TimerSpec("watermark_probe", TimeDomain.WATERMARK)  # tells how far the watermark has gone
+    PROBE_MARGIN = 1.0  # seconds: a probe is set this far behind the processing time
     CONFIRM_DELAY = 0.05  # seconds
     COMMITS_BEHIND = 2  # overlap_commits: how many commits may run behind the bundles (see _Committer)
 
@@ -550,8 +585,13 @@ class ApplyPerGroupFn(CountingDoFn):
         if meta.buffer_max is None or target > meta.buffer_max:
             meta.buffer_max = target
         if meta.event_target is None or target < meta.event_target:
-            meta.event_target = target
-            event_flush.set(_timestamp(target))
+            seen = _WATERMARK_SEEN.get(self._step)
+            if seen is not None and target <= seen and not meta.hold_passed:
+                # The watermark has passed the message already: the hold's flush takes it, no timer needed.
+                meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
+            else:
+                meta.event_target = target
+                event_flush.set(_timestamp(target))
         if message_time > meta.max_time:
             meta.max_time = message_time
         meta_state.write(_META_ENCODER.encode(meta))
@@ -598,7 +638,10 @@ class ApplyPerGroupFn(CountingDoFn):
         expire=beam.DoFn.TimerParam(EXPIRE),
         confirm=beam.DoFn.TimerParam(CONFIRM),
         save=beam.DoFn.TimerParam(SAVE),
+        probe=beam.DoFn.TimerParam(PROBE),
     ) -> Iterator[Any]:
+        if _PROBES.claim(self._step):
+            probe.set(Timestamp.of(self._clock() - self.PROBE_MARGIN))
         meta = self._meta(meta_state)
         meta.hold_passed, meta.hold_armed = True, False
         seen = _WATERMARK_SEEN.get(self._step)
@@ -643,6 +686,11 @@ class ApplyPerGroupFn(CountingDoFn):
     @on_timer(CONFIRM)
     def on_confirm(self) -> None:
         self._confirmed = True
+
+    @on_timer(PROBE)
+    def on_probe(self, fired=beam.DoFn.TimestampParam) -> None:
+        _WATERMARK_SEEN.update(self._step, fired.micros)
+        _PROBES.fired(self._step)
 
     @on_timer(SAVE)
     def on_save(

@@ -231,6 +231,7 @@ def pipeline_args(
         "--lookup_retry_interval=1s",
         "--lookup_retry_window=4s",
         "--projects_refresh=5s",
+        "--state_save_delay=1s",  # key states without a group: saved a second (of watermark) after a flush
         "--progress_interval=600s",
         *database.pipeline_args(),
     ]

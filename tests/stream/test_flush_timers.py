@@ -119,7 +119,7 @@ class Driver:
         self._start_bundle()
         self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
         self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
-        self.confirm, self.save = Timer(), Timer()
+        self.confirm, self.save, self.probe = Timer(), Timer(), Timer()
         self.writes = 0
         self.key = key or f"{b.PROJECT.project_id}:{b.md5_hex(b.FINGERPRINT)}"
 
@@ -174,9 +174,13 @@ class Driver:
                 buffer=self.buffer,
                 key_state=self.key_state,
                 meta_state=self.meta,
+                probe=self.probe,
                 **self._timers(),
             )
         )
+
+    def fire_probe(self) -> None:
+        self.fn.on_probe(fired=self.probe.take())
 
     def fire_lookup(self) -> None:
         self.clock.now = self.lookup.take().micros / MICROS
@@ -268,6 +272,28 @@ def test_the_hold_starts_again_with_the_first_message_after_the_buffer_emptied(d
     assert driver.hold.at == Timestamp.of(driver.clock.now + HOLD)
 
 
+def test_a_watermark_probe_spares_the_event_timers_of_messages_behind_it(driver: Driver) -> None:
+    driver.clock.now = T0 / MICROS + 60  # processing time, a minute after the first message time
+    driver.send(b.occurrence(T0))
+    driver.fire_event()
+    driver.fire_hold()  # the step's first hold sets its probe, a margin behind the processing time
+    first_probe = Timestamp.of(driver.clock.now - ApplyPerGroupFn.PROBE_MARGIN)
+    assert driver.probe.at == first_probe
+    driver.send(b.occurrence(T0 + 10 * SECOND))  # the probe has not fired: an event timer as before
+    assert driver.event.at == Timestamp(micros=T0 + 10 * SECOND)
+    driver.fire_event()
+    driver.fire_hold()
+    assert driver.engine_calls() == 2
+    assert driver.probe.at == first_probe  # one probe at a time
+    driver.fire_probe()  # the watermark has passed the probe ...
+    driver.send(b.occurrence(T0 + 20 * SECOND))  # ... and so this message: no event timer
+    assert driver.event.at is None
+    driver.fire_hold()  # the hold's flush takes it
+    assert driver.buffered() == []
+    assert driver.engine_calls() == 3
+    assert driver.probe.at == Timestamp.of(driver.clock.now - ApplyPerGroupFn.PROBE_MARGIN)  # the next one
+
+
 def test_a_message_behind_the_watermark_is_applied_at_the_next_flush_and_counted_late(
     driver: Driver,
 ) -> None:
@@ -275,8 +301,8 @@ def test_a_message_behind_the_watermark_is_applied_at_the_next_flush_and_counted
     driver.fire_event()
     driver.fire_hold()
     assert driver.engine_calls() == 1
-    driver.send(b.occurrence(T0))  # the watermark is past T0 + 10 s already
-    driver.fire_event()  # set behind the watermark: fires at once
+    driver.send(b.occurrence(T0))  # the watermark is known to be past T0 + 10 s already ...
+    assert driver.event.at is None  # ... so no event-time timer is set: the hold's flush takes it
     driver.fire_hold()
     assert driver.engine_calls() == 2
     assert driver.buffered() == []
@@ -304,8 +330,8 @@ def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(spann
 
     driver.send(first, b.occurrence(T0 + 200 * SECOND))  # a redelivery and a new message, much later
     driver.engine_calls()  # the bundle ends: the key is read from Spanner
-    driver.fire_event()
-    driver.fire_event()
+    driver.fire_event()  # the new message's (the redelivery is behind the watermark: no timer of its own)
+    assert driver.event.at is None
     driver.fire_hold()
     assert driver.engine_calls() == 2
     assert driver.counts[metrics.STATE_HYDRATED] == 2
