@@ -170,6 +170,14 @@ class _EventCache:
             with contextlib.suppress(Exception):  # the caller then reads the event itself
                 future.result()
 
+    def reading(self, key: tuple[int, str]) -> bool:
+        """Whether a background read of ``key`` is still running (started now if it waited for its delay)."""
+        future = self._in_flight.get(key)
+        if future is None:
+            return False
+        self._start(future)
+        return not future.done()
+
     def absent_since(self, database_name: str, key: tuple[int, str]) -> float | None:
         """When (processing time, seconds) the latest read of ``database_name`` that did not find ``key``
         started, or None."""
@@ -310,6 +318,17 @@ class GroupApplier:
             for key, event in stored.items():
                 found[key[1]] = event
         return found
+
+    def lookups_reading(self, messages: Sequence[Message], project_id: int) -> bool:
+        """Whether the event of a lookup among ``messages`` is still being read in the background
+        (``prefetch_events``): ``apply`` would wait for that read (starting it now if it waits for its delay)."""
+        if self._config.event_recheck_interval <= 0:
+            return False
+        for event_id in engine.needed_event_ids(None, messages):
+            key = (project_id, event_id)
+            if _KNOWN_EVENTS.get(key) is None and _KNOWN_EVENTS.reading(key):
+                return True
+        return False
 
     def prefetch_events(self, keys: Iterable[tuple[int, str]], delay: float = 0.0) -> None:
         """Start reading, in the background (after ``delay`` seconds), the events of lookups that just arrived

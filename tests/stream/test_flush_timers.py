@@ -8,6 +8,7 @@ the Spanner writes are the real ones (emulator).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,10 +100,12 @@ class Driver:
         key: str | None = None,
         overlap: bool = False,
         save_delay: float = 0.0,
+        recheck: float = 0.0,
     ) -> None:
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
             engine=engine or EngineConfig(),
+            event_recheck_interval=recheck,
         )
         self.clock = Clock()
         self.fn = ApplyPerGroupFn(
@@ -175,6 +178,7 @@ class Driver:
                 key_state=self.key_state,
                 meta_state=self.meta,
                 probe=self.probe,
+                hold_flush=self.hold,
                 **self._timers(),
             )
         )
@@ -364,6 +368,45 @@ def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(
     assert driver.counts[metrics.GROUP_CREATED] == 1
     assert driver.lookup.at is None
     assert driver.expire.at is not None  # idle again
+
+
+def test_a_hold_is_extended_while_its_lookups_events_are_read_in_the_background(
+    spanner_db, monkeypatch
+) -> None:
+    # As in a pipeline (--lookup_retry_interval): the bundle's lookups are read in the background.
+    driver = Driver(spanner_db, recheck=5.0)
+    release = threading.Event()
+    real_read = state_store.read_events
+
+    def slow_read(database, wanted):
+        release.wait(10.0)  # a flush that waited for the read would sit here, then apply the lookup
+        return real_read(database, wanted)
+
+    monkeypatch.setattr(state_store, "read_events", slow_read)
+    lookup = b.occurrence(T0, lookup=True)
+    driver.send(lookup)
+    driver.finish()  # starts the bundle's background read of the lookup's event (after half a hold)
+    driver.fire_event()
+    driver.fire_hold()  # the read runs (started now): the hold is extended, nothing is applied yet
+    assert driver.hold.at == Timestamp.of(driver.clock.now + ApplyPerGroupFn.READ_WAIT)
+    assert driver.engine_calls() == 0
+    assert driver.buffered() == [T0]
+
+    release.set()
+    deadline = time.monotonic() + 10.0
+    while applier_reading(lookup) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    driver.fire_hold()  # the read is done (the event is not stored): the lookup is taken in and waits
+    assert driver.engine_calls() == 1
+    assert driver.counts[metrics.EVENT_LOOKUP_WAITING] == 1
+    assert driver.buffered() == []
+    assert driver.hold.at is None
+
+
+def applier_reading(message: Message) -> bool:
+    from transforms.applier import _KNOWN_EVENTS
+
+    return _KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
 
 
 def test_a_flush_takes_everything_the_steps_watermark_is_known_to_have_passed(spanner_db) -> None:

@@ -32,6 +32,27 @@ def test_pulls_are_large_and_acknowledged_messages_do_not_come_back(pubsub_topic
     assert pubsub_topics.pull(ref, timeout_s=2) == []
 
 
+def test_a_backlog_comes_in_pulls_of_up_to_max_messages(pubsub_topics) -> None:
+    from pipeline.local_runner import PULLS_AHEAD
+
+    # The emulator returns at most 100 messages a pull, whatever is asked for: full pulls are followed by more.
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    publisher = clients.pubsub_publisher()
+    sent = [f"m{i}".encode() for i in range(250)]
+    for future in [publisher.publish(ref.topic, data) for data in sent]:
+        future.result(timeout=30)
+    fast = _FastPullClient(clients.pubsub_subscriber(), max_messages=1000, timeout=2.0)
+    received = list(fast.pull(ref.subscription).received_messages)
+    assert len(received) > _FastPullClient.FULL_PULL
+    deadline = time.monotonic() + 30
+    while len(received) < 250 and time.monotonic() < deadline:
+        received += fast.pull(ref.subscription).received_messages
+    fast.acknowledge(ref.subscription, [pulled.ack_id for pulled in received])
+    assert sorted(pulled.message.data for pulled in received) == sorted(sent)
+    assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0
+    PULLS_AHEAD.release()
+
+
 class _GatedSubscriber:
     def __init__(self, fail: bool = False) -> None:
         import threading
@@ -85,11 +106,15 @@ def test_a_backlog_is_pulled_ahead_and_what_no_one_took_goes_back_at_once(pubsub
         first = list(fast.pull(ref.subscription).received_messages)
     fast.acknowledge(ref.subscription, [pulled.ack_id for pulled in first])
     assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0
-    ahead = PULLS_AHEAD.take(ref.subscription)  # the next pull started when the first brought messages
-    assert ahead is not None
-    pulled_ahead = list(ahead.result().received_messages)
-    assert pulled_ahead  # a backlog of 20: the pull ahead got some
-    PULLS_AHEAD.start(fast._client, ref.subscription, ahead.result)  # left untaken, as by a stopped reader
+    # The next pulls, started when the first brought messages.
+    aheads = [PULLS_AHEAD.take(ref.subscription) for _ in range(PULLS_AHEAD.depth)]
+    assert None not in aheads and PULLS_AHEAD.take(ref.subscription) is None
+    pulled_ahead = [pulled for ahead in aheads for pulled in ahead.result().received_messages]
+    assert pulled_ahead  # a backlog of 20: the pulls ahead got some
+    responses = iter([ahead.result() for ahead in aheads])
+    PULLS_AHEAD.start(
+        fast._client, ref.subscription, lambda: next(responses)
+    )  # untaken, as by a stopped reader
     assert PULLS_AHEAD.release() == len(pulled_ahead)
     left = []
     deadline = time.monotonic() + 10  # well within the 600 s ack deadline: only a release brings them back
