@@ -6,7 +6,14 @@ import base64
 
 from transforms.core import intents
 from transforms.core.model import Occurrence
-from transforms.spanner_writer import StoredVersions, chunk_writes, estimate_mutations, new_keys, plan_commit
+from transforms.spanner_writer import (
+    StoredVersions,
+    chunk_writes,
+    estimate_mutations,
+    guarded_keys,
+    new_keys,
+    plan_commit,
+)
 
 KEY = "1:" + "a" * 32
 PRIMARY = "a" * 32
@@ -245,3 +252,15 @@ def test_rows_of_keys_new_to_the_database_are_inserted_without_reading():
     assert ("Groups", (11,)) in plan.inserts
     # A key whose earliest write here started from a stored state is read and guarded as usual.
     assert new_keys([later]) == set()
+
+
+def test_only_keys_whose_seq_decides_a_row_are_read_and_counted_stale():
+    other = "1:" + "b" * 32
+    events_only = intents.KeyWrite(other, 5, (intents.RecordEvent(_event("f" * 32), "error"),), base_seq=4)
+    grouped = attach(3, 11, "o1", 1)
+    assert guarded_keys([events_only, grouped]) == {(1, PRIMARY)}
+    # Whatever the stored seqs, the events-only write's row is written and the write is not stale.
+    stored = StoredVersions(key_seq={(1, PRIMARY): 9, (1, "b" * 32): 9}, group_seq={11: 9})
+    plan = plan_commit([events_only, grouped], stored)
+    assert (1, "f" * 32) in plan.upserts["Events"]
+    assert "Groups" not in plan.upserts and plan.stale_writes == 1  # the grouped write only
