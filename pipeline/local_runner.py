@@ -122,7 +122,7 @@ class _PullsAhead:
     (``LocalRun.cancel``) gives the messages of pulls nobody took back to the subscription at once (their
     lease ended), so a new pipeline gets them now rather than after their ack deadline."""
 
-    def __init__(self, depth: int = 2) -> None:
+    def __init__(self, depth: int = 3) -> None:
         self.depth = depth
         self._lock = threading.Lock()
         self._pool = None
@@ -678,7 +678,7 @@ def _patch_state_copies() -> None:
     state_class._occurrence_pipeline_patched = True
 
 
-def prepare_direct_runner(pull_max_messages: int = 1000, pull_timeout: float = 1.0) -> None:
+def prepare_direct_runner(pull_max_messages: int = 2000, pull_timeout: float = 1.0) -> None:
     """Apply the patches (idempotent; the pull settings of the latest call win). Process-wide."""
     with _lock:
         _pull["max_messages"] = pull_max_messages

@@ -159,8 +159,11 @@ class StreamOptions(PipelineOptions):
         parser.add_argument(
             "--pubsub_pull_max",
             type=int,
-            default=1000,
-            help="DirectRunner only: messages per Pub/Sub pull (Beam's local reader pulls 10 and waits 30 s).",
+            default=2000,
+            help=(
+                "DirectRunner only: messages per Pub/Sub read (Beam's local reader pulls 10 and waits 30 s; "
+                "the emulator returns at most 100 a pull, so over a backlog full pulls are followed by more)."
+            ),
         )
         parser.add_argument(
             "--progress_interval",
