@@ -115,10 +115,10 @@ ACKNOWLEDGEMENTS = _Acknowledgements()
 
 
 class _PullsAhead:
-    """The next pulls of a subscription (``depth`` of them), started in the background as soon as a pull
+    """The next reads of a subscription (``depth`` of them), started in the background as soon as a pull
     brought messages (a backlog), so that the runner's thread finds one done instead of waiting for the
     emulator or Pub/Sub (with one ahead, that thread still spent 5% of its time waiting for pulls in a local
-    backlog). An empty pull starts none: an idle pipeline pulls as Beam's does. ``release``
+    backlog). They run one after the other on one thread, in order. An empty pull starts none: an idle pipeline pulls as Beam's does. ``release``
     (``LocalRun.cancel``) gives the messages of pulls nobody took back to the subscription at once (their
     lease ended), so a new pipeline gets them now rather than after their ack deadline."""
 
@@ -134,9 +134,10 @@ class _PullsAhead:
 
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.depth, thread_name_prefix="pubsub-pull-ahead"
-                )
+                # One thread: the pulls run one after the other, so each read is a contiguous run of what the
+                # subscription delivers, in order (concurrent pulls interleave their messages, and a key's
+                # message that comes in a later read than a newer one is applied behind it: late).
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pubsub-pull-ahead")
             _client, futures = self._ahead.setdefault(subscription, (client, []))
             while len(futures) < self.depth:
                 futures.append(self._pool.submit(pull))

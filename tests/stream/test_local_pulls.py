@@ -123,3 +123,31 @@ def test_a_backlog_is_pulled_ahead_and_what_no_one_took_goes_back_at_once(pubsub
     assert sorted([pulled.message.data for pulled in first] + [message.data for message in left]) == sorted(
         sent
     )
+
+
+def test_reads_ahead_run_one_after_the_other_in_order() -> None:
+    import itertools
+    import threading
+
+    from pipeline.local_runner import _PullsAhead
+
+    ahead = _PullsAhead(depth=3)
+    lock, running, most, finished = threading.Lock(), [0], [0], []
+    numbers = itertools.count()
+
+    def pull() -> int:
+        number = next(numbers)
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+            finished.append(number)
+        return number
+
+    ahead.start(None, "projects/p/subscriptions/s", pull)
+    taken = [ahead.take("projects/p/subscriptions/s").result(timeout=10) for _ in range(3)]
+    assert taken == finished == [0, 1, 2]  # each read a contiguous run of the subscription, in order
+    assert most[0] == 1
+    assert ahead.take("projects/p/subscriptions/s") is None
