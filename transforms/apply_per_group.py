@@ -29,7 +29,7 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
 * **Local runs** (``overlap_commits``): the local runner runs one bundle at a time and never retries one, so
   there a bundle hands its commit to a thread of the step's own (``_Committer``: one at a time, in order) and
   the next bundles are processed while it runs; a bundle that hands over a commit first waits until at most
-  ``COMMITS_BEHIND`` (2, its own included) are unfinished. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
+  ``COMMITS_BEHIND`` (3, its own included) are unfinished. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
   a later bundle: a ``confirm`` timer makes sure one comes. A failed commit fails every later bundle, and
   stopping the pipeline (``LocalRun.cancel``) waits for the commits handed over.
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
@@ -467,7 +467,7 @@ class ApplyPerGroupFn(CountingDoFn):
     PROBE_MARGIN = 1.0  # seconds: a probe is set this far behind the processing time
     READ_WAIT = 0.1  # seconds: a hold is extended by this while its lookups' events are read (see Lookups)
     CONFIRM_DELAY = 0.05  # seconds
-    COMMITS_BEHIND = 2  # overlap_commits: how many commits may run behind the bundles (see _Committer)
+    COMMITS_BEHIND = 3  # overlap_commits: how many commits may run behind the bundles (see _Committer)
 
     def __init__(
         self,
