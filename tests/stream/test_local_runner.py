@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 
 from apache_beam.runners.direct import watermark_manager
 from apache_beam.transforms.timeutil import TimeDomain
@@ -10,7 +11,7 @@ from apache_beam.transforms.trigger import InMemoryUnmergedState
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.local_runner import prepare_direct_runner
+from pipeline.local_runner import SWITCH_INTERVAL, prepare_direct_runner
 
 
 class _Clock:
@@ -289,3 +290,14 @@ def test_cached_option_views_share_the_options_values() -> None:
     options.view_as(GoogleCloudOptions).project = "second"  # a change made through another view ...
     assert cloud.project == "second"  # ... is seen by the cached one
     assert view_as(StandardOptions).streaming is True
+
+
+def test_local_runs_switch_threads_every_millisecond():
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        prepare_direct_runner()
+        assert SWITCH_INTERVAL == 0.001
+        assert sys.getswitchinterval() == SWITCH_INTERVAL
+    finally:
+        sys.setswitchinterval(before)
