@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import sys
 
@@ -195,7 +196,16 @@ def test_pubsub_read_gives_what_beams_gives() -> None:
         assert [timestamp for timestamp, _ in ours] == [timestamp for timestamp, _ in theirs]
         assert [m.publish_time for _, m in ours] == [m.publish_time for _, m in theirs]
         assert [m.ordering_key for _, m in ours] == [m.ordering_key for _, m in theirs]
+        for (_, mine), (_, beams_message) in zip(ours, theirs):  # pickled, a pulled message is Beam's
+            copy = pickle.loads(pickle.dumps(mine))
+            assert type(copy) is type(beams_message)
+            assert vars(copy) == vars(beams_message)
         assert ours_client.acked == beams_client.acked == [[f"ack-{i}" for i in range(len(values))]]
+    without = _pull_response(["1780000000123"])
+    type(without).pb(without).received_messages[0].message.ClearField("publish_time")
+    ours = _read_from_pubsub(_FakeEvaluator(_FakeSubscriber(without)), "ts")
+    theirs = beams(_FakeEvaluator(_FakeSubscriber(without)), "ts")
+    assert ours == theirs and ours[0][1].publish_time is theirs[0][1].publish_time is None
     for bad in ("yesterday", ""):
         with pytest.raises(ValueError, match="Bad timestamp value") as ours_error:
             _read_from_pubsub(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
