@@ -188,16 +188,17 @@ _KEY_GUARDED = (
 )
 
 
+def _is_guarded(write: intents.KeyWrite) -> bool:
+    """Whether the key's stored ``seq`` decides a row of ``write`` (it carries a guarded intent)."""
+    return any(isinstance(intent, _KEY_GUARDED) for intent in write.intents)
+
+
 def guarded_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
-    """Keys whose stored ``seq`` decides a row of these writes: those with a write that carries a guarded
-    intent. The other writes carry only rows written whatever the guard says (events, occurrences, hashes and
-    releases of groups that exist, releases): their key's seq is not read. On the benchmark's workload most
-    flushes are of keys without a group, whose writes carry only events."""
-    return {
-        split_group_key(write.key)
-        for write in writes
-        if any(isinstance(intent, _KEY_GUARDED) for intent in write.intents)
-    }
+    """Keys whose stored ``seq`` decides a row of these writes: those with a guarded write. The other writes
+    carry only rows written whatever the guard says (events, occurrences, hashes and releases of groups that
+    exist, releases): their key's seq is not read. On the benchmark's workload most flushes are of keys
+    without a group, whose writes carry only events."""
+    return {split_group_key(write.key) for write in writes if _is_guarded(write)}
 
 
 def new_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
@@ -232,7 +233,7 @@ def plan_commit(
         if not key_ok or not all(group_ok.values()):
             # Stale: a row of it is left alone (a write without guarded rows is never stale; its key's seq
             # is not even read, see ``guarded_keys``).
-            plan.stale_writes += any(isinstance(intent, _KEY_GUARDED) for intent in write.intents)
+            plan.stale_writes += _is_guarded(write)
         events: dict[str, intents.RecordEvent] = {}
         for intent in write.intents:
             if isinstance(intent, intents.UpsertGroup):
