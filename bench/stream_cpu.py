@@ -103,16 +103,24 @@ class CpuResult:
 
 
 def _counter():
+    """``(count, settle)``: what ``ApplyPerGroupFn`` does with counts, adding them up during a bundle and
+    counting them (Beam counters, progress) when it ends."""
     counters: dict[str, object] = {}
+    counts: dict[str, int] = {}
 
-    def count(name: str, amount: int) -> None:  # what ApplyPerGroupFn._count does
-        counter = counters.get(name)
-        if counter is None:
-            counter = counters[name] = Metrics.counter(metrics.NAMESPACE, name)
-        counter.inc(amount)
-        progress.add(name, amount)
+    def count(name: str, amount: int) -> None:
+        counts[name] = counts.get(name, 0) + amount
 
-    return count
+    def settle() -> None:
+        for name, amount in counts.items():
+            counter = counters.get(name)
+            if counter is None:
+                counter = counters[name] = Metrics.counter(metrics.NAMESPACE, name)
+            counter.inc(amount)
+            progress.add(name, amount)
+        counts.clear()
+
+    return count, settle
 
 
 def run_once(
@@ -127,7 +135,8 @@ def run_once(
     clock = time.process_time
     seconds = dict.fromkeys(STAGES, 0.0)
     config = replace(config, quota_key_prefix=f"{config.quota_key_prefix}:cpu:{uuid.uuid4().hex[:8]}")
-    applier = GroupApplier(config, _counter())
+    count, settle_counts = _counter()
+    applier = GroupApplier(config, count)
     to_raw, decode_fn, check_fn, attach = (
         _ToRawMessage(),
         _DecodeFn(DEFAULT_MAX_BYTES),
@@ -221,6 +230,7 @@ def run_once(
             elif applier.last_write is not None:
                 unsaved.pop(key, None)
             results.append((key, new_state))
+        settle_counts()  # a window is one bundle
         seconds["engine"] += clock() - began
         result.flushes += len(flushes)
 

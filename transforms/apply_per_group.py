@@ -516,8 +516,10 @@ class ApplyPerGroupFn(CountingDoFn):
         self._lookups: set[tuple[int, str]] = set()  # events of this bundle's lookups, read in the background
         self._confirm_armed = False  # overlap_commits: a confirm timer is set for this bundle's commit
         self._confirmed = False  # a confirm timer fired in this bundle
-        # overlap_commits: the bundle's counts, counted once its commit is done (counted means committed).
-        self._deferred: dict[str, int] | None = {} if self._overlap else None
+        # The bundle's counts, added up here and counted at the end of the bundle (a Beam counter costs a
+        # tracker lookup per call, and flushes count several names each) or, with overlap_commits, once its
+        # commit is done (counted means committed).
+        self._deferred: dict[str, int] | None = {}
         self._expired_saves: list[str] = []  # overlap_commits: keys expired with a save in this bundle
 
     def _count(self, name: str, amount: int) -> None:
@@ -551,6 +553,9 @@ class ApplyPerGroupFn(CountingDoFn):
                 self._count_all(later)
         else:
             self._applier.flush()
+            counts, self._deferred = self._deferred or {}, None
+            for name, amount in counts.items():  # added up by _count, now counted
+                super()._count(name, amount)
         if self._to_hydrate:
             requests, self._to_hydrate = self._to_hydrate, {}
             self._count(metrics.STATE_HYDRATED, len(requests))
