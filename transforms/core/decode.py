@@ -300,7 +300,8 @@ def _occurrence(p: dict[str, Any]) -> Occurrence:
 # C (``msgspec.convert`` into ``_OccurrenceShape``), leaving only the checks types cannot express. It never
 # rejects: whenever a check fails (or msgspec refuses the payload) it returns None and ``_occurrence`` decides,
 # with its error. So it must accept only payloads ``_occurrence`` accepts, and build the same ``Occurrence``
-# (tests/decode/test_properties.py compares the two). It halved the time to check an occurrence with its event.
+# (tests/decode/test_properties.py compares the two). It checks an occurrence with its event in two thirds of
+# the time (6.8 against 10.0 µs, once parsed).
 
 
 class _EventShape(msgspec.Struct, gc=False):
