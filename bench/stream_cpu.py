@@ -3,7 +3,17 @@
 ``measure`` drives the pipeline's own DoFns and functions over the messages the end-to-end run published
 (same bytes, same Pub/Sub ids and publish times), in windows of ``window`` consecutive messages: what one
 processing hold collects. Within a window each key's messages are one engine call, as one flush of the
-stateful step, and the window's writes are planned as one commit, as at the end of a bundle. Stages:
+stateful step, and the window's writes are planned as one commit, as at the end of a bundle.
+
+The steps run in the order a runner runs them. Beam's SDK harness hands each element of a fused stage from
+one DoFn to the next before it takes the next element (``ConsumerSet.receive`` in
+``apache_beam.runners.worker.operations`` calls the next operation's ``process``), so each message goes through the ingest steps
+(``_ToRawMessage`` to ``_AttachProject``) and is encoded for the shuffle before the next message is read;
+the stateful step's ``process`` then takes the messages one by one; and each flush (a timer of one key)
+reads the key's state, applies its messages and writes its state back before the next key's flush. The
+writes are planned once per window, as ``finish_bundle`` does. (Until 2026-11-27 each stage ran over the whole
+window before the next stage started; that kept every decoded message of the window alive at once, which made
+allocation and parsing slower than in the pipeline: 15 µs a message more on the same code.) Stages:
 
   decode      ``_ToRawMessage`` (Pub/Sub message -> RawMessage), ``_DecodeFn``, ``_CheckProjectFn``, and
               ``_to_pubsub`` for the dead letters;
@@ -19,15 +29,18 @@ stateful step, and the window's writes are planned as one commit, as at the end 
               does, and each such key's latest state is saved once, after the last window (as when keys
               expire or the run stops).
 
-Timed with ``time.process_time`` around each stage of each window (never per message, so the clock's own
-cost stays out). Python's garbage collector runs when allocations make it, inside whichever stage allocated;
-its time is included in the stages and also reported on its own (``gc``). The collector runs as in the
-pipeline's worker processes (``transforms.runtime``: youngest generation every 200,000 allocations), and before
-each pass the benchmark's own objects (the input messages) are frozen out of its way (``gc.freeze``), so
-what it scans is what our code keeps alive. Not timed, because on Dataflow they are I/O or Beam's: Pub/Sub, shuffle and state
-backends, timers, Beam's metrics containers, the Spanner client's work for commits and hydration reads, and
-the events a lookup reads (served here from a dictionary of the events written so far). The engine's
-creation quota does call Redis (as in the end-to-end run); only its client-side CPU is counted.
+Timed with ``time.process_time`` (CPU) around each loop of each window, never per message, whose cost (0.6 µs
+a call, a system call) would be counted. Where one loop runs several stages (ingest: decode, keying and the
+shuffle's encoding; flushes: state, engine), its CPU is split among them in proportion to the time each took
+by ``time.perf_counter`` (50 ns a call), read around each step. Python's garbage collector runs when
+allocations make it, inside whichever stage allocated; its time is included in the stages and also reported
+on its own (``gc``). The collector runs as in the pipeline's worker processes (``transforms.runtime``:
+youngest generation every 200,000 allocations), and before each pass the benchmark's own objects (the input
+messages) are frozen out of its way (``gc.freeze``), so what it scans is what our code keeps alive. Not
+timed, because on Dataflow they are I/O or Beam's: Pub/Sub, shuffle and state backends, timers, Beam's
+metrics containers, the Spanner client's work for commits and hydration reads, and the events a lookup reads
+(served here from a dictionary of the events written so far). The engine's creation quota does call Redis
+(as in the end-to-end run); only its client-side CPU is counted.
 """
 
 from __future__ import annotations
@@ -123,6 +136,13 @@ def _counter():
     return count, settle
 
 
+def _share(seconds: dict[str, float], parts: dict[str, float], cpu: float, wall: float) -> None:
+    """Split ``cpu`` seconds among stages in proportion to their ``parts`` of ``wall`` (see the docstring)."""
+    if wall > 0:
+        for stage, part in parts.items():
+            seconds[stage] += cpu * part / wall
+
+
 def run_once(
     pubsub_messages: Sequence[tuple[PubsubMessage, Timestamp]],
     projects: dict[int, ProjectInfo],
@@ -132,7 +152,7 @@ def run_once(
     defer_saves: bool = True,
 ) -> Repeat:
     """One pass over every message (fresh keys, a fresh quota prefix). See the module docstring."""
-    clock = time.process_time
+    cpu, wall = time.process_time, time.perf_counter
     seconds = dict.fromkeys(STAGES, 0.0)
     config = replace(config, quota_key_prefix=f"{config.quota_key_prefix}:cpu:{uuid.uuid4().hex[:8]}")
     count, settle_counts = _counter()
@@ -154,33 +174,38 @@ def run_once(
         chunk = pubsub_messages[start : start + window]
         result.messages += len(chunk)
 
-        # decode
-        began = clock()
-        decoded: list[Message] = []
+        # The fused ingest steps, message by message, up to the shuffle's write (RoutedCoder.encode).
+        parts = dict.fromkeys(("decode", "keying", "state"), 0.0)
+        shuffled: list[tuple[str, bytes]] = []
+        began_cpu, began_wall = cpu(), wall()
         for pubsub_message, timestamp in chunk:
+            t0 = wall()
+            checked: list[Message] = []
             for raw in to_raw.process(pubsub_message, timestamp=timestamp):
                 for out in decode_fn.process(raw):
-                    if isinstance(out, pvalue.TaggedOutput):
-                        outs = [out]
-                    else:
-                        outs = list(check_fn.process(out, projects))
-                    for checked in outs:
-                        if isinstance(checked, pvalue.TaggedOutput):
-                            _to_pubsub(checked.value)
+                    for out_ in (
+                        [out] if isinstance(out, pvalue.TaggedOutput) else check_fn.process(out, projects)
+                    ):
+                        if isinstance(out_, pvalue.TaggedOutput):
+                            _to_pubsub(out_.value)
                         else:
-                            decoded.append(checked)
-        seconds["decode"] += clock() - began
+                            checked.append(out_)
+            t1 = wall()
+            routed = [next(attach.process(key_by_group(message), projects)) for message in checked]
+            t2 = wall()
+            for key, item in routed:
+                shuffled.append((key, routed_coder.encode(item)))
+            t3 = wall()
+            parts["decode"] += t1 - t0
+            parts["keying"] += t2 - t1
+            parts["state"] += t3 - t2
+        _share(seconds, parts, cpu() - began_cpu, wall() - began_wall)
 
-        # keying
-        began = clock()
-        routed = [next(attach.process(key_by_group(message), projects)) for message in decoded]
-        seconds["keying"] += clock() - began
-
-        # state: the shuffle, then what process() reads and writes per message
-        began = clock()
+        # The stateful step's process(), message by message: the shuffle's read, the key's meta, the buffer.
+        began = cpu()
         buffers: dict[str, list[bytes]] = {}
-        for key, item in routed:
-            item = routed_coder.decode(routed_coder.encode(item))
+        for key, data in shuffled:
+            item = routed_coder.decode(data)
             data = metas.get(key)
             meta = _Meta() if data is None else _META_DECODER.decode(data)
             if item.project is not None:
@@ -192,33 +217,29 @@ def run_once(
                 buffer = buffers[key] = []
             buffer.append(bytes(item.encoded))
             metas[key] = _META_ENCODER.encode(meta)
-        # ... and what each flush reads
-        flushes: list[tuple[str, engine.KeyState | None, list[Message], ProjectInfo]] = []
+        seconds["state"] += cpu() - began
+
+        # The flushes, key by key: state read, engine, state written back. The events a lookup reads from
+        # Spanner are served from a dictionary of the events written so far, and not counted (I/O).
+        parts = dict.fromkeys(("state", "engine"), 0.0)
+        began_cpu, began_wall = cpu(), wall()
         for key, buffer in buffers.items():
+            t0 = wall()
             meta = _META_DECODER.decode(metas[key])
             take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
             state = None if data is None else engine.decode_state(data)
-            if meta.project is not None:
-                flushes.append((key, state, take, meta.project))
-        seconds["state"] += clock() - began
-
-        # the events a lookup would read from Spanner (not timed: I/O)
-        events = []
-        for _key, state, take, project in flushes:
-            wanted = engine.needed_event_ids(state, take)
-            events.append(
-                {
-                    e: stored_events[(project.project_id, e)]
-                    for e in wanted
-                    if (project.project_id, e) in stored_events
-                }
-            )
-
-        # engine
-        began = clock()
-        results = []
-        for (key, state, take, project), found in zip(flushes, events):
+            project = meta.project
+            t1 = wall()
+            parts["state"] += t1 - t0
+            if project is None:
+                continue
+            found = {
+                e: stored_events[(project.project_id, e)]
+                for e in engine.needed_event_ids(state, take)
+                if (project.project_id, e) in stored_events
+            }
+            t2 = wall()
             if state is not None and state.last_time is not None:
                 ready = max(message.message_time for message in take) + delay_micros
                 state = engine.compact(state, min(ready - delay_micros, state.last_time) - retention)
@@ -229,30 +250,30 @@ def run_once(
                 unsaved[key] = applier.deferred_save
             elif applier.last_write is not None:
                 unsaved.pop(key, None)
-            results.append((key, new_state))
-        settle_counts()  # a window is one bundle
-        seconds["engine"] += clock() - began
-        result.flushes += len(flushes)
-
-        # state written back after each flush
-        began = clock()
-        for key, new_state in results:
+            t3 = wall()
             key_states[key] = engine.encode_state(new_state)
             metas[key] = _META_ENCODER.encode(_META_DECODER.decode(metas[key]))
-        seconds["state"] += clock() - began
+            t4 = wall()
+            parts["engine"] += t3 - t2
+            parts["state"] += t4 - t3
+            result.flushes += 1
+        t5 = wall()
+        settle_counts()  # a window is one bundle
+        parts["engine"] += wall() - t5
+        _share(seconds, parts, cpu() - began_cpu, wall() - began_wall)
 
         # writes
         writes = applier.take_writes()
         if start + window >= len(pubsub_messages):
             writes.extend(unsaved.values())  # the saves left behind, once each
-        began = clock()
+        began = cpu()
         for commit in chunk_writes(writes, config.spanner.max_mutations):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))
             _buffer(Batch(None), plan)
             plan.mutation_count()
             result.commits += 1
             result.rows += plan.row_count
-        seconds["writes"] += clock() - began
+        seconds["writes"] += cpu() - began
 
         for write in writes:  # what later lookups find in Spanner (not timed)
             for intent in write.intents:
