@@ -251,7 +251,7 @@ def run_once(
             elif applier.last_write is not None:
                 unsaved.pop(key, None)
             t3 = wall()
-            key_states[key] = engine.encode_state(new_state)
+            key_states[key] = applier.encoded_state(new_state)
             metas[key] = _META_ENCODER.encode(_META_DECODER.decode(metas[key]))
             t4 = wall()
             parts["engine"] += t3 - t2

@@ -252,6 +252,7 @@ class GroupApplier:
         self._pending_messages = 0
         self.deferred_save: KeyWrite | None = None  # see ``apply``
         self.last_write: KeyWrite | None = None  # the write the last ``apply`` kept, if any
+        self._last_saved: tuple[KeyState, bytes] | None = None  # the last ``apply``'s state, as it saved it
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: list[Future[CommitStats]] = []
 
@@ -370,8 +371,11 @@ class GroupApplier:
         for dead_letter in outputs.dead_letters:
             self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
         write = outputs.write
-        self.deferred_save = self.last_write = None
+        self.deferred_save = self.last_write = self._last_saved = None
         if write is not None:
+            save = write.intents[-1]  # the engine ends every write with the key's state
+            if save.__class__ is SaveKeyState:
+                self._last_saved = (new_state, save.state)
             if defer_key_state:
                 write, self.deferred_save = split_key_state_save(write)
             for intent in outputs.write.intents:
@@ -384,6 +388,14 @@ class GroupApplier:
                     self._count(metrics.GROUP_UPDATES, 1)
                 self._pending_messages += len(messages)
         return new_state, outputs.dead_letters
+
+    def encoded_state(self, state: KeyState) -> bytes:
+        """``engine.encode_state(state)``; the state the last ``apply`` returned is not encoded again (its
+        write carries it encoded)."""
+        saved = self._last_saved
+        if saved is not None and saved[0] is state:
+            return saved[1]
+        return engine.encode_state(state)
 
     def keep(self, write: KeyWrite) -> None:
         """Keep a write made outside ``apply`` (a deferred key-state save) for the next flush."""

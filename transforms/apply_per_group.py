@@ -683,7 +683,7 @@ class ApplyPerGroupFn(CountingDoFn):
         )
         self._after_apply(key, meta, save)
         self._arm_confirm(confirm)
-        key_state.write(engine.encode_state(new_state))
+        key_state.write(self._applier.encoded_state(new_state))
         if new_state.waiting:
             self._arm_lookup_retry(new_state, lookup_retry)
         elif next(iter(buffer.read()), None) is None:
@@ -854,7 +854,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._after_apply(key, meta, save)
         self._arm_confirm(confirm)
         self._flushes.update(len(take))
-        key_state.write(engine.encode_state(new_state))
+        key_state.write(self._applier.encoded_state(new_state))
         if new_state.waiting:
             self._arm_lookup_retry(new_state, lookup_retry)
         elif not keep:

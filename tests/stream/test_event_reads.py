@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 import pytest
 
 from tests.test_spanner_writer_emulator import PROJECT, SECOND, context, occurrence
@@ -165,3 +166,17 @@ def test_a_flush_starts_a_delayed_prefetch_at_once(spanner_db, reads):
     assert set(applier.events_for(None, [lookup], 1)) == {event_id}
     assert time.monotonic() - started < 10  # did not wait for the delay
     assert reads == [[(1, event_id)]]  # the prefetch's read, started by the flush, and only it
+
+
+def test_the_applied_state_is_given_encoded_as_its_write_carries_it(spanner_db, monkeypatch):
+    applier = make_applier(spanner_db, Clock())
+    message = occurrence(3, event_id="e3".ljust(32, "0"))
+    state, _dead = applier.apply(message.key, None, [message], PROJECT)
+    assert applier.encoded_state(state) == engine.encode_state(state)
+    encodings = []
+    monkeypatch.setattr(engine, "encode_state", lambda s: encodings.append(s) or b"")
+    assert applier.encoded_state(state) == applier.last_write.intents[-1].state  # not encoded again
+    assert encodings == []
+    other = msgspec.structs.replace(state)  # an equal state, but not the one apply returned
+    applier.encoded_state(other)
+    assert encodings == [other]
