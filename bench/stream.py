@@ -31,8 +31,9 @@ msg/s with ``--shared-emulator``, 2,146 and 1,753 without):
    Peak memory = ``VmHWM`` of the pipeline's process (Beam, the runner, clients and our code; not
    ``ru_maxrss``, which a child process starts with its parent's).
 4. **CPU in our code** (``bench.stream_cpu``): the pipeline's DoFns and functions driven directly over the
-   phase A messages (same bytes, Pub/Sub ids and publish times), in windows of (phase A throughput x
-   processing hold) messages; median over ``--cpu-repeats`` passes of ``time.process_time`` per stage.
+   phase A messages (same bytes, Pub/Sub ids and publish times), in the order a runner drives them, in
+   windows of (phase A throughput x processing hold) messages; median over ``--cpu-repeats`` passes of
+   ``time.process_time`` per stage.
 
 Messages carry no timestamp attribute: the message time is Pub/Sub's publish time, as in production. The
 workload is ``pipeline.workload.stream_config`` (Zipf keys, one hot key, bursts, 1% invalid, 3% status
