@@ -249,7 +249,7 @@ def plan_commit(
         events: dict[str, intents.RecordEvent] = {}
         for intent in write.intents:
             kind = intent.__class__
-            if kind is intents.RecordEvent:  # the most frequent first (see _WITH_GROUP_ID)
+            if kind is intents.RecordEvent:  # the most frequent first (exact classes: see above _group_ids)
                 events[intent.event.event_id] = intent
             elif kind is intents.UpsertGroup:
                 if not group_ok[intent.row.group_id]:

@@ -348,7 +348,7 @@ def _valid_occurrence(p: dict[str, Any]) -> Occurrence | None:
     """The ``Occurrence`` of a valid payload, or None: then ``_occurrence`` decides (see above)."""
     try:
         shape = msgspec.convert(p, _OccurrenceShape)
-    except msgspec.ValidationError:
+    except Exception:  # refused (ValidationError), or anything else: the checks decide, with their error
         return None
     project_id = shape.project_id
     occurrence_id = _uuid(shape.id)
