@@ -233,8 +233,8 @@ def _occurrence(p: dict[str, Any]) -> Occurrence:
         culprit = ""
     elif type(culprit) is not str:
         raise _invalid("culprit", "must be a string", culprit, project_id)
-    elif len(culprit) > MAX_CULPRIT_LENGTH:
-        culprit = culprit[: MAX_CULPRIT_LENGTH - 3] + "..."
+    else:
+        culprit = _shortened_culprit(culprit)
     resource_id = _optional_string(p, "resource_id", project_id)
     assignee = _optional_string(p, "assignee", project_id)
     evidence_data = get("evidence_data")
@@ -370,10 +370,7 @@ def _valid_occurrence(p: dict[str, Any]) -> Occurrence | None:
     elif level not in LOG_LEVELS:
         return None
     culprit = shape.culprit
-    if culprit is None:
-        culprit = ""
-    elif len(culprit) > MAX_CULPRIT_LENGTH:
-        culprit = culprit[: MAX_CULPRIT_LENGTH - 3] + "..."
+    culprit = "" if culprit is None else _shortened_culprit(culprit)
     priority = shape.priority
     initial_priority = shape.initial_issue_priority
     if (priority is not None and priority not in VALID_PRIORITIES) or (
@@ -455,6 +452,13 @@ def _valid_event(ev: _EventShape, project_id: int, payload_event_id: str | None)
         request=ev.request,
         contexts=ev.contexts,
     )
+
+
+def _shortened_culprit(culprit: str) -> str:
+    """A culprit longer than ``MAX_CULPRIT_LENGTH`` characters is cut to that length, ending in "..." (rule 1.2)."""
+    if len(culprit) > MAX_CULPRIT_LENGTH:
+        return culprit[: MAX_CULPRIT_LENGTH - 3] + "..."
+    return culprit
 
 
 def _evidence_display(value: Any, project_id: int) -> tuple[EvidenceItem, ...]:
