@@ -182,14 +182,15 @@ def run_once(
             t0 = wall()
             checked: list[Message] = []
             for raw in to_raw.process(pubsub_message, timestamp=timestamp):
-                for out in decode_fn.process(raw):
-                    for out_ in (
-                        [out] if isinstance(out, pvalue.TaggedOutput) else check_fn.process(out, projects)
-                    ):
-                        if isinstance(out_, pvalue.TaggedOutput):
-                            _to_pubsub(out_.value)
+                for decoded in decode_fn.process(raw):
+                    if isinstance(decoded, pvalue.TaggedOutput):  # a dead letter of decoding
+                        _to_pubsub(decoded.value)
+                        continue
+                    for out in check_fn.process(decoded, projects):
+                        if isinstance(out, pvalue.TaggedOutput):  # unknown project
+                            _to_pubsub(out.value)
                         else:
-                            checked.append(out_)
+                            checked.append(out)
             t1 = wall()
             routed = [next(attach.process(key_by_group(message), projects)) for message in checked]
             t2 = wall()
