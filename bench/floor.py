@@ -1,0 +1,333 @@
+"""The floor: the least CPU a pure-Python streaming path can spend per message, on the benchmark's workload.
+
+``python -m bench.floor [--messages 60000] [--keys 6000] [--repeats 5] [--window 1600] [--floor-only]``
+
+Our code's CPU per message (``bench.stream_cpu``) has a goal of 20 µs. This benchmark measures a path that
+does strictly less than ours, with every step it keeps done the cheapest way Python allows, so that its figure
+is a lower bound for any pure-Python implementation of the product:
+
+  ingest   (per message) the JSON decoded straight into typed structs by msgspec, with every check a type
+           can express made in C and nothing else checked; times turned into microseconds; the fingerprint
+           hashed (MD5); the key built; the message encoded (msgpack) for the shuffle and the key's buffer.
+  flush    (per key and window) the key's state decoded (its group id, version, count, last time and the
+           ids it has applied, at most 1,000), each buffered message decoded, duplicates skipped by id, the
+           count and last time updated, the state encoded back. No noise gate, no creation quota, no
+           regression, no status change applied, no release, environment or event lookup.
+  writes   (per window) the mutations of an Events row for each occurrence that carries its event, and of
+           a five-column update of the group for each flush, built with the pipeline's own protobuf builder
+           (``spanner_rows.write_mutation``): about 11 cells a message, where the pipeline writes about 19
+           (occurrences, whole group rows, key states, releases and environments too; cProfile of
+           ``bench.stream_cpu``: 1.13 million cells for 60,000 messages).
+
+Status changes and invalid messages are decoded (or refused) and go no further. Timed as ``bench.stream_cpu``
+times ours: windows of ``--window`` consecutive messages, ``time.process_time`` around each loop, never per
+message. Unless ``--floor-only``, the same messages then go through ``bench.stream_cpu`` (our DoFns; needs the
+local stack: ``python -m pipeline.stack start``), alternating with the floor, so both figures come from the
+same run of a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import hashlib
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from pipeline.workload import Workload, stream_config
+from transforms.spanner_rows import EVENT_COLUMNS, write_mutation
+
+_Id = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+_ProjectId = Annotated[int, msgspec.Meta(ge=1)]
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
+_Time = datetime | float  # an RFC 3339 string (parsed in C) or seconds since the epoch
+
+
+class _Item(msgspec.Struct, gc=False):
+    name: str
+    value: str
+    important: bool
+
+
+class _Event(msgspec.Struct, gc=False):
+    event_id: _Id
+    project_id: _ProjectId
+    platform: _Text
+    timestamp: _Time
+    received: _Time | None = None
+    tags: dict[str, str] | list[tuple[str, str]] = {}
+    release: Annotated[str, msgspec.Meta(min_length=1, max_length=250)] | None = None
+    environment: str | None = None
+    dist: str | None = None
+    transaction: str | None = None
+    server_name: str | None = None
+    sdk: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    contexts: dict[str, Any] | None = None
+
+
+class _Occurrence(msgspec.Struct, gc=False):
+    id: _Id
+    project_id: _ProjectId
+    event_id: _Id
+    fingerprint: Annotated[list[_Text], msgspec.Meta(min_length=1)]
+    issue_title: str
+    subtitle: str
+    type: int
+    detection_time: float | str  # seconds, or RFC 3339 (parsed below)
+    payload_type: str = "occurrence"
+    resource_id: str | None = None
+    evidence_data: dict[str, Any] | None = None
+    evidence_display: list[_Item] = []
+    level: str = "info"
+    culprit: str = ""
+    initial_issue_priority: int | None = None
+    priority: int | None = None
+    assignee: str | None = None
+    event: _Event | None = None
+
+
+class _StatusChange(msgspec.Struct, gc=False):
+    id: _Id
+    project_id: _ProjectId
+    fingerprint: Annotated[list[_Text], msgspec.Meta(min_length=1)]
+    new_status: int
+    payload_type: str = "status_change"
+    new_substatus: int | None = None
+    detection_time: float | str | None = None
+
+
+class _Shuffled(msgspec.Struct, array_like=True, gc=False):
+    occurrence: _Occurrence
+    hashes: list[str]
+    detection_time: int  # µs
+    message_time: int  # µs
+
+
+class _KeyState(msgspec.Struct, array_like=True, gc=False):
+    group_id: str
+    seq: int = 0
+    times_seen: int = 0
+    last_seen: int = 0
+    applied: list[str] = []
+
+
+_OCCURRENCE = msgspec.json.Decoder(_Occurrence)
+_STATUS_CHANGE = msgspec.json.Decoder(_StatusChange)
+_ANY_JSON = msgspec.json.Decoder()
+_ENCODER = msgspec.msgpack.Encoder()
+_SHUFFLED = msgspec.msgpack.Decoder(_Shuffled)
+_KEY_STATE = msgspec.msgpack.Decoder(_KeyState)
+_JSON = msgspec.json.Encoder()
+_GROUP_UPDATE = ("GroupId", "Seq", "TimesSeen", "LastSeen", "UpdatedAt")
+_APPLIED_KEPT = 1_000
+
+
+def _micros(value: datetime | float | str) -> int:
+    if value.__class__ is datetime:
+        return int(value.timestamp() * 1_000_000)
+    if value.__class__ is str:
+        return int(datetime.fromisoformat(value).timestamp() * 1_000_000)
+    return int(value * 1_000_000)
+
+
+def _rfc3339(value: datetime | float) -> str:
+    if value.__class__ is not datetime:
+        value = datetime.fromtimestamp(value, UTC)
+    return value.isoformat()
+
+
+def _ingest(data: bytes, message_time: int, buffers: dict[str, list[bytes]]) -> None:
+    try:
+        occurrence = _OCCURRENCE.decode(data)
+    except msgspec.DecodeError:  # (ValidationError is a DecodeError) a status change, or invalid
+        try:
+            _STATUS_CHANGE.decode(data)
+        except msgspec.DecodeError:
+            with contextlib.suppress(msgspec.DecodeError):
+                _ANY_JSON.decode(data)  # what naming the error would need at least
+        return
+    hashes = [hashlib.md5(part.encode()).hexdigest() for part in occurrence.fingerprint]
+    key = f"{occurrence.project_id}:{hashes[0]}"
+    shuffled = _Shuffled(occurrence, hashes, _micros(occurrence.detection_time), message_time)
+    buffer = buffers.get(key)
+    if buffer is None:
+        buffer = buffers[key] = []
+    buffer.append(_ENCODER.encode(shuffled))
+
+
+def _flush(key: str, buffer: list[bytes], states: dict[str, bytes], events: list, groups: list) -> None:
+    data = states.get(key)
+    state = _KeyState(key) if data is None else _KEY_STATE.decode(data)
+    applied = set(state.applied)
+    for item in buffer:
+        shuffled = _SHUFFLED.decode(item)
+        occurrence = shuffled.occurrence
+        if occurrence.id in applied:
+            continue
+        applied.add(occurrence.id)
+        state.applied.append(occurrence.id)
+        state.times_seen += 1
+        state.seq += 1
+        if shuffled.message_time > state.last_seen:
+            state.last_seen = shuffled.message_time
+        event = occurrence.event
+        if event is not None:
+            events.append(
+                (
+                    event.project_id,
+                    event.event_id,
+                    event.platform,
+                    _rfc3339(event.timestamp),
+                    None if event.received is None else _rfc3339(event.received),
+                    occurrence.level,
+                    event.release,
+                    event.environment,
+                    _JSON.encode(event).decode(),
+                )
+            )
+    if len(state.applied) > _APPLIED_KEPT:
+        del state.applied[:-_APPLIED_KEPT]
+    groups.append((state.group_id, str(state.seq), str(state.times_seen), str(state.last_seen), "now"))
+    states[key] = _ENCODER.encode(state)
+
+
+@dataclass
+class FloorPass:
+    micros: dict[str, float]  # CPU µs per message, by part, and "total"
+    occurrences: int = 0  # carried to their key's flush (every valid occurrence, and some ours refuses)
+    event_rows: int = 0
+    group_updates: int = 0
+
+    @property
+    def cells(self) -> int:
+        return self.event_rows * len(EVENT_COLUMNS) + self.group_updates * len(_GROUP_UPDATE)
+
+
+def floor_pass(messages: Sequence[tuple[bytes, int]], window: int) -> FloorPass:
+    """One pass over ``messages`` (``(data, message time µs)``), fresh key states."""
+    cpu = time.process_time
+    seconds = {"ingest": 0.0, "flush": 0.0, "writes": 0.0}
+    states: dict[str, bytes] = {}
+    result = FloorPass({})
+    for start in range(0, len(messages), window):
+        chunk = messages[start : start + window]
+        began = cpu()
+        buffers: dict[str, list[bytes]] = {}
+        for data, message_time in chunk:
+            _ingest(data, message_time, buffers)
+        seconds["ingest"] += cpu() - began
+
+        began = cpu()
+        events: list[tuple] = []
+        groups: list[tuple] = []
+        for key, buffer in buffers.items():
+            _flush(key, buffer, states, events, groups)
+        seconds["flush"] += cpu() - began
+
+        began = cpu()
+        write_mutation("insert_or_update", "Events", EVENT_COLUMNS, events)
+        write_mutation("update", "Groups", _GROUP_UPDATE, groups)
+        seconds["writes"] += cpu() - began
+        result.occurrences += sum(len(buffer) for buffer in buffers.values())
+        result.event_rows += len(events)
+        result.group_updates += len(groups)
+    result.micros = {part: 1e6 * spent / len(messages) for part, spent in seconds.items()}
+    result.micros["total"] = sum(result.micros.values())
+    return result
+
+
+@contextlib.contextmanager
+def _our_code(window: int) -> Iterator[Callable[[list], float]]:
+    """A function measuring ``bench.stream_cpu`` (our DoFns) over messages once, in µs per message: a fresh
+    database on the stack's emulator for the run, and the stack's Redis for the creation quota."""
+    from bench import bench_database, stream_cpu
+    from pipeline import stream
+    from transforms import registry
+
+    database_id, database = bench_database.create("floor")
+    try:
+        options = stream.make_options(
+            [
+                f"--spanner_project={bench_database.PROJECT}",
+                f"--spanner_instance={bench_database.INSTANCE}",
+                f"--spanner_database={database_id}",
+                "--input_topic=projects/p/topics/floor",
+                "--dead_letter_topic=projects/p/topics/floor-dead",
+            ]
+        )
+        config = stream.applier_config(options, wait_for_events=True)
+        projects = registry.read_projects(database)
+
+        def measure(raw_messages: list) -> float:
+            result = stream_cpu.measure(
+                raw_messages, projects, config, window=window, repeats=1, delay_seconds=1.0
+            )
+            return result.total
+
+        yield measure
+    finally:
+        bench_database.drop(database_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.floor",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--keys", type=int, default=None, help="default: messages / 10, as bench.stream")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--window", type=int, default=1_600, help="messages a flush collects (a hold)")
+    parser.add_argument("--floor-only", action="store_true", help="do not measure our code beside it")
+    args = parser.parse_args(argv)
+    if args.messages < 1 or args.repeats < 1 or args.window < 1:
+        parser.error("--messages, --repeats and --window must be at least 1")
+
+    now = int(time.time() * 1_000) * 1_000
+    hour = 3_600_000_000
+    keys = args.keys or max(1, args.messages // 10)
+    config = stream_config(messages=args.messages, keys=keys, start=now - hour, duration=hour)
+    raw = list(Workload(config))  # RawMessage: id, publish time, data, attributes
+    timed = [(m.data, m.message_time) for m in raw]
+
+    floors, ours = [], []
+    with contextlib.ExitStack() as stack:
+        our_code = None if args.floor_only else stack.enter_context(_our_code(args.window))
+        gc.collect()
+        gc.freeze()  # the inputs, out of the collector's way (as bench.stream_cpu does)
+        for repeat in range(args.repeats):
+            floors.append(floor_pass(timed, args.window))
+            line = f"repeat {repeat + 1}: floor {floors[-1].micros['total']:.1f} µs"
+            if our_code is not None:
+                ours.append(our_code(raw))
+                line += f", ours {ours[-1]:.1f} µs"
+            print(line, flush=True)
+        gc.unfreeze()
+
+    print(f"\n{len(timed):,} messages over {keys:,} keys, windows of {args.window:,}, {args.repeats} repeats")
+    last = floors[-1]
+    print(
+        f"the floor carried {last.occurrences:,} occurrences to their flush and built {last.event_rows:,} "
+        f"Events rows and {last.group_updates:,} group updates: {last.cells / len(timed):.1f} cells a message"
+    )
+    for part in ("ingest", "flush", "writes", "total"):
+        print(f"floor {part:7s} {statistics.median(f.micros[part] for f in floors):6.1f} µs/msg (median)")
+    if ours:
+        floor, mine = statistics.median(f.micros["total"] for f in floors), statistics.median(ours)
+        print(f"ours          {mine:6.1f} µs/msg (median): {mine / floor:.1f}x the floor")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
