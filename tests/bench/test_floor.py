@@ -17,13 +17,14 @@ def workload():
     return list(Workload(stream_config(messages=3_000, keys=300)))
 
 
-def test_the_floor_carries_every_occurrence_our_decoder_accepts(workload):
+@pytest.mark.parametrize("design", sorted(floor.DESIGNS))
+def test_the_floor_carries_every_occurrence_our_decoder_accepts(workload, design):
     accepted = [
         m.payload
         for m in map(decode, workload)
         if isinstance(m, Message) and isinstance(m.payload, Occurrence)
     ]
-    result = floor.floor_pass([(m.data, m.message_time) for m in workload], window=400)
+    result = floor.floor_pass([(m.data, m.message_time) for m in workload], 400, design)
 
     assert len(accepted) > 0.9 * len(workload)  # the workload is mostly occurrences
     assert result.occurrences >= len(accepted)
@@ -36,8 +37,9 @@ def test_the_floor_carries_every_occurrence_our_decoder_accepts(workload):
     )
 
 
-def test_duplicates_are_skipped_at_the_flush(workload):
+@pytest.mark.parametrize("design", sorted(floor.DESIGNS))
+def test_duplicates_are_skipped_at_the_flush(workload, design):
     occurrence = next(m for m in workload if b'"event":{' in m.data)
     twice = [(occurrence.data, occurrence.message_time)] * 2
-    result = floor.floor_pass(twice, window=10)
+    result = floor.floor_pass(twice, 10, design)
     assert (result.occurrences, result.event_rows, result.group_updates) == (2, 1, 1)
