@@ -222,6 +222,9 @@ def new_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
     return {split_group_key(key) for key, write in earliest.items() if write.base_seq == 0}
 
 
+_OCCURRENCE_WITH_EVENT_COLUMNS = rows.OCCURRENCE_COLUMNS + rows.EVENT_INLINE_COLUMNS
+
+
 def plan_commit(
     writes: Sequence[intents.KeyWrite],
     stored: StoredVersions,
@@ -290,14 +293,13 @@ def plan_commit(
             elif kind is intents.InsertOccurrence:
                 if intent.group_id in alive:
                     row_key = (intent.group_id, intent.occurrence.id)
-                    plan.upsert(
-                        "Occurrences", row_key, rows.OCCURRENCE_COLUMNS, rows.occurrence_values(intent)
-                    )
+                    values = rows.occurrence_values(intent)
                     event = events.pop(intent.occurrence.event_id, None)
-                    if event is not None:
-                        plan.upsert(
-                            "Occurrences", row_key, rows.EVENT_INLINE_COLUMNS, rows.event_inline_values(event)
-                        )
+                    if event is None:
+                        plan.upsert("Occurrences", row_key, rows.OCCURRENCE_COLUMNS, values)
+                    else:  # the event on its occurrence's row, in the same upsert (no merge of two)
+                        values += rows.event_inline_values(event)
+                        plan.upsert("Occurrences", row_key, _OCCURRENCE_WITH_EVENT_COLUMNS, values)
             elif kind is intents.InsertActivity:
                 if group_ok[intent.group_id] and intent.group_id in alive:
                     plan.upsert(
