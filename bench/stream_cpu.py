@@ -200,6 +200,9 @@ def run_once(
             parts["decode"] += t1 - t0
             parts["keying"] += t2 - t1
             parts["state"] += t3 - t2
+        t4 = wall()
+        to_raw.finish_bundle()  # a window is one bundle
+        parts["decode"] += wall() - t4
         _share(seconds, parts, cpu() - began_cpu, wall() - began_wall)
 
         # The stateful step's process(), message by message: the shuffle's read, the key's meta, the buffer.

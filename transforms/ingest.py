@@ -38,6 +38,12 @@ class _IngestFn(beam.DoFn):
         self._check = _CheckProjectFn()
         self._attach = _AttachProject()
 
+    def start_bundle(self) -> None:
+        self._to_raw.start_bundle()
+
+    def finish_bundle(self) -> None:
+        self._to_raw.finish_bundle()  # the bundle's messages read, to the local progress count
+
     def process(
         self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
     ) -> Iterator[Any]:

@@ -154,6 +154,7 @@ def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> N
     from apache_beam.transforms.window import TimestampedValue
     from apache_beam.utils.timestamp import Timestamp
 
+    from transforms import progress
     from transforms.apply_per_group import Routed
     from transforms.ingest import ROUTED, Ingest, key_by_group
 
@@ -182,8 +183,11 @@ def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> N
         equal_to([item for item in expected if hasattr(item, "reason")]),
         "dead letters",
     )
+    read_before = progress.snapshot().get(progress.READ, 0)
     result = p.run()
     result.wait_until_finish()
+    # The local progress count of messages read (added once per bundle): every message, once.
+    assert progress.snapshot().get(progress.READ, 0) - read_before == len(raws)
     for reason, count in (
         (reasons.UNKNOWN_PROJECT, 2),
         (reasons.PROJECT_MISMATCH, 1),
