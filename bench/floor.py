@@ -309,8 +309,10 @@ def floor_pass(messages: Sequence[tuple[bytes, int]], window: int, design: str =
         carried = 0
         for key, buffer in buffers.items():
             flush = _Flush(key, states, events, groups)
-            carried += flush_buffer(flush, buffer)
-            flush.done()
+            taken = flush_buffer(flush, buffer)
+            if taken:  # (raw: a key whose messages were all refused at its flush writes nothing)
+                flush.done()
+                carried += taken
         seconds["flush"] += cpu() - began
 
         began = cpu()
