@@ -275,8 +275,8 @@ class _Application:
             self._take_in(message_time, message_id)
         else:
             self._take_in(message_time, message_id)
-            # An occurrence of an ended generation would have stored its event on its occurrence row, gone
-            # with the deleted group: it stores none.
+            # An occurrence of an ended generation would (normally) have been attached to the deleted group,
+            # its event on its occurrence row, gone with the group: it stores none.
             if not occurrence.is_buffered_spans and not self._ended_generation(message_time, message_id):
                 self.intents.append(RecordEvent(event=event, level=occurrence.level))
                 self.recorded_events[event.event_id] = event
