@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
+
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.quota import QuotaRequest, RedisCreationQuota
@@ -85,3 +90,100 @@ def test_unreachable_redis_fails_open_and_says_so():
     assert gate.try_acquire(1, ERROR, T0, "a:0")
     assert gate.try_acquire(1, ERROR, T0, "b:0")  # answered without waiting on Redis again
     assert len(opened) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# "At most N in any window of W" in every window, whatever order keys ask in (E6, E15; issue 17). A backfill,
+# or a late key in streaming, asks out of message-time order: a grant must see creations after it too.
+
+SIX = (3, 5, 7, 9, 11, 12)  # minutes: six new fingerprints of one type within ten minutes of message time
+
+
+def fresh(redis_ns, name: str, **kwargs) -> RedisCreationQuota:
+    """A quota on a prefix of its own, through a client of its own (another process: no shared memory)."""
+    client = redis.Redis.from_url(redis_ns.url)
+    return RedisCreationQuota(client, prefix=f"{redis_ns.prefix}{name}", **kwargs)
+
+
+def buckets_granted(gate: RedisCreationQuota, project_id: int = 1, slug: str = ERROR.slug) -> dict[int, int]:
+    stored = gate._client.hgetall(gate.key(project_id, slug))
+    return {int(bucket): int(count) for bucket, count in stored.items()}
+
+
+def fullest_window(granted: dict[int, int], buckets: int = 60) -> int:
+    """The most creations in any window of ``buckets`` consecutive buckets."""
+    if not granted:
+        return 0
+    low, high = min(granted), max(granted)
+    return max(
+        sum(granted.get(b, 0) for b in range(end - buckets + 1, end + 1))
+        for end in range(low, high + buckets)
+    )
+
+
+def test_six_new_fingerprints_within_ten_minutes_get_five_groups_in_every_order(redis_ns):
+    """All 720 orders, each in a fresh window; one quota object per order (its memory helps) and one process
+    per request (every answer comes from Redis)."""
+    for number, order in enumerate(itertools.permutations(range(6))):
+        gate = fresh(redis_ns, f"one-{number}")
+        granted = [gate.try_acquire(1, ERROR, T0 + SIX[i] * MINUTE, f"fp{i}:0") for i in order]
+        assert sum(granted) == 5, order
+        assert fullest_window(buckets_granted(gate)) == 5
+    for number, order in enumerate(itertools.permutations(range(6))):
+        if number % 24:  # every first order of each leading pair, to keep the round trips few
+            continue
+        answers = [
+            fresh(redis_ns, f"many-{number}").try_acquire(1, ERROR, T0 + SIX[i] * MINUTE, f"fp{i}:0")
+            for i in order
+        ]
+        assert sum(answers) == 5, order
+
+
+def test_a_grant_sees_the_creations_after_it_in_the_window(redis_ns):
+    """Five groups at 02:12 first, then one at 02:03: the window (01:13, 02:12] would hold six. At 01:12 the
+    window (00:13, 01:12] is free, but (01:12, 02:11] holds 01:12's bucket and the five: refused too;
+    an hour before 02:12's bucket is free again."""
+    gate = fresh(redis_ns, "")
+    at_0212 = T0 + 12 * MINUTE
+    assert [gate.try_acquire(1, ERROR, at_0212, f"late{i}:0") for i in range(5)] == [True] * 5
+    assert not fresh(redis_ns, "").try_acquire(1, ERROR, T0 + 3 * MINUTE, "early:0")
+    assert not fresh(redis_ns, "").try_acquire(1, ERROR, at_0212 - HOUR + MINUTE, "hour-before:0")
+    assert fresh(redis_ns, "").try_acquire(1, ERROR, at_0212 - HOUR, "an-hour-before:0")
+    assert fresh(redis_ns, "").try_acquire(1, ERROR, at_0212 + HOUR, "an-hour-after:0")
+
+
+def test_a_process_refuses_without_a_round_trip_when_a_later_window_it_knows_is_full(redis_ns):
+    first = quota(redis_ns)
+    assert [first.try_acquire(1, ERROR, T0 + 12 * MINUTE, f"k{i}:0") for i in range(5)] == [True] * 5
+    second = quota(redis_ns)
+
+    def no_round_trip(**_kwargs):
+        raise AssertionError("asked Redis")
+
+    second._script = no_round_trip
+    assert not second.try_acquire(1, ERROR, T0 + 3 * MINUTE, "earlier:0")
+    assert not second.try_acquire(1, ERROR, T0 + 12 * MINUTE - HOUR + MINUTE, "first-minute-of-the-window:0")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    minutes=st.lists(st.integers(0, 180), min_size=1, max_size=30),
+    data=st.data(),
+)
+def test_no_window_ever_holds_more_than_the_limit_whatever_the_order(redis_ns, minutes, data):
+    """Random creations over three hours, asked in a random order, one by one or in batches: no window of an
+    hour holds more than five, and every refusal had a full window containing its minute."""
+    gate = fresh(redis_ns, uuid.uuid4().hex)
+    requests = [
+        QuotaRequest(1, ERROR, T0 + minute * MINUTE, f"fp{index}:0") for index, minute in enumerate(minutes)
+    ]
+    order = data.draw(st.permutations(requests))
+    cut = data.draw(st.integers(1, len(order)))
+    answers = dict(zip(order, gate.try_acquire_many(order[:cut]) + gate.try_acquire_many(order[cut:])))
+    granted = buckets_granted(gate)
+    assert fullest_window(granted) <= 5
+    assert sum(granted.values()) == sum(answers.values())
+    for request, answer in answers.items():
+        if not answer:
+            bucket = request.message_time // MINUTE
+            assert fullest_window({b: c for b, c in granted.items() if bucket - 59 <= b <= bucket + 59}) == 5

@@ -2,16 +2,21 @@
 
 At most ``limit`` groups of one (project, group type slug) are created in any window of
 ``window_seconds`` of message time, counted in buckets of ``granularity_seconds`` (Sentry's
-``issue-platform-issues:{project}:{slug}`` quota, 5 per hour by default). A creation at message time t
-counts the creations in the buckets covering (t - window, t]. Because windows are measured in message time,
-a backfill is limited like the live stream was.
+``issue-platform-issues:{project}:{slug}`` quota, 5 per hour by default). A creation at message time t is
+granted only if every window that contains t's bucket still has room: the windows ending at t's bucket
+and at each of the ``buckets - 1`` buckets after it (``buckets`` = window / granularity), so the check reads
+the ``2 * buckets - 1`` bucket counts around t. Requests may come in any order of message time (a backfill
+takes keys in any order, a late key in streaming asks for an older time): a grant at 02:03 sees one already
+made at 02:12, and no window ever holds more than ``limit``, whatever the order. Taken in order of message
+time, the buckets after t are still empty and this is Sentry's "the hour before t". Because windows are
+measured in message time, a backfill is limited like the live stream was.
 
 Retries are free: a request names the group it would create (``creation_id``), and a creation granted
 before is granted again without consuming quota, so a retried bundle or a replay does not eat the window.
-Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the counts of every
-bucket of the (project, type) with each answer; counts only grow), shared by all its quotas of one client and
-key prefix and started afresh every ten minutes: when those already fill a request's window, the request is
-refused without a round trip (and a window found full is remembered, not summed again). Over-quota projects, whose refused occurrences ask again one by one, cost almost no
+Each process also keeps a lower bound of the bucket counts it has seen (Redis returns the counts it read
+with each answer; counts only grow), shared by all its quotas of one client and key prefix and started
+afresh every ten minutes: when those already fill a window containing a request's bucket, the request is
+refused without a round trip (and a bucket found so is remembered, not summed again). Over-quota projects, whose refused occurrences ask again one by one, cost almost no
 Redis traffic that way. The one imprecision: a creation granted by another process and asked again here, in
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
@@ -40,11 +45,13 @@ from transforms.core.model import MICROS
 
 _LOG = logging.getLogger(__name__)
 
-# KEYS: per request, the window's hash then its grants' hash. ARGV: ttl, then per request: current bucket,
-# buckets in the window, limit, creation id. Requests are checked in order, so two requests for the same
-# window in one batch see each other. A creation id granted before is granted again without consuming more.
-# Returns per request {granted (0/1), then bucket, count, bucket, count... of every bucket of the window's hash
-# (HGETALL: only buckets that saw creations), after the request}.
+# KEYS: per request, the window's hash then its grants' hash. ARGV: ttl, then per request: the request's
+# bucket, buckets in a window, limit, creation id. Requests are checked in order, so two requests for the
+# same windows in one batch see each other. A creation id granted before is granted again without consuming
+# more. A new creation at bucket b is granted iff every window containing b (ending at b .. b + buckets - 1)
+# holds fewer than limit: one HMGET of the 2 * buckets - 1 counts, then a sliding sum over them.
+# Returns per request {granted (0/1), then bucket, count, bucket, count... of the buckets read that saw
+# creations, after the request}.
 _CHECK_AND_USE = """
 local ttl = tonumber(ARGV[1])
 local granted = {}
@@ -56,26 +63,41 @@ for i = 1, #KEYS / 2 do
   local buckets = tonumber(ARGV[base + 2])
   local limit = tonumber(ARGV[base + 3])
   local creation = ARGV[base + 4]
+  local low = bucket - buckets + 1
   local fields = {}
-  for b = bucket - buckets + 1, bucket do fields[#fields + 1] = tostring(b) end
-  local total = 0
-  for _, value in ipairs(redis.call('HMGET', key, unpack(fields))) do
-    if value then total = total + tonumber(value) end
-  end
+  for b = low, bucket + buckets - 1 do fields[#fields + 1] = tostring(b) end
+  local counts = redis.call('HMGET', key, unpack(fields))
+  for n = 1, #fields do counts[n] = tonumber(counts[n]) or 0 end
   local answer = 0
   if creation ~= '' and redis.call('HEXISTS', grants, creation) == 1 then
     answer = 1
-  elseif total < limit then
-    redis.call('HINCRBY', key, tostring(bucket), 1)
-    redis.call('EXPIRE', key, ttl)
-    if creation ~= '' then
-      redis.call('HSET', grants, creation, bucket)
-      redis.call('EXPIRE', grants, ttl)
+  else
+    -- counts[n] is bucket low + n - 1; the window ending at bucket + k is counts[k + 1 .. k + buckets].
+    local total = 0
+    for n = 1, buckets do total = total + counts[n] end
+    local fullest = total
+    for k = 1, buckets - 1 do
+      total = total + counts[k + buckets] - counts[k]
+      if total > fullest then fullest = total end
     end
-    answer = 1
+    if fullest < limit then
+      redis.call('HINCRBY', key, tostring(bucket), 1)
+      redis.call('EXPIRE', key, ttl)
+      counts[buckets] = counts[buckets] + 1
+      if creation ~= '' then
+        redis.call('HSET', grants, creation, bucket)
+        redis.call('EXPIRE', grants, ttl)
+      end
+      answer = 1
+    end
   end
   local result = {answer}
-  for _, value in ipairs(redis.call('HGETALL', key)) do result[#result + 1] = value end
+  for n = 1, #fields do
+    if counts[n] > 0 then
+      result[#result + 1] = fields[n]
+      result[#result + 1] = tostring(counts[n])
+    end
+  end
   granted[i] = result
 end
 return granted
@@ -223,17 +245,24 @@ class RedisCreationQuota:
         return [bool(answer) for answer in answers]
 
     def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
-        """Whether the counts seen already fill the window of ``buckets`` buckets ending at ``bucket``; a full
-        window stays full (counts only grow), so it is remembered and never summed again."""
+        """Whether the counts seen already fill a window of ``buckets`` buckets that contains ``bucket`` (one
+        ending at ``bucket`` or at one of the ``buckets - 1`` after it); such a window stays full (counts only
+        grow), so the bucket is remembered and never summed again."""
         seen = self._seen.get(key)
         if not seen:
             return False
-        low = bucket - buckets + 1
-        if len(seen) < buckets:
-            total = sum(count for seen_bucket, count in seen.items() if low <= seen_bucket <= bucket)
-        else:
-            total = sum(seen.get(b, 0) for b in range(low, bucket + 1))
-        if total < limit:
+        get = seen.get
+        counts = [
+            get(b, 0) for b in range(bucket - buckets + 1, bucket + buckets)
+        ]  # as the script reads them
+        total = sum(counts[:buckets])  # the window ending at ``bucket``, then sliding to the later ones
+        fullest = total
+        if sum(counts) >= limit:
+            for k in range(1, buckets):
+                total += counts[k + buckets - 1] - counts[k - 1]
+                if total > fullest:
+                    fullest = total
+        if fullest < limit:
             return False
         if len(self._full) > 100_000:
             self._full.clear()

@@ -10,12 +10,15 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipeline import backfill
 from pipeline.archive_writer import ArchiveWriter
 from pipeline.workload import Workload, WorkloadConfig
 from transforms import registry
+from transforms.core.envelopes import archive_line
+from transforms.core.model import MICROS, RawMessage
 
 TABLES = {
     "Groups": "SELECT GroupId, ProjectId, Status, Substatus, Priority, Level, Title, Culprit, FirstSeen, LastSeen, "
@@ -145,3 +148,50 @@ def test_a_dead_letter_file_is_a_valid_archive_and_replays_to_the_same_dead_lett
 def test_missing_flags_are_refused_with_a_clear_message():
     with pytest.raises(SystemExit, match="--input and --dead_letter_path required"):
         backfill.make_options([])
+
+
+def test_the_creation_quota_holds_in_every_window_whatever_order_the_backfill_takes_keys_in(
+    registered, redis_ns, tmp_path, capsys
+):
+    """Issue 17: new fingerprints of one type (error: 5 an hour) in one project within ten minutes of message
+    time. The backfill takes keys in any order; a grant that looked only at the hour before its own time let a
+    key at 02:03 in after five at 02:12 (six groups). Twelve fingerprints rather than six, so that the old
+    rule lets more than five through in all orders but 1 in 792 (when the five earliest are asked first):
+    five groups, and the other seven counted over the quota."""
+    start = 1_780_000_000 * MICROS
+    lines = []
+    for index in range(12):
+        message_time = start + (index * 50 + 7) * MICROS  # 7 s to 9 min 17 s after start
+        payload = {
+            "id": f"{index + 1:032x}",
+            "project_id": 1,
+            "fingerprint": [f"quota-backfill-{index}"],
+            "issue_title": f"error {index}",
+            "subtitle": "",
+            "type": 1,
+            "detection_time": message_time / MICROS,
+            "evidence_display": [],
+            "event": {
+                "event_id": f"{index + 101:032x}",
+                "project_id": 1,
+                "platform": "python",
+                "timestamp": message_time / MICROS,
+            },
+        }
+        lines.append(archive_line(RawMessage(f"quota-{index}", message_time, orjson.dumps(payload))))
+    path = tmp_path / "quota.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    args = [
+        "--input",
+        str(path),
+        "--dead_letter_path",
+        str(tmp_path / "dl"),
+        f"--redis_url={redis_ns.url}",
+        f"--quota_key_prefix={redis_ns.prefix}backfill",
+        *registered.pipeline_args(),
+    ]
+    assert backfill.main(args) == 0
+    out = capsys.readouterr().out
+    rows = snapshot(registered.database)
+    assert len(rows["Groups"]) == 5
+    assert figure(out, "groups created") == 5 and figure(out, "over creation quota") == 7

@@ -179,7 +179,8 @@ def status_change(
 
 
 class MemoryQuota:
-    """An in-memory creation quota with Sentry's sliding window in 60 s buckets (E6, E15)."""
+    """An in-memory creation quota with the Redis quota's rule (E6, E15): 60 s buckets, and a creation is
+    granted only if every window containing its bucket has room, whatever order creations are asked in."""
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit
@@ -197,11 +198,13 @@ class MemoryQuota:
         limit = quota.limit if self.limit is None else self.limit
         granularity = quota.granularity_seconds * SECOND
         bucket = message_time // granularity
-        first_bucket = bucket - quota.window_seconds * SECOND // granularity + 1
+        buckets = quota.window_seconds * SECOND // granularity
         granted = self.granted.setdefault((project_id, group_type.slug), [])
-        used = sum(1 for other in granted if first_bucket <= other <= bucket)
-        if used >= limit:
-            return False
+        near = [other for other in granted if bucket - buckets < other < bucket + buckets]
+        if len(near) >= limit:
+            for end in range(bucket, bucket + buckets):  # every window (end - buckets, end] containing bucket
+                if sum(1 for other in near if end - buckets < other <= end) >= limit:
+                    return False
         granted.append(bucket)
         if creation_id:
             self.creations.add(creation_id)

@@ -6,6 +6,9 @@ order; rows that hang off a group (occurrences, activities, environments)
 require their group to exist, as interleaved tables do; deleting a group
 removes them and unlinks its hashes; releases and environments keep the
 smallest first-seen time (environments: on equal times, the later write).
+An event recorded in the write that attaches its occurrence is stored on that
+occurrence's row and goes with its group; the others get an Events row.
+``events`` shows every stored event, wherever it is stored.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Tables:
     group_releases: set[tuple[int, str]] = field(default_factory=set)
     hashes: dict[tuple[int, str], int] = field(default_factory=dict)
     events: dict[tuple[int, str], RecordEvent] = field(default_factory=dict)
+    event_rows: set[tuple[int, str]] = field(default_factory=set)  # events with an Events row
+    # Events stored on occurrence rows: (project, event id) -> the (group, occurrence) rows holding them.
+    held_events: dict[tuple[int, str], set[tuple[int, str]]] = field(default_factory=dict)
     releases: dict[tuple[int, str], int] = field(default_factory=dict)
     key_states: dict[str, tuple[int, int | None, bytes]] = field(default_factory=dict)
     key_seq: dict[str, int] = field(default_factory=dict)
@@ -50,8 +56,20 @@ class Tables:
             return
         self.key_seq[write.key] = write.seq
         assert isinstance(write.intents[-1], SaveKeyState), "a KeyWrite must end with SaveKeyState"
+        pending: dict[tuple[int, str], RecordEvent] = {}
         for intent in write.intents:
+            if isinstance(intent, RecordEvent):
+                pending[(intent.event.project_id, intent.event.event_id)] = intent
+                continue
+            if isinstance(intent, InsertOccurrence):
+                key = (intent.occurrence.project_id, intent.occurrence.event_id)
+                if key in pending:
+                    self.events[key] = pending.pop(key)
+                    self.held_events.setdefault(key, set()).add((intent.group_id, intent.occurrence.id))
             self._apply(intent)
+        for key, record in pending.items():
+            self.event_rows.add(key)
+            self.events[key] = record
 
     def _require_group(self, group_id: int, what: str) -> None:
         assert group_id in self.groups, f"{what} for group {group_id} written before its group row"
@@ -66,6 +84,12 @@ class Tables:
                 for key in [key for key in table if key[0] == group_id]:
                     del table[key]
             self.group_releases = {pair for pair in self.group_releases if pair[0] != group_id}
+            for key, holders in list(self.held_events.items()):
+                holders.difference_update({holder for holder in holders if holder[0] == group_id})
+                if not holders:
+                    del self.held_events[key]
+                    if key not in self.event_rows:
+                        del self.events[key]
             for key in [key for key, value in self.hashes.items() if value == group_id]:
                 del self.hashes[key]
         elif isinstance(intent, InsertOccurrence):
@@ -89,8 +113,6 @@ class Tables:
             self._require_group(intent.group_id, "hash link")
             for hash_ in intent.hashes:
                 self.hashes[(intent.project_id, hash_)] = intent.group_id
-        elif isinstance(intent, RecordEvent):
-            self.events[(intent.event.project_id, intent.event.event_id)] = intent
         elif isinstance(intent, RecordRelease):
             key = (intent.project_id, intent.version)
             current = self.releases.get(key)

@@ -82,3 +82,14 @@ def test_the_event_of_a_quota_refused_occurrence_is_still_stored():
     message = occurrence(T0)
     result = run([message], ctx=context(quota=MemoryQuota(limit=0)))
     assert (PROJECT.project_id, message.payload.event_id) in result.tables.events
+
+
+def test_memory_quota_checks_every_window_that_contains_the_message_time():
+    """As the Redis quota: a creation asked out of message-time order sees the ones after it (E6, E15)."""
+    quota = MemoryQuota(limit=2)
+    kind = GROUP_TYPES[NO_NOISE]
+    assert quota.try_acquire(1, kind, T0 + 12 * MINUTE)
+    assert quota.try_acquire(1, kind, T0 + 11 * MINUTE)
+    assert not quota.try_acquire(1, kind, T0 + 3 * MINUTE)  # (T0 + 3 - 60, T0 + 12] would hold three
+    assert not quota.try_acquire(1, kind, T0 + 12 * MINUTE - HOUR + MINUTE)
+    assert quota.try_acquire(1, kind, T0 + 11 * MINUTE - HOUR)  # no window with it reaches the two

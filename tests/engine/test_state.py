@@ -50,6 +50,17 @@ def test_decoding_another_layout_version_is_refused_with_a_clear_error():
         decode_state(other_layout)
 
 
+def test_a_state_of_version_2_is_read_with_no_generation_start():
+    """Version 3 only appended the generation start: states stored by version 2 stay readable."""
+    state = run([occurrence(T0)], [status_change(T0 + SECOND, GroupStatus.PENDING_DELETION)]).state
+    assert (state.generation_start_time, state.generation_start_id) == (T0 + SECOND, state.last_id)
+    stored_by_version_2 = msgspec.msgpack.decode(encode_state(state))[:-2]
+    stored_by_version_2[0] = 2
+    read = decode_state(msgspec.msgpack.encode(stored_by_version_2))
+    assert read == msgspec.structs.replace(state, generation_start_time=None, generation_start_id="")
+    assert read.version == STATE_VERSION
+
+
 def test_decoding_garbage_is_refused():
     with pytest.raises(StateVersionError):
         decode_state(b"\x01\x02 not a state")

@@ -26,6 +26,9 @@ STATUS_CHANGE_PENDING = "status_change.pending"
 STATUS_CHANGE_NO_EFFECT = "status_change.no_effect"
 REGRESSIONS = "regressions"
 OCCURRENCES_ATTACHED = "occurrences.attached"
+# Occurrences taken in after the delete that ended their generation (late, or waiting for their event): the
+# group of their message time is gone, so they touch nothing of the next generation (rule 6.4).
+DROPPED_GROUP_DELETED = "occurrences.dropped_group_deleted"
 GROUPS_DELETED = "group.deleted"
 GROUP_UPDATES = "group.updated"
 EVENT_LOOKUP_WAITING = "event_lookup.waiting"

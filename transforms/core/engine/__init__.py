@@ -29,6 +29,7 @@ rule                                        function
 5.3  release order, resolutions (E8, E14)   ``releases.resolution_covers``, ``releases.parse_semver``
 E8   release first-seen, RecordRelease      ``releases.record_release``, ``engine._first_seen``
 6.4  delete, generations                    ``engine._Application._delete``, ``ids.group_id``
+6.4  messages of an ended generation        ``engine._Application._ended_generation``
 6.3  ids that replay to the same rows       ``ids.group_id``, ``ids.activity_id``
 ==========================================  ==========================================================
 """

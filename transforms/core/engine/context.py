@@ -49,7 +49,9 @@ class QuotaGate(Protocol):
     """The creation quota shared by all keys (rule 3.5 step 2, E6, E15).
 
     ``try_acquire`` consumes one creation for (project, the type's slug) at
-    ``message_time`` and says whether it was granted. ``creation_id`` names
+    ``message_time`` and says whether it was granted: only if every window of
+    the type's quota that contains ``message_time`` has room, so the limit
+    holds in every window whatever order keys ask in. ``creation_id`` names
     the group that would be created (primary hash and generation): asking
     again for a creation already granted (a retried bundle, a replay) must
     answer True without consuming more quota. Implementations that cannot

@@ -8,6 +8,14 @@ Contract:
   order, ids compared as strings. The state remembers the greatest order it
   took in; a message below it is late (counted) and follows the late rules,
   which converge to the in-order result wherever the rules allow.
+* Generations (rule 6.4): a message belongs to the group generation of its
+  key order. One older than the delete that ended its generation (late, or
+  an occurrence that waited for its event) touches nothing of the next one:
+  an occurrence is remembered, records its release (not its event: that
+  would have gone with the group's occurrence rows) and is counted
+  ``occurrences.dropped_group_deleted``; a status change is stale. In key
+  order it would have gone with the deleted group, so this is the in-order
+  result.
 * Batch independence: for a key-ordered stream, any split into consecutive
   batches, any permutation within a batch and any redelivery of messages give
   the same final state (byte for byte) and the same rows. ``seq`` increases by
@@ -124,6 +132,8 @@ class _Application:
         "dead_letters",
         "features_allowed",
         "generation",
+        "generation_start_id",
+        "generation_start_time",
         "group",
         "group_slot",
         "held",
@@ -155,6 +165,8 @@ class _Application:
         self.primary_hash = state.primary_hash
         self.seq = state.seq
         self.generation = state.generation
+        self.generation_start_time = state.generation_start_time
+        self.generation_start_id = state.generation_start_id
         self.last_time = state.last_time
         self.last_id = state.last_id
         self.group: MutableGroup | None = thaw_group(state.group) if state.group is not None else None
@@ -220,6 +232,13 @@ class _Application:
             if expired:
                 self._count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND, expired)
 
+    def _ended_generation(self, message_time: int, message_id: str) -> bool:
+        """Whether the message comes before the delete that started the current generation (key order)."""
+        start = self.generation_start_time
+        return start is not None and (
+            message_time < start or (message_time == start and message_id < self.generation_start_id)
+        )
+
     # ------------------------------------------------------------------ occurrences
 
     def _occurrence(self, message: Message, occurrence: Occurrence) -> None:
@@ -243,8 +262,9 @@ class _Application:
             self._take_in(message_time, message_id)
             self._count(metrics.DROPPED_FEATURE_DISABLED)
             self.memory.remember(memory_id, message_time)
-            self.run_open = False
-            self.member = None
+            if not self._ended_generation(message_time, message_id):
+                self.run_open = False
+                self.member = None
             return
         event = occurrence.event
         if event is None:
@@ -255,7 +275,9 @@ class _Application:
             self._take_in(message_time, message_id)
         else:
             self._take_in(message_time, message_id)
-            if not occurrence.is_buffered_spans:
+            # An occurrence of an ended generation would (normally) have been attached to the deleted group,
+            # its event on its occurrence row, gone with the group: it stores none.
+            if not occurrence.is_buffered_spans and not self._ended_generation(message_time, message_id):
                 self.intents.append(RecordEvent(event=event, level=occurrence.level))
                 self.recorded_events[event.event_id] = event
         self._apply_occurrence(message_time, message_id, occurrence, group_type, event, memory_id)
@@ -345,13 +367,19 @@ class _Application:
         event: Event,
         memory_id: bytes,
     ) -> None:
-        """Everything after the event is known: releases, then creation or attachment (3.4, 3.5)."""
+        """Everything after the event is known: releases, then creation or attachment (3.4, 3.5).
+
+        An occurrence of an ended generation stops after its release: its group was deleted after it.
+        """
         self.memory.remember(memory_id, message_time)
-        self.run_open = False
-        self.member = None
         release = event.release
         if release is not None:
             self._record_release(release, message_time)
+        if self._ended_generation(message_time, message_id):
+            self._count(metrics.DROPPED_GROUP_DELETED)
+            return
+        self.run_open = False
+        self.member = None
         group = self.group
         if group is None:
             self._try_create(message_time, message_id, occurrence, group_type, event)
@@ -452,6 +480,9 @@ class _Application:
         self.memory.remember(memory_id, message_time)
         if change.resolution is not None:
             self._record_release(change.resolution.version, message_time)
+        if self._ended_generation(message_time, message_id):  # the delete after it was applied: stale
+            self._count(metrics.STATUS_CHANGE_STALE)
+            return
         group = self.group
         if group is None:
             self.held.append(HeldChange(message_id, message_time, self._run_for_change(), change))
@@ -478,7 +509,7 @@ class _Application:
         if group.last_status_change_time is None or message_time > group.last_status_change_time:
             group.last_status_change_time = message_time
         if change.new_status == _DELETE:
-            self._delete(group)
+            self._delete(group, message_time, message_id)
             return
         if self.group_slot < 0:
             self._touch()
@@ -513,12 +544,15 @@ class _Application:
         self.member = None
         self._count(metrics.DROPPED_STATUS_CHANGES)
 
-    def _delete(self, group: MutableGroup) -> None:
-        """PENDING_DELETION (6.4): remove the group, clear the key state but its memory, next generation."""
+    def _delete(self, group: MutableGroup, message_time: int, message_id: str) -> None:
+        """PENDING_DELETION (6.4): remove the group, clear the key state but its memory, next generation,
+        which starts at the delete's key order."""
         self._fill_group_slot(group)
         self.intents.append(DeleteGroup(group.group_id, self.project_id, (self.primary_hash,)))
         self.group = None
         self.generation += 1
+        self.generation_start_time = message_time
+        self.generation_start_id = message_id
         self.noise_count = 0
         self.noise_last = 0
         self.member = None
@@ -627,6 +661,8 @@ class _Application:
             seen_ids=seen_ids,
             seen_times=seen_times,
             releases=self.releases,
+            generation_start_time=self.generation_start_time,
+            generation_start_id=self.generation_start_id,
         )
         intents = [intent for intent in self.intents if intent is not None]
         intents.append(

@@ -4,7 +4,9 @@
   not stored.
 * ``event`` present otherwise: the event is stored (``RecordEvent``) and used,
   before the noise gate, quota and category checks (so it is stored even when
-  the occurrence is dropped there). Feature-gated occurrences store nothing.
+  the occurrence is dropped there). Feature-gated occurrences store nothing,
+  nor do occurrences older than the delete that ended their generation (rule
+  6.4: their event would have gone with the deleted group's occurrence rows).
 * ``event`` absent: the event is looked up among the stored events of the
   project (``EngineContext.events``, prefetched by the shell for
   ``needed_event_ids``) and the events stored earlier in the same call.

@@ -7,13 +7,17 @@ yet, occurrences waiting for their event, the duplicate memory and the key's
 release knowledge. A delete (rule 6.4) clears the group, the noise count
 and the open run; it keeps the duplicate memory, the waiting lookups, the
 release knowledge, the greatest order taken in and the numbers that must keep
-increasing (``seq``, ``generation``, ``run``).
+increasing (``seq``, ``generation``, ``run``), and records its own key order
+as the start of the new generation (``generation_start_*``): a message older
+than that belongs to the deleted group, whenever it arrives.
 
 The stored form is msgpack (msgspec), with every struct encoded as an array:
 field names are not repeated, ids in the duplicate memory are 16 raw bytes.
 The first element is ``STATE_VERSION``; ``decode_state`` refuses any other
 version with ``StateVersionError`` (a changed layout needs a migration, not a
-silent misread). Changing a struct here means bumping ``STATE_VERSION``.
+silent misread). Changing a struct here means bumping ``STATE_VERSION``. A
+version that only appends fields with defaults to ``KeyState`` stays readable
+(``_UPGRADABLE``): the older array decodes with those defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import msgspec
 from transforms.core.engine import dedup
 from transforms.core.model import Occurrence, StatusChange
 
-STATE_VERSION = 2  # 2: groups remember the releases they were seen in
+# 2: groups remember the releases they were seen in; 3: the key remembers where its generation started.
+STATE_VERSION = 3
+# Older versions whose stored form is the current one without trailing ``KeyState`` fields: read with defaults.
+_UPGRADABLE = frozenset({2})
 
 
 class _GroupFields(msgspec.Struct, array_like=True, gc=False):
@@ -148,6 +155,10 @@ class KeyState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     seen_ids: bytes
     seen_times: bytes
     releases: dict[str, int]  # version -> first-seen message time, as recorded by this key (bounded)
+    # (message time, message id) of the delete that ended the previous generation; None: no delete known (a
+    # key never deleted, or deleted under state version 2). Older messages belong to a deleted group.
+    generation_start_time: int | None = None
+    generation_start_id: str = ""
 
 
 class StateVersionError(ValueError):
@@ -198,6 +209,8 @@ def decode_state(data: bytes) -> KeyState:
             ) from error
         raise StateVersionError(f"key state cannot be decoded as version {STATE_VERSION}: {error}") from error
     if state.version != STATE_VERSION:
+        if state.version in _UPGRADABLE:
+            return msgspec.structs.replace(state, version=STATE_VERSION)
         raise StateVersionError(
             f"key state has layout version {state.version}; this engine reads version {STATE_VERSION}"
         )
