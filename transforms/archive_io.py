@@ -51,7 +51,7 @@ from transforms.core.archive_formats import (
     detect_format,
     from_avro_record,
 )
-from transforms.core.decode import parse_time
+from transforms.core.decode import check_micros, parse_time
 from transforms.core.envelopes import parse_archive_line
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
 from transforms.decode import DEAD_LETTER, MESSAGES
@@ -163,7 +163,7 @@ def parse_timestamp_attribute(value: str) -> int:
     """A Pub/Sub timestamp attribute as microseconds: epoch milliseconds, or RFC 3339 (as Beam reads it)."""
     text = value.strip()
     if text.lstrip("-").isdigit():
-        return int(text) * 1000
+        return check_micros(int(text) * 1000)
     try:
         return parse_time(text)
     except ValueError:

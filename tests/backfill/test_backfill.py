@@ -145,3 +145,12 @@ def test_a_dead_letter_file_is_a_valid_archive_and_replays_to_the_same_dead_lett
 def test_missing_flags_are_refused_with_a_clear_message():
     with pytest.raises(SystemExit, match="--input and --dead_letter_path required"):
         backfill.make_options([])
+
+
+def test_a_size_limit_above_what_the_pipeline_can_carry_is_refused_before_anything_starts():
+    flags = ["--input=a.jsonl", "--dead_letter_path=dl"]
+    backfill.make_options([*flags, "--max_payload_bytes=2621440"])
+    with pytest.raises(
+        SystemExit, match="--max_payload_bytes: 2621441 bytes is more than the pipeline can carry"
+    ):
+        backfill.make_options([*flags, "--max_payload_bytes=2621441"])

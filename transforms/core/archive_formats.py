@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from transforms.core import limits
+from transforms.core.decode import check_micros
 from transforms.core.model import RawMessage, from_datetime
 
 AVRO = "avro"
@@ -141,8 +143,14 @@ def from_avro_record(record: Any) -> RawMessage:
     ):
         raise ArchiveRecordError("attributes must be a map of strings")
     message_id = record.get("message_id")
-    if message_id is not None and (type(message_id) is not str or not message_id):
-        raise ArchiveRecordError(f"message_id must be a non-empty string, got {message_id!r}")
+    if message_id is not None:
+        if type(message_id) is not str or not message_id:
+            raise ArchiveRecordError(f"message_id must be a non-empty string, got {message_id!r}")
+        size = limits.exceeds(message_id, limits.MAX_MESSAGE_ID_BYTES)
+        if size is not None:
+            raise ArchiveRecordError(
+                f"message_id is {size} bytes, more than the limit of {limits.MAX_MESSAGE_ID_BYTES}"
+            )
     publish_time = record.get("publish_time")
     message_time = None if publish_time is None else avro_time(publish_time)
     if message_id is None or message_time is None:
@@ -166,7 +174,10 @@ class MissingMetadata(ArchiveRecordError):
 def avro_time(value: Any) -> int:
     """Microseconds since the epoch of an Avro ``timestamp-micros`` value (a datetime, or its raw long)."""
     if type(value) is int:
-        return value
+        try:
+            return check_micros(value)
+        except ValueError as exc:
+            raise ArchiveRecordError(f"publish_time {value} {exc}") from None
     if isinstance(value, datetime):
         return from_datetime(value)
     raise ArchiveRecordError(f"publish_time must be a timestamp, got {value!r}")
