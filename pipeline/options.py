@@ -198,7 +198,8 @@ class BackfillOptions(PipelineOptions):
             "--input_format",
             choices=("avro", "jsonl"),
             default=None,
-            help="Archive format; default: from each file's extension (.avro, .jsonl/.ndjson/.json, optionally .gz).",
+            help="Archive format; default: from the pattern's extension, else from each file's extension (.avro, "
+            ".jsonl/.ndjson/.json, optionally .gz), else from its first bytes (Avro's or gzip's magic, else JSON).",
         )
         parser.add_argument(
             "--dead_letter_path",

@@ -127,3 +127,21 @@ def test_an_epoch_milliseconds_timestamp_attribute_out_of_range_is_refused() -> 
     assert parse_timestamp_attribute("253402300799999") == 253_402_300_799_999_000
     with pytest.raises(ValueError, match="out of range"):
         parse_timestamp_attribute("253402300800000")
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"Obj\x01\x04\x14avro.codec", ArchiveFormat(AVRO)),
+        (b"\x1f\x8b\x08\x00", ArchiveFormat(NDJSON, True)),
+        (b'{"message_id":"1"}', ArchiveFormat(NDJSON)),
+        (b"\xef\xbb\xbf \n {", ArchiveFormat(NDJSON)),
+        (b"", ArchiveFormat(NDJSON)),
+        (b"\x00\x01binary", None),
+        (b"not json", None),
+    ],
+)
+def test_a_files_first_bytes_tell_its_format(head: bytes, expected: ArchiveFormat | None) -> None:
+    from transforms.core.archive_formats import sniff_format
+
+    assert sniff_format(head) == expected

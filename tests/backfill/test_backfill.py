@@ -137,7 +137,8 @@ def test_hot_keys_applied_in_small_ordered_chunks_give_the_same_rows(
 def test_a_dead_letter_file_is_a_valid_archive_and_replays_to_the_same_dead_letters(registered, tmp_path):
     pattern, _ = archive(tmp_path, "dl-source.jsonl", SMALL)
     run_backfill(registered, pattern, tmp_path / "dl")
-    replay_input = str(tmp_path / "dl" / "*.jsonl")
+    # The command: a glob without an extension over the product's own dead-letter files.
+    replay_input = str(tmp_path / "dl" / "dead-letters-*")
     run_backfill(registered, replay_input, tmp_path / "dl-again")
     assert dead_letter_reasons(tmp_path / "dl-again") == dead_letter_reasons(tmp_path / "dl")
 
