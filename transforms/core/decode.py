@@ -181,7 +181,9 @@ def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Messa
     large = len(data) > _MEASURE_JSON_ABOVE
     if content_type == JSON_CONTENT_TYPE:
         payload = _parse_json(data)
-        # No value can be nested deeper than the payload has brackets (counted in C, strings included).
+        # No value can be nested deeper than the payload has brackets (counted in C, strings included). Two
+        # passes over bench.decode's 1.2 KB occurrence cost 3.4 µs by timeit against 7.9 µs for parsing it (2
+        # cores at a load average of 9); walking its JSON fields in Python cost as much, and more for larger.
         deep = data.count(b"{") + data.count(b"[") > limits.MAX_JSON_FIELD_DEPTH
         checks = _Checks(deep, large) if deep or large else _SHALLOW
     elif content_type == PROTOBUF_CONTENT_TYPE:
