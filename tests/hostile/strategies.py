@@ -5,11 +5,14 @@ strategies``) of which one to four fields, at the top or in the event, are remov
 (nesting up to 1,200 levels, strings up to 300,000 characters of any plane, control characters and escapes,
 integers to 2^70, floats to their extremes, NaN and 1e400 as text, long lists, times at the edges of years 1
 and 9999 with offsets, names around Sentry's limits), written as JSON (with whitespace sometimes) or protobuf;
-or plain bytes (garbage, truncated or non-UTF-8 JSON) under any content type.
+or a valid occurrence whose strings, objects and numbers are hostile but acceptable (so that generated
+messages reach the engine and Spanner too); or plain bytes (garbage, truncated or non-UTF-8 JSON) under any
+content type.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from hypothesis import strategies as st
@@ -113,6 +116,58 @@ def _encoded(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
     return data, {"content_type": JSON_CONTENT_TYPE}
 
 
+_STRING_FIELDS = ["issue_title", "subtitle", "culprit", "resource_id", "assignee"]
+_EVENT_STRING_FIELDS = [
+    "platform",
+    "release",
+    "environment",
+    "dist",
+    "transaction",
+    "server_name",
+    "trace_id",
+]
+_OBJECT_FIELDS = ["sdk", "user", "request", "contexts"]
+
+
+@st.composite
+def _accepted(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """A valid occurrence of project 1 with its strings, objects and numbers at hostile sizes, depths and
+    characters that decoding accepts: what reaches the engine, the coders and Spanner."""
+    payload = draw(valid.occurrences())
+    payload["project_id"] = PROJECT
+    payload["type"] = 1  # no noise gate, released: the group is created and every row written
+    event = payload.get("event")
+    if not isinstance(event, dict):
+        event = payload["event"] = {"project_id": PROJECT, "platform": "python", "timestamp": 1_780_000_000}
+        event["event_id"] = payload.setdefault("event_id", "0" * 32)
+    event["project_id"] = PROJECT
+    for _ in range(draw(st.integers(1, 4))):
+        choice = draw(st.sampled_from(["string", "event string", "object", "evidence", "tags"]))
+        text = draw(_strings()) or "x"
+        if choice == "string":
+            payload[draw(st.sampled_from(_STRING_FIELDS))] = text
+        elif choice == "event string":
+            event[draw(st.sampled_from(_EVENT_STRING_FIELDS))] = text
+        elif choice == "object":
+            depth = draw(st.integers(1, limits.MAX_JSON_FIELD_DEPTH))
+            event[draw(st.sampled_from(_OBJECT_FIELDS))] = {
+                "v": Text(b'{"a":' * (depth - 2) + b"1" + b"}" * (depth - 2)) if depth > 1 else 1
+            }
+        elif choice == "evidence":
+            payload["evidence_data"] = {
+                "n": draw(_numbers),
+                "s": text,
+                "d": draw(valid.json_values(exact_ints=False)),
+            }
+        else:
+            event["tags"] = {text[:200] or "k": text}
+    if len(write_json(payload)) > 1 << 20:
+        payload["issue_title"] = "cut"
+    # A key of its own unless the whole message is the same (hypothesis draws the same simple values often).
+    payload["fingerprint"] = ["accepted:" + hashlib.md5(write_json(payload)).hexdigest()]
+    return write_json(payload), {"content_type": JSON_CONTENT_TYPE}
+
+
 _content_types = st.sampled_from(
     [JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE, "text/plain", "application/json; x=1"]
 )
@@ -133,4 +188,4 @@ def _bytes(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 
 
 def hostile_messages() -> st.SearchStrategy[tuple[bytes, dict[str, str]]]:
-    return _encoded() | _bytes()
+    return _encoded() | _accepted() | _bytes()

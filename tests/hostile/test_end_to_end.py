@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from google.api_core.exceptions import DeadlineExceeded
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from pipeline import backfill
@@ -29,7 +30,7 @@ from tests.hostile.downstream import project_of
 from tests.hostile.strategies import hostile_messages
 from tests.stream import harness
 from tests.stream.environment import PROJECTS, stream_env
-from transforms import registry
+from transforms import clients, registry
 from transforms.core import metrics
 from transforms.core.decode import decode
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, RawMessage
@@ -70,9 +71,12 @@ def generated(count: int) -> list[tuple[bytes, dict[str, str]]]:
     return drawn[:count]
 
 
-def expected(data: bytes, attributes: dict[str, str]) -> tuple[str, Message | None]:
-    """What decoding and the project check make of a message: APPLIED (and the message) or the reason."""
-    decoded = decode(RawMessage("x", 0, data, attributes), max_bytes=MIB)
+def expected(
+    data: bytes, attributes: dict[str, str], removed: list[str] | None = None
+) -> tuple[str, Message | None]:
+    """What decoding and the project check make of a message: APPLIED (and the message) or the reason; the
+    counters of what decoding removes go to ``removed``."""
+    decoded = decode(RawMessage("x", 0, data, attributes), max_bytes=MIB, removed=removed)
     decoded = check_project(decoded, {PROJECT: project_of(PROJECT)})
     return (decoded.reason, None) if isinstance(decoded, DeadLetter) else (APPLIED, decoded)
 
@@ -86,10 +90,17 @@ def build(examples: int) -> tuple[list[harness.Scripted], dict[str, str], set[st
     """The messages in publishing order, what each must become (by label), and the neighbours' labels."""
     start = (int(time.time()) - 600) * MICROS
     hostile = [(case.name, *case.message(), case.expect) for case in CASES]
+    keys: set[str] = set()
     for index, (data, attributes) in enumerate(generated(examples)):
         outcome, message = expected(data, attributes)
         if is_lookup(message):  # whether its event turns up depends on timing: not a hostile-input question
             continue
+        if message is not None:
+            # One message a key: several on one key could arrive after its flush in streaming, and late
+            # messages may legitimately differ from a backfill in their activities (docs/behaviour.md).
+            if message.key in keys:
+                continue
+            keys.add(message.key)
         hostile.append((f"generated {index}", data, attributes, outcome))
     messages, outcomes, neighbours = [], {}, set()
     for index, (label, data, attributes, outcome) in enumerate(hostile):
@@ -122,6 +133,25 @@ def neighbour_groups(database, neighbours: set[str]) -> dict[str, int]:
     return {name: by_title[name] for name in neighbours if name in by_title}
 
 
+def pull_small(subscription: str, *, expected: int, timeout: float = 120.0) -> list:
+    """Pull and acknowledge until ``expected`` messages came, three at a time: dead letters of messages near
+    1 MiB would make a larger pull exceed the client's 4 MiB receive limit (``harness.pull_all`` asks 100)."""
+    subscriber = clients.pubsub_subscriber()
+    received: list = []
+    deadline = time.monotonic() + timeout
+    while len(received) < expected and time.monotonic() < deadline:
+        try:
+            response = subscriber.pull(subscription=subscription, max_messages=3, timeout=2.0)
+        except DeadlineExceeded:
+            continue
+        if response.received_messages:
+            subscriber.acknowledge(
+                subscription=subscription, ack_ids=[m.ack_id for m in response.received_messages]
+            )
+            received.extend(m.message for m in response.received_messages)
+    return received
+
+
 def run_backfill(database, messages: list[harness.Scripted], published: harness.Published, tmp_path: Path):
     ids = {label: message_id for message_id, label in published.labels.items()}
     archive = tmp_path / "archive" / "hostile.jsonl"
@@ -136,7 +166,9 @@ def run_backfill(database, messages: list[harness.Scripted], published: harness.
     assert backfill.main([*args, *database.pipeline_args()]) == 0
     reasons = {}
     for path in dead.glob("*.jsonl"):
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().split(b"\n"):  # only newlines end a line (not U+2028, \x1e ...)
+            if not line:
+                continue
             record = json.loads(line)
             reasons[published.labels[record["message_id"]]] = record["reason"]
     return reasons
@@ -168,7 +200,7 @@ def test_hostile_messages_stream_and_backfill_to_the_same_rows_and_spare_their_n
         finally:
             run.stop()
         streamed = {table: harness.read_table(env.database.database, table) for table in TABLES}
-        letters = harness.pull_all(env.dead_letter_subscription, expected=len(dead_expected), timeout=60)
+        letters = pull_small(env.dead_letter_subscription, expected=len(dead_expected))
         streaming_reasons = {
             published.labels[m.attributes["original_message_id"]]: m.attributes["dead_letter_reason"]
             for m in letters
@@ -177,9 +209,11 @@ def test_hostile_messages_stream_and_backfill_to_the_same_rows_and_spare_their_n
         assert dead_lettered(counters) == len(dead_expected)
         assert taken_in(counters) == len(messages) - len(dead_expected)
         assert Counter(neighbour_groups(env.database.database, neighbours).values()) == {1: len(neighbours)}
-        assert counters.get(metrics.EVENT_RELEASE_REMOVED, 0) == sum(
-            metrics.EVENT_RELEASE_REMOVED in case.removed for case in CASES
-        )
+        removed: list[str] = []
+        for message in messages:
+            expected(message.data, dict(message.attributes), removed)
+        for name in (metrics.EVENT_RELEASE_REMOVED, metrics.EVENT_ENVIRONMENT_REMOVED):
+            assert counters.get(name, 0) == removed.count(name), name
 
         other = spanner_db_factory()
         for project_id, organization_id, slug, organization_slug in PROJECTS:
@@ -190,6 +224,9 @@ def test_hostile_messages_stream_and_backfill_to_the_same_rows_and_spare_their_n
                 slug=slug,
                 organization_slug=organization_slug,
             )
+        applied_occurrences = len(neighbours) + sum(1 for case in CASES if case.expect == APPLIED)
+        assert len(streamed["Groups"]) >= len(neighbours) and len(streamed["Occurrences"]) >= len(neighbours)
+        assert len(streamed["Groups"]) <= applied_occurrences + len(outcomes)
         backfill_reasons = run_backfill(other, messages, published, tmp_path)
         assert backfill_reasons == dead_expected
         backfilled = {table: harness.read_table(other.database, table) for table in TABLES}
