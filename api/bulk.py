@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from api.errors import bad_request
+from transforms.core import limits
 from transforms.core.enums import (
     STATUS_NAMES,
     SUBSTATUS_NAMES,
@@ -145,6 +146,12 @@ def _resolve(status_name: str, details: dict, substatus: int | None, snooze: boo
     if in_release is not None:
         if not isinstance(in_release, str) or not in_release.strip():
             raise bad_request("statusDetails.inRelease must be a release version (a non-empty string).")
+        size = limits.exceeds(in_release, limits.MAX_RELEASE_BYTES)
+        if size is not None:
+            raise bad_request(
+                f"statusDetails.inRelease is {size} bytes long; a release version is at most "
+                f"{limits.MAX_RELEASE_BYTES} bytes."
+            )
         if next_release:
             raise bad_request("statusDetails.inRelease and inNextRelease cannot be combined.")
         return StatusUpdate(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.options import BackfillOptions, ProcessingOptions, parse_duration, parse_size
+from pipeline.options import BackfillOptions, ProcessingOptions, parse_duration, parse_max_payload_bytes
 from pipeline.stream import applier_config, counter_totals, spanner_target
 from transforms import (
     coders,  # noqa: F401  (registers the message coders)
@@ -70,7 +70,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     decoded = (
         read[MESSAGES]
         | "CountRead" >> beam.Map(count_read)
-        | "DecodeMessages" >> DecodeMessages(parse_size(processing.max_payload_bytes))
+        | "DecodeMessages" >> DecodeMessages(parse_max_payload_bytes(processing.max_payload_bytes))
     )
     checked = decoded | "CheckProjects" >> CheckProjects(projects)
     config = applier_config(options, wait_for_events=False)
@@ -127,7 +127,12 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
     ]
     if missing:
         raise SystemExit(f"pipeline.backfill: {' and '.join(missing)} required")
-    parse_duration(options.view_as(ProcessingOptions).duplicate_retention)
+    processing = options.view_as(ProcessingOptions)
+    parse_duration(processing.duplicate_retention)
+    try:
+        parse_max_payload_bytes(processing.max_payload_bytes)
+    except ValueError as error:
+        raise SystemExit(f"pipeline.backfill: --max_payload_bytes: {error}") from None
     return options
 
 

@@ -36,6 +36,15 @@ def parse_size(text: str | int) -> int:
     )
 
 
+def parse_max_payload_bytes(text: str | int) -> int:
+    """``--max_payload_bytes`` in bytes; ``ValueError`` when it is not a size or more than the pipeline can carry."""
+    from transforms.core.decode import check_max_bytes
+
+    size = parse_size(text)
+    check_max_bytes(size)
+    return size
+
+
 class SpannerOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
@@ -96,7 +105,8 @@ class ProcessingOptions(PipelineOptions):
         parser.add_argument(
             "--max_payload_bytes",
             default="1MiB",
-            help="Messages larger than this are dead-lettered as oversized.",
+            help="Messages larger than this (their bytes as published or archived) are dead-lettered as "
+            "oversized; at most 2.5MiB, the most a Spanner STRING(MAX) value holds (docs/limits.md).",
         )
 
 
@@ -188,7 +198,8 @@ class BackfillOptions(PipelineOptions):
             "--input_format",
             choices=("avro", "jsonl"),
             default=None,
-            help="Archive format; default: from each file's extension (.avro, .jsonl/.ndjson/.json, optionally .gz).",
+            help="Archive format; default: from the pattern's extension, else from each file's extension (.avro, "
+            ".jsonl/.ndjson/.json, optionally .gz), else from its first bytes (Avro's or gzip's magic, else JSON).",
         )
         parser.add_argument(
             "--dead_letter_path",

@@ -26,7 +26,7 @@ from pipeline.options import (
     SpannerOptions,
     StreamOptions,
     parse_duration,
-    parse_size,
+    parse_max_payload_bytes,
 )
 from transforms import (
     coders,  # noqa: F401  (registers the message coders)
@@ -105,7 +105,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         timestamp_attribute=stream.timestamp_attribute,
         pubsub_messages=local,
     )
-    max_bytes = parse_size(processing.max_payload_bytes)
+    max_bytes = parse_max_payload_bytes(processing.max_payload_bytes)
     if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)
         ingested = pipeline | "ReadMessages" >> read | "Ingest" >> Ingest(projects, max_bytes)
         keyed, early_dead_letters = ingested[ROUTED], ingested[DEAD_LETTER]
@@ -164,7 +164,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
         )
         for name in names
     ]
-    checks.append(("max_payload_bytes", parse_size, processing.max_payload_bytes))
+    checks.append(("max_payload_bytes", parse_max_payload_bytes, processing.max_payload_bytes))
     for name, parse, value in checks:
         if value is None:
             continue

@@ -1,9 +1,12 @@
 """Reading message archives in Beam (rule 8): ``ReadArchive``.
 
 ``ReadArchive(pattern)`` reads every file matching one glob (local paths or
-``gs://``) in one format: Pub/Sub Cloud Storage subscription Avro files, or
-newline-delimited JSON archives, plain or gzip (see ``core.archive_formats``
-and ``core.envelopes``). Its main output holds ``RawMessage`` values, its
+``gs://``): Pub/Sub Cloud Storage subscription Avro files, or newline-delimited
+JSON archives, plain or gzip (see ``core.archive_formats`` and
+``core.envelopes``). The format is the one given, else the one the pattern's
+extension names; when neither says (``DIR/dead-letters-*``), each file's
+format comes from its own name, else from its first bytes, as Beam tells a
+file's compression. A file that neither tells is one dead letter naming it. Its main output holds ``RawMessage`` values, its
 ``dead_letter`` output ``DeadLetter`` values of stage ``read``: one for each
 line or record that cannot be read, and one for each part of a file that
 cannot be read at all. A bad file never fails the job.
@@ -46,12 +49,16 @@ from transforms import coders  # noqa: F401  (registers the message coders used 
 from transforms.core import metrics, reasons
 from transforms.core.archive_formats import (
     AVRO,
+    SNIFF_BYTES,
+    ArchiveFormat,
+    ArchiveFormatError,
     ArchiveRecordError,
     MissingMetadata,
-    detect_format,
+    format_from_name,
     from_avro_record,
+    sniff_format,
 )
-from transforms.core.decode import parse_time
+from transforms.core.decode import check_micros, parse_time
 from transforms.core.envelopes import parse_archive_line
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
 from transforms.decode import DEAD_LETTER, MESSAGES
@@ -67,8 +74,9 @@ class ReadArchive(beam.PTransform):
     """A file pattern → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``, stage ``read``).
 
     ``input_format`` is ``avro``, ``ndjson`` or ``ndjson.gz``; by default it
-    follows from the pattern's extension. ``compression`` (NDJSON only) is
-    ``auto`` (gzip for ``*.gz`` files), ``gzip`` or ``uncompressed``.
+    follows from the pattern's extension, else from each file's name or first
+    bytes. ``compression`` (NDJSON only) is ``auto`` (gzip for ``*.gz`` files
+    and files that begin with gzip's magic), ``gzip`` or ``uncompressed``.
     With ``timestamp_attribute``, a message carrying that attribute takes its
     message time from it (epoch milliseconds or RFC 3339, as Beam's Pub/Sub
     reader reads it), so a backfill sees the times a streaming run would; a
@@ -90,8 +98,8 @@ class ReadArchive(beam.PTransform):
         super().__init__(label)
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-        self._format = detect_format(pattern, input_format)
-        if self._format.gzip and compression == COMPRESSION_AUTO:
+        self._format = format_from_name(pattern, input_format)  # None: each file tells its own
+        if self._format is not None and self._format.gzip and compression == COMPRESSION_AUTO:
             compression = COMPRESSION_GZIP
         self._pattern = pattern
         self._compression = compression
@@ -99,10 +107,11 @@ class ReadArchive(beam.PTransform):
         self._validate = validate
 
     def expand(self, pbegin: pvalue.PBegin) -> pvalue.DoOutputsTuple:
-        if self._format.name == AVRO:
-            source: filebasedsource.FileBasedSource = _AvroArchiveSource(
-                self._pattern, validate=self._validate
-            )
+        source: filebasedsource.FileBasedSource
+        if self._format is None:
+            source = _DetectingArchiveSource(self._pattern, self._compression, validate=self._validate)
+        elif self._format.name == AVRO:
+            source = _AvroArchiveSource(self._pattern, validate=self._validate)
         else:
             source = _NdjsonArchiveSource(self._pattern, self._compression, validate=self._validate)
         outputs = (
@@ -163,7 +172,7 @@ def parse_timestamp_attribute(value: str) -> int:
     """A Pub/Sub timestamp attribute as microseconds: epoch milliseconds, or RFC 3339 (as Beam reads it)."""
     text = value.strip()
     if text.lstrip("-").isdigit():
-        return int(text) * 1000
+        return check_micros(int(text) * 1000)
     try:
         return parse_time(text)
     except ValueError:
@@ -198,71 +207,76 @@ class _AvroArchiveSource(filebasedsource.FileBasedSource):
         super().__init__(pattern, compression_type=CompressionTypes.UNCOMPRESSED, validate=validate)
 
     def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawMessage | DeadLetter]:
-        next_block_start = -1
+        return _avro_records(self, file_name, range_tracker)
 
-        def split_points_unclaimed(stop_position: int) -> int:
-            if next_block_start >= stop_position:
-                return 0
-            return iobase.RangeTracker.SPLIT_POINTS_UNKNOWN
 
-        range_tracker.set_split_points_unclaimed_callback(split_points_unclaimed)
-        start_offset = range_tracker.start_position() or 0
-        with self.open_file(file_name) as file:
+def _avro_records(
+    source: filebasedsource.FileBasedSource, file_name: str, range_tracker: Any
+) -> Iterator[RawMessage | DeadLetter]:
+    """The records of the blocks that start in ``range_tracker``'s range, and dead letters (see the module)."""
+    next_block_start = -1
+
+    def split_points_unclaimed(stop_position: int) -> int:
+        if next_block_start >= stop_position:
+            return 0
+        return iobase.RangeTracker.SPLIT_POINTS_UNKNOWN
+
+    range_tracker.set_split_points_unclaimed_callback(split_points_unclaimed)
+    start_offset = range_tracker.start_position() or 0
+    with source.open_file(file_name) as file:
+        try:
+            blocks = block_reader(file)
+            sync_marker = blocks._header["sync"]  # fastavro keeps it there; Beam's Avro source reads it too
+        except Exception as exc:
+            if start_offset == 0:  # the split holding the header reports it, once per file
+                yield _unreadable(
+                    file_name,
+                    "0",
+                    f"not a readable Avro file ({_describe(exc)}); the whole file is skipped",
+                )
+            return
+        # A split owns the blocks that start inside it; the previous split may end just after a marker.
+        file.seek(max(0, start_offset - len(sync_marker)))
+        if not _advance_past_sync_marker(file, sync_marker):
+            return
+        next_block_start = file.tell()
+        while range_tracker.try_claim(next_block_start):
             try:
-                blocks = block_reader(file)
-                sync_marker = blocks._header[
-                    "sync"
-                ]  # fastavro keeps it there; Beam's Avro source reads it too
+                block = next(blocks)
+            except StopIteration:
+                return
             except Exception as exc:
-                if start_offset == 0:  # the split holding the header reports it, once per file
-                    yield _unreadable(
-                        file_name,
-                        "0",
-                        f"not a readable Avro file ({_describe(exc)}); the whole file is skipped",
-                    )
-                return
-            # A split owns the blocks that start inside it; the previous split may end just after a marker.
-            file.seek(max(0, start_offset - len(sync_marker)))
-            if not _advance_past_sync_marker(file, sync_marker):
-                return
-            next_block_start = file.tell()
-            while range_tracker.try_claim(next_block_start):
-                try:
-                    block = next(blocks)
-                except StopIteration:
+                bad_block = next_block_start
+                file.seek(bad_block)
+                if _advance_past_sync_marker(file, sync_marker):
+                    next_block_start = file.tell()
+                    resumed = f"reading resumes at byte {next_block_start}"
+                else:
+                    next_block_start = -1
+                    resumed = "no block follows it"
+                yield _unreadable(
+                    file_name,
+                    str(bad_block),
+                    f"the Avro block at byte {bad_block} cannot be read ({_describe(exc)}); "
+                    f"its records are lost, {resumed}",
+                )
+                if next_block_start < 0:
                     return
-                except Exception as exc:
-                    bad_block = next_block_start
-                    file.seek(bad_block)
-                    if _advance_past_sync_marker(file, sync_marker):
-                        next_block_start = file.tell()
-                        resumed = f"reading resumes at byte {next_block_start}"
-                    else:
-                        next_block_start = -1
-                        resumed = "no block follows it"
-                    yield _unreadable(
-                        file_name,
-                        str(bad_block),
-                        f"the Avro block at byte {bad_block} cannot be read ({_describe(exc)}); "
-                        f"its records are lost, {resumed}",
-                    )
-                    if next_block_start < 0:
-                        return
-                    blocks = _blocks_from(file, next_block_start)
-                    continue
-                next_block_start = block.offset + block.size
-                index = 0
-                try:
-                    for record in block:
-                        yield _record_to_message(record, file_name, block.offset, index)
-                        index += 1
-                except Exception as exc:
-                    yield _unreadable(
-                        file_name,
-                        f"{block.offset}#{index}",
-                        f"record {index} of the {block.num_records} in the Avro block at byte {block.offset} "
-                        f"cannot be read ({_describe(exc)}); the rest of the block is lost",
-                    )
+                blocks = _blocks_from(file, next_block_start)
+                continue
+            next_block_start = block.offset + block.size
+            index = 0
+            try:
+                for record in block:
+                    yield _record_to_message(record, file_name, block.offset, index)
+                    index += 1
+            except Exception as exc:
+                yield _unreadable(
+                    file_name,
+                    f"{block.offset}#{index}",
+                    f"record {index} of the {block.num_records} in the Avro block at byte {block.offset} "
+                    f"cannot be read ({_describe(exc)}); the rest of the block is lost",
+                )
 
 
 def _advance_past_sync_marker(file: Any, sync_marker: bytes) -> bool:
@@ -343,19 +357,66 @@ class _NdjsonArchiveSource(filebasedsource.FileBasedSource):
         gzipped = self._compression == COMPRESSION_GZIP or (
             self._compression == COMPRESSION_AUTO and file_name.lower().endswith(".gz")
         )
-        line_no = 0
-        with FileSystems.open(file_name, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-            try:
-                for line in stream:
-                    line_no += 1
-                    if line.isspace() or not line:
-                        continue
-                    yield parse_archive_line(line, line_no, file_name)
-            except Exception as exc:  # a corrupt or truncated compressed stream
-                yield _unreadable(
-                    file_name,
-                    f"line {line_no + 1}",
-                    f"reading stopped at line {line_no + 1} ({_describe(exc)}); "
-                    f"the {line_no} lines before it were read, the rest of the file is lost",
-                )
+        yield from _ndjson_records(file_name, gzipped)
+
+
+def _ndjson_records(file_name: str, gzipped: bool) -> Iterator[RawMessage | DeadLetter]:
+    """Every line of the file, in order (see the module)."""
+    line_no = 0
+    with FileSystems.open(file_name, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        try:
+            for line in stream:
+                line_no += 1
+                if line.isspace() or not line:
+                    continue
+                yield parse_archive_line(line, line_no, file_name)
+        except Exception as exc:  # a corrupt or truncated compressed stream
+            yield _unreadable(
+                file_name,
+                f"line {line_no + 1}",
+                f"reading stopped at line {line_no + 1} ({_describe(exc)}); "
+                f"the {line_no} lines before it were read, the rest of the file is lost",
+            )
+
+
+class _DetectingArchiveSource(filebasedsource.FileBasedSource):
+    """Files of any format under one pattern: each file's format from its name, else its first bytes.
+
+    Splittable, for the Avro files; an NDJSON file is read whole by the split that starts at its first byte
+    (the others of that file read nothing), so every line is read once whatever the splits.
+    """
+
+    def __init__(self, pattern: str, compression: str = COMPRESSION_AUTO, validate: bool = True) -> None:
+        super().__init__(pattern, compression_type=CompressionTypes.UNCOMPRESSED, validate=validate)
+        self._compression = compression
+
+    def read_records(self, file_name: str, range_tracker: Any) -> Iterator[RawMessage | DeadLetter]:
+        start = range_tracker.start_position() or 0
+        try:
+            found = format_from_name(file_name)
+            if found is None:
+                with FileSystems.open(file_name, compression_type=CompressionTypes.UNCOMPRESSED) as file:
+                    found = sniff_format(file.read(SNIFF_BYTES))
+        except ArchiveFormatError as exc:  # a name that says something impossible (.avro.gz)
+            found, problem = None, str(exc)
+        else:
+            problem = (
+                "cannot tell the archive format: the name has no known extension and the first bytes are "
+                "neither Avro's nor gzip's magic nor JSON; give the format (--input_format)"
+            )
+        if found is None:
+            if start == 0 and range_tracker.try_claim(0):
+                yield _unreadable(file_name, "0", problem)
+            return
+        if found.name == AVRO:
+            yield from _avro_records(self, file_name, range_tracker)
+            return
+        if start != 0 or not range_tracker.try_claim(0):
+            return
+        yield from _ndjson_records(file_name, self._gzipped(file_name, found))
+
+    def _gzipped(self, file_name: str, found: ArchiveFormat) -> bool:
+        if self._compression == COMPRESSION_AUTO:
+            return found.gzip
+        return self._compression == COMPRESSION_GZIP

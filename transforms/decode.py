@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.coders import typed
 from transforms.core import metrics, reasons
-from transforms.core.decode import DEFAULT_MAX_BYTES, decode
+from transforms.core.decode import DEFAULT_MAX_BYTES, check_max_bytes, decode
 from transforms.core.model import DeadLetter, Message, ProjectInfo, RawMessage
 from transforms.core.projects import check_project
 
@@ -35,16 +35,29 @@ def _dead_letter_counters() -> dict[str, Any]:
 
 
 class _DecodeFn(beam.DoFn):
-    """Decodes each message on its own: a bad message never affects another, and nothing is buffered."""
+    """Decodes each message on its own: a bad message never affects another, and nothing is buffered.
+
+    Counts what decoding removed from the messages it accepted (``event.release_removed``,
+    ``event.environment_removed``)."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
         self._sizes = Metrics.distribution(metrics.NAMESPACE, metrics.MESSAGE_BYTES)
         self._dead_letters = _dead_letter_counters()
+        self._removed_counters = {
+            name: Metrics.counter(metrics.NAMESPACE, name)
+            for name in (metrics.EVENT_RELEASE_REMOVED, metrics.EVENT_ENVIRONMENT_REMOVED)
+        }
+        self._removed: list[str] = []
 
     def process(self, raw: RawMessage) -> Iterator[Any]:
         self._sizes.update(len(raw.data))
-        decoded = decode(raw, max_bytes=self._max_bytes)
+        removed = self._removed
+        decoded = decode(raw, max_bytes=self._max_bytes, removed=removed)
+        if removed:
+            for name in removed:
+                self._removed_counters[name].inc()
+            removed.clear()
         if isinstance(decoded, Message):
             yield decoded
             return
@@ -62,8 +75,7 @@ class DecodeMessages(beam.PTransform):
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, label: str | None = None) -> None:
         super().__init__(label)
-        if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+        check_max_bytes(max_bytes)
         self._max_bytes = max_bytes
 
     def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:

@@ -103,3 +103,45 @@ def test_records_without_metadata_report_what_they_have() -> None:
     assert raised.value.data == b"{}"
     assert raised.value.attributes == {"content_type": "application/json"}
     assert raised.value.message_id is None and raised.value.message_time is None
+
+
+def test_an_avro_publish_time_outside_what_a_spanner_timestamp_holds_is_refused() -> None:
+    from transforms.core.archive_formats import ArchiveRecordError, avro_time
+
+    assert avro_time(253_402_300_799_999_999) == 253_402_300_799_999_999
+    with pytest.raises(ArchiveRecordError, match="publish_time 253402300800000000 is out of range"):
+        avro_time(253_402_300_800_000_000)
+
+
+def test_an_avro_message_id_longer_than_a_dead_letter_attribute_holds_is_refused() -> None:
+    from transforms.core.archive_formats import ArchiveRecordError, from_avro_record
+
+    record = {"message_id": "m" * 1025, "publish_time": 0, "attributes": {}, "data": b"{}"}
+    with pytest.raises(ArchiveRecordError, match="message_id is 1025 bytes, more than the limit of 1024"):
+        from_avro_record(record)
+
+
+def test_an_epoch_milliseconds_timestamp_attribute_out_of_range_is_refused() -> None:
+    from transforms.archive_io import parse_timestamp_attribute
+
+    assert parse_timestamp_attribute("253402300799999") == 253_402_300_799_999_000
+    with pytest.raises(ValueError, match="out of range"):
+        parse_timestamp_attribute("253402300800000")
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"Obj\x01\x04\x14avro.codec", ArchiveFormat(AVRO)),
+        (b"\x1f\x8b\x08\x00", ArchiveFormat(NDJSON, True)),
+        (b'{"message_id":"1"}', ArchiveFormat(NDJSON)),
+        (b"\xef\xbb\xbf \n {", ArchiveFormat(NDJSON)),
+        (b"", ArchiveFormat(NDJSON)),
+        (b"\x00\x01binary", None),
+        (b"not json", None),
+    ],
+)
+def test_a_files_first_bytes_tell_its_format(head: bytes, expected: ArchiveFormat | None) -> None:
+    from transforms.core.archive_formats import sniff_format
+
+    assert sniff_format(head) == expected

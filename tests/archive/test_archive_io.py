@@ -408,9 +408,72 @@ def test_a_pattern_matching_no_file_is_an_error_when_the_pipeline_is_built(tmp_p
         beam.Pipeline(options=None) | ReadArchive(str(tmp_path / "nothing-*.avro"))
 
 
-def test_an_unknown_extension_without_format_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cannot tell the archive format"):
-        ReadArchive(str(tmp_path / "export-*"))
+def test_a_glob_without_an_extension_reads_the_products_own_dead_letter_files(tmp_path: Path) -> None:
+    """``--input 'DIR/dead-letters-*'``: each matched file's format comes from its name (``.jsonl``)."""
+    dead = [
+        DeadLetter(m.message_id, m.message_time, m.data, m.attributes, reasons.INVALID_FIELD, "bad", "decode")
+        for m in MESSAGES[:40]
+    ]
+    (tmp_path / "dead-letters-00000-of-00002.jsonl").write_bytes(
+        b"\n".join(dead_letter_to_line(d) for d in dead[:20]) + b"\n"
+    )
+    (tmp_path / "dead-letters-00001-of-00002.jsonl").write_bytes(
+        b"\n".join(dead_letter_to_line(d) for d in dead[20:]) + b"\n"
+    )
+    result = read_archive(str(tmp_path / "dead-letters-*"))
+    assert result.dead_letters == []
+    assert by_id(result.messages) == by_id(MESSAGES[:40])
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_files_whose_names_say_nothing_are_told_by_their_first_bytes(tmp_path: Path, runner: str) -> None:
+    """Avro's magic, gzip's magic, else newline-delimited JSON; a file whose name says what it is, by its
+    name. Every message of every file is read once, whatever the splits."""
+    write(tmp_path / "a.avro", MESSAGES[:1000], codec="deflate")
+    (tmp_path / "a.avro").rename(tmp_path / "export-a")
+    write(tmp_path / "b.jsonl.gz", MESSAGES[1000:1500])
+    (tmp_path / "b.jsonl.gz").rename(tmp_path / "export-b")
+    write(tmp_path / "export-c.jsonl", MESSAGES[1500:2000])
+    (tmp_path / "export-c.jsonl").rename(tmp_path / "export-c")
+    write(tmp_path / "export-d.avro", MESSAGES[2000:2500])
+    write(tmp_path / "export-e.jsonl.gz", MESSAGES[2500:])
+    (tmp_path / "export-f").write_bytes(b"")  # empty: nothing to read
+    result = read_archive(str(tmp_path / "export-*"), runner)
+    assert result.dead_letters == []
+    assert by_id(result.messages) == by_id(MESSAGES)
+
+
+def test_detecting_splits_read_exactly_what_the_whole_files_hold(tmp_path: Path) -> None:
+    from transforms.archive_io import _DetectingArchiveSource
+
+    write(tmp_path / "a.avro", codec="deflate")
+    (tmp_path / "a.avro").rename(tmp_path / "x-avro")
+    write(tmp_path / "b.jsonl")
+    (tmp_path / "b.jsonl").rename(tmp_path / "x-lines")
+    source = _DetectingArchiveSource(str(tmp_path / "x-*"))
+    splits = [(s.source, s.start_position, s.stop_position) for s in source.split(desired_bundle_size=20_000)]
+    assert len(splits) > 10
+    source_test_utils.assert_sources_equal_reference_source((source, None, None), splits)
+    assert len(source_test_utils.read_from_source(source)) == 2 * len(MESSAGES)
+
+
+def test_a_file_whose_name_and_first_bytes_say_nothing_is_one_dead_letter_and_the_rest_is_read(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "export-a.jsonl", MESSAGES[:30])
+    (tmp_path / "export-a.jsonl").rename(tmp_path / "export-a")
+    (tmp_path / "export-b").write_bytes(b"\x00\x01 not an archive")
+    result = read_archive(str(tmp_path / "export-*"))
+    assert by_id(result.messages) == by_id(MESSAGES[:30])
+    [dead] = result.dead_letters
+    assert (dead.reason, dead.stage) == (reasons.UNDECODABLE, reasons.STAGE_READ)
+    assert dead.error == (
+        f"{tmp_path / 'export-b'}: cannot tell the archive format: the name has no known extension and the "
+        "first bytes are neither Avro's nor gzip's magic nor JSON; give the format (--input_format)"
+    )
+
+
+def test_an_unknown_compression_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="compression must be one of"):
         ReadArchive(str(tmp_path / "a.jsonl"), compression="zip")
 

@@ -140,7 +140,8 @@ def test_hot_keys_applied_in_small_ordered_chunks_give_the_same_rows(
 def test_a_dead_letter_file_is_a_valid_archive_and_replays_to_the_same_dead_letters(registered, tmp_path):
     pattern, _ = archive(tmp_path, "dl-source.jsonl", SMALL)
     run_backfill(registered, pattern, tmp_path / "dl")
-    replay_input = str(tmp_path / "dl" / "*.jsonl")
+    # The command: a glob without an extension over the product's own dead-letter files.
+    replay_input = str(tmp_path / "dl" / "dead-letters-*")
     run_backfill(registered, replay_input, tmp_path / "dl-again")
     assert dead_letter_reasons(tmp_path / "dl-again") == dead_letter_reasons(tmp_path / "dl")
 
@@ -195,3 +196,12 @@ def test_the_creation_quota_holds_in_every_window_whatever_order_the_backfill_ta
     rows = snapshot(registered.database)
     assert len(rows["Groups"]) == 5
     assert figure(out, "groups created") == 5 and figure(out, "over creation quota") == 7
+
+
+def test_a_size_limit_above_what_the_pipeline_can_carry_is_refused_before_anything_starts():
+    flags = ["--input=a.jsonl", "--dead_letter_path=dl"]
+    backfill.make_options([*flags, "--max_payload_bytes=2621440"])
+    with pytest.raises(
+        SystemExit, match="--max_payload_bytes: 2621441 bytes is more than the pipeline can carry"
+    ):
+        backfill.make_options([*flags, "--max_payload_bytes=2621441"])

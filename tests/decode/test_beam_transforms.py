@@ -196,3 +196,20 @@ def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> N
         (reasons.OVERSIZED, 1),
     ):
         assert counter(result, metrics.dead_letter_counter(reason)) == count, reason
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_decode_messages_counts_the_release_and_environment_names_it_removed(runner: str) -> None:
+    raws = [
+        raw(with_event(event={"release": "r" * 201, "environment": "e" * 65}), message_id="1"),
+        raw(with_event(event={"release": "r" * 201}), message_id="2"),
+        raw(with_event(event={"release": "r" * 200, "environment": "e" * 64}), message_id="3"),
+    ]
+    p = pipeline(runner)
+    decoded = p | beam.Create(raws) | DecodeMessages(max_bytes=MAX_BYTES)
+    kept = decoded[MESSAGES] | beam.Map(lambda m: (m.message_id, m.payload.event.release is not None))
+    assert_that(kept, equal_to([("1", False), ("2", False), ("3", True)]))
+    result = p.run()
+    result.wait_until_finish()
+    assert counter(result, metrics.EVENT_RELEASE_REMOVED) == 2
+    assert counter(result, metrics.EVENT_ENVIRONMENT_REMOVED) == 1

@@ -296,3 +296,87 @@ def test_text_line_with_a_lone_surrogate_reads_with_a_replacement_and_never_rais
     parsed = parse_archive_line('{"message_id": "1", "publish_time": 0, "data": "\ud800"}', 1, "a")
     assert parsed == RawMessage("1", 0, b'"?"', {})
     assert decode(parsed).reason == reasons.UNDECODABLE
+
+
+# --- the size limit on archived messages (E15): the bytes as published or archived ------------------------
+
+LIMIT = 1 << 20
+ENVELOPE = {"message_id": "7", "publish_time": "2026-05-28T20:30:01Z"}
+
+
+def payload_of_size(size: int, *, spaced: bool = False, char: str = "a") -> bytes:
+    """A valid occurrence of exactly ``size`` bytes: compact JSON, or (``spaced``) as Python's json writes it."""
+    import json
+
+    from tests.decode.payloads import with_event
+
+    def encode(title: str) -> bytes:
+        payload = with_event(issue_title=title)
+        return json.dumps(payload).encode() if spaced else orjson.dumps(payload)
+
+    room = size - len(encode(""))
+    width = len(char.encode())
+    data = encode(char * (room // width) + "a" * (room % width))
+    assert len(data) == size
+    return data
+
+
+@pytest.mark.parametrize("size", [LIMIT, LIMIT + 1])
+def test_a_raw_line_is_measured_as_written_whitespace_included(size: int) -> None:
+    line = payload_of_size(size, spaced=True)
+    parsed = parse(line)
+    assert parsed.data == line
+    result = decode(parsed, max_bytes=LIMIT)
+    assert isinstance(result, Message) if size == LIMIT else result.reason == reasons.OVERSIZED
+
+
+@pytest.mark.parametrize("size", [LIMIT, LIMIT + 1])
+def test_data_b64_is_measured_on_its_bytes_whitespace_included(size: int) -> None:
+    data = payload_of_size(size, spaced=True)
+    parsed = parse({**ENVELOPE, "data_b64": base64.b64encode(data).decode()})
+    assert parsed.data == data
+    result = decode(parsed, max_bytes=LIMIT)
+    assert isinstance(result, Message) if size == LIMIT else result.reason == reasons.OVERSIZED
+
+
+@pytest.mark.parametrize("char", ["a", "é", "😀"])
+@pytest.mark.parametrize("size", [LIMIT, LIMIT + 1])
+def test_a_data_value_is_measured_on_its_compact_utf8_encoding_not_on_how_the_line_writes_it(
+    size: int, char: str
+) -> None:
+    """Written with spaces and with non-ASCII escaped as \\uXXXX (Python's json), the message is still the
+    compact UTF-8 encoding: what the limit measures."""
+    import json
+
+    compact = payload_of_size(size, char=char)
+    line = json.dumps({**ENVELOPE, "data": orjson.loads(compact)}).encode()
+    parsed = parse(line)
+    assert parsed.data == compact
+    result = decode(parsed, max_bytes=LIMIT)
+    assert isinstance(result, Message) if size == LIMIT else result.reason == reasons.OVERSIZED
+
+
+def test_an_archive_message_id_longer_than_a_dead_letter_attribute_holds_makes_the_line_unreadable() -> None:
+    data_b64 = base64.b64encode(orjson.dumps(lookup())).decode()
+    kept = parse({**ENVELOPE, "message_id": "m" * 1024, "data_b64": data_b64})
+    assert isinstance(kept, RawMessage) and kept.message_id == "m" * 1024
+    line = orjson.dumps({**ENVELOPE, "message_id": "é" * 513, "data_b64": data_b64})
+    failed = parse(line)
+    assert isinstance(failed, DeadLetter) and failed.reason == reasons.UNDECODABLE
+    assert failed.error == "archive.jsonl:1: message_id is 1026 bytes, more than the limit of 1024"
+    assert failed.message_id == line_id(line)
+
+
+def test_a_raw_payload_id_too_long_for_a_message_id_leaves_the_line_its_hash() -> None:
+    line = orjson.dumps({**status_change(), "id": "i" * 1025, "timestamp": "2026-05-28T20:30:01Z"})
+    parsed = parse(line)
+    assert isinstance(parsed, RawMessage) and parsed.message_id == line_id(line)
+
+
+@pytest.mark.parametrize("publish_time", ["9999-12-31T23:59:59-01:00", -62_135_596_801])
+def test_an_envelope_time_outside_what_a_spanner_timestamp_holds_makes_the_line_unreadable(
+    publish_time,
+) -> None:
+    failed = parse({**ENVELOPE, "publish_time": publish_time, "data": lookup()})
+    assert isinstance(failed, DeadLetter) and failed.reason == reasons.UNDECODABLE
+    assert "out of range" in failed.error

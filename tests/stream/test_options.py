@@ -31,6 +31,10 @@ def test_exactly_one_input_is_required(argv: list[str]) -> None:
         ("--duplicate_retention=a day", "--duplicate_retention: invalid duration"),
         ("--exit_when_idle=soon", "--exit_when_idle: invalid duration"),
         ("--max_payload_bytes=1MB", "--max_payload_bytes: invalid size '1MB'"),
+        (
+            "--max_payload_bytes=3MiB",
+            "--max_payload_bytes: 3145728 bytes is more than the pipeline can carry",
+        ),
         ("--lookup_retry_interval=0s", "--lookup_retry_interval must be more than 0"),
     ],
 )

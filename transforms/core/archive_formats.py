@@ -13,7 +13,9 @@ Two formats hold archived messages:
 
 The format follows from the file extension (``.avro``; ``.jsonl``, ``.ndjson``
 or ``.json``, each optionally followed by ``.gz``; a bare ``.gz`` is gzipped
-NDJSON) unless it is given explicitly.
+NDJSON) unless it is given explicitly. A file whose name says nothing is told
+by its first bytes (``sniff_format``), as Beam tells a file's compression:
+Avro's magic, gzip's magic, else JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from transforms.core import limits
+from transforms.core.decode import check_micros
 from transforms.core.model import RawMessage, from_datetime
 
 AVRO = "avro"
@@ -68,8 +72,40 @@ def detect_format(path: str, given: str | None = None) -> ArchiveFormat:
     """The format of ``path`` (a file or a glob), from ``given`` or else from its extension.
 
     ``given`` is ``avro``, ``ndjson`` or ``ndjson.gz``; plain ``ndjson`` still
-    reads a ``.gz`` path as gzip.
+    reads a ``.gz`` path as gzip. Raises ``ArchiveFormatError`` when neither says.
     """
+    found = format_from_name(path, given)
+    if found is None:
+        raise ArchiveFormatError(
+            f"cannot tell the archive format of {path!r} from its extension: name the files *.avro, "
+            "*.jsonl, *.ndjson, *.json or *.gz, or give the format (avro, ndjson or ndjson.gz)"
+        )
+    return found
+
+
+AVRO_MAGIC = b"Obj\x01"
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 64  # enough for either magic and for the whitespace a JSON file may begin with
+
+
+def sniff_format(head: bytes) -> ArchiveFormat | None:
+    """The format of a file from its first bytes (``SNIFF_BYTES`` of them, fewer for a shorter file), or None.
+
+    Avro's magic (``Obj`` 1), gzip's magic (1f 8b: gzipped NDJSON), or JSON (an object, after any whitespace
+    and a UTF-8 byte order mark; an empty file reads as NDJSON with no line).
+    """
+    if head.startswith(AVRO_MAGIC):
+        return ArchiveFormat(AVRO)
+    if head.startswith(GZIP_MAGIC):
+        return ArchiveFormat(NDJSON, True)
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not text or text.startswith(b"{"):
+        return ArchiveFormat(NDJSON)
+    return None
+
+
+def format_from_name(path: str, given: str | None = None) -> ArchiveFormat | None:
+    """The format of ``path`` from ``given`` or else from its extension; None when neither says."""
     lowered = path.lower()
     gzip = lowered.endswith(GZIP_EXTENSION)
     if given is not None:
@@ -91,10 +127,7 @@ def detect_format(path: str, given: str | None = None) -> ArchiveFormat:
         return ArchiveFormat(AVRO)
     if stem.endswith(_NDJSON_EXTENSIONS) or gzip:
         return ArchiveFormat(NDJSON, gzip)
-    raise ArchiveFormatError(
-        f"cannot tell the archive format of {path!r} from its extension: name the files *.avro, "
-        "*.jsonl, *.ndjson, *.json or *.gz, or give the format (avro, ndjson or ndjson.gz)"
-    )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -141,8 +174,14 @@ def from_avro_record(record: Any) -> RawMessage:
     ):
         raise ArchiveRecordError("attributes must be a map of strings")
     message_id = record.get("message_id")
-    if message_id is not None and (type(message_id) is not str or not message_id):
-        raise ArchiveRecordError(f"message_id must be a non-empty string, got {message_id!r}")
+    if message_id is not None:
+        if type(message_id) is not str or not message_id:
+            raise ArchiveRecordError(f"message_id must be a non-empty string, got {message_id!r}")
+        size = limits.exceeds(message_id, limits.MAX_MESSAGE_ID_BYTES)
+        if size is not None:
+            raise ArchiveRecordError(
+                f"message_id is {size} bytes, more than the limit of {limits.MAX_MESSAGE_ID_BYTES}"
+            )
     publish_time = record.get("publish_time")
     message_time = None if publish_time is None else avro_time(publish_time)
     if message_id is None or message_time is None:
@@ -166,7 +205,10 @@ class MissingMetadata(ArchiveRecordError):
 def avro_time(value: Any) -> int:
     """Microseconds since the epoch of an Avro ``timestamp-micros`` value (a datetime, or its raw long)."""
     if type(value) is int:
-        return value
+        try:
+            return check_micros(value)
+        except ValueError as exc:
+            raise ArchiveRecordError(f"publish_time {value} {exc}") from None
     if isinstance(value, datetime):
         return from_datetime(value)
     raise ArchiveRecordError(f"publish_time must be a timestamp, got {value!r}")

@@ -20,6 +20,16 @@ so the two produce the same ``Message`` for the same content.
 
 Attributes other than ``content_type`` are ignored (in particular the
 ``dead_letter_*`` attributes of a replayed dead letter, see ``envelopes``).
+
+Limits (``transforms.core.limits``, docs/limits.md) are checked here, once, so
+that nothing decoding accepts can break a later step (the shuffle and state
+encoders, the row builders, Spanner): JSON values nested deeper than Spanner
+stores, more fingerprint parts than we hash, a resolution version longer than a
+release name, times outside what a Spanner TIMESTAMP holds, and (for large
+messages) JSON documents larger than Spanner stores are dead letters naming
+the field and the limit. An event's release or environment name longer than
+Sentry's limit is removed and the occurrence kept, as Relay does; ``decode``
+reports it in ``removed`` so the shell can count it.
 """
 
 from __future__ import annotations
@@ -35,12 +45,13 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from schemas import ingest_pb2
-from transforms.core import reasons
+from transforms.core import limits, metrics, reasons
 from transforms.core.enums import (
     LOG_LEVELS,
     STATUS_NAMES,
     SUBSTATUS_NAMES,
     VALID_STATUS_CHANGES,
+    GroupCategory,
     GroupStatus,
     ResolutionType,
 )
@@ -70,9 +81,14 @@ PAYLOAD_STATUS_CHANGE = "status_change"
 MAX_CULPRIT_LENGTH = 200
 VALID_PRIORITIES = (25, 50, 75)
 _MAX_INT64 = (1 << 63) - 1
-# The range datetime can represent (years 1 to 9999), in epoch seconds.
+# The range datetime and a Spanner TIMESTAMP can represent (years 1 to 9999, UTC), in epoch seconds.
 _MIN_EPOCH_SECONDS = -62_135_596_800
 _MAX_EPOCH_SECONDS = 253_402_300_799
+_MIN_MICROS = _MIN_EPOCH_SECONDS * MICROS
+_MAX_MICROS = (_MAX_EPOCH_SECONDS + 1) * MICROS - 1
+# Messages this small cannot become a JSON document larger than Spanner stores; larger ones are measured.
+_MEASURE_JSON_ABOVE = limits.SPANNER_MAX_JSON_BYTES // limits.MAX_JSON_GROWTH
+_FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")  # engine.creation.FEEDBACK_FIELDS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _OCCURRENCE_REQUIRED = (
@@ -103,19 +119,36 @@ class Rejected(Exception):
         self.project_id = project_id
 
 
-def decode(raw: RawMessage, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Message | DeadLetter:
+def decode(
+    raw: RawMessage, *, max_bytes: int = DEFAULT_MAX_BYTES, removed: list[str] | None = None
+) -> Message | DeadLetter:
     """Decode and validate one message; never raises.
 
     A dead letter's ``project_id`` is set whenever the payload's project id was
     valid; for reasons ranked after ``unknown_project`` it is always set.
+    ``removed`` (when given) gets the counter name (``transforms.core.metrics``)
+    of each value decoding removed from the message it accepted: an event's
+    release or environment longer than Sentry's limit.
     """
     try:
-        return _decode(raw, max_bytes)
+        return _decode(raw, max_bytes, removed)
     except Rejected as rejected:
         return _dead_letter(raw, rejected.reason, rejected.error, rejected.project_id)
     except Exception as exc:  # the guard: a decoding error is a value, never an escaping exception
         return _dead_letter(
             raw, reasons.UNDECODABLE, f"unexpected error while decoding: {type(exc).__name__}: {exc}"
+        )
+
+
+def check_max_bytes(max_bytes: int) -> None:
+    """Raise ``ValueError`` when ``max_bytes`` is not a size limit the pipeline can carry (docs/limits.md)."""
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    if max_bytes > limits.MAX_PAYLOAD_BYTES_CEILING:
+        raise ValueError(
+            f"{max_bytes} bytes is more than the pipeline can carry: at most {limits.MAX_PAYLOAD_BYTES_CEILING} "
+            "(2.5 MiB), since every string of a message must fit one Spanner STRING(MAX) value "
+            f"({limits.SPANNER_MAX_STRING_CHARS} characters)"
         )
 
 
@@ -127,15 +160,37 @@ def content_type_of(attributes: dict[str, str]) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def _decode(raw: RawMessage, max_bytes: int) -> Message:
+class _Checks:
+    """What a message's size and shape make worth checking beyond its fields' types (see ``_decode``)."""
+
+    __slots__ = ("deep", "large")
+
+    def __init__(self, deep: bool, large: bool) -> None:
+        self.deep = deep  # a JSON value may be nested past MAX_JSON_FIELD_DEPTH: measure them
+        self.large = large  # a stored JSON document may be larger than Spanner's: measure them
+
+
+_SHALLOW = _Checks(False, False)  # a small JSON payload with fewer brackets than the depth limit
+
+
+def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Message:
     data = raw.data
     if len(data) > max_bytes:
         raise Rejected(reasons.OVERSIZED, f"message is {len(data)} bytes, more than the limit of {max_bytes}")
     content_type = content_type_of(raw.attributes)
+    large = len(data) > _MEASURE_JSON_ABOVE
     if content_type == JSON_CONTENT_TYPE:
         payload = _parse_json(data)
+        # No value can be nested deeper than the payload has brackets (counted in C, strings included). Two
+        # passes over bench.decode's 1.2 KB occurrence cost 3.4 µs by timeit against 7.9 µs for parsing it (2
+        # cores at a load average of 9); walking its JSON fields in Python cost as much, and more for larger.
+        deep = data.count(b"{") + data.count(b"[") > limits.MAX_JSON_FIELD_DEPTH
+        checks = _Checks(deep, large) if deep or large else _SHALLOW
     elif content_type == PROTOBUF_CONTENT_TYPE:
         payload = _parse_protobuf(data)
+        # protobuf's parser refuses messages nested more than 100 deep, which is fewer than 50 JSON levels of a
+        # Struct (tests/decode/test_limits.py pins it), so no value of a protobuf payload is too deep.
+        checks = _Checks(False, True) if large else _SHALLOW
     else:
         raise Rejected(
             reasons.UNDECODABLE,
@@ -144,7 +199,10 @@ def _decode(raw: RawMessage, max_bytes: int) -> Message:
         )
     payload_type = payload.get("payload_type")
     if payload_type is None or payload_type == PAYLOAD_OCCURRENCE:
-        decoded: Occurrence | StatusChange = _valid_occurrence(payload) or _occurrence(payload)
+        occurrence = _valid_occurrence(payload, checks) or _occurrence(payload, checks)
+        if removed is not None and occurrence.event is not None:
+            _report_removed(payload["event"], occurrence.event, removed)
+        decoded: Occurrence | StatusChange = occurrence
     elif payload_type == PAYLOAD_STATUS_CHANGE:
         decoded = _status_change(payload, raw.message_id)
     else:
@@ -153,6 +211,14 @@ def _decode(raw: RawMessage, max_bytes: int) -> Message:
             f"payload_type must be 'occurrence' (the default) or 'status_change', got {_show(payload_type)}",
         )
     return Message(raw.message_id, raw.message_time, decoded, raw.data, raw.attributes)
+
+
+def _report_removed(source: dict[str, Any], event: Event, removed: list[str]) -> None:
+    """A string the payload's event had and the decoded event has not was removed (too long)."""
+    if event.release is None and type(source.get("release")) is str:
+        removed.append(metrics.EVENT_RELEASE_REMOVED)
+    if event.environment is None and type(source.get("environment")) is str:
+        removed.append(metrics.EVENT_ENVIRONMENT_REMOVED)
 
 
 def _dead_letter(raw: RawMessage, reason: str, error: str, project_id: int | None = None) -> DeadLetter:
@@ -194,7 +260,7 @@ def _parse_protobuf(data: bytes) -> dict[str, Any]:
 # Occurrences (rule 1.2, 1.3)
 
 
-def _occurrence(p: dict[str, Any]) -> Occurrence:
+def _occurrence(p: dict[str, Any], checks: _Checks = _SHALLOW) -> Occurrence:
     # missing_field
     get = p.get
     missing = [name for name in _OCCURRENCE_REQUIRED if get(name) is None]
@@ -238,8 +304,11 @@ def _occurrence(p: dict[str, Any]) -> Occurrence:
     resource_id = _optional_string(p, "resource_id", project_id)
     assignee = _optional_string(p, "assignee", project_id)
     evidence_data = get("evidence_data")
-    if evidence_data is not None and type(evidence_data) is not dict:
-        raise _invalid("evidence_data", "must be an object", evidence_data, project_id)
+    if evidence_data is not None:
+        if type(evidence_data) is not dict:
+            raise _invalid("evidence_data", "must be an object", evidence_data, project_id)
+        if checks.deep:
+            _check_depth("evidence_data", evidence_data, reasons.INVALID_FIELD, project_id)
     priority = _priority(p, "priority", project_id)
     initial_priority = _priority(p, "initial_issue_priority", project_id)
     if priority is None:
@@ -251,6 +320,10 @@ def _occurrence(p: dict[str, Any]) -> Occurrence:
         raise _invalid("is_buffered_spans", "must be true or false", is_buffered_spans, project_id)
     if event is not None and type(event) is not dict:
         raise _invalid("event", "must be an object", event, project_id)
+    if checks.large:
+        _check_stored_sizes(
+            type_id, issue_title, subtitle, culprit, evidence_data, evidence_display, project_id
+        )
 
     # unknown_group_type
     if type_id not in GROUP_TYPES:
@@ -261,7 +334,7 @@ def _occurrence(p: dict[str, Any]) -> Occurrence:
     # project_mismatch, invalid_event, event_id_mismatch: ranked after unknown_project
     decoded_event = None
     if event is not None:
-        decoded_event = _event(event, project_id, event_id)
+        decoded_event = _event(event, project_id, event_id, checks)
         if event_id is None:
             event_id = decoded_event.event_id
         elif decoded_event.event_id != event_id:
@@ -344,8 +417,10 @@ class _OccurrenceShape(msgspec.Struct, gc=False):
     is_buffered_spans: bool | None = None
 
 
-def _valid_occurrence(p: dict[str, Any]) -> Occurrence | None:
+def _valid_occurrence(p: dict[str, Any], checks: _Checks = _SHALLOW) -> Occurrence | None:
     """The ``Occurrence`` of a valid payload, or None: then ``_occurrence`` decides (see above)."""
+    if checks.deep or checks.large:  # rare: the checks measure what the fields hold
+        return None
     try:
         shape = msgspec.convert(p, _OccurrenceShape)
     except Exception:  # refused (ValidationError), or anything else: the checks decide, with their error
@@ -360,7 +435,7 @@ def _valid_occurrence(p: dict[str, Any]) -> Occurrence | None:
         if event_id is None:
             return None
     fingerprint = shape.fingerprint
-    if not fingerprint or "" in fingerprint:
+    if not fingerprint or "" in fingerprint or len(fingerprint) > limits.MAX_FINGERPRINT_PARTS:
         return None
     hashes = _hashes(fingerprint)
     type_id = shape.type
@@ -428,6 +503,10 @@ def _valid_event(ev: _EventShape, project_id: int, payload_event_id: str | None)
     release, environment = ev.release, ev.environment
     if release == "" or environment == "":
         return None
+    if release is not None and limits.exceeds(release, limits.MAX_RELEASE_BYTES):
+        release = None
+    if environment is not None and limits.exceeds(environment, limits.MAX_ENVIRONMENT_BYTES):
+        environment = None
     try:
         timestamp = parse_time(ev.timestamp)
         received = None if ev.received is None else parse_time(ev.received)
@@ -496,8 +575,12 @@ def _priority(p: dict[str, Any], field: str, project_id: int) -> int | None:
     return value
 
 
-def _event(ev: dict[str, Any], project_id: int, payload_event_id: str | None) -> Event:
-    """Validate the event sub-payload: ``project_mismatch``, then ``invalid_event``."""
+def _event(ev: dict[str, Any], project_id: int, payload_event_id: str | None, checks: _Checks) -> Event:
+    """Validate the event sub-payload: ``project_mismatch``, then ``invalid_event``.
+
+    A release or environment name longer than Sentry's limit is removed (Relay removes an invalid one and
+    keeps the event); every other limit of the event makes it invalid.
+    """
     get = ev.get
     event_project = get("project_id")
     if type(event_project) is not int or event_project != project_id:
@@ -529,13 +612,19 @@ def _event(ev: dict[str, Any], project_id: int, payload_event_id: str | None) ->
         received = _time(received, "event.received", reasons.INVALID_EVENT, project_id)
     tags = _tags(get("tags"), project_id)
     release = get("release")
-    if release is not None and (type(release) is not str or not release):
-        raise _invalid_event("event.release", "must be a non-empty string or null", release, project_id)
+    if release is not None:
+        if type(release) is not str or not release:
+            raise _invalid_event("event.release", "must be a non-empty string or null", release, project_id)
+        if limits.exceeds(release, limits.MAX_RELEASE_BYTES):
+            release = None
     environment = get("environment")
-    if environment is not None and (type(environment) is not str or not environment):
-        raise _invalid_event(
-            "event.environment", "must be a non-empty string or null", environment, project_id
-        )
+    if environment is not None:
+        if type(environment) is not str or not environment:
+            raise _invalid_event(
+                "event.environment", "must be a non-empty string or null", environment, project_id
+            )
+        if limits.exceeds(environment, limits.MAX_ENVIRONMENT_BYTES):
+            environment = None
     strings = []
     for field in ("dist", "transaction", "server_name", "trace_id"):
         value = get(field)
@@ -545,10 +634,13 @@ def _event(ev: dict[str, Any], project_id: int, payload_event_id: str | None) ->
     objects = []
     for field in ("sdk", "user", "request", "contexts"):
         value = get(field)
-        if value is not None and type(value) is not dict:
-            raise _invalid_event(f"event.{field}", "must be an object", value, project_id)
+        if value is not None:
+            if type(value) is not dict:
+                raise _invalid_event(f"event.{field}", "must be an object", value, project_id)
+            if checks.deep:
+                _check_depth(f"event.{field}", value, reasons.INVALID_EVENT, project_id)
         objects.append(value)
-    return Event(
+    decoded = Event(
         event_id=event_id,
         project_id=project_id,
         platform=platform,
@@ -566,6 +658,59 @@ def _event(ev: dict[str, Any], project_id: int, payload_event_id: str | None) ->
         request=objects[2],
         contexts=objects[3],
     )
+    if checks.large:
+        size = len(msgspec.json.encode(decoded))
+        if size > limits.SPANNER_MAX_JSON_BYTES:
+            raise Rejected(
+                reasons.INVALID_EVENT,
+                f"the event is {size} bytes of JSON once stored, more than the limit of "
+                f"{limits.SPANNER_MAX_JSON_BYTES} (Spanner's JSON documents)",
+                project_id,
+            )
+    return decoded
+
+
+def _check_depth(field: str, value: Any, reason: str, project_id: int) -> None:
+    if limits.nesting_depth(value, limits.MAX_JSON_FIELD_DEPTH) > limits.MAX_JSON_FIELD_DEPTH:
+        raise Rejected(
+            reason,
+            f"{field} is nested more than {limits.MAX_JSON_FIELD_DEPTH} levels deep, the limit (it is stored "
+            f"one level down in a Spanner JSON document, which holds at most {limits.SPANNER_MAX_JSON_DEPTH})",
+            project_id,
+        )
+
+
+def _check_stored_sizes(
+    type_id: Any,
+    title: str,
+    subtitle: str,
+    culprit: str,
+    evidence_data: dict[str, Any] | None,
+    evidence_display: tuple[EvidenceItem, ...],
+    project_id: int,
+) -> None:
+    """A large message's JSON documents (Occurrences.EvidenceData and EvidenceDisplay, Groups.Data) must fit
+    what Spanner stores; the event's is measured with the event (``_event``)."""
+    dumps = orjson.dumps
+    stored = {
+        "evidence_data": len(dumps(evidence_data)),
+        "evidence_display": len(dumps([msgspec.structs.asdict(item) for item in evidence_display])),
+    }
+    # Groups.Data holds the title twice, the subtitle, the culprit and, for feedback, evidence fields
+    # (transforms.core.engine.rows.group_data); its other fields take less than 200 bytes.
+    group_data = 2 * len(dumps(title)) + len(dumps(subtitle)) + len(dumps(culprit)) + 200
+    group_type = GROUP_TYPES.get(type_id) if type(type_id) is int else None
+    if group_type is not None and group_type.category == GroupCategory.FEEDBACK and evidence_data:
+        group_data += len(dumps({name: evidence_data.get(name) for name in _FEEDBACK_FIELDS}))
+    stored["issue_title, subtitle and culprit"] = group_data
+    for field, size in stored.items():
+        if size > limits.SPANNER_MAX_JSON_BYTES:
+            raise Rejected(
+                reasons.INVALID_FIELD,
+                f"{field} would be stored as {size} bytes of JSON, more than the limit of "
+                f"{limits.SPANNER_MAX_JSON_BYTES} (Spanner's JSON documents)",
+                project_id,
+            )
 
 
 def _tags(value: Any, project_id: int) -> tuple[tuple[str, str], ...]:
@@ -668,6 +813,14 @@ def _resolution(value: Any, project_id: int) -> Resolution:
         raise _invalid("resolution.type", f"must be one of {', '.join(ResolutionType.ALL)}", kind, project_id)
     if type(version) is not str or not version:
         raise _invalid("resolution.version", "must be a non-empty string", version, project_id)
+    size = limits.exceeds(version, limits.MAX_RELEASE_BYTES)
+    if size is not None:
+        raise Rejected(
+            reasons.INVALID_FIELD,
+            f"resolution.version is {size} bytes, more than the limit of {limits.MAX_RELEASE_BYTES} "
+            "(Sentry's limit of a release name)",
+            project_id,
+        )
     return Resolution(kind, version)
 
 
@@ -697,6 +850,12 @@ def _fingerprint(value: Any, project_id: int) -> tuple[tuple[str, ...], tuple[st
         raise Rejected(
             reasons.INVALID_FIELD,
             "fingerprint must be a non-empty list of non-empty strings, got []",
+            project_id,
+        )
+    if len(value) > limits.MAX_FINGERPRINT_PARTS:
+        raise Rejected(
+            reasons.INVALID_FIELD,
+            f"fingerprint has {len(value)} parts, more than the limit of {limits.MAX_FINGERPRINT_PARTS}",
             project_id,
         )
     for index, part in enumerate(value):
@@ -756,7 +915,8 @@ def parse_time(value: Any) -> int:
     """A timestamp as microseconds since the epoch; raises ``ValueError`` saying what is wrong.
 
     Numbers are epoch seconds (int or float); strings are ISO 8601 date-times,
-    with or without a UTC offset (offsets are honoured; none means UTC).
+    with or without a UTC offset (offsets are honoured; none means UTC). The time
+    must lie within years 1 to 9999 in UTC, what a Spanner TIMESTAMP holds.
     """
     kind = type(value)
     if kind is int:
@@ -777,8 +937,15 @@ def parse_time(value: Any) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         delta = moment - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+        return check_micros((delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds)
     raise ValueError("must be epoch seconds (a number) or an ISO 8601 date-time string")
+
+
+def check_micros(micros: int) -> int:
+    """``micros`` (since the epoch) when a Spanner TIMESTAMP holds it (years 1 to 9999 UTC); else ``ValueError``."""
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise ValueError("is out of range for a timestamp (years 1 to 9999 in UTC)")
+    return micros
 
 
 def _time(value: Any, field: str, reason: str, project_id: int) -> int:

@@ -7,13 +7,16 @@ An archive is newline-delimited JSON. Each line is one of:
   compact JSON encoding, and the size limit applies to those bytes, E15), or
   with ``data_b64`` instead: the message's bytes in base64 (protobuf payloads,
   or bytes that must be kept exactly);
-- a raw payload (no envelope): the message's bytes are its compact JSON
-  encoding, its time is the occurrence's ``detection_time`` or the status
-  change's ``timestamp``, and its id is the payload's ``id``, else a stable hash
-  of the line.
+- a raw payload (no envelope): the message's bytes are the line's own (without
+  the whitespace around it), so its size is measured as it was written, its
+  time is the occurrence's ``detection_time`` or the status change's
+  ``timestamp``, and its id is the payload's ``id`` (when it is at most
+  ``limits.MAX_MESSAGE_ID_BYTES`` long), else a stable hash of the line.
 
 An envelope may leave out ``message_id`` or ``publish_time``; they are then
-taken from the payload as for a raw payload. ``publish_time`` is RFC 3339 (any
+taken from the payload as for a raw payload. A ``message_id`` longer than
+``limits.MAX_MESSAGE_ID_BYTES`` (1024 bytes, what a dead letter's
+``original_message_id`` attribute holds) makes the line unreadable. ``publish_time`` is RFC 3339 (any
 ISO 8601 date-time, or epoch seconds, is accepted). Keys other than the
 envelope's are ignored, so a dead-letter file (below) is itself an archive.
 
@@ -50,7 +53,7 @@ from typing import Any
 
 import orjson
 
-from transforms.core import reasons
+from transforms.core import limits, reasons
 from transforms.core.decode import PAYLOAD_STATUS_CHANGE, parse_time
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
 
@@ -113,8 +116,7 @@ def _parse(text: bytes) -> RawMessage:
         )
     if "data" in value or "data_b64" in value:
         return _envelope(value, text)
-    data = orjson.dumps(value)
-    return RawMessage(_payload_id(value) or line_id(text), _payload_time(value), data, {})
+    return RawMessage(_payload_id(value) or line_id(text), _payload_time(value), text, {})
 
 
 def _envelope(envelope: dict[str, Any], text: bytes) -> RawMessage:
@@ -152,6 +154,12 @@ def _envelope(envelope: dict[str, Any], text: bytes) -> RawMessage:
             raise _Unreadable(
                 reasons.UNDECODABLE, f"message_id must be a non-empty string, got JSON {_kind(message_id)}"
             )
+        size = limits.exceeds(message_id, limits.MAX_MESSAGE_ID_BYTES)
+        if size is not None:
+            raise _Unreadable(
+                reasons.UNDECODABLE,
+                f"message_id is {size} bytes, more than the limit of {limits.MAX_MESSAGE_ID_BYTES}",
+            )
 
     publish_time = envelope.get("publish_time")
     if publish_time is not None:
@@ -183,7 +191,7 @@ def _envelope(envelope: dict[str, Any], text: bytes) -> RawMessage:
 def _payload_id(payload: dict[str, Any]) -> str | None:
     value = payload.get("id")
     if type(value) is str and value:
-        return value
+        return None if limits.exceeds(value, limits.MAX_MESSAGE_ID_BYTES) else value
     if type(value) is int:
         return str(value)
     return None

@@ -43,6 +43,9 @@ SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
 SPANNER_ROWS_PREFIX = "spanner.rows."  # + table: rows written (inserted, updated or deleted) per table
 SPANNER_STALE_WRITES = "spanner.stale_writes"
+# An event's release or environment name longer than Sentry's limit, removed at decoding (the occurrence is kept).
+EVENT_RELEASE_REMOVED = "event.release_removed"
+EVENT_ENVIRONMENT_REMOVED = "event.environment_removed"
 # A distribution: messages applied per streaming flush of a key.
 FLUSH_BATCH_SIZE = "flush_batch_size"
 # A distribution: the size in bytes of every message decoded (before the size limit is applied).

@@ -206,7 +206,11 @@ def to_rfc3339(micros: int) -> str:
     if prefix is None:
         if len(_MINUTES) > 100_000:
             _MINUTES.clear()
-        prefix = _MINUTES[minute] = to_datetime(minute * 60 * MICROS).strftime("%Y-%m-%dT%H:%M:")
+        moment = to_datetime(minute * 60 * MICROS)
+        # Four-digit years always (strftime's %Y writes year 999 as "999", which is not RFC 3339).
+        prefix = _MINUTES[minute] = (
+            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        )
     seconds, fraction = divmod(rest, MICROS)
     return f"{prefix}{seconds:02d}.{fraction:06d}Z" if fraction else f"{prefix}{seconds:02d}Z"
 

@@ -1,0 +1,280 @@
+"""Hand-written hostile messages: one named case a line, with what must become of it.
+
+``CASES`` is the table both layers of the hostile suite run: the fast one (``test_cases.py``: decoding and
+everything after it, no server) and the end-to-end one (``test_end_to_end.py``: the streaming pipeline on the
+emulators, then a backfill of the same messages). ``expect`` is ``APPLIED`` (the message is taken in: stored,
+counted, held or waiting, never dead-lettered) or the dead-letter reason it must get; ``removed`` the counters
+of what decoding removed from it. Adding a case is adding a line; every case has a key of its own (its
+fingerprint is its name), so cases never interfere.
+
+Messages are written by builders: ``occurrence(**fields)`` and ``status_change(**fields)`` start from a valid
+payload of the case's own key and override fields (``event={...}`` merges into the event, ``DELETE`` removes
+a field); a ``Text`` value is written as that JSON text, for what orjson cannot write (nesting past 254 levels,
+NaN, numbers as written, duplicate keys, escapes); ``encoding=PROTOBUF`` writes the payload as protobuf;
+``data(bytes)`` is a message of exactly those bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from transforms.core import limits, metrics, reasons
+from transforms.core.decode import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
+from transforms.core.encode import encode_protobuf
+
+APPLIED = "applied"
+PROTOBUF = PROTOBUF_CONTENT_TYPE
+DELETE = object()
+MIB = 1 << 20  # the default --max_payload_bytes, which the end-to-end runs keep
+PROJECT = 1
+
+
+class Text(bytes):
+    """A JSON value given as the text to write for it."""
+
+
+Message = tuple[bytes, dict[str, str]]  # data and attributes
+Builder = Callable[[str], Message]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    expect: str  # APPLIED or a reason of transforms.core.reasons
+    build: Builder
+    removed: tuple[str, ...] = field(default=())
+
+    def message(self) -> Message:
+        return self.build(self.name)
+
+
+def _hex(name: str, salt: str) -> str:
+    return hashlib.md5(f"{salt}:{name}".encode()).hexdigest()
+
+
+def base_occurrence(name: str) -> dict[str, Any]:
+    event_id = _hex(name, "event")
+    return {
+        "id": _hex(name, "occurrence"),
+        "project_id": PROJECT,
+        "event_id": event_id,
+        "fingerprint": [f"hostile:{name}"],
+        "issue_title": f"hostile {name}",
+        "subtitle": "a hostile message",
+        "culprit": "hostile.py",
+        "type": 1,
+        "detection_time": 1_780_000_000,
+        "evidence_display": [{"name": "case", "value": name[:100], "important": True}],
+        "level": "error",
+        "evidence_data": {"case": name[:100]},
+        "event": {
+            "event_id": event_id,
+            "project_id": PROJECT,
+            "platform": "python",
+            "timestamp": "2026-05-28T20:26:40Z",
+            "release": "hostile@1.0.0",
+            "environment": "production",
+        },
+    }
+
+
+def base_status_change(name: str) -> dict[str, Any]:
+    return {
+        "payload_type": "status_change",
+        "id": _hex(name, "status-change"),
+        "project_id": PROJECT,
+        "fingerprint": [f"hostile:{name}"],
+        "new_status": 1,
+        "new_substatus": None,
+    }
+
+
+def _override(payload: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    payload = copy.deepcopy(payload)
+    for key, value in fields.items():
+        if key == "event" and isinstance(value, dict) and isinstance(payload.get("event"), dict):
+            payload["event"] = _override(payload["event"], value)
+        elif value is DELETE:
+            payload.pop(key, None)
+        else:
+            payload[key] = value
+    return payload
+
+
+def write_json(payload: Any) -> bytes:
+    """Compact JSON, with every ``Text`` value written as its text (and integers of any size)."""
+    texts: list[bytes] = []
+
+    def mark(value: Any) -> Any:
+        if type(value) is int and not -(1 << 63) <= value < 1 << 64:  # past what orjson writes
+            value = Text(str(value).encode())
+        if isinstance(value, Text):
+            texts.append(bytes(value))
+            return f"@@text{len(texts) - 1}@@"
+        if isinstance(value, dict):
+            return {key: mark(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [mark(item) for item in value]
+        return value
+
+    data = orjson.dumps(mark(payload))
+    for index, text in enumerate(texts):
+        data = data.replace(f'"@@text{index}@@"'.encode(), text)
+    return data
+
+
+def _builder(base: Callable[[str], dict[str, Any]], encoding: str, fields: dict[str, Any]) -> Builder:
+    def build(name: str) -> Message:
+        payload = _override(base(name), fields)
+        data = write_json(payload) if encoding == JSON_CONTENT_TYPE else encode_protobuf(payload)
+        return data, {"content_type": encoding}
+
+    return build
+
+
+def occurrence(encoding: str = JSON_CONTENT_TYPE, **fields: Any) -> Builder:
+    return _builder(base_occurrence, encoding, fields)
+
+
+def status_change(encoding: str = JSON_CONTENT_TYPE, **fields: Any) -> Builder:
+    return _builder(base_status_change, encoding, fields)
+
+
+def data(value: bytes, content_type: str = JSON_CONTENT_TYPE) -> Builder:
+    return lambda name: (value, {"content_type": content_type})
+
+
+def sized(size: int, char: str = "a", *, whitespace: bool = False) -> Builder:
+    """A valid occurrence of exactly ``size`` bytes: its title padded with ``char``, or with spaces after it."""
+
+    def build(name: str) -> Message:
+        payload = base_occurrence(name)
+        written = write_json(payload)
+        if whitespace:
+            return written[:-1] + b" " * (size - len(written)) + b"}", {"content_type": JSON_CONTENT_TYPE}
+        room = size - len(write_json({**payload, "issue_title": ""}))
+        width = len(char.encode())
+        payload["issue_title"] = char * (room // width) + "a" * (room % width)
+        written = write_json(payload)
+        assert len(written) == size
+        return written, {"content_type": JSON_CONTENT_TYPE}
+
+    return build
+
+
+def nested(depth: int, opening: bytes = b'{"a":', closing: bytes = b"}", core: bytes = b"{}") -> Text:
+    return Text(opening * (depth - 1) + core + closing * (depth - 1))
+
+
+def nested_lists(depth: int) -> Text:
+    return nested(depth, b"[", b"]", b"[]")
+
+
+def nested_dict(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def name_of(size: int, char: str = "a") -> str:
+    width = len(char.encode())
+    return char * (size // width) + "a" * (size % width)
+
+
+_GARBAGE = bytes(random.Random(17).getrandbits(8) for _ in range(4096))
+_RELEASE, _ENVIRONMENT = limits.MAX_RELEASE_BYTES, limits.MAX_ENVIRONMENT_BYTES
+_DEPTH = limits.MAX_JSON_FIELD_DEPTH
+_PARTS = limits.MAX_FINGERPRINT_PARTS
+_RELEASE_REMOVED = (metrics.EVENT_RELEASE_REMOVED,)
+_ENVIRONMENT_REMOVED = (metrics.EVENT_ENVIRONMENT_REMOVED,)
+_R = reasons
+
+# fmt: off
+CASES: tuple[Case, ...] = (
+    # JSON nesting (Spanner's JSON holds 80 levels; orjson writes 254, msgpack about 990, orjson reads 1024)
+    Case("evidence_data nested 79 levels", APPLIED, occurrence(evidence_data=nested(_DEPTH))),
+    Case("evidence_data nested 80 levels", _R.INVALID_FIELD, occurrence(evidence_data=nested(_DEPTH + 1))),
+    Case("evidence_data nested 256 levels", _R.INVALID_FIELD, occurrence(evidence_data=nested(256))),
+    Case("evidence_data nested 1023 levels", _R.INVALID_FIELD, occurrence(evidence_data=nested(1023))),
+    Case("evidence_data nested 1100 levels", _R.UNDECODABLE, occurrence(evidence_data=nested(1100))),
+    Case("evidence_data of lists nested 300", _R.INVALID_FIELD, occurrence(evidence_data={"a": nested_lists(300)})),
+    Case("feedback evidence nested 79 levels", APPLIED, occurrence(type=6001, evidence_data={"message": nested(_DEPTH - 1)})),
+    Case("event.contexts nested 79 levels", APPLIED, occurrence(event={"contexts": nested(_DEPTH)})),
+    Case("event.contexts nested 80 levels", _R.INVALID_EVENT, occurrence(event={"contexts": nested(_DEPTH + 1)})),
+    Case("event.user nested 500 levels", _R.INVALID_EVENT, occurrence(event={"user": nested(500)})),
+    Case("ignored field nested 1000 levels", APPLIED, occurrence(breadcrumbs=nested_lists(1000))),
+    Case("protobuf evidence nested 40 levels", _R.UNDECODABLE, occurrence(PROTOBUF, evidence_data=nested_dict(40))),
+    Case("protobuf evidence nested 30 levels", APPLIED, occurrence(PROTOBUF, evidence_data=nested_dict(30))),
+    # release and environment names: Sentry's limits, the name removed and the occurrence kept
+    Case("release of 200 bytes", APPLIED, occurrence(event={"release": name_of(_RELEASE)})),
+    Case("release of 201 bytes", APPLIED, occurrence(event={"release": name_of(_RELEASE + 1)}), _RELEASE_REMOVED),
+    Case("release of 100,008 bytes", APPLIED, occurrence(event={"release": name_of(100_008)}), _RELEASE_REMOVED),
+    Case("release of 67 three-byte characters", APPLIED, occurrence(event={"release": "€" * 67}), _RELEASE_REMOVED),
+    Case("environment of 64 bytes", APPLIED, occurrence(event={"environment": name_of(_ENVIRONMENT)})),
+    Case("environment of 65 bytes", APPLIED, occurrence(event={"environment": name_of(_ENVIRONMENT + 1)}), _ENVIRONMENT_REMOVED),
+    Case("environment of 100,000 bytes", APPLIED, occurrence(event={"environment": name_of(100_000)}), _ENVIRONMENT_REMOVED),
+    Case("environment of 33 two-byte characters", APPLIED, occurrence(event={"environment": "é" * 33}), _ENVIRONMENT_REMOVED),
+    Case("protobuf release of 300 bytes", APPLIED, occurrence(PROTOBUF, event={"release": name_of(300)}), _RELEASE_REMOVED),
+    # a resolution's release (a Releases key)
+    Case("resolution version of 200 bytes", APPLIED, status_change(resolution={"type": "in_release", "version": name_of(_RELEASE)})),
+    Case("resolution version of 201 bytes", _R.INVALID_FIELD, status_change(resolution={"type": "in_release", "version": name_of(_RELEASE + 1)})),
+    Case("resolution version of 100,000 bytes", _R.INVALID_FIELD, status_change(resolution={"type": "in_next_release", "version": name_of(100_000)})),
+    # fingerprints
+    Case("fingerprint of 10,000 parts", APPLIED, lambda n: occurrence(fingerprint=[f"hostile:{n}", *map(str, range(_PARTS - 1))])(n)),
+    Case("fingerprint of 10,001 parts", _R.INVALID_FIELD, lambda n: occurrence(fingerprint=[f"hostile:{n}", *map(str, range(_PARTS))])(n)),
+    Case("fingerprint part of 100,000 characters", APPLIED, lambda n: occurrence(fingerprint=[f"hostile:{n}", "x" * 100_000])(n)),
+    # sizes: the bytes as published, whitespace included, non-ASCII as its UTF-8 bytes
+    Case("exactly 1 MiB with whitespace", APPLIED, sized(MIB, whitespace=True)),
+    Case("1 MiB and 1 byte with whitespace", _R.OVERSIZED, sized(MIB + 1, whitespace=True)),
+    Case("exactly 1 MiB of two-byte characters", APPLIED, sized(MIB, "é")),
+    Case("1 MiB and 1 byte of four-byte characters", _R.OVERSIZED, sized(MIB + 1, "😀")),
+    # bytes that are not a payload
+    Case("garbage bytes", _R.UNDECODABLE, data(_GARBAGE)),
+    Case("not UTF-8", _R.UNDECODABLE, data(b'{"id": "\xff\xfe"}')),
+    Case("empty", _R.UNDECODABLE, data(b"")),
+    Case("JSON null", _R.UNDECODABLE, data(b"null")),
+    Case("JSON array", _R.UNDECODABLE, data(b"[1, 2, 3]")),
+    Case("truncated JSON", _R.UNDECODABLE, lambda n: (occurrence()(n)[0][:-3], {})),
+    Case("byte order mark before JSON", _R.UNDECODABLE, lambda n: (b"\xef\xbb\xbf" + occurrence()(n)[0], {})),
+    Case("protobuf garbage", _R.UNDECODABLE, data(_GARBAGE, PROTOBUF)),
+    Case("JSON sent as protobuf", _R.UNDECODABLE, lambda n: (occurrence()(n)[0], {"content_type": PROTOBUF})),
+    Case("unknown content type", _R.UNDECODABLE, data(b"{}", "text/plain")),
+    # numbers
+    Case("NaN", _R.UNDECODABLE, occurrence(evidence_data={"x": Text(b"NaN")})),
+    Case("Infinity", _R.UNDECODABLE, occurrence(evidence_data={"x": Text(b"Infinity")})),
+    Case("1e400", _R.UNDECODABLE, occurrence(evidence_data={"x": Text(b"1e400")})),
+    Case("project_id 2^63", _R.INVALID_FIELD, occurrence(project_id=1 << 63, event={"project_id": 1 << 63})),
+    Case("project_id 2^64", _R.INVALID_FIELD, occurrence(project_id=Text(b"18446744073709551616"))),
+    Case("type 2^63", _R.UNKNOWN_GROUP_TYPE, occurrence(type=1 << 63)),
+    Case("detection_time 1e300", _R.INVALID_FIELD, occurrence(detection_time=1e300)),
+    Case("priority 25.0", _R.INVALID_FIELD, occurrence(priority=25.0)),
+    Case("huge and tiny numbers in evidence", APPLIED, occurrence(evidence_data={"n": Text(b"[18446744073709551615,1180591620717411303424,1e308,-0.0,5e-324,1e15]")})),
+    Case("new_status 2^64", _R.INVALID_FIELD, status_change(new_status=Text(b"18446744073709551616"))),
+    Case("new_status 2^63", _R.INVALID_STATUS_CHANGE, status_change(new_status=1 << 63)),
+    # duplicate keys: the last one counts (orjson, as Python's json and Sentry)
+    Case("duplicate level key, the last valid", APPLIED, occurrence(level=Text(b'"loud","level":"error"'))),
+    Case("duplicate level key, the last invalid", _R.INVALID_FIELD, occurrence(level=Text(b'"error","level":"loud"'))),
+    # strings
+    Case("lone surrogate escaped in title", _R.UNDECODABLE, occurrence(issue_title=Text(b'"\\ud800"'))),
+    Case("NUL and control characters in title", APPLIED, occurrence(issue_title="\x00\x01\x1f\x7f end")),
+    Case("protobuf control characters in title", APPLIED, occurrence(PROTOBUF, issue_title="\x00\x01" * 1000)),
+    Case("title of 100,000 emoji", APPLIED, occurrence(issue_title="😀" * 100_000)),
+    Case("culprit of 10,000 characters", APPLIED, occurrence(culprit="c" * 10_000)),
+    Case("status change id of 100,000 characters", APPLIED, status_change(id="i" * 100_000)),
+    Case("10,000 tags", APPLIED, occurrence(event={"tags": {f"t{i}": "v" for i in range(10_000)}})),
+    Case("10,000 evidence_display items", APPLIED, occurrence(evidence_display=[{"name": "n", "value": "v", "important": False}] * 10_000)),
+    # times: years 1 to 9999 in UTC (what a Spanner TIMESTAMP holds)
+    Case("detection_time in year 1", APPLIED, occurrence(detection_time="0001-01-01T00:00:00Z")),
+    Case("event time in year 500", APPLIED, occurrence(event={"timestamp": "0500-06-01T12:00:00Z"})),
+    Case("event time past 9999 by its offset", _R.INVALID_EVENT, occurrence(event={"timestamp": "9999-12-31T23:59:59-01:00"})),
+    Case("detection_time before year 1 by its offset", _R.INVALID_FIELD, occurrence(detection_time="0001-01-01T00:00:00+01:00")),
+)
+# fmt: on
