@@ -165,6 +165,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
         for name in names
     ]
     checks.append(("max_payload_bytes", parse_size, processing.max_payload_bytes))
+    checks.append(("pubsub_pull_max_bytes", parse_size, stream.pubsub_pull_max_bytes))
     for name, parse, value in checks:
         if value is None:
             continue
@@ -182,7 +183,8 @@ def start(options: PipelineOptions):
     if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
         from pipeline.local_runner import prepare_direct_runner
 
-        prepare_direct_runner(options.view_as(StreamOptions).pubsub_pull_max)
+        stream = options.view_as(StreamOptions)
+        prepare_direct_runner(stream.pubsub_pull_max, pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
     return pipeline.run()
