@@ -107,15 +107,20 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     )
     max_bytes = parse_size(processing.max_payload_bytes)
     if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)
-        ingested = pipeline | "ReadMessages" >> read | "Ingest" >> Ingest(projects, max_bytes)
-        keyed, early_dead_letters = ingested[ROUTED], ingested[DEAD_LETTER]
+        ingested = (
+            pipeline
+            | "ReadMessages" >> read
+            | "Ingest" >> Ingest(projects, max_bytes, timestamp_attribute=stream.timestamp_attribute)
+        )
+        keyed, early_dead_letters = ingested[ROUTED], (ingested[DEAD_LETTER],)
     else:
-        decoded = pipeline | "ReadMessages" >> read | "DecodeMessages" >> DecodeMessages(max_bytes)
+        read_messages = pipeline | "ReadMessages" >> read
+        decoded = read_messages[MESSAGES] | "DecodeMessages" >> DecodeMessages(max_bytes)
         checked = decoded | "CheckProjects" >> CheckProjects(projects)
         keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(
             tuple[str, Message]
         )
-        early_dead_letters = checked[DEAD_LETTER]
+        early_dead_letters = (read_messages[DEAD_LETTER], checked[DEAD_LETTER])
     applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
         applier_config(options, wait_for_events=True),
         projects,
@@ -127,7 +132,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         routed=local,
         overlap_commits=local,
     )
-    dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+    dead_letters = (*early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
         dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic, local=local)
     else:

@@ -5,35 +5,83 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import apache_beam as beam
+from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms import clients, progress
+from transforms.coders import typed
+from transforms.core import metrics, reasons
 from transforms.core.envelopes import dead_letter_to_pubsub
+from transforms.core.message_time import parse_timestamp_attribute, timestamp_attribute_dead_letter
 from transforms.core.model import DeadLetter, RawMessage
+from transforms.decode import DEAD_LETTER, MESSAGES
 
 
 class _ToRawMessage(beam.DoFn):
-    """A Pub/Sub message becomes a ``RawMessage``; its message time is the element timestamp.
+    """A Pub/Sub message becomes a ``RawMessage`` (main output), or a dead letter (``dead_letter``) when its
+    timestamp attribute cannot be read.
 
-    The element timestamp is the publish time, or the timestamp attribute when the read was given one.
-    Messages read are added to the local progress count once per bundle (its lock cost 0.3 µs a message).
+    The message time is the value of ``timestamp_attribute`` when the message carries it, parsed here
+    (``transforms.core.message_time``: the read itself is given no timestamp attribute, because Beam's readers
+    fail the whole pull on a value they cannot parse), else the publish time, which is the element's timestamp
+    as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
+    give an element an earlier timestamp than its input's, and in the global window an element behind the
+    watermark is not dropped. Messages read are added to the local progress count once per bundle (its lock
+    cost 0.3 µs a message).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timestamp_attribute: str | None = None) -> None:
+        self._attribute = timestamp_attribute
         self._read = 0
+        self._dead_letters = Metrics.counter(
+            metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INVALID_FIELD)
+        )
 
     def start_bundle(self) -> None:
         self._read = 0
 
-    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[RawMessage]:
+    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
+        published = timestamp.micros
+        raw = self.to_raw(message, published)
+        if type(raw) is DeadLetter:
+            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
+        elif raw.message_time != published:
+            yield TimestampedValue(raw, Timestamp(micros=raw.message_time))
+        else:
+            yield raw
+
+    def to_raw(self, message: PubsubMessage, published: int) -> RawMessage | DeadLetter:
+        """The message as a ``RawMessage`` (``published``: its publish time, µs), or its dead letter (counted)."""
         self._read += 1
-        yield RawMessage(
+        attributes = dict(message.attributes or {})
+        message_time = published
+        attribute = self._attribute
+        if attribute is not None:
+            value = attributes.get(attribute)
+            if value is not None:
+                try:
+                    message_time = parse_timestamp_attribute(value)
+                except ValueError as error:
+                    self._dead_letters.inc()
+                    return timestamp_attribute_dead_letter(
+                        message.message_id or "",
+                        published,
+                        message.data or b"",
+                        attributes,
+                        attribute,
+                        str(error),
+                    )
+        return RawMessage(
             message_id=message.message_id or "",
-            message_time=timestamp.micros,
+            message_time=message_time,
             data=message.data or b"",
-            attributes=dict(message.attributes or {}),
+            attributes=attributes,
         )
 
     def finish_bundle(self) -> None:
@@ -43,7 +91,8 @@ class _ToRawMessage(beam.DoFn):
 
 
 class ReadMessages(beam.PTransform):
-    """``PBegin`` → ``RawMessage`` from ``subscription`` (preferred) or ``topic``."""
+    """``PBegin`` → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``: an unreadable timestamp
+    attribute), from ``subscription`` (preferred) or ``topic``."""
 
     def __init__(
         self,
@@ -54,7 +103,8 @@ class ReadMessages(beam.PTransform):
         pubsub_messages: bool = False,
         label: str | None = None,
     ) -> None:
-        """``pubsub_messages``: give Beam's ``PubsubMessage``s (for ``transforms.ingest.Ingest``)."""
+        """``pubsub_messages``: give Beam's ``PubsubMessage``s, timestamped with their publish times, for
+        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself)."""
         super().__init__(label)
         if bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
@@ -64,15 +114,32 @@ class ReadMessages(beam.PTransform):
         self._pubsub_messages = pubsub_messages
 
     def expand(self, pbegin):
+        # No timestamp_attribute for Beam's reader: _ToRawMessage reads it (see its docstring).
         pulled = pbegin | "Pull" >> ReadFromPubSub(
-            subscription=self._subscription,
-            topic=self._topic,
-            with_attributes=True,
-            timestamp_attribute=self._timestamp_attribute,
+            subscription=self._subscription, topic=self._topic, with_attributes=True
         )
         if self._pubsub_messages:
             return pulled
-        return pulled | "ToRawMessage" >> beam.ParDo(_ToRawMessage())
+        return _to_raw_messages(pulled, self._timestamp_attribute)
+
+
+class ToRawMessages(beam.PTransform):
+    """Pub/Sub messages → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``), see
+    ``_ToRawMessage``."""
+
+    def __init__(self, timestamp_attribute: str | None = None, label: str | None = None) -> None:
+        super().__init__(label)
+        self._timestamp_attribute = timestamp_attribute
+
+    def expand(self, messages):
+        return _to_raw_messages(messages, self._timestamp_attribute)
+
+
+def _to_raw_messages(messages, timestamp_attribute: str | None) -> pvalue.DoOutputsTuple:
+    outputs = messages | "ToRawMessage" >> beam.ParDo(_ToRawMessage(timestamp_attribute)).with_outputs(
+        DEAD_LETTER, main=MESSAGES
+    )
+    return typed(outputs, **{MESSAGES: RawMessage, DEAD_LETTER: DeadLetter})
 
 
 def _to_pubsub(dead_letter: DeadLetter) -> PubsubMessage:

@@ -4,12 +4,16 @@ letter and never holds up its neighbours."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
 from tests.stream import harness, script
 from tests.stream.environment import StreamEnv
+from transforms import clients
 from transforms.core import metrics, reasons
+from transforms.core.model import MICROS, from_rfc3339
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,8 +33,6 @@ def _occurrences(count: int, *, padding: int = 0, keys: int = 4) -> list[harness
 
 
 def _t0() -> int:
-    import time
-
     return (int(time.time()) - 7200) * script.SECOND
 
 
@@ -57,3 +59,43 @@ def test_a_5mb_message_is_an_oversized_dead_letter_and_100_valid_60kb_neighbours
     assert dead.attributes["dead_letter_reason"] == reasons.OVERSIZED
     assert dead.attributes["original_message_id"] == published.id_of("huge")
     assert dead.data == huge.data  # kept whole: 5 MB fits a Pub/Sub message
+
+
+BAD_TIMESTAMPS = ("yesterday", "", "2026-13-45T00:00:00Z", "99999999999999999", "0001-01-01T00:00:00+01:00")
+
+
+def test_an_unreadable_timestamp_attribute_is_a_dead_letter_and_its_199_neighbours_are_applied(
+    env: StreamEnv,
+) -> None:
+    """Beam's reader parsed the attribute and failed the whole pull on a value it could not read: 0 of 199
+    valid messages were applied, the pull redelivered again and again. Each bad value is now a dead letter
+    (``invalid_field`` at stage ``read``) with its bytes and attributes, and its neighbours are applied."""
+    messages = _occurrences(199 + len(BAD_TIMESTAMPS))
+    valid, bad = messages[:199], messages[199:]
+    published = harness.Published()
+    harness.publish(env.input_topic, valid[:100], published)
+    publisher = clients.pubsub_publisher()
+    for message, value in zip(bad, BAD_TIMESTAMPS):
+        future = publisher.publish(env.input_topic, message.data, ts=value, origin="hostile")
+        published.add(future.result(timeout=60), message.label)
+    harness.publish(env.input_topic, valid[100:], published)
+    with harness.StreamRun(env.args(quota=False)) as run:
+        run.wait_until(lambda: _applied(run, env, 199), "the 199 valid messages", timeout=90)
+        counters = run.settled_counters()
+    assert harness.count_rows(env.database.database, "Occurrences") == 199
+    assert counters.get(metrics.dead_letter_counter(reasons.INVALID_FIELD)) == len(BAD_TIMESTAMPS)
+    dead = harness.pull_all(env.dead_letter_subscription, expected=len(BAD_TIMESTAMPS))
+    by_label = {published.labels[m.attributes["original_message_id"]]: m for m in dead}
+    assert sorted(by_label) == sorted(message.label for message in bad)
+    for message, value in zip(bad, BAD_TIMESTAMPS):
+        letter = by_label[message.label]
+        assert letter.data == message.data
+        assert letter.attributes["ts"] == value and letter.attributes["origin"] == "hostile"
+        assert letter.attributes["dead_letter_reason"] == reasons.INVALID_FIELD
+        assert letter.attributes["dead_letter_stage"] == reasons.STAGE_READ
+        assert letter.attributes["dead_letter_error"].startswith("timestamp attribute ts ")
+        # Its time is its publish time: the attribute gave none.
+        assert (
+            abs(from_rfc3339(letter.attributes["original_publish_time"]) - time.time() * MICROS)
+            < 600 * MICROS
+        )
