@@ -134,7 +134,9 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     )
     dead_letters = (*early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
-        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic, local=local)
+        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(
+            stream.dead_letter_topic, local=local, timestamp_attribute=stream.timestamp_attribute
+        )
     else:
         dead_letters | "LogDeadLetters" >> beam.Map(log_dead_letter)
 
