@@ -60,6 +60,15 @@ class _ToRawMessage(beam.DoFn):
 
     def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
         published = timestamp.micros
+        if self._attribute is None:  # the publish time: as before there was an attribute to read
+            self._read += 1
+            yield RawMessage(
+                message_id=message.message_id or "",
+                message_time=published,
+                data=message.data or b"",
+                attributes=dict(message.attributes or {}),
+            )
+            return
         raw = self.to_raw(message, published)
         if type(raw) is DeadLetter:
             yield pvalue.TaggedOutput(DEAD_LETTER, raw)
