@@ -60,7 +60,7 @@ class _ToRawMessage(beam.DoFn):
 
     def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
         published = timestamp.micros
-        if self._attribute is None:  # the publish time: as before there was an attribute to read
+        if self._attribute is None:  # nothing to read: the message time is the publish time it came with
             self._read += 1
             yield RawMessage(
                 message_id=message.message_id or "",
