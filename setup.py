@@ -37,6 +37,8 @@ setup(
         # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.5, and so does the code
         # generated into schemas/ (it checks the runtime is at least the protoc that wrote it).
         "protobuf>=6.33.5,<7",
+        # dateutil's isoparse reads timestamp attributes as Beam's Pub/Sub readers do (transforms/core/message_time.py).
+        "python-dateutil>=2.8,<3",
         "msgspec>=0.19,<1",
         "orjson>=3.10,<4",
         "fastapi>=0.115,<1",

@@ -15,8 +15,8 @@ Usage::
 
 Pub/Sub gives each published message its own id and publish time. A pipeline
 that should see the generator's times reads with the same timestamp
-attribute (``ReadFromPubSub(timestamp_attribute=...)``); the attribute holds
-RFC 3339 with millisecond precision, which Beam's reader and Dataflow parse.
+attribute (``python -m pipeline.stream --timestamp_attribute event_time``); the
+attribute holds RFC 3339 with microsecond precision.
 """
 
 from __future__ import annotations

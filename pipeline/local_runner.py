@@ -16,6 +16,12 @@ process; Dataflow has its own reader, metrics and DoFn invokers.
   messages, the next three reads are started in the background, one after the other on one thread
   (``PULLS_AHEAD``), and acknowledgements are sent in the background (``ACKNOWLEDGEMENTS``): in a wall-time
   profile of ``bench.stream`` the runner's thread had spent 13% of its time waiting for those two calls.
+  The reader's client is ours (``transforms.clients.new_pubsub_client``): on the emulator Beam's had gRPC's
+  4 MiB limit on a response, so a pull of one 5 MB message, or of 100 of 60 KB, failed whole and nothing was
+  read. A read also stops at about ``max_bytes`` (``--pubsub_pull_max_bytes``), and once the size of the
+  messages is known each pull asks for as many as that holds: a backlog of large messages is read in reads
+  of about that size, not of 2,000 messages (the first pull of a read can still bring what Pub/Sub gives one
+  pull: at most 100 messages on the emulator).
 * **Metrics.** Each of the runner's worker threads keeps one state sampler, and the sampler caches a step's
   execution state, with the metrics container of the *first* bundle it ran, under the step's name. Every later
   bundle of that step on that thread increments the first bundle's container, which was already committed, so
@@ -195,10 +201,12 @@ PULLS_AHEAD = _PullsAhead()
 
 
 class _FastPullClient:
-    def __init__(self, client, max_messages: int, timeout: float) -> None:
+    def __init__(self, client, max_messages: int, timeout: float, max_bytes: int = 32 << 20) -> None:
         self._client = client
         self._max_messages = max_messages
         self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._message_bytes = 0  # mean size of a message of the latest pull that brought some, as received
 
     def pull(self, subscription, max_messages=None, timeout=None, **kwargs):
         """``max_messages`` messages, waiting at most ``timeout`` seconds (Beam's arguments are ignored);
@@ -210,38 +218,64 @@ class _FastPullClient:
         return response
 
     def _pull(self, subscription, kwargs):
-        """One pull; and while pulls come back full (``FULL_PULL`` messages: a backlog), more pulls, merged
-        into one response of up to ``max_messages``."""
+        """One pull; and while pulls come back full (a backlog), more pulls, merged into one read of up to
+        ``max_messages`` messages and about ``max_bytes`` bytes. Each pull asks for as many messages as the
+        bytes left hold at the size of the latest ones, so that a backlog of large messages is read in reads
+        of about ``max_bytes`` rather than of ``max_messages`` (2,000 messages of 10 MB would be 20 GB)."""
         from google.pubsub_v1 import PullResponse
 
-        response = self._pull_once(subscription, kwargs)
-        received = PullResponse.pb(response).received_messages
-        if len(received) < self.FULL_PULL or len(received) >= self._max_messages:
-            return response
-        merged = PullResponse.pb(response)
-        while len(merged.received_messages) < self._max_messages:
-            more = PullResponse.pb(self._pull_once(subscription, kwargs)).received_messages
-            merged.received_messages.extend(more)
-            if len(more) < self.FULL_PULL:
-                break
-        return PullResponse.wrap(merged)
+        first = merged = None
+        count = size = 0
+        while True:
+            wanted = self._wanted(self._max_messages - count, self._max_bytes - size)
+            response, received_bytes = self._pull_once(subscription, kwargs, wanted)
+            received = PullResponse.pb(response).received_messages
+            if received:
+                self._message_bytes = max(received_bytes // len(received), 1)
+            if first is None:
+                first = response
+            else:
+                if merged is None:
+                    merged = PullResponse.pb(first)
+                merged.received_messages.extend(received)
+            count += len(received)
+            size += received_bytes
+            if (
+                len(received) < min(wanted, self.FULL_PULL)
+                or count >= self._max_messages
+                or size >= self._max_bytes
+            ):
+                return first if merged is None else PullResponse.wrap(merged)
+
+    def _wanted(self, messages_left: int, bytes_left: int) -> int:
+        if self._message_bytes:
+            messages_left = min(messages_left, bytes_left // self._message_bytes)
+        return max(messages_left, 1)
 
     # The Pub/Sub emulator returns at most 100 messages a pull, whatever is asked for; Pub/Sub itself may
     # return fewer than asked for too. Each read bundle of the runner is one pull: over a backlog, bundles of
     # 100 messages, and the pulls ahead (another thread) could not keep up with the runner's thread.
     FULL_PULL = 100
 
-    def _pull_once(self, subscription, kwargs):
+    def _pull_once(self, subscription, kwargs, max_messages: int):
+        """One pull and its size in bytes as received."""
         from google.api_core import exceptions
+        from google.pubsub_v1 import PullResponse
 
+        from transforms import clients
+
+        clients.forget_pull_bytes()
         try:
-            return self._client.pull(
-                subscription=subscription, max_messages=self._max_messages, timeout=self._timeout, **kwargs
+            response = self._client.pull(
+                subscription=subscription, max_messages=max_messages, timeout=self._timeout, **kwargs
             )
         except exceptions.DeadlineExceeded:
-            from google.pubsub_v1 import PullResponse
-
-            return PullResponse()
+            return PullResponse(), 0
+        size = clients.last_pull_bytes()
+        if size is None:  # a client not made by ``clients.new_pubsub_client``: the messages' bytes
+            received = PullResponse.pb(response).received_messages
+            size = sum(len(pulled.message.data) for pulled in received)
+        return response, size
 
     def acknowledge(self, subscription, ack_ids, **kwargs):
         """Sent in the background (``ACKNOWLEDGEMENTS``), so the runner's thread goes on with the pulled
@@ -343,11 +377,30 @@ def _patch_pubsub_pulls() -> None:
     if getattr(evaluator, "_occurrence_pipeline_patched", False):
         return
     original = evaluator._get_subscriber_client.__func__
+    original_state = evaluator._get_subscriber_client_state_unlocked.__func__
+
+    def _get_subscriber_client_state_unlocked(cls, transform):
+        """Beam's, with our subscriber client: gRPC's 4 MiB limit on what a pull receives made a pull of
+        more than 4 MiB fail whole, and nothing was read (``transforms.clients.new_pubsub_client``)."""
+        import weakref
+
+        from transforms import clients
+
+        subscriber_client = cls._subscriber_client_cache.get(transform)
+        if subscriber_client is None:
+            subscriber_client = transform_evaluator._PubSubSubscriberClient(
+                clients.new_pubsub_client("subscriber")
+            )
+            cls._subscriber_client_cache[transform] = subscriber_client
+            weakref.finalize(transform, subscriber_client.close)
+        return subscriber_client
 
     def _get_subscriber_client(cls, transform):
         client = original(cls, transform)
-        return _FastPullClient(client, int(_pull["max_messages"]), _pull["timeout"])
+        return _FastPullClient(client, int(_pull["max_messages"]), _pull["timeout"], int(_pull["max_bytes"]))
 
+    _get_subscriber_client_state_unlocked.__wrapped__ = original_state  # Beam's, for the tests
+    evaluator._get_subscriber_client_state_unlocked = classmethod(_get_subscriber_client_state_unlocked)
     evaluator._get_subscriber_client = classmethod(_get_subscriber_client)
     _read_from_pubsub.__wrapped__ = evaluator._read_from_pubsub  # Beam's, for the tests
     evaluator._read_from_pubsub = _read_from_pubsub
@@ -728,11 +781,14 @@ def _patch_state_copies() -> None:
     state_class._occurrence_pipeline_patched = True
 
 
-def prepare_direct_runner(pull_max_messages: int = 2000, pull_timeout: float = 1.0) -> None:
+def prepare_direct_runner(
+    pull_max_messages: int = 2000, pull_timeout: float = 1.0, pull_max_bytes: int = 32 << 20
+) -> None:
     """Apply the patches (idempotent; the pull settings of the latest call win). Process-wide."""
     with _lock:
         _pull["max_messages"] = pull_max_messages
         _pull["timeout"] = pull_timeout
+        _pull["max_bytes"] = pull_max_bytes
         _patch_pubsub_pulls()
         _patch_bundle_metrics()
         _patch_dofn_specs()

@@ -176,6 +176,14 @@ class StreamOptions(PipelineOptions):
             ),
         )
         parser.add_argument(
+            "--pubsub_pull_max_bytes",
+            default="32MiB",
+            help=(
+                "DirectRunner only: about how many bytes of messages one Pub/Sub read holds: a backlog of large "
+                "messages is read in fewer messages at a time (the read that crosses it stops there)."
+            ),
+        )
+        parser.add_argument(
             "--progress_interval",
             default="10s",
             help="How often a local run logs its throughput and lag.",

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from transforms import clients
 from transforms.core.model import RawMessage, from_datetime
 
 DEFAULT_PROJECT = "local-project"
@@ -68,20 +69,18 @@ def _client_error(exc: Exception) -> PubSubSetupError:
 
 
 def make_publisher() -> Any:
-    """A ``PublisherClient`` (its ``api`` sends the batches; it also creates and deletes topics)."""
-    from google.cloud import pubsub_v1
-
+    """A ``PublisherClient`` (its ``api`` sends the batches; it also creates and deletes topics), with no
+    limit on the size of a gRPC message (``transforms.clients.new_pubsub_client``)."""
     try:
-        return pubsub_v1.PublisherClient()
+        return clients.new_pubsub_client("publisher")
     except Exception as exc:  # DefaultCredentialsError and friends
         raise _client_error(exc) from None
 
 
 def make_subscriber() -> Any:
-    from google.cloud import pubsub_v1
-
+    """A ``SubscriberClient`` whose pulls may be of any size (``transforms.clients.new_pubsub_client``)."""
     try:
-        return pubsub_v1.SubscriberClient()
+        return clients.new_pubsub_client("subscriber")
     except Exception as exc:
         raise _client_error(exc) from None
 
@@ -195,6 +194,10 @@ def publish(
     return stats
 
 
+# About the most bytes of messages one pull of ``pull_to_archive`` asks for, once it knows how large they are.
+PULL_MAX_BYTES = 32 << 20
+
+
 @dataclass
 class PullStats:
     received: int = 0
@@ -250,10 +253,14 @@ def pull_to_archive(
     idle_since = time.monotonic()
     next_report = idle_since + 2.0
     ack_ids: list[str] = []
+    message_bytes = 0  # the mean size of a message of the latest pull that brought some
     try:
         while max_messages is None or stats.written < max_messages:
             wanted = batch_size if max_messages is None else min(batch_size, max_messages - stats.written)
+            if message_bytes:  # large messages: fewer a pull, so that one pull stays about PULL_MAX_BYTES
+                wanted = max(1, min(wanted, PULL_MAX_BYTES // message_bytes))
             try:
+                clients.forget_pull_bytes()
                 response = subscriber.pull(
                     request={"subscription": subscription, "max_messages": wanted},
                     timeout=max(1.0, min(idle_timeout, 10.0)),
@@ -261,6 +268,9 @@ def pull_to_archive(
                 received = list(response.received_messages)
             except (exceptions.DeadlineExceeded, exceptions.RetryError):
                 received = []
+            size = clients.last_pull_bytes()
+            if received and size:
+                message_bytes = max(size // len(received), 1)
             if not received:
                 if time.monotonic() - idle_since >= idle_timeout:
                     break

@@ -27,6 +27,7 @@ from pipeline.options import (
     StreamOptions,
     parse_duration,
     parse_max_payload_bytes,
+    parse_size,
 )
 from transforms import (
     coders,  # noqa: F401  (registers the message coders)
@@ -107,15 +108,20 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     )
     max_bytes = parse_max_payload_bytes(processing.max_payload_bytes)
     if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)
-        ingested = pipeline | "ReadMessages" >> read | "Ingest" >> Ingest(projects, max_bytes)
-        keyed, early_dead_letters = ingested[ROUTED], ingested[DEAD_LETTER]
+        ingested = (
+            pipeline
+            | "ReadMessages" >> read
+            | "Ingest" >> Ingest(projects, max_bytes, timestamp_attribute=stream.timestamp_attribute)
+        )
+        keyed, early_dead_letters = ingested[ROUTED], (ingested[DEAD_LETTER],)
     else:
-        decoded = pipeline | "ReadMessages" >> read | "DecodeMessages" >> DecodeMessages(max_bytes)
+        read_messages = pipeline | "ReadMessages" >> read
+        decoded = read_messages[MESSAGES] | "DecodeMessages" >> DecodeMessages(max_bytes)
         checked = decoded | "CheckProjects" >> CheckProjects(projects)
         keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(
             tuple[str, Message]
         )
-        early_dead_letters = checked[DEAD_LETTER]
+        early_dead_letters = (read_messages[DEAD_LETTER], checked[DEAD_LETTER])
     applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
         applier_config(options, wait_for_events=True),
         projects,
@@ -127,9 +133,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         routed=local,
         overlap_commits=local,
     )
-    dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+    dead_letters = (*early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
-        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic, local=local)
+        dead_letters | "WriteDeadLetters" >> WriteDeadLetters(
+            stream.dead_letter_topic, local=local, timestamp_attribute=stream.timestamp_attribute
+        )
     else:
         dead_letters | "LogDeadLetters" >> beam.Map(log_dead_letter)
 
@@ -165,6 +173,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
         for name in names
     ]
     checks.append(("max_payload_bytes", parse_max_payload_bytes, processing.max_payload_bytes))
+    checks.append(("pubsub_pull_max_bytes", parse_size, stream.pubsub_pull_max_bytes))
     for name, parse, value in checks:
         if value is None:
             continue
@@ -182,7 +191,8 @@ def start(options: PipelineOptions):
     if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
         from pipeline.local_runner import prepare_direct_runner
 
-        prepare_direct_runner(options.view_as(StreamOptions).pubsub_pull_max)
+        stream = options.view_as(StreamOptions)
+        prepare_direct_runner(stream.pubsub_pull_max, pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
     return pipeline.run()

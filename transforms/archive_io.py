@@ -58,8 +58,8 @@ from transforms.core.archive_formats import (
     from_avro_record,
     sniff_format,
 )
-from transforms.core.decode import check_micros, parse_time
 from transforms.core.envelopes import parse_archive_line
+from transforms.core.message_time import parse_timestamp_attribute, with_attribute_time  # noqa: F401 (re-exported)
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
 from transforms.decode import DEAD_LETTER, MESSAGES
 
@@ -78,9 +78,10 @@ class ReadArchive(beam.PTransform):
     bytes. ``compression`` (NDJSON only) is ``auto`` (gzip for ``*.gz`` files
     and files that begin with gzip's magic), ``gzip`` or ``uncompressed``.
     With ``timestamp_attribute``, a message carrying that attribute takes its
-    message time from it (epoch milliseconds or RFC 3339, as Beam's Pub/Sub
-    reader reads it), so a backfill sees the times a streaming run would; a
-    value that cannot be read is a dead letter (``invalid_field``). With
+    message time from it (epoch milliseconds or RFC 3339, read as the streaming
+    pipeline reads it: ``transforms.core.message_time``), so a backfill sees the
+    times a streaming run would; a value that cannot be read is a dead letter
+    (``invalid_field``, stage ``read``), as in streaming. With
     ``validate`` (the default), a pattern that matches no file is an error
     when the pipeline is built.
     """
@@ -140,7 +141,7 @@ class _SplitFn(beam.DoFn):
         if type(element) is RawMessage:
             attribute = self._timestamp_attribute
             if attribute is not None and attribute in element.attributes:
-                element = _with_attribute_time(element, attribute)
+                element = with_attribute_time(element, attribute)
                 if type(element) is RawMessage:
                     yield element
                     return
@@ -149,34 +150,6 @@ class _SplitFn(beam.DoFn):
                 return
         self._counters[element.reason].inc()
         yield pvalue.TaggedOutput(DEAD_LETTER, element)
-
-
-def _with_attribute_time(message: RawMessage, attribute: str) -> RawMessage | DeadLetter:
-    value = message.attributes[attribute]
-    try:
-        micros = parse_timestamp_attribute(value)
-    except ValueError as exc:
-        return DeadLetter(
-            message.message_id,
-            message.message_time,
-            message.data,
-            message.attributes,
-            reasons.INVALID_FIELD,
-            f"timestamp attribute {attribute} {exc}, got {value!r}",
-            reasons.STAGE_READ,
-        )
-    return RawMessage(message.message_id, micros, message.data, message.attributes)
-
-
-def parse_timestamp_attribute(value: str) -> int:
-    """A Pub/Sub timestamp attribute as microseconds: epoch milliseconds, or RFC 3339 (as Beam reads it)."""
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return check_micros(int(text) * 1000)
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise ValueError("is neither epoch milliseconds nor an RFC 3339 time") from None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def pubsub_publisher() -> pubsub_v1.PublisherClient:
     with _lock:
         publisher = _publishers.get(emulator)
         if publisher is None:
-            publisher = _publishers[emulator] = _new_pubsub_client("publisher", emulator)
+            publisher = _publishers[emulator] = new_pubsub_client("publisher")
         return publisher
 
 
@@ -146,7 +146,7 @@ def pubsub_subscriber() -> pubsub_v1.SubscriberClient:
     with _lock:
         subscriber = _subscribers.get(emulator)
         if subscriber is None:
-            subscriber = _subscribers[emulator] = _new_pubsub_client("subscriber", emulator)
+            subscriber = _subscribers[emulator] = new_pubsub_client("subscriber")
         return subscriber
 
 
@@ -213,15 +213,78 @@ def _new_spanner_client(project: str, emulator: str | None) -> spanner.Client:
         raise MissingCredentialsError(_no_credentials("Spanner", SPANNER_EMULATOR_VAR, e)) from None
 
 
-def _new_pubsub_client(kind: str, emulator: str | None):
+# gRPC's default limit on a message received is 4 MiB: one pull of a 5 MB message, or of 100 messages of 60 KB,
+# failed whole ("Received message larger than max"), so nothing was read. Pub/Sub messages and requests go up
+# to 10 MB, and a pull carries many: no limit either way, as the client library sets on its own channels.
+PUBSUB_CHANNEL_OPTIONS = (("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1))
+
+
+def new_pubsub_client(kind: str):
+    """A new Pub/Sub ``PublisherClient`` (``kind`` "publisher") or ``SubscriberClient`` (``"subscriber"``)
+    whose gRPC channel has no limit on the size of a message sent or received (``PUBSUB_CHANNEL_OPTIONS``).
+
+    On Google Cloud the library's own channel has no limit already; on the emulator
+    (``PUBSUB_EMULATOR_HOST``) the library opens a bare channel, with gRPC's 4 MiB receive limit, so the
+    channel is made here. Every Pub/Sub client of the pipeline and its tools comes from here.
+    """
     from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import pubsub_v1
 
-    cls = pubsub_v1.PublisherClient if kind == "publisher" else pubsub_v1.SubscriberClient
+    emulator = pubsub_emulator_host()
+    if kind == "publisher":
+        from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+        cls, transport_class = pubsub_v1.PublisherClient, PublisherGrpcTransport
+    else:
+        cls, transport_class = pubsub_v1.SubscriberClient, _sized_subscriber_transport()
+    if emulator:
+        import grpc
+
+        channel = grpc.insecure_channel(emulator, options=list(PUBSUB_CHANNEL_OPTIONS))
+        return cls(transport=transport_class(channel=channel))
     try:
-        return cls()
+        return cls(transport=transport_class)  # the library makes its channel (credentials, no size limit)
     except DefaultCredentialsError as e:
         raise MissingCredentialsError(_no_credentials("Pub/Sub", PUBSUB_EMULATOR_VAR, e)) from None
+
+
+_pull_sizes = threading.local()
+
+
+def last_pull_bytes() -> int | None:
+    """The size, as received, of the latest Pull response this thread got through a subscriber of
+    ``new_pubsub_client`` (None when there was none since ``forget_pull_bytes``): what a pull weighs without
+    visiting its messages (reading the length of every message's data cost 2.2 µs a message)."""
+    return getattr(_pull_sizes, "bytes", None)
+
+
+def forget_pull_bytes() -> None:
+    _pull_sizes.bytes = None
+
+
+@functools.cache
+def _sized_subscriber_transport():
+    """The library's gRPC transport for subscribers, whose Pull responses note their size (``last_pull_bytes``)
+    as they are decoded (on the thread that made the call: gRPC decodes a blocking call's response there)."""
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+    from google.pubsub_v1.types import PullRequest, PullResponse
+
+    def deserialize(data: bytes) -> PullResponse:
+        _pull_sizes.bytes = len(data)
+        return PullResponse.deserialize(data)
+
+    class SizedSubscriberGrpcTransport(SubscriberGrpcTransport):
+        @property
+        def pull(self):
+            if "pull" not in self._stubs:
+                self._stubs["pull"] = self._logged_channel.unary_unary(
+                    "/google.pubsub.v1.Subscriber/Pull",
+                    request_serializer=PullRequest.serialize,
+                    response_deserializer=deserialize,
+                )
+            return self._stubs["pull"]
+
+    return SizedSubscriberGrpcTransport
 
 
 def _no_credentials(service: str, variable: str, cause: Exception) -> str:

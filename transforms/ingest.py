@@ -15,6 +15,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms.apply_per_group import Routed, _AttachProject
 from transforms.coders import typed
@@ -32,8 +34,8 @@ def key_by_group(message: Message) -> tuple[str, Message]:
 
 
 class _IngestFn(beam.DoFn):
-    def __init__(self, max_bytes: int) -> None:
-        self._to_raw = _ToRawMessage()
+    def __init__(self, max_bytes: int, timestamp_attribute: str | None = None) -> None:
+        self._to_raw = _ToRawMessage(timestamp_attribute)
         self._decode = _DecodeFn(max_bytes)
         self._check = _CheckProjectFn()
         self._attach = _AttachProject()
@@ -47,28 +49,44 @@ class _IngestFn(beam.DoFn):
     def process(
         self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
     ) -> Iterator[Any]:
-        for raw in self._to_raw.process(message, timestamp=timestamp):
-            for decoded in self._decode.process(raw):
-                if isinstance(decoded, pvalue.TaggedOutput):  # CheckDeadLetters
-                    decoded = decoded.value
-                for checked in self._check.process(decoded, projects):
-                    if isinstance(checked, pvalue.TaggedOutput):
-                        yield checked
-                    else:
-                        yield from self._attach.process(key_by_group(checked), projects)
+        published = timestamp.micros
+        raw = self._to_raw.to_raw(message, published)
+        if type(raw) is DeadLetter:  # its timestamp attribute cannot be read
+            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
+            return
+        for decoded in self._decode.process(raw):
+            if isinstance(decoded, pvalue.TaggedOutput):  # CheckDeadLetters
+                decoded = decoded.value
+            for checked in self._check.process(decoded, projects):
+                if isinstance(checked, pvalue.TaggedOutput):
+                    yield checked
+                elif raw.message_time == published:
+                    yield from self._attach.process(key_by_group(checked), projects)
+                else:  # the element's timestamp is the message time, as ToRawMessage gives it
+                    at = Timestamp(micros=raw.message_time)
+                    for routed in self._attach.process(key_by_group(checked), projects):
+                        yield TimestampedValue(routed, at)
 
 
 class Ingest(beam.PTransform):
     """Pub/Sub messages → ``routed`` (``(key, Routed)``, the input of ``ApplyPerGroup(routed=True)``) and
-    ``dead_letter`` (``DeadLetter``). ``projects``: the registry side input."""
+    ``dead_letter`` (``DeadLetter``). ``projects``: the registry side input; ``timestamp_attribute``: as for
+    ``transforms.pubsub_io.ReadMessages``."""
 
-    def __init__(self, projects: pvalue.AsSideInput, max_bytes: int, label: str | None = None) -> None:
+    def __init__(
+        self,
+        projects: pvalue.AsSideInput,
+        max_bytes: int,
+        label: str | None = None,
+        *,
+        timestamp_attribute: str | None = None,
+    ) -> None:
         super().__init__(label)
         self._projects = projects
         self._max_bytes = max_bytes
+        self._timestamp_attribute = timestamp_attribute
 
     def expand(self, messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        outputs = messages | "Ingest" >> beam.ParDo(_IngestFn(self._max_bytes), self._projects).with_outputs(
-            DEAD_LETTER, main=ROUTED
-        )
+        fn = _IngestFn(self._max_bytes, self._timestamp_attribute)
+        outputs = messages | "Ingest" >> beam.ParDo(fn, self._projects).with_outputs(DEAD_LETTER, main=ROUTED)
         return typed(outputs, **{ROUTED: beam.typehints.Tuple[str, Routed], DEAD_LETTER: DeadLetter})

@@ -2,38 +2,107 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import apache_beam as beam
+from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 from transforms import clients, progress
-from transforms.core.envelopes import dead_letter_to_pubsub
+from transforms.coders import typed
+from transforms.core import metrics, reasons
+from transforms.core.dead_letter_fit import DEAD_LETTER_TRUNCATED, publish_request_bytes, pubsub_message_bytes
+from transforms.core.envelopes import (
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_STAGE,
+    ORIGINAL_MESSAGE_ID,
+    ORIGINAL_PUBLISH_TIME,
+    fit_dead_letter,
+)
+from transforms.core.limits import PUBSUB_MAX_MESSAGES_PER_REQUEST, PUBSUB_MAX_REQUEST_BYTES
+from transforms.core.message_time import parse_timestamp_attribute, timestamp_attribute_dead_letter
 from transforms.core.model import DeadLetter, RawMessage
+from transforms.decode import DEAD_LETTER, MESSAGES
+
+_LOG = logging.getLogger(__name__)
 
 
 class _ToRawMessage(beam.DoFn):
-    """A Pub/Sub message becomes a ``RawMessage``; its message time is the element timestamp.
+    """A Pub/Sub message becomes a ``RawMessage`` (main output), or a dead letter (``dead_letter``) when its
+    timestamp attribute cannot be read.
 
-    The element timestamp is the publish time, or the timestamp attribute when the read was given one.
-    Messages read are added to the local progress count once per bundle (its lock cost 0.3 µs a message).
+    The message time is the value of ``timestamp_attribute`` when the message carries it, parsed here
+    (``transforms.core.message_time``: the read itself is given no timestamp attribute, because Beam's readers
+    fail the whole pull on a value they cannot parse), else the publish time, which is the element's timestamp
+    as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
+    give an element an earlier timestamp than its input's, and in the global window an element behind the
+    watermark is not dropped. Messages read are added to the local progress count once per bundle (its lock
+    cost 0.3 µs a message).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timestamp_attribute: str | None = None) -> None:
+        self._attribute = timestamp_attribute
         self._read = 0
+        self._dead_letters = Metrics.counter(
+            metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INVALID_FIELD)
+        )
 
     def start_bundle(self) -> None:
         self._read = 0
 
-    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[RawMessage]:
+    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
+        published = timestamp.micros
+        if self._attribute is None:  # nothing to read: the message time is the publish time it came with
+            self._read += 1
+            yield RawMessage(
+                message_id=message.message_id or "",
+                message_time=published,
+                data=message.data or b"",
+                attributes=dict(message.attributes or {}),
+            )
+            return
+        raw = self.to_raw(message, published)
+        if type(raw) is DeadLetter:
+            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
+        elif raw.message_time != published:
+            yield TimestampedValue(raw, Timestamp(micros=raw.message_time))
+        else:
+            yield raw
+
+    def to_raw(self, message: PubsubMessage, published: int) -> RawMessage | DeadLetter:
+        """The message as a ``RawMessage`` (``published``: its publish time, µs), or its dead letter (counted)."""
         self._read += 1
-        yield RawMessage(
+        attributes = dict(message.attributes or {})
+        message_time = published
+        attribute = self._attribute
+        if attribute is not None:
+            value = attributes.get(attribute)
+            if value is not None:
+                try:
+                    message_time = parse_timestamp_attribute(value)
+                except ValueError as error:
+                    self._dead_letters.inc()
+                    return timestamp_attribute_dead_letter(
+                        message.message_id or "",
+                        published,
+                        message.data or b"",
+                        attributes,
+                        attribute,
+                        str(error),
+                    )
+        return RawMessage(
             message_id=message.message_id or "",
-            message_time=timestamp.micros,
+            message_time=message_time,
             data=message.data or b"",
-            attributes=dict(message.attributes or {}),
+            attributes=attributes,
         )
 
     def finish_bundle(self) -> None:
@@ -43,7 +112,8 @@ class _ToRawMessage(beam.DoFn):
 
 
 class ReadMessages(beam.PTransform):
-    """``PBegin`` → ``RawMessage`` from ``subscription`` (preferred) or ``topic``."""
+    """``PBegin`` → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``: an unreadable timestamp
+    attribute), from ``subscription`` (preferred) or ``topic``."""
 
     def __init__(
         self,
@@ -54,7 +124,8 @@ class ReadMessages(beam.PTransform):
         pubsub_messages: bool = False,
         label: str | None = None,
     ) -> None:
-        """``pubsub_messages``: give Beam's ``PubsubMessage``s (for ``transforms.ingest.Ingest``)."""
+        """``pubsub_messages``: give Beam's ``PubsubMessage``s, timestamped with their publish times, for
+        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself)."""
         super().__init__(label)
         if bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
@@ -64,35 +135,83 @@ class ReadMessages(beam.PTransform):
         self._pubsub_messages = pubsub_messages
 
     def expand(self, pbegin):
+        # No timestamp_attribute for Beam's reader: _ToRawMessage reads it (see its docstring).
         pulled = pbegin | "Pull" >> ReadFromPubSub(
-            subscription=self._subscription,
-            topic=self._topic,
-            with_attributes=True,
-            timestamp_attribute=self._timestamp_attribute,
+            subscription=self._subscription, topic=self._topic, with_attributes=True
         )
         if self._pubsub_messages:
             return pulled
-        return pulled | "ToRawMessage" >> beam.ParDo(_ToRawMessage())
+        return _to_raw_messages(pulled, self._timestamp_attribute)
 
 
-def _to_pubsub(dead_letter: DeadLetter) -> PubsubMessage:
+class ToRawMessages(beam.PTransform):
+    """Pub/Sub messages → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``), see
+    ``_ToRawMessage``."""
+
+    def __init__(self, timestamp_attribute: str | None = None, label: str | None = None) -> None:
+        super().__init__(label)
+        self._timestamp_attribute = timestamp_attribute
+
+    def expand(self, messages):
+        return _to_raw_messages(messages, self._timestamp_attribute)
+
+
+def _to_raw_messages(messages, timestamp_attribute: str | None) -> pvalue.DoOutputsTuple:
+    outputs = messages | "ToRawMessage" >> beam.ParDo(_ToRawMessage(timestamp_attribute)).with_outputs(
+        DEAD_LETTER, main=MESSAGES
+    )
+    return typed(outputs, **{MESSAGES: RawMessage, DEAD_LETTER: DeadLetter})
+
+
+def _to_pubsub(dead_letter: DeadLetter, first: tuple[str | None, ...] = ()) -> PubsubMessage:
+    """The dead letter as the message to publish, within Pub/Sub's limits (``fit_dead_letter``); what gave way
+    to them is logged with the message id. ``first``: original attributes kept before others (the timestamp
+    attribute)."""
     progress.add(progress.DEAD_LETTERS)
-    data, attributes = dead_letter_to_pubsub(dead_letter)
-    return PubsubMessage(data, attributes)
+    fitted = fit_dead_letter(dead_letter, first=first)
+    if fitted.truncated is not None:
+        _LOG.warning(
+            "dead letter %s (%s) published without part of its original, to fit Pub/Sub's limits: %s; the "
+            "attributes left out: %s",
+            dead_letter.message_id,
+            dead_letter.reason,
+            fitted.truncated,
+            json.dumps(fitted.dropped, ensure_ascii=False),
+        )
+    return PubsubMessage(fitted.data, fitted.attributes)
+
+
+class _ToPubsubMessage(beam.DoFn):
+    """``DeadLetter`` → the ``PubsubMessage`` to publish (``_to_pubsub``), counting those that lost part of
+    their original to Pub/Sub's limits (``dead_letter_publish.truncated``)."""
+
+    def __init__(self, first: tuple[str | None, ...] = ()) -> None:
+        self._first = first
+        self._truncated = Metrics.counter(metrics.NAMESPACE, metrics.DEAD_LETTERS_TRUNCATED)
+
+    def process(self, dead_letter: DeadLetter) -> Iterator[PubsubMessage]:
+        message = _to_pubsub(dead_letter, self._first)
+        if DEAD_LETTER_TRUNCATED in message.attributes:
+            self._truncated.inc()
+        yield message
 
 
 class DeadLetterPublishError(RuntimeError):
-    """A dead letter could not be published (local runs): the pipeline stops rather than lose it silently."""
+    """A dead letter could not be published (local runs), for a reason that would refuse every dead letter (the
+    topic is missing, no permission, Pub/Sub unreachable after the client's retries): the pipeline stops rather
+    than lose them silently."""
 
 
 class _Publishing:
     """The dead-letter Publish requests this process sent in the background (local runs, ``_PublishFn``)
-    that are not confirmed yet; a failure is kept and raised by the next ``check``."""
+    that are not confirmed yet. A failure is kept and raised by the next ``check``; dead letters Pub/Sub refused
+    for good (``_publish``) are counted, and the next ``check`` returns how many."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: set[Future] = set()
         self._failure: BaseException | None = None
+        self._refused = 0
 
     def add(self, future: Future) -> None:
         with self._lock:
@@ -106,16 +225,23 @@ class _Publishing:
             if error is not None and self._failure is None:
                 self._failure = error
 
-    def check(self, max_pending: int) -> None:
-        """Raise the first failed publish; wait while more than ``max_pending`` are unconfirmed."""
+    def refused(self, count: int) -> None:
+        with self._lock:
+            self._refused += count
+
+    def check(self, max_pending: int) -> int:
+        """Raise the first failed publish; wait while more than ``max_pending`` are unconfirmed. Returns how
+        many dead letters Pub/Sub refused for good since the last ``check``."""
         with self._lock:
             pending = list(self._pending) if len(self._pending) > max_pending else []
         if pending:
             wait(pending)
         with self._lock:
             failure, self._failure = self._failure, None
+            refused, self._refused = self._refused, 0
         if failure is not None:
             raise DeadLetterPublishError(f"publishing a dead letter failed: {failure}") from failure
+        return refused
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for every publish handed over so far; returns how many are still unconfirmed."""
@@ -127,6 +253,39 @@ class _Publishing:
 PUBLISHING = _Publishing()
 
 
+def _publish(api, request_type, topic: str, messages: list) -> None:
+    """One Publish request of dead letters (on a thread of ``_SENDER``). A request Pub/Sub refuses as invalid
+    (``InvalidArgument``: retrying cannot help) is split in two until the refused dead letters are found; the
+    others are published, and each refused one is logged with its message id and counted, instead of stopping
+    the pipeline. Other errors (after the client's retries) are raised: they would refuse every dead letter."""
+    from google.api_core.exceptions import InvalidArgument
+
+    try:
+        api.publish(request=request_type(topic=topic, messages=messages))
+    except InvalidArgument as error:
+        if len(messages) > 1:
+            half = len(messages) // 2
+            _publish(api, request_type, topic, messages[:half])
+            _publish(api, request_type, topic, messages[half:])
+            return
+        (message,) = messages
+        attributes = message.attributes
+        _LOG.error(
+            "Pub/Sub refused the dead letter of message %s (%s at %s) for good, so it is not on %s: %s. Its "
+            "original was acknowledged: to process it again, seek the input subscription back to before its "
+            "publish time %s (if it retains acknowledged messages) or have its producer send it again. "
+            "Counted in %s.",
+            attributes.get(ORIGINAL_MESSAGE_ID, "?"),
+            attributes.get(DEAD_LETTER_REASON, "?"),
+            attributes.get(DEAD_LETTER_STAGE, "?"),
+            topic,
+            error,
+            attributes.get(ORIGINAL_PUBLISH_TIME, "?"),
+            metrics.DEAD_LETTERS_REFUSED,
+        )
+        PUBLISHING.refused(1)
+
+
 class _PublishFn(beam.DoFn):
     """Local runs: a bundle's dead letters go out as one Publish request (a few for many), sent in the
     background while the pipeline goes on. Beam's ``WriteToPubSub`` waits for every bundle's publishes (at
@@ -135,40 +294,51 @@ class _PublishFn(beam.DoFn):
     local runner, which runs one bundle at a time, both held up the whole pipeline. Nothing is
     lost that the local runner would not lose anyway (it acknowledges messages when it pulls them): a failed
     publish (after the client's retries) fails a later bundle (``DeadLetterPublishError``), and
-    ``pipeline.stream`` waits for the unconfirmed ones when it stops."""
+    ``pipeline.stream`` waits for the unconfirmed ones when it stops. A dead letter Pub/Sub refuses for good
+    is logged and counted instead (``_publish``).
+
+    A request is sent before a message would take it over Pub/Sub's limits of 1,000 messages and 10 MB (its
+    size counted as Pub/Sub counts it, ``pubsub_message_bytes``); every dead letter fits one request alone
+    (``fit_dead_letter``)."""
 
     MAX_PENDING = 100  # requests
-    MAX_MESSAGES, MAX_BYTES = 1_000, 8_000_000  # per request (Pub/Sub's limits: 1,000 and 10 MB)
+    MAX_MESSAGES, MAX_BYTES = PUBSUB_MAX_MESSAGES_PER_REQUEST, PUBSUB_MAX_REQUEST_BYTES  # per request
 
     def __init__(self, topic: str) -> None:
         self._topic = topic
+        self._refused = Metrics.counter(metrics.NAMESPACE, metrics.DEAD_LETTERS_REFUSED)
 
     def setup(self) -> None:
         from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
         self._publisher = clients.pubsub_publisher()
         self._request, self._message = PublishRequest.pb(), PubsubMessage.pb()
+        self._empty_bytes = publish_request_bytes(self._topic)
 
     def start_bundle(self) -> None:
         self._batch: list = []
-        self._bytes = 0
+        self._bytes = self._empty_bytes
 
     def process(self, message: PubsubMessage) -> None:
         attributes = message.attributes or {}
-        self._batch.append(self._message(data=message.data, attributes=attributes))
-        self._bytes += len(message.data) + sum(len(k) + len(v) for k, v in attributes.items()) + 64
-        if len(self._batch) >= self.MAX_MESSAGES or self._bytes >= self.MAX_BYTES:
+        size = pubsub_message_bytes(len(message.data or b""), attributes)
+        if self._batch and (len(self._batch) >= self.MAX_MESSAGES or self._bytes + size > self.MAX_BYTES):
             self._send()
+        self._batch.append(self._message(data=message.data, attributes=attributes))
+        self._bytes += size
 
     def finish_bundle(self) -> None:
         self._send()
-        PUBLISHING.check(self.MAX_PENDING)
+        refused = PUBLISHING.check(self.MAX_PENDING)
+        if refused:
+            self._refused.inc(refused)
 
     def _send(self) -> None:
         if self._batch:
-            request = self._request(topic=self._topic, messages=self._batch)
-            PUBLISHING.add(_SENDER.submit(self._publisher.api.publish, request=request))
-            self._batch, self._bytes = [], 0
+            PUBLISHING.add(
+                _SENDER.submit(_publish, self._publisher.api, self._request, self._topic, self._batch)
+            )
+            self._batch, self._bytes = [], self._empty_bytes
 
 
 class _Sender:
@@ -178,29 +348,39 @@ class _Sender:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
-    def submit(self, function, **kwargs) -> Future:
+    def submit(self, function, *args, **kwargs) -> Future:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(2, thread_name_prefix="dead-letter-publish")
-            return self._pool.submit(function, **kwargs)
+            return self._pool.submit(function, *args, **kwargs)
 
 
 _SENDER = _Sender()
 
 
 class WriteDeadLetters(beam.PTransform):
-    """``DeadLetter`` → the dead-letter topic: original bytes, original attributes plus the dead_letter_* ones.
+    """``DeadLetter`` → the dead-letter topic: original bytes, original attributes plus the dead_letter_* ones,
+    within Pub/Sub's limits (``transforms.core.dead_letter_fit``; ``timestamp_attribute`` is kept with
+    ``content_type`` when original attributes must give way).
 
     ``local``: publish without waiting for each bundle's publishes (``_PublishFn``); otherwise Beam's
     ``WriteToPubSub`` (Dataflow's own sink)."""
 
-    def __init__(self, topic: str, label: str | None = None, *, local: bool = False) -> None:
+    def __init__(
+        self,
+        topic: str,
+        label: str | None = None,
+        *,
+        local: bool = False,
+        timestamp_attribute: str | None = None,
+    ) -> None:
         super().__init__(label)
         self._topic = topic
         self._local = local
+        self._first = (timestamp_attribute,) if timestamp_attribute else ()
 
     def expand(self, dead_letters):
-        messages = dead_letters | "ToPubsubMessage" >> beam.Map(_to_pubsub)
+        messages = dead_letters | "ToPubsubMessage" >> beam.ParDo(_ToPubsubMessage(self._first))
         if self._local:
             return messages | "Publish" >> beam.ParDo(_PublishFn(self._topic))
         return messages | "Publish" >> WriteToPubSub(self._topic, with_attributes=True)

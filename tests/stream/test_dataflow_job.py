@@ -94,13 +94,28 @@ def test_pubsub_source_and_sink_are_dataflow_native_with_the_given_resources(job
     assert [t.unique_name.split("/")[0] for t in reads] == ["ReadMessages"]
     assert [t.unique_name.split("/")[0] for t in writes] == ["WriteDeadLetters"]
     read = beam_runner_api_pb2.PubSubReadPayload.FromString(reads[0].spec.payload)
-    assert (read.subscription, read.timestamp_attribute, read.with_attributes) == (
-        SUBSCRIPTION,
-        "event_time",
-        True,
-    )
+    # No timestamp attribute for Dataflow's reader: a value it cannot parse would block its pull for ever.
+    assert (read.subscription, read.timestamp_attribute, read.with_attributes) == (SUBSCRIPTION, "", True)
     write = beam_runner_api_pb2.PubSubWritePayload.FromString(writes[0].spec.payload)
     assert write.topic == DEAD_LETTER_TOPIC
+
+
+def test_the_timestamp_attribute_is_read_by_our_step_whose_dead_letters_are_published(job) -> None:
+    """``--timestamp_attribute event_time`` goes to ``ReadMessages/ToRawMessage`` (``_ToRawMessage``), whose
+    dead letters (an attribute it cannot read) are among those ``CollectDeadLetters`` publishes."""
+    from apache_beam.internal import pickler
+
+    transforms = _transforms(job)
+    (step,) = [
+        t
+        for name, t in transforms.items()
+        if name.startswith("ReadMessages/ToRawMessage") and t.spec.urn == common_urns.primitives.PAR_DO.urn
+    ]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
+    do_fn = pickler.loads(payload.do_fn.payload)[0]
+    assert type(do_fn).__name__ == "_ToRawMessage" and do_fn._attribute == "event_time"
+    assert set(step.outputs) == {"None", "dead_letter"}
+    assert step.outputs["dead_letter"] in set(transforms["CollectDeadLetters"].inputs.values())
 
 
 def test_the_stateful_step_is_keyed_by_a_deterministic_string_coder_for_state_and_timers(job) -> None:

@@ -151,3 +151,55 @@ def test_reads_ahead_run_one_after_the_other_in_order() -> None:
     assert taken == finished == [0, 1, 2]  # each read a contiguous run of the subscription, in order
     assert most[0] == 1
     assert ahead.take("projects/p/subscriptions/s") is None
+
+
+def test_a_pull_over_4_mib_is_received_and_its_size_is_known_without_visiting_its_messages(
+    pubsub_topics,
+) -> None:
+    from google.pubsub_v1 import PullResponse
+
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    publisher = clients.pubsub_publisher()
+    sent = [bytes([65 + i]) * 60_000 for i in range(100)]  # 6 MB: gRPC's default receive limit is 4 MiB
+    for future in [publisher.publish(ref.topic, data) for data in sent]:
+        future.result(timeout=30)
+    subscriber = clients.new_pubsub_client("subscriber")
+    received = []
+    deadline = time.monotonic() + 30
+    while len(received) < 100 and time.monotonic() < deadline:
+        clients.forget_pull_bytes()
+        response = subscriber.pull(subscription=ref.subscription, max_messages=1000, timeout=5)
+        assert clients.last_pull_bytes() == PullResponse.pb(response).ByteSize()
+        received += response.received_messages
+    subscriber.acknowledge(subscription=ref.subscription, ack_ids=[pulled.ack_id for pulled in received])
+    assert sorted(pulled.message.data for pulled in received) == sorted(sent)
+
+
+def test_a_backlog_of_large_messages_is_read_in_reads_of_about_max_bytes(pubsub_topics) -> None:
+    """250 messages of 100 KB, reads of at most 1,000 messages and 2 MiB: the first read, before any size is
+    known, is one pull (the emulator's 100 messages) and not merged with more; the next ones ask for as many
+    messages as 2 MiB holds. Without the byte bound the first read merged all 250 (25 MB)."""
+    from pipeline.local_runner import PULLS_AHEAD
+
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    publisher = clients.pubsub_publisher()
+    sent = [f"{i:04d}".encode() * 25_000 for i in range(250)]
+    for future in [publisher.publish(ref.topic, data) for data in sent]:
+        future.result(timeout=60)
+    limit = 2 << 20
+    fast = _FastPullClient(
+        clients.new_pubsub_client("subscriber"), max_messages=1000, timeout=2.0, max_bytes=limit
+    )
+    reads = []
+    deadline = time.monotonic() + 60
+    while sum(len(read) for read in reads) < 250 and time.monotonic() < deadline:
+        read = list(fast.pull(ref.subscription).received_messages)
+        if read:
+            reads.append(read)
+            fast.acknowledge(ref.subscription, [pulled.ack_id for pulled in read])
+    assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0
+    PULLS_AHEAD.release()
+    assert sorted(pulled.message.data for read in reads for pulled in read) == sorted(sent)
+    assert len(reads[0]) <= _FastPullClient.FULL_PULL
+    for read in reads[1:]:
+        assert sum(len(pulled.message.data) for pulled in read) <= limit + 100_000

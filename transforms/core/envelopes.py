@@ -26,7 +26,9 @@ Dead letters are written in two forms:
 
 - on Pub/Sub (``dead_letter_to_pubsub``): the original bytes, and the original
   attributes plus ``dead_letter_reason``, ``dead_letter_error``,
-  ``dead_letter_stage``, ``original_message_id`` and ``original_publish_time``;
+  ``dead_letter_stage``, ``original_message_id`` and ``original_publish_time``,
+  within Pub/Sub's limits (``transforms.core.dead_letter_fit``: what gives way
+  when the original cannot be kept whole is named in ``dead_letter_truncated``);
 - in files (``dead_letter_to_line``): an archive envelope of the original
   message plus ``reason``, ``error`` and ``stage``.
 
@@ -54,7 +56,9 @@ from typing import Any
 import orjson
 
 from transforms.core import limits, reasons
-from transforms.core.decode import PAYLOAD_STATUS_CHANGE, parse_time
+from transforms.core.dead_letter_fit import DEAD_LETTER_TRUNCATED, FittedMessage, fit_pubsub_message
+from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, PAYLOAD_STATUS_CHANGE, parse_time
+from transforms.core.limits import PUBSUB_MAX_ATTRIBUTE_VALUE_BYTES
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
 
 DEAD_LETTER_REASON = "dead_letter_reason"
@@ -63,10 +67,17 @@ DEAD_LETTER_STAGE = "dead_letter_stage"
 ORIGINAL_MESSAGE_ID = "original_message_id"
 ORIGINAL_PUBLISH_TIME = "original_publish_time"
 DEAD_LETTER_ATTRIBUTES = frozenset(
-    {DEAD_LETTER_REASON, DEAD_LETTER_ERROR, DEAD_LETTER_STAGE, ORIGINAL_MESSAGE_ID, ORIGINAL_PUBLISH_TIME}
+    {
+        DEAD_LETTER_REASON,
+        DEAD_LETTER_ERROR,
+        DEAD_LETTER_STAGE,
+        ORIGINAL_MESSAGE_ID,
+        ORIGINAL_PUBLISH_TIME,
+        DEAD_LETTER_TRUNCATED,  # only when something had to give way (transforms.core.dead_letter_fit)
+    }
 )
 # Pub/Sub refuses attribute values longer than 1024 bytes.
-MAX_ATTRIBUTE_BYTES = 1024
+MAX_ATTRIBUTE_BYTES = PUBSUB_MAX_ATTRIBUTE_VALUE_BYTES
 
 
 class _Unreadable(Exception):
@@ -223,15 +234,32 @@ def _kind(value: Any) -> str:
 # Dead letters
 
 
-def dead_letter_to_pubsub(dead_letter: DeadLetter) -> tuple[bytes, dict[str, str]]:
-    """The message to publish on a dead-letter topic: original bytes; original attributes plus the failure."""
-    attributes = _original_attributes(dead_letter.attributes)
-    attributes[DEAD_LETTER_REASON] = dead_letter.reason
-    attributes[DEAD_LETTER_ERROR] = _truncate_utf8(dead_letter.error, MAX_ATTRIBUTE_BYTES)
-    attributes[DEAD_LETTER_STAGE] = dead_letter.stage
-    attributes[ORIGINAL_MESSAGE_ID] = dead_letter.message_id
-    attributes[ORIGINAL_PUBLISH_TIME] = to_rfc3339(dead_letter.message_time)
-    return dead_letter.data, attributes
+def dead_letter_to_pubsub(
+    dead_letter: DeadLetter, *, first: tuple[str | None, ...] = ()
+) -> tuple[bytes, dict[str, str]]:
+    """The message to publish on a dead-letter topic: original bytes; original attributes plus the failure,
+    within Pub/Sub's limits (``fit_dead_letter``)."""
+    fitted = fit_dead_letter(dead_letter, first=first)
+    return fitted.data, fitted.attributes
+
+
+def fit_dead_letter(dead_letter: DeadLetter, *, first: tuple[str | None, ...] = ()) -> FittedMessage:
+    """``dead_letter_to_pubsub``, with what gave way to Pub/Sub's limits (``transforms.core.dead_letter_fit``).
+    ``content_type`` and the ``first`` attributes (the timestamp attribute) are the last originals to go."""
+    failure = {
+        DEAD_LETTER_REASON: dead_letter.reason,
+        DEAD_LETTER_ERROR: dead_letter.error,
+        DEAD_LETTER_STAGE: dead_letter.stage,
+        ORIGINAL_MESSAGE_ID: dead_letter.message_id,
+        ORIGINAL_PUBLISH_TIME: to_rfc3339(dead_letter.message_time),
+    }
+    return fit_pubsub_message(
+        dead_letter.data,
+        _original_attributes(dead_letter.attributes),
+        failure,
+        first=(CONTENT_TYPE_ATTRIBUTE, *first),
+        error_key=DEAD_LETTER_ERROR,
+    )
 
 
 def archive_line(message: RawMessage) -> bytes:
@@ -295,10 +323,3 @@ def _as_json_value(data: bytes) -> Any:
 
 def _original_attributes(attributes: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in attributes.items() if key not in DEAD_LETTER_ATTRIBUTES}
-
-
-def _truncate_utf8(text: str, limit: int) -> str:
-    encoded = text.encode("utf-8", errors="replace")
-    if len(encoded) <= limit:
-        return text
-    return encoded[: limit - 3].decode("utf-8", errors="ignore") + "..."

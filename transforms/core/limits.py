@@ -18,6 +18,11 @@ PUBSUB_MAX_ATTRIBUTES = 100  # attributes of one message
 PUBSUB_MAX_ATTRIBUTE_KEY_BYTES = 256
 PUBSUB_MAX_ATTRIBUTE_VALUE_BYTES = 1024
 PUBSUB_MAX_MESSAGES_PER_REQUEST = 1000
+# A dead letter, serialized as Pub/Sub counts it, alone in a publish request with the name of its topic (at most
+# 255 characters of topic id after "projects/PROJECT/topics/") and the request's framing: under the request limit.
+DEAD_LETTER_MAX_MESSAGE_BYTES = PUBSUB_MAX_REQUEST_BYTES - 4096
+# When a dead letter is too large for a message, its error is cut to this before anything of the original gives way.
+DEAD_LETTER_SHORT_ERROR_BYTES = 256
 
 # Spanner (https://cloud.google.com/spanner/quotas#tables, .../docs/working-with-json).
 SPANNER_MAX_KEY_BYTES = (

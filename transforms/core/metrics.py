@@ -46,6 +46,10 @@ SPANNER_STALE_WRITES = "spanner.stale_writes"
 # An event's release or environment name longer than Sentry's limit, removed at decoding (the occurrence is kept).
 EVENT_RELEASE_REMOVED = "event.release_removed"
 EVENT_ENVIRONMENT_REMOVED = "event.environment_removed"
+# Dead letters published with something of their original left out to fit Pub/Sub's limits (it is logged).
+DEAD_LETTERS_TRUNCATED = "dead_letter_publish.truncated"
+# Dead letters Pub/Sub refused for good (not retried; each is logged with its message id).
+DEAD_LETTERS_REFUSED = "dead_letter_publish.refused"
 # A distribution: messages applied per streaming flush of a key.
 FLUSH_BATCH_SIZE = "flush_batch_size"
 # A distribution: the size in bytes of every message decoded (before the size limit is applied).
