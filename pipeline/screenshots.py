@@ -60,7 +60,9 @@ def chromium_path() -> str:
 
 def launch_chromium(playwright: Any) -> Any:
     """A headless Chromium browser of Playwright's, on the system's Chromium."""
-    return playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_FLAGS), headless=True)
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), args=list(CHROMIUM_FLAGS), headless=True
+    )
 
 
 def free_port() -> int:
@@ -97,9 +99,15 @@ def sign_in(page: Any, base_url: str, token: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.screenshots", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default=str(ROOT / "docs" / "screenshots"), help="folder for the PNG files")
-    parser.add_argument("--port", type=int, default=0, help="port of the service it runs (default: a free one)")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.screenshots", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--output", default=str(ROOT / "docs" / "screenshots"), help="folder for the PNG files"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port of the service it runs (default: a free one)"
+    )
     return parser.parse_args(argv)
 
 

@@ -394,7 +394,9 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
         ids = [int(issue["id"]) for issue in page.issues]
         cost = ReadCost()
         with index.database.snapshot(multi_use=True) as snapshot:
-            series = issue_details.event_counts(snapshot, ids, window.sparkline_buckets, SPARKLINE_BUDGET, cost)
+            series = issue_details.event_counts(
+                snapshot, ids, window.sparkline_buckets, SPARKLINE_BUDGET, cost
+            )
             environments = issue_details.environments(snapshot, ids)
         known = {env for envs in environments.values() for env in envs if env}
         if state.environment:

@@ -62,7 +62,9 @@ def test_issue_page_chart_counts_the_stored_occurrences_per_hour_and_day(web_ser
     )
     write_groups(database, [group])
     # the latest (now - 2 h) is the one whose release is last in the list
-    moments = [now - 2 * HOUR - k * MICROS for k in range(3)] + [now - 5 * HOUR - k * MICROS for k in range(5)]
+    moments = [now - 2 * HOUR - k * MICROS for k in range(3)] + [
+        now - 5 * HOUR - k * MICROS for k in range(5)
+    ]
     moments.append(now - 30 * HOUR)
     rows = [
         occurrence_row(
