@@ -19,8 +19,8 @@ from web.timerange import iso
 def _bucket_label(start: int, size: int) -> str:
     moment = to_datetime(start)
     if size <= HOUR:
-        return moment.strftime("%b %d, %H:00 UTC").replace(" 0", " ")
-    return moment.strftime("%b %d, %Y").replace(" 0", " ")
+        return f"{moment:%b} {moment.day}, {moment:%H}:00 UTC"
+    return f"{moment:%b} {moment.day}, {moment.year}"
 
 
 def _plural(count: int) -> str:
@@ -107,9 +107,9 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
 
 def _axis_label(start: int, size: int) -> str:
     moment = to_datetime(start)
-    if size <= HOUR:
-        return moment.strftime("%H:00") if moment.hour else moment.strftime("%b %d").replace(" 0", " ")
-    return moment.strftime("%b %d").replace(" 0", " ")
+    if size <= HOUR and moment.hour:
+        return f"{moment:%H}:00"
+    return f"{moment:%b} {moment.day}"
 
 
 def _nice_ceiling(value: int) -> int:

@@ -100,7 +100,8 @@ def _iso(micros: int) -> str:
 
 
 def _short(micros: int) -> str:
-    return to_datetime(micros).strftime("%b %d %H:%M").replace(" 0", " ")
+    moment = to_datetime(micros)
+    return f"{moment:%b} {moment.day} {moment:%H:%M}"
 
 
 def relative(micros: int, now: int) -> str:
