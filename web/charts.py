@@ -113,12 +113,13 @@ def _axis_label(start: int, size: int) -> str:
 
 
 def _nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5 x 10^k at or above ``value`` (at least 2, so the middle gridline is a whole number), so gridlines fall on round numbers."""
+    """The smallest of 1, 2, 4 x 10^k at or above ``value`` (at least 2): round numbers whose half, the middle
+    gridline, is a whole number too."""
     if value <= 2:
         return 2
     magnitude = 1
     while True:
-        for factor in (1, 2, 5):
+        for factor in (1, 2, 4):
             if factor * magnitude >= value:
                 return factor * magnitude
         magnitude *= 10

@@ -98,3 +98,10 @@ def test_the_tags_panel_shows_the_latest_event_labelled_as_such():
     ]
     assert all(v.share is None for k in panel.keys for v in k.values)
     assert tags.tag_panel(None, None).keys == []
+
+
+def test_the_chart_scale_is_round_and_its_middle_line_whole():
+    for peak, top in ((0, 2), (1, 2), (3, 4), (4, 4), (5, 10), (263, 400), (401, 1000)):
+        svg = str(charts.bar_chart(EventSeries(Buckets(T0, HOUR, 1), [peak])))
+        labels = re.findall(r'text-anchor="end">([\d,]+)</text>', svg)
+        assert labels == ["0", f"{top // 2:,}", f"{top:,}"], (peak, labels)
