@@ -225,10 +225,16 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
 
     def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("viewer", None)
+        timings: Timings | None = context.get("timings")
+        began = time.perf_counter()
         html = templates.get_template(name).render(
             request=request, asset_version=version, now=now(), **_helpers(now()), **context
         )
-        return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+        headers = dict(_SECURITY_HEADERS)
+        if timings is not None:
+            timings.add("render", began)
+            headers["Server-Timing"] = timings.header()
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     def viewer_for(request: Request, organization_ref: str | None, method: str = "GET") -> Viewer:
         token = session.session_token(request)
@@ -352,7 +358,9 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
 
     def stream_context(viewer: Viewer, state: StreamState, notice: Notice | None = None) -> dict[str, Any]:
         moment = now()
+        timings = Timings()
         context: dict[str, Any] = {
+            "timings": timings,
             "viewer": viewer,
             "state": state,
             "notice": notice,
@@ -386,18 +394,22 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
             cursor=state.cursor or None,
             **_window_params(window),
         )
+        began = time.perf_counter()
         try:
             page = index.list_issues(viewer.organization, request)
         except ApiError as exc:
             context["query_error"] = {"message": exc.detail, "query": state.query, "before": "", "term": ""}
             return context
+        timings.add("search", began)
         ids = [int(issue["id"]) for issue in page.issues]
         cost = ReadCost()
+        began = time.perf_counter()
         with index.database.snapshot(multi_use=True) as snapshot:
             series = issue_details.event_counts(
                 snapshot, ids, window.sparkline_buckets, SPARKLINE_BUDGET, cost
             )
             environments = issue_details.environments(snapshot, ids)
+        timings.add("sparklines", began)
         known = {env for envs in environments.values() for env in envs if env}
         if state.environment:
             known.add(state.environment)
@@ -405,7 +417,6 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
             page=page,
             issues=[_row(issue, series.get(int(issue["id"])), moment) for issue in page.issues],
             environments=sorted(known),
-            first_number=_first_number(state),
         )
         return context
 
@@ -544,6 +555,8 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
             window = parse_range(None, None, None, moment)
         if not (group_id.isascii() and group_id.isdigit() and len(group_id) <= 19):
             raise _Refused(404, "Issue not found", "There is no such issue in this organization.")
+        timings = Timings()
+        began = time.perf_counter()
         with index.database.snapshot(multi_use=True) as snapshot:
             row = issue_details.group_row(snapshot, int(group_id))
             if row is None or row.organization_id != viewer.organization.id:
@@ -557,6 +570,7 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
                 event = issue_details.stored_event(snapshot, latest.project_id, latest.event_id)
             history, older = issue_details.activities(snapshot, row.group_id, ACTIVITY_LIMIT)
             environments = issue_details.environments(snapshot, [row.group_id]).get(row.group_id, [])
+        timings.add("reads", began)
         project = viewer.projects.get(row.project_id) or Project(
             row.project_id, row.organization_id, str(row.project_id)
         )
@@ -586,6 +600,7 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
             ignore_durations=IGNORE_DURATIONS,
             issue_path=path,
             stream_path=stream_path(viewer.organization),
+            timings=timings,
         )
         if notice is not None:
             response.delete_cookie(session.FLASH_COOKIE)
@@ -595,6 +610,20 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
 
 
 # ---- helpers (no I/O)
+
+
+class Timings:
+    """Where a page's time went, sent as a ``Server-Timing`` header (browsers' developer tools and
+    ``bench/web.py`` show it)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, float]] = []
+
+    def add(self, name: str, began: float) -> None:
+        self.parts.append((name, (time.perf_counter() - began) * 1000))
+
+    def header(self) -> str:
+        return ", ".join(f"{name};dur={ms:.1f}" for name, ms in self.parts)
 
 
 async def _form(request: Request, multi: bool = False) -> Any:
@@ -619,10 +648,6 @@ def _window_params(window: TimeRange) -> dict[str, str | None]:
         "start": params.get("start"),
         "end": params.get("end"),
     }
-
-
-def _first_number(state: StreamState) -> int | None:
-    return None if state.cursor else 1
 
 
 def _flash(request: Request) -> Notice | None:
