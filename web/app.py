@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from api import auth, issue_details
 from api.directory import Organization, Project
 from api.errors import ApiError
-from api.issue_details import EventSeries, ReadCost
+from api.issue_details import EventSeries
 from api.query import DEFAULT_QUERY, QueryError, parse_query
 from api.search import SORTS
 from api.serializers import serialize_group, short_id
@@ -385,40 +385,88 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
         except QueryError as exc:
             context["query_error"] = _query_error(state.query, exc)
             return context
-        request = ListRequest(
-            projects=(state.project,) if state.project else (),
-            environments=(state.environment,) if state.environment else (),
-            query=state.query,
-            sort=state.sort,
-            limit=state.limit,
-            cursor=state.cursor or None,
-            **_window_params(window),
-        )
         began = time.perf_counter()
         try:
-            page = index.list_issues(viewer.organization, request)
+            # X-Hits is left out: the page asks for the count afterwards (stream_count), off its own path
+            page = index.list_issues(viewer.organization, list_request(state, window), count_hits=False)
         except ApiError as exc:
             context["query_error"] = {"message": exc.detail, "query": state.query, "before": "", "term": ""}
             return context
         timings.add("search", began)
         ids = [int(issue["id"]) for issue in page.issues]
-        cost = ReadCost()
         began = time.perf_counter()
         with index.database.snapshot(multi_use=True) as snapshot:
-            series = issue_details.event_counts(
-                snapshot, ids, window.sparkline_buckets, SPARKLINE_BUDGET, cost
-            )
-            environments = issue_details.environments(snapshot, ids)
+            series = issue_details.event_counts(snapshot, ids, window.sparkline_buckets, SPARKLINE_BUDGET)
         timings.add("sparklines", began)
-        known = {env for envs in environments.values() for env in envs if env}
-        if state.environment:
-            known.add(state.environment)
         context.update(
             page=page,
             issues=[_row(issue, series.get(int(issue["id"])), moment) for issue in page.issues],
-            environments=sorted(known),
+            environments=[state.environment] if state.environment else [],
         )
         return context
+
+    def list_request(state: StreamState, window: TimeRange, **changes: Any) -> ListRequest:
+        values = {
+            "projects": (state.project,) if state.project else (),
+            "environments": (state.environment,) if state.environment else (),
+            "query": state.query,
+            "sort": state.sort,
+            "limit": state.limit,
+            "cursor": state.cursor or None,
+            **_window_params(window),
+        }
+        values.update(changes)
+        return ListRequest(**values)
+
+    def fragment(html: str) -> HTMLResponse:
+        return HTMLResponse(html, headers=_SECURITY_HEADERS)
+
+    @router.get("/organizations/{organization}/issues/count")
+    def stream_count(request: Request, organization: str) -> Response:
+        """How many issues match the stream's filters (the API's X-Hits), for the page's summary line."""
+
+        def build() -> Response:
+            viewer = viewer_for(request, organization)
+            state = StreamState.from_params(request.query_params)
+            try:
+                window = parse_range(state.period, state.start, state.end, now())
+                page = index.list_issues(
+                    viewer.organization, list_request(state, window, limit=1, cursor=None)
+                )
+            except (ApiError, RangeError):
+                return fragment("")
+            hits = page.hits
+            if hits is None:
+                return fragment("")
+            more = "+" if hits.capped or hits.partial else ""
+            plural = "" if hits.value == 1 and not more else "s"
+            return fragment(f'<span id="stream-count">of {hits.value:,}{more} matching issue{plural}</span>')
+
+        return guarded(request, build)
+
+    @router.get("/organizations/{organization}/issues/environments")
+    def stream_environments(request: Request, organization: str) -> Response:
+        """Suggestions for the environment box: the environments of the first 100 issues the stream's other
+        filters match (there is no list of an organization's environments to read)."""
+
+        def build() -> Response:
+            viewer = viewer_for(request, organization)
+            state = StreamState.from_params(request.query_params)
+            try:
+                window = parse_range(state.period, state.start, state.end, now())
+                page = index.list_issues(
+                    viewer.organization,
+                    list_request(state, window, environments=(), limit=MAX_PAGE_SIZE, cursor=None),
+                    count_hits=False,
+                )
+            except (ApiError, RangeError):
+                return fragment("")
+            with index.database.snapshot(multi_use=True) as snapshot:
+                found = issue_details.environments(snapshot, [int(issue["id"]) for issue in page.issues])
+            names = sorted({env for envs in found.values() for env in envs if env})
+            return render(request, "_environments.html", environments=names)
+
+        return guarded(request, build)
 
     def stream_response(
         request: Request, viewer: Viewer, state: StreamState, notice: Notice | None

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.screenshots import sign_in
-from tests.api.factories import G, add_organization, add_project, add_token, write_groups
+from tests.api.factories import G, add_environments, add_organization, add_project, add_token, write_groups
 from tests.web.conftest import WebService
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.model import MICROS
@@ -152,7 +152,13 @@ def test_search_with_filters_sort_and_cursor_pages(web_service, acme, page):
             )
         )
     write_groups(database, groups)
+    add_environments(database, [(g.group_id, "production" if g.group_id % 2 else "staging") for g in groups])
     sign_in(page, web_service.url, acme["read"])
+    # the environment box suggests the environments of the matching issues once it has the focus
+    page.get_by_label("Environment").focus()
+    page.wait_for_function("() => document.querySelectorAll('#environment-options option').length === 2")
+    options = page.locator("#environment-options option").evaluate_all("os => os.map(o => o.value)")
+    assert options == ["production", "staging"]
 
     # filters: project picker and a query
     page.get_by_label("Project").select_option("backend")
@@ -182,6 +188,10 @@ def test_search_with_filters_sort_and_cursor_pages(web_service, acme, page):
     everything = [str(g.group_id) for g in sorted(groups, key=lambda g: g.last_seen, reverse=True)]
     seen = row_ids(page)
     assert seen == everything[:8]
+    page.locator("#stream-count").wait_for()  # the count comes after the page
+    assert (
+        page.locator("#stream-summary").inner_text().startswith("8 issues on this page of 30 matching issues")
+    )
     for start in (8, 16, 24):
         page.get_by_role("link", name="Next ›").click()
         page.wait_for_function(
