@@ -82,7 +82,7 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
             f'<line class="chart-grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"></line>'
             f'<text class="chart-axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,}</text>'
         )
-    labels = max(1, len(counts) // 6)
+    labels = _label_step(len(counts), series.buckets.size)
     for i, count in enumerate(counts):
         start = series.buckets.start + i * series.buckets.size
         x = left + i * step
@@ -96,13 +96,21 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
             f' data-start="{iso(start)}" data-count="{count}"></rect>'
             f"<title>{escape(_bucket_label(start, series.buckets.size))}: {escape(_plural(count))}</title></g>"
         )
-        if i % labels == 0:
+        if i % labels == 0 and i <= len(counts) - max(1, labels // 2):
             parts.append(
                 f'<text class="chart-axis" x="{x + step / 2:.1f}" y="{height - 6}" text-anchor="middle">'
                 f"{escape(_axis_label(start, series.buckets.size))}</text>"
             )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _label_step(count: int, size: int) -> int:
+    """Buckets between x labels: about six labels, on whole days when hourly bars span more than two days."""
+    step = max(1, -(-count // 6))
+    if size <= HOUR and count > 48:
+        step = 24 * max(1, round(step / 24))
+    return step
 
 
 def _axis_label(start: int, size: int) -> str:

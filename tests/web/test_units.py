@@ -105,3 +105,12 @@ def test_the_chart_scale_is_round_and_its_middle_line_whole():
         svg = str(charts.bar_chart(EventSeries(Buckets(T0, HOUR, 1), [peak])))
         labels = re.findall(r'text-anchor="end">([\d,]+)</text>', svg)
         assert labels == ["0", f"{top // 2:,}", f"{top:,}"], (peak, labels)
+
+
+def test_hourly_charts_over_days_label_days():
+    week = EventSeries(Buckets(T0 - 7 * DAY, HOUR, 7 * 24 + 1), [1] * (7 * 24 + 1))
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(week)))
+    assert labels == ["Dec 25", "Dec 26", "Dec 27", "Dec 28", "Dec 29", "Dec 30", "Dec 31"]
+    day = EventSeries(Buckets(T0, HOUR, 25), [1] * 25)
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(day)))
+    assert labels == ["Jan 1", "05:00", "10:00", "15:00", "20:00"]
