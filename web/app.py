@@ -269,7 +269,9 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
         response = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         if reason:
             session.end_session(response)
-            response.set_cookie(session.FLASH_COOKIE, reason, max_age=60, httponly=True, samesite="lax")
+            response.set_cookie(
+                session.FLASH_COOKIE, f"error:{reason}", max_age=60, httponly=True, samesite="lax"
+            )
         return response
 
     def guarded(request: Request, build: Callable[[], Response]) -> Response:
@@ -301,13 +303,13 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
     @router.get("/login")
     def login_page(request: Request, next: str | None = None) -> Response:
         value = session.new_login_csrf()
-        notice = request.cookies.get(session.FLASH_COOKIE)
+        notice = _flash(request)
         response = render(
             request,
             "login.html",
             csrf=value,
             next=session.safe_next(next, ""),
-            error=notice,
+            error=notice.text if notice is not None and notice.kind == "error" else None,
         )
         session.set_login_csrf(response, request, value)
         if notice:
