@@ -5,6 +5,8 @@ group with 1 to 40 occurrences over the last 30 days (``web.demo.scale``), start
 signs in with a token of organization ``org1`` (the sign-in form, as a browser does) and times ``--requests``
 requests of each page, one after another on one keep-alive connection:
 
+  api-list      /api/0/organizations/org1/issues/?limit=25&statsPeriod=14d   the API's JSON for the same
+                issues (X-Hits included): the reference, measured in the same run
   stream        /organizations/org1/issues/                       default query, 14 days, 25 issues + sparklines
   stream-24h    ...?period=24h&sort=freq                           hourly sparklines
   filtered      ...?query=is:unresolved level:[error, fatal]&project=project1&environment=production&sort=new
@@ -29,6 +31,7 @@ import argparse
 import os
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database (its id is printed)")
     args = parser.parse_args(argv)
+    # a SIGTERM ends the run through its finally blocks, so the service it started stops with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not os.environ.get("SPANNER_EMULATOR_HOST"):
         print(
             'error: set the emulator variables first: eval "$(python -m pipeline.stack env)"', file=sys.stderr
@@ -124,12 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         signed = client.post("/login", data={"csrf_token": csrf, "token": token, "next": ""})
         assert signed.status_code in (200, 303), signed.text
 
+        bearer = {"Authorization": f"Bearer {token}"}
         stream = "/organizations/org1/issues/"
         first = client.get(stream)
         next_link = re.search(r'rel="next" href="([^"]+)"', first.text)
         ids = re.findall(r'data-issue-id="(\d+)"', first.text)
         rnd = random.Random(1)
         pages = {
+            # the API's own list of the same page (JSON, X-Hits included): the reference the pages build on
+            "api-list": ["/api/0/organizations/org1/issues/?limit=25&statsPeriod=14d"],
             "stream": [stream],
             "stream-24h": [f"{stream}?period=24h&sort=freq&query="],
             "filtered": [
@@ -148,13 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, urls in pages.items():
             if not urls:
                 continue
-            client.get(urls[0])  # warm the caches of the directory and the connection
+            client.get(urls[0], headers=bearer)  # warm the caches of the directory and the connection
             times = []
             parts: dict[str, list[float]] = {}
             for _ in range(args.requests):
                 url = rnd.choice(urls)
                 begin = time.perf_counter()
-                response = client.get(url)
+                response = client.get(url, headers=bearer if url.startswith("/api/") else None)
                 times.append((time.perf_counter() - begin) * 1000)
                 assert response.status_code == 200, (url, response.status_code)
                 for part, ms in re.findall(r"(\w+);dur=([\d.]+)", response.headers.get("server-timing", "")):
