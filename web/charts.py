@@ -82,7 +82,7 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
             f'<line class="chart-grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"></line>'
             f'<text class="chart-axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,}</text>'
         )
-    labels = _label_step(len(counts), series.buckets.size)
+    labelled = _labelled(series.buckets.start, len(counts), series.buckets.size)
     for i, count in enumerate(counts):
         start = series.buckets.start + i * series.buckets.size
         x = left + i * step
@@ -96,7 +96,7 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
             f' data-start="{iso(start)}" data-count="{count}"></rect>'
             f"<title>{escape(_bucket_label(start, series.buckets.size))}: {escape(_plural(count))}</title></g>"
         )
-        if i % labels == 0 and i <= len(counts) - max(1, labels // 2):
+        if i in labelled:
             parts.append(
                 f'<text class="chart-axis" x="{x + step / 2:.1f}" y="{height - 6}" text-anchor="middle">'
                 f"{escape(_axis_label(start, series.buckets.size))}</text>"
@@ -105,12 +105,16 @@ def bar_chart(series: EventSeries, width: int = 860, height: int = 180) -> Marku
     return Markup("".join(parts))
 
 
-def _label_step(count: int, size: int) -> int:
-    """Buckets between x labels: about six labels, on whole days when hourly bars span more than two days."""
+def _labelled(start: int, count: int, size: int) -> set[int]:
+    """The buckets that get an x label: about six, at midnights (labelled with the date) when hourly bars span
+    more than two days, and none so close to the right edge that it would be cut."""
     step = max(1, -(-count // 6))
+    last = count - max(1, step // 2)
     if size <= HOUR and count > 48:
-        step = 24 * max(1, round(step / 24))
-    return step
+        days = max(1, round(step / 24))
+        first_midnight = (-(start // HOUR)) % 24
+        return {i for i in range(first_midnight, last + 1, 24) if ((i - first_midnight) // 24) % days == 0}
+    return set(range(0, last + 1, step))
 
 
 def _axis_label(start: int, size: int) -> str:

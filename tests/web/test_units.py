@@ -111,6 +111,10 @@ def test_hourly_charts_over_days_label_days():
     week = EventSeries(Buckets(T0 - 7 * DAY, HOUR, 7 * 24 + 1), [1] * (7 * 24 + 1))
     labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(week)))
     assert labels == ["Dec 25", "Dec 26", "Dec 27", "Dec 28", "Dec 29", "Dec 30", "Dec 31"]
+    # a range starting in the afternoon still labels midnights
+    later = EventSeries(Buckets(T0 - 7 * DAY + 16 * HOUR, HOUR, 7 * 24 + 1), [1] * (7 * 24 + 1))
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(later)))
+    assert labels == ["Dec 26", "Dec 27", "Dec 28", "Dec 29", "Dec 30", "Dec 31", "Jan 1"]
     day = EventSeries(Buckets(T0, HOUR, 25), [1] * 25)
     labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(day)))
     assert labels == ["Jan 1", "05:00", "10:00", "15:00", "20:00"]
