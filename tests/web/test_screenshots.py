@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from pipeline import screenshots
-
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -16,10 +19,19 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_screenshots_of_the_stream_and_an_issue_page(stack, tmp_path, capsys):
-    assert screenshots.main(["--output", str(tmp_path)]) == 0
+def test_screenshots_of_the_stream_and_an_issue_page(stack, tmp_path):
+    # a process of its own, as it is run (and Playwright's sync API wants no other one running in this thread)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.screenshots", "--output", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     for name in ("stream.png", "issue.png"):
         data = (tmp_path / name).read_bytes()
         assert png_size(data) == (1280, 800)
         assert len(data) > 20_000  # a rendered page, not a blank one
-    assert "wrote" in capsys.readouterr().out
+        assert f"wrote {tmp_path / name}" in done.stdout
