@@ -251,3 +251,32 @@ def test_bulk_actions_publish_status_changes_and_delete_asks_first(web_service, 
     assert [(p["fingerprint"], p["new_status"]) for p in deleted] == [
         (["fp-1"], GroupStatus.PENDING_DELETION)
     ]
+
+
+def test_every_control_is_named_and_actions_work_from_the_keyboard(web_service, acme, page, pubsub_topics):
+    now = int(time.time()) * MICROS
+    write_groups(web_service.database.database, [G(900, 1, 1, title="Keyboard issue", last_seen=now - HOUR)])
+    sign_in(page, web_service.url, acme["write"])
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+            .map(el => el.outerHTML)"""
+    )
+    assert unnamed == []
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip-link"
+    # select the issue and ignore it until escalating, with the keyboard only
+    box = page.get_by_label("Select BACKEND-")
+    box.focus()
+    page.keyboard.press("Space")
+    ignore = page.locator("summary", has_text="Ignore")
+    ignore.focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Until escalating").focus()
+    page.keyboard.press("Enter")
+    page.locator("#action-notice").wait_for()
+    (message,) = [orjson.loads(m.data) for m in pubsub_topics.pull(web_service.topic, timeout_s=10)]
+    assert (message["new_status"], message["new_substatus"]) == (
+        GroupStatus.IGNORED,
+        GroupSubStatus.UNTIL_ESCALATING,
+    )
