@@ -25,9 +25,14 @@ setup(
             "schemas.*",
             "api",
             "api.*",
+            "web",
         ]
     ),
-    package_data={"schemas": ["*.proto", "*.sql"]},
+    package_data={
+        "schemas": ["*.proto", "*.sql"],
+        # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)
+        "web": ["templates/*.html", "static/*.css", "static/*.js", "static/vendor/*"],
+    },
     install_requires=[
         "apache-beam[gcp]>=2.77,<2.78",
         "google-cloud-pubsub>=2.44,<3",
@@ -43,6 +48,7 @@ setup(
         "orjson>=3.10,<4",
         "fastapi>=0.115,<1",
         "uvicorn>=0.30,<1",
+        "jinja2>=3.1,<4",
     ],
     extras_require={
         "dev": [
@@ -53,6 +59,8 @@ setup(
             "httpx>=0.27,<1",
             # Its bundled protoc (33.5) writes schemas/*_pb2.py*; another version would write other bytes.
             "grpcio-tools>=1.81.1,<1.82",
+            # Browser tests and screenshots drive Debian's chromium (never a downloaded browser).
+            "playwright>=1.45,<2",
         ],
     },
 )

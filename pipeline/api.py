@@ -3,8 +3,8 @@
     python -m pipeline.api [--host 127.0.0.1] [--port 8000] [--spanner_project P] [--spanner_instance I]
         [--spanner_database D] [--pubsub_project P] [--status_change_topic T] [--public_url URL]
 
-Serves Sentry's organization and project issue index endpoints (``api.app``) over the pipeline's Spanner
-database; bulk updates and deletes are published to ``--status_change_topic`` (the pipeline's input topic).
+Serves Sentry's organization and project issue index endpoints (``api.app``) and the web interface
+(``web.app``: sign in at ``/`` with a token) over the pipeline's Spanner database; bulk updates and deletes are published to ``--status_change_topic`` (the pipeline's input topic).
 The OpenAPI document is at ``/openapi.json``. Authenticate with a token from
 ``python -m pipeline.admin create-token``.
 """
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from api import backend
 from api.app import create_app
 from api.service import IssueIndex
+from web.app import install as install_web
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -52,7 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     import uvicorn
 
-    app = create_app(build_index(args))
+    index = build_index(args)
+    app = create_app(index)
+    install_web(app, index)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log)
     return 0
 

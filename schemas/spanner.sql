@@ -221,3 +221,17 @@ ALTER TABLE Occurrences ADD COLUMN EventPayload JSON;
 
 -- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
 CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
+
+-- ---------------------------------------------------------------------------------------------------------------
+-- The issue pages of the web interface (web/, docs/web.md), read by api/issue_details.py.
+
+-- A group's occurrences by event time, newest first: the events-over-time chart and sparklines count the
+-- occurrences of a time window with one key-range read per group (no other occurrence of the group is read),
+-- and the latest event is the first entry. OccurrenceId breaks ties, so a long window is read in chunks, each
+-- resuming after the last key read. Interleaved in Groups, so each group's entries sit with its rows.
+CREATE INDEX OccurrencesByGroupEventTime ON Occurrences (GroupId, EventTime DESC, OccurrenceId),
+  INTERLEAVE IN `Groups`;
+
+-- A group's activity history newest first, read a page at a time.
+CREATE INDEX ActivitiesByGroupTime ON Activities (GroupId, ActivityTime DESC) STORING (Type, Data),
+  INTERLEAVE IN `Groups`;

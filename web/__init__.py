@@ -1,0 +1,1 @@
+"""The web interface of the issue index: server-rendered pages served by ``python -m pipeline.api``."""

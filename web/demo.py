@@ -1,0 +1,568 @@
+"""Demonstration data for the web interface: groups, their occurrences (with events) and activities written to
+Spanner as the pipeline writes them, for ``pipeline.screenshots``, ``bench/web.py`` and the browser tests.
+
+Nothing here runs in the service. Rows follow ``schemas/spanner.sql`` and the pipeline's conventions (group ids
+spread over 63 bits, occurrence and event ids as UUID hex, times in microseconds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
+from google.cloud.spanner_v1.data_types import JsonObject
+
+from api.issue_details import DAY, HOUR
+from transforms import registry
+from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
+from transforms.core.grouptypes import GROUP_TYPES
+from transforms.core.model import MICROS, to_datetime
+
+GROUP_COLUMNS = (
+    "GroupId",
+    "ProjectId",
+    "OrganizationId",
+    "PrimaryHash",
+    "Fingerprint",
+    "Generation",
+    "Type",
+    "Category",
+    "Status",
+    "Substatus",
+    "Priority",
+    "Level",
+    "Title",
+    "Subtitle",
+    "Culprit",
+    "Message",
+    "Platform",
+    "FirstSeen",
+    "LastSeen",
+    "ActiveAt",
+    "TimesSeen",
+    "FirstRelease",
+    "ResolutionType",
+    "ResolutionVersion",
+    "Data",
+    "Seq",
+    "UpdatedAt",
+)
+OCCURRENCE_COLUMNS = (
+    "GroupId",
+    "OccurrenceId",
+    "ProjectId",
+    "EventId",
+    "MessageId",
+    "MessageTime",
+    "Fingerprint",
+    "Hashes",
+    "Type",
+    "IssueTitle",
+    "Subtitle",
+    "Culprit",
+    "Level",
+    "DetectionTime",
+    "EventTime",
+    "EvidenceDisplay",
+    "Release",
+    "Environment",
+    "StoredEventId",
+    "EventPayload",
+)
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
+
+
+@dataclass
+class DemoGroup:
+    group_id: int
+    project_id: int
+    organization_id: int
+    title: str
+    culprit: str
+    level: str = "error"
+    type: int = 1
+    status: int = GroupStatus.UNRESOLVED
+    substatus: int | None = GroupSubStatus.ONGOING
+    priority: int | None = Priority.HIGH
+    event_times: list[int] = field(default_factory=list)
+    releases: list[str] = field(default_factory=lambda: ["backend@1.4.0"])
+    environments: list[str] = field(default_factory=lambda: ["production"])
+    platform: str = "python"
+    subtitle: str = ""
+    resolution: tuple[str, str] | None = None
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"demo-{self.group_id}"
+
+    def group_values(self) -> list[Any]:
+        times = sorted(self.event_times)
+        first, last = times[0], times[-1]
+        group_type = GROUP_TYPES[self.type]
+        data = {
+            "type": "generic",
+            "title": self.title,
+            "culprit": self.culprit,
+            "metadata": {"title": self.title, "value": self.subtitle},
+        }
+        message = " ".join(part for part in (self.title, self.subtitle, self.culprit) if part)
+        return [
+            self.group_id,
+            self.project_id,
+            self.organization_id,
+            hashlib.md5(self.fingerprint.encode()).hexdigest(),
+            self.fingerprint,
+            0,
+            self.type,
+            int(group_type.category),
+            int(self.status),
+            None if self.substatus is None else int(self.substatus),
+            None if self.priority is None else int(self.priority),
+            LEVELS[self.level],
+            self.title,
+            self.subtitle,
+            self.culprit,
+            message,
+            self.platform,
+            to_datetime(first),
+            to_datetime(last),
+            to_datetime(first),
+            len(times),
+            self.releases[0] if self.releases else None,
+            self.resolution[0] if self.resolution else None,
+            self.resolution[1] if self.resolution else None,
+            JsonObject(data),
+            1,
+            COMMIT_TIMESTAMP,
+        ]
+
+    def occurrence_rows(self, rnd: random.Random) -> list[list[Any]]:
+        rows = []
+        times = sorted(self.event_times)
+        for i, moment in enumerate(times):
+            # releases advance over the group's life; the latest event has the newest
+            release = self.releases[min(len(self.releases) - 1, i * len(self.releases) // len(times))]
+            rows.append(
+                occurrence_row(
+                    self.group_id,
+                    self.project_id,
+                    moment,
+                    title=self.title,
+                    subtitle=self.subtitle,
+                    culprit=self.culprit,
+                    level=self.level,
+                    type=self.type,
+                    release=release if self.releases else None,
+                    environment=rnd.choice(self.environments) if self.environments else None,
+                    platform=self.platform,
+                    evidence=self.evidence,
+                    tags=(
+                        ("browser", rnd.choice(["Chrome 131", "Firefox 133", "Safari 18.1"])),
+                        ("os", rnd.choice(["Ubuntu 24.04", "macOS 15.1", "Windows 11"])),
+                        ("server_name", rnd.choice(["web-1", "web-2", "worker-3"])),
+                        ("url", f"https://shop.example.com{self.culprit.split(' ')[-1]}"),
+                    ),
+                )
+            )
+        return rows
+
+
+def occurrence_row(
+    group_id: int,
+    project_id: int,
+    event_time: int,
+    *,
+    title: str = "Issue",
+    subtitle: str = "",
+    culprit: str = "app.views in handler",
+    level: str = "error",
+    type: int = 1,
+    release: str | None = None,
+    environment: str | None = None,
+    tags: Sequence[tuple[str, str]] = (),
+    evidence: Sequence[dict[str, Any]] = (),
+    platform: str = "python",
+) -> list[Any]:
+    """One attached occurrence with its event stored on the row (the event path), in ``OCCURRENCE_COLUMNS``."""
+    occurrence_id = uuid.uuid4().hex
+    event_id = uuid.uuid4().hex
+    fingerprint = f"demo-{group_id}"
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "project_id": project_id,
+        "platform": platform,
+        "timestamp": event_time,
+        "tags": [list(pair) for pair in tags],
+        "sdk": {"name": "sentry.python", "version": "2.19.0"},
+    }
+    if release:
+        event["release"] = release
+    if environment:
+        event["environment"] = environment
+    moment = to_datetime(event_time)
+    return [
+        group_id,
+        occurrence_id,
+        project_id,
+        event_id,
+        f"m-{occurrence_id}",
+        moment,
+        [fingerprint],
+        [hashlib.md5(fingerprint.encode()).hexdigest()],
+        type,
+        title,
+        subtitle,
+        culprit,
+        level,
+        moment,
+        moment,
+        JsonObject([dict(item) for item in evidence]),
+        release,
+        environment,
+        event_id,
+        JsonObject(event),
+    ]
+
+
+def write_occurrences(database: Any, rows: Iterable[list[Any]], chunk: int = 2000) -> int:
+    rows = list(rows)
+    for start in range(0, len(rows), chunk):
+        with database.batch() as batch:
+            batch.insert_or_update("Occurrences", OCCURRENCE_COLUMNS, rows[start : start + chunk])
+    return len(rows)
+
+
+def write_groups(database: Any, groups: Sequence[DemoGroup], rnd: random.Random) -> int:
+    """The groups with their occurrences, environments and releases; returns the occurrences written."""
+    written = 0
+    for start in range(0, len(groups), 500):
+        part = groups[start : start + 500]
+        with database.batch() as batch:
+            batch.insert_or_update("Groups", GROUP_COLUMNS, [g.group_values() for g in part])
+            batch.insert_or_update(
+                "GroupEnvironments",
+                ["GroupId", "Environment", "FirstRelease", "FirstSeen"],
+                [
+                    [g.group_id, env, g.releases[0] if g.releases else None, to_datetime(min(g.event_times))]
+                    for g in part
+                    for env in g.environments
+                ],
+            )
+            batch.insert_or_update(
+                "GroupReleases", ["GroupId", "Release"], [[g.group_id, r] for g in part for r in g.releases]
+            )
+        rows = [row for g in part for row in g.occurrence_rows(rnd)]
+        written += write_occurrences(database, rows)
+    return written
+
+
+def write_activity(
+    database: Any, group_id: int, project_id: int, kind: int, at: int, data: dict | None = None
+) -> None:
+    with database.batch() as batch:
+        batch.insert_or_update(
+            "Activities",
+            ["GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data"],
+            [
+                [
+                    group_id,
+                    uuid.uuid4().hex,
+                    project_id,
+                    int(kind),
+                    "m",
+                    to_datetime(at),
+                    JsonObject(data or {}),
+                ]
+            ],
+        )
+
+
+def register(database: Any, organization_id: int, organization_slug: str, projects: dict[int, str]) -> None:
+    for project_id, slug in projects.items():
+        registry.register_project(
+            database,
+            project_id=project_id,
+            organization_id=organization_id,
+            slug=slug,
+            organization_slug=organization_slug,
+        )
+
+
+# ---- the screenshots' organization
+
+_SHOWCASE = [
+    # title, subtitle, culprit, level, project, pattern, status, substatus, priority
+    (
+        "ConnectionError",
+        "Connection refused: db-primary:5432",
+        "app.db.pool in acquire",
+        "error",
+        1,
+        "steady",
+        0,
+        3,
+        75,
+    ),
+    (
+        "TimeoutError",
+        "Read timed out after 30s (payments.example.com)",
+        "checkout.payments in charge_card",
+        "error",
+        1,
+        "burst",
+        0,
+        2,
+        75,
+    ),
+    ("KeyError", "'currency'", "pricing.rates in convert", "error", 1, "new", 0, 7, 75),
+    (
+        "N+1 Query",
+        "SELECT * FROM order_items WHERE order_id = %s",
+        "GET /api/0/orders/",
+        "warning",
+        1,
+        "steady",
+        0,
+        3,
+        50,
+    ),
+    (
+        "TypeError",
+        "Cannot read properties of undefined (reading 'id')",
+        "app/components/Cart.tsx in renderRow",
+        "error",
+        2,
+        "steady",
+        0,
+        6,
+        75,
+    ),
+    (
+        "ChunkLoadError",
+        "Loading chunk 412 failed",
+        "webpack/runtime in loadChunk",
+        "error",
+        2,
+        "burst",
+        0,
+        3,
+        50,
+    ),
+    (
+        "Slow DB Query",
+        "SELECT ... FROM inventory ORDER BY updated_at",
+        "GET /api/0/inventory/",
+        "warning",
+        1,
+        "steady",
+        0,
+        3,
+        50,
+    ),
+    (
+        "ValueError",
+        "invalid literal for int() with base 10: 'abc'",
+        "search.filters in parse_page",
+        "error",
+        1,
+        "few",
+        0,
+        3,
+        25,
+    ),
+    (
+        "Uncaught ReferenceError",
+        "gtag is not defined",
+        "app/analytics.ts in track",
+        "error",
+        2,
+        "steady",
+        0,
+        3,
+        25,
+    ),
+    (
+        "CeleryTaskTimeout",
+        "Task send_receipt exceeded 300s",
+        "worker.tasks in send_receipt",
+        "fatal",
+        3,
+        "burst",
+        0,
+        2,
+        75,
+    ),
+    (
+        "PermissionDenied",
+        "/var/data/exports is not writable",
+        "worker.exports in write_csv",
+        "error",
+        3,
+        "few",
+        1,
+        None,
+        50,
+    ),
+    ("MemoryError", "", "worker.images in resize", "fatal", 3, "few", 2, 5, 50),
+    (
+        "Large HTTP payload",
+        "Response of 4.2 MB for /api/0/catalog/",
+        "GET /api/0/catalog/",
+        "info",
+        1,
+        "steady",
+        0,
+        3,
+        25,
+    ),
+    (
+        "IntegrityError",
+        'duplicate key value violates unique constraint "orders_pkey"',
+        "orders.service in create",
+        "error",
+        1,
+        "new",
+        0,
+        7,
+        75,
+    ),
+]
+
+
+def showcase(database: Any, now: int, seed: int = 20) -> list[DemoGroup]:
+    """Organization 1 ``acme`` with projects backend (1), frontend (2) and worker (3), and a stream of issues
+    with varied levels, statuses, priorities and event patterns over the last 14 days."""
+    rnd = random.Random(seed)
+    register(database, 1, "acme", {1: "backend", 2: "frontend", 3: "worker"})
+    groups = []
+    for i, (title, subtitle, culprit, level, project, pattern, status, substatus, priority) in enumerate(
+        _SHOWCASE
+    ):
+        times = _pattern(rnd, pattern, now)
+        releases = {1: ["backend@1.3.2", "backend@1.4.0"], 2: ["frontend@5.2.0"], 3: ["worker@0.9.1"]}[
+            project
+        ]
+        group = DemoGroup(
+            group_id=rnd.getrandbits(62) + 1,
+            project_id=project,
+            organization_id=1,
+            title=title,
+            subtitle=subtitle,
+            culprit=culprit,
+            level=level,
+            type=1006 if title == "N+1 Query" else (1001 if title == "Slow DB Query" else 1),
+            status=status,
+            substatus=substatus,
+            priority=priority,
+            event_times=times,
+            releases=releases,
+            environments=["production"] if i % 3 else ["production", "staging"],
+            platform="javascript" if project == 2 else "python",
+            evidence=[
+                {
+                    "name": "Exception",
+                    "value": f"{title}: {subtitle}" if subtitle else title,
+                    "important": True,
+                },
+                {"name": "Function", "value": culprit.split(" in ")[-1], "important": False},
+            ],
+        )
+        groups.append(group)
+    write_groups(database, groups, rnd)
+    for group in groups:
+        if group.substatus == GroupSubStatus.REGRESSED:
+            write_activity(
+                database, group.group_id, group.project_id, ActivityType.SET_RESOLVED, now - 5 * DAY
+            )
+            write_activity(
+                database,
+                group.group_id,
+                group.project_id,
+                ActivityType.SET_REGRESSION,
+                now - 2 * DAY,
+                {"version": group.releases[-1]},
+            )
+        if group.substatus == GroupSubStatus.ESCALATING:
+            write_activity(
+                database, group.group_id, group.project_id, ActivityType.SET_IGNORED, now - 6 * DAY
+            )
+            write_activity(
+                database, group.group_id, group.project_id, ActivityType.SET_ESCALATING, now - 20 * HOUR
+            )
+            write_activity(
+                database,
+                group.group_id,
+                group.project_id,
+                ActivityType.SET_PRIORITY,
+                now - 20 * HOUR,
+                {"priority": "high", "reason": "escalating"},
+            )
+        if group.status == GroupStatus.RESOLVED:
+            write_activity(
+                database, group.group_id, group.project_id, ActivityType.SET_RESOLVED, now - 1 * DAY
+            )
+        if group.status == GroupStatus.IGNORED:
+            write_activity(
+                database, group.group_id, group.project_id, ActivityType.SET_IGNORED, now - 3 * DAY
+            )
+    return groups
+
+
+def _pattern(rnd: random.Random, pattern: str, now: int) -> list[int]:
+    """Event times (microseconds) of a group over the last 14 days."""
+    span = 14 * DAY
+    if pattern == "steady":
+        count = rnd.randrange(80, 400)
+        return [now - rnd.randrange(span) for _ in range(count)]
+    if pattern == "burst":
+        base = [now - rnd.randrange(span) for _ in range(rnd.randrange(20, 60))]
+        peak = now - rnd.randrange(6 * HOUR, 3 * DAY)
+        burst = [peak + int(rnd.gauss(0, 3 * HOUR)) for _ in range(rnd.randrange(150, 500))]
+        return base + [min(moment, now - 60 * MICROS) for moment in burst]
+    if pattern == "new":
+        return [now - rnd.randrange(20 * HOUR) for _ in range(rnd.randrange(15, 60))]
+    return [now - rnd.randrange(span) for _ in range(rnd.randrange(3, 12))]
+
+
+def scale(database: Any, now: int, groups: int, organizations: int = 10, seed: int = 1) -> tuple[int, int]:
+    """``groups`` groups over ``organizations`` organizations (slugs ``org1``...; 5 projects each) with 1-40
+    occurrences each over the last 30 days: the web benchmark's data. Returns (groups, occurrences)."""
+    rnd = random.Random(seed)
+    for org in range(1, organizations + 1):
+        register(database, org, f"org{org}", {org * 100 + p: f"project{p}" for p in range(5)})
+    made = []
+    pairs = [(0, 3), (0, 3), (0, 3), (0, 7), (0, 6), (1, None), (2, 5), (2, 1)]
+    for i in range(groups):
+        org = i % organizations + 1
+        status, substatus = rnd.choice(pairs)
+        count = rnd.choice([1, 2, 3, 5, 8, 13, 21, 40])
+        last = now - rnd.randrange(30 * DAY)
+        made.append(
+            DemoGroup(
+                group_id=rnd.getrandbits(62) + 1,
+                project_id=org * 100 + rnd.randrange(5),
+                organization_id=org,
+                title=f"{rnd.choice(['TimeoutError', 'KeyError', 'ConnectionError', 'TypeError'])} in handler {i}",
+                culprit=f"app.handlers in handle_{i % 97}",
+                level=rnd.choice(["info", "warning", "error", "error", "fatal"]),
+                status=status,
+                substatus=substatus,
+                priority=rnd.choice([75, 50, 50, 25, 25]),
+                event_times=[last - rnd.randrange(3 * DAY) for _ in range(count)],
+                releases=[f"app@1.{rnd.randrange(5)}.0"],
+                environments=[rnd.choice(["production", "production", "staging"])],
+            )
+        )
+    occurrences = write_groups(database, made, rnd)
+    return len(made), occurrences
+
+
+def issue_token(database: Any, organization: int | str, scope: str = "write") -> str:
+    token, _ = registry.issue_api_token(database, organization=organization, scope=scope, name="web demo")
+    return token
