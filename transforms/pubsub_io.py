@@ -153,7 +153,7 @@ class _PublishFn(beam.DoFn):
         self._batch: list = []
         self._bytes = 0
 
-    def process(self, message: PubsubMessage) -> None:
+    def process(self, message: PubsubMessage):  # no "-> None": see ApplyPerGroupFn.process
         attributes = message.attributes or {}
         self._batch.append(self._message(data=message.data, attributes=attributes))
         self._bytes += len(message.data) + sum(len(k) + len(v) for k, v in attributes.items()) + 64
