@@ -14,9 +14,9 @@ import pytest
 
 from pipeline import backfill
 from pipeline.archive_writer import ArchiveWriter
+from pipeline.production_graph import backfill_job_graph, run_on_fn_api_runner
 from pipeline.stream import counter_totals
 from pipeline.workload import Workload, WorkloadConfig
-from tests.backfill.dataflow_graph import dataflow_graph, run_on_fn_api_runner
 from transforms import registry
 
 TABLES = {
@@ -160,7 +160,7 @@ def test_the_dataflow_job_run_on_the_fn_api_runner_writes_the_rows_of_the_local_
     pattern, _ = archive(tmp_path, "both.avro", SMALL, max_records_per_file=1000)
     out = run_backfill(registered, pattern, tmp_path / "dl-local", capsys=capsys)
     other = register_sample_projects(spanner_db_factory())
-    graph = dataflow_graph(
+    graph = backfill_job_graph(
         [
             f"--input={pattern}",
             f"--dead_letter_path={tmp_path / 'dl-dataflow'}",

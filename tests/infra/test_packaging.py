@@ -40,6 +40,7 @@ NOT_ON_WORKERS = (
     "pipeline.workload",
     "pipeline.generate",
     "pipeline.archive_writer",
+    "pipeline.production_graph",
 )
 _PICKLED = {
     python_urns.PICKLED_DOFN_INFO,

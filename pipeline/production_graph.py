@@ -1,12 +1,13 @@
-"""The backfill's Dataflow job, executed here: the graph ``--runner DataflowRunner`` submits, on the FnApiRunner.
+"""Dataflow's jobs, executed here: the graph ``--runner DataflowRunner`` submits, on Beam's FnApiRunner.
 
-``dataflow_graph`` builds the job with Beam's DataflowRunner and ``--dry_run=True``: everything but the
-submission (the runner's own rewrites for Dataflow Runner v2, its pre-optimisation of batch graphs, the
-portable pipeline proto the service runs; no network). ``run_on_fn_api_runner`` runs that proto unchanged on
-Beam's FnApiRunner, which executes it as Dataflow's workers do: fused stages on the SDK harness, Beam's
-GroupByKey, side inputs and state over the Fn API. The one thing replaced is where the SDK harness runs: the
-job's environments name Dataflow's worker container; here they are the embedded Python environment (this
-process), so the emulators and the local files the test gave are reachable.
+For tests and benchmarks (nothing here runs on Dataflow's workers). ``backfill_job_graph`` builds the
+backfill's job with Beam's DataflowRunner and ``--dry_run=True``: everything but the submission (the
+runner's own rewrites for Dataflow Runner v2, its pre-optimisation of batch graphs, the portable pipeline
+proto the service runs; no network). ``run_on_fn_api_runner`` runs that proto unchanged on Beam's
+FnApiRunner, which executes it as Dataflow's workers do: fused stages on the SDK harness, Beam's GroupByKey,
+side inputs and state over the Fn API. The one thing replaced is where the SDK harness runs: the job's
+environments name Dataflow's worker container; here they are the embedded Python environment (this
+process), so the emulators and the local files given are reachable.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ DATAFLOW_FLAGS = (
 )
 
 
-def dataflow_graph(args: Sequence[str]) -> beam_runner_api_pb2.Pipeline:
+def backfill_job_graph(args: Sequence[str]) -> beam_runner_api_pb2.Pipeline:
     """The pipeline proto DataflowRunner would submit for ``python -m pipeline.backfill ARGS``."""
     options = backfill.make_options([*args, *DATAFLOW_FLAGS])
     assert backfill.grouping(options) == "shuffle"
