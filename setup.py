@@ -6,11 +6,11 @@ and nothing else. The issue index's HTTP service (FastAPI, uvicorn) is the
 ``api`` extra; what only tests or local tooling need is the ``dev`` extra, which
 includes ``api`` (``pip install -e '.[dev]'`` gets everything).
 
-Beam: tested on 2.77 and 2.78 (CI installs the newest the range allows; the
-README says how to test another). 2.79 is allowed before its release: every
-patch of a private Beam API checks what it patches and falls back to Beam's own
-behaviour when that changed (docs/runners.md), so a new minor version needs no
-code change to run, only the tests run on it before the bound moves again.
+Beam: tested on 2.77 and 2.78 (scripts/venv.sh installs the newest the range
+allows; the README says how to test another). 2.79 is allowed before its release:
+workers reach no private Beam API, and the local runner's patches are to check
+what they patch and fall back to Beam's own behaviour (docs/runners.md); the
+tests run on a new version before the bound moves again.
 """
 
 from setuptools import find_packages, setup
