@@ -68,15 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from apache_beam.runners.portability.fn_api_runner import worker_handlers
-
     from pipeline import backfill
     from pipeline.archive_writer import ArchiveWriter
     from pipeline.production_graph import backfill_job_graph, run_on_fn_api_runner
     from pipeline.workload import Workload, WorkloadConfig
 
     designs = args.designs.split(",")
-    cache_mb = worker_handlers.STATE_CACHE_SIZE_MB
     sizes = _SizeTimer()
     folder = tempfile.mkdtemp(prefix="backfill-graphs-")
     config = WorkloadConfig(messages=args.messages, keys=max(args.messages // 10, 1), seed=3)
@@ -94,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"--spanner_instance={bench_database.INSTANCE}",
                 f"--spanner_database={database_id}",
             ]
-            worker_handlers.STATE_CACHE_SIZE_MB = 0 if design == "dataflow-nocache" else cache_mb
             sizes.reset()
             wall, cpu = time.monotonic(), time.process_time()
             if design == "local":
                 with contextlib.redirect_stdout(io.StringIO()):
                     backfill.main(flags)
             else:
-                run_on_fn_api_runner(backfill_job_graph(flags))
+                cache = 0 if design == "dataflow-nocache" else None  # None: the FnApiRunner's own
+                run_on_fn_api_runner(backfill_job_graph(flags), state_cache_mb=cache)
             wall, cpu = time.monotonic() - wall, time.process_time() - cpu
             print(
                 f"round {round_number}  {design:17s} wall {wall:6.1f} s  CPU {cpu:6.1f} s "
@@ -110,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             bench_database.drop(database_id)
-    worker_handlers.STATE_CACHE_SIZE_MB = cache_mb
     return 0
 
 
