@@ -180,3 +180,21 @@ def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path)
         requirement.split(">")[0].split("<")[0] for requirement in sections["api"]
     }
     assert any(requirement.startswith("fastapi") for requirement in sections["dev"])  # dev pulls the api
+
+
+def test_the_http_service_without_its_extra_says_how_to_install_it() -> None:
+    """A worker-style install has no FastAPI: ``python -m pipeline.api`` names the extra instead of a traceback."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys; sys.modules['fastapi'] = None; runpy.run_module('pipeline.api', run_name='__main__')",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert run.returncode == 1
+    assert "pip install 'occurrence-pipeline[api]'" in run.stderr
+    assert "Traceback" not in run.stderr
