@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
 ensure_venv
-py=.venv/bin/python
+py="$VENV/bin/python"
 messages="${RUN_LOCAL_MESSAGES:-5000}"
 port="${RUN_LOCAL_PORT:-8000}"
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: lint, format check and every test, on a fresh machine or a developer's.
 #
-# Creates .venv when needed, installs Debian's chromium for the browser tests when missing (as root), starts the
-# local stack (emulators and Redis) when it is not running and stops it again at the end (STACK_KEEP=1 keeps
-# it), then runs ruff and pytest. Extra arguments go to pytest, e.g.
+# Creates .venv (.venv-beam-$BEAM_VERSION with BEAM_VERSION set: scripts/venv.sh) when needed, installs
+# Debian's chromium for the browser tests when missing (as root), starts the local stack (emulators and
+# Redis) when it is not running and stops it again at the end (STACK_KEEP=1 keeps it), then runs ruff and
+# pytest. Extra arguments go to pytest, e.g.
 # ./run_tests.sh tests/infra -x. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,7 +12,7 @@ source scripts/venv.sh
 source scripts/chromium.sh
 ensure_venv
 ensure_chromium
-py=.venv/bin/python
+py="$VENV/bin/python"
 
 started_stack=0
 if ! "$py" -m pipeline.stack status --quiet; then
@@ -27,9 +28,9 @@ trap stop_stack EXIT
 
 failed=()
 echo "==> ruff check ."
-.venv/bin/ruff check . || failed+=("ruff check")
+"$VENV/bin/ruff" check . || failed+=("ruff check")
 echo "==> ruff format --check ."
-.venv/bin/ruff format --check . || failed+=("ruff format")
+"$VENV/bin/ruff" format --check . || failed+=("ruff format")
 echo "==> pytest"
 "$py" -m pytest --timeout=900 "$@" || failed+=("pytest")
 

@@ -1,11 +1,28 @@
 """Packaging for occurrence-pipeline.
 
 Also used as Dataflow's ``--setup_file``: workers run ``pip install .`` on this
-file, so it lists every package the pipeline imports at run time and nothing
-that only tests or local tooling need (those are in the ``dev`` extra).
+file, so ``install_requires`` lists every package the pipeline's workers import
+and nothing else. The issue index's HTTP service (FastAPI, uvicorn) is the
+``api`` extra; what only tests or local tooling need is the ``dev`` extra, which
+includes ``api`` (``pip install -e '.[dev]'`` gets everything).
+
+Beam: tested on 2.77 and 2.78 (scripts/venv.sh installs the newest the range
+allows; the README says how to test another). 2.79 is allowed before its release:
+workers reach no private Beam API, and the local runner's patches are to check
+what they patch and fall back to Beam's own behaviour (docs/runners.md); the
+tests run on a new version before the bound moves again.
 """
 
 from setuptools import find_packages, setup
+
+# The Beam versions supported; scripts/venv.sh installs the newest of them (or $BEAM_VERSION) into the venv.
+BEAM_REQUIREMENT = "apache-beam[gcp]>=2.77,<2.80"
+API = [
+    "fastapi>=0.115,<1",
+    "uvicorn>=0.30,<1",
+    # the web interface's server-rendered pages (web/)
+    "jinja2>=3.1,<4",
+]
 
 setup(
     name="occurrence-pipeline",
@@ -34,7 +51,7 @@ setup(
         "web": ["templates/*.html", "static/*.css", "static/*.js", "static/vendor/*"],
     },
     install_requires=[
-        "apache-beam[gcp]>=2.77,<2.78",
+        BEAM_REQUIREMENT,
         "google-cloud-pubsub>=2.44,<3",
         "google-cloud-spanner>=3.71,<4",
         # hiredis: redis-py parses replies in C with it (quota round trips: 153 -> 95 µs of CPU for 30 keys).
@@ -46,12 +63,11 @@ setup(
         "python-dateutil>=2.8,<3",
         "msgspec>=0.19,<1",
         "orjson>=3.10,<4",
-        "fastapi>=0.115,<1",
-        "uvicorn>=0.30,<1",
-        "jinja2>=3.1,<4",
     ],
     extras_require={
+        "api": API,
         "dev": [
+            *API,
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
             "hypothesis>=6.100,<7",

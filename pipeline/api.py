@@ -16,9 +16,18 @@ import sys
 from collections.abc import Sequence
 
 from api import backend
-from api.app import create_app
 from api.service import IssueIndex
 from web.app import install as install_web
+
+try:
+    from api.app import create_app
+except ModuleNotFoundError as missing:  # the HTTP service is the package's "api" extra
+    if missing.name not in ("fastapi", "starlette"):
+        raise
+    raise SystemExit(
+        f"pipeline.api: {missing.name} is not installed; the HTTP service needs the 'api' extra: "
+        "pip install 'occurrence-pipeline[api]' (or -e '.[api]' in a checkout)"
+    ) from None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -575,7 +575,7 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
-    ) -> None:
+    ):  # no "-> None": Beam 2.78 reads process's annotations as type hints and refuses a None output type
         key, routed = element
         meta = self._meta(meta_state)
         buffer.add(bytes(routed.encoded))

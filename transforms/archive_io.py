@@ -43,7 +43,7 @@ from apache_beam.io import filebasedsource, iobase
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from fastavro import block_reader
+from fastavro import block_reader, parse_schema, schemaless_reader
 
 from transforms import coders  # noqa: F401  (registers the message coders used for the outputs)
 from transforms.core import metrics, reasons
@@ -199,7 +199,7 @@ def _avro_records(
     with source.open_file(file_name) as file:
         try:
             blocks = block_reader(file)
-            sync_marker = blocks._header["sync"]  # fastavro keeps it there; Beam's Avro source reads it too
+            sync_marker = _sync_marker(file)
         except Exception as exc:
             if start_offset == 0:  # the split holding the header reports it, once per file
                 yield _unreadable(
@@ -250,6 +250,32 @@ def _avro_records(
                     f"record {index} of the {block.num_records} in the Avro block at byte {block.offset} "
                     f"cannot be read ({_describe(exc)}); the rest of the block is lost",
                 )
+
+
+# The header of an Avro object container file, as the Avro specification defines it ("Object Container
+# Files"): 4 magic bytes, the metadata map, then the 16-byte sync marker that ends every block.
+_AVRO_HEADER = parse_schema(
+    {
+        "type": "record",
+        "name": "org.apache.avro.file.Header",
+        "fields": [
+            {"name": "magic", "type": {"type": "fixed", "name": "Magic", "size": 4}},
+            {"name": "meta", "type": {"type": "map", "values": "bytes"}},
+            {"name": "sync", "type": {"type": "fixed", "name": "Sync", "size": 16}},
+        ],
+    }
+)
+_AVRO_MAGIC = b"Obj\x01"
+
+
+def _sync_marker(file: Any) -> bytes:
+    """The file's sync marker, read from its header with fastavro's public API (fastavro keeps it only in a
+    private attribute of its readers; Beam's own Avro source reads that attribute)."""
+    file.seek(0)
+    header = schemaless_reader(file, _AVRO_HEADER)
+    if header["magic"] != _AVRO_MAGIC:
+        raise ValueError("not an Avro object container file")
+    return header["sync"]
 
 
 def _advance_past_sync_marker(file: Any, sync_marker: bytes) -> bool:

@@ -97,29 +97,26 @@ def spanner_database(project: str, instance: str, database: str) -> Database:
 
 @functools.cache
 def _recent_sessions_pool_class():
-    from google.cloud.aio._cross_sync import CrossSync
     from google.cloud.spanner_v1.pool import BurstyPool
 
     class RecentSessionsPool(BurstyPool):
-        """``BurstyPool`` that checks a pooled session with the server only after 55 minutes unused."""
+        """``BurstyPool`` that checks a pooled session with the server only after 55 minutes unused.
+
+        Only public API: ``BurstyPool.get`` calls ``session.exists()`` on the session it takes from the pool
+        (its documented ping), and ``put`` gives each session an ``exists`` that answers yes while the
+        session has been back in the pool for less than ``MAX_IDLE_SECONDS``, and asks the server after.
+        A client version that stops pinging simply never calls it."""
 
         MAX_IDLE_SECONDS = 55 * 60
 
-        def get(self):
-            try:
-                session = CrossSync._Sync_Impl.queue_get(self._sessions, block=False)
-            except CrossSync._Sync_Impl.QueueEmpty:
-                return super().get()  # creates one
-            idle_since = getattr(session, "_occurrence_pipeline_idle_since", None)
-            if idle_since is not None and time.monotonic() - idle_since < self.MAX_IDLE_SECONDS:
-                return session
-            if not session.exists():
-                session = self._new_session()
-                session.create()
-            return session
-
         def put(self, session):
-            session._occurrence_pipeline_idle_since = time.monotonic()
+            idle_since = time.monotonic()
+            ping = type(session).exists
+
+            def exists() -> bool:
+                return time.monotonic() - idle_since < self.MAX_IDLE_SECONDS or ping(session)
+
+            session.exists = exists
             super().put(session)
 
     return RecentSessionsPool

@@ -149,7 +149,9 @@ class _SpillFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._files = _FrameFiles(self._directory, uuid.uuid4().hex)
 
-    def process(self, message: Message, projects: Mapping[int, ProjectInfo]) -> None:
+    def process(
+        self, message: Message, projects: Mapping[int, ProjectInfo]
+    ):  # no "-> None": see ApplyPerGroupFn.process
         payload = message.payload
         lookup = is_lookup(message)
         if lookup:

@@ -319,7 +319,7 @@ class _PublishFn(beam.DoFn):
         self._batch: list = []
         self._bytes = self._empty_bytes
 
-    def process(self, message: PubsubMessage) -> None:
+    def process(self, message: PubsubMessage):  # no "-> None": see ApplyPerGroupFn.process
         attributes = message.attributes or {}
         size = pubsub_message_bytes(len(message.data or b""), attributes)
         if self._batch and (len(self._batch) >= self.MAX_MESSAGES or self._bytes + size > self.MAX_BYTES):

@@ -116,7 +116,7 @@ class _Ticker(beam.DoFn):
         self._target = target
         self._interval = interval
 
-    def process(self, element, tick=beam.DoFn.TimerParam(TICK)) -> None:
+    def process(self, element, tick=beam.DoFn.TimerParam(TICK)):  # no "-> None": see ApplyPerGroupFn.process
         tick.set(Timestamp.of(time.time()))
 
     @on_timer(TICK)

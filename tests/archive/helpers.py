@@ -30,7 +30,7 @@ class _Collect(beam.DoFn):
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def process(self, element: Any) -> None:
+    def process(self, element: Any):  # no "-> None": Beam 2.78 reads it as a type hint and refuses it
         with _lock:
             _collected.setdefault(self._token, []).append(element)
 

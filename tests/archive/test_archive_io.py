@@ -233,6 +233,55 @@ def test_a_corrupt_avro_block_is_one_dead_letter_and_reading_resumes_at_the_next
     assert f"reading resumes at byte {offset + size}" in dead.error
 
 
+class _BlockReaderWithoutPrivates:
+    """fastavro's ``block_reader`` as a future fastavro could have it: the same public iteration and
+    attributes, none of its private ones (the sync marker was read from ``_header`` until then)."""
+
+    def __init__(self, file) -> None:
+        self._blocks = fastavro.block_reader(file)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._blocks)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._blocks, name)
+
+
+def test_avro_archives_are_read_through_fastavro_public_api_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sync markers (to split files and to resume after a bad block) come from the header as the Avro
+    specification lays it out, not from fastavro's private attributes."""
+    from transforms import archive_io
+
+    path = tmp_path / "corrupt.avro"
+    write(path, codec="deflate")
+    offset, size, lost = avro_blocks(path)[2]
+    data = bytearray(path.read_bytes())
+    data[offset + 8 : offset + 72] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    expected = read_archive(str(path))
+    monkeypatch.setattr(archive_io, "block_reader", _BlockReaderWithoutPrivates)
+    result = read_archive(str(path))
+    assert by_id(result.messages) == by_id(expected.messages) and len(result.messages) == len(MESSAGES) - lost
+    assert result.dead_letters == expected.dead_letters
+    assert f"reading resumes at byte {offset + size}" in result.dead_letters[0].error
+    source = _AvroArchiveSource(str(path))
+    splits = [split.source for split in source.split(desired_bundle_size=50_000)]
+    assert len(splits) > 1
+    assert sorted(
+        m.message_id
+        for s in splits
+        for m in source_test_utils.read_from_source(s)
+        if isinstance(m, RawMessage)
+    ) == sorted(m.message_id for m in result.messages)
+
+
 def test_a_broken_block_length_loses_only_the_bytes_up_to_the_next_sync_marker(tmp_path: Path) -> None:
     path = tmp_path / "broken.avro"
     write(path)  # null codec

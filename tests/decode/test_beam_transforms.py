@@ -175,7 +175,7 @@ def test_ingest_gives_what_the_separate_steps_give_with_the_same_counters() -> N
             )
             for item in raws
         ]
-    )
+    ).with_output_types(PubsubMessage)  # Beam 2.78 checks it against _IngestFn's annotations
     ingested = pubsub | Ingest(projects, MAX_BYTES)
     assert_that(ingested[ROUTED], equal_to(routed), "routed")
     assert_that(
