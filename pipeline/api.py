@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 from api import backend
 from api.service import IssueIndex
-from web.app import install as install_web
 
 try:
     from api.app import create_app
+    from web.app import install as install_web
 except ModuleNotFoundError as missing:  # the HTTP service is the package's "api" extra
-    if missing.name not in ("fastapi", "starlette"):
+    if missing.name not in ("fastapi", "starlette", "jinja2"):
         raise
     raise SystemExit(
         f"pipeline.api: {missing.name} is not installed; the HTTP service needs the 'api' extra: "

@@ -137,7 +137,9 @@ def test_to_raw_messages_sets_message_times_and_element_timestamps_and_dead_lett
     pipeline = TestPipeline(runner="BundleBasedDirectRunner")
     outputs = (
         pipeline
-        | beam.Create([pubsub("a", ts="2026-05-01T10:00:00Z"), pubsub("b"), pubsub("c", ts="never", k="v")])
+        | beam.Create(
+            [pubsub("a", ts="2026-05-01T10:00:00Z"), pubsub("b"), pubsub("c", ts="never", k="v")]
+        ).with_output_types(PubsubMessage)
         | ToRawMessages("ts")
     )
     in_may = from_rfc3339("2026-05-01T10:00:00Z")
