@@ -262,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             now, current = time.monotonic(), progress.snapshot()
             if current != last:
                 last, idle_since = current, now
-            elif current.get(progress.READ) and now - idle_since >= idle_limit:
+            elif now - idle_since >= idle_limit:  # counted from the start too: an empty input ends it
                 _LOG.info("nothing read or applied for %.0fs", now - idle_since)
                 break
     except KeyboardInterrupt:
