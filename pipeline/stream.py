@@ -38,7 +38,7 @@ from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, DeadLetter, Message
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
-from transforms.ingest import ROUTED, Ingest, key_by_group
+from transforms.ingest import ROUTED, Ingest, KeyByGroupFn, key_by_group  # noqa: F401 (key_by_group: bench)
 from transforms.pubsub_io import PUBLISHING, ReadMessages, WriteDeadLetters
 from transforms.registry_source import AsRegistry, RefreshRegistry
 
@@ -108,14 +108,17 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     max_bytes = parse_size(processing.max_payload_bytes)
     if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)
         ingested = pipeline | "ReadMessages" >> read | "Ingest" >> Ingest(projects, max_bytes)
-        keyed, early_dead_letters = ingested[ROUTED], ingested[DEAD_LETTER]
+        keyed, early_dead_letters = ingested[ROUTED], [ingested[DEAD_LETTER]]
     else:
         decoded = pipeline | "ReadMessages" >> read | "DecodeMessages" >> DecodeMessages(max_bytes)
         checked = decoded | "CheckProjects" >> CheckProjects(projects)
-        keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(
-            tuple[str, Message]
+        by_group = checked[MESSAGES] | "KeyByGroup" >> beam.ParDo(KeyByGroupFn()).with_outputs(
+            DEAD_LETTER, main=MESSAGES
         )
-        early_dead_letters = checked[DEAD_LETTER]
+        keyed = by_group[MESSAGES]
+        keyed.element_type = beam.typehints.Tuple[str, Message]
+        by_group[DEAD_LETTER].element_type = DeadLetter
+        early_dead_letters = [checked[DEAD_LETTER], by_group[DEAD_LETTER]]
     applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
         applier_config(options, wait_for_events=True),
         projects,
@@ -127,7 +130,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         routed=local,
         overlap_commits=local,
     )
-    dead_letters = (early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+    dead_letters = (*early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:
         dead_letters | "WriteDeadLetters" >> WriteDeadLetters(stream.dead_letter_topic, local=local)
     else:

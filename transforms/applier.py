@@ -16,16 +16,17 @@ import heapq
 import itertools
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from transforms import clients, state_store
-from transforms.core import engine, metrics
+from transforms import clients, internal_errors, state_store
+from transforms.core import engine, metrics, reasons
 from transforms.core.engine import EngineConfig, EngineContext, KeyState
-from transforms.core.intents import KeyWrite, RecordEvent, SaveKeyState, UpsertGroup
+from transforms.core.intents import KeyWrite, Outputs, RecordEvent, SaveKeyState, UpsertGroup
 from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
@@ -365,7 +366,13 @@ class GroupApplier:
             releases=self._releases,
             stored_occurrence_ids=stored_occurrence_ids,
         )
-        new_state, outputs = engine.apply(state, messages, context)
+        try:
+            new_state, outputs = engine.apply(state, messages, context)
+            refused: list[DeadLetter] = []
+        except Exception as error:  # the last line of defence: set aside the messages it fails for
+            new_state, outputs, refused = apply_around_failures(key, state, messages, context, error)
+            if refused:
+                outputs.dead_letters = [*refused, *outputs.dead_letters]
         for name, amount in outputs.counters.items():
             self._count(name, amount)
         for dead_letter in outputs.dead_letters:
@@ -445,6 +452,53 @@ class GroupApplier:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def apply_around_failures(
+    key: str, state: KeyState | None, messages: Sequence[Message], context: EngineContext, error: Exception
+) -> tuple[KeyState, Outputs, list[DeadLetter]]:
+    """``engine.apply`` raised ``error`` for a batch: what it gives without the messages it fails for, and their
+    dead letters (``internal_error``, stage ``apply``).
+
+    The batch is taken in key order; the first message whose prefix fails is found by bisection (``apply`` of
+    prefixes from the same state: none of them is kept), set aside, and the batch applied again without it,
+    until it applies. The same batch from the same state sets aside the same messages, whatever the caller
+    (streaming's flushes, the backfill's chunks). The engine's only effect outside its result, the creation
+    quota, is remembered per group (``RedisCreationQuota``): a prefix that creates a group creates the one the
+    final application creates. If the state alone fails (no message to blame), ``error`` is raised.
+    """
+    if state is not None:
+        try:
+            engine.apply(state, [], context)
+        except Exception:
+            raise error from None
+    remaining = sorted(messages, key=_ORDER)
+    refused: list[DeadLetter] = []
+    failure: Exception = error
+    while remaining:
+        try:
+            new_state, outputs = engine.apply(state, remaining, context)
+            return new_state, outputs, refused
+        except Exception as again:
+            failure = again
+        low, high = 0, len(remaining)  # the prefix of ``low`` messages applies, that of ``high`` fails
+        while high - low > 1:
+            middle = (low + high) // 2
+            try:
+                engine.apply(state, remaining[:middle], context)
+                low = middle
+            except Exception as found:
+                high, failure = middle, found
+        culprit = remaining.pop(high - 1)
+        refused.append(internal_errors.for_message(culprit, reasons.STAGE_APPLY, failure))
+    if state is None:  # every message failed: the key stays as new
+        project_id, primary_hash = split_group_key(key)
+        return engine.new_state(project_id, primary_hash), Outputs(), refused
+    new_state, outputs = engine.apply(state, [], context)
+    return new_state, outputs, refused
+
+
+_ORDER = operator.attrgetter("message_time", "message_id")  # the engine's key order (rule 2)
 
 
 def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | None]:

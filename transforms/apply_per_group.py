@@ -97,7 +97,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import coders
+from transforms import coders, internal_errors
 from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget, commit_counts
 from transforms.core import engine, metrics, reasons
 from transforms.core.intents import KeyWrite, SaveKeyState
@@ -258,11 +258,20 @@ beam.coders.registry.register_coder(Routed, RoutedCoder)
 
 
 class _AttachProject(beam.DoFn):
-    """``(key, Message)`` → ``(key, Routed)``: the registry side input read outside the stateful step."""
+    """``(key, Message)`` → ``(key, Routed)``: the registry side input read outside the stateful step. A
+    message that cannot be encoded for the shuffle (``Routed.of``) becomes a dead letter ``internal_error``
+    (stage ``key``)."""
 
     def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
         key, message = element
-        yield key, Routed.of(message, projects.get(message.project_id))
+        try:
+            routed = key, Routed.of(message, projects.get(message.project_id))
+        except Exception as error:  # the last line of defence: the message, not the pipeline
+            Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR)).inc()
+            routed = pvalue.TaggedOutput(
+                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            )
+        yield routed
 
 
 class CommitFailed(RuntimeError):
@@ -895,7 +904,8 @@ class ApplyPerGroupFn(CountingDoFn):
 
 
 class ApplyPerGroup(beam.PTransform):
-    """``(key, Message)`` → ``DoOutputsTuple`` with ``dead_letter`` (see the module docstring)."""
+    """``(key, Message)`` → ``{"applied": ..., "dead_letter": ...}`` (see the module docstring): the dead letters
+    of the engine, and of ``AttachProject`` (messages that could not be routed)."""
 
     def __init__(
         self,
@@ -929,14 +939,24 @@ class ApplyPerGroup(beam.PTransform):
         self._projects = projects
 
     def expand(self, keyed: beam.PCollection) -> pvalue.DoOutputsTuple:
+        early: beam.PCollection | None = None
         if self._routed:
             routed = keyed
         else:
-            routed = keyed | "AttachProject" >> beam.ParDo(
-                _AttachProject(), self._projects
-            ).with_output_types(tuple[str, Routed])
+            attached = keyed | "AttachProject" >> beam.ParDo(_AttachProject(), self._projects).with_outputs(
+                DEAD_LETTER, main="routed"
+            )
+            routed = attached["routed"]
+            routed.element_type = beam.typehints.Tuple[str, Routed]
+            early = attached[DEAD_LETTER]
+            early.element_type = DeadLetter
         # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
         outputs = routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
             tuple[str, Routed]
         ).with_outputs(DEAD_LETTER, main="applied")
-        return coders.typed(outputs, **{DEAD_LETTER: DeadLetter})
+        coders.typed(outputs, **{DEAD_LETTER: DeadLetter})
+        dead_letters = outputs[DEAD_LETTER]
+        if early is not None:
+            dead_letters = (early, dead_letters) | "CollectDeadLetters" >> beam.Flatten()
+            dead_letters.element_type = DeadLetter
+        return {"applied": outputs["applied"], DEAD_LETTER: dead_letters}
