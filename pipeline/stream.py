@@ -162,7 +162,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
                     "projects_refresh",
                 ),
             ),
-            (stream, ("progress_interval", "exit_when_idle")),
+            (stream, ("progress_interval", "exit_when_idle", "drain_timeout")),
             (processing, ("duplicate_retention", "pending_status_window", "lookup_retry_window")),
         )
         for name in names
@@ -239,6 +239,16 @@ def log_counters(totals: dict[str, int]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop, abort = threading.Event(), threading.Event()
+
+    def on_sigterm(*_) -> None:
+        if stop.is_set():  # a second SIGTERM: stop without finishing the drain
+            abort.set()
+        stop.set()
+
+    signal.signal(
+        signal.SIGTERM, on_sigterm
+    )  # from the start: a stop while the pipeline starts is graceful too
     options = make_options(sys.argv[1:] if argv is None else argv)
     result = start(options)
     if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
@@ -248,34 +258,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run = LocalRun(result)
     stream = options.view_as(StreamOptions)
-    stop = threading.Event()
     interval = parse_duration(stream.progress_interval)
     idle_limit = parse_duration(stream.exit_when_idle) if stream.exit_when_idle else None
-    threading.Thread(target=report_progress, args=(result, interval, stop), daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reporting = threading.Event()
+    threading.Thread(target=report_progress, args=(result, interval, reporting), daemon=True).start()
     _LOG.info(
         "streaming locally; %s",
-        f"stops after {idle_limit:g}s without progress" if idle_limit else "Ctrl-C to stop",
+        f"stops after {idle_limit:g}s without progress" if idle_limit else "Ctrl-C or SIGTERM to stop",
     )
-    last, idle_since = progress.snapshot(), time.monotonic()
+    last, idle_since = progress.snapshot(), None
     try:
         while not stop.wait(1.0) and not run.finished:
             if idle_limit is None:
                 continue
             now, current = time.monotonic(), progress.snapshot()
-            if current != last:
+            if idle_since is None:  # counted from the reader's first read, even if it brought nothing
+                idle_since = run.reading_since
+            elif current != last:
                 last, idle_since = current, now
-            elif now - idle_since >= idle_limit:  # counted from the start too: an empty input ends it
+            elif now - idle_since >= idle_limit:
                 _LOG.info("nothing read or applied for %.0fs", now - idle_since)
                 break
     except KeyboardInterrupt:
         pass
     stop.set()
     if run.failure is not None:
+        reporting.set()
         _LOG.error("the pipeline failed: %s", run.failure)
         return 1
     _LOG.info("stopping")
-    run.cancel()  # waits for the commits handed over
+    run.drain(parse_duration(stream.drain_timeout), abort)  # logs what it did, or what it could not
+    run.cancel()  # commits what was handed over, saves the key states that were due
+    reporting.set()
     totals = counter_totals(result)
     for name, amount in uncounted_counts().items():  # commits done after the last bundle
         totals[name] = totals.get(name, 0) + amount

@@ -365,6 +365,11 @@ def wait_for_commits(timeout: float | None = 60.0) -> int:
     return sum(committer.wait(timeout) for committer in committers)
 
 
+def saves_due() -> int:
+    """Deferred key-state saves that ``wait_for_commits`` would write now (local runs)."""
+    return _UNSAVED.size()
+
+
 def uncounted_counts() -> dict[str, int]:
     """The counters of the overlapped commits that finished but that no bundle counted, taken from every step
     of this process: what a stopped local run adds to its Beam counters when it reports them. Call it after
@@ -398,6 +403,10 @@ class _UnsavedStates:
             saves = self._saves.get((step, target))
             if saves:
                 saves.pop(key, None)
+
+    def size(self) -> int:
+        with self._lock:
+            return sum(len(saves) for saves in self._saves.values())
 
     def take(self) -> dict[tuple[str, SpannerTarget], list[KeyWrite]]:
         with self._lock:
@@ -458,8 +467,85 @@ class _WatermarkProbes:
 _PROBES = _WatermarkProbes()
 
 
+class _Drain:
+    """Local runs: whether the pipeline is draining (``start_draining``), what the step did meanwhile, and how
+    many messages this process's stateful steps hold in their key buffers (counted per bundle, when it ends).
+
+    While draining, a key applies everything it buffered at its next flush, whatever the watermark says, and a
+    message arriving in an empty buffer is flushed at once instead of after the processing hold; the local
+    runner has stopped reading and moves the watermark to the end, so every key with a buffer gets a flush
+    (see ``pipeline.local_runner.LocalRun.drain``). ``reset`` (a new pipeline in this process) starts a new
+    generation: the counts of bundles of an earlier pipeline's steps are not added."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requested = False
+        self.generation = 0
+        self._entered = self._left = 0
+        self.keys_flushed = self.messages_applied = self.states_saved = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self.requested = False
+            self._entered = self._left = 0
+            self.keys_flushed = self.messages_applied = self.states_saved = 0
+
+    def start(self) -> None:
+        with self._lock:
+            self.requested = True
+
+    def add(self, generation: int, entered: int, left: int, flushes: int, applied: int, saves: int) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._entered += entered
+            self._left += left
+            self.keys_flushed += flushes
+            self.messages_applied += applied
+            self.states_saved += saves
+
+    def buffered(self) -> int:
+        with self._lock:
+            return self._entered - self._left
+
+
+_DRAIN = _Drain()
+
+
+def reset_draining() -> None:
+    """A new local pipeline starts in this process: not draining, nothing buffered (see ``_Drain``). Call it
+    before the pipeline is built."""
+    _DRAIN.reset()
+
+
+def start_draining() -> None:
+    """Local runs: the pipeline stops reading; every key applies what it buffered (see ``_Drain``)."""
+    _DRAIN.start()
+
+
+def buffered_messages() -> int:
+    """Messages in the key buffers of this process's stateful steps (as of the last bundle that ended)."""
+    return _DRAIN.buffered()
+
+
+def drain_stats() -> dict[str, int]:
+    """What the stateful steps did since ``start_draining``: key flushes, messages applied, key states saved
+    by their timers (the saves still due when the pipeline stops are written by ``wait_for_commits``)."""
+    return {
+        "keys flushed": _DRAIN.keys_flushed,
+        "messages applied": _DRAIN.messages_applied,
+        "states saved": _DRAIN.states_saved,
+    }
+
+
 def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
+
+
+# A message time every message is before: a draining flush takes the whole buffer (the delay is added to
+# message times before they are compared with it, so it leaves room for any delay).
+_END_OF_TIME = 1 << 62
 
 
 class ApplyPerGroupFn(CountingDoFn):
@@ -512,6 +598,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._save_delay = int(state_save_delay * MICROS)
         self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) process-wide
         self._overlap = overlap_commits
+        self._generation = _DRAIN.generation  # the local pipeline this step belongs to (see _Drain)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -530,6 +617,8 @@ class ApplyPerGroupFn(CountingDoFn):
         # commit is done (counted means committed).
         self._deferred: dict[str, int] | None = {}
         self._expired_saves: list[str] = []  # overlap_commits: keys expired with a save in this bundle
+        # Messages this bundle put into key buffers and took out of them, and its flushes while draining.
+        self._entered = self._left = self._drain_flushes = self._drain_applied = self._drain_saves = 0
 
     def _count(self, name: str, amount: int) -> None:
         deferred = getattr(self, "_deferred", None)
@@ -575,6 +664,15 @@ class ApplyPerGroupFn(CountingDoFn):
         if self._lookups:
             lookups, self._lookups = self._lookups, set()
             self._applier.prefetch_events(lookups, delay=self._hold / 2)
+        if self._entered or self._left or self._drain_saves:
+            _DRAIN.add(
+                self._generation,
+                self._entered,
+                self._left,
+                self._drain_flushes,
+                self._drain_applied,
+                self._drain_saves,
+            )
 
     # --- input ---------------------------------------------------------------------------------------
     def process(
@@ -588,6 +686,7 @@ class ApplyPerGroupFn(CountingDoFn):
         key, routed = element
         meta = self._meta(meta_state)
         buffer.add(bytes(routed.encoded))
+        self._entered += 1
         if routed.lookup is not None:
             self._lookups.add(routed.lookup)
         if routed.project is not None:
@@ -596,7 +695,7 @@ class ApplyPerGroupFn(CountingDoFn):
             meta.hydrate_token = self._to_hydrate[key] = f"{_TOKEN_PREFIX}{next(_TOKENS)}"
         if not meta.hold_armed and not meta.hold_passed:  # the buffer was empty
             meta.hold_armed = True
-            hold_flush.set(Timestamp.of(self._clock() + self._hold))
+            hold_flush.set(Timestamp.of(self._clock() + (0.0 if _DRAIN.requested else self._hold)))
         message_time = routed.message_time
         target = message_time + self._delay
         if meta.buffer_max is None or target > meta.buffer_max:
@@ -633,7 +732,7 @@ class ApplyPerGroupFn(CountingDoFn):
         fired_micros = fired.micros
         seen = _WATERMARK_SEEN.update(self._step, fired_micros)
         meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
-        if meta.hold_passed:
+        if meta.hold_passed or _DRAIN.requested:  # draining: everything buffered, now (see _Drain)
             yield from self._flush(
                 key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save
             )
@@ -665,7 +764,7 @@ class ApplyPerGroupFn(CountingDoFn):
         seen = _WATERMARK_SEEN.get(self._step)
         if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
             meta.ready_until = seen
-        if meta.ready_until is not None:
+        if meta.ready_until is not None or _DRAIN.requested:  # draining: everything buffered, now
             yield from self._flush(
                 key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save, hold_flush
             )
@@ -772,6 +871,8 @@ class ApplyPerGroupFn(CountingDoFn):
         if self._overlap:
             _UNSAVED.discard(self._step, self._config.spanner, key)
         self._count(metrics.STATE_SAVED_LATE, 1)
+        if _DRAIN.requested:
+            self._drain_saves += 1
         self._arm_confirm(confirm)
         return True
 
@@ -804,7 +905,7 @@ class ApplyPerGroupFn(CountingDoFn):
         """Apply the buffered messages the watermark has passed (called once the hold has passed). Given the
         ``hold`` timer (the hold's own flush), a flush whose lookups' events are still being read in the
         background extends the hold by ``READ_WAIT`` instead of waiting for the read."""
-        ready = meta.ready_until
+        ready = _END_OF_TIME if _DRAIN.requested else meta.ready_until
         take: list[Message] = []
         keep: list[tuple[bytes, Message]] = []
         for encoded in buffer.read():
@@ -829,6 +930,10 @@ class ApplyPerGroupFn(CountingDoFn):
             hold.set(Timestamp.of(self._clock() + self.READ_WAIT))
             return
         buffer.clear()
+        self._left += len(take)
+        if _DRAIN.requested:
+            self._drain_flushes += 1
+            self._drain_applied += len(take)
         for encoded, _ in keep:
             buffer.add(encoded)
         if keep:
