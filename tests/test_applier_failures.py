@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from tests.engine import builders as b
+from transforms import internal_errors
 from transforms.applier import apply_around_failures
 from transforms.core import engine, reasons
 from transforms.core.engine import engine as engine_module
@@ -39,11 +40,14 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> Poison:
 
 
 def _apply(state, messages, ctx):
+    """``(state, outputs, dead letters)`` as ``GroupApplier.apply`` makes them."""
     try:
         new_state, outputs = engine.apply(state, messages, ctx)
         return new_state, outputs, []
     except Exception as error:
-        return apply_around_failures(b.occurrence().key, state, messages, ctx, error)
+        new_state, outputs, failed = apply_around_failures(b.occurrence().key, state, messages, ctx, error)
+        dead = [internal_errors.for_message(message, reasons.STAGE_APPLY, e) for message, e in failed]
+        return new_state, outputs, dead
 
 
 def test_a_message_the_engine_raises_for_is_set_aside_and_the_rest_applied_as_without_it(poison) -> None:

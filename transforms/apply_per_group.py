@@ -79,6 +79,7 @@ starts at 0, so a test passes a clock that does too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import threading
@@ -98,11 +99,20 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import coders, internal_errors
-from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget, commit_counts
+from transforms.applier import (
+    PREFETCH,
+    ApplierConfig,
+    GroupApplier,
+    RefusedKeys,
+    SpannerTarget,
+    commit_counts,
+    commit_entries,
+)
 from transforms.core import engine, metrics, reasons
 from transforms.core.intents import KeyWrite, SaveKeyState
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
+from transforms.key_history import dead_letter_in_finish_bundle
 from transforms.runtime import tune_garbage_collector
 from transforms.spanner_writer import SpannerWriter
 
@@ -274,6 +284,11 @@ class _AttachProject(beam.DoFn):
         yield routed
 
 
+class WritesRefused(RuntimeError):
+    """Spanner refused writes of a bundle (not ``overlap_commits``): their keys were committed without the
+    refused messages, and the bundle is failed so that Beam retries it without them."""
+
+
 class CommitFailed(RuntimeError):
     """An overlapped commit failed (after the writer's retries): its bundle's state went on without its rows,
     so the step stops."""
@@ -284,12 +299,17 @@ class _Committer:
     thread, one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
     the next bundles are processed. A bundle that hands over a commit waits until at most
     ``ApplyPerGroupFn.COMMITS_BEHIND`` (its own included) run behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
-    A failed commit fails every bundle from then on (``CommitFailed``)."""
+    A write Spanner refuses holds its key (``refusals``) until a bundle rebuilds it; any other failed commit
+    fails every bundle from then on (``CommitFailed``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: list[tuple[Future, dict[str, int]]] = []  # oldest first
         self._failure: BaseException | None = None
+        # Keys whose write Spanner refused, held until a bundle rebuilds them (``ApplyPerGroupFn._rebuild``),
+        # and the step's config, to rebuild at the stop those no bundle came back to.
+        self.refusals = RefusedKeys()
+        self.config: ApplierConfig | None = None
 
     def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> Future:
         """Commit ``writes`` (``write(writes)`` gives the commit's stats); ``counts`` are the counters of the
@@ -355,14 +375,44 @@ def wait_for_commits(timeout: float | None = 60.0) -> int:
         committers = list(_COMMITTERS.values())
     running = sum(committer.wait(timeout) for committer in committers)
     saves = _UNSAVED.take()
-    if not saves:
-        return running
-    for (step, target), writes in saves.items():
-        writer = SpannerWriter(target.database_handle(), max_mutations=target.max_mutations)
-        _committer(step).submit(writer.write, writes, {metrics.STATE_SAVED_LATE: len(writes)})
-    with _COMMITTERS_LOCK:
-        committers = list(_COMMITTERS.values())
-    return sum(committer.wait(timeout) for committer in committers)
+    if saves:
+        for (step, target), writes in saves.items():
+            writer = SpannerWriter(target.database_handle(), max_mutations=target.max_mutations)
+            committer = _committer(step)
+            commit = functools.partial(commit_entries, writer, committer.refusals)
+            committer.submit(
+                commit, [(write, None) for write in writes], {metrics.STATE_SAVED_LATE: len(writes)}
+            )
+        with _COMMITTERS_LOCK:
+            committers = list(_COMMITTERS.values())
+        running = sum(committer.wait(timeout) for committer in committers)
+    for committer in committers:  # keys whose write was refused and no bundle came back to
+        if committer.refusals and committer.config is not None:
+            counts: dict[str, int] = {}
+
+            def count(name: str, amount: int, counts: dict[str, int] = counts) -> None:
+                counts[name] = counts.get(name, 0) + amount
+
+            applier = GroupApplier(committer.config, count, refusals=committer.refusals)
+            for key in committer.refusals.held_keys():
+                _state, dead = applier.rebuild(key)
+                _STOPPED.extend(dead)
+            for name, amount in counts.items():
+                _STOPPED_COUNTS[name] = _STOPPED_COUNTS.get(name, 0) + amount
+    return running
+
+
+# Local runs: the dead letters and counts of what ``wait_for_commits`` rebuilt when the pipeline had stopped
+# (no Beam output is left to give them to): ``stopped_dead_letters`` hands them to the caller.
+_STOPPED: list[DeadLetter] = []
+_STOPPED_COUNTS: dict[str, int] = {}
+
+
+def stopped_dead_letters() -> list[DeadLetter]:
+    """The dead letters made by ``wait_for_commits`` (taken: given once)."""
+    taken = list(_STOPPED)
+    _STOPPED.clear()
+    return taken
 
 
 def saves_due() -> int:
@@ -376,7 +426,8 @@ def uncounted_counts() -> dict[str, int]:
     ``wait_for_commits``; a failed commit's are not included."""
     with _COMMITTERS_LOCK:
         committers = list(_COMMITTERS.values())
-    totals: dict[str, int] = {}
+    totals: dict[str, int] = dict(_STOPPED_COUNTS)
+    _STOPPED_COUNTS.clear()
     for committer in committers:
         with contextlib.suppress(CommitFailed):
             for stats, counts in committer.settle(None):
@@ -415,6 +466,33 @@ class _UnsavedStates:
 
 
 _UNSAVED = _UnsavedStates()
+
+
+class _Rebuilt:
+    """Local runs (``overlap_commits``): the states of keys rebuilt at the end of a bundle after Spanner refused
+    one of their writes (``ApplyPerGroupFn.finish_bundle``), by (step, key), until the key is next touched,
+    which puts it in the key's Beam state (it has none to change before: its state is the one its last flush
+    wrote, with the refused message in it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[tuple[str, str], bytes | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._states)
+
+    def put(self, step: str, key: str, state: bytes | None) -> None:
+        with self._lock:
+            self._states[(step, key)] = state
+
+    def take(self, step: str, key: str) -> tuple[bool, bytes | None]:
+        with self._lock:
+            if (step, key) not in self._states:
+                return False, None
+            return True, self._states.pop((step, key))
+
+
+_REBUILT = _Rebuilt()
 
 
 class _WatermarkSeen:
@@ -607,7 +685,8 @@ class ApplyPerGroupFn(CountingDoFn):
         self._flushes = Metrics.distribution(metrics.NAMESPACE, metrics.FLUSH_BATCH_SIZE)
 
     def start_bundle(self) -> None:
-        self._applier = GroupApplier(self._config, self._count, self._clock)
+        refusals = _committer(self._step).refusals if self._overlap else None
+        self._applier = GroupApplier(self._config, self._count, self._clock, refusals)
         self._to_hydrate: dict[str, str] = {}  # key -> token of this bundle's read
         self._lookups: set[tuple[int, str]] = set()  # events of this bundle's lookups, read in the background
         self._confirm_armed = False  # overlap_commits: a confirm timer is set for this bundle's commit
@@ -631,13 +710,16 @@ class ApplyPerGroupFn(CountingDoFn):
         for name, amount in counts.items():
             self._count(name, amount)
 
-    def finish_bundle(self) -> None:
+    def finish_bundle(self) -> list[Any]:
+        rebuilt_dead: list[Any] = []
         if self._overlap:
             counts, self._deferred = self._deferred or {}, None  # from here on, counted at once
             committer = _committer(self._step)
-            writes = self._applier.take_writes()
+            committer.config = self._config
+            writes = self._applier.take_entries()
             if writes:
-                future = committer.submit(self._applier.writer.write, writes, counts)
+                commit = functools.partial(commit_entries, self._applier.writer, committer.refusals)
+                future = committer.submit(commit, writes, counts)
                 if self._expired_saves:
                     _SAVING.put(self._config.spanner, self._expired_saves, future)
                     self._expired_saves = []
@@ -649,8 +731,25 @@ class ApplyPerGroupFn(CountingDoFn):
             for stats, later in committer.settle(at_most):
                 self._applier.count_commit(stats)
                 self._count_all(later)
+            if committer.refusals:  # writes Spanner refused: their keys rebuilt now, their Beam state later
+                committer.wait(None)
+                for key in committer.refusals.held_keys():
+                    state, dead = self._applier.rebuild(key)
+                    _REBUILT.put(self._step, key, None if state is None else engine.encode_state(state))
+                    rebuilt_dead.extend(dead_letter_in_finish_bundle(dead_letter) for dead_letter in dead)
         else:
             self._applier.flush()
+            refused = self._applier.refusals.held_keys()
+            if refused:
+                # This bundle's state would say those writes were made: commit their keys without the
+                # messages Spanner refuses, remember those (SET_ASIDE), and fail the bundle, which Beam retries
+                # from the state before it: the retry dead-letters them and writes what was just committed.
+                for key in refused:
+                    self._applier.rebuild(key)
+                raise WritesRefused(
+                    f"Spanner refused writes of {len(refused)} keys (e.g. {refused[0]}); their messages are set "
+                    "aside and the bundle is retried without them"
+                )
             counts, self._deferred = self._deferred or {}, None
             for name, amount in counts.items():  # added up by _count, now counted
                 super()._count(name, amount)
@@ -673,6 +772,7 @@ class ApplyPerGroupFn(CountingDoFn):
                 self._drain_applied,
                 self._drain_saves,
             )
+        return rebuilt_dead
 
     # --- input ---------------------------------------------------------------------------------------
     def process(
@@ -783,8 +883,13 @@ class ApplyPerGroupFn(CountingDoFn):
         save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
+        rebuilt = self._rebuild(key, key_state, meta)
+        for dead_letter in rebuilt:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         state = self._load(key, key_state, meta)
         if state is None or not state.waiting or meta.project is None:
+            if rebuilt:
+                meta_state.write(_META_ENCODER.encode(meta))
             return
         new_state, dead_letters = self._applier.apply(
             key, state, [], meta.project, defer_key_state=self._save_delay > 0
@@ -816,14 +921,16 @@ class ApplyPerGroupFn(CountingDoFn):
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         confirm=beam.DoFn.TimerParam(CONFIRM),
-    ) -> None:
+    ) -> list[Any]:
         data = meta_state.read()
         if data is None:
-            return  # the key expired (and was saved) meanwhile
+            return []  # the key expired (and was saved) meanwhile
         meta = _META_DECODER.decode(data)
         meta.save_armed = False
+        dead_letters = self._rebuild(key, key_state, meta)
         self._save(key, key_state.read(), meta, confirm)
         meta_state.write(_META_ENCODER.encode(meta))
+        return [pvalue.TaggedOutput(DEAD_LETTER, dead_letter) for dead_letter in dead_letters]
 
     @on_timer(EXPIRE)
     def on_expire(
@@ -834,13 +941,18 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state=beam.DoFn.StateParam(META),
         confirm=beam.DoFn.TimerParam(CONFIRM),
         save=beam.DoFn.TimerParam(SAVE),
-    ) -> None:
+    ) -> list[Any]:
         if next(iter(buffer.read()), None) is not None:
-            return  # re-armed when the buffer is flushed
+            return []  # re-armed when the buffer is flushed
+        outputs = []
+        if key in self._applier.refusals or _REBUILT:
+            meta = self._meta(meta_state)
+            outputs = [pvalue.TaggedOutput(DEAD_LETTER, dead) for dead in self._rebuild(key, key_state, meta)]
+            meta_state.write(_META_ENCODER.encode(meta))
         data = key_state.read()
         state = None if data is None else engine.decode_state(data)
         if state is not None and state.waiting:
-            return  # re-armed when the last lookup is settled
+            return outputs  # re-armed when the last lookup is settled
         # Everything the key knows is in Spanner (committed with the bundle of its last flush), or is saved
         # now, with this bundle.
         meta = self._meta(meta_state)
@@ -851,6 +963,7 @@ class ApplyPerGroupFn(CountingDoFn):
         key_state.clear()
         meta_state.clear()
         self._count(metrics.STATE_EXPIRED, 1)
+        return outputs
 
     def _save(self, key: str, data: bytes | None, meta: _Meta, confirm, state=None) -> bool:
         """Keep the deferred KeyStates save of the key, if one is due; True if there was one."""
@@ -898,6 +1011,32 @@ class ApplyPerGroupFn(CountingDoFn):
             meta.save_armed = True
             save.set(_timestamp((meta.ready_until or meta.max_time) + self._save_delay))
 
+    def _rebuild(self, key: str, key_state, meta: _Meta) -> list[DeadLetter]:
+        """If Spanner refused a write of the key (a commit after the bundle that made it, with
+        ``overlap_commits``), put the key's state rebuilt without the refused messages in its Beam state:
+        rebuilt at the end of a bundle since (``_REBUILT``), or now; returns the dead letters of a rebuild
+        made now (see ``transforms.applier``)."""
+        dead: list[DeadLetter] = []
+        if _REBUILT:
+            found, data = _REBUILT.take(self._step, key)
+            if found:
+                self._rebuilt(key, key_state, meta, data)
+        if key in self._applier.refusals:
+            if self._overlap:  # every write of the key made since is then held
+                _committer(self._step).wait(None)
+            state, dead = self._applier.rebuild(key)
+            self._rebuilt(key, key_state, meta, None if state is None else engine.encode_state(state))
+        return dead
+
+    def _rebuilt(self, key: str, key_state, meta: _Meta, data: bytes | None) -> None:
+        """Put a rebuilt state in the key's Beam state (its writes carried it to Spanner)."""
+        if data is not None:
+            key_state.write(data)
+            meta.hydrated, meta.hydrate_token = True, ""
+        if meta.unsaved_base is not None:
+            meta.unsaved_base = None
+            _UNSAVED.discard(self._step, self._config.spanner, key)
+
     # --- the flush -----------------------------------------------------------------------------------
     def _flush(
         self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire, confirm, save, hold=None
@@ -905,6 +1044,8 @@ class ApplyPerGroupFn(CountingDoFn):
         """Apply the buffered messages the watermark has passed (called once the hold has passed). Given the
         ``hold`` timer (the hold's own flush), a flush whose lookups' events are still being read in the
         background extends the hold by ``READ_WAIT`` instead of waiting for the read."""
+        for dead_letter in self._rebuild(key, key_state, meta):
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         ready = _END_OF_TIME if _DRAIN.requested else meta.ready_until
         take: list[Message] = []
         keep: list[tuple[bytes, Message]] = []

@@ -136,3 +136,68 @@ def test_a_message_the_backfill_cannot_spill_is_dead_lettered_and_its_neighbours
     dead = json.loads(line.read_text())
     assert (dead["stage"], dead["message_id"]) == (reasons.STAGE_KEY, "m1")
     assert "injected at spill" in dead["error"]
+
+
+@pytest.mark.parametrize("chunk_size", [5000, 3])
+def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_without_it(
+    spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    """One occurrence's release is made longer than Spanner's 8 KiB key limit past decoding (which refuses it):
+    its commit is refused, split, and its key applied again without it; the rows are those of a backfill
+    without the message, and it is a dead letter at stage ``write``."""
+    import msgspec
+
+    from transforms import decode as decode_step
+
+    config = WorkloadConfig(messages=1500, keys=60, seed=9, hot_key_share=0.2)
+    pattern, _ = archive(tmp_path, "refused.jsonl", config)
+    source = tmp_path / "refused.jsonl"
+    by_key = Counter(key for key, _ in _occurrences(source))
+    with_release = {
+        occurrence_id
+        for number, line in enumerate(source.read_bytes().splitlines(), 1)
+        if isinstance(message := decode(parse_archive_line(line, number, str(source))), Message)
+        and isinstance(message.payload, Occurrence)
+        and message.payload.event is not None
+        and message.payload.event.release
+        and (occurrence_id := message.payload.id)
+    }
+    _key, chosen = next(
+        (key, occurrence_id)
+        for key, occurrence_id in _occurrences(source)[len(by_key) :]
+        if by_key[key] >= 10 and occurrence_id in with_release
+    )
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
+    clean = register_sample_projects(spanner_db_factory())
+    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
+
+    real_decode = decode_step.decode
+
+    def long_release(raw, **kwargs):
+        decoded = real_decode(raw, **kwargs)
+        payload = getattr(decoded, "payload", None)
+        if getattr(payload, "id", None) == chosen:
+            event = msgspec.structs.replace(payload.event, release="r" * 9000)
+            decoded = msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
+        return decoded
+
+    monkeypatch.setattr(decode_step, "decode", long_release)
+    refused = register_sample_projects(spanner_db)
+    run_backfill(refused, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+
+    assert snapshot(refused.database) == snapshot(clean.database)
+    expected = dead_letter_reasons(tmp_path / "dl-clean")
+    expected[reasons.INTERNAL_ERROR] += left_out
+    assert dead_letter_reasons(tmp_path / "dl") == expected
+    internal = [
+        json.loads(line)
+        for path in (tmp_path / "dl").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
+    ]
+    assert internal and all(
+        dead["stage"] == reasons.STAGE_WRITE and "exceeds the maximum of 8192" in dead["error"]
+        for dead in internal
+    )

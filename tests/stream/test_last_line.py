@@ -158,3 +158,81 @@ def test_an_unexpected_failure_dead_letters_only_its_message(env: StreamEnv, inj
 
 def _json(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload).replace(orjson.dumps(DEEP), deep_json(1000))
+
+
+@pytest.fixture
+def past_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values decoding refuses, let through for the messages whose title names them: a release over Spanner's
+    8 KiB key limit, and ``evidence_data`` nested deeper than the rows' JSON encoder writes."""
+    import msgspec
+
+    real_decode = decode_step.decode
+
+    def decode(raw, **kwargs):
+        decoded = real_decode(raw, **kwargs)
+        payload = getattr(decoded, "payload", None)
+        title = getattr(payload, "issue_title", None)
+        if title == "long-release":
+            event = msgspec.structs.replace(payload.event, release="r" * 9000)
+            decoded = msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
+        elif title == "deep-evidence":
+            nested: dict[str, Any] = {"leaf": 1}
+            for _ in range(300):
+                nested = {"a": nested}
+            decoded = msgspec.structs.replace(
+                decoded, payload=msgspec.structs.replace(payload, evidence_data=nested)
+            )
+        return decoded
+
+    monkeypatch.setattr(decode_step, "decode", decode)
+
+
+def test_a_write_spanner_refuses_dead_letters_its_message_and_the_rest_is_written(
+    env: StreamEnv, past_decoding: None
+) -> None:
+    t0 = (int(time.time()) - 3600) * MICROS
+    plan = [
+        (occurrence(21, "a"), "a"),
+        (occurrence(22, "a", "long-release"), None),
+        (occurrence(23, "b"), "b"),
+        (occurrence(24, "a"), "a"),
+        (occurrence(25, "b", "deep-evidence"), None),
+        (occurrence(26, "c"), "c"),
+        (occurrence(27, "a"), "a"),
+        (occurrence(28, "b"), "b"),
+    ]
+    messages = [
+        harness.Scripted(
+            f"w{index}", _json(payload), t0 + index * SECOND, {"content_type": "application/json"}
+        )
+        for index, (payload, _key) in enumerate(plan)
+    ]
+    published = harness.Published()
+    harness.publish(env.input_topic, messages, published)
+    valid = [payload["id"] for payload, key in plan if key is not None]
+    with harness.StreamRun(env.args(quota=False)) as run:
+        run.wait_until(
+            lambda: (
+                runs.dead_letter_total(run.counters()) >= 2
+                and harness.count_rows(env.database.database, "Occurrences") >= len(valid)
+            ),
+            "the valid messages to be applied and the refused ones dead-lettered",
+        )
+        run.settled_counters()
+        dead = harness.pull_all(env.dead_letter_subscription, expected=2)
+    rows = harness.read_tables(env.database.database)
+    assert sorted(row["OccurrenceId"] for row in rows["Occurrences"]) == sorted(valid)
+    times_seen = {row["GroupId"]: row["TimesSeen"] for row in rows["Groups"]}
+    assert times_seen == {group_of("a"): 3, group_of("b"): 2, group_of("c"): 1}
+    assert all(len(row["Version"]) < 100 for row in rows["Releases"])
+    stages = {
+        published.labels[m.attributes["original_message_id"]]: (
+            m.attributes["dead_letter_reason"],
+            m.attributes["dead_letter_stage"],
+        )
+        for m in dead
+    }
+    assert stages == {
+        "w1": (reasons.INTERNAL_ERROR, reasons.STAGE_WRITE),
+        "w4": (reasons.INTERNAL_ERROR, reasons.STAGE_WRITE),
+    }

@@ -40,6 +40,8 @@ SPANNER_MUTATIONS = "spanner.mutations"
 SPANNER_ROWS = "spanner.rows"
 SPANNER_ROWS_PREFIX = "spanner.rows."  # + table: rows written (inserted, updated or deleted) per table
 SPANNER_STALE_WRITES = "spanner.stale_writes"
+# Key writes Spanner refused for what they carry (a commit split to find them): their messages are set aside.
+SPANNER_WRITES_REFUSED = "spanner.writes_refused"
 # A distribution: messages applied per streaming flush of a key.
 FLUSH_BATCH_SIZE = "flush_batch_size"
 # A distribution: the size in bytes of every message decoded (before the size limit is applied).
