@@ -1,7 +1,8 @@
 """Make Beam's local streaming runner (the BundleBasedDirectRunner) usable for this pipeline.
 
-``LocalRun`` watches a running local pipeline for failure. Six patches, applied by
-``prepare_direct_runner`` before a local streaming pipeline starts. They affect only the DirectRunner in this
+``LocalRun`` watches a running local pipeline for failure, and stops it: ``drain`` (stop reading, apply every
+key's buffer) then ``cancel`` (commit what was handed over, save the key states that were due). Seven
+patches, applied by ``prepare_direct_runner`` before a local streaming pipeline starts. They affect only the DirectRunner in this
 process; Dataflow has its own reader, metrics and DoFn invokers.
 
 * **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
@@ -52,9 +53,16 @@ holds the GIL to give it up, up to a whole interval. Full-size ``bench.stream`` 
 only) alternating 5 ms and 1 ms: 2,689 / 2,814 vs 2,840 / 2,982 msg/s; 100,000 messages: 3,455 / 3,435 vs
 3,627 / 3,612 (0.2 ms was no better than 1 ms: 3,160 / 3,405 vs 3,342 / 3,349).
 
+* **Drain** (``_patch_drain``). While ``LocalRun.drain`` runs, the Pub/Sub read returns nothing and schedules
+  no next read, with no watermark hold: the source ends and the watermark goes to the end, so every key's
+  flush timer fires, as in a Dataflow drain. Beam's monitor would then end the pipeline at once, dropping the
+  processing-time timers (flushes of keys whose hold runs), so it may not while draining; it notes instead
+  when the runner has no work left, which with empty key buffers ends the drain.
+
 Like Beam's own local reader, the reader acknowledges messages as soon as it pulls them: a local pipeline that
 dies loses what it had in flight (Dataflow acknowledges only after its checkpoint). A pipeline stopped with
-``LocalRun.cancel`` first sends its acknowledgements and gives back what it pulled ahead.
+``LocalRun.drain`` and ``cancel`` applies what it pulled, sends its acknowledgements and gives back what it
+pulled ahead and did not take.
 """
 
 from __future__ import annotations
