@@ -870,8 +870,11 @@ class LocalRun:
     daemon thread waits on it here, so ``failure`` tells whether the pipeline died and why.
     """
 
-    def __init__(self, result) -> None:
+    def __init__(self, result, dead_letter_sink=None) -> None:
+        """``dead_letter_sink``: called with the dead letters made once the pipeline had stopped (keys whose
+        write Spanner refused, settled by ``cancel``); without one they are logged."""
         self.result = result
+        self.dead_letter_sink = dead_letter_sink
         self.failure: BaseException | None = None
         self._finished = threading.Event()
         threading.Thread(target=self._watch, name="local-pipeline-watch", daemon=True).start()
@@ -951,7 +954,7 @@ class LocalRun:
         """Stop the pipeline (after ``drain``; without it, what is in the key buffers is lost: the local reader
         acknowledged it), commit what it handed over and save the key states that were due, and log what a
         drain did."""
-        from transforms.apply_per_group import drain_stats, saves_due, wait_for_commits
+        from transforms.apply_per_group import drain_stats, saves_due, stopped_dead_letters, wait_for_commits
 
         if not self._finished.is_set():
             self.result.cancel()
@@ -965,9 +968,21 @@ class LocalRun:
         PULLS_AHEAD.release()  # pulled, never read: back to the subscription for the next pipeline
         ACKNOWLEDGEMENTS.wait()  # a new pipeline must not get what this one pulled (and applied) again
         due = saves_due()
-        running = (
-            wait_for_commits()
-        )  # what the stopped pipeline handed over is in Spanner before a new one reads it
+        # What the stopped pipeline handed over is in Spanner before a new one reads it.
+        running = wait_for_commits()
+        late = stopped_dead_letters()
+        if late:
+            if self.dead_letter_sink is not None:
+                self.dead_letter_sink(late)
+            else:
+                for dead_letter in late:
+                    _LOG.error(
+                        "dead letter %s (%s at %s): %s",
+                        dead_letter.message_id,
+                        dead_letter.reason,
+                        dead_letter.stage,
+                        dead_letter.error,
+                    )
         drained = getattr(self, "_drain", None)
         if drained is not None:
             outcome, seconds, released = drained

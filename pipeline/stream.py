@@ -237,6 +237,28 @@ def log_counters(totals: dict[str, int]) -> None:
     )
 
 
+def _publisher(topic: str | None):
+    """Where the dead letters made after a local pipeline stopped go: the dead-letter topic, or the log."""
+
+    def publish(dead_letters: list[DeadLetter]) -> None:
+        from transforms import clients
+        from transforms.core.envelopes import dead_letter_to_pubsub
+
+        publisher = clients.pubsub_publisher()
+        futures = []
+        for dead_letter in dead_letters:
+            data, attributes = dead_letter_to_pubsub(log_dead_letter(dead_letter))
+            futures.append(publisher.publish(topic, data, **attributes))
+        for future in futures:
+            future.result(timeout=60)
+
+    def log(dead_letters: list[DeadLetter]) -> None:
+        for dead_letter in dead_letters:
+            log_dead_letter(dead_letter)
+
+    return publish if topic else log
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop, abort = threading.Event(), threading.Event()
@@ -256,8 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from pipeline.local_runner import LocalRun
 
-    run = LocalRun(result)
     stream = options.view_as(StreamOptions)
+    run = LocalRun(result, dead_letter_sink=_publisher(stream.dead_letter_topic))
     interval = parse_duration(stream.progress_interval)
     idle_limit = parse_duration(stream.exit_when_idle) if stream.exit_when_idle else None
     reporting = threading.Event()

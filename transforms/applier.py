@@ -264,7 +264,9 @@ class Flush(NamedTuple):
     """What a kept write was made from, to apply it again without a message Spanner refused."""
 
     state: KeyState | None  # the key's state before (None: new to the database)
-    messages: list[Message]  # the messages the engine took (without those it failed for)
+    messages: Sequence[
+        Message
+    ]  # the messages the engine took (without those it failed for); not changed after
     context: EngineContext
 
 
@@ -548,7 +550,7 @@ class GroupApplier:
                     _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
             if write is not None:
                 self.last_write = write
-                self._pending.append((write, Flush(state, list(messages), context)))
+                self._pending.append((write, Flush(state, messages, context)))
                 if any(isinstance(intent, UpsertGroup) for intent in write.intents):
                     self._count(metrics.GROUP_UPDATES, 1)
                 self._pending_messages += len(messages)

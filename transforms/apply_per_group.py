@@ -1044,8 +1044,9 @@ class ApplyPerGroupFn(CountingDoFn):
         """Apply the buffered messages the watermark has passed (called once the hold has passed). Given the
         ``hold`` timer (the hold's own flush), a flush whose lookups' events are still being read in the
         background extends the hold by ``READ_WAIT`` instead of waiting for the read."""
-        for dead_letter in self._rebuild(key, key_state, meta):
-            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+        if _REBUILT or self._applier.refusals:  # a write Spanner refused (rarely): see _rebuild
+            for dead_letter in self._rebuild(key, key_state, meta):
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         ready = _END_OF_TIME if _DRAIN.requested else meta.ready_until
         take: list[Message] = []
         keep: list[tuple[bytes, Message]] = []
