@@ -1,8 +1,9 @@
 """Streaming: apply each key's messages through the group engine, serially, in key order, in micro-batches.
 
-``ApplyPerGroup`` takes ``(key, Message)`` pairs (keyed by ``Message.key``) and returns a ``DoOutputsTuple``
-whose ``dead_letter`` output carries the engine's dead letters. Its writes go to Spanner from inside the
-DoFn, at the end of each bundle, before Beam commits the bundle's state:
+``ApplyPerGroup`` takes ``(key, Message)`` pairs (keyed by ``Message.key``) and returns ``{"applied",
+"dead_letter"}``, the latter with the dead letters of the engine and of messages that could not be routed.
+Its writes go to Spanner from inside the DoFn, at the end of each bundle, before Beam commits the bundle's
+state:
 
 * **Order.** A key's messages are buffered until the watermark has passed their message time plus
   ``watermark_delay`` *and* ``processing_hold`` of processing time has passed since the first message of
@@ -25,13 +26,19 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
 * **Nothing lost, nothing doubled.** The Spanner commit happens in ``finish_bundle``; if it fails the bundle
   fails, Beam keeps the previous state and retries, and the engine recomputes the same writes (same ``seq``),
   which the guarded writer treats as already applied where they were. Writes of one key are committed in
-  ``seq`` order because a key's next bundle starts only after this one committed.
+  ``seq`` order because a key's next bundle starts only after this one committed. A write Spanner refuses
+  for what it carries is not retried: its key is committed again without the refused message (see
+  ``transforms.applier``), and then the bundle fails once (``WritesRefused``): Beam's retry, from the state
+  before the bundle, dead-letters that message at once, so the key's Beam state never includes it.
 * **Local runs** (``overlap_commits``): the local runner runs one bundle at a time and never retries one, so
   there a bundle hands its commit to a thread of the step's own (``_Committer``: one at a time, in order) and
   the next bundles are processed while it runs; a bundle that hands over a commit first waits until at most
   ``COMMITS_BEHIND`` (3, its own included) are unfinished. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
-  a later bundle: a ``confirm`` timer makes sure one comes. A failed commit fails every later bundle, and
-  stopping the pipeline (``LocalRun.cancel``) waits for the commits handed over.
+  a later bundle: a ``confirm`` timer makes sure one comes. A write Spanner refuses holds its key's later
+  writes; the key is rebuilt without the refused message at the end of the next bundle (its Beam state is
+  replaced when the key is next touched, ``_REBUILT``), or at its next flush if that comes first, or when the
+  pipeline stops. Any other failed commit fails every later bundle. Stopping the pipeline drains it
+  (``_Drain``: every buffer flushed) and waits for the commits handed over (``LocalRun.cancel``).
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
   state; empty until hydrated), ``meta`` (hydration, flush bookkeeping, the key's project). A key is
   hydrated from Spanner the first time this pipeline sees it (and again after its state expired): keys are
