@@ -21,7 +21,7 @@ def test_exit_when_idle_counts_from_the_start_when_nothing_is_ever_read(
     stopped = pipeline.wait(timeout=120)
     assert stopped.exit_code == 0, pipeline.output()[-3000:]
     assert stopped.ran >= 3
-    assert "nothing read or applied for 3s" in pipeline.output()
+    assert "nothing read or applied for" in pipeline.output()
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
