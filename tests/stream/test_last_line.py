@@ -236,3 +236,51 @@ def test_a_write_spanner_refuses_dead_letters_its_message_and_the_rest_is_writte
         "w1": (reasons.INTERNAL_ERROR, reasons.STAGE_WRITE),
         "w4": (reasons.INTERNAL_ERROR, reasons.STAGE_WRITE),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Dataflow-shaped steps (separate DoFns where the local run has one Ingest step), one by one
+
+
+def _raising(*_args, **_kwargs):
+    raise RuntimeError("injected")
+
+
+def _only(outputs) -> Any:
+    (output,) = list(outputs)
+    return output
+
+
+def test_each_dataflow_step_dead_letters_a_message_it_fails_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apache_beam import pvalue
+
+    from transforms.apply_per_group import Routed, _AttachProject
+    from transforms.core.decode import decode as real_decode
+    from transforms.core.model import ProjectInfo, RawMessage
+
+    raw = RawMessage("m1", 1_780_000_000 * MICROS, orjson.dumps(occurrence(1, "a")), {})
+    message = real_decode(raw)
+    projects = {1: ProjectInfo(1, 1, "backend")}
+    cases = [
+        (decode_step, "decode", decode_step._DecodeFn(1 << 20), (raw,), reasons.STAGE_DECODE),
+        (
+            decode_step,
+            "check_project",
+            decode_step._CheckProjectFn(),
+            (message, projects),
+            reasons.STAGE_VALIDATE,
+        ),
+        (ingest, "key_by_group", ingest.KeyByGroupFn(), (message,), reasons.STAGE_KEY),
+        (Routed, "of", _AttachProject(), (("1:x", message), projects), reasons.STAGE_KEY),
+    ]
+    for module, name, fn, args, stage in cases:
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, _raising)
+            if hasattr(fn, "setup"):
+                fn.setup()
+            output = _only(fn.process(*args))
+        assert isinstance(output, pvalue.TaggedOutput), name
+        dead = output.value
+        assert (dead.message_id, dead.reason, dead.stage) == ("m1", reasons.INTERNAL_ERROR, stage), name
+        assert "injected" in dead.error
+        assert orjson.loads(dead.data)["id"] == occurrence(1, "a")["id"]  # replayable: bytes or payload
