@@ -331,3 +331,69 @@ def measure(
         gc.set_threshold(*threshold)
         gc.unfreeze()
     return CpuResult(runs, window)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.stream_cpu [--messages 60000] [--keys N] [--window 1600] [--repeats 3]``: the CPU of
+    our code per message on the streaming workload (``pipeline.workload.stream_config``), stage by stage, on a
+    fresh database of the stack's emulator, with the creation quota in the stack's Redis (``REDIS_URL``)."""
+    import argparse
+    import os
+
+    from bench import bench_database
+    from pipeline import stream
+    from pipeline.workload import Workload, stream_config
+    from transforms import registry
+
+    parser = argparse.ArgumentParser(prog="python -m bench.stream_cpu", description=main.__doc__)
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--keys", type=int, default=None, help="default: messages / 10, as bench.stream")
+    parser.add_argument("--window", type=int, default=1_600, help="messages a flush collects (a hold)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    now = int(time.time() * 1_000) * 1_000
+    hour = 3_600_000_000
+    keys = args.keys or max(1, args.messages // 10)
+    raw = list(Workload(stream_config(messages=args.messages, keys=keys, start=now - hour, duration=hour)))
+    database_id, database = bench_database.create("cpu")
+    try:
+        quota = (
+            [f"--redis_url={os.environ['REDIS_URL']}"]
+            if os.environ.get("REDIS_URL")
+            else ["--no_creation_quota"]
+        )
+        options = stream.make_options(
+            [
+                f"--spanner_project={bench_database.PROJECT}",
+                f"--spanner_instance={bench_database.INSTANCE}",
+                f"--spanner_database={database_id}",
+                "--input_topic=projects/p/topics/cpu",
+                *quota,
+            ]
+        )
+        config = stream.applier_config(options, wait_for_events=True)
+        result = measure(
+            raw,
+            registry.read_projects(database),
+            config,
+            window=args.window,
+            repeats=args.repeats,
+            delay_seconds=1.0,
+        )
+    finally:
+        bench_database.drop(database_id)
+    print(f"{len(raw):,} messages over {keys:,} keys, windows of {args.window:,}, {args.repeats} repeats")
+    for repeat in result.repeats:
+        stages = ", ".join(f"{stage} {repeat.micros(stage):.1f}" for stage in STAGES)
+        print(
+            f"  repeat: {repeat.total_micros:.1f} µs/msg ({stages}; gc {1e6 * repeat.gc_seconds / repeat.messages:.1f})"
+        )
+    medians = ", ".join(f"{stage} {result.median(stage):.1f}" for stage in STAGES)
+    print(f"median: {result.total:.1f} µs/msg ({medians}; gc {result.gc_median:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

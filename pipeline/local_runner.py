@@ -1,7 +1,8 @@
 """Make Beam's local streaming runner (the BundleBasedDirectRunner) usable for this pipeline.
 
-``LocalRun`` watches a running local pipeline for failure. Six patches, applied by
-``prepare_direct_runner`` before a local streaming pipeline starts. They affect only the DirectRunner in this
+``LocalRun`` watches a running local pipeline for failure, and stops it: ``drain`` (stop reading, apply every
+key's buffer) then ``cancel`` (commit what was handed over, save the key states that were due). Seven
+patches, applied by ``prepare_direct_runner`` before a local streaming pipeline starts. They affect only the DirectRunner in this
 process; Dataflow has its own reader, metrics and DoFn invokers.
 
 * **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
@@ -58,9 +59,16 @@ holds the GIL to give it up, up to a whole interval. Full-size ``bench.stream`` 
 only) alternating 5 ms and 1 ms: 2,689 / 2,814 vs 2,840 / 2,982 msg/s; 100,000 messages: 3,455 / 3,435 vs
 3,627 / 3,612 (0.2 ms was no better than 1 ms: 3,160 / 3,405 vs 3,342 / 3,349).
 
+* **Drain** (``_patch_drain``). While ``LocalRun.drain`` runs, the Pub/Sub read returns nothing and schedules
+  no next read, with no watermark hold: the source ends and the watermark goes to the end, so every key's
+  flush timer fires, as in a Dataflow drain. Beam's monitor would then end the pipeline at once, dropping the
+  processing-time timers (flushes of keys whose hold runs), so it may not while draining; it notes instead
+  when the runner has no work left, which with empty key buffers ends the drain.
+
 Like Beam's own local reader, the reader acknowledges messages as soon as it pulls them: a local pipeline that
 dies loses what it had in flight (Dataflow acknowledges only after its checkpoint). A pipeline stopped with
-``LocalRun.cancel`` first sends its acknowledgements and gives back what it pulled ahead.
+``LocalRun.drain`` and ``cancel`` applies what it pulled, sends its acknowledgements and gives back what it
+pulled ahead and did not take.
 """
 
 from __future__ import annotations
@@ -149,9 +157,12 @@ class _PullsAhead:
         self._ahead: dict = {}  # subscription -> (client, [future, ...]), oldest first
 
     def start(self, client, subscription: str, pull) -> None:
-        """Start pulls (``pull()``) until ``depth`` are under way or done and not taken."""
+        """Start pulls (``pull()``) until ``depth`` are under way or done and not taken (none while the
+        pipeline drains: it reads no more)."""
         from concurrent.futures import ThreadPoolExecutor
 
+        if DRAINING.requested:
+            return
         with self._lock:
             if self._pool is None:
                 # One thread: the pulls run one after the other, so each read is a contiguous run of what the
@@ -781,6 +792,109 @@ def _patch_state_copies() -> None:
     state_class._occurrence_pipeline_patched = True
 
 
+class _Draining:
+    """A local pipeline being drained (``LocalRun.drain``): the reader's next read returns nothing and ends
+    the source, which moves the watermark to the end (``_patch_drain``), and the runner's monitor notes when it
+    finds no work at all (no bundle running or scheduled, no result waiting to be handed on). It also notes
+    when the reader's first read returned (``LocalRun.reading_since``: a pipeline idle from its start)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requested = False
+        self.reader_stopped_at: float | None = None  # monotonic
+        self.quiet_at: float | None = None  # the latest monitor pass that found no work (monotonic)
+        self.first_read_at: float | None = None  # when the reader's first read returned (monotonic)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requested, self.reader_stopped_at, self.quiet_at = False, None, None
+            self.first_read_at = None
+
+    def start(self) -> None:
+        with self._lock:
+            self.requested = True
+
+    def read_done(self) -> None:
+        if self.first_read_at is None:
+            with self._lock:
+                self.first_read_at = time.monotonic()
+
+    def reader_stopped(self) -> None:
+        with self._lock:
+            if self.reader_stopped_at is None:
+                self.reader_stopped_at = time.monotonic()
+
+    def observe(self, quiet: bool) -> None:
+        with self._lock:
+            self.quiet_at = time.monotonic() if quiet else None
+
+    def quiet_since_reader_stopped(self) -> bool:
+        """Whether the runner has had no work since a moment after the reader ended: everything it read has
+        gone through every step (what is left is in key buffers, or in timers)."""
+        with self._lock:
+            return (
+                self.reader_stopped_at is not None
+                and self.quiet_at is not None
+                and self.quiet_at > self.reader_stopped_at
+            )
+
+
+DRAINING = _Draining()
+
+
+def _patch_drain() -> None:
+    from apache_beam.runners.direct import executor, transform_evaluator
+    from apache_beam.runners.direct.util import TransformResult
+    from apache_beam.utils.timestamp import MAX_TIMESTAMP
+
+    evaluator = transform_evaluator._PubSubReadEvaluator
+    if getattr(evaluator, "_occurrence_pipeline_drain", False):
+        return
+    read = evaluator.finish_bundle
+
+    def finish_bundle(self):
+        """Beam's read, or while draining: nothing read, no next read scheduled, and no watermark hold, so the
+        source is done and the watermark goes to the end (as a Dataflow drain does)."""
+        if not DRAINING.requested:
+            result = read(self)
+            DRAINING.read_done()
+            return result
+        DRAINING.reader_stopped()
+        return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
+
+    finish_bundle.__wrapped__ = read
+    evaluator.finish_bundle = finish_bundle
+    evaluator._occurrence_pipeline_drain = True
+
+    monitor = executor._ExecutorServiceParallelExecutor._MonitorTask
+    watch = monitor.call
+
+    def call(self, state_sampler):
+        """Beam's monitor pass; while draining it also notes whether the runner has any work left. The runner
+        has one worker thread, which runs this pass too: nothing runs meanwhile."""
+        watch(self, state_sampler)
+        if DRAINING.requested:
+            work = self._executor
+            DRAINING.observe(
+                not work.transform_executor_services.executors and work.all_updates._queue.empty()
+            )
+
+    call.__wrapped__ = watch
+    monitor.call = call
+    should_shutdown = monitor._should_shutdown
+
+    def _should_shutdown(self) -> bool:
+        """Beam's, except while draining: ``cancel`` ends a drained pipeline. Beam would end it as soon as the
+        watermark is at the end and no bundle runs, dropping the processing-time timers (the flushes of keys
+        whose processing hold runs) and the event-time timers its check found due."""
+        if DRAINING.requested:
+            return False
+        return should_shutdown(self)
+
+    _should_shutdown.__wrapped__ = should_shutdown
+    monitor._should_shutdown = _should_shutdown
+
+
 def prepare_direct_runner(
     pull_max_messages: int = 2000, pull_timeout: float = 1.0, pull_max_bytes: int = 32 << 20
 ) -> None:
@@ -795,6 +909,11 @@ def prepare_direct_runner(
         _patch_timer_scans()
         _patch_state_copies()
         _patch_bundle_setup()
+        _patch_drain()
+        DRAINING.reset()  # a new pipeline: not draining
+        from transforms.apply_per_group import reset_draining
+
+        reset_draining()
         tune_garbage_collector()
         sys.setswitchinterval(SWITCH_INTERVAL)
 
@@ -807,8 +926,11 @@ class LocalRun:
     daemon thread waits on it here, so ``failure`` tells whether the pipeline died and why.
     """
 
-    def __init__(self, result) -> None:
+    def __init__(self, result, dead_letter_sink=None) -> None:
+        """``dead_letter_sink``: called with the dead letters made once the pipeline had stopped (keys whose
+        write Spanner refused, settled by ``cancel``); without one they are logged."""
         self.result = result
+        self.dead_letter_sink = dead_letter_sink
         self.failure: BaseException | None = None
         self._finished = threading.Event()
         threading.Thread(target=self._watch, name="local-pipeline-watch", daemon=True).start()
@@ -825,20 +947,111 @@ class LocalRun:
     def finished(self) -> bool:
         return self._finished.is_set()
 
+    @property
+    def reading_since(self) -> float | None:
+        """When (monotonic) the reader's first read returned, even with nothing: the pipeline runs from then.
+        Starting the runner can take a while on a busy machine (10-70 s here): an idle time counted from
+        before would end a pipeline that never had the chance to read."""
+        return DRAINING.first_read_at
+
+    def drain(self, timeout: float, abort: threading.Event | None = None) -> bool:
+        """Stop reading, then apply every buffered message of every key, within ``timeout`` seconds (as a
+        Dataflow drain does: the watermark goes to the end and every key's flush fires); returns whether
+        everything was applied. Call ``cancel`` afterwards: it commits what the drain handed over, and saves
+        the state of every key whose save was due (what is held on purpose: status changes waiting for their
+        group, occurrences waiting for their event). ``abort`` (set, or a Ctrl-C) stops waiting at once.
+
+        Messages the reader pulled are applied too: they reach their key's buffer before the runner has no
+        work left. Pulls started ahead and not taken were not acknowledged: they go back to the subscription.
+        """
+        from transforms.apply_per_group import buffered_messages, start_draining
+
+        began = time.monotonic()
+        _LOG.info("draining: reading stopped; applying what the key buffers hold (at most %.0fs)", timeout)
+        start_draining()
+        DRAINING.start()
+        released = PULLS_AHEAD.release()
+        outcome = "timeout"
+        try:
+            while True:
+                if self.finished:  # it ended by itself: every source done, every timer fired
+                    outcome = "finished" if self.failure is None and buffered_messages() == 0 else "failed"
+                    break
+                if DRAINING.quiet_since_reader_stopped() and buffered_messages() == 0:
+                    outcome = "drained"
+                    break
+                if abort is not None and abort.is_set():
+                    outcome = "aborted"
+                    break
+                if time.monotonic() - began >= timeout:
+                    break
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            outcome = "aborted"
+        self._drain = (outcome, time.monotonic() - began, released)
+        if outcome != "drained" and outcome != "finished":
+            buffered = buffered_messages()
+            _LOG.error(
+                "drain %s after %.1fs: %s; %d messages still in key buffers are lost (acknowledged when they "
+                "were pulled)%s",
+                "aborted" if outcome == "aborted" else "failed" if outcome == "failed" else "timed out",
+                time.monotonic() - began,
+                "reading had stopped"
+                if DRAINING.reader_stopped_at is not None
+                else "the reader had not stopped",
+                buffered,
+                ""
+                if DRAINING.quiet_since_reader_stopped()
+                else ", and more pulled messages were still on their way",
+            )
+        return outcome in ("drained", "finished")
+
     def cancel(self) -> None:
-        """Stop the pipeline (what is in flight is lost: the local reader acknowledged it) and the watch."""
-        if self._finished.is_set():
-            return
-        self.result.cancel()
-        from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
+        """Stop the pipeline (after ``drain``; without it, what is in the key buffers is lost: the local reader
+        acknowledged it), commit what it handed over and save the key states that were due, and log what a
+        drain did."""
+        from transforms.apply_per_group import drain_stats, saves_due, stopped_dead_letters, wait_for_commits
 
-        # Wake the watch: the runner's cancel does not tell the waiter.
-        self.result._executor._executor.visible_updates.offer(
-            _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
-        )
-        self._finished.wait(5.0)
-        from transforms.apply_per_group import wait_for_commits
+        if not self._finished.is_set():
+            self.result.cancel()
+            from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
 
+            # Wake the watch: the runner's cancel does not tell the waiter.
+            self.result._executor._executor.visible_updates.offer(
+                _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
+            )
+            self._finished.wait(5.0)
         PULLS_AHEAD.release()  # pulled, never read: back to the subscription for the next pipeline
         ACKNOWLEDGEMENTS.wait()  # a new pipeline must not get what this one pulled (and applied) again
-        wait_for_commits()  # what the stopped pipeline handed over is in Spanner before a new one reads it
+        due = saves_due()
+        # What the stopped pipeline handed over is in Spanner before a new one reads it.
+        running = wait_for_commits()
+        late = stopped_dead_letters()
+        if late:
+            if self.dead_letter_sink is not None:
+                self.dead_letter_sink(late)
+            else:
+                for dead_letter in late:
+                    _LOG.error(
+                        "dead letter %s (%s at %s): %s",
+                        dead_letter.message_id,
+                        dead_letter.reason,
+                        dead_letter.stage,
+                        dead_letter.error,
+                    )
+        drained = getattr(self, "_drain", None)
+        if drained is not None:
+            outcome, seconds, released = drained
+            stats = drain_stats()
+            _LOG.info(
+                "drain %s in %.1fs: %d key flushes applied %d messages; %d key states saved by their timers and "
+                "%d at the stop; %d messages pulled ahead given back to the subscription%s",
+                "complete" if outcome in ("drained", "finished") else "incomplete",
+                seconds,
+                stats["keys flushed"],
+                stats["messages applied"],
+                stats["states saved"],
+                due,
+                released,
+                f"; {running} commits still running after 60s" if running else "",
+            )

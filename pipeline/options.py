@@ -191,8 +191,15 @@ class StreamOptions(PipelineOptions):
         parser.add_argument(
             "--exit_when_idle",
             default=None,
-            help="Local runs only: stop once nothing was read or applied for this long (e.g. 15s) and log the "
-            "counters; by default a local run streams until Ctrl-C.",
+            help="Local runs only: stop once nothing was read or applied for this long (e.g. 15s), counted from "
+            "the start, and log the counters; by default a local run streams until Ctrl-C or SIGTERM.",
+        )
+        parser.add_argument(
+            "--drain_timeout",
+            default="60s",
+            help="Local runs only: when stopped (Ctrl-C, SIGTERM, --exit_when_idle), how long the pipeline may "
+            "take to apply and commit what its key buffers hold before it exits anyway (what is left then is "
+            "lost). A second Ctrl-C or SIGTERM stops it at once.",
         )
 
 

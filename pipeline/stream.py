@@ -39,7 +39,7 @@ from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, DeadLetter, Message
 from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
-from transforms.ingest import ROUTED, Ingest, key_by_group
+from transforms.ingest import ROUTED, Ingest, KeyByGroupFn, key_by_group  # noqa: F401 (key_by_group: bench)
 from transforms.pubsub_io import PUBLISHING, ReadMessages, WriteDeadLetters
 from transforms.registry_source import AsRegistry, RefreshRegistry
 
@@ -113,15 +113,18 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
             | "ReadMessages" >> read
             | "Ingest" >> Ingest(projects, max_bytes, timestamp_attribute=stream.timestamp_attribute)
         )
-        keyed, early_dead_letters = ingested[ROUTED], (ingested[DEAD_LETTER],)
+        keyed, early_dead_letters = ingested[ROUTED], [ingested[DEAD_LETTER]]
     else:
         read_messages = pipeline | "ReadMessages" >> read
         decoded = read_messages[MESSAGES] | "DecodeMessages" >> DecodeMessages(max_bytes)
         checked = decoded | "CheckProjects" >> CheckProjects(projects)
-        keyed = checked[MESSAGES] | "KeyByGroup" >> beam.Map(key_by_group).with_output_types(
-            tuple[str, Message]
+        by_group = checked[MESSAGES] | "KeyByGroup" >> beam.ParDo(KeyByGroupFn()).with_outputs(
+            DEAD_LETTER, main=MESSAGES
         )
-        early_dead_letters = (read_messages[DEAD_LETTER], checked[DEAD_LETTER])
+        keyed = by_group[MESSAGES]
+        keyed.element_type = beam.typehints.Tuple[str, Message]
+        by_group[DEAD_LETTER].element_type = DeadLetter
+        early_dead_letters = [read_messages[DEAD_LETTER], checked[DEAD_LETTER], by_group[DEAD_LETTER]]
     applied = keyed | "ApplyPerGroup" >> ApplyPerGroup(
         applier_config(options, wait_for_events=True),
         projects,
@@ -167,7 +170,7 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
                     "projects_refresh",
                 ),
             ),
-            (stream, ("progress_interval", "exit_when_idle")),
+            (stream, ("progress_interval", "exit_when_idle", "drain_timeout")),
             (processing, ("duplicate_retention", "pending_status_window", "lookup_retry_window")),
         )
         for name in names
@@ -244,8 +247,40 @@ def log_counters(totals: dict[str, int]) -> None:
     )
 
 
+def _publisher(topic: str | None):
+    """Where the dead letters made after a local pipeline stopped go: the dead-letter topic, or the log."""
+
+    def publish(dead_letters: list[DeadLetter]) -> None:
+        from transforms import clients
+        from transforms.core.envelopes import dead_letter_to_pubsub
+
+        publisher = clients.pubsub_publisher()
+        futures = []
+        for dead_letter in dead_letters:
+            data, attributes = dead_letter_to_pubsub(log_dead_letter(dead_letter))
+            futures.append(publisher.publish(topic, data, **attributes))
+        for future in futures:
+            future.result(timeout=60)
+
+    def log(dead_letters: list[DeadLetter]) -> None:
+        for dead_letter in dead_letters:
+            log_dead_letter(dead_letter)
+
+    return publish if topic else log
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop, abort = threading.Event(), threading.Event()
+
+    def on_sigterm(*_) -> None:
+        if stop.is_set():  # a second SIGTERM: stop without finishing the drain
+            abort.set()
+        stop.set()
+
+    signal.signal(
+        signal.SIGTERM, on_sigterm
+    )  # from the start: a stop while the pipeline starts is graceful too
     options = make_options(sys.argv[1:] if argv is None else argv)
     result = start(options)
     if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
@@ -253,36 +288,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from pipeline.local_runner import LocalRun
 
-    run = LocalRun(result)
     stream = options.view_as(StreamOptions)
-    stop = threading.Event()
+    run = LocalRun(result, dead_letter_sink=_publisher(stream.dead_letter_topic))
     interval = parse_duration(stream.progress_interval)
     idle_limit = parse_duration(stream.exit_when_idle) if stream.exit_when_idle else None
-    threading.Thread(target=report_progress, args=(result, interval, stop), daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    reporting = threading.Event()
+    threading.Thread(target=report_progress, args=(result, interval, reporting), daemon=True).start()
     _LOG.info(
         "streaming locally; %s",
-        f"stops after {idle_limit:g}s without progress" if idle_limit else "Ctrl-C to stop",
+        f"stops after {idle_limit:g}s without progress" if idle_limit else "Ctrl-C or SIGTERM to stop",
     )
-    last, idle_since = progress.snapshot(), time.monotonic()
+    last, idle_since = progress.snapshot(), None
     try:
         while not stop.wait(1.0) and not run.finished:
             if idle_limit is None:
                 continue
             now, current = time.monotonic(), progress.snapshot()
-            if current != last:
+            if idle_since is None:  # counted from the reader's first read, even if it brought nothing
+                idle_since = run.reading_since
+            elif current != last:
                 last, idle_since = current, now
-            elif current.get(progress.READ) and now - idle_since >= idle_limit:
+            elif now - idle_since >= idle_limit:
                 _LOG.info("nothing read or applied for %.0fs", now - idle_since)
                 break
     except KeyboardInterrupt:
         pass
     stop.set()
     if run.failure is not None:
+        reporting.set()
         _LOG.error("the pipeline failed: %s", run.failure)
         return 1
     _LOG.info("stopping")
-    run.cancel()  # waits for the commits handed over
+    run.drain(parse_duration(stream.drain_timeout), abort)  # logs what it did, or what it could not
+    run.cancel()  # commits what was handed over, saves the key states that were due
+    reporting.set()
     totals = counter_totals(result)
     for name, amount in uncounted_counts().items():  # commits done after the last bundle
         totals[name] = totals.get(name, 0) + amount

@@ -7,6 +7,16 @@ transactions (``transforms.spanner_writer``). It also hydrates key states from S
 
 A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients it uses are the process's
 (``transforms.clients``), so building one per bundle is cheap.
+
+Writes Spanner refuses (``transforms.spanner_writer``: a key or value it cannot store, rows that cannot be
+built) never stop the pipeline. Every kept write remembers what it was made from (``Flush``: the key's state
+before, the messages, the engine's context). A refused write's key is held (``RefusedKeys``): its later writes
+are not committed (they were made from a state that includes the refused one), and ``rebuild`` applies its
+flushes again from the state before the refused one, committing as it goes, and finds by bisection the message
+whose write Spanner refuses (a prefix of the flush that commits is kept: it is what a flush of those messages
+alone would have written); that message becomes a dead letter ``internal_error`` at stage ``write`` and is
+remembered (``set_aside``), so a retried bundle or a redelivery dead-letters it at once. The key's state then
+is what the engine gives without it, in Spanner as in the caller's hands.
 """
 
 from __future__ import annotations
@@ -16,17 +26,27 @@ import heapq
 import itertools
 import logging
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from transforms import clients, state_store
-from transforms.core import engine, metrics
+from transforms import clients, internal_errors, state_store
+from transforms.core import engine, metrics, reasons
 from transforms.core.engine import EngineConfig, EngineContext, KeyState
-from transforms.core.intents import KeyWrite, RecordEvent, SaveKeyState, UpsertGroup
-from transforms.core.model import MICROS, DeadLetter, Event, Message, ProjectInfo, split_group_key
+from transforms.core.intents import KeyWrite, Outputs, RecordEvent, SaveKeyState, UpsertGroup
+from transforms.core.model import (
+    MICROS,
+    DeadLetter,
+    Event,
+    Message,
+    Occurrence,
+    ProjectInfo,
+    split_group_key,
+)
 from transforms.quota import RedisCreationQuota
 from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
 
@@ -104,6 +124,13 @@ class _EventCache:
 
     def get(self, key: tuple[int, str]) -> Event | None:
         return self._events.get(key)
+
+    def forget_carried(self, message: Message) -> None:
+        """Forget the event ``message`` carried: its write was refused, so it is not stored."""
+        payload = message.payload
+        if payload.__class__ is Occurrence and payload.event is not None:
+            with self._lock:
+                self._events.pop((payload.project_id, payload.event.event_id), None)
 
     def put(self, key: tuple[int, str], event: Event) -> None:
         with self._lock:
@@ -233,8 +260,139 @@ class ApplierConfig:
 Counter = Callable[[str, int], None]
 
 
+class Flush(NamedTuple):
+    """What a kept write was made from, to apply it again without a message Spanner refused."""
+
+    state: KeyState | None  # the key's state before (None: new to the database)
+    messages: Sequence[
+        Message
+    ]  # the messages the engine took (without those it failed for); not changed after
+    context: EngineContext
+
+
+Entry = tuple[KeyWrite, "Flush | None"]  # a kept write; no Flush for a key-state save made later (``keep``)
+
+
+class RefusedKeys:
+    """Keys with a write Spanner refused, each with its entries not committed since (the refused one first),
+    until ``GroupApplier.rebuild`` applies them again. Shared by the thread that commits (``commit_entries``)
+    and the one that applies: the local streaming runs' commit thread holds a step's, an applier its own."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, list[Entry]] = {}
+        self._reasons: dict[str, str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def __contains__(self, key: str) -> bool:
+        return bool(self._held) and key in self._held
+
+    def held_keys(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def hold(self, entries: list[Entry]) -> list[Entry]:
+        """The entries to commit now: those of a held key are kept for its rebuild instead."""
+        if not self._held:
+            return entries
+        kept = []
+        with self._lock:
+            for entry in entries:
+                held = self._held.get(entry[0].key)
+                if held is None:
+                    kept.append(entry)
+                else:
+                    held.append(entry)
+        return kept
+
+    def refuse(self, refused: list[tuple[KeyWrite, str]], entries: list[Entry]) -> list[KeyWrite]:
+        """Hold the keys of the refused writes (in ``entries``); returns the refused writes that cannot be made
+        again (a key-state save alone, with no flush to apply again)."""
+        by_identity = {id(entry[0]): entry for entry in entries}
+        dropped = []
+        with self._lock:
+            for write, reason in refused:
+                entry = by_identity[id(write)]
+                held = self._held.get(write.key)
+                if held is None:
+                    if entry[1] is None:
+                        dropped.append(write)
+                        continue
+                    held = self._held[write.key] = []
+                    self._reasons[write.key] = reason
+                held.append(entry)
+        return dropped
+
+    def take(self, key: str) -> tuple[list[Entry], str]:
+        with self._lock:
+            return self._held.pop(key, []), self._reasons.pop(key, "")
+
+
+def commit_entries(writer: SpannerWriter, refusals: RefusedKeys, entries: list[Entry]) -> CommitStats:
+    """Commit the entries' writes, except those of held keys; hold the keys of the writes Spanner refuses."""
+    entries = refusals.hold(entries)
+    stats = writer.write([write for write, _flush in entries])
+    if stats.refused:
+        for write in refusals.refuse(stats.refused, entries):
+            _LOG.error(
+                "the key-state save of key %s (seq %d) was refused and is dropped: the key's next write "
+                "carries its state",
+                write.key,
+                write.seq,
+            )
+    return stats
+
+
+class SpannerRefused(Exception):
+    """Why a message was set aside at stage ``write`` (its dead letter's error)."""
+
+
+class _SetAside:
+    """Messages whose write Spanner refused, by (key, message id), with why, so that wherever they come back (a
+    retried bundle, a redelivery, a replay) they are dead letters at once. Process-wide, bounded."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[tuple[str, str], str] = {}
+        self._max_entries = max_entries
+
+    def __bool__(self) -> bool:
+        return bool(self._reasons)
+
+    def add(self, key: str, message_id: str, reason: str) -> None:
+        with self._lock:
+            self._reasons[(key, message_id)] = reason
+            if len(self._reasons) > self._max_entries:
+                for old in list(itertools.islice(self._reasons, self._max_entries // 10)):
+                    del self._reasons[old]
+
+    def split(self, key: str, messages: Sequence[Message]) -> tuple[list[Message], list[DeadLetter]]:
+        """``(messages to apply, dead letters of those set aside)``."""
+        kept, dead = [], []
+        for message in messages:
+            reason = self._reasons.get((key, message.message_id))
+            if reason is None:
+                kept.append(message)
+            else:
+                dead.append(internal_errors.for_message(message, reasons.STAGE_WRITE, SpannerRefused(reason)))
+        return kept, dead
+
+
+SET_ASIDE = _SetAside()
+
+
 class GroupApplier:
-    def __init__(self, config: ApplierConfig, count: Counter, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: ApplierConfig,
+        count: Counter,
+        clock: Callable[[], float] = time.time,
+        refusals: RefusedKeys | None = None,
+    ) -> None:
+        """``refusals``: the keys held after a refused write, shared with whoever commits this applier's writes
+        (its own when it commits them itself)."""
         self._config = config
         self._count = count
         self._clock = clock
@@ -248,8 +406,9 @@ class GroupApplier:
                 prefix=config.quota_key_prefix,
                 fail_open=lambda: count(metrics.QUOTA_FAIL_OPEN, 1),
             )
-        self._pending: list[KeyWrite] = []
+        self._pending: list[Entry] = []
         self._pending_messages = 0
+        self.refusals = refusals if refusals is not None else RefusedKeys()
         self.deferred_save: KeyWrite | None = None  # see ``apply``
         self.last_write: KeyWrite | None = None  # the write the last ``apply`` kept, if any
         self._last_saved: tuple[KeyState, bytes] | None = None  # the last ``apply``'s state, as it saved it
@@ -354,6 +513,9 @@ class GroupApplier:
         part of the kept write; the write that would have saved it is left in ``deferred_save`` (None
         otherwise) for the caller to keep later (``keep``), with its state or a newer one.
         """
+        set_aside: list[DeadLetter] = []
+        if SET_ASIDE and messages:  # messages whose write Spanner refused before: dead letters at once
+            messages, set_aside = SET_ASIDE.split(key, messages)
         if events is None:
             events = self.events_for(state, messages, split_group_key(key)[0])
         context = EngineContext(
@@ -365,7 +527,12 @@ class GroupApplier:
             releases=self._releases,
             stored_occurrence_ids=stored_occurrence_ids,
         )
-        new_state, outputs = engine.apply(state, messages, context)
+        new_state, outputs, failed = _engine_apply(key, state, messages, context)
+        if failed:
+            messages = _without(list(messages), failed)
+        if failed or set_aside:
+            dead = [internal_errors.for_message(m, reasons.STAGE_APPLY, error) for m, error in failed]
+            outputs.dead_letters = [*set_aside, *dead, *outputs.dead_letters]
         for name, amount in outputs.counters.items():
             self._count(name, amount)
         for dead_letter in outputs.dead_letters:
@@ -383,7 +550,7 @@ class GroupApplier:
                     _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
             if write is not None:
                 self.last_write = write
-                self._pending.append(write)
+                self._pending.append((write, Flush(state, messages, context)))
                 if any(isinstance(intent, UpsertGroup) for intent in write.intents):
                     self._count(metrics.GROUP_UPDATES, 1)
                 self._pending_messages += len(messages)
@@ -399,7 +566,7 @@ class GroupApplier:
 
     def keep(self, write: KeyWrite) -> None:
         """Keep a write made outside ``apply`` (a deferred key-state save) for the next flush."""
-        self._pending.append(write)
+        self._pending.append((write, None))
 
     def flush(self, *, wait: bool = True) -> CommitStats:
         """Commit every kept write (chunked, guarded) and count the Spanner work.
@@ -407,17 +574,20 @@ class GroupApplier:
         With ``wait=False`` the commit runs on this applier's writer thread while the caller goes on
         computing (one thread, first in first out, so a key's writes still commit in order; at most two
         commits are queued, so memory stays bounded). ``flush()`` (waiting) returns once everything handed
-        over so far is committed, and raises the first commit error: call it before a bundle ends.
+        over so far is committed, and raises the first commit error: call it before a bundle ends. Keys whose
+        write Spanner refused are then in ``refusals``, for ``rebuild``.
         """
         done: list[CommitStats] = []
         if self._pending:
-            writes, self._pending, self._pending_messages = self._pending, [], 0
+            entries, self._pending, self._pending_messages = self._pending, [], 0
             if wait and not self._in_flight:
-                done.append(self._writer.write(writes))  # nothing queued: commit on this thread
+                done.append(commit_entries(self._writer, self.refusals, entries))  # nothing queued: here
             else:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanner-writer")
-                self._in_flight.append(self._executor.submit(self._writer.write, writes))
+                self._in_flight.append(
+                    self._executor.submit(commit_entries, self._writer, self.refusals, entries)
+                )
         while self._in_flight and (wait or len(self._in_flight) > 2):
             done.append(self._in_flight.pop(0).result())
         total = CommitStats()
@@ -428,8 +598,82 @@ class GroupApplier:
 
     def take_writes(self) -> list[KeyWrite]:
         """The kept writes, handed over to the caller to commit (``writer.write``) and no longer kept here."""
-        writes, self._pending, self._pending_messages = self._pending, [], 0
-        return writes
+        return [write for write, _flush in self.take_entries()]
+
+    def take_entries(self) -> list[Entry]:
+        """The kept writes with what each was made from (``commit_entries``), no longer kept here."""
+        entries, self._pending, self._pending_messages = self._pending, [], 0
+        return entries
+
+    def rebuild(self, key: str) -> tuple[KeyState | None, list[DeadLetter]]:
+        """Apply the flushes of a held key (``refusals``) again, from the state before its refused write,
+        without the messages Spanner refuses, committing as it goes (see the module docstring). Returns the
+        key's state after them (None if nothing could be applied again) and the dead letters.
+
+        Call it on the thread that applies, once the commits handed over are done (this applier's own are
+        waited for here): every write of the key made since the refused one is then held, or kept here."""
+        while self._in_flight:
+            self.count_commit(self._in_flight.pop(0).result())
+        held, reason = self.refusals.take(key)
+        mine = [entry for entry in self._pending if entry[0].key == key]
+        if mine:
+            self._pending = [entry for entry in self._pending if entry[0].key != key]
+        flushes = [
+            flush for _write, flush in sorted(held + mine, key=lambda e: e[0].seq) if flush is not None
+        ]
+        if not flushes:
+            return None, []
+        state: KeyState | None = flushes[0].state
+        dead: list[DeadLetter] = []
+        for flush in flushes:
+            state, more = self._apply_again(key, state, flush, reason)
+            dead.extend(more)
+        for dead_letter in dead:
+            self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
+        return state, dead
+
+    def _apply_again(
+        self, key: str, state: KeyState | None, flush: Flush, reason: str
+    ) -> tuple[KeyState | None, list[DeadLetter]]:
+        """One flush again from ``state``, without the messages whose write Spanner refuses, its writes
+        committed here (whole: with the key's state)."""
+        rest, dead = SET_ASIDE.split(key, sorted(flush.messages, key=_ORDER))
+        context = flush.context
+        base = state
+        while True:
+            new_state, outputs, failed = _engine_apply(key, base, rest, context)
+            if failed:
+                rest = _without(rest, failed)
+                dead.extend(internal_errors.for_message(m, reasons.STAGE_APPLY, e) for m, e in failed)
+            refusal = self._commit_alone(outputs.write)
+            if refusal is None:
+                return new_state, dead
+            if not rest:  # nothing left to blame: what Spanner holds stays the state before
+                _LOG.error(
+                    "key %s: its state alone was refused by Spanner (%s); left as it was", key, refusal
+                )
+                return base, dead
+            size = len(rest)  # the prefix of ``size`` messages from ``base`` is refused
+            while size > 1:
+                half = size // 2
+                half_state, half_outputs, _failed = _engine_apply(key, base, rest[:half], context)
+                found = self._commit_alone(half_outputs.write)
+                if found is None:  # committed: the search goes on from there
+                    base, rest, size = half_state, rest[half:], size - half
+                else:
+                    size, refusal = half, found
+            culprit = rest.pop(0)
+            SET_ASIDE.add(key, culprit.message_id, refusal or reason)
+            _KNOWN_EVENTS.forget_carried(culprit)
+            dead.append(internal_errors.for_message(culprit, reasons.STAGE_WRITE, SpannerRefused(refusal)))
+
+    def _commit_alone(self, write: KeyWrite | None) -> str | None:
+        """Commit one write now; returns why Spanner refused it, or None."""
+        if write is None:
+            return None
+        stats = self._writer.write([write])
+        self.count_commit(stats)
+        return stats.refused[0][1] if stats.refused else None
 
     @property
     def writer(self) -> SpannerWriter:
@@ -445,6 +689,72 @@ class GroupApplier:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def _engine_apply(
+    key: str, state: KeyState | None, messages: Sequence[Message], context: EngineContext
+) -> tuple[KeyState, Outputs, list[tuple[Message, Exception]]]:
+    """``engine.apply``, and when it raises, what it gives without the messages it fails for (each with the
+    error it raised)."""
+    if state is None and not messages:
+        project_id, primary_hash = split_group_key(key)
+        return engine.new_state(project_id, primary_hash), Outputs(), []
+    try:
+        new_state, outputs = engine.apply(state, messages, context)
+        return new_state, outputs, []
+    except Exception as error:  # the last line of defence: set aside the messages it fails for
+        return apply_around_failures(key, state, messages, context, error)
+
+
+def _without(messages: list[Message], failed: list[tuple[Message, Exception]]) -> list[Message]:
+    gone = {id(message) for message, _error in failed}
+    return [message for message in messages if id(message) not in gone]
+
+
+def apply_around_failures(
+    key: str, state: KeyState | None, messages: Sequence[Message], context: EngineContext, error: Exception
+) -> tuple[KeyState, Outputs, list[tuple[Message, Exception]]]:
+    """``engine.apply`` raised ``error`` for a batch: what it gives without the messages it fails for, and
+    those messages, each with the error it raised.
+
+    The batch is taken in key order; the first message whose prefix fails is found by bisection (``apply`` of
+    prefixes from the same state: none of them is kept), set aside, and the batch applied again without it,
+    until it applies. The same batch from the same state sets aside the same messages, whatever the caller
+    (streaming's flushes, the backfill's chunks). The engine's only effect outside its result, the creation
+    quota, is remembered per group (``RedisCreationQuota``): a prefix that creates a group creates the one the
+    final application creates. If the state alone fails (no message to blame), ``error`` is raised.
+    """
+    if state is not None:
+        try:
+            engine.apply(state, [], context)
+        except Exception:
+            raise error from None
+    remaining = sorted(messages, key=_ORDER)
+    refused: list[tuple[Message, Exception]] = []
+    failure: Exception = error
+    while remaining:
+        try:
+            new_state, outputs = engine.apply(state, remaining, context)
+            return new_state, outputs, refused
+        except Exception as again:
+            failure = again
+        low, high = 0, len(remaining)  # the prefix of ``low`` messages applies, that of ``high`` fails
+        while high - low > 1:
+            middle = (low + high) // 2
+            try:
+                engine.apply(state, remaining[:middle], context)
+                low = middle
+            except Exception as found:
+                high, failure = middle, found
+        refused.append((remaining.pop(high - 1), failure))
+    if state is None:  # every message failed: the key stays as new
+        project_id, primary_hash = split_group_key(key)
+        return engine.new_state(project_id, primary_hash), Outputs(), refused
+    new_state, outputs = engine.apply(state, [], context)
+    return new_state, outputs, refused
+
+
+_ORDER = operator.attrgetter("message_time", "message_id")  # the engine's key order (rule 2)
 
 
 def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | None]:
@@ -473,6 +783,8 @@ def commit_counts(stats: CommitStats) -> dict[str, int]:
         counts[metrics.spanner_rows_counter(table)] = rows
     if stats.stale_writes:
         counts[metrics.SPANNER_STALE_WRITES] = stats.stale_writes
+    if stats.refused:
+        counts[metrics.SPANNER_WRITES_REFUSED] = len({write.key for write, _reason in stats.refused})
     return counts
 
 

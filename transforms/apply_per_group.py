@@ -1,8 +1,9 @@
 """Streaming: apply each key's messages through the group engine, serially, in key order, in micro-batches.
 
-``ApplyPerGroup`` takes ``(key, Message)`` pairs (keyed by ``Message.key``) and returns a ``DoOutputsTuple``
-whose ``dead_letter`` output carries the engine's dead letters. Its writes go to Spanner from inside the
-DoFn, at the end of each bundle, before Beam commits the bundle's state:
+``ApplyPerGroup`` takes ``(key, Message)`` pairs (keyed by ``Message.key``) and returns ``{"applied",
+"dead_letter"}``, the latter with the dead letters of the engine and of messages that could not be routed.
+Its writes go to Spanner from inside the DoFn, at the end of each bundle, before Beam commits the bundle's
+state:
 
 * **Order.** A key's messages are buffered until the watermark has passed their message time plus
   ``watermark_delay`` *and* ``processing_hold`` of processing time has passed since the first message of
@@ -25,13 +26,19 @@ DoFn, at the end of each bundle, before Beam commits the bundle's state:
 * **Nothing lost, nothing doubled.** The Spanner commit happens in ``finish_bundle``; if it fails the bundle
   fails, Beam keeps the previous state and retries, and the engine recomputes the same writes (same ``seq``),
   which the guarded writer treats as already applied where they were. Writes of one key are committed in
-  ``seq`` order because a key's next bundle starts only after this one committed.
+  ``seq`` order because a key's next bundle starts only after this one committed. A write Spanner refuses
+  for what it carries is not retried: its key is committed again without the refused message (see
+  ``transforms.applier``), and then the bundle fails once (``WritesRefused``): Beam's retry, from the state
+  before the bundle, dead-letters that message at once, so the key's Beam state never includes it.
 * **Local runs** (``overlap_commits``): the local runner runs one bundle at a time and never retries one, so
   there a bundle hands its commit to a thread of the step's own (``_Committer``: one at a time, in order) and
   the next bundles are processed while it runs; a bundle that hands over a commit first waits until at most
   ``COMMITS_BEHIND`` (3, its own included) are unfinished. The bundle's counters are counted when its commit is done (so what is counted is in Spanner), by
-  a later bundle: a ``confirm`` timer makes sure one comes. A failed commit fails every later bundle, and
-  stopping the pipeline (``LocalRun.cancel``) waits for the commits handed over.
+  a later bundle: a ``confirm`` timer makes sure one comes. A write Spanner refuses holds its key's later
+  writes; the key is rebuilt without the refused message at the end of the next bundle (its Beam state is
+  replaced when the key is next touched, ``_REBUILT``), or at its next flush if that comes first, or when the
+  pipeline stops. Any other failed commit fails every later bundle. Stopping the pipeline drains it
+  (``_Drain``: every buffer flushed) and waits for the commits handed over (``LocalRun.cancel``).
 * **State.** ``buffer`` (bag of messages waiting for the watermark), ``key_state`` (the engine's encoded
   state; empty until hydrated), ``meta`` (hydration, flush bookkeeping, the key's project). A key is
   hydrated from Spanner the first time this pipeline sees it (and again after its state expired): keys are
@@ -79,6 +86,7 @@ starts at 0, so a test passes a clock that does too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import threading
@@ -97,12 +105,21 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import coders
-from transforms.applier import PREFETCH, ApplierConfig, GroupApplier, SpannerTarget, commit_counts
+from transforms import coders, internal_errors
+from transforms.applier import (
+    PREFETCH,
+    ApplierConfig,
+    GroupApplier,
+    RefusedKeys,
+    SpannerTarget,
+    commit_counts,
+    commit_entries,
+)
 from transforms.core import engine, metrics, reasons
 from transforms.core.intents import KeyWrite, SaveKeyState
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
+from transforms.key_history import dead_letter_in_finish_bundle
 from transforms.runtime import tune_garbage_collector
 from transforms.spanner_writer import SpannerWriter
 
@@ -258,11 +275,25 @@ beam.coders.registry.register_coder(Routed, RoutedCoder)
 
 
 class _AttachProject(beam.DoFn):
-    """``(key, Message)`` → ``(key, Routed)``: the registry side input read outside the stateful step."""
+    """``(key, Message)`` → ``(key, Routed)``: the registry side input read outside the stateful step. A
+    message that cannot be encoded for the shuffle (``Routed.of``) becomes a dead letter ``internal_error``
+    (stage ``key``)."""
 
     def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
         key, message = element
-        yield key, Routed.of(message, projects.get(message.project_id))
+        try:
+            routed = key, Routed.of(message, projects.get(message.project_id))
+        except Exception as error:  # the last line of defence: the message, not the pipeline
+            Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR)).inc()
+            routed = pvalue.TaggedOutput(
+                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            )
+        yield routed
+
+
+class WritesRefused(RuntimeError):
+    """Spanner refused writes of a bundle (not ``overlap_commits``): their keys were committed without the
+    refused messages, and the bundle is failed so that Beam retries it without them."""
 
 
 class CommitFailed(RuntimeError):
@@ -275,12 +306,17 @@ class _Committer:
     thread, one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
     the next bundles are processed. A bundle that hands over a commit waits until at most
     ``ApplyPerGroupFn.COMMITS_BEHIND`` (its own included) run behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
-    A failed commit fails every bundle from then on (``CommitFailed``)."""
+    A write Spanner refuses holds its key (``refusals``) until a bundle rebuilds it; any other failed commit
+    fails every bundle from then on (``CommitFailed``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: list[tuple[Future, dict[str, int]]] = []  # oldest first
         self._failure: BaseException | None = None
+        # Keys whose write Spanner refused, held until a bundle rebuilds them (``ApplyPerGroupFn._rebuild``),
+        # and the step's config, to rebuild at the stop those no bundle came back to.
+        self.refusals = RefusedKeys()
+        self.config: ApplierConfig | None = None
 
     def submit(self, write: Callable[[Any], Any], writes: list, counts: dict[str, int]) -> Future:
         """Commit ``writes`` (``write(writes)`` gives the commit's stats); ``counts`` are the counters of the
@@ -346,14 +382,49 @@ def wait_for_commits(timeout: float | None = 60.0) -> int:
         committers = list(_COMMITTERS.values())
     running = sum(committer.wait(timeout) for committer in committers)
     saves = _UNSAVED.take()
-    if not saves:
-        return running
-    for (step, target), writes in saves.items():
-        writer = SpannerWriter(target.database_handle(), max_mutations=target.max_mutations)
-        _committer(step).submit(writer.write, writes, {metrics.STATE_SAVED_LATE: len(writes)})
-    with _COMMITTERS_LOCK:
-        committers = list(_COMMITTERS.values())
-    return sum(committer.wait(timeout) for committer in committers)
+    if saves:
+        for (step, target), writes in saves.items():
+            writer = SpannerWriter(target.database_handle(), max_mutations=target.max_mutations)
+            committer = _committer(step)
+            commit = functools.partial(commit_entries, writer, committer.refusals)
+            committer.submit(
+                commit, [(write, None) for write in writes], {metrics.STATE_SAVED_LATE: len(writes)}
+            )
+        with _COMMITTERS_LOCK:
+            committers = list(_COMMITTERS.values())
+        running = sum(committer.wait(timeout) for committer in committers)
+    for committer in committers:  # keys whose write was refused and no bundle came back to
+        if committer.refusals and committer.config is not None:
+            counts: dict[str, int] = {}
+
+            def count(name: str, amount: int, counts: dict[str, int] = counts) -> None:
+                counts[name] = counts.get(name, 0) + amount
+
+            applier = GroupApplier(committer.config, count, refusals=committer.refusals)
+            for key in committer.refusals.held_keys():
+                _state, dead = applier.rebuild(key)
+                _STOPPED.extend(dead)
+            for name, amount in counts.items():
+                _STOPPED_COUNTS[name] = _STOPPED_COUNTS.get(name, 0) + amount
+    return running
+
+
+# Local runs: the dead letters and counts of what ``wait_for_commits`` rebuilt when the pipeline had stopped
+# (no Beam output is left to give them to): ``stopped_dead_letters`` hands them to the caller.
+_STOPPED: list[DeadLetter] = []
+_STOPPED_COUNTS: dict[str, int] = {}
+
+
+def stopped_dead_letters() -> list[DeadLetter]:
+    """The dead letters made by ``wait_for_commits`` (taken: given once)."""
+    taken = list(_STOPPED)
+    _STOPPED.clear()
+    return taken
+
+
+def saves_due() -> int:
+    """Deferred key-state saves that ``wait_for_commits`` would write now (local runs)."""
+    return _UNSAVED.size()
 
 
 def uncounted_counts() -> dict[str, int]:
@@ -362,7 +433,8 @@ def uncounted_counts() -> dict[str, int]:
     ``wait_for_commits``; a failed commit's are not included."""
     with _COMMITTERS_LOCK:
         committers = list(_COMMITTERS.values())
-    totals: dict[str, int] = {}
+    totals: dict[str, int] = dict(_STOPPED_COUNTS)
+    _STOPPED_COUNTS.clear()
     for committer in committers:
         with contextlib.suppress(CommitFailed):
             for stats, counts in committer.settle(None):
@@ -390,6 +462,10 @@ class _UnsavedStates:
             if saves:
                 saves.pop(key, None)
 
+    def size(self) -> int:
+        with self._lock:
+            return sum(len(saves) for saves in self._saves.values())
+
     def take(self) -> dict[tuple[str, SpannerTarget], list[KeyWrite]]:
         with self._lock:
             taken, self._saves = self._saves, {}
@@ -397,6 +473,33 @@ class _UnsavedStates:
 
 
 _UNSAVED = _UnsavedStates()
+
+
+class _Rebuilt:
+    """Local runs (``overlap_commits``): the states of keys rebuilt at the end of a bundle after Spanner refused
+    one of their writes (``ApplyPerGroupFn.finish_bundle``), by (step, key), until the key is next touched,
+    which puts it in the key's Beam state (it has none to change before: its state is the one its last flush
+    wrote, with the refused message in it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[tuple[str, str], bytes | None] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._states)
+
+    def put(self, step: str, key: str, state: bytes | None) -> None:
+        with self._lock:
+            self._states[(step, key)] = state
+
+    def take(self, step: str, key: str) -> tuple[bool, bytes | None]:
+        with self._lock:
+            if (step, key) not in self._states:
+                return False, None
+            return True, self._states.pop((step, key))
+
+
+_REBUILT = _Rebuilt()
 
 
 class _WatermarkSeen:
@@ -449,8 +552,85 @@ class _WatermarkProbes:
 _PROBES = _WatermarkProbes()
 
 
+class _Drain:
+    """Local runs: whether the pipeline is draining (``start_draining``), what the step did meanwhile, and how
+    many messages this process's stateful steps hold in their key buffers (counted per bundle, when it ends).
+
+    While draining, a key applies everything it buffered at its next flush, whatever the watermark says, and a
+    message arriving in an empty buffer is flushed at once instead of after the processing hold; the local
+    runner has stopped reading and moves the watermark to the end, so every key with a buffer gets a flush
+    (see ``pipeline.local_runner.LocalRun.drain``). ``reset`` (a new pipeline in this process) starts a new
+    generation: the counts of bundles of an earlier pipeline's steps are not added."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requested = False
+        self.generation = 0
+        self._entered = self._left = 0
+        self.keys_flushed = self.messages_applied = self.states_saved = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self.requested = False
+            self._entered = self._left = 0
+            self.keys_flushed = self.messages_applied = self.states_saved = 0
+
+    def start(self) -> None:
+        with self._lock:
+            self.requested = True
+
+    def add(self, generation: int, entered: int, left: int, flushes: int, applied: int, saves: int) -> None:
+        with self._lock:
+            if generation != self.generation:
+                return
+            self._entered += entered
+            self._left += left
+            self.keys_flushed += flushes
+            self.messages_applied += applied
+            self.states_saved += saves
+
+    def buffered(self) -> int:
+        with self._lock:
+            return self._entered - self._left
+
+
+_DRAIN = _Drain()
+
+
+def reset_draining() -> None:
+    """A new local pipeline starts in this process: not draining, nothing buffered (see ``_Drain``). Call it
+    before the pipeline is built."""
+    _DRAIN.reset()
+
+
+def start_draining() -> None:
+    """Local runs: the pipeline stops reading; every key applies what it buffered (see ``_Drain``)."""
+    _DRAIN.start()
+
+
+def buffered_messages() -> int:
+    """Messages in the key buffers of this process's stateful steps (as of the last bundle that ended)."""
+    return _DRAIN.buffered()
+
+
+def drain_stats() -> dict[str, int]:
+    """What the stateful steps did since ``start_draining``: key flushes, messages applied, key states saved
+    by their timers (the saves still due when the pipeline stops are written by ``wait_for_commits``)."""
+    return {
+        "keys flushed": _DRAIN.keys_flushed,
+        "messages applied": _DRAIN.messages_applied,
+        "states saved": _DRAIN.states_saved,
+    }
+
+
 def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
+
+
+# A message time every message is before: a draining flush takes the whole buffer (the delay is added to
+# message times before they are compared with it, so it leaves room for any delay).
+_END_OF_TIME = 1 << 62
 
 
 class ApplyPerGroupFn(CountingDoFn):
@@ -503,6 +683,7 @@ class ApplyPerGroupFn(CountingDoFn):
         self._save_delay = int(state_save_delay * MICROS)
         self._step = uuid.uuid4().hex  # names this step (and its copies in bundles) process-wide
         self._overlap = overlap_commits
+        self._generation = _DRAIN.generation  # the local pipeline this step belongs to (see _Drain)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -511,7 +692,8 @@ class ApplyPerGroupFn(CountingDoFn):
         self._flushes = Metrics.distribution(metrics.NAMESPACE, metrics.FLUSH_BATCH_SIZE)
 
     def start_bundle(self) -> None:
-        self._applier = GroupApplier(self._config, self._count, self._clock)
+        refusals = _committer(self._step).refusals if self._overlap else None
+        self._applier = GroupApplier(self._config, self._count, self._clock, refusals)
         self._to_hydrate: dict[str, str] = {}  # key -> token of this bundle's read
         self._lookups: set[tuple[int, str]] = set()  # events of this bundle's lookups, read in the background
         self._confirm_armed = False  # overlap_commits: a confirm timer is set for this bundle's commit
@@ -521,6 +703,8 @@ class ApplyPerGroupFn(CountingDoFn):
         # commit is done (counted means committed).
         self._deferred: dict[str, int] | None = {}
         self._expired_saves: list[str] = []  # overlap_commits: keys expired with a save in this bundle
+        # Messages this bundle put into key buffers and took out of them, and its flushes while draining.
+        self._entered = self._left = self._drain_flushes = self._drain_applied = self._drain_saves = 0
 
     def _count(self, name: str, amount: int) -> None:
         deferred = getattr(self, "_deferred", None)
@@ -533,13 +717,16 @@ class ApplyPerGroupFn(CountingDoFn):
         for name, amount in counts.items():
             self._count(name, amount)
 
-    def finish_bundle(self) -> None:
+    def finish_bundle(self) -> list[Any]:
+        rebuilt_dead: list[Any] = []
         if self._overlap:
             counts, self._deferred = self._deferred or {}, None  # from here on, counted at once
             committer = _committer(self._step)
-            writes = self._applier.take_writes()
+            committer.config = self._config
+            writes = self._applier.take_entries()
             if writes:
-                future = committer.submit(self._applier.writer.write, writes, counts)
+                commit = functools.partial(commit_entries, self._applier.writer, committer.refusals)
+                future = committer.submit(commit, writes, counts)
                 if self._expired_saves:
                     _SAVING.put(self._config.spanner, self._expired_saves, future)
                     self._expired_saves = []
@@ -551,8 +738,25 @@ class ApplyPerGroupFn(CountingDoFn):
             for stats, later in committer.settle(at_most):
                 self._applier.count_commit(stats)
                 self._count_all(later)
+            if committer.refusals:  # writes Spanner refused: their keys rebuilt now, their Beam state later
+                committer.wait(None)
+                for key in committer.refusals.held_keys():
+                    state, dead = self._applier.rebuild(key)
+                    _REBUILT.put(self._step, key, None if state is None else engine.encode_state(state))
+                    rebuilt_dead.extend(dead_letter_in_finish_bundle(dead_letter) for dead_letter in dead)
         else:
             self._applier.flush()
+            refused = self._applier.refusals.held_keys()
+            if refused:
+                # This bundle's state would say those writes were made: commit their keys without the
+                # messages Spanner refuses, remember those (SET_ASIDE), and fail the bundle, which Beam retries
+                # from the state before it: the retry dead-letters them and writes what was just committed.
+                for key in refused:
+                    self._applier.rebuild(key)
+                raise WritesRefused(
+                    f"Spanner refused writes of {len(refused)} keys (e.g. {refused[0]}); their messages are set "
+                    "aside and the bundle is retried without them"
+                )
             counts, self._deferred = self._deferred or {}, None
             for name, amount in counts.items():  # added up by _count, now counted
                 super()._count(name, amount)
@@ -566,6 +770,16 @@ class ApplyPerGroupFn(CountingDoFn):
         if self._lookups:
             lookups, self._lookups = self._lookups, set()
             self._applier.prefetch_events(lookups, delay=self._hold / 2)
+        if self._entered or self._left or self._drain_saves:
+            _DRAIN.add(
+                self._generation,
+                self._entered,
+                self._left,
+                self._drain_flushes,
+                self._drain_applied,
+                self._drain_saves,
+            )
+        return rebuilt_dead
 
     # --- input ---------------------------------------------------------------------------------------
     def process(
@@ -579,6 +793,7 @@ class ApplyPerGroupFn(CountingDoFn):
         key, routed = element
         meta = self._meta(meta_state)
         buffer.add(bytes(routed.encoded))
+        self._entered += 1
         if routed.lookup is not None:
             self._lookups.add(routed.lookup)
         if routed.project is not None:
@@ -587,7 +802,7 @@ class ApplyPerGroupFn(CountingDoFn):
             meta.hydrate_token = self._to_hydrate[key] = f"{_TOKEN_PREFIX}{next(_TOKENS)}"
         if not meta.hold_armed and not meta.hold_passed:  # the buffer was empty
             meta.hold_armed = True
-            hold_flush.set(Timestamp.of(self._clock() + self._hold))
+            hold_flush.set(Timestamp.of(self._clock() + (0.0 if _DRAIN.requested else self._hold)))
         message_time = routed.message_time
         target = message_time + self._delay
         if meta.buffer_max is None or target > meta.buffer_max:
@@ -624,7 +839,7 @@ class ApplyPerGroupFn(CountingDoFn):
         fired_micros = fired.micros
         seen = _WATERMARK_SEEN.update(self._step, fired_micros)
         meta.ready_until = seen if meta.ready_until is None else max(meta.ready_until, seen)
-        if meta.hold_passed:
+        if meta.hold_passed or _DRAIN.requested:  # draining: everything buffered, now (see _Drain)
             yield from self._flush(
                 key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save
             )
@@ -656,7 +871,7 @@ class ApplyPerGroupFn(CountingDoFn):
         seen = _WATERMARK_SEEN.get(self._step)
         if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
             meta.ready_until = seen
-        if meta.ready_until is not None:
+        if meta.ready_until is not None or _DRAIN.requested:  # draining: everything buffered, now
             yield from self._flush(
                 key, buffer, key_state, meta, event_flush, lookup_retry, expire, confirm, save, hold_flush
             )
@@ -675,8 +890,13 @@ class ApplyPerGroupFn(CountingDoFn):
         save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
         meta = self._meta(meta_state)
+        rebuilt = self._rebuild(key, key_state, meta)
+        for dead_letter in rebuilt:
+            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         state = self._load(key, key_state, meta)
         if state is None or not state.waiting or meta.project is None:
+            if rebuilt:
+                meta_state.write(_META_ENCODER.encode(meta))
             return
         new_state, dead_letters = self._applier.apply(
             key, state, [], meta.project, defer_key_state=self._save_delay > 0
@@ -708,14 +928,16 @@ class ApplyPerGroupFn(CountingDoFn):
         key_state=beam.DoFn.StateParam(KEY_STATE),
         meta_state=beam.DoFn.StateParam(META),
         confirm=beam.DoFn.TimerParam(CONFIRM),
-    ) -> None:
+    ) -> list[Any]:
         data = meta_state.read()
         if data is None:
-            return  # the key expired (and was saved) meanwhile
+            return []  # the key expired (and was saved) meanwhile
         meta = _META_DECODER.decode(data)
         meta.save_armed = False
+        dead_letters = self._rebuild(key, key_state, meta)
         self._save(key, key_state.read(), meta, confirm)
         meta_state.write(_META_ENCODER.encode(meta))
+        return [pvalue.TaggedOutput(DEAD_LETTER, dead_letter) for dead_letter in dead_letters]
 
     @on_timer(EXPIRE)
     def on_expire(
@@ -726,13 +948,18 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state=beam.DoFn.StateParam(META),
         confirm=beam.DoFn.TimerParam(CONFIRM),
         save=beam.DoFn.TimerParam(SAVE),
-    ) -> None:
+    ) -> list[Any]:
         if next(iter(buffer.read()), None) is not None:
-            return  # re-armed when the buffer is flushed
+            return []  # re-armed when the buffer is flushed
+        outputs = []
+        if key in self._applier.refusals or _REBUILT:
+            meta = self._meta(meta_state)
+            outputs = [pvalue.TaggedOutput(DEAD_LETTER, dead) for dead in self._rebuild(key, key_state, meta)]
+            meta_state.write(_META_ENCODER.encode(meta))
         data = key_state.read()
         state = None if data is None else engine.decode_state(data)
         if state is not None and state.waiting:
-            return  # re-armed when the last lookup is settled
+            return outputs  # re-armed when the last lookup is settled
         # Everything the key knows is in Spanner (committed with the bundle of its last flush), or is saved
         # now, with this bundle.
         meta = self._meta(meta_state)
@@ -743,6 +970,7 @@ class ApplyPerGroupFn(CountingDoFn):
         key_state.clear()
         meta_state.clear()
         self._count(metrics.STATE_EXPIRED, 1)
+        return outputs
 
     def _save(self, key: str, data: bytes | None, meta: _Meta, confirm, state=None) -> bool:
         """Keep the deferred KeyStates save of the key, if one is due; True if there was one."""
@@ -763,6 +991,8 @@ class ApplyPerGroupFn(CountingDoFn):
         if self._overlap:
             _UNSAVED.discard(self._step, self._config.spanner, key)
         self._count(metrics.STATE_SAVED_LATE, 1)
+        if _DRAIN.requested:
+            self._drain_saves += 1
         self._arm_confirm(confirm)
         return True
 
@@ -788,6 +1018,32 @@ class ApplyPerGroupFn(CountingDoFn):
             meta.save_armed = True
             save.set(_timestamp((meta.ready_until or meta.max_time) + self._save_delay))
 
+    def _rebuild(self, key: str, key_state, meta: _Meta) -> list[DeadLetter]:
+        """If Spanner refused a write of the key (a commit after the bundle that made it, with
+        ``overlap_commits``), put the key's state rebuilt without the refused messages in its Beam state:
+        rebuilt at the end of a bundle since (``_REBUILT``), or now; returns the dead letters of a rebuild
+        made now (see ``transforms.applier``)."""
+        dead: list[DeadLetter] = []
+        if _REBUILT:
+            found, data = _REBUILT.take(self._step, key)
+            if found:
+                self._rebuilt(key, key_state, meta, data)
+        if key in self._applier.refusals:
+            if self._overlap:  # every write of the key made since is then held
+                _committer(self._step).wait(None)
+            state, dead = self._applier.rebuild(key)
+            self._rebuilt(key, key_state, meta, None if state is None else engine.encode_state(state))
+        return dead
+
+    def _rebuilt(self, key: str, key_state, meta: _Meta, data: bytes | None) -> None:
+        """Put a rebuilt state in the key's Beam state (its writes carried it to Spanner)."""
+        if data is not None:
+            key_state.write(data)
+            meta.hydrated, meta.hydrate_token = True, ""
+        if meta.unsaved_base is not None:
+            meta.unsaved_base = None
+            _UNSAVED.discard(self._step, self._config.spanner, key)
+
     # --- the flush -----------------------------------------------------------------------------------
     def _flush(
         self, key, buffer, key_state, meta: _Meta, event_flush, lookup_retry, expire, confirm, save, hold=None
@@ -795,7 +1051,10 @@ class ApplyPerGroupFn(CountingDoFn):
         """Apply the buffered messages the watermark has passed (called once the hold has passed). Given the
         ``hold`` timer (the hold's own flush), a flush whose lookups' events are still being read in the
         background extends the hold by ``READ_WAIT`` instead of waiting for the read."""
-        ready = meta.ready_until
+        if _REBUILT or self._applier.refusals:  # a write Spanner refused (rarely): see _rebuild
+            for dead_letter in self._rebuild(key, key_state, meta):
+                yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
+        ready = _END_OF_TIME if _DRAIN.requested else meta.ready_until
         take: list[Message] = []
         keep: list[tuple[bytes, Message]] = []
         for encoded in buffer.read():
@@ -820,6 +1079,10 @@ class ApplyPerGroupFn(CountingDoFn):
             hold.set(Timestamp.of(self._clock() + self.READ_WAIT))
             return
         buffer.clear()
+        self._left += len(take)
+        if _DRAIN.requested:
+            self._drain_flushes += 1
+            self._drain_applied += len(take)
         for encoded, _ in keep:
             buffer.add(encoded)
         if keep:
@@ -895,7 +1158,8 @@ class ApplyPerGroupFn(CountingDoFn):
 
 
 class ApplyPerGroup(beam.PTransform):
-    """``(key, Message)`` → ``DoOutputsTuple`` with ``dead_letter`` (see the module docstring)."""
+    """``(key, Message)`` → ``{"applied": ..., "dead_letter": ...}`` (see the module docstring): the dead letters
+    of the engine, and of ``AttachProject`` (messages that could not be routed)."""
 
     def __init__(
         self,
@@ -929,14 +1193,24 @@ class ApplyPerGroup(beam.PTransform):
         self._projects = projects
 
     def expand(self, keyed: beam.PCollection) -> pvalue.DoOutputsTuple:
+        early: beam.PCollection | None = None
         if self._routed:
             routed = keyed
         else:
-            routed = keyed | "AttachProject" >> beam.ParDo(
-                _AttachProject(), self._projects
-            ).with_output_types(tuple[str, Routed])
+            attached = keyed | "AttachProject" >> beam.ParDo(_AttachProject(), self._projects).with_outputs(
+                DEAD_LETTER, main="routed"
+            )
+            routed = attached["routed"]
+            routed.element_type = beam.typehints.Tuple[str, Routed]
+            early = attached[DEAD_LETTER]
+            early.element_type = DeadLetter
         # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
         outputs = routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
             tuple[str, Routed]
         ).with_outputs(DEAD_LETTER, main="applied")
-        return coders.typed(outputs, **{DEAD_LETTER: DeadLetter})
+        coders.typed(outputs, **{DEAD_LETTER: DeadLetter})
+        dead_letters = outputs[DEAD_LETTER]
+        if early is not None:
+            dead_letters = (early, dead_letters) | "CollectDeadLetters" >> beam.Flatten()
+            dead_letters.element_type = DeadLetter
+        return {"applied": outputs["applied"], DEAD_LETTER: dead_letters}

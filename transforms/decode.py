@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
+from transforms import internal_errors
 from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.decode import DEFAULT_MAX_BYTES, check_max_bytes, decode
@@ -30,12 +31,13 @@ DEAD_LETTER = "dead_letter"
 def _dead_letter_counters() -> dict[str, Any]:
     return {
         reason: Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reason))
-        for reason in reasons.ALL_REASONS
+        for reason in reasons.COUNTED_REASONS
     }
 
 
 class _DecodeFn(beam.DoFn):
-    """Decodes each message on its own: a bad message never affects another, and nothing is buffered.
+    """Decodes each message on its own: a bad message never affects another, and nothing is buffered. An
+    exception decoding did not expect makes the message a dead letter ``internal_error`` (stage ``decode``).
 
     Counts what decoding removed from the messages it accepted (``event.release_removed``,
     ``event.environment_removed``)."""
@@ -51,9 +53,15 @@ class _DecodeFn(beam.DoFn):
         self._removed: list[str] = []
 
     def process(self, raw: RawMessage) -> Iterator[Any]:
-        self._sizes.update(len(raw.data))
         removed = self._removed
-        decoded = decode(raw, max_bytes=self._max_bytes, removed=removed)
+        try:
+            self._sizes.update(len(raw.data))
+            decoded = decode(raw, max_bytes=self._max_bytes, removed=removed)
+        except Exception as error:  # the last line of defence: the message, not the pipeline
+            removed.clear()
+            decoded = internal_errors.dead_letter(
+                raw.message_id, raw.message_time, raw.data, raw.attributes, reasons.STAGE_DECODE, error
+            )
         if removed:
             for name in removed:
                 self._removed_counters[name].inc()
@@ -64,6 +72,10 @@ class _DecodeFn(beam.DoFn):
         if not decoded.after_project_check:  # CheckProjects decides their final reason and counts them
             self._dead_letters[decoded.reason].inc()
         yield pvalue.TaggedOutput(DEAD_LETTER, decoded)
+
+    def count_dead_letter(self, dead_letter: DeadLetter) -> None:
+        """Count a dead letter made outside ``process`` (``transforms.ingest``'s guard)."""
+        self._dead_letters[dead_letter.reason].inc()
 
 
 class DecodeMessages(beam.PTransform):
@@ -86,13 +98,27 @@ class DecodeMessages(beam.PTransform):
 
 
 class _CheckProjectFn(beam.DoFn):
-    """Applies ``check_project`` with the registry from the side input; keeps no state."""
+    """Applies ``check_project`` with the registry from the side input; keeps no state. An exception it did
+    not expect makes the message a dead letter ``internal_error`` (stage ``validate``)."""
 
     def __init__(self) -> None:
         self._dead_letters = _dead_letter_counters()
 
     def process(self, decoded: Message | DeadLetter, projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
-        checked = check_project(decoded, projects)
+        try:
+            checked = check_project(decoded, projects)
+        except Exception as error:  # the last line of defence: the message, not the pipeline
+            if isinstance(decoded, Message):
+                checked = internal_errors.for_message(decoded, reasons.STAGE_VALIDATE, error)
+            else:
+                checked = internal_errors.dead_letter(
+                    decoded.message_id,
+                    decoded.message_time,
+                    decoded.data,
+                    decoded.attributes,
+                    reasons.STAGE_VALIDATE,
+                    error,
+                )
         if isinstance(checked, Message):
             yield checked
             return

@@ -15,11 +15,14 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms import internal_errors
 from transforms.apply_per_group import Routed, _AttachProject
 from transforms.coders import typed
+from transforms.core import metrics, reasons
 from transforms.core.engine.events import without_bytes
 from transforms.core.model import DeadLetter, Message, ProjectInfo
 from transforms.decode import DEAD_LETTER, _CheckProjectFn, _DecodeFn
@@ -33,7 +36,30 @@ def key_by_group(message: Message) -> tuple[str, Message]:
     return message.key, without_bytes(message)
 
 
+class KeyByGroupFn(beam.DoFn):
+    """``KeyByGroup`` on Dataflow: ``key_by_group``, or a dead letter ``internal_error`` (stage ``key``) for a
+    message it fails on."""
+
+    def setup(self) -> None:
+        self._failed = Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR))
+
+    def process(self, message: Message) -> Iterator[Any]:
+        try:
+            keyed = key_by_group(message)
+        except Exception as error:
+            self._failed.inc()
+            keyed = pvalue.TaggedOutput(
+                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            )
+        yield keyed
+
+
 class _IngestFn(beam.DoFn):
+    """The ingest steps, message by message. An exception none of them expected for a message makes that
+    message a dead letter ``internal_error`` at the stage that raised (``transforms.internal_errors``); the
+    outputs are made inside the guard and given outside it, so what a later step does with them is never
+    taken for this message's failure."""
+
     def __init__(self, max_bytes: int, timestamp_attribute: str | None = None) -> None:
         self._to_raw = _ToRawMessage(timestamp_attribute)
         self._decode = _DecodeFn(max_bytes)
@@ -50,22 +76,37 @@ class _IngestFn(beam.DoFn):
         self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
     ) -> Iterator[Any]:
         published = timestamp.micros
-        raw = self._to_raw.to_raw(message, published)
-        if type(raw) is DeadLetter:  # its timestamp attribute cannot be read
-            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
-            return
-        for decoded in self._decode.process(raw):
-            if isinstance(decoded, pvalue.TaggedOutput):  # CheckDeadLetters
-                decoded = decoded.value
-            for checked in self._check.process(decoded, projects):
-                if isinstance(checked, pvalue.TaggedOutput):
-                    yield checked
-                elif raw.message_time == published:
-                    yield from self._attach.process(key_by_group(checked), projects)
-                else:  # the element's timestamp is the message time, as ToRawMessage gives it
-                    at = Timestamp(micros=raw.message_time)
-                    for routed in self._attach.process(key_by_group(checked), projects):
-                        yield TimestampedValue(routed, at)
+        stage = reasons.STAGE_READ
+        raw = output = None
+        try:
+            raw = self._to_raw.to_raw(message, published)
+            if type(raw) is DeadLetter:  # its timestamp attribute cannot be read
+                output, raw = pvalue.TaggedOutput(DEAD_LETTER, raw), None
+            else:
+                stage = reasons.STAGE_DECODE
+                for decoded in self._decode.process(raw):
+                    if isinstance(decoded, pvalue.TaggedOutput):  # CheckDeadLetters
+                        decoded = decoded.value
+                    stage = reasons.STAGE_VALIDATE
+                    for checked in self._check.process(decoded, projects):
+                        if isinstance(checked, pvalue.TaggedOutput):
+                            output = checked
+                        else:
+                            stage = reasons.STAGE_KEY
+                            output = next(self._attach.process(key_by_group(checked), projects))
+                            if raw.message_time != published:  # the element's timestamp is the message time
+                                output = TimestampedValue(output, Timestamp(micros=raw.message_time))
+        except Exception as error:
+            if raw is None:
+                dead = internal_errors.for_delivered(message, published, stage, error)
+            else:
+                dead = internal_errors.dead_letter(
+                    raw.message_id, raw.message_time, raw.data, raw.attributes, stage, error
+                )
+            self._decode.count_dead_letter(dead)
+            output = pvalue.TaggedOutput(DEAD_LETTER, dead)
+        if output is not None:
+            yield output
 
 
 class Ingest(beam.PTransform):

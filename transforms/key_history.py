@@ -15,6 +15,9 @@ it spilled shards (the local path). Contract:
   it twice changes nothing the second time.
 * **Writes** are committed by the shared ``GroupApplier`` every ``flush_messages`` applied messages (on its
   writer thread, at most two flushes queued) and at the end of each bundle; a key's writes are committed in order, within one bundle.
+  A key whose write Spanner refuses is applied again without the refused message (``GroupApplier.rebuild``)
+  as soon as this thread next looks (after each chunk, and at the end of the bundle): the key's history goes
+  on from the rebuilt state, and the message is a dead letter.
 
 A grouped value is anything with ``order`` ((message time, message id)), ``occurrence_id`` (None for status
 changes), ``lookup_event_id`` (the event id a lookup needs, else None), ``message`` and ``event`` (the
@@ -104,7 +107,19 @@ class KeyHistories:
         """Apply what is queued and commit everything; call at the end of the bundle."""
         dead_letters = self._apply_waiting(projects)
         self._applier.flush()
+        while self._applier.refusals:
+            dead_letters.extend(self._rebuild_refused({}))
+            self._applier.flush()
         self._applier.close()
+        return dead_letters
+
+    def _rebuild_refused(self, states: dict[str, KeyState | None]) -> list[DeadLetter]:
+        """Rebuild the keys whose write Spanner refused; ``states`` gets each rebuilt key's state."""
+        dead_letters: list[DeadLetter] = []
+        for key in self._applier.refusals.held_keys():
+            state, dead = self._applier.rebuild(key)
+            states[key] = state
+            dead_letters.extend(dead)
         return dead_letters
 
     def _apply_waiting(self, projects: Mapping[int, ProjectInfo]) -> list[DeadLetter]:
@@ -141,6 +156,11 @@ class KeyHistories:
                 progress.add(progress.APPLIED, len(chunk))
                 if self._applier.pending_messages >= self._flush_messages:
                     self._applier.flush(wait=False)
+                if self._applier.refusals:  # a write Spanner refused: its key goes on without the message
+                    rebuilt: dict[str, KeyState | None] = {}
+                    dead_letters.extend(self._rebuild_refused(rebuilt))
+                    if rebuilt.get(key) is not None:
+                        state = rebuilt[key]
         return dead_letters
 
     def _stored_events(

@@ -31,9 +31,12 @@ from typing import Any
 import apache_beam as beam
 import msgspec
 from apache_beam import pvalue, typehints
+from apache_beam.metrics import Metrics
 
+from transforms import internal_errors
 from transforms.applier import ApplierConfig
 from transforms.coders import typed
+from transforms.core import metrics, reasons
 from transforms.core.engine.events import without_bytes
 from transforms.core.model import DeadLetter, Event, Message, Occurrence, ProjectInfo
 from transforms.counting import CountingDoFn
@@ -140,27 +143,44 @@ class _FrameFiles:
 
 
 class _SpillFn(beam.DoFn):
-    """Writes a bundle's messages to spill files as they come (see the module docstring, step 1)."""
+    """Writes a bundle's messages to spill files as they come (see the module docstring, step 1). A message
+    that cannot be encoded for its spill file becomes a dead letter ``internal_error`` (stage ``key``)."""
 
     def __init__(self, directory: str, shards: int) -> None:
         self._directory = directory
         self._shards = shards
+
+    def setup(self) -> None:
+        self._failed = Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR))
 
     def start_bundle(self) -> None:
         self._files = _FrameFiles(self._directory, uuid.uuid4().hex)
 
     def process(
         self, message: Message, projects: Mapping[int, ProjectInfo]
-    ):  # no "-> None": see ApplyPerGroupFn.process
+    ):  # no annotation of what it returns: see ApplyPerGroupFn.process
+        try:  # every frame is made before any is written: a message is spilled whole or not at all
+            frames = self._frames(message, projects)
+        except Exception as error:  # the last line of defence: the message, not the backfill
+            self._failed.inc()
+            yield pvalue.TaggedOutput(
+                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            )
+            return
+        for name, frame in frames:
+            self._files.write(name, frame)
+
+    def _frames(self, message: Message, projects: Mapping[int, ProjectInfo]) -> list[tuple[str, bytes]]:
         payload = message.payload
         lookup = is_lookup(message)
+        frames = []
         if lookup:
-            self._files.write("lookups", _ENCODER.encode(join_key(message.project_id, payload.event_id)))
+            frames.append(("lookups", _ENCODER.encode(join_key(message.project_id, payload.event_id))))
         else:
             event = stored_event(message, projects)
             if event is not None:
-                self._files.write(
-                    "events", _ENCODER.encode((join_key(event.project_id, event.event_id), event))
+                frames.append(
+                    ("events", _ENCODER.encode((join_key(event.project_id, event.event_id), event)))
                 )
         key = message.key
         record = _Record(
@@ -171,7 +191,8 @@ class _SpillFn(beam.DoFn):
             payload.event_id if lookup else None,
             _ENCODER.encode(without_bytes(message)),
         )
-        self._files.write(f"keys-{shard_of(key, self._shards):04d}", _ENCODER.encode(record))
+        frames.append((f"keys-{shard_of(key, self._shards):04d}", _ENCODER.encode(record)))
+        return frames
 
     def finish_bundle(self) -> Iterator[Any]:
         for name, path in self._files.close().items():
@@ -260,7 +281,8 @@ class _ApplyShardFn(CountingDoFn):
 
 
 class ApplyThroughSpill(beam.PTransform):
-    """Checked ``Message``s → ``{"dead_letter": ...}``: the local backfill path (see the module docstring)."""
+    """Checked ``Message``s → ``{"applied": ..., "dead_letter": ...}``: the local backfill path (see the module
+    docstring); the dead letters of the engine, and of messages that could not be spilled."""
 
     def __init__(
         self,
@@ -291,9 +313,14 @@ class ApplyThroughSpill(beam.PTransform):
             messages
             | "SpillMessages"
             >> beam.ParDo(self._spill_fn, self._projects).with_outputs(
-                KEY_FILES, EVENT_FILES, LOOKUP_FILES, main="none"
+                KEY_FILES, EVENT_FILES, LOOKUP_FILES, DEAD_LETTER, main="none"
             ),
-            **{KEY_FILES: typehints.Tuple[int, str], EVENT_FILES: str, LOOKUP_FILES: str},
+            **{
+                KEY_FILES: typehints.Tuple[int, str],
+                EVENT_FILES: str,
+                LOOKUP_FILES: str,
+                DEAD_LETTER: DeadLetter,
+            },
         )
         lookup_files = spilled[LOOKUP_FILES] | "ListLookupFiles" >> beam.combiners.ToList()
         event_files = spilled[EVENT_FILES] | "ListEventFiles" >> beam.combiners.ToList()
@@ -309,4 +336,7 @@ class ApplyThroughSpill(beam.PTransform):
                 _ApplyShardFn(self._config, self._chunk_size), self._projects, beam.pvalue.AsSingleton(needed)
             ).with_outputs(DEAD_LETTER, main="applied")
         )
-        return typed(applied, **{DEAD_LETTER: DeadLetter})
+        typed(applied, **{DEAD_LETTER: DeadLetter})
+        dead_letters = (spilled[DEAD_LETTER], applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
+        dead_letters.element_type = DeadLetter
+        return {"applied": applied["applied"], DEAD_LETTER: dead_letters}

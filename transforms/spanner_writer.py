@@ -23,6 +23,14 @@ Contract (the product's consistency promise):
 
 Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included), retried on aborts
 (the emulator allows one read-write transaction at a time) and on transient errors, with backoff.
+
+A commit refused for what it carries (``is_refusal``: a key or value Spanner cannot store, a value our rows
+cannot be built from), which no retry can fix, is split to find the writes that cause it: first by keys (a
+key's writes stay together), then one write at a time within the key, in ``seq`` order. Everything else is
+committed; the refused write, and the later writes of its key (made from a state that includes it), come back
+in ``CommitStats.refused`` for the caller to settle (``transforms.applier``: it finds the message that caused
+it and applies the key again without it). Errors of the service or its configuration (unavailable, not
+found, permission denied...) are raised as before.
 """
 
 from __future__ import annotations
@@ -55,6 +63,29 @@ TRANSIENT_ERRORS = (
 )
 
 
+# What Spanner answers a commit that carries something it cannot store (a key over 8 KiB, a value over its
+# column's limit, a row breaking a constraint): retrying cannot help, the write must go.
+REFUSALS = (
+    api_exceptions.InvalidArgument,
+    api_exceptions.FailedPrecondition,
+    api_exceptions.OutOfRange,
+)
+# What building a commit's rows from a write raises for a value our rows cannot hold (orjson refuses JSON
+# nested deeper than 255 levels, numbers it cannot write...), or for a bug in the code that builds them.
+_CONTENT_ERRORS = (TypeError, ValueError, RecursionError, OverflowError, LookupError, AttributeError)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Whether a commit failed for what it carries (see the module docstring), not for the service's state."""
+    if isinstance(error, api_exceptions.GoogleAPICallError):
+        return isinstance(error, REFUSALS)
+    return isinstance(error, _CONTENT_ERRORS)
+
+
+def describe_refusal(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 @dataclass
 class CommitStats:
     commits: int = 0
@@ -63,6 +94,8 @@ class CommitStats:
     stale_writes: int = 0
     attempts: int = 0  # read-write transaction attempts: more than ``commits`` when commits were aborted
     rows_by_table: dict[str, int] = field(default_factory=dict)
+    # Writes not committed, with why: refused (see the module docstring), or after a refused one of their key.
+    refused: list[tuple[intents.KeyWrite, str]] = field(default_factory=list)
 
     def add(self, other: CommitStats) -> None:
         self.commits += other.commits
@@ -72,6 +105,7 @@ class CommitStats:
         self.attempts += other.attempts
         for table, count in other.rows_by_table.items():
             self.rows_by_table[table] = self.rows_by_table.get(table, 0) + count
+        self.refused.extend(other.refused)
 
 
 @dataclass
@@ -520,12 +554,57 @@ class SpannerWriter:
         self._known_releases: dict[tuple[int, str], int] = {}
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
+        """Commit the writes (chunked); writes Spanner refuses are left out and listed in ``refused``."""
         writes = list(writes)
         stats = CommitStats()
         if not writes:
             return stats
         for chunk in chunk_writes(writes, self._max_mutations):
-            stats.add(self._commit(chunk))
+            stats.add(self._commit_or_split(chunk))
+        return stats
+
+    def _commit_or_split(self, chunk: list[intents.KeyWrite]) -> CommitStats:
+        try:
+            return self._commit(chunk)
+        except Exception as error:
+            if not is_refusal(error):
+                raise
+            keys = list(dict.fromkeys(write.key for write in chunk))
+            _LOG.warning(
+                "Spanner commit of %d writes (%d keys) refused (%s); splitting it to find the refused writes",
+                len(chunk),
+                len(keys),
+                describe_refusal(error)[:300],
+            )
+            return self._split(chunk, keys, error)
+
+    def _split(self, chunk: list[intents.KeyWrite], keys: list[str], error: BaseException) -> CommitStats:
+        stats = CommitStats()
+        if len(keys) > 1:  # halves of the keys, each key's writes together
+            first = set(keys[: len(keys) // 2])
+            for part in ([w for w in chunk if w.key in first], [w for w in chunk if w.key not in first]):
+                stats.add(self._commit_or_split(part))
+            return stats
+        ordered = sorted(chunk, key=lambda write: write.seq)
+        if len(ordered) > 1:  # one key: its writes one at a time, until one is refused
+            for index, write in enumerate(ordered):
+                try:
+                    stats.add(self._commit([write]))
+                except Exception as refusal:
+                    if not is_refusal(refusal):
+                        raise
+                    ordered, error = ordered[index:], refusal
+                    break
+            else:
+                return stats
+        reason = describe_refusal(error)
+        stats.refused.append((ordered[0], reason))
+        stats.refused.extend(
+            (later, f"not written after a refused write of its key ({reason})") for later in ordered[1:]
+        )
+        _LOG.error(
+            "Spanner refused the write of key %s (seq %d): %s", ordered[0].key, ordered[0].seq, reason[:500]
+        )
         return stats
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:

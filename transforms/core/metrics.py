@@ -50,6 +50,8 @@ EVENT_ENVIRONMENT_REMOVED = "event.environment_removed"
 DEAD_LETTERS_TRUNCATED = "dead_letter_publish.truncated"
 # Dead letters Pub/Sub refused for good (not retried; each is logged with its message id).
 DEAD_LETTERS_REFUSED = "dead_letter_publish.refused"
+# Key writes Spanner refused for what they carry (a commit split to find them): their messages are set aside.
+SPANNER_WRITES_REFUSED = "spanner.writes_refused"
 # A distribution: messages applied per streaming flush of a key.
 FLUSH_BATCH_SIZE = "flush_batch_size"
 # A distribution: the size in bytes of every message decoded (before the size limit is applied).

@@ -18,6 +18,9 @@ INVALID_EVENT = "invalid_event"
 EVENT_ID_MISMATCH = "event_id_mismatch"
 INVALID_STATUS_CHANGE = "invalid_status_change"
 EVENT_NOT_FOUND = "event_not_found"
+# Not a check: an exception nobody expected while the pipeline handled the message (a bug, or a limit that
+# no check knew of). The message is set aside with the stage and the error instead of stopping its neighbours.
+INTERNAL_ERROR = "internal_error"
 
 PRECEDENCE: tuple[str, ...] = (
     OVERSIZED,
@@ -32,8 +35,11 @@ PRECEDENCE: tuple[str, ...] = (
     EVENT_ID_MISMATCH,
     INVALID_STATUS_CHANGE,
 )
-# Every reason a dead letter can carry: the checks above plus the one that depends on waiting.
+# Every reason the rules give a message: the checks above plus the one that depends on waiting.
 ALL_REASONS: tuple[str, ...] = (*PRECEDENCE, EVENT_NOT_FOUND)
+# ... and every reason a dead letter can carry: those, and the last line of defence (no input is meant to
+# get it: it says the pipeline failed for the message).
+COUNTED_REASONS: tuple[str, ...] = (*ALL_REASONS, INTERNAL_ERROR)
 # Reasons that rank after ``unknown_project``: decoding finds them, but reports them only once the
 # project is known to be registered (see ``transforms.core.model.DeadLetter.after_project_check``).
 AFTER_PROJECT_CHECK: frozenset[str] = frozenset(PRECEDENCE[PRECEDENCE.index(UNKNOWN_PROJECT) + 1 :])
@@ -42,4 +48,6 @@ AFTER_PROJECT_CHECK: frozenset[str] = frozenset(PRECEDENCE[PRECEDENCE.index(UNKN
 STAGE_READ = "read"  # an archive line or record that cannot be read at all
 STAGE_DECODE = "decode"
 STAGE_VALIDATE = "validate"  # project registration
+STAGE_KEY = "key"  # keying and routing a decoded message to its key (encoding it for the shuffle)
 STAGE_APPLY = "apply"  # the group engine (event lookups)
+STAGE_WRITE = "write"  # building and committing the rows of a key's write

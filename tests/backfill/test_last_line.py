@@ -1,0 +1,203 @@
+"""The last line of defence in the backfill: a message the engine raises for is dead-lettered
+(``internal_error``, stage ``apply``) and every key gives the rows of a backfill without that message, however
+its history is chunked. The failure is injected into the real engine for one chosen occurrence."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.workload import WorkloadConfig
+from tests.backfill.test_backfill import (
+    archive,
+    dead_letter_reasons,
+    register_sample_projects,
+    run_backfill,
+    snapshot,
+)
+from transforms.core import reasons
+from transforms.core.decode import decode
+from transforms.core.engine import engine as engine_module
+from transforms.core.envelopes import parse_archive_line
+from transforms.core.model import Message, Occurrence
+
+
+def _occurrences(path: Path) -> list[tuple[str, str]]:
+    """(key, occurrence id) of every valid occurrence line of a .jsonl archive, in file order."""
+    found = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        raw = parse_archive_line(line, number, str(path))
+        message = decode(raw) if not hasattr(raw, "reason") else raw
+        if isinstance(message, Message) and isinstance(message.payload, Occurrence):
+            found.append((message.key, message.payload.id))
+    return found
+
+
+def _without(path: Path, occurrence_id: str, target: Path) -> int:
+    """Copy the archive without the lines of one occurrence; returns how many were left out."""
+    kept, left = [], 0
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        raw = parse_archive_line(line, number, str(path))
+        message = decode(raw) if not hasattr(raw, "reason") else raw
+        if isinstance(message, Message) and getattr(message.payload, "id", None) == occurrence_id:
+            left += 1
+            continue
+        kept.append(line)
+    target.write_bytes(b"\n".join(kept) + b"\n")
+    return left
+
+
+@pytest.mark.parametrize("chunk_size", [5000, 3])
+def test_a_message_the_engine_raises_for_is_set_aside_and_its_key_applied_without_it(
+    spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    config = WorkloadConfig(messages=1500, keys=60, seed=5, hot_key_share=0.2)
+    pattern, _ = archive(tmp_path, "poisoned.jsonl", config)
+    source = tmp_path / "poisoned.jsonl"
+    by_key = Counter(key for key, _ in _occurrences(source))
+    # An occurrence in the middle of a busy key (the hot key's history is chunked when chunk_size is small).
+    _key, chosen = next(
+        (key, occurrence_id)
+        for key, occurrence_id in _occurrences(source)[len(by_key) :]
+        if by_key[key] >= 10
+    )
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
+    assert left_out >= 1
+
+    clean = register_sample_projects(spanner_db_factory())
+    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
+
+    real = engine_module._Application._occurrence
+
+    def occurrence_step(application, message, payload):
+        if payload.id == chosen:
+            raise RuntimeError("injected at apply")
+        return real(application, message, payload)
+
+    monkeypatch.setattr(engine_module._Application, "_occurrence", occurrence_step)
+    poisoned = register_sample_projects(spanner_db)
+    run_backfill(poisoned, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+
+    assert snapshot(poisoned.database) == snapshot(clean.database)
+    expected = dead_letter_reasons(tmp_path / "dl-clean")
+    expected[reasons.INTERNAL_ERROR] += left_out
+    assert dead_letter_reasons(tmp_path / "dl") == expected
+    internal = [
+        json.loads(line)
+        for path in (tmp_path / "dl").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
+    ]
+    assert internal and all(
+        dead["stage"] == reasons.STAGE_APPLY and "injected at apply" in dead["error"] for dead in internal
+    )
+
+
+def test_a_message_the_backfill_cannot_spill_is_dead_lettered_and_its_neighbours_applied(
+    spanner_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spilling a message fails (injected: the spill step's encoding raises for one occurrence): that message
+    is a dead letter ``internal_error`` at stage ``key``, and its key's other messages are applied."""
+    import orjson
+
+    from tests.stream.test_last_line import occurrence
+    from transforms import local_grouping
+
+    real = local_grouping.without_bytes
+
+    def without_bytes(message):
+        if message.payload.issue_title == "poison-spill":
+            raise RecursionError("injected at spill")
+        return real(message)
+
+    monkeypatch.setattr(local_grouping, "without_bytes", without_bytes)
+    lines = []
+    for n, title in enumerate(["fine", "poison-spill", "fine"]):
+        envelope = {
+            "message_id": f"m{n}",
+            "publish_time": f"2026-05-01T10:00:0{n}Z",
+            "attributes": {"content_type": "application/json"},
+            "data": occurrence(n, "spill", title),
+        }
+        lines.append(orjson.dumps(envelope))
+    (tmp_path / "spill.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    database = register_sample_projects(spanner_db)
+    run_backfill(database, str(tmp_path / "spill.jsonl"), tmp_path / "dl")
+    rows = snapshot(database.database)
+    assert len(rows["Occurrences"]) == 2
+    assert [group[12] for group in rows["Groups"]] == [2]  # TimesSeen
+    assert dead_letter_reasons(tmp_path / "dl") == Counter({reasons.INTERNAL_ERROR: 1})
+    (line,) = (tmp_path / "dl").glob("*.jsonl")
+    dead = json.loads(line.read_text())
+    assert (dead["stage"], dead["message_id"]) == (reasons.STAGE_KEY, "m1")
+    assert "injected at spill" in dead["error"]
+
+
+@pytest.mark.parametrize("chunk_size", [5000, 3])
+def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_without_it(
+    spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
+    """One occurrence's release is made longer than Spanner's 8 KiB key limit past decoding (which refuses it):
+    its commit is refused, split, and its key applied again without it; the rows are those of a backfill
+    without the message, and it is a dead letter at stage ``write``."""
+    import msgspec
+
+    from transforms import decode as decode_step
+
+    config = WorkloadConfig(messages=1500, keys=60, seed=9, hot_key_share=0.2)
+    pattern, _ = archive(tmp_path, "refused.jsonl", config)
+    source = tmp_path / "refused.jsonl"
+    by_key = Counter(key for key, _ in _occurrences(source))
+    with_release = {
+        occurrence_id
+        for number, line in enumerate(source.read_bytes().splitlines(), 1)
+        if isinstance(message := decode(parse_archive_line(line, number, str(source))), Message)
+        and isinstance(message.payload, Occurrence)
+        and message.payload.event is not None
+        and message.payload.event.release
+        and (occurrence_id := message.payload.id)
+    }
+    _key, chosen = next(
+        (key, occurrence_id)
+        for key, occurrence_id in _occurrences(source)[len(by_key) :]
+        if by_key[key] >= 10 and occurrence_id in with_release
+    )
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
+    clean = register_sample_projects(spanner_db_factory())
+    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
+
+    real_decode = decode_step.decode
+
+    def long_release(raw, **kwargs):
+        decoded = real_decode(raw, **kwargs)
+        payload = getattr(decoded, "payload", None)
+        if getattr(payload, "id", None) == chosen:
+            event = msgspec.structs.replace(payload.event, release="r" * 9000)
+            decoded = msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
+        return decoded
+
+    monkeypatch.setattr(decode_step, "decode", long_release)
+    refused = register_sample_projects(spanner_db)
+    run_backfill(refused, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+
+    assert snapshot(refused.database) == snapshot(clean.database)
+    expected = dead_letter_reasons(tmp_path / "dl-clean")
+    expected[reasons.INTERNAL_ERROR] += left_out
+    assert dead_letter_reasons(tmp_path / "dl") == expected
+    internal = [
+        json.loads(line)
+        for path in (tmp_path / "dl").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
+    ]
+    assert internal and all(
+        dead["stage"] == reasons.STAGE_WRITE and "exceeds the maximum of 8192" in dead["error"]
+        for dead in internal
+    )

@@ -1,0 +1,184 @@
+"""Writes Spanner refuses, in the stateful step: the commit is split, the message whose write is refused is
+dead-lettered (``internal_error`` at stage ``write``), its key is applied again without it (the key's state
+in Beam and in Spanner both as if it had never come), and everything else is written.
+
+The refusal is real: a release over Spanner's 8 KiB key limit ("Number of bytes for key of table Releases is
+9008 which exceeds the maximum of 8192"), which decoding refuses, so the messages here are built past it.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline.local_runner import prepare_direct_runner
+from pipeline.stream import counter_totals
+from tests.engine import builders as b
+from tests.stream import harness
+from tests.stream.test_apply_per_group import HOLD, IDLE, FrozenClock, _stream, _timestamped
+from tests.stream.test_flush_timers import Driver
+from transforms.applier import ApplierConfig, SpannerTarget
+from transforms.apply_per_group import (
+    DEAD_LETTER,
+    ApplyPerGroup,
+    _committer,
+    stopped_dead_letters,
+    uncounted_counts,
+    wait_for_commits,
+)
+from transforms.core import engine, metrics, reasons
+from transforms.core.engine.ids import group_id
+from transforms.core.model import MICROS, Message
+
+SECOND = MICROS
+LONG = "r" * 9000
+GROUP = group_id(b.PROJECT.project_id, b.md5_hex(b.FINGERPRINT), 0)
+
+
+def _rows(database) -> dict:
+    tables = harness.read_tables(database)
+    return {
+        "times_seen": [row["TimesSeen"] for row in tables["Groups"]],
+        "occurrences": sorted(row["OccurrenceId"] for row in tables["Occurrences"]),
+        "releases": sorted(row["Version"] for row in tables["Releases"]),
+    }
+
+
+def _ids(*messages: Message) -> list[str]:
+    return sorted(message.payload.id for message in messages)
+
+
+def _dead(outputs) -> list:
+    return [output.value for output in outputs or () if getattr(output, "tag", None) == DEAD_LETTER]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Local runs: the commit runs after its bundle (overlap_commits); the key is rebuilt when next touched
+
+
+def _flush(driver: Driver, *messages: Message) -> list:
+    """Send the messages, let the watermark pass them and the hold end; the dead letters of the flush."""
+    driver.send(*messages)
+    latest = max(message.message_time for message in messages)
+    while driver.event.at is not None and driver.event.at.micros <= latest:
+        driver.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
+    driver.clock.now = driver.hold.take().micros / MICROS
+    return _dead(
+        list(
+            driver.fn.on_hold_flush(
+                key=driver.key,
+                buffer=driver.buffer,
+                key_state=driver.key_state,
+                meta_state=driver.meta,
+                probe=driver.probe,
+                hold_flush=driver.hold,
+                **driver._timers(),
+            )
+        )
+    )
+
+
+def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(spanner_db) -> None:
+    driver = Driver(spanner_db, overlap=True)
+    first = b.occurrence(b.T0, release="1.0")
+    bad = b.occurrence(b.T0 + SECOND, release=LONG)
+    third = b.occurrence(b.T0 + 2 * SECOND, release="1.0")
+    assert _flush(driver, first, bad, third) == []
+    driver.finish()  # its commit is refused on the commit thread: the key is held until it is touched
+    assert _committer(driver.fn._step).wait(30) == 0
+    fourth = b.occurrence(b.T0 + 3 * SECOND, release="1.1")
+    dead = _flush(driver, fourth)
+    assert [(d.message_id, d.reason, d.stage) for d in dead] == [
+        (bad.message_id, reasons.INTERNAL_ERROR, reasons.STAGE_WRITE)
+    ]
+    assert "exceeds the maximum of 8192" in dead[0].error
+    driver.finish()
+    assert wait_for_commits(timeout=30) == 0
+    assert uncounted_counts()[metrics.dead_letter_counter(reasons.INTERNAL_ERROR)] == 1  # with its bundle
+    assert _rows(spanner_db.database) == {
+        "times_seen": [3],
+        "occurrences": _ids(first, third, fourth),
+        "releases": ["1.0", "1.1"],
+    }
+    # The key's state in Beam is what the engine gives without the refused message.
+    expected, _ = engine.apply(None, [first, third], b.context())
+    expected, _ = engine.apply(expected, [fourth], b.context())
+    kept = engine.decode_state(driver.key_state.read())
+    assert (kept.seq, kept.group) == (expected.seq, expected.group)
+
+
+def test_overlapped_a_refused_key_nobody_touches_again_is_rebuilt_when_the_run_stops(spanner_db) -> None:
+    uncounted_counts()  # (what earlier tests left)
+    driver = Driver(spanner_db, overlap=True)
+    first, bad = b.occurrence(b.T0, release="2.0"), b.occurrence(b.T0 + SECOND, release=LONG)
+    _flush(driver, first, bad)
+    driver.finish()
+    assert wait_for_commits(timeout=30) == 0
+    dead = stopped_dead_letters()
+    assert [(d.message_id, d.stage) for d in dead] == [(bad.message_id, reasons.STAGE_WRITE)]
+    assert uncounted_counts().get(metrics.dead_letter_counter(reasons.INTERNAL_ERROR)) == 1
+    assert _rows(spanner_db.database) == {"times_seen": [1], "occurrences": _ids(first), "releases": ["2.0"]}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Dataflow-shaped: the commit ends the bundle; a refused write fails it and Beam retries it without the message
+
+_SEEN: list = []
+
+
+class _Collect(beam.DoFn):
+    def process(self, dead_letter):
+        _SEEN.append(dead_letter)
+
+
+@pytest.mark.timeout(180)
+def test_a_refused_write_fails_its_bundle_once_and_the_retry_sets_the_message_aside(spanner_db) -> None:
+    _SEEN.clear()
+    first = b.occurrence(b.T0, release="3.0")
+    bad = b.occurrence(b.T0 + SECOND, release=LONG)
+    third = b.occurrence(b.T0 + 2 * SECOND, release="3.1")
+    stream = (
+        _stream()
+        .add_elements(_timestamped([first, bad, third]))
+        .advance_watermark_to((b.T0 + 30 * SECOND) / MICROS)
+        .advance_processing_time(HOLD + 1)
+        .advance_watermark_to((b.T0 + 60 * SECOND) / MICROS)
+        .advance_processing_time(HOLD + 1)
+    )
+    prepare_direct_runner()
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner"])
+    options.view_as(StandardOptions).streaming = True
+    config = ApplierConfig(
+        spanner=SpannerTarget(spanner_db.project, spanner_db.instance, spanner_db.database_id)
+    )
+    pipeline = beam.Pipeline(options=options)
+    projects = beam.pvalue.AsSingleton(
+        pipeline | "Projects" >> beam.Create([{b.PROJECT.project_id: b.PROJECT}])
+    )
+    applied = (
+        pipeline
+        | "Messages" >> stream
+        | "ApplyPerGroup"
+        >> ApplyPerGroup(
+            config,
+            projects,
+            watermark_delay=0.0,
+            processing_hold=HOLD,
+            idle_timeout=IDLE,
+            clock=FrozenClock(),
+        )
+    )
+    applied[DEAD_LETTER] | "Collect" >> beam.ParDo(_Collect())
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = counter_totals(result)
+    assert [(d.message_id, d.reason, d.stage) for d in _SEEN] == [
+        (bad.message_id, reasons.INTERNAL_ERROR, reasons.STAGE_WRITE)
+    ]
+    assert counters[metrics.dead_letter_counter(reasons.INTERNAL_ERROR)] == 1
+    assert _rows(spanner_db.database) == {
+        "times_seen": [2],
+        "occurrences": _ids(first, third),
+        "releases": ["3.0", "3.1"],
+    }
