@@ -12,6 +12,7 @@ something, 404 for an unknown project, 503 when status changes cannot be publish
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -21,7 +22,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 
-from api import auth
+from api import auth, limits
 from api.directory import Organization, Project
 from api.errors import ApiError
 from api.service import MAX_HITS, IssueIndex, IssuePage, ListRequest, Mutation, Selection
@@ -107,11 +108,9 @@ def create_app(index: IssueIndex) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBody:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
-        message = first.get("msg", "invalid request")
-        return JSONBody({"detail": f"Invalid {where}: {message}"}, status_code=400)
+        return JSONBody({"detail": validation_detail(exc.errors())}, status_code=400)
+
+    app.add_middleware(BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
 
     def organization_for(request: Request, organization: str) -> Organization:
         token = auth.authenticate(index.directory, request.headers.get("authorization"))
@@ -265,6 +264,75 @@ def create_app(index: IssueIndex) -> FastAPI:
         return _mutation_response(index.delete_issues(org, selection))
 
     return app
+
+
+def validation_detail(errors: Sequence[Any]) -> str:
+    """The 400 message for a request FastAPI could not parse: a body that is not JSON says so and where."""
+    first = errors[0] if errors else {}
+    location = [part for part in first.get("loc", ()) if part != "body"]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or "JSON decode error"
+        where = f" at position {location[0]}" if location else ""
+        return f"Invalid request body: not valid JSON ({reason}{where})."
+    where = ".".join(str(part) for part in location) or "request"
+    return f"Invalid {where}: {first.get('msg', 'invalid request')}"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body larger than ``max_bytes`` is answered with a 400 naming the limit, without
+    being read past it (a declared Content-Length over the limit is refused before reading anything); a body
+    within the limit is handed on whole."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            if not (declared.isdigit() and len(declared) <= 19):
+                await self._refuse(send, "Invalid Content-Length header.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, self._too_large())
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away: the app sees an empty body and its own disconnect
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._refuse(send, self._too_large())
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+    @staticmethod
+    async def _refuse(send: Any, detail: str) -> None:
+        body = orjson.dumps({"detail": detail})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _page_response(request: Request, page: IssuePage) -> Response:

@@ -17,6 +17,7 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
+from api.limits import MAX_ISSUE_ID
 from transforms.registry import default_organization_slug
 
 
@@ -26,8 +27,9 @@ class Organization:
     slug: str
 
     def named_by(self, ref: str) -> bool:
-        """Whether ``ref`` (from a URL or a flag) is this organization's id or slug."""
-        return ref == str(self.id) or ref == self.slug
+        """Whether ``ref`` (from a URL or a flag) is this organization's id or slug; slugs are lowercase
+        (``transforms.registry.validate_slug``), so ``ACME`` names ``acme``."""
+        return ref == str(self.id) or ref.lower() == self.slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,12 @@ class ApiToken:
     scope: str  # "read" or "write"; write implies read
 
 
+MAX_SLUG_CHARS = 100
+
+
 def is_id(ref: str) -> bool:
-    return ref.isascii() and ref.isdigit() and len(ref) <= 19
+    """Whether ``ref`` is an id: digits of a Spanner INT64 (anything else is a slug, and finds nothing)."""
+    return ref.isascii() and ref.isdigit() and len(ref) <= 19 and int(ref) <= MAX_ISSUE_ID
 
 
 class Directory:
@@ -92,7 +98,10 @@ class Directory:
         ref = str(ref)
         if is_id(ref):
             return self._cached(("org-id", ref), self._ttl, lambda: self._load_organization_by_id(int(ref)))
-        return self._cached(("org-slug", ref), self._ttl, lambda: self._load_organization_by_slug(ref))
+        slug = ref.lower()
+        if not slug or len(slug) > MAX_SLUG_CHARS:
+            return None  # cannot be a stored slug (Organizations.Slug is STRING(100))
+        return self._cached(("org-slug", slug), self._ttl, lambda: self._load_organization_by_slug(slug))
 
     def _load_organization_by_id(self, organization_id: int) -> Organization | None:
         with self._database.snapshot() as snapshot:
@@ -140,10 +149,13 @@ class Directory:
         return {row[0]: Project(row[0], row[1], row[2]) for row in rows}
 
     def project(self, organization_id: int, ref: str | int) -> Project | None:
-        """The organization's project with this id or slug, or None (also for another organization's)."""
+        """The organization's project with this id or slug (in any case), or None (also for another
+        organization's)."""
         ref = str(ref)
+        number = int(ref) if is_id(ref) else None
+        slug = ref.lower()
         for project in self.projects(organization_id).values():
-            if (is_id(ref) and project.id == int(ref)) or project.slug == ref:
+            if project.id == number or project.slug == slug:
                 return project
         return None
 

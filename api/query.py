@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from api import limits
 from transforms.core.enums import (
     CATEGORY_NAMES,
     LOG_LEVELS,
@@ -280,6 +281,12 @@ class IssueFilter:
             or any(not m.negated and not m.values for m in (*self.releases, *self.environments))
         )
 
+    def lookup_values(self) -> int:
+        """How many distinct (table, value) keys each candidate row is looked up by."""
+        releases = set().union(*(m.values for m in self.releases))
+        environments = set().union(*(m.values for m in self.environments))
+        return len(releases) + len(environments)
+
     def with_environments(self, environments: list[str] | tuple[str, ...]) -> IssueFilter:
         """Add the request's ``environment`` parameters (the group was seen in any of them)."""
         if not environments:
@@ -360,6 +367,8 @@ def parse_query(query: str | None, *, now: datetime | int | None = None) -> Issu
 
 def tokenize(query: str) -> list[Term]:
     """Split ``query`` into terms (syntax only; keys and values are checked by ``parse_query``)."""
+    if len(query) > limits.MAX_QUERY_CHARS:
+        raise QueryError(f"the query is {len(query)} characters long (at most {limits.MAX_QUERY_CHARS})")
     terms: list[Term] = []
     i, n = 0, len(query)
     while i < n:
@@ -391,6 +400,11 @@ def tokenize(query: str) -> list[Term]:
                 while j < n and not query[j].isspace():
                     j += 1
                 raise QueryError("unexpected characters after a quoted value or list", start, query[start:j])
+            for value in values:
+                if len(value.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+                    raise QueryError(
+                        f"a value is longer than {limits.MAX_VALUE_BYTES} bytes", start, query[start:i]
+                    )
             terms.append(Term(key, values, negated, quoted, is_list, start, query[start:i]))
         elif query[i] == '"':
             value, i = _read_quoted(query, i, start)
@@ -450,6 +464,10 @@ def _read_list(query: str, i: int, term_start: int) -> tuple[tuple[str, ...], in
         if not item:
             raise QueryError("empty value in list", term_start, query[term_start : j + 1])
         items.append(item)
+        if len(items) > limits.MAX_LIST_VALUES:
+            raise QueryError(
+                f"a list holds at most {limits.MAX_LIST_VALUES} values", term_start, query[term_start:j]
+            )
         if query[j] == "]":
             return tuple(items), j + 1
         if query[j] != ",":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.directory import Project
+from api.limits import MAX_ISSUE_ID
 from api.search import GroupRow
 from transforms.core.enums import (
     CATEGORY_NAMES,
@@ -43,14 +44,15 @@ def short_id(project_slug: str, group_id: int) -> str:
 
 
 def parse_short_id(text: str) -> tuple[str, int] | None:
-    """(project slug upper-cased, group id) of a short id, or None when ``text`` is not one."""
+    """(project slug upper-cased, group id) of a short id, or None when ``text`` is not one (a code outside the
+    id range of groups, 1 to 2^63 - 1, is not one either)."""
     slug, dash, code = text.strip().rpartition("-")
-    if not dash or not slug or not code or len(code) > 13:
+    if not dash or not slug or not code or len(code) > 13 or not (code.isascii() and code.isalnum()):
         return None
-    try:
-        return slug.upper(), int(code, 36)
-    except ValueError:
+    group_id = int(code, 36)
+    if not 1 <= group_id <= MAX_ISSUE_ID:
         return None
+    return slug.upper(), group_id
 
 
 def iso_time(micros: int) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from api import bulk
+from api import bulk, limits
 from api.bulk import SelectedGroup, StatusChangePublisher
 from api.cursor import Cursor, CursorError, decode, first_page
 from api.directory import Directory, Organization, Project
@@ -23,6 +23,7 @@ from api.errors import ApiError, bad_request, forbidden
 from api.query import (
     IssueFilter,
     QueryError,
+    clip,
     parse_query,
     parse_relative_period,
     parse_timestamp,
@@ -37,7 +38,6 @@ from api.search import (
     Scope,
     Searcher,
     plan_search,
-    sort_key,
 )
 from api.serializers import parse_short_id, serialize_group
 from transforms.core.enums import GroupStatus
@@ -47,7 +47,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 100
 # Sentry's BULK_MUTATION_LIMIT: a bulk operation selected by query acts on the first this many matches.
 BULK_LIMIT = 1000
-MAX_IDS = 1000
 # X-Hits: counted up to this many (Sentry's X-Max-Hits), reading at most HITS_BUDGET index rows, or
 # HITS_LOOKUP_BUDGET when conditions need key lookups per candidate (environments, releases, free text).
 MAX_HITS = 1000
@@ -142,7 +141,7 @@ class IssueIndex:
         """The organization named ``ref`` (id or slug); 404 when there is none (the CLI's lookup)."""
         organization = self.directory.organization(ref)
         if organization is None:
-            raise ApiError(404, f'Organization "{ref}" does not exist.')
+            raise ApiError(404, f'Organization "{clip(str(ref))}" does not exist.')
         return organization
 
     def project(self, organization: Organization, ref: str | int) -> Project:
@@ -160,7 +159,7 @@ class IssueIndex:
         for ref in refs:
             project = self.directory.project(organization.id, ref)
             if project is None:
-                raise forbidden(f'You do not have access to project "{ref}" (or it does not exist).')
+                raise forbidden(f'You do not have access to project "{clip(ref)}" (or it does not exist).')
             ids.add(project.id)
         return frozenset(ids)
 
@@ -169,9 +168,11 @@ class IssueIndex:
     def list_issues(
         self, organization: Organization, request: ListRequest, *, count_hits: bool = True
     ) -> IssuePage:
+        check_count("project", request.projects, limits.MAX_PROJECTS)
+        check_count("environment", request.environments, limits.MAX_ENVIRONMENTS)
         sort = request.sort or DEFAULT_SORT
         if sort not in SORTS:
-            raise bad_request(f'Invalid sort "{sort}" (expected one of: {", ".join(SORTS)}).')
+            raise bad_request(f'Invalid sort "{clip(sort)}" (expected one of: {", ".join(SORTS)}).')
         limit = _limit(request.limit)
         if request.group_stats_period is not None and request.group_stats_period not in GROUP_STATS_PERIODS:
             raise bad_request("Invalid stats_period. Valid choices are '', '24h', '14d', and 'auto'")
@@ -193,12 +194,13 @@ class IssueIndex:
                 if hit is not None:
                     searcher.attach_details([hit])
                     issues = [self._serialize(hit, organization, org_projects)]
-                    page = IssuePage(
+                    direct = IssuePage(
                         issues, cursor, cursor, False, cursor, False, HitCount(1), searcher.stats
                     )
-                    page.direct_hit = True
-                    return page
-            rows, more = searcher.page(plan, limit, cursor.after)
+                    direct.direct_hit = True
+                    return direct
+            page = searcher.page(plan, limit, cursor.after)
+            rows, more = page.rows, page.more
             searcher.attach_details(rows)
             hits = None
             if count_hits:
@@ -207,7 +209,7 @@ class IssueIndex:
                 else:
                     hits = searcher.count(plan, MAX_HITS, HITS_BUDGET, HITS_LOOKUP_BUDGET)
         issues = [self._serialize(row, organization, org_projects) for row in rows]
-        following = cursor.next(sort_key(rows[-1], sort)) if rows else cursor
+        following = cursor.next(page.resume) if page.resume is not None else cursor
         previous = cursor.previous()
         return IssuePage(
             issues,
@@ -221,11 +223,23 @@ class IssueIndex:
         )
 
     def _filter(self, query: str | None, now: int, environments: Sequence[str]) -> IssueFilter:
+        for environment in environments:
+            if len(environment.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+                raise bad_request(
+                    f'Invalid environment "{clip(environment)}": longer than {limits.MAX_VALUE_BYTES} bytes.'
+                )
         try:
             flt = parse_query(query, now=now)
         except QueryError as exc:
             raise bad_request(str(exc)) from None
-        return flt.with_environments([e for e in environments if e])
+        flt = flt.with_environments([e for e in environments if e])
+        looked_up = flt.lookup_values()
+        if looked_up > limits.MAX_LOOKUP_VALUES:
+            raise bad_request(
+                f"Too many releases and environments to look up: {looked_up} (at most "
+                f"{limits.MAX_LOOKUP_VALUES} across the query and the environment parameters)."
+            )
+        return flt
 
     def _serialize(self, row: GroupRow, organization: Organization, projects: dict[int, Project]) -> dict:
         project = projects.get(row.project_id) or Project(
@@ -292,12 +306,15 @@ class IssueIndex:
 
     def select(self, organization: Organization, selection: Selection) -> list[SelectedGroup]:
         """The groups a bulk operation acts on (see ``Selection``); other organizations' ids are dropped."""
+        check_count("id", selection.ids, limits.MAX_IDS)
+        check_count("project", selection.projects, limits.MAX_PROJECTS)
+        check_count("environment", selection.environments, limits.MAX_ENVIRONMENTS)
         projects = self._projects(organization, selection.projects)
         status = None
         if selection.status is not None:
             if selection.status not in STATUS_SELECTORS:
                 raise bad_request(
-                    f'Invalid status "{selection.status}" (expected one of: {", ".join(STATUS_SELECTORS)}).'
+                    f'Invalid status "{clip(selection.status)}" (expected one of: {", ".join(STATUS_SELECTORS)}).'
                 )
             status = STATUS_SELECTORS[selection.status]
         ids = [ref for ref in selection.ids if ref != ""]
@@ -317,7 +334,7 @@ class IssueIndex:
         )
         with self.database.snapshot(multi_use=True) as snapshot:
             searcher = Searcher(snapshot)
-            rows, _ = searcher.page(plan, BULK_LIMIT)
+            rows = searcher.page(plan, BULK_LIMIT, bounded=False).rows
             found = {
                 values[0]: values
                 for values in searcher.by_ids([row.group_id for row in rows], _SELECT_COLUMNS)
@@ -335,13 +352,7 @@ class IssueIndex:
         refs: Sequence[str],
         status: int | None,
     ) -> list[SelectedGroup]:
-        if len(refs) > MAX_IDS:
-            raise bad_request(f"Too many ids: at most {MAX_IDS} per request.")
-        ids = []
-        for ref in refs:
-            if not (ref.isascii() and ref.isdigit()) or len(ref) > 19:
-                raise bad_request(f'Invalid id "{ref}": issue ids are numbers.')
-            ids.append(int(ref))
+        ids = [parse_issue_id(ref) for ref in refs]
         with self.database.snapshot() as snapshot:
             rows = Searcher(snapshot).by_ids(ids, _SELECT_COLUMNS)
         by_id = {}
@@ -376,6 +387,22 @@ class IssueIndex:
         return latest
 
 
+def check_count(name: str, values: Sequence[str], maximum: int) -> None:
+    """400 when a repeated parameter is given more than ``maximum`` times."""
+    if len(values) > maximum:
+        raise bad_request(f"Too many {name} parameters: {len(values)} (at most {maximum}).")
+
+
+def parse_issue_id(ref: str) -> int:
+    """An issue id parameter as an int; 400 for anything that cannot be an issue id (Sentry's answer to an id
+    outside its id range), so that no value reaches Spanner as a key it cannot parse."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= 19 and 1 <= int(ref) <= limits.MAX_ISSUE_ID:
+        return int(ref)
+    raise bad_request(
+        f'Invalid id "{clip(ref)}": not a valid issue id (a whole number from 1 to {limits.MAX_ISSUE_ID}).'
+    )
+
+
 def _limit(value: str | int | None) -> int:
     """Sentry's paginator: default 100, at most 100 (larger values are capped), at least 1."""
     if value is None or value == "":
@@ -384,10 +411,12 @@ def _limit(value: str | int | None) -> int:
         limit = int(value)
     except (TypeError, ValueError):
         raise bad_request(
-            f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.'
+            f'Invalid limit "{clip(str(value))}": a whole number from 1 to {MAX_LIMIT} is expected.'
         ) from None
     if limit < 1:
-        raise bad_request(f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.')
+        raise bad_request(
+            f'Invalid limit "{clip(str(value))}": a whole number from 1 to {MAX_LIMIT} is expected.'
+        )
     return min(limit, MAX_LIMIT)
 
 
