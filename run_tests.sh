@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The test command: lint, format check and every test, on a fresh machine or a developer's.
 #
-# Creates .venv when needed, starts the local stack (emulators and Redis) when it is not running and stops it
+# Creates .venv when needed (and installs sentry-cli, Sentry's client, from npm for the issue index's client
+# tests), starts the local stack (emulators and Redis) when it is not running and stops it
 # again at the end (STACK_KEEP=1 keeps it), then runs ruff and pytest. Extra arguments go to pytest, e.g.
 # ./run_tests.sh tests/infra -x. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
 ensure_venv
+ensure_sentry_cli
 py=.venv/bin/python
 
 started_stack=0

@@ -22,8 +22,10 @@ from api.directory import Directory, Organization, Project
 from api.errors import ApiError, bad_request, forbidden
 from api.query import (
     IssueFilter,
+    QueryContext,
     QueryError,
     clip,
+    normalize_event_id,
     parse_query,
     parse_relative_period,
     parse_timestamp,
@@ -39,7 +41,8 @@ from api.search import (
     Searcher,
     plan_search,
 )
-from api.serializers import parse_short_id, serialize_group
+from api.serializers import parse_short_id, serialize_group, short_id
+from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
 
@@ -182,25 +185,37 @@ class IssueIndex:
             raise bad_request(str(exc)) from None
         now = self._now()
         projects = self._projects(organization, request.projects)
-        flt = self._filter(request.query, now, request.environments)
-        flt = flt.with_window(*_window(request, now))
         org_projects = self.directory.projects(organization.id)
-        plan = plan_search(Scope(organization.id, projects), flt, sort, org_projects)
+        window = _window(request, now)
 
         with self.database.snapshot(multi_use=True) as snapshot:
             searcher = Searcher(snapshot)
-            if request.short_id_lookup and request.query:
-                hit = self._short_id_hit(searcher, organization, projects, request.query)
-                if hit is not None:
-                    searcher.attach_details([hit])
-                    issues = [self._serialize(hit, organization, org_projects)]
-                    direct = IssuePage(
-                        issues, cursor, cursor, False, cursor, False, HitCount(1), searcher.stats
+            query = (request.query or "").strip()
+            if query and cursor.after is None:
+                # Sentry's shortcuts before searching: an event id, then a short id (shortIdLookup=1)
+                direct = self._event_id_hits(searcher, organization, projects, org_projects, query)
+                if direct is None and request.short_id_lookup:
+                    hit = self._short_id_hit(searcher, organization, projects, query)
+                    direct = [(hit, None)] if hit is not None else None
+                if direct:
+                    searcher.attach_details([row for row, _ in direct])
+                    issues = []
+                    for row, event_id in direct:
+                        issue = self._serialize(row, organization, org_projects)
+                        if event_id is not None:
+                            issue["matchingEventId"] = event_id
+                        issues.append(issue)
+                    page = IssuePage(
+                        issues, cursor, cursor, False, cursor, False, HitCount(len(issues)), searcher.stats
                     )
-                    direct.direct_hit = True
-                    return direct
-            page = searcher.page(plan, limit, cursor.after)
-            rows, more = page.rows, page.more
+                    page.direct_hit = len(issues) == 1
+                    return page
+            flt = self._filter(organization, request.query, now, request.environments, projects, searcher)
+            flt = flt.with_window(*window)
+            plan = plan_search(Scope(organization.id, projects), flt, sort, org_projects)
+            self._check_short_ids(searcher, organization, flt)
+            found = searcher.page(plan, limit, cursor.after)
+            rows, more = found.rows, found.more
             searcher.attach_details(rows)
             hits = None
             if count_hits:
@@ -209,7 +224,7 @@ class IssueIndex:
                 else:
                     hits = searcher.count(plan, MAX_HITS, HITS_BUDGET, HITS_LOOKUP_BUDGET)
         issues = [self._serialize(row, organization, org_projects) for row in rows]
-        following = cursor.next(page.resume) if page.resume is not None else cursor
+        following = cursor.next(found.resume) if found.resume is not None else cursor
         previous = cursor.previous()
         return IssuePage(
             issues,
@@ -222,17 +237,35 @@ class IssueIndex:
             searcher.stats,
         )
 
-    def _filter(self, query: str | None, now: int, environments: Sequence[str]) -> IssueFilter:
+    def _filter(
+        self,
+        organization: Organization,
+        query: str | None,
+        now: int,
+        environments: Sequence[str],
+        projects: frozenset[int] | None,
+        searcher: Searcher,
+    ) -> IssueFilter:
+        """The request's filter: its query (with what some terms need to know: the organization's projects,
+        the latest releases of the projects searched, the environment parameters) and its environments."""
         for environment in environments:
             if len(environment.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
                 raise bad_request(
                     f'Invalid environment "{clip(environment)}": longer than {limits.MAX_VALUE_BYTES} bytes.'
                 )
+        environments = [e for e in environments if e]
+        org_projects = self.directory.projects(organization.id)
+        searched = sorted(projects if projects is not None else org_projects)
+        context = QueryContext(
+            projects={project.slug: project.id for project in org_projects.values()},
+            latest_releases=lambda: latest_releases(searcher, searched),
+            environments=tuple(environments),
+        )
         try:
-            flt = parse_query(query, now=now)
+            flt = parse_query(query, now=now, context=context)
         except QueryError as exc:
             raise bad_request(str(exc)) from None
-        flt = flt.with_environments([e for e in environments if e])
+        flt = flt.with_environments(environments)
         looked_up = flt.lookup_values()
         if looked_up > limits.MAX_LOOKUP_VALUES:
             raise bad_request(
@@ -240,6 +273,55 @@ class IssueIndex:
                 f"{limits.MAX_LOOKUP_VALUES} across the query and the environment parameters)."
             )
         return flt
+
+    def _check_short_ids(self, searcher: Searcher, organization: Organization, flt: IssueFilter) -> None:
+        """``issue:SHORT-ID`` names an existing issue of that project, or the query is refused (Sentry)."""
+        if not flt.group_projects:
+            return
+        found = {
+            group_id: (org_id, project_id)
+            for group_id, org_id, project_id in searcher.by_ids(
+                [group_id for group_id, _ in flt.group_projects], ("GroupId", "OrganizationId", "ProjectId")
+            )
+        }
+        projects = self.directory.projects(organization.id)
+        for group_id, project_id in flt.group_projects:
+            if found.get(group_id) != (organization.id, project_id):
+                project = projects.get(project_id)
+                name = short_id(project.slug, group_id) if project else str(group_id)
+                raise bad_request(f"Invalid search query: Invalid value '{name}' for 'issue:' filter")
+
+    def _event_id_hits(
+        self,
+        searcher: Searcher,
+        organization: Organization,
+        projects: frozenset[int] | None,
+        org_projects: dict[int, Project],
+        query: str,
+    ) -> list[tuple[GroupRow, str]] | None:
+        """The groups holding the event a query that is an event id names (Sentry's lookup before searching),
+        through ``OccurrencesByEvent``; None when the query is not an event id or no group holds it."""
+        event_id = normalize_event_id(query)
+        if event_id is None:
+            return None
+        searched = sorted(projects if projects is not None else org_projects)
+        group_ids = {
+            group_id
+            for _, _, group_id in searcher.read_index(
+                "Occurrences",
+                ("ProjectId", "EventId", "GroupId"),
+                [[project_id, event_id] for project_id in searched],
+                "OccurrencesByEvent",
+            )
+        }
+        rows = [GroupRow.from_index(values) for values in searcher.by_ids(sorted(group_ids), INDEX_COLUMNS)]
+        rows = [
+            row for row in rows if row.organization_id == organization.id and row.project_id in org_projects
+        ]
+        if not rows:
+            return None
+        rows.sort(key=lambda row: (row.last_seen, row.group_id), reverse=True)
+        return [(row, event_id) for row in rows]
 
     def _serialize(self, row: GroupRow, organization: Organization, projects: dict[int, Project]) -> dict:
         project = projects.get(row.project_id) or Project(
@@ -324,16 +406,22 @@ class IssueIndex:
             raise bad_request(
                 "You must specify a list of IDs (id=...) or an explicit query (query=...) for this operation."
             )
-        flt = self._filter(
-            selection.query if selection.query is not None else "", self._now(), selection.environments
-        )
-        if status is not None:
-            flt = replace(flt, status_pairs=frozenset(p for p in flt.status_pairs if p[0] == status))
-        plan = plan_search(
-            Scope(organization.id, projects), flt, DEFAULT_SORT, self.directory.projects(organization.id)
-        )
         with self.database.snapshot(multi_use=True) as snapshot:
             searcher = Searcher(snapshot)
+            flt = self._filter(
+                organization,
+                selection.query if selection.query is not None else "",
+                self._now(),
+                selection.environments,
+                projects,
+                searcher,
+            )
+            if status is not None:
+                flt = replace(flt, status_pairs=frozenset(p for p in flt.status_pairs if p[0] == status))
+            plan = plan_search(
+                Scope(organization.id, projects), flt, DEFAULT_SORT, self.directory.projects(organization.id)
+            )
+            self._check_short_ids(searcher, organization, flt)
             rows = searcher.page(plan, BULK_LIMIT, bounded=False).rows
             found = {
                 values[0]: values
@@ -385,6 +473,46 @@ class IssueIndex:
                     )
                 latest[project_id] = rows[0][1]
         return latest
+
+
+# ``latest``: each project's latest release among its most recently first-seen ones (one Read per project).
+LATEST_RELEASE_SCAN = 100
+
+
+def latest_releases(searcher: Searcher, project_ids: Sequence[int]) -> frozenset[str]:
+    """Each project's latest release, as Sentry's ``release:latest`` resolves it: by semantic version in a
+    project whose recent releases are semver (Sentry's follows_semver_versioning_scheme: of its 10 most
+    recent, the latest when it has at most 2, one of the latest 3 when it has fewer than 10, else at least 3
+    of the 10 and one of the latest 3), otherwise the one first seen last. Releases are looked at among each
+    project's ``LATEST_RELEASE_SCAN`` most recently first-seen ones (``ReleasesByProjectFirstSeen``)."""
+    versions = set()
+    for project_id in project_ids:
+        rows = searcher.read_range(
+            "Releases",
+            ("ProjectId", "Version"),
+            [project_id],
+            "ReleasesByProjectFirstSeen",
+            LATEST_RELEASE_SCAN,
+        )
+        if not rows:
+            continue
+        recent = [version for _, version in rows]
+        if _follows_semver(recent[:10]):
+            semver = [(parsed[1], version) for version in recent if (parsed := parse_semver(version))]
+            if semver:
+                versions.add(max(semver)[1])
+                continue
+        versions.add(recent[0])
+    return frozenset(versions)
+
+
+def _follows_semver(recent: list[str]) -> bool:
+    flags = [parse_semver(version) is not None for version in recent]
+    if len(flags) <= 2:
+        return flags[0]
+    if len(flags) < 10:
+        return any(flags[:3])
+    return sum(flags) >= 3 and any(flags[:3])
 
 
 def check_count(name: str, values: Sequence[str], maximum: int) -> None:

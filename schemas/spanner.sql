@@ -221,3 +221,11 @@ ALTER TABLE Occurrences ADD COLUMN EventPayload JSON;
 
 -- Event lookups (project, event id) -> the occurrence that stored the event; only occurrences that did.
 CREATE NULL_FILTERED INDEX OccurrencesByStoredEvent ON Occurrences (ProjectId, StoredEventId);
+
+-- The issue index's regressed_in_release: a group's regression activities (Type 6, SET_REGRESSION, whose Data
+-- names the release) by key for a page's candidates, instead of reading every activity of each group.
+CREATE INDEX ActivitiesByGroupType ON Activities (GroupId, Type) STORING (Data), INTERLEAVE IN `Groups`;
+
+-- The issue index's event-id lookup (a query that is an event id finds the groups holding that event, as in
+-- Sentry): (project, event id) -> the occurrences, and so the groups, of every attached occurrence.
+CREATE INDEX OccurrencesByEvent ON Occurrences (ProjectId, EventId);
