@@ -56,11 +56,14 @@ Ids = Annotated[
 OrganizationQuery = Annotated[
     str | None,
     Query(
-        description="Search query. Absent: `is:unresolved issue.priority:[high, medium]`; empty: everything."
+        description="Search query. Absent: `is:unresolved issue.priority:[high, medium]`; empty: every status and priority (feedback stays hidden unless named)."
     ),
 ]
 ProjectQuery = Annotated[
-    str | None, Query(description="Search query. Absent: `is:unresolved`; empty: everything.")
+    str | None,
+    Query(
+        description="Search query. Absent: `is:unresolved`; empty: every status and priority (feedback stays hidden unless named)."
+    ),
 ]
 SelectionQuery = Annotated[
     str | None,
