@@ -2,9 +2,10 @@
 # The test command: lint, format check and every test, on a fresh machine or a developer's.
 #
 # Creates .venv (.venv-beam-$BEAM_VERSION with BEAM_VERSION set: scripts/venv.sh) when needed, installs
-# Debian's chromium for the browser tests when missing (as root), starts the local stack (emulators and
-# Redis) when it is not running and stops it again at the end (STACK_KEEP=1 keeps it), then runs ruff and
-# pytest. Extra arguments go to pytest, e.g.
+# sentry-cli (Sentry's client, from npm, for the issue index's client tests) and Debian's chromium (for
+# the browser tests) when missing, starts the local stack (emulators and Redis) when it is not running
+# and stops it again at the end (STACK_KEEP=1 keeps it), then runs ruff and pytest. Extra arguments go to
+# pytest, e.g.
 # ./run_tests.sh tests/infra -x. Exits non-zero if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,6 +13,7 @@ source scripts/venv.sh
 source scripts/chromium.sh
 ensure_venv
 ensure_chromium
+ensure_sentry_cli
 py="$VENV/bin/python"
 
 started_stack=0

@@ -3,6 +3,9 @@
 Routes (Sentry's paths; organizations and projects by id or slug):
   GET|PUT|DELETE /api/0/organizations/{organization}/issues/
   GET|PUT|DELETE /api/0/projects/{organization}/{project}/issues/
+  GET /api/0/ (the token's scopes), GET /api/0/organizations/ (the token's organization),
+  GET /api/0/organizations/{organization}/, GET /api/0/organizations/{organization}/projects/,
+  GET /api/0/projects/{organization}/{project}/
   GET /openapi.json, GET /healthz (no authentication)
 
 Every error is ``{"detail": "..."}`` with Sentry's status codes: 400 for a bad parameter, query, cursor or body
@@ -12,6 +15,7 @@ something, 404 for an unknown project, 503 when status changes cannot be publish
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -20,10 +24,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth
+from api import auth, limits
 from api.directory import Organization, Project
 from api.errors import ApiError
+from api.query import clip
+from api.serializers import serialize_organization, serialize_project, serialize_project_detail
 from api.service import MAX_HITS, IssueIndex, IssuePage, ListRequest, Mutation, Selection
 
 # Sentry's project issue index applies this when `query` is absent (the organization index uses
@@ -49,11 +56,14 @@ Ids = Annotated[
 OrganizationQuery = Annotated[
     str | None,
     Query(
-        description="Search query. Absent: `is:unresolved issue.priority:[high, medium]`; empty: everything."
+        description="Search query. Absent: `is:unresolved issue.priority:[high, medium]`; empty: every status and priority (feedback stays hidden unless named)."
     ),
 ]
 ProjectQuery = Annotated[
-    str | None, Query(description="Search query. Absent: `is:unresolved`; empty: everything.")
+    str | None,
+    Query(
+        description="Search query. Absent: `is:unresolved`; empty: every status and priority (feedback stays hidden unless named)."
+    ),
 ]
 SelectionQuery = Annotated[
     str | None,
@@ -105,13 +115,20 @@ def create_app(index: IssueIndex) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONBody({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONBody:
+        # routing errors (no such path, method not allowed) in Sentry's words, naming what was asked for
+        if exc.status_code == 404:
+            detail = f"The requested resource does not exist ({request.method} {clip(request.url.path, 100)})"
+        else:
+            detail = f"{exc.detail} ({request.method} {clip(request.url.path, 100)})"
+        return JSONBody({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBody:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
-        message = first.get("msg", "invalid request")
-        return JSONBody({"detail": f"Invalid {where}: {message}"}, status_code=400)
+        return JSONBody({"detail": validation_detail(exc.errors())}, status_code=400)
+
+    app.add_middleware(BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
 
     def organization_for(request: Request, organization: str) -> Organization:
         token = auth.authenticate(index.directory, request.headers.get("authorization"))
@@ -126,6 +143,42 @@ def create_app(index: IssueIndex) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    # ---- the API index, organizations and projects (what sentry-cli's info, organizations list and projects
+    # list call): the token's own organization only
+
+    @app.get("/api/0/", summary="The API index: the token's scopes (sentry-cli info)")
+    def api_index(request: Request) -> dict[str, Any]:
+        header = request.headers.get("authorization")
+        if not header:
+            return {"version": "0", "auth": None, "user": None}
+        token = auth.authenticate(index.directory, header)
+        return {"version": "0", "auth": {"scopes": list(auth.SCOPES[token.scope])}, "user": None}
+
+    @app.get("/api/0/organizations/", summary="The token's organization")
+    def list_organizations(request: Request, cursor: CursorParam = None) -> Response:
+        token = auth.authenticate(index.directory, request.headers.get("authorization"))
+        organization = index.directory.organization(token.organization_id)
+        found = [] if organization is None or cursor else [organization]
+        body = [serialize_organization(org, index.directory.features(org.id)) for org in found]
+        return JSONBody(body, headers={"Link": single_page_link(request.url)})
+
+    @app.get("/api/0/organizations/{organization}/", summary="An organization")
+    def get_organization(request: Request, organization: str) -> Response:
+        org = organization_for(request, organization)
+        return JSONBody(serialize_organization(org, index.directory.features(org.id)))
+
+    @app.get("/api/0/organizations/{organization}/projects/", summary="An organization's projects")
+    def list_projects(request: Request, organization: str, cursor: CursorParam = None) -> Response:
+        org = organization_for(request, organization)
+        projects = [] if cursor else list(index.directory.projects(org.id).values())
+        body = [serialize_project(project) for project in projects]
+        return JSONBody(body, headers={"Link": single_page_link(request.url)})
+
+    @app.get("/api/0/projects/{organization}/{project}/", summary="A project")
+    def get_project(request: Request, organization: str, project: str) -> Response:
+        org, proj = project_for(request, organization, project)
+        return JSONBody(serialize_project_detail(proj, org, index.directory.features(org.id)))
 
     # ---- organization endpoint
 
@@ -267,6 +320,75 @@ def create_app(index: IssueIndex) -> FastAPI:
     return app
 
 
+def validation_detail(errors: Sequence[Any]) -> str:
+    """The 400 message for a request FastAPI could not parse: a body that is not JSON says so and where."""
+    first = errors[0] if errors else {}
+    location = [part for part in first.get("loc", ()) if part != "body"]
+    if first.get("type") == "json_invalid":
+        reason = (first.get("ctx") or {}).get("error") or "JSON decode error"
+        where = f" at position {location[0]}" if location else ""
+        return f"Invalid request body: not valid JSON ({reason}{where})."
+    where = ".".join(str(part) for part in location) or "request"
+    return f"Invalid {where}: {first.get('msg', 'invalid request')}"
+
+
+class BodyLimit:
+    """ASGI middleware: a request body larger than ``max_bytes`` is answered with a 400 naming the limit, without
+    being read past it (a declared Content-Length over the limit is refused before reading anything); a body
+    within the limit is handed on whole."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None:
+            if not (declared.isdigit() and len(declared) <= 19):
+                await self._refuse(send, "Invalid Content-Length header.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._refuse(send, self._too_large())
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away: the app sees an empty body and its own disconnect
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._refuse(send, self._too_large())
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."
+
+    @staticmethod
+    async def _refuse(send: Any, detail: str) -> None:
+        body = orjson.dumps({"detail": detail})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 400, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 def _page_response(request: Request, page: IssuePage) -> Response:
     headers = {"Link": link_header(request.url, page)}
     if page.hits is not None:
@@ -288,6 +410,16 @@ def link_header(url: URL, page: IssuePage) -> str:
         encoded = cursor.encode()
         target = base.include_query_params(cursor=encoded)
         parts.append(f'<{target}>; rel="{rel}"; results="{str(has_results).lower()}"; cursor="{encoded}"')
+    return ", ".join(parts)
+
+
+def single_page_link(url: URL) -> str:
+    """The Link header of a list that fits one page: no previous, no next (Sentry's cursor strings)."""
+    base = url.remove_query_params("cursor")
+    parts = []
+    for rel, cursor in (("previous", "0:0:1"), ("next", "0:0:0")):
+        target = base.include_query_params(cursor=cursor)
+        parts.append(f'<{target}>; rel="{rel}"; results="false"; cursor="{cursor}"')
     return ", ".join(parts)
 
 

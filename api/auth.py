@@ -17,6 +17,11 @@ from api.errors import ApiError, forbidden
 from transforms.registry import TOKEN_HEX_CHARS, TOKEN_PREFIX, hash_token
 
 READ, WRITE = "read", "write"
+# What GET /api/0/ reports for each scope, in Sentry's scope names (issue reads; bulk update and delete).
+SCOPES = {
+    READ: ("event:read", "org:read", "project:read"),
+    WRITE: ("event:admin", "event:read", "event:write", "org:read", "project:read"),
+}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NO_CREDENTIALS = "Authentication credentials were not provided."
 INVALID_TOKEN = "Invalid token"

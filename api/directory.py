@@ -17,6 +17,8 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
+from api.limits import MAX_ISSUE_ID
+from transforms.core.model import from_datetime
 from transforms.registry import default_organization_slug
 
 
@@ -24,10 +26,12 @@ from transforms.registry import default_organization_slug
 class Organization:
     id: int
     slug: str
+    created_at: int | None = None  # microseconds; None for an organization known only from its projects
 
     def named_by(self, ref: str) -> bool:
-        """Whether ``ref`` (from a URL or a flag) is this organization's id or slug."""
-        return ref == str(self.id) or ref == self.slug
+        """Whether ``ref`` (from a URL or a flag) is this organization's id or slug; slugs are lowercase
+        (``transforms.registry.validate_slug``), so ``ACME`` names ``acme``."""
+        return ref == str(self.id) or ref.lower() == self.slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class Project:
     id: int
     organization_id: int
     slug: str
+    features: tuple[str, ...] = ()
+    created_at: int | None = None  # microseconds
 
     @property
     def name(self) -> str:
@@ -47,8 +53,12 @@ class ApiToken:
     scope: str  # "read" or "write"; write implies read
 
 
+MAX_SLUG_CHARS = 100
+
+
 def is_id(ref: str) -> bool:
-    return ref.isascii() and ref.isdigit() and len(ref) <= 19
+    """Whether ``ref`` is an id: digits of a Spanner INT64 (anything else is a slug, and finds nothing)."""
+    return ref.isascii() and ref.isdigit() and len(ref) <= 19 and int(ref) <= MAX_ISSUE_ID
 
 
 class Directory:
@@ -92,15 +102,20 @@ class Directory:
         ref = str(ref)
         if is_id(ref):
             return self._cached(("org-id", ref), self._ttl, lambda: self._load_organization_by_id(int(ref)))
-        return self._cached(("org-slug", ref), self._ttl, lambda: self._load_organization_by_slug(ref))
+        slug = ref.lower()
+        if not slug or len(slug) > MAX_SLUG_CHARS:
+            return None  # cannot be a stored slug (Organizations.Slug is STRING(100))
+        return self._cached(("org-slug", slug), self._ttl, lambda: self._load_organization_by_slug(slug))
 
     def _load_organization_by_id(self, organization_id: int) -> Organization | None:
         with self._database.snapshot() as snapshot:
             rows = list(
-                snapshot.read("Organizations", ["OrganizationId", "Slug"], KeySet(keys=[[organization_id]]))
+                snapshot.read(
+                    "Organizations", ["OrganizationId", "Slug", "CreatedAt"], KeySet(keys=[[organization_id]])
+                )
             )
         if rows:
-            return Organization(rows[0][0], rows[0][1])
+            return Organization(rows[0][0], rows[0][1], _micros(rows[0][2]))
         # Projects whose organization row is missing (written by hand): named as the registry would name it.
         if self.projects(organization_id):
             return Organization(organization_id, default_organization_slug(organization_id))
@@ -116,7 +131,7 @@ class Directory:
                     index="OrganizationsBySlug",
                 )
             )
-        return Organization(rows[0][0], rows[0][1]) if rows else None
+        return self._load_organization_by_id(rows[0][0]) if rows else None
 
     # ---- projects
 
@@ -128,22 +143,39 @@ class Directory:
 
     def _load_projects(self, organization_id: int) -> dict[int, Project]:
         keyset = KeySet(ranges=[KeyRange(start_closed=[organization_id], end_closed=[organization_id])])
-        with self._database.snapshot() as snapshot:
-            rows = list(
-                snapshot.read(
-                    "Projects",
-                    ["ProjectId", "OrganizationId", "Slug"],
-                    keyset,
-                    index="ProjectsByOrganizationSlug",
+        with self._database.snapshot(multi_use=True) as snapshot:
+            ids = [
+                row[0]
+                for row in snapshot.read(
+                    "Projects", ["ProjectId"], keyset, index="ProjectsByOrganizationSlug"
                 )
-            )
-        return {row[0]: Project(row[0], row[1], row[2]) for row in rows}
+            ]
+            rows = []
+            if ids:
+                rows = list(
+                    snapshot.read(
+                        "Projects",
+                        ["ProjectId", "OrganizationId", "Slug", "Features", "CreatedAt"],
+                        KeySet(keys=[[project_id] for project_id in ids]),
+                    )
+                )
+        return {
+            row[0]: Project(row[0], row[1], row[2], tuple(row[3] or ()), _micros(row[4]))
+            for row in sorted(rows, key=lambda row: row[2])
+        }
+
+    def features(self, organization_id: int) -> tuple[str, ...]:
+        """The organization's features: the union of its projects' (``pipeline.admin add-project --feature``)."""
+        return tuple(sorted({f for p in self.projects(organization_id).values() for f in p.features}))
 
     def project(self, organization_id: int, ref: str | int) -> Project | None:
-        """The organization's project with this id or slug, or None (also for another organization's)."""
+        """The organization's project with this id or slug (in any case), or None (also for another
+        organization's)."""
         ref = str(ref)
+        number = int(ref) if is_id(ref) else None
+        slug = ref.lower()
         for project in self.projects(organization_id).values():
-            if (is_id(ref) and project.id == int(ref)) or project.slug == ref:
+            if project.id == number or project.slug == slug:
                 return project
         return None
 
@@ -159,3 +191,8 @@ class Directory:
         with self._database.snapshot() as snapshot:
             rows = list(snapshot.read("ApiTokens", ["OrganizationId", "Scope"], KeySet(keys=[[token_hash]])))
         return ApiToken(rows[0][0], rows[0][1]) if rows else None
+
+
+def _micros(value: Any) -> int | None:
+    """A TIMESTAMP column's value in microseconds (None stays None)."""
+    return None if value is None else from_datetime(value)

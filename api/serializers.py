@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.directory import Project
+from api.directory import Organization, Project
+from api.query import parse_short_id  # noqa: F401  (short ids are parsed where queries are)
 from api.search import GroupRow
 from transforms.core.enums import (
     CATEGORY_NAMES,
@@ -40,17 +41,6 @@ def base36(number: int) -> str:
 def short_id(project_slug: str, group_id: int) -> str:
     """E12: the project slug in upper case, a dash, the group id in base 36 upper case."""
     return f"{project_slug.upper()}-{base36(group_id)}"
-
-
-def parse_short_id(text: str) -> tuple[str, int] | None:
-    """(project slug upper-cased, group id) of a short id, or None when ``text`` is not one."""
-    slug, dash, code = text.strip().rpartition("-")
-    if not dash or not slug or not code or len(code) > 13:
-        return None
-    try:
-        return slug.upper(), int(code, 36)
-    except ValueError:
-        return None
 
 
 def iso_time(micros: int) -> str:
@@ -120,3 +110,61 @@ def serialize_group(row: GroupRow, project: Project, permalink: str | None = Non
         "firstSeen": iso_time(row.first_seen),
         "lastSeen": iso_time(row.last_seen),
     }
+
+
+# ---- organizations and projects (sentry-cli's info, organizations list and projects list read these)
+
+
+def serialize_organization(organization: Organization, features: tuple[str, ...]) -> dict[str, Any]:
+    """An organization as Sentry's OrganizationSerializer shows it (what this product keeps; Sentry's
+    neutral values for the rest). Organizations have no display name here: the name is the slug."""
+    return {
+        "id": str(organization.id),
+        "slug": organization.slug,
+        "status": {"id": "active", "name": "active"},
+        "name": organization.slug,
+        "dateCreated": iso_time(organization.created_at or 0),
+        "isEarlyAdopter": False,
+        "require2FA": False,
+        "requireEmailVerification": False,
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None, "avatarUrl": None},
+        "allowMemberInvite": False,
+        "allowMemberProjectCreation": False,
+        "allowSuperuserAccess": False,
+        "hasAuthProvider": False,
+        "features": list(features),
+        "links": {"organizationUrl": None, "regionUrl": None},
+    }
+
+
+def serialize_project(project: Project) -> dict[str, Any]:
+    """A project as Sentry's ProjectSummarySerializer shows it (no teams, platform or first event here)."""
+    return {
+        "id": str(project.id),
+        "slug": project.slug,
+        "name": project.name,
+        "platform": None,
+        "dateCreated": iso_time(project.created_at or 0),
+        "isBookmarked": False,
+        "isMember": True,
+        "hasAccess": True,
+        "access": [],
+        "features": list(project.features),
+        "firstEvent": None,
+        "firstTransactionEvent": False,
+        "isPublic": False,
+        "isInternal": False,
+        "avatar": {"avatarType": "letter_avatar", "avatarUuid": None, "avatarUrl": None},
+        "color": "#3f70b3",
+        "status": "active",
+        "team": None,
+        "teams": [],
+        "environments": [],
+        "latestRelease": None,
+        "latestDeploys": None,
+    }
+
+
+def serialize_project_detail(project: Project, organization: Organization, features: tuple[str, ...]) -> dict:
+    """A project as Sentry's project details endpoint shows it: the summary and its organization."""
+    return {**serialize_project(project), "organization": serialize_organization(organization, features)}

@@ -15,14 +15,17 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from api import bulk
+from api import bulk, limits
 from api.bulk import SelectedGroup, StatusChangePublisher
 from api.cursor import Cursor, CursorError, decode, first_page
 from api.directory import Directory, Organization, Project
 from api.errors import ApiError, bad_request, forbidden
 from api.query import (
     IssueFilter,
+    QueryContext,
     QueryError,
+    clip,
+    normalize_event_id,
     parse_query,
     parse_relative_period,
     parse_timestamp,
@@ -37,9 +40,9 @@ from api.search import (
     Scope,
     Searcher,
     plan_search,
-    sort_key,
 )
-from api.serializers import parse_short_id, serialize_group
+from api.serializers import parse_short_id, serialize_group, short_id
+from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
 
@@ -47,7 +50,6 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 100
 # Sentry's BULK_MUTATION_LIMIT: a bulk operation selected by query acts on the first this many matches.
 BULK_LIMIT = 1000
-MAX_IDS = 1000
 # X-Hits: counted up to this many (Sentry's X-Max-Hits), reading at most HITS_BUDGET index rows, or
 # HITS_LOOKUP_BUDGET when conditions need key lookups per candidate (environments, releases, free text).
 MAX_HITS = 1000
@@ -142,7 +144,7 @@ class IssueIndex:
         """The organization named ``ref`` (id or slug); 404 when there is none (the CLI's lookup)."""
         organization = self.directory.organization(ref)
         if organization is None:
-            raise ApiError(404, f'Organization "{ref}" does not exist.')
+            raise ApiError(404, f'Organization "{clip(str(ref))}" does not exist.')
         return organization
 
     def project(self, organization: Organization, ref: str | int) -> Project:
@@ -160,7 +162,7 @@ class IssueIndex:
         for ref in refs:
             project = self.directory.project(organization.id, ref)
             if project is None:
-                raise forbidden(f'You do not have access to project "{ref}" (or it does not exist).')
+                raise forbidden(f'You do not have access to project "{clip(ref)}" (or it does not exist).')
             ids.add(project.id)
         return frozenset(ids)
 
@@ -169,9 +171,11 @@ class IssueIndex:
     def list_issues(
         self, organization: Organization, request: ListRequest, *, count_hits: bool = True
     ) -> IssuePage:
+        check_count("project", request.projects, limits.MAX_PROJECTS)
+        check_count("environment", request.environments, limits.MAX_ENVIRONMENTS)
         sort = request.sort or DEFAULT_SORT
         if sort not in SORTS:
-            raise bad_request(f'Invalid sort "{sort}" (expected one of: {", ".join(SORTS)}).')
+            raise bad_request(f'Invalid sort "{clip(sort)}" (expected one of: {", ".join(SORTS)}).')
         limit = _limit(request.limit)
         if request.group_stats_period is not None and request.group_stats_period not in GROUP_STATS_PERIODS:
             raise bad_request("Invalid stats_period. Valid choices are '', '24h', '14d', and 'auto'")
@@ -181,24 +185,37 @@ class IssueIndex:
             raise bad_request(str(exc)) from None
         now = self._now()
         projects = self._projects(organization, request.projects)
-        flt = self._filter(request.query, now, request.environments)
-        flt = flt.with_window(*_window(request, now))
         org_projects = self.directory.projects(organization.id)
-        plan = plan_search(Scope(organization.id, projects), flt, sort, org_projects)
+        window = _window(request, now)
 
         with self.database.snapshot(multi_use=True) as snapshot:
             searcher = Searcher(snapshot)
-            if request.short_id_lookup and request.query:
-                hit = self._short_id_hit(searcher, organization, projects, request.query)
-                if hit is not None:
-                    searcher.attach_details([hit])
-                    issues = [self._serialize(hit, organization, org_projects)]
+            query = (request.query or "").strip()
+            if query and cursor.after is None:
+                # Sentry's shortcuts before searching: an event id, then a short id (shortIdLookup=1)
+                direct = self._event_id_hits(searcher, organization, projects, org_projects, query)
+                if direct is None and request.short_id_lookup:
+                    hit = self._short_id_hit(searcher, organization, projects, query)
+                    direct = [(hit, None)] if hit is not None else None
+                if direct:
+                    searcher.attach_details([row for row, _ in direct])
+                    issues = []
+                    for row, event_id in direct:
+                        issue = self._serialize(row, organization, org_projects)
+                        if event_id is not None:
+                            issue["matchingEventId"] = event_id
+                        issues.append(issue)
                     page = IssuePage(
-                        issues, cursor, cursor, False, cursor, False, HitCount(1), searcher.stats
+                        issues, cursor, cursor, False, cursor, False, HitCount(len(issues)), searcher.stats
                     )
-                    page.direct_hit = True
+                    page.direct_hit = len(issues) == 1
                     return page
-            rows, more = searcher.page(plan, limit, cursor.after)
+            flt = self._filter(organization, request.query, now, request.environments, projects, searcher)
+            flt = flt.with_window(*window)
+            plan = plan_search(Scope(organization.id, projects), flt, sort, org_projects)
+            self._check_short_ids(searcher, organization, flt)
+            found = searcher.page(plan, limit, cursor.after)
+            rows, more = found.rows, found.more
             searcher.attach_details(rows)
             hits = None
             if count_hits:
@@ -207,7 +224,7 @@ class IssueIndex:
                 else:
                     hits = searcher.count(plan, MAX_HITS, HITS_BUDGET, HITS_LOOKUP_BUDGET)
         issues = [self._serialize(row, organization, org_projects) for row in rows]
-        following = cursor.next(sort_key(rows[-1], sort)) if rows else cursor
+        following = cursor.next(found.resume) if found.resume is not None else cursor
         previous = cursor.previous()
         return IssuePage(
             issues,
@@ -220,12 +237,91 @@ class IssueIndex:
             searcher.stats,
         )
 
-    def _filter(self, query: str | None, now: int, environments: Sequence[str]) -> IssueFilter:
+    def _filter(
+        self,
+        organization: Organization,
+        query: str | None,
+        now: int,
+        environments: Sequence[str],
+        projects: frozenset[int] | None,
+        searcher: Searcher,
+    ) -> IssueFilter:
+        """The request's filter: its query (with what some terms need to know: the organization's projects,
+        the latest releases of the projects searched, the environment parameters) and its environments."""
+        for environment in environments:
+            if len(environment.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+                raise bad_request(
+                    f'Invalid environment "{clip(environment)}": longer than {limits.MAX_VALUE_BYTES} bytes.'
+                )
+        environments = [e for e in environments if e]
+        org_projects = self.directory.projects(organization.id)
+        searched = sorted(projects if projects is not None else org_projects)
+        context = QueryContext(
+            projects={project.slug: project.id for project in org_projects.values()},
+            latest_releases=lambda: latest_releases(searcher, searched),
+            environments=tuple(environments),
+        )
         try:
-            flt = parse_query(query, now=now)
+            flt = parse_query(query, now=now, context=context)
         except QueryError as exc:
             raise bad_request(str(exc)) from None
-        return flt.with_environments([e for e in environments if e])
+        flt = flt.with_environments(environments)
+        looked_up = flt.lookup_values()
+        if looked_up > limits.MAX_LOOKUP_VALUES:
+            raise bad_request(
+                f"Too many releases and environments to look up: {looked_up} (at most "
+                f"{limits.MAX_LOOKUP_VALUES} across the query and the environment parameters)."
+            )
+        return flt
+
+    def _check_short_ids(self, searcher: Searcher, organization: Organization, flt: IssueFilter) -> None:
+        """``issue:SHORT-ID`` names an existing issue of that project, or the query is refused (Sentry)."""
+        if not flt.group_projects:
+            return
+        found = {
+            group_id: (org_id, project_id)
+            for group_id, org_id, project_id in searcher.by_ids(
+                [group_id for group_id, _ in flt.group_projects], ("GroupId", "OrganizationId", "ProjectId")
+            )
+        }
+        projects = self.directory.projects(organization.id)
+        for group_id, project_id in flt.group_projects:
+            if found.get(group_id) != (organization.id, project_id):
+                project = projects.get(project_id)
+                name = short_id(project.slug, group_id) if project else str(group_id)
+                raise bad_request(f"Invalid search query: Invalid value '{name}' for 'issue:' filter")
+
+    def _event_id_hits(
+        self,
+        searcher: Searcher,
+        organization: Organization,
+        projects: frozenset[int] | None,
+        org_projects: dict[int, Project],
+        query: str,
+    ) -> list[tuple[GroupRow, str]] | None:
+        """The groups holding the event a query that is an event id names (Sentry's lookup before searching),
+        through ``OccurrencesByEvent``; None when the query is not an event id or no group holds it."""
+        event_id = normalize_event_id(query)
+        if event_id is None:
+            return None
+        searched = sorted(projects if projects is not None else org_projects)
+        group_ids = {
+            group_id
+            for _, _, group_id in searcher.read_index(
+                "Occurrences",
+                ("ProjectId", "EventId", "GroupId"),
+                [[project_id, event_id] for project_id in searched],
+                "OccurrencesByEvent",
+            )
+        }
+        rows = [GroupRow.from_index(values) for values in searcher.by_ids(sorted(group_ids), INDEX_COLUMNS)]
+        rows = [
+            row for row in rows if row.organization_id == organization.id and row.project_id in org_projects
+        ]
+        if not rows:
+            return None
+        rows.sort(key=lambda row: (row.last_seen, row.group_id), reverse=True)
+        return [(row, event_id) for row in rows]
 
     def _serialize(self, row: GroupRow, organization: Organization, projects: dict[int, Project]) -> dict:
         project = projects.get(row.project_id) or Project(
@@ -292,12 +388,15 @@ class IssueIndex:
 
     def select(self, organization: Organization, selection: Selection) -> list[SelectedGroup]:
         """The groups a bulk operation acts on (see ``Selection``); other organizations' ids are dropped."""
+        check_count("id", selection.ids, limits.MAX_IDS)
+        check_count("project", selection.projects, limits.MAX_PROJECTS)
+        check_count("environment", selection.environments, limits.MAX_ENVIRONMENTS)
         projects = self._projects(organization, selection.projects)
         status = None
         if selection.status is not None:
             if selection.status not in STATUS_SELECTORS:
                 raise bad_request(
-                    f'Invalid status "{selection.status}" (expected one of: {", ".join(STATUS_SELECTORS)}).'
+                    f'Invalid status "{clip(selection.status)}" (expected one of: {", ".join(STATUS_SELECTORS)}).'
                 )
             status = STATUS_SELECTORS[selection.status]
         ids = [ref for ref in selection.ids if ref != ""]
@@ -307,17 +406,23 @@ class IssueIndex:
             raise bad_request(
                 "You must specify a list of IDs (id=...) or an explicit query (query=...) for this operation."
             )
-        flt = self._filter(
-            selection.query if selection.query is not None else "", self._now(), selection.environments
-        )
-        if status is not None:
-            flt = replace(flt, status_pairs=frozenset(p for p in flt.status_pairs if p[0] == status))
-        plan = plan_search(
-            Scope(organization.id, projects), flt, DEFAULT_SORT, self.directory.projects(organization.id)
-        )
         with self.database.snapshot(multi_use=True) as snapshot:
             searcher = Searcher(snapshot)
-            rows, _ = searcher.page(plan, BULK_LIMIT)
+            flt = self._filter(
+                organization,
+                selection.query if selection.query is not None else "",
+                self._now(),
+                selection.environments,
+                projects,
+                searcher,
+            )
+            if status is not None:
+                flt = replace(flt, status_pairs=frozenset(p for p in flt.status_pairs if p[0] == status))
+            plan = plan_search(
+                Scope(organization.id, projects), flt, DEFAULT_SORT, self.directory.projects(organization.id)
+            )
+            self._check_short_ids(searcher, organization, flt)
+            rows = searcher.page(plan, BULK_LIMIT, bounded=False).rows
             found = {
                 values[0]: values
                 for values in searcher.by_ids([row.group_id for row in rows], _SELECT_COLUMNS)
@@ -335,13 +440,7 @@ class IssueIndex:
         refs: Sequence[str],
         status: int | None,
     ) -> list[SelectedGroup]:
-        if len(refs) > MAX_IDS:
-            raise bad_request(f"Too many ids: at most {MAX_IDS} per request.")
-        ids = []
-        for ref in refs:
-            if not (ref.isascii() and ref.isdigit()) or len(ref) > 19:
-                raise bad_request(f'Invalid id "{ref}": issue ids are numbers.')
-            ids.append(int(ref))
+        ids = [parse_issue_id(ref) for ref in refs]
         with self.database.snapshot() as snapshot:
             rows = Searcher(snapshot).by_ids(ids, _SELECT_COLUMNS)
         by_id = {}
@@ -376,6 +475,62 @@ class IssueIndex:
         return latest
 
 
+# ``latest``: each project's latest release among its most recently first-seen ones (one Read per project).
+LATEST_RELEASE_SCAN = 100
+
+
+def latest_releases(searcher: Searcher, project_ids: Sequence[int]) -> frozenset[str]:
+    """Each project's latest release, as Sentry's ``release:latest`` resolves it: by semantic version in a
+    project whose recent releases are semver (Sentry's follows_semver_versioning_scheme: of its 10 most
+    recent, the latest when it has at most 2, one of the latest 3 when it has fewer than 10, else at least 3
+    of the 10 and one of the latest 3), otherwise the one first seen last. Releases are looked at among each
+    project's ``LATEST_RELEASE_SCAN`` most recently first-seen ones (``ReleasesByProjectFirstSeen``)."""
+    versions = set()
+    for project_id in project_ids:
+        rows = searcher.read_range(
+            "Releases",
+            ("ProjectId", "Version"),
+            [project_id],
+            "ReleasesByProjectFirstSeen",
+            LATEST_RELEASE_SCAN,
+        )
+        if not rows:
+            continue
+        recent = [version for _, version in rows]
+        if _follows_semver(recent[:10]):
+            semver = [(parsed[1], version) for version in recent if (parsed := parse_semver(version))]
+            if semver:
+                versions.add(max(semver)[1])
+                continue
+        versions.add(recent[0])
+    return frozenset(versions)
+
+
+def _follows_semver(recent: list[str]) -> bool:
+    flags = [parse_semver(version) is not None for version in recent]
+    if len(flags) <= 2:
+        return flags[0]
+    if len(flags) < 10:
+        return any(flags[:3])
+    return sum(flags) >= 3 and any(flags[:3])
+
+
+def check_count(name: str, values: Sequence[str], maximum: int) -> None:
+    """400 when a repeated parameter is given more than ``maximum`` times."""
+    if len(values) > maximum:
+        raise bad_request(f"Too many {name} parameters: {len(values)} (at most {maximum}).")
+
+
+def parse_issue_id(ref: str) -> int:
+    """An issue id parameter as an int; 400 for anything that cannot be an issue id (Sentry's answer to an id
+    outside its id range), so that no value reaches Spanner as a key it cannot parse."""
+    if ref.isascii() and ref.isdigit() and len(ref) <= 19 and 1 <= int(ref) <= limits.MAX_ISSUE_ID:
+        return int(ref)
+    raise bad_request(
+        f'Invalid id "{clip(ref)}": not a valid issue id (a whole number from 1 to {limits.MAX_ISSUE_ID}).'
+    )
+
+
 def _limit(value: str | int | None) -> int:
     """Sentry's paginator: default 100, at most 100 (larger values are capped), at least 1."""
     if value is None or value == "":
@@ -384,10 +539,12 @@ def _limit(value: str | int | None) -> int:
         limit = int(value)
     except (TypeError, ValueError):
         raise bad_request(
-            f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.'
+            f'Invalid limit "{clip(str(value))}": a whole number from 1 to {MAX_LIMIT} is expected.'
         ) from None
     if limit < 1:
-        raise bad_request(f'Invalid limit "{value}": a whole number from 1 to {MAX_LIMIT} is expected.')
+        raise bad_request(
+            f'Invalid limit "{clip(str(value))}": a whole number from 1 to {MAX_LIMIT} is expected.'
+        )
     return min(limit, MAX_LIMIT)
 
 

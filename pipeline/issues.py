@@ -7,8 +7,8 @@
     python -m pipeline.issues delete --organization N (--id ID ... | --query Q) [--project N ...] [--json]
 
 Organizations and projects are ids or slugs. Without ``--query`` the list uses the default query
-(``is:unresolved issue.priority:[high, medium]``); ``--query ''`` means no filter at all. ``--all`` follows
-cursors to the end. Output is a table, or Sentry's JSON with ``--json`` (one JSON array, also with ``--all``).
+(``is:unresolved issue.priority:[high, medium]``); ``--query ''`` means no status or priority filter.
+``--all`` follows cursors to the end. Output is a table, or Sentry's JSON with ``--json`` (one JSON array, also with ``--all``).
 Every tool flag of the pipeline (``--spanner_project`` ... ``--status_change_topic``) works here too; no HTTP
 service is needed. Bulk changes are the HTTP service's: the same selection rules and status-change messages.
 Exit status: 0 on success, 2 for a request the index refuses (bad query, unknown organization...), 1 otherwise.
@@ -49,7 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     listing = commands.add_parser("list", help="list and search issues")
     common(listing)
     listing.add_argument(
-        "--query", default=None, help="search query; '' for no filter (default: the default query)"
+        "--query",
+        default=None,
+        help="search query; '' for no status or priority filter (default: the default query)",
     )
     listing.add_argument("--sort", default=None, help="date (default), new, freq or priority")
     listing.add_argument("--limit", default=None, help="page size, 1 to 100 (default 100)")

@@ -235,3 +235,11 @@ CREATE INDEX OccurrencesByGroupEventTime ON Occurrences (GroupId, EventTime DESC
 -- A group's activity history newest first, read a page at a time.
 CREATE INDEX ActivitiesByGroupTime ON Activities (GroupId, ActivityTime DESC) STORING (Type, Data),
   INTERLEAVE IN `Groups`;
+
+-- The issue index's regressed_in_release: a group's regression activities (Type 6, SET_REGRESSION, whose Data
+-- names the release) by key for a page's candidates, instead of reading every activity of each group.
+CREATE INDEX ActivitiesByGroupType ON Activities (GroupId, Type) STORING (Data), INTERLEAVE IN `Groups`;
+
+-- The issue index's event-id lookup (a query that is an event id finds the groups holding that event, as in
+-- Sentry): (project, event id) -> the occurrences, and so the groups, of every attached occurrence.
+CREATE INDEX OccurrencesByEvent ON Occurrences (ProjectId, EventId);

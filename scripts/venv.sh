@@ -49,3 +49,33 @@ ensure_venv() {
   "$VENV/bin/python" -c 'import apache_beam; print("==> Beam", apache_beam.__version__)'
   echo "$wanted" > "$stamp"
 }
+
+# ensure_sentry_cli installs Sentry's own client, npm's @sentry/cli-linux-x64 (the Linux x86_64 binary), into
+# .venv/sentry-cli for the issue index's client tests (tests/api/test_cli.py). Without npm it installs npm when
+# it runs as root with apt-get (as a fresh CI machine does), else says that those tests will be skipped.
+SENTRY_CLI_VERSION=3.8.0
+ensure_sentry_cli() {
+  local dir=.venv/sentry-cli
+  if [ -x "$dir/node_modules/@sentry/cli-linux-x64/bin/sentry-cli" ]; then
+    return 0
+  fi
+  if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
+    echo "==> sentry-cli's npm package is for Linux x86_64: the sentry-cli tests will be skipped"
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "==> installing npm (Debian's) for sentry-cli"
+      { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; } \
+        >/dev/null || true
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "==> npm not found: the sentry-cli tests will be skipped (Debian: apt-get install npm)"
+      return 0
+    fi
+  fi
+  echo "==> installing sentry-cli $SENTRY_CLI_VERSION (npm @sentry/cli-linux-x64) into $dir"
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "@sentry/cli-linux-x64@$SENTRY_CLI_VERSION" ||
+    echo "==> npm could not install sentry-cli: the sentry-cli tests will fail and say why"
+}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +17,15 @@ import orjson
 import pytest
 
 from pipeline import issues
-from tests.api.factories import World, build_world, expected_order
+from tests.api.factories import (
+    World,
+    add_organization,
+    add_project,
+    add_token,
+    build_world,
+    expected_order,
+)
+from tests.api.test_stream_effect import occurrence, stream_entry_point, wait_for  # noqa: F401 (a fixture)
 from transforms.core.enums import GroupStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,10 +78,10 @@ def test_list_one_page_prints_the_next_cursor_and_the_cursor_continues(spanner_d
     assert first + [issue["id"] for issue in orjson.loads(out)] == default_ids(world)[:4]
 
 
-def test_empty_query_means_no_filter_and_options_combine(spanner_db, world):
+def test_empty_query_means_no_status_filter_and_options_combine(spanner_db, world):
     args = ["list", "--organization", "acme", "--query", "", "--all", "--json", *spanner_db.pipeline_args()]
     code, out, _ = run(args)
-    assert len(orjson.loads(out)) == len(world.groups)
+    assert len(orjson.loads(out)) == len([g for g in world.groups if g.type != 6001])
     args = [
         "list",
         "--organization",
@@ -240,3 +250,225 @@ def test_http_service_serves_openapi_and_issues(spanner_db, world):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sentry's own client: sentry-cli (the Linux binary npm package @sentry/cli-linux-x64) against the HTTP service
+
+SENTRY_CLI_VERSION = "3.8.0"
+
+
+@pytest.fixture(scope="session")
+def sentry_cli() -> Path:
+    """The sentry-cli binary: ``SENTRY_CLI`` if set, else npm's ``@sentry/cli-linux-x64`` installed once into
+    ``SENTRY_CLI_CACHE`` (default ``.venv/sentry-cli``, where ``./run_tests.sh`` installs it). Skipped when
+    npm is not installed; a failed install fails the tests."""
+    explicit = os.environ.get("SENTRY_CLI")
+    if explicit:
+        return Path(explicit)
+    cache = Path(os.environ.get("SENTRY_CLI_CACHE", ROOT / ".venv" / "sentry-cli"))
+    binary = cache / "node_modules" / "@sentry" / "cli-linux-x64" / "bin" / "sentry-cli"
+    if binary.exists():
+        return binary
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(
+            f"sentry-cli's npm package here is for Linux x86_64, not {platform.system()} {platform.machine()}"
+        )
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip(
+            "npm is not installed: these tests run sentry-cli from npm's @sentry/cli-linux-x64 "
+            "(install npm, e.g. apt-get install npm, or set SENTRY_CLI to a sentry-cli binary)"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [
+            npm,
+            "install",
+            "--prefix",
+            str(cache),
+            "--no-audit",
+            "--no-fund",
+            f"@sentry/cli-linux-x64@{SENTRY_CLI_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0 and binary.exists(), f"npm could not install sentry-cli:\n{result.stderr}"
+    return binary
+
+
+class Service:
+    """``python -m pipeline.api`` on a free port (a real uvicorn), for as long as the context lasts."""
+
+    def __init__(self, spanner_db, extra: list[str] | None = None) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.api",
+                "--port",
+                str(self.port),
+                *spanner_db.pipeline_args(),
+                *(extra or []),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert self.process.poll() is None, self.process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def sentry(binary: Path, service: Service, token: str, *args: str, home: Path) -> subprocess.CompletedProcess:
+    """Run sentry-cli against ``service`` with ``token`` (no config file, no update check, no telemetry)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "SENTRY_URL": service.base + "/",
+        "SENTRY_AUTH_TOKEN": token,
+        "SENTRY_DISABLE_UPDATE_CHECK": "true",
+        "SENTRY_LOAD_DOTENV": "0",
+        "SENTRY_LOG_LEVEL": "warn",
+    }
+    return subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def table_column(output: str, column: int = 0) -> list[str]:
+    """The cells of one column of sentry-cli's table output (rows start with "| ")."""
+    rows = [line for line in output.splitlines() if line.startswith("|")]
+    return [row.strip("|").split("|")[column].strip() for row in rows[1:]]
+
+
+def test_sentry_cli_info_organizations_projects_and_issue_lists(spanner_db, world, sentry_cli, tmp_path):
+    service = Service(spanner_db)
+    try:
+        result = sentry(sentry_cli, service, world.read_token, "info", "--no-defaults", home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "Method: Auth Token" in result.stdout and "- event:read" in result.stdout
+
+        result = sentry(sentry_cli, service, world.read_token, "organizations", "list", home=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert table_column(result.stdout, 2) == ["acme"]  # ID, Name, Slug, ...
+
+        result = sentry(
+            sentry_cli, service, world.read_token, "projects", "list", "--org", "acme", home=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert sorted(table_column(result.stdout, 1)) == ["backend", "frontend", "worker"]
+
+        args = ["issues", "list", "--org", "acme", "--project", "backend"]
+        result = sentry(
+            sentry_cli, service, world.read_token, *args, "--query", "is:unresolved", home=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        expected = [g for g in world.groups if g.project_id == 11 and g.status == 0 and g.type != 6001]
+        assert table_column(result.stdout) == [str(g.group_id) for g in expected_order(expected, "date")]
+
+        result = sentry(
+            sentry_cli, service, world.read_token, *args, "--query", "level:error !is:resolved", home=tmp_path
+        )
+        expected = [
+            g
+            for g in world.groups
+            if g.project_id == 11 and g.status != 1 and g.level == 40 and g.type != 6001
+        ]
+        assert table_column(result.stdout) == [str(g.group_id) for g in expected_order(expected, "date")]
+
+        result = sentry(
+            sentry_cli, service, world.read_token, *args, "--query", "browser:chrome", home=tmp_path
+        )
+        assert result.returncode != 0
+        assert "tag search is not available yet" in result.stderr + result.stdout
+
+        result = sentry(sentry_cli, service, world.read_token, "info", "--no-defaults", home=tmp_path)
+        bad = sentry(sentry_cli, service, "sntryu_" + "0" * 64, "organizations", "list", home=tmp_path)
+        assert bad.returncode != 0
+    finally:
+        service.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("stream_entry_point")
+def test_sentry_cli_resolve_mute_and_unresolve_take_effect_through_the_pipeline(
+    spanner_db, pubsub_topics, sentry_cli, tmp_path
+):
+    database = spanner_db.database
+    add_organization(database, 1, "acme")
+    add_project(database, 1, 1, "backend")
+    token = add_token(database, 1, "write")
+    topic = pubsub_topics.create("input")
+    log = tmp_path / "pipeline.log"
+    with log.open("wb") as output:
+        pipeline = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.stream",
+                f"--input_subscription={topic.subscription}",
+                *spanner_db.pipeline_args(),
+                "--no_creation_quota",
+                "--watermark_delay=1s",
+                "--processing_hold=1s",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(spanner_db, ["--status_change_topic", topic.topic])
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        result = sentry(sentry_cli, service, token, *args, "--org", "acme", "--project", "backend", home=home)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def listed(query: str) -> list[str]:
+        return table_column(cli("issues", "list", "--query", query).stdout)
+
+    try:
+        for fingerprint in ("checkout-timeout", "login-500", "search-slow"):
+            pubsub_topics.publish(
+                topic, orjson.dumps(occurrence(1, fingerprint)), content_type="application/json"
+            )
+        ids = wait_for(lambda: listed("") if len(listed("")) == 3 else None, "three groups", log=log)
+        first, second, third = ids
+
+        cli("issues", "resolve", "--id", first)
+        wait_for(lambda: listed("is:resolved") == [first], "the resolve", log=log)
+        cli("issues", "mute", "--id", second)
+        wait_for(lambda: listed("is:ignored") == [second], "the mute", log=log)
+        assert listed("is:archived_forever") == [second]
+        cli("issues", "unresolve", "--id", first)
+        wait_for(lambda: sorted(listed("is:unresolved")) == sorted([first, third]), "the unresolve", log=log)
+        assert listed("is:ongoing") == [first] or sorted(listed("is:unresolved")) == sorted([first, third])
+
+        cli("issues", "resolve", "--status", "unresolved")  # every unresolved issue of the project
+        wait_for(lambda: sorted(listed("is:resolved")) == sorted([first, third]), "the bulk resolve", log=log)
+        assert listed("is:unresolved") == []
+    finally:
+        service.close()
+        pipeline.terminate()
+        try:
+            pipeline.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pipeline.kill()

@@ -87,12 +87,16 @@ def unresolved(g: G) -> bool:
 Case = tuple[str | None, Callable[[G, World], bool]]
 CASES: list[Case] = [
     (None, lambda g, w: unresolved(g) and g.priority in (75, 50) and visible(g)),
-    ("", lambda g, w: True),
+    ("", lambda g, w: visible(g)),  # no status or priority filter; feedback stays hidden, as in Sentry
     ("is:unresolved", lambda g, w: unresolved(g) and visible(g)),
     ("is:ongoing", lambda g, w: unresolved(g) and g.substatus == GroupSubStatus.ONGOING and visible(g)),
     ("!is:unresolved", lambda g, w: not unresolved(g) and visible(g)),
     (
-        "is:[resolved, archived_until_escalating]",
+        "!is:ongoing !is:archived_until_escalating",
+        lambda g, w: (g.status == 1 or g.substatus == GroupSubStatus.FOREVER) and visible(g),
+    ),
+    (
+        "status:[resolved, ignored] !substatus:archived_forever",
         lambda g, w: (g.status == 1 or g.substatus == GroupSubStatus.UNTIL_ESCALATING) and visible(g),
     ),
     ("issue.priority:low", lambda g, w: g.priority == Priority.LOW and visible(g)),
@@ -145,11 +149,13 @@ def test_environment_parameter_and_projects_by_id_and_slug(client, world):
     params = {"query": "", "environment": ["production"], "project": ["backend", "13"], "limit": 9}
     ids = fetch_all(client, world.read_token, params)
     expected = [
-        g for g in world.groups if "production" in world.environments[g.group_id] and g.project_id in (11, 13)
+        g
+        for g in world.groups
+        if "production" in world.environments[g.group_id] and g.project_id in (11, 13) and visible(g)
     ]
     assert ids == [str(g.group_id) for g in expected_order(expected, "date")]
     everything = fetch_all(client, world.read_token, {"query": "", "project": "-1"})
-    assert len(everything) == len(world.groups)
+    assert len(everything) == len([g for g in world.groups if visible(g)])
 
 
 def test_many_projects_use_the_organization_index_with_the_same_results(client, world, index, monkeypatch):
@@ -157,7 +163,7 @@ def test_many_projects_use_the_organization_index_with_the_same_results(client, 
 
     monkeypatch.setattr(api.search, "MAX_PROJECT_SCOPES", 1)
     ids = fetch_all(client, world.read_token, {"query": "", "project": ["11", "12"], "limit": 10})
-    expected = [g for g in world.groups if g.project_id in (11, 12)]
+    expected = [g for g in world.groups if g.project_id in (11, 12) and visible(g)]
     assert ids == [str(g.group_id) for g in expected_order(expected, "date")]
 
 
@@ -170,7 +176,9 @@ def test_project_endpoint_defaults_to_is_unresolved_and_lists_only_that_project(
 def test_time_window_parameters(client, world):
     start, end = "2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"
     ids = fetch_all(client, world.read_token, {"query": "", "start": start, "end": end})
-    expected = [g for g in world.groups if g.last_seen >= T0 + DAY and g.first_seen <= T0 + 2 * DAY]
+    expected = [
+        g for g in world.groups if g.last_seen >= T0 + DAY and g.first_seen <= T0 + 2 * DAY and visible(g)
+    ]
     assert ids == [str(g.group_id) for g in expected_order(expected, "date")]
     assert get(client, world.read_token, {"start": start}).status_code == 400
     assert get(client, world.read_token, {"statsPeriod": "soon"}).status_code == 400
@@ -234,20 +242,22 @@ def test_pages_are_stable_when_groups_are_written_between_requests(client, spann
     rest = fetch_all(client, world.read_token, {**params, "cursor": links(first)["next"][1]})
     assert not set(seen[1:]) & set(rest)
     expected_rest = [
-        str(g.group_id) for g in expected_order(world.groups, "date") if str(g.group_id) not in seen
+        str(g.group_id)
+        for g in expected_order([g for g in world.groups if visible(g)], "date")
+        if str(g.group_id) not in seen
     ]
     assert [i for i in rest if i != str(moved.group_id)] == expected_rest
 
 
 def test_other_organizations_groups_never_appear(client, world):
     ids = set(fetch_all(client, world.read_token, {"query": "", "limit": 100}))
-    assert ids == {str(g.group_id) for g in world.groups}
+    assert ids == {str(g.group_id) for g in world.groups if visible(g)}
     other = set(
         fetch_all(
             client, world.other_token, {"query": "", "limit": 100}, "/api/0/organizations/globex/issues/"
         )
     )
-    assert other == {str(g.group_id) for g in world.other}
+    assert other == {str(g.group_id) for g in world.other if visible(g)}
 
 
 def test_response_fields(client, world):
