@@ -21,7 +21,7 @@ from fastapi.responses import Response
 from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 
-from api import auth
+from api import auth, tags
 from api.directory import Organization, Project
 from api.errors import ApiError
 from api.service import MAX_HITS, IssueIndex, IssuePage, ListRequest, Mutation, Selection
@@ -264,6 +264,7 @@ def create_app(index: IssueIndex) -> FastAPI:
         selection = Selection(id or (), (str(proj.id),), environment or (), query, status)
         return _mutation_response(index.delete_issues(org, selection))
 
+    tags.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
     return app
 
 

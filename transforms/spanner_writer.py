@@ -39,6 +39,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
 from transforms import spanner_rows as rows
+from transforms import tag_writer
 from transforms.core import intents
 from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
@@ -99,6 +100,9 @@ class CommitPlan:
     inserts: set[tuple[str, tuple]] = field(default_factory=set)
     # Environment rows of stale writes: written only where they are earlier than the stored row.
     environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
+    # (table, key) of rows known to exist, written with only the columns that change (an update: the index
+    # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
+    updates: set[tuple[str, tuple]] = field(default_factory=set)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -341,6 +345,8 @@ def plan_commit(
                             rows.HASH_COLUMNS,
                             (intent.project_id, hash_, intent.group_id),
                         )
+            elif kind is intents.IndexOccurrence:
+                pass  # planned after the writes, with what the commit reads (transforms.tag_writer)
             elif kind is intents.RecordRelease:
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)
@@ -390,6 +396,8 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
             total += len(intent.hashes) * rows.mutation_cells("GroupHashes", len(rows.HASH_COLUMNS))
         elif kind is intents.DeleteGroup:
             total += 2 + 2 * len(intent.hashes)
+        elif kind is intents.IndexOccurrence:
+            total += tag_writer.estimate_mutations(intent)
         else:
             total += 8
     return total
@@ -501,6 +509,8 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         for row_key, (columns, values) in planned.items():
             if (table, row_key) in plan.inserts:
                 kind = "insert"
+            elif (table, row_key) in plan.updates:
+                kind = "update"
             elif table == "Groups" and "Type" not in columns:
                 kind = "update"  # a Groups row written without its Type is a state-only update
             else:
@@ -518,6 +528,7 @@ class SpannerWriter:
         self._max_mutations = max_mutations
         self._max_attempts = max_attempts
         self._known_releases: dict[tuple[int, str], int] = {}
+        self._tags = tag_writer.TagWriter()
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         writes = list(writes)
@@ -540,6 +551,7 @@ class SpannerWriter:
             stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
             plan = plan_commit(chunk, stored, assumed["new"])
             _check_environments(transaction, plan)
+            result["tags"] = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
             _buffer(transaction, plan)
             result["plan"] = plan
             result["releases"] = stored.release_first_seen
@@ -562,6 +574,7 @@ class SpannerWriter:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 5.0)
         plan = result["plan"]
+        self._tags.committed(result["tags"])
         known = self._known_releases
         if len(known) > 100_000:
             known.clear()
