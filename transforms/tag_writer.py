@@ -81,16 +81,13 @@ class KnownRows:
     """Search-only rows known to be stored, by (group, key, value): bounded, emptied when full."""
 
     def __init__(self, max_entries: int = 500_000) -> None:
-        self._rows: set[tuple[int, str, str]] = set()
+        self.rows: set[tuple[int, str, str]] = set()
         self._max_entries = max_entries
 
-    def __contains__(self, row: tuple[int, str, str]) -> bool:
-        return row in self._rows
-
     def add_all(self, found: Iterable[tuple[int, str, str]]) -> None:
-        if len(self._rows) > self._max_entries:
-            self._rows.clear()
-        self._rows.update(found)
+        if len(self.rows) > self._max_entries:
+            self.rows.clear()
+        self.rows.update(found)
 
 
 _NOTHING_KNOWN = KnownRows(0)
@@ -257,6 +254,7 @@ def plan_tags(
     if indexed is None:
         indexed = index_intents(writes)
     result = TagPlan()
+    known_rows = known.rows
     groups: dict[int, _Group] = {}
     for intent in _first_writes(indexed, plan, stored.occurrences):
         group_id = intent.group_id
@@ -268,10 +266,10 @@ def plan_tags(
         for key, value in intent.tags:
             group.count(key, value, seen)
         for key, value in intent.search_tags:
-            if (group_id, key, value) not in known and group.mark(key, value):
+            if (group_id, key, value) not in known_rows and group.mark(key, value):
                 result.known.append((group_id, key, value))
         for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known and group.mark(TEXT_KEY, term):
+            if (group_id, TEXT_KEY, term) not in known_rows and group.mark(TEXT_KEY, term):
                 result.known.append((group_id, TEXT_KEY, term))
     for group in groups.values():
         group.write(plan)
@@ -301,6 +299,7 @@ def read_stored(
     ):
         stored.occurrences.add((group_id, occurrence_id))
     value_keys: set[tuple[int, str, str]] = set()
+    known_rows = known.rows
     for intent in wanted:
         group_id = intent.group_id
         if (group_id, intent.occurrence_id) in stored.occurrences:
@@ -308,10 +307,10 @@ def read_stored(
         for key, value in intent.tags:
             value_keys.add((group_id, key, value))
         for key, value in intent.search_tags:
-            if (group_id, key, value) not in known:
+            if (group_id, key, value) not in known_rows:
                 value_keys.add((group_id, key, value))
         for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known:
+            if (group_id, TEXT_KEY, term) not in known_rows:
                 value_keys.add((group_id, TEXT_KEY, term))
     if not value_keys:
         return stored

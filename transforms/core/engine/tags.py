@@ -81,12 +81,21 @@ Tags = tuple[tuple[str, str], ...]
 def valid_tag(key: str, value: str) -> bool:
     """Relay's rule for a tag: a key of 1 to 200 characters of ``[a-zA-Z0-9_.:-]``, a value of 1 to 200
     characters without a newline."""
-    return (
-        0 < len(key) <= TAG_KEY_MAX_CHARS
-        and _KEY.fullmatch(key) is not None
-        and 0 < len(value) <= TAG_VALUE_MAX_CHARS
-        and "\n" not in value
-    )
+    valid = _VALID_KEYS.get(key)
+    if valid is None:
+        valid = 0 < len(key) <= TAG_KEY_MAX_CHARS and _KEY.fullmatch(key) is not None
+        if len(_VALID_KEYS) > 10_000:
+            _VALID_KEYS.clear()
+        _VALID_KEYS[key] = valid
+    return valid and valid_value(value)
+
+
+def valid_value(value: str) -> bool:
+    return 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value
+
+
+# Keys already checked (most events repeat a few keys): the regular expression costs more than the lookup.
+_VALID_KEYS: dict[str, bool] = {}
 
 
 def occurrence_tags(level: str, event: Event) -> Tags:
@@ -183,13 +192,13 @@ def search_tags(event: Event) -> Tags:
     if user:
         for field, name in _USER_FIELDS:
             value = _user_field(user, field)
-            if value is not None and valid_tag("k", value):
+            if value is not None and valid_value(value):
                 found.append((SEARCH_PREFIX + "user." + name, value))
     sdk = event.sdk
     if sdk:
         for field in ("name", "version"):
             value = sdk.get(field)
-            if type(value) is str and valid_tag("k", value):
+            if type(value) is str and valid_value(value):
                 found.append((SEARCH_PREFIX + "sdk." + field, value))
     return tuple(found)
 
