@@ -215,6 +215,10 @@ def run_once(
     stored_events: dict[tuple[int, str], Event] = {}
     unsaved: dict[str, intents.KeyWrite] = {}  # defer_saves: the latest save left behind, by key
     tag_store, known_tags = _TagStore(), tag_writer.KnownRows()  # the tag rows of earlier windows
+
+    def known_tags_cost(intent) -> int:  # as SpannerWriter chunks (TagWriter.estimate)
+        return tag_writer.estimate_mutations(intent, known_tags)
+
     result = Repeat(seconds, 0)
     for start in range(0, len(pubsub_messages), window):
         chunk = pubsub_messages[start : start + window]
@@ -317,7 +321,7 @@ def run_once(
         if start + window >= len(pubsub_messages):
             writes.extend(unsaved.values())  # the saves left behind, once each
         began = cpu()
-        for commit in chunk_writes(writes, config.spanner.max_mutations):
+        for commit in chunk_writes(writes, config.spanner.max_mutations, known_tags_cost):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))
             indexed = tag_writer.index_intents(commit)
             existing = tag_store.groups & {intent.group_id for intent in indexed}

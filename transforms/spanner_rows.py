@@ -145,6 +145,7 @@ TAG_VALUE_UPDATE_COLUMNS: tuple[str, ...] = (
     "FirstSeen",
     "LastSeen",
 )
+TAG_VALUE_COUNT_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "TagValue", "TimesSeen", "LastSeen")
 
 
 def _ts(micros: int | None) -> str | None:

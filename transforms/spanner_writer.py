@@ -31,7 +31,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -383,8 +383,9 @@ def _fixed_costs() -> dict[type, int]:
     }
 
 
-def estimate_mutations(write: intents.KeyWrite) -> int:
-    """An upper bound of the mutations a write can cost, used to chunk commits before planning them."""
+def estimate_mutations(write: intents.KeyWrite, tag_cost: Callable[[Any], int] | None = None) -> int:
+    """An upper bound of the mutations a write can cost, used to chunk commits before planning them.
+    ``tag_cost`` bounds an ``IndexOccurrence`` with what the writer knows (``TagWriter.estimate``)."""
     fixed = _fixed_costs()
     total = 0
     for intent in write.intents:
@@ -397,13 +398,15 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
         elif kind is intents.DeleteGroup:
             total += 2 + 2 * len(intent.hashes)
         elif kind is intents.IndexOccurrence:
-            total += tag_writer.estimate_mutations(intent)
+            total += tag_writer.estimate_mutations(intent) if tag_cost is None else tag_cost(intent)
         else:
             total += 8
     return total
 
 
-def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list[list[intents.KeyWrite]]:
+def chunk_writes(
+    writes: Sequence[intents.KeyWrite], max_mutations: int, tag_cost: Callable[[Any], int] | None = None
+) -> list[list[intents.KeyWrite]]:
     """Split writes into commits under ``max_mutations``, keeping every key's writes in one commit."""
     by_key: dict[str, list[intents.KeyWrite]] = {}
     for write in writes:
@@ -412,7 +415,7 @@ def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list
     current: list[intents.KeyWrite] = []
     current_cost = 0
     for key_writes in by_key.values():
-        cost = sum(estimate_mutations(write) for write in key_writes)
+        cost = sum(estimate_mutations(write, tag_cost) for write in key_writes)
         if current and current_cost + cost > max_mutations:
             chunks.append(current)
             current, current_cost = [], 0
@@ -535,7 +538,7 @@ class SpannerWriter:
         stats = CommitStats()
         if not writes:
             return stats
-        for chunk in chunk_writes(writes, self._max_mutations):
+        for chunk in chunk_writes(writes, self._max_mutations, self._tags.estimate):
             stats.add(self._commit(chunk))
         return stats
 

@@ -46,8 +46,12 @@ if TYPE_CHECKING:
 
 VALUES, KEYS = "GroupTagValues", "GroupTagKeys"
 _READ_BATCH = 5000  # keys per Read call
-# Row states in a plan: read from the database and unchanged, read and changed, new.
-_STORED, _CHANGED, _NEW = 0, 1, 2
+# Row states in a plan: read from the database and unchanged; read, counted (count and last seen changed);
+# read, counted and seen earlier (first seen changed too); new.
+_STORED, _COUNTED, _MOVED, _NEW = 0, 1, 2, 3
+# Mutations of one value row (and of its key row) by what is known of it: an update of a row known to exist
+# (no index entry), and an insert with its index entry plus its key row's insert.
+_UPDATE_CELLS = len(rows.TAG_VALUE_UPDATE_COLUMNS)
 
 
 def values_cap(key: str) -> int:
@@ -71,16 +75,18 @@ class StoredTags:
 
 @dataclass
 class TagPlan:
-    """What ``plan_tags`` added to a commit: the search-only rows it found or wrote, for ``KnownRows``."""
+    """What ``plan_tags`` added to a commit: the value rows it wrote (and, from ``TagWriter``, those it found
+    stored), for ``KnownRows`` once the commit is done."""
 
     counted: int = 0  # occurrences whose tags this commit counts
-    known: list[tuple[int, str, str]] = field(default_factory=list)
+    known: list[tuple[int, str, str]] = field(default_factory=list)  # value rows written or found stored
 
 
 class KnownRows:
-    """Search-only rows known to be stored, by (group, key, value): bounded, emptied when full."""
+    """Value rows known to be stored, by (group, key, value): bounded, emptied when full. A stored row stays
+    until its group is deleted, and group ids are never used again, so what it says stays true."""
 
-    def __init__(self, max_entries: int = 500_000) -> None:
+    def __init__(self, max_entries: int = 300_000) -> None:
         self.rows: set[tuple[int, str, str]] = set()
         self._max_entries = max_entries
 
@@ -103,13 +109,30 @@ def index_intents(writes: Sequence[intents.KeyWrite]) -> list[intents.IndexOccur
     return found
 
 
-def estimate_mutations(intent: intents.IndexOccurrence) -> int:
-    """An upper bound of the mutations one ``IndexOccurrence`` costs (every value and key row new)."""
-    values = len(intent.tags) + len(intent.search_tags) + len(intent.terms)
-    keys = len(intent.tags) + len({key for key, _ in intent.search_tags}) + (1 if intent.terms else 0)
-    return values * rows.mutation_cells(VALUES, len(rows.TAG_VALUE_COLUMNS)) + keys * rows.mutation_cells(
+def _insert_cells() -> int:
+    return rows.mutation_cells(VALUES, len(rows.TAG_VALUE_COLUMNS)) + rows.mutation_cells(
         KEYS, len(rows.TAG_KEY_COLUMNS)
     )
+
+
+def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None = None) -> int:
+    """An upper bound of the mutations one ``IndexOccurrence`` costs: a value row ``known`` to be stored is
+    an update (of a count) or nothing (search only); any other is an insert with its key row."""
+    insert = _insert_cells()
+    if known is None:
+        return (len(intent.tags) + len(intent.search_tags) + len(intent.terms)) * insert
+    stored = known.rows
+    group_id = intent.group_id
+    total = 0
+    for key, value in intent.tags:
+        total += _UPDATE_CELLS if (group_id, key, value) in stored else insert
+    for key, value in intent.search_tags:
+        if (group_id, key, value) not in stored:
+            total += insert
+    for term in intent.terms:
+        if (group_id, TEXT_KEY, term) not in stored:
+            total += insert
+    return total
 
 
 class _Group:
@@ -168,18 +191,20 @@ class _Group:
         row = self._value(key, value)
         if row is not None:
             row[0] += 1
+            if row[3] == _STORED:
+                row[3] = _COUNTED
             if seen < row[1]:
                 row[1] = seen
+                if row[3] == _COUNTED:
+                    row[3] = _MOVED
             if seen > row[2]:
                 row[2] = seen
-            if row[3] == _STORED:
-                row[3] = _CHANGED
             return
         key_row = self._key(key)
         if key_row is None:
             return  # past the group's keys
         if key_row[2] == _STORED:
-            key_row[2] = _CHANGED
+            key_row[2] = _COUNTED
         if key_row[0] < values_cap(key):
             key_row[0] += 1
             self.values[(key, value)] = [1, seen, seen, _NEW]
@@ -195,21 +220,35 @@ class _Group:
             return False
         key_row[0] += 1
         if key_row[2] == _STORED:
-            key_row[2] = _CHANGED
+            key_row[2] = _COUNTED
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
 
-    def write(self, plan: CommitPlan) -> None:
+    def write(self, plan: CommitPlan, times: dict[int, str], written: list) -> None:
+        """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
+        its time); the keys of the value rows written are added to ``written``."""
         group_id, organization_id, project_id = self.group_id, self.organization_id, self.project_id
         for (key, value), (count, first, last, state) in self.values.items():
             if state == _STORED:
                 continue
             row_key = (group_id, key, value)
-            first_seen = None if first is None else to_rfc3339(first)
-            last_seen = None if last is None else to_rfc3339(last)
+            written.append(row_key)
+            if last is None:
+                last_seen = first_seen = None
+            else:
+                last_seen = times.get(last)
+                if last_seen is None:
+                    last_seen = times[last] = to_rfc3339(last)
+                first_seen = times.get(first)
+                if first_seen is None:
+                    first_seen = times[first] = to_rfc3339(first)
             if state == _NEW:
                 values = (group_id, key, value, organization_id, project_id, count, first_seen, last_seen)
                 plan.upsert(VALUES, row_key, rows.TAG_VALUE_COLUMNS, values)
+            elif state == _COUNTED:
+                values = (group_id, key, value, count, last_seen)
+                plan.upsert(VALUES, row_key, rows.TAG_VALUE_COUNT_COLUMNS, values)
+                plan.updates.add((VALUES, row_key))
             else:
                 values = (group_id, key, value, count, first_seen, last_seen)
                 plan.upsert(VALUES, row_key, rows.TAG_VALUE_UPDATE_COLUMNS, values)
@@ -266,13 +305,14 @@ def plan_tags(
         for key, value in intent.tags:
             group.count(key, value, seen)
         for key, value in intent.search_tags:
-            if (group_id, key, value) not in known_rows and group.mark(key, value):
-                result.known.append((group_id, key, value))
+            if (group_id, key, value) not in known_rows:
+                group.mark(key, value)
         for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known_rows and group.mark(TEXT_KEY, term):
-                result.known.append((group_id, TEXT_KEY, term))
+            if (group_id, TEXT_KEY, term) not in known_rows:
+                group.mark(TEXT_KEY, term)
+    times: dict[int, str] = {}
     for group in groups.values():
-        group.write(plan)
+        group.write(plan, times, result.known)
     return result
 
 
@@ -357,8 +397,12 @@ class TagWriter:
             return TagPlan()
         stored = read_stored(transaction, indexed, plan, existing_groups, self.known)
         result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed)
-        result.known.extend(row for row, (count, _, _) in stored.values.items() if count is None)
+        result.known.extend(stored.values)
         return result
+
+    def estimate(self, intent: intents.IndexOccurrence) -> int:
+        """``estimate_mutations`` with what this writer knows to be stored."""
+        return estimate_mutations(intent, self.known)
 
     def committed(self, result: TagPlan | None) -> None:
         """After the commit: its search-only rows are stored."""
