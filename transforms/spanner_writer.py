@@ -100,9 +100,9 @@ class CommitPlan:
     inserts: set[tuple[str, tuple]] = field(default_factory=set)
     # Environment rows of stale writes: written only where they are earlier than the stored row.
     environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
-    # (table, key) of rows known to exist, written with only the columns that change (an update: the index
+    # Table -> keys of rows known to exist, written with only the columns that change (an update: the index
     # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
-    updates: set[tuple[str, tuple]] = field(default_factory=set)
+    updates: dict[str, set[tuple]] = field(default_factory=dict)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -508,11 +508,12 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         if deleted:
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
     for table, planned in plan.upserts.items():
+        updated = plan.updates.get(table)
         by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         for row_key, (columns, values) in planned.items():
             if (table, row_key) in plan.inserts:
                 kind = "insert"
-            elif (table, row_key) in plan.updates:
+            elif updated and row_key in updated:
                 kind = "update"
             elif table == "Groups" and "Type" not in columns:
                 kind = "update"  # a Groups row written without its Type is a state-only update

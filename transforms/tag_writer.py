@@ -226,8 +226,11 @@ class _Group:
 
     def write(self, plan: CommitPlan, times: dict[int, str], written: list) -> None:
         """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
-        its time); the keys of the value rows written are added to ``written``."""
+        its time); the keys of the value rows written are added to ``written``. Each tag row is planned once
+        per commit, so it goes straight into the plan (``CommitPlan.upsert`` merges, which is not needed)."""
         group_id, organization_id, project_id = self.group_id, self.organization_id, self.project_id
+        planned = plan.upserts.setdefault(VALUES, {})
+        updated = plan.updates.setdefault(VALUES, set())
         for (key, value), (count, first, last, state) in self.values.items():
             if state == _STORED:
                 continue
@@ -243,26 +246,35 @@ class _Group:
                 if first_seen is None:
                     first_seen = times[first] = to_rfc3339(first)
             if state == _NEW:
-                values = (group_id, key, value, organization_id, project_id, count, first_seen, last_seen)
-                plan.upsert(VALUES, row_key, rows.TAG_VALUE_COLUMNS, values)
+                planned[row_key] = (
+                    rows.TAG_VALUE_COLUMNS,
+                    (group_id, key, value, organization_id, project_id, count, first_seen, last_seen),
+                )
             elif state == _COUNTED:
-                values = (group_id, key, value, count, last_seen)
-                plan.upsert(VALUES, row_key, rows.TAG_VALUE_COUNT_COLUMNS, values)
-                plan.updates.add((VALUES, row_key))
+                planned[row_key] = (rows.TAG_VALUE_COUNT_COLUMNS, (group_id, key, value, count, last_seen))
+                updated.add(row_key)
             else:
-                values = (group_id, key, value, count, first_seen, last_seen)
-                plan.upsert(VALUES, row_key, rows.TAG_VALUE_UPDATE_COLUMNS, values)
-                plan.updates.add((VALUES, row_key))
+                planned[row_key] = (
+                    rows.TAG_VALUE_UPDATE_COLUMNS,
+                    (group_id, key, value, count, first_seen, last_seen),
+                )
+                updated.add(row_key)
+        if not self.keys:
+            return
+        planned = plan.upserts.setdefault(KEYS, {})
+        updated = plan.updates.setdefault(KEYS, set())
         for key, (values_seen, other, state) in self.keys.items():
             if state == _STORED:
                 continue
             row_key = (group_id, key)
             if state == _NEW:
-                values = (group_id, key, organization_id, project_id, values_seen, other)
-                plan.upsert(KEYS, row_key, rows.TAG_KEY_COLUMNS, values)
+                planned[row_key] = (
+                    rows.TAG_KEY_COLUMNS,
+                    (group_id, key, organization_id, project_id, values_seen, other),
+                )
             else:
-                plan.upsert(KEYS, row_key, rows.TAG_KEY_UPDATE_COLUMNS, (group_id, key, values_seen, other))
-                plan.updates.add((KEYS, row_key))
+                planned[row_key] = (rows.TAG_KEY_UPDATE_COLUMNS, (group_id, key, values_seen, other))
+                updated.add(row_key)
 
 
 def _first_writes(

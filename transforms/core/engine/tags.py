@@ -205,7 +205,17 @@ def search_tags(event: Event) -> Tags:
 
 def text_terms(text: str) -> tuple[str, ...]:
     """The distinct words of ``text``, lower-cased and cut to ``TERM_MAX_CHARS``, in order."""
-    return tuple(dict.fromkeys(word[:TERM_MAX_CHARS] for word in _WORD.findall(text.lower())))
+    terms = _TERMS.get(text)
+    if terms is None:
+        terms = tuple(dict.fromkeys(word[:TERM_MAX_CHARS] for word in _WORD.findall(text.lower())))
+        if len(_TERMS) > 20_000:
+            _TERMS.clear()
+        _TERMS[text] = terms
+    return terms
+
+
+# The words of recent texts: a group's occurrences mostly repeat its title, subtitle and culprit.
+_TERMS: dict[str, tuple[str, ...]] = {}
 
 
 def query_terms(text: str) -> tuple[str, ...]:
