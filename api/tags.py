@@ -13,7 +13,8 @@ Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows 
   selective filter then drives the query (its few candidates are the only groups to look at); an
   unselective one (``complete`` False) is better checked on the candidates of the other ranges.
 * membership (``with_values``, ``with_prefix``, ``with_key``, ``with_terms``): which of a page's candidate
-  groups have the value, prefix, key or words, by primary-key reads (one Read for the whole batch).
+  groups have the value, prefix, key or words, by primary-key reads (one Read for the whole batch);
+  ``values_of`` gives a key's values of each candidate for predicates no range answers.
 * ``beyond_caps``: the groups whose key kept no more values (docs/limits.md "Tags"): for them a value not
   found may still have been seen, so a negative answer is uncertain.
 
@@ -247,6 +248,22 @@ class TagIndex:
             else:
                 having = self.with_values(having, TEXT_KEY, [word])
         return having
+
+    def values_of(self, group_ids: Iterable[int], key: str) -> dict[int, list[str]]:
+        """{group: its values of ``key``} for ``group_ids`` (at most ``TAG_VALUES_PER_KEY`` each), for a
+        predicate no range can answer (``key:*middle*``): a residual check, one range per group."""
+        ranges = [
+            KeyRange(start_closed=[group_id, key], end_closed=[group_id, key])
+            for group_id in dict.fromkeys(group_ids)
+        ]
+        found: dict[int, list[str]] = {}
+        for start in range(0, len(ranges), _BATCH):
+            self.stats.ranges += len(ranges[start : start + _BATCH])
+            for group_id, value in self._read(
+                "GroupTagValues", ("GroupId", "TagValue"), KeySet(ranges=ranges[start : start + _BATCH])
+            ):
+                found.setdefault(group_id, []).append(value)
+        return found
 
     def beyond_caps(self, group_ids: Iterable[int], key: str) -> set[int]:
         """The groups among ``group_ids`` whose ``key`` kept no more values (full, or with an other bucket)."""

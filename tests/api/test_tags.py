@@ -218,6 +218,7 @@ def test_membership_of_candidate_groups(database, three_groups):
         assert index.with_prefix([one, two, three], "browser", "C") == {one}
         assert index.with_key([one, two, three], "os") == {two}
         assert index.beyond_caps([one, two, three], "browser") == set()
+        assert index.values_of([one, two, three], "browser") == {one: ["Chrome 120"], two: ["Firefox 121"]}
 
 
 def test_free_text_candidates_and_membership_match_every_word_the_last_as_a_prefix(database, three_groups):
