@@ -177,18 +177,29 @@ class TagIndex:
     ) -> Candidates:
         """Groups having every word of ``text`` (the last one as a prefix when ``prefix_last``): the
         candidates of the first word whose range holds at most ``limit`` groups, checked for the other words.
-        Incomplete (and empty) when every word is in more than ``limit`` groups."""
+        Words are tried rarest-looking first: those with digits (ids, numbers), then the longer ones, the
+        prefix last. Incomplete (and empty) when every word is in more than ``limit`` groups."""
         words = query_terms(text)
         if not words:
             return Candidates((), False)
-        for position, word in enumerate(words):
-            as_prefix = prefix_last and position == len(words) - 1
-            if as_prefix:
+        last = len(words) - 1
+
+        def rarity(position: int) -> tuple:
+            word = words[position]
+            return (prefix_last and position == last, not any(c.isdigit() for c in word), -len(word))
+
+        for position in sorted(range(len(words)), key=rarity):
+            word = words[position]
+            if prefix_last and position == last:
                 found = self.prefix_candidates(organization_id, TEXT_KEY, word, projects, limit)
             else:
                 found = self.value_candidates(organization_id, TEXT_KEY, [word], projects, limit)
             if found.complete:
-                having = self.with_terms(found.group_ids, words, prefix_last)
+                having = (
+                    self.with_terms(found.group_ids, words, prefix_last)
+                    if len(words) > 1
+                    else set(found.group_ids)
+                )
                 return Candidates(tuple(g for g in found.group_ids if g in having), True)
         return Candidates((), False)
 
