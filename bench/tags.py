@@ -171,8 +171,9 @@ def measure(database, size: int, calls: int, seed: int = 2) -> list[Calls]:
         for org in range(1, ORGS + 1):
             pages[org] = page_of(snapshot, org)
 
-    def numbered() -> int:
-        return rnd.randrange(size)
+    def numbered(org: int) -> int:
+        """The number of one of ``org``'s groups (group ``i`` belongs to organization ``i % 10 + 1``)."""
+        return rnd.randrange(size // ORGS) * ORGS + org - 1
 
     cases: list[tuple[str, Callable[[TagIndex, int], object]]] = [
         ("value", lambda ix, org: ix.value_candidates(org, "customer", [f"c-{rnd.randrange(500)}"])),
@@ -180,7 +181,7 @@ def measure(database, size: int, calls: int, seed: int = 2) -> list[Calls]:
         ("in-list", lambda ix, org: ix.value_candidates(org, "browser", ["safari", "edge"])),
         ("prefix", lambda ix, org: ix.prefix_candidates(org, "customer", f"c-1{rnd.randrange(10)}")),
         ("has", lambda ix, org: ix.key_candidates(org, "os")),
-        ("text", lambda ix, org: ix.text_candidates(org, f"handler {numbered()}", prefix_last=False)),
+        ("text", lambda ix, org: ix.text_candidates(org, f"handler {numbered(org)}", prefix_last=False)),
         ("text-broad", lambda ix, org: ix.text_candidates(org, "timeout", prefix_last=False)),
         ("member", lambda ix, org: ix.with_values(pages[org], "browser", ["firefox"])),
         (
