@@ -3,6 +3,7 @@
 Routes (Sentry's paths; organizations and projects by id or slug):
   GET|PUT|DELETE /api/0/organizations/{organization}/issues/
   GET|PUT|DELETE /api/0/projects/{organization}/{project}/issues/
+  GET .../issues/{issue}/tags/, .../tags/{key}/, .../tags/{key}/values/ (``api.tags``)
   GET /openapi.json, GET /healthz (no authentication)
 
 Every error is ``{"detail": "..."}`` with Sentry's status codes: 400 for a bad parameter, query, cursor or body

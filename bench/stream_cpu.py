@@ -51,7 +51,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from apache_beam import pvalue
@@ -89,6 +89,7 @@ class Repeat:
     flushes: int = 0
     commits: int = 0
     rows: int = 0
+    rows_by_table: dict[str, int] = field(default_factory=dict)
     gc_seconds: float = 0.0  # garbage collection, already inside the stages' seconds
 
     def micros(self, stage: str) -> float:
@@ -333,6 +334,8 @@ def run_once(
             plan.mutation_count()
             result.commits += 1
             result.rows += plan.row_count
+            for table, count in plan.rows_by_table().items():
+                result.rows_by_table[table] = result.rows_by_table.get(table, 0) + count
             untimed = cpu()
             known_tags.add_all(tagged.known)
             tag_store.commit(plan)
@@ -468,6 +471,11 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"median {name}: {result.total:.1f} µs/msg ({parts}; gc {result.gc_median:.1f}); "
             f"commits {last.commits / last.messages:.4f}, rows {last.rows / last.messages:.2f} a message"
+        )
+        tables = sorted(last.rows_by_table.items(), key=lambda item: -item[1])
+        print(
+            "  rows a message: "
+            + ", ".join(f"{table} {count / last.messages:.3f}" for table, count in tables)
         )
     if args.ab_tags:
         off, on = medians["without tags"], medians["with tags"]

@@ -14,6 +14,8 @@ Contract (the product's consistency promise):
   releases), so nothing it carried is lost whatever the commit order.
 * An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
   attached (one row instead of two), and in the Events table otherwise.
+* An occurrence's tags are counted in the commit that writes its row for the first time
+  (``transforms.tag_writer``, which reads what it needs in the same transaction).
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
