@@ -5,7 +5,14 @@ from __future__ import annotations
 from tests.engine.builders import T0, Run, occurrence
 from transforms import spanner_rows as rows
 from transforms import tag_writer
-from transforms.spanner_writer import StoredVersions, chunk_writes, estimate_mutations, new_keys, plan_commit
+from transforms.spanner_writer import (
+    CommitPlan,
+    StoredVersions,
+    chunk_writes,
+    estimate_mutations,
+    new_keys,
+    plan_commit,
+)
 
 
 def planned(run: Run, existing=frozenset(), stored=None, known=None):
@@ -51,6 +58,7 @@ def test_a_stored_row_is_updated_with_its_count_and_last_seen_only_unless_it_was
     assert plan.row(tag_writer.VALUES, (group, "k", "a"))["TimesSeen"] == 4
     assert (group, "k", "a") in plan.updates[tag_writer.VALUES]
     assert plan.upserts[tag_writer.VALUES][(group, "m", "b")][0] == rows.TAG_VALUE_COUNT_COLUMNS
+    assert len(plan.updates[tag_writer.VALUES]) == 3  # k (moved), m and level (counted)
     written_keys = plan.upserts.get(tag_writer.KEYS, {})
     assert (group, "k") not in written_keys and (group, "m") not in written_keys  # no new value: untouched
 
@@ -84,3 +92,15 @@ def test_estimates_count_known_rows_as_updates_and_known_search_rows_as_nothing(
     write = run.writes[0]
     assert estimate_mutations(write, lambda i: 0) < estimate_mutations(write)
     assert len(chunk_writes([write], 1, lambda i: 0)) == 1
+
+
+def test_an_update_of_counts_costs_its_columns_and_no_index_entry():
+    plan = CommitPlan()
+    plan.upsert(tag_writer.VALUES, (1, "k", "a"), rows.TAG_VALUE_COUNT_COLUMNS, (1, "k", "a", 2, "t"))
+    plan.updates[tag_writer.VALUES] = {(1, "k", "a")}
+    plan.upsert(tag_writer.VALUES, (1, "k", "b"), rows.TAG_VALUE_COLUMNS, (1, "k", "b", 10, 1, 1, "t", "t"))
+    index_cells = rows.index_cells_per_row()[tag_writer.VALUES]
+    assert index_cells == 5
+    assert (
+        plan.mutation_count() == len(rows.TAG_VALUE_COUNT_COLUMNS) + len(rows.TAG_VALUE_COLUMNS) + index_cells
+    )

@@ -155,8 +155,10 @@ class CommitPlan:
     def mutation_count(self) -> int:
         total = 0
         for table, planned in self.upserts.items():
-            for columns, _values in planned.values():
-                total += rows.mutation_cells(table, len(columns))
+            updated = self.updates.get(table) or ()
+            for row_key, (columns, _values) in planned.items():
+                # an update of ``updates`` writes no indexed column, so no index entry
+                total += len(columns) if row_key in updated else rows.mutation_cells(table, len(columns))
         for table, deleted in self.deletes.items():
             total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
         return total
