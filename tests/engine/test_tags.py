@@ -3,9 +3,17 @@ engine gives the writer for them (``IndexOccurrence``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.engine.builders import NOISY, PROJECT, T0, Run, context, occurrence
+from tests.engine.sequences import key_order, sequences
+from tests.engine.test_properties import PROPERTY_SETTINGS, apply_batches, splits
+from transforms.core import limits
 from transforms.core.engine import apply
 from transforms.core.engine.tags import (
     occurrence_tags,
@@ -251,3 +259,43 @@ def test_tags_counted_over_several_calls_equal_one_call():
         split.apply(batch)
     assert one.tables.tag_values == split.tables.tag_values
     assert one.tables.tag_values[(one.group.group_id, "k", "0")] == [2, T0, T0 + 2]
+
+
+# ---- caps, with generated sequences (the table model applies them as the writer does)
+
+
+@contextlib.contextmanager
+def small_caps():
+    saved = (limits.TAG_VALUES_PER_KEY, limits.TAG_KEYS_PER_GROUP, limits.TERMS_PER_GROUP)
+    limits.TAG_VALUES_PER_KEY, limits.TAG_KEYS_PER_GROUP, limits.TERMS_PER_GROUP = 1, 3, 2
+    try:
+        yield
+    finally:
+        limits.TAG_VALUES_PER_KEY, limits.TAG_KEYS_PER_GROUP, limits.TERMS_PER_GROUP = saved
+
+
+@PROPERTY_SETTINGS
+@given(sequence=sequences(), data=st.data())
+def test_past_the_caps_totals_stay_right_and_every_batching_keeps_the_same_values(sequence, data):
+    ordered = key_order(sequence.messages)
+    with small_caps():
+        whole = apply_batches(sequence, [ordered])
+        split = apply_batches(sequence, data.draw(splits(ordered)))
+    assert split.tables.tag_values == whole.tables.tag_values
+    assert split.tables.tag_keys == whole.tables.tag_keys
+    carried: Counter = Counter()  # occurrences of the stored groups that had each key
+    seen: set = set()
+    for write in whole.writes:
+        for intent in write.intents:
+            if isinstance(intent, IndexOccurrence) and (intent.group_id, intent.occurrence_id) not in seen:
+                seen.add((intent.group_id, intent.occurrence_id))
+                for key, _value in intent.tags:
+                    carried[(intent.group_id, key)] += 1
+    tables = whole.tables
+    for (group, key), (values_seen, other) in tables.tag_keys.items():
+        counts = [row[0] for (g, k, _v), row in tables.tag_values.items() if (g, k) == (group, key)]
+        assert values_seen == len(counts) <= (2 if key == "@text" else 1)
+        if not key.startswith("@"):
+            assert sum(counts) + other == carried[(group, key)]
+    for group in tables.groups:
+        assert sum(1 for g, k in tables.tag_keys if g == group and not k.startswith("@")) <= 3
