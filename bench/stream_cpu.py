@@ -139,6 +139,15 @@ def _counter():
     return count, settle
 
 
+def _count_rows(counts: dict[str, int], plan) -> None:
+    """Rows of a commit by table, and its GroupTagValues rows by kind: tags, search values, words."""
+    for table, count in plan.rows_by_table().items():
+        counts[table] = counts.get(table, 0) + count
+    for _group_id, key, _value in plan.upserts.get(tag_writer.VALUES, {}):
+        kind = "@text" if key == "@text" else "@search" if key[0] == "@" else "tags"
+        counts[f"{tag_writer.VALUES}[{kind}]"] = counts.get(f"{tag_writer.VALUES}[{kind}]", 0) + 1
+
+
 class _TagStore:
     """The Groups, Occurrences and tag rows the benchmark's commits wrote, answering ``tag_writer``'s reads as
     a transaction would (``read`` of keys, or of a group's key rows as a range), so that tags are planned as
@@ -334,11 +343,10 @@ def run_once(
             plan.mutation_count()
             result.commits += 1
             result.rows += plan.row_count
-            for table, count in plan.rows_by_table().items():
-                result.rows_by_table[table] = result.rows_by_table.get(table, 0) + count
             untimed = cpu()
             known_tags.add_all(tagged.known)
             tag_store.commit(plan)
+            _count_rows(result.rows_by_table, plan)
             began += cpu() - untimed
         seconds["writes"] += cpu() - began
 
