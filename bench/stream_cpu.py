@@ -23,7 +23,7 @@ allocation and parsing slower than in the pipeline: 15 µs a message more on the
               written per message and decoded per flush, the key state decoded and encoded per flush;
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
               Redis calls (client side), the counters);
-  writes      ``chunk_writes``, ``plan_commit`` and the mutations (``_buffer``/``write_mutation``) of every
+  writes      ``chunk_writes``, ``plan_commit``, ``tag_writer.plan_tags`` and the mutations (``_buffer``/``write_mutation``) of every
               window's writes, without committing them; with ``defer_saves`` (the pipeline's default), the
               KeyStates row of a key without a group is left out of its flushes' writes, as the stateful step
               does, and each such key's latest state is saved once, after the last window (as when keys
@@ -45,12 +45,14 @@ metrics containers, the Spanner client's work for commits and hydration reads, a
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage
@@ -59,7 +61,7 @@ from apache_beam.utils.timestamp import Timestamp
 from google.cloud.spanner_v1.batch import Batch
 
 from pipeline.stream import key_by_group
-from transforms import progress
+from transforms import progress, tag_writer
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.apply_per_group import (
     _META_DECODER,
@@ -87,6 +89,7 @@ class Repeat:
     flushes: int = 0
     commits: int = 0
     rows: int = 0
+    rows_by_table: dict[str, int] = field(default_factory=dict)
     gc_seconds: float = 0.0  # garbage collection, already inside the stages' seconds
 
     def micros(self, stage: str) -> float:
@@ -136,6 +139,58 @@ def _counter():
     return count, settle
 
 
+def _count_rows(counts: dict[str, int], plan) -> None:
+    """Rows of a commit by table, and its GroupTagValues rows by kind: tags, search values, words."""
+    for table, count in plan.rows_by_table().items():
+        counts[table] = counts.get(table, 0) + count
+    for _group_id, key, _value in plan.upserts.get(tag_writer.VALUES, {}):
+        kind = "@text" if key == "@text" else "@search" if key[0] == "@" else "tags"
+        counts[f"{tag_writer.VALUES}[{kind}]"] = counts.get(f"{tag_writer.VALUES}[{kind}]", 0) + 1
+
+
+class _TagStore:
+    """The Groups, Occurrences and tag rows the benchmark's commits wrote, answering ``tag_writer``'s reads as
+    a transaction would (``read`` of keys, or of a group's key rows as a range), so that tags are planned as
+    in the pipeline: updates of stored rows, search-only rows known. Not timed (reads are I/O)."""
+
+    _COLUMNS = {
+        "Occurrences": (),
+        "GroupTagValues": ("TimesSeen", "FirstSeen", "LastSeen"),
+        "GroupTagKeys": ("ValuesSeen", "OtherCount"),
+    }
+
+    def __init__(self) -> None:
+        self.groups: set[int] = set()
+        # table -> group id -> primary key -> columns
+        self.rows: dict[str, dict[int, dict[tuple, dict]]] = {table: {} for table in self._COLUMNS}
+
+    def read(self, table: str, columns, keyset) -> list[list]:
+        stored = self.rows[table]
+        found = []
+        for key in keyset.keys:
+            row = stored.get(key[0], {}).get(tuple(key))
+            if row is not None:
+                found.append([*key, *(row[c] for c in columns[len(key) :])])
+        for key_range in keyset.ranges:
+            for key, row in stored.get(key_range.start_closed[0], {}).items():
+                found.append([*key, *(row[c] for c in columns[len(key) :])])
+        return found
+
+    def commit(self, plan) -> None:
+        for group_key in plan.upserts.get("Groups", {}):
+            self.groups.add(group_key[0])
+        for key in plan.deletes.get("Groups", {}):
+            self.groups.discard(key[0])
+        for table in self._COLUMNS:
+            stored = self.rows[table]
+            for key, (columns, values) in plan.upserts.get(table, {}).items():
+                row = stored.setdefault(key[0], {}).setdefault(key, {})
+                for column, value in zip(columns, values):
+                    if column in ("FirstSeen", "LastSeen") and value is not None:
+                        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                    row[column] = value
+
+
 def _share(seconds: dict[str, float], parts: dict[str, float], cpu: float, wall: float) -> None:
     """Split ``cpu`` seconds among stages in proportion to their ``parts`` of ``wall`` (see the docstring)."""
     if wall > 0:
@@ -169,6 +224,11 @@ def run_once(
     metas: dict[str, bytes] = {}
     stored_events: dict[tuple[int, str], Event] = {}
     unsaved: dict[str, intents.KeyWrite] = {}  # defer_saves: the latest save left behind, by key
+    tag_store, known_tags = _TagStore(), tag_writer.KnownRows()  # the tag rows of earlier windows
+
+    def known_tags_cost(intent) -> int:  # as SpannerWriter chunks (TagWriter.estimate)
+        return tag_writer.estimate_mutations(intent, known_tags)
+
     result = Repeat(seconds, 0)
     for start in range(0, len(pubsub_messages), window):
         chunk = pubsub_messages[start : start + window]
@@ -271,12 +331,23 @@ def run_once(
         if start + window >= len(pubsub_messages):
             writes.extend(unsaved.values())  # the saves left behind, once each
         began = cpu()
-        for commit in chunk_writes(writes, config.spanner.max_mutations):
+        for commit in chunk_writes(writes, config.spanner.max_mutations, known_tags_cost):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))
+            indexed = tag_writer.index_intents(commit)
+            existing = tag_store.groups & {intent.group_id for intent in indexed}
+            untimed = cpu()
+            stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
+            began += cpu() - untimed  # the commit's reads (I/O on Dataflow) are not ours to count
+            tagged = tag_writer.plan_tags(commit, plan, existing, stored, known_tags, indexed)
             _buffer(Batch(None), plan)
             plan.mutation_count()
             result.commits += 1
             result.rows += plan.row_count
+            untimed = cpu()
+            known_tags.add_all(tagged.known)
+            tag_store.commit(plan)
+            _count_rows(result.rows_by_table, plan)
+            began += cpu() - untimed
         seconds["writes"] += cpu() - began
 
         for write in writes:  # what later lookups find in Spanner (not timed)
@@ -333,10 +404,25 @@ def measure(
     return CpuResult(runs, window)
 
 
+@contextlib.contextmanager
+def tags_off() -> Iterator[None]:
+    """The engine gives no ``IndexOccurrence`` (so nothing of tags is planned or written): for measuring what
+    tags cost, alternating with the code as it is in one process (``--ab-tags``)."""
+    from transforms.core.engine import engine as engine_module
+
+    original = engine_module._Application._index
+    engine_module._Application._index = lambda self, group_id, occurrence, event: None
+    try:
+        yield
+    finally:
+        engine_module._Application._index = original
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.stream_cpu [--messages 60000] [--keys N] [--window 1600] [--repeats 3]``: the CPU of
-    our code per message on the streaming workload (``pipeline.workload.stream_config``), stage by stage, on a
-    fresh database of the stack's emulator, with the creation quota in the stack's Redis (``REDIS_URL``)."""
+    """``python -m bench.stream_cpu [--messages 60000] [--keys N] [--repeats 3] [--window 1600] [--ab-tags]``: our
+    code's CPU per message, stage by stage, over the streaming workload (``bench.floor``'s messages), on a fresh
+    database of the stack's emulator (the stack must be running: ``python -m pipeline.stack start``).
+    ``--ab-tags`` alternates passes without tags (``tags_off``) and with them, and prints what tags add."""
     import argparse
     import os
 
@@ -348,8 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stream_cpu", description=main.__doc__)
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--keys", type=int, default=None, help="default: messages / 10, as bench.stream")
-    parser.add_argument("--window", type=int, default=1_600, help="messages a flush collects (a hold)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--window", type=int, default=1_600, help="messages a flush collects (a hold)")
+    parser.add_argument("--ab-tags", action="store_true", help="alternate passes without and with tags")
     args = parser.parse_args(argv)
     now = int(time.time() * 1_000) * 1_000
     hour = 3_600_000_000
@@ -368,32 +455,49 @@ def main(argv: list[str] | None = None) -> int:
                 f"--spanner_instance={bench_database.INSTANCE}",
                 f"--spanner_database={database_id}",
                 "--input_topic=projects/p/topics/cpu",
+                "--dead_letter_topic=projects/p/topics/cpu-dead",
                 *quota,
             ]
         )
         config = stream.applier_config(options, wait_for_events=True)
-        result = measure(
-            raw,
-            registry.read_projects(database),
-            config,
-            window=args.window,
-            repeats=args.repeats,
-            delay_seconds=1.0,
+        projects = registry.read_projects(database)
+        variants = (
+            {"without tags": tags_off, "with tags": contextlib.nullcontext} if args.ab_tags else {"": None}
         )
+        results: dict[str, list[Repeat]] = {name: [] for name in variants}
+        for number in range(1, args.repeats + 1):
+            for name, switch in variants.items():
+                with switch() if switch else contextlib.nullcontext():
+                    run = measure(raw, projects, config, window=args.window, repeats=1, delay_seconds=1.0)
+                results[name].extend(run.repeats)
+                parts = ", ".join(f"{stage} {run.repeats[0].micros(stage):.1f}" for stage in STAGES)
+                print(
+                    f"repeat {number} {name}: {run.total:.1f} µs/msg ({parts})".replace("  ", " "), flush=True
+                )
     finally:
         bench_database.drop(database_id)
     print(f"{len(raw):,} messages over {keys:,} keys, windows of {args.window:,}, {args.repeats} repeats")
-    for repeat in result.repeats:
-        stages = ", ".join(f"{stage} {repeat.micros(stage):.1f}" for stage in STAGES)
+    medians = {}
+    for name, repeats in results.items():
+        result = CpuResult(repeats, args.window)
+        medians[name] = result
+        last = repeats[-1]
+        parts = ", ".join(f"{stage} {result.median(stage):.1f}" for stage in STAGES)
         print(
-            f"  repeat: {repeat.total_micros:.1f} µs/msg ({stages}; gc {1e6 * repeat.gc_seconds / repeat.messages:.1f})"
+            f"median {name}: {result.total:.1f} µs/msg ({parts}; gc {result.gc_median:.1f}); "
+            f"commits {last.commits / last.messages:.4f}, rows {last.rows / last.messages:.2f} a message"
         )
-    medians = ", ".join(f"{stage} {result.median(stage):.1f}" for stage in STAGES)
-    print(f"median: {result.total:.1f} µs/msg ({medians}; gc {result.gc_median:.1f})")
+        tables = sorted(last.rows_by_table.items(), key=lambda item: -item[1])
+        print(
+            "  rows a message: "
+            + ", ".join(f"{table} {count / last.messages:.3f}" for table, count in tables)
+        )
+    if args.ab_tags:
+        off, on = medians["without tags"], medians["with tags"]
+        parts = ", ".join(f"{stage} {on.median(stage) - off.median(stage):+.1f}" for stage in STAGES)
+        print(f"tags add {on.total - off.total:+.1f} µs/msg ({parts}) (difference of medians)")
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())
+    raise SystemExit(main())

@@ -30,6 +30,8 @@ TABLES = (
     "Releases",
     "Events",
     "KeyStates",
+    "GroupTagKeys",
+    "GroupTagValues",
 )
 
 

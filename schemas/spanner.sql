@@ -243,3 +243,47 @@ CREATE INDEX ActivitiesByGroupType ON Activities (GroupId, Type) STORING (Data),
 -- The issue index's event-id lookup (a query that is an event id finds the groups holding that event, as in
 -- Sentry): (project, event id) -> the occurrences, and so the groups, of every attached occurrence.
 CREATE INDEX OccurrencesByEvent ON Occurrences (ProjectId, EventId);
+
+-- Tags of a group (Sentry's GroupTagKey and GroupTagValue) and its free-text terms, written by the pipeline's
+-- Spanner writer (transforms/tag_writer.py) in the commit that writes each occurrence's row for the first time,
+-- and read by the issue index (api/tags.py; docs/issue-index.md "Tags and free text").
+--
+-- GroupTagValues: one row per (group, tag key, tag value): TimesSeen is the number of the group's occurrences
+-- with that tag, FirstSeen and LastSeen the earliest and latest of their event times. Keys starting with '@'
+-- (which no tag key can) are for search only and are not listed as tags: the user's id, email, username and
+-- IP (@user.id ...), the SDK's name and version (@sdk.name, @sdk.version), and the group's free-text terms
+-- (@text, one row per word of its occurrences' titles, subtitles and culprits); their rows only record that
+-- the group has the value (TimesSeen, FirstSeen and LastSeen are NULL).
+-- GroupTagKeys: one row per (group, tag key): ValuesSeen counts the key's value rows, OtherCount the
+-- occurrences whose value came after the key was full (docs/limits.md "Tags"), so that a key's total is the
+-- sum of its values' TimesSeen plus OtherCount.
+-- Both are interleaved in Groups and deleted with the group.
+CREATE TABLE GroupTagKeys (
+  GroupId INT64 NOT NULL,
+  TagKey STRING(200) NOT NULL,
+  OrganizationId INT64 NOT NULL,
+  ProjectId INT64 NOT NULL,
+  ValuesSeen INT64 NOT NULL,
+  OtherCount INT64 NOT NULL,
+) PRIMARY KEY (GroupId, TagKey),
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+CREATE TABLE GroupTagValues (
+  GroupId INT64 NOT NULL,
+  TagKey STRING(200) NOT NULL,
+  TagValue STRING(200) NOT NULL,
+  OrganizationId INT64 NOT NULL,
+  ProjectId INT64 NOT NULL,
+  TimesSeen INT64,
+  FirstSeen TIMESTAMP,
+  LastSeen TIMESTAMP,
+) PRIMARY KEY (GroupId, TagKey, TagValue),
+  INTERLEAVE IN PARENT `Groups` ON DELETE CASCADE;
+
+-- Candidates of a tag, search or free-text filter: the groups of an organization (or of one of its projects)
+-- with key = value, or with a value starting with a prefix, as one key range. The indexed columns never change
+-- once a row exists (counts and times are updated alone), so counting an occurrence rewrites no index entry.
+CREATE INDEX GroupTagValuesByValue ON GroupTagValues (OrganizationId, TagKey, TagValue, ProjectId, GroupId);
+
+-- Candidates of has:key, the same way.
+CREATE INDEX GroupTagKeysByKey ON GroupTagKeys (OrganizationId, TagKey, ProjectId, GroupId);

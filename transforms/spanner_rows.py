@@ -116,6 +116,36 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "Payload",
 )
 RELEASE_COLUMNS: tuple[str, ...] = ("ProjectId", "Version", "FirstSeen")
+# Tags and terms (IndexOccurrence, transforms.tag_writer). A row that exists is updated with only the columns
+# that change (the *_UPDATE_COLUMNS), which rewrites none of its index entries.
+TAG_KEY_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "TagKey",
+    "OrganizationId",
+    "ProjectId",
+    "ValuesSeen",
+    "OtherCount",
+)
+TAG_KEY_UPDATE_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "ValuesSeen", "OtherCount")
+TAG_VALUE_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "TagKey",
+    "TagValue",
+    "OrganizationId",
+    "ProjectId",
+    "TimesSeen",
+    "FirstSeen",
+    "LastSeen",
+)
+TAG_VALUE_UPDATE_COLUMNS: tuple[str, ...] = (
+    "GroupId",
+    "TagKey",
+    "TagValue",
+    "TimesSeen",
+    "FirstSeen",
+    "LastSeen",
+)
+TAG_VALUE_COUNT_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "TagValue", "TimesSeen", "LastSeen")
 
 
 def _ts(micros: int | None) -> str | None:

@@ -14,6 +14,8 @@ Contract (the product's consistency promise):
   releases), so nothing it carried is lost whatever the commit order.
 * An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
   attached (one row instead of two), and in the Events table otherwise.
+* An occurrence's tags are counted in the commit that writes its row for the first time
+  (``transforms.tag_writer``, which reads what it needs in the same transaction).
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
@@ -39,7 +41,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
 from transforms import spanner_rows as rows
+from transforms import tag_writer
 from transforms.core import intents
 from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
@@ -133,6 +136,9 @@ class CommitPlan:
     inserts: set[tuple[str, tuple]] = field(default_factory=set)
     # Environment rows of stale writes: written only where they are earlier than the stored row.
     environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
+    # Table -> keys of rows known to exist, written with only the columns that change (an update: the index
+    # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
+    updates: dict[str, set[tuple]] = field(default_factory=dict)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -183,8 +189,10 @@ class CommitPlan:
     def mutation_count(self) -> int:
         total = 0
         for table, planned in self.upserts.items():
-            for columns, _values in planned.values():
-                total += rows.mutation_cells(table, len(columns))
+            updated = self.updates.get(table) or ()
+            for row_key, (columns, _values) in planned.items():
+                # an update of ``updates`` writes no indexed column, so no index entry
+                total += len(columns) if row_key in updated else rows.mutation_cells(table, len(columns))
         for table, deleted in self.deletes.items():
             total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
         return total
@@ -375,6 +383,8 @@ def plan_commit(
                             rows.HASH_COLUMNS,
                             (intent.project_id, hash_, intent.group_id),
                         )
+            elif kind is intents.IndexOccurrence:
+                pass  # planned after the writes, with what the commit reads (transforms.tag_writer)
             elif kind is intents.RecordRelease:
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)
@@ -411,8 +421,9 @@ def _fixed_costs() -> dict[type, int]:
     }
 
 
-def estimate_mutations(write: intents.KeyWrite) -> int:
-    """An upper bound of the mutations a write can cost, used to chunk commits before planning them."""
+def estimate_mutations(write: intents.KeyWrite, tag_cost: Callable[[Any], int] | None = None) -> int:
+    """An upper bound of the mutations a write can cost, used to chunk commits before planning them.
+    ``tag_cost`` bounds an ``IndexOccurrence`` with what the writer knows (``TagWriter.estimate``)."""
     fixed = _fixed_costs()
     total = 0
     for intent in write.intents:
@@ -424,12 +435,16 @@ def estimate_mutations(write: intents.KeyWrite) -> int:
             total += len(intent.hashes) * rows.mutation_cells("GroupHashes", len(rows.HASH_COLUMNS))
         elif kind is intents.DeleteGroup:
             total += 2 + 2 * len(intent.hashes)
+        elif kind is intents.IndexOccurrence:
+            total += tag_writer.estimate_mutations(intent) if tag_cost is None else tag_cost(intent)
         else:
             total += 8
     return total
 
 
-def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list[list[intents.KeyWrite]]:
+def chunk_writes(
+    writes: Sequence[intents.KeyWrite], max_mutations: int, tag_cost: Callable[[Any], int] | None = None
+) -> list[list[intents.KeyWrite]]:
     """Split writes into commits under ``max_mutations``, keeping every key's writes in one commit."""
     by_key: dict[str, list[intents.KeyWrite]] = {}
     for write in writes:
@@ -438,7 +453,7 @@ def chunk_writes(writes: Sequence[intents.KeyWrite], max_mutations: int) -> list
     current: list[intents.KeyWrite] = []
     current_cost = 0
     for key_writes in by_key.values():
-        cost = sum(estimate_mutations(write) for write in key_writes)
+        cost = sum(estimate_mutations(write, tag_cost) for write in key_writes)
         if current and current_cost + cost > max_mutations:
             chunks.append(current)
             current, current_cost = [], 0
@@ -531,10 +546,13 @@ def _buffer(transaction, plan: CommitPlan) -> None:
         if deleted:
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
     for table, planned in plan.upserts.items():
+        updated = plan.updates.get(table)
         by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         for row_key, (columns, values) in planned.items():
             if (table, row_key) in plan.inserts:
                 kind = "insert"
+            elif updated and row_key in updated:
+                kind = "update"
             elif table == "Groups" and "Type" not in columns:
                 kind = "update"  # a Groups row written without its Type is a state-only update
             else:
@@ -552,6 +570,7 @@ class SpannerWriter:
         self._max_mutations = max_mutations
         self._max_attempts = max_attempts
         self._known_releases: dict[tuple[int, str], int] = {}
+        self._tags = tag_writer.TagWriter()
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         """Commit the writes (chunked); writes Spanner refuses are left out and listed in ``refused``."""
@@ -559,7 +578,7 @@ class SpannerWriter:
         stats = CommitStats()
         if not writes:
             return stats
-        for chunk in chunk_writes(writes, self._max_mutations):
+        for chunk in chunk_writes(writes, self._max_mutations, self._tags.estimate):
             stats.add(self._commit_or_split(chunk))
         return stats
 
@@ -619,6 +638,7 @@ class SpannerWriter:
             stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
             plan = plan_commit(chunk, stored, assumed["new"])
             _check_environments(transaction, plan)
+            result["tags"] = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
             _buffer(transaction, plan)
             result["plan"] = plan
             result["releases"] = stored.release_first_seen
@@ -641,6 +661,7 @@ class SpannerWriter:
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 5.0)
         plan = result["plan"]
+        self._tags.committed(result["tags"])
         known = self._known_releases
         if len(known) > 100_000:
             known.clear()

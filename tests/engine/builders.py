@@ -73,6 +73,8 @@ def event(
     environment: str | None = None,
     platform: str = "python",
     project_id: int = PROJECT.project_id,
+    tags: tuple[tuple[str, str], ...] = (),
+    user: dict | None = None,
 ) -> Event:
     return Event(
         event_id=event_id or IDS.uuid(),
@@ -81,6 +83,8 @@ def event(
         timestamp=timestamp,
         release=release,
         environment=environment,
+        tags=tags,
+        user=user,
     )
 
 
@@ -106,6 +110,8 @@ def occurrence(
     fingerprint: Sequence[str] = (FINGERPRINT,),
     project_id: int = PROJECT.project_id,
     platform: str = "python",
+    tags: tuple[tuple[str, str], ...] = (),
+    user: dict | None = None,
 ) -> Message:
     """An occurrence message; ``lookup`` leaves the event out of the payload (``event_of`` still finds it)."""
     the_event = with_event or event(
@@ -114,6 +120,8 @@ def occurrence(
         environment=environment,
         platform=platform,
         project_id=project_id,
+        tags=tags,
+        user=user,
     )
     payload = Occurrence(
         id=occurrence_id or IDS.uuid(),

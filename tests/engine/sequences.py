@@ -1,6 +1,6 @@
 """Hypothesis strategies: realistic message sequences for one key, in key order.
 
-A sequence mixes occurrences of a noisy type (1006, three needed), of two
+A sequence mixes occurrences (with tags and users) of a noisy type (1006, three needed), of two
 types without noise gate (1018, 2011) and now and then of another category
 (error) or an unreleased type; events of all three paths with releases
 (semver, pre-release and non-semver) and environments; lookups whose event is
@@ -47,6 +47,14 @@ RELEASES = (
 )
 ENVIRONMENTS = (None, "production", "staging")
 TITLES = ("Slow query", "Slow DB query", "N+1 query")
+# Event tags (counted per group) and users (the user tag and the search-only user keys).
+TAG_SETS = (
+    (),
+    (("server_name", "web-1"),),
+    (("server_name", "web-2"), ("browser", "Chrome 120")),
+    (("browser", "Firefox 121"), ("customer", "acme")),
+)
+USERS = (None, {"id": "1"}, {"id": "2", "email": "b@example.com"}, {"email": "c@example.com"})
 STEPS = (0, 0, SECOND, SECOND, 30 * SECOND, 10 * MINUTE, 2 * HOUR, 25 * HOUR)
 PAIRS = sorted(VALID_STATUS_CHANGES, key=lambda pair: (pair[0], pair[1] or 0))
 
@@ -85,6 +93,8 @@ def occurrences(
         culprit=draw(st.sampled_from(("", "db.py", "api.py"))),
         level=draw(st.sampled_from(("info", "warning", "error"))),
         priority=draw(st.sampled_from((None, 25, 50, 75))),
+        tags=draw(st.sampled_from(TAG_SETS)),
+        user=draw(st.sampled_from(USERS)),
         lookup=path in ("lookup", "missing"),
         buffered=path == "buffered",
     )

@@ -8,7 +8,9 @@ removes them and unlinks its hashes; releases and environments keep the
 smallest first-seen time (environments: on equal times, the later write).
 An event recorded in the write that attaches its occurrence is stored on that
 occurrence's row and goes with its group; the others get an Events row.
-``events`` shows every stored event, wherever it is stored.
+``events`` shows every stored event, wherever it is stored. Tags (``IndexOccurrence``) are counted once per
+occurrence row, the first time it is written, within the caps of ``transforms.core.limits`` (values past a
+full key counted in its ``other``; search-only values only recorded), and go with their group.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from transforms.core import limits
 from transforms.core.intents import (
     DeleteActivity,
     DeleteGroup,
     GroupRow,
+    IndexOccurrence,
     InsertActivity,
     InsertOccurrence,
     KeyWrite,
@@ -49,6 +53,10 @@ class Tables:
     key_states: dict[str, tuple[int, int | None, bytes]] = field(default_factory=dict)
     key_seq: dict[str, int] = field(default_factory=dict)
     ignored_writes: int = 0
+    # (group, key, value) -> [times seen, first seen, last seen] (None for search-only values)
+    tag_values: dict[tuple[int, str, str], list] = field(default_factory=dict)
+    tag_keys: dict[tuple[int, str], list] = field(default_factory=dict)  # (group, key) -> [values, other]
+    indexed: set[tuple[int, str]] = field(default_factory=set)  # occurrence rows whose tags are counted
 
     def apply(self, write: KeyWrite) -> None:
         if write.seq <= self.key_seq.get(write.key, 0):
@@ -84,6 +92,10 @@ class Tables:
                 for key in [key for key in table if key[0] == group_id]:
                     del table[key]
             self.group_releases = {pair for pair in self.group_releases if pair[0] != group_id}
+            for table in (self.tag_values, self.tag_keys):
+                for key in [key for key in table if key[0] == group_id]:
+                    del table[key]
+            self.indexed = {pair for pair in self.indexed if pair[0] != group_id}
             for key, holders in list(self.held_events.items()):
                 holders.difference_update({holder for holder in holders if holder[0] == group_id})
                 if not holders:
@@ -113,6 +125,9 @@ class Tables:
             self._require_group(intent.group_id, "hash link")
             for hash_ in intent.hashes:
                 self.hashes[(intent.project_id, hash_)] = intent.group_id
+        elif isinstance(intent, IndexOccurrence):
+            self._require_group(intent.group_id, "tags")
+            self._index(intent)
         elif isinstance(intent, RecordRelease):
             key = (intent.project_id, intent.version)
             current = self.releases.get(key)
@@ -128,6 +143,45 @@ class Tables:
         else:  # pragma: no cover - a new intent type must be modelled here
             raise AssertionError(f"unknown intent {intent!r}")
 
+    def _index(self, intent: IndexOccurrence) -> None:
+        occurrence = (intent.group_id, intent.occurrence_id)
+        if occurrence in self.indexed:
+            return
+        self.indexed.add(occurrence)
+        group = intent.group_id
+        for key, value in intent.tags:
+            row = self.tag_values.get((group, key, value))
+            if row is not None:
+                row[0] += 1
+                row[1], row[2] = min(row[1], intent.seen), max(row[2], intent.seen)
+                continue
+            key_row = self._tag_key(group, key)
+            if key_row is None:
+                continue
+            if key_row[0] < limits.TAG_VALUES_PER_KEY:
+                key_row[0] += 1
+                self.tag_values[(group, key, value)] = [1, intent.seen, intent.seen]
+            else:
+                key_row[1] += 1
+        marks = [*intent.search_tags, *(("@text", term) for term in intent.terms)]
+        for key, value in marks:
+            if (group, key, value) in self.tag_values:
+                continue
+            key_row = self._tag_key(group, key)
+            cap = limits.TERMS_PER_GROUP if key == "@text" else limits.TAG_VALUES_PER_KEY
+            if key_row[0] < cap:
+                key_row[0] += 1
+                self.tag_values[(group, key, value)] = [None, None, None]
+
+    def _tag_key(self, group: int, key: str) -> list | None:
+        row = self.tag_keys.get((group, key))
+        if row is None:
+            keys = sum(1 for g, k in self.tag_keys if g == group and not k.startswith("@"))
+            if not key.startswith("@") and keys >= limits.TAG_KEYS_PER_GROUP:
+                return None
+            row = self.tag_keys[(group, key)] = [0, 0]
+        return row
+
     def rows(self) -> dict[str, Any]:
         """Every table but the saved key states, for comparing two runs."""
         return {
@@ -139,4 +193,6 @@ class Tables:
             "hashes": self.hashes,
             "events": self.events,
             "releases": self.releases,
+            "tag_values": self.tag_values,
+            "tag_keys": self.tag_keys,
         }

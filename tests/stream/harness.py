@@ -41,6 +41,8 @@ PRIMARY_KEYS = {
     "Releases": ("ProjectId", "Version"),
     "Events": ("ProjectId", "EventId"),
     "KeyStates": ("ProjectId", "PrimaryHash"),
+    "GroupTagKeys": ("GroupId", "TagKey"),
+    "GroupTagValues": ("GroupId", "TagKey", "TagValue"),
 }
 
 

@@ -131,6 +131,27 @@ class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="inten
     release: str
 
 
+class IndexOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
+    """Count an attached occurrence's tags for its group and index its search values and words
+    (GroupTagKeys, GroupTagValues; ``transforms.tag_writer``).
+
+    Written in the commit that writes the occurrence's row for the first time, and only then: the counts are
+    the number of the group's occurrence rows carrying each tag, whatever the retries, replays and commit
+    order. ``tags`` are counted (``engine.tags.occurrence_tags``); ``search_tags`` (``@`` keys) and ``terms``
+    only record that the group has them, and are left empty when the same ``apply`` call already gave them
+    for the group. ``seen`` is the event time.
+    """
+
+    group_id: int
+    organization_id: int
+    project_id: int
+    occurrence_id: str
+    seen: int
+    tags: tuple[tuple[str, str], ...]
+    search_tags: tuple[tuple[str, str], ...] = ()
+    terms: tuple[str, ...] = ()
+
+
 class LinkHashes(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Point these (project, hash) pairs at the group (GroupHashes)."""
 
@@ -166,6 +187,7 @@ Intent = (
     | RecordRelease
     | RecordEnvironment
     | RecordGroupRelease
+    | IndexOccurrence
     | LinkHashes
     | SaveKeyState
 )

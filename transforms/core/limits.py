@@ -97,3 +97,18 @@ def nesting_depth(value: Any, limit: int) -> int:
                     if deepest > limit:
                         return deepest
     return deepest
+
+
+# Tags and free-text terms of a group (transforms/core/engine/tags.py, docs/limits.md "Tags").
+# Sentry's own rules for an event's tags (Relay's TagEntry and normalize_event_tags): a key of 1 to 200
+# characters from [a-zA-Z0-9_.:-], a value of 1 to 200 characters without a newline; other tags are dropped.
+TAG_KEY_MAX_CHARS = 200
+TAG_VALUE_MAX_CHARS = 200
+# Ours: what one group keeps. Values of a key past the first 1,000 (Sentry's tag values endpoint lists at most
+# 1,000) are counted in the key's "other" bucket; keys past the first 100 of a group are not kept.
+TAG_VALUES_PER_KEY = 1000
+TAG_KEYS_PER_GROUP = 100
+# Free-text terms: words of the occurrences' titles, subtitles and culprits, lower-cased, cut to 64
+# characters; a group keeps its first 256 distinct ones.
+TERM_MAX_CHARS = 64
+TERMS_PER_GROUP = 256

@@ -17,6 +17,7 @@ rule                                        function
 3.4  existing group, latest fields          ``occurrences.attach``
 3.4  category mismatch                      ``engine._Application._apply_occurrence``
 3.4  environments                           ``environments.record_environment``
+3.4  tags, search values and words          ``tags.occurrence_tags``/``search_tags``/``text_terms`` via ``engine._index``
 3.5  noise gate (E5)                        ``noise.count_occurrence``, ``noise.passes_gate``
 3.5  creation quota (E6)                    ``context.QuotaGate`` via ``engine._try_create``
 3.5  creation, data, search message         ``creation.create_group``, ``rows.group_data``, ``rows.search_message``

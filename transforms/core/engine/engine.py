@@ -54,7 +54,7 @@ from transforms.core.engine.noise import count_occurrence, passes_gate
 from transforms.core.engine.occurrences import attach
 from transforms.core.engine.regression import regress, should_regress
 from transforms.core.engine.releases import record_release
-from transforms.core.engine.rows import group_row
+from transforms.core.engine.rows import group_row, search_message
 from transforms.core.engine.runs import restore, run_member
 from transforms.core.engine.state import (
     STATE_VERSION,
@@ -69,11 +69,13 @@ from transforms.core.engine.state import (
     thaw_group,
 )
 from transforms.core.engine.status_changes import transition
+from transforms.core.engine.tags import occurrence_tags, search_tags, text_terms
 from transforms.core.enums import ActivityType, GroupStatus
 from transforms.core.grouptypes import GROUP_TYPES, GroupType
 from transforms.core.intents import (
     DeleteActivity,
     DeleteGroup,
+    IndexOccurrence,
     InsertActivity,
     InsertOccurrence,
     Intent,
@@ -137,6 +139,7 @@ class _Application:
         "group",
         "group_slot",
         "held",
+        "indexed",
         "intents",
         "last_id",
         "last_time",
@@ -189,6 +192,7 @@ class _Application:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
+        self.indexed: set[tuple] = set()  # search tags and texts given to IndexOccurrence in this call
 
     # ------------------------------------------------------------------ sequencing
 
@@ -458,6 +462,7 @@ class _Application:
                 event.environment,
             )
         )
+        self._index(group.group_id, occurrence, event)
         environment = event.environment or ""  # environments.environment_name, inlined on the hot path
         if record_environment(group.environments, environment, message_time, message_id):
             self.intents.append(RecordEnvironment(group.group_id, environment, event.release, message_time))
@@ -465,6 +470,36 @@ class _Application:
         if release and record_group_release(group.releases, release, message_time):
             self.intents.append(RecordGroupRelease(group.group_id, release))
         self.attached += 1
+
+    def _index(self, group_id: int, occurrence: Occurrence, event: Event) -> None:
+        """The occurrence's tags, counted; its search tags and words, unless this call already gave them
+        for the group (they only record that the group has them: ``tags``)."""
+        given = self.indexed
+        found = []
+        for tag in search_tags(event):
+            mark = (group_id, tag)
+            if mark not in given:
+                given.add(mark)
+                found.append(tag)
+        text = (group_id, occurrence.issue_title, occurrence.subtitle, occurrence.culprit)
+        terms: tuple[str, ...] = ()
+        if text not in given:
+            given.add(text)
+            terms = text_terms(
+                search_message(occurrence.issue_title, occurrence.subtitle, occurrence.culprit)
+            )
+        self.intents.append(
+            IndexOccurrence(
+                group_id,
+                self.context.project.organization_id,
+                self.project_id,
+                occurrence.id,
+                event.timestamp,
+                occurrence_tags(occurrence.level, event),
+                tuple(found),
+                terms,
+            )
+        )
 
     # ------------------------------------------------------------------ status changes
 

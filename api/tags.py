@@ -1,0 +1,589 @@
+"""Tags and free text of groups: the reads issue search needs, and Sentry's group tags endpoints.
+
+What is stored (``schemas/spanner.sql``, written by ``transforms.tag_writer``; docs/issue-index.md "Tags and free
+text"): per group, ``GroupTagKeys (GroupId, TagKey)`` and ``GroupTagValues (GroupId, TagKey, TagValue)``, plus
+search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``).
+
+Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows for index reads):
+
+* candidates (``TagIndex.value_candidates``, ``prefix_candidates``, ``key_candidates``, ``text_candidates``):
+  the groups of an organization (or of a few of its projects) with a tag value, a value prefix, a key, or
+  words, as key ranges of ``GroupTagValuesByValue`` / ``GroupTagKeysByKey`` read with a row limit. They come
+  in index order (not in the page's sort order). ``complete`` says whether the limit held them all: a
+  selective filter then drives the query (its few candidates are the only groups to look at); an
+  unselective one (``complete`` False) is better checked on the candidates of the other ranges.
+* membership (``with_values``, ``with_prefix``, ``with_key``, ``with_terms``): which of a page's candidate
+  groups have the value, prefix, key or words, by primary-key reads (one Read for the whole batch);
+  ``values_of`` gives a key's values of each candidate for predicates no range answers.
+* ``beyond_caps``: the groups whose key kept no more values (docs/limits.md "Tags"): for them a value not
+  found may still have been seen, so a negative answer is uncertain.
+
+Every read is one Read call on one snapshot; none scans: cost is O(limit) or O(candidates x values asked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from google.cloud.spanner_v1 import KeyRange, KeySet
+
+from api import auth
+from api.errors import bad_request, not_found
+from api.search import ReadStats
+from api.serializers import iso_time, parse_short_id
+from transforms.core.engine.tags import SEARCH_KEYS, SEARCH_PREFIX, TEXT_KEY, query_terms, valid_tag
+from transforms.core.limits import TAG_VALUES_PER_KEY, TERMS_PER_GROUP
+from transforms.core.model import from_datetime
+
+# How many candidates a filter may bring before it counts as unselective (see the module docstring).
+CANDIDATE_LIMIT = 1000
+_BATCH = 5000  # keys per Read call
+VALUES_INDEX = "GroupTagValuesByValue"
+KEYS_INDEX = "GroupTagKeysByKey"
+
+
+def search_key(name: str) -> str | None:
+    """The stored key a search term names: ``tags[browser]`` and ``browser`` -> ``browser``, ``user.email``
+    -> ``@user.email`` (search only); None for a name no tag can have."""
+    if name.startswith("tags[") and name.endswith("]"):
+        name = name[5:-1]
+    elif name in SEARCH_KEYS:
+        return SEARCH_KEYS[name]
+    return name if valid_tag(name, "v") else None
+
+
+def _after(prefix: str) -> str:
+    """The first string after every string starting with ``prefix`` (code point order is Spanner's order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Candidate group ids in index order, and whether they are all of them (the limit was not reached)."""
+
+    group_ids: tuple[int, ...]
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TagValue:
+    key: str
+    value: str
+    times_seen: int
+    first_seen: int
+    last_seen: int
+
+
+@dataclass(frozen=True, slots=True)
+class TagKey:
+    key: str
+    values_seen: int
+    other: int  # occurrences whose value came after the key was full
+
+
+@dataclass(slots=True)
+class TagIndex:
+    """Tag and free-text reads on one snapshot (``database.snapshot(multi_use=True)``)."""
+
+    snapshot: Any
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    def _read(self, table: str, columns: Sequence[str], keyset: KeySet, **kwargs: Any) -> list[list]:
+        rows = list(self.snapshot.read(table, list(columns), keyset, **kwargs))
+        self.stats.reads += 1
+        self.stats.rows += len(rows)
+        if "index" in kwargs:
+            self.stats.index_rows += len(rows)
+        return rows
+
+    # ---- candidates
+
+    def _candidates(self, index: str, ranges: list[KeyRange], limit: int) -> Candidates:
+        table = "GroupTagValues" if index == VALUES_INDEX else "GroupTagKeys"
+        self.stats.ranges += len(ranges)
+        rows = self._read(table, ("GroupId",), KeySet(ranges=ranges), index=index, limit=limit + 1)
+        ids = tuple(dict.fromkeys(row[0] for row in rows[:limit]))
+        return Candidates(ids, len(rows) <= limit)
+
+    def value_candidates(
+        self,
+        organization_id: int,
+        key: str,
+        values: Sequence[str],
+        projects: Iterable[int] | None = None,
+        limit: int = CANDIDATE_LIMIT,
+    ) -> Candidates:
+        """Groups with ``key`` equal to one of ``values`` (an IN list), in the organization or ``projects``."""
+        ranges = [
+            KeyRange(start_closed=prefix, end_closed=prefix)
+            for value in sorted(set(values))
+            for prefix in _scoped([organization_id, key, value], projects)
+        ]
+        return self._candidates(VALUES_INDEX, ranges, limit)
+
+    def prefix_candidates(
+        self,
+        organization_id: int,
+        key: str,
+        prefix: str,
+        projects: Iterable[int] | None = None,
+        limit: int = CANDIDATE_LIMIT,
+    ) -> Candidates:
+        """Groups with a value of ``key`` starting with ``prefix`` (``key:prefix*``), one range. With
+        ``projects`` the range is the organization's and the rows of other projects are skipped by the limit:
+        the project sits after the value in the index key."""
+        if not prefix:
+            return self.key_candidates(organization_id, key, projects, limit)
+        rng = KeyRange(
+            start_closed=[organization_id, key, prefix], end_open=[organization_id, key, _after(prefix)]
+        )
+        if projects is None:
+            return self._candidates(VALUES_INDEX, [rng], limit)
+        wanted = set(projects)
+        self.stats.ranges += 1
+        rows = self._read(
+            "GroupTagValues",
+            ("GroupId", "ProjectId"),
+            KeySet(ranges=[rng]),
+            index=VALUES_INDEX,
+            limit=limit + 1,
+        )
+        ids = tuple(dict.fromkeys(row[0] for row in rows[:limit] if row[1] in wanted))
+        return Candidates(ids, len(rows) <= limit)
+
+    def key_candidates(
+        self,
+        organization_id: int,
+        key: str,
+        projects: Iterable[int] | None = None,
+        limit: int = CANDIDATE_LIMIT,
+    ) -> Candidates:
+        """Groups that have ``key`` (``has:key``)."""
+        ranges = [KeyRange(start_closed=p, end_closed=p) for p in _scoped([organization_id, key], projects)]
+        return self._candidates(KEYS_INDEX, ranges, limit)
+
+    def text_candidates(
+        self,
+        organization_id: int,
+        text: str,
+        projects: Iterable[int] | None = None,
+        limit: int = CANDIDATE_LIMIT,
+        prefix_last: bool = True,
+    ) -> Candidates:
+        """Groups having every word of ``text`` (the last one as a prefix when ``prefix_last``): the
+        candidates of the first word whose range holds at most ``limit`` groups, checked for the other words.
+        Words are tried rarest-looking first: those with digits (ids, numbers), then the longer ones, the
+        prefix last. Incomplete (and empty) when every word is in more than ``limit`` groups."""
+        words = query_terms(text)
+        if not words:
+            return Candidates((), False)
+        last = len(words) - 1
+
+        def rarity(position: int) -> tuple:
+            word = words[position]
+            return (prefix_last and position == last, not any(c.isdigit() for c in word), -len(word))
+
+        for position in sorted(range(len(words)), key=rarity):
+            word = words[position]
+            if prefix_last and position == last:
+                found = self.prefix_candidates(organization_id, TEXT_KEY, word, projects, limit)
+            else:
+                found = self.value_candidates(organization_id, TEXT_KEY, [word], projects, limit)
+            if found.complete:
+                having = (
+                    self.with_terms(found.group_ids, words, prefix_last)
+                    if len(words) > 1
+                    else set(found.group_ids)
+                )
+                return Candidates(tuple(g for g in found.group_ids if g in having), True)
+        return Candidates((), False)
+
+    # ---- membership of candidate groups
+
+    def with_values(self, group_ids: Iterable[int], key: str, values: Sequence[str]) -> set[int]:
+        """The groups among ``group_ids`` with ``key`` equal to one of ``values``."""
+        keys = [
+            [group_id, key, value] for group_id in dict.fromkeys(group_ids) for value in sorted(set(values))
+        ]
+        found: set[int] = set()
+        for start in range(0, len(keys), _BATCH):
+            for (group_id,) in self._read(
+                "GroupTagValues", ("GroupId",), KeySet(keys=keys[start : start + _BATCH])
+            ):
+                found.add(group_id)
+        return found
+
+    def with_prefix(self, group_ids: Iterable[int], key: str, prefix: str) -> set[int]:
+        """The groups among ``group_ids`` with a value of ``key`` starting with ``prefix``."""
+        if not prefix:
+            return self.with_key(group_ids, key)
+        ranges = [
+            KeyRange(start_closed=[group_id, key, prefix], end_open=[group_id, key, _after(prefix)])
+            for group_id in dict.fromkeys(group_ids)
+        ]
+        found: set[int] = set()
+        for start in range(0, len(ranges), _BATCH):
+            self.stats.ranges += len(ranges[start : start + _BATCH])
+            for (group_id,) in self._read(
+                "GroupTagValues", ("GroupId",), KeySet(ranges=ranges[start : start + _BATCH])
+            ):
+                found.add(group_id)
+        return found
+
+    def with_key(self, group_ids: Iterable[int], key: str) -> set[int]:
+        """The groups among ``group_ids`` that have ``key`` (``has:key``)."""
+        keys = [[group_id, key] for group_id in dict.fromkeys(group_ids)]
+        found: set[int] = set()
+        for start in range(0, len(keys), _BATCH):
+            for (group_id,) in self._read(
+                "GroupTagKeys", ("GroupId",), KeySet(keys=keys[start : start + _BATCH])
+            ):
+                found.add(group_id)
+        return found
+
+    def with_terms(
+        self, group_ids: Iterable[int], words: Sequence[str], prefix_last: bool = True
+    ) -> set[int]:
+        """The groups among ``group_ids`` having every one of ``words`` (already split by ``query_terms``)."""
+        having = set(dict.fromkeys(group_ids))
+        for position, word in enumerate(words):
+            if not having:
+                break
+            if prefix_last and position == len(words) - 1:
+                having = self.with_prefix(having, TEXT_KEY, word)
+            else:
+                having = self.with_values(having, TEXT_KEY, [word])
+        return having
+
+    def values_of(self, group_ids: Iterable[int], key: str) -> dict[int, list[str]]:
+        """{group: its values of ``key``} for ``group_ids`` (at most ``TAG_VALUES_PER_KEY`` each), for a
+        predicate no range can answer (``key:*middle*``): a residual check, one range per group."""
+        ranges = [
+            KeyRange(start_closed=[group_id, key], end_closed=[group_id, key])
+            for group_id in dict.fromkeys(group_ids)
+        ]
+        found: dict[int, list[str]] = {}
+        for start in range(0, len(ranges), _BATCH):
+            self.stats.ranges += len(ranges[start : start + _BATCH])
+            for group_id, value in self._read(
+                "GroupTagValues", ("GroupId", "TagValue"), KeySet(ranges=ranges[start : start + _BATCH])
+            ):
+                found.setdefault(group_id, []).append(value)
+        return found
+
+    def beyond_caps(self, group_ids: Iterable[int], key: str) -> set[int]:
+        """The groups among ``group_ids`` whose ``key`` kept no more values (full, or with an other bucket)."""
+        cap = TERMS_PER_GROUP if key == TEXT_KEY else TAG_VALUES_PER_KEY
+        keys = [[group_id, key] for group_id in dict.fromkeys(group_ids)]
+        found: set[int] = set()
+        for start in range(0, len(keys), _BATCH):
+            for group_id, values_seen, other in self._read(
+                "GroupTagKeys",
+                ("GroupId", "ValuesSeen", "OtherCount"),
+                KeySet(keys=keys[start : start + _BATCH]),
+            ):
+                if other or values_seen >= cap:
+                    found.add(group_id)
+        return found
+
+    # ---- one group (the tags endpoints)
+
+    def group_keys(self, group_id: int, keys: Sequence[str] | None = None) -> list[TagKey]:
+        """The group's tag keys (search-only keys left out), or those of ``keys`` it has."""
+        if keys is None:
+            keyset = KeySet(ranges=[KeyRange(start_closed=[group_id], end_closed=[group_id])])
+        else:
+            keyset = KeySet(keys=[[group_id, key] for key in dict.fromkeys(keys)])
+        rows = self._read("GroupTagKeys", ("TagKey", "ValuesSeen", "OtherCount"), keyset)
+        return [TagKey(key, seen, other) for key, seen, other in rows if not key.startswith(SEARCH_PREFIX)]
+
+    def group_values(self, group_id: int, keys: Sequence[str]) -> dict[str, list[TagValue]]:
+        """{key: its values} of the group, for ``keys``: one range read of at most ``TAG_VALUES_PER_KEY`` rows
+        per key."""
+        found: dict[str, list[TagValue]] = {key: [] for key in keys}
+        if not keys:
+            return found
+        ranges = [KeyRange(start_closed=[group_id, key], end_closed=[group_id, key]) for key in found]
+        self.stats.ranges += len(ranges)
+        columns = ("TagKey", "TagValue", "TimesSeen", "FirstSeen", "LastSeen")
+        for key, value, count, first, last in self._read("GroupTagValues", columns, KeySet(ranges=ranges)):
+            if count is not None:
+                found[key].append(TagValue(key, value, count, from_datetime(first), from_datetime(last)))
+        return found
+
+
+def _scoped(prefix: list, projects: Iterable[int] | None) -> list[list]:
+    """``prefix`` as a key prefix, or one per project (the project follows it in the index key)."""
+    if projects is None:
+        return [prefix]
+    return [[*prefix, project_id] for project_id in sorted(set(projects))]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sentry's group tags endpoints:
+#   GET /api/0/organizations/{org}/issues/{issue}/tags/            keys with totals and top values
+#   GET /api/0/organizations/{org}/issues/{issue}/tags/{key}/      one key
+#   GET /api/0/organizations/{org}/issues/{issue}/tags/{key}/values/   a key's values, paginated
+# and the same under /api/0/issues/{issue}/ (the token's organization), ``groups`` as well as ``issues``.
+
+# Sentry's labels of tag keys (sentry.constants.TAG_LABELS); other keys are title-cased with spaces.
+TAG_LABELS = {
+    "exc_type": "Exception Type",
+    "user": "User",
+    "release": "Release",
+    "dist": "Distribution",
+    "os": "OS",
+    "url": "URL",
+    "server_name": "Server",
+}
+_USER_PREFIXES = ("id", "email", "username", "ip")
+VALUE_SORTS = {"date": "-last_seen", "age": "-first_seen", "count": "-times_seen"}
+MAX_PER_PAGE = 100
+# Parameters Sentry's tags endpoints take that these cannot honour: counts are kept per group over all time
+# and environments, so an answer for a window or an environment would be a wrong answer, not an approximate one.
+UNSUPPORTED_PARAMS = {
+    "environment": "tag counts are kept per issue over all environments, not per environment",
+    "statsPeriod": "tag counts are kept per issue over all time, not per period",
+    "start": "tag counts are kept per issue over all time, not per period",
+    "end": "tag counts are kept per issue over all time, not per period",
+}
+
+
+def key_label(key: str) -> str:
+    """Sentry's ``get_tag_key_label``."""
+    return TAG_LABELS.get(key) or key.replace("_", " ").title()
+
+
+def value_label(key: str, value: str) -> str:
+    """Sentry's ``get_tag_value_label``: a user tag shows its identifier without the ``id:`` (...) prefix."""
+    if key == "user":
+        for prefix in _USER_PREFIXES:
+            if value.startswith(prefix + ":"):
+                return value[len(prefix) + 1 :]
+    return value
+
+
+def user_query(key: str, value: str) -> str | None:
+    """Sentry's ``convert_user_tag_to_query``: ``user.id:"42"`` for the user tag ``id:42``."""
+    if key != "user" or ":" not in value:
+        return None
+    sub_key, _, ident = value.partition(":")
+    if sub_key not in _USER_PREFIXES:
+        return None
+    escaped = ident.replace('"', '\\"')
+    return f'user.{sub_key}:"{escaped}"'
+
+
+def serialize_value(value: TagValue) -> dict[str, Any]:
+    """Sentry's ``TagValueSerializer``."""
+    out: dict[str, Any] = {
+        "key": value.key,
+        "name": value_label(value.key, value.value),
+        "value": value.value,
+        "count": value.times_seen,
+        "lastSeen": iso_time(value.last_seen),
+        "firstSeen": iso_time(value.first_seen),
+    }
+    query = user_query(value.key, value.value)
+    if query is not None:
+        out["query"] = query
+    return out
+
+
+def top_order(value: TagValue) -> tuple:
+    """Most frequent first; ties: seen last most recently, then by value."""
+    return (-value.times_seen, -value.last_seen, value.value)
+
+
+def serialize_key(key: TagKey, values: list[TagValue], top: int | None) -> dict[str, Any]:
+    """Sentry's ``TagKeySerializer`` (key, name, uniqueValues, totalValues, topValues), plus ``otherValues``:
+    the occurrences counted in ``totalValues`` whose value came after the key was full (not listed)."""
+    out: dict[str, Any] = {
+        "key": key.key,
+        "name": key_label(key.key),
+        "uniqueValues": key.values_seen,
+        "totalValues": sum(value.times_seen for value in values) + key.other,
+    }
+    if top is not None:
+        out["topValues"] = [serialize_value(value) for value in sorted(values, key=top_order)[:top]]
+    out["otherValues"] = key.other
+    return out
+
+
+def _reject_unsupported(params: Any) -> None:
+    for name, why in UNSUPPORTED_PARAMS.items():
+        if params.get(name):
+            raise bad_request(f"Invalid {name}: {why}.")
+
+
+def _int_param(params: Any, name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise bad_request(f"Invalid {name}: {text!r} (expected an integer from {low} to {high}).")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRef:
+    group_id: int
+    project_id: int
+
+
+class GroupTags:
+    """The tags endpoints' operations over one database; callers authorize the organization first."""
+
+    def __init__(self, database: Any, directory: Any) -> None:
+        self.database = database
+        self.directory = directory
+
+    def issue(self, snapshot: Any, organization: Any, ref: str) -> IssueRef:
+        """The organization's group named ``ref`` (an id, or a short id like ``BACKEND-1A``); 404 otherwise."""
+        slug = None
+        if ref.isascii() and ref.isdigit() and len(ref) <= 19:
+            group_id = int(ref)
+        else:
+            parsed = parse_short_id(ref)
+            if parsed is None:
+                raise not_found()
+            slug, group_id = parsed
+        rows = list(
+            snapshot.read("Groups", ["GroupId", "OrganizationId", "ProjectId"], KeySet(keys=[[group_id]]))
+        )
+        if not rows or rows[0][1] != organization.id:
+            raise not_found()
+        project_id = rows[0][2]
+        if slug is not None:
+            project = self.directory.project(organization.id, project_id)
+            if project is None or project.slug.upper() != slug:
+                raise not_found()
+        return IssueRef(group_id, project_id)
+
+    def tags(self, organization: Any, ref: str, params: Any) -> list[dict[str, Any]]:
+        """``GET .../tags/``: every key (or the ``key`` parameters) with totals and top values (``limit``:
+        10 by default, 9 when keys are named, as Sentry)."""
+        _reject_unsupported(params)
+        named = [key for key in params.getlist("key") if key] or None
+        limit = _int_param(params, "limit", 9 if named else 10, 0, TAG_VALUES_PER_KEY)
+        with self.database.snapshot(multi_use=True) as snapshot:
+            issue = self.issue(snapshot, organization, ref)
+            index = TagIndex(snapshot)
+            keys = index.group_keys(issue.group_id, named)
+            values = index.group_values(issue.group_id, [key.key for key in keys])
+        out = [serialize_key(key, values[key.key], limit) for key in keys]
+        out.sort(key=lambda item: (-item["totalValues"], item["key"]))
+        return out
+
+    def tag(self, organization: Any, ref: str, key: str, params: Any) -> dict[str, Any]:
+        """``GET .../tags/{key}/``: one key with its totals and top 9 values; 404 when the issue lacks it."""
+        _reject_unsupported(params)
+        with self.database.snapshot(multi_use=True) as snapshot:
+            issue = self.issue(snapshot, organization, ref)
+            index = TagIndex(snapshot)
+            keys = index.group_keys(issue.group_id, [key]) if valid_tag(key, "v") else []
+            if not keys:
+                raise not_found()
+            values = index.group_values(issue.group_id, [key])[key]
+        return serialize_key(keys[0], values, 9)
+
+    def values(
+        self, organization: Any, ref: str, key: str, params: Any
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        """``GET .../tags/{key}/values/``: the key's values, ``sort`` = ``date`` (last seen), ``age`` (first
+        seen), ``count``, or by default the newest first (first seen, latest first); ``per_page`` (at most
+        100) from the offset of ``cursor`` (Sentry's ``value:offset:is_prev``). Returns the page, its offset
+        and whether more follow."""
+        _reject_unsupported(params)
+        sort = params.get("sort") or ""
+        if sort and sort not in VALUE_SORTS:
+            raise bad_request(f"Invalid sort: {sort!r} (expected date, age or count).")
+        per_page = _int_param(params, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
+        offset = _cursor_offset(params.get("cursor"))
+        with self.database.snapshot(multi_use=True) as snapshot:
+            issue = self.issue(snapshot, organization, ref)
+            index = TagIndex(snapshot)
+            if not valid_tag(key, "v") or not index.group_keys(issue.group_id, [key]):
+                raise not_found()
+            values = index.group_values(issue.group_id, [key])[key]
+        if sort == "date":
+            values.sort(key=lambda v: (-v.last_seen, v.value))
+        elif sort == "count":
+            values.sort(key=top_order)
+        else:
+            values.sort(key=lambda v: (-v.first_seen, v.value))
+        page = values[offset : offset + per_page]
+        return [serialize_value(value) for value in page], offset, offset + per_page < len(values)
+
+
+def _cursor_offset(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    parts = cursor.split(":")
+    if len(parts) != 3 or not all(part.isascii() and part.lstrip("-").isdigit() for part in parts):
+        raise bad_request(f"Invalid cursor: {cursor!r}.")
+    return max(0, int(parts[1]))
+
+
+def _values_link(url: Any, offset: int, per_page: int, has_next: bool) -> str:
+    """Sentry's Link header for an offset-paginated list."""
+    base = url.remove_query_params("cursor")
+    previous = f"0:{max(0, offset - per_page)}:1"
+    following = f"0:{offset + per_page}:0"
+    return ", ".join(
+        f'<{base.include_query_params(cursor=cursor)}>; rel="{rel}"; results="{str(results).lower()}"; '
+        f'cursor="{cursor}"'
+        for rel, cursor, results in (("previous", previous, offset > 0), ("next", following, has_next))
+    )
+
+
+def mount(app: FastAPI, index: Any) -> None:
+    """Add the tags endpoints to the service's ``app`` (``api.app.create_app``), over ``index``'s database,
+    with the same authentication and organization scoping as the issue index (``api.auth``)."""
+    service = GroupTags(index.database, index.directory)
+
+    def organization_for(request: Request, organization: str | None) -> Any:
+        token = auth.authenticate(index.directory, request.headers.get("authorization"))
+        ref = str(token.organization_id) if organization is None else organization
+        return auth.authorize(index.directory, token, ref, request.method)
+
+    def json(content: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+
+    for prefix in (
+        "/api/0/organizations/{organization}/issues/{issue_id}",
+        "/api/0/organizations/{organization}/groups/{issue_id}",
+        "/api/0/issues/{issue_id}",
+        "/api/0/groups/{issue_id}",
+    ):
+        scoped = "{organization}" in prefix
+
+        def list_tags(request: Request, issue_id: str, organization: str | None = None) -> Response:
+            org = organization_for(request, organization)
+            return json(service.tags(org, issue_id, request.query_params))
+
+        def tag_details(
+            request: Request, issue_id: str, key: str, organization: str | None = None
+        ) -> Response:
+            org = organization_for(request, organization)
+            return json(service.tag(org, issue_id, key, request.query_params))
+
+        def tag_values(
+            request: Request, issue_id: str, key: str, organization: str | None = None
+        ) -> Response:
+            org = organization_for(request, organization)
+            page, offset, has_next = service.values(org, issue_id, key, request.query_params)
+            per_page = _int_param(request.query_params, "per_page", MAX_PER_PAGE, 1, MAX_PER_PAGE)
+            return json(page, {"Link": _values_link(request.url, offset, per_page, has_next)})
+
+        include = scoped  # the unscoped forms work the same; the schema lists the organization ones
+        app.get(f"{prefix}/tags/", summary="List an issue's tags", include_in_schema=include)(list_tags)
+        app.get(f"{prefix}/tags/{{key}}/", summary="An issue's tag", include_in_schema=include)(tag_details)
+        app.get(f"{prefix}/tags/{{key}}/values/", summary="An issue's tag values", include_in_schema=include)(
+            tag_values
+        )

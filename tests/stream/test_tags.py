@@ -1,0 +1,92 @@
+"""Tags of a generated workload: streaming and a backfill of the same messages write the same tag rows, and
+every count is exact (redeliveries and republished messages included).
+
+The workload (``workload_runs.generate``) carries Sentry's tag sources: event tags as objects and as pairs,
+server names, transactions, releases, environments, users and SDKs. The restart and fault tests
+(``test_restart_and_faults``) compare the same tag tables across restarts and aborted commits, since
+``pipeline.report.TABLES`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from pipeline import backfill
+from tests.stream import harness, workload_runs
+from tests.stream.environment import PROJECTS
+from transforms import registry
+from transforms.core.envelopes import archive_line
+from transforms.core.model import RawMessage
+
+TAG_TABLES = ("GroupTagKeys", "GroupTagValues")
+
+
+def run_backfill(database, messages: list[harness.Scripted], tmp_path: Path) -> dict[str, list[dict]]:
+    for project_id, organization_id, slug, organization_slug in PROJECTS:
+        registry.register_project(
+            database.database,
+            project_id=project_id,
+            organization_id=organization_id,
+            slug=slug,
+            organization_slug=organization_slug,
+        )
+    archive = tmp_path / "workload.jsonl"
+    archive.write_bytes(
+        b"\n".join(
+            archive_line(RawMessage(m.label, m.message_time, m.data, dict(m.attributes))) for m in messages
+        )
+        + b"\n"
+    )
+    args = [
+        f"--input={archive}",
+        f"--dead_letter_path={tmp_path / 'dead-letters'}",
+        "--no_creation_quota",
+        *database.pipeline_args(),
+    ]
+    assert backfill.main(args) == 0
+    return harness.read_tables(database.database)
+
+
+def tag_rows(rows: dict[str, list[dict]]) -> dict[str, list]:
+    return {
+        table: sorted(tuple(harness._plain(value) for value in row.values()) for row in rows[table])
+        for table in TAG_TABLES
+    }
+
+
+def assert_counts_are_exact(rows: dict[str, list[dict]]) -> None:
+    """Every occurrence has a level tag: a group's level counts add up to its occurrence rows."""
+    occurrences = Counter(row["GroupId"] for row in rows["Occurrences"])
+    levels = Counter()
+    for row in rows["GroupTagValues"]:
+        if row["TagKey"] == "level":
+            levels[row["GroupId"]] += row["TimesSeen"]
+    assert levels == occurrences
+    keys = {(row["GroupId"], row["TagKey"]): row for row in rows["GroupTagKeys"]}
+    values = Counter((row["GroupId"], row["TagKey"]) for row in rows["GroupTagValues"])
+    assert {key: row["ValuesSeen"] for key, row in keys.items()} == dict(values)
+
+
+def test_streaming_and_a_backfill_of_a_generated_workload_write_the_same_exact_tags(
+    workload_run: workload_runs.WorkloadOutcome,
+    generated: workload_runs.GeneratedStream,
+    spanner_db_factory,
+    tmp_path: Path,
+) -> None:
+    streamed = workload_run.rows
+    backfilled = run_backfill(spanner_db_factory(), generated.messages, tmp_path)
+    assert_counts_are_exact(streamed)
+    assert_counts_are_exact(backfilled)
+    keys = {row["TagKey"] for row in streamed["GroupTagKeys"]}
+    assert {
+        "level",
+        "server_name",
+        "transaction",
+        "environment",
+        "release",
+        "user",
+        "@sdk.name",
+        "@text",
+    } <= keys
+    assert tag_rows(streamed) == tag_rows(backfilled)

@@ -1,0 +1,106 @@
+"""Planning tag rows without a database (``transforms.tag_writer.plan_tags``, ``estimate_mutations``)."""
+
+from __future__ import annotations
+
+from tests.engine.builders import T0, Run, occurrence
+from transforms import spanner_rows as rows
+from transforms import tag_writer
+from transforms.spanner_writer import (
+    CommitPlan,
+    StoredVersions,
+    chunk_writes,
+    estimate_mutations,
+    new_keys,
+    plan_commit,
+)
+
+
+def planned(run: Run, existing=frozenset(), stored=None, known=None):
+    plan = plan_commit(run.writes, StoredVersions(), new_keys(run.writes))
+    result = tag_writer.plan_tags(run.writes, plan, existing, stored, known or tag_writer.KnownRows())
+    return plan, result
+
+
+def test_a_new_group_gets_every_row_inserted_with_counts_summed_within_the_commit():
+    run = Run().apply(
+        [occurrence(T0, tags=(("k", "a"),)), occurrence(T0 + 5, tags=(("k", "a"),), event_time=T0 - 5)]
+    )
+    plan, result = planned(run)
+    group = run.group.group_id
+    assert result.counted == 2
+    assert plan.row(tag_writer.VALUES, (group, "k", "a")) == {
+        "GroupId": group,
+        "TagKey": "k",
+        "TagValue": "a",
+        "OrganizationId": 10,
+        "ProjectId": 1,
+        "TimesSeen": 2,
+        "FirstSeen": "2024-06-01T11:59:59.999995Z",
+        "LastSeen": "2024-06-01T12:00:00Z",
+    }
+    assert plan.row(tag_writer.KEYS, (group, "k"))["ValuesSeen"] == 1
+    assert not plan.updates.get(tag_writer.VALUES)
+
+
+def test_a_stored_row_is_updated_with_its_count_and_last_seen_only_unless_it_was_seen_earlier():
+    run = Run().apply([occurrence(T0 + 10, tags=(("k", "a"), ("m", "b")), event_time=T0 - 20)])
+    group = run.group.group_id
+    stored = tag_writer.StoredTags(
+        values={
+            (group, "k", "a"): (3, T0, T0 + 1),
+            (group, "m", "b"): (1, T0 - 100, T0),
+            (group, "level", "warning"): (4, T0, T0),
+        },
+        key_groups={group},
+    )
+    plan, _ = planned(run, {group}, stored)
+    assert plan.upserts[tag_writer.VALUES][(group, "k", "a")][0] == rows.TAG_VALUE_UPDATE_COLUMNS  # moved
+    assert plan.row(tag_writer.VALUES, (group, "k", "a"))["TimesSeen"] == 4
+    assert (group, "k", "a") in plan.updates[tag_writer.VALUES]
+    assert plan.upserts[tag_writer.VALUES][(group, "m", "b")][0] == rows.TAG_VALUE_COUNT_COLUMNS
+    assert len(plan.updates[tag_writer.VALUES]) == 3  # k (moved), m and level (counted)
+    written_keys = plan.upserts.get(tag_writer.KEYS, {})
+    assert (group, "k") not in written_keys and (group, "m") not in written_keys  # no new value: untouched
+
+
+def test_an_occurrence_whose_row_is_stored_is_not_counted_again():
+    run = Run().apply([occurrence(T0, tags=(("k", "a"),))])
+    group = run.group.group_id
+    occurrence_id = next(iter(run.tables.occurrences))[1]
+    stored = tag_writer.StoredTags(occurrences={(group, occurrence_id)})
+    plan, result = planned(run, {group}, stored)
+    assert result.counted == 0 and not plan.upserts.get(tag_writer.VALUES)
+
+
+def test_estimates_count_known_rows_as_updates_and_known_search_rows_as_nothing():
+    run = Run().apply([occurrence(T0, tags=(("k", "a"),), user={"id": "1"}, title="one")])
+    (intent,) = [
+        i for w in run.writes for i in w.intents if isinstance(i, tag_writer.intents.IndexOccurrence)
+    ]
+    insert = rows.mutation_cells(tag_writer.VALUES, len(rows.TAG_VALUE_COLUMNS)) + rows.mutation_cells(
+        tag_writer.KEYS, len(rows.TAG_KEY_COLUMNS)
+    )
+    rows_of_intent = len(intent.tags) + len(intent.search_tags) + len(intent.terms)
+    assert tag_writer.estimate_mutations(intent) == rows_of_intent * insert
+    known = tag_writer.KnownRows()
+    group = intent.group_id
+    known.add_all([(group, key, value) for key, value in (*intent.tags, *intent.search_tags)])
+    known.add_all([(group, "@text", term) for term in intent.terms])
+    assert tag_writer.estimate_mutations(intent, known) == len(intent.tags) * len(
+        rows.TAG_VALUE_UPDATE_COLUMNS
+    )
+    write = run.writes[0]
+    assert estimate_mutations(write, lambda i: 0) < estimate_mutations(write)
+    assert len(chunk_writes([write], 1, lambda i: 0)) == 1
+
+
+def test_an_update_of_counts_costs_its_columns_and_no_index_entry():
+    plan = CommitPlan()
+    plan.upsert(tag_writer.VALUES, (1, "k", "a"), rows.TAG_VALUE_COUNT_COLUMNS, (1, "k", "a", 2, "t"))
+    plan.updates[tag_writer.VALUES] = {(1, "k", "a")}
+    plan.upsert(tag_writer.VALUES, (1, "k", "b"), rows.TAG_VALUE_COLUMNS, (1, "k", "b", 10, 1, 1, "t", "t"))
+    index_cells = rows.index_cells_per_row()[tag_writer.VALUES]
+    assert index_cells == 5
+    assert (
+        plan.mutation_count() == len(rows.TAG_VALUE_COUNT_COLUMNS) + len(rows.TAG_VALUE_COLUMNS) + index_cells
+    )

@@ -1,0 +1,422 @@
+"""The tags and words of attached occurrences (``IndexOccurrence``), written in the commit of their rows.
+
+Rows (``schemas/spanner.sql``): ``GroupTagValues (GroupId, TagKey, TagValue)`` with ``TimesSeen``,
+``FirstSeen``, ``LastSeen`` (NULL for search-only rows: ``@`` keys and the ``@text`` terms), and
+``GroupTagKeys (GroupId, TagKey)`` with ``ValuesSeen`` and ``OtherCount``.
+
+Contract:
+
+* Exact counts. An occurrence's tags are counted in the commit that writes its Occurrences row for the first
+  time, and in no other: the commit reads, in its own read-write transaction, which of its occurrence rows
+  exist already (a retried or replayed write, a stale write whose occurrences a newer write carried, a
+  backfill over streamed data) and counts only the others. So ``TimesSeen`` is the number of the group's
+  occurrence rows with the tag, ``FirstSeen``/``LastSeen`` the minimum/maximum of their event times, whatever
+  the retries, replays, bundle boundaries and commit order; and rows go with their group (interleaved).
+* Bounds (``transforms.core.limits``): a key keeps its first ``TAG_VALUES_PER_KEY`` values
+  (``TERMS_PER_GROUP`` for ``@text``), in the order commits write occurrences (key order, so streaming and a
+  backfill agree unless a message is late); an occurrence whose value comes after that is counted in the
+  key's ``OtherCount`` (search-only values are not kept). A group keeps its first ``TAG_KEYS_PER_GROUP`` tag
+  keys (``@`` keys aside); later keys are not kept.
+* Cost. Reads, inside the commit's transaction and only for groups that existed before it: one Read of the
+  occurrence rows, one of the value rows to count, and, when some value or key is new to its group, one of
+  those groups' key rows. A row that exists is updated with only its changing columns (no index entry is
+  rewritten); a search-only row this writer has seen stored is neither read nor written again (rows are
+  never removed but with their group, whose id is never used again). Occurrences of one commit are
+  aggregated: a value seen ten times in a commit is one row write.
+
+``plan_tags`` is pure (the CPU benchmark runs it); ``TagWriter`` adds the reads and the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from google.cloud.spanner_v1 import KeyRange, KeySet
+
+from transforms import spanner_rows as rows
+from transforms.core import intents
+from transforms.core.engine.tags import SEARCH_PREFIX, TEXT_KEY
+from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP
+from transforms.core.model import from_datetime, to_rfc3339
+
+if TYPE_CHECKING:
+    from transforms.spanner_writer import CommitPlan
+
+VALUES, KEYS = "GroupTagValues", "GroupTagKeys"
+_READ_BATCH = 5000  # keys per Read call
+# Row states in a plan: read from the database and unchanged; read, counted (count and last seen changed);
+# read, counted and seen earlier (first seen changed too); new.
+_STORED, _COUNTED, _MOVED, _NEW = 0, 1, 2, 3
+# Mutations of one value row (and of its key row) by what is known of it: an update of a row known to exist
+# (no index entry), and an insert with its index entry plus its key row's insert.
+_UPDATE_CELLS = len(rows.TAG_VALUE_UPDATE_COLUMNS)
+
+
+def values_cap(key: str) -> int:
+    """How many values of ``key`` one group keeps."""
+    return TERMS_PER_GROUP if key == TEXT_KEY else TAG_VALUES_PER_KEY
+
+
+@dataclass
+class StoredTags:
+    """What a commit's plan needs of the stored tags (read in its transaction): existing occurrence rows,
+    value rows ``(count, first seen, last seen)`` (µs; None for search-only rows), and the whole key range of
+    ``key_groups`` as ``(values seen, other count)``."""
+
+    occurrences: set[tuple[int, str]] = field(default_factory=set)
+    values: dict[tuple[int, str, str], tuple[int | None, int | None, int | None]] = field(
+        default_factory=dict
+    )
+    keys: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    key_groups: set[int] = field(default_factory=set)
+
+
+@dataclass
+class TagPlan:
+    """What ``plan_tags`` added to a commit: the value rows it wrote (and, from ``TagWriter``, those it found
+    stored), for ``KnownRows`` once the commit is done."""
+
+    counted: int = 0  # occurrences whose tags this commit counts
+    known: list[tuple[int, str, str]] = field(default_factory=list)  # value rows written or found stored
+
+
+class KnownRows:
+    """Value rows known to be stored, by (group, key, value): bounded, emptied when full. A stored row stays
+    until its group is deleted, and group ids are never used again, so what it says stays true."""
+
+    def __init__(self, max_entries: int = 300_000) -> None:
+        self.rows: set[tuple[int, str, str]] = set()
+        self._max_entries = max_entries
+
+    def add_all(self, found: Iterable[tuple[int, str, str]]) -> None:
+        if len(self.rows) > self._max_entries:
+            self.rows.clear()
+        self.rows.update(found)
+
+
+_NOTHING_KNOWN = KnownRows(0)
+
+
+def index_intents(writes: Sequence[intents.KeyWrite]) -> list[intents.IndexOccurrence]:
+    """The ``IndexOccurrence`` intents of a commit, in the order ``plan_commit`` applies writes."""
+    found = []
+    for write in sorted(writes, key=lambda w: (w.key, w.seq)):
+        for intent in write.intents:
+            if intent.__class__ is intents.IndexOccurrence:
+                found.append(intent)
+    return found
+
+
+def _insert_cells() -> int:
+    return rows.mutation_cells(VALUES, len(rows.TAG_VALUE_COLUMNS)) + rows.mutation_cells(
+        KEYS, len(rows.TAG_KEY_COLUMNS)
+    )
+
+
+def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None = None) -> int:
+    """An upper bound of the mutations one ``IndexOccurrence`` costs: a value row ``known`` to be stored is
+    an update (of a count) or nothing (search only); any other is an insert with its key row."""
+    insert = _insert_cells()
+    if known is None:
+        return (len(intent.tags) + len(intent.search_tags) + len(intent.terms)) * insert
+    stored = known.rows
+    group_id = intent.group_id
+    total = 0
+    for key, value in intent.tags:
+        total += _UPDATE_CELLS if (group_id, key, value) in stored else insert
+    for key, value in intent.search_tags:
+        if (group_id, key, value) not in stored:
+            total += insert
+    for term in intent.terms:
+        if (group_id, TEXT_KEY, term) not in stored:
+            total += insert
+    return total
+
+
+class _Group:
+    """One group's tag rows as a commit changes them."""
+
+    __slots__ = ("group_id", "keys", "organization_id", "project_id", "stored", "tag_keys", "values")
+
+    def __init__(self, intent: intents.IndexOccurrence, stored: StoredTags | None) -> None:
+        self.group_id = intent.group_id
+        self.organization_id = intent.organization_id
+        self.project_id = intent.project_id
+        self.stored = stored  # None: the group did not exist before this commit, nothing is stored
+        self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
+        self.keys: dict[str, list] = {}  # key -> [values seen, other count, state]
+        self.tag_keys = -1  # tag keys (not '@') the group has, once needed
+
+    def _value(self, key: str, value: str) -> list | None:
+        row = self.values.get((key, value))
+        if row is None and self.stored is not None:
+            stored = self.stored.values.get((self.group_id, key, value))
+            if stored is not None:
+                row = self.values[(key, value)] = [*stored, _STORED]
+        return row
+
+    def _key(self, key: str) -> list | None:
+        row = self.keys.get(key)
+        if row is None:
+            stored = None
+            if self.stored is not None:
+                if self.group_id not in self.stored.key_groups:
+                    raise AssertionError(f"the key rows of group {self.group_id} were not read")
+                stored = self.stored.keys.get((self.group_id, key))
+            if stored is not None:
+                row = self.keys[key] = [*stored, _STORED]
+            elif key.startswith(SEARCH_PREFIX):
+                row = self.keys[key] = [0, 0, _NEW]
+            else:
+                if self.tag_keys < 0:
+                    self.tag_keys = self._stored_tag_keys()
+                if self.tag_keys >= TAG_KEYS_PER_GROUP:
+                    return None
+                self.tag_keys += 1
+                row = self.keys[key] = [0, 0, _NEW]
+        return row
+
+    def _stored_tag_keys(self) -> int:
+        if self.stored is None:
+            return 0
+        group_id = self.group_id
+        return sum(
+            1 for (gid, key) in self.stored.keys if gid == group_id and not key.startswith(SEARCH_PREFIX)
+        )
+
+    def count(self, key: str, value: str, seen: int) -> None:
+        """One more occurrence with ``key: value`` at event time ``seen``."""
+        row = self._value(key, value)
+        if row is not None:
+            row[0] += 1
+            if row[3] == _STORED:
+                row[3] = _COUNTED
+            if seen < row[1]:
+                row[1] = seen
+                if row[3] == _COUNTED:
+                    row[3] = _MOVED
+            if seen > row[2]:
+                row[2] = seen
+            return
+        key_row = self._key(key)
+        if key_row is None:
+            return  # past the group's keys
+        if key_row[2] == _STORED:
+            key_row[2] = _COUNTED
+        if key_row[0] < values_cap(key):
+            key_row[0] += 1
+            self.values[(key, value)] = [1, seen, seen, _NEW]
+        else:
+            key_row[1] += 1
+
+    def mark(self, key: str, value: str) -> bool:
+        """The group has ``key: value`` (search only); True when this commit writes its row."""
+        if self._value(key, value) is not None:
+            return False
+        key_row = self._key(key)
+        if key_row is None or key_row[0] >= values_cap(key):
+            return False
+        key_row[0] += 1
+        if key_row[2] == _STORED:
+            key_row[2] = _COUNTED
+        self.values[(key, value)] = [None, None, None, _NEW]
+        return True
+
+    def write(self, plan: CommitPlan, times: dict[int, str], written: list) -> None:
+        """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
+        its time); the keys of the value rows written are added to ``written``. Each tag row is planned once
+        per commit, so it goes straight into the plan (``CommitPlan.upsert`` merges, which is not needed)."""
+        group_id, organization_id, project_id = self.group_id, self.organization_id, self.project_id
+        planned = plan.upserts.setdefault(VALUES, {})
+        updated = plan.updates.setdefault(VALUES, set())
+        for (key, value), (count, first, last, state) in self.values.items():
+            if state == _STORED:
+                continue
+            row_key = (group_id, key, value)
+            written.append(row_key)
+            if last is None:
+                last_seen = first_seen = None
+            else:
+                last_seen = times.get(last)
+                if last_seen is None:
+                    last_seen = times[last] = to_rfc3339(last)
+                first_seen = times.get(first)
+                if first_seen is None:
+                    first_seen = times[first] = to_rfc3339(first)
+            if state == _NEW:
+                planned[row_key] = (
+                    rows.TAG_VALUE_COLUMNS,
+                    (group_id, key, value, organization_id, project_id, count, first_seen, last_seen),
+                )
+            elif state == _COUNTED:
+                planned[row_key] = (rows.TAG_VALUE_COUNT_COLUMNS, (group_id, key, value, count, last_seen))
+                updated.add(row_key)
+            else:
+                planned[row_key] = (
+                    rows.TAG_VALUE_UPDATE_COLUMNS,
+                    (group_id, key, value, count, first_seen, last_seen),
+                )
+                updated.add(row_key)
+        if not self.keys:
+            return
+        planned = plan.upserts.setdefault(KEYS, {})
+        updated = plan.updates.setdefault(KEYS, set())
+        for key, (values_seen, other, state) in self.keys.items():
+            if state == _STORED:
+                continue
+            row_key = (group_id, key)
+            if state == _NEW:
+                planned[row_key] = (
+                    rows.TAG_KEY_COLUMNS,
+                    (group_id, key, organization_id, project_id, values_seen, other),
+                )
+            else:
+                planned[row_key] = (rows.TAG_KEY_UPDATE_COLUMNS, (group_id, key, values_seen, other))
+                updated.add(row_key)
+
+
+def _first_writes(
+    indexed: Sequence[intents.IndexOccurrence], plan: CommitPlan, stored_occurrences: set[tuple[int, str]]
+) -> Iterable[intents.IndexOccurrence]:
+    """The intents whose occurrence row this commit writes for the first time, once each."""
+    planned = plan.upserts.get("Occurrences", {})
+    done: set[tuple[int, str]] = set()
+    for intent in indexed:
+        row_key = (intent.group_id, intent.occurrence_id)
+        if row_key in planned and row_key not in stored_occurrences and row_key not in done:
+            done.add(row_key)
+            yield intent
+
+
+def plan_tags(
+    writes: Sequence[intents.KeyWrite],
+    plan: CommitPlan,
+    existing_groups: set[int] | frozenset[int] = frozenset(),
+    stored: StoredTags | None = None,
+    known: KnownRows = _NOTHING_KNOWN,
+    indexed: Sequence[intents.IndexOccurrence] | None = None,
+) -> TagPlan:
+    """Add the tag rows of ``writes`` to ``plan`` (already planned by ``plan_commit``: only occurrences it
+    writes count). ``existing_groups`` existed before the commit; ``stored`` holds what ``read_stored`` read
+    of them; ``known`` search-only rows need no write. Pure: no I/O."""
+    stored = stored or StoredTags()
+    if indexed is None:
+        indexed = index_intents(writes)
+    result = TagPlan()
+    known_rows = known.rows
+    groups: dict[int, _Group] = {}
+    for intent in _first_writes(indexed, plan, stored.occurrences):
+        group_id = intent.group_id
+        group = groups.get(group_id)
+        if group is None:
+            group = groups[group_id] = _Group(intent, stored if group_id in existing_groups else None)
+        result.counted += 1
+        seen = intent.seen
+        for key, value in intent.tags:
+            group.count(key, value, seen)
+        for key, value in intent.search_tags:
+            if (group_id, key, value) not in known_rows:
+                group.mark(key, value)
+        for term in intent.terms:
+            if (group_id, TEXT_KEY, term) not in known_rows:
+                group.mark(TEXT_KEY, term)
+    times: dict[int, str] = {}
+    for group in groups.values():
+        group.write(plan, times, result.known)
+    return result
+
+
+def read_stored(
+    transaction: Any,
+    indexed: Sequence[intents.IndexOccurrence],
+    plan: CommitPlan,
+    existing_groups: set[int],
+    known: KnownRows,
+) -> StoredTags:
+    """Read what ``plan_tags`` needs of the groups in ``existing_groups`` (see the module docstring)."""
+    stored = StoredTags()
+    planned = plan.upserts.get("Occurrences", {})
+    wanted = [
+        intent
+        for intent in indexed
+        if intent.group_id in existing_groups and (intent.group_id, intent.occurrence_id) in planned
+    ]
+    if not wanted:
+        return stored
+    occurrence_keys = sorted({(intent.group_id, intent.occurrence_id) for intent in wanted})
+    for group_id, occurrence_id in _read(
+        transaction, "Occurrences", ("GroupId", "OccurrenceId"), occurrence_keys
+    ):
+        stored.occurrences.add((group_id, occurrence_id))
+    value_keys: set[tuple[int, str, str]] = set()
+    known_rows = known.rows
+    for intent in wanted:
+        group_id = intent.group_id
+        if (group_id, intent.occurrence_id) in stored.occurrences:
+            continue
+        for key, value in intent.tags:
+            value_keys.add((group_id, key, value))
+        for key, value in intent.search_tags:
+            if (group_id, key, value) not in known_rows:
+                value_keys.add((group_id, key, value))
+        for term in intent.terms:
+            if (group_id, TEXT_KEY, term) not in known_rows:
+                value_keys.add((group_id, TEXT_KEY, term))
+    if not value_keys:
+        return stored
+    columns = ("GroupId", "TagKey", "TagValue", "TimesSeen", "FirstSeen", "LastSeen")
+    for group_id, key, value, count, first, last in _read(transaction, VALUES, columns, sorted(value_keys)):
+        stored.values[(group_id, key, value)] = (
+            count,
+            None if first is None else from_datetime(first),
+            None if last is None else from_datetime(last),
+        )
+    stored.key_groups = {key[0] for key in value_keys if key not in stored.values}
+    if stored.key_groups:
+        ranges = [
+            KeyRange(start_closed=[group_id], end_closed=[group_id]) for group_id in sorted(stored.key_groups)
+        ]
+        columns = ("GroupId", "TagKey", "ValuesSeen", "OtherCount")
+        for group_id, key, values_seen, other in transaction.read(KEYS, columns, KeySet(ranges=ranges)):
+            stored.keys[(group_id, key)] = (values_seen, other)
+    return stored
+
+
+def _read(transaction: Any, table: str, columns: tuple[str, ...], keys: list[tuple]) -> Iterable[list]:
+    for start in range(0, len(keys), _READ_BATCH):
+        batch = KeySet(keys=[list(key) for key in keys[start : start + _READ_BATCH]])
+        yield from transaction.read(table, columns, batch)
+
+
+class TagWriter:
+    """The tag rows of a ``SpannerWriter``'s commits, with its cache of stored search-only rows."""
+
+    def __init__(self) -> None:
+        self.known = KnownRows()
+
+    def add_to_commit(
+        self,
+        transaction: Any,
+        writes: Sequence[intents.KeyWrite],
+        plan: CommitPlan,
+        existing_groups: set[int],
+    ) -> TagPlan:
+        """Read (in ``transaction``) and plan the tag rows of ``writes`` into ``plan``."""
+        indexed = index_intents(writes)
+        if not indexed:
+            return TagPlan()
+        stored = read_stored(transaction, indexed, plan, existing_groups, self.known)
+        result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed)
+        result.known.extend(stored.values)
+        return result
+
+    def estimate(self, intent: intents.IndexOccurrence) -> int:
+        """``estimate_mutations`` with what this writer knows to be stored."""
+        return estimate_mutations(intent, self.known)
+
+    def committed(self, result: TagPlan | None) -> None:
+        """After the commit: its search-only rows are stored."""
+        if result is not None and result.known:
+            self.known.add_all(result.known)
