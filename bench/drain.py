@@ -212,6 +212,8 @@ def tally(database, dead_letter_subscription: str, ids: dict[str, Sent]) -> Tall
 
 def pull_all(subscription: str, quiet: float = 3.0) -> list:
     """Every message waiting on ``subscription``, acknowledged, until none came for ``quiet`` seconds."""
+    from google.api_core.exceptions import DeadlineExceeded
+
     from transforms import clients
 
     subscriber = clients.pubsub_subscriber()
@@ -220,7 +222,7 @@ def pull_all(subscription: str, quiet: float = 3.0) -> list:
     while time.monotonic() - last < quiet:
         try:
             response = subscriber.pull(subscription=subscription, max_messages=1000, timeout=2.0)
-        except Exception:  # DeadlineExceeded on an idle subscription
+        except DeadlineExceeded:  # an idle subscription; any other failure must not pass for "none left"
             continue
         if response.received_messages:
             subscriber.acknowledge(
