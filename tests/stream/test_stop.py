@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
+from hashlib import md5
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bench import drain
@@ -28,9 +30,10 @@ def test_exit_when_idle_counts_from_the_start_when_nothing_is_ever_read(
 def test_a_graceful_stop_mid_stream_loses_nothing(
     stack, spanner_instance, tmp_path: Path, signal_number
 ) -> None:
-    """A steady stream (100 messages a second, with invalid messages and lookups whose event comes later);
-    the pipeline is stopped with the signal mid-stream, then a new one takes the rest until it is idle. Every
-    published message is then applied (its occurrence in Spanner) or dead-lettered, and none both."""
+    """A steady stream (100 messages a second, with invalid messages and lookups whose event comes later,
+    some on keys that get no other message); the pipeline is stopped with the signal mid-stream, then a new
+    one takes the rest until it is idle. Every published message is then applied (its occurrence in Spanner)
+    or dead-lettered, none both, and none is left waiting for its event."""
     environment = drain.make_environment("stop")
     try:
         stream = drain.make_stream(1200, 30, seed=signal_number)
@@ -49,6 +52,57 @@ def test_a_graceful_stop_mid_stream_loses_nothing(
         assert last.exit_code == 0, log.read_text()[-3000:]
         result = drain.tally(environment.database, environment.dead_letter_subscription, publisher.ids)
         assert result.published == len(stream)
-        assert (result.lost, result.doubled) == ([], []), result.text()
+        assert (result.lost, result.doubled, result.waiting) == ([], [], 0), result.text()
     finally:
         drain.drop_environment(environment)
+
+
+def test_an_occurrence_left_waiting_for_its_event_at_a_stop_is_applied_by_the_next_pipeline(
+    stack, spanner_instance, tmp_path: Path
+) -> None:
+    """An occurrence that looks its event up, on a key that gets no other message: the pipeline is stopped
+    (SIGTERM) while it waits, so it is saved in its key's state. Its event comes afterwards, on another key.
+    The next pipeline takes the waiting occurrence up by itself (its key gets no message to wake it) and
+    applies it, within the lookup retry window."""
+    environment = drain.make_environment("waiting")
+    try:
+        event_id, lookup_id, carrier_id = (md5(f"waiting:{n}".encode()).hexdigest() for n in range(3))
+        lookup = drain.Sent(
+            "lookup",
+            orjson.dumps(drain._occurrence(lookup_id, "lonely", event_id, with_event=False)),
+            lookup_id,
+            "lonely",
+        )
+        carrier = drain.Sent(
+            "carrier",
+            orjson.dumps(drain._occurrence(carrier_id, "busy", event_id, with_event=True)),
+            carrier_id,
+            "busy",
+        )
+        log = tmp_path / "pipelines.log"
+        args = [*environment.pipeline_args(), "--lookup_retry_interval=1s"]
+        pipeline = drain.Pipeline(args, log).start()
+        pipeline.wait_streaming()
+        ids = _publish(environment.topic, [lookup])
+        time.sleep(6.0)  # pulled, held, flushed: it waits for its event
+        pipeline.stop(signal.SIGTERM)
+        assert pipeline.wait(timeout=120).exit_code == 0, pipeline.output()[-3000:]
+        before = drain.tally(environment.database, environment.dead_letter_subscription, ids)
+        assert (before.applied, before.waiting) == (0, 1), before.text()
+        ids.update(_publish(environment.topic, [carrier]))
+        last = drain.run_pipeline([*args, "--exit_when_idle=10s"], log, stop_after=None, signal_number=0)
+        assert last.exit_code == 0, log.read_text()[-3000:]
+        after = drain.tally(environment.database, environment.dead_letter_subscription, ids)
+        assert (after.applied, after.waiting, after.lost) == (2, 0, []), after.text()
+    finally:
+        drain.drop_environment(environment)
+
+
+def _publish(topic: str, messages: list[drain.Sent]) -> dict[str, drain.Sent]:
+    from transforms import clients
+
+    publisher = clients.pubsub_publisher()
+    futures = [
+        (sent, publisher.publish(topic, sent.data, content_type="application/json")) for sent in messages
+    ]
+    return {future.result(timeout=60): sent for sent, future in futures}
