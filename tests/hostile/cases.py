@@ -352,6 +352,7 @@ CASES: tuple[Case, ...] = (
     Case("95 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 95)),
     Case("96 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 96)),
     Case("100 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 100)),
+    Case("101 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 101)),
     Case("100 attributes of the largest keys and values on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 100, key_bytes=256, value_bytes=1024)),
     Case("attribute key of 257 bytes on a dead letter", _R.UNDECODABLE, with_attributes(_UNDECODABLE, {"k" * 257: "v"})),
     Case("attribute value of 1,025 bytes on a dead letter", _R.UNDECODABLE, with_attributes(_UNDECODABLE, {"k": "v" * 1025})),
