@@ -1,7 +1,8 @@
 """The backfill: replay archived messages through the same rules as streaming, idempotently.
 
     python -m pipeline.backfill --input 'GLOB' --dead_letter_path DIR [--redis_url URL] [--no_creation_quota]
-        [--spanner_project ...] [--spanner_instance ...] [--spanner_database ...] [Beam flags]
+        [--timestamp_attribute NAME] [--spanner_project ...] [--spanner_instance ...] [--spanner_database ...]
+        [Beam flags]
 
 A batch job: archive → decode → check projects → resolve event lookups (E7) → key → group → apply each
 key's history in key order (hydrated from Spanner) → Spanner; dead letters go to replayable files under
@@ -22,7 +23,13 @@ from collections.abc import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.options import BackfillOptions, ProcessingOptions, parse_duration, parse_max_payload_bytes
+from pipeline.options import (
+    BackfillOptions,
+    ProcessingOptions,
+    StreamOptions,
+    parse_duration,
+    parse_max_payload_bytes,
+)
 from pipeline.stream import applier_config, counter_totals, spanner_target
 from transforms import (
     coders,  # noqa: F401  (registers the message coders)
@@ -66,7 +73,11 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
     target = spanner_target(options)
     projects = AsRegistry(pipeline | "ReadProjects" >> ReadRegistryOnce(target), target)
 
-    read = pipeline | "ReadArchive" >> ReadArchive(backfill.input, backfill.input_format)
+    read = pipeline | "ReadArchive" >> ReadArchive(
+        backfill.input,
+        backfill.input_format,
+        timestamp_attribute=options.view_as(StreamOptions).timestamp_attribute,
+    )
     decoded = (
         read[MESSAGES]
         | "CountRead" >> beam.Map(count_read)

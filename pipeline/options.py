@@ -122,7 +122,9 @@ class StreamOptions(PipelineOptions):
         parser.add_argument(
             "--timestamp_attribute",
             default=None,
-            help="Message attribute holding the message time (RFC 3339 or epoch millis); default: publish time.",
+            help="Message attribute holding the message time (RFC 3339 or epoch millis); default: publish time "
+            "(the backfill reads it too: default, the archive's publish time). A value that cannot be read makes "
+            "its message a dead letter (invalid_field, stage read).",
         )
         parser.add_argument(
             "--dead_letter_topic",

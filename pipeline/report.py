@@ -1,4 +1,5 @@
-"""What the pipeline left behind: rows per table, groups by status, dead letters by reason.
+"""What the pipeline left behind: rows per table, groups by status, keys with occurrences waiting for their
+event, dead letters by reason.
 
     python -m pipeline.report [--spanner_project P] [--spanner_instance I] [--spanner_database D]
         [--dead_letter_subscription projects/P/subscriptions/S]
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from transforms import clients
 from transforms.core.enums import STATUS_NAMES, SUBSTATUS_NAMES
 from transforms.core.envelopes import DEAD_LETTER_REASON
+from transforms.waiting_keys import read_waiting_keys
 
 TABLES = (
     "Groups",
@@ -103,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = clients.spanner_database(args.spanner_project, args.spanner_instance, args.spanner_database)
     _print_counts("rows:", row_counts(database))
     _print_counts("groups by status:", dict(groups_by_status(database).most_common()))
+    waiting = len(read_waiting_keys(database))
+    print(
+        f"keys whose saved state has occurrences waiting for their event: {waiting:,}"
+        + (" (the next streaming pipeline takes them up when it starts)" if waiting else "")
+    )
     if args.dead_letter_subscription:
         reasons = dead_letters_by_reason(args.dead_letter_subscription)
         _print_counts(

@@ -135,6 +135,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         state_save_delay=parse_duration(stream.state_save_delay),
         routed=local,
         overlap_commits=local,
+        wake_waiting=True,
     )
     dead_letters = (*early_dead_letters, applied[DEAD_LETTER]) | "CollectDeadLetters" >> beam.Flatten()
     if stream.dead_letter_topic:

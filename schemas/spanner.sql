@@ -287,3 +287,13 @@ CREATE INDEX GroupTagValuesByValue ON GroupTagValues (OrganizationId, TagKey, Ta
 
 -- Candidates of has:key, the same way.
 CREATE INDEX GroupTagKeysByKey ON GroupTagKeys (OrganizationId, TagKey, ProjectId, GroupId);
+
+-- Keys whose saved state holds occurrences waiting for their event (transforms/waiting_keys.py): written when a
+-- key starts waiting, before the state it waits in is committed, and deleted once nothing waits. A streaming
+-- pipeline reads it when it starts and takes these keys up, so what waited across a stop is settled without
+-- waiting for the key's next message. A hint: a row whose key no longer waits costs one wake-up.
+CREATE TABLE WaitingKeys (
+  ProjectId INT64 NOT NULL,
+  PrimaryHash STRING(32) NOT NULL,
+  Since TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
+) PRIMARY KEY (ProjectId, PrimaryHash);

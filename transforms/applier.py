@@ -268,6 +268,10 @@ class Flush(NamedTuple):
         Message
     ]  # the messages the engine took (without those it failed for); not changed after
     context: EngineContext
+    # What the application counted (the engine's counters and the group update): taken back when the flush
+    # is applied again, which counts what it commits instead, so a refused message is counted once, as a
+    # dead letter.
+    counts: Mapping[str, int] = {}
 
 
 Entry = tuple[KeyWrite, "Flush | None"]  # a kept write; no Flush for a key-state save made later (``keep``)
@@ -533,7 +537,8 @@ class GroupApplier:
         if failed or set_aside:
             dead = [internal_errors.for_message(m, reasons.STAGE_APPLY, error) for m, error in failed]
             outputs.dead_letters = [*set_aside, *dead, *outputs.dead_letters]
-        for name, amount in outputs.counters.items():
+        counts = _counts_of(outputs)
+        for name, amount in counts.items():
             self._count(name, amount)
         for dead_letter in outputs.dead_letters:
             self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
@@ -550,9 +555,7 @@ class GroupApplier:
                     _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
             if write is not None:
                 self.last_write = write
-                self._pending.append((write, Flush(state, messages, context)))
-                if any(isinstance(intent, UpsertGroup) for intent in write.intents):
-                    self._count(metrics.GROUP_UPDATES, 1)
+                self._pending.append((write, Flush(state, messages, context, counts)))
                 self._pending_messages += len(messages)
         return new_state, outputs.dead_letters
 
@@ -626,6 +629,8 @@ class GroupApplier:
         state: KeyState | None = flushes[0].state
         dead: list[DeadLetter] = []
         for flush in flushes:
+            for name, amount in flush.counts.items():  # counted again for what is committed
+                self._count(name, -amount)
             state, more = self._apply_again(key, state, flush, reason)
             dead.extend(more)
         for dead_letter in dead:
@@ -647,6 +652,7 @@ class GroupApplier:
                 dead.extend(internal_errors.for_message(m, reasons.STAGE_APPLY, e) for m, e in failed)
             refusal = self._commit_alone(outputs.write)
             if refusal is None:
+                self._count_outputs(outputs)
                 return new_state, dead
             if not rest:  # nothing left to blame: what Spanner holds stays the state before
                 _LOG.error(
@@ -659,6 +665,7 @@ class GroupApplier:
                 half_state, half_outputs, _failed = _engine_apply(key, base, rest[:half], context)
                 found = self._commit_alone(half_outputs.write)
                 if found is None:  # committed: the search goes on from there
+                    self._count_outputs(half_outputs)
                     base, rest, size = half_state, rest[half:], size - half
                 else:
                     size, refusal = half, found
@@ -666,6 +673,11 @@ class GroupApplier:
             SET_ASIDE.add(key, culprit.message_id, refusal or reason)
             _KNOWN_EVENTS.forget_carried(culprit)
             dead.append(internal_errors.for_message(culprit, reasons.STAGE_WRITE, SpannerRefused(refusal)))
+
+    def _count_outputs(self, outputs: Outputs) -> None:
+        """Count what a committed application again counted (its dead letters are counted by ``rebuild``)."""
+        for name, amount in _counts_of(outputs).items():
+            self._count(name, amount)
 
     def _commit_alone(self, write: KeyWrite | None) -> str | None:
         """Commit one write now; returns why Spanner refused it, or None."""
@@ -704,6 +716,15 @@ def _engine_apply(
         return new_state, outputs, []
     except Exception as error:  # the last line of defence: set aside the messages it fails for
         return apply_around_failures(key, state, messages, context, error)
+
+
+def _counts_of(outputs: Outputs) -> dict[str, int]:
+    """What an application counts besides its dead letters: the engine's counters, and the group update."""
+    counts = dict(outputs.counters)
+    write = outputs.write
+    if write is not None and any(isinstance(intent, UpsertGroup) for intent in write.intents):
+        counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
+    return counts
 
 
 def _without(messages: list[Message], failed: list[tuple[Message, Exception]]) -> list[Message]:

@@ -72,6 +72,11 @@ state:
   event is not found waits and is retried every ``lookup_retry_interval`` (processing time) until the engine
   applies or dead-letters it; its event is read from Spanner at most once per interval however often the
   key flushes, and once more just before its deadline (events this process stores are known at once).
+* **Waiting across stops.** A key whose state starts holding occurrences waiting for their event is named in
+  ``WaitingKeys`` (written before the commit of that state) and taken out once nothing waits (after the commit
+  that settles the last one); with ``wake_waiting``, a starting pipeline sends each key named there a wake-up
+  (``transforms.waiting_keys``), which reads its state and retries its lookups at once: what waited when the
+  last pipeline stopped is settled by this one, whether or not its key gets another message.
 * **Projects.** A stateless step (``AttachProject``) looks each message's ``ProjectInfo`` up in the registry
   side input; the stateful step keeps the latest one in ``meta`` (timer callbacks cannot read side inputs):
   registrations take effect for a key with its next message. The stateful step has no side input at all,
@@ -105,7 +110,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import coders, internal_errors
+from transforms import coders, internal_errors, waiting_keys
 from transforms.applier import (
     PREFETCH,
     ApplierConfig,
@@ -121,7 +126,7 @@ from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, Proje
 from transforms.counting import CountingDoFn
 from transforms.key_history import dead_letter_in_finish_bundle
 from transforms.runtime import tune_garbage_collector
-from transforms.spanner_writer import SpannerWriter
+from transforms.spanner_writer import CommitStats, SpannerWriter
 
 _LOG = logging.getLogger(__name__)
 
@@ -148,6 +153,7 @@ class _Meta(msgspec.Struct, array_like=True):
     # KeyStates is up to date); and whether the save_state timer is set.
     unsaved_base: int | None = None
     save_armed: bool = False
+    waiting_marked: bool = False  # the key's row in WaitingKeys is (believed) written
 
 
 _META_ENCODER = msgspec.msgpack.Encoder()
@@ -258,12 +264,21 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
     project: ProjectInfo | None = None
 
     @classmethod
+    def wake(cls, project: ProjectInfo | None) -> Routed:
+        """A wake-up of a key named in ``WaitingKeys`` (``transforms.waiting_keys``): no message."""
+        return cls(msgspec.Raw(b"\xc0"), WAKE_TIME, None, project)
+
+    @classmethod
     def of(cls, message: Message, project: ProjectInfo | None = None) -> Routed:
         payload = message.payload
         lookup = None
         if payload.__class__ is Occurrence and payload.event is None:
             lookup = (payload.project_id, payload.event_id)
         return cls(msgspec.Raw(_MESSAGE_ENCODER.encode(message)), message.message_time, lookup, project)
+
+
+# The message time of a wake-up: outside the years 1 to 9999 that every message time is within.
+WAKE_TIME = -(1 << 62)
 
 
 class RoutedCoder(coders.MsgspecCoder):
@@ -703,8 +718,28 @@ class ApplyPerGroupFn(CountingDoFn):
         # commit is done (counted means committed).
         self._deferred: dict[str, int] | None = {}
         self._expired_saves: list[str] = []  # overlap_commits: keys expired with a save in this bundle
+        self._marks: list[str] = []  # keys that started waiting in this bundle (see _track_waiting)
+        self._unmarks: list[str] = []  # keys that stopped waiting
         # Messages this bundle put into key buffers and took out of them, and its flushes while draining.
         self._entered = self._left = self._drain_flushes = self._drain_applied = self._drain_saves = 0
+
+    def _waiting_rows(self, write: Callable[[Any, list[str]], None]) -> Callable[[list[str]], CommitStats]:
+        """``write`` (``waiting_keys.mark`` or ``unmark``) of this step's database, as a commit of the
+        committer (its stats: one commit of as many WaitingKeys rows as keys)."""
+        database = self._applier.database
+
+        def commit(keys: list[str]) -> CommitStats:
+            write(database, keys)
+            rows = len(set(keys))
+            return CommitStats(
+                commits=1,
+                attempts=1,
+                mutations=rows,
+                rows=rows,
+                rows_by_table={waiting_keys.TABLE: rows},
+            )
+
+        return commit
 
     def _count(self, name: str, amount: int) -> None:
         deferred = getattr(self, "_deferred", None)
@@ -724,6 +759,8 @@ class ApplyPerGroupFn(CountingDoFn):
             committer = _committer(self._step)
             committer.config = self._config
             writes = self._applier.take_entries()
+            if self._marks:  # before the states they wait in (the commit thread runs one at a time, in order)
+                committer.submit(self._waiting_rows(waiting_keys.mark), self._marks, {})
             if writes:
                 commit = functools.partial(commit_entries, self._applier.writer, committer.refusals)
                 future = committer.submit(commit, writes, counts)
@@ -732,6 +769,8 @@ class ApplyPerGroupFn(CountingDoFn):
                     self._expired_saves = []
             else:
                 self._count_all(counts)
+            if self._unmarks:
+                committer.submit(self._waiting_rows(waiting_keys.unmark), self._unmarks, {})
             # With a new commit, wait until at most COMMITS_BEHIND run; without, count what has finished, or
             # (a confirm timer fired: no later bundle may come) wait for all.
             at_most = self.COMMITS_BEHIND if writes else (0 if self._confirmed else None)
@@ -745,6 +784,8 @@ class ApplyPerGroupFn(CountingDoFn):
                     _REBUILT.put(self._step, key, None if state is None else engine.encode_state(state))
                     rebuilt_dead.extend(dead_letter_in_finish_bundle(dead_letter) for dead_letter in dead)
         else:
+            if self._marks:  # before the states they wait in
+                self._waiting_rows(waiting_keys.mark)(self._marks)
             self._applier.flush()
             refused = self._applier.refusals.held_keys()
             if refused:
@@ -757,6 +798,8 @@ class ApplyPerGroupFn(CountingDoFn):
                     f"Spanner refused writes of {len(refused)} keys (e.g. {refused[0]}); their messages are set "
                     "aside and the bundle is retried without them"
                 )
+            if self._unmarks:
+                self._waiting_rows(waiting_keys.unmark)(self._unmarks)
             counts, self._deferred = self._deferred or {}, None
             for name, amount in counts.items():  # added up by _count, now counted
                 super()._count(name, amount)
@@ -789,9 +832,13 @@ class ApplyPerGroupFn(CountingDoFn):
         meta_state=beam.DoFn.StateParam(META),
         event_flush=beam.DoFn.TimerParam(EVENT_FLUSH),
         hold_flush=beam.DoFn.TimerParam(HOLD_FLUSH),
+        lookup_retry=beam.DoFn.TimerParam(LOOKUP_RETRY),
     ):  # no "-> None": Beam 2.78 reads process's annotations as type hints and refuses a None output type
         key, routed = element
         meta = self._meta(meta_state)
+        if routed.message_time == WAKE_TIME:
+            self._wake(key, routed, meta, meta_state, lookup_retry)
+            return
         buffer.add(bytes(routed.encoded))
         self._entered += 1
         if routed.lookup is not None:
@@ -818,6 +865,28 @@ class ApplyPerGroupFn(CountingDoFn):
         if message_time > meta.max_time:
             meta.max_time = message_time
         meta_state.write(_META_ENCODER.encode(meta))
+
+    def _wake(self, key: str, routed: Routed, meta: _Meta, meta_state, lookup_retry) -> None:
+        """A key named in ``WaitingKeys``: read its state (in the bundle's batch) and retry its lookups once
+        the read is done (``on_lookup_retry``), which also deletes the row if nothing waits."""
+        if routed.project is not None:
+            meta.project = routed.project
+        if not meta.hydrated and not meta.hydrate_token:
+            meta.hydrate_token = self._to_hydrate[key] = f"{_TOKEN_PREFIX}{next(_TOKENS)}"
+        meta.waiting_marked = True
+        lookup_retry.set(Timestamp.of(self._clock() + self._hold))
+        meta_state.write(_META_ENCODER.encode(meta))
+
+    def _track_waiting(self, key: str, meta: _Meta, state: engine.KeyState) -> None:
+        """Name the key in ``WaitingKeys`` when it starts waiting, take it out when nothing waits any more
+        (written by ``finish_bundle``: the names before the bundle's commit, the removals after it)."""
+        if state.waiting:
+            if not meta.waiting_marked:
+                meta.waiting_marked = True
+                self._marks.append(key)
+        elif meta.waiting_marked:
+            meta.waiting_marked = False
+            self._unmarks.append(key)
 
     # --- timers --------------------------------------------------------------------------------------
     @on_timer(EVENT_FLUSH)
@@ -895,13 +964,20 @@ class ApplyPerGroupFn(CountingDoFn):
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         state = self._load(key, key_state, meta)
         if state is None or not state.waiting or meta.project is None:
-            if rebuilt:
+            if meta.waiting_marked and (state is None or not state.waiting):  # a wake-up of a stale row
+                meta.waiting_marked = False
+                self._unmarks.append(key)
+                if next(iter(buffer.read()), None) is None:
+                    expire.set(Timestamp.of(self._clock() + self._idle_timeout))
+                meta_state.write(_META_ENCODER.encode(meta))
+            elif rebuilt:
                 meta_state.write(_META_ENCODER.encode(meta))
             return
         new_state, dead_letters = self._applier.apply(
             key, state, [], meta.project, defer_key_state=self._save_delay > 0
         )
         self._after_apply(key, meta, save)
+        self._track_waiting(key, meta, new_state)
         self._arm_confirm(confirm)
         key_state.write(self._applier.encoded_state(new_state))
         if new_state.waiting:
@@ -1115,6 +1191,7 @@ class ApplyPerGroupFn(CountingDoFn):
             key, state, take, meta.project, defer_key_state=self._save_delay > 0
         )
         self._after_apply(key, meta, save)
+        self._track_waiting(key, meta, new_state)
         self._arm_confirm(confirm)
         self._flushes.update(len(take))
         key_state.write(self._applier.encoded_state(new_state))
@@ -1146,6 +1223,8 @@ class ApplyPerGroupFn(CountingDoFn):
         if not found:
             state = self._applier.hydrate([key]).get(key)
             self._count(metrics.STATE_HYDRATED, 1)
+        if state is not None and state.waiting:  # saved while waiting: its WaitingKeys row was written then
+            meta.waiting_marked = True
         meta.hydrated = True
         meta.hydrate_token = ""
         self._to_hydrate.pop(key, None)
@@ -1174,12 +1253,16 @@ class ApplyPerGroup(beam.PTransform):
         clock: Callable[[], float] = time.time,
         routed: bool = False,
         overlap_commits: bool = False,
+        wake_waiting: bool = False,
         label: str | None = None,
     ) -> None:
         """``routed``: the input is ``(key, Routed)`` already (``transforms.ingest.Ingest``), not
-        ``(key, Message)``: no ``AttachProject`` step."""
+        ``(key, Message)``: no ``AttachProject`` step. ``wake_waiting``: when the pipeline starts, the keys
+        ``WaitingKeys`` names are taken up (``WakeWaitingKeys``; a streaming job sets it)."""
         super().__init__(label)
         self._routed = routed
+        self._wake_waiting = wake_waiting
+        self._target = config.spanner
         self._fn = ApplyPerGroupFn(
             config,
             watermark_delay=watermark_delay,
@@ -1204,6 +1287,12 @@ class ApplyPerGroup(beam.PTransform):
             routed.element_type = beam.typehints.Tuple[str, Routed]
             early = attached[DEAD_LETTER]
             early.element_type = DeadLetter
+        if self._wake_waiting:
+            wakes = keyed.pipeline | "WakeWaitingKeys" >> waiting_keys.WakeWaitingKeys(
+                self._target, self._projects
+            )
+            routed = (routed, wakes) | "WithWakes" >> beam.Flatten()
+            routed.element_type = beam.typehints.Tuple[str, Routed]
         # Typed, so that the key coder of the state and timers is Beam's deterministic string coder.
         outputs = routed | "ApplyEngine" >> beam.ParDo(self._fn).with_input_types(
             tuple[str, Routed]

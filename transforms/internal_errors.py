@@ -11,7 +11,9 @@ Errors that are not the message's (Spanner or Redis unavailable, a commit aborte
 fail the bundle, which Beam retries.
 
 A dead letter made after the project check carries the message re-encoded as JSON when its original bytes
-were let go (``transforms.core.reencode``), so republishing it replays the message.
+(and attributes) were let go (``transforms.core.reencode``), with ``content_type`` ``application/json``, so
+republishing it replays the message; on Pub/Sub it also carries its message time in the timestamp attribute
+(``transforms.core.envelopes.with_message_time``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 from typing import Any
 
 from transforms.core import reasons
+from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, JSON_CONTENT_TYPE
 from transforms.core.model import DeadLetter, Message
 from transforms.core.reencode import payload_json
 
@@ -90,17 +93,19 @@ def dead_letter(
 
 def for_message(message: Message, stage: str, error: BaseException) -> DeadLetter:
     """The dead letter of a decoded message: its bytes as delivered, or re-encoded when they were let go."""
-    data = message.data
+    data, attributes = message.data, dict(message.attributes)
     if not data:
         try:
             data = payload_json(message.payload)
         except Exception:  # nothing better to give: the error says what happened, the id which message
             data = b""
+        else:
+            attributes[CONTENT_TYPE_ATTRIBUTE] = JSON_CONTENT_TYPE
     return dead_letter(
         message.message_id,
         message.message_time,
         data,
-        dict(message.attributes),
+        attributes,
         stage,
         error,
         message.payload.project_id,

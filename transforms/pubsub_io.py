@@ -26,6 +26,7 @@ from transforms.core.envelopes import (
     ORIGINAL_MESSAGE_ID,
     ORIGINAL_PUBLISH_TIME,
     fit_dead_letter,
+    with_message_time,
 )
 from transforms.core.limits import PUBSUB_MAX_MESSAGES_PER_REQUEST, PUBSUB_MAX_REQUEST_BYTES
 from transforms.core.message_time import parse_timestamp_attribute, timestamp_attribute_dead_letter
@@ -166,8 +167,9 @@ def _to_raw_messages(messages, timestamp_attribute: str | None) -> pvalue.DoOutp
 def _to_pubsub(dead_letter: DeadLetter, first: tuple[str | None, ...] = ()) -> PubsubMessage:
     """The dead letter as the message to publish, within Pub/Sub's limits (``fit_dead_letter``); what gave way
     to them is logged with the message id. ``first``: original attributes kept before others (the timestamp
-    attribute)."""
+    attribute, which a dead letter made past keying gets with its message time: ``with_message_time``)."""
     progress.add(progress.DEAD_LETTERS)
+    dead_letter = with_message_time(dead_letter, first[0] if first else None)
     fitted = fit_dead_letter(dead_letter, first=first)
     if fitted.truncated is not None:
         _LOG.warning(

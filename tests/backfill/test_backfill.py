@@ -212,6 +212,51 @@ def test_a_size_limit_above_what_the_pipeline_can_carry_is_refused_before_anythi
         backfill.make_options([*flags, "--max_payload_bytes=2621441"])
 
 
+def test_timestamp_attribute_gives_message_times_and_an_unreadable_one_is_a_dead_letter(registered, tmp_path):
+    """``--timestamp_attribute`` in a backfill, as in streaming: a message carrying the attribute takes its
+    time from it (not from the archive's publish time), one whose value cannot be read is a dead letter
+    (``invalid_field``, stage ``read``) and its neighbours are applied, one without it keeps its publish time."""
+    published = 1_780_000_000 * MICROS
+    lines = []
+    for number, ts in enumerate(["2026-01-01T00:00:00Z", "yesterday", None]):
+        occurrence_id = f"{number + 1:032x}"
+        payload = {
+            "id": occurrence_id,
+            "project_id": 1,
+            "event_id": occurrence_id,
+            "fingerprint": [f"timestamp-attribute-{number}"],
+            "issue_title": "t",
+            "subtitle": "s",
+            "type": 1,
+            "detection_time": 1_780_000_000,
+            "evidence_display": [],
+            "level": "error",
+            "event": {
+                "event_id": occurrence_id,
+                "project_id": 1,
+                "platform": "python",
+                "timestamp": 1_780_000_000,
+            },
+        }
+        attributes = {"content_type": "application/json", **({"ts": ts} if ts else {})}
+        lines.append(archive_line(RawMessage(f"m{number}", published, orjson.dumps(payload), attributes)))
+    (tmp_path / "ts.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    run_backfill(registered, str(tmp_path / "ts.jsonl"), tmp_path / "dl", "--timestamp_attribute=ts")
+    with registered.database.snapshot() as snapshot:
+        times = dict(snapshot.execute_sql("SELECT MessageId, MessageTime FROM Occurrences"))
+    assert {message_id: when.isoformat() for message_id, when in times.items()} == {
+        "m0": "2026-01-01T00:00:00+00:00",
+        "m2": "2026-05-28T20:26:40+00:00",
+    }
+    (record,) = [
+        json.loads(line)
+        for path in (tmp_path / "dl").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert (record["message_id"], record["reason"], record["stage"]) == ("m1", "invalid_field", "read")
+    assert record["attributes"]["ts"] == "yesterday"
+
+
 def test_the_dataflow_job_run_on_the_fn_api_runner_writes_the_rows_of_the_local_run(
     registered, spanner_db_factory, tmp_path, capsys
 ):

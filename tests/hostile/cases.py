@@ -1,17 +1,30 @@
 """Hand-written hostile messages: one named case a line, with what must become of it.
 
-``CASES`` is the table both layers of the hostile suite run: the fast one (``test_cases.py``: decoding and
-everything after it, no server) and the end-to-end one (``test_end_to_end.py``: the streaming pipeline on the
-emulators, then a backfill of the same messages). ``expect`` is ``APPLIED`` (the message is taken in: stored,
-counted, held or waiting, never dead-lettered) or the dead-letter reason it must get; ``removed`` the counters
-of what decoding removed from it. Adding a case is adding a line; every case has a key of its own (its
-fingerprint is its name), so cases never interfere.
+``CASES`` is the table both layers of the hostile suite run: the fast one (``test_cases.py``: reading the
+timestamp attribute, decoding and everything after it, no server) and the end-to-end one
+(``test_end_to_end.py``: the streaming pipeline on the emulators, then a backfill of the same messages).
+``expect`` is ``APPLIED`` (the message is taken in: stored, counted, held or waiting, never dead-lettered) or
+the dead-letter reason it must get, ``stage`` the stage its dead letter names (checked when given);
+``removed`` the counters of what decoding removed from it. Adding a case is adding a line; every case has a
+key of its own (its fingerprint is its name), so cases never interfere. A case of ``copies`` messages is that
+many messages, each with a name (and key) of its own, published one after the other (so that they are pulled
+together).
+
+Two kinds of failure cannot be written as bytes, because the code refuses them before they happen: a
+message the engine raises for, and a write Spanner refuses. ``inject`` names them: the end-to-end layer makes
+the real code fail for that case's message (``ENGINE_RAISES``: the group engine raises for it;
+``SPANNER_REFUSES``: after decoding, its event's release is replaced by one longer than a Spanner key holds,
+which the emulator refuses), as ``tests/stream/test_last_line.py`` does; decoding takes such a message.
+
+Messages carry their message time in the ``ts`` attribute (``TIMESTAMP_ATTRIBUTE``), as the end-to-end
+layer's runs read it (``--timestamp_attribute ts``); a case that sets ``ts`` itself keeps its own value.
 
 Messages are written by builders: ``occurrence(**fields)`` and ``status_change(**fields)`` start from a valid
 payload of the case's own key and override fields (``event={...}`` merges into the event, ``DELETE`` removes
 a field); a ``Text`` value is written as that JSON text, for what orjson cannot write (nesting past 254 levels,
 NaN, numbers as written, duplicate keys, escapes); ``encoding=PROTOBUF`` writes the payload as protobuf;
-``data(bytes)`` is a message of exactly those bytes.
+``data(bytes)`` is a message of exactly those bytes; ``with_attributes(builder, {...})`` adds attributes and
+``attribute_count(builder, n)`` gives a message exactly ``n`` attributes.
 """
 
 from __future__ import annotations
@@ -33,7 +46,11 @@ APPLIED = "applied"
 PROTOBUF = PROTOBUF_CONTENT_TYPE
 DELETE = object()
 MIB = 1 << 20  # the default --max_payload_bytes, which the end-to-end runs keep
+KIB = 1 << 10
 PROJECT = 1
+TIMESTAMP_ATTRIBUTE = "ts"  # what the end-to-end runs read the message time from
+ENGINE_RAISES = "the engine raises"
+SPANNER_REFUSES = "Spanner refuses the write"
 
 
 class Text(bytes):
@@ -50,9 +67,24 @@ class Case:
     expect: str  # APPLIED or a reason of transforms.core.reasons
     build: Builder
     removed: tuple[str, ...] = field(default=())
+    stage: str | None = None  # the stage the dead letter must name (None: not checked)
+    inject: str | None = None  # ENGINE_RAISES or SPANNER_REFUSES (end-to-end only; decoding takes it)
+    copies: int = 1
+
+    def names(self) -> list[str]:
+        """The name of each of its messages (its fingerprint, so its key)."""
+        return [self.name] if self.copies == 1 else [f"{self.name} #{n}" for n in range(self.copies)]
 
     def message(self) -> Message:
         return self.build(self.name)
+
+    def messages(self) -> list[tuple[str, Message]]:
+        return [(name, self.build(name)) for name in self.names()]
+
+    @property
+    def decoded_expect(self) -> str:
+        """What reading and decoding make of it: an injected failure happens after decoding."""
+        return APPLIED if self.inject else self.expect
 
 
 def _hex(name: str, salt: str) -> str:
@@ -169,6 +201,31 @@ def sized(size: int, char: str = "a", *, whitespace: bool = False) -> Builder:
     return build
 
 
+def with_attributes(build: Builder, attributes: dict[str, str]) -> Builder:
+    """The builder's message with these attributes added (or replaced)."""
+
+    def add(name: str) -> Message:
+        data, own = build(name)
+        return data, {**own, **attributes}
+
+    return add
+
+
+def attribute_count(build: Builder, count: int, *, key_bytes: int = 4, value_bytes: int = 1) -> Builder:
+    """The builder's message with exactly ``count`` attributes: its own, a valid ``ts`` and ``xNNN`` ones
+    (keys padded to ``key_bytes``, values of ``value_bytes``)."""
+
+    def add(name: str) -> Message:
+        data, own = build(name)
+        attributes = {**own, TIMESTAMP_ATTRIBUTE: "2026-05-28T20:26:40Z"}
+        for index in range(count - len(attributes)):
+            attributes[f"x{index:03d}".ljust(key_bytes, "k")] = "v" * value_bytes
+        assert len(attributes) == count
+        return data, attributes
+
+    return add
+
+
 def nested(depth: int, opening: bytes = b'{"a":', closing: bytes = b"}", core: bytes = b"{}") -> Text:
     return Text(opening * (depth - 1) + core + closing * (depth - 1))
 
@@ -190,6 +247,8 @@ def name_of(size: int, char: str = "a") -> str:
 
 
 _GARBAGE = bytes(random.Random(17).getrandbits(8) for _ in range(4096))
+_TS = TIMESTAMP_ATTRIBUTE
+_UNDECODABLE = data(b"not a payload")  # a dead letter at decoding, whatever its attributes
 _RELEASE, _ENVIRONMENT = limits.MAX_RELEASE_BYTES, limits.MAX_ENVIRONMENT_BYTES
 _DEPTH = limits.MAX_JSON_FIELD_DEPTH
 _PARTS = limits.MAX_FINGERPRINT_PARTS
@@ -276,5 +335,31 @@ CASES: tuple[Case, ...] = (
     Case("event time in year 500", APPLIED, occurrence(event={"timestamp": "0500-06-01T12:00:00Z"})),
     Case("event time past 9999 by its offset", _R.INVALID_EVENT, occurrence(event={"timestamp": "9999-12-31T23:59:59-01:00"})),
     Case("detection_time before year 1 by its offset", _R.INVALID_FIELD, occurrence(detection_time="0001-01-01T00:00:00+01:00")),
+    # pulls over gRPC's 4 MiB receive limit: a 5 MB message (Pub/Sub takes 10 MB) and 6 MB of valid messages
+    Case("occurrence of 5 MB", _R.OVERSIZED, sized(5_000_000), stage=_R.STAGE_DECODE),
+    Case("100 occurrences of 60 KiB", APPLIED, sized(60 * KIB), copies=100),
+    # the timestamp attribute, read by the pipeline: a value it cannot read is a dead letter at stage read
+    Case("timestamp attribute 'yesterday'", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: "yesterday"}), stage=_R.STAGE_READ),
+    Case("timestamp attribute empty", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: ""}), stage=_R.STAGE_READ),
+    Case("timestamp attribute month 13", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: "2026-13-45T00:00:00Z"}), stage=_R.STAGE_READ),
+    Case("timestamp attribute past 9999 by its offset", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: "9999-12-31T23:59:59-01:00"}), stage=_R.STAGE_READ),
+    Case("timestamp attribute of 20 digits", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: "9" * 20}), stage=_R.STAGE_READ),
+    Case("timestamp attribute of 1,024 bytes", _R.INVALID_FIELD, with_attributes(occurrence(), {_TS: "x" * 1024}), stage=_R.STAGE_READ),
+    Case("timestamp attribute in epoch milliseconds", APPLIED, with_attributes(occurrence(), {_TS: "1780000000123"})),
+    Case("timestamp attribute without an offset", APPLIED, with_attributes(occurrence(), {_TS: "2026-05-28T20:26:40.5"})),
+    # attributes of dead letters: a dead letter adds five (Pub/Sub carries 100, keys of 256 bytes, values of
+    # 1,024); what does not fit is dropped and named in dead_letter_truncated
+    Case("95 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 95)),
+    Case("96 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 96)),
+    Case("100 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 100)),
+    Case("101 attributes on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 101)),
+    Case("100 attributes of the largest keys and values on a dead letter", _R.UNDECODABLE, attribute_count(_UNDECODABLE, 100, key_bytes=256, value_bytes=1024)),
+    Case("attribute key of 257 bytes on a dead letter", _R.UNDECODABLE, with_attributes(_UNDECODABLE, {"k" * 257: "v"})),
+    Case("attribute value of 1,025 bytes on a dead letter", _R.UNDECODABLE, with_attributes(_UNDECODABLE, {"k": "v" * 1025})),
+    Case("timestamp attribute 'yesterday' among 100 attributes", _R.INVALID_FIELD, with_attributes(attribute_count(occurrence(), 100), {_TS: "yesterday"}), stage=_R.STAGE_READ),
+    Case("100 attributes on an applied occurrence", APPLIED, attribute_count(occurrence(), 100, key_bytes=256, value_bytes=1024)),
+    # failures past decoding, injected into the real code (see the module docstring)
+    Case("an occurrence the engine raises for", _R.INTERNAL_ERROR, occurrence(), stage=_R.STAGE_APPLY, inject=ENGINE_RAISES),
+    Case("an occurrence whose write Spanner refuses", _R.INTERNAL_ERROR, occurrence(), stage=_R.STAGE_WRITE, inject=SPANNER_REFUSES),
 )
 # fmt: on

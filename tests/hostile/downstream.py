@@ -5,7 +5,9 @@ real code: the shuffle and buffer coders (``MessageCoder``, ``Routed``, ``Resolv
 core) in streaming and backfill configuration with the key state's encoder, the Spanner writer's mutation
 planning and row builders (``plan_commit``, ``spanner_rows``), the protobuf mutations, and the dead-letter
 encoders. Any exception escapes (the test fails); what real Spanner would refuse in a planned row is returned
-as a list of problems (``spanner_limits``), since the emulator does not enforce every limit.
+as a list of problems (``spanner_limits``), since the emulator does not enforce every limit. A dead letter
+must fit what Pub/Sub carries (``pubsub_problems``) once made into a Pub/Sub message, since the emulator does
+not enforce Pub/Sub's limits either.
 
 An occurrence is applied as often as its type's noise gate needs (copies with their own ids), so its group is
 created and its rows are written; then once more as a later occurrence of the existing group, and as a
@@ -22,7 +24,7 @@ import msgspec
 from tests.hostile import spanner_limits
 from transforms.apply_per_group import Routed, RoutedCoder, decode_message
 from transforms.coders import DeadLetterCoder, MessageCoder
-from transforms.core import reasons
+from transforms.core import limits, reasons
 from transforms.core.engine import EngineConfig, EngineContext, apply
 from transforms.core.engine.events import without_bytes
 from transforms.core.engine.state import decode_state
@@ -36,6 +38,7 @@ from transforms.spanner_writer import StoredVersions, new_keys, plan_commit
 
 ALL_FEATURES = frozenset(group_type.ingest_feature for group_type in GROUP_TYPES.values())
 MINUTE = 60_000_000
+INJECTED_RELEASE = "r" * 9000  # longer than a Spanner key holds (8 KiB): decoding would have removed it
 
 
 class _NoReleases:
@@ -62,13 +65,37 @@ def after_decoding(decoded: Message | DeadLetter) -> list[str]:
     return problems
 
 
+def injected_release(decoded: Message | DeadLetter) -> Message | DeadLetter:
+    """The message with its event's release replaced by ``INJECTED_RELEASE``: a write Spanner refuses."""
+    payload = getattr(decoded, "payload", None)
+    if not isinstance(payload, Occurrence) or payload.event is None:
+        return decoded
+    event = msgspec.structs.replace(payload.event, release=INJECTED_RELEASE)
+    return msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
+
+
+def pubsub_problems(data: bytes, attributes: dict[str, str]) -> list[str]:
+    """What real Pub/Sub would refuse in a message it is asked to publish (empty: nothing)."""
+    problems = []
+    if len(attributes) > limits.PUBSUB_MAX_ATTRIBUTES:
+        problems.append(f"{len(attributes)} attributes, more than {limits.PUBSUB_MAX_ATTRIBUTES}")
+    for key, value in attributes.items():
+        if not 0 < len(key.encode()) <= limits.PUBSUB_MAX_ATTRIBUTE_KEY_BYTES:
+            problems.append(f"an attribute key of {len(key.encode())} bytes")
+        if len(value.encode()) > limits.PUBSUB_MAX_ATTRIBUTE_VALUE_BYTES:
+            problems.append(f"attribute {key[:20]!r} has a value of {len(value.encode())} bytes")
+    if len(data) > limits.PUBSUB_MAX_MESSAGE_BYTES:
+        problems.append(f"{len(data)} bytes of data")
+    return problems
+
+
 def _dead_letter(dead_letter: DeadLetter) -> None:
     assert dead_letter.reason in reasons.ALL_REASONS, dead_letter.reason
     assert dead_letter.error, "a dead letter must say what is wrong"
     coder = DeadLetterCoder()
     assert coder.decode(coder.encode(dead_letter)) == dead_letter
     dead_letter_to_line(dead_letter)
-    dead_letter_to_pubsub(dead_letter)
+    assert pubsub_problems(*dead_letter_to_pubsub(dead_letter)) == []
 
 
 def _coders(message: Message) -> None:

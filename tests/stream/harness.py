@@ -60,7 +60,9 @@ class Scripted:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
     def pubsub_attributes(self) -> dict[str, str]:
-        return {**self.attributes, TIMESTAMP_ATTRIBUTE: to_rfc3339(self.message_time)}
+        """Its attributes with its message time in ``ts``, unless it carries a ``ts`` of its own (a test of
+        what the pipeline makes of the attribute)."""
+        return {TIMESTAMP_ATTRIBUTE: to_rfc3339(self.message_time), **self.attributes}
 
 
 @dataclass
@@ -123,14 +125,20 @@ def seek_to(subscription: str, seconds: float) -> None:
 
 
 def pull_all(subscription: str, *, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Pull and acknowledge until ``expected`` messages came or ``timeout`` passed; returns what came."""
+    """Pull and acknowledge until ``expected`` messages came or ``timeout`` passed; returns what came.
+
+    Pulls of any size are received (the client has no receive limit: ``clients.new_pubsub_client``), so 100
+    dead letters of 1 MiB come in one pull; a pull that fails for any reason but an idle subscription fails
+    the caller, rather than being retried until the timeout hides it."""
+    from google.api_core.exceptions import DeadlineExceeded
+
     subscriber = clients.pubsub_subscriber()
     received: list[Any] = []
     deadline = time.monotonic() + timeout
     while len(received) < expected and time.monotonic() < deadline:
         try:
             response = subscriber.pull(subscription=subscription, max_messages=100, timeout=2.0)
-        except Exception:  # DeadlineExceeded on an idle subscription
+        except DeadlineExceeded:  # an idle subscription
             continue
         if response.received_messages:
             subscriber.acknowledge(

@@ -87,6 +87,23 @@ def test_top_level_steps_have_stable_readable_names(job) -> None:
     assert {"ApplyPerGroup/AttachProject", "ApplyPerGroup/ApplyEngine", STATEFUL_STEP} <= names
 
 
+def test_the_job_takes_up_the_keys_left_waiting_for_events_when_it_starts(job) -> None:
+    """``ApplyPerGroup/WakeWaitingKeys`` reads ``WaitingKeys`` once (an impulse) and its wake-ups join the
+    messages before the stateful step (``transforms.waiting_keys``)."""
+    transforms = _transforms(job)
+    wake = "ApplyPerGroup/WakeWaitingKeys"
+    assert {
+        wake,
+        f"{wake}/Start",
+        f"{wake}/ReadWaitingKeys",
+        f"{wake}/Wake",
+        "ApplyPerGroup/WithWakes",
+    } <= set(transforms)
+    assert transforms[f"{wake}/Start"].spec.urn == common_urns.primitives.IMPULSE.urn
+    engine_input = set(transforms[STATEFUL_STEP].inputs.values())
+    assert engine_input == set(transforms["ApplyPerGroup/WithWakes"].outputs.values())
+
+
 def test_pubsub_source_and_sink_are_dataflow_native_with_the_given_resources(job) -> None:
     transforms = _transforms(job)
     reads = [t for t in transforms.values() if t.spec.urn == common_urns.composites.PUBSUB_READ.urn]

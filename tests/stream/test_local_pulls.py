@@ -203,3 +203,18 @@ def test_a_backlog_of_large_messages_is_read_in_reads_of_about_max_bytes(pubsub_
     assert len(reads[0]) <= _FastPullClient.FULL_PULL
     for read in reads[1:]:
         assert sum(len(pulled.message.data) for pulled in read) <= limit + 100_000
+
+
+def test_the_test_harness_pulls_100_messages_of_1_mib_whole(pubsub_topics) -> None:
+    """``harness.pull_all`` (what the tests read dead letters with) asks for 100 messages a pull: 100 dead
+    letters near the 1 MiB payload limit make a 100 MiB pull, which the subscriber receives (with gRPC's
+    default 4 MiB limit every such pull failed, and the harness retried until its timeout, losing them)."""
+    from tests.stream import harness
+
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    publisher = clients.pubsub_publisher()
+    sent = [bytes([65 + i % 26]) * (1 << 20) + str(i).encode() for i in range(100)]
+    for future in [publisher.publish(ref.topic, data, n=str(i)) for i, data in enumerate(sent)]:
+        future.result(timeout=60)
+    received = harness.pull_all(ref.subscription, expected=100, timeout=60)
+    assert sorted(message.data for message in received) == sorted(sent)

@@ -53,6 +53,7 @@ import binascii
 import hashlib
 from typing import Any
 
+import msgspec
 import orjson
 
 from transforms.core import limits, reasons
@@ -232,6 +233,24 @@ def _kind(value: Any) -> str:
 
 # ---------------------------------------------------------------------------------------------------------
 # Dead letters
+
+
+def with_message_time(dead_letter: DeadLetter, timestamp_attribute: str | None) -> DeadLetter:
+    """The dead letter with its message time in ``timestamp_attribute`` (RFC 3339), when it was made past
+    keying (stages ``apply`` and ``write``) and does not carry that attribute: such a message travelled
+    without its attributes, so without it a republished dead letter would take its new publish time. A dead
+    letter of an earlier stage keeps its original attributes as they came."""
+    if (
+        timestamp_attribute is None
+        or dead_letter.stage not in _PAST_KEYING
+        or timestamp_attribute in dead_letter.attributes
+    ):
+        return dead_letter
+    attributes = {**dead_letter.attributes, timestamp_attribute: to_rfc3339(dead_letter.message_time)}
+    return msgspec.structs.replace(dead_letter, attributes=attributes)
+
+
+_PAST_KEYING = frozenset({reasons.STAGE_APPLY, reasons.STAGE_WRITE})
 
 
 def dead_letter_to_pubsub(

@@ -32,6 +32,8 @@ DROPPED_GROUP_DELETED = "occurrences.dropped_group_deleted"
 GROUPS_DELETED = "group.deleted"
 GROUP_UPDATES = "group.updated"
 EVENT_LOOKUP_WAITING = "event_lookup.waiting"
+# streaming: keys a starting pipeline took up because their saved state had occurrences waiting for their event
+KEYS_WOKEN = "event_lookup.keys_woken"
 LATE_MESSAGES = "late_messages"
 QUOTA_FAIL_OPEN = "creation_quota.fail_open"
 STATE_HYDRATED = "state.hydrated"  # streaming: key states read from Spanner
