@@ -1368,7 +1368,13 @@ class LocalRun:
         from transforms.apply_per_group import buffered_messages, start_draining
 
         began = time.monotonic()
-        _LOG.info("draining: reading stopped; applying what the key buffers hold (at most %.0fs)", timeout)
+        _LOG.info(
+            "draining: %s; applying what the key buffers hold (at most %.0fs)",
+            "reading stopped"
+            if PATCHER.applied("drain") or PATCHER.applied("pubsub_pulls")
+            else "Beam's reader reads on",
+            timeout,
+        )
         start_draining()
         DRAINING.start()
         released = PULLS_AHEAD.release()

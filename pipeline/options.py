@@ -184,6 +184,13 @@ class StreamOptions(PipelineOptions):
             ),
         )
         parser.add_argument(
+            "--no_local_runner_patches",
+            action="store_true",
+            default=False,
+            help="Local runner only: run Beam's local runner as it is, without the patches of "
+            "pipeline/local_runner.py (much slower; a stop cannot halt Beam's reader, see the README).",
+        )
+        parser.add_argument(
             "--progress_interval",
             default="10s",
             help="How often a local run logs its throughput and lag.",

@@ -195,7 +195,11 @@ def start(options: PipelineOptions):
         from pipeline.local_runner import prepare_direct_runner
 
         stream = options.view_as(StreamOptions)
-        prepare_direct_runner(stream.pubsub_pull_max, pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes))
+        prepare_direct_runner(
+            stream.pubsub_pull_max,
+            pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes),
+            patches=not stream.no_local_runner_patches,
+        )
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
     return pipeline.run()
@@ -209,6 +213,22 @@ def counter_totals(result) -> dict[str, int]:
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
     return totals
+
+
+def beam_counters_reliable() -> bool:
+    """Whether Beam's counters of a local pipeline started in this process count every bundle: Beam's local
+    runner loses the counters of a step's later bundles on a thread unless the bundle metrics patch of
+    ``pipeline.local_runner`` is in place."""
+    from pipeline.local_runner import PATCHER
+
+    return PATCHER.applied("bundle_metrics")
+
+
+def own_counts(before: dict[str, int]) -> dict[str, int]:
+    """The process's own counts (``transforms.progress``: what the pipeline's steps count besides Beam's
+    counters, dead letters as a total, ``progress.dead_letters``) since ``before`` (a ``progress.snapshot``)."""
+    now = progress.snapshot()
+    return {name: value - before.get(name, 0) for name, value in now.items() if value != before.get(name, 0)}
 
 
 def report_progress(result, interval: float, stop: threading.Event) -> None:
@@ -282,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.SIGTERM, on_sigterm
     )  # from the start: a stop while the pipeline starts is graceful too
     options = make_options(sys.argv[1:] if argv is None else argv)
+    before = progress.snapshot()
     result = start(options)
     if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
         _LOG.info("submitted; the job runs until drained or cancelled")
@@ -322,7 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.drain(parse_duration(stream.drain_timeout), abort)  # logs what it did, or what it could not
     run.cancel()  # commits what was handed over, saves the key states that were due
     reporting.set()
-    totals = counter_totals(result)
+    if beam_counters_reliable():
+        totals = counter_totals(result)
+    else:
+        _LOG.warning(
+            "Beam's runner without the bundle metrics patch loses counters: the counts below are the "
+            "pipeline's own (dead letters as one total, progress.dead_letters)"
+        )
+        totals = own_counts(before)
     for name, amount in uncounted_counts().items():  # commits done after the last bundle
         totals[name] = totals.get(name, 0) + amount
     log_counters(totals)

@@ -21,7 +21,7 @@ from google.cloud.spanner_v1 import JsonObject
 
 from pipeline import report, stream
 from pipeline.local_runner import LocalRun
-from transforms import clients, spanner_rows
+from transforms import clients, progress, spanner_rows
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
 from transforms.core.engine.state import GroupState, RunMember
@@ -156,15 +156,22 @@ class StreamRun:
         self.result = None
         self.local: LocalRun | None = None
         self.started_at = 0.0
+        self._own_counts: dict[str, int] | None = None  # progress at the start, when Beam's counters are lost
 
     def start(self) -> StreamRun:
         self.started_at = time.monotonic()
+        before = progress.snapshot()
         self.result = stream.start(stream.make_options(self.args))
         self.local = LocalRun(self.result)
+        self._own_counts = None if stream.beam_counters_reliable() else before
         return self
 
     def counters(self) -> dict[str, int]:
+        """Beam's counters; on Beam's runner without the bundle metrics patch, which loses them, the
+        process's own counts since the start (``stream.own_counts``)."""
         assert self.result is not None
+        if self._own_counts is not None:
+            return stream.own_counts(self._own_counts)
         return stream.counter_totals(self.result)
 
     def settled_counters(self, quiet: float = 1.0, timeout: float = 30.0) -> dict[str, int]:
