@@ -90,7 +90,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from pipeline.checked_patches import Patch, Patcher, Replacement, Target
+from transforms.private_api import Patch, Patcher, Replacement, Target
 from transforms.runtime import tune_garbage_collector
 
 _LOG = logging.getLogger(__name__)
@@ -1511,7 +1511,7 @@ class LocalRun:
 
 def main() -> int:
     """``python -m pipeline.local_runner``: each patch's check on the installed Beam, target by target."""
-    from pipeline.checked_patches import source_sha256, target_problems
+    from transforms.private_api import source_sha256, target_problems
 
     print(f"{_beam_version()}: {len(PATCHES)} patches")
     failed = 0

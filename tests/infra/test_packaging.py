@@ -38,7 +38,6 @@ NOT_ON_WORKERS = (
     "api.app",
     "web",
     "pipeline.local_runner",
-    "pipeline.checked_patches",
     "pipeline.stack",
     "pipeline.workload",
     "pipeline.generate",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline import local_runner
-from pipeline.checked_patches import Patcher
+from transforms.private_api import Patcher
 
 PATCHED_PARTS = [
     (patch.name, index) for patch in local_runner.PATCHES for index, _target in enumerate(patch.targets)

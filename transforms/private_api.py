@@ -1,4 +1,9 @@
-"""Patches of another library's private code, each applied only while that code is what it was written against.
+"""Other libraries' private code we patch, reimplement or rely on, used only while it is what we wrote against.
+
+A ``Target`` names such code by module and qualified name, with the SHA-256 of its source
+(``inspect.getsource``) on the library versions we tested, and the attributes we read there;
+``target_problems`` says what no longer matches. A rewritten copy of a private function is right only while
+the original is the code it was copied from, which is why the source, not just the name, is checked.
 
 A ``Patch`` lists its ``Target``s: what it replaces, wraps, reimplements or relies on, each by module and
 qualified name with the SHA-256 of its source (``inspect.getsource``) on the library versions the patch was
@@ -8,9 +13,7 @@ and one WARNING names it and what changed. Parts that only work together are one
 together. ``apply`` also removes installed patches that are no longer asked for, restoring the library's own
 attributes exactly, so one process can run a patched pipeline, then a stock one.
 
-A rewritten copy of a private function is right only while the original is the code it was copied from,
-which is why the source hash, not just the name, is checked. Nothing here imports the patched library: the
-targets are resolved when checked.
+Nothing here imports the libraries checked: targets are resolved when checked.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ def _resolve(module: str, name: str, originals: dict[tuple[int, str], Any]) -> t
 def _source_object(value: Any) -> Any:
     if isinstance(value, classmethod | staticmethod):
         return value.__func__
+    if isinstance(value, property):
+        return value.fget
     return value
 
 
