@@ -184,6 +184,13 @@ class StreamOptions(PipelineOptions):
             ),
         )
         parser.add_argument(
+            "--graph",
+            choices=("auto", "local", "dataflow"),
+            default="auto",
+            help="Which graph of the job to build: 'dataflow' (the steps Dataflow runs), 'local' (the local "
+            "runner's faster form: see the README), or 'auto' (local on the local runner, dataflow elsewhere).",
+        )
+        parser.add_argument(
             "--no_local_runner_patches",
             action="store_true",
             default=False,

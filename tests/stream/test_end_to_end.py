@@ -193,3 +193,15 @@ def test_beams_runner_without_our_patches_writes_the_same_rows(
     args = env.args(f"--max_payload_bytes={script.MAX_PAYLOAD}", "--no_local_runner_patches")
     outcome = runs.run_script(env, main_run.scripted, args=args, timeout=240)
     harness.assert_same_rows(main_run.outcome.comparable(), outcome.comparable())
+
+
+def test_the_dataflow_graph_on_the_local_runner_writes_the_same_rows(
+    main_run: runs.MainRun, env: StreamEnv
+) -> None:
+    """The scripted stream's two phases through the graph Dataflow runs (``--graph dataflow``: separate
+    stateless steps, commits in the stateful step's bundles, Beam's Pub/Sub sink) on the local runner: the
+    same rows as the local graph."""
+    args = env.args(f"--max_payload_bytes={script.MAX_PAYLOAD}", "--graph=dataflow")
+    outcome = runs.run_script(env, main_run.scripted, args=args)
+    harness.assert_same_rows(main_run.outcome.comparable(), outcome.comparable())
+    assert outcome.counters[metrics.GROUP_CREATED] == main_run.counters[metrics.GROUP_CREATED]
