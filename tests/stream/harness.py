@@ -22,6 +22,7 @@ from google.cloud.spanner_v1 import JsonObject
 from pipeline import report, stream
 from pipeline.local_runner import LocalRun
 from transforms import clients, progress, spanner_rows
+from transforms.apply_per_group import uncounted_counts
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
 from transforms.core.engine.state import GroupState, RunMember
@@ -157,6 +158,7 @@ class StreamRun:
         self.local: LocalRun | None = None
         self.started_at = 0.0
         self._own_counts: dict[str, int] | None = None  # progress at the start, when Beam's counters are lost
+        self.stopped_counts: dict[str, int] = {}
 
     def start(self) -> StreamRun:
         self.started_at = time.monotonic()
@@ -212,8 +214,11 @@ class StreamRun:
             time.sleep(0.25)
 
     def stop(self) -> None:
+        """Stop the pipeline; the counts of its commits no bundle counted are taken (``stopped_counts``), so
+        that a later pipeline or test of this process does not find them."""
         if self.local is not None:
             self.local.cancel()
+            self.stopped_counts = uncounted_counts()
 
     def __enter__(self) -> StreamRun:
         return self.start()
