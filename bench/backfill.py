@@ -96,7 +96,7 @@ def _ceiling_row(kind: str, i: int) -> tuple:
 
 def emulator_ceiling(database, kind: str, rows: int = 30_000, batch: int = 1_000) -> float:
     """Rows/second of blind ``insert_or_update`` batches (one commit per ``batch`` rows) into a scratch table."""
-    from transforms.spanner_rows import write_mutation
+    from transforms import mutation_buffer
 
     table, index = CEILING_TABLES[kind]
     database.update_ddl([table] + ([index] if index else [])).result(120)
@@ -133,8 +133,8 @@ def emulator_ceiling(database, kind: str, rows: int = 30_000, batch: int = 1_000
     for start in range(0, rows, batch):
         chunk = data[start : start + batch]
         database.run_in_transaction(
-            lambda transaction, chunk=chunk: transaction._mutations.append(
-                write_mutation("insert_or_update", "BenchCeiling", columns, chunk)
+            lambda transaction, chunk=chunk: mutation_buffer.add(
+                transaction, "insert_or_update", "BenchCeiling", columns, chunk
             )
         )
     elapsed = time.perf_counter() - started

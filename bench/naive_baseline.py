@@ -43,7 +43,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
 from bench import bench_database
-from transforms import progress
+from transforms import mutation_buffer, progress
 from transforms import spanner_rows as rows
 from transforms.core.decode import decode
 from transforms.core.engine.creation import create_group
@@ -163,16 +163,15 @@ class NaiveHandler:
                 message.message_id,
             )
             row = group_row(group, project, primary_hash, 0)
-            transaction._mutations.append(
-                rows.write_mutation("insert", "Groups", rows.GROUP_COLUMNS, [rows.group_values(row, 1, None)])
+            mutation_buffer.add(
+                transaction, "insert", "Groups", rows.GROUP_COLUMNS, [rows.group_values(row, 1, None)]
             )
-            transaction._mutations.append(
-                rows.write_mutation(
-                    "insert_or_update",
-                    "GroupHashes",
-                    rows.HASH_COLUMNS,
-                    [(occurrence.project_id, hash_, group_id) for hash_ in occurrence.hashes],
-                )
+            mutation_buffer.add(
+                transaction,
+                "insert_or_update",
+                "GroupHashes",
+                rows.HASH_COLUMNS,
+                [(occurrence.project_id, hash_, group_id) for hash_ in occurrence.hashes],
             )
             written += 1 + len(occurrence.hashes)
             self.stats.created += 1
@@ -185,7 +184,7 @@ class NaiveHandler:
             else:
                 columns, values = _GROUP_COUNT, (group_id,)
             values = (*values, times_seen + 1, last, seq + 1, rows.COMMIT_TIMESTAMP)
-            transaction._mutations.append(rows.write_mutation("update", "Groups", columns, [values]))
+            mutation_buffer.add(transaction, "update", "Groups", columns, [values])
             written += 1
         insert = InsertOccurrence(
             group_id=group_id,
@@ -200,7 +199,7 @@ class NaiveHandler:
         if carried:
             columns = columns + rows.EVENT_INLINE_COLUMNS
             values = values + rows.event_inline_values(RecordEvent(event=event, level=occurrence.level))
-        transaction._mutations.append(rows.write_mutation("insert", "Occurrences", columns, [values]))
+        mutation_buffer.add(transaction, "insert", "Occurrences", columns, [values])
         return written + 1
 
     def _status_change(self, transaction, message: Message, change: StatusChange) -> int:
@@ -209,23 +208,15 @@ class NaiveHandler:
             return 0
         group_id, _status, _times_seen, _last_seen, seq = found
         resolved_at = to_rfc3339(message.message_time) if change.new_status == GroupStatus.RESOLVED else None
-        transaction._mutations.append(
-            rows.write_mutation(
-                "update",
-                "Groups",
-                _STATUS_UPDATE,
-                [
-                    (
-                        group_id,
-                        change.new_status,
-                        change.new_substatus,
-                        resolved_at,
-                        seq + 1,
-                        rows.COMMIT_TIMESTAMP,
-                    )
-                ],
-            )
+        values = (
+            group_id,
+            change.new_status,
+            change.new_substatus,
+            resolved_at,
+            seq + 1,
+            rows.COMMIT_TIMESTAMP,
         )
+        mutation_buffer.add(transaction, "update", "Groups", _STATUS_UPDATE, [values])
         return 1
 
 

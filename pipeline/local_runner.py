@@ -1,9 +1,18 @@
 """Make Beam's local streaming runner (the BundleBasedDirectRunner) usable for this pipeline.
 
 ``LocalRun`` watches a running local pipeline for failure, and stops it: ``drain`` (stop reading, apply every
-key's buffer) then ``cancel`` (commit what was handed over, save the key states that were due). Seven
-patches, applied by ``prepare_direct_runner`` before a local streaming pipeline starts. They affect only the DirectRunner in this
-process; Dataflow has its own reader, metrics and DoFn invokers.
+key's buffer) then ``cancel`` (commit what was handed over, save the key states that were due). The patches
+below are applied by ``prepare_direct_runner`` before a local streaming pipeline starts; they affect only the
+DirectRunner in this process (Dataflow has its own reader, metrics and DoFn invokers).
+
+Every patch is checked before it is applied (``PATCHES``: what it replaces, wraps, reimplements or relies on
+in Beam, with the SHA-256 of that source on the Beam versions we tested, and the attributes it reads). A
+patch whose check fails on the installed Beam is not applied: Beam's own code runs (slower, or with the
+defect the patch fixes), and one WARNING names the patch and what changed; ``python -m pipeline.local_runner``
+prints every check. ``prepare_direct_runner(patches=False)`` (``pipeline.stream --no_local_runner_patches``)
+applies none and removes those applied before in the process: the pipeline then runs on Beam's runner as it
+is. What works differently without a patch is said where it matters (``LocalRun.drain``, ``cancel``,
+``reading_since``).
 
 * **Pub/Sub pulls.** Beam's DirectRunner reads Pub/Sub with one synchronous pull of at most 10 messages that
   waits up to 30 s on an idle subscription, on the same thread as everything else: about 120 messages/s at
@@ -44,12 +53,13 @@ process; Dataflow has its own reader, metrics and DoFn invokers.
   DoFn by inspecting the signature of each of its methods, several times: a third of the CPU time of a
   streaming run went there. The declarations belong to the DoFn's class, so they are looked up once per
   class.
-* **Bundle setup.** For every bundle of a ParDo the runner pickles its DoFn and unpickles the result (a fresh
-  copy: 230 µs for the ingest step's), inspects the signature of each of its methods again, and every bundle
-  of the Pub/Sub reader parses all the pipeline's options to find the project (110-200 µs). We pickle each
-  DoFn once and unpickle that pickle for every bundle (the same fresh copy), keep the signatures by function,
-  and make each options view once (views share the options' values). In a CPU profile of ``bench.stream``
-  over 100,000 messages these three took 11.8% of the runner thread's samples; 2.5% after.
+* **Bundle setup** (three patches: DoFn copies, method signatures, options views). For every bundle of a
+  ParDo the runner pickles its DoFn and unpickles the result (a fresh copy: 230 µs for the ingest step's),
+  inspects the signature of each of its methods again, and every bundle of the Pub/Sub reader parses all the
+  pipeline's options to find the project (110-200 µs). We pickle each DoFn once and unpickle that pickle for
+  every bundle (the same fresh copy), keep the signatures by function, and make each options view once
+  (views share the options' values). In a CPU profile of ``bench.stream`` over 100,000 messages these three
+  took 11.8% of the runner thread's samples; 2.5% after.
 
 ``prepare_direct_runner`` also sets the garbage collector as the pipeline's workers have it
 (``transforms.runtime``), and Python's thread switch interval to ``SWITCH_INTERVAL`` (1 ms instead of 5 ms).
@@ -59,7 +69,7 @@ holds the GIL to give it up, up to a whole interval. Full-size ``bench.stream`` 
 only) alternating 5 ms and 1 ms: 2,689 / 2,814 vs 2,840 / 2,982 msg/s; 100,000 messages: 3,455 / 3,435 vs
 3,627 / 3,612 (0.2 ms was no better than 1 ms: 3,160 / 3,405 vs 3,342 / 3,349).
 
-* **Drain** (``_patch_drain``). While ``LocalRun.drain`` runs, the Pub/Sub read returns nothing and schedules
+* **Drain** (``_install_drain``). While ``LocalRun.drain`` runs, the Pub/Sub read returns nothing and schedules
   no next read, with no watermark hold: the source ends and the watermark goes to the end, so every key's
   flush timer fires, as in a Dataflow drain. Beam's monitor would then end the pipeline at once, dropping the
   processing-time timers (flushes of keys whose hold runs), so it may not while draining; it notes instead
@@ -78,7 +88,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
+from transforms.private_api import Patch, Patcher, Replacement, Target
 from transforms.runtime import tune_garbage_collector
 
 _LOG = logging.getLogger(__name__)
@@ -339,9 +351,13 @@ def _pulled_message_class():
 def _read_from_pubsub(self, timestamp_attribute):
     """Beam's ``_PubSubReadEvaluator._read_from_pubsub``, reading the pulled messages from the response's
     protobuf rather than through its proto-plus wrappers: the same ``(Timestamp, PubsubMessage)`` pairs, the
-    same errors (``PulledMessage`` makes its publish time only if it is read)."""
+    same errors (``PulledMessage`` makes its publish time only if it is read). While ``LocalRun.drain``
+    runs it reads nothing."""
     from apache_beam.utils.timestamp import Timestamp
 
+    if DRAINING.requested:  # no more reads (what stops reading in a drain without the drain patch)
+        DRAINING.reader_stopped()
+        return []
     pulled_message = _pulled_message_class()
     sub_client = self._get_subscriber_client(self._applied_ptransform)
     response = sub_client.pull(subscription=self._sub_name, max_messages=10, timeout=30)
@@ -381,12 +397,10 @@ def _read_from_pubsub(self, timestamp_attribute):
     return results
 
 
-def _patch_pubsub_pulls() -> None:
+def _install_pubsub_pulls() -> list[Replacement]:
     from apache_beam.runners.direct import transform_evaluator
 
     evaluator = transform_evaluator._PubSubReadEvaluator
-    if getattr(evaluator, "_occurrence_pipeline_patched", False):
-        return
     original = evaluator._get_subscriber_client.__func__
     original_state = evaluator._get_subscriber_client_state_unlocked.__func__
 
@@ -411,21 +425,24 @@ def _patch_pubsub_pulls() -> None:
         return _FastPullClient(client, int(_pull["max_messages"]), _pull["timeout"], int(_pull["max_bytes"]))
 
     _get_subscriber_client_state_unlocked.__wrapped__ = original_state  # Beam's, for the tests
-    evaluator._get_subscriber_client_state_unlocked = classmethod(_get_subscriber_client_state_unlocked)
-    evaluator._get_subscriber_client = classmethod(_get_subscriber_client)
     _read_from_pubsub.__wrapped__ = evaluator._read_from_pubsub  # Beam's, for the tests
-    evaluator._read_from_pubsub = _read_from_pubsub
-    evaluator._occurrence_pipeline_patched = True
+    return [
+        (
+            evaluator,
+            "_get_subscriber_client_state_unlocked",
+            classmethod(_get_subscriber_client_state_unlocked),
+        ),
+        (evaluator, "_get_subscriber_client", classmethod(_get_subscriber_client)),
+        (evaluator, "_read_from_pubsub", _read_from_pubsub),
+    ]
 
 
-def _patch_bundle_metrics() -> None:
+def _install_bundle_metrics() -> list[Replacement]:
     from apache_beam.runners.direct import executor
     from apache_beam.runners.worker import statesampler
     from apache_beam.utils import counters
 
     transform_executor = executor.TransformExecutor
-    if getattr(transform_executor, "_occurrence_pipeline_patched", False):
-        return
     original = transform_executor.call
 
     def call(self, state_sampler):
@@ -436,16 +453,14 @@ def _patch_bundle_metrics() -> None:
         finally:
             statesampler.set_current_tracker(state_sampler)
 
-    transform_executor.call = call
-    transform_executor._occurrence_pipeline_patched = True
+    call.__wrapped__ = original
+    return [(transform_executor, "call", call)]
 
 
-def _patch_dofn_specs() -> None:
+def _install_dofn_specs() -> list[Replacement]:
     from apache_beam.runners.direct import transform_evaluator
     from apache_beam.transforms import userstate
 
-    if getattr(userstate, "_occurrence_pipeline_patched", False):
-        return
     original = userstate.get_dofn_specs
     by_class: dict[type, tuple[frozenset, frozenset]] = {}
 
@@ -456,16 +471,19 @@ def _patch_dofn_specs() -> None:
             specs = by_class[type(dofn)] = (frozenset(state_specs), frozenset(timer_specs))
         return set(specs[0]), set(specs[1])
 
-    userstate.get_dofn_specs = get_dofn_specs
-    transform_evaluator.get_dofn_specs = get_dofn_specs
-    userstate._occurrence_pipeline_patched = True
+    get_dofn_specs.__wrapped__ = original
+    return [
+        (userstate, "get_dofn_specs", get_dofn_specs),
+        (transform_evaluator, "get_dofn_specs", get_dofn_specs),
+    ]
 
 
 class _DoFnCopies:
     """The ``pickler`` the runner's ParDo evaluator sees: ``roundtrip`` pickles each DoFn once and unpickles
     that for every bundle (Beam pickles it again for every bundle; the copy is the same: the DoFn a
-    transform holds is not changed while the pipeline runs). Other pickle libraries than cloudpickle, and
-    objects that cannot be weakly referenced, go through Beam's ``roundtrip``."""
+    transform holds is not changed while the pipeline runs): Beam's cloudpickle ``roundtrip`` is
+    ``_loads(_dumps(o))``. Other pickle libraries than cloudpickle, and objects that cannot be weakly
+    referenced, go through Beam's ``roundtrip``."""
 
     def __init__(self, pickler) -> None:
         self._pickler = pickler
@@ -475,10 +493,12 @@ class _DoFnCopies:
     def roundtrip(self, o):
         import weakref
 
+        from apache_beam.internal import cloudpickle_pickler
+
         library = self._pickler.desired_pickle_lib
-        dumps, loads = getattr(library, "_dumps", None), getattr(library, "_loads", None)
-        if dumps is None or loads is None:
+        if library is not cloudpickle_pickler:  # only cloudpickle's roundtrip is checked (DOFN_COPIES)
             return self._pickler.roundtrip(o)
+        dumps, loads = library._dumps, library._loads
         with self._lock:
             entry = self._pickled.get(id(o))
         if entry is None or entry[0]() is not o:
@@ -497,20 +517,21 @@ class _DoFnCopies:
         return getattr(self._pickler, name)
 
 
-def _patch_bundle_setup() -> None:
+def _install_dofn_copies() -> list[Replacement]:
+    """The DoFn's copy for the bundle (``_ParDoEvaluator.start_bundle`` calls ``pickler.roundtrip``)."""
+    from apache_beam.runners.direct import transform_evaluator
+
+    return [(transform_evaluator, "pickler", _DoFnCopies(transform_evaluator.pickler))]
+
+
+def _install_function_signatures() -> list[Replacement]:
+    """Method signatures (DoFnRunner's method wrappers): kept by function, and whether it is bound."""
     import inspect
     import types
     import weakref
 
-    from apache_beam.runners.direct import transform_evaluator
     from apache_beam.transforms import core
 
-    if getattr(transform_evaluator, "_occurrence_pipeline_bundle_setup", False):
-        return
-    # 1. The DoFn's copy for the bundle (_ParDoEvaluator.start_bundle).
-    transform_evaluator.pickler = _DoFnCopies(transform_evaluator.pickler)
-
-    # 2. Method signatures (DoFnRunner's method wrappers): by function, and whether it is bound.
     original_arguments = core.get_function_args_defaults
     by_function = (weakref.WeakKeyDictionary(), weakref.WeakKeyDictionary())  # unbound, bound
 
@@ -527,10 +548,14 @@ def _patch_bundle_setup() -> None:
         return list(found[0]), list(found[1])
 
     get_function_args_defaults.__wrapped__ = original_arguments  # Beam's, for the tests
-    core.get_function_args_defaults = get_function_args_defaults
+    return [(core, "get_function_args_defaults", get_function_args_defaults)]
 
-    # 3. The Pub/Sub reader's evaluator (one per read bundle) views the pipeline options to find the
-    #    project, which parses every option declared anywhere: views are cached on the options it sees.
+
+def _install_option_views() -> list[Replacement]:
+    """The Pub/Sub reader's evaluator (one per read bundle) views the pipeline options to find the project,
+    which parses every option declared anywhere: views are cached on the options it sees."""
+    from apache_beam.runners.direct import transform_evaluator
+
     evaluator = transform_evaluator._PubSubReadEvaluator
     original_init = evaluator.__init__
 
@@ -540,8 +565,8 @@ def _patch_bundle_setup() -> None:
             object.__setattr__(options, "view_as", _cached_views(options.view_as))
         original_init(self, evaluation_context, *args, **kwargs)
 
-    evaluator.__init__ = __init__
-    transform_evaluator._occurrence_pipeline_bundle_setup = True
+    __init__.__wrapped__ = original_init
+    return [(evaluator, "__init__", __init__)]
 
 
 def _cached_views(view_as):
@@ -626,7 +651,7 @@ class _TimerIndex(dict):
         return self._ordinal[key]
 
 
-def _patch_timer_scans() -> None:
+def _install_timer_scans() -> list[Replacement]:
     import heapq
 
     from apache_beam.runners.direct import evaluation_context, watermark_manager
@@ -635,8 +660,6 @@ def _patch_timer_scans() -> None:
     from apache_beam.utils.timestamp import Timestamp
 
     watermarks = watermark_manager._TransformWatermarks
-    if getattr(watermarks, "_occurrence_pipeline_patched", False):
-        return
     real_time, watermark_domain = TimeDomain.REAL_TIME, TimeDomain.WATERMARK
 
     def micros(value) -> int:
@@ -729,8 +752,6 @@ def _patch_timer_scans() -> None:
             return found
 
     extract_transform_timers.__wrapped__ = watermarks.extract_transform_timers  # Beam's, for the tests
-    watermarks.extract_transform_timers = extract_transform_timers
-    watermarks._occurrence_pipeline_patched = True
 
     context = evaluation_context.EvaluationContext
     initialize = context._initialize_keyed_states
@@ -741,7 +762,7 @@ def _patch_timer_scans() -> None:
             for transform, states in initialize(self, root_transforms, value_to_consumers).items()
         }
 
-    context._initialize_keyed_states = _initialize_keyed_states
+    _initialize_keyed_states.__wrapped__ = initialize
     scan = context.extract_all_timers
 
     def reads_pubsub(self) -> bool:
@@ -762,18 +783,21 @@ def _patch_timer_scans() -> None:
         self._occurrence_pipeline_next_scan = ended + max(4 * (ended - began), TIMER_SCAN_INTERVAL)
         return result
 
-    context.extract_all_timers = extract_all_timers
+    extract_all_timers.__wrapped__ = scan
+    return [
+        (watermarks, "extract_transform_timers", extract_transform_timers),
+        (context, "_initialize_keyed_states", _initialize_keyed_states),
+        (context, "extract_all_timers", extract_all_timers),
+    ]
 
 
-def _patch_state_copies() -> None:
+def _install_state_copies() -> list[Replacement]:
     import collections
     import copy
 
     from apache_beam.transforms import trigger
 
     state_class = trigger.InMemoryUnmergedState
-    if getattr(state_class, "_occurrence_pipeline_patched", False):
-        return
 
     def copy_state(self):
         """``InMemoryUnmergedState.copy`` without ``deepcopy`` of the timers: they map windows and
@@ -788,13 +812,12 @@ def _patch_state_copies() -> None:
         return cloned
 
     copy_state.__wrapped__ = state_class.copy  # Beam's, for the tests
-    state_class.copy = copy_state
-    state_class._occurrence_pipeline_patched = True
+    return [(state_class, "copy", copy_state)]
 
 
 class _Draining:
     """A local pipeline being drained (``LocalRun.drain``): the reader's next read returns nothing and ends
-    the source, which moves the watermark to the end (``_patch_drain``), and the runner's monitor notes when it
+    the source, which moves the watermark to the end (``_install_drain``), and the runner's monitor notes when it
     finds no work at all (no bundle running or scheduled, no result waiting to be handed on). It also notes
     when the reader's first read returned (``LocalRun.reading_since``: a pipeline idle from its start)."""
 
@@ -842,14 +865,12 @@ class _Draining:
 DRAINING = _Draining()
 
 
-def _patch_drain() -> None:
+def _install_drain() -> list[Replacement]:
     from apache_beam.runners.direct import executor, transform_evaluator
     from apache_beam.runners.direct.util import TransformResult
     from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
     evaluator = transform_evaluator._PubSubReadEvaluator
-    if getattr(evaluator, "_occurrence_pipeline_drain", False):
-        return
     read = evaluator.finish_bundle
 
     def finish_bundle(self):
@@ -863,8 +884,6 @@ def _patch_drain() -> None:
         return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
 
     finish_bundle.__wrapped__ = read
-    evaluator.finish_bundle = finish_bundle
-    evaluator._occurrence_pipeline_drain = True
 
     monitor = executor._ExecutorServiceParallelExecutor._MonitorTask
     watch = monitor.call
@@ -880,7 +899,6 @@ def _patch_drain() -> None:
             )
 
     call.__wrapped__ = watch
-    monitor.call = call
     should_shutdown = monitor._should_shutdown
 
     def _should_shutdown(self) -> bool:
@@ -892,30 +910,408 @@ def _patch_drain() -> None:
         return should_shutdown(self)
 
     _should_shutdown.__wrapped__ = should_shutdown
-    monitor._should_shutdown = _should_shutdown
+    return [
+        (evaluator, "finish_bundle", finish_bundle),
+        (monitor, "call", call),
+        (monitor, "_should_shutdown", _should_shutdown),
+    ]
+
+
+# What each patch replaces, wraps, reimplements or relies on in Beam, with the SHA-256 of its source
+# (``inspect.getsource``) on Beam 2.77.0 and 2.78.0 (the same on both), and the attributes the patch reads
+# there. ``python -m pipeline.local_runner`` prints the check of each on the installed Beam. A patch whose
+# check fails is not applied: Beam's own code runs, and ``prepare_direct_runner`` logs why (one WARNING).
+_TE = "apache_beam.runners.direct.transform_evaluator"
+_EX = "apache_beam.runners.direct.executor"
+_WM = "apache_beam.runners.direct.watermark_manager"
+_EC = "apache_beam.runners.direct.evaluation_context"
+_READER_INIT = Target(
+    _TE,
+    "_PubSubReadEvaluator.__init__",
+    ("9b5ea2fec7506478ff059b5ba93a58d419b25de2c93ca5e62aa32cbc47fee46d",),
+    "relies on",
+    reads=("_PubSubReadEvaluator._sub_name", "_PubSubReadEvaluator._applied_ptransform"),
+)
+PATCHES: tuple[Patch, ...] = (
+    Patch(
+        "pubsub_pulls",
+        "Pub/Sub pulls",
+        "Beam's own Pub/Sub reader: a pull of at most 10 messages that waits up to 30 s, on the runner's "
+        "thread, through a client that cannot receive more than 4 MiB a pull",
+        (
+            Target(
+                _TE,
+                "_PubSubReadEvaluator._read_from_pubsub",
+                ("88f18895e47e8a7f4d3f3b6fcffa62b7a950af94190755d88ff711bc5e02e1b8",),
+                "reimplements",
+                reads=("_PubSubReadEvaluator._get_subscriber_client",),
+            ),
+            Target(
+                _TE,
+                "_PubSubReadEvaluator._get_subscriber_client",
+                ("e6feeb415b2019297adb35f1dd20d7f9b2efbe55925810a4056167b7c7d92501",),
+                "wraps",
+            ),
+            Target(
+                _TE,
+                "_PubSubReadEvaluator._get_subscriber_client_state_unlocked",
+                ("ac65facba8e781cc8e8ebef33eaae6477459bd60609acfebea0cd081f650fa51",),
+                "reimplements",
+                reads=("_PubSubReadEvaluator._subscriber_client_cache",),
+            ),
+            Target(
+                _TE,
+                "_PubSubSubscriberClient",
+                ("aeab311d70a472bcd018df1b189f15ad7874f5a755c52ecdeaa0a0c01df79cc3",),
+                "relies on",
+            ),
+            _READER_INIT,
+            Target(
+                "apache_beam.io.gcp.pubsub",
+                "PubsubMessage.__init__",
+                ("accbef8c5bd60578585b1ae4ec2fcdda6704e742808401efba90631bc1edcc7d",),
+                "relies on",  # PulledMessage
+            ),
+        ),
+        _install_pubsub_pulls,
+    ),
+    Patch(
+        "bundle_metrics",
+        "bundle metrics",
+        "Beam's state sampler per worker thread: the counters of a step's later bundles on a thread are lost "
+        "(those of timer callbacks among them)",
+        (
+            Target(
+                _EX,
+                "TransformExecutor.call",
+                ("0e12e5cc461d2f5d3d83dbc6043b34c7b301978f9faf2f444f3a857f88e153f9",),
+                "wraps",
+                reads=(
+                    "apache_beam.runners.worker.statesampler:StateSampler",
+                    "apache_beam.runners.worker.statesampler:set_current_tracker",
+                    "apache_beam.utils.counters:CounterFactory",
+                ),
+            ),
+        ),
+        _install_bundle_metrics,
+    ),
+    Patch(
+        "dofn_specs",
+        "DoFn introspection",
+        "Beam's inspection of every DoFn method's signature for every bundle",
+        (
+            Target(
+                "apache_beam.transforms.userstate",
+                "get_dofn_specs",
+                ("eeb36145d3115aa02ec8d05667f4190084047c5229734d49250d6a950db0e923",),
+                "wraps",
+            ),
+            Target(
+                _TE,
+                "_ParDoEvaluator.start_bundle",
+                ("23c7e2f6f26f091dd2c51711a19deebae07f76c9032a110fce51ca552b3fd13e",),
+                "relies on",  # calls the module's get_dofn_specs, which the patch replaces too
+                reads=("get_dofn_specs",),
+            ),
+        ),
+        _install_dofn_specs,
+    ),
+    Patch(
+        "timer_scans",
+        "timer scans",
+        "Beam's own timer scans (every key that ever had state, at every scan: slower as keys accumulate)",
+        (
+            Target(
+                _WM,
+                "_TransformWatermarks.extract_transform_timers",
+                ("897adb07f063798e1ca059d8103f3f984e033c924da449b52b034c12a480e102",),
+                "reimplements",
+            ),
+            Target(
+                _WM,
+                "_TransformWatermarks.__init__",
+                ("346c2388fc0881738a8d8da90c3d36fa700ffc53263029ab0f398ff7229ea3bd",),
+                "relies on",
+                reads=(
+                    "_TransformWatermarks._lock",
+                    "_TransformWatermarks._keyed_states",
+                    "_TransformWatermarks._input_watermark",
+                    "_TransformWatermarks._clock",
+                    "_TransformWatermarks._fired_timers",
+                ),
+            ),
+            Target(
+                _EC,
+                "EvaluationContext._initialize_keyed_states",
+                ("2bd79425fff62c5100d7a63c720b0b47a267cdb23e50aaca0ac5e61008511903",),
+                "wraps",
+            ),
+            Target(
+                _EC,
+                "EvaluationContext.extract_all_timers",
+                ("3e979cee04b4fb4d2d682df300571a34635bf524b305e366fd81d9823bc759df",),
+                "wraps",
+            ),
+            Target(
+                _EC,
+                "EvaluationContext.__init__",
+                ("eff10da5f858f2c7ba36cbbec8322ba2175965382270b1579a58c445495be4ee",),
+                "relies on",
+                reads=("EvaluationContext._root_transforms",),
+            ),
+            # The index sees every change of a key's timers because the runner changes them only by assigning
+            # the key a new state: when a bundle's states are committed, and for a key's first state.
+            Target(
+                _EC,
+                "EvaluationContext.handle_result",
+                ("5f8b5c3277610476bbe238066932c43e7b5286d85a40ca429ac80a442addba95",),
+                "relies on",
+            ),
+            Target(
+                _EC,
+                "DirectStepContext.get_keyed_state",
+                ("ec5a64913f5895226d956f38a4a0913b8cdcc03d8811d64c2ca5deb0548dc8d4",),
+                "relies on",
+            ),
+            Target(
+                "apache_beam.transforms.trigger",
+                "InMemoryUnmergedState.set_timer",
+                ("bb3432768223e14a3d8655a3e2cb943c41fffa1d9ffeef71c470691b365c93a2",),
+                "relies on",  # how timers are kept: {window: {(name, domain, tag): timestamp}}
+            ),
+            Target(
+                "apache_beam.runners.direct.util",
+                "TimerFiring.__init__",
+                ("b881e21a87e74bdfb3df819b0944450ae5cf5b9a95a4fffb024373e5f9c50706",),
+                "relies on",
+            ),
+        ),
+        _install_timer_scans,
+    ),
+    Patch(
+        "state_copies",
+        "state copies",
+        "Beam's deepcopy of every key's timers for every bundle",
+        (
+            Target(
+                "apache_beam.transforms.trigger",
+                "InMemoryUnmergedState.copy",
+                ("ee2487c6676bf0d0826d043954973486fa7e80f71f4c4276707b3a88eac1c94e",),
+                "reimplements",
+            ),
+            Target(
+                "apache_beam.transforms.trigger",
+                "InMemoryUnmergedState.__init__",
+                ("7616afbb137436ca1c3b5978c3d803f29c656c497e215b4872f38212e9d81071",),
+                "relies on",
+                reads=(
+                    "InMemoryUnmergedState.timers",
+                    "InMemoryUnmergedState.state",
+                    "InMemoryUnmergedState.global_state",
+                    "InMemoryUnmergedState.defensive_copy",
+                ),
+            ),
+        ),
+        _install_state_copies,
+    ),
+    Patch(
+        "dofn_copies",
+        "DoFn copies",
+        "Beam's pickling of every DoFn again for every bundle",
+        (
+            Target(
+                _TE,
+                "_ParDoEvaluator.start_bundle",
+                ("23c7e2f6f26f091dd2c51711a19deebae07f76c9032a110fce51ca552b3fd13e",),
+                "relies on",  # calls pickler.roundtrip: the module attribute the patch replaces
+                reads=("pickler",),
+            ),
+            Target(
+                "apache_beam.internal.pickler",
+                "roundtrip",
+                ("8b1999c90c14457a2bc79bab2ed73e25760719abf7a54f19cd5d30fe45d7c857",),
+                "reimplements",
+                reads=("desired_pickle_lib",),
+            ),
+            Target(
+                "apache_beam.internal.cloudpickle_pickler",
+                "roundtrip",
+                ("eb35b973c375cd1b9634442474337e3c24362775872fcac8975166053d6a9b9a",),
+                "reimplements",
+                reads=("_dumps", "_loads"),
+            ),
+        ),
+        _install_dofn_copies,
+    ),
+    Patch(
+        "function_signatures",
+        "method signatures",
+        "Beam's inspection of each DoFn method's signature for every bundle",
+        (
+            Target(
+                "apache_beam.transforms.core",
+                "get_function_args_defaults",
+                ("5e41a60ff81fe8ca96ab6ec705dcd571f5c2f574a43a9e8db00010e19976191b",),
+                "wraps",
+            ),
+        ),
+        _install_function_signatures,
+    ),
+    Patch(
+        "option_views",
+        "options views",
+        "Beam's parsing of every pipeline option for every Pub/Sub read",
+        (_READER_INIT,),
+        _install_option_views,
+    ),
+    Patch(
+        "drain",
+        "drain",
+        "a drain that cannot stop Beam's reader (see LocalRun.drain)",
+        (
+            Target(
+                _TE,
+                "_PubSubReadEvaluator.finish_bundle",
+                ("8f3f89b8ce538419a361d0dd1ed736d6c4dd345a501ff537d0201dbbfff65edb",),
+                "wraps",
+            ),
+            Target(
+                "apache_beam.runners.direct.util",
+                "TransformResult.__init__",
+                ("7535cbaf885eeb6e418e9b29b58d39992c5483ed2b6281deb8c610323ecb549a",),
+                "relies on",
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor._MonitorTask.call",
+                ("1ee55554baa9987659fa4ad4072fc13a97e5af91591fe3359222d792ea2b3678",),
+                "wraps",
+                reads=("_ExecutorServiceParallelExecutor._MonitorTask._executor",),
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor._MonitorTask._should_shutdown",
+                ("d495932bcc1cbe61f38ed98990ba40c3515d6351e568ff4762b69c320dc02374",),
+                "wraps",
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor.__init__",
+                ("8386440a396d12870991a479320ccc3e8aa6793a783f5d8aee5235bff7966c38",),
+                "relies on",
+                reads=(
+                    "_ExecutorServiceParallelExecutor.transform_executor_services",
+                    "_ExecutorServiceParallelExecutor.all_updates",
+                ),
+            ),
+            Target(
+                _EX,
+                "_TransformExecutorServices.__init__",
+                ("83b0c3b03854c69fe1928ba1f87c138756002b2552eec0ecd98e5a46dc295a25",),
+                "relies on",
+                reads=("_TransformExecutorServices.executors",),
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor._TypedUpdateQueue",
+                ("9d1406be6044a21072ec4ccefa6062f29341a27d9b2fdbc47e6272fe903668ba",),
+                "relies on",
+                reads=("_ExecutorServiceParallelExecutor._TypedUpdateQueue._queue",),
+            ),
+        ),
+        _install_drain,
+    ),
+    Patch(
+        "cancel_wakeup",
+        "stop's wake-up of the runner's waiter",
+        "Beam's cancel and a bounded wait (see LocalRun.cancel)",
+        (
+            Target(
+                "apache_beam.runners.direct.direct_runner",
+                "DirectPipelineResult.__init__",
+                ("fd4d19fa85f800b472734b0aebb6b32e416164a153db2e903221f3f54a65719c",),
+                "relies on",
+                reads=("DirectPipelineResult._executor",),
+            ),
+            Target(
+                "apache_beam.runners.direct.direct_runner",
+                "DirectPipelineResult.cancel",
+                ("27e522f01563eaadc922874f63e8aa5e13d596e02eeeb158b87fba19b9922c18",),
+                "relies on",  # it does not tell the waiter; LocalRun.cancel does
+            ),
+            Target(
+                _EX,
+                "Executor",
+                ("648081dabe41a439e5bdfd3867e6201f4916e8fbccabce44116238883596c25d",),
+                "relies on",
+                reads=("Executor._executor",),
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor.__init__",
+                ("8386440a396d12870991a479320ccc3e8aa6793a783f5d8aee5235bff7966c38",),
+                "relies on",
+                reads=("_ExecutorServiceParallelExecutor.visible_updates",),
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor.await_completion",
+                ("7c4cd90e775c554099b90e9cee216d61c7a233c864ca04859054fbdb0a6befbb",),
+                "relies on",
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor._VisibleExecutorUpdate",
+                ("6490b1c0acaceeef04cb990bc1040e405366a4678cffaf9f2ac7d512d4e107c4",),
+                "relies on",
+            ),
+            Target(
+                _EX,
+                "_ExecutorServiceParallelExecutor._TypedUpdateQueue",
+                ("9d1406be6044a21072ec4ccefa6062f29341a27d9b2fdbc47e6272fe903668ba",),
+                "relies on",
+            ),
+        ),
+        None,  # LocalRun.cancel uses them directly, when they pass
+    ),
+)
+
+
+def _beam_version() -> str:
+    import apache_beam
+
+    return f"Beam {apache_beam.__version__}"
+
+
+PATCHER = Patcher(PATCHES, _LOG, "local runner", _beam_version)
 
 
 def prepare_direct_runner(
-    pull_max_messages: int = 2000, pull_timeout: float = 1.0, pull_max_bytes: int = 32 << 20
-) -> None:
-    """Apply the patches (idempotent; the pull settings of the latest call win). Process-wide."""
+    pull_max_messages: int = 2000,
+    pull_timeout: float = 1.0,
+    pull_max_bytes: int = 32 << 20,
+    *,
+    patches: bool | Iterable[str] = True,
+) -> dict[str, str | None]:
+    """Prepare this process for a local streaming pipeline: apply the patches (``patches``: True for all of
+    them, False for none, or the names of those wanted) and remove the others, each only if Beam is still
+    what it was written against (``PATCHES``); the pull settings of the latest call win. Returns, for every
+    patch, None when it is in place, else why not. Process-wide; call it before the pipeline starts."""
+    wanted = [patch.name for patch in PATCHES] if patches is True else [] if patches is False else patches
     with _lock:
         _pull["max_messages"] = pull_max_messages
         _pull["timeout"] = pull_timeout
         _pull["max_bytes"] = pull_max_bytes
-        _patch_pubsub_pulls()
-        _patch_bundle_metrics()
-        _patch_dofn_specs()
-        _patch_timer_scans()
-        _patch_state_copies()
-        _patch_bundle_setup()
-        _patch_drain()
+        outcome = PATCHER.apply(wanted)
         DRAINING.reset()  # a new pipeline: not draining
         from transforms.apply_per_group import reset_draining
 
         reset_draining()
         tune_garbage_collector()
         sys.setswitchinterval(SWITCH_INTERVAL)
+    if patches is False:
+        _LOG.info("local runner: Beam's runner as it is, without our patches")
+    return outcome
 
 
 class LocalRun:
@@ -933,6 +1329,7 @@ class LocalRun:
         self.dead_letter_sink = dead_letter_sink
         self.failure: BaseException | None = None
         self._finished = threading.Event()
+        self._started = time.monotonic()
         threading.Thread(target=self._watch, name="local-pipeline-watch", daemon=True).start()
 
     def _watch(self) -> None:
@@ -951,7 +1348,10 @@ class LocalRun:
     def reading_since(self) -> float | None:
         """When (monotonic) the reader's first read returned, even with nothing: the pipeline runs from then.
         Starting the runner can take a while on a busy machine (10-70 s here): an idle time counted from
-        before would end a pipeline that never had the chance to read."""
+        before would end a pipeline that never had the chance to read. Without the drain patch (which sees
+        the reads) it is when this ``LocalRun`` was made, so the runner's start counts as idle time."""
+        if not PATCHER.applied("drain"):
+            return self._started
         return DRAINING.first_read_at
 
     def drain(self, timeout: float, abort: threading.Event | None = None) -> bool:
@@ -963,29 +1363,26 @@ class LocalRun:
 
         Messages the reader pulled are applied too: they reach their key's buffer before the runner has no
         work left. Pulls started ahead and not taken were not acknowledged: they go back to the subscription.
+        Without the drain patch the drain is weaker (``_wait_quiet``).
         """
         from transforms.apply_per_group import buffered_messages, start_draining
 
         began = time.monotonic()
-        _LOG.info("draining: reading stopped; applying what the key buffers hold (at most %.0fs)", timeout)
+        _LOG.info(
+            "draining: %s; applying what the key buffers hold (at most %.0fs)",
+            "reading stopped"
+            if PATCHER.applied("drain") or PATCHER.applied("pubsub_pulls")
+            else "Beam's reader reads on",
+            timeout,
+        )
         start_draining()
         DRAINING.start()
         released = PULLS_AHEAD.release()
-        outcome = "timeout"
         try:
-            while True:
-                if self.finished:  # it ended by itself: every source done, every timer fired
-                    outcome = "finished" if self.failure is None and buffered_messages() == 0 else "failed"
-                    break
-                if DRAINING.quiet_since_reader_stopped() and buffered_messages() == 0:
-                    outcome = "drained"
-                    break
-                if abort is not None and abort.is_set():
-                    outcome = "aborted"
-                    break
-                if time.monotonic() - began >= timeout:
-                    break
-                time.sleep(0.05)
+            if PATCHER.applied("drain"):
+                outcome = self._wait_drained(began, timeout, abort)
+            else:
+                outcome = self._wait_quiet(began, timeout, abort)
         except KeyboardInterrupt:
             outcome = "aborted"
         self._drain = (outcome, time.monotonic() - began, released)
@@ -1006,6 +1403,57 @@ class LocalRun:
             )
         return outcome in ("drained", "finished")
 
+    def _wait_drained(self, began: float, timeout: float, abort: threading.Event | None) -> str:
+        """With the drain patch: until the reader has ended, the runner has had no work since, and the key
+        buffers are empty."""
+        from transforms.apply_per_group import buffered_messages
+
+        while True:
+            if self.finished:  # it ended by itself: every source done, every timer fired
+                return "finished" if self.failure is None and buffered_messages() == 0 else "failed"
+            if DRAINING.quiet_since_reader_stopped() and buffered_messages() == 0:
+                return "drained"
+            if abort is not None and abort.is_set():
+                return "aborted"
+            if time.monotonic() - began >= timeout:
+                return "timeout"
+            time.sleep(0.05)
+
+    # Without the drain patch: how long the key buffers must stay empty, with nothing read or applied, for
+    # a drain to be taken as done.
+    QUIET_SECONDS = 2.0
+
+    def _wait_quiet(self, began: float, timeout: float, abort: threading.Event | None) -> str:
+        """Without the drain patch (Beam's runner cannot be told that the source ended, nor asked whether it
+        has work): until the key buffers are empty and nothing was read or applied for ``QUIET_SECONDS``. Every
+        key still applies what it buffered at its next flush (``start_draining``), and timers fire as the
+        watermark (the clock, for Pub/Sub) moves on. With the Pub/Sub pulls patch the reader reads nothing
+        more; with Beam's own reader it goes on pulling, and acknowledges what it pulls at once: messages it
+        pulls in the moments before the stop can be lost, as Beam's local runner loses them on any stop."""
+        from transforms import progress
+        from transforms.apply_per_group import buffered_messages
+
+        if not PATCHER.applied("pubsub_pulls"):
+            _LOG.warning(
+                "draining without our reader: Beam's reader goes on reading until the pipeline stops, and "
+                "what it pulls in the moments before the stop is lost"
+            )
+        last, since = progress.snapshot(), time.monotonic()
+        while True:
+            if self.finished:
+                return "finished" if self.failure is None and buffered_messages() == 0 else "failed"
+            now, current = time.monotonic(), progress.snapshot()
+            if current != last:
+                last, since = current, now
+            elif buffered_messages() == 0 and now - since >= self.QUIET_SECONDS:
+                DRAINING.observe(True)
+                return "drained"
+            if abort is not None and abort.is_set():
+                return "aborted"
+            if now - began >= timeout:
+                return "timeout"
+            time.sleep(0.05)
+
     def cancel(self) -> None:
         """Stop the pipeline (after ``drain``; without it, what is in the key buffers is lost: the local reader
         acknowledged it), commit what it handed over and save the key states that were due, and log what a
@@ -1013,14 +1461,18 @@ class LocalRun:
         from transforms.apply_per_group import drain_stats, saves_due, stopped_dead_letters, wait_for_commits
 
         if not self._finished.is_set():
-            self.result.cancel()
-            from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
+            self.result.cancel()  # returns once the runner's threads are done
+            if PATCHER.applied("cancel_wakeup"):
+                from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
 
-            # Wake the watch: the runner's cancel does not tell the waiter.
-            self.result._executor._executor.visible_updates.offer(
-                _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
-            )
-            self._finished.wait(5.0)
+                # Wake the watch: the runner's cancel does not tell the waiter.
+                self.result._executor._executor.visible_updates.offer(
+                    _ExecutorServiceParallelExecutor._VisibleExecutorUpdate()
+                )
+                self._finished.wait(5.0)
+            else:  # the watch's wait never returns: it stays blocked (a daemon thread); the pipeline has stopped
+                self._finished.wait(1.0)
+                self._finished.set()
         PULLS_AHEAD.release()  # pulled, never read: back to the subscription for the next pipeline
         ACKNOWLEDGEMENTS.wait()  # a new pipeline must not get what this one pulled (and applied) again
         due = saves_due()
@@ -1055,3 +1507,29 @@ class LocalRun:
                 released,
                 f"; {running} commits still running after 60s" if running else "",
             )
+
+
+def main() -> int:
+    """``python -m pipeline.local_runner``: each patch's check on the installed Beam, target by target."""
+    from transforms.private_api import source_sha256, target_problems
+
+    print(f"{_beam_version()}: {len(PATCHES)} patches")
+    failed = 0
+    for patch in PATCHES:
+        problems = PATCHER.problems(patch)
+        failed += bool(problems)
+        print(f"\n{patch.name} ({patch.title}): {'falls back' if problems else 'applies'}")
+        for target in patch.targets:
+            found = target_problems(target)
+            try:
+                digest = source_sha256(target)
+            except Exception as error:  # missing, or no source: said by target_problems
+                digest = f"({type(error).__name__})"
+            print(f"  {'ok  ' if not found else 'FAIL'} {target.role:<12} {target.label}  sha256 {digest}")
+            for problem in found:
+                print(f"       {problem}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -186,6 +186,20 @@ class StreamOptions(PipelineOptions):
             ),
         )
         parser.add_argument(
+            "--graph",
+            choices=("auto", "local", "dataflow"),
+            default="auto",
+            help="Which graph of the job to build: 'dataflow' (the steps Dataflow runs), 'local' (the local "
+            "runner's faster form: see the README), or 'auto' (local on the local runner, dataflow elsewhere).",
+        )
+        parser.add_argument(
+            "--no_local_runner_patches",
+            action="store_true",
+            default=False,
+            help="Local runner only: run Beam's local runner as it is, without the patches of "
+            "pipeline/local_runner.py (much slower; a stop cannot halt Beam's reader, see the README).",
+        )
+        parser.add_argument(
             "--progress_interval",
             default="10s",
             help="How often a local run logs its throughput and lag.",

@@ -87,15 +87,35 @@ def applier_config(options: PipelineOptions, *, wait_for_events: bool) -> Applie
     )
 
 
+def local_runner(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
+def graph(options: PipelineOptions) -> str:
+    """``--graph``: ``local`` on the local runner, ``dataflow`` elsewhere, unless the user chose."""
+    chosen = options.view_as(StreamOptions).graph
+    if chosen != "auto":
+        return chosen
+    return "local" if local_runner(options) else "dataflow"
+
+
 def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
-    """Add the streaming job's steps to ``pipeline`` (no I/O happens here)."""
+    """Add the streaming job's steps to ``pipeline`` (no I/O happens here): the graph ``--graph`` names.
+
+    The local graph differs from Dataflow's in one place each, all for the local runner's speed: the stateless
+    steps run as one (``Ingest``: the local runner does not fuse steps), the stateful step commits on a thread
+    of its own (``overlap_commits``, only right on a runner that runs one bundle at a time and never retries
+    a committed one), the reader gives Beam's ``PubsubMessage``s to ``Ingest``, and dead letters are published
+    in the background. Whatever the graph, the local runner refreshes the project registry with a looping
+    timer: it cannot run Beam's ``PeriodicImpulse`` (its graph fails to start there)."""
     stream = options.view_as(StreamOptions)
     processing = options.view_as(ProcessingOptions)
     target = spanner_target(options)
     refresh = parse_duration(stream.projects_refresh)
-    local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+    local = graph(options) == "local"
     projects = AsRegistry(
-        pipeline | "RefreshProjects" >> RefreshRegistry(target, refresh, periodic_impulse=not local),
+        pipeline
+        | "RefreshProjects" >> RefreshRegistry(target, refresh, periodic_impulse=not local_runner(options)),
         target,
         refresh,
     )
@@ -187,16 +207,25 @@ def make_options(argv: Sequence[str]) -> PipelineOptions:
             raise SystemExit(f"pipeline.stream: --{name}: {error}") from None
     if parse_duration(stream.lookup_retry_interval) <= 0:
         raise SystemExit("pipeline.stream: --lookup_retry_interval must be more than 0")
+    if stream.graph == "local" and not local_runner(options):
+        raise SystemExit(
+            "pipeline.stream: --graph local runs only on the local runner (its stateful step commits on a thread "
+            "of its own, which is right only on a runner that never retries a bundle); use --graph dataflow"
+        )
     return options
 
 
 def start(options: PipelineOptions):
     """Build and start the pipeline; returns Beam's ``PipelineResult`` (the job runs until cancelled)."""
-    if options.view_as(StandardOptions).runner in LOCAL_RUNNERS:
+    if local_runner(options):
         from pipeline.local_runner import prepare_direct_runner
 
         stream = options.view_as(StreamOptions)
-        prepare_direct_runner(stream.pubsub_pull_max, pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes))
+        prepare_direct_runner(
+            stream.pubsub_pull_max,
+            pull_max_bytes=parse_size(stream.pubsub_pull_max_bytes),
+            patches=not stream.no_local_runner_patches,
+        )
     pipeline = beam.Pipeline(options=options)
     build(pipeline, options)
     return pipeline.run()
@@ -210,6 +239,22 @@ def counter_totals(result) -> dict[str, int]:
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (value or 0)
     return totals
+
+
+def beam_counters_reliable() -> bool:
+    """Whether Beam's counters of a local pipeline started in this process count every bundle: Beam's local
+    runner loses the counters of a step's later bundles on a thread unless the bundle metrics patch of
+    ``pipeline.local_runner`` is in place."""
+    from pipeline.local_runner import PATCHER
+
+    return PATCHER.applied("bundle_metrics")
+
+
+def own_counts(before: dict[str, int]) -> dict[str, int]:
+    """The process's own counts (``transforms.progress``: what the pipeline's steps count besides Beam's
+    counters, dead letters as a total, ``progress.dead_letters``) since ``before`` (a ``progress.snapshot``)."""
+    now = progress.snapshot()
+    return {name: value - before.get(name, 0) for name, value in now.items() if value != before.get(name, 0)}
 
 
 def report_progress(result, interval: float, stop: threading.Event) -> None:
@@ -283,8 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.SIGTERM, on_sigterm
     )  # from the start: a stop while the pipeline starts is graceful too
     options = make_options(sys.argv[1:] if argv is None else argv)
+    before = progress.snapshot()
     result = start(options)
-    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
+    if not local_runner(options):
         _LOG.info("submitted; the job runs until drained or cancelled")
         return 0
     from pipeline.local_runner import LocalRun
@@ -323,7 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.drain(parse_duration(stream.drain_timeout), abort)  # logs what it did, or what it could not
     run.cancel()  # commits what was handed over, saves the key states that were due
     reporting.set()
-    totals = counter_totals(result)
+    if beam_counters_reliable():
+        totals = counter_totals(result)
+    else:
+        _LOG.warning(
+            "Beam's runner without the bundle metrics patch loses counters: the counts below are the "
+            "pipeline's own (dead letters as one total, progress.dead_letters)"
+        )
+        totals = own_counts(before)
     for name, amount in uncounted_counts().items():  # commits done after the last bundle
         totals[name] = totals.get(name, 0) + amount
     log_counters(totals)

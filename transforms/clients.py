@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import threading
 import time
 from typing import TYPE_CHECKING
+
+from transforms import private_api
 
 if TYPE_CHECKING:
     import redis
     from google.cloud import pubsub_v1, spanner
     from google.cloud.spanner_v1.database import Database
 
+_LOG = logging.getLogger(__name__)
 SPANNER_EMULATOR_VAR = "SPANNER_EMULATOR_HOST"
 PUBSUB_EMULATOR_VAR = "PUBSUB_EMULATOR_HOST"
 MULTIPLEXED_RW_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW"
@@ -259,12 +263,35 @@ def forget_pull_bytes() -> None:
     _pull_sizes.bytes = None
 
 
+# The transport's ``pull`` property, which ``_sized_subscriber_transport`` reimplements with another response
+# deserializer; it reads the transport's private ``_stubs`` and ``_logged_channel``. Recorded on
+# google-cloud-pubsub 2.44.0.
+SIZED_PULL = private_api.Target(
+    "google.pubsub_v1.services.subscriber.transports.grpc",
+    "SubscriberGrpcTransport.pull",
+    ("19de89480f28088f6af120b1c3f7a96e2ef7ac4c23ed163fbbbd31962d9e173b",),
+    "reimplements",
+    reads=("SubscriberGrpcTransport._stubs", "SubscriberGrpcTransport._logged_channel"),
+)
+
+
 @functools.cache
 def _sized_subscriber_transport():
     """The library's gRPC transport for subscribers, whose Pull responses note their size (``last_pull_bytes``)
-    as they are decoded (on the thread that made the call: gRPC decodes a blocking call's response there)."""
+    as they are decoded (on the thread that made the call: gRPC decodes a blocking call's response there).
+    Only while the library's ``pull`` is what it was copied from (``SIZED_PULL``); otherwise the library's
+    own transport, with a WARNING: pull sizes are then the messages' bytes (``_FastPullClient``)."""
     from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
     from google.pubsub_v1.types import PullRequest, PullResponse
+
+    problems = private_api.target_problems(SIZED_PULL)
+    if problems:
+        _LOG.warning(
+            "google-cloud-pubsub changed what the pipeline's subscriber transport copies (%s): using the "
+            "library's own, whose pulls do not tell their size",
+            "; ".join(problems),
+        )
+        return SubscriberGrpcTransport
 
     def deserialize(data: bytes) -> PullResponse:
         _pull_sizes.bytes = len(data)

@@ -93,17 +93,48 @@ class _LatestView:
 
 
 class AsRegistry(pvalue.AsSideInput):
-    """Side input view of a ``RegistrySnapshot`` PCollection: the newest registry as a mapping."""
+    """Side input view of a ``RegistrySnapshot`` PCollection: the newest registry as a mapping.
+
+    Beam has no public way to give a side input a view of its own: this uses the hook Beam's own views
+    (``AsIter``, ``AsDict``...) define, ``_side_input_data``, which ``to_runner_api`` serialises for every
+    runner. ``check_view_hook`` makes sure Beam still does, once per process."""
 
     def __init__(self, pcoll: beam.PCollection, target: SpannerTarget, refresh_seconds: float = 60.0) -> None:
         super().__init__(pcoll)
         self._view = _LatestView(target, refresh_seconds)
-
-    def _view_fn(self, iterable):
-        return self._view(iterable)
+        check_view_hook(self)
 
     def _side_input_data(self):
         return pvalue.SideInputData(common_urns.side_inputs.ITERABLE.urn, self._window_mapping_fn, self._view)
+
+
+_view_hook_checked = threading.Event()
+
+
+def check_view_hook(side_input: AsRegistry) -> None:
+    """Serialise ``side_input`` as a pipeline does, once per process: Beam must carry our view function to the
+    runner, with the iterable access pattern. If it does not (a Beam that changed how a side input's view is
+    made), the pipeline refuses to build, naming the cause: a view that silently did not apply would make
+    every message's project unknown. ``RuntimeError`` then."""
+    if _view_hook_checked.is_set():
+        return
+    from apache_beam.internal import pickler
+    from apache_beam.runners.pipeline_context import PipelineContext
+
+    try:
+        proto = side_input.to_runner_api(PipelineContext())
+        view = pickler.loads(proto.view_fn.payload)
+        access = proto.access_pattern.urn
+    except Exception as error:
+        raise RuntimeError(
+            f"the project registry's side input cannot be built on this Beam: {error}"
+        ) from error
+    if access != common_urns.side_inputs.ITERABLE.urn or not isinstance(view, _LatestView):
+        raise RuntimeError(
+            "the project registry's side input cannot be built on this Beam: AsSideInput.to_runner_api no "
+            f"longer takes the view from _side_input_data (got {type(view).__name__}, access {access})"
+        )
+    _view_hook_checked.set()
 
 
 class _Ticker(beam.DoFn):

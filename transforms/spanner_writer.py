@@ -48,8 +48,8 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
+from transforms import mutation_buffer, tag_writer
 from transforms import spanner_rows as rows
-from transforms import tag_writer
 from transforms.core import intents
 from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
@@ -559,7 +559,7 @@ def _buffer(transaction, plan: CommitPlan) -> None:
                 kind = "insert_or_update"
             by_columns.setdefault((kind, columns), []).append(values)
         for (kind, columns), values in by_columns.items():
-            transaction._mutations.append(rows.write_mutation(kind, table, columns, values))
+            mutation_buffer.add(transaction, kind, table, columns, values)
 
 
 class SpannerWriter:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from google.cloud.spanner import KeySet
 
-from transforms import clients
+from transforms import clients, private_api
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -216,3 +218,44 @@ def test_pooled_sessions_are_reused_without_a_round_trip_until_idle_too_long(
     monkeypatch.setattr(pool, "MAX_IDLE_SECONDS", 0)
     assert read() == []  # the deleted session was found out and replaced
     assert checked == [session]
+
+
+def test_the_subscriber_transport_copies_the_pull_of_the_installed_pubsub_library() -> None:
+    assert private_api.target_problems(clients.SIZED_PULL) == []
+
+
+def test_pulls_tell_their_size_and_without_the_copied_pull_the_librarys_transport_is_used(
+    pubsub_topics, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pull through our subscriber notes its size as received; on a library whose ``pull`` is not what
+    ours was copied from, the library's own transport pulls the same messages, without a size."""
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
+    ref = pubsub_topics.create(ack_deadline_s=600)
+    for index in range(3):
+        pubsub_topics.publish(ref, f"message {index}".encode())
+    subscriber = clients.new_pubsub_client("subscriber")
+    clients.forget_pull_bytes()
+    pulled = subscriber.pull(subscription=ref.subscription, max_messages=10, timeout=10)
+    assert len(pulled.received_messages) == 3
+    assert clients.last_pull_bytes() > sum(len(m.message.data) for m in pulled.received_messages)
+    subscriber.modify_ack_deadline(
+        subscription=ref.subscription,
+        ack_ids=[m.ack_id for m in pulled.received_messages],
+        ack_deadline_seconds=0,
+    )
+
+    changed = dataclasses.replace(clients.SIZED_PULL, sha256=("0" * 64,))
+    monkeypatch.setattr(clients, "SIZED_PULL", changed)
+    with caplog.at_level(logging.WARNING, logger=clients.__name__):
+        transport = clients._sized_subscriber_transport.__wrapped__()
+    assert transport is SubscriberGrpcTransport
+    assert "SubscriberGrpcTransport.pull changed" in caplog.text
+    monkeypatch.setattr(clients, "_sized_subscriber_transport", lambda: transport)
+    plain = clients.new_pubsub_client("subscriber")
+    clients.forget_pull_bytes()
+    again = plain.pull(subscription=ref.subscription, max_messages=10, timeout=10)
+    assert sorted(m.message.data for m in again.received_messages) == [
+        f"message {i}".encode() for i in range(3)
+    ]
+    assert clients.last_pull_bytes() is None

@@ -6,6 +6,7 @@ import hashlib
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,31 @@ def test_admin_cli_rejects_a_conflicting_slug_with_a_clear_message(spanner_db) -
     assert result.stderr.strip() == (
         "admin: Project slug 'api' is already used by project 1 of organization 10; choose another slug."
     )
+
+
+def test_the_registry_view_is_what_beam_serialises_for_the_runner_and_a_beam_that_does_not_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``AsRegistry`` gives its side input a view of its own through Beam's ``_side_input_data`` hook: on the
+    installed Beam that view is what ``to_runner_api`` carries (checked when the view is made); on a Beam that
+    took views from elsewhere, building the pipeline fails and says why."""
+    import apache_beam as beam
+    from apache_beam import pvalue
+
+    from transforms import registry_source
+    from transforms.applier import SpannerTarget
+
+    target = SpannerTarget("p", "i", "d", 1000)
+    snapshots = beam.Pipeline() | beam.Create([registry_source.RegistrySnapshot(1.0, {})])
+    monkeypatch.setattr(registry_source, "_view_hook_checked", threading.Event())
+    registry_source.AsRegistry(snapshots, target)
+    assert registry_source._view_hook_checked.is_set()
+
+    monkeypatch.setattr(registry_source, "_view_hook_checked", threading.Event())
+    monkeypatch.setattr(
+        pvalue.AsSideInput,
+        "to_runner_api",
+        lambda self, context: pvalue.AsIter._side_input_data(self).to_runner_api(context),
+    )
+    with pytest.raises(RuntimeError, match="no longer takes the view from _side_input_data"):
+        registry_source.AsRegistry(snapshots, target)

@@ -21,7 +21,8 @@ from google.cloud.spanner_v1 import JsonObject
 
 from pipeline import report, stream
 from pipeline.local_runner import LocalRun
-from transforms import clients, spanner_rows
+from transforms import clients, progress, spanner_rows
+from transforms.apply_per_group import uncounted_counts
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
 from transforms.core.engine.state import GroupState, RunMember
@@ -164,15 +165,23 @@ class StreamRun:
         self.result = None
         self.local: LocalRun | None = None
         self.started_at = 0.0
+        self._own_counts: dict[str, int] | None = None  # progress at the start, when Beam's counters are lost
+        self.stopped_counts: dict[str, int] = {}
 
     def start(self) -> StreamRun:
         self.started_at = time.monotonic()
+        before = progress.snapshot()
         self.result = stream.start(stream.make_options(self.args))
         self.local = LocalRun(self.result)
+        self._own_counts = None if stream.beam_counters_reliable() else before
         return self
 
     def counters(self) -> dict[str, int]:
+        """Beam's counters; on Beam's runner without the bundle metrics patch, which loses them, the
+        process's own counts since the start (``stream.own_counts``)."""
         assert self.result is not None
+        if self._own_counts is not None:
+            return stream.own_counts(self._own_counts)
         return stream.counter_totals(self.result)
 
     def settled_counters(self, quiet: float = 1.0, timeout: float = 30.0) -> dict[str, int]:
@@ -213,8 +222,11 @@ class StreamRun:
             time.sleep(0.25)
 
     def stop(self) -> None:
+        """Stop the pipeline; the counts of its commits no bundle counted are taken (``stopped_counts``), so
+        that a later pipeline or test of this process does not find them."""
         if self.local is not None:
             self.local.cancel()
+            self.stopped_counts = uncounted_counts()
 
     def __enter__(self) -> StreamRun:
         return self.start()

@@ -239,3 +239,86 @@ def test_the_sdist_of_setup_py_installs_a_package_that_runs_the_pipeline_code(tm
         text=True,
     )
     assert run.returncode == 0, run.stderr
+
+
+def _local_dataflow_graph() -> beam_runner_api_pb2.Pipeline:
+    """The README's launch command on the local runner with ``--graph dataflow``, built (not run)."""
+    import apache_beam as beam
+
+    args = [arg for arg in LAUNCH if not arg.startswith("--runner=")]
+    options = stream.make_options([*args, "--runner=BundleBasedDirectRunner", "--graph=dataflow"])
+    assert stream.graph(options) == "dataflow"
+    pipeline = beam.Pipeline(options=options)
+    stream.build(pipeline, options)
+    return pipeline.to_runner_api()
+
+
+def _structure(proto: beam_runner_api_pb2.Pipeline, coder_id: str) -> tuple:
+    coder = proto.components.coders[coder_id]
+    return coder.spec.urn, tuple(_structure(proto, component) for component in coder.component_coder_ids)
+
+
+def _dofn(transform: beam_runner_api_pb2.PTransform) -> tuple:
+    """A ParDo's DoFn class, state, timers and side inputs."""
+    from apache_beam.internal import pickler
+
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
+    fn = pickler.loads(payload.do_fn.payload)[0]
+    return (
+        type(fn).__qualname__,
+        sorted(payload.state_specs),
+        sorted(payload.timer_family_specs),
+        sorted(payload.side_inputs),
+    )
+
+
+def test_the_dataflow_graph_on_the_local_runner_has_the_jobs_steps_dofns_and_coders(job) -> None:
+    """``--graph dataflow`` on the local runner builds the steps the Dataflow job has (``--dry_run``), with the
+    same DoFns and the same coders on every output, but for what a runner itself decides: the local runner
+    cannot run the registry refresh's ``PeriodicImpulse`` (``RefreshProjects/Tick``), so it gets the looping
+    timer (``RefreshProjects/Start`` and the ticker DoFn), and Dataflow runs Beam's Pub/Sub sink as its own
+    native step."""
+    dataflow = job.proto_pipeline
+    local = _local_dataflow_graph()
+    steps = {
+        t.unique_name: t
+        for t in dataflow.components.transforms.values()
+        if not t.unique_name.startswith("ref_")
+    }
+    built = {
+        t.unique_name: t for t in local.components.transforms.values() if not t.unique_name.startswith("ref_")
+    }
+    tick, start = "RefreshProjects/Tick", "RefreshProjects/Start"
+    assert {name for name in steps.keys() - built.keys()} == {n for n in steps if n.startswith(tick)}
+    assert {name for name in built.keys() - steps.keys()} == {n for n in built if n.startswith(start)}
+    sink = "WriteDeadLetters/Publish/ParDo(_PubSubWriteDoFn)"
+    assert steps[sink].spec.urn == common_urns.composites.PUBSUB_WRITE.urn
+    assert built[sink].spec.urn == common_urns.primitives.PAR_DO.urn
+    compared = set()
+    for name in sorted(steps.keys() & built.keys()):
+        theirs, ours = steps[name], built[name]
+        if name == sink or (name.startswith("WriteDeadLetters") and not theirs.outputs):
+            continue  # Dataflow's native sink has no output
+        assert theirs.spec.urn == ours.spec.urn, name
+        assert set(theirs.outputs) == set(ours.outputs), name
+        for tag, pcollection in theirs.outputs.items():
+            assert _structure(dataflow, dataflow.components.pcollections[pcollection].coder_id) == _structure(
+                local, local.components.pcollections[ours.outputs[tag]].coder_id
+            ), (name, tag)
+        if name == "RefreshProjects/ReadPeriodically":  # the ticker, not PeriodicImpulse's reader
+            assert (_dofn(theirs)[0], _dofn(ours)[0]) == ("_ReadSnapshot", "_Ticker")
+        elif theirs.spec.urn == common_urns.primitives.PAR_DO.urn:
+            assert _dofn(theirs) == _dofn(ours), name
+        compared.add(name)
+    assert {
+        "ReadMessages/ToRawMessage",
+        "DecodeMessages",
+        "CheckProjects",
+        "KeyByGroup",
+        "ApplyPerGroup/AttachProject",
+        STATEFUL_STEP,
+        "CollectDeadLetters",
+        "WriteDeadLetters/ToPubsubMessage",
+        "RefreshProjects/Latest",
+    } <= compared | {name.rsplit("/ParDo(", 1)[0] for name in compared}
+    assert {name for name in steps if "/" not in name} == OUR_STEPS

@@ -8,6 +8,7 @@ phase 1, then phase 2, then Pub/Sub redelivers every message (a seek of the subs
 from __future__ import annotations
 
 from tests.stream import harness, runs, script
+from tests.stream.environment import StreamEnv
 from transforms.core import metrics
 from transforms.core.engine.ids import activity_id
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
@@ -181,3 +182,26 @@ def test_activity_ids_are_derived_from_the_status_change(main_run: runs.MainRun)
     assert [row["ActivityId"] for row in main_run.children("Activities", "held")] == [
         activity_id(group["GroupId"], change_id, ActivityType.SET_RESOLVED)
     ]
+
+
+def test_beams_runner_without_our_patches_writes_the_same_rows(
+    main_run: runs.MainRun, env: StreamEnv
+) -> None:
+    """The scripted stream's two phases on Beam's local runner as it is (``--no_local_runner_patches``):
+    Beam's own Pub/Sub reader (10 messages a pull, waiting up to 30 s when there are none), timer scans,
+    metrics and bundle setup. Slower, and the same rows as the patched run."""
+    args = env.args(f"--max_payload_bytes={script.MAX_PAYLOAD}", "--no_local_runner_patches")
+    outcome = runs.run_script(env, main_run.scripted, args=args, timeout=240)
+    harness.assert_same_rows(main_run.outcome.comparable(), outcome.comparable())
+
+
+def test_the_dataflow_graph_on_the_local_runner_writes_the_same_rows(
+    main_run: runs.MainRun, env: StreamEnv
+) -> None:
+    """The scripted stream's two phases through the graph Dataflow runs (``--graph dataflow``: separate
+    stateless steps, commits in the stateful step's bundles, Beam's Pub/Sub sink) on the local runner: the
+    same rows as the local graph."""
+    args = env.args(f"--max_payload_bytes={script.MAX_PAYLOAD}", "--graph=dataflow")
+    outcome = runs.run_script(env, main_run.scripted, args=args)
+    harness.assert_same_rows(main_run.outcome.comparable(), outcome.comparable())
+    assert outcome.counters[metrics.GROUP_CREATED] == main_run.counters[metrics.GROUP_CREATED]

@@ -41,3 +41,22 @@ def test_exactly_one_input_is_required(argv: list[str]) -> None:
 def test_malformed_durations_and_sizes_are_refused_with_the_flag_named(flag: str, message: str) -> None:
     with pytest.raises(SystemExit, match=message):
         stream.make_options([SUBSCRIPTION, flag])
+
+
+@pytest.mark.parametrize(
+    ("argv", "graph"),
+    [
+        ([], "local"),
+        (["--graph=dataflow"], "dataflow"),
+        (["--runner=DataflowRunner"], "dataflow"),
+        (["--runner=FnApiRunner"], "dataflow"),
+        (["--runner=DirectRunner", "--graph=local"], "local"),
+    ],
+)
+def test_the_graph_is_the_local_one_on_the_local_runner_unless_chosen(argv: list[str], graph: str) -> None:
+    assert stream.graph(stream.make_options([SUBSCRIPTION, *argv])) == graph
+
+
+def test_the_local_graph_is_refused_on_other_runners() -> None:
+    with pytest.raises(SystemExit, match="--graph local runs only on the local runner"):
+        stream.make_options([SUBSCRIPTION, "--runner=DataflowRunner", "--graph=local"])

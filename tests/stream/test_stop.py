@@ -14,12 +14,15 @@ from bench import drain
 from tests.stream.environment import StreamEnv
 
 
+@pytest.mark.parametrize("patches", [True, False], ids=["patched", "beams-runner"])
 def test_exit_when_idle_counts_from_the_start_when_nothing_is_ever_read(
-    env: StreamEnv, tmp_path: Path
+    env: StreamEnv, tmp_path: Path, patches: bool
 ) -> None:
-    """On an empty subscription the idle time runs from the pipeline's first read: it exits (0) once it has
-    had nothing to do for that long, rather than waiting for a first message."""
-    pipeline = drain.Pipeline(env.args("--exit_when_idle=3s"), tmp_path / "pipeline.log").start()
+    """On an empty subscription the idle time runs from the pipeline's first read (from the pipeline's start
+    on Beam's runner without our patches): it exits (0) once it has had nothing to do for that long, rather
+    than waiting for a first message."""
+    args = env.args("--exit_when_idle=3s", *([] if patches else ["--no_local_runner_patches"]))
+    pipeline = drain.Pipeline(args, tmp_path / "pipeline.log").start()
     stopped = pipeline.wait(timeout=120)
     assert stopped.exit_code == 0, pipeline.output()[-3000:]
     assert stopped.ran >= 3
@@ -205,6 +208,40 @@ def test_a_drain_that_cannot_finish_in_drain_timeout_ends_and_says_what_it_lost(
         drain.drop_environment(environment)
 
 
+def test_without_our_patches_a_stop_after_the_stream_applies_everything_it_read(
+    stack, spanner_instance, tmp_path: Path
+) -> None:
+    """On Beam's runner as it is (``--no_local_runner_patches``): no drain patch (the drain waits until the
+    key buffers are empty and nothing moved for a while), no wake-up of the runner's waiter (the stop is
+    Beam's cancel), Beam's counters lost (the log gives the pipeline's own counts). A backlog is read and
+    applied; SIGTERM once its occurrences are in Spanner drains and stops the pipeline: every message is
+    applied or dead-lettered, once."""
+    environment = drain.make_environment("stock-stop")
+    try:
+        stream = drain.make_stream(300, 20, seed=5, lookup_share=0.0)
+        publisher = drain.SteadyPublisher(environment.topic, stream, rate=1000).start()
+        publisher.join(timeout=120)
+        log = tmp_path / "pipeline.log"
+        pipeline = drain.Pipeline([*environment.pipeline_args(), "--no_local_runner_patches"], log).start()
+        pipeline.wait_streaming()
+        expected = sum(1 for sent in stream if sent.occurrence_id is not None)
+        deadline = time.monotonic() + 240
+        while _occurrences(environment.database) < expected and time.monotonic() < deadline:
+            assert pipeline.process.poll() is None, pipeline.output()[-3000:]
+            time.sleep(1.0)
+        pipeline.stop(signal.SIGTERM)
+        stopped = pipeline.wait(timeout=180)
+        output = pipeline.output()
+        assert stopped.exit_code == 0, output[-3000:]
+        assert "without our patches" in output and "drain complete" in output
+        assert "the counts below are the pipeline's own" in output
+        result = drain.tally(environment.database, environment.dead_letter_subscription, publisher.ids)
+        assert result.published == len(stream)
+        assert (result.lost, result.doubled) == ([], []), result.text()
+    finally:
+        drain.drop_environment(environment)
+
+
 def _publish_with(topic: str, messages: list[tuple[drain.Sent, dict[str, str]]]) -> None:
     from transforms import clients
 
@@ -220,3 +257,8 @@ def _publish_with(topic: str, messages: list[tuple[drain.Sent, dict[str, str]]])
 def _stored(database) -> set[str]:
     with database.snapshot() as snapshot:
         return {row[0] for row in snapshot.execute_sql("SELECT OccurrenceId FROM Occurrences")}
+
+
+def _occurrences(database) -> int:
+    with database.snapshot() as snapshot:
+        return next(iter(snapshot.execute_sql("SELECT COUNT(*) FROM Occurrences")))[0]
