@@ -333,7 +333,7 @@ def run_once(
         began = cpu()
         for commit in chunk_writes(writes, config.spanner.max_mutations, known_tags_cost):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))
-            indexed = tag_writer.index_intents(commit)
+            indexed = plan.indexed  # tag_writer.index_intents(commit), gathered by plan_commit
             existing = tag_store.groups & {intent.group_id for intent in indexed}
             untimed = cpu()
             stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
