@@ -331,13 +331,22 @@ def floor_pass(messages: Sequence[tuple[bytes, int]], window: int, design: str =
 @contextlib.contextmanager
 def _our_code(window: int) -> Iterator[Callable[[list], float]]:
     """A function measuring ``bench.stream_cpu`` (our DoFns) over messages once, in µs per message: a fresh
-    database on the stack's emulator for the run, and the stack's Redis for the creation quota."""
+    database on the stack's emulator for the run, and the stack's Redis (``REDIS_URL``, from ``python -m
+    pipeline.stack env``) for the creation quota; without ``REDIS_URL`` the quota is off."""
+    import os
+
     from bench import bench_database, stream_cpu
     from pipeline import stream
     from transforms import registry
 
     database_id, database = bench_database.create("floor")
     try:
+        # The stack's Redis, as bench.stream_cpu has it (not the option's default, which may be another's).
+        quota = (
+            [f"--redis_url={os.environ['REDIS_URL']}"]
+            if os.environ.get("REDIS_URL")
+            else ["--no_creation_quota"]
+        )
         options = stream.make_options(
             [
                 f"--spanner_project={bench_database.PROJECT}",
@@ -345,6 +354,7 @@ def _our_code(window: int) -> Iterator[Callable[[list], float]]:
                 f"--spanner_database={database_id}",
                 "--input_topic=projects/p/topics/floor",
                 "--dead_letter_topic=projects/p/topics/floor-dead",
+                *quota,
             ]
         )
         config = stream.applier_config(options, wait_for_events=True)
