@@ -329,7 +329,7 @@ def floor_pass(messages: Sequence[tuple[bytes, int]], window: int, design: str =
 
 
 @contextlib.contextmanager
-def _our_code(window: int) -> Iterator[Callable[[list], float]]:
+def _our_code(window: int) -> Iterator[Callable[[list], Any]]:
     """A function measuring ``bench.stream_cpu`` (our DoFns) over messages once, in µs per message: a fresh
     database on the stack's emulator for the run, and the stack's Redis (``REDIS_URL``, from ``python -m
     pipeline.stack env``) for the creation quota; without ``REDIS_URL`` the quota is off."""
@@ -360,11 +360,11 @@ def _our_code(window: int) -> Iterator[Callable[[list], float]]:
         config = stream.applier_config(options, wait_for_events=True)
         projects = registry.read_projects(database)
 
-        def measure(raw_messages: list) -> float:
+        def measure(raw_messages: list) -> Any:  # a bench.stream_cpu.CpuResult
             result = stream_cpu.measure(
                 raw_messages, projects, config, window=window, repeats=1, delay_seconds=1.0
             )
-            return result.total
+            return result
 
         yield measure
     finally:
@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
     floors: dict[str, list[FloorPass]] = {design: [] for design in DESIGNS}
     ours: list[float] = []
+    our_stages: list[Any] = []  # bench.stream_cpu.Repeat of each pass
     with contextlib.ExitStack() as stack:
         our_code = None if args.floor_only else stack.enter_context(_our_code(args.window))
         gc.collect()
@@ -405,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
                 passes.append(floor_pass(timed, args.window, design))
                 line += f" floor ({design}) {passes[-1].micros['total']:.1f} µs,"
             if our_code is not None:
-                ours.append(our_code(raw))
+                result = our_code(raw)
+                ours.append(result.total)
+                our_stages.extend(result.repeats)
                 line += f" ours {ours[-1]:.1f} µs"
             print(line.rstrip(","), flush=True)
         gc.unfreeze()
@@ -428,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     if ours:
         mine = statistics.median(ours)
         print(f"ours:      {mine:.1f} µs/msg (median), {mine / floor:.1f}x the floor")
+        from bench.stream_cpu import STAGES
+
+        parts = ", ".join(
+            f"{stage} {statistics.median(r.micros(stage) for r in our_stages):.1f}" for stage in STAGES
+        )
+        print(f"  ours by stage (medians): {parts}")
         # The performance target (docs/performance.md): ours at most twice the decoded design, in one run.
         decoded = medians["decoded"]
         ratios = [our / p.micros["total"] for our, p in zip(ours, floors["decoded"], strict=True)]
