@@ -333,7 +333,7 @@ def run_once(
         began = cpu()
         for commit in chunk_writes(writes, config.spanner.max_mutations, known_tags_cost):
             plan = plan_commit(commit, StoredVersions(), new_keys(commit))
-            indexed = tag_writer.index_intents(commit)
+            indexed = plan.indexed  # tag_writer.index_intents(commit), gathered by plan_commit
             existing = tag_store.groups & {intent.group_id for intent in indexed}
             untimed = cpu()
             stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
@@ -404,6 +404,51 @@ def measure(
     return CpuResult(runs, window)
 
 
+def profile(
+    raw_messages: Sequence[RawMessage],
+    projects: dict[int, ProjectInfo],
+    config: ApplierConfig,
+    *,
+    window: int,
+    delay_seconds: float,
+    lines: int = 40,
+) -> str:
+    """One more pass (as ``measure`` makes one), under a profiler: where its time goes, by function within each
+    stage's entry points. With pyinstrument installed (``pip install pyinstrument``, not a dependency of the
+    product) a sampling profile (1 ms), whose shares are close to the unprofiled ones; else cProfile's own time
+    of the ``lines`` costliest functions, which inflates code that makes many small calls."""
+    pubsub_messages = [
+        (PubsubMessage(m.data, m.attributes, message_id=m.message_id), Timestamp(micros=m.message_time))
+        for m in raw_messages
+    ]
+    delay = int(delay_seconds * 1_000_000)
+    threshold = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    gc.collect()
+    gc.freeze()
+    try:
+        try:
+            from pyinstrument import Profiler
+        except ImportError:
+            import cProfile
+            import io
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.runcall(run_once, pubsub_messages, projects, config, window, delay)
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(lines)
+            return "cProfile, own time (inflates many small calls):\n" + out.getvalue()
+        sampler = Profiler(interval=0.001)
+        sampler.start()
+        run_once(pubsub_messages, projects, config, window, delay)
+        sampler.stop()
+        return sampler.output_text(unicode=False, color=False, time="percent_of_total")
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 @contextlib.contextmanager
 def tags_off() -> Iterator[None]:
     """The engine gives no ``IndexOccurrence`` (so nothing of tags is planned or written): for measuring what
@@ -419,10 +464,12 @@ def tags_off() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.stream_cpu [--messages 60000] [--keys N] [--repeats 3] [--window 1600] [--ab-tags]``: our
+    """``python -m bench.stream_cpu [--messages 60000] [--keys N] [--repeats 3] [--window 1600] [--ab-tags]
+    [--profile]``: our
     code's CPU per message, stage by stage, over the streaming workload (``bench.floor``'s messages), on a fresh
     database of the stack's emulator (the stack must be running: ``python -m pipeline.stack start``).
-    ``--ab-tags`` alternates passes without tags (``tags_off``) and with them, and prints what tags add."""
+    ``--ab-tags`` alternates passes without tags (``tags_off``) and with them, and prints what tags add;
+    ``--profile`` then profiles one more pass by function (``profile``)."""
     import argparse
     import os
 
@@ -437,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--window", type=int, default=1_600, help="messages a flush collects (a hold)")
     parser.add_argument("--ab-tags", action="store_true", help="alternate passes without and with tags")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then one more pass under a profiler: by function (sampling with pyinstrument when installed)",
+    )
     args = parser.parse_args(argv)
     now = int(time.time() * 1_000) * 1_000
     hour = 3_600_000_000
@@ -474,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"repeat {number} {name}: {run.total:.1f} µs/msg ({parts})".replace("  ", " "), flush=True
                 )
+        if args.profile:
+            print(profile(raw, projects, config, window=args.window, delay_seconds=1.0), flush=True)
     finally:
         bench_database.drop(database_id)
     print(f"{len(raw):,} messages over {keys:,} keys, windows of {args.window:,}, {args.repeats} repeats")

@@ -136,6 +136,12 @@ class _EventCache:
         with self._lock:
             self._put(key, event)
 
+    def put_all(self, events: list[Event]) -> None:
+        """``put`` of several events, by their (project, event id), under one lock."""
+        with self._lock:
+            for event in events:
+                self._put((event.project_id, event.event_id), event)
+
     def _put(self, key: tuple[int, str], event: Event) -> None:
         self._events[key] = event  # found from now on: its absent entries are never asked for again
         if len(self._events) > self._max_entries:
@@ -550,9 +556,13 @@ class GroupApplier:
                 self._last_saved = (new_state, save.state)
             if defer_key_state:
                 write, self.deferred_save = split_key_state_save(write)
-            for intent in outputs.write.intents:
-                if isinstance(intent, RecordEvent):  # a lookup of this process may need it before it is read
-                    _KNOWN_EVENTS.put((intent.event.project_id, intent.event.event_id), intent.event)
+            recorded = []  # a lookup of this process may need them before they are read
+            for intent in outputs.write.intents:  # (intents are final classes: see spanner_writer)
+                kind = intent.__class__
+                if kind is RecordEvent:
+                    recorded.append(intent.event)
+            if recorded:
+                _KNOWN_EVENTS.put_all(recorded)
             if write is not None:
                 self.last_write = write
                 self._pending.append((write, Flush(state, messages, context, counts)))

@@ -348,10 +348,19 @@ def write_mutation(kind: str, table: str, columns: Sequence[str], rows: Iterable
     write.columns.extend(columns)
     add_row = write.values.add
     for row in rows:
-        values = add_row().values
-        add = values.add
+        add = add_row().values.add
         for value in row:
-            _set_value(value, add())
+            # The usual wire forms inline (text and NULL are most cells), in ``_set_value``'s order of
+            # decision: bool is a subclass of int, so exact classes are compared.
+            kind = value.__class__
+            if kind is str:
+                add().string_value = value
+            elif value is None:
+                add().null_value = _NULL
+            elif kind is int:
+                add().string_value = str(value)
+            else:
+                _set_value(value, add())
     return Mutation.wrap(pb)
 
 

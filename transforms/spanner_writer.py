@@ -139,6 +139,9 @@ class CommitPlan:
     # Table -> keys of rows known to exist, written with only the columns that change (an update: the index
     # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
     updates: dict[str, set[tuple]] = field(default_factory=dict)
+    # The commit's IndexOccurrence intents, in the order the writes are planned (``tag_writer.index_intents``),
+    # gathered by the same pass: the tag writer plans them after the rows.
+    indexed: list[intents.IndexOccurrence] = field(default_factory=list)
 
     def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
         deleted = self.deletes.get(table)
@@ -384,7 +387,8 @@ def plan_commit(
                             (intent.project_id, hash_, intent.group_id),
                         )
             elif kind is intents.IndexOccurrence:
-                pass  # planned after the writes, with what the commit reads (transforms.tag_writer)
+                # Planned after the writes, with what the commit reads (transforms.tag_writer).
+                plan.indexed.append(intent)
             elif kind is intents.RecordRelease:
                 release_key = (intent.project_id, intent.version)
                 known = releases.get(release_key)

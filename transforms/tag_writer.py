@@ -403,8 +403,9 @@ class TagWriter:
         plan: CommitPlan,
         existing_groups: set[int],
     ) -> TagPlan:
-        """Read (in ``transaction``) and plan the tag rows of ``writes`` into ``plan``."""
-        indexed = index_intents(writes)
+        """Read (in ``transaction``) and plan the tag rows of ``writes`` into ``plan`` (made by ``plan_commit``,
+        whose pass gathered their ``IndexOccurrence`` intents in ``index_intents`` order)."""
+        indexed = plan.indexed
         if not indexed:
             return TagPlan()
         stored = read_stored(transaction, indexed, plan, existing_groups, self.known)

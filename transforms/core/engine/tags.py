@@ -131,7 +131,17 @@ def occurrence_tags(level: str, event: Event) -> Tags:
             tags["url"] = url.split("#", 1)[0].split("?", 1)[0]
     if event.contexts:
         tags.update(context_tags(event.contexts))
-    return tuple((key, value) for key, value in tags.items() if valid_tag(key, value))
+    valid_keys = _VALID_KEYS
+    kept = []
+    for key, value in tags.items():  # valid_tag, its usual case inlined (a key already checked)
+        valid = valid_keys.get(key)
+        if valid is None:
+            valid = valid_tag(key, value)
+        elif valid:
+            valid = 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value
+        if valid:
+            kept.append((key, value))
+    return tuple(kept)
 
 
 def user_tag(user: Mapping[str, Any]) -> str | None:
