@@ -3,7 +3,7 @@
 ``python -m bench.read_path [--messages 20000] [--rounds 5]``
 
 Until the timestamp attribute was read by ``transforms.pubsub_io._ToRawMessage``, Beam's Pub/Sub reader parsed
-it (``_read_from_pubsub(..., timestamp_attribute)``, the local runner's copy of Beam's) and ``_ToRawMessage``
+it (``read_from_pubsub(..., timestamp_attribute)``, the local runner's copy of Beam's) and ``_ToRawMessage``
 took the element's timestamp; since, the reader is given no attribute (element timestamp: the publish time)
 and ``_ToRawMessage`` parses it, giving its element the message time as timestamp (a ``TimestampedValue``).
 Both configurations run here over the same pulled responses (2,000 messages each, as the local runner reads a
@@ -34,7 +34,7 @@ class _Subscriber:
 
 
 class _Evaluator:
-    """What ``_read_from_pubsub`` uses of Beam's read evaluator."""
+    """What ``read_from_pubsub`` uses of Beam's read evaluator."""
 
     def __init__(self, response) -> None:
         self._client = _Subscriber(response)
@@ -76,7 +76,7 @@ def _responses(messages: int, *, with_attribute: bool = True) -> list:
 
 def _run(responses: list, ours: bool, to_raw_class=None) -> float:
     """CPU seconds for every response: the reader's pairs, then ``_ToRawMessage.process`` on each."""
-    from pipeline.local_runner import _read_from_pubsub
+    from pipeline.local_runner import read_from_pubsub
     from transforms.pubsub_io import _ToRawMessage
 
     to_raw_class = to_raw_class or _ToRawMessage
@@ -86,7 +86,7 @@ def _run(responses: list, ours: bool, to_raw_class=None) -> float:
     began = time.process_time()
     for evaluator in evaluators:
         to_raw.start_bundle()
-        for timestamp, message in _read_from_pubsub(evaluator, reader_attribute):
+        for timestamp, message in read_from_pubsub(evaluator, reader_attribute):
             for _ in to_raw.process(message, timestamp=timestamp):
                 pass
     spent = time.process_time() - began

@@ -197,7 +197,7 @@ class StreamOptions(PipelineOptions):
             action="store_true",
             default=False,
             help="Local runner only: run Beam's local runner as it is, without the patches of "
-            "pipeline/local_runner.py (much slower; a stop cannot halt Beam's reader, see the README).",
+            "pipeline/local_runner/ (much slower; a stop cannot halt Beam's reader, see the README).",
         )
         parser.add_argument(
             "--progress_interval",
