@@ -317,7 +317,7 @@ def _valid_event(ev: _EventShape, project_id: int, payload_event_id: str | None)
         platform=ev.platform,
         timestamp=timestamp,
         received=received,
-        tags=() if tags is None else tuple(tags.items()) if tags.__class__ is dict else tuple(tags),
+        tags=() if tags is None else tuple(tags.items()) if isinstance(tags, dict) else tuple(tags),
         release=release,
         environment=environment,
         dist=ev.dist,

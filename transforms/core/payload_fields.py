@@ -152,11 +152,13 @@ def parse_time(value: Any) -> int:
     if kind is int:
         if not _MIN_EPOCH_SECONDS <= value <= _MAX_EPOCH_SECONDS:
             raise ValueError("is out of range for a timestamp (years 1 to 9999)")
-        return value * MICROS
+        micros: int = value * MICROS
+        return micros
     if kind is float:
         if not math.isfinite(value) or not _MIN_EPOCH_SECONDS <= value <= _MAX_EPOCH_SECONDS:
             raise ValueError("must be a finite number of seconds within years 1 to 9999")
-        return round(value * MICROS)
+        rounded: int = round(value * MICROS)
+        return rounded
     if kind is str:
         if value.isdigit():
             raise ValueError("is a numeric string; send epoch seconds as a number, or an ISO 8601 date-time")
@@ -221,7 +223,8 @@ def show(value: Any) -> str:
     if kind is list:
         return f"a list of {len(value)} item(s)" if value else "[]"
     if kind is Unrepresentable:
-        return value.description
+        description: str = value.description
+        return description
     return f"a {kind.__name__}"
 
 
