@@ -54,7 +54,7 @@ setup(
         BEAM_REQUIREMENT,
         "google-cloud-pubsub>=2.44,<3",
         "google-cloud-spanner>=3.71,<4",
-        # hiredis: redis-py parses replies in C with it (quota round trips: 153 -> 95 µs of CPU for 30 keys).
+        # hiredis: redis-py parses replies in C with it (what that saves: docs/performance.md).
         "redis[hiredis]>=5,<9",
         # Beam requires protobuf < 7; google-cloud-spanner 3.71 needs >= 6.33.5, and so does the code
         # generated into schemas/ (it checks the runtime is at least the protoc that wrote it).
