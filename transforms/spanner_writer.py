@@ -23,8 +23,10 @@ Contract (the product's consistency promise):
   to the database when the engine loaded them (``KeyWrite.base_seq`` 0) are not read: their rows are
   inserted, and if another writer created them meanwhile the commit fails and is redone with the reads.
 
-Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included), retried on aborts
-(the emulator allows one read-write transaction at a time) and on transient errors, with backoff.
+Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included). An aborted commit
+is retried by ``run_in_transaction`` (for ``ABORT_RETRY_SECONDS``; the emulator allows one read-write
+transaction at a time); the service's transient errors, which it does not retry, are retried here with
+backoff (``RETRIED_ERRORS``).
 
 A commit refused for what it carries (``is_refusal``: a key or value Spanner cannot store, a value our rows
 cannot be built from), which no retry can fix, is split to find the writes that cause it: first by keys (a
@@ -63,9 +65,10 @@ from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
 # ``plan_commit`` and its types are planned in ``transforms.commit_plan``; importers of this module keep them.
 __all__ = [
+    "ABORT_RETRY_SECONDS",
     "DEFAULT_MAX_MUTATIONS",
     "REFUSALS",
-    "TRANSIENT_ERRORS",
+    "RETRIED_ERRORS",
     "CommitPlan",
     "CommitStats",
     "SpannerWriter",
@@ -83,11 +86,20 @@ _LOG = logging.getLogger(__name__)
 
 # Real Spanner refuses commits over 80,000 mutations; stay well below it by default.
 DEFAULT_MAX_MUTATIONS = 40_000
-TRANSIENT_ERRORS = (
+# How long ``run_in_transaction`` retries a commit that Spanner aborts (lock conflicts; on the emulator, any
+# overlapping read-write transaction), with the backoff Spanner asks for, before it raises ``Aborted``. It
+# retries aborts and nothing else (the client library's default deadline is 30 s); an ``Aborted`` it raises
+# has used this whole budget, so the writer does not retry it again.
+ABORT_RETRY_SECONDS = 120.0
+# What the writer retries itself, because ``run_in_transaction`` re-raises it at once: errors of the service
+# that a later attempt may not meet, whether raised by the reads of the unit of work or by the commit.
+# Retrying a commit that may have been applied (``DeadlineExceeded``) is safe: the seq guard makes a second
+# application a no-op, and the insert of a key taken for new comes back as ``AlreadyExists`` (retried once,
+# with guard reads).
+RETRIED_ERRORS = (
     api_exceptions.ServiceUnavailable,
     api_exceptions.DeadlineExceeded,
     api_exceptions.InternalServerError,
-    api_exceptions.Aborted,
     api_exceptions.ResourceExhausted,
 )
 
@@ -376,7 +388,7 @@ class SpannerWriter:
         delay = 0.05
         for attempt in range(1, self._max_attempts + 1):
             try:
-                self._database.run_in_transaction(unit_of_work)
+                self._database.run_in_transaction(unit_of_work, timeout_secs=ABORT_RETRY_SECONDS)
                 break
             except api_exceptions.AlreadyExists:
                 # A key we took for new was written by someone else meanwhile: read everything this time.
@@ -384,7 +396,7 @@ class SpannerWriter:
                     raise
                 _LOG.info("Spanner commit: keys were written concurrently; retrying with guard reads")
                 assumed["new"] = set()
-            except TRANSIENT_ERRORS as error:
+            except RETRIED_ERRORS as error:
                 if attempt == self._max_attempts:
                     raise
                 _LOG.warning("Spanner commit failed (%s), retry %d in %.2fs", error, attempt, delay)
