@@ -19,7 +19,7 @@ intent type needs one there (``plan_commit`` refuses a type it has no planner fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -405,3 +405,43 @@ def plan_commit(
                 "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
             )
     return plan
+
+
+def settle_environment_checks(plan: CommitPlan, stored: Mapping[tuple[int, str], int]) -> None:
+    """Plan the environment rows of stale writes (``CommitPlan.environment_checks``) that are earlier than the
+    stored rows ``stored`` ((group, environment) -> first seen, µs; those read) or missing from them."""
+    stored = dict(stored)
+    for intent in plan.environment_checks:
+        key = (intent.group_id, intent.environment)
+        if key in plan.upserts.get("GroupEnvironments", {}):
+            continue  # a newer write of this commit has decided
+        if key not in stored or intent.first_seen < stored[key]:
+            plan.upsert("GroupEnvironments", key, rows.ENVIRONMENT_COLUMNS, rows.environment_values(intent))
+            stored[key] = intent.first_seen
+
+
+Mutation = tuple[str, str, tuple[str, ...], list]
+
+
+def mutations(plan: CommitPlan) -> Iterator[Mutation]:
+    """The plan as the mutations a transaction is given, in order: ``("delete", table, (), keys)`` first,
+    then ``(kind, table, columns, rows)`` with ``kind`` ``insert`` (rows known to be new), ``update`` (rows
+    known to exist) or ``insert_or_update``, rows grouped by kind and columns."""
+    for table, deleted in plan.deletes.items():
+        if deleted:
+            yield "delete", table, (), list(deleted)
+    for table, planned in plan.upserts.items():
+        updated = plan.updates.get(table)
+        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        for row_key, (columns, values) in planned.items():
+            if (table, row_key) in plan.inserts:
+                kind = "insert"
+            elif updated and row_key in updated:
+                kind = "update"
+            elif table == "Groups" and "Type" not in columns:
+                kind = "update"  # a Groups row written without its Type is a state-only update
+            else:
+                kind = "insert_or_update"
+            by_columns.setdefault((kind, columns), []).append(values)
+        for (kind, columns), values in by_columns.items():
+            yield kind, table, columns, values

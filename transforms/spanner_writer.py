@@ -57,8 +57,10 @@ from transforms.commit_plan import (
     StoredVersions,
     group_ids,
     guarded_keys,
+    mutations,
     new_keys,
     plan_commit,
+    settle_environment_checks,
 )
 from transforms.core import intents
 from transforms.core.model import from_datetime, from_rfc3339, split_group_key
@@ -274,33 +276,14 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
             spanner.KeySet(keys=[list(key) for key in wanted]),
         )
     }
-    for intent in plan.environment_checks:
-        key = (intent.group_id, intent.environment)
-        if key in plan.upserts.get("GroupEnvironments", {}):
-            continue  # a newer write of this commit has decided
-        if key not in stored or intent.first_seen < stored[key]:
-            plan.upsert("GroupEnvironments", key, rows.ENVIRONMENT_COLUMNS, rows.environment_values(intent))
-            stored[key] = intent.first_seen
+    settle_environment_checks(plan, stored)
 
 
 def _buffer(transaction, plan: CommitPlan) -> None:
-    for table, deleted in plan.deletes.items():
-        if deleted:
-            transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
-    for table, planned in plan.upserts.items():
-        updated = plan.updates.get(table)
-        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
-        for row_key, (columns, values) in planned.items():
-            if (table, row_key) in plan.inserts:
-                kind = "insert"
-            elif updated and row_key in updated:
-                kind = "update"
-            elif table == "Groups" and "Type" not in columns:
-                kind = "update"  # a Groups row written without its Type is a state-only update
-            else:
-                kind = "insert_or_update"
-            by_columns.setdefault((kind, columns), []).append(values)
-        for (kind, columns), values in by_columns.items():
+    for kind, table, columns, values in mutations(plan):
+        if kind == "delete":
+            transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
+        else:
             mutation_buffer.add(transaction, kind, table, columns, values)
 
 
