@@ -404,9 +404,9 @@ def test_a_hold_is_extended_while_its_lookups_events_are_read_in_the_background(
 
 
 def applier_reading(message: Message) -> bool:
-    from transforms.applier import _KNOWN_EVENTS
+    from transforms.event_cache import KNOWN_EVENTS
 
-    return _KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
+    return KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
 
 
 def test_a_flush_takes_everything_the_steps_watermark_is_known_to_have_passed(spanner_db) -> None:
