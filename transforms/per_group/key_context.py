@@ -19,13 +19,9 @@ from transforms.core.model import ProjectInfo
 # Tokens of hydration reads: unique in this process (a counter) and across processes (a random prefix: a
 # key's Beam state, with its token, may outlive the process that asked for the read). A counter rather than
 # uuid4 per key: see docs/performance.md.
-_TOKEN_PREFIX = uuid.uuid4().hex[:16] + "-"
-_TOKENS = itertools.count()
-
-
-def new_token() -> str:
-    """A name for one key's batched hydration read (``transforms.per_group.hydration``)."""
-    return f"{_TOKEN_PREFIX}{next(_TOKENS)}"
+# ``new_token()`` gives the next one (``PREFIX-0``, ``PREFIX-1``...): an iterator built of C callables, so that
+# a new key costs no Python call for it.
+new_token = map((uuid.uuid4().hex[:16] + "-").__add__, map(str, itertools.count())).__next__
 
 
 class KeyMeta(msgspec.Struct, array_like=True):
@@ -55,47 +51,22 @@ def read_meta(meta_state: Any) -> KeyMeta:
     return KeyMeta() if data is None else META_DECODER.decode(data)
 
 
-class KeyHandles:
+class KeyHandles(msgspec.Struct, gc=False):
     """One callback's view of its key: the key, its state cells and timers (Beam's handles, or any object
     with their methods), and the key's ``KeyMeta`` as the callback decoded it. Built once per callback and
-    handed to the flush and its helpers; a handle the callback was not given is None."""
+    handed to the flush and its helpers; a handle the callback was not given is None. A msgspec Struct
+    because it is built in C (a callback builds one per flush); ``gc=False``: it holds no cycle."""
 
-    __slots__ = (
-        "buffer",
-        "confirm",
-        "event_flush",
-        "expire",
-        "key",
-        "key_state",
-        "lookup_retry",
-        "meta",
-        "meta_state",
-        "save",
-    )
-
-    def __init__(
-        self,
-        key: str,
-        buffer: Any,
-        key_state: Any,
-        meta_state: Any,
-        meta: KeyMeta,
-        event_flush: Any = None,
-        lookup_retry: Any = None,
-        expire: Any = None,
-        confirm: Any = None,
-        save: Any = None,
-    ) -> None:
-        self.key = key
-        self.buffer = buffer
-        self.key_state = key_state
-        self.meta_state = meta_state
-        self.meta = meta
-        self.event_flush = event_flush
-        self.lookup_retry = lookup_retry
-        self.expire = expire
-        self.confirm = confirm
-        self.save = save
+    key: str
+    buffer: Any
+    key_state: Any
+    meta_state: Any
+    meta: KeyMeta
+    event_flush: Any = None
+    lookup_retry: Any = None
+    expire: Any = None
+    confirm: Any = None
+    save: Any = None
 
     def write_meta(self) -> None:
         self.meta_state.write(META_ENCODER.encode(self.meta))
