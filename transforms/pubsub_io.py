@@ -36,7 +36,7 @@ from transforms.decode import DEAD_LETTER, MESSAGES
 _LOG = logging.getLogger(__name__)
 
 
-class _ToRawMessage(beam.DoFn):
+class ToRawMessage(beam.DoFn):
     """A Pub/Sub message becomes a ``RawMessage`` (main output), or a dead letter (``dead_letter``) when its
     timestamp attribute cannot be read.
 
@@ -136,7 +136,7 @@ class ReadMessages(beam.PTransform):
         self._pubsub_messages = pubsub_messages
 
     def expand(self, pbegin):
-        # No timestamp_attribute for Beam's reader: _ToRawMessage reads it (see its docstring).
+        # No timestamp_attribute for Beam's reader: ToRawMessage reads it (see its docstring).
         pulled = pbegin | "Pull" >> ReadFromPubSub(
             subscription=self._subscription, topic=self._topic, with_attributes=True
         )
@@ -147,7 +147,7 @@ class ReadMessages(beam.PTransform):
 
 class ToRawMessages(beam.PTransform):
     """Pub/Sub messages → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``), see
-    ``_ToRawMessage``."""
+    ``ToRawMessage``."""
 
     def __init__(self, timestamp_attribute: str | None = None, label: str | None = None) -> None:
         super().__init__(label)
@@ -158,7 +158,7 @@ class ToRawMessages(beam.PTransform):
 
 
 def _to_raw_messages(messages, timestamp_attribute: str | None) -> pvalue.DoOutputsTuple:
-    outputs = messages | "ToRawMessage" >> beam.ParDo(_ToRawMessage(timestamp_attribute)).with_outputs(
+    outputs = messages | "ToRawMessage" >> beam.ParDo(ToRawMessage(timestamp_attribute)).with_outputs(
         DEAD_LETTER, main=MESSAGES
     )
     return typed(outputs, **{MESSAGES: RawMessage, DEAD_LETTER: DeadLetter})
