@@ -114,7 +114,7 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        self.indexed: set[tuple] = set()  # search tags and texts given to IndexOccurrence in this call
+        self.indexed: set[tuple[object, ...]] = set()  # search tags and texts given to IndexOccurrence in this call
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
@@ -173,7 +173,7 @@ class KeyApplication:
         activity_type: int,
         message_time: int,
         message_id: str,
-        data: dict | None,
+        data: dict[str, object] | None,
     ) -> str:
         identifier = activity_id(group, payload_id, activity_type)
         self.activity_slots[identifier] = len(self.intents)
