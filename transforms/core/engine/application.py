@@ -114,7 +114,9 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        self.indexed: set[tuple[object, ...]] = set()  # search tags and texts given to IndexOccurrence in this call
+        self.indexed: set[tuple[object, ...]] = (
+            set()
+        )  # search tags and texts given to IndexOccurrence in this call
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
