@@ -118,15 +118,19 @@ def _stream() -> TestStream:
     ).with_output_types(tuple[str, Message])
 
 
-@pytest.mark.timeout(120)
-def test_out_of_order_arrivals_within_the_hold_are_applied_in_key_order(spanner_db, runner: str) -> None:
-    """Created, resolved in the next release after 1.0, then 1.1 seen: a regression only in key order."""
+def _out_of_order_messages() -> tuple[Message, Message, Message]:
+    """Created, resolved in the next release after 1.0, then 1.1 seen."""
     created = b.occurrence(T0, release="1.0.0")
     resolved = b.status_change(
         T0 + 10 * SECOND, GroupStatus.RESOLVED, resolution=(ResolutionType.IN_NEXT_RELEASE, "1.0.0")
     )
-    regressed = b.occurrence(T0 + 20 * SECOND, release="1.1.0")
-    stream = (
+    return created, resolved, b.occurrence(T0 + 20 * SECOND, release="1.1.0")
+
+
+def _out_of_order_stream(messages: tuple[Message, Message, Message]) -> TestStream:
+    """The three messages arriving newest first within the hold."""
+    created, resolved, regressed = messages
+    return (
         _stream()
         .add_elements(_timestamped([regressed]))
         .advance_processing_time(0.5)
@@ -138,13 +142,52 @@ def test_out_of_order_arrivals_within_the_hold_are_applied_in_key_order(spanner_
         .advance_watermark_to((T0 + 60 * SECOND) / MICROS)
         .advance_processing_time(HOLD)
     )
-    counters = _run(spanner_db, stream, runner)
+
+
+@pytest.mark.timeout(120)
+def test_out_of_order_arrivals_within_the_hold_are_applied_in_key_order(spanner_db, runner: str) -> None:
+    """Created, resolved in the next release after 1.0, then 1.1 seen: a regression only in key order."""
+    counters = _run(spanner_db, _out_of_order_stream(_out_of_order_messages()), runner)
     group = _group(spanner_db)
     assert (group["Status"], group["Substatus"]) == (GroupStatus.UNRESOLVED, GroupSubStatus.REGRESSED)
     assert group["TimesSeen"] == 2
     assert counters[metrics.REGRESSIONS] == 1
     assert counters.get(metrics.LATE_MESSAGES, 0) == 0
     assert counters[metrics.SPANNER_COMMITS] == 1  # one flush: the three messages in one engine call
+
+
+@pytest.mark.timeout(180)
+def test_the_local_runner_and_the_sdk_harness_write_the_same_rows(spanner_db_factory) -> None:
+    """The out-of-order scenario on both runners, each into a database of its own: every table the step
+    writes holds the same rows (but for the commit timestamps), and the counters are the same."""
+    try:
+        streaming_driver.check()
+    except streaming_driver.DriverUnavailable as error:
+        pytest.skip(str(error))
+    rows, counters = {}, {}
+    messages = _out_of_order_messages()  # once: the builders number every message they make
+    for runner in RUNNERS:
+        database = spanner_db_factory()
+        counters[runner] = _run(database, _out_of_order_stream(messages), runner)
+        rows[runner] = {
+            table: [
+                {column: value for column, value in row.items() if column != "UpdatedAt"}
+                for row in harness.read_table(database.database, table)
+            ]
+            for table in harness.TABLES
+        }
+    local, driver = (rows[runner] for runner in RUNNERS)
+    assert local["Groups"] and local["Occurrences"] and local["Activities"]
+    differences = [
+        (table, index, column, value, theirs.get(column))
+        for table in harness.TABLES
+        for index, (ours, theirs) in enumerate(zip(local[table], driver[table], strict=False))
+        for column, value in ours.items()
+        if theirs.get(column) != value
+    ]
+    assert differences == [], "\n".join(str(d)[:300] for d in differences)
+    assert driver == local
+    assert counters["streaming_driver"] == counters["BundleBasedDirectRunner"]
 
 
 @pytest.mark.timeout(120)
