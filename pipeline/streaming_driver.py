@@ -65,6 +65,7 @@ CHECKS: tuple[Target, ...] = (
         "FnApiRunner.create_stages",
         ("10951f3fbce751e212272073067be8b09ce6d7e8d08e38961cf8107c5ad0bf71",),
         "relies on",
+        ("ExtendedProvisionInfo", "FnApiRunner.get_cache_token_generator"),
     ),
     Target(
         _FN,
@@ -126,7 +127,10 @@ CHECKS: tuple[Target, ...] = (
     Target(
         _EXEC,
         "BundleContextManager.get_buffer",
-        ("bf8b874c7c61982b87dc05b7b8a5af4a784be9a8c885ede35dc0567028a636e5",),
+        (  # 2.78.0, then 2.77.0 (which gives a GroupingBuffer no clock: a kind of buffer the driver does not read)
+            "bf8b874c7c61982b87dc05b7b8a5af4a784be9a8c885ede35dc0567028a636e5",
+            "587b5d725d2a0c233323342770d204c5cca331d69aaf00d86debfb81c8580a62",
+        ),
         "relies on",
     ),
     Target(
@@ -164,7 +168,13 @@ CHECKS: tuple[Target, ...] = (
         "split_buffer_id",
         ("baa70db1d38279bbf46d9485f661200a400d4ac2d59fae0fa006c881e5226b39",),
         "relies on",
-        ("IMPULSE_BUFFER", "PAR_DO_URNS", "Stage.transforms"),
+        (
+            "IMPULSE_BUFFER",
+            "Stage.transforms",
+            "TransformContext.components",
+            "TransformContext.safe_coders",
+            "TransformContext.data_channel_coders",
+        ),
     ),
 )
 
@@ -192,9 +202,13 @@ class _Timers:
         self.pending: dict[tuple[str, str], dict[tuple, object]] = collections.defaultdict(dict)
 
     def take_due(self, domains: dict[tuple[str, str], int], watermark, now) -> dict[tuple[str, str], list]:
+        """Takes out the timers of ``domains``' families (family -> time domain) that are due."""
         due: dict[tuple[str, str], list] = {}
-        for family, timers in self.pending.items():
-            bound = watermark if domains[family] == beam_runner_api_pb2.TimeDomain.EVENT_TIME else now
+        for family, domain in domains.items():
+            timers = self.pending.get(family)
+            if not timers:
+                continue
+            bound = watermark if domain == beam_runner_api_pb2.TimeDomain.EVENT_TIME else now
             fired = [key for key, timer in timers.items() if timer.fire_timestamp <= bound]
             if fired:
                 due[family] = sorted((timers.pop(key) for key in fired), key=lambda t: t.fire_timestamp)
@@ -252,7 +266,7 @@ class StreamingDriver:
             self._count_state_calls(manager.state_servicer)
             self._watermark = timestamp.MIN_TIMESTAMP
             self._now = timestamp.Timestamp.of(time.time() if self._real_time else 0)
-            self._source = self._source_stage(source_id)
+            self._source_id, self._source = source_id, self._source_stage(source_id)
             self._start()
             for event in events:
                 self._handle(event, source_id, element_coder)
@@ -298,7 +312,7 @@ class StreamingDriver:
 
         for stage in self._stages:
             for transform in stage.transforms:
-                if transform.spec.urn != _DATA_INPUT or stage is self._source:
+                if transform.spec.urn != _DATA_INPUT or transform.unique_name == self._source_id:
                     continue
                 if self._context.input_transform_to_buffer_id.get(transform.unique_name) == (
                     translations.IMPULSE_BUFFER
@@ -346,7 +360,6 @@ class StreamingDriver:
                 if not families:
                     continue
                 due = self._timers.take_due(families, self._watermark, self._now)
-                due = {family: timers for family, timers in due.items() if family in families}
                 if due:
                     fired = True
                     self._run_bundle(stage, {}, due)
