@@ -323,20 +323,20 @@ class StreamingDriver:
     # -- events
 
     def _handle(self, event, source_id: str, element_coder) -> None:
+        from apache_beam.coders.coder_impl import create_OutputStream
         from apache_beam.utils.windowed_value import WindowedValue
 
         if event.HasField("element_event"):
             impl = self._input_coder_impl(self._source, source_id)
-            data = b"".join(
-                impl.encode(
-                    WindowedValue(
-                        element_coder.decode(element.encoded_element),
-                        timestamp.Timestamp(micros=1000 * element.timestamp),
-                        (beam.transforms.window.GlobalWindow(),),
-                    )
+            out = create_OutputStream()
+            for element in event.element_event.elements:
+                value = WindowedValue(
+                    element_coder.decode(element.encoded_element),
+                    timestamp.Timestamp(micros=1000 * element.timestamp),
+                    (beam.transforms.window.GlobalWindow(),),
                 )
-                for element in event.element_event.elements
-            )
+                impl.encode_to_stream(value, out, True)  # nested: a data channel carries a stream of them
+            data = out.get()
             self._pending[self._source.name][source_id].append(data)
             self._pump()
         elif event.HasField("watermark_event"):
