@@ -1,6 +1,7 @@
 """The production shape's CPU: the streaming job Dataflow runs, on Beam's SDK harness, per message.
 
-``python -m bench.production_cpu [--messages 6000] [--keys N] [--repeats 3] [--window 1600] [--hold 1]``
+``python -m bench.production_cpu [--messages 6000] [--keys N] [--repeats 3] [--window 1600] [--hold 1]
+[--profile]``
 (the local stack must be running: ``python -m pipeline.stack start``; ``REDIS_URL`` from ``python -m
 pipeline.stack env`` turns the creation quota on, as in ``bench.stream_cpu``).
 
@@ -18,6 +19,11 @@ come from one run of a shared machine:
               passes it and ``--hold`` seconds of wall clock let the holds fire.
   ours        ``bench.stream_cpu``'s measure: our DoFns and functions alone, no runner (its docstring).
   floor       ``bench.floor``'s ``decoded`` design: what any pure-Python path pays.
+
+``--profile`` then runs one more production pass under cProfile, timed by the CPU of the thread that runs the
+bundles (the embedded SDK worker runs them in the caller's thread; the clients' background threads are not
+in it), and prints its own time by package (ours, Beam, the Google clients with gRPC, protobuf, Redis, and the
+rest: built-ins and the standard library, called from any of them): cProfile inflates code that makes many small calls, so read the shares, not the totals.
 
 Also printed: the Fn API state requests per message the runner served, and a projection of Dataflow workers
 (n2-standard-4: 4 vCPUs, kept at 60% CPU) per 100,000 messages a second from the production figure. The
@@ -39,6 +45,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.transforms.window import TimestampedValue
@@ -111,8 +119,11 @@ def _job_args(database_id: str, hold: float) -> list[str]:
     ]
 
 
-def production_pass(messages: Sequence[RawMessage], window: int, hold: float) -> ProductionPass:
-    """One run of the production graph on the driver over ``messages``, on a fresh database."""
+def production_pass(
+    messages: Sequence[RawMessage], window: int, hold: float, profiler: Any = None
+) -> ProductionPass:
+    """One run of the production graph on the driver over ``messages``, on a fresh database (``profiler``: a
+    ``cProfile.Profile`` enabled around the run only)."""
     from bench import bench_database
     from pipeline import stream, streaming_driver
 
@@ -124,7 +135,8 @@ def production_pass(messages: Sequence[RawMessage], window: int, hold: float) ->
         driver = streaming_driver.StreamingDriver(graph, real_time=True)
         gc.collect()
         began, began_wall = time.process_time(), time.perf_counter()
-        result = driver.run()
+        with profiler or contextlib.nullcontext():
+            result = driver.run()
         cpu, wall = time.process_time() - began, time.perf_counter() - began_wall
     finally:
         bench_database.drop(database_id)
@@ -137,6 +149,37 @@ def production_pass(messages: Sequence[RawMessage], window: int, hold: float) ->
 def empty_run_seconds(hold: float) -> float:
     """CPU seconds of the driver's run of the job with no message: its fixed start-up cost."""
     return production_pass([], 1, hold).micros / 1e6
+
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+_PACKAGES = (  # (label, path fragments of the files it holds), first match wins
+    ("ours", tuple(f"{_ROOT}/{package}/" for package in ("transforms", "pipeline", "schemas"))),
+    ("beam", ("/apache_beam/",)),
+    ("google clients", ("/google/cloud/", "/google/api_core/", "/google/auth/", "/grpc/")),
+    ("protobuf", ("/google/protobuf/", "<built-in method google")),
+    ("redis", ("/redis/",)),
+    ("msgspec, orjson", ("msgspec", "orjson")),
+)
+
+
+def profile_pass(messages: Sequence[RawMessage], window: int, hold: float) -> str:
+    """One more production pass under cProfile: its own time by package (see the module docstring)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile(time.thread_time)  # the CPU of the thread running the bundles, not waits
+    production_pass(messages, window, hold, profiler)
+    shares: dict[str, float] = {}
+    for (filename, _line, function), row in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        own = row[2]
+        where = f"{filename}:{function}"
+        label = next((name for name, parts in _PACKAGES if any(part in where for part in parts)), "the rest")
+        shares[label] = shares.get(label, 0.0) + own
+    total = sum(shares.values()) or 1.0
+    return "profile (cProfile, the bundles' thread's CPU, own time by package): " + ", ".join(
+        f"{label} {100 * seconds / total:.0f}%"
+        for label, seconds in sorted(shares.items(), key=lambda i: -i[1])
+    )
 
 
 @contextlib.contextmanager
@@ -161,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--window", type=int, default=1_600, help="messages a bundle brings (a hold's worth)")
     parser.add_argument("--hold", type=float, default=1.0, help="--processing_hold of the job, seconds")
+    parser.add_argument("--profile", action="store_true", help="then one more production pass under cProfile")
     args = parser.parse_args(argv)
     if args.messages < 1 or args.repeats < 1 or args.window < 1 or args.hold <= 0:
         parser.error("--messages, --repeats and --window must be at least 1, --hold more than 0")
@@ -214,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{TARGET_UTILISATION:.0%} CPU) per {RATE:,} messages/s "
         f"({RATE * steady / 1e6:.0f} vCPUs busy; a lower bound, see the module docstring)"
     )
+    if args.profile:
+        print(profile_pass(raw, args.window, args.hold), flush=True)
     return 0
 
 

@@ -186,9 +186,14 @@ class DriverUnavailable(RuntimeError):
     """Beam's runner is not what this driver was written against (the message says what changed)."""
 
 
+_checked: dict[tuple[Target, ...], list[str]] = {}  # a source does not change in a process: checked once
+
+
 def check() -> None:
     """Raise ``DriverUnavailable`` naming every private part of Beam's runner that is not as recorded."""
-    problems = [problem for target in CHECKS for problem in target_problems(target)]
+    problems = _checked.get(CHECKS)
+    if problems is None:
+        problems = _checked[CHECKS] = [problem for target in CHECKS for problem in target_problems(target)]
     if problems:
         raise DriverUnavailable(
             f"the streaming driver cannot run on Beam {beam.__version__}: " + "; ".join(problems)

@@ -136,6 +136,9 @@ def test_a_runner_attribute_gone_makes_the_streaming_driver_unavailable(
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     monkeypatch.delattr(worker_handlers, "STATE_CACHE_SIZE_MB")
+    monkeypatch.setattr(
+        streaming_driver, "_checked", {}
+    )  # checked again, not taken from this process's check
     with pytest.raises(
         streaming_driver.DriverUnavailable, match=r"worker_handlers\.STATE_CACHE_SIZE_MB is missing"
     ):
