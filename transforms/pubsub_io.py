@@ -114,7 +114,7 @@ class ToRawMessage(beam.DoFn):
 
 class ReadMessages(beam.PTransform):
     """``PBegin`` → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``: an unreadable timestamp
-    attribute), from ``subscription`` (preferred) or ``topic``."""
+    attribute), from ``subscription`` (preferred) or ``topic``, or from ``source``."""
 
     def __init__(
         self,
@@ -123,13 +123,18 @@ class ReadMessages(beam.PTransform):
         topic: str | None = None,
         timestamp_attribute: str | None = None,
         pubsub_messages: bool = False,
+        source: beam.PTransform | None = None,
         label: str | None = None,
     ) -> None:
         """``pubsub_messages``: give Beam's ``PubsubMessage``s, timestamped with their publish times, for
-        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself)."""
+        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself). ``source``: a ``PBegin`` →
+        ``PubsubMessage`` transform that replaces the Pub/Sub read (step ``Pull``) and nothing else, for
+        ``pipeline.streaming_driver``, which feeds the job its own events; the subscription and topic are then
+        not used."""
         super().__init__(label)
-        if bool(subscription) == bool(topic):
+        if source is None and bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
+        self._source = source
         self._subscription = subscription
         self._topic = topic
         self._timestamp_attribute = timestamp_attribute
@@ -137,9 +142,12 @@ class ReadMessages(beam.PTransform):
 
     def expand(self, pbegin):
         # No timestamp_attribute for Beam's reader: ToRawMessage reads it (see its docstring).
-        pulled = pbegin | "Pull" >> ReadFromPubSub(
-            subscription=self._subscription, topic=self._topic, with_attributes=True
-        )
+        if self._source is not None:
+            pulled = pbegin | "Pull" >> self._source
+        else:
+            pulled = pbegin | "Pull" >> ReadFromPubSub(
+                subscription=self._subscription, topic=self._topic, with_attributes=True
+            )
         if self._pubsub_messages:
             return pulled
         return _to_raw_messages(pulled, self._timestamp_attribute)
