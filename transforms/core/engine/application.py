@@ -10,6 +10,7 @@ letters, counters). The occurrence path (``occurrence_path``) and the status-cha
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import Any
 
 from transforms.core import metrics
 from transforms.core.engine import held as held_rules
@@ -114,7 +115,8 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        self.indexed: set[tuple] = set()  # search tags and texts given to IndexOccurrence in this call
+        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
+        self.indexed: set[tuple[object, ...]] = set()
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
@@ -173,7 +175,7 @@ class KeyApplication:
         activity_type: int,
         message_time: int,
         message_id: str,
-        data: dict | None,
+        data: dict[str, Any] | None,
     ) -> str:
         identifier = activity_id(group, payload_id, activity_type)
         self.activity_slots[identifier] = len(self.intents)
