@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import limits
+from transforms.core import durations
 from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import (
     CATEGORY_NAMES,
@@ -202,7 +203,7 @@ _SEMVER_QUERY_RE = re.compile(
     r"(?P<major>\d{1,18})(?:\.(?P<minor>\d{1,18}))?(?:\.(?P<patch>\d{1,18}))?(?:-(?P<pre>[0-9A-Za-z.\-]+))?"
     r"(?:\+[0-9A-Za-z.\-]+)?"
 )
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_UNIT_SECONDS = durations.STATS_PERIOD.units  # the units of a relative time, as of statsPeriod
 _NUMBER_SCALE = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 _SPECIFIC_DATETIME_SLACK = 5 * 60 * MICROS
 # The largest count a filter may name (Spanner's INT64), and the earliest time (Spanner's TIMESTAMP range).
@@ -1353,10 +1354,11 @@ def _number_interval(term: Term) -> Interval:
 
 def parse_relative_period(value: str) -> int:
     """``statsPeriod`` such as ``24h`` or ``14d`` in microseconds; raises ``QueryError`` otherwise."""
-    match = re.fullmatch(r"(\d{1,9})([smhdw])", value.strip())
-    if not match:
-        raise QueryError(f'invalid statsPeriod "{clip(value)}" (use e.g. 24h, 14d or 90d)')
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * MICROS
+    try:
+        seconds = durations.parse(value, durations.STATS_PERIOD)
+    except durations.DurationError:
+        raise QueryError(f'invalid statsPeriod "{clip(value)}" (use e.g. 24h, 14d or 90d)') from None
+    return int(seconds) * MICROS
 
 
 def parse_timestamp(value: str, name: str) -> int:

@@ -22,8 +22,8 @@ from transforms.apply_per_group import (
     ApplyPerGroupFn,
     CommitFailed,
     Routed,
-    _committer,
     decode_message,
+    step_committer,
     uncounted_counts,
     wait_for_commits,
 )
@@ -223,7 +223,7 @@ class Driver:
 
     def engine_calls(self) -> int:
         """Key writes made so far (one per flush that took messages in), committed to Spanner."""
-        pending = self.fn._applier.pending_writes
+        pending = self.fn.bundle.applier.pending_writes
         self.fn.finish_bundle()
         self._start_bundle()
         self.writes += pending
@@ -595,7 +595,7 @@ def test_a_local_key_that_comes_back_while_its_expiry_save_commits_is_read_after
     for second in (0, 1):
         _flush_one(driver, b.occurrence(T0 + second * SECOND, type=b.NOISY))
     driver.finish()
-    assert _committer(driver.fn._step).wait(10) == 0  # committed; the saves left behind are not
+    assert step_committer(driver.fn.settings.step).wait(10) == 0  # committed; the saves left behind are not
     assert _stored(spanner_db, driver.key) is None
     gate = _Gate(monkeypatch)
     driver.fire_expire()

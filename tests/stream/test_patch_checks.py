@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline import local_runner
+from pipeline.local_runner import patch_table
 from transforms.private_api import Patcher
 
 PATCHED_PARTS = [
@@ -80,17 +81,17 @@ def test_a_patch_whose_beam_code_changed_falls_back_whole_to_beams_code_with_a_w
     patches[position] = dataclasses.replace(
         patch, targets=(*patch.targets[:index], changed, *patch.targets[index + 1 :])
     )
-    doctored = Patcher(patches, local_runner._LOG, "local runner", local_runner._beam_version)
-    monkeypatch.setattr(local_runner, "PATCHER", doctored)
+    doctored = Patcher(patches, local_runner.LOG, "local runner", local_runner.beam_version)
+    monkeypatch.setattr(patch_table, "PATCHER", doctored)
     try:
-        with caplog.at_level(logging.WARNING, logger=local_runner._LOG.name):
+        with caplog.at_level(logging.WARNING, logger=local_runner.LOG.name):
             outcome = local_runner.prepare_direct_runner()
         assert outcome[patch_name] is not None and target.label in outcome[patch_name]
         assert [name for name, why in outcome.items() if why is not None] == [patch_name]
         warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
         (warning,) = [text for text in warnings if patch.title in text]
         assert warning.startswith(
-            f"local runner: {local_runner._beam_version()} changed what the {patch.title}"
+            f"local runner: {local_runner.beam_version()} changed what the {patch.title}"
         )
         assert f"{target.label} changed" in warning
         assert "recorded 000000000000" in warning and patch.fallback in warning

@@ -10,7 +10,6 @@ letters, counters). The occurrence path (``occurrence_path``) and the status-cha
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any
 
 from transforms.core import metrics
 from transforms.core.engine import held as held_rules
@@ -175,7 +174,7 @@ class KeyApplication:
         activity_type: int,
         message_time: int,
         message_id: str,
-        data: dict[str, Any] | None,
+        data: dict[str, object] | None,
     ) -> str:
         identifier = activity_id(group, payload_id, activity_type)
         self.activity_slots[identifier] = len(self.intents)
