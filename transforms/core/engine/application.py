@@ -114,9 +114,8 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        self.indexed: set[tuple[object, ...]] = (
-            set()
-        )  # search tags and texts given to IndexOccurrence in this call
+        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
+        self.indexed: set[tuple[object, ...]] = set()
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""

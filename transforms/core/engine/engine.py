@@ -47,7 +47,7 @@ from transforms.core.engine.occurrence_path import OccurrencePath
 from transforms.core.engine.state import KeyState, new_state
 from transforms.core.engine.status_change_path import StatusChangePath
 from transforms.core.intents import Outputs
-from transforms.core.model import Message, Occurrence, group_key
+from transforms.core.model import Message, Occurrence, StatusChange, group_key
 
 
 def apply(
@@ -92,8 +92,10 @@ class _Application(OccurrencePath, StatusChangePath):
                 )
             if payload.__class__ is Occurrence:
                 self._occurrence(message, payload)
-            else:  # the class identity test is the hot path's cheapest dispatch; mypy does not narrow it
-                self._status_change(message, payload)  # type: ignore[arg-type]
+            elif payload.__class__ is StatusChange:
+                self._status_change(message, payload)
+            else:
+                raise TypeError(f"message {message.message_id} carries a {type(payload).__name__}")
         if self.waiting and self.recorded_events:
             self._retry_waiting(final=True)
         return self._finish()
