@@ -7,48 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
-from google.cloud.spanner_v1.data_types import JsonObject
 
-from transforms import registry
+from transforms import registry, spanner_rows
+from transforms.core import intents
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import MICROS, to_datetime
+from transforms.core.model import MICROS
 
 # 2026-01-01T00:00:00Z: test times are offsets from here.
 T0 = 1_767_225_600 * MICROS
 HOUR = 3600 * MICROS
 DAY = 24 * HOUR
-
-GROUP_COLUMNS = (
-    "GroupId",
-    "ProjectId",
-    "OrganizationId",
-    "PrimaryHash",
-    "Fingerprint",
-    "Generation",
-    "Type",
-    "Category",
-    "Status",
-    "Substatus",
-    "Priority",
-    "Level",
-    "Title",
-    "Subtitle",
-    "Culprit",
-    "Message",
-    "Platform",
-    "FirstSeen",
-    "LastSeen",
-    "ActiveAt",
-    "TimesSeen",
-    "FirstRelease",
-    "Assignee",
-    "ResolutionType",
-    "ResolutionVersion",
-    "Data",
-    "Seq",
-    "UpdatedAt",
-)
 
 
 @dataclass
@@ -74,50 +43,57 @@ class G:
     assignee: str | None = None
     resolution_type: str | None = None
     resolution_version: str | None = None
+    resolved_at: int | None = None
     data: dict[str, Any] | None = None
 
-    def row(self) -> list[Any]:
+    def group_row(self) -> intents.GroupRow:
+        """The row as the engine would hand it to the writer."""
         first_seen = self.last_seen if self.first_seen is None else self.first_seen
         group_type = GROUP_TYPES[self.type]
         title = self.title if self.title is not None else f"Issue {self.group_id}"
         fingerprint = self.fingerprint or f"fp-{self.group_id}"
         data = self.data if self.data is not None else {"type": "generic", "metadata": {"title": title}}
-        return [
-            self.group_id,
-            self.project_id,
-            self.organization_id,
-            hashlib.md5(fingerprint.encode()).hexdigest(),
-            fingerprint,
-            0,
-            self.type,
-            int(group_type.category),
-            int(self.status),
-            None if self.substatus is None else int(self.substatus),
-            None if self.priority is None else int(self.priority),
-            self.level,
-            title,
-            "subtitle",
-            self.culprit,
-            self.message if self.message is not None else title,
-            "python",
-            to_datetime(first_seen),
-            to_datetime(self.last_seen),
-            to_datetime(self.last_seen),
-            self.times_seen,
-            self.first_release,
-            self.assignee,
-            self.resolution_type,
-            self.resolution_version,
-            JsonObject(data),
-            1,
-            COMMIT_TIMESTAMP,
-        ]
+        return intents.GroupRow(
+            group_id=self.group_id,
+            project_id=self.project_id,
+            organization_id=self.organization_id,
+            primary_hash=hashlib.md5(fingerprint.encode()).hexdigest(),
+            fingerprint=fingerprint,
+            generation=0,
+            type=self.type,
+            category=int(group_type.category),
+            status=int(self.status),
+            substatus=None if self.substatus is None else int(self.substatus),
+            priority=None if self.priority is None else int(self.priority),
+            level=self.level,
+            title=title,
+            subtitle="subtitle",
+            culprit=self.culprit,
+            message=self.message if self.message is not None else title,
+            platform="python",
+            first_seen=first_seen,
+            last_seen=self.last_seen,
+            active_at=self.last_seen,
+            resolved_at=self.resolved_at,
+            times_seen=self.times_seen,
+            first_release=self.first_release,
+            assignee=self.assignee,
+            resolution_type=self.resolution_type,
+            resolution_version=self.resolution_version,
+            data=data,
+        )
+
+    def row(self) -> tuple[Any, ...]:
+        """The Groups row's values in ``spanner_rows.GROUP_COLUMNS`` order, built as the writer builds them."""
+        return spanner_rows.group_values(self.group_row(), seq=1, state=None)
 
 
 def write_groups(database: Any, groups: list[G]) -> None:
     for start in range(0, len(groups), 2000):
         with database.batch() as batch:
-            batch.insert_or_update("Groups", GROUP_COLUMNS, [g.row() for g in groups[start : start + 2000]])
+            batch.insert_or_update(
+                "Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in groups[start : start + 2000]]
+            )
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:
@@ -145,22 +121,31 @@ def add_environments(database: Any, pairs: list[tuple[int, str]]) -> None:
     with database.batch() as batch:
         batch.insert_or_update(
             "GroupEnvironments",
-            ["GroupId", "Environment", "FirstRelease", "FirstSeen"],
-            [[group_id, env, None, to_datetime(T0)] for group_id, env in pairs],
+            spanner_rows.ENVIRONMENT_COLUMNS,
+            [
+                spanner_rows.environment_values(
+                    intents.RecordEnvironment(
+                        group_id=group_id, environment=env, first_release=None, first_seen=T0
+                    )
+                )
+                for group_id, env in pairs
+            ],
         )
 
 
 def add_group_releases(database: Any, pairs: list[tuple[int, str]]) -> None:
     with database.batch() as batch:
-        batch.insert_or_update("GroupReleases", ["GroupId", "Release"], [list(pair) for pair in pairs])
+        batch.insert_or_update(
+            "GroupReleases", spanner_rows.GROUP_RELEASE_COLUMNS, [list(pair) for pair in pairs]
+        )
 
 
 def add_release(database: Any, project_id: int, version: str, first_seen: int) -> None:
     with database.batch() as batch:
         batch.insert_or_update(
             "Releases",
-            ["ProjectId", "Version", "FirstSeen"],
-            [[project_id, version, to_datetime(first_seen)]],
+            spanner_rows.RELEASE_COLUMNS,
+            [spanner_rows.release_values(project_id, version, first_seen)],
         )
 
 
