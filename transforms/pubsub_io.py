@@ -45,8 +45,8 @@ class ToRawMessage(beam.DoFn):
     fail the whole pull on a value they cannot parse), else the publish time, which is the element's timestamp
     as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
     give an element an earlier timestamp than its input's, and in the global window an element behind the
-    watermark is not dropped. Messages read are added to the local progress count once per bundle, not once
-    per message (its lock is taken once).
+    watermark is not dropped. Messages read are added to the local progress count once per bundle, not per
+    message (its lock: docs/performance.md).
     """
 
     def __init__(self, timestamp_attribute: str | None = None) -> None:
@@ -299,8 +299,9 @@ def _publish(api, request_type, topic: str, messages: list) -> None:
 class _PublishFn(beam.DoFn):
     """Local runs: a bundle's dead letters go out as one Publish request (a few for many), sent in the
     background while the pipeline goes on. Beam's ``WriteToPubSub`` waits for every bundle's publishes (at
-    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs several
-    times the CPU a message of one request built as a protobuf (docs/performance.md); on the local runner, which runs one bundle at a time, both held up the whole pipeline. Nothing is
+    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs more CPU
+    a message than one request built as a protobuf (docs/performance.md); on the local runner, which runs
+    one bundle at a time, both held up the whole pipeline. Nothing is
     lost that the local runner would not lose anyway (it acknowledges messages when it pulls them): a failed
     publish (after the client's retries) fails a later bundle (``DeadLetterPublishError``), and
     ``pipeline.stream`` waits for the unconfirmed ones when it stops. A dead letter Pub/Sub refuses for good
