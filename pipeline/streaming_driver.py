@@ -146,6 +146,7 @@ CHECKS: tuple[Target, ...] = (
         "relies on",
         (
             "WorkerHandlerManager.close_all",
+            "WorkerHandlerManager.state_servicer",
             "WorkerHandlerManager.register_process_bundle_descriptor",
             "STATE_CACHE_SIZE_MB",
         ),
@@ -155,7 +156,14 @@ CHECKS: tuple[Target, ...] = (
         "StateServicer.checkpoint",
         ("9294834bfcfa88b05782e0775bb006f3d834d5ebf7e27bf03c83a43daa374eec",),
         "relies on",
-        ("StateServicer._state", "StateServicer._checkpoint", "StateServicer.restore"),
+        (
+            "StateServicer._state",
+            "StateServicer._checkpoint",
+            "StateServicer.restore",
+            "StateServicer.get_raw",
+            "StateServicer.append_raw",
+            "StateServicer.clear",
+        ),
     ),
     Target(
         _WORKERS,
@@ -170,6 +178,7 @@ CHECKS: tuple[Target, ...] = (
         "relies on",
         (
             "IMPULSE_BUFFER",
+            "Stage.name",
             "Stage.transforms",
             "TransformContext.components",
             "TransformContext.safe_coders",

@@ -19,12 +19,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import apache_beam as beam
 import pytest
 from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.portability import common_urns
+from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline import stream, streaming_driver
+from pipeline import production_graph, stream, streaming_driver
 from pipeline.stack import StackConfig
 from tests.stream import harness, runs, script
 from tests.stream.environment import stream_env
@@ -144,3 +147,52 @@ def test_the_driver_writes_the_rows_of_the_local_graph(driver_run: DriverRun, ma
     """The same rows in every table (normalised as ``harness.comparable_rows`` says) as the local graph's run
     of the same script on Beam's local runner, before its redelivery."""
     assert harness.comparable_rows(driver_run.rows, driver_run.published) == main_run.outcome.comparable()
+
+
+def _outputs(graph: beam_runner_api_pb2.Pipeline) -> dict[tuple[str, str], tuple]:
+    """Every transform's outputs by (transform name, tag), as their coders' structure."""
+    coders = graph.components.coders
+
+    def coder(coder_id: str) -> tuple:
+        spec = coders[coder_id]
+        return spec.spec.urn, tuple(coder(component) for component in spec.component_coder_ids)
+
+    pcollections = graph.components.pcollections
+    return {
+        (transform.unique_name, tag): coder(pcollections[pcollection].coder_id)
+        for transform in graph.components.transforms.values()
+        for tag, pcollection in transform.outputs.items()
+    }
+
+
+def test_the_driven_job_is_dataflows_but_for_the_pubsub_read() -> None:
+    """The graph the driver runs has the steps, the outputs and the coders of the job ``--runner
+    DataflowRunner`` builds for the same flags, but under ``ReadMessages/Pull`` (a TestStream instead of
+    Dataflow's native Pub/Sub source), whose output (``PubsubMessage``s) feeds the same ``ToRawMessage``."""
+    args = [
+        "--input_subscription=projects/local-project/subscriptions/s",
+        "--timestamp_attribute=ts",
+        "--spanner_database=d",
+        "--no_creation_quota",
+    ]
+    options = stream.make_options([*args, *production_graph.DATAFLOW_FLAGS])
+    pipeline = beam.Pipeline(options=options)
+    stream.build(pipeline, options)
+    dataflow = pipeline.run().job.proto_pipeline
+    driven = streaming_driver.streaming_job_graph(args, streaming_driver.pubsub_test_stream())
+
+    def outside_the_read(outputs: dict) -> dict:
+        return {key: value for key, value in outputs.items() if not key[0].startswith("ReadMessages/Pull")}
+
+    assert outside_the_read(_outputs(driven)) == outside_the_read(_outputs(dataflow))
+
+    def read(graph: beam_runner_api_pb2.Pipeline) -> set[str]:
+        return {
+            t.spec.urn
+            for t in graph.components.transforms.values()
+            if t.unique_name.split("/")[:2] == ["ReadMessages", "Pull"]
+        }
+
+    assert common_urns.primitives.TEST_STREAM.urn in read(driven)
+    assert common_urns.composites.PUBSUB_READ.urn not in read(driven)
+    assert common_urns.composites.PUBSUB_READ.urn in read(dataflow)
