@@ -10,9 +10,11 @@ from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 
 from transforms import registry, spanner_rows
 from transforms.core import intents
+from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import MICROS
+from transforms.core.limits import TERMS_PER_GROUP
+from transforms.core.model import MICROS, to_datetime
 
 # 2026-01-01T00:00:00Z: test times are offsets from here.
 T0 = 1_767_225_600 * MICROS
@@ -45,6 +47,8 @@ class G:
     resolution_version: str | None = None
     resolved_at: int | None = None
     data: dict[str, Any] | None = None
+    # (key, value) tags of its occurrences, each counted once; its words come from the title and message
+    tags: tuple[tuple[str, str], ...] = ()
 
     def group_row(self) -> intents.GroupRow:
         """The row as the engine would hand it to the writer."""
@@ -89,11 +93,44 @@ class G:
 
 
 def write_groups(database: Any, groups: list[G]) -> None:
+    """The groups' rows, with their tag rows and their words (as the pipeline's tag writer stores them:
+    ``GroupTagValues``/``GroupTagKeys``, the words under ``@text``)."""
     for start in range(0, len(groups), 2000):
+        chunk = groups[start : start + 2000]
+        values, keys = [], []
+        for g in chunk:
+            group_row = g.group_row()
+            title, message = group_row.title, group_row.message
+            last_seen = to_datetime(g.last_seen)
+            counted: dict[str, int] = {}
+            for key, value in dict.fromkeys(g.tags):
+                values.append(
+                    [g.group_id, key, value, g.organization_id, g.project_id, 1, last_seen, last_seen]
+                )
+                counted[key] = counted.get(key, 0) + 1
+            words = text_terms(f"{title} {message}")[:TERMS_PER_GROUP]
+            for word in words:
+                values.append([g.group_id, TEXT_KEY, word, g.organization_id, g.project_id, None, None, None])
+            if words:
+                counted[TEXT_KEY] = len(words)
+            keys += [[g.group_id, key, g.organization_id, g.project_id, n, 0] for key, n in counted.items()]
         with database.batch() as batch:
-            batch.insert_or_update(
-                "Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in groups[start : start + 2000]]
-            )
+            batch.insert_or_update("Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in chunk])
+            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values)
+            batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, keys)
+
+
+TAG_VALUE_COLUMNS = (
+    "GroupId",
+    "TagKey",
+    "TagValue",
+    "OrganizationId",
+    "ProjectId",
+    "TimesSeen",
+    "FirstSeen",
+    "LastSeen",
+)
+TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:
@@ -157,6 +194,7 @@ PROJECTS = {11: "backend", 12: "frontend", 13: "worker"}
 OTHER_PROJECT = 21
 ENVIRONMENTS = ("production", "staging")
 RELEASES = ("1.0.0", "1.1.0", "2.0.0")
+BROWSERS = ("Chrome 120", "Firefox 99", "Safari 17")
 WORDS = ("database", "timeout", "connection refused", "null pointer", "slow query")
 
 
@@ -215,10 +253,20 @@ def build_world(database: Any, seed: int = 7, size: int = 150) -> World:
             assignee=rnd.choice([None, None, "user:1", "team:2"]),
         )
 
+    def tagged(g: G) -> G:
+        """Tags derived from the id (not from ``rnd``, so the other fields stay as they were)."""
+        tags = [("server_name", f"web-{g.group_id % 4}")]
+        if g.group_id % 5:
+            tags.append(("browser", BROWSERS[g.group_id % 3]))
+        if g.group_id % 7 == 0:
+            tags.append(("@user.email", f"u{g.group_id % 3}@example.com"))
+        g.tags = tuple(tags)
+        return g
+
     # Ids spread over the 63-bit space (like the pipeline's hashed ids), so id order is not creation order.
     ids = rnd.sample(range(1, 2**62), size + size // 3)
-    groups = [make(group_id, rnd.choice(list(PROJECTS)), ORG) for group_id in ids[:size]]
-    other = [make(group_id, OTHER_PROJECT, OTHER_ORG) for group_id in ids[size:]]
+    groups = [tagged(make(group_id, rnd.choice(list(PROJECTS)), ORG)) for group_id in ids[:size]]
+    other = [tagged(make(group_id, OTHER_PROJECT, OTHER_ORG)) for group_id in ids[size:]]
     write_groups(database, groups + other)
     environments: dict[int, set[str]] = {}
     releases: dict[int, set[str]] = {}
