@@ -133,8 +133,10 @@ def test_table_output(spanner_db, world):
 
 
 def test_errors_exit_2_with_the_message(spanner_db, world):
-    code, _, err = run(["list", "--organization", "acme", "--query", "nope:x", *spanner_db.pipeline_args()])
-    assert code == 2 and 'unsupported search key "nope"' in err
+    code, _, err = run(
+        ["list", "--organization", "acme", "--query", "error.handled:0", *spanner_db.pipeline_args()]
+    )
+    assert code == 2 and '"error.handled" cannot be searched here' in err
     code, _, err = run(["list", "--organization", "no-such-org", *spanner_db.pipeline_args()])
     assert code == 2 and "does not exist" in err
     code, _, err = run(["delete", "--organization", "acme", *spanner_db.pipeline_args()])
