@@ -139,6 +139,12 @@ __all__ = [
 
 
 class ApplyPerGroupFn(CountingDoFn):
+    """``(key, Routed)`` → dead letters (tagged ``dead_letter``); the applied messages' writes go to Spanner
+    at the end of each bundle (``Bundle.finish``). The state and timer specs below, with their names, are
+    what a running Dataflow job's ``--update`` keeps: changing one means draining the job (README). Each
+    callback decodes the key's ``meta``, hands its handles to ``transforms.per_group.flush`` as one
+    ``KeyHandles``, and writes ``meta`` back."""
+
     BUFFER = BagStateSpec("buffer", BytesCoder())  # messages as Routed.of encoded them
     KEY_STATE = ReadModifyWriteStateSpec("key_state", BytesCoder())
     META = ReadModifyWriteStateSpec("meta", BytesCoder())
