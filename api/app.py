@@ -17,6 +17,7 @@ something, 404 for an unknown project, 503 when status changes cannot be publish
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 import orjson
@@ -84,6 +85,50 @@ CursorParam = Annotated[str | None, Query(description="A cursor from the Link he
 GroupStatsPeriod = Annotated[str | None, Query(description="Accepted for compatibility; no stats are sent.")]
 ShortIdLookup = Annotated[str | None, Query(description="1: a query that is a short id finds that issue.")]
 UpdateBody = Annotated[Any, Body(description=_UPDATE_BODY_DOC)]
+
+
+def _paging(
+    sort: SortParam = None,
+    statsPeriod: StatsPeriod = None,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = None,
+    cursor: CursorParam = None,
+    shortIdLookup: ShortIdLookup = None,
+) -> ListRequest:
+    """The list parameters both issue indexes take; each endpoint adds what it lists (projects, query...)."""
+    return ListRequest(
+        sort=sort,
+        stats_period=statsPeriod,
+        start=start,
+        end=end,
+        limit=limit,
+        cursor=cursor,
+        short_id_lookup=shortIdLookup == "1",
+    )
+
+
+def _organization_selection(
+    id: Ids = None, project: Projects = None, environment: Environments = None, query: SelectionQuery = None
+) -> Selection:
+    return Selection(id or (), project or (), environment or (), query)
+
+
+def _project_selection(
+    id: Ids = None,
+    status: StatusSelector = None,
+    query: SelectionQuery = None,
+    environment: Environments = None,
+) -> Selection:
+    """The project endpoint's selection, within no project yet: the endpoint sets its project."""
+    return Selection(id or (), (), environment or (), query, status)
+
+
+# The query parameters an endpoint takes through one of the functions above (FastAPI lists them in its
+# OpenAPI document as the endpoint's own).
+Paging = Annotated[ListRequest, Depends(_paging)]
+OrganizationSelection = Annotated[Selection, Depends(_organization_selection)]
+ProjectSelection = Annotated[Selection, Depends(_project_selection)]
 
 
 class JSONBody(Response):
@@ -189,64 +234,36 @@ def create_app(index: IssueIndex) -> FastAPI:
     def list_organization_issues(
         request: Request,
         organization: str,
+        paging: Paging,
         project: Projects = None,
         environment: Environments = None,
         query: OrganizationQuery = None,
-        sort: SortParam = None,
-        statsPeriod: StatsPeriod = None,
-        start: Start = None,
-        end: End = None,
-        limit: Limit = None,
-        cursor: CursorParam = None,
         groupStatsPeriod: GroupStatsPeriod = None,
-        shortIdLookup: ShortIdLookup = None,
     ) -> Response:
         org = organization_for(request, organization)
-        page = index.list_issues(
-            org,
-            ListRequest(
-                project or (),
-                environment or (),
-                query,
-                sort,
-                statsPeriod,
-                start,
-                end,
-                limit,
-                cursor,
-                groupStatsPeriod,
-                shortIdLookup == "1",
-            ),
+        asked = replace(
+            paging,
+            projects=project or (),
+            environments=environment or (),
+            query=query,
+            group_stats_period=groupStatsPeriod,
         )
-        return _page_response(request, page)
+        return _page_response(request, index.list_issues(org, asked))
 
     @app.put(org_path, dependencies=security, status_code=202, summary="Bulk update an organization's issues")
     def update_organization_issues(
-        request: Request,
-        organization: str,
-        id: Ids = None,
-        project: Projects = None,
-        environment: Environments = None,
-        query: SelectionQuery = None,
-        body: UpdateBody = None,
+        request: Request, organization: str, selection: OrganizationSelection, body: UpdateBody = None
     ) -> Response:
         org = organization_for(request, organization)
-        selection = Selection(id or (), project or (), environment or (), query)
         return _mutation_response(index.update_issues(org, selection, body))
 
     @app.delete(
         org_path, dependencies=security, status_code=202, summary="Bulk delete an organization's issues"
     )
     def delete_organization_issues(
-        request: Request,
-        organization: str,
-        id: Ids = None,
-        project: Projects = None,
-        environment: Environments = None,
-        query: SelectionQuery = None,
+        request: Request, organization: str, selection: OrganizationSelection
     ) -> Response:
         org = organization_for(request, organization)
-        selection = Selection(id or (), project or (), environment or (), query)
         return _mutation_response(index.delete_issues(org, selection))
 
     # ---- project endpoint
@@ -258,65 +275,40 @@ def create_app(index: IssueIndex) -> FastAPI:
         request: Request,
         organization: str,
         project: str,
+        paging: Paging,
         environment: Environments = None,
         query: ProjectQuery = None,
-        sort: SortParam = None,
-        statsPeriod: StatsPeriod = None,
-        start: Start = None,
-        end: End = None,
-        limit: Limit = None,
-        cursor: CursorParam = None,
-        shortIdLookup: ShortIdLookup = None,
     ) -> Response:
         org, proj = project_for(request, organization, project)
-        page = index.list_issues(
-            org,
-            ListRequest(
-                (str(proj.id),),
-                environment or (),
-                PROJECT_DEFAULT_QUERY if query is None else query,
-                sort,
-                statsPeriod,
-                start,
-                end,
-                limit,
-                cursor,
-                None,
-                shortIdLookup == "1",
-            ),
+        asked = replace(
+            paging,
+            projects=(str(proj.id),),
+            environments=environment or (),
+            query=PROJECT_DEFAULT_QUERY if query is None else query,
         )
-        return _page_response(request, page)
+        return _page_response(request, index.list_issues(org, asked))
 
     @app.put(project_path, dependencies=security, status_code=202, summary="Bulk update a project's issues")
     def update_project_issues(
         request: Request,
         organization: str,
         project: str,
-        id: Ids = None,
-        status: StatusSelector = None,
-        query: SelectionQuery = None,
-        environment: Environments = None,
+        selection: ProjectSelection,
         body: UpdateBody = None,
     ) -> Response:
         org, proj = project_for(request, organization, project)
-        selection = Selection(id or (), (str(proj.id),), environment or (), query, status)
-        return _mutation_response(index.update_issues(org, selection, body))
+        return _mutation_response(
+            index.update_issues(org, replace(selection, projects=(str(proj.id),)), body)
+        )
 
     @app.delete(
         project_path, dependencies=security, status_code=202, summary="Bulk delete a project's issues"
     )
     def delete_project_issues(
-        request: Request,
-        organization: str,
-        project: str,
-        id: Ids = None,
-        status: StatusSelector = None,
-        query: SelectionQuery = None,
-        environment: Environments = None,
+        request: Request, organization: str, project: str, selection: ProjectSelection
     ) -> Response:
         org, proj = project_for(request, organization, project)
-        selection = Selection(id or (), (str(proj.id),), environment or (), query, status)
-        return _mutation_response(index.delete_issues(org, selection))
+        return _mutation_response(index.delete_issues(org, replace(selection, projects=(str(proj.id),))))
 
     tags.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
     return app
@@ -403,25 +395,26 @@ def _page_response(request: Request, page: IssuePage) -> Response:
 
 def link_header(url: URL, page: IssuePage) -> str:
     """Sentry's pagination header: previous and next links with ``results`` and ``cursor`` attributes."""
-    base = url.remove_query_params("cursor")
-    parts = []
-    for rel, cursor, has_results in (
-        ("previous", page.previous, page.has_previous),
-        ("next", page.next, page.has_next),
-    ):
-        encoded = cursor.encode()
-        target = base.include_query_params(cursor=encoded)
-        parts.append(f'<{target}>; rel="{rel}"; results="{str(has_results).lower()}"; cursor="{encoded}"')
-    return ", ".join(parts)
+    return _links(
+        url,
+        (
+            ("previous", page.previous.encode(), page.has_previous),
+            ("next", page.next.encode(), page.has_next),
+        ),
+    )
 
 
 def single_page_link(url: URL) -> str:
     """The Link header of a list that fits one page: no previous, no next (Sentry's cursor strings)."""
+    return _links(url, (("previous", "0:0:1", False), ("next", "0:0:0", False)))
+
+
+def _links(url: URL, links: Sequence[tuple[str, str, bool]]) -> str:
     base = url.remove_query_params("cursor")
     parts = []
-    for rel, cursor in (("previous", "0:0:1"), ("next", "0:0:0")):
+    for rel, cursor, has_results in links:
         target = base.include_query_params(cursor=cursor)
-        parts.append(f'<{target}>; rel="{rel}"; results="false"; cursor="{cursor}"')
+        parts.append(f'<{target}>; rel="{rel}"; results="{str(has_results).lower()}"; cursor="{cursor}"')
     return ", ".join(parts)
 
 

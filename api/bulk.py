@@ -86,12 +86,11 @@ def parse_update(body: Any) -> StatusUpdate:
     """Validate a bulk update body; raises ``ApiError`` (400) naming what is wrong."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    unknown = [name for name in body if name not in _BODY_FIELDS]
-    if unknown:
-        raise bad_request(
-            f'"{unknown[0]}" is not supported by this issue index: bulk updates change status only '
-            f"(fields: {', '.join(_BODY_FIELDS)})."
-        )
+    _refuse_unknown(
+        body,
+        _BODY_FIELDS,
+        '"{name}" is not supported by this issue index: bulk updates change status only (fields: {known}).',
+    )
     status_name = body.get("status")
     if status_name is None:
         raise bad_request('"status" is required.')
@@ -103,11 +102,7 @@ def parse_update(body: Any) -> StatusUpdate:
         details = {}
     if not isinstance(details, dict):
         raise bad_request('"statusDetails" must be an object.')
-    unknown = [name for name in details if name not in _DETAIL_FIELDS]
-    if unknown:
-        raise bad_request(
-            f"statusDetails.{unknown[0]} is not supported (supported: {', '.join(_DETAIL_FIELDS)})."
-        )
+    _refuse_unknown(details, _DETAIL_FIELDS, "statusDetails.{name} is not supported (supported: {known}).")
     substatus = _substatus(body.get("substatus"))
     snooze = _snooze(body, details)
 
@@ -154,22 +149,24 @@ def _resolve(status_name: str, details: dict, substatus: int | None, snooze: boo
             )
         if next_release:
             raise bad_request("statusDetails.inRelease and inNextRelease cannot be combined.")
-        return StatusUpdate(
-            GroupStatus.RESOLVED,
-            None,
-            ResolutionType.IN_RELEASE,
-            in_release,
-            _echo(GroupStatus.RESOLVED, None, {"inRelease": in_release}),
-        )
+        return _resolved(ResolutionType.IN_RELEASE, in_release, {"inRelease": in_release})
     if next_release:
-        return StatusUpdate(
-            GroupStatus.RESOLVED,
-            None,
-            ResolutionType.IN_NEXT_RELEASE,
-            None,
-            _echo(GroupStatus.RESOLVED, None, {"inNextRelease": True}),
-        )
-    return StatusUpdate(GroupStatus.RESOLVED, None, echo=_echo(GroupStatus.RESOLVED, None, {}))
+        return _resolved(ResolutionType.IN_NEXT_RELEASE, None, {"inNextRelease": True})
+    return _resolved(None, None, {})
+
+
+def _resolved(resolution_type: str | None, version: str | None, details: dict[str, Any]) -> StatusUpdate:
+    return StatusUpdate(
+        GroupStatus.RESOLVED, None, resolution_type, version, _echo(GroupStatus.RESOLVED, None, details)
+    )
+
+
+def _refuse_unknown(given: dict, known: tuple[str, ...], message: str) -> None:
+    """A 400 for the first name in ``given`` that is not ``known``: ``message`` with ``{name}`` and ``{known}``
+    (the known names, comma-separated) filled in."""
+    unknown = next((name for name in given if name not in known), None)
+    if unknown is not None:
+        raise bad_request(message.format(name=unknown, known=", ".join(known)))
 
 
 def _substatus(value: Any) -> int | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import statistics
 import time
 from typing import Any
@@ -24,11 +23,9 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.utils.timestamp import Timestamp
 from google.cloud.spanner_v1.batch import Batch
 
-from bench import bench_database, stream_cpu
-from pipeline import stream
-from pipeline.workload import Workload, stream_config
+from bench import cpu_inputs, stream_cpu
 from transforms import applier as applier_module
-from transforms import registry, tag_writer
+from transforms import tag_writer
 from transforms.applier import GroupApplier
 from transforms.core import engine
 from transforms.core.engine import EngineContext
@@ -162,31 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=60_000)
     parser.add_argument("--replays", type=int, default=5)
     args = parser.parse_args(argv)
-    now = int(time.time() * 1_000) * 1_000
-    hour = 3_600_000_000
     count = args.messages
-    raw = list(
-        Workload(stream_config(messages=count, keys=max(1, count // 10), start=now - hour, duration=hour))
-    )
-    database_id, database = bench_database.create("parts")
-    try:
-        quota = (
-            [f"--redis_url={os.environ['REDIS_URL']}"]
-            if os.environ.get("REDIS_URL")
-            else ["--no_creation_quota"]
-        )
-        options = stream.make_options(
-            [
-                f"--spanner_project={bench_database.PROJECT}",
-                f"--spanner_instance={bench_database.INSTANCE}",
-                f"--spanner_database={database_id}",
-                "--input_topic=projects/p/topics/parts",
-                "--dead_letter_topic=projects/p/topics/parts-dead",
-                *quota,
-            ]
-        )
-        config = stream.applier_config(options, wait_for_events=True)
-        calls, windows, answers = _record(raw, registry.read_projects(database), config)
+    raw = cpu_inputs.last_hour(count, max(1, count // 10))
+    with cpu_inputs.fresh_applier("parts") as (config, projects):
+        calls, windows, answers = _record(raw, projects, config)
         results = [engine.apply(state, messages, context) for state, messages, context in calls]
         threshold = gc.get_threshold()
         gc.set_threshold(GC_THRESHOLD, *threshold[1:])
@@ -199,8 +175,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gc.unfreeze()
             gc.set_threshold(*threshold)
-    finally:
-        bench_database.drop(database_id)
 
     def micros(seconds: list[float]) -> str:
         return f"{1e6 * statistics.median(seconds) / count:.1f}"

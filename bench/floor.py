@@ -49,7 +49,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from pipeline.workload import Workload, stream_config
+from bench.cpu_inputs import last_hour
 from transforms.spanner_rows import EVENT_COLUMNS, write_mutation
 
 _Id = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
@@ -333,32 +333,9 @@ def _our_code(window: int) -> Iterator[Callable[[list], Any]]:
     """A function measuring ``bench.stream_cpu`` (our DoFns) over messages once, in µs per message: a fresh
     database on the stack's emulator for the run, and the stack's Redis (``REDIS_URL``, from ``python -m
     pipeline.stack env``) for the creation quota; without ``REDIS_URL`` the quota is off."""
-    import os
+    from bench import cpu_inputs, stream_cpu
 
-    from bench import bench_database, stream_cpu
-    from pipeline import stream
-    from transforms import registry
-
-    database_id, database = bench_database.create("floor")
-    try:
-        # The stack's Redis, as bench.stream_cpu has it (not the option's default, which may be another's).
-        quota = (
-            [f"--redis_url={os.environ['REDIS_URL']}"]
-            if os.environ.get("REDIS_URL")
-            else ["--no_creation_quota"]
-        )
-        options = stream.make_options(
-            [
-                f"--spanner_project={bench_database.PROJECT}",
-                f"--spanner_instance={bench_database.INSTANCE}",
-                f"--spanner_database={database_id}",
-                "--input_topic=projects/p/topics/floor",
-                "--dead_letter_topic=projects/p/topics/floor-dead",
-                *quota,
-            ]
-        )
-        config = stream.applier_config(options, wait_for_events=True)
-        projects = registry.read_projects(database)
+    with cpu_inputs.fresh_applier("floor") as (config, projects):
 
         def measure(raw_messages: list) -> Any:  # a bench.stream_cpu.CpuResult
             result = stream_cpu.measure(
@@ -367,8 +344,6 @@ def _our_code(window: int) -> Iterator[Callable[[list], Any]]:
             return result
 
         yield measure
-    finally:
-        bench_database.drop(database_id)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,11 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages < 1 or args.repeats < 1 or args.window < 1:
         parser.error("--messages, --repeats and --window must be at least 1")
 
-    now = int(time.time() * 1_000) * 1_000
-    hour = 3_600_000_000
     keys = args.keys or max(1, args.messages // 10)
-    config = stream_config(messages=args.messages, keys=keys, start=now - hour, duration=hour)
-    raw = list(Workload(config))  # RawMessage: id, publish time, data, attributes
+    raw = last_hour(args.messages, keys)  # RawMessage: id, publish time, data, attributes
     timed = [(m.data, m.message_time) for m in raw]
 
     floors: dict[str, list[FloorPass]] = {design: [] for design in DESIGNS}

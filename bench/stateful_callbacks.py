@@ -33,57 +33,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent.parent
 
 
-class _Bag:
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-
-    def read(self) -> list[Any]:
-        return self.items
-
-    def clear(self) -> None:
-        self.items = []
-
-
-class _Value:
-    def __init__(self) -> None:
-        self.value: Any = None
-
-    def read(self) -> Any:
-        return self.value
-
-    def write(self, value: Any) -> None:
-        self.value = value
-
-    def clear(self) -> None:
-        self.value = None
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.at: Any = None
-
-    def set(self, at: Any) -> None:
-        self.at = at
-
-    def clear(self) -> None:
-        self.at = None
-
-    def take(self) -> Any:
-        at, self.at = self.at, None
-        return at
-
-
 class _Key:
-    """One key's state cells and timers."""
+    """One key's state cells and timers (the in-memory ones of the timer tests, in the checkout measured)."""
 
     def __init__(self, key: str) -> None:
+        from tests.stream.test_flush_timers import Bag, Timer, Value
+
         self.key = key
-        self.buffer, self.key_state, self.meta = _Bag(), _Value(), _Value()
-        self.event, self.hold, self.lookup, self.expire = _Timer(), _Timer(), _Timer(), _Timer()
-        self.confirm, self.save, self.probe = _Timer(), _Timer(), _Timer()
+        self.buffer, self.key_state, self.meta = Bag(), Value(), Value()
+        self.event, self.hold, self.lookup, self.expire = Timer(), Timer(), Timer(), Timer()
+        self.confirm, self.save, self.probe = Timer(), Timer(), Timer()
 
 
 class _Applied:
@@ -203,7 +162,8 @@ def measure(keys: int, per_key: int, windows: int) -> tuple[float, float]:
                 ):
                     pass
                 callbacks += 1
-            if state.hold.take() is not None:
+            if state.hold.at is not None:
+                state.hold.take()
                 for _ in fn.on_hold_flush(
                     key=state.key,
                     buffer=state.buffer,

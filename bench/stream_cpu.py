@@ -465,12 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     ``--ab-tags`` alternates passes without tags (``tags_off``) and with them, and prints what tags add;
     ``--profile`` then profiles one more pass by function (``profile``)."""
     import argparse
-    import os
 
-    from bench import bench_database
-    from pipeline import stream
-    from pipeline.workload import Workload, stream_config
-    from transforms import registry
+    from bench import cpu_inputs
 
     parser = argparse.ArgumentParser(prog="python -m bench.stream_cpu", description=main.__doc__)
     parser.add_argument("--messages", type=int, default=60_000)
@@ -484,29 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         help="then one more pass under a profiler: by function (sampling with pyinstrument when installed)",
     )
     args = parser.parse_args(argv)
-    now = int(time.time() * 1_000) * 1_000
-    hour = 3_600_000_000
     keys = args.keys or max(1, args.messages // 10)
-    raw = list(Workload(stream_config(messages=args.messages, keys=keys, start=now - hour, duration=hour)))
-    database_id, database = bench_database.create("cpu")
-    try:
-        quota = (
-            [f"--redis_url={os.environ['REDIS_URL']}"]
-            if os.environ.get("REDIS_URL")
-            else ["--no_creation_quota"]
-        )
-        options = stream.make_options(
-            [
-                f"--spanner_project={bench_database.PROJECT}",
-                f"--spanner_instance={bench_database.INSTANCE}",
-                f"--spanner_database={database_id}",
-                "--input_topic=projects/p/topics/cpu",
-                "--dead_letter_topic=projects/p/topics/cpu-dead",
-                *quota,
-            ]
-        )
-        config = stream.applier_config(options, wait_for_events=True)
-        projects = registry.read_projects(database)
+    raw = cpu_inputs.last_hour(args.messages, keys)
+    with cpu_inputs.fresh_applier("cpu") as (config, projects):
         variants = (
             {"without tags": tags_off, "with tags": contextlib.nullcontext} if args.ab_tags else {"": None}
         )
@@ -522,8 +498,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if args.profile:
             print(profile(raw, projects, config, window=args.window, delay_seconds=1.0), flush=True)
-    finally:
-        bench_database.drop(database_id)
     print(f"{len(raw):,} messages over {keys:,} keys, windows of {args.window:,}, {args.repeats} repeats")
     medians = {}
     for name, repeats in results.items():

@@ -13,8 +13,12 @@ and every input each refused is still refused with the same error.
 from __future__ import annotations
 
 import argparse
+import math
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.query import QueryError, parse_relative_period
 from pipeline.options import parse_duration as parse_option_duration
@@ -171,3 +175,74 @@ def test_each_caller_names_its_grammar() -> None:
     assert durations.parse("14d", durations.STATS_PERIOD) == 14 * 86_400
     with pytest.raises(durations.DurationError):
         durations.parse("1h30m", durations.OPTION)
+
+
+# The three parsers as they were before they shared one (b97875e), as oracles for texts drawn from the
+# characters durations are written with.
+_OLD_OPTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_OLD_OPTION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+_OLD_WORKLOAD = re.compile(
+    r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?"
+)
+_OLD_PERIOD_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def _old_option(text: str) -> float | None:
+    match = _OLD_OPTION.match(text)
+    return None if match is None else float(match.group(1)) * _OLD_OPTION_UNITS[match.group(2)]
+
+
+def _old_workload(text: str) -> int | str:
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        match = _OLD_WORKLOAD.fullmatch(value)
+        if not value or match is None or not any(match.groups()):
+            return "not a duration"
+        days, hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+        seconds = days * 86_400 + hours * 3_600 + minutes * 60 + secs
+    if seconds <= 0:
+        return "not positive"
+    if not math.isfinite(seconds):
+        return "not a duration"  # was an OverflowError or a ValueError escaping argparse's type check
+    return round(seconds * 1000) * 1000
+
+
+def _old_period(text: str) -> int | None:
+    match = re.fullmatch(r"(\d{1,9})([smhdw])", text.strip())
+    return None if match is None else int(match.group(1)) * _OLD_PERIOD_UNITS[match.group(2)] * MICROS
+
+
+_TEXTS = st.text(alphabet="0123456789.smhdwSMHDW _+-e\t\n٥", max_size=12) | st.builds(
+    "".join,
+    st.lists(
+        st.tuples(
+            st.from_regex(r"\d{1,3}(\.\d{1,3})?", fullmatch=True), st.sampled_from(["d", "h", "m", "s"])
+        ).map("".join),
+        min_size=1,
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_TEXTS)
+def test_every_text_reads_as_it_did(text: str) -> None:
+    expected_option = _old_option(text)
+    try:
+        assert parse_option_duration(text) == expected_option
+    except ValueError:
+        assert expected_option is None
+
+    expected_workload = _old_workload(text)
+    try:
+        assert parse_workload_duration(text) == expected_workload
+    except argparse.ArgumentTypeError as exc:
+        assert expected_workload == ("not positive" if "positive" in str(exc) else "not a duration")
+
+    expected_period = _old_period(text)
+    try:
+        assert parse_relative_period(text) == expected_period
+    except QueryError:
+        assert expected_period is None

@@ -45,8 +45,8 @@ class ToRawMessage(beam.DoFn):
     fail the whole pull on a value they cannot parse), else the publish time, which is the element's timestamp
     as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
     give an element an earlier timestamp than its input's, and in the global window an element behind the
-    watermark is not dropped. Messages read are added to the local progress count once per bundle, not once
-    per message (its lock is taken once).
+    watermark is not dropped. Messages read are added to the local progress count once per bundle, not per
+    message (its lock: docs/performance.md).
     """
 
     def __init__(self, timestamp_attribute: str | None = None) -> None:
@@ -114,7 +114,7 @@ class ToRawMessage(beam.DoFn):
 
 class ReadMessages(beam.PTransform):
     """``PBegin`` → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``: an unreadable timestamp
-    attribute), from ``subscription`` (preferred) or ``topic``."""
+    attribute), from ``subscription`` (preferred) or ``topic``, or from ``source``."""
 
     def __init__(
         self,
@@ -123,13 +123,18 @@ class ReadMessages(beam.PTransform):
         topic: str | None = None,
         timestamp_attribute: str | None = None,
         pubsub_messages: bool = False,
+        source: beam.PTransform | None = None,
         label: str | None = None,
     ) -> None:
         """``pubsub_messages``: give Beam's ``PubsubMessage``s, timestamped with their publish times, for
-        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself)."""
+        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself). ``source``: a ``PBegin`` →
+        ``PubsubMessage`` transform that replaces the Pub/Sub read (step ``Pull``) and nothing else, for
+        ``pipeline.streaming_driver``, which feeds the job its own events; the subscription and topic are then
+        not used."""
         super().__init__(label)
-        if bool(subscription) == bool(topic):
+        if source is None and bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
+        self._source = source
         self._subscription = subscription
         self._topic = topic
         self._timestamp_attribute = timestamp_attribute
@@ -137,9 +142,12 @@ class ReadMessages(beam.PTransform):
 
     def expand(self, pbegin):
         # No timestamp_attribute for Beam's reader: ToRawMessage reads it (see its docstring).
-        pulled = pbegin | "Pull" >> ReadFromPubSub(
-            subscription=self._subscription, topic=self._topic, with_attributes=True
-        )
+        if self._source is not None:
+            pulled = pbegin | "Pull" >> self._source
+        else:
+            pulled = pbegin | "Pull" >> ReadFromPubSub(
+                subscription=self._subscription, topic=self._topic, with_attributes=True
+            )
         if self._pubsub_messages:
             return pulled
         return _to_raw_messages(pulled, self._timestamp_attribute)
@@ -291,8 +299,9 @@ def _publish(api, request_type, topic: str, messages: list) -> None:
 class _PublishFn(beam.DoFn):
     """Local runs: a bundle's dead letters go out as one Publish request (a few for many), sent in the
     background while the pipeline goes on. Beam's ``WriteToPubSub`` waits for every bundle's publishes (at
-    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs several
-    times the CPU a message of one request built as a protobuf (docs/performance.md); on the local runner, which runs one bundle at a time, both held up the whole pipeline. Nothing is
+    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs more CPU
+    a message than one request built as a protobuf (docs/performance.md); on the local runner, which runs
+    one bundle at a time, both held up the whole pipeline. Nothing is
     lost that the local runner would not lose anyway (it acknowledges messages when it pulls them): a failed
     publish (after the client's retries) fails a later bundle (``DeadLetterPublishError``), and
     ``pipeline.stream`` waits for the unconfirmed ones when it stops. A dead letter Pub/Sub refuses for good

@@ -7,7 +7,7 @@ key at a time unless asked for one key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from google.cloud import spanner
 
@@ -18,9 +18,15 @@ from transforms.core.model import Event, from_datetime, split_group_key
 READ_BATCH = 1000
 
 
-def _batches(items: Sequence, size: int = READ_BATCH) -> Iterable[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _read(
+    snapshot, table: str, columns: Sequence[str], keys: Sequence[Sequence], index: str = ""
+) -> Iterator:
+    """The rows of ``table`` (through ``index`` when named) at ``keys``, ``READ_BATCH`` keys a read call."""
+    for start in range(0, len(keys), READ_BATCH):
+        batch = keys[start : start + READ_BATCH]
+        yield from snapshot.read(
+            table, columns, spanner.KeySet(keys=[list(key) for key in batch]), index=index
+        )
 
 
 def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
@@ -35,30 +41,24 @@ def read_key_states(database, keys: Iterable[str]) -> dict[str, bytes]:
         return found
     with database.snapshot(multi_use=True) as snapshot:
         pointers: dict[int, tuple[str, int, bytes | None]] = {}
-        for batch in _batches(wanted):
-            for project_id, primary_hash, seq, group_id, state in snapshot.read(
-                "KeyStates",
-                ("ProjectId", "PrimaryHash", "Seq", "GroupId", "State"),
-                spanner.KeySet(keys=[list(key) for key in batch]),
-            ):
-                key = f"{project_id}:{primary_hash}"
-                state = spanner_rows.from_spanner_bytes(state)
-                if group_id is None:
-                    if state is not None:
-                        found[key] = state
-                else:
-                    pointers[group_id] = (key, seq, state)
-        group_ids = sorted(pointers)
-        for batch in _batches(group_ids):
-            for group_id, seq, state in snapshot.read(
-                "Groups", ("GroupId", "Seq", "State"), spanner.KeySet(keys=[[group_id] for group_id in batch])
-            ):
-                key, key_seq, key_state = pointers.pop(group_id)
-                state = spanner_rows.from_spanner_bytes(state)
-                if state is not None and seq >= key_seq:
+        for project_id, primary_hash, seq, group_id, state in _read(
+            snapshot, "KeyStates", ("ProjectId", "PrimaryHash", "Seq", "GroupId", "State"), wanted
+        ):
+            key = f"{project_id}:{primary_hash}"
+            state = spanner_rows.from_spanner_bytes(state)
+            if group_id is None:
+                if state is not None:
                     found[key] = state
-                elif key_state is not None:
-                    found[key] = key_state
+            else:
+                pointers[group_id] = (key, seq, state)
+        group_ids = [[group_id] for group_id in sorted(pointers)]
+        for group_id, seq, state in _read(snapshot, "Groups", ("GroupId", "Seq", "State"), group_ids):
+            key, key_seq, key_state = pointers.pop(group_id)
+            state = spanner_rows.from_spanner_bytes(state)
+            if state is not None and seq >= key_seq:
+                found[key] = state
+            elif key_state is not None:
+                found[key] = key_state
         for key, _seq, key_state in pointers.values():
             if key_state is not None:
                 found[key] = key_state
@@ -76,30 +76,25 @@ def read_events(database, wanted: Iterable[tuple[int, str]]) -> dict[tuple[int, 
     if not keys:
         return found
     with database.snapshot(multi_use=True) as snapshot:
-        for batch in _batches(keys):
-            for project_id, event_id, payload in snapshot.read(
-                "Events",
-                ("ProjectId", "EventId", "Payload"),
-                spanner.KeySet(keys=[list(key) for key in batch]),
-            ):
-                found[(project_id, event_id)] = spanner_rows.event_from_payload(payload)
+        for project_id, event_id, payload in _read(
+            snapshot, "Events", ("ProjectId", "EventId", "Payload"), keys
+        ):
+            found[(project_id, event_id)] = spanner_rows.event_from_payload(payload)
         missing = [key for key in keys if key not in found]
-        holders: list[list] = []
-        for batch in _batches(missing):
-            for _project_id, _event_id, group_id, occurrence_id in snapshot.read(
+        holders = [
+            [group_id, occurrence_id]
+            for _project_id, _event_id, group_id, occurrence_id in _read(
+                snapshot,
                 "Occurrences",
                 ("ProjectId", "StoredEventId", "GroupId", "OccurrenceId"),
-                spanner.KeySet(keys=[list(key) for key in batch]),
+                missing,
                 index="OccurrencesByStoredEvent",
-            ):
-                holders.append([group_id, occurrence_id])
-        for batch in _batches(holders):
-            for project_id, event_id, payload in snapshot.read(
-                "Occurrences",
-                ("ProjectId", "StoredEventId", "EventPayload"),
-                spanner.KeySet(keys=batch),
-            ):
-                found.setdefault((project_id, event_id), spanner_rows.event_from_payload(payload))
+            )
+        ]
+        for project_id, event_id, payload in _read(
+            snapshot, "Occurrences", ("ProjectId", "StoredEventId", "EventPayload"), holders
+        ):
+            found.setdefault((project_id, event_id), spanner_rows.event_from_payload(payload))
     return found
 
 
@@ -110,13 +105,10 @@ def read_release_first_seen(database, wanted: Iterable[tuple[int, str]]) -> dict
     if not keys:
         return found
     with database.snapshot(multi_use=True) as snapshot:
-        for batch in _batches(keys):
-            for project_id, version, first_seen in snapshot.read(
-                "Releases",
-                ("ProjectId", "Version", "FirstSeen"),
-                spanner.KeySet(keys=[list(key) for key in batch]),
-            ):
-                found[(project_id, version)] = from_datetime(first_seen)
+        for project_id, version, first_seen in _read(
+            snapshot, "Releases", ("ProjectId", "Version", "FirstSeen"), keys
+        ):
+            found[(project_id, version)] = from_datetime(first_seen)
     return found
 
 

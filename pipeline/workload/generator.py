@@ -400,8 +400,6 @@ class _Generator:
         payload = occurrence_payload(key, time, self.rng, self.releases, with_event=True)
         return self._emit(payload, time, KIND_UNKNOWN_PROJECT, reason=reasons.UNKNOWN_PROJECT)
 
-    # -- payloads ---------------------------------------------------------------------------------------
-
     # -- invalid messages -------------------------------------------------------------------------------
 
     def _invalid(self, time: int) -> RawMessage:
@@ -414,6 +412,8 @@ class _Generator:
         payload = occurrence_payload(key, time, self.rng, self.releases, with_event=True)
         payload, data, attributes = invalidate(reason, variant, payload, key, self.config, self.rng)
         return self._emit(payload, time, KIND_INVALID, reason=reason, data=data, attributes=attributes)
+
+    # -- encoding ---------------------------------------------------------------------------------------
 
     def _emit(
         self,

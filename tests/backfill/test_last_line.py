@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,29 +27,74 @@ from transforms.core.envelopes import parse_archive_line
 from transforms.core.model import Message, Occurrence
 
 
-def _occurrences(path: Path) -> list[tuple[str, str]]:
-    """(key, occurrence id) of every valid occurrence line of a .jsonl archive, in file order."""
-    found = []
+def _decoded(path: Path) -> Iterator[tuple[bytes, Any]]:
+    """Each line of a .jsonl archive with what it decodes to (a ``Message``, or why it is refused)."""
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         raw = parse_archive_line(line, number, str(path))
-        message = decode(raw) if not hasattr(raw, "reason") else raw
-        if isinstance(message, Message) and isinstance(message.payload, Occurrence):
-            found.append((message.key, message.payload.id))
-    return found
+        yield line, (decode(raw) if not hasattr(raw, "reason") else raw)
 
 
 def _without(path: Path, occurrence_id: str, target: Path) -> int:
     """Copy the archive without the lines of one occurrence; returns how many were left out."""
     kept, left = [], 0
-    for number, line in enumerate(path.read_bytes().splitlines(), 1):
-        raw = parse_archive_line(line, number, str(path))
-        message = decode(raw) if not hasattr(raw, "reason") else raw
+    for line, message in _decoded(path):
         if isinstance(message, Message) and getattr(message.payload, "id", None) == occurrence_id:
             left += 1
             continue
         kept.append(line)
     target.write_bytes(b"\n".join(kept) + b"\n")
     return left
+
+
+def _busy_occurrence(path: Path, eligible: Callable[[Occurrence], bool] = lambda _: True) -> str:
+    """The id of an ``eligible`` occurrence in the middle of a busy key (10 messages or more), after every key's
+    first: the hot key's history is chunked when chunk_size is small."""
+    found = [
+        (message.key, message.payload)
+        for _line, message in _decoded(path)
+        if isinstance(message, Message) and isinstance(message.payload, Occurrence)
+    ]
+    by_key = Counter(key for key, _ in found)
+    return next(
+        payload.id for key, payload in found[len(by_key) :] if by_key[key] >= 10 and eligible(payload)
+    )
+
+
+def _backfill_against_clean(
+    spanner_db,
+    spanner_db_factory,
+    tmp_path: Path,
+    archived: tuple[str, Path],
+    chosen: str,
+    chunk_size: int,
+    poison,
+) -> list[dict]:
+    """Backfills the archive (``archived``: its pattern and its one file) without ``chosen``'s lines into a
+    database of its own, then, after ``poison()``, the whole archive into ``spanner_db``; asserts that both give the same rows and the same
+    dead letters but for the chosen lines, there as ``internal_error``. Returns the ``internal_error`` dead
+    letters."""
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    pattern, source = archived
+    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
+    assert left_out >= 1
+    clean = register_sample_projects(spanner_db_factory())
+    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
+
+    poison()
+    poisoned = register_sample_projects(spanner_db)
+    run_backfill(poisoned, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+
+    assert snapshot(poisoned.database) == snapshot(clean.database)
+    expected = dead_letter_reasons(tmp_path / "dl-clean")
+    expected[reasons.INTERNAL_ERROR] += left_out
+    assert dead_letter_reasons(tmp_path / "dl") == expected
+    return [
+        json.loads(line)
+        for path in (tmp_path / "dl").glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
+    ]
 
 
 @pytest.mark.parametrize("chunk_size", [5000, 3])
@@ -57,21 +104,7 @@ def test_a_message_the_engine_raises_for_is_set_aside_and_its_key_applied_withou
     config = WorkloadConfig(messages=1500, keys=60, seed=5, hot_key_share=0.2)
     pattern, _ = archive(tmp_path, "poisoned.jsonl", config)
     source = tmp_path / "poisoned.jsonl"
-    by_key = Counter(key for key, _ in _occurrences(source))
-    # An occurrence in the middle of a busy key (the hot key's history is chunked when chunk_size is small).
-    _key, chosen = next(
-        (key, occurrence_id)
-        for key, occurrence_id in _occurrences(source)[len(by_key) :]
-        if by_key[key] >= 10
-    )
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
-    assert left_out >= 1
-
-    clean = register_sample_projects(spanner_db_factory())
-    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
-
+    chosen = _busy_occurrence(source)
     real = engine_module._Application._occurrence
 
     def occurrence_step(application, message, payload):
@@ -79,20 +112,15 @@ def test_a_message_the_engine_raises_for_is_set_aside_and_its_key_applied_withou
             raise RuntimeError("injected at apply")
         return real(application, message, payload)
 
-    monkeypatch.setattr(engine_module._Application, "_occurrence", occurrence_step)
-    poisoned = register_sample_projects(spanner_db)
-    run_backfill(poisoned, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
-
-    assert snapshot(poisoned.database) == snapshot(clean.database)
-    expected = dead_letter_reasons(tmp_path / "dl-clean")
-    expected[reasons.INTERNAL_ERROR] += left_out
-    assert dead_letter_reasons(tmp_path / "dl") == expected
-    internal = [
-        json.loads(line)
-        for path in (tmp_path / "dl").glob("*.jsonl")
-        for line in path.read_text().splitlines()
-        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
-    ]
+    internal = _backfill_against_clean(
+        spanner_db,
+        spanner_db_factory,
+        tmp_path,
+        (pattern, source),
+        chosen,
+        chunk_size,
+        lambda: monkeypatch.setattr(engine_module._Application, "_occurrence", occurrence_step),
+    )
     assert internal and all(
         dead["stage"] == reasons.STAGE_APPLY and "injected at apply" in dead["error"] for dead in internal
     )
@@ -152,27 +180,9 @@ def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_
     config = WorkloadConfig(messages=1500, keys=60, seed=9, hot_key_share=0.2)
     pattern, _ = archive(tmp_path, "refused.jsonl", config)
     source = tmp_path / "refused.jsonl"
-    by_key = Counter(key for key, _ in _occurrences(source))
-    with_release = {
-        occurrence_id
-        for number, line in enumerate(source.read_bytes().splitlines(), 1)
-        if isinstance(message := decode(parse_archive_line(line, number, str(source))), Message)
-        and isinstance(message.payload, Occurrence)
-        and message.payload.event is not None
-        and message.payload.event.release
-        and (occurrence_id := message.payload.id)
-    }
-    _key, chosen = next(
-        (key, occurrence_id)
-        for key, occurrence_id in _occurrences(source)[len(by_key) :]
-        if by_key[key] >= 10 and occurrence_id in with_release
+    chosen = _busy_occurrence(
+        source, lambda payload: payload.event is not None and bool(payload.event.release)
     )
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
-    clean = register_sample_projects(spanner_db_factory())
-    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
-
     real_decode = decode_step.decode
 
     def long_release(raw, **kwargs):
@@ -183,20 +193,15 @@ def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_
             decoded = msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
         return decoded
 
-    monkeypatch.setattr(decode_step, "decode", long_release)
-    refused = register_sample_projects(spanner_db)
-    run_backfill(refused, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
-
-    assert snapshot(refused.database) == snapshot(clean.database)
-    expected = dead_letter_reasons(tmp_path / "dl-clean")
-    expected[reasons.INTERNAL_ERROR] += left_out
-    assert dead_letter_reasons(tmp_path / "dl") == expected
-    internal = [
-        json.loads(line)
-        for path in (tmp_path / "dl").glob("*.jsonl")
-        for line in path.read_text().splitlines()
-        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
-    ]
+    internal = _backfill_against_clean(
+        spanner_db,
+        spanner_db_factory,
+        tmp_path,
+        (pattern, source),
+        chosen,
+        chunk_size,
+        lambda: monkeypatch.setattr(decode_step, "decode", long_release),
+    )
     assert internal and all(
         dead["stage"] == reasons.STAGE_WRITE and "exceeds the maximum of 8192" in dead["error"]
         for dead in internal

@@ -26,27 +26,42 @@ def load(name: str) -> dict[str, Any]:
 
 def with_event(**overrides: Any) -> dict[str, Any]:
     """The sample occurrence with an event; ``event=...`` overrides merge into the event."""
-    return _override(load("occurrence-with-event.json"), overrides)
+    return override(load("occurrence-with-event.json"), overrides)
 
 
 def lookup(**overrides: Any) -> dict[str, Any]:
-    return _override(load("occurrence-lookup.json"), overrides)
+    return override(load("occurrence-lookup.json"), overrides)
 
 
 def status_change(**overrides: Any) -> dict[str, Any]:
-    return _override(load("status-change-resolve-in-next-release.json"), overrides)
+    return override(load("status-change-resolve-in-next-release.json"), overrides)
 
 
-def _override(payload: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def override(payload: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` with ``overrides``: ``event={...}`` merges into the event, ``DELETE`` removes a key."""
     payload = copy.deepcopy(payload)
     for key, value in overrides.items():
         if key == "event" and isinstance(value, dict) and isinstance(payload.get("event"), dict):
-            payload["event"] = _override(payload["event"], value)
+            payload["event"] = override(payload["event"], value)
         elif value is DELETE:
             payload.pop(key, None)
         else:
             payload[key] = value
     return payload
+
+
+def nested_dict(depth: int) -> dict:
+    """A JSON object nested ``depth`` levels deep: ``{"a": {"a": ... {}}}``."""
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def name_of(size: int, char: str = "a") -> str:
+    """A string of exactly ``size`` UTF-8 bytes made of ``char`` (and ASCII padding)."""
+    width = len(char.encode())
+    return char * (size // width) + "a" * (size % width)
 
 
 def raw(payload: dict[str, Any], encoding: str = JSON_CONTENT_TYPE, **kwargs: Any) -> RawMessage:

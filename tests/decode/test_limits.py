@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.decode.payloads import dead_letter, decoded, message, status_change, with_event
+from tests.decode.payloads import (
+    dead_letter,
+    decoded,
+    message,
+    name_of,
+    nested_dict,
+    status_change,
+    with_event,
+)
 from transforms.core import limits, metrics, reasons
 from transforms.core.decode import check_max_bytes, decode, parse_time
 from transforms.core.encode import encode_json
 from transforms.core.model import Message, RawMessage, to_rfc3339
-
-
-def nested(depth: int) -> dict:
-    value: dict = {}
-    for _ in range(depth - 1):
-        value = {"a": value}
-    return value
-
-
-def name_of(size: int, char: str = "a") -> str:
-    """A string of exactly ``size`` UTF-8 bytes made of ``char`` (and ASCII padding)."""
-    width = len(char.encode())
-    return char * (size // width) + "a" * (size % width)
-
 
 # --- JSON nesting ------------------------------------------------------------------------------------------
 
@@ -35,15 +29,15 @@ def test_nesting_depth_counts_objects_and_arrays() -> None:
     assert limits.nesting_depth(1, 10) == 0
     assert limits.nesting_depth({}, 10) == 1
     assert limits.nesting_depth({"a": [1, {"b": []}]}, 10) == 4
-    assert limits.nesting_depth(nested(5000), 79) == 80  # stops past the limit, without recursing
+    assert limits.nesting_depth(nested_dict(5000), 79) == 80  # stops past the limit, without recursing
 
 
 def test_evidence_data_at_the_depth_limit_is_kept_and_one_level_deeper_is_invalid(encoding: str) -> None:
     if encoding != "application/json":
         pytest.skip("protobuf's parser refuses this nesting itself (see the next test)")
     depth = limits.MAX_JSON_FIELD_DEPTH
-    assert message(with_event(evidence_data=nested(depth))).payload.evidence_data == nested(depth)
-    failed = dead_letter(with_event(evidence_data=nested(depth + 1)))
+    assert message(with_event(evidence_data=nested_dict(depth))).payload.evidence_data == nested_dict(depth)
+    failed = dead_letter(with_event(evidence_data=nested_dict(depth + 1)))
     assert failed.reason == reasons.INVALID_FIELD
     assert failed.error.startswith(f"evidence_data is nested more than {depth} levels deep")
     assert failed.project_id == 1
@@ -52,8 +46,10 @@ def test_evidence_data_at_the_depth_limit_is_kept_and_one_level_deeper_is_invali
 @pytest.mark.parametrize("field", ["sdk", "user", "request", "contexts"])
 def test_event_objects_at_the_depth_limit_are_kept_and_deeper_ones_make_the_event_invalid(field: str) -> None:
     depth = limits.MAX_JSON_FIELD_DEPTH
-    assert getattr(message(with_event(event={field: nested(depth)})).payload.event, field) == nested(depth)
-    failed = dead_letter(with_event(event={field: nested(depth + 1)}))
+    assert getattr(
+        message(with_event(event={field: nested_dict(depth)})).payload.event, field
+    ) == nested_dict(depth)
+    failed = dead_letter(with_event(event={field: nested_dict(depth + 1)}))
     assert failed.reason == reasons.INVALID_EVENT
     assert failed.error.startswith(f"event.{field} is nested more than {depth} levels deep")
 
@@ -61,12 +57,12 @@ def test_event_objects_at_the_depth_limit_are_kept_and_deeper_ones_make_the_even
 def test_protobuf_parser_refuses_nesting_below_our_depth_limit() -> None:
     """Decoding does not measure protobuf payloads' nesting (``_decode``): protobuf's own limit is lower."""
     depth = limits.MAX_JSON_FIELD_DEPTH // 2
-    failed = dead_letter(with_event(evidence_data=nested(depth)), "application/x-protobuf")
+    failed = dead_letter(with_event(evidence_data=nested_dict(depth)), "application/x-protobuf")
     assert failed.reason == reasons.UNDECODABLE
 
 
 def test_a_deep_value_in_a_field_we_ignore_is_no_reason_to_refuse() -> None:
-    assert isinstance(decoded(with_event(unknown_field=[nested(200)])), Message)
+    assert isinstance(decoded(with_event(unknown_field=[nested_dict(200)])), Message)
 
 
 # --- release and environment names (Sentry's limits: the name is removed, the occurrence kept) -------------

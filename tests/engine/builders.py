@@ -8,6 +8,7 @@ from hashlib import md5
 
 from tests.engine.tables import Tables
 from transforms.core.engine import EngineConfig, EngineContext, KeyState, apply
+from transforms.core.enums import GroupStatus
 from transforms.core.grouptypes import GroupType
 from transforms.core.intents import KeyWrite
 from transforms.core.model import (
@@ -37,6 +38,14 @@ NOISY = 1006
 ERROR = 1
 FEEDBACK = 6001
 UNRELEASED = 1016
+
+# The statuses the tests set and check, by their Sentry names (DELETE: a delete's pending status).
+RESOLVED, IGNORED, UNRESOLVED, DELETE = (
+    GroupStatus.RESOLVED,
+    GroupStatus.IGNORED,
+    GroupStatus.UNRESOLVED,
+    GroupStatus.PENDING_DELETION,
+)
 
 
 def md5_hex(text: str) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from tests.engine.builders import NOISY, PROJECT, SECOND, T0, md5_hex, occurrence, run, status_change
+from tests.engine.builders import DELETE, NOISY, PROJECT, SECOND, T0, md5_hex, occurrence, run, status_change
 from transforms.core import metrics
 from transforms.core.engine.ids import group_id
-from transforms.core.enums import GroupStatus
 from transforms.core.intents import DeleteGroup, SaveKeyState
 
-DELETE = GroupStatus.PENDING_DELETION
 HASH = md5_hex("slow-endpoint:/api/0/checkout")
 
 

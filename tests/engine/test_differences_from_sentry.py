@@ -12,6 +12,7 @@ from tests.engine.builders import (
     DAY,
     MINUTE,
     NOISY,
+    RESOLVED,
     SECOND,
     T0,
     context,
@@ -24,8 +25,6 @@ from transforms.core import metrics, reasons
 from transforms.core.engine import apply
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.model import ProjectInfo
-
-RESOLVED, UNRESOLVED = GroupStatus.RESOLVED, GroupStatus.UNRESOLVED
 
 
 def test_key_is_project_and_hashed_fingerprint_so_projects_never_share_a_group():

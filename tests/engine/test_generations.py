@@ -15,12 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine.builders import (
+    DELETE,
+    IGNORED,
     MINUTE,
     NO_NOISE,
     NOISY,
     PROJECT,
+    RESOLVED,
     SECOND,
     T0,
+    UNRESOLVED,
     Run,
     context,
     event_of,
@@ -32,15 +36,9 @@ from tests.engine.builders import (
 from transforms.core import metrics
 from transforms.core.engine import decode_state, encode_state
 from transforms.core.engine.ids import group_id
-from transforms.core.enums import GroupStatus, GroupSubStatus
+from transforms.core.enums import GroupSubStatus
 from transforms.core.model import Message
 
-RESOLVED, IGNORED, UNRESOLVED, DELETE = (
-    GroupStatus.RESOLVED,
-    GroupStatus.IGNORED,
-    GroupStatus.UNRESOLVED,
-    GroupStatus.PENDING_DELETION,
-)
 HASH = md5_hex("slow-endpoint:/api/0/checkout")
 SECOND_GENERATION = group_id(PROJECT.project_id, HASH, 1)
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from tests.engine.builders import (
+    DELETE,
     HOUR,
+    IGNORED,
     MINUTE,
     NOISY,
+    RESOLVED,
     SECOND,
     T0,
+    UNRESOLVED,
     context,
     event_of,
     occurrence,
@@ -15,14 +19,7 @@ from tests.engine.builders import (
     status_change,
 )
 from transforms.core import metrics
-from transforms.core.enums import GroupStatus, GroupSubStatus
-
-RESOLVED, IGNORED, UNRESOLVED, DELETE = (
-    GroupStatus.RESOLVED,
-    GroupStatus.IGNORED,
-    GroupStatus.UNRESOLVED,
-    GroupStatus.PENDING_DELETION,
-)
+from transforms.core.enums import GroupSubStatus
 
 
 def test_a_status_change_for_a_key_without_group_is_held_and_counted():

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.builders import ERROR, SECOND, T0, Releases, context, occurrence, run, status_change
+from tests.engine.builders import (
+    ERROR,
+    IGNORED,
+    RESOLVED,
+    SECOND,
+    T0,
+    UNRESOLVED,
+    Releases,
+    context,
+    occurrence,
+    run,
+    status_change,
+)
 from transforms.core import metrics
-from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
+from transforms.core.enums import ActivityType, GroupSubStatus
 
-RESOLVED, IGNORED, UNRESOLVED = GroupStatus.RESOLVED, GroupStatus.IGNORED, GroupStatus.UNRESOLVED
 REGRESSED = GroupSubStatus.REGRESSED
 
 

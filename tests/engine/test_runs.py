@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from tests.engine.builders import (
+    DELETE,
     ERROR,
+    IGNORED,
     NOISY,
+    RESOLVED,
     SECOND,
     T0,
     UNRELEASED,
+    UNRESOLVED,
     MemoryQuota,
     context,
     occurrence,
@@ -15,15 +19,9 @@ from tests.engine.builders import (
     status_change,
 )
 from transforms.core import metrics
-from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
+from transforms.core.enums import ActivityType, GroupSubStatus
 from transforms.core.intents import DeleteActivity, InsertActivity
 
-RESOLVED, IGNORED, UNRESOLVED, DELETE = (
-    GroupStatus.RESOLVED,
-    GroupStatus.IGNORED,
-    GroupStatus.UNRESOLVED,
-    GroupStatus.PENDING_DELETION,
-)
 FOREVER, ONGOING, ESCALATING = GroupSubStatus.FOREVER, GroupSubStatus.ONGOING, GroupSubStatus.ESCALATING
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from tests.engine.builders import (
+    DELETE,
     HOUR,
     NOISY,
     PROJECT,
+    RESOLVED,
     SECOND,
     T0,
+    UNRESOLVED,
     MemoryQuota,
     context,
     md5_hex,
@@ -17,9 +20,7 @@ from tests.engine.builders import (
 )
 from transforms.core import metrics
 from transforms.core.engine.ids import group_id
-from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
-
-RESOLVED, UNRESOLVED, DELETE = GroupStatus.RESOLVED, GroupStatus.UNRESOLVED, GroupStatus.PENDING_DELETION
+from transforms.core.enums import ActivityType, GroupSubStatus
 
 
 def test_noise_gate_the_third_occurrence_creates_the_n_plus_one_issue():

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from tests.engine.builders import ERROR, SECOND, T0, occurrence, run, status_change
+from tests.engine.builders import (
+    ERROR,
+    IGNORED,
+    RESOLVED,
+    SECOND,
+    T0,
+    UNRESOLVED,
+    occurrence,
+    run,
+    status_change,
+)
 from transforms.core import metrics
 from transforms.core.enums import GroupStatus, GroupSubStatus
-
-RESOLVED, IGNORED, UNRESOLVED = GroupStatus.RESOLVED, GroupStatus.IGNORED, GroupStatus.UNRESOLVED
 
 
 def test_status_changes_are_applied_in_key_order_among_occurrences_not_moved_after_them():

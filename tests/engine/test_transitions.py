@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from tests.engine.builders import ERROR, SECOND, T0, Run, occurrence, run, status_change
+from tests.engine.builders import (
+    DELETE,
+    ERROR,
+    IGNORED,
+    RESOLVED,
+    SECOND,
+    T0,
+    UNRESOLVED,
+    Run,
+    occurrence,
+    run,
+    status_change,
+)
 from transforms.core import metrics
 from transforms.core.engine.state import MutableGroup
 from transforms.core.engine.status_changes import InvalidTransition, transition
-from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
+from transforms.core.enums import ActivityType, GroupSubStatus, Priority
 from transforms.core.intents import DeleteGroup
 
-UNRESOLVED, RESOLVED, IGNORED, DELETE = (
-    GroupStatus.UNRESOLVED,
-    GroupStatus.RESOLVED,
-    GroupStatus.IGNORED,
-    GroupStatus.PENDING_DELETION,
-)
 ESCALATING, ONGOING, REGRESSED, NEW = (
     GroupSubStatus.ESCALATING,
     GroupSubStatus.ONGOING,

@@ -29,7 +29,6 @@ NaN, numbers as written, duplicate keys, escapes); ``encoding=PROTOBUF`` writes 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import random
 from collections.abc import Callable
@@ -38,13 +37,13 @@ from typing import Any
 
 import orjson
 
+from tests.decode.payloads import name_of, nested_dict, override
 from transforms.core import limits, metrics, reasons
 from transforms.core.decode import JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE
 from transforms.core.encode import encode_protobuf
 
 APPLIED = "applied"
 PROTOBUF = PROTOBUF_CONTENT_TYPE
-DELETE = object()
 MIB = 1 << 20  # the default --max_payload_bytes, which the end-to-end runs keep
 KIB = 1 << 10
 PROJECT = 1
@@ -128,18 +127,6 @@ def base_status_change(name: str) -> dict[str, Any]:
     }
 
 
-def _override(payload: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    payload = copy.deepcopy(payload)
-    for key, value in fields.items():
-        if key == "event" and isinstance(value, dict) and isinstance(payload.get("event"), dict):
-            payload["event"] = _override(payload["event"], value)
-        elif value is DELETE:
-            payload.pop(key, None)
-        else:
-            payload[key] = value
-    return payload
-
-
 def write_json(payload: Any) -> bytes:
     """Compact JSON, with every ``Text`` value written as its text (and integers of any size)."""
     texts: list[bytes] = []
@@ -164,7 +151,7 @@ def write_json(payload: Any) -> bytes:
 
 def _builder(base: Callable[[str], dict[str, Any]], encoding: str, fields: dict[str, Any]) -> Builder:
     def build(name: str) -> Message:
-        payload = _override(base(name), fields)
+        payload = override(base(name), fields)
         data = write_json(payload) if encoding == JSON_CONTENT_TYPE else encode_protobuf(payload)
         return data, {"content_type": encoding}
 
@@ -232,18 +219,6 @@ def nested(depth: int, opening: bytes = b'{"a":', closing: bytes = b"}", core: b
 
 def nested_lists(depth: int) -> Text:
     return nested(depth, b"[", b"]", b"[]")
-
-
-def nested_dict(depth: int) -> dict:
-    value: dict = {}
-    for _ in range(depth - 1):
-        value = {"a": value}
-    return value
-
-
-def name_of(size: int, char: str = "a") -> str:
-    width = len(char.encode())
-    return char * (size // width) + "a" * (size % width)
 
 
 _GARBAGE = bytes(random.Random(17).getrandbits(8) for _ in range(4096))

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import admin
 from pipeline.stack import StackConfig
 from tests.conftest import TEST_INSTANCE, TEST_PROJECT, TestDatabase
 from tests.stream import harness
 from transforms import clients, registry
+from transforms.core.envelopes import archive_line
+from transforms.core.model import RawMessage
+
+if TYPE_CHECKING:
+    from google.cloud.spanner_v1.database import Database
 
 PROJECTS = ((1, 1, "backend", "acme"), (2, 1, "frontend", None))
 
@@ -49,14 +56,7 @@ def stream_env(stack: StackConfig, name: str) -> Iterator[StreamEnv]:
     admin.create_database(TEST_PROJECT, TEST_INSTANCE, database_id)
     handle = clients.spanner_database(TEST_PROJECT, TEST_INSTANCE, database_id)
     host = clients.spanner_emulator_host() or ""
-    for project_id, organization_id, slug, organization_slug in PROJECTS:
-        registry.register_project(
-            handle,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
+    register_projects(handle)
     publisher = clients.pubsub_publisher()
     input_topic = publisher.topic_path(TEST_PROJECT, unique)
     dead_letter_topic = publisher.topic_path(TEST_PROJECT, f"{unique}-dead")
@@ -89,3 +89,40 @@ def stream_env(stack: StackConfig, name: str) -> Iterator[StreamEnv]:
                 redis.delete(*keys)
         clients.forget_database(TEST_PROJECT, TEST_INSTANCE, database_id)
         handle.drop()
+
+
+def register_projects(database: Database) -> None:
+    """Registers ``PROJECTS`` in ``database`` (a Spanner database handle)."""
+    for project_id, organization_id, slug, organization_slug in PROJECTS:
+        registry.register_project(
+            database,
+            project_id=project_id,
+            organization_id=organization_id,
+            slug=slug,
+            organization_slug=organization_slug,
+        )
+
+
+def backfill_scripted(
+    database: TestDatabase, messages: Sequence[harness.Scripted], tmp_path: Path
+) -> dict[str, list[dict]]:
+    """Backfills ``messages`` (archived in ``tmp_path`` with their labels as ids, their message times and
+    attributes) into ``database``, with ``PROJECTS`` registered, without a creation quota; returns its tables."""
+    from pipeline import backfill as backfill_pipeline
+
+    register_projects(database.database)
+    archive = tmp_path / "scripted.jsonl"
+    archive.write_bytes(
+        b"\n".join(
+            archive_line(RawMessage(m.label, m.message_time, m.data, dict(m.attributes))) for m in messages
+        )
+        + b"\n"
+    )
+    args = [
+        f"--input={archive}",
+        f"--dead_letter_path={tmp_path / 'dead-letters'}",
+        "--no_creation_quota",
+        *database.pipeline_args(),
+    ]
+    assert backfill_pipeline.main(args) == 0
+    return harness.read_tables(database.database)

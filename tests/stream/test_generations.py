@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import backfill
 from tests.stream import harness, script
-from tests.stream.environment import PROJECTS, StreamEnv
-from transforms import registry
+from tests.stream.environment import StreamEnv, backfill_scripted
 from transforms.core import metrics
 from transforms.core.engine.ids import group_id
 from transforms.core.enums import GroupStatus
-from transforms.core.envelopes import archive_line
-from transforms.core.model import RawMessage, from_datetime
+from transforms.core.model import from_datetime
 
 SECOND = script.SECOND
 KEY = "generations"
@@ -108,25 +105,6 @@ def _waiting(env: StreamEnv) -> bool:
     return state is None or bool(state.waiting)
 
 
-def run_backfill(database, scripted: script.Script, tmp_path: Path) -> dict:
-    messages = [*scripted.phase1, *scripted.phase2]
-    archive = tmp_path / "generations.jsonl"
-    archive.write_bytes(
-        b"\n".join(
-            archive_line(RawMessage(m.label, m.message_time, m.data, dict(m.attributes))) for m in messages
-        )
-        + b"\n"
-    )
-    args = [
-        f"--input={archive}",
-        f"--dead_letter_path={tmp_path / 'dead-letters'}",
-        "--no_creation_quota",
-        *database.pipeline_args(),
-    ]
-    assert backfill.main(args) == 0
-    return harness.read_tables(database.database)
-
-
 def test_streaming_and_backfill_agree_across_a_delete_with_a_waiting_and_late_messages(
     env: StreamEnv, spanner_db_factory, tmp_path: Path
 ) -> None:
@@ -134,16 +112,7 @@ def test_streaming_and_backfill_agree_across_a_delete_with_a_waiting_and_late_me
     scripted, _event_id = build(t0)
     streamed, counters = run_streaming(env, scripted)
 
-    other = spanner_db_factory()
-    for project_id, organization_id, slug, organization_slug in PROJECTS:
-        registry.register_project(
-            other.database,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
-    backfilled = run_backfill(other, scripted, tmp_path)
+    backfilled = backfill_scripted(spanner_db_factory(), [*scripted.phase1, *scripted.phase2], tmp_path)
 
     recreated = script.key_group_id(KEY, generation=1)
     (group,) = [row for row in backfilled["Groups"] if row["GroupId"] == recreated]

@@ -10,6 +10,7 @@ decoding accepted and the shuffle's encoder could not write.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from hashlib import md5
 from typing import Any
 
@@ -100,7 +101,6 @@ def injected(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_unexpected_failure_dead_letters_only_its_message(env: StreamEnv, injected: None) -> None:
-    t0 = (int(time.time()) - 3600) * MICROS
     plan = [  # (payload, key of a valid message or None)
         (occurrence(1, "a"), "a"),
         (occurrence(2, "a", "poison-apply"), None),
@@ -114,29 +114,8 @@ def test_an_unexpected_failure_dead_letters_only_its_message(env: StreamEnv, inj
         (occurrence(10, "c"), "c"),
         (occurrence(11, "a"), "a"),
     ]
-    messages = [
-        harness.Scripted(
-            f"m{index}", _json(payload), t0 + index * SECOND, {"content_type": "application/json"}
-        )
-        for index, (payload, _key) in enumerate(plan)
-    ]
-    published = harness.Published()
-    harness.publish(env.input_topic, messages, published)
-    valid = [payload["id"] for payload, key in plan if key is not None]
-    with harness.StreamRun(env.args(quota=False)) as run:
-        run.wait_until(
-            lambda: (
-                runs.dead_letter_total(run.counters()) >= 5
-                and harness.count_rows(env.database.database, "Occurrences") >= len(valid)
-            ),
-            "the valid messages to be applied and the others dead-lettered",
-        )
-        counters = run.settled_counters()
-        dead = harness.pull_all(env.dead_letter_subscription, expected=5)
-    rows = harness.read_tables(env.database.database)
-    assert sorted(row["OccurrenceId"] for row in rows["Occurrences"]) == sorted(valid)
-    times_seen = {row["GroupId"]: row["TimesSeen"] for row in rows["Groups"]}
-    assert times_seen == {group_of("a"): 3, group_of("b"): 2, group_of("c"): 1}
+    done = _run_plan(env, plan, "m", 5, "the valid messages to be applied and the others dead-lettered")
+    published, messages, counters, dead = done.published, done.messages, done.counters, done.dead
     by_label = {published.labels[m.attributes["original_message_id"]]: m for m in dead}
     assert sorted(by_label) == ["m1", "m3", "m5", "m6", "m8"]
     stages = {
@@ -158,6 +137,48 @@ def test_an_unexpected_failure_dead_letters_only_its_message(env: StreamEnv, inj
 
 def _json(payload: dict[str, Any]) -> bytes:
     return orjson.dumps(payload).replace(orjson.dumps(DEEP), deep_json(1000))
+
+
+@dataclass
+class _PlanRun:
+    messages: list[harness.Scripted]
+    published: harness.Published
+    counters: dict[str, int]
+    dead: list[Any]
+    rows: dict[str, list[dict[str, Any]]]
+
+
+def _run_plan(
+    env: StreamEnv, plan: list[tuple[dict[str, Any], str | None]], label: str, dead_letters: int, what: str
+) -> _PlanRun:
+    """Publishes ``plan``'s payloads a second apart an hour ago (labelled ``label`` and their index), runs the
+    pipeline until the valid ones (a key) are applied and ``dead_letters`` messages dead-lettered, and checks
+    that exactly the valid ones were written, as groups ``a`` (3 times seen), ``b`` (2) and ``c`` (1)."""
+    t0 = (int(time.time()) - 3600) * MICROS
+    messages = [
+        harness.Scripted(
+            f"{label}{index}", _json(payload), t0 + index * SECOND, {"content_type": "application/json"}
+        )
+        for index, (payload, _key) in enumerate(plan)
+    ]
+    published = harness.Published()
+    harness.publish(env.input_topic, messages, published)
+    valid = [payload["id"] for payload, key in plan if key is not None]
+    with harness.StreamRun(env.args(quota=False)) as run:
+        run.wait_until(
+            lambda: (
+                runs.dead_letter_total(run.counters()) >= dead_letters
+                and harness.count_rows(env.database.database, "Occurrences") >= len(valid)
+            ),
+            what,
+        )
+        counters = run.settled_counters()
+        dead = harness.pull_all(env.dead_letter_subscription, expected=dead_letters)
+    rows = harness.read_tables(env.database.database)
+    assert sorted(row["OccurrenceId"] for row in rows["Occurrences"]) == sorted(valid)
+    times_seen = {row["GroupId"]: row["TimesSeen"] for row in rows["Groups"]}
+    assert times_seen == {group_of("a"): 3, group_of("b"): 2, group_of("c"): 1}
+    return _PlanRun(messages, published, counters, dead, rows)
 
 
 @pytest.fixture
@@ -190,7 +211,6 @@ def past_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_write_spanner_refuses_dead_letters_its_message_and_the_rest_is_written(
     env: StreamEnv, past_decoding: None
 ) -> None:
-    t0 = (int(time.time()) - 3600) * MICROS
     plan = [
         (occurrence(21, "a"), "a"),
         (occurrence(22, "a", "long-release"), None),
@@ -201,29 +221,8 @@ def test_a_write_spanner_refuses_dead_letters_its_message_and_the_rest_is_writte
         (occurrence(27, "a"), "a"),
         (occurrence(28, "b"), "b"),
     ]
-    messages = [
-        harness.Scripted(
-            f"w{index}", _json(payload), t0 + index * SECOND, {"content_type": "application/json"}
-        )
-        for index, (payload, _key) in enumerate(plan)
-    ]
-    published = harness.Published()
-    harness.publish(env.input_topic, messages, published)
-    valid = [payload["id"] for payload, key in plan if key is not None]
-    with harness.StreamRun(env.args(quota=False)) as run:
-        run.wait_until(
-            lambda: (
-                runs.dead_letter_total(run.counters()) >= 2
-                and harness.count_rows(env.database.database, "Occurrences") >= len(valid)
-            ),
-            "the valid messages to be applied and the refused ones dead-lettered",
-        )
-        run.settled_counters()
-        dead = harness.pull_all(env.dead_letter_subscription, expected=2)
-    rows = harness.read_tables(env.database.database)
-    assert sorted(row["OccurrenceId"] for row in rows["Occurrences"]) == sorted(valid)
-    times_seen = {row["GroupId"]: row["TimesSeen"] for row in rows["Groups"]}
-    assert times_seen == {group_of("a"): 3, group_of("b"): 2, group_of("c"): 1}
+    done = _run_plan(env, plan, "w", 2, "the valid messages to be applied and the refused ones dead-lettered")
+    published, dead, rows = done.published, done.dead, done.rows
     assert all(len(row["Version"]) < 100 for row in rows["Releases"])
     stages = {
         published.labels[m.attributes["original_message_id"]]: (

@@ -12,40 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pipeline import backfill
 from tests.stream import harness, workload_runs
-from tests.stream.environment import PROJECTS
-from transforms import registry
-from transforms.core.envelopes import archive_line
-from transforms.core.model import RawMessage
+from tests.stream.environment import backfill_scripted
 
 TAG_TABLES = ("GroupTagKeys", "GroupTagValues")
-
-
-def run_backfill(database, messages: list[harness.Scripted], tmp_path: Path) -> dict[str, list[dict]]:
-    for project_id, organization_id, slug, organization_slug in PROJECTS:
-        registry.register_project(
-            database.database,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
-    archive = tmp_path / "workload.jsonl"
-    archive.write_bytes(
-        b"\n".join(
-            archive_line(RawMessage(m.label, m.message_time, m.data, dict(m.attributes))) for m in messages
-        )
-        + b"\n"
-    )
-    args = [
-        f"--input={archive}",
-        f"--dead_letter_path={tmp_path / 'dead-letters'}",
-        "--no_creation_quota",
-        *database.pipeline_args(),
-    ]
-    assert backfill.main(args) == 0
-    return harness.read_tables(database.database)
 
 
 def tag_rows(rows: dict[str, list[dict]]) -> dict[str, list]:
@@ -75,7 +45,7 @@ def test_streaming_and_a_backfill_of_a_generated_workload_write_the_same_exact_t
     tmp_path: Path,
 ) -> None:
     streamed = workload_run.rows
-    backfilled = run_backfill(spanner_db_factory(), generated.messages, tmp_path)
+    backfilled = backfill_scripted(spanner_db_factory(), generated.messages, tmp_path)
     assert_counts_are_exact(streamed)
     assert_counts_are_exact(backfilled)
     keys = {row["TagKey"] for row in streamed["GroupTagKeys"]}

@@ -114,33 +114,18 @@ _TYPES: tuple[GroupType, ...] = (
     GroupType(
         2011, "profile_function_regression", "Function Regression", _PERF, Priority.MEDIUM, released=True
     ),
-    GroupType(
-        4001,
-        "monitor_check_in_failure",
-        "Crons Monitor Failed",
-        GroupCategory.CRON,
-        Priority.HIGH,
-        released=True,
-        creation_quota=Quota(limit=60_000),
-    ),
     # 4002 and 4003 are Sentry's deprecated aliases of 4001: same slug, so they share its quota window.
-    GroupType(
-        4002,
-        "monitor_check_in_failure",
-        "Crons Monitor Failed",
-        GroupCategory.CRON,
-        Priority.HIGH,
-        released=True,
-        creation_quota=Quota(limit=60_000),
-    ),
-    GroupType(
-        4003,
-        "monitor_check_in_failure",
-        "Crons Monitor Failed",
-        GroupCategory.CRON,
-        Priority.HIGH,
-        released=True,
-        creation_quota=Quota(limit=60_000),
+    *(
+        GroupType(
+            type_id,
+            "monitor_check_in_failure",
+            "Crons Monitor Failed",
+            GroupCategory.CRON,
+            Priority.HIGH,
+            released=True,
+            creation_quota=Quota(limit=60_000),
+        )
+        for type_id in (4001, 4002, 4003)
     ),
     GroupType(5001, "replay_click_dead", "Dead Click Detected", GroupCategory.REPLAY, Priority.MEDIUM),
     GroupType(

@@ -15,7 +15,9 @@ states left behind since their last save, as it loses the messages it had pulled
 **Lookups.** If the background read of a flush's lookups' events is still running when the key's hold ends,
 the hold is extended by ``READ_WAIT`` (until the read is done) rather than the flush waiting for it: the
 runner's thread applies other keys meanwhile. A lookup whose event is not found waits and is retried every
-``lookup_retry_interval`` (processing time) until the engine applies or dead-letters it.
+``lookup_retry_interval`` (processing time) until the engine applies or dead-letters it; its event is read
+from Spanner at most once per interval however often the key flushes, and once more just before its
+deadline (events this process stores are known at once).
 
 **Waiting across stops.** A key whose state starts holding occurrences waiting for their event is named in
 ``WaitingKeys`` (written before the commit of that state) and taken out once nothing waits (after the commit

@@ -2,12 +2,15 @@
 bundles are processed, and what that thread must still do when the pipeline stops.
 
 The local runner runs one bundle at a time and never retries one, so there a bundle hands its commit to its
-step's ``Committer`` (one at a time, in order) and goes on. A write Spanner refuses holds its key's later
-writes; the key is rebuilt without the refused message at the end of the next bundle (kept in ``REBUILT``
+step's ``Committer`` (one at a time, in order) and goes on; a bundle that hands over a commit first waits
+until at most ``COMMITS_BEHIND`` (its own included) are unfinished. The bundle's counters are counted when
+its commit is done (so what is counted is in Spanner), by a later bundle: a ``confirm`` timer makes sure one
+comes. A write Spanner refuses holds its key's later writes; the key is rebuilt without the refused message at the end of the next bundle (kept in ``REBUILT``
 until the key is next touched), or at its next flush if that comes first, or when the pipeline stops. Any
 other failed commit fails every later bundle (``CommitFailed``). Deferred KeyStates saves are kept in
 ``UNSAVED`` so that ``wait_for_commits`` writes them when the run stops (the local runner never fires a
-stopped pipeline's timers).
+stopped pipeline's timers). Stopping the pipeline drains it (``transforms.per_group.drain``: every buffer
+flushed) and waits for the commits handed over (``pipeline.local_runner.LocalRun.cancel``).
 
 The objects here are process-wide, because the local runner builds a new DoFn for every bundle.
 """
@@ -57,7 +60,7 @@ class Committer:
     """Local runs (``overlap_commits``): the Spanner commits of one stateful step, on the process's commit
     thread, one at a time in the order they were handed over (so a key's writes still commit in ``seq`` order), while
     the next bundles are processed. A bundle that hands over a commit waits until at most
-    ``ApplyPerGroupFn.COMMITS_BEHIND`` (its own included) run behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
+    ``bundle.COMMITS_BEHIND`` (its own included) run behind the pipeline. Process-wide, because the local runner builds a new DoFn for every bundle.
     A write Spanner refuses holds its key (``refusals``) until a bundle rebuilds it; any other failed commit
     fails every bundle from then on (``CommitFailed``)."""
 
