@@ -332,6 +332,9 @@ class TagSearcher(Searcher):
         for condition in sorted((c for c in _conditions(flt) if _drivable(c)), key=_drive_order):
             found = candidates(self.tags(), organization_id, condition, projects)
             if not found.complete:
+                self._sets[condition] = (
+                    None  # more than the limit in these projects: more in the organization
+                )
                 continue
             rest = tuple(c for c in _conditions(flt) if c is not condition)
             rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]

@@ -18,7 +18,7 @@ from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
 from api.issue_details import DAY, HOUR
-from transforms import registry
+from transforms import registry, spanner_rows
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
@@ -300,22 +300,11 @@ def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list
         keys[(group_id, TEXT_KEY)] = [group_id, TEXT_KEY, organizations[group_id], project_id, len(terms), 0]
     for start in range(0, len(values), 5000):
         with database.batch() as batch:
-            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values[start : start + 5000])
+            batch.insert_or_update(
+                "GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, values[start : start + 5000]
+            )
     with database.batch() as batch:
-        batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, list(keys.values()))
-
-
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+        batch.insert_or_update("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, list(keys.values()))
 
 
 def write_activity(

@@ -9,7 +9,7 @@ from typing import Any
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
-from transforms import registry
+from transforms import registry, spanner_rows
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
@@ -142,21 +142,8 @@ def write_groups(database: Any, groups: list[G]) -> None:
             keys += [[g.group_id, key, g.organization_id, g.project_id, n, 0] for key, n in counted.items()]
         with database.batch() as batch:
             batch.insert_or_update("Groups", GROUP_COLUMNS, [g.row() for g in chunk])
-            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values)
-            batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, keys)
-
-
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+            batch.insert_or_update("GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, values)
+            batch.insert_or_update("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, keys)
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:
