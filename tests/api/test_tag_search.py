@@ -245,3 +245,22 @@ def test_a_selective_tag_term_reads_its_candidates_not_the_organization(spanner_
     page = index.list_issues(organization, ListRequest(query="number 1405", limit=100))
     assert [int(i["id"]) for i in page.issues] == [1000 + 1405]
     assert page.stats.index_rows <= 10, page.stats
+
+
+# ---- pure parts
+
+
+def test_a_wildcards_case_variant_ranges_cover_every_case_of_its_literal_start():
+    from api.query import parse_query
+
+    (cond,) = parse_query("browser:Fi*x").tags
+    assert cond.lead == "Fi"
+    ranges = tag_search._case_ranges(cond.lead)
+    assert [start for start, _ in ranges] == ["FI", "Fi", "fI", "fi"]
+    for value in ("Firefox", "FIREFOX", "fix", "fIx"):
+        assert any(start <= value < end for start, end in ranges), value
+    assert not any(start <= "Fa" < end for start, end in ranges)
+    # at most four letters vary (16 ranges); digits and punctuation do not
+    assert len(tag_search._case_ranges("web-server-1")) == 16
+    assert tag_search._case_ranges("10.2") == [("10.2", "10.3")]
+    assert cond.regex().fullmatch("FIREFOX") and not cond.regex().fullmatch("Firefox 99")
