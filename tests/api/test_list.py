@@ -339,7 +339,7 @@ def _base36(number: int) -> str:
         ({"limit": "ten"}, 'Invalid limit "ten"'),
         ({"limit": "0"}, "Invalid limit"),
         ({"cursor": "garbage"}, "Invalid cursor"),
-        ({"query": "is:unresolved browser:firefox"}, "at position 14"),
+        ({"query": "is:unresolved error.handled:0"}, "at position 14"),
         ({"groupStatsPeriod": "1y"}, "Invalid stats_period"),
         ({"project": "nope"}, 'project "nope"'),
     ],
