@@ -4,9 +4,9 @@
 # Creates .venv (.venv-beam-$BEAM_VERSION with BEAM_VERSION set: scripts/venv.sh) when needed, installs
 # sentry-cli (Sentry's client, from npm, for the issue index's client tests) and Debian's chromium (for
 # the browser tests) when missing, starts the local stack (emulators and Redis) when it is not running
-# and stops it again at the end (STACK_KEEP=1 keeps it), then runs ruff and pytest. Extra arguments go to
-# pytest, e.g.
-# ./run_tests.sh tests/infra -x. Exits non-zero if any step fails.
+# and stops it again at the end (STACK_KEEP=1 keeps it), then runs ruff, mypy (strict on transforms/core)
+# and pytest. Extra arguments go to pytest, e.g. ./run_tests.sh tests/infra -x. Exits non-zero if any step
+# fails.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
@@ -33,6 +33,8 @@ echo "==> ruff check ."
 "$VENV/bin/ruff" check . || failed+=("ruff check")
 echo "==> ruff format --check ."
 "$VENV/bin/ruff" format --check . || failed+=("ruff format")
+echo "==> mypy (strict on transforms/core: pyproject.toml [tool.mypy])"
+"$VENV/bin/mypy" || failed+=("mypy")
 echo "==> pytest"
 "$py" -m pytest --timeout=900 "$@" || failed+=("pytest")
 

@@ -21,9 +21,9 @@ and its position (0-based character offset), so the HTTP service answers 400 wit
 
 Extension: a new kind of term is a key in ``_HANDLERS`` whose handler adds to the builder: a restriction on
 index-row columns (``ValueSet``, ``Interval``), a ``Related`` condition (a value the group has in a related
-table, checked by lookups on the page's candidates), or a ``TextMatch``. Tag filters (``tags[...]``, unknown
-keys) are the place reserved for per-group tag lookups: ``_unsupported_key`` is where they become ``Related``
-conditions on a tag table.
+table, checked by lookups on the page's candidates), or a ``TextMatch``. Every other key (and ``tags[...]``,
+``has:`` of one, free text and ``message:`` without wildcards) becomes a condition on the per-group tag
+storage (``api.tag_search``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import limits
+from transforms.core import durations
 from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import (
     CATEGORY_NAMES,
@@ -155,8 +156,8 @@ _ALWAYS_PRESENT = frozenset(
 # Terms Sentry has that this index cannot answer, and why (each a 400 naming the term).
 _NO_USERS = "this index has no users or teams (assignees are ids from the occurrences): use is:assigned or is:unassigned"
 _EVENT_FIELD = (
-    "it searches a field of the issue's events, which this index does not keep per issue yet (event fields "
-    "become searchable with tag search)"
+    "it searches a field of the issue's events that the pipeline does not keep (no tag or stored column "
+    "holds it)"
 )
 _UNANSWERABLE_KEYS = {
     "assigned": _NO_USERS,
@@ -169,17 +170,8 @@ _UNANSWERABLE_KEYS = {
     "error.type": _EVENT_FIELD,
     "error.value": _EVENT_FIELD,
     "error.mechanism": _EVENT_FIELD,
-    "user.email": _EVENT_FIELD,
-    "user.id": _EVENT_FIELD,
-    "user.username": _EVENT_FIELD,
-    "user.ip": _EVENT_FIELD,
-    "user": _EVENT_FIELD,
-    "sdk.name": _EVENT_FIELD,
-    "sdk.version": _EVENT_FIELD,
     "trace": _EVENT_FIELD,
-    "transaction": _EVENT_FIELD,
     "platform": _EVENT_FIELD,
-    "dist": _EVENT_FIELD,
     "device.class": _EVENT_FIELD,
 }
 _UNANSWERABLE_IS = {
@@ -202,7 +194,7 @@ _SEMVER_QUERY_RE = re.compile(
     r"(?P<major>\d{1,18})(?:\.(?P<minor>\d{1,18}))?(?:\.(?P<patch>\d{1,18}))?(?:-(?P<pre>[0-9A-Za-z.\-]+))?"
     r"(?:\+[0-9A-Za-z.\-]+)?"
 )
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_UNIT_SECONDS = durations.STATS_PERIOD.units  # the units of a relative time, as of statsPeriod
 _NUMBER_SCALE = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 _SPECIFIC_DATETIME_SLACK = 5 * 60 * MICROS
 # The largest count a filter may name (Spanner's INT64), and the earliest time (Spanner's TIMESTAMP range).
@@ -526,6 +518,8 @@ class IssueFilter:
     assigned: bool | None = None
     related: tuple[Related, ...] = ()
     texts: tuple[TextMatch, ...] = ()
+    # Tag and word conditions (api.tag_search.TagCondition / WordCondition), checked from the tag storage.
+    tags: tuple[Any, ...] = ()
     # Set when two terms contradict each other in a way the sets above cannot express (assigned and unassigned).
     contradiction: bool = False
 
@@ -541,7 +535,7 @@ class IssueFilter:
 
     @property
     def needs_lookups(self) -> bool:
-        return bool(self.related or self.texts)
+        return bool(self.related or self.texts or self.tags)
 
     @property
     def releases(self) -> tuple[Related, ...]:
@@ -641,6 +635,7 @@ class _Builder:
     assigned: bool | None = None
     related: list[Related] = field(default_factory=list)
     texts: list[TextMatch] = field(default_factory=list)
+    tags: list[Any] = field(default_factory=list)
     contradiction: bool = False
     names_type: bool = False
     latest: frozenset[str] | None = None
@@ -696,6 +691,7 @@ def parse_query(
         assigned=builder.assigned,
         related=tuple(builder.related),
         texts=tuple(builder.texts),
+        tags=tuple(builder.tags),
         contradiction=builder.contradiction,
     )
 
@@ -885,20 +881,20 @@ def _apply(builder: _Builder, term: Term) -> None:
     key = _KEY_ALIASES.get(term.key, term.key)
     handler = _HANDLERS.get(key)
     if handler is None:
-        _unsupported_key(term, key)
+        _unanswerable(term, key)
+        # Sentry reads any other key as an event tag (api.tag_search; imported here: it builds on this module)
+        from api.tag_search import tag_condition
+
+        builder.tags.append(tag_condition(term, key))
+        return
     handler(builder, term)
 
 
-def _unsupported_key(term: Term, key: str) -> None:
-    """A key this index has no data for: why (Sentry's terms we cannot answer), or that tags are not searchable
-    (Sentry reads any other key as an event tag)."""
+def _unanswerable(term: Term, key: str) -> None:
+    """A 400 for a key of Sentry's that this index has no data for, saying why."""
     assert term.key is not None
     if key in _UNANSWERABLE_KEYS:
         raise term.error(f'"{clip(term.key, 40)}" cannot be searched here: {_UNANSWERABLE_KEYS[key]}')
-    raise term.error(
-        f'unsupported search key "{clip(term.key, 40)}": tag search is not available yet, and it is not one of '
-        f"the built-in keys ({', '.join(SUPPORTED_KEYS)}); quote text that contains a colon"
-    )
 
 
 def _no_wildcard(term: Term) -> None:
@@ -930,7 +926,21 @@ def _text_values(term: Term) -> tuple[tuple[str, bool], ...]:
 
 
 def _free_text(builder: _Builder, term: Term) -> None:
-    builder.texts.append(TextMatch(_text_values(term)))
+    _words_or_text(builder, term, TextMatch(_text_values(term)))
+
+
+def _words_or_text(builder: _Builder, term: Term, text: TextMatch) -> None:
+    """Free text and ``message:`` through the word index (every word, the last as a prefix, in any
+    occurrence); a wildcard, a list or text without words is matched on the group's title and message."""
+    from api.tag_search import word_condition
+
+    words = None
+    if not term.is_list and not any(wildcard for _, wildcard in text.values):
+        words = word_condition(text.values[0][0], term.negated)
+    if words is None:
+        builder.texts.append(text)
+    else:
+        builder.tags.append(words)
 
 
 def _apply_is(builder: _Builder, term: Term) -> None:
@@ -1071,7 +1081,10 @@ def _apply_has(builder: _Builder, term: Term) -> None:
         if term.negated:
             builder.contradiction = True
     else:
-        _unsupported_key(replace(term, key=raw), key)
+        _unanswerable(replace(term, key=raw), key)
+        from api.tag_search import has_condition
+
+        builder.tags.append(has_condition(term, raw))
 
 
 def _apply_project(builder: _Builder, term: Term) -> None:
@@ -1127,7 +1140,7 @@ def _apply_title(builder: _Builder, term: Term) -> None:
 
 
 def _apply_message(builder: _Builder, term: Term) -> None:
-    builder.texts.append(TextMatch(_text_values(term), negated=term.negated))
+    _words_or_text(builder, term, TextMatch(_text_values(term), negated=term.negated))
 
 
 def _apply_times(builder: _Builder, term: Term) -> None:
@@ -1353,10 +1366,11 @@ def _number_interval(term: Term) -> Interval:
 
 def parse_relative_period(value: str) -> int:
     """``statsPeriod`` such as ``24h`` or ``14d`` in microseconds; raises ``QueryError`` otherwise."""
-    match = re.fullmatch(r"(\d{1,9})([smhdw])", value.strip())
-    if not match:
-        raise QueryError(f'invalid statsPeriod "{clip(value)}" (use e.g. 24h, 14d or 90d)')
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * MICROS
+    try:
+        seconds = durations.parse(value, durations.STATS_PERIOD)
+    except durations.DurationError:
+        raise QueryError(f'invalid statsPeriod "{clip(value)}" (use e.g. 24h, 14d or 90d)') from None
+    return int(seconds) * MICROS
 
 
 def parse_timestamp(value: str, name: str) -> int:

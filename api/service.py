@@ -42,6 +42,7 @@ from api.search import (
     plan_search,
 )
 from api.serializers import parse_short_id, serialize_group, short_id
+from api.tag_search import TagSearcher
 from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
@@ -189,7 +190,7 @@ class IssueIndex:
         window = _window(request, now)
 
         with self.database.snapshot(multi_use=True) as snapshot:
-            searcher = Searcher(snapshot)
+            searcher = TagSearcher(snapshot)
             query = (request.query or "").strip()
             if query and cursor.after is None:
                 # Sentry's shortcuts before searching: an event id, then a short id (shortIdLookup=1)
@@ -407,7 +408,7 @@ class IssueIndex:
                 "You must specify a list of IDs (id=...) or an explicit query (query=...) for this operation."
             )
         with self.database.snapshot(multi_use=True) as snapshot:
-            searcher = Searcher(snapshot)
+            searcher = TagSearcher(snapshot)
             flt = self._filter(
                 organization,
                 selection.query if selection.query is not None else "",

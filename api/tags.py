@@ -177,8 +177,9 @@ class TagIndex:
     ) -> Candidates:
         """Groups having every word of ``text`` (the last one as a prefix when ``prefix_last``): the
         candidates of the first word whose range holds at most ``limit`` groups, checked for the other words.
-        Words are tried rarest-looking first: those with digits (ids, numbers), then the longer ones, the
-        prefix last. Incomplete (and empty) when every word is in more than ``limit`` groups."""
+        Words are tried rarest-looking first: those with digits (ids, numbers), then the whole words before
+        a prefix, the longer ones first; a prefix of fewer than 3 characters last. Incomplete (and empty) when
+        every word is in more than ``limit`` groups."""
         words = query_terms(text)
         if not words:
             return Candidates((), False)
@@ -186,7 +187,8 @@ class TagIndex:
 
         def rarity(position: int) -> tuple:
             word = words[position]
-            return (prefix_last and position == last, not any(c.isdigit() for c in word), -len(word))
+            prefix = prefix_last and position == last
+            return (prefix and len(word) < 3, not any(c.isdigit() for c in word), prefix, -len(word))
 
         for position in sorted(range(len(words)), key=rarity):
             word = words[position]

@@ -9,14 +9,18 @@ keep-alive connection, requests one after another, organizations in turn):
   default     GET /api/0/organizations/{org}/issues/?limit=100   (is:unresolved issue.priority:[high, medium])
   filtered    GET ...?project=A&project=B&environment=production&sort=freq&limit=100
                 &query=is:unresolved level:[error, fatal] timesSeen:>=5
-  search      GET ...?query=is:unresolved timeout&sort=new&limit=100      (free text: a residual filter)
+  search      GET ...?query=is:unresolved timeout&sort=new&limit=100      (free text: the word index)
   and Sentry's terms (issue 19), each with limit=100: wildcard (``*timeout*``), title (``title:n+1*``),
   status (``status:[resolved, ignored]``), for_review, has_release (``has:release``), project
   (``project:project3``), issue (``issue:`` two short ids), timestamp (``timestamp:>-7d``), semver
   (``release.version:>=1.5.0``), latest (``release:latest``), package (``release.package:backend``),
   regressed (``regressed_in_release:backend@1.9.0``), event_id (the query is an event id); and two requests at
   the request limits (``--requests`` / 10 of each): releases100 (``release:[100 releases no group has]``),
-  environments100 (100 ``environment`` parameters no group has).
+  environments100 (100 ``environment`` parameters no group has); and tags and free text (``api.tag_search``;
+  every group has a browser (2 in 5 Chrome), a server_name (1 of 10), a customer (1 of 500), one in ten an os
+  and a user email, and the words of its title): tag, tag_rare, tag_in, tag_not (negation), tag_prefix,
+  tag_wildcard (``*b-3``), tag_middle (``*fox*``), tag_has, tag_not_has, tag_empty (``os:""``), user_email,
+  text (two words), text_prefix, text_rare, text_not (``!message:``), combined.
 
 It prints p50/p99/mean latency (ms, client side, X-Hits counting included), and for each query the index
 ranges it reads and the rows and Read calls one page costs (from the service's own counters, in-process):
@@ -58,6 +62,8 @@ from api.serializers import base36  # noqa: E402
 from api.service import IssueIndex, ListRequest  # noqa: E402
 from pipeline import admin  # noqa: E402
 from transforms import clients, registry  # noqa: E402
+from transforms.core.engine.rows import search_message  # noqa: E402
+from transforms.core.engine.tags import TEXT_KEY, text_terms  # noqa: E402
 from transforms.core.model import MICROS, to_datetime  # noqa: E402
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
@@ -75,6 +81,11 @@ OCCURRENCE_COLUMNS = (
     "IssueTitle", "Subtitle", "Culprit", "Level", "DetectionTime", "EventTime",
 )  # fmt: skip
 ACTIVITY_COLUMNS = ("GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data")
+TAG_VALUE_COLUMNS = (
+    "GroupId", "TagKey", "TagValue", "OrganizationId", "ProjectId", "TimesSeen", "FirstSeen", "LastSeen",
+)  # fmt: skip
+TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+BROWSERS = ("Chrome 120", "Chrome 120", "Firefox 99", "Safari 17", "Edge 118")
 
 
 @dataclass
@@ -119,6 +130,7 @@ def load(database, size: int, seed: int = 1) -> Loaded:
     event_id, short_ids, releases = "", [], set()
     for start in range(0, size, chunk):
         rows, environments, group_releases, occurrences, activities = [], [], [], [], []
+        tag_values, tag_keys = [], []
         for i in range(start, min(size, start + chunk)):
             org = i % ORGS + 1
             p = rnd.randrange(PROJECTS_PER_ORG)
@@ -163,6 +175,17 @@ def load(database, size: int, seed: int = 1) -> Loaded:
                     [group_id, uuid.uuid4().hex, project, 6, uuid.uuid4().hex, to_datetime(last),
                      JsonObject({"event_id": occurrence_event, "version": versions[-1]})]
                 )  # fmt: skip
+            tags = _tags(i, rnd)
+            for key, value in tags:
+                counted = None if key.startswith("@") else 1
+                seen = None if counted is None else to_datetime(last)
+                tag_values.append([group_id, key, value, org, project, counted, seen, seen])
+            words = text_terms(search_message(title, "subtitle", "app.handler"))
+            tag_values += [[group_id, TEXT_KEY, word, org, project, None, None, None] for word in words]
+            keys = {key for key, _ in tags} | {TEXT_KEY}
+            tag_keys += [
+                [group_id, key, org, project, len(words) if key == TEXT_KEY else 1, 0] for key in sorted(keys)
+            ]
             if org == 1 and len(short_ids) < 2:
                 short_ids.append(f"PROJECT{p}-{base36(group_id)}")
                 event_id = occurrence_event
@@ -174,6 +197,8 @@ def load(database, size: int, seed: int = 1) -> Loaded:
             batch.insert("GroupReleases", ["GroupId", "Release"], group_releases)
             batch.insert("Occurrences", OCCURRENCE_COLUMNS, occurrences)
             batch.insert("Activities", ACTIVITY_COLUMNS, activities)
+            batch.insert("GroupTagValues", TAG_VALUE_COLUMNS, tag_values)
+            batch.insert("GroupTagKeys", TAG_KEY_COLUMNS, tag_keys)
     with database.batch() as batch:
         batch.insert_or_update(
             "Releases",
@@ -189,6 +214,23 @@ def load(database, size: int, seed: int = 1) -> Loaded:
         f"releases, occurrences and regressions)"
     )
     return Loaded(tokens, event_id, short_ids)
+
+
+def _tags(i: int, rnd: random.Random) -> list[tuple[str, str]]:
+    """A group's tags as the tag writer stores them: a browser (2 in 5 Chrome), a server (one of 10), a
+    customer (one of 500: a selective tag), one in ten an ``os`` and a user (its email a search-only value)."""
+    tags = [
+        ("browser", rnd.choice(BROWSERS)),
+        ("server_name", f"web-{rnd.randrange(10)}"),
+        ("customer", f"c-{rnd.randrange(500)}"),
+    ]
+    if rnd.randrange(10) == 3:
+        tags += [
+            ("os", "Linux 6.1"),
+            ("user", f"email:u{i}@example.com"),
+            ("@user.email", f"u{i}@example.com"),
+        ]
+    return tags
 
 
 def _release(project_slot: int, rnd: random.Random) -> str:
@@ -237,6 +279,26 @@ def queries(loaded: Loaded | None = None) -> list[Query]:
         Query("package", {"query": "release.package:backend is:unresolved", "limit": "100"}),
         Query("regressed", {"query": "regressed_in_release:backend@1.9.0", "limit": "100"}),
         Query("event_id", {"query": event_id, "limit": "100"}, first_org=True),
+        # tags and free text (api.tag_search)
+        Query("tag", {"query": 'browser:"Firefox 99"', "limit": "100"}),
+        Query("tag_rare", {"query": "customer:c-7", "limit": "100"}),
+        Query("tag_in", {"query": 'browser:["Safari 17", "Edge 118"] is:unresolved', "limit": "100"}),
+        Query("tag_not", {"query": '!browser:"Chrome 120"', "limit": "100"}),
+        Query("tag_prefix", {"query": "server_name:web-1*", "sort": "new", "limit": "100"}),
+        Query("tag_wildcard", {"query": "server_name:*b-3", "limit": "100"}),
+        Query("tag_middle", {"query": "browser:*fox*", "sort": "freq", "limit": "100"}),
+        Query("tag_has", {"query": "has:os", "limit": "100"}),
+        Query("tag_not_has", {"query": "!has:os is:unresolved", "limit": "100"}),
+        Query("tag_empty", {"query": 'os:""', "limit": "100"}),
+        Query("user_email", {"query": "user.email:*@example.com", "limit": "100"}),
+        Query("text", {"query": "database timeout", "limit": "100"}),
+        Query("text_prefix", {"query": "connection ref", "sort": "freq", "limit": "100"}),
+        Query("text_rare", {"query": "handler 1234", "limit": "100"}),
+        Query("text_not", {"query": "!message:timeout", "limit": "100"}),
+        Query(
+            "combined",
+            {"query": "is:unresolved browser:Firefox* !server_name:web-1 timeout", "limit": "100"},
+        ),
         Query("releases100", {"query": f"release:[{absent_releases}]", "limit": "100"}, heavy=True),
         Query(
             "environments100",

@@ -77,8 +77,8 @@ def _wait_ports_free(ports, timeout: float = 30.0) -> None:
     """A stopped emulator's processes take a moment to let go of their ports."""
     import time
 
-    from pipeline.stack import _port_open
+    from pipeline.stack.processes import port_open
 
     deadline = time.monotonic() + timeout
-    while any(_port_open(port) for port in ports) and time.monotonic() < deadline:
+    while any(port_open(port) for port in ports) and time.monotonic() < deadline:
         time.sleep(0.1)

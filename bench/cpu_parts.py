@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GroupApplier.apply, own work: {micros(around)} µs/msg")
     parts = ", ".join(f"{part} {micros([w[part] for w in writes])}" for part in WRITE_PARTS)
     print(f"writes: {micros([sum(w.values()) for w in writes])} µs/msg ({parts})")
+    intents = sum(len(write.intents) for window in windows for write in window)
+    print(f"plan_commit: {intents / count:.1f} intents a message (one planner call each)")
     return 0
 
 

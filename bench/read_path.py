@@ -2,10 +2,10 @@
 
 ``python -m bench.read_path [--messages 20000] [--rounds 5]``
 
-Until the timestamp attribute was read by ``transforms.pubsub_io._ToRawMessage``, Beam's Pub/Sub reader parsed
-it (``_read_from_pubsub(..., timestamp_attribute)``, the local runner's copy of Beam's) and ``_ToRawMessage``
+Until the timestamp attribute was read by ``transforms.pubsub_io.ToRawMessage``, Beam's Pub/Sub reader parsed
+it (``read_from_pubsub(..., timestamp_attribute)``, the local runner's copy of Beam's) and ``ToRawMessage``
 took the element's timestamp; since, the reader is given no attribute (element timestamp: the publish time)
-and ``_ToRawMessage`` parses it, giving its element the message time as timestamp (a ``TimestampedValue``).
+and ``ToRawMessage`` parses it, giving its element the message time as timestamp (a ``TimestampedValue``).
 Both configurations run here over the same pulled responses (2,000 messages each, as the local runner reads a
 backlog) of the streaming workload's messages, with the time in an RFC 3339 attribute: from the pulled
 response to the ``RawMessage``s, what the runner's thread does per message on that path. Needs no stack.
@@ -34,7 +34,7 @@ class _Subscriber:
 
 
 class _Evaluator:
-    """What ``_read_from_pubsub`` uses of Beam's read evaluator."""
+    """What ``read_from_pubsub`` uses of Beam's read evaluator."""
 
     def __init__(self, response) -> None:
         self._client = _Subscriber(response)
@@ -75,18 +75,18 @@ def _responses(messages: int, *, with_attribute: bool = True) -> list:
 
 
 def _run(responses: list, ours: bool, to_raw_class=None) -> float:
-    """CPU seconds for every response: the reader's pairs, then ``_ToRawMessage.process`` on each."""
-    from pipeline.local_runner import _read_from_pubsub
-    from transforms.pubsub_io import _ToRawMessage
+    """CPU seconds for every response: the reader's pairs, then ``ToRawMessage.process`` on each."""
+    from pipeline.local_runner import read_from_pubsub
+    from transforms.pubsub_io import ToRawMessage
 
-    to_raw_class = to_raw_class or _ToRawMessage
+    to_raw_class = to_raw_class or ToRawMessage
     to_raw = to_raw_class(ATTRIBUTE) if ours else to_raw_class()
     reader_attribute = None if ours else ATTRIBUTE
     evaluators = [_Evaluator(response) for response in responses]
     began = time.process_time()
     for evaluator in evaluators:
         to_raw.start_bundle()
-        for timestamp, message in _read_from_pubsub(evaluator, reader_attribute):
+        for timestamp, message in read_from_pubsub(evaluator, reader_attribute):
             for _ in to_raw.process(message, timestamp=timestamp):
                 pass
     spent = time.process_time() - began
@@ -100,7 +100,7 @@ def _load_to_raw(path: str):
     spec = importlib.util.spec_from_file_location("baseline_pubsub_io", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module._ToRawMessage
+    return getattr(module, "ToRawMessage", None) or module._ToRawMessage  # older versions: private
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline",
         metavar="FILE",
         help="with --no-attribute: a transforms/pubsub_io.py of another version (git show REV:transforms/"
-        "pubsub_io.py > FILE), whose _ToRawMessage is measured in the same rounds, alternating with this one's",
+        "pubsub_io.py > FILE), whose ToRawMessage is measured in the same rounds, alternating with this one's",
     )
     args = parser.parse_args(argv)
     from pipeline.local_runner import prepare_direct_runner

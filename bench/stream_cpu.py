@@ -8,16 +8,16 @@ stateful step, and the window's writes are planned as one commit, as at the end 
 The steps run in the order a runner runs them. Beam's SDK harness hands each element of a fused stage from
 one DoFn to the next before it takes the next element (``ConsumerSet.receive`` in
 ``apache_beam.runners.worker.operations`` calls the next operation's ``process``), so each message goes through the ingest steps
-(``_ToRawMessage`` to ``_AttachProject``) and is encoded for the shuffle before the next message is read;
+(``ToRawMessage`` to ``AttachProject``) and is encoded for the shuffle before the next message is read;
 the stateful step's ``process`` then takes the messages one by one; and each flush (a timer of one key)
 reads the key's state, applies its messages and writes its state back before the next key's flush. The
 writes are planned once per window, as ``finish_bundle`` does. (Until 2026-11-27 each stage ran over the whole
 window before the next stage started; that kept every decoded message of the window alive at once, which made
 allocation and parsing slower than in the pipeline: 15 µs a message more on the same code.) Stages:
 
-  decode      ``_ToRawMessage`` (Pub/Sub message -> RawMessage), ``_DecodeFn``, ``_CheckProjectFn``, and
+  decode      ``ToRawMessage`` (Pub/Sub message -> RawMessage), ``DecodeFn``, ``CheckProjectFn``, and
               ``_to_pubsub`` for the dead letters;
-  keying      ``key_by_group`` and ``_AttachProject`` (which encodes the message once, ``Routed.of``);
+  keying      ``key_by_group`` and ``AttachProject`` (which encodes the message once, ``Routed.of``);
   state       what the stateful step encodes and decodes: the shuffle's ``RoutedCoder`` round trip, the key's
               ``meta`` read and written per message and per flush, the buffer (the encoded message as it came)
               written per message and decoded per flush, the key state decoded and encoded per flush;
@@ -63,19 +63,13 @@ from google.cloud.spanner_v1.batch import Batch
 from pipeline.stream import key_by_group
 from transforms import progress, tag_writer
 from transforms.applier import ApplierConfig, GroupApplier
-from transforms.apply_per_group import (
-    _META_DECODER,
-    _META_ENCODER,
-    RoutedCoder,
-    _AttachProject,
-    _Meta,
-    decode_message,
-)
 from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
-from transforms.decode import _CheckProjectFn, _DecodeFn
-from transforms.pubsub_io import _to_pubsub, _ToRawMessage
+from transforms.decode import CheckProjectFn, DecodeFn
+from transforms.per_group.key_context import META_DECODER, META_ENCODER, KeyMeta
+from transforms.per_group.routed import AttachProject, RoutedCoder, decode_message
+from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
 from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
 
@@ -213,10 +207,10 @@ def run_once(
     count, settle_counts = _counter()
     applier = GroupApplier(config, count)
     to_raw, decode_fn, check_fn, attach = (
-        _ToRawMessage(),
-        _DecodeFn(DEFAULT_MAX_BYTES),
-        _CheckProjectFn(),
-        _AttachProject(),
+        ToRawMessage(),
+        DecodeFn(DEFAULT_MAX_BYTES),
+        CheckProjectFn(),
+        AttachProject(),
     )
     routed_coder = RoutedCoder()
     retention = config.engine.duplicate_retention
@@ -271,7 +265,7 @@ def run_once(
         for key, data in shuffled:
             item = routed_coder.decode(data)
             data = metas.get(key)
-            meta = _Meta() if data is None else _META_DECODER.decode(data)
+            meta = KeyMeta() if data is None else META_DECODER.decode(data)
             if item.project is not None:
                 meta.project = item.project
             if item.message_time > meta.max_time:
@@ -280,7 +274,7 @@ def run_once(
             if buffer is None:
                 buffer = buffers[key] = []
             buffer.append(bytes(item.encoded))
-            metas[key] = _META_ENCODER.encode(meta)
+            metas[key] = META_ENCODER.encode(meta)
         seconds["state"] += cpu() - began
 
         # The flushes, key by key: state read, engine, state written back. The events a lookup reads from
@@ -289,7 +283,7 @@ def run_once(
         began_cpu, began_wall = cpu(), wall()
         for key, buffer in buffers.items():
             t0 = wall()
-            meta = _META_DECODER.decode(metas[key])
+            meta = META_DECODER.decode(metas[key])
             take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
             state = None if data is None else engine.decode_state(data)
@@ -316,7 +310,7 @@ def run_once(
                 unsaved.pop(key, None)
             t3 = wall()
             key_states[key] = applier.encoded_state(new_state)
-            metas[key] = _META_ENCODER.encode(_META_DECODER.decode(metas[key]))
+            metas[key] = META_ENCODER.encode(META_DECODER.decode(metas[key]))
             t4 = wall()
             parts["engine"] += t3 - t2
             parts["state"] += t4 - t3

@@ -10,18 +10,19 @@ import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+from transforms.core import durations
 
 
 def parse_duration(text: str | float | int) -> float:
-    """``"24h"``, ``"10m"``, ``"2s"``, ``"500ms"`` or a number of seconds -> seconds."""
+    """``"24h"``, ``"10m"``, ``"2s"``, ``"500ms"`` or a number of seconds -> seconds (``durations.OPTION``)."""
     if isinstance(text, int | float):
         return float(text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 2s, 10m, 24h, 7d")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return float(durations.parse(text, durations.OPTION))
+    except durations.DurationError:
+        raise ValueError(
+            f"invalid duration {text!r}: use a number with a unit, e.g. 500ms, 2s, 10m, 24h, 7d"
+        ) from None
 
 
 def parse_size(text: str | int) -> int:
@@ -197,7 +198,7 @@ class StreamOptions(PipelineOptions):
             action="store_true",
             default=False,
             help="Local runner only: run Beam's local runner as it is, without the patches of "
-            "pipeline/local_runner.py (much slower; a stop cannot halt Beam's reader, see the README).",
+            "pipeline/local_runner/ (much slower; a stop cannot halt Beam's reader, see the README).",
         )
         parser.add_argument(
             "--progress_interval",

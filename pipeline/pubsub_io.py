@@ -6,13 +6,11 @@ otherwise (Application Default Credentials).
 
 Publishing sends explicit batches (up to 1,000 messages or 9 MB per
 ``Publish`` request, two requests in flight) through the client's generated
-API layer, with its default retries. Measured against the emulator on a
-shared 2-core machine: about 75,000 prepared messages/s (29,000/s for the
-streaming workload, generation included), where the client's own per-message
-batching (``PublisherClient.publish`` with ``BatchSettings`` tuned for
-throughput) reached 15,500/s without flow control and 5,400/s with it: its
-per-message futures and locks cost more than the requests. At most two
-batches wait in memory, however long the stream.
+API layer, with its default retries: the client's own per-message batching
+(``PublisherClient.publish`` with ``BatchSettings``) was several times slower,
+its per-message futures and locks costing more than the requests
+(docs/performance.md). At most two batches wait in memory, however long the
+stream.
 
 Pulling writes what it receives to an ``ArchiveWriter`` and acknowledges the
 messages of a file only once that file is complete; until then their ack

@@ -99,8 +99,9 @@ def graph(options: PipelineOptions) -> str:
     return "local" if local_runner(options) else "dataflow"
 
 
-def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
+def build(pipeline: beam.Pipeline, options: PipelineOptions, source: beam.PTransform | None = None) -> None:
     """Add the streaming job's steps to ``pipeline`` (no I/O happens here): the graph ``--graph`` names.
+    ``source`` (``PBegin`` → ``PubsubMessage``) replaces only the Pub/Sub read (``pipeline.streaming_driver``).
 
     The local graph differs from Dataflow's in one place each, all for the local runner's speed: the stateless
     steps run as one (``Ingest``: the local runner does not fuse steps), the stateful step commits on a thread
@@ -125,6 +126,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions) -> None:
         topic=stream.input_topic,
         timestamp_attribute=stream.timestamp_attribute,
         pubsub_messages=local,
+        source=source,
     )
     max_bytes = parse_max_payload_bytes(processing.max_payload_bytes)
     if local:  # the same DoFns in one step: the local runner does not fuse steps (transforms.ingest)

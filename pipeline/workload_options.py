@@ -8,35 +8,33 @@ the benchmark workloads; options given explicitly override the preset.
 from __future__ import annotations
 
 import argparse
-import re
+import math
 from dataclasses import fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.workload import ENCODINGS, WorkloadConfig, backfill_config, stream_config
+from transforms.core import durations
 from transforms.core.model import from_datetime
 
 PRESETS = {"default": WorkloadConfig, "stream": stream_config, "backfill": backfill_config}
-_DURATION = re.compile(
-    r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?"
-)
 
 
 def parse_duration(text: str) -> int:
-    """``90`` (seconds), ``45s``, ``30m``, ``6h``, ``2d`` or combinations (``1h30m``) → microseconds."""
-    value = text.strip().lower()
+    """``90`` (seconds), ``45s``, ``30m``, ``6h``, ``2d`` or combinations (``1h30m``) → microseconds.
+
+    The grammar is ``durations.WORKLOAD``; the duration must be positive, and is kept in whole milliseconds.
+    """
     try:
-        seconds = float(value)
-    except ValueError:
-        match = _DURATION.fullmatch(value)
-        if not value or match is None or not any(match.groups()):
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a duration: use seconds (3600) or units d, h, m, s (6h, 1h30m, 45s)"
-            ) from None
-        days, hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
-        seconds = days * 86_400 + hours * 3_600 + minutes * 60 + secs
+        seconds = durations.parse(text, durations.WORKLOAD)
+    except durations.DurationError:
+        seconds = math.nan
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be positive, got {text!r}")
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use seconds (3600) or units d, h, m, s (6h, 1h30m, 45s)"
+        )
     return round(seconds * 1000) * 1000  # whole milliseconds
 
 

@@ -2,11 +2,14 @@
 
 ``GroupApplier`` builds an ``EngineContext`` for a key (project, quota, stored events, release book,
 processing time), calls ``engine.apply``, counts what the engine counted and its dead letters (by reason),
-and keeps the resulting ``KeyWrite``s until ``flush`` commits them to Spanner in few, large, guarded
-transactions (``transforms.spanner_writer``). It also hydrates key states from Spanner in batches.
+and keeps the resulting ``KeyWrite``s until ``flush`` commits them through its store in few, large, guarded
+transactions. It also hydrates key states from the store in batches. The store and the creation quota are
+ports (``transforms.group_store``): by default Spanner (``transforms.spanner_writer``) and Redis, built from
+the ``ApplierConfig``; tests give an in-memory store.
 
 A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients it uses are the process's
-(``transforms.clients``), so building one per bundle is cheap.
+(``transforms.clients``), so building one per bundle is cheap. The events it stored or read are cached for
+the process (``transforms.event_cache``).
 
 Writes Spanner refuses (``transforms.spanner_writer``: a key or value it cannot store, rows that cannot be
 built) never stop the pipeline. Every kept write remembers what it was made from (``Flush``: the key's state
@@ -15,239 +18,72 @@ are not committed (they were made from a state that includes the refused one), a
 flushes again from the state before the refused one, committing as it goes, and finds by bisection the message
 whose write Spanner refuses (a prefix of the flush that commits is kept: it is what a flush of those messages
 alone would have written); that message becomes a dead letter ``internal_error`` at stage ``write`` and is
-remembered (``set_aside``), so a retried bundle or a redelivery dead-letters it at once. The key's state then
+remembered (``refused_writes.SET_ASIDE``), so a retried bundle or a redelivery dead-letters it at once. The key's state then
 is what the engine gives without it, in Spanner as in the caller's hands.
 """
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import itertools
 import logging
 import math
 import operator
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from transforms import clients, internal_errors, state_store
+from transforms import internal_errors
 from transforms.core import engine, metrics, reasons
-from transforms.core.engine import EngineConfig, EngineContext, KeyState
+from transforms.core.engine import EngineConfig, EngineContext, KeyState, QuotaGate
 from transforms.core.intents import KeyWrite, Outputs, RecordEvent, SaveKeyState, UpsertGroup
 from transforms.core.model import (
     MICROS,
     DeadLetter,
     Event,
     Message,
-    Occurrence,
     ProjectInfo,
     split_group_key,
 )
-from transforms.quota import RedisCreationQuota
-from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
+from transforms.event_cache import KNOWN_EVENTS, PREFETCH
+from transforms.group_store import (
+    CommitWriter,
+    Counter,
+    GroupStore,
+    SpannerTarget,
+    creation_quota,
+    spanner_store,
+)
+from transforms.refused_writes import (
+    SET_ASIDE,
+    Entry,
+    Flush,
+    RefusedKeys,
+    SpannerRefused,
+    commit_entries,
+)
+from transforms.spanner_writer import CommitStats
+
+# Names other modules import from here (their home is in the module named).
+__all__ = [
+    "PREFETCH",  # event_cache
+    "ApplierConfig",
+    "CommitWriter",  # group_store
+    "Counter",  # group_store
+    "Entry",  # refused_writes
+    "Flush",  # refused_writes
+    "GroupApplier",
+    "GroupStore",  # group_store
+    "RefusedKeys",  # refused_writes
+    "SpannerRefused",  # refused_writes
+    "SpannerTarget",  # group_store
+    "apply_around_failures",
+    "commit_counts",
+    "commit_entries",  # refused_writes
+    "project_for",
+    "split_key_state_save",
+]
 
 _LOG = logging.getLogger(__name__)
-
-
-class _Prefetcher:
-    """A small process-wide pool of threads for Spanner reads started by one bundle and taken by a later one
-    (the key's first flush, a lookup's first attempt), so the runner's thread does not wait for them."""
-
-    def __init__(self, workers: int = 2) -> None:
-        self._workers = workers
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def submit(self, function: Callable, *args) -> Future:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="spanner-prefetch")
-            return self._pool.submit(function, *args)
-
-
-PREFETCH = _Prefetcher()
-
-
-class _Later:
-    """Runs functions after a delay, on one daemon thread of the process (for prefetches that wait)."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._due: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def call(self, delay: float, function: Callable[[], None]) -> None:
-        with self._condition:
-            heapq.heappush(self._due, (time.monotonic() + delay, next(self._order), function))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="delayed-prefetch", daemon=True)
-                self._thread.start()
-            self._condition.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._condition.wait(None if not self._due else self._due[0][0] - time.monotonic())
-                _due, _order, function = heapq.heappop(self._due)
-            try:
-                function()
-            except Exception:  # a prefetch's own errors are the flush's to see
-                _LOG.exception("delayed prefetch failed to start")
-
-
-_LATER = _Later()
-
-
-class _EventCache:
-    """Events this process stored or read, by (project, event id): events never change once stored, so a
-    lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first).
-
-    ``prefetch`` reads, in the background, the events of lookups that just arrived. Every read remembers what
-    it did not find in which database as *absent*, with the processing time the read started
-    (``absent_since``), so that a lookup's event is read at most once per retry interval however often its
-    key flushes, and again just before its deadline (``GroupApplier.events_for``).
-    """
-
-    def __init__(self, max_entries: int = 200_000) -> None:
-        self._lock = threading.Lock()
-        self._events: dict[tuple[int, str], Event] = {}
-        self._max_entries = max_entries
-        self._absent: dict[tuple[str, int, str], float] = {}  # (database name, project, event id)
-        self._in_flight: dict[tuple[int, str], Future] = {}
-        self._not_started: dict[Future, Callable[[], object]] = {}  # delayed reads, by their future
-
-    def get(self, key: tuple[int, str]) -> Event | None:
-        return self._events.get(key)
-
-    def forget_carried(self, message: Message) -> None:
-        """Forget the event ``message`` carried: its write was refused, so it is not stored."""
-        payload = message.payload
-        if payload.__class__ is Occurrence and payload.event is not None:
-            with self._lock:
-                self._events.pop((payload.project_id, payload.event.event_id), None)
-
-    def put(self, key: tuple[int, str], event: Event) -> None:
-        with self._lock:
-            self._put(key, event)
-
-    def put_all(self, events: list[Event]) -> None:
-        """``put`` of several events, by their (project, event id), under one lock."""
-        with self._lock:
-            for event in events:
-                self._put((event.project_id, event.event_id), event)
-
-    def _put(self, key: tuple[int, str], event: Event) -> None:
-        self._events[key] = event  # found from now on: its absent entries are never asked for again
-        if len(self._events) > self._max_entries:
-            for old in list(itertools.islice(self._events, self._max_entries // 10)):
-                del self._events[old]
-
-    def prefetch(
-        self, database, keys: Iterable[tuple[int, str]], clock: Callable[[], float], delay: float = 0.0
-    ) -> None:
-        """Start one background read of those of ``keys`` not known, absent or being read already, after
-        ``delay`` seconds: the event of a lookup is often carried by an occurrence that arrived with it and is
-        applied (and so known here) before the lookup's flush; by then the read skips what became known. A
-        flush that needs a delayed read before it started starts it at once (``settle``)."""
-        name = database.name
-        with self._lock:
-            wanted = sorted(
-                key
-                for key in set(keys)
-                if key not in self._events and key not in self._in_flight and (name, *key) not in self._absent
-            )
-            if not wanted:
-                return
-            done: Future = Future()
-            for key in wanted:
-                self._in_flight.setdefault(key, done)
-            self._not_started[done] = lambda: PREFETCH.submit(self._read, database, wanted, clock, done)
-        if delay > 0:
-            _LATER.call(delay, lambda: self._start(done))
-        else:
-            self._start(done)
-
-    def _start(self, done: Future) -> None:
-        with self._lock:
-            start = self._not_started.pop(done, None)
-        if start is not None:
-            start()
-
-    def _read(self, database, keys: list[tuple[int, str]], clock: Callable[[], float], done: Future) -> None:
-        began = clock()
-        try:
-            unknown = [key for key in keys if key not in self._events]  # applied here meanwhile: no read
-            if unknown:
-                self.record_read(database.name, unknown, state_store.read_events(database, unknown), began)
-            done.set_result(None)
-        except Exception as error:  # the flush reads them itself
-            done.set_exception(error)
-        finally:
-            with self._lock:
-                for key in keys:
-                    if self._in_flight.get(key) is done:
-                        del self._in_flight[key]
-
-    def settle(self, key: tuple[int, str]) -> None:
-        """Wait for the background read of ``key``, starting it if it waits for its delay (its errors are the
-        flush's to retry)."""
-        future = self._in_flight.get(key)
-        if future is not None:
-            self._start(future)
-            with contextlib.suppress(Exception):  # the caller then reads the event itself
-                future.result()
-
-    def reading(self, key: tuple[int, str]) -> bool:
-        """Whether a background read of ``key`` is still running (started now if it waited for its delay)."""
-        future = self._in_flight.get(key)
-        if future is None:
-            return False
-        self._start(future)
-        return not future.done()
-
-    def absent_since(self, database_name: str, key: tuple[int, str]) -> float | None:
-        """When (processing time, seconds) the latest read of ``database_name`` that did not find ``key``
-        started, or None."""
-        return self._absent.get((database_name, *key))
-
-    def record_read(
-        self, database_name: str, keys: Iterable[tuple[int, str]], found: Mapping, began: float
-    ) -> None:
-        with self._lock:
-            for key in keys:
-                event = found.get(key)
-                if event is not None:
-                    self._put(key, event)
-                elif key not in self._events:
-                    self._absent[(database_name, *key)] = began
-            self._bound_absent()
-
-    def _bound_absent(self) -> None:
-        if len(self._absent) > self._max_entries:
-            for old in list(itertools.islice(self._absent, self._max_entries // 10)):
-                del self._absent[old]
-
-
-_KNOWN_EVENTS = _EventCache()
-
-
-@dataclass(frozen=True)
-class SpannerTarget:
-    """Where the pipeline writes (picklable, kept on DoFns)."""
-
-    project: str
-    instance: str
-    database: str
-    max_mutations: int = DEFAULT_MAX_MUTATIONS
-
-    def database_handle(self):
-        return clients.spanner_database(self.project, self.instance, self.database)
 
 
 @dataclass(frozen=True)
@@ -263,159 +99,33 @@ class ApplierConfig:
     event_recheck_interval: float = 0.0
 
 
-Counter = Callable[[str, int], None]
-
-
-class Flush(NamedTuple):
-    """What a kept write was made from, to apply it again without a message Spanner refused."""
-
-    state: KeyState | None  # the key's state before (None: new to the database)
-    messages: Sequence[
-        Message
-    ]  # the messages the engine took (without those it failed for); not changed after
-    context: EngineContext
-    # What the application counted (the engine's counters and the group update): taken back when the flush
-    # is applied again, which counts what it commits instead, so a refused message is counted once, as a
-    # dead letter.
-    counts: Mapping[str, int] = {}
-
-
-Entry = tuple[KeyWrite, "Flush | None"]  # a kept write; no Flush for a key-state save made later (``keep``)
-
-
-class RefusedKeys:
-    """Keys with a write Spanner refused, each with its entries not committed since (the refused one first),
-    until ``GroupApplier.rebuild`` applies them again. Shared by the thread that commits (``commit_entries``)
-    and the one that applies: the local streaming runs' commit thread holds a step's, an applier its own."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[str, list[Entry]] = {}
-        self._reasons: dict[str, str] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._held)
-
-    def __contains__(self, key: str) -> bool:
-        return bool(self._held) and key in self._held
-
-    def held_keys(self) -> list[str]:
-        with self._lock:
-            return list(self._held)
-
-    def hold(self, entries: list[Entry]) -> list[Entry]:
-        """The entries to commit now: those of a held key are kept for its rebuild instead."""
-        if not self._held:
-            return entries
-        kept = []
-        with self._lock:
-            for entry in entries:
-                held = self._held.get(entry[0].key)
-                if held is None:
-                    kept.append(entry)
-                else:
-                    held.append(entry)
-        return kept
-
-    def refuse(self, refused: list[tuple[KeyWrite, str]], entries: list[Entry]) -> list[KeyWrite]:
-        """Hold the keys of the refused writes (in ``entries``); returns the refused writes that cannot be made
-        again (a key-state save alone, with no flush to apply again)."""
-        by_identity = {id(entry[0]): entry for entry in entries}
-        dropped = []
-        with self._lock:
-            for write, reason in refused:
-                entry = by_identity[id(write)]
-                held = self._held.get(write.key)
-                if held is None:
-                    if entry[1] is None:
-                        dropped.append(write)
-                        continue
-                    held = self._held[write.key] = []
-                    self._reasons[write.key] = reason
-                held.append(entry)
-        return dropped
-
-    def take(self, key: str) -> tuple[list[Entry], str]:
-        with self._lock:
-            return self._held.pop(key, []), self._reasons.pop(key, "")
-
-
-def commit_entries(writer: SpannerWriter, refusals: RefusedKeys, entries: list[Entry]) -> CommitStats:
-    """Commit the entries' writes, except those of held keys; hold the keys of the writes Spanner refuses."""
-    entries = refusals.hold(entries)
-    stats = writer.write([write for write, _flush in entries])
-    if stats.refused:
-        for write in refusals.refuse(stats.refused, entries):
-            _LOG.error(
-                "the key-state save of key %s (seq %d) was refused and is dropped: the key's next write "
-                "carries its state",
-                write.key,
-                write.seq,
-            )
-    return stats
-
-
-class SpannerRefused(Exception):
-    """Why a message was set aside at stage ``write`` (its dead letter's error)."""
-
-
-class _SetAside:
-    """Messages whose write Spanner refused, by (key, message id), with why, so that wherever they come back (a
-    retried bundle, a redelivery, a replay) they are dead letters at once. Process-wide, bounded."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._lock = threading.Lock()
-        self._reasons: dict[tuple[str, str], str] = {}
-        self._max_entries = max_entries
-
-    def __bool__(self) -> bool:
-        return bool(self._reasons)
-
-    def add(self, key: str, message_id: str, reason: str) -> None:
-        with self._lock:
-            self._reasons[(key, message_id)] = reason
-            if len(self._reasons) > self._max_entries:
-                for old in list(itertools.islice(self._reasons, self._max_entries // 10)):
-                    del self._reasons[old]
-
-    def split(self, key: str, messages: Sequence[Message]) -> tuple[list[Message], list[DeadLetter]]:
-        """``(messages to apply, dead letters of those set aside)``."""
-        kept, dead = [], []
-        for message in messages:
-            reason = self._reasons.get((key, message.message_id))
-            if reason is None:
-                kept.append(message)
-            else:
-                dead.append(internal_errors.for_message(message, reasons.STAGE_WRITE, SpannerRefused(reason)))
-        return kept, dead
-
-
-SET_ASIDE = _SetAside()
-
-
 class GroupApplier:
+    """Applies batches of keys' messages and commits their writes through a ``GroupStore`` (see the module
+    docstring). ``GroupApplier(config, count, clock, refusals)`` is also the factory the stateful step calls;
+    a test passes its own ``store`` and ``quota`` (``functools.partial(GroupApplier, store=..., quota=...)``)."""
+
     def __init__(
         self,
         config: ApplierConfig,
         count: Counter,
         clock: Callable[[], float] = time.time,
         refusals: RefusedKeys | None = None,
+        *,
+        store: GroupStore | None = None,
+        quota: QuotaGate | None = None,
     ) -> None:
         """``refusals``: the keys held after a refused write, shared with whoever commits this applier's writes
-        (its own when it commits them itself)."""
+        (its own when it commits them itself). ``store`` (default: the Spanner store of ``config.spanner``)
+        and ``quota`` (default: the Redis quota of ``config.redis_url``, None when it has none) are the
+        applier's ports (``transforms.group_store``)."""
         self._config = config
         self._count = count
         self._clock = clock
-        self._database = config.spanner.database_handle()
-        self._writer = SpannerWriter(self._database, max_mutations=config.spanner.max_mutations)
-        self._releases = state_store.SpannerReleaseBook(self._database)
-        self._quota = None
-        if config.redis_url:
-            self._quota = RedisCreationQuota(
-                clients.redis_client(config.redis_url),
-                prefix=config.quota_key_prefix,
-                fail_open=lambda: count(metrics.QUOTA_FAIL_OPEN, 1),
-            )
+        self._store: GroupStore = store if store is not None else spanner_store(config.spanner)
+        self._releases = self._store.releases
+        if quota is None:
+            quota = creation_quota(config.redis_url, config.quota_key_prefix, count)
+        self._quota = quota
         self._pending: list[Entry] = []
         self._pending_messages = 0
         self.refusals = refusals if refusals is not None else RefusedKeys()
@@ -426,8 +136,13 @@ class GroupApplier:
         self._in_flight: list[Future[CommitStats]] = []
 
     @property
+    def store(self) -> GroupStore:
+        return self._store
+
+    @property
     def database(self):
-        return self._database
+        """The store's Spanner database handle (``GroupStore.database``)."""
+        return self._store.database
 
     @property
     def pending_writes(self) -> int:
@@ -444,10 +159,7 @@ class GroupApplier:
 
     def hydrate(self, keys: Iterable[str]) -> dict[str, KeyState]:
         """The stored states of ``keys`` (one batched read); keys new to the database are absent."""
-        return {
-            key: engine.decode_state(data)
-            for key, data in state_store.read_key_states(self._database, keys).items()
-        }
+        return {key: engine.decode_state(data) for key, data in self._store.read_key_states(keys).items()}
 
     def events_for(
         self, state: KeyState | None, messages: Sequence[Message], project_id: int
@@ -464,27 +176,27 @@ class GroupApplier:
         )
         recheck = self._config.event_recheck_interval
         recent = self._clock() - recheck
-        name = self._database.name
+        name = self._store.name
         found: dict[str, Event] = {}
         missing: list[tuple[int, str]] = []
         for event_id in wanted:
             key = (project_id, event_id)
-            event = _KNOWN_EVENTS.get(key)
+            event = KNOWN_EVENTS.get(key)
             if event is None:  # stored since the read was started (by a flush of this process): no wait
-                _KNOWN_EVENTS.settle(key)
-                event = _KNOWN_EVENTS.get(key)
+                KNOWN_EVENTS.settle(key)
+                event = KNOWN_EVENTS.get(key)
             if event is not None:
                 found[event_id] = event
             elif (
                 not recheck
                 or event_id in final
-                or (_KNOWN_EVENTS.absent_since(name, key) or -math.inf) <= recent
+                or (KNOWN_EVENTS.absent_since(name, key) or -math.inf) <= recent
             ):
                 missing.append(key)
         if missing:
             began = self._clock()
-            stored = state_store.read_events(self._database, missing)
-            _KNOWN_EVENTS.record_read(name, missing, stored, began)
+            stored = self._store.read_events(missing)
+            KNOWN_EVENTS.record_read(name, missing, stored, began)
             for key, event in stored.items():
                 found[key[1]] = event
         return found
@@ -496,7 +208,7 @@ class GroupApplier:
             return False
         for event_id in engine.needed_event_ids(None, messages):
             key = (project_id, event_id)
-            if _KNOWN_EVENTS.get(key) is None and _KNOWN_EVENTS.reading(key):
+            if KNOWN_EVENTS.get(key) is None and KNOWN_EVENTS.reading(key):
                 return True
         return False
 
@@ -504,7 +216,7 @@ class GroupApplier:
         """Start reading, in the background (after ``delay`` seconds), the events of lookups that just arrived
         (see ``_EventCache``)."""
         if self._config.event_recheck_interval > 0:
-            _KNOWN_EVENTS.prefetch(self._database, keys, self._clock, delay)
+            KNOWN_EVENTS.prefetch(self._store, keys, self._clock, delay)
 
     def apply(
         self,
@@ -562,7 +274,7 @@ class GroupApplier:
                 if kind is RecordEvent:
                     recorded.append(intent.event)
             if recorded:
-                _KNOWN_EVENTS.put_all(recorded)
+                KNOWN_EVENTS.put_all(recorded)
             if write is not None:
                 self.last_write = write
                 self._pending.append((write, Flush(state, messages, context, counts)))
@@ -594,12 +306,12 @@ class GroupApplier:
         if self._pending:
             entries, self._pending, self._pending_messages = self._pending, [], 0
             if wait and not self._in_flight:
-                done.append(commit_entries(self._writer, self.refusals, entries))  # nothing queued: here
+                done.append(commit_entries(self._store, self.refusals, entries))  # nothing queued: here
             else:
                 if self._executor is None:
                     self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanner-writer")
                 self._in_flight.append(
-                    self._executor.submit(commit_entries, self._writer, self.refusals, entries)
+                    self._executor.submit(commit_entries, self._store, self.refusals, entries)
                 )
         while self._in_flight and (wait or len(self._in_flight) > 2):
             done.append(self._in_flight.pop(0).result())
@@ -681,7 +393,7 @@ class GroupApplier:
                     size, refusal = half, found
             culprit = rest.pop(0)
             SET_ASIDE.add(key, culprit.message_id, refusal or reason)
-            _KNOWN_EVENTS.forget_carried(culprit)
+            KNOWN_EVENTS.forget_carried(culprit)
             dead.append(internal_errors.for_message(culprit, reasons.STAGE_WRITE, SpannerRefused(refusal)))
 
     def _count_outputs(self, outputs: Outputs) -> None:
@@ -693,13 +405,14 @@ class GroupApplier:
         """Commit one write now; returns why Spanner refused it, or None."""
         if write is None:
             return None
-        stats = self._writer.write([write])
+        stats = self._store.write([write])
         self.count_commit(stats)
         return stats.refused[0][1] if stats.refused else None
 
     @property
-    def writer(self) -> SpannerWriter:
-        return self._writer
+    def writer(self) -> CommitWriter:
+        """What commits this applier's writes (its store), for a commit made elsewhere (``commit_entries``)."""
+        return self._store
 
     def count_commit(self, stats: CommitStats) -> None:
         """Count what a commit did. Beam metrics must be counted on the DoFn's thread, so writer threads only

@@ -255,7 +255,7 @@ _pull_sizes = threading.local()
 def last_pull_bytes() -> int | None:
     """The size, as received, of the latest Pull response this thread got through a subscriber of
     ``new_pubsub_client`` (None when there was none since ``forget_pull_bytes``): what a pull weighs without
-    visiting its messages (reading the length of every message's data cost 2.2 µs a message)."""
+    visiting its messages, which reading the length of every message's data would cost (docs/performance.md)."""
     return getattr(_pull_sizes, "bytes", None)
 
 

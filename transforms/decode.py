@@ -35,7 +35,7 @@ def _dead_letter_counters() -> dict[str, Any]:
     }
 
 
-class _DecodeFn(beam.DoFn):
+class DecodeFn(beam.DoFn):
     """Decodes each message on its own: a bad message never affects another, and nothing is buffered. An
     exception decoding did not expect makes the message a dead letter ``internal_error`` (stage ``decode``).
 
@@ -91,13 +91,13 @@ class DecodeMessages(beam.PTransform):
         self._max_bytes = max_bytes
 
     def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        outputs = raw_messages | "Decode" >> beam.ParDo(_DecodeFn(self._max_bytes)).with_outputs(
+        outputs = raw_messages | "Decode" >> beam.ParDo(DecodeFn(self._max_bytes)).with_outputs(
             DEAD_LETTER, main=MESSAGES
         )
         return typed(outputs, **{MESSAGES: Message, DEAD_LETTER: DeadLetter})
 
 
-class _CheckProjectFn(beam.DoFn):
+class CheckProjectFn(beam.DoFn):
     """Applies ``check_project`` with the registry from the side input; keeps no state. An exception it did
     not expect makes the message a dead letter ``internal_error`` (stage ``validate``)."""
 
@@ -154,11 +154,11 @@ class CheckProjects(beam.PTransform):
         checked = typed(
             messages
             | "CheckMessages"
-            >> beam.ParDo(_CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES),
+            >> beam.ParDo(CheckProjectFn(), self._projects).with_outputs(DEAD_LETTER, main=MESSAGES),
             **{MESSAGES: Message, DEAD_LETTER: DeadLetter},
         )
         rechecked = dead_letters | "CheckDeadLetters" >> beam.ParDo(
-            _CheckProjectFn(), self._projects
+            CheckProjectFn(), self._projects
         ).with_outputs(DEAD_LETTER, main=MESSAGES)
         typed(rechecked, **{DEAD_LETTER: DeadLetter})
         all_dead = (checked[DEAD_LETTER], rechecked[DEAD_LETTER]) | "MergeDeadLetters" >> beam.Flatten()

@@ -20,13 +20,13 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
 from transforms import internal_errors
-from transforms.apply_per_group import Routed, _AttachProject
 from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.engine.events import without_bytes
 from transforms.core.model import DeadLetter, Message, ProjectInfo
-from transforms.decode import DEAD_LETTER, _CheckProjectFn, _DecodeFn
-from transforms.pubsub_io import _ToRawMessage
+from transforms.decode import DEAD_LETTER, CheckProjectFn, DecodeFn
+from transforms.per_group.routed import AttachProject, Routed
+from transforms.pubsub_io import ToRawMessage
 
 ROUTED = "routed"
 
@@ -61,10 +61,10 @@ class _IngestFn(beam.DoFn):
     taken for this message's failure."""
 
     def __init__(self, max_bytes: int, timestamp_attribute: str | None = None) -> None:
-        self._to_raw = _ToRawMessage(timestamp_attribute)
-        self._decode = _DecodeFn(max_bytes)
-        self._check = _CheckProjectFn()
-        self._attach = _AttachProject()
+        self._to_raw = ToRawMessage(timestamp_attribute)
+        self._decode = DecodeFn(max_bytes)
+        self._check = CheckProjectFn()
+        self._attach = AttachProject()
 
     def start_bundle(self) -> None:
         self._to_raw.start_bundle()

@@ -1,7 +1,7 @@
 """Backfill on a local runner: group key histories through spill files on disk instead of Beam's shuffle.
 
-Beam's local runners keep every grouped element in memory, several times over (a GroupByKey of 300,000
-messages of 1.2 KB measured 1.9 GB). Dataflow shuffles on its own service, so there the backfill uses
+Beam's local runners keep every grouped element in memory, several times over (what that weighs:
+docs/performance.md, "Figures behind the code"). Dataflow shuffles on its own service, so there the backfill uses
 ``GroupByKey`` (``transforms.key_history.ApplyKeyHistories``). Locally it uses this instead, with the same
 rules and results:
 

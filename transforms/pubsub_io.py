@@ -36,7 +36,7 @@ from transforms.decode import DEAD_LETTER, MESSAGES
 _LOG = logging.getLogger(__name__)
 
 
-class _ToRawMessage(beam.DoFn):
+class ToRawMessage(beam.DoFn):
     """A Pub/Sub message becomes a ``RawMessage`` (main output), or a dead letter (``dead_letter``) when its
     timestamp attribute cannot be read.
 
@@ -45,8 +45,8 @@ class _ToRawMessage(beam.DoFn):
     fail the whole pull on a value they cannot parse), else the publish time, which is the element's timestamp
     as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
     give an element an earlier timestamp than its input's, and in the global window an element behind the
-    watermark is not dropped. Messages read are added to the local progress count once per bundle (its lock
-    cost 0.3 µs a message).
+    watermark is not dropped. Messages read are added to the local progress count once per bundle, not per
+    message (its lock: docs/performance.md).
     """
 
     def __init__(self, timestamp_attribute: str | None = None) -> None:
@@ -114,7 +114,7 @@ class _ToRawMessage(beam.DoFn):
 
 class ReadMessages(beam.PTransform):
     """``PBegin`` → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``: an unreadable timestamp
-    attribute), from ``subscription`` (preferred) or ``topic``."""
+    attribute), from ``subscription`` (preferred) or ``topic``, or from ``source``."""
 
     def __init__(
         self,
@@ -123,23 +123,31 @@ class ReadMessages(beam.PTransform):
         topic: str | None = None,
         timestamp_attribute: str | None = None,
         pubsub_messages: bool = False,
+        source: beam.PTransform | None = None,
         label: str | None = None,
     ) -> None:
         """``pubsub_messages``: give Beam's ``PubsubMessage``s, timestamped with their publish times, for
-        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself)."""
+        ``transforms.ingest.Ingest`` (which reads ``timestamp_attribute`` itself). ``source``: a ``PBegin`` →
+        ``PubsubMessage`` transform that replaces the Pub/Sub read (step ``Pull``) and nothing else, for
+        ``pipeline.streaming_driver``, which feeds the job its own events; the subscription and topic are then
+        not used."""
         super().__init__(label)
-        if bool(subscription) == bool(topic):
+        if source is None and bool(subscription) == bool(topic):
             raise ValueError("give exactly one of --input_subscription or --input_topic")
+        self._source = source
         self._subscription = subscription
         self._topic = topic
         self._timestamp_attribute = timestamp_attribute
         self._pubsub_messages = pubsub_messages
 
     def expand(self, pbegin):
-        # No timestamp_attribute for Beam's reader: _ToRawMessage reads it (see its docstring).
-        pulled = pbegin | "Pull" >> ReadFromPubSub(
-            subscription=self._subscription, topic=self._topic, with_attributes=True
-        )
+        # No timestamp_attribute for Beam's reader: ToRawMessage reads it (see its docstring).
+        if self._source is not None:
+            pulled = pbegin | "Pull" >> self._source
+        else:
+            pulled = pbegin | "Pull" >> ReadFromPubSub(
+                subscription=self._subscription, topic=self._topic, with_attributes=True
+            )
         if self._pubsub_messages:
             return pulled
         return _to_raw_messages(pulled, self._timestamp_attribute)
@@ -147,7 +155,7 @@ class ReadMessages(beam.PTransform):
 
 class ToRawMessages(beam.PTransform):
     """Pub/Sub messages → ``messages`` (``RawMessage``) and ``dead_letter`` (``DeadLetter``), see
-    ``_ToRawMessage``."""
+    ``ToRawMessage``."""
 
     def __init__(self, timestamp_attribute: str | None = None, label: str | None = None) -> None:
         super().__init__(label)
@@ -158,7 +166,7 @@ class ToRawMessages(beam.PTransform):
 
 
 def _to_raw_messages(messages, timestamp_attribute: str | None) -> pvalue.DoOutputsTuple:
-    outputs = messages | "ToRawMessage" >> beam.ParDo(_ToRawMessage(timestamp_attribute)).with_outputs(
+    outputs = messages | "ToRawMessage" >> beam.ParDo(ToRawMessage(timestamp_attribute)).with_outputs(
         DEAD_LETTER, main=MESSAGES
     )
     return typed(outputs, **{MESSAGES: RawMessage, DEAD_LETTER: DeadLetter})
@@ -291,9 +299,9 @@ def _publish(api, request_type, topic: str, messages: list) -> None:
 class _PublishFn(beam.DoFn):
     """Local runs: a bundle's dead letters go out as one Publish request (a few for many), sent in the
     background while the pipeline goes on. Beam's ``WriteToPubSub`` waits for every bundle's publishes (at
-    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs 67 µs of
-    CPU a message against 12 for a request of 1,000 built as a protobuf (measured on the emulator); on the
-    local runner, which runs one bundle at a time, both held up the whole pipeline. Nothing is
+    least the publisher's 10 ms batching delay each), and the publisher client's ``publish`` costs more CPU
+    a message than one request built as a protobuf (docs/performance.md); on the local runner, which runs
+    one bundle at a time, both held up the whole pipeline. Nothing is
     lost that the local runner would not lose anyway (it acknowledges messages when it pulls them): a failed
     publish (after the client's retries) fails a later bundle (``DeadLetterPublishError``), and
     ``pipeline.stream`` waits for the unconfirmed ones when it stops. A dead letter Pub/Sub refuses for good

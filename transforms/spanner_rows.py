@@ -317,8 +317,8 @@ def mutation_cells(table: str, columns: int) -> int:
 
 
 # --- Mutations, built directly as protobuf messages ------------------------------------------------------
-# The client library converts every value through several Python layers (about 50 µs a row of 22 columns);
-# building the protobuf in place costs about 10 µs. Values must already be in wire form (see above).
+# The client library converts every value through several Python layers; building the protobuf in place
+# costs a fraction of that (docs/performance.md). Values must already be in wire form (see above).
 
 
 def _set_value(value: Any, out) -> None:

@@ -23,8 +23,10 @@ Contract (the product's consistency promise):
   to the database when the engine loaded them (``KeyWrite.base_seq`` 0) are not read: their rows are
   inserted, and if another writer created them meanwhile the commit fails and is redone with the reads.
 
-Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included), retried on aborts
-(the emulator allows one read-write transaction at a time) and on transient errors, with backoff.
+Commits are chunked to stay under Spanner's 80,000-mutation limit (index cells included). An aborted commit
+is retried by ``run_in_transaction`` (for ``ABORT_RETRY_SECONDS``; the emulator allows one read-write
+transaction at a time); the service's transient errors, which it does not retry, are retried here with
+backoff (``RETRIED_ERRORS``).
 
 A commit refused for what it carries (``is_refusal``: a key or value Spanner cannot store, a value our rows
 cannot be built from), which no retry can fix, is split to find the writes that cause it: first by keys (a
@@ -50,18 +52,56 @@ from google.cloud import spanner
 
 from transforms import mutation_buffer, tag_writer
 from transforms import spanner_rows as rows
+from transforms.commit_plan import (
+    CommitPlan,
+    StoredVersions,
+    group_ids,
+    guarded_keys,
+    mutations,
+    new_keys,
+    plan_commit,
+    settle_environment_checks,
+)
 from transforms.core import intents
 from transforms.core.model import from_datetime, from_rfc3339, split_group_key
+
+# ``plan_commit`` and its types are planned in ``transforms.commit_plan``; importers of this module keep them.
+__all__ = [
+    "ABORT_RETRY_SECONDS",
+    "DEFAULT_MAX_MUTATIONS",
+    "REFUSALS",
+    "RETRIED_ERRORS",
+    "CommitPlan",
+    "CommitStats",
+    "SpannerWriter",
+    "StoredVersions",
+    "chunk_writes",
+    "describe_refusal",
+    "estimate_mutations",
+    "guarded_keys",
+    "is_refusal",
+    "new_keys",
+    "plan_commit",
+]
 
 _LOG = logging.getLogger(__name__)
 
 # Real Spanner refuses commits over 80,000 mutations; stay well below it by default.
 DEFAULT_MAX_MUTATIONS = 40_000
-TRANSIENT_ERRORS = (
+# How long ``run_in_transaction`` retries a commit that Spanner aborts (lock conflicts; on the emulator, any
+# overlapping read-write transaction), with the backoff Spanner asks for, before it raises ``Aborted``. It
+# retries aborts and nothing else (the client library's default deadline is 30 s); an ``Aborted`` it raises
+# has used this whole budget, so the writer does not retry it again.
+ABORT_RETRY_SECONDS = 120.0
+# What the writer retries itself, because ``run_in_transaction`` re-raises it at once: errors of the service
+# that a later attempt may not meet, whether raised by the reads of the unit of work or by the commit.
+# Retrying a commit that may have been applied (``DeadlineExceeded``) is safe: the seq guard makes a second
+# application a no-op, and the insert of a key taken for new comes back as ``AlreadyExists`` (retried once,
+# with guard reads).
+RETRIED_ERRORS = (
     api_exceptions.ServiceUnavailable,
     api_exceptions.DeadlineExceeded,
     api_exceptions.InternalServerError,
-    api_exceptions.Aborted,
     api_exceptions.ResourceExhausted,
 )
 
@@ -109,306 +149,6 @@ class CommitStats:
         for table, count in other.rows_by_table.items():
             self.rows_by_table[table] = self.rows_by_table.get(table, 0) + count
         self.refused.extend(other.refused)
-
-
-@dataclass
-class StoredVersions:
-    """What the guard needs to know of the database: read inside the commit's transaction."""
-
-    key_seq: dict[tuple[int, str], int] = field(default_factory=dict)
-    group_seq: dict[int, int] = field(default_factory=dict)
-    release_first_seen: dict[tuple[int, str], int] = field(default_factory=dict)
-
-
-@dataclass
-class CommitPlan:
-    """The netted rows of one commit: table -> primary key -> (columns, values), and table -> deleted keys.
-
-    Most rows are written once per commit and keep the tuples they came with; a row written twice (a group
-    row and its state, an occurrence and its event) is merged column by column, the later write winning.
-    """
-
-    upserts: dict[str, dict[tuple, tuple[tuple[str, ...], tuple]]] = field(default_factory=dict)
-    deletes: dict[str, dict[tuple, None]] = field(default_factory=dict)
-    stale_writes: int = 0
-    # (table, key) of rows known not to exist before this commit (keys new to the database): inserted, so a
-    # concurrent writer that created them meanwhile makes the commit fail rather than be overwritten.
-    inserts: set[tuple[str, tuple]] = field(default_factory=set)
-    # Environment rows of stale writes: written only where they are earlier than the stored row.
-    environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
-    # Table -> keys of rows known to exist, written with only the columns that change (an update: the index
-    # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
-    updates: dict[str, set[tuple]] = field(default_factory=dict)
-    # The commit's IndexOccurrence intents, in the order the writes are planned (``tag_writer.index_intents``),
-    # gathered by the same pass: the tag writer plans them after the rows.
-    indexed: list[intents.IndexOccurrence] = field(default_factory=list)
-
-    def upsert(self, table: str, key: tuple, columns: tuple[str, ...], values: tuple) -> None:
-        deleted = self.deletes.get(table)
-        if deleted:
-            deleted.pop(key, None)
-        planned = self.upserts.get(table)
-        if planned is None:
-            planned = self.upserts[table] = {}
-        previous = planned.get(key)
-        if previous is not None:
-            merged = dict(zip(*previous))
-            merged.update(zip(columns, values))
-            columns, values = tuple(merged), tuple(merged.values())
-        planned[key] = (columns, values)
-
-    def row(self, table: str, key: tuple) -> dict[str, Any]:
-        """The planned columns of one row, by name (for tests and logs)."""
-        columns, values = self.upserts[table][key]
-        return dict(zip(columns, values))
-
-    def delete(self, table: str, key: tuple) -> None:
-        self.upserts.get(table, {}).pop(key, None)
-        self.deletes.setdefault(table, {})[key] = None
-
-    def drop_children(self, group_id: int) -> None:
-        """A deleted group takes its interleaved rows with it (ON DELETE CASCADE)."""
-        for table in ("Occurrences", "Activities", "GroupEnvironments", "GroupReleases"):
-            planned = self.upserts.get(table)
-            if planned:
-                for key in [key for key in planned if key[0] == group_id]:
-                    del planned[key]
-            deleted = self.deletes.get(table)
-            if deleted:
-                for key in [key for key in deleted if key[0] == group_id]:
-                    del deleted[key]
-
-    @property
-    def row_count(self) -> int:
-        return sum(self.rows_by_table().values())
-
-    def rows_by_table(self) -> dict[str, int]:
-        counts = {table: len(keys) for table, keys in self.upserts.items() if keys}
-        for table, keys in self.deletes.items():
-            if keys:
-                counts[table] = counts.get(table, 0) + len(keys)
-        return counts
-
-    def mutation_count(self) -> int:
-        total = 0
-        for table, planned in self.upserts.items():
-            updated = self.updates.get(table) or ()
-            for row_key, (columns, _values) in planned.items():
-                # an update of ``updates`` writes no indexed column, so no index entry
-                total += len(columns) if row_key in updated else rows.mutation_cells(table, len(columns))
-        for table, deleted in self.deletes.items():
-            total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
-        return total
-
-
-# The intent types are a closed set of final classes (``intents``; ``plan_commit`` refuses any other), so the
-# functions below, which run for every intent of every commit, dispatch on the exact class: a set lookup or an
-# identity test instead of a chain of ``isinstance`` calls (about 50 per message on the benchmark's workload).
-
-# Intents that name their group in ``group_id``.
-_WITH_GROUP_ID = frozenset(
-    {
-        intents.DeleteGroup,
-        intents.InsertOccurrence,
-        intents.InsertActivity,
-        intents.DeleteActivity,
-        intents.RecordEnvironment,
-        intents.RecordGroupRelease,
-        intents.LinkHashes,
-    }
-)
-
-
-def _group_ids(write: intents.KeyWrite) -> set[int]:
-    ids: set[int] = set()
-    for intent in write.intents:
-        kind = intent.__class__
-        if kind in _WITH_GROUP_ID:
-            ids.add(intent.group_id)
-        elif kind is intents.UpsertGroup:
-            ids.add(intent.row.group_id)
-        elif kind is intents.SaveKeyState and intent.group_id is not None:
-            ids.add(intent.group_id)
-    return ids
-
-
-# Intents whose row is decided by the key's stored seq (directly, or through its groups' guard).
-_KEY_GUARDED = frozenset(
-    {
-        intents.UpsertGroup,
-        intents.SaveKeyState,
-        intents.DeleteGroup,
-        intents.InsertActivity,
-        intents.DeleteActivity,
-        intents.RecordEnvironment,
-    }
-)
-
-
-def _is_guarded(write: intents.KeyWrite) -> bool:
-    """Whether the key's stored ``seq`` decides a row of ``write`` (it carries a guarded intent)."""
-    return not _KEY_GUARDED.isdisjoint([intent.__class__ for intent in write.intents])
-
-
-def guarded_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
-    """Keys whose stored ``seq`` decides a row of these writes: those with a guarded write. The other writes
-    carry only rows written whatever the guard says (events, occurrences, hashes and releases of groups that
-    exist, releases): their key's seq is not read. On the benchmark's workload most flushes are of keys
-    without a group, whose writes carry only events."""
-    return {split_group_key(write.key) for write in writes if _is_guarded(write)}
-
-
-def new_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
-    """Keys whose earliest write here started from no stored state (``base_seq`` 0): nothing to read for them."""
-    earliest: dict[str, intents.KeyWrite] = {}
-    for write in writes:
-        if write.key not in earliest or write.seq < earliest[write.key].seq:
-            earliest[write.key] = write
-    return {split_group_key(key) for key, write in earliest.items() if write.base_seq == 0}
-
-
-_OCCURRENCE_WITH_EVENT_COLUMNS = rows.OCCURRENCE_COLUMNS + rows.EVENT_INLINE_COLUMNS
-
-
-def plan_commit(
-    writes: Sequence[intents.KeyWrite],
-    stored: StoredVersions,
-    assumed_new: set[tuple[int, str]] = frozenset(),
-) -> CommitPlan:
-    """Net the writes of one commit into rows, applying the seq guard (pure; see the module docstring).
-
-    Keys in ``assumed_new`` were not read: their KeyStates and group rows are planned as inserts.
-    """
-    plan = CommitPlan()
-    key_seq = dict(stored.key_seq)
-    group_seq = dict(stored.group_seq)
-    alive = set(stored.group_seq)
-    releases = dict(stored.release_first_seen)
-    for write in sorted(writes, key=lambda w: (w.key, w.seq)):
-        key = split_group_key(write.key)
-        # Each guarded row is decided once per write, against what is stored before the write: the key's
-        # KeyStates row, and the row of each group the write touches.
-        key_ok = write.seq > key_seq.get(key, 0)
-        group_ok = {gid: key_ok and write.seq > group_seq.get(gid, 0) for gid in _group_ids(write)}
-        if not key_ok or not all(group_ok.values()):
-            # Stale: a row of it is left alone (a write without guarded rows is never stale; its key's seq
-            # is not even read, see ``guarded_keys``).
-            plan.stale_writes += _is_guarded(write)
-        events: dict[str, intents.RecordEvent] = {}
-        for intent in write.intents:
-            kind = intent.__class__
-            if kind is intents.RecordEvent:  # the most frequent first (exact classes: see above _group_ids)
-                events[intent.event.event_id] = intent
-            elif kind is intents.UpsertGroup:
-                if not group_ok[intent.row.group_id]:
-                    continue
-                row = intent.row
-                plan.upsert(
-                    "Groups", (row.group_id,), rows.GROUP_COLUMNS, rows.group_values(row, write.seq, None)
-                )
-                if key in assumed_new:
-                    plan.inserts.add(("Groups", (row.group_id,)))
-                group_seq[row.group_id] = write.seq
-                alive.add(row.group_id)
-            elif kind is intents.SaveKeyState:
-                if key_ok and (intent.group_id is None or intent.relink):
-                    plan.upsert(
-                        "KeyStates", key, rows.KEY_STATE_COLUMNS, rows.key_state_values(intent, write.seq)
-                    )
-                    if key in assumed_new:
-                        plan.inserts.add(("KeyStates", key))
-                    key_seq[key] = write.seq
-                if intent.group_id is not None and group_ok[intent.group_id] and intent.group_id in alive:
-                    plan.upsert(
-                        "Groups",
-                        (intent.group_id,),
-                        rows.GROUP_STATE_COLUMNS,
-                        (intent.group_id, write.seq, rows.spanner_bytes(intent.state), rows.COMMIT_TIMESTAMP),
-                    )
-                    group_seq[intent.group_id] = write.seq
-            elif kind is intents.DeleteGroup:
-                if not group_ok[intent.group_id]:
-                    continue
-                plan.delete("Groups", (intent.group_id,))
-                plan.drop_children(intent.group_id)
-                for hash_ in intent.hashes:
-                    plan.delete("GroupHashes", (intent.project_id, hash_))
-                alive.discard(intent.group_id)
-                group_seq.pop(intent.group_id, None)
-            elif kind is intents.InsertOccurrence:
-                if intent.group_id in alive:
-                    row_key = (intent.group_id, intent.occurrence.id)
-                    values = rows.occurrence_values(intent)
-                    event = events.pop(intent.occurrence.event_id, None)
-                    if event is None:
-                        plan.upsert("Occurrences", row_key, rows.OCCURRENCE_COLUMNS, values)
-                    else:  # the event on its occurrence's row, in the same upsert (no merge of two)
-                        values += rows.event_inline_values(event)
-                        plan.upsert("Occurrences", row_key, _OCCURRENCE_WITH_EVENT_COLUMNS, values)
-            elif kind is intents.InsertActivity:
-                if group_ok[intent.group_id] and intent.group_id in alive:
-                    plan.upsert(
-                        "Activities",
-                        (intent.group_id, intent.activity_id),
-                        rows.ACTIVITY_COLUMNS,
-                        rows.activity_values(intent),
-                    )
-            elif kind is intents.DeleteActivity:
-                if group_ok[intent.group_id]:
-                    plan.delete("Activities", (intent.group_id, intent.activity_id))
-            elif kind is intents.RecordEnvironment:
-                if intent.group_id in alive and not group_ok[intent.group_id]:
-                    # An older write than the stored group: its environment row may be newer news than
-                    # what is stored, or older. Decided against the stored row (see _check_environments).
-                    plan.environment_checks.append(intent)
-                elif intent.group_id in alive:
-                    plan.upsert(
-                        "GroupEnvironments",
-                        (intent.group_id, intent.environment),
-                        rows.ENVIRONMENT_COLUMNS,
-                        rows.environment_values(intent),
-                    )
-            elif kind is intents.RecordGroupRelease:
-                if intent.group_id in alive:
-                    # The issue index's release: filter reads this relation (one row per group and release).
-                    plan.upsert(
-                        "GroupReleases",
-                        (intent.group_id, intent.release),
-                        rows.GROUP_RELEASE_COLUMNS,
-                        (intent.group_id, intent.release),
-                    )
-            elif kind is intents.LinkHashes:
-                if intent.group_id in alive:
-                    for hash_ in intent.hashes:
-                        plan.upsert(
-                            "GroupHashes",
-                            (intent.project_id, hash_),
-                            rows.HASH_COLUMNS,
-                            (intent.project_id, hash_, intent.group_id),
-                        )
-            elif kind is intents.IndexOccurrence:
-                # Planned after the writes, with what the commit reads (transforms.tag_writer).
-                plan.indexed.append(intent)
-            elif kind is intents.RecordRelease:
-                release_key = (intent.project_id, intent.version)
-                known = releases.get(release_key)
-                if known is None or intent.first_seen < known:
-                    releases[release_key] = intent.first_seen
-                    plan.upsert(
-                        "Releases",
-                        release_key,
-                        rows.RELEASE_COLUMNS,
-                        rows.release_values(intent.project_id, intent.version, intent.first_seen),
-                    )
-            else:  # pragma: no cover - a new intent type must be handled here
-                raise TypeError(f"unknown write intent {type(intent).__name__}")
-        # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
-        for record in events.values():
-            event = record.event
-            plan.upsert(
-                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
-            )
-    return plan
 
 
 @functools.cache
@@ -491,12 +231,12 @@ def _read_stored(
             spanner.KeySet(keys=[list(key) for key in sorted(keys)]),
         ):
             stored.key_seq[(project_id, primary_hash)] = seq
-    group_ids = sorted(
-        set().union(*(_group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
+    groups = sorted(
+        set().union(*(group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
     )
-    if group_ids:
+    if groups:
         for group_id, seq in transaction.read(
-            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in group_ids])
+            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in groups])
         ):
             stored.group_seq[group_id] = seq
     release_keys = sorted(
@@ -536,33 +276,14 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
             spanner.KeySet(keys=[list(key) for key in wanted]),
         )
     }
-    for intent in plan.environment_checks:
-        key = (intent.group_id, intent.environment)
-        if key in plan.upserts.get("GroupEnvironments", {}):
-            continue  # a newer write of this commit has decided
-        if key not in stored or intent.first_seen < stored[key]:
-            plan.upsert("GroupEnvironments", key, rows.ENVIRONMENT_COLUMNS, rows.environment_values(intent))
-            stored[key] = intent.first_seen
+    settle_environment_checks(plan, stored)
 
 
 def _buffer(transaction, plan: CommitPlan) -> None:
-    for table, deleted in plan.deletes.items():
-        if deleted:
-            transaction.delete(table, spanner.KeySet(keys=[list(key) for key in deleted]))
-    for table, planned in plan.upserts.items():
-        updated = plan.updates.get(table)
-        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
-        for row_key, (columns, values) in planned.items():
-            if (table, row_key) in plan.inserts:
-                kind = "insert"
-            elif updated and row_key in updated:
-                kind = "update"
-            elif table == "Groups" and "Type" not in columns:
-                kind = "update"  # a Groups row written without its Type is a state-only update
-            else:
-                kind = "insert_or_update"
-            by_columns.setdefault((kind, columns), []).append(values)
-        for (kind, columns), values in by_columns.items():
+    for kind, table, columns, values in mutations(plan):
+        if kind == "delete":
+            transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
+        else:
             mutation_buffer.add(transaction, kind, table, columns, values)
 
 
@@ -650,7 +371,7 @@ class SpannerWriter:
         delay = 0.05
         for attempt in range(1, self._max_attempts + 1):
             try:
-                self._database.run_in_transaction(unit_of_work)
+                self._database.run_in_transaction(unit_of_work, timeout_secs=ABORT_RETRY_SECONDS)
                 break
             except api_exceptions.AlreadyExists:
                 # A key we took for new was written by someone else meanwhile: read everything this time.
@@ -658,7 +379,7 @@ class SpannerWriter:
                     raise
                 _LOG.info("Spanner commit: keys were written concurrently; retrying with guard reads")
                 assumed["new"] = set()
-            except TRANSIENT_ERRORS as error:
+            except RETRIED_ERRORS as error:
                 if attempt == self._max_attempts:
                     raise
                 _LOG.warning("Spanner commit failed (%s), retry %d in %.2fs", error, attempt, delay)

@@ -42,7 +42,7 @@ from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS
 from transforms.core.model import from_datetime, to_rfc3339
 
 if TYPE_CHECKING:
-    from transforms.spanner_writer import CommitPlan
+    from transforms.commit_plan import CommitPlan
 
 VALUES, KEYS = "GroupTagValues", "GroupTagKeys"
 _READ_BATCH = 5000  # keys per Read call

@@ -620,6 +620,7 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
                 event = issue_details.stored_event(snapshot, latest.project_id, latest.event_id)
             history, older = issue_details.activities(snapshot, row.group_id, ACTIVITY_LIMIT)
             environments = issue_details.environments(snapshot, [row.group_id]).get(row.group_id, [])
+            stored_tags = tags.stored_tags(snapshot, row.group_id)
         timings.add("reads", began)
         project = viewer.projects.get(row.project_id) or Project(
             row.project_id, row.organization_id, str(row.project_id)
@@ -642,7 +643,7 @@ def _router(index: IssueIndex, clock: Callable[[], float]) -> APIRouter:
             event_extras={
                 k: event[k] for k in ("request", "user", "contexts", "sdk") if event and event.get(k)
             },
-            tag_panel=tags.tag_panel(latest, event),
+            tag_panel=tags.tag_panel(latest, event, stored_tags),
             activities=[_activity(a) for a in history],
             older_activities=older,
             environments=environments,

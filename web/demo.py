@@ -19,6 +19,8 @@ from google.cloud.spanner_v1.data_types import JsonObject
 
 from api.issue_details import DAY, HOUR
 from transforms import registry
+from transforms.core.engine.rows import search_message
+from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS, to_datetime
@@ -259,7 +261,61 @@ def write_groups(database: Any, groups: Sequence[DemoGroup], rnd: random.Random)
             )
         rows = [row for g in part for row in g.occurrence_rows(rnd)]
         written += write_occurrences(database, rows)
+        write_tags(database, {g.group_id: g.organization_id for g in part}, rows)
     return written
+
+
+_COLUMN = {name: position for position, name in enumerate(OCCURRENCE_COLUMNS)}
+
+
+def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list[Any]]) -> None:
+    """The tag storage of occurrences ``rows`` (``GroupTagValues``/``GroupTagKeys``, as the pipeline's tag writer
+    keeps them): each occurrence's tags (its event's, then level, environment, release) counted with first and
+    last seen, and the words of its title, subtitle and culprit. ``organizations``: group id -> organization."""
+    counted: dict[tuple[int, str, str], list] = {}  # (group, key, value) -> [project, count, first, last]
+    words: dict[int, tuple[int, set[str]]] = {}
+    for row in rows:
+        group_id, project_id = row[_COLUMN["GroupId"]], row[_COLUMN["ProjectId"]]
+        moment = row[_COLUMN["EventTime"]]
+        event = dict(row[_COLUMN["EventPayload"]])
+        tags = dict((str(k), str(v)) for k, v in event.get("tags") or ())
+        tags["level"] = row[_COLUMN["Level"]]
+        for key in ("environment", "release"):
+            if row[_COLUMN[key.title()]]:
+                tags[key] = row[_COLUMN[key.title()]]
+        for key, value in tags.items():
+            entry = counted.setdefault((group_id, key, value), [project_id, 0, moment, moment])
+            entry[1] += 1
+            entry[2], entry[3] = min(entry[2], moment), max(entry[3], moment)
+        text = search_message(row[_COLUMN["IssueTitle"]], row[_COLUMN["Subtitle"]], row[_COLUMN["Culprit"]])
+        words.setdefault(group_id, (project_id, set()))[1].update(text_terms(text))
+    values, keys = [], {}
+    for (group_id, key, value), (project_id, count, first, last) in counted.items():
+        values.append([group_id, key, value, organizations[group_id], project_id, count, first, last])
+        keys[(group_id, key)] = [group_id, key, organizations[group_id], project_id, 0, 0]
+        keys[(group_id, key)][4] += 1
+    for group_id, (project_id, terms) in words.items():
+        for term in terms:
+            values.append([group_id, TEXT_KEY, term, organizations[group_id], project_id, None, None, None])
+        keys[(group_id, TEXT_KEY)] = [group_id, TEXT_KEY, organizations[group_id], project_id, len(terms), 0]
+    for start in range(0, len(values), 5000):
+        with database.batch() as batch:
+            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values[start : start + 5000])
+    with database.batch() as batch:
+        batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, list(keys.values()))
+
+
+TAG_VALUE_COLUMNS = (
+    "GroupId",
+    "TagKey",
+    "TagValue",
+    "OrganizationId",
+    "ProjectId",
+    "TimesSeen",
+    "FirstSeen",
+    "LastSeen",
+)
+TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
 
 
 def write_activity(

@@ -7,48 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
-from google.cloud.spanner_v1.data_types import JsonObject
 
-from transforms import registry
+from transforms import registry, spanner_rows
+from transforms.core import intents
+from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
+from transforms.core.limits import TERMS_PER_GROUP
 from transforms.core.model import MICROS, to_datetime
 
 # 2026-01-01T00:00:00Z: test times are offsets from here.
 T0 = 1_767_225_600 * MICROS
 HOUR = 3600 * MICROS
 DAY = 24 * HOUR
-
-GROUP_COLUMNS = (
-    "GroupId",
-    "ProjectId",
-    "OrganizationId",
-    "PrimaryHash",
-    "Fingerprint",
-    "Generation",
-    "Type",
-    "Category",
-    "Status",
-    "Substatus",
-    "Priority",
-    "Level",
-    "Title",
-    "Subtitle",
-    "Culprit",
-    "Message",
-    "Platform",
-    "FirstSeen",
-    "LastSeen",
-    "ActiveAt",
-    "TimesSeen",
-    "FirstRelease",
-    "Assignee",
-    "ResolutionType",
-    "ResolutionVersion",
-    "Data",
-    "Seq",
-    "UpdatedAt",
-)
 
 
 @dataclass
@@ -74,50 +45,92 @@ class G:
     assignee: str | None = None
     resolution_type: str | None = None
     resolution_version: str | None = None
+    resolved_at: int | None = None
     data: dict[str, Any] | None = None
+    # (key, value) tags of its occurrences, each counted once; its words come from the title and message
+    tags: tuple[tuple[str, str], ...] = ()
 
-    def row(self) -> list[Any]:
+    def group_row(self) -> intents.GroupRow:
+        """The row as the engine would hand it to the writer."""
         first_seen = self.last_seen if self.first_seen is None else self.first_seen
         group_type = GROUP_TYPES[self.type]
         title = self.title if self.title is not None else f"Issue {self.group_id}"
         fingerprint = self.fingerprint or f"fp-{self.group_id}"
         data = self.data if self.data is not None else {"type": "generic", "metadata": {"title": title}}
-        return [
-            self.group_id,
-            self.project_id,
-            self.organization_id,
-            hashlib.md5(fingerprint.encode()).hexdigest(),
-            fingerprint,
-            0,
-            self.type,
-            int(group_type.category),
-            int(self.status),
-            None if self.substatus is None else int(self.substatus),
-            None if self.priority is None else int(self.priority),
-            self.level,
-            title,
-            "subtitle",
-            self.culprit,
-            self.message if self.message is not None else title,
-            "python",
-            to_datetime(first_seen),
-            to_datetime(self.last_seen),
-            to_datetime(self.last_seen),
-            self.times_seen,
-            self.first_release,
-            self.assignee,
-            self.resolution_type,
-            self.resolution_version,
-            JsonObject(data),
-            1,
-            COMMIT_TIMESTAMP,
-        ]
+        return intents.GroupRow(
+            group_id=self.group_id,
+            project_id=self.project_id,
+            organization_id=self.organization_id,
+            primary_hash=hashlib.md5(fingerprint.encode()).hexdigest(),
+            fingerprint=fingerprint,
+            generation=0,
+            type=self.type,
+            category=int(group_type.category),
+            status=int(self.status),
+            substatus=None if self.substatus is None else int(self.substatus),
+            priority=None if self.priority is None else int(self.priority),
+            level=self.level,
+            title=title,
+            subtitle="subtitle",
+            culprit=self.culprit,
+            message=self.message if self.message is not None else title,
+            platform="python",
+            first_seen=first_seen,
+            last_seen=self.last_seen,
+            active_at=self.last_seen,
+            resolved_at=self.resolved_at,
+            times_seen=self.times_seen,
+            first_release=self.first_release,
+            assignee=self.assignee,
+            resolution_type=self.resolution_type,
+            resolution_version=self.resolution_version,
+            data=data,
+        )
+
+    def row(self) -> tuple[Any, ...]:
+        """The Groups row's values in ``spanner_rows.GROUP_COLUMNS`` order, built as the writer builds them."""
+        return spanner_rows.group_values(self.group_row(), seq=1, state=None)
 
 
 def write_groups(database: Any, groups: list[G]) -> None:
+    """The groups' rows, with their tag rows and their words (as the pipeline's tag writer stores them:
+    ``GroupTagValues``/``GroupTagKeys``, the words under ``@text``)."""
     for start in range(0, len(groups), 2000):
+        chunk = groups[start : start + 2000]
+        values, keys = [], []
+        for g in chunk:
+            group_row = g.group_row()
+            title, message = group_row.title, group_row.message
+            last_seen = to_datetime(g.last_seen)
+            counted: dict[str, int] = {}
+            for key, value in dict.fromkeys(g.tags):
+                values.append(
+                    [g.group_id, key, value, g.organization_id, g.project_id, 1, last_seen, last_seen]
+                )
+                counted[key] = counted.get(key, 0) + 1
+            words = text_terms(f"{title} {message}")[:TERMS_PER_GROUP]
+            for word in words:
+                values.append([g.group_id, TEXT_KEY, word, g.organization_id, g.project_id, None, None, None])
+            if words:
+                counted[TEXT_KEY] = len(words)
+            keys += [[g.group_id, key, g.organization_id, g.project_id, n, 0] for key, n in counted.items()]
         with database.batch() as batch:
-            batch.insert_or_update("Groups", GROUP_COLUMNS, [g.row() for g in groups[start : start + 2000]])
+            batch.insert_or_update("Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in chunk])
+            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values)
+            batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, keys)
+
+
+TAG_VALUE_COLUMNS = (
+    "GroupId",
+    "TagKey",
+    "TagValue",
+    "OrganizationId",
+    "ProjectId",
+    "TimesSeen",
+    "FirstSeen",
+    "LastSeen",
+)
+TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:
@@ -145,22 +158,31 @@ def add_environments(database: Any, pairs: list[tuple[int, str]]) -> None:
     with database.batch() as batch:
         batch.insert_or_update(
             "GroupEnvironments",
-            ["GroupId", "Environment", "FirstRelease", "FirstSeen"],
-            [[group_id, env, None, to_datetime(T0)] for group_id, env in pairs],
+            spanner_rows.ENVIRONMENT_COLUMNS,
+            [
+                spanner_rows.environment_values(
+                    intents.RecordEnvironment(
+                        group_id=group_id, environment=env, first_release=None, first_seen=T0
+                    )
+                )
+                for group_id, env in pairs
+            ],
         )
 
 
 def add_group_releases(database: Any, pairs: list[tuple[int, str]]) -> None:
     with database.batch() as batch:
-        batch.insert_or_update("GroupReleases", ["GroupId", "Release"], [list(pair) for pair in pairs])
+        batch.insert_or_update(
+            "GroupReleases", spanner_rows.GROUP_RELEASE_COLUMNS, [list(pair) for pair in pairs]
+        )
 
 
 def add_release(database: Any, project_id: int, version: str, first_seen: int) -> None:
     with database.batch() as batch:
         batch.insert_or_update(
             "Releases",
-            ["ProjectId", "Version", "FirstSeen"],
-            [[project_id, version, to_datetime(first_seen)]],
+            spanner_rows.RELEASE_COLUMNS,
+            [spanner_rows.release_values(project_id, version, first_seen)],
         )
 
 
@@ -172,6 +194,7 @@ PROJECTS = {11: "backend", 12: "frontend", 13: "worker"}
 OTHER_PROJECT = 21
 ENVIRONMENTS = ("production", "staging")
 RELEASES = ("1.0.0", "1.1.0", "2.0.0")
+BROWSERS = ("Chrome 120", "Firefox 99", "Safari 17")
 WORDS = ("database", "timeout", "connection refused", "null pointer", "slow query")
 
 
@@ -230,10 +253,20 @@ def build_world(database: Any, seed: int = 7, size: int = 150) -> World:
             assignee=rnd.choice([None, None, "user:1", "team:2"]),
         )
 
+    def tagged(g: G) -> G:
+        """Tags derived from the id (not from ``rnd``, so the other fields stay as they were)."""
+        tags = [("server_name", f"web-{g.group_id % 4}")]
+        if g.group_id % 5:
+            tags.append(("browser", BROWSERS[g.group_id % 3]))
+        if g.group_id % 7 == 0:
+            tags.append(("@user.email", f"u{g.group_id % 3}@example.com"))
+        g.tags = tuple(tags)
+        return g
+
     # Ids spread over the 63-bit space (like the pipeline's hashed ids), so id order is not creation order.
     ids = rnd.sample(range(1, 2**62), size + size // 3)
-    groups = [make(group_id, rnd.choice(list(PROJECTS)), ORG) for group_id in ids[:size]]
-    other = [make(group_id, OTHER_PROJECT, OTHER_ORG) for group_id in ids[size:]]
+    groups = [tagged(make(group_id, rnd.choice(list(PROJECTS)), ORG)) for group_id in ids[:size]]
+    other = [tagged(make(group_id, OTHER_PROJECT, OTHER_ORG)) for group_id in ids[size:]]
     write_groups(database, groups + other)
     environments: dict[int, set[str]] = {}
     releases: dict[int, set[str]] = {}

@@ -131,8 +131,10 @@ def test_table_output(spanner_db, world):
 
 
 def test_errors_exit_2_with_the_message(spanner_db, world):
-    code, _, err = run(["list", "--organization", "acme", "--query", "nope:x", *spanner_db.pipeline_args()])
-    assert code == 2 and 'unsupported search key "nope"' in err
+    code, _, err = run(
+        ["list", "--organization", "acme", "--query", "error.handled:0", *spanner_db.pipeline_args()]
+    )
+    assert code == 2 and '"error.handled" cannot be searched here' in err
     code, _, err = run(["list", "--organization", "no-such-org", *spanner_db.pipeline_args()])
     assert code == 2 and "does not exist" in err
     code, _, err = run(["delete", "--organization", "acme", *spanner_db.pipeline_args()])
@@ -356,10 +358,30 @@ def test_sentry_cli_info_organizations_projects_and_issue_lists(spanner_db, worl
         assert table_column(result.stdout) == [str(g.group_id) for g in expected_order(expected, "date")]
 
         result = sentry(
-            sentry_cli, service, world.read_token, *args, "--query", "browser:chrome", home=tmp_path
+            sentry_cli,
+            service,
+            world.read_token,
+            *args,
+            "--query",
+            "browser:chrome* is:unresolved",
+            home=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+        expected = [
+            g
+            for g in world.groups
+            if g.project_id == 11
+            and dict(g.tags).get("browser") == "Chrome 120"
+            and g.status == 0
+            and g.type != 6001
+        ]
+        assert table_column(result.stdout) == [str(g.group_id) for g in expected_order(expected, "date")]
+
+        result = sentry(
+            sentry_cli, service, world.read_token, *args, "--query", "error.handled:0", home=tmp_path
         )
         assert result.returncode != 0
-        assert "tag search is not available yet" in result.stderr + result.stdout
+        assert "cannot be searched here" in result.stderr + result.stdout
 
         result = sentry(sentry_cli, service, world.read_token, "info", "--no-defaults", home=tmp_path)
         bad = sentry(sentry_cli, service, "sntryu_" + "0" * 64, "organizations", "list", home=tmp_path)

@@ -187,16 +187,40 @@ def test_times_seen_comparisons_and_suffixes():
 
 
 def test_consecutive_free_text_words_are_one_phrase_and_other_terms_split_phrases():
-    assert q("database timeout").texts == (TextMatch((("database timeout", False),)),)
-    assert q('database "connection refused"').texts == (
-        TextMatch((("database", False),)),
-        TextMatch((("connection refused", False),)),
-    )
-    assert q("a is:unresolved b").texts == (TextMatch((("a", False),)), TextMatch((("b", False),)))
-    assert q('"a:b"').texts == (TextMatch((("a:b", False),)),)
-    assert q("!foo").texts == (TextMatch((("!foo", False),)),)
+    def words(text: str) -> list[tuple[tuple[str, ...], bool]]:
+        return [(c.words, c.negated) for c in q(text).tags]
+
+    # free text goes to the word index: the words of each phrase (api.tag_search.WordCondition)
+    assert words("database timeout") == [(("database", "timeout"), False)]
+    assert words('database "connection refused"') == [
+        (("database",), False),
+        (("connection", "refused"), False),
+    ]
+    assert words("a is:unresolved b") == [(("a",), False), (("b",), False)]
+    assert words('"a:b"') == [(("a", "b"), False)]
+    assert words("!foo") == [(("foo",), False)]
+    assert words("!message:foo") == [(("foo",), True)]
+    assert q("database timeout").texts == ()
+    # a wildcard, a list or text without words is matched on the group's title and message
     assert q("so*t").texts == (TextMatch((("so*t", True),)),)
-    assert q(r"so\*t").texts == (TextMatch((("so*t", False),)),)
+    assert q("!!!").texts == (TextMatch((("!!!", False),)),)
+    assert q("message:[a, b]").texts == (TextMatch((("a", False), ("b", False))),)
+    assert q(r"so\*t").tags[0].words == ("so", "t")
+
+
+def test_tag_terms_become_tag_conditions():
+    (cond,) = q('tags[browser]:"Chrome 120"').tags
+    assert (cond.key, cond.values, cond.negated) == ("browser", {"Chrome 120"}, False)
+    (cond,) = q("!user.email:[a@x.io, b@x.io]").tags
+    assert (cond.key, cond.values, cond.negated) == ("@user.email", {"a@x.io", "b@x.io"}, True)
+    (cond,) = q("server_name:web-*").tags
+    assert (cond.pattern, cond.lead) == ("web-*", "web-")
+    (cond,) = q(r"url:a\*b*").tags
+    assert cond.lead == "a*b"
+    assert [(c.key, c.values, c.negated) for c in q('!has:os browser:""').tags] == [
+        ("os", frozenset(), True),
+        ("browser", frozenset(), True),
+    ]
 
 
 def test_quoted_values_keep_spaces_and_escaped_quotes():
@@ -209,7 +233,8 @@ def test_quoted_values_keep_spaces_and_escaped_quotes():
 @pytest.mark.parametrize(
     ("text", "position", "needle"),
     [
-        ("is:unresolved browser:chrome", 14, 'unsupported search key "browser"'),
+        ("is:unresolved error.handled:1", 14, '"error.handled" cannot be searched here'),
+        ("is:unresolved browser:[a*, b]", 14, "a list cannot hold wildcards"),
         ("level:", 0, 'missing value after "level:"'),
         ("is:unresolved level:loud", 14, "Invalid level value of 'loud'"),
         ("issue.priority:urgent", 0, "Invalid priority value of 'urgent'"),

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from tests.decode import payloads, strategies
 from tests.decode.payloads import ENCODINGS
 from transforms.core import reasons
-from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, Rejected, _occurrence, _valid_occurrence, decode
+from transforms.core.decode import CONTENT_TYPE_ATTRIBUTE, Rejected, decode
 from transforms.core.encode import EncodeError, encode_protobuf
 from transforms.core.envelopes import dead_letter_to_line, dead_letter_to_pubsub, parse_archive_line
 from transforms.core.model import DeadLetter, Message, Occurrence, RawMessage
+from transforms.core.occurrence_payload import occurrence_from_payload, valid_occurrence
 from transforms.core.projects import check_project
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,15 +162,15 @@ def test_unexpected_exception_is_caught_and_reported_as_undecodable() -> None:
 
 def _slow_occurrence(payload: dict[str, Any]) -> Occurrence | None:
     try:
-        return _occurrence(payload)
+        return occurrence_from_payload(payload)
     except Rejected:
         return None
 
 
 def _assert_same_decision(payload: dict[str, Any]) -> None:
-    """The fast path (``_valid_occurrence``) accepts what the field-by-field checks accept, and only that, and
+    """The fast path (``valid_occurrence``) accepts what the field-by-field checks accept, and only that, and
     builds the same ``Occurrence``."""
-    fast = _valid_occurrence(payload)
+    fast = valid_occurrence(payload)
     slow = _slow_occurrence(payload)
     if fast is not None:
         assert fast == slow, payload
@@ -226,11 +227,11 @@ def test_the_fast_path_decides_as_the_checks_for_every_field_at_its_edges() -> N
 
 def test_the_fast_path_takes_the_usual_occurrences_and_leaves_errors_to_the_checks() -> None:
     for payload in (payloads.with_event(), payloads.lookup()):
-        assert _valid_occurrence(payload) is not None
-        assert _valid_occurrence(payload) == _occurrence(payload)
+        assert valid_occurrence(payload) is not None
+        assert valid_occurrence(payload) == occurrence_from_payload(payload)
     payload = payloads.with_event()
     for field, value in [("level", "loud"), ("fingerprint", []), ("project_id", 0), ("event_id", "x")]:
         broken = {**payload, field: value}
-        assert _valid_occurrence(broken) is None
+        assert valid_occurrence(broken) is None
         result = decode(RawMessage("1", 0, orjson.dumps(broken), {}))
         assert isinstance(result, DeadLetter) and result.reason == reasons.INVALID_FIELD

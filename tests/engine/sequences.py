@@ -56,6 +56,8 @@ TAG_SETS = (
 )
 USERS = (None, {"id": "1"}, {"id": "2", "email": "b@example.com"}, {"email": "c@example.com"})
 STEPS = (0, 0, SECOND, SECOND, 30 * SECOND, 10 * MINUTE, 2 * HOUR, 25 * HOUR)
+# Creation quota limits: none at all, a real small limit (no creation; one per window), and one never reached.
+QUOTA_LIMITS = (None, 0, 1, 10**9)
 PAIRS = sorted(VALID_STATUS_CHANGES, key=lambda pair: (pair[0], pair[1] or 0))
 
 
@@ -66,14 +68,14 @@ class Sequence:
     messages: list[Message]
     stored_events: list[Event]
     streaming: bool
-    quota: bool
+    quota: int | None  # the creation quota's limit per window (None: no quota)
 
     def context(self) -> EngineContext:
         """A fresh context (its own quota) for one run."""
         return context(
             events=self.stored_events,
             wait_for_events=self.streaming,
-            quota=MemoryQuota(limit=10**9) if self.quota else None,
+            quota=MemoryQuota(limit=self.quota) if self.quota is not None else None,
         )
 
 
@@ -130,7 +132,9 @@ def sequences(draw: st.DrawFn, *, max_size: int = 24, occurrence_only: bool = Fa
             messages.append(draw(occurrences(time, message_id, types, stored)))
         else:
             messages.append(draw(status_changes(time, message_id)))
-    return Sequence(messages, stored, streaming=draw(st.booleans()), quota=draw(st.booleans()))
+    return Sequence(
+        messages, stored, streaming=draw(st.booleans()), quota=draw(st.sampled_from(QUOTA_LIMITS))
+    )
 
 
 @st.composite

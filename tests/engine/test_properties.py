@@ -130,4 +130,6 @@ def test_any_arrival_order_keeps_the_rows_consistent(sequence, data):
         assert row.resolution_type is None or row.status == GroupStatus.RESOLVED
         assert result.tables.hashes == {(row.project_id, row.primary_hash): group_id}
     assert len(result.tables.groups) <= 1
+    if sequence.quota == 0:  # a real quota with no room: nothing is ever created
+        assert not result.tables.groups and result.count(metrics.GROUP_CREATED) == 0
     assert result.state.seq == result.writes[-1].seq if result.writes else result.state.seq == 0

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import stack as stack_module
 from pipeline.stack import (
     PrerequisiteError,
     PubSubEmulator,
@@ -22,6 +21,7 @@ from pipeline.stack import (
     StackError,
     cloud_sdk_root,
     java_executable,
+    processes,
     redis_server_executable,
 )
 
@@ -106,7 +106,7 @@ def test_cli_starts_reports_healthy_reuses_and_stops_the_stack(own_ports_env: di
         assert not any(s.healthy() for s in stack.services)
         assert list(stack.config.run.glob("*.json")) == []
         for pid in pids.values():
-            assert not stack_module._alive(pid)
+            assert not processes.alive(pid)
         after = run_cli("status", env=env)
         assert after.returncode == 1
         assert after.stdout.count("not running") == 3
@@ -126,7 +126,7 @@ def test_extra_spanner_emulator_with_fault_injection_starts_and_stops_on_its_own
         assert "started on port" in emulator.start()
         pid = emulator.recorded_pid()
         assert pid is not None
-        assert "--enable_fault_injection" in stack_module._cmdline(pid)
+        assert "--enable_fault_injection" in processes.cmdline(pid)
         assert emulator.host == f"localhost:{grpc}"
         assert "reusing it" in emulator.start()
     finally:

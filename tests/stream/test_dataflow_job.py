@@ -118,7 +118,7 @@ def test_pubsub_source_and_sink_are_dataflow_native_with_the_given_resources(job
 
 
 def test_the_timestamp_attribute_is_read_by_our_step_whose_dead_letters_are_published(job) -> None:
-    """``--timestamp_attribute event_time`` goes to ``ReadMessages/ToRawMessage`` (``_ToRawMessage``), whose
+    """``--timestamp_attribute event_time`` goes to ``ReadMessages/ToRawMessage`` (``ToRawMessage``), whose
     dead letters (an attribute it cannot read) are among those ``CollectDeadLetters`` publishes."""
     from apache_beam.internal import pickler
 
@@ -130,7 +130,7 @@ def test_the_timestamp_attribute_is_read_by_our_step_whose_dead_letters_are_publ
     ]
     payload = beam_runner_api_pb2.ParDoPayload.FromString(step.spec.payload)
     do_fn = pickler.loads(payload.do_fn.payload)[0]
-    assert type(do_fn).__name__ == "_ToRawMessage" and do_fn._attribute == "event_time"
+    assert type(do_fn).__name__ == "ToRawMessage" and do_fn._attribute == "event_time"
     assert set(step.outputs) == {"None", "dead_letter"}
     assert step.outputs["dead_letter"] in set(transforms["CollectDeadLetters"].inputs.values())
 

@@ -9,11 +9,11 @@ import msgspec
 import pytest
 
 from tests.test_spanner_writer_emulator import PROJECT, SECOND, context, occurrence
-from transforms import applier as applier_module
 from transforms import registry, state_store
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core import engine
 from transforms.core.engine import EngineConfig
+from transforms.event_cache import KNOWN_EVENTS
 from transforms.spanner_writer import SpannerWriter
 
 RECHECK = 5.0
@@ -75,7 +75,7 @@ def test_a_missing_event_is_read_once_per_interval_and_found_when_it_arrives(spa
     event_id = "e2".ljust(32, "0")
     lookup = occurrence(2, event=False, event_id=event_id)
     applier.prefetch_events([(1, event_id)])
-    applier_module._KNOWN_EVENTS.settle((1, event_id))
+    KNOWN_EVENTS.settle((1, event_id))
     state, dead = applier.apply(lookup.key, None, [lookup], PROJECT)
     assert not dead and len(state.waiting) == 1
     assert len(reads) == 1  # the first attempt took the prefetch's "not found"
@@ -138,7 +138,7 @@ def test_an_event_stored_by_this_process_meanwhile_does_not_wait_for_the_running
         assert answer and set(answer[0]) == {event_id}  # without waiting for the read
     finally:
         release.set()
-        applier_module._KNOWN_EVENTS.settle((1, event_id))
+        KNOWN_EVENTS.settle((1, event_id))
 
 
 def test_a_delayed_prefetch_skips_an_event_stored_here_meanwhile(spanner_db, reads):
@@ -149,7 +149,7 @@ def test_a_delayed_prefetch_skips_an_event_stored_here_meanwhile(spanner_db, rea
     carrier = occurrence(1, event_id=event_id)
     applier.apply(carrier.key, None, [carrier], PROJECT)  # applied here before the read starts
     time.sleep(0.6)
-    applier_module._KNOWN_EVENTS.settle((1, event_id))
+    KNOWN_EVENTS.settle((1, event_id))
     lookup = occurrence(2, event=False, event_id=event_id)
     assert set(applier.events_for(None, [lookup], 1)) == {event_id}
     assert reads == []  # never read from Spanner

@@ -2,34 +2,39 @@
 
 A runner decides when timers fire; here the test does, so each step of the buffering contract (module
 docstring of ``transforms.apply_per_group``) is checked in isolation and in a known order. The engine and
-the Spanner writes are the real ones (emulator).
+the Spanner writes are the real ones (emulator); the tests of the buffering alone also run on the in-memory
+store (``tests/memory_store.py``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
+from tests.memory_store import MemoryApplierFactory
 from transforms import progress, state_store
-from transforms.applier import ApplierConfig, SpannerTarget
+from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
     ApplyPerGroupFn,
     CommitFailed,
     Routed,
-    _committer,
     decode_message,
+    step_committer,
     uncounted_counts,
     wait_for_commits,
 )
 from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, Message
+from transforms.per_group.local_commits import ApplierFactory
 from transforms.spanner_writer import SpannerWriter
 
 SECOND = MICROS
@@ -101,6 +106,7 @@ class Driver:
         overlap: bool = False,
         save_delay: float = 0.0,
         recheck: float = 0.0,
+        applier_factory: ApplierFactory = GroupApplier,
     ) -> None:
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
@@ -116,6 +122,7 @@ class Driver:
             state_save_delay=save_delay,
             clock=self.clock,
             overlap_commits=overlap,
+            applier_factory=applier_factory,
         )
         self.fn.setup()
         self.counts: dict[str, int] = {}
@@ -223,7 +230,7 @@ class Driver:
 
     def engine_calls(self) -> int:
         """Key writes made so far (one per flush that took messages in), committed to Spanner."""
-        pending = self.fn._applier.pending_writes
+        pending = self.fn.bundle.applier.pending_writes
         self.fn.finish_bundle()
         self._start_bundle()
         self.writes += pending
@@ -233,9 +240,21 @@ class Driver:
         return sorted(decode_message(data).message_time for data in self.buffer.read())
 
 
+@pytest.fixture(params=["emulator", "memory"])
+def make_driver(request) -> Callable[..., Driver]:
+    """Makes drivers over the emulator, or over an in-memory store that writes the same rows
+    (``tests/memory_store.py``, pinned against the emulator by ``tests/test_memory_store.py``)."""
+    if request.param == "emulator":
+        database = request.getfixturevalue("spanner_db")
+        return lambda **kwargs: Driver(database, **kwargs)
+    name = f"flush-timers-{uuid.uuid4().hex[:12]}"
+    target = SimpleNamespace(project="memory", instance="memory", database_id=name)
+    return lambda **kwargs: Driver(target, applier_factory=MemoryApplierFactory(name), **kwargs)
+
+
 @pytest.fixture
-def driver(spanner_db) -> Driver:
-    return Driver(spanner_db)
+def driver(make_driver) -> Driver:
+    return make_driver()
 
 
 def test_a_backlog_the_watermark_passed_during_the_hold_is_applied_in_one_flush(driver: Driver) -> None:
@@ -313,8 +332,8 @@ def test_a_message_behind_the_watermark_is_applied_at_the_next_flush_and_counted
     assert driver.counts[metrics.LATE_MESSAGES] == 1
 
 
-def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(spanner_db) -> None:
-    driver = Driver(spanner_db)
+def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(make_driver) -> None:
+    driver = make_driver()
     first = b.occurrence(T0)
     driver.send(first)
     assert driver.expire.at is None  # a key with messages is not idle
@@ -404,9 +423,9 @@ def test_a_hold_is_extended_while_its_lookups_events_are_read_in_the_background(
 
 
 def applier_reading(message: Message) -> bool:
-    from transforms.applier import _KNOWN_EVENTS
+    from transforms.event_cache import KNOWN_EVENTS
 
-    return _KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
+    return KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
 
 
 def test_a_flush_takes_everything_the_steps_watermark_is_known_to_have_passed(spanner_db) -> None:
@@ -595,7 +614,7 @@ def test_a_local_key_that_comes_back_while_its_expiry_save_commits_is_read_after
     for second in (0, 1):
         _flush_one(driver, b.occurrence(T0 + second * SECOND, type=b.NOISY))
     driver.finish()
-    assert _committer(driver.fn._step).wait(10) == 0  # committed; the saves left behind are not
+    assert step_committer(driver.fn.settings.step).wait(10) == 0  # committed; the saves left behind are not
     assert _stored(spanner_db, driver.key) is None
     gate = _Gate(monkeypatch)
     driver.fire_expire()

@@ -253,24 +253,24 @@ def _only(outputs) -> Any:
 def test_each_dataflow_step_dead_letters_a_message_it_fails_for(monkeypatch: pytest.MonkeyPatch) -> None:
     from apache_beam import pvalue
 
-    from transforms.apply_per_group import Routed, _AttachProject
     from transforms.core.decode import decode as real_decode
     from transforms.core.model import ProjectInfo, RawMessage
+    from transforms.per_group.routed import AttachProject, Routed
 
     raw = RawMessage("m1", 1_780_000_000 * MICROS, orjson.dumps(occurrence(1, "a")), {})
     message = real_decode(raw)
     projects = {1: ProjectInfo(1, 1, "backend")}
     cases = [
-        (decode_step, "decode", decode_step._DecodeFn(1 << 20), (raw,), reasons.STAGE_DECODE),
+        (decode_step, "decode", decode_step.DecodeFn(1 << 20), (raw,), reasons.STAGE_DECODE),
         (
             decode_step,
             "check_project",
-            decode_step._CheckProjectFn(),
+            decode_step.CheckProjectFn(),
             (message, projects),
             reasons.STAGE_VALIDATE,
         ),
         (ingest, "key_by_group", ingest.KeyByGroupFn(), (message,), reasons.STAGE_KEY),
-        (Routed, "of", _AttachProject(), (("1:x", message), projects), reasons.STAGE_KEY),
+        (Routed, "of", AttachProject(), (("1:x", message), projects), reasons.STAGE_KEY),
     ]
     for module, name, fn, args, stage in cases:
         with monkeypatch.context() as patch:

@@ -1,11 +1,11 @@
-"""The local reader's subscriber client (``pipeline.local_runner._FastPullClient``) against the real Pub/Sub
+"""The local reader's subscriber client (``pipeline.local_runner.pulls.FastPullClient``) against the real Pub/Sub
 emulator: large pulls that return after their timeout, and acknowledgements that hold."""
 
 from __future__ import annotations
 
 import time
 
-from pipeline.local_runner import ACKNOWLEDGEMENTS, _FastPullClient
+from pipeline.local_runner import ACKNOWLEDGEMENTS, FastPullClient
 from transforms import clients
 
 
@@ -13,7 +13,7 @@ def test_pulls_are_large_and_acknowledged_messages_do_not_come_back(pubsub_topic
     ref = pubsub_topics.create(ack_deadline_s=600)
     for i in range(30):
         pubsub_topics.publish(ref, f"m{i}".encode())
-    fast = _FastPullClient(clients.pubsub_subscriber(), max_messages=1000, timeout=2.0)
+    fast = FastPullClient(clients.pubsub_subscriber(), max_messages=1000, timeout=2.0)
     received = []
     deadline = time.monotonic() + 30
     while len(received) < 30 and time.monotonic() < deadline:
@@ -41,9 +41,9 @@ def test_a_backlog_comes_in_pulls_of_up_to_max_messages(pubsub_topics) -> None:
     sent = [f"m{i}".encode() for i in range(250)]
     for future in [publisher.publish(ref.topic, data) for data in sent]:
         future.result(timeout=30)
-    fast = _FastPullClient(clients.pubsub_subscriber(), max_messages=1000, timeout=2.0)
+    fast = FastPullClient(clients.pubsub_subscriber(), max_messages=1000, timeout=2.0)
     received = list(fast.pull(ref.subscription).received_messages)
-    assert len(received) > _FastPullClient.FULL_PULL
+    assert len(received) > FastPullClient.FULL_PULL
     deadline = time.monotonic() + 30
     while len(received) < 250 and time.monotonic() < deadline:
         received += fast.pull(ref.subscription).received_messages
@@ -67,15 +67,15 @@ class _GatedSubscriber:
 
 
 def test_acknowledgements_go_in_the_background_in_order_and_a_failure_is_only_logged(caplog) -> None:
-    from pipeline.local_runner import _Acknowledgements
+    from pipeline.local_runner import Acknowledgements
 
-    acknowledgements = _Acknowledgements(backlog=4)
+    acknowledgements = Acknowledgements(backlog=4)
     gated = _GatedSubscriber()
-    fast = _FastPullClient(gated, max_messages=10, timeout=1.0)
-    fast_ack = _FastPullClient.acknowledge
-    import pipeline.local_runner as local_runner
+    fast = FastPullClient(gated, max_messages=10, timeout=1.0)
+    fast_ack = FastPullClient.acknowledge
+    from pipeline.local_runner import pulls
 
-    real, local_runner.ACKNOWLEDGEMENTS = local_runner.ACKNOWLEDGEMENTS, acknowledgements
+    real, pulls.ACKNOWLEDGEMENTS = pulls.ACKNOWLEDGEMENTS, acknowledgements
     try:
         for batch in (["a", "b"], ["c"], ["d"]):
             fast_ack(fast, "projects/p/subscriptions/s", batch)  # returns before the request is sent
@@ -85,10 +85,10 @@ def test_acknowledgements_go_in_the_background_in_order_and_a_failure_is_only_lo
         assert gated.sent == [["a", "b"], ["c"], ["d"]]
         failing = _GatedSubscriber(fail=True)
         failing.open.set()
-        fast_ack(_FastPullClient(failing, max_messages=10, timeout=1.0), "projects/p/subscriptions/s", ["e"])
+        fast_ack(FastPullClient(failing, max_messages=10, timeout=1.0), "projects/p/subscriptions/s", ["e"])
         assert acknowledgements.wait(timeout=10) == 0
     finally:
-        local_runner.ACKNOWLEDGEMENTS = real
+        pulls.ACKNOWLEDGEMENTS = real
     assert "acknowledging 1 pulled messages failed (acknowledge refused)" in caplog.text
 
 
@@ -99,7 +99,7 @@ def test_a_backlog_is_pulled_ahead_and_what_no_one_took_goes_back_at_once(pubsub
     sent = [f"m{i}".encode() for i in range(20)]
     for data in sent:
         pubsub_topics.publish(ref, data)
-    fast = _FastPullClient(clients.pubsub_subscriber(), max_messages=10, timeout=2.0)
+    fast = FastPullClient(clients.pubsub_subscriber(), max_messages=10, timeout=2.0)
     first = []
     deadline = time.monotonic() + 30
     while not first and time.monotonic() < deadline:
@@ -129,9 +129,9 @@ def test_reads_ahead_run_one_after_the_other_in_order() -> None:
     import itertools
     import threading
 
-    from pipeline.local_runner import _PullsAhead
+    from pipeline.local_runner import PullsAhead
 
-    ahead = _PullsAhead(depth=3)
+    ahead = PullsAhead(depth=3)
     lock, running, most, finished = threading.Lock(), [0], [0], []
     numbers = itertools.count()
 
@@ -187,7 +187,7 @@ def test_a_backlog_of_large_messages_is_read_in_reads_of_about_max_bytes(pubsub_
     for future in [publisher.publish(ref.topic, data) for data in sent]:
         future.result(timeout=60)
     limit = 2 << 20
-    fast = _FastPullClient(
+    fast = FastPullClient(
         clients.new_pubsub_client("subscriber"), max_messages=1000, timeout=2.0, max_bytes=limit
     )
     reads = []
@@ -200,7 +200,7 @@ def test_a_backlog_of_large_messages_is_read_in_reads_of_about_max_bytes(pubsub_
     assert ACKNOWLEDGEMENTS.wait(timeout=10) == 0
     PULLS_AHEAD.release()
     assert sorted(pulled.message.data for read in reads for pulled in read) == sorted(sent)
-    assert len(reads[0]) <= _FastPullClient.FULL_PULL
+    assert len(reads[0]) <= FastPullClient.FULL_PULL
     for read in reads[1:]:
         assert sum(len(pulled.message.data) for pulled in read) <= limit + 100_000
 

@@ -189,17 +189,17 @@ def _pull_response(attribute_values):
 def test_pubsub_read_gives_what_beams_gives() -> None:
     """The reader's messages and timestamps, with and without a timestamp attribute, and its errors."""
 
-    from pipeline.local_runner import _read_from_pubsub
+    from pipeline.local_runner import read_from_pubsub
 
     _patched("pubsub_pulls")
-    beams = _read_from_pubsub.__wrapped__
+    beams = read_from_pubsub.__wrapped__
     values = [None, "1780000000123", "2026-05-01T10:00:00.123456789Z", "2026-05-01T10:00:00Z", None]
     for attribute in (None, "ts"):
         ours_client, beams_client = (
             _FakeSubscriber(_pull_response(values)),
             _FakeSubscriber(_pull_response(values)),
         )
-        ours = _read_from_pubsub(_FakeEvaluator(ours_client), attribute)
+        ours = read_from_pubsub(_FakeEvaluator(ours_client), attribute)
         theirs = beams(_FakeEvaluator(beams_client), attribute)
         assert ours == theirs
         assert [timestamp for timestamp, _ in ours] == [timestamp for timestamp, _ in theirs]
@@ -212,12 +212,12 @@ def test_pubsub_read_gives_what_beams_gives() -> None:
         assert ours_client.acked == beams_client.acked == [[f"ack-{i}" for i in range(len(values))]]
     without = _pull_response(["1780000000123"])
     type(without).pb(without).received_messages[0].message.ClearField("publish_time")
-    ours = _read_from_pubsub(_FakeEvaluator(_FakeSubscriber(without)), "ts")
+    ours = read_from_pubsub(_FakeEvaluator(_FakeSubscriber(without)), "ts")
     theirs = beams(_FakeEvaluator(_FakeSubscriber(without)), "ts")
     assert ours == theirs and ours[0][1].publish_time is theirs[0][1].publish_time is None
     for bad in ("yesterday", ""):
         with pytest.raises(ValueError, match="Bad timestamp value") as ours_error:
-            _read_from_pubsub(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
+            read_from_pubsub(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
         with pytest.raises(ValueError, match="Bad timestamp value") as theirs_error:
             beams(_FakeEvaluator(_FakeSubscriber(_pull_response([bad]))), "ts")
         assert str(ours_error.value) == str(theirs_error.value)
@@ -298,10 +298,10 @@ def test_function_arguments_are_beams() -> None:
 def test_cached_option_views_share_the_options_values() -> None:
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-    from pipeline.local_runner import _cached_views
+    from pipeline.local_runner import cached_views
 
     options = PipelineOptions(["--project=first", "--streaming"])
-    view_as = _cached_views(options.view_as)
+    view_as = cached_views(options.view_as)
     cloud = view_as(GoogleCloudOptions)
     assert view_as(GoogleCloudOptions) is cloud and cloud.project == "first"
     options.view_as(GoogleCloudOptions).project = "second"  # a change made through another view ...

@@ -13,9 +13,11 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipeline import local_runner
-from transforms.private_api import Patcher
+from pipeline import local_runner, streaming_driver
+from pipeline.local_runner import patch_table
+from transforms.private_api import Patcher, target_problems
 
 PATCHED_PARTS = [
     (patch.name, index) for patch in local_runner.PATCHES for index, _target in enumerate(patch.targets)
@@ -80,17 +82,17 @@ def test_a_patch_whose_beam_code_changed_falls_back_whole_to_beams_code_with_a_w
     patches[position] = dataclasses.replace(
         patch, targets=(*patch.targets[:index], changed, *patch.targets[index + 1 :])
     )
-    doctored = Patcher(patches, local_runner._LOG, "local runner", local_runner._beam_version)
-    monkeypatch.setattr(local_runner, "PATCHER", doctored)
+    doctored = Patcher(patches, local_runner.LOG, "local runner", local_runner.beam_version)
+    monkeypatch.setattr(patch_table, "PATCHER", doctored)
     try:
-        with caplog.at_level(logging.WARNING, logger=local_runner._LOG.name):
+        with caplog.at_level(logging.WARNING, logger=local_runner.LOG.name):
             outcome = local_runner.prepare_direct_runner()
         assert outcome[patch_name] is not None and target.label in outcome[patch_name]
         assert [name for name, why in outcome.items() if why is not None] == [patch_name]
         warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
         (warning,) = [text for text in warnings if patch.title in text]
         assert warning.startswith(
-            f"local runner: {local_runner._beam_version()} changed what the {patch.title}"
+            f"local runner: {local_runner.beam_version()} changed what the {patch.title}"
         )
         assert f"{target.label} changed" in warning
         assert "recorded 000000000000" in warning and patch.fallback in warning
@@ -103,3 +105,42 @@ def test_a_patch_whose_beam_code_changed_falls_back_whole_to_beams_code_with_a_w
         assert all(doctored.applied(name) for name in others)
     finally:
         doctored.apply([])
+
+
+# The streaming driver (``pipeline.streaming_driver``): the private parts of Beam's FnApiRunner it uses.
+
+
+def test_every_private_name_the_streaming_driver_uses_checks_out_on_the_installed_beam() -> None:
+    problems = [problem for target in streaming_driver.CHECKS for problem in target_problems(target)]
+    assert problems == [], "the streaming driver would be unavailable on this Beam:\n" + "\n".join(problems)
+    streaming_driver.check()
+
+
+@pytest.mark.parametrize("index", range(len(streaming_driver.CHECKS)))
+def test_a_changed_runner_part_makes_the_streaming_driver_unavailable_naming_it(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = streaming_driver.CHECKS[index]
+    changed = dataclasses.replace(target, sha256=("0" * 64,))
+    checks = (*streaming_driver.CHECKS[:index], changed, *streaming_driver.CHECKS[index + 1 :])
+    monkeypatch.setattr(streaming_driver, "CHECKS", checks)
+    with pytest.raises(streaming_driver.DriverUnavailable) as raised:
+        streaming_driver.StreamingDriver(beam_runner_api_pb2.Pipeline())
+    message = str(raised.value)
+    assert f"{target.label} changed (source SHA-256" in message and "recorded 000000000000" in message
+    assert message.startswith("the streaming driver cannot run on Beam ")
+
+
+def test_a_runner_attribute_gone_makes_the_streaming_driver_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    monkeypatch.delattr(worker_handlers, "STATE_CACHE_SIZE_MB")
+    monkeypatch.setattr(
+        streaming_driver, "_checked", {}
+    )  # checked again, not taken from this process's check
+    with pytest.raises(
+        streaming_driver.DriverUnavailable, match=r"worker_handlers\.STATE_CACHE_SIZE_MB is missing"
+    ):
+        streaming_driver.check()

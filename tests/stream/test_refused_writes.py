@@ -22,7 +22,7 @@ from transforms.applier import ApplierConfig, SpannerTarget
 from transforms.apply_per_group import (
     DEAD_LETTER,
     ApplyPerGroup,
-    _committer,
+    step_committer,
     stopped_dead_letters,
     uncounted_counts,
     wait_for_commits,
@@ -86,7 +86,7 @@ def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touc
     third = b.occurrence(b.T0 + 2 * SECOND, release="1.0")
     assert _flush(driver, first, bad, third) == []
     driver.finish()  # its commit is refused on the commit thread: the key is held until it is touched
-    assert _committer(driver.fn._step).wait(30) == 0
+    assert step_committer(driver.fn.settings.step).wait(30) == 0
     fourth = b.occurrence(b.T0 + 3 * SECOND, release="1.1")
     dead = _flush(driver, fourth)
     assert [(d.message_id, d.reason, d.stage) for d in dead] == [
@@ -128,7 +128,7 @@ def test_overlapped_a_refused_message_is_counted_as_a_dead_letter_only(
     second = b.occurrence(b.T0 + SECOND, release="5.0")
     _flush(driver, bad, second)
     driver.finish()
-    assert _committer(driver.fn._step).wait(30) == 0
+    assert step_committer(driver.fn.settings.step).wait(30) == 0
     third = b.occurrence(b.T0 + 2 * SECOND, release="5.0")
     _flush(driver, third)
     driver.finish()

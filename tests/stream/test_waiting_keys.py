@@ -12,7 +12,7 @@ from apache_beam.utils.timestamp import Timestamp
 from tests.engine import builders as b
 from tests.stream.test_flush_timers import HOLD, SECOND, T0, Driver
 from transforms import waiting_keys
-from transforms.apply_per_group import Routed, _committer
+from transforms.apply_per_group import Routed, step_committer
 from transforms.core import metrics, reasons
 from transforms.core.model import MICROS
 
@@ -20,12 +20,12 @@ from transforms.core.model import MICROS
 def _settled(driver: Driver) -> None:
     """End the bundle; with overlapped commits, wait for them."""
     driver.finish()
-    if driver.fn._overlap:
-        assert _committer(driver.fn._step).wait(30) == 0
+    if driver.fn.settings.overlap:
+        assert step_committer(driver.fn.settings.step).wait(30) == 0
 
 
 def _waiting(driver: Driver) -> list[str]:
-    return waiting_keys.read_waiting_keys(driver.fn._applier.database)
+    return waiting_keys.read_waiting_keys(driver.fn.bundle.applier.database)
 
 
 def _store_event_of(spanner_db, lookup) -> None:
@@ -115,7 +115,9 @@ def test_a_wake_up_of_a_key_that_no_longer_waits_deletes_its_row(spanner_db) -> 
     driver.fire_event()
     driver.fire_hold()
     _settled(driver)
-    waiting_keys.mark(driver.fn._applier.database, [driver.key])  # a row left behind (its delete was lost)
+    waiting_keys.mark(
+        driver.fn.bundle.applier.database, [driver.key]
+    )  # a row left behind (its delete was lost)
 
     woken = Driver(spanner_db)
     _wake(woken)

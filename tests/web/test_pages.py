@@ -16,7 +16,7 @@ from tests.api.factories import G, add_environments, add_organization, add_proje
 from tests.web.conftest import WebService, search
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.model import MICROS
-from web.demo import occurrence_row, write_activity, write_occurrences
+from web.demo import occurrence_row, write_activity, write_occurrences, write_tags
 
 HOUR = 3600 * MICROS
 DAY = 24 * HOUR
@@ -110,15 +110,53 @@ def test_issue_page_chart_counts_the_stored_occurrences_per_hour_and_day(web_ser
     assert page.locator("form.issue-actions button").count() == 0
 
 
+def test_issue_page_tags_panel_shows_each_keys_top_values_and_shares_over_all_events(web_service, acme, page):
+    database = web_service.database.database
+    now = int(time.time()) * MICROS
+    write_groups(database, [G(4343, 1, 1, last_seen=now - HOUR, times_seen=8, title="Checkout failed")])
+    browsers = ["Chrome 131"] * 5 + ["Firefox 133"] * 2 + ["Safari 18.1"]
+    rows = [
+        occurrence_row(
+            4343,
+            1,
+            now - (k + 1) * HOUR,
+            title="Checkout failed",
+            environment="production" if k % 4 else "staging",
+            tags=[("browser", browser), ("user", f"id:{k % 2}")],
+        )
+        for k, browser in enumerate(browsers)
+    ]
+    write_occurrences(database, rows)
+    write_tags(database, {4343: 1}, rows)
+    sign_in(page, web_service.url, acme["read"])
+    page.goto(f"{web_service.url}/organizations/acme/issues/4343/")
+    panel = page.locator(".tags-panel")
+    assert panel.get_attribute("data-source") == "all_events"
+    assert "over all of this issue's events" in panel.inner_text()
+    browser = panel.locator('.tag-key[data-key="browser"]')
+    assert browser.get_attribute("data-total") == "8"
+    assert browser.locator("dd .tag-value").all_inner_texts() == ["Chrome 131", "Firefox 133", "Safari 18.1"]
+    assert browser.locator("dd .tag-share").all_inner_texts() == ["62%", "25%", "12%"]
+    environment = panel.locator('.tag-key[data-key="environment"] dd')
+    assert environment.evaluate_all("rows => rows.map(r => [r.dataset.value, +r.dataset.count])") == [
+        ["production", 6],
+        ["staging", 2],
+    ]
+    # Sentry's labels: the user tag shows its identifier without the "id:" prefix, under "User"
+    user = panel.locator('.tag-key[data-key="user"]')
+    assert user.locator("dt").inner_text().startswith("User")
+    assert sorted(user.locator("dd .tag-value").all_inner_texts()) == ["0", "1"]
+
+
 def test_a_wrong_query_shows_its_error_inline_where_the_query_is_wrong(web_service, acme, page):
     now = int(time.time()) * MICROS
     write_groups(web_service.database.database, [G(7, 1, 1, title="Some issue", last_seen=now - HOUR)])
     sign_in(page, web_service.url, acme["read"])
-    search(page, "is:unresolved browser:chrome")
+    search(page, "is:unresolved error.handled:0")
     error = page.locator("#query-error")
     error.wait_for()
-    assert 'unsupported search key "browser"' in error.inner_text()
-    assert page.locator("#query-error mark").inner_text() == "browser:chrome"
+    assert '"error.handled" cannot be searched here' in error.inner_text()
+    assert page.locator("#query-error mark").inner_text() == "error.handled:0"
     assert page.get_by_label("Search issues").get_attribute("aria-invalid") == "true"
     assert page.locator(".stream-body .stream-row[data-issue-id]").count() == 0
     # fixing it brings the issues back, and the URL says what was searched

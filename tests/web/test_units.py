@@ -118,3 +118,26 @@ def test_hourly_charts_over_days_label_days():
     day = EventSeries(Buckets(T0, HOUR, 25), [1] * 25)
     labels = re.findall(r'text-anchor="middle">([^<]+)</text>', str(charts.bar_chart(day)))
     assert labels == ["Jan 1", "05:00", "10:00", "15:00", "20:00"]
+
+
+def test_the_tags_panel_shows_stored_top_values_with_shares_and_the_rest_as_other():
+    from api.tags import TagKey as StoredKey
+    from api.tags import TagValue as StoredValue
+
+    values = [StoredValue("browser", f"b{n}", 10 - n, T0, T0 + n) for n in range(7)]
+    stored = [
+        (StoredKey("browser", 7, 3), values),
+        (StoredKey("user", 1, 0), [StoredValue("user", "email:a@example.com", 2, T0, T0)]),
+        (StoredKey("huge", 4000, 0), None),
+    ]
+    panel = tags.tag_panel(None, None, stored)
+    assert panel.source == tags.ALL_EVENTS
+    assert [k.key for k in panel.keys] == ["browser", "user", "huge"]  # by total, most frequent first
+    browser = panel.keys[0]
+    assert browser.total == sum(range(4, 11)) + 3 == 52
+    assert [v.value for v in browser.values[:5]] == ["b0", "b1", "b2", "b3", "b4"]
+    other = browser.values[5]
+    assert other.other and other.count == 52 - (10 + 9 + 8 + 7 + 6)
+    assert abs(sum(v.share for v in browser.values) - 1) < 1e-9
+    assert panel.keys[1].name == "User" and panel.keys[1].values[0].label == "a@example.com"
+    assert panel.keys[2].values == [] and panel.keys[2].unique == 4000

@@ -88,7 +88,11 @@ def fit_pubsub_message(
         if excess <= 0:
             return FittedMessage(cut_data, attributes, dropped, truncated)
         error = ours.get(error_key) if error_key is not None else None
-        if error is not None and len(error.encode("utf-8", "surrogatepass")) > DEAD_LETTER_SHORT_ERROR_BYTES:
+        if (
+            error is not None
+            and error_key is not None
+            and len(error.encode("utf-8", "surrogatepass")) > DEAD_LETTER_SHORT_ERROR_BYTES
+        ):
             ours[error_key] = cut_utf8(error, DEAD_LETTER_SHORT_ERROR_BYTES)
             continue
         droppable = [key for key in kept if key not in protected]

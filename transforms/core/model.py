@@ -8,8 +8,7 @@ hash ``hashes[0]`` selects the group.
 
 Every struct here is frozen and holds only plain data, so none can be part of a reference cycle: they are
 declared ``gc=False``, which keeps the many a running pipeline holds (buffered messages, cached events) out
-of the garbage collector's scans (measured with ``bench/stream_cpu.py``: a quarter of the CPU time of our code
-went to the collector before).
+of the garbage collector's scans (what that saved: docs/performance.md).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def payload_json(payload: Payload) -> bytes:
 
 
 def payload_dict(payload: Payload) -> dict[str, Any]:
-    if payload.__class__ is Occurrence:
+    if isinstance(payload, Occurrence):
         return _occurrence(payload)
     body: dict[str, Any] = {
         "payload_type": PAYLOAD_STATUS_CHANGE,

@@ -45,7 +45,7 @@ INDEX_THRESHOLD = 1024
 _LITTLE = byteorder == "little"
 
 
-def _to_array(times: bytes) -> array:
+def _to_array(times: bytes) -> array[int]:
     values = array("q")
     values.frombytes(times)
     if not _LITTLE:
@@ -53,7 +53,7 @@ def _to_array(times: bytes) -> array:
     return values
 
 
-def _to_bytes(values: array) -> bytes:
+def _to_bytes(values: array[int]) -> bytes:
     if not _LITTLE:
         values = array("q", values)
         values.byteswap()

@@ -1,0 +1,390 @@
+"""Tag filters and free text in issue search: the terms that read the per-group tag storage.
+
+Terms (parsed by ``api.query``, which hands every key that is not built in to ``tag_condition``):
+
+* ``key:value``, ``tags[key]:value``, ``key:[a, b]`` (any of them), ``!key:value`` (none of them);
+  ``user.email:``, ``user.id:``, ``sdk.name:``... answer from their search-only keys (``api.tags.search_key``);
+* ``key:prefix*``, ``key:*middle*``, ``key:a*b`` (Sentry's wildcards: ``*`` is any text, ``\\*`` a literal
+  asterisk, the whole value matched case-insensitively);
+* ``has:key`` / ``!has:key``, and ``key:""`` (the group has no value of the key) / ``!key:""``;
+* free text and ``message:`` without wildcards: every word of the text, the last one as a prefix, each in any
+  occurrence of the group (``WordCondition``; the words as ``transforms.core.engine.tags.query_terms`` splits
+  them).
+
+Execution (``TagSearcher``, a ``Searcher`` whose lookups also check these conditions). A page of a query with
+a positive tag or word condition first asks the tag indexes for that condition's groups, reading at most
+``CANDIDATE_LIMIT + 1`` index rows (``api.tags.TagIndex``). When they all fit (the condition is selective),
+those groups are the only ones the query can return: their index columns are read by key (one Read), the
+conditions of the index row are tested in memory, the rest are sorted in the page's order and the remaining
+conditions (other tags, negations, environments, releases...) are checked on them in batches, stopping as
+soon as the page is full. Otherwise (every positive condition matches more than the limit, or there is none:
+negations alone) the issue-index ranges drive the page as for any other query, and each batch of their
+candidates is checked against the tag conditions by key or key-range reads (``TagIndex.with_*``). A condition
+checked on many candidates at once (X-Hits, a loose page), negated or not, is first read, the same bounded way,
+as the set of the organization's groups that have it, and then tested in memory when that set is complete. Either way a page costs reads bounded by the limit or by the page, never by the number
+of groups. A wildcard with a literal start reads the ranges of that start's case variants; one starting with
+``*`` reads the key's range (complete when the organization has at most the limit of rows of that key).
+
+Uncertainty. A key keeps at most ``TAG_VALUES_PER_KEY`` values per group (words: ``TERMS_PER_GROUP``); a
+value seen after that is counted but not kept, so it is not found (docs/limits.md "Tags").
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from google.cloud.spanner_v1 import KeyRange, KeySet
+
+from api.search import INDEX_COLUMNS, GroupRow, HitCount, Page, Searcher, SearchPlan, sort_key
+from api.tags import CANDIDATE_LIMIT, VALUES_INDEX, Candidates, TagIndex, search_key
+from transforms.core.engine.tags import query_terms
+
+if TYPE_CHECKING:
+    from api.query import IssueFilter, Term
+
+# Case variants of a wildcard's literal start read as separate ranges (a case-insensitive prefix over a
+# case-sensitive index): at most this many letters of it are varied, the rest is checked on the values read.
+MAX_CASED_LETTERS = 4
+# More named values than this are checked by reading each candidate's values of the key instead of looking
+# each (candidate, value) pair up by key.
+MAX_POINT_VALUES = 4
+# A condition checked on more candidates than this at once is resolved to its set of groups first (one bounded
+# index read, reused by the rest of the request) when that set is small: see TagSearcher._lookup.
+RESOLVE_AT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class TagCondition:
+    """The group has (``negated``: has not) a value of ``key`` that is one of ``values``, or matches
+    ``pattern`` (a Sentry wildcard, whole value, case-insensitive), or any value at all (both empty: ``has:``).
+    ``key`` is the stored key (``@user.email`` for ``user.email``); ``name`` the key as typed."""
+
+    key: str
+    name: str
+    values: frozenset[str] = frozenset()
+    pattern: str | None = None
+    negated: bool = False
+
+    @property
+    def lead(self) -> str:
+        """The pattern's literal start (before its first wildcard), unescaped: what an index range can seek."""
+        assert self.pattern is not None
+        out, i = [], 0
+        while i < len(self.pattern):
+            char = self.pattern[i]
+            if char == "\\" and i + 1 < len(self.pattern):
+                out.append(self.pattern[i + 1])
+                i += 2
+                continue
+            if char == "*":
+                break
+            out.append(char)
+            i += 1
+        return "".join(out)
+
+    def regex(self) -> re.Pattern[str]:
+        from api.query import wildcard_regex
+
+        assert self.pattern is not None
+        return wildcard_regex(self.pattern, anchored=True)
+
+
+@dataclass(frozen=True, slots=True)
+class WordCondition:
+    """Free text (or ``message:``): the group has every one of ``words`` (the last one as a prefix) in the
+    words of its occurrences' titles, subtitles and culprits; ``negated``: it has not all of them."""
+
+    words: tuple[str, ...]
+    text: str
+    negated: bool = False
+    prefix_last: bool = True
+
+
+Condition = TagCondition | WordCondition
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Terms to conditions (called by api.query)
+
+
+def tag_condition(term: Term, key: str) -> TagCondition:
+    """The condition of ``key:value`` for a key that is not built in (``key`` already de-aliased), or a 400
+    (``QueryError``) naming the term: a key no tag can have, a list with a wildcard."""
+    from api.query import clip, is_wildcard, unescape
+
+    assert term.key is not None
+    stored = search_key(key)
+    if stored is None:
+        raise term.error(f'"{clip(term.key, 40)}" is not a valid tag key')
+    wildcards = [raw for raw in term.values if not term.quoted and is_wildcard(raw)]
+    if wildcards:
+        if term.is_list:
+            raise term.error("a list cannot hold wildcards here; use one key:pattern term")
+        return TagCondition(stored, term.key, pattern=wildcards[0], negated=term.negated)
+    values = frozenset(raw if term.quoted else unescape(raw) for raw in term.values)
+    if values == {""}:
+        # Sentry: key:"" is an issue without the tag, !key:"" one with it
+        return TagCondition(stored, term.key, negated=not term.negated)
+    return TagCondition(stored, term.key, values - {""}, negated=term.negated)
+
+
+def has_condition(term: Term, name: str) -> TagCondition:
+    """``has:key`` / ``!has:key`` for a key that is not built in."""
+    from api.query import clip
+
+    stored = search_key(name)
+    if stored is None:
+        raise term.error(f'"{clip(name, 40)}" is not a valid tag key')
+    return TagCondition(stored, name, negated=term.negated)
+
+
+def word_condition(text: str, negated: bool = False) -> WordCondition | None:
+    """Free text as a word condition; None when it has no word to look up (punctuation alone)."""
+    words = query_terms(text)
+    if not words:
+        return None
+    return WordCondition(words, text, negated)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reads
+
+
+def candidates(index: TagIndex, organization_id: int, condition: Condition, projects: Iterable[int] | None):
+    """The groups a positive condition selects, from one bounded index read (``Candidates``)."""
+    if isinstance(condition, WordCondition):
+        return index.text_candidates(
+            organization_id, condition.text, projects, CANDIDATE_LIMIT, condition.prefix_last
+        )
+    if condition.pattern is not None:
+        return _pattern_candidates(index, organization_id, condition, projects)
+    if condition.values:
+        return index.value_candidates(
+            organization_id, condition.key, sorted(condition.values), projects, CANDIDATE_LIMIT
+        )
+    return index.key_candidates(organization_id, condition.key, projects, CANDIDATE_LIMIT)
+
+
+def members(index: TagIndex, condition: Condition, group_ids: Sequence[int]) -> set[int]:
+    """The groups among ``group_ids`` that have what ``condition`` asks for (ignoring its negation)."""
+    if isinstance(condition, WordCondition):
+        return index.with_terms(group_ids, condition.words, condition.prefix_last)
+    if condition.pattern is not None:
+        # the candidates' values of the key (a range each: a group has few values of a key, at most 1,000)
+        regex = condition.regex()
+        return {
+            group_id
+            for group_id, values in index.values_of(group_ids, condition.key).items()
+            if any(regex.fullmatch(value) for value in values)
+        }
+    if condition.values:
+        if len(condition.values) > MAX_POINT_VALUES:
+            return {
+                group_id
+                for group_id, values in index.values_of(group_ids, condition.key).items()
+                if condition.values.intersection(values)
+            }
+        return index.with_values(group_ids, condition.key, sorted(condition.values))
+    return index.with_key(group_ids, condition.key)
+
+
+def _pattern_candidates(
+    index: TagIndex, organization_id: int, condition: TagCondition, projects: Iterable[int] | None
+) -> Candidates:
+    """Groups with a value of the key matching a wildcard: the index ranges of the case variants of its
+    literal start (the key's whole range for a pattern starting with ``*``), the values read checked against
+    the whole pattern. Complete when those ranges hold at most the limit of rows."""
+    lead = condition.lead
+    regex = condition.regex()
+    wanted = None if projects is None else set(projects)
+    if lead:
+        ranges = [
+            KeyRange(
+                start_closed=[organization_id, condition.key, start],
+                end_open=[organization_id, condition.key, end],
+            )
+            for start, end in _case_ranges(lead)
+        ]
+    else:
+        whole = [organization_id, condition.key]
+        ranges = [KeyRange(start_closed=whole, end_closed=whole)]
+    index.stats.ranges += len(ranges)
+    rows = index._read(
+        "GroupTagValues",
+        ("GroupId", "TagValue", "ProjectId"),
+        KeySet(ranges=ranges),
+        index=VALUES_INDEX,
+        limit=CANDIDATE_LIMIT + 1,
+    )
+    ids = tuple(
+        dict.fromkeys(
+            group_id
+            for group_id, value, project_id in rows[:CANDIDATE_LIMIT]
+            if regex.fullmatch(value) and (wanted is None or project_id in wanted)
+        )
+    )
+    return Candidates(ids, len(rows) <= CANDIDATE_LIMIT)
+
+
+def _case_ranges(lead: str) -> list[tuple[str, str]]:
+    """Key ranges [start, end) covering every value that starts with ``lead`` in any case: one per case
+    variant of its first ``MAX_CASED_LETTERS`` cased characters (the text up to the last of them)."""
+    cut, cased = len(lead), 0
+    for position, char in enumerate(lead):
+        if char.lower() != char.upper():
+            cased += 1
+            if cased > MAX_CASED_LETTERS:
+                cut = position
+                break
+    choices = []
+    for char in lead[:cut]:
+        variants = dict.fromkeys(v for v in (char, char.lower(), char.upper()) if len(v) == 1)
+        choices.append(tuple(variants))
+    starts = sorted({"".join(parts) for parts in itertools.product(*choices)})
+    return [(start, _after(start)) for start in starts]
+
+
+def _after(prefix: str) -> str:
+    """The first string after every string starting with ``prefix`` (code point order is Spanner's)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _drive_order(condition: Condition) -> tuple:
+    """Which positive condition to ask for candidates first: the likeliest to be selective."""
+    if isinstance(condition, WordCondition):
+        return (1, 0)
+    if condition.values:
+        return (0, len(condition.values))
+    if condition.pattern is not None:
+        return (2, -len(condition.lead)) if condition.lead else (4, 0)
+    return (3, 0)
+
+
+def _drivable(condition: Condition) -> bool:
+    return not condition.negated
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Search
+
+
+@dataclass(slots=True)
+class _Driven:
+    """The rows of a query's candidate groups that pass the index-row conditions, in sort order, and the plan
+    with the conditions left to check on them."""
+
+    rows: list[GroupRow]
+    plan: SearchPlan
+
+
+@dataclass(slots=True)
+class TagSearcher(Searcher):
+    """A ``Searcher`` that also answers tag and word conditions (see the module docstring)."""
+
+    # The last plan's candidate rows, for the count after its page (the same request and snapshot).
+    _driven_for: Any = None
+    _driven: _Driven | None = None
+    tag_index: TagIndex | None = field(default=None)
+    _sets: dict[Condition, frozenset[int] | None] = field(default_factory=dict)
+
+    def tags(self) -> TagIndex:
+        if self.tag_index is None:
+            self.tag_index = TagIndex(self.snapshot, self.stats)
+        return self.tag_index
+
+    def page(self, plan: SearchPlan, limit: int, after=None, *, bounded: bool = True) -> Page:
+        driven = self._drive(plan)
+        if driven is None:
+            return Searcher.page(self, plan, limit, after, bounded=bounded)
+        need = limit + 1
+        rows = driven.rows
+        if after is not None:
+            rows = [row for row in rows if sort_key(row, plan.sort) < after]
+        found = list(itertools.islice(self._filtered(driven.plan, iter(rows), need), need))
+        if len(found) > limit:
+            return Page(found[:limit], True, sort_key(found[limit - 1], plan.sort))
+        return Page(found, False, sort_key(found[-1], plan.sort) if found else None)
+
+    def count(self, plan: SearchPlan, cap: int, budget: int, lookup_budget: int | None = None) -> HitCount:
+        driven = self._drive(plan)
+        if driven is None:
+            return Searcher.count(self, plan, cap, budget, lookup_budget)
+        found = sum(
+            1 for _ in itertools.islice(self._filtered(driven.plan, iter(driven.rows), cap + 1), cap + 1)
+        )
+        return HitCount(min(found, cap), capped=found > cap)
+
+    def _drive(self, plan: SearchPlan) -> _Driven | None:
+        """The candidate rows of the plan's first selective positive condition (see the module docstring), or
+        None when the issue-index ranges must drive (no tag condition, none selective, ``issue:`` reads)."""
+        flt = plan.filter
+        if not _conditions(flt) or plan.group_ids is not None or not plan.ranges:
+            return None
+        if self._driven_for is plan.filter:
+            return self._driven
+        self._driven_for, self._driven = plan.filter, None
+        projects = _plan_projects(plan)
+        organization_id = plan.scope.organization_id
+        for condition in sorted((c for c in _conditions(flt) if _drivable(c)), key=_drive_order):
+            found = candidates(self.tags(), organization_id, condition, projects)
+            if not found.complete:
+                continue
+            rest = tuple(c for c in _conditions(flt) if c is not condition)
+            rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]
+            rows = [
+                row
+                for row in rows
+                if (row.status, row.substatus) in flt.status_pairs
+                and (projects is None or row.project_id in projects)
+                and plan.accepts(row)
+            ]
+            rows.sort(key=lambda row: sort_key(row, plan.sort), reverse=True)
+            self._driven = _Driven(rows, replace(plan, filter=replace(flt, tags=rest)))
+            return self._driven
+        return None
+
+    def _lookup(self, flt: IssueFilter, rows: list[GroupRow]) -> list[GroupRow]:
+        """The candidates that meet the tag and word conditions, then the other lookups (``Searcher``).
+
+        A condition checked on many candidates at once (more than ``RESOLVE_AT``: X-Hits, or a loose page) is
+        first resolved, once per request, to the set of the organization's groups that have it, when one
+        bounded index read finds them all (as a driving term's): it is then tested in memory, positive or
+        negated. Otherwise it is checked by lookups of the candidates."""
+        conditions = sorted(_conditions(flt), key=lambda c: (c.negated, _drive_order(c)))
+        if conditions and rows:
+            organization_id = rows[0].organization_id
+            ids = list(dict.fromkeys(row.group_id for row in rows))
+            for condition in conditions:
+                having = self._resolved(organization_id, condition) if len(ids) > RESOLVE_AT else None
+                if having is None:
+                    having = members(self.tags(), condition, ids)
+                ids = [g for g in ids if (g in having) != condition.negated]
+                if not ids:
+                    break
+            kept = set(ids)
+            rows = [row for row in rows if row.group_id in kept]
+        return Searcher._lookup(self, flt, rows)
+
+    def _resolved(self, organization_id: int, condition: Condition) -> frozenset[int] | None:
+        """The organization's groups that have what ``condition`` asks for (its negation aside), when one
+        bounded read finds them all; None when there are more (then it is checked by lookups)."""
+        positive = replace(condition, negated=False)
+        if positive not in self._sets:
+            found = candidates(self.tags(), organization_id, positive, None)
+            self._sets[positive] = frozenset(found.group_ids) if found.complete else None
+        return self._sets[positive]
+
+
+def _conditions(flt: IssueFilter) -> tuple[Condition, ...]:
+    return flt.tags
+
+
+def _plan_projects(plan: SearchPlan) -> frozenset[int] | None:
+    """The projects a plan searches (None: the whole organization)."""
+    if plan.ranges and plan.ranges[0].scope_column == "ProjectId":
+        return frozenset(rng.prefix[0] for rng in plan.ranges)
+    return plan.project_filter

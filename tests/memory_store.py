@@ -1,0 +1,367 @@
+"""An in-memory ``GroupStore`` for tests: Spanner's rows as dictionaries, written by the product's own planning.
+
+``MemoryRows`` holds the tables of ``schemas/spanner.sql`` (table -> primary key -> column -> value, values in
+the wire form the writer builds: RFC 3339 text for TIMESTAMP, base64 text for BYTES, JSON text for JSON) and
+applies a ``CommitPlan`` the way Spanner applies the commit's mutations (``commit_plan.mutations``): deletes
+first (interleaved child rows go with their parent), then inserts (which fail if the row exists), updates
+(which fail if it does not) and insert-or-updates, column by column.
+
+``MemoryGroupStore.write`` commits like ``SpannerWriter._commit``: chunks (``chunk_writes``), reads what the
+guard needs from the rows (as ``_read_stored`` does: keys taken for new are not read, and are retried with
+their reads when one exists), ``plan_commit``, ``settle_environment_checks`` and ``tag_writer.plan_tags``.
+It never refuses a write (no size limits): refusals are tested on the emulator.
+
+``MemoryApplierFactory`` is a picklable ``GroupApplier`` factory over a store of the process, by name (a
+runner pickles and re-creates DoFns, so the store cannot travel with them).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+from google.api_core import exceptions as api_exceptions
+
+from transforms import spanner_rows, tag_writer
+from transforms.applier import ApplierConfig, GroupApplier, RefusedKeys
+from transforms.commit_plan import (
+    CommitPlan,
+    StoredVersions,
+    group_ids,
+    guarded_keys,
+    mutations,
+    new_keys,
+    plan_commit,
+    settle_environment_checks,
+)
+from transforms.core import intents
+from transforms.core.engine import QuotaGate
+from transforms.core.model import Event, from_datetime, from_rfc3339, split_group_key
+from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, chunk_writes
+
+_TABLE_RE = re.compile(
+    r"CREATE TABLE `?(\w+)`? \((.*?)\) PRIMARY KEY \(([^)]*)\)(?:,\s*INTERLEAVE IN PARENT `?(\w+)`?)?", re.S
+)
+_ADD_COLUMN_RE = re.compile(r"ALTER TABLE `?(\w+)`? ADD COLUMN `?(\w+)`? (\S+)")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: dict[str, str]  # column -> type as declared (``TIMESTAMP``, ``BYTES(MAX)``, ``JSON``...)
+    key: tuple[str, ...]
+    parent: str | None  # interleaved in (ON DELETE CASCADE)
+
+
+def schema() -> dict[str, Table]:
+    """The tables of ``schemas/spanner.sql``."""
+    ddl = resources.files("schemas").joinpath("spanner.sql").read_text()
+    ddl = "\n".join(line.split("--", 1)[0] for line in ddl.splitlines())
+    tables = {}
+    for name, body, key, parent in _TABLE_RE.findall(ddl):
+        columns = {}
+        for line in body.split(",\n"):
+            parts = line.split()
+            if len(parts) >= 2:
+                columns[parts[0].strip("`")] = parts[1]
+        keys = tuple(column.strip().strip("`") for column in key.split(","))
+        tables[name] = Table(name, columns, keys, parent or None)
+    for name, column, kind in _ADD_COLUMN_RE.findall(ddl):
+        tables[name].columns[column] = kind.rstrip(";,")
+    return tables
+
+
+SCHEMA = schema()
+
+
+@dataclass
+class MemoryRows:
+    """Spanner's rows: table -> primary key -> {column: wire value}."""
+
+    tables: dict[str, dict[tuple, dict[str, Any]]] = field(default_factory=dict)
+
+    def table(self, name: str) -> dict[tuple, dict[str, Any]]:
+        return self.tables.setdefault(name, {})
+
+    def get(self, table: str, key: tuple) -> dict[str, Any] | None:
+        return self.tables.get(table, {}).get(key)
+
+    def apply(self, plan: CommitPlan) -> None:
+        """Apply a commit's plan atomically (nothing changes if a mutation fails)."""
+        done = MemoryRows({name: {k: dict(v) for k, v in rows.items()} for name, rows in self.tables.items()})
+        for kind, table, columns, values in mutations(plan):
+            rows = done.table(table)
+            if kind == "delete":
+                for key in values:
+                    done._delete(table, tuple(key))
+                continue
+            key_columns = SCHEMA[table].key
+            for row in values:
+                named = dict(zip(columns, row))
+                key = tuple(named[column] for column in key_columns)
+                existing = rows.get(key)
+                if kind == "insert" and existing is not None:
+                    raise api_exceptions.AlreadyExists(f"{table} row {key} already exists")
+                if kind == "update" and existing is None:
+                    raise api_exceptions.NotFound(f"{table} row {key} not found")
+                rows[key] = {**(existing or {}), **named}
+        self.tables = done.tables
+
+    def _delete(self, table: str, key: tuple) -> None:
+        self.table(table).pop(key, None)
+        for child in SCHEMA.values():
+            if child.parent == table:
+                for child_key in [k for k in self.table(child.name) if k[: len(key)] == key]:
+                    self._delete(child.name, child_key)
+
+
+class _Releases:
+    """The engine's ``ReleaseBook`` over the Releases rows."""
+
+    def __init__(self, store: MemoryGroupStore) -> None:
+        self._store = store
+
+    def first_seen(self, project_id: int, version: str) -> int | None:
+        row = self._store.rows.get("Releases", (project_id, version))
+        return None if row is None else from_rfc3339(row["FirstSeen"])
+
+
+class MemoryGroupStore:
+    """``transforms.group_store.GroupStore`` over ``MemoryRows`` (see the module docstring). Thread-safe (the
+    local runs commit on a thread of their own)."""
+
+    def __init__(self, name: str = "memory", *, max_mutations: int = DEFAULT_MAX_MUTATIONS) -> None:
+        self.rows = MemoryRows()
+        self._name = name
+        self._max_mutations = max_mutations
+        self._lock = threading.RLock()
+        self._releases = _Releases(self)
+        self.commits: list[list[intents.KeyWrite]] = []  # every committed chunk, in commit order
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def database(self) -> None:
+        return None
+
+    @property
+    def releases(self) -> _Releases:
+        return self._releases
+
+    def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
+        stats = CommitStats()
+        writes = list(writes)
+        with self._lock:
+            for chunk in chunk_writes(writes, self._max_mutations):
+                stats.add(self._commit(chunk))
+        return stats
+
+    def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
+        assumed = new_keys(chunk)
+        attempts = 0
+        while True:
+            attempts += 1
+            stored = self._stored(chunk, assumed)
+            plan = plan_commit(chunk, stored, assumed)
+            settle_environment_checks(plan, self._environments(plan))
+            existing = set(stored.group_seq)
+            tag_writer.plan_tags(chunk, plan, existing, self._tags(plan, existing), indexed=plan.indexed)
+            try:
+                self.rows.apply(plan)
+            except api_exceptions.AlreadyExists:
+                if not assumed:
+                    raise
+                assumed = set()  # written meanwhile: read everything this time
+                continue
+            self.commits.append(list(chunk))
+            return CommitStats(
+                commits=1,
+                mutations=plan.mutation_count(),
+                rows=plan.row_count,
+                stale_writes=plan.stale_writes,
+                attempts=attempts,
+                rows_by_table=plan.rows_by_table(),
+            )
+
+    def _stored(self, chunk: list[intents.KeyWrite], assumed: set[tuple[int, str]]) -> StoredVersions:
+        stored = StoredVersions()
+        for key in guarded_keys(chunk) - assumed:
+            row = self.rows.get("KeyStates", key)
+            if row is not None:
+                stored.key_seq[key] = row["Seq"]
+        for write in chunk:
+            if split_group_key(write.key) in assumed:
+                continue
+            for group_id in group_ids(write):
+                row = self.rows.get("Groups", (group_id,))
+                if row is not None:
+                    stored.group_seq[group_id] = row["Seq"]
+        for write in chunk:  # releases are read for every key, new or not
+            for intent in write.intents:
+                if intent.__class__ is intents.RecordRelease:
+                    release = (intent.project_id, intent.version)
+                    row = self.rows.get("Releases", release)
+                    if row is not None:
+                        stored.release_first_seen[release] = from_rfc3339(row["FirstSeen"])
+        return stored
+
+    def _environments(self, plan: CommitPlan) -> dict[tuple[int, str], int]:
+        found = {}
+        for intent in plan.environment_checks:
+            key = (intent.group_id, intent.environment)
+            row = self.rows.get("GroupEnvironments", key)
+            if row is not None:
+                found[key] = from_rfc3339(row["FirstSeen"])
+        return found
+
+    def _tags(self, plan: CommitPlan, existing: set[int]) -> tag_writer.StoredTags:
+        """Everything stored of the tags of the commit's groups that existed before it (``read_stored`` reads
+        the part of it that ``plan_tags`` consults)."""
+        stored = tag_writer.StoredTags(key_groups=set(existing))
+        occurrences = self.rows.table("Occurrences")
+        for row_key in plan.upserts.get("Occurrences", {}):
+            if row_key[0] in existing and row_key in occurrences:
+                stored.occurrences.add(row_key)
+        for key, row in self.rows.table(tag_writer.VALUES).items():
+            if key[0] in existing:
+                first, last = row["FirstSeen"], row["LastSeen"]
+                stored.values[key] = (
+                    row["TimesSeen"],
+                    None if first is None else from_rfc3339(first),
+                    None if last is None else from_rfc3339(last),
+                )
+        for key, row in self.rows.table(tag_writer.KEYS).items():
+            if key[0] in existing:
+                stored.keys[key] = (row["ValuesSeen"], row["OtherCount"])
+        return stored
+
+    def read_key_states(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """As ``state_store.read_key_states``: the KeyStates row's state, or its group's when newer."""
+        found = {}
+        with self._lock:
+            for key in sorted(set(keys)):
+                row = self.rows.get("KeyStates", split_group_key(key))
+                if row is None:
+                    continue
+                state = spanner_rows.from_spanner_bytes(row["State"])
+                if row["GroupId"] is not None:
+                    group = self.rows.get("Groups", (row["GroupId"],))
+                    if group is not None and group.get("State") is not None and group["Seq"] >= row["Seq"]:
+                        state = spanner_rows.from_spanner_bytes(group["State"])
+                if state is not None:
+                    found[key] = state
+        return found
+
+    def read_events(self, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Event]:
+        """As ``state_store.read_events``: the Events row, else the occurrence row that stored the event."""
+        found = {}
+        wanted = set(keys)
+        with self._lock:
+            for key in sorted(wanted):
+                row = self.rows.get("Events", key)
+                if row is not None:
+                    found[key] = spanner_rows.event_from_payload(row["Payload"])
+            for row in self.rows.table("Occurrences").values():
+                key = (row["ProjectId"], row.get("StoredEventId"))
+                if key in wanted and key not in found:
+                    found[key] = spanner_rows.event_from_payload(row["EventPayload"])
+        return found
+
+
+_STORES: dict[str, MemoryGroupStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def memory_store(name: str) -> MemoryGroupStore:
+    """The process's memory store named ``name`` (made on first use)."""
+    with _STORES_LOCK:
+        store = _STORES.get(name)
+        if store is None:
+            store = _STORES[name] = MemoryGroupStore(name)
+        return store
+
+
+@dataclass(frozen=True)
+class MemoryApplierFactory:
+    """Builds ``GroupApplier``s over the process's memory store ``store_name`` (picklable: the stateful step's
+    ``applier_factory``), with the quota ``quota()`` makes (None: the config's)."""
+
+    store_name: str
+    quota: Callable[[], QuotaGate | None] | None = None
+
+    def __call__(
+        self,
+        config: ApplierConfig,
+        count: Callable[[str, int], None],
+        clock: Callable[[], float] = time.time,
+        refusals: RefusedKeys | None = None,
+    ) -> GroupApplier:
+        quota = self.quota() if self.quota is not None else None
+        return GroupApplier(config, count, clock, refusals, store=memory_store(self.store_name), quota=quota)
+
+
+# --- Comparing with the emulator -------------------------------------------------------------------------------
+
+
+_COMMIT_TIME_COLUMNS = frozenset({"UpdatedAt", "Since", "CreatedAt"})
+
+
+def normalized(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A row (wire values from the memory store, or the Spanner client's values) in one comparable form:
+    every column of the table (NULL when never written), TIMESTAMP as µs, BYTES as bytes, JSON parsed, arrays
+    as lists; commit timestamps left out."""
+    columns = SCHEMA[table].columns
+    out = {}
+    for column, kind in columns.items():
+        value = row.get(column)  # a column never written is NULL
+        if value == spanner_rows.COMMIT_TIMESTAMP or column in _COMMIT_TIME_COLUMNS:
+            continue
+        if value is None:
+            out[column] = None
+        elif kind == "TIMESTAMP":
+            out[column] = from_rfc3339(value) if isinstance(value, str) else from_datetime(value)
+        elif kind.startswith("BYTES"):
+            out[column] = base64.b64decode(value)
+        elif kind == "JSON":
+            out[column] = orjson.loads(value) if isinstance(value, str) else orjson.loads(value.serialize())
+        elif isinstance(value, tuple | list):
+            out[column] = list(value)
+        else:
+            out[column] = value
+    return out
+
+
+def memory_tables(store: MemoryGroupStore) -> dict[str, dict[tuple, dict[str, Any]]]:
+    """Every non-empty table of the store, normalized."""
+    return {
+        table: {key: normalized(table, row) for key, row in rows.items()}
+        for table, rows in store.rows.tables.items()
+        if rows
+    }
+
+
+def emulator_tables(database, tables: Iterable[str]) -> dict[str, dict[tuple, dict[str, Any]]]:
+    """The same tables read from a Spanner database, normalized."""
+    found = {}
+    for table in tables:
+        with database.snapshot() as snapshot:
+            result = snapshot.execute_sql(f"SELECT * FROM `{table}`")
+            rows = list(result)
+            names = [column.name for column in result.fields]
+        key_columns = SCHEMA[table].key
+        by_key = {}
+        for values in rows:
+            named = dict(zip(names, values))
+            by_key[tuple(named[column] for column in key_columns)] = normalized(table, named)
+        if by_key:
+            found[table] = by_key
+    return found

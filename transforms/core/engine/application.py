@@ -1,0 +1,252 @@
+"""The working copy of one key during one ``apply`` call, and what the two message paths share.
+
+``KeyApplication`` holds the key's state, thawed for change, and what the call produces (intents, dead
+letters, counters). The occurrence path (``occurrence_path``) and the status-change path
+(``status_change_path``) extend it; ``engine`` sequences them. What both use lives here: booking a message
+(``seq``, late messages, expiry of held status changes: rule 2), generations (6.4), release first-seen times
+(E8), activities, the place of the group's row among the intents, and the final state and write.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+
+from transforms.core import metrics
+from transforms.core.engine import held as held_rules
+from transforms.core.engine.context import EngineContext
+from transforms.core.engine.dedup import DuplicateMemory
+from transforms.core.engine.ids import activity_id
+from transforms.core.engine.releases import record_release
+from transforms.core.engine.rows import group_row
+from transforms.core.engine.state import (
+    STATE_VERSION,
+    HeldChange,
+    KeyState,
+    MutableGroup,
+    RunMember,
+    WaitingLookup,
+    encode_state,
+    freeze_group,
+    thaw_group,
+)
+from transforms.core.intents import (
+    InsertActivity,
+    Intent,
+    KeyWrite,
+    Outputs,
+    RecordRelease,
+    SaveKeyState,
+    UpsertGroup,
+)
+from transforms.core.model import DeadLetter, Event, group_key
+
+# Key order (rule 2, E4): message time, then message id compared as a string.
+key_order = attrgetter("message_time", "message_id")
+
+
+class KeyApplication:
+    """The mutable working copy of one key for one ``apply`` call (one instance per call, never shared)."""
+
+    __slots__ = (
+        "activity_slots",
+        "attached",
+        "config",
+        "context",
+        "counters",
+        "dead_letters",
+        "features_allowed",
+        "generation",
+        "generation_start_id",
+        "generation_start_time",
+        "group",
+        "group_slot",
+        "held",
+        "indexed",
+        "intents",
+        "last_id",
+        "last_time",
+        "member",
+        "memory",
+        "noise_count",
+        "noise_last",
+        "occurrence_messages",
+        "primary_hash",
+        "project_id",
+        "recorded_events",
+        "releases",
+        "relink",
+        "run",
+        "run_open",
+        "seq",
+        "state",
+        "waiting",
+    )
+
+    def __init__(self, state: KeyState, context: EngineContext) -> None:
+        self.state = state
+        self.context = context
+        self.config = context.config
+        self.project_id = state.project_id
+        self.primary_hash = state.primary_hash
+        self.seq = state.seq
+        self.generation = state.generation
+        self.generation_start_time = state.generation_start_time
+        self.generation_start_id = state.generation_start_id
+        self.last_time = state.last_time
+        self.last_id = state.last_id
+        self.group: MutableGroup | None = thaw_group(state.group) if state.group is not None else None
+        self.noise_count = state.noise_count
+        self.noise_last = state.noise_last
+        self.run = state.run
+        self.run_open = state.run_open
+        self.member: RunMember | None = state.member
+        self.held: list[HeldChange] = list(state.held)
+        self.waiting: list[WaitingLookup] = list(state.waiting)
+        self.memory = DuplicateMemory(state.seen_ids, state.seen_times)
+        self.releases = dict(state.releases)
+        self.intents: list[Intent | None] = []
+        self.activity_slots: dict[str, int] = {}
+        self.group_slot = -1
+        self.recorded_events: dict[str, Event] = {}
+        self.dead_letters: list[DeadLetter] = []
+        self.counters: dict[str, int] = {}
+        self.occurrence_messages = 0  # the two hottest counters, merged into ``counters`` at the end
+        self.attached = 0
+        self.relink = False
+        self.features_allowed: dict[int, bool] = {}
+        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
+        self.indexed: set[tuple[object, ...]] = set()
+
+    def _apply_held(self, creator_time: int) -> None:
+        """Apply the status changes held for a group that was just created (the status-change path)."""
+        raise NotImplementedError
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        counters = self.counters
+        counters[name] = counters.get(name, 0) + amount
+
+    def _take_in(self, message_time: int, message_id: str) -> None:
+        """Book a non-duplicate message: ``seq``, late detection, expiry of held status changes."""
+        self.seq += 1
+        last_time = self.last_time
+        if last_time is not None and (
+            message_time < last_time or (message_time == last_time and message_id < self.last_id)
+        ):
+            self._count(metrics.LATE_MESSAGES)
+        else:
+            self.last_time = message_time
+            self.last_id = message_id
+        if self.held:
+            expired = held_rules.expire(self.held, message_time, self.config.pending_status_window)
+            if expired:
+                self._count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND, expired)
+
+    def _ended_generation(self, message_time: int, message_id: str) -> bool:
+        """Whether the message comes before the delete that started the current generation (key order)."""
+        start = self.generation_start_time
+        return start is not None and (
+            message_time < start or (message_time == start and message_id < self.generation_start_id)
+        )
+
+    def _record_release(self, version: str, message_time: int) -> None:
+        if record_release(self.releases, version, message_time):
+            self.intents.append(RecordRelease(self.project_id, version, message_time))
+
+    def _first_seen(self, version: str) -> int | None:
+        """A version's first-seen time: the minimum of the key's knowledge, the project's, the resolution's."""
+        first_seen = self.releases.get(version)
+        book = self.context.releases
+        if book is not None:
+            stored = book.first_seen(self.project_id, version)
+            if stored is not None and (first_seen is None or stored < first_seen):
+                first_seen = stored
+        group = self.group
+        if group is not None and group.resolution_version == version:
+            recorded = group.resolution_first_seen
+            if recorded is not None and (first_seen is None or recorded < first_seen):
+                first_seen = recorded
+        return first_seen
+
+    def _activity(
+        self,
+        group: int,
+        payload_id: str,
+        activity_type: int,
+        message_time: int,
+        message_id: str,
+        data: dict[str, object] | None,
+    ) -> str:
+        identifier = activity_id(group, payload_id, activity_type)
+        self.activity_slots[identifier] = len(self.intents)
+        self.intents.append(
+            InsertActivity(
+                group, self.project_id, identifier, int(activity_type), message_id, message_time, data
+            )
+        )
+        return identifier
+
+    def _touch(self) -> None:
+        """Reserve the place of the group's row before the first row that hangs off it in this call."""
+        if self.group_slot < 0:
+            self.group_slot = len(self.intents)
+            self.intents.append(None)
+
+    def _fill_group_slot(self, group: MutableGroup) -> None:
+        if self.group_slot >= 0:
+            self.intents[self.group_slot] = UpsertGroup(
+                group_row(group, self.context.project, self.primary_hash, self.generation)
+            )
+            self.group_slot = -1
+
+    def _finish(self) -> tuple[KeyState, Outputs]:
+        if self.occurrence_messages:
+            self._count(metrics.OCCURRENCE_MESSAGES, self.occurrence_messages)
+        if self.attached:
+            self._count(metrics.OCCURRENCES_ATTACHED, self.attached)
+        state = self.state
+        if self.seq == state.seq:
+            return state, Outputs(write=None, dead_letters=self.dead_letters, counters=self.counters)
+        group = self.group
+        if group is not None:
+            self._fill_group_slot(group)
+        seen_ids, seen_times = self.memory.freeze()
+        new = KeyState(
+            version=STATE_VERSION,
+            project_id=self.project_id,
+            primary_hash=self.primary_hash,
+            seq=self.seq,
+            generation=self.generation,
+            last_time=self.last_time,
+            last_id=self.last_id,
+            group=freeze_group(group) if group is not None else None,
+            noise_count=self.noise_count,
+            noise_last=self.noise_last,
+            run=self.run,
+            run_open=self.run_open,
+            member=self.member,
+            held=tuple(self.held),
+            waiting=tuple(self.waiting),
+            seen_ids=seen_ids,
+            seen_times=seen_times,
+            releases=self.releases,
+            generation_start_time=self.generation_start_time,
+            generation_start_id=self.generation_start_id,
+        )
+        intents = [intent for intent in self.intents if intent is not None]
+        intents.append(
+            SaveKeyState(
+                project_id=self.project_id,
+                primary_hash=self.primary_hash,
+                generation=self.generation,
+                group_id=group.group_id if group is not None else None,
+                state=encode_state(new),
+                relink=self.relink,
+            )
+        )
+        write = KeyWrite(
+            key=group_key(self.project_id, self.primary_hash),
+            seq=self.seq,
+            intents=tuple(intents),
+            base_seq=self.state.seq,
+        )
+        return new, Outputs(write=write, dead_letters=self.dead_letters, counters=self.counters)
