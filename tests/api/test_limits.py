@@ -162,13 +162,13 @@ def test_many_list_terms_cannot_add_up_past_the_lookup_limit(client, world):
 def test_a_page_examines_a_bounded_number_of_rows_and_the_next_pages_find_every_match(
     publishing_index, spanner_db, monkeypatch, query
 ):
-    import api.search
+    import api.search.searcher
     from api.service import ListRequest
     from tests.api.factories import expected_order
 
     world = build_world(spanner_db.database, size=150)
-    monkeypatch.setattr(api.search, "PAGE_ROW_BUDGET", 12)
-    monkeypatch.setattr(api.search, "PAGE_LOOKUP_BUDGET", 9)
+    monkeypatch.setattr(api.search.searcher, "PAGE_ROW_BUDGET", 12)
+    monkeypatch.setattr(api.search.searcher, "PAGE_LOOKUP_BUDGET", 9)
     organization = publishing_index.organization("acme")
     ids, cursor, pages = [], None, 0
     while True:
@@ -177,7 +177,7 @@ def test_a_page_examines_a_bounded_number_of_rows_and_the_next_pages_find_every_
         )
         pages += 1
         # the rows handed out, plus at most as many read ahead in chunks, plus a first chunk per range (4)
-        assert page.stats.index_rows <= 2 * 12 + 4 * api.search.MIN_FIRST_CHUNK
+        assert page.stats.index_rows <= 2 * 12 + 4 * api.search.searcher.MIN_FIRST_CHUNK
         ids += [issue["id"] for issue in page.issues]
         if not page.has_next:
             break
