@@ -17,7 +17,7 @@ from typing import Any
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
-from transforms import registry
+from transforms import registry, spanner_rows
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
@@ -304,17 +304,9 @@ def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list
         batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, list(keys.values()))
 
 
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+# The tag tables as the pipeline writes them.
+TAG_VALUE_COLUMNS = spanner_rows.TAG_VALUE_COLUMNS
+TAG_KEY_COLUMNS = spanner_rows.TAG_KEY_COLUMNS
 
 
 def write_activity(
