@@ -314,6 +314,10 @@ class Stop:
 STARTED_LINE = "streaming locally"  # what pipeline.stream logs once its pipeline runs
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Pipeline:
     """``python -m pipeline.stream ARGS`` as a process of its own, its output appended to ``log``."""
 
@@ -333,6 +337,9 @@ class Pipeline:
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # A shell's background job starts with SIGINT ignored, and a child inherits that: Python
+                # then installs no KeyboardInterrupt handler and a Ctrl-C stop would never arrive.
+                preexec_fn=_default_sigint,
             )
         self.started = time.monotonic()
         return self

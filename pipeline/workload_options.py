@@ -93,6 +93,19 @@ def _add(group: Any, name: str, **kwargs: Any) -> None:
     group.add_argument(*spellings, dest=name, default=None, **kwargs)
 
 
+# The shares of the message mix, in the order --help lists them, with what each is a share of.
+_MIX_SHARES = (
+    ("protobuf_share", "with --encoding mixed: share in protobuf"),
+    ("invalid_share", "share of invalid messages, every reason"),
+    ("status_change_share", "share of status changes"),
+    ("lookup_share", "share of occurrences without event"),
+    ("buffered_spans_share", "share of buffered-spans occurrences"),
+    ("redelivery_share", "share of exact redeliveries"),
+    ("republish_share", "share of re-published occurrences"),
+    ("unknown_project_share", "share of unregistered projects"),
+)
+
+
 def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds the generator's options; ``workload_config`` turns the parsed arguments into a config."""
     group = parser.add_argument_group("workload (what is generated)")
@@ -122,16 +135,9 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(group, "duration", type=parse_duration, help="time span of the messages, e.g. 6h, 90m (default 6h)")
     _add(group, "encoding", choices=ENCODINGS, help="payload encoding (default json)")
-    _add(group, "protobuf_share", type=_share, help="with --encoding mixed: share in protobuf (default 0.5)")
-    _add(group, "invalid_share", type=_share, help="share of invalid messages, every reason (default 0.01)")
-    _add(group, "status_change_share", type=_share, help="share of status changes (default 0.03)")
-    _add(group, "lookup_share", type=_share, help="share of occurrences without event (default 0.05)")
-    _add(
-        group, "buffered_spans_share", type=_share, help="share of buffered-spans occurrences (default 0.02)"
-    )
-    _add(group, "redelivery_share", type=_share, help="share of exact redeliveries (default 0.005)")
-    _add(group, "republish_share", type=_share, help="share of re-published occurrences (default 0.005)")
-    _add(group, "unknown_project_share", type=_share, help="share of unregistered projects (default 0.002)")
+    defaults = WorkloadConfig()
+    for name, what in _MIX_SHARES:
+        _add(group, name, type=_share, help=f"{what} (default {getattr(defaults, name)})")
     group.add_argument(
         "--types",
         "--type-weights",

@@ -29,12 +29,9 @@ from tests.api.factories import (
     expected_order,
     write_groups,
 )
+from tests.api.pages import PATH, SORTS, fetch_all
 from tests.conftest import _fresh_database
 from transforms.core.enums import GroupStatus
-
-LINK_RE = re.compile(r'<([^>]*)>; rel="(previous|next)"; results="(true|false)"; cursor="([^"]*)"')
-SORTS = ("date", "new", "freq", "priority")
-PATH = "/api/0/organizations/acme/issues/"
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +56,6 @@ def index(shared) -> IssueIndex:
 @pytest.fixture
 def client(index) -> TestClient:
     return TestClient(create_app(index))
-
-
-def fetch_all(client: TestClient, token: str, params: dict[str, Any]) -> list[str]:
-    ids: list[str] = []
-    cursor = None
-    for _ in range(200):
-        response = client.get(
-            PATH,
-            params={**params, **({"cursor": cursor} if cursor else {})},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert response.status_code == 200, response.text
-        page = [issue["id"] for issue in response.json()]
-        ids.extend(page)
-        links = {rel: (res == "true", cur) for _, rel, res, cur in LINK_RE.findall(response.headers["link"])}
-        has_next, cursor = links["next"]
-        if not has_next:
-            return ids
-        assert page, "a page with a next page must not be empty"
-    raise AssertionError("too many pages")
 
 
 def tag(g: G, key: str) -> str | None:
