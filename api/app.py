@@ -28,7 +28,7 @@ from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, limits, tags
+from api import auth, request_limits, tags
 from api.directory import Organization, Project
 from api.errors import ApiError
 from api.query import clip
@@ -174,7 +174,7 @@ def create_app(index: IssueIndex) -> FastAPI:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBody:
         return JSONBody({"detail": validation_detail(exc.errors())}, status_code=400)
 
-    app.add_middleware(BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, max_bytes=request_limits.MAX_BODY_BYTES)
 
     def organization_for(request: Request, organization: str) -> Organization:
         token = auth.authenticate(index.directory, request.headers.get("authorization"))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from api import limits
+from api import request_limits
 from transforms.core import durations
 from transforms.core.engine.releases import parse_semver
 from transforms.core.enums import (
@@ -741,8 +741,10 @@ def normalize_event_id(query: str) -> str | None:
 def tokenize(query: str) -> list[Term]:
     """Split ``query`` into terms (syntax only; keys and values are checked by ``parse_query``). Consecutive
     free-text words are one term (one phrase), as in Sentry."""
-    if len(query) > limits.MAX_QUERY_CHARS:
-        raise QueryError(f"the query is {len(query)} characters long (at most {limits.MAX_QUERY_CHARS})")
+    if len(query) > request_limits.MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is {len(query)} characters long (at most {request_limits.MAX_QUERY_CHARS})"
+        )
     terms: list[Term] = []
     words: list[tuple[int, int]] = []  # (start, end) of the free-text words of the current phrase
 
@@ -793,9 +795,11 @@ def tokenize(query: str) -> list[Term]:
                     j += 1
                 raise QueryError("unexpected characters after a quoted value or list", start, query[start:j])
             for value in values:
-                if len(value.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+                if len(value.encode("utf-8", "surrogatepass")) > request_limits.MAX_VALUE_BYTES:
                     raise QueryError(
-                        f"a value is longer than {limits.MAX_VALUE_BYTES} bytes", start, query[start:i]
+                        f"a value is longer than {request_limits.MAX_VALUE_BYTES} bytes",
+                        start,
+                        query[start:i],
                     )
             terms.append(Term(key, values, negated, quoted, is_list, start, query[start:i]))
         elif query[i] == '"':
@@ -859,9 +863,11 @@ def _read_list(query: str, i: int, term_start: int) -> tuple[tuple[str, ...], in
         if not item:
             raise QueryError("Lists should not have empty values", term_start, query[term_start : j + 1])
         items.append(item)
-        if len(items) > limits.MAX_LIST_VALUES:
+        if len(items) > request_limits.MAX_LIST_VALUES:
             raise QueryError(
-                f"a list holds at most {limits.MAX_LIST_VALUES} values", term_start, query[term_start:j]
+                f"a list holds at most {request_limits.MAX_LIST_VALUES} values",
+                term_start,
+                query[term_start:j],
             )
         if query[j] == "]":
             return tuple(items), j + 1
@@ -1127,7 +1133,12 @@ def _apply_issue(builder: _Builder, term: Term) -> None:
 def _apply_issue_id(builder: _Builder, term: Term) -> None:
     ids = set()
     for raw in term.values:
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= limits.MAX_ISSUE_ID):
+        if not (
+            raw.isascii()
+            and raw.isdigit()
+            and len(raw) <= 19
+            and 1 <= int(raw) <= request_limits.MAX_ISSUE_ID
+        ):
             raise term.error(
                 f"Invalid value '{clip(raw, 40)}' for 'issue.id:' filter (an issue id is expected)"
             )
@@ -1266,7 +1277,7 @@ def parse_short_id(text: str) -> tuple[str, int] | None:
     if not dash or not slug or not code or len(code) > 13 or not (code.isascii() and code.isalnum()):
         return None
     group_id = int(code, 36)
-    if not 1 <= group_id <= limits.MAX_ISSUE_ID:
+    if not 1 <= group_id <= request_limits.MAX_ISSUE_ID:
         return None
     return slug.upper(), group_id
 

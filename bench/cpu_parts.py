@@ -25,13 +25,13 @@ from google.cloud.spanner_v1.batch import Batch
 
 from bench import cpu_inputs, stream_cpu
 from transforms import applier as applier_module
-from transforms import tag_writer
 from transforms.applier import GroupApplier
 from transforms.core import engine
 from transforms.core.engine import EngineContext
 from transforms.core.model import group_key
 from transforms.runtime import GC_THRESHOLD
-from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
 
 WRITE_PARTS = ("chunking", "plan_commit", "plan_tags", "mutations", "mutation_count")
 

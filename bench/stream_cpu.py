@@ -61,17 +61,18 @@ from apache_beam.utils.timestamp import Timestamp
 from google.cloud.spanner_v1.batch import Batch
 
 from pipeline.stream import key_by_group
-from transforms import progress, tag_writer
+from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
-from transforms.decode import CheckProjectFn, DecodeFn
+from transforms.decode_messages import CheckProjectFn, DecodeFn
 from transforms.per_group.key_context import META_DECODER, META_ENCODER, KeyMeta
 from transforms.per_group.routed import AttachProject, RoutedCoder, decode_message
 from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
-from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
 
 STAGES = ("decode", "keying", "state", "engine", "writes")
 

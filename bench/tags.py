@@ -46,11 +46,11 @@ from api.search import ReadStats
 from api.tags import TagIndex
 from bench import bench_database
 from pipeline import admin
-from transforms import clients, registry
 from transforms.core import engine
 from transforms.core.engine import EngineConfig, EngineContext
 from transforms.core.model import MICROS, Event, Message, Occurrence, ProjectInfo
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import clients, registry
+from transforms.storage.spanner_writer import SpannerWriter
 
 ORGS, PROJECTS_PER_ORG = 10, 5
 WORDS = (

@@ -18,12 +18,12 @@ from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
 from api.issue_details import DAY, HOUR
-from transforms import registry
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS, to_datetime
+from transforms.storage import registry
 
 GROUP_COLUMNS = (
     "GroupId",

@@ -16,10 +16,10 @@ from api.service import IssueIndex
 from api.tags import TagIndex, search_key
 from tests.api.factories import add_organization, add_project, add_token
 from tests.engine.builders import PROJECT, T0, Run, occurrence
-from transforms import tag_writer
 from transforms.core import limits
 from transforms.core.model import MICROS
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = MICROS
 LINK_RE = re.compile(r'<([^>]*)>; rel="(previous|next)"; results="(true|false)"; cursor="([^"]*)"')
