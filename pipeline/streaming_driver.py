@@ -563,15 +563,6 @@ def streaming_job_graph(args: Sequence[str], source: beam.PTransform) -> beam_ru
     return pipeline.run().job.proto_pipeline
 
 
-def run_streaming_job(
-    args: Sequence[str], source: beam.PTransform, *, real_time: bool = True, state_cache_mb: int = 0
-):
-    """Builds the streaming job (``streaming_job_graph``) and runs it on the driver; returns its result."""
-    return StreamingDriver(
-        streaming_job_graph(args, source), real_time=real_time, state_cache_mb=state_cache_mb
-    ).run()
-
-
 def _print_checks(targets: Iterable[Target]) -> None:
     from transforms.private_api import source_sha256
 

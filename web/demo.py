@@ -2,353 +2,51 @@
 Spanner as the pipeline writes them, for ``pipeline.screenshots``, ``bench/web.py`` and the browser tests.
 
 Nothing here runs in the service. Rows follow ``schemas/spanner.sql`` and the pipeline's conventions (group ids
-spread over 63 bits, occurrence and event ids as UUID hex, times in microseconds).
+spread over 63 bits, occurrence and event ids as UUID hex, times in microseconds); ``web.demo_rows`` writes
+them, and this module builds the demonstration organizations (``showcase``, ``scale``) over it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
-import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
-from google.cloud.spanner_v1.data_types import JsonObject
-
 from api.issue_details import DAY, HOUR
-from transforms.core.engine.rows import search_message
-from transforms.core.engine.tags import TEXT_KEY, text_terms
-from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
-from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import MICROS, to_datetime
+from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
+from transforms.core.model import MICROS
 from transforms.storage import registry
-
-GROUP_COLUMNS = (
-    "GroupId",
-    "ProjectId",
-    "OrganizationId",
-    "PrimaryHash",
-    "Fingerprint",
-    "Generation",
-    "Type",
-    "Category",
-    "Status",
-    "Substatus",
-    "Priority",
-    "Level",
-    "Title",
-    "Subtitle",
-    "Culprit",
-    "Message",
-    "Platform",
-    "FirstSeen",
-    "LastSeen",
-    "ActiveAt",
-    "TimesSeen",
-    "FirstRelease",
-    "ResolutionType",
-    "ResolutionVersion",
-    "Data",
-    "Seq",
-    "UpdatedAt",
+from web.demo_rows import (
+    GROUP_COLUMNS,
+    LEVELS,
+    OCCURRENCE_COLUMNS,
+    TAG_KEY_COLUMNS,
+    TAG_VALUE_COLUMNS,
+    DemoGroup,
+    occurrence_row,
+    register,
+    write_activity,
+    write_groups,
+    write_occurrences,
+    write_tags,
 )
-OCCURRENCE_COLUMNS = (
-    "GroupId",
-    "OccurrenceId",
-    "ProjectId",
-    "EventId",
-    "MessageId",
-    "MessageTime",
-    "Fingerprint",
-    "Hashes",
-    "Type",
-    "IssueTitle",
-    "Subtitle",
-    "Culprit",
-    "Level",
-    "DetectionTime",
-    "EventTime",
-    "EvidenceDisplay",
-    "Release",
-    "Environment",
-    "StoredEventId",
-    "EventPayload",
-)
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
-
-@dataclass
-class DemoGroup:
-    group_id: int
-    project_id: int
-    organization_id: int
-    title: str
-    culprit: str
-    level: str = "error"
-    type: int = 1
-    status: int = GroupStatus.UNRESOLVED
-    substatus: int | None = GroupSubStatus.ONGOING
-    priority: int | None = Priority.HIGH
-    event_times: list[int] = field(default_factory=list)
-    releases: list[str] = field(default_factory=lambda: ["backend@1.4.0"])
-    environments: list[str] = field(default_factory=lambda: ["production"])
-    platform: str = "python"
-    subtitle: str = ""
-    resolution: tuple[str, str] | None = None
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def fingerprint(self) -> str:
-        return f"demo-{self.group_id}"
-
-    def group_values(self) -> list[Any]:
-        times = sorted(self.event_times)
-        first, last = times[0], times[-1]
-        group_type = GROUP_TYPES[self.type]
-        data = {
-            "type": "generic",
-            "title": self.title,
-            "culprit": self.culprit,
-            "metadata": {"title": self.title, "value": self.subtitle},
-        }
-        message = " ".join(part for part in (self.title, self.subtitle, self.culprit) if part)
-        return [
-            self.group_id,
-            self.project_id,
-            self.organization_id,
-            hashlib.md5(self.fingerprint.encode()).hexdigest(),
-            self.fingerprint,
-            0,
-            self.type,
-            int(group_type.category),
-            int(self.status),
-            None if self.substatus is None else int(self.substatus),
-            None if self.priority is None else int(self.priority),
-            LEVELS[self.level],
-            self.title,
-            self.subtitle,
-            self.culprit,
-            message,
-            self.platform,
-            to_datetime(first),
-            to_datetime(last),
-            to_datetime(first),
-            len(times),
-            self.releases[0] if self.releases else None,
-            self.resolution[0] if self.resolution else None,
-            self.resolution[1] if self.resolution else None,
-            JsonObject(data),
-            1,
-            COMMIT_TIMESTAMP,
-        ]
-
-    def occurrence_rows(self, rnd: random.Random) -> list[list[Any]]:
-        rows = []
-        times = sorted(self.event_times)
-        for i, moment in enumerate(times):
-            # releases advance over the group's life; the latest event has the newest
-            release = self.releases[min(len(self.releases) - 1, i * len(self.releases) // len(times))]
-            rows.append(
-                occurrence_row(
-                    self.group_id,
-                    self.project_id,
-                    moment,
-                    title=self.title,
-                    subtitle=self.subtitle,
-                    culprit=self.culprit,
-                    level=self.level,
-                    type=self.type,
-                    release=release if self.releases else None,
-                    environment=rnd.choice(self.environments) if self.environments else None,
-                    platform=self.platform,
-                    evidence=self.evidence,
-                    tags=(
-                        ("browser", rnd.choice(["Chrome 131", "Firefox 133", "Safari 18.1"])),
-                        ("os", rnd.choice(["Ubuntu 24.04", "macOS 15.1", "Windows 11"])),
-                        ("server_name", rnd.choice(["web-1", "web-2", "worker-3"])),
-                        ("url", f"https://shop.example.com{self.culprit.split(' ')[-1]}"),
-                    ),
-                )
-            )
-        return rows
-
-
-def occurrence_row(
-    group_id: int,
-    project_id: int,
-    event_time: int,
-    *,
-    title: str = "Issue",
-    subtitle: str = "",
-    culprit: str = "app.views in handler",
-    level: str = "error",
-    type: int = 1,
-    release: str | None = None,
-    environment: str | None = None,
-    tags: Sequence[tuple[str, str]] = (),
-    evidence: Sequence[dict[str, Any]] = (),
-    platform: str = "python",
-) -> list[Any]:
-    """One attached occurrence with its event stored on the row (the event path), in ``OCCURRENCE_COLUMNS``."""
-    occurrence_id = uuid.uuid4().hex
-    event_id = uuid.uuid4().hex
-    fingerprint = f"demo-{group_id}"
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "project_id": project_id,
-        "platform": platform,
-        "timestamp": event_time,
-        "tags": [list(pair) for pair in tags],
-        "sdk": {"name": "sentry.python", "version": "2.19.0"},
-    }
-    if release:
-        event["release"] = release
-    if environment:
-        event["environment"] = environment
-    moment = to_datetime(event_time)
-    return [
-        group_id,
-        occurrence_id,
-        project_id,
-        event_id,
-        f"m-{occurrence_id}",
-        moment,
-        [fingerprint],
-        [hashlib.md5(fingerprint.encode()).hexdigest()],
-        type,
-        title,
-        subtitle,
-        culprit,
-        level,
-        moment,
-        moment,
-        JsonObject([dict(item) for item in evidence]),
-        release,
-        environment,
-        event_id,
-        JsonObject(event),
-    ]
-
-
-def write_occurrences(database: Any, rows: Iterable[list[Any]], chunk: int = 2000) -> int:
-    rows = list(rows)
-    for start in range(0, len(rows), chunk):
-        with database.batch() as batch:
-            batch.insert_or_update("Occurrences", OCCURRENCE_COLUMNS, rows[start : start + chunk])
-    return len(rows)
-
-
-def write_groups(database: Any, groups: Sequence[DemoGroup], rnd: random.Random) -> int:
-    """The groups with their occurrences, environments and releases; returns the occurrences written."""
-    written = 0
-    for start in range(0, len(groups), 500):
-        part = groups[start : start + 500]
-        with database.batch() as batch:
-            batch.insert_or_update("Groups", GROUP_COLUMNS, [g.group_values() for g in part])
-            batch.insert_or_update(
-                "GroupEnvironments",
-                ["GroupId", "Environment", "FirstRelease", "FirstSeen"],
-                [
-                    [g.group_id, env, g.releases[0] if g.releases else None, to_datetime(min(g.event_times))]
-                    for g in part
-                    for env in g.environments
-                ],
-            )
-            batch.insert_or_update(
-                "GroupReleases", ["GroupId", "Release"], [[g.group_id, r] for g in part for r in g.releases]
-            )
-        rows = [row for g in part for row in g.occurrence_rows(rnd)]
-        written += write_occurrences(database, rows)
-        write_tags(database, {g.group_id: g.organization_id for g in part}, rows)
-    return written
-
-
-_COLUMN = {name: position for position, name in enumerate(OCCURRENCE_COLUMNS)}
-
-
-def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list[Any]]) -> None:
-    """The tag storage of occurrences ``rows`` (``GroupTagValues``/``GroupTagKeys``, as the pipeline's tag writer
-    keeps them): each occurrence's tags (its event's, then level, environment, release) counted with first and
-    last seen, and the words of its title, subtitle and culprit. ``organizations``: group id -> organization."""
-    counted: dict[tuple[int, str, str], list] = {}  # (group, key, value) -> [project, count, first, last]
-    words: dict[int, tuple[int, set[str]]] = {}
-    for row in rows:
-        group_id, project_id = row[_COLUMN["GroupId"]], row[_COLUMN["ProjectId"]]
-        moment = row[_COLUMN["EventTime"]]
-        event = dict(row[_COLUMN["EventPayload"]])
-        tags = dict((str(k), str(v)) for k, v in event.get("tags") or ())
-        tags["level"] = row[_COLUMN["Level"]]
-        for key in ("environment", "release"):
-            if row[_COLUMN[key.title()]]:
-                tags[key] = row[_COLUMN[key.title()]]
-        for key, value in tags.items():
-            entry = counted.setdefault((group_id, key, value), [project_id, 0, moment, moment])
-            entry[1] += 1
-            entry[2], entry[3] = min(entry[2], moment), max(entry[3], moment)
-        text = search_message(row[_COLUMN["IssueTitle"]], row[_COLUMN["Subtitle"]], row[_COLUMN["Culprit"]])
-        words.setdefault(group_id, (project_id, set()))[1].update(text_terms(text))
-    values, keys = [], {}
-    for (group_id, key, value), (project_id, count, first, last) in counted.items():
-        values.append([group_id, key, value, organizations[group_id], project_id, count, first, last])
-        keys[(group_id, key)] = [group_id, key, organizations[group_id], project_id, 0, 0]
-        keys[(group_id, key)][4] += 1
-    for group_id, (project_id, terms) in words.items():
-        for term in terms:
-            values.append([group_id, TEXT_KEY, term, organizations[group_id], project_id, None, None, None])
-        keys[(group_id, TEXT_KEY)] = [group_id, TEXT_KEY, organizations[group_id], project_id, len(terms), 0]
-    for start in range(0, len(values), 5000):
-        with database.batch() as batch:
-            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values[start : start + 5000])
-    with database.batch() as batch:
-        batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, list(keys.values()))
-
-
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
-
-
-def write_activity(
-    database: Any, group_id: int, project_id: int, kind: int, at: int, data: dict | None = None
-) -> None:
-    with database.batch() as batch:
-        batch.insert_or_update(
-            "Activities",
-            ["GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data"],
-            [
-                [
-                    group_id,
-                    uuid.uuid4().hex,
-                    project_id,
-                    int(kind),
-                    "m",
-                    to_datetime(at),
-                    JsonObject(data or {}),
-                ]
-            ],
-        )
-
-
-def register(database: Any, organization_id: int, organization_slug: str, projects: dict[int, str]) -> None:
-    for project_id, slug in projects.items():
-        registry.register_project(
-            database,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
-
+__all__ = [
+    "GROUP_COLUMNS",
+    "LEVELS",
+    "OCCURRENCE_COLUMNS",
+    "TAG_KEY_COLUMNS",
+    "TAG_VALUE_COLUMNS",
+    "DemoGroup",
+    "issue_token",
+    "occurrence_row",
+    "register",
+    "scale",
+    "showcase",
+    "write_activity",
+    "write_groups",
+    "write_occurrences",
+    "write_tags",
+]
 
 # ---- the screenshots' organization
 
