@@ -49,7 +49,7 @@ from pipeline.screenshots import free_port
 from transforms.core.model import MICROS
 from transforms.storage import clients
 from web import demo
-from web.app import SPARKLINE_BUDGET
+from web.routes import SPARKLINE_BUDGET
 from web.timerange import parse_range
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transforms.core.model import MICROS
     from transforms.storage import clients
     from web import demo
-    from web.app import install
+    from web.routes import install
 
     try:
         chromium_path()
