@@ -157,17 +157,22 @@ def test_the_backfill_job_workers_import_neither_the_http_service_nor_local_tool
     assert _forbidden(_modules_a_worker_imports(pipeline.to_runner_api())) == []
 
 
-def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path) -> None:
-    """``install_requires`` of the sdist Dataflow builds from ``--setup_file`` (its egg-info's requires.txt:
-    the lines before the first ``[extra]`` section); the HTTP service's libraries are the ``api`` extra."""
+def _sdist(source: Path, dist_dir: Path) -> Path:
+    """The sdist ``setup.py`` in ``source`` builds, as Dataflow does from ``--setup_file``."""
     subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
-        cwd=ROOT,
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(dist_dir)],
+        cwd=source,
         check=True,
         capture_output=True,
     )
-    (sdist,) = tmp_path.glob("occurrence_pipeline-*.tar.gz")
-    with tarfile.open(sdist) as archive:
+    (sdist,) = dist_dir.glob("occurrence_pipeline-*.tar.gz")
+    return sdist
+
+
+def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path) -> None:
+    """``install_requires`` of the sdist Dataflow builds from ``--setup_file`` (its egg-info's requires.txt:
+    the lines before the first ``[extra]`` section); the HTTP service's libraries are the ``api`` extra."""
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
         (member,) = [name for name in archive.getnames() if name.endswith(".egg-info/requires.txt")]
         requires = archive.extractfile(member).read().decode()
     sections: dict[str, list[str]] = {}
@@ -199,14 +204,7 @@ def test_the_worker_package_holds_every_module_of_the_product_packages(tmp_path:
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
-        cwd=source,
-        check=True,
-        capture_output=True,
-    )
-    (sdist,) = tmp_path.glob("occurrence_pipeline-*.tar.gz")
-    with tarfile.open(sdist) as archive:
+    with tarfile.open(_sdist(source, tmp_path)) as archive:
         packed = {
             name.split("/", 1)[1] for name in archive.getnames() if name.endswith(".py") and "/" in name
         }
