@@ -279,7 +279,9 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
     settle_environment_checks(plan, stored)
 
 
-def _buffer(transaction, plan: CommitPlan) -> None:
+def buffer_plan(transaction, plan: CommitPlan) -> None:
+    """Hand ``plan``'s rows to ``transaction`` (or a batch): its deletions through the public API, its
+    writes through ``mutation_buffer``. Nothing is sent until the caller commits."""
     for kind, table, columns, values in mutations(plan):
         if kind == "delete":
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
@@ -364,7 +366,7 @@ class SpannerWriter:
             plan = plan_commit(chunk, stored, assumed["new"])
             _check_environments(transaction, plan)
             result["tags"] = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
-            _buffer(transaction, plan)
+            buffer_plan(transaction, plan)
             result["plan"] = plan
             result["releases"] = stored.release_first_seen
 
