@@ -20,7 +20,8 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from api.search import DETAIL_COLUMNS, INDEX_COLUMNS, GroupDetail, GroupRow, _json_object
+from api.search import DETAIL_COLUMNS, INDEX_COLUMNS, GroupDetail, GroupRow
+from api.search import json_object as _json_object
 from transforms.core.model import MICROS, from_datetime, to_datetime
 
 OCCURRENCES_BY_TIME = "OccurrencesByGroupEventTime"

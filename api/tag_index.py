@@ -197,11 +197,13 @@ class TagIndex:
             else:
                 found = self.value_candidates(organization_id, TEXT_KEY, [word], projects, limit)
             if found.complete:
-                having = (
-                    self.with_terms(found.group_ids, words, prefix_last)
-                    if len(words) > 1
-                    else set(found.group_ids)
-                )
+                having = set(found.group_ids)
+                for other, rest in enumerate(words):  # the other words, on these candidates only
+                    if other != position and having:
+                        if prefix_last and other == last:
+                            having = self.with_prefix(having, TEXT_KEY, rest)
+                        else:
+                            having = self.with_values(having, TEXT_KEY, [rest])
                 return Candidates(tuple(g for g in found.group_ids if g in having), True)
         return Candidates((), False)
 

@@ -22,8 +22,9 @@ negations alone) the issue-index ranges drive the page as for any other query, a
 candidates is checked against the tag conditions by key or key-range reads (``TagIndex.with_*``). A condition
 checked on many candidates at once (X-Hits, a loose page), negated or not, is first read, the same bounded way,
 as the set of the organization's groups that have it, and then tested in memory when that set is complete. Either way a page costs reads bounded by the limit or by the page, never by the number
-of groups. A wildcard with a literal start reads the ranges of that start's case variants; one starting with
-``*`` reads the key's range (complete when the organization has at most the limit of rows of that key).
+of groups. A wildcard with a literal start reads the ranges of that start's case variants, one starting with
+``*`` the key's range; past the limit of rows, the key's values there are listed one Read a value (a key with
+few values) and the matching ones read as an IN list.
 
 Uncertainty. A key keeps at most ``TAG_VALUES_PER_KEY`` values per group (words: ``TERMS_PER_GROUP``); a
 value seen after that is counted but not kept, so it is not found (docs/limits.md "Tags").
@@ -55,6 +56,9 @@ MAX_POINT_VALUES = 4
 # A condition checked on more candidates than this at once is resolved to its set of groups first (one bounded
 # index read, reused by the rest of the request) when that set is small: see TagSearcher._lookup.
 RESOLVE_AT = 64
+# A wildcard whose ranges hold more than the limit of rows lists the key's values there, one Read a value, up to
+# this many (see _pattern_candidates).
+MAX_VALUE_SKIPS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,37 +201,61 @@ def _pattern_candidates(
 ) -> Candidates:
     """Groups with a value of the key matching a wildcard: the index ranges of the case variants of its
     literal start (the key's whole range for a pattern starting with ``*``), the values read checked against
-    the whole pattern. Complete when those ranges hold at most the limit of rows."""
-    lead = condition.lead
+    the whole pattern. When those ranges hold more than the limit of rows, the key's other values in them
+    are listed by skipping from one value to the next (one Read of one row each, at most ``MAX_VALUE_SKIPS``:
+    a key with few values, such as a browser or a server), and the groups of the matching ones are read as an
+    IN list; a key with more values than that gives incomplete candidates."""
     regex = condition.regex()
     wanted = None if projects is None else set(projects)
-    if lead:
-        ranges = [
-            KeyRange(
-                start_closed=[organization_id, condition.key, start],
-                end_open=[organization_id, condition.key, end],
-            )
-            for start, end in _case_ranges(lead)
-        ]
+    if condition.lead:
+        bounds: list[tuple[str | None, str | None]] = list(_case_ranges(condition.lead))
     else:
-        whole = [organization_id, condition.key]
-        ranges = [KeyRange(start_closed=whole, end_closed=whole)]
+        bounds = [(None, None)]
+    prefix = [organization_id, condition.key]
+    rows = _read_values(index, prefix, bounds, CANDIDATE_LIMIT + 1)
+    if len(rows) <= CANDIDATE_LIMIT:
+        ids = (
+            g
+            for g, value, project_id in rows
+            if regex.fullmatch(value) and (wanted is None or project_id in wanted)
+        )
+        return Candidates(tuple(dict.fromkeys(ids)), True)
+    values = dict.fromkeys(value for _, value, _ in rows)
+    last = rows[-1][1]
+    for _ in range(MAX_VALUE_SKIPS):
+        after = last + "\x00"  # the first string after ``last`` and every row of it
+        rest = [
+            (after if lo is None or lo < after else lo, hi) for lo, hi in bounds if hi is None or after < hi
+        ]
+        following = _read_values(index, prefix, rest, 1) if rest else []
+        if not following:
+            matching = sorted(value for value in values if regex.fullmatch(value))
+            if not matching:
+                return Candidates((), True)
+            return index.value_candidates(organization_id, condition.key, matching, projects, CANDIDATE_LIMIT)
+        last = following[0][1]
+        values[last] = None
+    return Candidates((), False)
+
+
+def _read_values(
+    index: TagIndex, prefix: list, bounds: list[tuple[str | None, str | None]], limit: int
+) -> list[list]:
+    """(GroupId, TagValue, ProjectId) rows of the values index under ``prefix`` (organization, key) whose value
+    is in one of ``bounds`` ([start, end), None: unbounded), in index order, at most ``limit``."""
+    ranges = []
+    for start, end in bounds:
+        lower = {"start_closed": prefix if start is None else [*prefix, start]}
+        upper = {"end_closed": prefix} if end is None else {"end_open": [*prefix, end]}
+        ranges.append(KeyRange(**lower, **upper))
     index.stats.ranges += len(ranges)
-    rows = index._read(
+    return index._read(
         "GroupTagValues",
         ("GroupId", "TagValue", "ProjectId"),
         KeySet(ranges=ranges),
         index=VALUES_INDEX,
-        limit=CANDIDATE_LIMIT + 1,
+        limit=limit,
     )
-    ids = tuple(
-        dict.fromkeys(
-            group_id
-            for group_id, value, project_id in rows[:CANDIDATE_LIMIT]
-            if regex.fullmatch(value) and (wanted is None or project_id in wanted)
-        )
-    )
-    return Candidates(ids, len(rows) <= CANDIDATE_LIMIT)
 
 
 def _case_ranges(lead: str) -> list[tuple[str, str]]:
@@ -332,6 +360,9 @@ class TagSearcher(Searcher):
         for condition in sorted((c for c in _conditions(flt) if _drivable(c)), key=_drive_order):
             found = candidates(self.tags(), organization_id, condition, projects)
             if not found.complete:
+                self._sets[condition] = (
+                    None  # more than the limit in these projects: more in the organization
+                )
                 continue
             rest = tuple(c for c in _conditions(flt) if c is not condition)
             rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]

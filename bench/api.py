@@ -64,7 +64,7 @@ from pipeline import admin  # noqa: E402
 from transforms.core.engine.rows import search_message  # noqa: E402
 from transforms.core.engine.tags import TEXT_KEY, text_terms  # noqa: E402
 from transforms.core.model import MICROS, to_datetime  # noqa: E402
-from transforms.storage import clients, registry  # noqa: E402
+from transforms.storage import clients, registry, spanner_rows  # noqa: E402  # noqa: E402
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
 ORGS, PROJECTS_PER_ORG = 10, 5
@@ -81,10 +81,6 @@ OCCURRENCE_COLUMNS = (
     "IssueTitle", "Subtitle", "Culprit", "Level", "DetectionTime", "EventTime",
 )  # fmt: skip
 ACTIVITY_COLUMNS = ("GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data")
-TAG_VALUE_COLUMNS = (
-    "GroupId", "TagKey", "TagValue", "OrganizationId", "ProjectId", "TimesSeen", "FirstSeen", "LastSeen",
-)  # fmt: skip
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
 BROWSERS = ("Chrome 120", "Chrome 120", "Firefox 99", "Safari 17", "Edge 118")
 
 
@@ -197,8 +193,8 @@ def load(database, size: int, seed: int = 1) -> Loaded:
             batch.insert("GroupReleases", ["GroupId", "Release"], group_releases)
             batch.insert("Occurrences", OCCURRENCE_COLUMNS, occurrences)
             batch.insert("Activities", ACTIVITY_COLUMNS, activities)
-            batch.insert("GroupTagValues", TAG_VALUE_COLUMNS, tag_values)
-            batch.insert("GroupTagKeys", TAG_KEY_COLUMNS, tag_keys)
+            batch.insert("GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, tag_values)
+            batch.insert("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, tag_keys)
     with database.batch() as batch:
         batch.insert_or_update(
             "Releases",

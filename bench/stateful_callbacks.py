@@ -3,7 +3,7 @@
 ``python -m bench.stateful_callbacks [--against DIR] [--rounds 3] [--keys 2000] [--messages 3] [--windows 5]``
 
 Drives ``ApplyPerGroupFn`` as the test driver of ``tests/stream/test_flush_timers.py`` does: its methods are
-called directly, with in-memory state cells and timers, and the engine's store replaced by ``_NullApplier``
+called directly, with in-memory state cells and timers, and the engine's store replaced by ``NullApplier``
 (applies nothing, writes nothing, hydrates nothing). Each window is two bundles: one whose ``process`` takes
 ``--messages`` messages of each of ``--keys`` keys, then one that fires each key's timers as a runner would
 (``event_flush`` until it is no longer re-armed, then ``hold_flush``, whose flush takes the key's buffer).
@@ -13,7 +13,7 @@ with ``time.process_time`` around each loop, never per call.
 With ``--against DIR`` it runs itself in a fresh process in ``DIR`` (another checkout, e.g. ``git worktree
 add /tmp/before main``), then in this checkout, ``--rounds`` times alternating, each importing its own
 ``transforms``, and prints every pass and the medians: the A/B of a change to the stateful step. A checkout
-whose ``ApplyPerGroupFn`` takes no ``applier_factory`` gets ``_NullApplier`` in place of its module's
+whose ``ApplyPerGroupFn`` takes no ``applier_factory`` gets ``NullApplier`` in place of its module's
 ``GroupApplier``.
 """
 
@@ -60,7 +60,7 @@ class _NoRefusals:
         return []
 
 
-class _NullApplier:
+class NullApplier:
     """``GroupApplier``'s interface as the stateful step uses it, doing nothing: the key state stays empty."""
 
     deferred_save = None
@@ -113,9 +113,9 @@ def measure(keys: int, per_key: int, windows: int) -> tuple[float, float]:
         clock=lambda: now[0],
     )
     if "applier_factory" in inspect.signature(step.ApplyPerGroupFn.__init__).parameters:
-        options["applier_factory"] = _NullApplier
+        options["applier_factory"] = NullApplier
     else:
-        step.GroupApplier = _NullApplier  # an earlier checkout: its module builds the applier itself
+        step.GroupApplier = NullApplier  # an earlier checkout: its module builds the applier itself
     fn = step.ApplyPerGroupFn(config, **options)
     fn.setup()
     states = [_Key(f"{b.PROJECT.project_id}:{index:032x}") for index in range(keys)]

@@ -9,7 +9,8 @@ first (interleaved child rows go with their parent), then inserts (which fail if
 ``MemoryGroupStore.write`` commits like ``SpannerWriter._commit``: chunks (``chunk_writes``), reads what the
 guard needs from the rows (as ``_read_stored`` does: keys taken for new are not read, and are retried with
 their reads when one exists), ``plan_commit``, ``settle_environment_checks`` and ``tag_writer.plan_tags``.
-It never refuses a write (no size limits): refusals are tested on the emulator.
+It never refuses a write (no size limits): refusals are tested on the emulator. Its ``database`` takes the rows
+the stateful step writes itself (``WaitingKeys``) through ``batch()``, and nothing else.
 
 ``MemoryApplierFactory`` is a picklable ``GroupApplier`` factory over a store of the process, by name (a
 runner pickles and re-creates DoFns, so the store cannot travel with them).
@@ -18,10 +19,11 @@ runner pickles and re-creates DoFns, so the store cannot travel with them).
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -133,6 +135,41 @@ class _Releases:
         return None if row is None else from_rfc3339(row["FirstSeen"])
 
 
+class _Batch:
+    """Blind writes of rows, as ``Database.batch()`` takes them (no seq guard, no planning)."""
+
+    def __init__(self, rows: MemoryRows) -> None:
+        self._rows = rows
+
+    def insert_or_update(self, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
+        rows = self._rows.table(table)
+        for value in values:
+            named = dict(zip(columns, value))
+            key = tuple(named[column] for column in SCHEMA[table].key)
+            rows[key] = {**rows.get(key, {}), **named}
+
+    def delete(self, table: str, keyset: Any) -> None:
+        for key in keyset.keys:
+            self._rows._delete(table, tuple(key))
+
+
+class MemoryDatabase:
+    """The store's stand-in for the Spanner database handle (``GroupStore.database``): the rows the stateful
+    step writes itself besides the store's commits (``waiting_keys.mark``/``unmark``) go to the same rows."""
+
+    def __init__(self, store: MemoryGroupStore) -> None:
+        self._store = store
+
+    @property
+    def name(self) -> str:
+        return self._store.name
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[_Batch]:
+        with self._store._lock:
+            yield _Batch(self._store.rows)
+
+
 class MemoryGroupStore:
     """``transforms.storage.group_store.GroupStore`` over ``MemoryRows`` (see the module docstring). Thread-safe (the
     local runs commit on a thread of their own)."""
@@ -143,6 +180,7 @@ class MemoryGroupStore:
         self._max_mutations = max_mutations
         self._lock = threading.RLock()
         self._releases = _Releases(self)
+        self._database = MemoryDatabase(self)
         self.commits: list[list[intents.KeyWrite]] = []  # every committed chunk, in commit order
 
     @property
@@ -150,8 +188,8 @@ class MemoryGroupStore:
         return self._name
 
     @property
-    def database(self) -> None:
-        return None
+    def database(self) -> MemoryDatabase:
+        return self._database
 
     @property
     def releases(self) -> _Releases:

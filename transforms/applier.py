@@ -214,7 +214,7 @@ class GroupApplier:
 
     def prefetch_events(self, keys: Iterable[tuple[int, str]], delay: float = 0.0) -> None:
         """Start reading, in the background (after ``delay`` seconds), the events of lookups that just arrived
-        (see ``_EventCache``)."""
+        (see ``event_cache.EventCache``)."""
         if self._config.event_recheck_interval > 0:
             KNOWN_EVENTS.prefetch(self._store, keys, self._clock, delay)
 

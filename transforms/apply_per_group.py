@@ -110,7 +110,8 @@ from transforms.per_group.routed import (
 from transforms.per_group.watermark import PROBE_MARGIN, PROBES, WATERMARK_SEEN
 from transforms.runtime import tune_garbage_collector
 
-_decode_meta, _encode_meta = META_DECODER.decode, META_ENCODER.encode  # process: one lookup less a message
+# process and the flush timers: the meta state decoded and encoded without a Python call of ours
+_decode_meta, _encode_meta = META_DECODER.decode, META_ENCODER.encode
 
 # The names other modules import from here (the step's public face; the parts live in transforms.per_group).
 __all__ = [
@@ -138,6 +139,12 @@ __all__ = [
 
 
 class ApplyPerGroupFn(CountingDoFn):
+    """``(key, Routed)`` → dead letters (tagged ``dead_letter``); the applied messages' writes go to Spanner
+    at the end of each bundle (``Bundle.finish``). The state and timer specs below, with their names, are
+    what a running Dataflow job's ``--update`` keeps: changing one means draining the job (README). Each
+    callback decodes the key's ``meta``, hands its handles to ``transforms.per_group.flush`` as one
+    ``KeyHandles``, and writes ``meta`` back."""
+
     BUFFER = BagStateSpec("buffer", BytesCoder())  # messages as Routed.of encoded them
     KEY_STATE = ReadModifyWriteStateSpec("key_state", BytesCoder())
     META = ReadModifyWriteStateSpec("meta", BytesCoder())
@@ -289,7 +296,8 @@ class ApplyPerGroupFn(CountingDoFn):
         confirm=beam.DoFn.TimerParam(CONFIRM),
         save=beam.DoFn.TimerParam(SAVE),
     ) -> Iterator[Any]:
-        meta = read_meta(meta_state)
+        data = meta_state.read()
+        meta = KeyMeta() if data is None else _decode_meta(data)
         meta.event_target = None
         fired_micros = fired.micros
         seen = WATERMARK_SEEN.update(self.settings.step, fired_micros)
@@ -303,7 +311,7 @@ class ApplyPerGroupFn(CountingDoFn):
             # While the hold runs, find out whether the watermark has passed the whole buffer already.
             meta.event_target = meta.buffer_max
             event_flush.set(timestamp(meta.buffer_max))
-        meta_state.write(META_ENCODER.encode(meta))
+        meta_state.write(_encode_meta(meta))
 
     @on_timer(HOLD_FLUSH)
     def on_hold_flush(
@@ -323,7 +331,8 @@ class ApplyPerGroupFn(CountingDoFn):
         settings = self.settings
         if PROBES.claim(settings.step):
             probe.set(Timestamp.of(settings.clock() - self.PROBE_MARGIN))
-        meta = read_meta(meta_state)
+        data = meta_state.read()
+        meta = KeyMeta() if data is None else _decode_meta(data)
         meta.hold_passed, meta.hold_armed = True, False
         seen = WATERMARK_SEEN.get(settings.step)
         if seen is not None and (meta.ready_until is None or seen > meta.ready_until):
@@ -333,7 +342,7 @@ class ApplyPerGroupFn(CountingDoFn):
                 key, buffer, key_state, meta_state, meta, event_flush, lookup_retry, expire, confirm, save
             )
             yield from flush.flush(self.bundle, h, hold_flush)
-        meta_state.write(META_ENCODER.encode(meta))
+        meta_state.write(_encode_meta(meta))
 
     @on_timer(LOOKUP_RETRY)
     def on_lookup_retry(

@@ -22,7 +22,7 @@ from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import to_datetime
-from transforms.storage import registry
+from transforms.storage import registry, spanner_rows
 
 GROUP_COLUMNS = (
     "GroupId",
@@ -304,17 +304,9 @@ def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list
         batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, list(keys.values()))
 
 
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+# The tag tables as the pipeline writes them.
+TAG_VALUE_COLUMNS = spanner_rows.TAG_VALUE_COLUMNS
+TAG_KEY_COLUMNS = spanner_rows.TAG_KEY_COLUMNS
 
 
 def write_activity(

@@ -116,21 +116,8 @@ def write_groups(database: Any, groups: list[G]) -> None:
             keys += [[g.group_id, key, g.organization_id, g.project_id, n, 0] for key, n in counted.items()]
         with database.batch() as batch:
             batch.insert_or_update("Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in chunk])
-            batch.insert_or_update("GroupTagValues", TAG_VALUE_COLUMNS, values)
-            batch.insert_or_update("GroupTagKeys", TAG_KEY_COLUMNS, keys)
-
-
-TAG_VALUE_COLUMNS = (
-    "GroupId",
-    "TagKey",
-    "TagValue",
-    "OrganizationId",
-    "ProjectId",
-    "TimesSeen",
-    "FirstSeen",
-    "LastSeen",
-)
-TAG_KEY_COLUMNS = ("GroupId", "TagKey", "OrganizationId", "ProjectId", "ValuesSeen", "OtherCount")
+            batch.insert_or_update("GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, values)
+            batch.insert_or_update("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, keys)
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:

@@ -26,15 +26,8 @@ def world(spanner_db) -> World:
 
 
 @pytest.fixture
-def topic(pubsub_topics):
-    return pubsub_topics.create("status-changes")
-
-
-@pytest.fixture
-def client(spanner_db, topic) -> TestClient:
-    database = spanner_db.database
-    publisher = StatusChangePublisher(pubsub_v1.PublisherClient(), topic.topic)
-    return TestClient(create_app(IssueIndex(database, Directory(database, ttl=0, token_ttl=0), publisher)))
+def client(publishing_index) -> TestClient:
+    return TestClient(create_app(publishing_index))
 
 
 def received(pubsub_topics, topic, expected: int, quiet: float = 1.0) -> list:

@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -25,10 +24,9 @@ from tests.api.factories import (
     build_world,
     expected_order,
 )
-from tests.api.test_stream_effect import occurrence, stream_entry_point, wait_for  # noqa: F401 (a fixture)
+from tests.api.test_stream_effect import occurrence, stream_entry_point  # noqa: F401 (a fixture)
+from tests.processes import ROOT, start_module, stream_pipeline, wait_for, wait_until_serving
 from transforms.core.enums import GroupStatus
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -217,27 +215,9 @@ def _free_port() -> int:
 
 
 def test_http_service_serves_openapi_and_issues(spanner_db, world):
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.api", "--port", str(port), *spanner_db.pipeline_args()],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    service = Service(spanner_db)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+        base = service.base
         assert (
             "/api/0/organizations/{organization}/issues/" in httpx.get(f"{base}/openapi.json").json()["paths"]
         )
@@ -250,8 +230,7 @@ def test_http_service_serves_openapi_and_issues(spanner_db, world):
         assert [i["id"] for i in response.json()] == default_ids(world)[:2]
         assert 'rel="next"' in response.headers["link"]
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        service.close()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -307,32 +286,16 @@ class Service:
     def __init__(self, spanner_db, extra: list[str] | None = None) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.api",
-                "--port",
-                str(self.port),
-                *spanner_db.pipeline_args(),
-                *(extra or []),
-            ],
-            cwd=ROOT,
-            env=env,
+        self.process = start_module(
+            "pipeline.api",
+            ["--port", str(self.port), *spanner_db.pipeline_args(), *(extra or [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert self.process.poll() is None, self.process.stderr.read().decode()
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+        wait_until_serving(self.base, self.process, timeout=90, failure=self._stderr)
+
+    def _stderr(self) -> str:
+        return self.process.stderr.read().decode() if self.process.poll() is not None else ""
 
     def close(self) -> None:
         self.process.terminate()
@@ -438,59 +401,46 @@ def test_sentry_cli_resolve_mute_and_unresolve_take_effect_through_the_pipeline(
     token = add_token(database, 1, "write")
     topic = pubsub_topics.create("input")
     log = tmp_path / "pipeline.log"
-    with log.open("wb") as output:
-        pipeline = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.stream",
-                f"--input_subscription={topic.subscription}",
-                *spanner_db.pipeline_args(),
-                "--no_creation_quota",
-                "--watermark_delay=1s",
-                "--processing_hold=1s",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    service = Service(spanner_db, ["--status_change_topic", topic.topic])
-    home = tmp_path / "home"
-    home.mkdir()
+    with stream_pipeline(topic.subscription, spanner_db.pipeline_args(), log):
+        service = Service(spanner_db, ["--status_change_topic", topic.topic])
+        home = tmp_path / "home"
+        home.mkdir()
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        result = sentry(sentry_cli, service, token, *args, "--org", "acme", "--project", "backend", home=home)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result
-
-    def listed(query: str) -> list[str]:
-        return table_column(cli("issues", "list", "--query", query).stdout)
-
-    try:
-        for fingerprint in ("checkout-timeout", "login-500", "search-slow"):
-            pubsub_topics.publish(
-                topic, orjson.dumps(occurrence(1, fingerprint)), content_type="application/json"
+        def cli(*args: str) -> subprocess.CompletedProcess:
+            result = sentry(
+                sentry_cli, service, token, *args, "--org", "acme", "--project", "backend", home=home
             )
-        ids = wait_for(lambda: listed("") if len(listed("")) == 3 else None, "three groups", log=log)
-        first, second, third = ids
+            assert result.returncode == 0, result.stdout + result.stderr
+            return result
 
-        cli("issues", "resolve", "--id", first)
-        wait_for(lambda: listed("is:resolved") == [first], "the resolve", log=log)
-        cli("issues", "mute", "--id", second)
-        wait_for(lambda: listed("is:ignored") == [second], "the mute", log=log)
-        assert listed("is:archived_forever") == [second]
-        cli("issues", "unresolve", "--id", first)
-        wait_for(lambda: sorted(listed("is:unresolved")) == sorted([first, third]), "the unresolve", log=log)
-        assert listed("is:ongoing") == [first] or sorted(listed("is:unresolved")) == sorted([first, third])
+        def listed(query: str) -> list[str]:
+            return table_column(cli("issues", "list", "--query", query).stdout)
 
-        cli("issues", "resolve", "--status", "unresolved")  # every unresolved issue of the project
-        wait_for(lambda: sorted(listed("is:resolved")) == sorted([first, third]), "the bulk resolve", log=log)
-        assert listed("is:unresolved") == []
-    finally:
-        service.close()
-        pipeline.terminate()
         try:
-            pipeline.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pipeline.kill()
+            for fingerprint in ("checkout-timeout", "login-500", "search-slow"):
+                pubsub_topics.publish(
+                    topic, orjson.dumps(occurrence(1, fingerprint)), content_type="application/json"
+                )
+            ids = wait_for(lambda: listed("") if len(listed("")) == 3 else None, "three groups", log=log)
+            first, second, third = ids
+
+            cli("issues", "resolve", "--id", first)
+            wait_for(lambda: listed("is:resolved") == [first], "the resolve", log=log)
+            cli("issues", "mute", "--id", second)
+            wait_for(lambda: listed("is:ignored") == [second], "the mute", log=log)
+            assert listed("is:archived_forever") == [second]
+            cli("issues", "unresolve", "--id", first)
+            wait_for(
+                lambda: sorted(listed("is:unresolved")) == sorted([first, third]), "the unresolve", log=log
+            )
+            assert listed("is:ongoing") == [first] or sorted(listed("is:unresolved")) == sorted(
+                [first, third]
+            )
+
+            cli("issues", "resolve", "--status", "unresolved")  # every unresolved issue of the project
+            wait_for(
+                lambda: sorted(listed("is:resolved")) == sorted([first, third]), "the bulk resolve", log=log
+            )
+            assert listed("is:unresolved") == []
+        finally:
+            service.close()

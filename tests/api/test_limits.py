@@ -11,13 +11,9 @@ import io
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from google.cloud import pubsub_v1
 
 from api import request_limits
 from api.app import create_app
-from api.bulk import StatusChangePublisher
-from api.directory import Directory
-from api.service import IssueIndex
 from pipeline import issues as issues_cli
 from tests.api.factories import World, build_world
 
@@ -32,20 +28,8 @@ def world(spanner_db) -> World:
 
 
 @pytest.fixture
-def topic(pubsub_topics):
-    return pubsub_topics.create("status-changes")
-
-
-@pytest.fixture
-def index(spanner_db, topic) -> IssueIndex:
-    database = spanner_db.database
-    publisher = StatusChangePublisher(pubsub_v1.PublisherClient(), topic.topic)
-    return IssueIndex(database, Directory(database, ttl=0, token_ttl=0), publisher)
-
-
-@pytest.fixture
-def client(index) -> TestClient:
-    return TestClient(create_app(index), raise_server_exceptions=False)
+def client(publishing_index) -> TestClient:
+    return TestClient(create_app(publishing_index), raise_server_exceptions=False)
 
 
 def auth(token: str) -> dict[str, str]:
@@ -178,24 +162,24 @@ def test_many_list_terms_cannot_add_up_past_the_lookup_limit(client, world):
     "query", ["level:fatal is:unresolved", "release:[1.0.0, 1.1.0, nope] level:[error, fatal]"]
 )
 def test_a_page_examines_a_bounded_number_of_rows_and_the_next_pages_find_every_match(
-    index, spanner_db, monkeypatch, query
+    publishing_index, spanner_db, monkeypatch, query
 ):
-    import api.search
+    import api.search.searcher
     from api.service import ListRequest
     from tests.api.factories import expected_order
 
     world = build_world(spanner_db.database, size=150)
-    monkeypatch.setattr(api.search, "PAGE_ROW_BUDGET", 12)
-    monkeypatch.setattr(api.search, "PAGE_LOOKUP_BUDGET", 9)
-    organization = index.organization("acme")
+    monkeypatch.setattr(api.search.searcher, "PAGE_ROW_BUDGET", 12)
+    monkeypatch.setattr(api.search.searcher, "PAGE_LOOKUP_BUDGET", 9)
+    organization = publishing_index.organization("acme")
     ids, cursor, pages = [], None, 0
     while True:
-        page = index.list_issues(
+        page = publishing_index.list_issues(
             organization, ListRequest(query=query, limit=5, cursor=cursor), count_hits=False
         )
         pages += 1
         # the rows handed out, plus at most as many read ahead in chunks, plus a first chunk per range (4)
-        assert page.stats.index_rows <= 2 * 12 + 4 * api.search.MIN_FIRST_CHUNK
+        assert page.stats.index_rows <= 2 * 12 + 4 * api.search.searcher.MIN_FIRST_CHUNK
         ids += [issue["id"] for issue in page.issues]
         if not page.has_next:
             break
@@ -266,8 +250,8 @@ def _asgi_put(app, body_chunks: list[bytes], headers: list[tuple[bytes, bytes]])
     return start["status"], orjson.loads(body) if body else {}, consumed
 
 
-def test_a_body_past_the_limit_is_refused_before_it_is_read(index, world):
-    app = create_app(index)
+def test_a_body_past_the_limit_is_refused_before_it_is_read(publishing_index, world):
+    app = create_app(publishing_index)
     chunk = b" " * 65_536
     chunks = [b'{"status": "resolved"' + chunk] + [chunk] * 319  # about 20 MB
     headers = [
@@ -285,8 +269,8 @@ def test_a_body_past_the_limit_is_refused_before_it_is_read(index, world):
     assert "larger than" in body["detail"]
 
 
-def test_a_body_at_the_limit_is_read(index, world):
-    app = create_app(index)
+def test_a_body_at_the_limit_is_read(publishing_index, world):
+    app = create_app(publishing_index)
     text = b'{"status": "resolved"}'
     body = text + b" " * (request_limits.MAX_BODY_BYTES - len(text))
     headers = [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from api.query import parse_query
-from api.search import MAX_PROJECT_SCOPES, RangePlan, Scope, plan_search, priority_rank
+from api.search import RangePlan, Scope, plan_search, priority_rank
+from api.search.plan import MAX_PROJECT_SCOPES
 from transforms.core.enums import GroupStatus, Priority
 from transforms.core.model import MICROS, to_datetime
 

@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from google.cloud.spanner_v1.data_types import JsonObject
 
 from api.app import create_app
 from api.directory import Directory
@@ -25,8 +24,9 @@ from tests.api.factories import (
     add_token,
     write_groups,
 )
-from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
+from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.model import to_datetime
+from web.demo import write_activity
 
 PATH = "/api/0/organizations/acme/issues/"
 R, IGN = GroupStatus.RESOLVED, GroupStatus.IGNORED
@@ -45,22 +45,8 @@ def add_environment_rows(database, rows: list[tuple[int, str, str | None]]) -> N
 
 def add_regression(database, group_id: int, project_id: int, version: str) -> None:
     """A SET_REGRESSION activity as the pipeline writes it: data {event_id, version}."""
-    with database.batch() as batch:
-        batch.insert_or_update(
-            "Activities",
-            ["GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data"],
-            [
-                [
-                    group_id,
-                    uuid.uuid4().hex,
-                    project_id,
-                    6,
-                    uuid.uuid4().hex,
-                    to_datetime(T0),
-                    JsonObject({"event_id": uuid.uuid4().hex, "version": version}),
-                ]
-            ],
-        )
+    data = {"event_id": uuid.uuid4().hex, "version": version}
+    write_activity(database, group_id, project_id, ActivityType.SET_REGRESSION, T0, data)
 
 
 def add_occurrence(database, group_id: int, project_id: int, event_id: str) -> None:

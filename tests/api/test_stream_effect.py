@@ -12,8 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 
 import orjson
 import pytest
@@ -25,8 +23,8 @@ from api.bulk import StatusChangePublisher
 from api.directory import Directory
 from api.service import IssueIndex
 from tests.api.factories import add_organization, add_project, add_token
+from tests.processes import ROOT, stream_pipeline, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -72,17 +70,6 @@ def occurrence(project_id: int, fingerprint: str) -> dict:
     }
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 180.0, log: Path | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1.0)
-    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-    raise AssertionError(f"timed out waiting for {what}\n--- pipeline log ---\n{tail}")
-
-
 def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
     stream_entry_point, spanner_db, pubsub_topics, tmp_path
 ):
@@ -105,24 +92,7 @@ def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
         return response.json()
 
     log = tmp_path / "pipeline.log"
-    with log.open("wb") as output:
-        pipeline = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.stream",
-                f"--input_subscription={topic.subscription}",
-                *spanner_db.pipeline_args(),
-                "--no_creation_quota",
-                "--watermark_delay=1s",
-                "--processing_hold=1s",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with stream_pipeline(topic.subscription, spanner_db.pipeline_args(), log):
         publisher.publish(
             topic.topic,
             orjson.dumps(occurrence(1, "slow-endpoint:/api/0/foo")),
@@ -167,9 +137,3 @@ def test_bulk_update_and_delete_take_effect_through_the_streaming_pipeline(
         )
         assert response.status_code == 202
         wait_for(lambda: issues() == [], "the delete to take effect", log=log)
-    finally:
-        pipeline.terminate()
-        try:
-            pipeline.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pipeline.kill()

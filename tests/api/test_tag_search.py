@@ -245,3 +245,48 @@ def test_a_selective_tag_term_reads_its_candidates_not_the_organization(spanner_
     page = index.list_issues(organization, ListRequest(query="number 1405", limit=100))
     assert [int(i["id"]) for i in page.issues] == [1000 + 1405]
     assert page.stats.index_rows <= 10, page.stats
+
+
+# ---- pure parts
+
+
+def test_a_wildcards_case_variant_ranges_cover_every_case_of_its_literal_start():
+    from api.query import parse_query
+
+    (cond,) = parse_query("browser:Fi*x").tags
+    assert cond.lead == "Fi"
+    ranges = tag_search._case_ranges(cond.lead)
+    assert [start for start, _ in ranges] == ["FI", "Fi", "fI", "fi"]
+    for value in ("Firefox", "FIREFOX", "fix", "fIx"):
+        assert any(start <= value < end for start, end in ranges), value
+    assert not any(start <= "Fa" < end for start, end in ranges)
+    # at most four letters vary (16 ranges); digits and punctuation do not
+    assert len(tag_search._case_ranges("web-server-1")) == 16
+    assert tag_search._case_ranges("10.2") == [("10.2", "10.3")]
+    assert cond.regex().fullmatch("FIREFOX") and not cond.regex().fullmatch("Firefox 99")
+
+
+def test_a_wildcard_over_more_rows_than_the_limit_lists_the_keys_values_and_reads_the_matching_ones(
+    shared, world, monkeypatch
+):
+    """More than the limit of rows in the pattern's ranges: the key's values are listed one Read each, then
+    the matching values' groups are read as an IN list (complete when they fit the limit)."""
+    from api.query import parse_query
+    from api.search import ReadStats
+    from api.tag_index import TagIndex
+
+    database, _ = shared
+    firefox = {g.group_id for g in world.groups if tag(g, "browser") == FIREFOX}
+    monkeypatch.setattr(tag_search, "CANDIDATE_LIMIT", len(firefox) + 1)
+    for query in ("browser:*fox*", "browser:F*9", "browser:*9*"):
+        (condition,) = parse_query(query).tags
+        with database.snapshot(multi_use=True) as snapshot:
+            stats = ReadStats()
+            found = tag_search.candidates(TagIndex(snapshot, stats), ORG, condition, None)
+        expected = {g.group_id for g in world.groups if condition.regex().fullmatch(tag(g, "browser") or "")}
+        assert found.complete and set(found.group_ids) == expected, query
+        assert stats.reads <= 6  # the first read, one per other value (3 browsers) and the end, the IN list
+    monkeypatch.setattr(tag_search, "MAX_VALUE_SKIPS", 1)
+    (condition,) = parse_query("browser:*fox*").tags
+    with database.snapshot(multi_use=True) as snapshot:
+        assert not tag_search.candidates(TagIndex(snapshot), ORG, condition, None).complete

@@ -60,46 +60,48 @@ def _busy_occurrence(path: Path, eligible: Callable[[Occurrence], bool] = lambda
     )
 
 
-def _backfill_against_clean(
-    spanner_db,
-    spanner_db_factory,
-    tmp_path: Path,
-    archived: tuple[str, Path],
-    chosen: str,
-    chunk_size: int,
-    poison,
-) -> list[dict]:
-    """Backfills the archive (``archived``: its pattern and its one file) without ``chosen``'s lines into a
-    database of its own, then, after ``poison()``, the whole archive into ``spanner_db``; asserts that both give the same rows and the same
-    dead letters but for the chosen lines, there as ``internal_error``. Returns the ``internal_error`` dead
-    letters."""
-    clean_dir = tmp_path / "clean"
-    clean_dir.mkdir()
-    pattern, source = archived
-    left_out = _without(source, chosen, clean_dir / "clean.jsonl")
-    assert left_out >= 1
-    clean = register_sample_projects(spanner_db_factory())
-    run_backfill(clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}")
+@pytest.fixture
+def against_clean(spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``against_clean(archived, chosen, chunk_size, poison)`` backfills the archive (``archived``: its pattern
+    and its one file) without ``chosen``'s lines into a database of its own, then, with ``poison`` (target,
+    name, value) patched in, the whole archive into ``spanner_db``; it asserts that both give the same rows and
+    the same dead letters but for the chosen lines, there as ``internal_error``, and returns the
+    ``internal_error`` dead letters."""
 
-    poison()
-    poisoned = register_sample_projects(spanner_db)
-    run_backfill(poisoned, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+    def run(
+        archived: tuple[str, Path], chosen: str, chunk_size: int, poison: tuple[Any, str, Any]
+    ) -> list[dict]:
+        clean_dir = tmp_path / "clean"
+        clean_dir.mkdir()
+        pattern, source = archived
+        left_out = _without(source, chosen, clean_dir / "clean.jsonl")
+        assert left_out >= 1
+        clean = register_sample_projects(spanner_db_factory())
+        run_backfill(
+            clean, str(clean_dir / "clean.jsonl"), tmp_path / "dl-clean", f"--chunk_size={chunk_size}"
+        )
 
-    assert snapshot(poisoned.database) == snapshot(clean.database)
-    expected = dead_letter_reasons(tmp_path / "dl-clean")
-    expected[reasons.INTERNAL_ERROR] += left_out
-    assert dead_letter_reasons(tmp_path / "dl") == expected
-    return [
-        json.loads(line)
-        for path in (tmp_path / "dl").glob("*.jsonl")
-        for line in path.read_text().splitlines()
-        if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
-    ]
+        monkeypatch.setattr(*poison)
+        poisoned = register_sample_projects(spanner_db)
+        run_backfill(poisoned, pattern, tmp_path / "dl", f"--chunk_size={chunk_size}")
+
+        assert snapshot(poisoned.database) == snapshot(clean.database)
+        expected = dead_letter_reasons(tmp_path / "dl-clean")
+        expected[reasons.INTERNAL_ERROR] += left_out
+        assert dead_letter_reasons(tmp_path / "dl") == expected
+        return [
+            json.loads(line)
+            for path in (tmp_path / "dl").glob("*.jsonl")
+            for line in path.read_text().splitlines()
+            if json.loads(line)["reason"] == reasons.INTERNAL_ERROR
+        ]
+
+    return run
 
 
 @pytest.mark.parametrize("chunk_size", [5000, 3])
 def test_a_message_the_engine_raises_for_is_set_aside_and_its_key_applied_without_it(
-    spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+    against_clean, tmp_path: Path, chunk_size: int
 ) -> None:
     config = WorkloadConfig(messages=1500, keys=60, seed=5, hot_key_share=0.2)
     pattern, _ = archive(tmp_path, "poisoned.jsonl", config)
@@ -112,15 +114,8 @@ def test_a_message_the_engine_raises_for_is_set_aside_and_its_key_applied_withou
             raise RuntimeError("injected at apply")
         return real(application, message, payload)
 
-    internal = _backfill_against_clean(
-        spanner_db,
-        spanner_db_factory,
-        tmp_path,
-        (pattern, source),
-        chosen,
-        chunk_size,
-        lambda: monkeypatch.setattr(engine_module._Application, "_occurrence", occurrence_step),
-    )
+    poison = (engine_module._Application, "_occurrence", occurrence_step)
+    internal = against_clean((pattern, source), chosen, chunk_size, poison)
     assert internal and all(
         dead["stage"] == reasons.STAGE_APPLY and "injected at apply" in dead["error"] for dead in internal
     )
@@ -168,7 +163,7 @@ def test_a_message_the_backfill_cannot_spill_is_dead_lettered_and_its_neighbours
 
 @pytest.mark.parametrize("chunk_size", [5000, 3])
 def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_without_it(
-    spanner_db, spanner_db_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_size: int
+    against_clean, tmp_path: Path, chunk_size: int
 ) -> None:
     """One occurrence's release is made longer than Spanner's 8 KiB key limit past decoding (which refuses it):
     its commit is refused, split, and its key applied again without it; the rows are those of a backfill
@@ -193,15 +188,7 @@ def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_
             decoded = msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
         return decoded
 
-    internal = _backfill_against_clean(
-        spanner_db,
-        spanner_db_factory,
-        tmp_path,
-        (pattern, source),
-        chosen,
-        chunk_size,
-        lambda: monkeypatch.setattr(decode_step, "decode", long_release),
-    )
+    internal = against_clean((pattern, source), chosen, chunk_size, (decode_step, "decode", long_release))
     assert internal and all(
         dead["stage"] == reasons.STAGE_WRITE and "exceeds the maximum of 8192" in dead["error"]
         for dead in internal

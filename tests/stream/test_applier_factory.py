@@ -11,6 +11,7 @@ from typing import Any
 
 from apache_beam.internal import pickler
 
+from bench.stateful_callbacks import NullApplier
 from tests.engine import builders as b
 from tests.stream.test_flush_timers import HOLD, Bag, Clock, Timer, Value
 from transforms.applier import ApplierConfig, SpannerTarget
@@ -19,53 +20,22 @@ from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS
 
 
-class _Applied:
-    waiting = ()
-
-
-class _NoRefusals:
-    def __bool__(self) -> bool:
-        return False
-
-    def __contains__(self, key: object) -> bool:
-        return False
-
-    def held_keys(self) -> list[str]:
-        return []
-
-
-class RecordingApplier:
+class RecordingApplier(NullApplier):
     """What the stateful step calls on its store, recorded in ``CALLS`` (class-wide: the DoFn is unpickled)."""
 
     CALLS: list[tuple[Any, ...]] = []
-    deferred_save = None
-    last_write = None
-    pending_writes = 0
-    writer = database = None
 
     def __init__(self, config: ApplierConfig, count: Any, clock: Any = None, refusals: Any = None) -> None:
+        super().__init__(config, count, clock, refusals)
         self.CALLS.append(("built", config.spanner.database, clock() if clock else None))
-        self.refusals = _NoRefusals()
 
     def apply(self, key, state, messages, project, defer_key_state=False):
         self.CALLS.append(("apply", key, [message.message_id for message in messages], project.project_id))
-        return _Applied(), []
-
-    def encoded_state(self, state: Any) -> None:
-        return None
-
-    def lookups_reading(self, messages: Any, project_id: int) -> bool:
-        return False
+        return super().apply(key, state, messages, project, defer_key_state)
 
     def hydrate(self, keys: list[str]) -> dict:
         self.CALLS.append(("hydrate", sorted(keys)))
-        return {}
-
-    def prefetch_events(self, lookups: Any, delay: float = 0.0) -> None:
-        pass
-
-    def take_entries(self) -> list:
-        return []
+        return super().hydrate(keys)
 
     def flush(self) -> None:
         self.CALLS.append(("flush",))

@@ -363,8 +363,8 @@ def test_expiry_waits_for_a_busy_key_and_its_state_comes_back_from_spanner(make_
     assert driver.counts[metrics.OCCURRENCE_MESSAGES] == 3
 
 
-def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(spanner_db) -> None:
-    driver = Driver(spanner_db)
+def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(make_driver) -> None:
+    driver = make_driver()
     lookup = b.occurrence(T0, lookup=True)
     driver.send(lookup)
     driver.fire_event()
@@ -377,7 +377,7 @@ def test_a_lookup_waits_for_its_event_and_is_applied_when_another_key_stores_it(
     assert driver.lookup.at is not None
 
     carrier = b.occurrence(T0 + SECOND, with_event=b.event_of(lookup), fingerprint=("another key",))
-    other = Driver(spanner_db, key=carrier.key)
+    other = make_driver(key=carrier.key)
     other.send(carrier)
     other.fire_event()
     other.fire_hold()

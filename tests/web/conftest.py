@@ -8,22 +8,17 @@ browser the browser tests fail, saying how to install it (``./run_tests.sh`` ins
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from pipeline.screenshots import VIEWPORT, BrowserMissing, free_port, launch_chromium
 from tests.conftest import PubSubTopics, TestDatabase, TopicRef
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import start_module, stop, wait_until_serving
 
 
 @dataclass
@@ -45,39 +40,18 @@ def web_service(
     port = free_port()
     log = tmp_path / "service.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.api",
-                f"--port={port}",
-                *spanner_db.pipeline_args(),
-                f"--status_change_topic={topic.topic}",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        process = start_module(
+            "pipeline.api",
+            [f"--port={port}", *spanner_db.pipeline_args(), f"--status_change_topic={topic.topic}"],
             stdout=output,
             stderr=subprocess.STDOUT,
         )
     service = WebService(f"http://127.0.0.1:{port}", spanner_db, topic, log)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{service.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the service did not start\n{service.log_tail()}")
-            time.sleep(0.2)
+        wait_until_serving(service.url, process, timeout=90, failure=service.log_tail, probe_timeout=2)
         yield service
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
 
 
 @pytest.fixture(scope="session")
@@ -102,12 +76,8 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 120.0, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+def search(page: Any, query: str) -> None:
+    """Types ``query`` into the issue stream's search box and submits it."""
+    box = page.get_by_label("Search issues")
+    box.fill(query)
+    box.press("Enter")

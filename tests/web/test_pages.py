@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.screenshots import sign_in
 from tests.api.factories import G, add_environments, add_organization, add_project, add_token, write_groups
-from tests.web.conftest import WebService
+from tests.web.conftest import WebService, search
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus, Priority
 from transforms.core.model import MICROS
 from web.demo import occurrence_row, write_activity, write_occurrences, write_tags
@@ -152,9 +152,7 @@ def test_a_wrong_query_shows_its_error_inline_where_the_query_is_wrong(web_servi
     now = int(time.time()) * MICROS
     write_groups(web_service.database.database, [G(7, 1, 1, title="Some issue", last_seen=now - HOUR)])
     sign_in(page, web_service.url, acme["read"])
-    search = page.get_by_label("Search issues")
-    search.fill("is:unresolved error.handled:0")
-    search.press("Enter")
+    search(page, "is:unresolved error.handled:0")
     error = page.locator("#query-error")
     error.wait_for()
     assert '"error.handled" cannot be searched here' in error.inner_text()
@@ -162,9 +160,7 @@ def test_a_wrong_query_shows_its_error_inline_where_the_query_is_wrong(web_servi
     assert page.get_by_label("Search issues").get_attribute("aria-invalid") == "true"
     assert page.locator(".stream-body .stream-row[data-issue-id]").count() == 0
     # fixing it brings the issues back, and the URL says what was searched
-    search = page.get_by_label("Search issues")
-    search.fill("is:unresolved")
-    search.press("Enter")
+    search(page, "is:unresolved")
     page.locator(".stream-row[data-issue-id='7']").wait_for()
     assert page.locator("#query-error").count() == 0
     assert "query=is%3Aunresolved" in page.url
@@ -201,9 +197,7 @@ def test_search_with_filters_sort_and_cursor_pages(web_service, acme, page):
     # filters: project picker and a query
     page.get_by_label("Project").select_option("backend")
     page.wait_for_url("**project=backend**")
-    search = page.get_by_label("Search issues")
-    search.fill("is:unresolved level:error")
-    search.press("Enter")
+    search(page, "is:unresolved level:error")
     page.wait_for_url("**level%3Aerror**")
     expected = [g for g in groups if g.project_id == 1 and g.level == 40]
     by_date = [str(g.group_id) for g in sorted(expected, key=lambda g: g.last_seen, reverse=True)]

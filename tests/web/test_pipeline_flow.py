@@ -4,21 +4,17 @@ and resolves them; the pipeline applies the status changes and the stream shows 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import orjson
 import pytest
 
 from pipeline.screenshots import sign_in
 from tests.api.factories import add_organization, add_project, add_token
-from tests.web.conftest import wait_for
+from tests.processes import stream_pipeline, wait_for
+from tests.web.conftest import search
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 ISSUES = 12
 
@@ -77,30 +73,13 @@ def test_sign_in_search_sort_page_resolve_two_and_see_them_resolved(
         )
 
     log = tmp_path / "pipeline.log"
-    with log.open("wb") as output:
-        pipeline = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pipeline.stream",
-                f"--input_subscription={web_service.topic.subscription}",
-                *web_service.database.pipeline_args(),
-                "--no_creation_quota",
-                "--watermark_delay=1s",
-                "--processing_hold=1s",
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with stream_pipeline(web_service.topic.subscription, web_service.database.pipeline_args(), log):
 
         def groups() -> int:
             with database.snapshot() as snapshot:
                 return next(iter(snapshot.execute_sql("SELECT COUNT(*) FROM `Groups`")))[0]
 
-        wait_for(lambda: groups() == ISSUES, "the pipeline to create the issues", timeout=240)
+        wait_for(lambda: groups() == ISSUES, "the pipeline to create the issues", timeout=240, log=log)
 
         sign_in(page, web_service.url, token)
         assert token not in page.url
@@ -112,18 +91,14 @@ def test_sign_in_search_sort_page_resolve_two_and_see_them_resolved(
         # search with filters: the frontend project's errors
         page.get_by_label("Project").select_option("frontend")
         page.wait_for_url("**project=frontend**")
-        search = page.get_by_label("Search issues")
-        search.fill("is:unresolved level:error")
-        search.press("Enter")
+        search(page, "is:unresolved level:error")
         page.wait_for_url("**level%3Aerror**")
         assert titles(page) == ["Checkout failure 11", "Checkout failure 09"]
 
         # sort: first seen, oldest last; then all projects, events sort, pages of 5
         page.get_by_label("Project").select_option("")
         page.wait_for_url(lambda url: "project=frontend" not in url)
-        search = page.get_by_label("Search issues")
-        search.fill("is:unresolved")
-        search.press("Enter")
+        search(page, "is:unresolved")
         page.wait_for_url(lambda url: url.endswith("query=is%3Aunresolved"))
         page.get_by_label("Sort by").select_option("new")
         page.wait_for_url("**sort=new**")
@@ -153,9 +128,9 @@ def test_sign_in_search_sort_page_resolve_two_and_see_them_resolved(
             page.goto(f"{web_service.url}/organizations/acme/issues/?query=is%3Aresolved")
             return visible_ids(page)
 
-        assert sorted(wait_for(resolved, "the resolves to take effect", timeout=180, interval=2)) == sorted(
-            chosen
-        )
+        assert sorted(
+            wait_for(resolved, "the resolves to take effect", timeout=180, interval=2, log=log)
+        ) == sorted(chosen)
         assert page.locator(".stream-body .status-badge").all_inner_texts() == ["Resolved", "Resolved"]
         page.goto(f"{web_service.url}/organizations/acme/issues/?query=is%3Aunresolved")
         assert set(visible_ids(page)).isdisjoint(chosen) and len(visible_ids(page)) == ISSUES - 2
@@ -163,9 +138,3 @@ def test_sign_in_search_sort_page_resolve_two_and_see_them_resolved(
         page.goto(f"{web_service.url}/organizations/acme/issues/{chosen[0]}/")
         assert page.locator("#issue-status").inner_text() == "Resolved"
         assert page.locator(".activity .activity-label").first.inner_text() == "Resolved"
-    finally:
-        pipeline.terminate()
-        try:
-            pipeline.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pipeline.kill()

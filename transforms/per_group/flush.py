@@ -112,14 +112,20 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
                 ),
             )
         return
-    state = load(b, h)
+    if meta.hydrated:  # load's common case, without the call
+        data = h.key_state.read()
+        state = None if data is None else engine.decode_state(data)
+    else:
+        state = load(b, h)
     if state is not None and state.last_time is not None:
         # No message older than this can still be recognised as a duplicate of a forgotten one.
         state = engine.compact(state, min(ready - delay, state.last_time) - s.retention)
     new_state, dead_letters = applier.apply(key, state, take, meta.project, defer_key_state=s.save_delay > 0)
     after_apply(b, h)
-    track_waiting(b, h, new_state)
-    arm_confirm(b, h)
+    if new_state.waiting or meta.waiting_marked:  # else track_waiting has nothing to do
+        track_waiting(b, h, new_state)
+    if s.overlap:
+        arm_confirm(b, h)
     b.flushes.update(len(take))
     h.key_state.write(applier.encoded_state(new_state))
     if new_state.waiting:

@@ -68,7 +68,7 @@ class Committer:
         self._lock = threading.Lock()
         self._running: list[tuple[Future, dict[str, int]]] = []  # oldest first
         self._failure: BaseException | None = None
-        # Keys whose write Spanner refused, held until a bundle rebuilds them (``ApplyPerGroupFn._rebuild``),
+        # Keys whose write Spanner refused, held until a bundle rebuilds them (``flush.rebuild``),
         # and the step's config, to rebuild at the stop those no bundle came back to.
         self.refusals = RefusedKeys()
         self.config: ApplierConfig | None = None
@@ -233,7 +233,7 @@ UNSAVED = UnsavedStates()
 
 class Rebuilt:
     """Local runs (``overlap_commits``): the states of keys rebuilt at the end of a bundle after Spanner refused
-    one of their writes (``ApplyPerGroupFn.finish_bundle``), by (step, key), until the key is next touched,
+    one of their writes (``Bundle.finish``), by (step, key), until the key is next touched,
     which puts it in the key's Beam state (it has none to change before: its state is the one its last flush
     wrote, with the refused message in it)."""
 

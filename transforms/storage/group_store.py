@@ -46,7 +46,8 @@ class GroupStore(CommitWriter, Protocol):
 
     @property
     def database(self) -> Any:
-        """The Spanner database handle, for the stateful step's own rows (None where there is none)."""
+        """The Spanner database handle, for what the stateful step writes itself (``WaitingKeys`` rows) and the
+        backfill's own reads; an in-memory store gives a stand-in for the first."""
         ...
 
     @property

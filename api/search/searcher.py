@@ -1,19 +1,10 @@
-"""Issue search: a filter and a sort become index range reads on Spanner (one implementation, used by the HTTP
-service, the command line and the bulk operations).
+"""Runs search plans on one read-only snapshot (``Searcher``): pages, counts, and the membership lookups
+(environments, releases, regressions, text) of a page's candidates.
 
-Plan. The six issue-index indexes of ``schemas/spanner.sql`` are keyed
-``(scope, Status, Priority DESC, <sort column> DESC, GroupId DESC)`` where scope is the organization or the
-project. A query becomes one key range per (scope value, status, priority) it allows, each already in the
-page's order; a firstSeen/lastSeen/timesSeen bound on the sort column narrows each range, and a cursor starts
-each range just after the previous page's last key. Every other condition is tested on the index row
-(``STORING`` columns) or, for environments, releases and free text, by key lookups on the page's candidates.
-
-Execution. Each range is read with Spanner's Read API (``index=``, a key range, ``limit=``), which can only seek
-into the index and return its rows in key order: a range read is an index range scan by construction, on the
-emulator and on real Spanner alike. Ranges are merged in sort order, reading each in chunks (the first of
-``limit + 1`` rows, then doubling) only as far as the merge consumes it, so a page reads at most
-``ranges x (limit + 1)`` index rows when every condition is served by the ranges, plus what residual filters
-reject. All reads of one request share one read-only snapshot, so a page is consistent.
+Each range is read with Spanner's Read API (``index=``, a key range, ``limit=``), which can only seek into the
+index and return its rows in key order: a range read is an index range scan by construction, on the emulator
+and on real Spanner alike. Ranges are merged in sort order, reading each in chunks (the first of
+``limit + 1`` rows, then doubling) only as far as the merge consumes it.
 """
 
 from __future__ import annotations
@@ -25,67 +16,20 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
-from google.cloud.spanner_v1 import param_types as spanner_types
 
 from api.cursor import SortKey
 from api.query import (
     ENVIRONMENT_FIRST_RELEASES,
     ENVIRONMENTS,
-    MAX_TIME,
-    MIN_TIME,
     REGRESSIONS,
     RELEASES,
     SET_REGRESSION,
-    Interval,
     IssueFilter,
     Related,
 )
-from transforms.core.model import from_datetime, to_datetime
+from api.search.index_rows import DETAIL_COLUMNS, INDEX_COLUMNS, GroupDetail, GroupRow, json_object, sort_key
+from api.search.plan import SORT_COLUMN, RangePlan, SearchPlan, prefix_order
 
-SORTS: tuple[str, ...] = ("date", "new", "freq", "priority")
-DEFAULT_SORT = "date"
-ORGANIZATION, PROJECT = "organization", "project"
-SORT_COLUMN = {"date": "LastSeen", "priority": "LastSeen", "new": "FirstSeen", "freq": "TimesSeen"}
-INDEXES: dict[tuple[str, str], str] = {
-    (ORGANIZATION, "LastSeen"): "GroupsByOrganizationLastSeen",
-    (ORGANIZATION, "FirstSeen"): "GroupsByOrganizationFirstSeen",
-    (ORGANIZATION, "TimesSeen"): "GroupsByOrganizationTimesSeen",
-    (PROJECT, "LastSeen"): "GroupsByProjectLastSeen",
-    (PROJECT, "FirstSeen"): "GroupsByProjectFirstSeen",
-    (PROJECT, "TimesSeen"): "GroupsByProjectTimesSeen",
-}
-SCOPE_COLUMN = {ORGANIZATION: "OrganizationId", PROJECT: "ProjectId"}
-# Columns every issue-index index holds (key or STORING), in GroupRow order.
-INDEX_COLUMNS: tuple[str, ...] = (
-    "GroupId",
-    "OrganizationId",
-    "ProjectId",
-    "Status",
-    "Substatus",
-    "Priority",
-    "Type",
-    "Category",
-    "Level",
-    "FirstSeen",
-    "LastSeen",
-    "TimesSeen",
-    "FirstRelease",
-    "Assignee",
-)
-# Display columns read from the base table by primary key, for a page's rows only.
-DETAIL_COLUMNS: tuple[str, ...] = (
-    "GroupId",
-    "Title",
-    "Culprit",
-    "Message",
-    "Platform",
-    "Data",
-    "ResolutionType",
-    "ResolutionVersion",
-)
-# Up to this many projects are read as one range each on a project index; more are filtered on an
-# organization index (a long list of small ranges costs more round trips than it saves rows).
-MAX_PROJECT_SCOPES = 4
 MAX_CHUNK = 1000
 MIN_FIRST_CHUNK = 16
 # Membership lookups: up to this many named values are looked up as full keys per candidate, more by reading
@@ -95,348 +39,6 @@ MAX_POINT_VALUES = 2
 PAGE_ROW_BUDGET = 10_000
 PAGE_LOOKUP_BUDGET = 2_000
 MAX_KEYS_PER_READ = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class GroupDetail:
-    title: str
-    culprit: str
-    message: str
-    platform: str | None
-    data: dict[str, Any]
-    resolution_type: str | None
-    resolution_version: str | None
-
-
-@dataclass(slots=True)
-class GroupRow:
-    """A group as an issue-index index holds it (times in microseconds); ``detail`` is filled for a page."""
-
-    group_id: int
-    organization_id: int
-    project_id: int
-    status: int
-    substatus: int | None
-    priority: int | None
-    type: int
-    category: int
-    level: int
-    first_seen: int
-    last_seen: int
-    times_seen: int
-    first_release: str | None
-    assignee: str | None
-    detail: GroupDetail | None = None
-
-    @classmethod
-    def from_index(cls, values: list) -> GroupRow:
-        """A row read with ``INDEX_COLUMNS``."""
-        return cls.from_columns(INDEX_COLUMNS, values, 0)
-
-    @classmethod
-    def from_columns(cls, columns: tuple[str, ...], values: list, organization_id: int) -> GroupRow:
-        """A row read with some of ``INDEX_COLUMNS``; the others get placeholder values (counting reads only
-        the columns its conditions test, and never looks at the rest)."""
-        fields: dict[str, Any] = dict(_PLACEHOLDERS, organization_id=organization_id)
-        for column, value in zip(columns, values):
-            if column in _TIME_COLUMNS:
-                value = from_datetime(value)
-            fields[_FIELDS[column]] = value
-        return cls(**fields)
-
-
-_FIELDS = {
-    "GroupId": "group_id",
-    "OrganizationId": "organization_id",
-    "ProjectId": "project_id",
-    "Status": "status",
-    "Substatus": "substatus",
-    "Priority": "priority",
-    "Type": "type",
-    "Category": "category",
-    "Level": "level",
-    "FirstSeen": "first_seen",
-    "LastSeen": "last_seen",
-    "TimesSeen": "times_seen",
-    "FirstRelease": "first_release",
-    "Assignee": "assignee",
-}
-_TIME_COLUMNS = frozenset({"FirstSeen", "LastSeen"})
-_PLACEHOLDERS: dict[str, Any] = {
-    "group_id": 0,
-    "project_id": 0,
-    "status": 0,
-    "substatus": None,
-    "priority": None,
-    "type": 0,
-    "category": 0,
-    "level": 0,
-    "first_seen": 0,
-    "last_seen": 0,
-    "times_seen": 0,
-    "first_release": None,
-    "assignee": None,
-}
-
-
-def sort_key(row: GroupRow, sort: str) -> SortKey:
-    """The row's position in ``sort`` order (descending): what a cursor stores."""
-    if sort == "date":
-        return (row.last_seen, row.group_id)
-    if sort == "new":
-        return (row.first_seen, row.group_id)
-    if sort == "freq":
-        return (row.times_seen, row.group_id)
-    return (priority_rank(row.priority), row.last_seen, row.group_id)
-
-
-def priority_rank(priority: int | None) -> int:
-    """Priority as it orders in the index (DESC, NULL last)."""
-    return -1 if priority is None else priority
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Whose groups: an organization, optionally narrowed to some of its projects (already checked to be its)."""
-
-    organization_id: int
-    project_ids: frozenset[int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RangePlan:
-    """One key range of one index: ``prefix`` = (scope id, status, priority), then bounds on (sort value, id).
-
-    ``start``/``end`` are suffixes after the prefix, in index key order (descending values: ``start`` is the
-    newest/largest end); None means the whole prefix.
-    """
-
-    index: str
-    scope_column: str
-    sort_column: str
-    prefix: tuple[int, int, int | None]
-    start: tuple | None = None
-    start_open: bool = False
-    end: tuple | None = None
-    end_open: bool = False
-
-    def key_range(self) -> KeyRange:
-        start = [*self.prefix, *(_key_value(self.sort_column, v, i) for i, v in enumerate(self.start or ()))]
-        end = [*self.prefix, *(_key_value(self.sort_column, v, i) for i, v in enumerate(self.end or ()))]
-        bounds: dict[str, list] = {
-            ("start_open" if self.start_open else "start_closed"): start,
-            ("end_open" if self.end_open else "end_closed"): end,
-        }
-        return KeyRange(**bounds)
-
-    def resume_after(self, sort_value: int, group_id: int) -> RangePlan:
-        return replace(self, start=(sort_value, group_id), start_open=True)
-
-    def to_sql(self, columns: Iterable[str], limit: int) -> tuple[str, dict, dict]:
-        """The same range as GoogleSQL (for the documentation and query-plan checks; not used to serve)."""
-        params: dict[str, Any] = {"scope": self.prefix[0], "status": self.prefix[1]}
-        types: dict[str, Any] = {"scope": spanner_types.INT64, "status": spanner_types.INT64}
-        where = [f"{self.scope_column} = @scope", "Status = @status"]
-        if self.prefix[2] is None:
-            where.append("Priority IS NULL")
-        else:
-            where.append("Priority = @priority")
-            params["priority"], types["priority"] = self.prefix[2], spanner_types.INT64
-        sort_type = spanner_types.INT64 if self.sort_column == "TimesSeen" else spanner_types.TIMESTAMP
-        col = self.sort_column
-        if self.start:
-            params["start_value"] = _key_value(col, self.start[0], 0)
-            types["start_value"] = sort_type
-            if len(self.start) == 2:
-                params["start_id"], types["start_id"] = self.start[1], spanner_types.INT64
-                where.append(f"({col} < @start_value OR ({col} = @start_value AND GroupId < @start_id))")
-            else:
-                where.append(f"{col} {'<' if self.start_open else '<='} @start_value")
-        if self.end:
-            params["end_value"], types["end_value"] = _key_value(col, self.end[0], 0), sort_type
-            where.append(f"{col} {'>' if self.end_open else '>='} @end_value")
-        sql = (
-            f"SELECT {', '.join(columns)} FROM `Groups`@{{FORCE_INDEX={self.index}}} "
-            f"WHERE {' AND '.join(where)} ORDER BY {col} DESC, GroupId DESC LIMIT {limit}"
-        )
-        return sql, params, types
-
-
-def _key_value(sort_column: str, value: Any, position: int) -> Any:
-    """A suffix value as Spanner wants it in a key: the sort column's timestamp as a datetime."""
-    if position == 0 and sort_column != "TimesSeen" and isinstance(value, int):
-        return to_datetime(min(max(value, MIN_TIME), MAX_TIME))
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class SearchPlan:
-    """Ranges to read and the conditions left for each row (see the module docstring)."""
-
-    sort: str
-    scope: Scope
-    filter: IssueFilter
-    ranges: tuple[RangePlan, ...]
-    project_filter: frozenset[int] | None
-    # Statuses whose rows must still be tested on their (status, substatus) pair.
-    pair_checked: frozenset[int] = frozenset()
-    # issue: / issue.id: terms: the groups are read by key instead of through ranges (O(ids)).
-    group_ids: tuple[int, ...] | None = None
-
-    @property
-    def needs_lookups(self) -> bool:
-        return self.filter.needs_lookups
-
-    def count_columns(self) -> tuple[str, ...]:
-        """The index columns counting must read: the key, and the columns of conditions the ranges leave."""
-        flt = self.filter
-        sort_column = SORT_COLUMN[self.sort]
-        columns = [
-            "GroupId",
-            self.ranges[0].scope_column if self.ranges else "OrganizationId",
-            "Status",
-            "Priority",
-        ]
-        columns.append(sort_column)
-        wanted = {
-            "ProjectId": self.project_filter is not None,
-            "Substatus": bool(self.pair_checked),
-            "Category": not flt.categories.unrestricted,
-            "Type": not flt.types.unrestricted,
-            "Level": not flt.levels.unrestricted,
-            "FirstRelease": not flt.first_releases.unrestricted,
-            "FirstSeen": not flt.first_seen.unbounded,
-            "LastSeen": not flt.last_seen.unbounded,
-            "TimesSeen": not flt.times_seen.unbounded,
-            "Assignee": flt.assigned is not None,
-        }
-        wanted["FirstRelease"] = wanted["FirstRelease"] or flt.has_first_release is not None
-        wanted["ProjectId"] = wanted["ProjectId"] or bool(flt.group_projects)
-        columns += [column for column, needed in wanted.items() if needed and column not in columns]
-        return tuple(columns)
-
-    def after(self, key: SortKey | None) -> SearchPlan:
-        """The plan for the rows after ``key`` in sort order (a cursor): every range starts after it."""
-        if key is None:
-            return self
-        ranges = []
-        for rng in self.ranges:
-            if self.sort == "priority":
-                rank = priority_rank(rng.prefix[2])
-                if rank > key[0]:
-                    continue  # this priority comes entirely before the cursor
-                if rank < key[0]:
-                    ranges.append(rng)
-                    continue
-                value, group_id = key[1], key[2]
-            else:
-                value, group_id = key
-            resumed = _resume(rng, value, group_id)
-            if resumed is not None:
-                ranges.append(resumed)
-        return replace(self, ranges=tuple(ranges))
-
-    def accepts(self, row: GroupRow) -> bool:
-        """The conditions an index row can answer by itself (the ranges already hold status and priority)."""
-        flt = self.filter
-        if row.organization_id != self.scope.organization_id:
-            return False
-        if self.project_filter is not None and row.project_id not in self.project_filter:
-            return False
-        if self.group_ids is not None:
-            # read by key: nothing of the ranges' conditions holds yet
-            if (row.status, row.substatus) not in flt.status_pairs or not flt.allows_group(
-                row.group_id, row.project_id
-            ):
-                return False
-        elif row.status in self.pair_checked and (row.status, row.substatus) not in flt.status_pairs:
-            return False
-        if row.priority not in flt.priorities:
-            return False
-        if flt.has_first_release is not None and (row.first_release is not None) != flt.has_first_release:
-            return False
-        return (
-            flt.group_ids.allows(row.group_id)
-            and flt.categories.allows(row.category)
-            and flt.types.allows(row.type)
-            and flt.levels.allows(row.level)
-            and flt.first_releases.allows(row.first_release)
-            and flt.first_seen.contains(row.first_seen)
-            and flt.last_seen.contains(row.last_seen)
-            and flt.times_seen.contains(row.times_seen)
-            and (flt.assigned is None or (row.assignee is not None) == flt.assigned)
-        )
-
-
-def _resume(rng: RangePlan, value: int, group_id: int) -> RangePlan | None:
-    """``rng`` restricted to keys after (value, group_id); None when nothing of it is left."""
-    if rng.end is not None:
-        end_value = rng.end[0]
-        if value < end_value or (value == end_value and rng.end_open):
-            return None
-    if rng.start is not None and value > rng.start[0]:
-        return rng  # the range's own upper bound is already past the cursor
-    return rng.resume_after(value, group_id)
-
-
-def plan_search(scope: Scope, flt: IssueFilter, sort: str, org_project_ids: Iterable[int] = ()) -> SearchPlan:
-    """The ranges serving ``flt`` sorted by ``sort`` within ``scope``.
-
-    ``org_project_ids`` are all the organization's projects: a project list covering all of them is the
-    organization. No range at all means the filter matches nothing.
-    """
-    if sort not in SORTS:
-        raise ValueError(f"unknown sort {sort!r}")
-    sort_column = SORT_COLUMN[sort]
-    projects = scope.project_ids
-    org_projects = frozenset(org_project_ids)
-    if not flt.project_ids.unrestricted:  # project: terms narrow the request's projects
-        narrowed = projects if projects is not None else org_projects
-        if flt.project_ids.include is not None:
-            narrowed = narrowed & flt.project_ids.include
-        projects = frozenset(narrowed - flt.project_ids.exclude)
-    if projects is not None and org_projects and org_projects <= projects:
-        projects = None
-    pair_checked = frozenset(status for status in flt.statuses if flt.substatus_filtered(status))
-    if flt.group_ids.include is not None:
-        group_ids = tuple(sorted(flt.group_ids.include - flt.group_ids.exclude))
-        if flt.matches_nothing or (projects is not None and not projects):
-            group_ids = ()
-        return SearchPlan(sort, scope, flt, (), projects, pair_checked, group_ids)
-    project_filter = None
-    if projects is not None and len(projects) <= MAX_PROJECT_SCOPES:
-        kind, scope_values = PROJECT, sorted(projects)
-    else:
-        kind, scope_values = ORGANIZATION, [scope.organization_id]
-        project_filter = projects
-    if flt.matches_nothing or (projects is not None and not projects):
-        return SearchPlan(sort, scope, flt, (), project_filter, pair_checked)
-    bound = {"LastSeen": flt.last_seen, "FirstSeen": flt.first_seen, "TimesSeen": flt.times_seen}[sort_column]
-    start, end = _bounds(bound)
-    # Priority order (HIGH first, None last) is the index's, so ranges listed this way concatenate in
-    # priority-sort order; the merge does not depend on it.
-    priorities = sorted(flt.priorities, key=priority_rank, reverse=True)
-    ranges = tuple(
-        RangePlan(
-            INDEXES[(kind, sort_column)],
-            SCOPE_COLUMN[kind],
-            sort_column,
-            (scope_value, status, priority),
-            start=start,
-            end=end,
-        )
-        for scope_value in scope_values
-        for status in flt.statuses
-        for priority in priorities
-    )
-    return SearchPlan(sort, scope, flt, ranges, project_filter, pair_checked)
-
-
-def _bounds(interval: Interval) -> tuple[tuple | None, tuple | None]:
-    """(start, end) suffixes for an inclusive interval on a DESC column: start at the largest value."""
-    start = None if interval.hi is None else (interval.hi,)
-    end = None if interval.lo is None else (interval.lo,)
-    return start, end
 
 
 @dataclass(slots=True)
@@ -494,7 +96,7 @@ class Searcher:
     def _scan(self, plan: SearchPlan, chunk: int) -> Iterator[GroupRow]:
         """The rows of all of the plan's ranges in index key order (not sort order), with only the columns
         counting needs; each chunk is one Read of every range left, so counting takes as few calls as it can."""
-        pending = sorted(plan.ranges, key=lambda rng: _prefix_order(rng.prefix))
+        pending = sorted(plan.ranges, key=lambda rng: prefix_order(rng.prefix))
         columns = plan.count_columns()
         organization_id = plan.scope.organization_id
         sort_position = columns.index(SORT_COLUMN[plan.sort])
@@ -648,7 +250,7 @@ class Searcher:
                 KeySet(ranges=ranges[start : start + MAX_KEYS_PER_READ]),
                 index="ActivitiesByGroupType",
             ):
-                version = _json_object(data).get("version")
+                version = json_object(data).get("version")
                 if isinstance(version, str) and version:
                     present.setdefault((REGRESSIONS, group_id), []).append(version)
         return present
@@ -714,7 +316,7 @@ class Searcher:
                 continue
             _, title, culprit, message, platform, data, resolution_type, resolution_version = values
             row.detail = GroupDetail(
-                title, culprit, message, platform, _json_object(data), resolution_type, resolution_version
+                title, culprit, message, platform, json_object(data), resolution_type, resolution_version
             )
 
     # ---- operations
@@ -844,17 +446,5 @@ _VALUE_COLUMN = {"GroupEnvironments": "Environment", "GroupReleases": "Release"}
 _KEY_WIDTH = {"GroupEnvironments": 2, "GroupReleases": 2}
 
 
-def _prefix_order(prefix: tuple[int, int, int | None]) -> tuple[int, int, int]:
-    """A range prefix's place in index key order: scope and status ascending, priority descending (NULL last)."""
-    return (prefix[0], prefix[1], -priority_rank(prefix[2]))
-
-
 def _descending(key: SortKey) -> tuple[int, ...]:
     return tuple(-part for part in key)
-
-
-def _json_object(value: Any) -> dict[str, Any]:
-    """A JSON column as a plain dict (the client returns a ``JsonObject``; anything but an object is {})."""
-    if value is None or not isinstance(value, dict):
-        return {}
-    return dict(value)
