@@ -16,10 +16,10 @@ import sys
 from collections.abc import Sequence
 
 from api import backend
-from api.service import IssueIndex
 
-try:
+try:  # api.service too: its tag reads mount Sentry's tags endpoints (api.tag_index)
     from api.app import create_app
+    from api.service import IssueIndex
     from web.routes import install as install_web
 except ModuleNotFoundError as missing:  # the HTTP service is the package's "api" extra
     if missing.name not in ("fastapi", "starlette", "jinja2"):
