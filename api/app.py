@@ -6,7 +6,7 @@ Routes (Sentry's paths; organizations and projects by id or slug):
   GET /api/0/ (the token's scopes), GET /api/0/organizations/ (the token's organization),
   GET /api/0/organizations/{organization}/, GET /api/0/organizations/{organization}/projects/,
   GET /api/0/projects/{organization}/{project}/
-  GET .../issues/{issue}/tags/, .../tags/{key}/, .../tags/{key}/values/ (``api.tags``)
+  GET .../issues/{issue}/tags/, .../tags/{key}/, .../tags/{key}/values/ (``api.tag_index``)
   GET /openapi.json, GET /healthz (no authentication)
 
 Every error is ``{"detail": "..."}`` with Sentry's status codes: 400 for a bad parameter, query, cursor or body
@@ -28,7 +28,7 @@ from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, limits, tags
+from api import auth, request_limits, tag_index
 from api.directory import Organization, Project
 from api.errors import ApiError
 from api.query import clip
@@ -174,7 +174,7 @@ def create_app(index: IssueIndex) -> FastAPI:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONBody:
         return JSONBody({"detail": validation_detail(exc.errors())}, status_code=400)
 
-    app.add_middleware(BodyLimit, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(BodyLimit, max_bytes=request_limits.MAX_BODY_BYTES)
 
     def organization_for(request: Request, organization: str) -> Organization:
         token = auth.authenticate(index.directory, request.headers.get("authorization"))
@@ -310,7 +310,7 @@ def create_app(index: IssueIndex) -> FastAPI:
         org, proj = project_for(request, organization, project)
         return _mutation_response(index.delete_issues(org, replace(selection, projects=(str(proj.id),))))
 
-    tags.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
+    tag_index.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
     return app
 
 

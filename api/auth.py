@@ -14,7 +14,7 @@ import secrets
 
 from api.directory import ApiToken, Directory, Organization
 from api.errors import ApiError, forbidden
-from transforms.registry import TOKEN_HEX_CHARS, TOKEN_PREFIX, hash_token
+from transforms.storage.registry import TOKEN_HEX_CHARS, TOKEN_PREFIX, hash_token
 
 READ, WRITE = "read", "write"
 # What GET /api/0/ reports for each scope, in Sentry's scope names (issue reads; bulk update and delete).
@@ -33,7 +33,7 @@ def new_token() -> str:
 
 
 def token_hash(token: str) -> str:
-    """What ``ApiTokens.TokenHash`` stores for ``token`` (``transforms.registry.hash_token``)."""
+    """What ``ApiTokens.TokenHash`` stores for ``token`` (``transforms.storage.registry.hash_token``)."""
     return hash_token(token)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.bulk import StatusChangePublisher, topic_path
-from transforms import clients
+from transforms.storage import clients
 
 # The pipeline's defaults (pipeline.options, pipeline.admin): the local stack.
 DEFAULT_SPANNER_PROJECT = "local-project"
@@ -91,7 +91,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def database(backend: Backend) -> Any:
-    """The process's Spanner ``Database`` handle for the backend (``transforms.clients``)."""
+    """The process's Spanner ``Database`` handle for the backend (``transforms.storage.clients``)."""
     return clients.spanner_database(
         backend.spanner_project, backend.spanner_instance, backend.spanner_database
     )

@@ -17,9 +17,9 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from api.limits import MAX_ISSUE_ID
+from api.request_limits import MAX_ISSUE_ID
 from transforms.core.model import from_datetime
-from transforms.registry import default_organization_slug
+from transforms.storage.registry import default_organization_slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Organization:
 
     def named_by(self, ref: str) -> bool:
         """Whether ``ref`` (from a URL or a flag) is this organization's id or slug; slugs are lowercase
-        (``transforms.registry.validate_slug``), so ``ACME`` names ``acme``."""
+        (``transforms.storage.registry.validate_slug``), so ``ACME`` names ``acme``."""
         return ref == str(self.id) or ref.lower() == self.slug
 
 

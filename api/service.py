@@ -15,7 +15,7 @@ from typing import Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from api import bulk, limits
+from api import bulk, request_limits
 from api.bulk import SelectedGroup, StatusChangePublisher
 from api.cursor import Cursor, CursorError, decode, first_page
 from api.directory import Directory, Organization, Project
@@ -172,8 +172,8 @@ class IssueIndex:
     def list_issues(
         self, organization: Organization, request: ListRequest, *, count_hits: bool = True
     ) -> IssuePage:
-        check_count("project", request.projects, limits.MAX_PROJECTS)
-        check_count("environment", request.environments, limits.MAX_ENVIRONMENTS)
+        check_count("project", request.projects, request_limits.MAX_PROJECTS)
+        check_count("environment", request.environments, request_limits.MAX_ENVIRONMENTS)
         sort = request.sort or DEFAULT_SORT
         if sort not in SORTS:
             raise bad_request(f'Invalid sort "{clip(sort)}" (expected one of: {", ".join(SORTS)}).')
@@ -250,9 +250,9 @@ class IssueIndex:
         """The request's filter: its query (with what some terms need to know: the organization's projects,
         the latest releases of the projects searched, the environment parameters) and its environments."""
         for environment in environments:
-            if len(environment.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+            if len(environment.encode("utf-8", "surrogatepass")) > request_limits.MAX_VALUE_BYTES:
                 raise bad_request(
-                    f'Invalid environment "{clip(environment)}": longer than {limits.MAX_VALUE_BYTES} bytes.'
+                    f'Invalid environment "{clip(environment)}": longer than {request_limits.MAX_VALUE_BYTES} bytes.'
                 )
         environments = [e for e in environments if e]
         org_projects = self.directory.projects(organization.id)
@@ -268,10 +268,10 @@ class IssueIndex:
             raise bad_request(str(exc)) from None
         flt = flt.with_environments(environments)
         looked_up = flt.lookup_values()
-        if looked_up > limits.MAX_LOOKUP_VALUES:
+        if looked_up > request_limits.MAX_LOOKUP_VALUES:
             raise bad_request(
                 f"Too many releases and environments to look up: {looked_up} (at most "
-                f"{limits.MAX_LOOKUP_VALUES} across the query and the environment parameters)."
+                f"{request_limits.MAX_LOOKUP_VALUES} across the query and the environment parameters)."
             )
         return flt
 
@@ -389,9 +389,9 @@ class IssueIndex:
 
     def select(self, organization: Organization, selection: Selection) -> list[SelectedGroup]:
         """The groups a bulk operation acts on (see ``Selection``); other organizations' ids are dropped."""
-        check_count("id", selection.ids, limits.MAX_IDS)
-        check_count("project", selection.projects, limits.MAX_PROJECTS)
-        check_count("environment", selection.environments, limits.MAX_ENVIRONMENTS)
+        check_count("id", selection.ids, request_limits.MAX_IDS)
+        check_count("project", selection.projects, request_limits.MAX_PROJECTS)
+        check_count("environment", selection.environments, request_limits.MAX_ENVIRONMENTS)
         projects = self._projects(organization, selection.projects)
         status = None
         if selection.status is not None:
@@ -525,10 +525,10 @@ def check_count(name: str, values: Sequence[str], maximum: int) -> None:
 def parse_issue_id(ref: str) -> int:
     """An issue id parameter as an int; 400 for anything that cannot be an issue id (Sentry's answer to an id
     outside its id range), so that no value reaches Spanner as a key it cannot parse."""
-    if ref.isascii() and ref.isdigit() and len(ref) <= 19 and 1 <= int(ref) <= limits.MAX_ISSUE_ID:
+    if ref.isascii() and ref.isdigit() and len(ref) <= 19 and 1 <= int(ref) <= request_limits.MAX_ISSUE_ID:
         return int(ref)
     raise bad_request(
-        f'Invalid id "{clip(ref)}": not a valid issue id (a whole number from 1 to {limits.MAX_ISSUE_ID}).'
+        f'Invalid id "{clip(ref)}": not a valid issue id (a whole number from 1 to {request_limits.MAX_ISSUE_ID}).'
     )
 
 

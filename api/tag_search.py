@@ -3,7 +3,7 @@
 Terms (parsed by ``api.query``, which hands every key that is not built in to ``tag_condition``):
 
 * ``key:value``, ``tags[key]:value``, ``key:[a, b]`` (any of them), ``!key:value`` (none of them);
-  ``user.email:``, ``user.id:``, ``sdk.name:``... answer from their search-only keys (``api.tags.search_key``);
+  ``user.email:``, ``user.id:``, ``sdk.name:``... answer from their search-only keys (``api.tag_index.search_key``);
 * ``key:prefix*``, ``key:*middle*``, ``key:a*b`` (Sentry's wildcards: ``*`` is any text, ``\\*`` a literal
   asterisk, the whole value matched case-insensitively);
 * ``has:key`` / ``!has:key``, and ``key:""`` (the group has no value of the key) / ``!key:""``;
@@ -13,7 +13,7 @@ Terms (parsed by ``api.query``, which hands every key that is not built in to ``
 
 Execution (``TagSearcher``, a ``Searcher`` whose lookups also check these conditions). A page of a query with
 a positive tag or word condition first asks the tag indexes for that condition's groups, reading at most
-``CANDIDATE_LIMIT + 1`` index rows (``api.tags.TagIndex``). When they all fit (the condition is selective),
+``CANDIDATE_LIMIT + 1`` index rows (``api.tag_index.TagIndex``). When they all fit (the condition is selective),
 those groups are the only ones the query can return: their index columns are read by key (one Read), the
 conditions of the index row are tested in memory, the rest are sorted in the page's order and the remaining
 conditions (other tags, negations, environments, releases...) are checked on them in batches, stopping as
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
 from api.search import INDEX_COLUMNS, GroupRow, HitCount, Page, Searcher, SearchPlan, sort_key
-from api.tags import CANDIDATE_LIMIT, VALUES_INDEX, Candidates, TagIndex, search_key
+from api.tag_index import CANDIDATE_LIMIT, VALUES_INDEX, Candidates, TagIndex, search_key
 from transforms.core.engine.tags import query_terms
 
 if TYPE_CHECKING:

@@ -61,10 +61,10 @@ from api.search import INDEX_COLUMNS, Scope, Searcher, plan_search  # noqa: E402
 from api.serializers import base36  # noqa: E402
 from api.service import IssueIndex, ListRequest  # noqa: E402
 from pipeline import admin  # noqa: E402
-from transforms import clients, registry, spanner_rows  # noqa: E402
 from transforms.core.engine.rows import search_message  # noqa: E402
 from transforms.core.engine.tags import TEXT_KEY, text_terms  # noqa: E402
 from transforms.core.model import MICROS, to_datetime  # noqa: E402
+from transforms.storage import clients, registry, spanner_rows  # noqa: E402  # noqa: E402
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
 ORGS, PROJECTS_PER_ORG = 10, 5

@@ -96,7 +96,7 @@ def _ceiling_row(kind: str, i: int) -> tuple:
 
 def emulator_ceiling(database, kind: str, rows: int = 30_000, batch: int = 1_000) -> float:
     """Rows/second of blind ``insert_or_update`` batches (one commit per ``batch`` rows) into a scratch table."""
-    from transforms import mutation_buffer
+    from transforms.storage import mutation_buffer
 
     table, index = CEILING_TABLES[kind]
     database.update_ddl([table] + ([index] if index else [])).result(120)
@@ -163,7 +163,7 @@ def main() -> int:
 
     from pipeline import admin
     from pipeline.stack import Stack, StackConfig
-    from transforms import clients, registry
+    from transforms.storage import clients, registry
 
     config = StackConfig.from_env()
     Stack(config).start(report=lambda *_: None)

@@ -15,7 +15,7 @@ PROJECTS = ((1, 1, "backend"), (2, 1, "frontend"), (3, 2, "mobile"))
 def create(prefix: str = "bench"):
     """Create a database with the schema and the projects registered; returns ``(database_id, handle)``."""
     from pipeline import admin
-    from transforms import clients, registry
+    from transforms.storage import clients, registry
 
     database_id = f"{prefix}{uuid.uuid4().hex[:8]}"
     admin.create_database(PROJECT, INSTANCE, database_id)
@@ -26,7 +26,7 @@ def create(prefix: str = "bench"):
 
 
 def drop(database_id: str) -> None:
-    from transforms import clients
+    from transforms.storage import clients
 
     clients.spanner_database(PROJECT, INSTANCE, database_id).drop()
     clients.forget_database(PROJECT, INSTANCE, database_id)
@@ -46,7 +46,7 @@ def fresh_emulator(log=print) -> Iterator[str]:
     host.
     """
     from pipeline.stack import SpannerEmulator, StackConfig
-    from transforms import clients
+    from transforms.storage import clients
 
     config = StackConfig.from_env()
     emulator = SpannerEmulator(

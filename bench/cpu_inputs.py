@@ -32,7 +32,7 @@ def fresh_applier(name: str) -> Iterator[tuple[Any, dict]]:
     after ``name`` and never used."""
     from bench import bench_database
     from pipeline import stream
-    from transforms import registry
+    from transforms.storage import registry
 
     database_id, database = bench_database.create(name)
     try:

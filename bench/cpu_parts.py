@@ -7,7 +7,7 @@ what the creation quota answered) and every window's writes. Then, with the coll
 workers and the recorded inputs frozen out of its way, it replays them ``--replays`` times and prints medians
 in µs a message: ``engine.apply`` alone (the quota answering as recorded, from memory), ``GroupApplier.apply``
 around the same engine results (the applier's own work), and the writes stage split into chunking,
-``plan_commit``, ``plan_tags``, the mutations (``_buffer``) and ``mutation_count`` (the tag rows' reads
+``plan_commit``, ``plan_tags``, the mutations (``buffer_plan``) and ``mutation_count`` (the tag rows' reads
 served by the benchmark's tag store and not counted, as in ``bench.stream_cpu``).
 """
 
@@ -25,13 +25,13 @@ from google.cloud.spanner_v1.batch import Batch
 
 from bench import cpu_inputs, stream_cpu
 from transforms import applier as applier_module
-from transforms import tag_writer
 from transforms.applier import GroupApplier
 from transforms.core import engine
 from transforms.core.engine import EngineContext
 from transforms.core.model import group_key
 from transforms.runtime import GC_THRESHOLD
-from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
 
 WRITE_PARTS = ("chunking", "plan_commit", "plan_tags", "mutations", "mutation_count")
 
@@ -143,7 +143,7 @@ def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
             began = cpu()
             tagged = tag_writer.plan_tags(commit, plan, existing, stored, known, plan.indexed)
             planned = cpu()
-            _buffer(Batch(None), plan)
+            buffer_plan(Batch(None), plan)
             built = cpu()
             plan.mutation_count()
             spent["plan_tags"] += planned - began

@@ -141,7 +141,7 @@ class SteadyPublisher:
         return self
 
     def _run(self) -> None:
-        from transforms import clients
+        from transforms.storage import clients
 
         try:
             publisher = clients.pubsub_publisher()
@@ -194,9 +194,9 @@ def tally(database, dead_letter_subscription: str, ids: dict[str, Sent]) -> Tall
     """What became of every published message (see the module docstring). An occurrence that looks its event
     up and is still waiting for it when the last pipeline stops is in its key's saved state: it is counted
     apart (``waiting``), not as lost."""
-    from transforms import state_store
     from transforms.core.engine import decode_state
     from transforms.core.model import group_key
+    from transforms.storage import state_store
 
     with database.snapshot() as snapshot:
         stored = {row[0] for row in snapshot.execute_sql("SELECT OccurrenceId FROM Occurrences")}
@@ -227,7 +227,7 @@ def pull_all(subscription: str, quiet: float = 3.0) -> list:
     """Every message waiting on ``subscription``, acknowledged, until none came for ``quiet`` seconds."""
     from google.api_core.exceptions import DeadlineExceeded
 
-    from transforms import clients
+    from transforms.storage import clients
 
     subscriber = clients.pubsub_subscriber()
     received: list = []
@@ -270,7 +270,7 @@ class Environment:
 def make_environment(name: str = "drain") -> Environment:
     """A database with project 1 registered, an input topic and a dead-letter topic, each with a subscription."""
     from pipeline import admin
-    from transforms import clients, registry
+    from transforms.storage import clients, registry
 
     unique = f"{name}-{uuid.uuid4().hex[:8]}"
     database_id = f"d{uuid.uuid4().hex[:12]}"
@@ -290,7 +290,7 @@ def make_environment(name: str = "drain") -> Environment:
 
 
 def drop_environment(environment: Environment) -> None:
-    from transforms import clients
+    from transforms.storage import clients
 
     publisher, subscriber = clients.pubsub_publisher(), clients.pubsub_subscriber()
     for subscription in (environment.subscription, environment.dead_letter_subscription):

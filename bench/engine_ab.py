@@ -29,11 +29,11 @@ from types import ModuleType
 from bench import bench_database, cpu_parts
 from pipeline import stream
 from pipeline.workload import Workload, stream_config
-from transforms import registry
-from transforms.commit_plan import StoredVersions, new_keys, plan_commit
 from transforms.core import engine
 from transforms.runtime import GC_THRESHOLD
-from transforms.spanner_writer import chunk_writes
+from transforms.storage import registry
+from transforms.storage.commit_plan import StoredVersions, new_keys, plan_commit
+from transforms.storage.spanner_writer import chunk_writes
 
 CHECKED_CALLS = 3_000
 CHECKED_COMMITS = 50
@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     before = Path(args.before)
     old_apply: Callable = _load("before_engine", before / "transforms/core/engine/engine.py").apply
-    planner = before / "transforms/commit_plan.py"
+    planner = before / "transforms/storage/commit_plan.py"
     old_plan: Callable = _load(
-        "before_planner", planner if planner.exists() else before / "transforms/spanner_writer.py"
+        "before_planner", planner if planner.exists() else before / "transforms/storage/spanner_writer.py"
     ).plan_commit
     # The database stays until the end: the contexts' release books read it (again after their TTL).
     database_id, database = bench_database.create("engine-ab")

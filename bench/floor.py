@@ -50,7 +50,7 @@ from typing import Annotated, Any
 import msgspec
 
 from bench.cpu_inputs import last_hour
-from transforms.spanner_rows import EVENT_COLUMNS, write_mutation
+from transforms.storage.spanner_rows import EVENT_COLUMNS, write_mutation
 
 _Id = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
 _ProjectId = Annotated[int, msgspec.Meta(ge=1)]

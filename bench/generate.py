@@ -20,7 +20,7 @@ import time
 import uuid
 
 from pipeline.archive_writer import ArchiveWriter
-from pipeline.pubsub_io import default_project, ensure_topic, make_publisher, publish, topic_path
+from pipeline.publishing import default_project, ensure_topic, make_publisher, publish, topic_path
 from pipeline.workload import Workload, backfill_config, stream_config
 
 PRESETS = {"stream": stream_config, "backfill": backfill_config}

@@ -24,7 +24,7 @@ from transforms.core import limits
 from transforms.core.encode import encode_protobuf
 from transforms.core.engine.state import WaitingLookup, encode_state, new_state
 from transforms.core.model import Event, Message, Occurrence
-from transforms.spanner_rows import event_inline_values
+from transforms.storage.spanner_rows import event_inline_values
 
 _PROTOBUF = "application/x-protobuf"
 

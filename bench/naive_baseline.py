@@ -43,8 +43,7 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
 from bench import bench_database
-from transforms import mutation_buffer, progress
-from transforms import spanner_rows as rows
+from transforms import progress
 from transforms.core.decode import decode
 from transforms.core.engine.creation import create_group
 from transforms.core.engine.ids import group_id as make_group_id
@@ -63,6 +62,8 @@ from transforms.core.model import (
     to_rfc3339,
 )
 from transforms.core.projects import check_project
+from transforms.storage import mutation_buffer
+from transforms.storage import spanner_rows as rows
 
 _GROUP_READ = ("GroupId", "Status", "TimesSeen", "LastSeen", "Seq")
 _GROUP_COUNT = ("GroupId", "TimesSeen", "LastSeen", "Seq", "UpdatedAt")
@@ -238,7 +239,7 @@ def consume(
     pull_max: int = 1000,
 ) -> None:
     """Pull and handle until ``stop`` is set; a pull's messages are acknowledged once all are handled."""
-    from transforms import clients
+    from transforms.storage import clients
 
     subscriber = clients.pubsub_subscriber()
     while not stop.is_set():
@@ -266,7 +267,7 @@ def worker(args: argparse.Namespace) -> int:
     Progress lines: ``{"t", "cpu", "stats": {...}}``; the last line: ``{"final": {"stats", "cpu", "maxrss"}}``.
     ``--commit-times FILE`` gets ``{pubsub message id: wall time its handling returned}`` at the end.
     """
-    from transforms import clients, registry
+    from transforms.storage import clients, registry
 
     database = clients.spanner_database(bench_database.PROJECT, bench_database.INSTANCE, args.database)
     handler = NaiveHandler(database, registry.read_projects(database))
@@ -305,7 +306,7 @@ def worker(args: argparse.Namespace) -> int:
 def standalone(args: argparse.Namespace) -> int:
     from bench.stream_feed import Feed, create_topic_and_subscription, delete_topic_and_subscription
     from pipeline.workload import Workload, stream_config
-    from transforms import registry
+    from transforms.storage import registry
 
     if not os.environ.get("SPANNER_EMULATOR_HOST") or not os.environ.get("PUBSUB_EMULATOR_HOST"):
         sys.exit('point the clients at the local stack first: eval "$(python -m pipeline.stack env)"')

@@ -1,4 +1,4 @@
-"""Cost of the creation quota's Redis check (``transforms.quota``), per request, against a real Redis.
+"""Cost of the creation quota's Redis check (``transforms.storage.redis_quota``), per request, against a real Redis.
 
 Each round asks a fresh key prefix for ``--requests`` creations of one project and type (error: 5 an hour)
 at random seconds of a ``--hours`` span, in random order: one by one (a round trip each) and in batches of
@@ -23,7 +23,7 @@ import redis
 
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS
-from transforms.quota import QuotaRequest, RedisCreationQuota
+from transforms.storage.redis_quota import QuotaRequest, RedisCreationQuota
 
 ERROR = GROUP_TYPES[1]
 T0 = 1_780_000_000 * MICROS

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import admin
 from pipeline.stack import Stack, StackConfig
-from transforms import clients
+from transforms.storage import clients
 
 
 def main() -> None:

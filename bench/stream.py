@@ -382,7 +382,7 @@ def run_pipeline(
     args, messages: list[RawMessage], probe: list[RawMessage], probe_decoded: list, work: Path, log
 ) -> tuple[Run, list[str], Published]:
     """The pipeline in its own process: phase A (throughput), then phase B (latency); see the docstring."""
-    from transforms import clients
+    from transforms.storage import clients
 
     database_id, database = bench_database.create("stream")
     unique = database_id[-8:]
@@ -499,7 +499,7 @@ def run_cpu(args, argv: list[str], phase_a: Published, messages: list[RawMessage
     from bench import stream_cpu
     from pipeline import stream
     from pipeline.options import StreamOptions, parse_duration
-    from transforms import registry
+    from transforms.storage import registry
 
     database_id, database = bench_database.create("cpu")
     try:

@@ -23,7 +23,7 @@ allocation and parsing slower than in the pipeline: 15 µs a message more on the
               written per message and decoded per flush, the key state decoded and encoded per flush;
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
               Redis calls (client side), the counters);
-  writes      ``chunk_writes``, ``plan_commit``, ``tag_writer.plan_tags`` and the mutations (``_buffer``/``write_mutation``) of every
+  writes      ``chunk_writes``, ``plan_commit``, ``tag_writer.plan_tags`` and the mutations (``buffer_plan``/``write_mutation``) of every
               window's writes, without committing them; with ``defer_saves`` (the pipeline's default), the
               KeyStates row of a key without a group is left out of its flushes' writes, as the stateful step
               does, and each such key's latest state is saved once, after the last window (as when keys
@@ -61,17 +61,18 @@ from apache_beam.utils.timestamp import Timestamp
 from google.cloud.spanner_v1.batch import Batch
 
 from pipeline.stream import key_by_group
-from transforms import progress, tag_writer
+from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
-from transforms.decode import CheckProjectFn, DecodeFn
+from transforms.decode_messages import CheckProjectFn, DecodeFn
 from transforms.per_group.key_context import META_DECODER, META_ENCODER, KeyMeta
 from transforms.per_group.routed import AttachProject, RoutedCoder, decode_message
 from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
-from transforms.spanner_writer import StoredVersions, _buffer, chunk_writes, new_keys, plan_commit
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
 
 STAGES = ("decode", "keying", "state", "engine", "writes")
 
@@ -333,7 +334,7 @@ def run_once(
             stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
             began += cpu() - untimed  # the commit's reads (I/O on Dataflow) are not ours to count
             tagged = tag_writer.plan_tags(commit, plan, existing, stored, known_tags, indexed)
-            _buffer(Batch(None), plan)
+            buffer_plan(Batch(None), plan)
             plan.mutation_count()
             result.commits += 1
             result.rows += plan.row_count

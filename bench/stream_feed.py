@@ -38,7 +38,7 @@ class Published:
 
 def create_topic_and_subscription(project: str, name: str) -> tuple[str, str]:
     """A new topic and a subscription to it (before anything is published, so nothing is missed)."""
-    from transforms import clients
+    from transforms.storage import clients
 
     publisher, subscriber = clients.pubsub_publisher(), clients.pubsub_subscriber()
     topic = publisher.topic_path(project, name)
@@ -49,7 +49,7 @@ def create_topic_and_subscription(project: str, name: str) -> tuple[str, str]:
 
 
 def delete_topic_and_subscription(topic: str, subscription: str | None) -> None:
-    from transforms import clients
+    from transforms.storage import clients
 
     if subscription:
         clients.pubsub_subscriber().delete_subscription(subscription=subscription)
@@ -62,7 +62,7 @@ class Feed:
     def __init__(self, topic: str) -> None:
         from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
-        from transforms import clients
+        from transforms.storage import clients
 
         self._topic = topic
         self._api = clients.pubsub_publisher().api

@@ -1,4 +1,4 @@
-"""What tag and free-text reads cost the issue index (``api.tags.TagIndex``), at 10,000 and 100,000 groups.
+"""What tag and free-text reads cost the issue index (``api.tag_index.TagIndex``), at 10,000 and 100,000 groups.
 
 ``python -m bench.tags [--sizes 10000 100000] [--calls 200] [--shared-emulator]``
 
@@ -43,14 +43,14 @@ from hashlib import md5
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
 from api.search import ReadStats
-from api.tags import TagIndex
+from api.tag_index import TagIndex
 from bench import bench_database
 from pipeline import admin
-from transforms import clients, registry
 from transforms.core import engine
 from transforms.core.engine import EngineConfig, EngineContext
 from transforms.core.model import MICROS, Event, Message, Occurrence, ProjectInfo
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import clients, registry
+from transforms.storage.spanner_writer import SpannerWriter
 
 ORGS, PROJECTS_PER_ORG = 10, 5
 WORDS = (

@@ -46,10 +46,10 @@ from api.issue_details import ReadCost, event_counts
 from api.service import IssueIndex, ListRequest
 from pipeline import admin
 from pipeline.screenshots import free_port
-from transforms import clients
 from transforms.core.model import MICROS
+from transforms.storage import clients
 from web import demo
-from web.app import SPARKLINE_BUDGET
+from web.routes import SPARKLINE_BUDGET
 from web.timerange import parse_range
 
 ROOT = Path(__file__).resolve().parent.parent

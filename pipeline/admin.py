@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transforms import clients, registry, schema
+from transforms.storage import clients, registry, schema
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database

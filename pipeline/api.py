@@ -4,7 +4,7 @@
         [--spanner_database D] [--pubsub_project P] [--status_change_topic T] [--public_url URL]
 
 Serves Sentry's organization and project issue index endpoints (``api.app``) and the web interface
-(``web.app``: sign in at ``/`` with a token) over the pipeline's Spanner database; bulk updates and deletes are published to ``--status_change_topic`` (the pipeline's input topic).
+(``web.routes``: sign in at ``/`` with a token) over the pipeline's Spanner database; bulk updates and deletes are published to ``--status_change_topic`` (the pipeline's input topic).
 The OpenAPI document is at ``/openapi.json``. Authenticate with a token from
 ``python -m pipeline.admin create-token``.
 """
@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from api import backend
-from api.service import IssueIndex
 
-try:
+try:  # api.service too: its tag reads mount Sentry's tags endpoints (api.tag_index)
     from api.app import create_app
-    from web.app import install as install_web
+    from api.service import IssueIndex
+    from web.routes import install as install_web
 except ModuleNotFoundError as missing:  # the HTTP service is the package's "api" extra
     if missing.name not in ("fastapi", "starlette", "jinja2"):
         raise

@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 
 from pipeline.archive_writer import DEFAULT_SUBSCRIPTION, ArchiveWriteError, ArchiveWriter
-from pipeline.pubsub_io import (
+from pipeline.publishing import (
     PubSubSetupError,
     default_project,
     print_progress,

@@ -39,7 +39,7 @@ from transforms.archive_io import ReadArchive
 from transforms.core import metrics
 from transforms.core.envelopes import dead_letter_to_line
 from transforms.core.model import DeadLetter
-from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
+from transforms.decode_messages import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 from transforms.event_join import Resolved, ResolveLookups
 from transforms.key_history import ApplyKeyHistories
 from transforms.local_grouping import ApplyThroughSpill

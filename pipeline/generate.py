@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from pipeline.archive import add_output_arguments, write_generated, write_summary
 from pipeline.archive_writer import ArchiveWriteError
-from pipeline.pubsub_io import (
+from pipeline.publishing import (
     PubSubSetupError,
     default_project,
     ensure_topic,

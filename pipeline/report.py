@@ -17,9 +17,9 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from transforms import clients
 from transforms.core.enums import STATUS_NAMES, SUBSTATUS_NAMES
 from transforms.core.envelopes import DEAD_LETTER_REASON
+from transforms.storage import clients
 from transforms.waiting_keys import read_waiting_keys
 
 TABLES = (

@@ -120,10 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from api.service import IssueIndex
     from pipeline import admin
     from pipeline.stack import StackConfig
-    from transforms import clients
     from transforms.core.model import MICROS
+    from transforms.storage import clients
     from web import demo
-    from web.app import install
+    from web.routes import install
 
     try:
         chromium_path()

@@ -38,7 +38,7 @@ from transforms.apply_per_group import ApplyPerGroup, uncounted_counts
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, DeadLetter, Message
-from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
+from transforms.decode_messages import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 from transforms.ingest import ROUTED, Ingest, KeyByGroupFn, key_by_group  # noqa: F401 (key_by_group: bench)
 from transforms.pubsub_io import PUBLISHING, ReadMessages, WriteDeadLetters
 from transforms.registry_source import AsRegistry, RefreshRegistry
@@ -299,8 +299,8 @@ def _publisher(topic: str | None):
     """Where the dead letters made after a local pipeline stopped go: the dead-letter topic, or the log."""
 
     def publish(dead_letters: list[DeadLetter]) -> None:
-        from transforms import clients
         from transforms.core.envelopes import dead_letter_to_pubsub
+        from transforms.storage import clients
 
         publisher = clients.pubsub_publisher()
         futures = []

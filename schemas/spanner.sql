@@ -245,8 +245,8 @@ CREATE INDEX ActivitiesByGroupType ON Activities (GroupId, Type) STORING (Data),
 CREATE INDEX OccurrencesByEvent ON Occurrences (ProjectId, EventId);
 
 -- Tags of a group (Sentry's GroupTagKey and GroupTagValue) and its free-text terms, written by the pipeline's
--- Spanner writer (transforms/tag_writer.py) in the commit that writes each occurrence's row for the first time,
--- and read by the issue index (api/tags.py; docs/issue-index.md "Tags and free text").
+-- Spanner writer (transforms/storage/tag_writer.py) in the commit that writes each occurrence's row for the first time,
+-- and read by the issue index (api/tag_index.py; docs/issue-index.md "Tags and free text").
 --
 -- GroupTagValues: one row per (group, tag key, tag value): TimesSeen is the number of the group's occurrences
 -- with that tag, FirstSeen and LastSeen the earliest and latest of their event times. Keys starting with '@'

@@ -20,7 +20,7 @@ Session scope
 Function scope
     ``spanner_db``: a new database with the full schema applied (about 65 ms; `bench/stack_timings.py`), dropped after the test; a
     :class:`TestDatabase` with ``project``, ``instance``, ``database_id``, the shared ``database`` handle (from
-    ``transforms.clients``) and ``pipeline_args()`` (``--spanner_project=...`` etc.).
+    ``transforms.storage.clients``) and ``pipeline_args()`` (``--spanner_project=...`` etc.).
     ``spanner_db_factory``: a function making more such databases in one test (to compare two runs).
     ``fault_spanner_db``: the same on the fault-injecting emulator; ``SPANNER_EMULATOR_HOST`` points at that
     emulator for the duration of the test.
@@ -50,7 +50,7 @@ import pytest
 
 from pipeline import admin
 from pipeline.stack import Service, SpannerEmulator, Stack, StackConfig
-from transforms import clients
+from transforms.storage import clients
 
 if TYPE_CHECKING:
     import redis

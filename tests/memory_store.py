@@ -31,9 +31,12 @@ from typing import Any
 import orjson
 from google.api_core import exceptions as api_exceptions
 
-from transforms import spanner_rows, tag_writer
 from transforms.applier import ApplierConfig, GroupApplier, RefusedKeys
-from transforms.commit_plan import (
+from transforms.core import intents
+from transforms.core.engine import QuotaGate
+from transforms.core.model import Event, from_datetime, from_rfc3339, split_group_key
+from transforms.storage import spanner_rows, tag_writer
+from transforms.storage.commit_plan import (
     CommitPlan,
     StoredVersions,
     group_ids,
@@ -43,10 +46,7 @@ from transforms.commit_plan import (
     plan_commit,
     settle_environment_checks,
 )
-from transforms.core import intents
-from transforms.core.engine import QuotaGate
-from transforms.core.model import Event, from_datetime, from_rfc3339, split_group_key
-from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, chunk_writes
+from transforms.storage.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, chunk_writes
 
 _TABLE_RE = re.compile(
     r"CREATE TABLE `?(\w+)`? \((.*?)\) PRIMARY KEY \(([^)]*)\)(?:,\s*INTERLEAVE IN PARENT `?(\w+)`?)?", re.S
@@ -171,7 +171,7 @@ class MemoryDatabase:
 
 
 class MemoryGroupStore:
-    """``transforms.group_store.GroupStore`` over ``MemoryRows`` (see the module docstring). Thread-safe (the
+    """``transforms.storage.group_store.GroupStore`` over ``MemoryRows`` (see the module docstring). Thread-safe (the
     local runs commit on a thread of their own)."""
 
     def __init__(self, name: str = "memory", *, max_mutations: int = DEFAULT_MAX_MUTATIONS) -> None:

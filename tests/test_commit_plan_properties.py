@@ -17,8 +17,8 @@ from tests.engine.sequences import key_order, sequences
 from tests.engine.tables import Tables
 from tests.engine.test_properties import apply_batches, splits
 from tests.memory_store import MemoryGroupStore
-from transforms import spanner_rows as rows
 from transforms.core.model import from_rfc3339
+from transforms.storage import spanner_rows as rows
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("ENGINE_PROPERTY_EXAMPLES", "200")),

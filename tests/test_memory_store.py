@@ -25,11 +25,11 @@ from tests.memory_store import (
     memory_store,
     memory_tables,
 )
-from transforms import registry
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core.engine import EngineConfig, KeyState
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.model import Message
+from transforms.storage import registry
 
 # The tables the pipeline writes (the registry's and the API's aside).
 TABLES = sorted(set(SCHEMA) - {"Organizations", "Projects", "ApiTokens", "WaitingKeys"})

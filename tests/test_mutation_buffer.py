@@ -1,6 +1,6 @@
 """Rows reach a Spanner transaction through its private buffer only once the client showed it keeps them there.
 
-``transforms.mutation_buffer`` puts the writer's prebuilt mutations into ``Transaction._mutations`` (the
+``transforms.storage.mutation_buffer`` puts the writer's prebuilt mutations into ``Transaction._mutations`` (the
 client's private list) after checking, on the first rows written, that the public ``insert``/``update`` put
 the same mutation there; otherwise it uses the public methods. Both ways give the same rows.
 """
@@ -14,9 +14,9 @@ import pytest
 
 from tests.stream.harness import read_tables
 from tests.test_spanner_writer_emulator import context, occurrence, resolve
-from transforms import mutation_buffer
 from transforms.core import engine
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import mutation_buffer
+from transforms.storage.spanner_writer import SpannerWriter
 
 
 @pytest.fixture

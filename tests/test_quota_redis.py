@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.quota import QuotaRequest, RedisCreationQuota
+from transforms.storage.redis_quota import QuotaRequest, RedisCreationQuota
 
 SECOND = 1_000_000
 MINUTE = 60 * SECOND

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from transforms import state_store
 from transforms.core import engine
 from transforms.core.engine import EngineConfig, EngineContext
 from transforms.core.model import Event, Message, Occurrence, ProjectInfo, StatusChange
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import state_store
+from transforms.storage.spanner_writer import SpannerWriter
 
 PROJECT = ProjectInfo(1, 1, "backend")
 SECOND = 1_000_000

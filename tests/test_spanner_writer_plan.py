@@ -1,4 +1,4 @@
-"""The write guard and netting of ``transforms.spanner_writer.plan_commit`` (pure, no Spanner)."""
+"""The write guard and netting of ``transforms.storage.spanner_writer.plan_commit`` (pure, no Spanner)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 
 from transforms.core import intents
 from transforms.core.model import Occurrence
-from transforms.spanner_writer import (
+from transforms.storage.spanner_writer import (
     StoredVersions,
     chunk_writes,
     estimate_mutations,

@@ -16,7 +16,7 @@ from tests.test_spanner_writer_emulator import PROJECT, context, occurrence, row
 from transforms.core import engine
 from transforms.core.engine import EngineConfig, EngineContext
 from transforms.core.model import Message
-from transforms.spanner_writer import SpannerWriter, is_refusal
+from transforms.storage.spanner_writer import SpannerWriter, is_refusal
 
 SECOND = 1_000_000
 

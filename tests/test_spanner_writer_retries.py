@@ -7,7 +7,7 @@ from google.api_core import exceptions as api_exceptions
 
 from tests.test_spanner_writer_emulator import context, occurrence, rows
 from transforms.core import engine
-from transforms.spanner_writer import ABORT_RETRY_SECONDS, SpannerWriter
+from transforms.storage.spanner_writer import ABORT_RETRY_SECONDS, SpannerWriter
 
 
 class Flaky:

@@ -1,4 +1,4 @@
-"""Tags and words written by the guarded writer into the Spanner emulator (``transforms.tag_writer``): counted
+"""Tags and words written by the guarded writer into the Spanner emulator (``transforms.storage.tag_writer``): counted
 once per occurrence row whatever the retries, replays and commit order, capped, and deleted with the group."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ import pytest
 
 from tests.engine.builders import DAY, T0, Run, context, occurrence, status_change
 from tests.engine.tables import Tables
-from transforms import tag_writer
 from transforms.core.engine import apply
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = 1_000_000
 

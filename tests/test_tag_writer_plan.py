@@ -1,11 +1,11 @@
-"""Planning tag rows without a database (``transforms.tag_writer.plan_tags``, ``estimate_mutations``)."""
+"""Planning tag rows without a database (``transforms.storage.tag_writer.plan_tags``, ``estimate_mutations``)."""
 
 from __future__ import annotations
 
 from tests.engine.builders import T0, Run, occurrence
-from transforms import spanner_rows as rows
-from transforms import tag_writer
-from transforms.spanner_writer import (
+from transforms.storage import spanner_rows as rows
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import (
     CommitPlan,
     StoredVersions,
     chunk_writes,

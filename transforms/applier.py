@@ -4,14 +4,14 @@
 processing time), calls ``engine.apply``, counts what the engine counted and its dead letters (by reason),
 and keeps the resulting ``KeyWrite``s until ``flush`` commits them through its store in few, large, guarded
 transactions. It also hydrates key states from the store in batches. The store and the creation quota are
-ports (``transforms.group_store``): by default Spanner (``transforms.spanner_writer``) and Redis, built from
+ports (``transforms.storage.group_store``): by default Spanner (``transforms.storage.spanner_writer``) and Redis, built from
 the ``ApplierConfig``; tests give an in-memory store.
 
 A ``GroupApplier`` belongs to one DoFn instance (not thread-safe); the clients it uses are the process's
-(``transforms.clients``), so building one per bundle is cheap. The events it stored or read are cached for
-the process (``transforms.event_cache``).
+(``transforms.storage.clients``), so building one per bundle is cheap. The events it stored or read are cached for
+the process (``transforms.storage.event_cache``).
 
-Writes Spanner refuses (``transforms.spanner_writer``: a key or value it cannot store, rows that cannot be
+Writes Spanner refuses (``transforms.storage.spanner_writer``: a key or value it cannot store, rows that cannot be
 built) never stop the pipeline. Every kept write remembers what it was made from (``Flush``: the key's state
 before, the messages, the engine's context). A refused write's key is held (``RefusedKeys``): its later writes
 are not committed (they were made from a state that includes the refused one), and ``rebuild`` applies its
@@ -44,15 +44,6 @@ from transforms.core.model import (
     ProjectInfo,
     split_group_key,
 )
-from transforms.event_cache import KNOWN_EVENTS, PREFETCH
-from transforms.group_store import (
-    CommitWriter,
-    Counter,
-    GroupStore,
-    SpannerTarget,
-    creation_quota,
-    spanner_store,
-)
 from transforms.refused_writes import (
     SET_ASIDE,
     Entry,
@@ -61,7 +52,16 @@ from transforms.refused_writes import (
     SpannerRefused,
     commit_entries,
 )
-from transforms.spanner_writer import CommitStats
+from transforms.storage.event_cache import KNOWN_EVENTS, PREFETCH
+from transforms.storage.group_store import (
+    CommitWriter,
+    Counter,
+    GroupStore,
+    SpannerTarget,
+    creation_quota,
+    spanner_store,
+)
+from transforms.storage.spanner_writer import CommitStats
 
 # Names other modules import from here (their home is in the module named).
 __all__ = [
@@ -117,7 +117,7 @@ class GroupApplier:
         """``refusals``: the keys held after a refused write, shared with whoever commits this applier's writes
         (its own when it commits them itself). ``store`` (default: the Spanner store of ``config.spanner``)
         and ``quota`` (default: the Redis quota of ``config.redis_url``, None when it has none) are the
-        applier's ports (``transforms.group_store``)."""
+        applier's ports (``transforms.storage.group_store``)."""
         self._config = config
         self._count = count
         self._clock = clock

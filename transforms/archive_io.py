@@ -61,7 +61,7 @@ from transforms.core.archive_formats import (
 from transforms.core.envelopes import parse_archive_line
 from transforms.core.message_time import parse_timestamp_attribute, with_attribute_time  # noqa: F401 (re-exported)
 from transforms.core.model import DeadLetter, RawMessage, to_rfc3339
-from transforms.decode import DEAD_LETTER, MESSAGES
+from transforms.decode_messages import DEAD_LETTER, MESSAGES
 
 # How NDJSON files are decompressed: by their extension, or as given for every file.
 COMPRESSION_AUTO = "auto"

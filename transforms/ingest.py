@@ -24,7 +24,7 @@ from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.engine.events import without_bytes
 from transforms.core.model import DeadLetter, Message, ProjectInfo
-from transforms.decode import DEAD_LETTER, CheckProjectFn, DecodeFn
+from transforms.decode_messages import DEAD_LETTER, CheckProjectFn, DecodeFn
 from transforms.per_group.routed import AttachProject, Routed
 from transforms.pubsub_io import ToRawMessage
 

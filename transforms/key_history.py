@@ -36,12 +36,13 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 from google.cloud import spanner
 
-from transforms import progress, state_store
+from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier
 from transforms.coders import typed
 from transforms.core.engine import KeyState
 from transforms.core.model import DeadLetter, Event, Message, ProjectInfo, split_group_key
 from transforms.counting import CountingDoFn
+from transforms.storage import state_store
 
 DEAD_LETTER = "dead_letter"
 

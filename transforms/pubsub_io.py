@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import clients, progress
+from transforms import progress
 from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.dead_letter_fit import DEAD_LETTER_TRUNCATED, publish_request_bytes, pubsub_message_bytes
@@ -31,7 +31,8 @@ from transforms.core.envelopes import (
 from transforms.core.limits import PUBSUB_MAX_MESSAGES_PER_REQUEST, PUBSUB_MAX_REQUEST_BYTES
 from transforms.core.message_time import parse_timestamp_attribute, timestamp_attribute_dead_letter
 from transforms.core.model import DeadLetter, RawMessage
-from transforms.decode import DEAD_LETTER, MESSAGES
+from transforms.decode_messages import DEAD_LETTER, MESSAGES
+from transforms.storage import clients
 
 _LOG = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from transforms.core import reasons
 from transforms.core.engine import EngineContext, KeyState
 from transforms.core.intents import KeyWrite
 from transforms.core.model import DeadLetter, Message
-from transforms.group_store import CommitWriter
-from transforms.spanner_writer import CommitStats
+from transforms.storage.group_store import CommitWriter
+from transforms.storage.spanner_writer import CommitStats
 
 _LOG = logging.getLogger(__name__)
 

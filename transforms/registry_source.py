@@ -29,9 +29,9 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms import registry
 from transforms.applier import SpannerTarget
 from transforms.core.model import ProjectInfo
+from transforms.storage import registry
 
 
 class RegistrySnapshot(msgspec.Struct, frozen=True):

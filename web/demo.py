@@ -12,9 +12,9 @@ import random
 from typing import Any
 
 from api.issue_details import DAY, HOUR
-from transforms import registry
 from transforms.core.enums import ActivityType, GroupStatus, GroupSubStatus
 from transforms.core.model import MICROS
+from transforms.storage import registry
 from web.demo_rows import (
     GROUP_COLUMNS,
     LEVELS,

@@ -17,12 +17,12 @@ from typing import Any
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
-from transforms import registry, spanner_rows
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import to_datetime
+from transforms.storage import registry, spanner_rows
 
 GROUP_COLUMNS = (
     "GroupId",

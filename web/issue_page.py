@@ -12,7 +12,7 @@ from api import issue_details
 from api.directory import Project
 from api.serializers import serialize_group
 from transforms.core.enums import ActivityType
-from web import charts, session, tags
+from web import charts, session, tags_panel
 from web.pages import IGNORE_DURATIONS, Pages, Refused, Timings, flash, issue_row
 from web.timerange import PRESET_LABELS, RangeError, parse_range
 
@@ -68,7 +68,7 @@ def add_issue_routes(router: APIRouter, pages: Pages) -> None:
                 event = issue_details.stored_event(snapshot, latest.project_id, latest.event_id)
             history, older = issue_details.activities(snapshot, row.group_id, ACTIVITY_LIMIT)
             environments = issue_details.environments(snapshot, [row.group_id]).get(row.group_id, [])
-            stored_tags = tags.stored_tags(snapshot, row.group_id)
+            stored_tags = tags_panel.stored_tags(snapshot, row.group_id)
         timings.add("reads", began)
         project = viewer.projects.get(row.project_id) or Project(
             row.project_id, row.organization_id, str(row.project_id)
@@ -91,7 +91,7 @@ def add_issue_routes(router: APIRouter, pages: Pages) -> None:
             event_extras={
                 k: event[k] for k in ("request", "user", "contexts", "sdk") if event and event.get(k)
             },
-            tag_panel=tags.tag_panel(latest, event, stored_tags),
+            tag_panel=tags_panel.tag_panel(latest, event, stored_tags),
             activities=[_activity(a) for a in history],
             older_activities=older,
             environments=environments,

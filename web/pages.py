@@ -1,7 +1,7 @@
 """What every page of the web interface shares: its labels and action table, the signed-in ``Viewer``,
 ``Pages`` (rendering with the security headers, the viewer of a request, the answer to a request without a
 valid session) and the helpers the templates use. Routes: ``web.sign_in``, ``web.stream_page``,
-``web.issue_page``; ``web.app.install`` puts them together."""
+``web.issue_page``; ``web.routes.install`` puts them together."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from api import limits
+from api import request_limits
 from api.query.comparisons import date_interval, number_interval
 from api.query.conditions import ENVIRONMENTS, RELEASES, Interval, Related, TextMatch, Wildcard
 from api.query.filter_builder import FilterBuilder, StatusTerm
@@ -190,7 +190,12 @@ def apply_issue(builder: FilterBuilder, term: Term) -> None:
 def apply_issue_id(builder: FilterBuilder, term: Term) -> None:
     ids = set()
     for raw in term.values:
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= limits.MAX_ISSUE_ID):
+        if not (
+            raw.isascii()
+            and raw.isdigit()
+            and len(raw) <= 19
+            and 1 <= int(raw) <= request_limits.MAX_ISSUE_ID
+        ):
             raise term.error(
                 f"Invalid value '{clip(raw, 40)}' for 'issue.id:' filter (an issue id is expected)"
             )
@@ -237,6 +242,6 @@ def parse_short_id(text: str) -> tuple[str, int] | None:
     if not dash or not slug or not code or len(code) > 13 or not (code.isascii() and code.isalnum()):
         return None
     group_id = int(code, 36)
-    if not 1 <= group_id <= limits.MAX_ISSUE_ID:
+    if not 1 <= group_id <= request_limits.MAX_ISSUE_ID:
         return None
     return slug.upper(), group_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from api import limits
+from api import request_limits
 
 _KEY_RE = re.compile(r"(!?)(tags\[[^\]\s]*\]|[A-Za-z0-9_.\-]+):")
 _AGGREGATE_RE = re.compile(r"!?([A-Za-z0-9_.\-]+)\(([^()\s]*)\):")
@@ -97,8 +97,10 @@ def normalize_event_id(query: str) -> str | None:
 def tokenize(query: str) -> list[Term]:
     """Split ``query`` into terms (syntax only; keys and values are checked by ``parse_query``). Consecutive
     free-text words are one term (one phrase), as in Sentry."""
-    if len(query) > limits.MAX_QUERY_CHARS:
-        raise QueryError(f"the query is {len(query)} characters long (at most {limits.MAX_QUERY_CHARS})")
+    if len(query) > request_limits.MAX_QUERY_CHARS:
+        raise QueryError(
+            f"the query is {len(query)} characters long (at most {request_limits.MAX_QUERY_CHARS})"
+        )
     terms: list[Term] = []
     words: list[tuple[int, int]] = []  # (start, end) of the free-text words of the current phrase
 
@@ -149,9 +151,11 @@ def tokenize(query: str) -> list[Term]:
                     j += 1
                 raise QueryError("unexpected characters after a quoted value or list", start, query[start:j])
             for value in values:
-                if len(value.encode("utf-8", "surrogatepass")) > limits.MAX_VALUE_BYTES:
+                if len(value.encode("utf-8", "surrogatepass")) > request_limits.MAX_VALUE_BYTES:
                     raise QueryError(
-                        f"a value is longer than {limits.MAX_VALUE_BYTES} bytes", start, query[start:i]
+                        f"a value is longer than {request_limits.MAX_VALUE_BYTES} bytes",
+                        start,
+                        query[start:i],
                     )
             terms.append(Term(key, values, negated, quoted, is_list, start, query[start:i]))
         elif query[i] == '"':
@@ -215,9 +219,11 @@ def _read_list(query: str, i: int, term_start: int) -> tuple[tuple[str, ...], in
         if not item:
             raise QueryError("Lists should not have empty values", term_start, query[term_start : j + 1])
         items.append(item)
-        if len(items) > limits.MAX_LIST_VALUES:
+        if len(items) > request_limits.MAX_LIST_VALUES:
             raise QueryError(
-                f"a list holds at most {limits.MAX_LIST_VALUES} values", term_start, query[term_start:j]
+                f"a list holds at most {request_limits.MAX_LIST_VALUES} values",
+                term_start,
+                query[term_start:j],
             )
         if query[j] == "]":
             return tuple(items), j + 1

@@ -37,7 +37,7 @@ pulled ahead and did not take.
 from __future__ import annotations
 
 from pipeline.local_runner.bundles import cached_views
-from pipeline.local_runner.drain import DRAINING
+from pipeline.local_runner.drain_patch import DRAINING
 from pipeline.local_runner.local_run import SWITCH_INTERVAL, LocalRun, prepare_direct_runner
 from pipeline.local_runner.patch_table import LOG, PATCHER, PATCHES, beam_version, main
 from pipeline.local_runner.pulls import (

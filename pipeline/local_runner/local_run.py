@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 
 from pipeline.local_runner import patch_table
-from pipeline.local_runner.drain import DRAINING
+from pipeline.local_runner.drain_patch import DRAINING
 from pipeline.local_runner.pulls import ACKNOWLEDGEMENTS, PULL_SETTINGS, PULLS_AHEAD
 from transforms.runtime import tune_garbage_collector
 

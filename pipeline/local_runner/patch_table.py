@@ -16,7 +16,7 @@ from pipeline.local_runner.bundles import (
     install_option_views,
     install_state_copies,
 )
-from pipeline.local_runner.drain import install_drain
+from pipeline.local_runner.drain_patch import install_drain
 from pipeline.local_runner.reader import install_pubsub_pulls
 from pipeline.local_runner.timers import install_timer_scans
 from transforms.private_api import Patch, Patcher, Target

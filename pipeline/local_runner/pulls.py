@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from pipeline.local_runner.drain import DRAINING
+from pipeline.local_runner.drain_patch import DRAINING
 
 _LOG = logging.getLogger(__package__)
 
@@ -203,7 +203,7 @@ class FastPullClient:
         from google.api_core import exceptions
         from google.pubsub_v1 import PullResponse
 
-        from transforms import clients
+        from transforms.storage import clients
 
         clients.forget_pull_bytes()
         try:

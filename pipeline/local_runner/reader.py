@@ -1,5 +1,5 @@
 """The local runner's Pub/Sub read (the ``pubsub_pulls`` patch): Beam's read evaluator with our subscriber
-client (``pulls.FastPullClient``, made from ``transforms.clients.new_pubsub_client``: Beam's had gRPC's
+client (``pulls.FastPullClient``, made from ``transforms.storage.clients.new_pubsub_client``: Beam's had gRPC's
 4 MiB limit on a response, so a pull of one 5 MB message, or of 100 of 60 KB, failed whole and nothing was
 read), reading the pulled messages from the response's protobuf instead of its proto-plus wrappers (the same
 ``(Timestamp, PubsubMessage)`` pairs and the same errors as Beam's).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from pipeline.local_runner.drain import DRAINING
+from pipeline.local_runner.drain_patch import DRAINING
 from pipeline.local_runner.pulls import PULL_SETTINGS, FastPullClient
 from transforms.private_api import Replacement
 
@@ -107,10 +107,10 @@ def install_pubsub_pulls() -> list[Replacement]:
 
     def _get_subscriber_client_state_unlocked(cls, transform):
         """Beam's, with our subscriber client: gRPC's 4 MiB limit on what a pull receives made a pull of
-        more than 4 MiB fail whole, and nothing was read (``transforms.clients.new_pubsub_client``)."""
+        more than 4 MiB fail whole, and nothing was read (``transforms.storage.clients.new_pubsub_client``)."""
         import weakref
 
-        from transforms import clients
+        from transforms.storage import clients
 
         subscriber_client = cls._subscriber_client_cache.get(transform)
         if subscriber_client is None:

@@ -37,7 +37,16 @@ emulator, and Debian's ``redis-server`` (installed by ``start`` when missing and
 from __future__ import annotations
 
 from pipeline.stack.cli import main
-from pipeline.stack.config import (
+from pipeline.stack.programs import cloud_sdk_root, java_executable, redis_server_executable
+from pipeline.stack.services import (
+    PubSubEmulator,
+    RedisServer,
+    Service,
+    ServiceStatus,
+    SpannerEmulator,
+    Stack,
+)
+from pipeline.stack.settings import (
     DEFAULT_PUBSUB_PORT,
     DEFAULT_REDIS_PORT,
     DEFAULT_SPANNER_GRPC_PORT,
@@ -47,15 +56,6 @@ from pipeline.stack.config import (
     StackConfig,
     StackError,
     checkout_root,
-)
-from pipeline.stack.programs import cloud_sdk_root, java_executable, redis_server_executable
-from pipeline.stack.services import (
-    PubSubEmulator,
-    RedisServer,
-    Service,
-    ServiceStatus,
-    SpannerEmulator,
-    Stack,
 )
 
 __all__ = [

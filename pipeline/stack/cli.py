@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.stack.config import (
+from pipeline.stack.services import Stack
+from pipeline.stack.settings import (
     DEFAULT_PUBSUB_PORT,
     DEFAULT_REDIS_PORT,
     DEFAULT_SPANNER_GRPC_PORT,
@@ -17,7 +18,6 @@ from pipeline.stack.config import (
     StackConfig,
     StackError,
 )
-from pipeline.stack.services import Stack
 
 
 def _parser() -> argparse.ArgumentParser:

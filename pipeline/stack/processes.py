@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pipeline.stack.config import HOST
+from pipeline.stack.settings import HOST
 
 # Popen objects of the processes this Python process started, so that stopping them also reaps them.
 CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.stack.config import PrerequisiteError
+from pipeline.stack.settings import PrerequisiteError
 
 # Where Google's packages and installers put the Cloud CLI; tried only when `gcloud` is not on PATH.
 _SDK_FALLBACKS = ("/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk")

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.stack.config import HOST, PrerequisiteError, StackConfig, StackError
 from pipeline.stack.processes import (
     CHILDREN,
     alive,
@@ -22,6 +21,7 @@ from pipeline.stack.processes import (
     tail,
 )
 from pipeline.stack.programs import cloud_sdk_root, java_executable, redis_server_executable
+from pipeline.stack.settings import HOST, PrerequisiteError, StackConfig, StackError
 
 _PUBSUB_LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 _SPANNER_GATEWAY = Path("bin/cloud_spanner_emulator/gateway_main")

@@ -8,13 +8,13 @@ from typing import Any
 
 from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 
-from transforms import registry, spanner_rows
 from transforms.core import intents
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.limits import TERMS_PER_GROUP
 from transforms.core.model import MICROS, to_datetime
+from transforms.storage import registry, spanner_rows
 
 # 2026-01-01T00:00:00Z: test times are offsets from here.
 T0 = 1_767_225_600 * MICROS

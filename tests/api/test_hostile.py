@@ -19,7 +19,7 @@ from google.cloud import pubsub_v1
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import limits
+from api import request_limits
 from api.app import create_app
 from api.bulk import StatusChangePublisher
 from api.directory import Directory
@@ -85,12 +85,12 @@ def headers(token: str) -> dict[str, str]:
 def test_repeated_parameters_at_and_past_their_limits(client, world):
     h = headers(world.write_token)
     for name, maximum, method in (
-        ("environment", limits.MAX_ENVIRONMENTS, "GET"),
-        ("project", limits.MAX_PROJECTS, "GET"),
-        ("id", limits.MAX_IDS, "PUT"),
-        ("id", limits.MAX_IDS, "DELETE"),
-        ("environment", limits.MAX_ENVIRONMENTS, "PUT"),
-        ("project", limits.MAX_PROJECTS, "DELETE"),
+        ("environment", request_limits.MAX_ENVIRONMENTS, "GET"),
+        ("project", request_limits.MAX_PROJECTS, "GET"),
+        ("id", request_limits.MAX_IDS, "PUT"),
+        ("id", request_limits.MAX_IDS, "DELETE"),
+        ("environment", request_limits.MAX_ENVIRONMENTS, "PUT"),
+        ("project", request_limits.MAX_PROJECTS, "DELETE"),
     ):
         value = {"environment": "production", "project": "backend", "id": "1"}[name]
         body = {"status": "resolved"} if method == "PUT" else None
@@ -108,20 +108,25 @@ def test_repeated_parameters_at_and_past_their_limits(client, world):
 def test_query_length_list_size_and_value_bytes_at_and_past_their_limits(client, world):
     h = headers(world.read_token)
     for path in READ_PATHS:
-        check(client.get(path, params={"query": "a" * limits.MAX_QUERY_CHARS}, headers=h), allowed=(200,))
-        named(
-            client.get(path, params={"query": "a" * (limits.MAX_QUERY_CHARS + 1)}, headers=h), "at most 4096"
+        check(
+            client.get(path, params={"query": "a" * request_limits.MAX_QUERY_CHARS}, headers=h),
+            allowed=(200,),
         )
-        values = ", ".join(str(i) for i in range(limits.MAX_LIST_VALUES))
+        named(
+            client.get(path, params={"query": "a" * (request_limits.MAX_QUERY_CHARS + 1)}, headers=h),
+            "at most 4096",
+        )
+        values = ", ".join(str(i) for i in range(request_limits.MAX_LIST_VALUES))
         check(client.get(path, params={"query": f"environment:[{values}]"}, headers=h), allowed=(200,))
         named(
             client.get(path, params={"query": f"environment:[{values}, x]"}, headers=h),
-            f"at most {limits.MAX_LIST_VALUES} values",
+            f"at most {request_limits.MAX_LIST_VALUES} values",
         )
-        at = "x" * limits.MAX_VALUE_BYTES
+        at = "x" * request_limits.MAX_VALUE_BYTES
         check(client.get(path, params={"environment": at}, headers=h), allowed=(200,))
         named(
-            client.get(path, params={"environment": at + "x"}, headers=h), f"{limits.MAX_VALUE_BYTES} bytes"
+            client.get(path, params={"environment": at + "x"}, headers=h),
+            f"{request_limits.MAX_VALUE_BYTES} bytes",
         )
         named(client.get(path, params={"query": f'release:"{"ü" * 2049}"'}, headers=h), "bytes")
 
@@ -146,11 +151,11 @@ def test_other_parameters_at_and_past_their_limits(client, world):
 def test_ids_at_and_past_the_id_range(client, world):
     h = headers(world.write_token)
     for path in READ_PATHS:
-        for ref in ("1", str(limits.MAX_ISSUE_ID)):
+        for ref in ("1", str(request_limits.MAX_ISSUE_ID)):
             check(
                 client.put(path, params={"id": ref}, json={"status": "resolved"}, headers=h), allowed=(204,)
             )
-        for ref in (str(limits.MAX_ISSUE_ID + 1), "0", "-5", "1.0", " 1", "0x10", "9" * 400):
+        for ref in (str(request_limits.MAX_ISSUE_ID + 1), "0", "-5", "1.0", " 1", "0x10", "9" * 400):
             named(
                 client.put(path, params={"id": ref}, json={"status": "resolved"}, headers=h),
                 "Invalid id",
@@ -163,7 +168,7 @@ def test_bodies_at_and_past_the_size_limit_and_malformed(client, world):
     path = READ_PATHS[0]
     params = {"id": str(world.groups[0].group_id)}
     text = b'{"status": "resolved"}'
-    at = text + b" " * (limits.MAX_BODY_BYTES - len(text))
+    at = text + b" " * (request_limits.MAX_BODY_BYTES - len(text))
     check(client.put(path, params=params, content=at, headers=h), allowed=(202, 204))
     named(client.put(path, params=params, content=at + b" ", headers=h), "larger than 65536 bytes")
     for body in (

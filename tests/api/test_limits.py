@@ -12,7 +12,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from api import limits
+from api import request_limits
 from api.app import create_app
 from pipeline import issues as issues_cli
 from tests.api.factories import World, build_world
@@ -84,73 +84,75 @@ def test_the_command_line_refuses_an_organization_id_that_cannot_exist(spanner_d
 
 
 def test_environment_parameters_past_the_limit_are_a_400_naming_it(client, world):
-    at_limit = [("environment", f"env-{i}") for i in range(limits.MAX_ENVIRONMENTS)]
+    at_limit = [("environment", f"env-{i}") for i in range(request_limits.MAX_ENVIRONMENTS)]
     assert client.get(ORG_PATH, params=at_limit, headers=auth(world.read_token)).status_code == 200
     past = [*at_limit, ("environment", "one-more")]
     response = client.get(ORG_PATH, params=past, headers=auth(world.read_token))
     assert response.status_code == 400
     assert response.json()["detail"] == (
-        f"Too many environment parameters: {limits.MAX_ENVIRONMENTS + 1} (at most {limits.MAX_ENVIRONMENTS})."
+        f"Too many environment parameters: {request_limits.MAX_ENVIRONMENTS + 1} (at most {request_limits.MAX_ENVIRONMENTS})."
     )
 
 
 def test_project_parameters_past_the_limit_are_a_400_naming_it(client, world):
-    past = [("project", "backend")] * (limits.MAX_PROJECTS + 1)
+    past = [("project", "backend")] * (request_limits.MAX_PROJECTS + 1)
     response = client.get(ORG_PATH, params=past, headers=auth(world.read_token))
     assert response.status_code == 400
-    assert f"at most {limits.MAX_PROJECTS}" in response.json()["detail"]
+    assert f"at most {request_limits.MAX_PROJECTS}" in response.json()["detail"]
     assert "project parameters" in response.json()["detail"]
 
 
 def test_id_parameters_past_the_limit_are_a_400_naming_it(client, world):
-    past = [("id", str(i)) for i in range(1, limits.MAX_IDS + 2)]
+    past = [("id", str(i)) for i in range(1, request_limits.MAX_IDS + 2)]
     response = client.put(ORG_PATH, params=past, json={"status": "resolved"}, headers=auth(world.write_token))
     assert response.status_code == 400
     assert (
         response.json()["detail"]
-        == f"Too many id parameters: {limits.MAX_IDS + 1} (at most {limits.MAX_IDS})."
+        == f"Too many id parameters: {request_limits.MAX_IDS + 1} (at most {request_limits.MAX_IDS})."
     )
 
 
 def test_a_query_list_past_the_limit_is_a_400_naming_it(client, world):
-    values = ", ".join(f"1.0.{i}" for i in range(limits.MAX_LIST_VALUES))
+    values = ", ".join(f"1.0.{i}" for i in range(request_limits.MAX_LIST_VALUES))
     response = client.get(ORG_PATH, params={"query": f"release:[{values}]"}, headers=auth(world.read_token))
     assert response.status_code == 200, response.text
     values += ", 9.9.9"
     response = client.get(ORG_PATH, params={"query": f"release:[{values}]"}, headers=auth(world.read_token))
     assert response.status_code == 400
     detail = response.json()["detail"]
-    assert f"a list holds at most {limits.MAX_LIST_VALUES} values" in detail and "position 0" in detail
+    assert (
+        f"a list holds at most {request_limits.MAX_LIST_VALUES} values" in detail and "position 0" in detail
+    )
 
 
 def test_a_query_past_the_length_limit_is_a_400_naming_it(client, world):
-    query = "x" * limits.MAX_QUERY_CHARS
+    query = "x" * request_limits.MAX_QUERY_CHARS
     assert client.get(ORG_PATH, params={"query": query}, headers=auth(world.read_token)).status_code == 200
     response = client.get(ORG_PATH, params={"query": query + "y"}, headers=auth(world.read_token))
     assert response.status_code == 400
     assert response.json()["detail"] == (
-        f"Invalid search query: the query is {limits.MAX_QUERY_CHARS + 1} characters long "
-        f"(at most {limits.MAX_QUERY_CHARS})"
+        f"Invalid search query: the query is {request_limits.MAX_QUERY_CHARS + 1} characters long "
+        f"(at most {request_limits.MAX_QUERY_CHARS})"
     )
 
 
 def test_a_query_value_too_long_to_be_stored_is_a_400_naming_the_limit(client, world):
-    value = "é" * (limits.MAX_VALUE_BYTES // 2 + 1)  # within the query length, past the key bytes
+    value = "é" * (request_limits.MAX_VALUE_BYTES // 2 + 1)  # within the query length, past the key bytes
     for query in (f'release:"{value}"', f"environment:[a, {value}]"):
         response = client.get(ORG_PATH, params={"query": query}, headers=auth(world.read_token))
         assert response.status_code == 400, response.text
-        assert f"longer than {limits.MAX_VALUE_BYTES} bytes" in response.json()["detail"]
+        assert f"longer than {request_limits.MAX_VALUE_BYTES} bytes" in response.json()["detail"]
     response = client.get(ORG_PATH, params={"environment": value}, headers=auth(world.read_token))
     assert response.status_code == 400
-    assert f"longer than {limits.MAX_VALUE_BYTES} bytes" in response.json()["detail"]
+    assert f"longer than {request_limits.MAX_VALUE_BYTES} bytes" in response.json()["detail"]
 
 
 def test_many_list_terms_cannot_add_up_past_the_lookup_limit(client, world):
-    lists = [", ".join(f"v{n}.{i}" for i in range(limits.MAX_LIST_VALUES)) for n in range(3)]
+    lists = [", ".join(f"v{n}.{i}" for i in range(request_limits.MAX_LIST_VALUES)) for n in range(3)]
     query = " ".join(f"release:[{values}]" for values in lists)
     response = client.get(ORG_PATH, params={"query": query}, headers=auth(world.read_token))
     assert response.status_code == 400
-    assert f"at most {limits.MAX_LOOKUP_VALUES}" in response.json()["detail"]
+    assert f"at most {request_limits.MAX_LOOKUP_VALUES}" in response.json()["detail"]
 
 
 # ---- the cost of one page
@@ -258,8 +260,8 @@ def test_a_body_past_the_limit_is_refused_before_it_is_read(publishing_index, wo
     ]
     status, body, consumed = _asgi_put(app, chunks, headers)
     assert status == 400
-    assert body["detail"] == f"The request body is larger than {limits.MAX_BODY_BYTES} bytes."
-    assert consumed * len(chunk) <= limits.MAX_BODY_BYTES + 2 * len(chunk)
+    assert body["detail"] == f"The request body is larger than {request_limits.MAX_BODY_BYTES} bytes."
+    assert consumed * len(chunk) <= request_limits.MAX_BODY_BYTES + 2 * len(chunk)
     # a declared length past the limit is refused without reading anything
     declared = [*headers, (b"content-length", str(20_000_000).encode())]
     status, body, consumed = _asgi_put(app, chunks, declared)
@@ -270,7 +272,7 @@ def test_a_body_past_the_limit_is_refused_before_it_is_read(publishing_index, wo
 def test_a_body_at_the_limit_is_read(publishing_index, world):
     app = create_app(publishing_index)
     text = b'{"status": "resolved"}'
-    body = text + b" " * (limits.MAX_BODY_BYTES - len(text))
+    body = text + b" " * (request_limits.MAX_BODY_BYTES - len(text))
     headers = [
         (b"authorization", f"Bearer {world.write_token}".encode()),
         (b"content-type", b"application/json"),

@@ -12,7 +12,7 @@ from api.app import create_app
 from api.directory import Directory
 from api.service import IssueIndex
 from tests.api.factories import World, build_world
-from transforms import registry
+from transforms.storage import registry
 
 
 @pytest.fixture

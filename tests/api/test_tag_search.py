@@ -250,7 +250,7 @@ def test_a_wildcard_over_more_rows_than_the_limit_lists_the_keys_values_and_read
     the matching values' groups are read as an IN list (complete when they fit the limit)."""
     from api.query import parse_query
     from api.search import ReadStats
-    from api.tags import TagIndex
+    from api.tag_index import TagIndex
 
     database, _ = shared
     firefox = {g.group_id for g in world.groups if tag(g, "browser") == FIREFOX}

@@ -1,4 +1,4 @@
-"""Tags and free text of groups through the API: the reads search uses (``api.tags.TagIndex``) and Sentry's
+"""Tags and free text of groups through the API: the reads search uses (``api.tag_index.TagIndex``) and Sentry's
 tags endpoints, on groups written by the pipeline's engine and Spanner writer into the emulator."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from api.directory import Directory
 from api.search import ReadStats
 from api.serializers import short_id
 from api.service import IssueIndex
-from api.tags import TagIndex, search_key
+from api.tag_index import TagIndex, search_key
 from tests.api.factories import add_organization, add_project, add_token
 from tests.engine.builders import PROJECT, T0, Run, occurrence
-from transforms import tag_writer
 from transforms.core import limits
 from transforms.core.model import MICROS
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import tag_writer
+from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = MICROS
 LINK_RE = re.compile(r'<([^>]*)>; rel="(previous|next)"; results="(true|false)"; cursor="([^"]*)"')

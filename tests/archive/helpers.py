@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms.archive_io import ReadArchive
 from transforms.core import metrics
 from transforms.core.model import DeadLetter, RawMessage
-from transforms.decode import DEAD_LETTER, MESSAGES
+from transforms.decode_messages import DEAD_LETTER, MESSAGES
 
 RUNNERS = ["FnApiRunner", "BundleBasedDirectRunner"]
 

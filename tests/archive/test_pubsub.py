@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import archive, generate
 from pipeline.archive_writer import ArchiveWriter
-from pipeline.pubsub_io import publish, pull_to_archive
+from pipeline.publishing import publish, pull_to_archive
 from pipeline.workload import Workload, WorkloadConfig
 from tests.archive.helpers import read_archive
 

@@ -18,9 +18,9 @@ from pipeline.archive_writer import ArchiveWriter
 from pipeline.production_graph import backfill_job_graph, run_on_fn_api_runner
 from pipeline.stream import counter_totals
 from pipeline.workload import Workload, WorkloadConfig
-from transforms import registry
 from transforms.core.envelopes import archive_line
 from transforms.core.model import MICROS, RawMessage
+from transforms.storage import registry
 
 TABLES = {
     "Groups": "SELECT GroupId, ProjectId, Status, Substatus, Priority, Level, Title, Culprit, FirstSeen, LastSeen, "

@@ -170,7 +170,7 @@ def test_a_message_whose_write_spanner_refuses_is_set_aside_and_its_key_written_
     without the message, and it is a dead letter at stage ``write``."""
     import msgspec
 
-    from transforms import decode as decode_step
+    from transforms import decode_messages as decode_step
 
     config = WorkloadConfig(messages=1500, keys=60, seed=9, hot_key_share=0.2)
     pattern, _ = archive(tmp_path, "refused.jsonl", config)

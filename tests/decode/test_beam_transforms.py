@@ -22,7 +22,7 @@ from transforms.core import metrics, reasons
 from transforms.core.decode import decode
 from transforms.core.model import RawMessage
 from transforms.core.projects import check_project
-from transforms.decode import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
+from transforms.decode_messages import DEAD_LETTER, MESSAGES, CheckProjects, DecodeMessages
 
 RUNNERS = ["BundleBasedDirectRunner", "FnApiRunner"]
 

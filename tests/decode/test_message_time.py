@@ -19,7 +19,7 @@ from transforms.core.message_time import (
     with_attribute_time,
 )
 from transforms.core.model import DeadLetter, RawMessage, from_rfc3339
-from transforms.decode import DEAD_LETTER, MESSAGES
+from transforms.decode_messages import DEAD_LETTER, MESSAGES
 from transforms.pubsub_io import ToRawMessages
 
 # Values Beam's readers accept (``_PubSubReadEvaluator._read_from_pubsub``: ``int(value) * 1000`` micros, else

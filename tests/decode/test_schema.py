@@ -2,17 +2,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas import generate, ingest_pb2
+from schemas import compile_proto, ingest_pb2
 
 
 def test_committed_generated_code_matches_a_fresh_generation(tmp_path: Path) -> None:
-    written = generate.generate(tmp_path)
+    written = compile_proto.generate(tmp_path)
     for path in written:
         relative = path.relative_to(tmp_path)
-        committed = generate.REPO_ROOT / relative
-        assert committed.exists(), f"{relative} is not committed: run `python -m schemas.generate`"
+        committed = compile_proto.REPO_ROOT / relative
+        assert committed.exists(), f"{relative} is not committed: run `python -m schemas.compile_proto`"
         assert committed.read_bytes() == path.read_bytes(), (
-            f"{relative} is out of date with schemas/ingest.proto: run `python -m schemas.generate`"
+            f"{relative} is out of date with schemas/ingest.proto: run `python -m schemas.compile_proto`"
         )
 
 

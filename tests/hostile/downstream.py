@@ -33,8 +33,8 @@ from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.intents import KeyWrite, SaveKeyState
 from transforms.core.model import DeadLetter, Event, Message, Occurrence, ProjectInfo, StatusChange
 from transforms.event_join import Resolved, ResolvedCoder
-from transforms.spanner_rows import write_mutation
-from transforms.spanner_writer import StoredVersions, new_keys, plan_commit
+from transforms.storage.spanner_rows import write_mutation
+from transforms.storage.spanner_writer import StoredVersions, new_keys, plan_commit
 
 ALL_FEATURES = frozenset(group_type.ingest_feature for group_type in GROUP_TYPES.values())
 MINUTE = 60_000_000

@@ -2,7 +2,7 @@
 
 The emulator enforces some of them (key size, STRING(MAX) length) and not others (JSON nesting and size, the
 RFC 3339 form of a timestamp it is sent as text): ``violations`` checks them all on the rows the writer
-plans, in their wire form (``transforms.spanner_rows``), so the fast hostile tests need no server.
+plans, in their wire form (``transforms.storage.spanner_rows``), so the fast hostile tests need no server.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from transforms.core import limits
-from transforms.spanner_rows import COMMIT_TIMESTAMP
+from transforms.storage.spanner_rows import COMMIT_TIMESTAMP
 
 _MIN_INT64, _MAX_INT64 = -(1 << 63), (1 << 63) - 1
 _TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?Z")

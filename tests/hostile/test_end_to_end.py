@@ -49,8 +49,7 @@ from tests.hostile.downstream import injected_release, project_of, pubsub_proble
 from tests.hostile.strategies import hostile_messages
 from tests.stream import harness
 from tests.stream.environment import PROJECTS, stream_env
-from transforms import decode as decode_step
-from transforms import registry
+from transforms import decode_messages as decode_step
 from transforms.core import metrics, reasons
 from transforms.core.decode import decode
 from transforms.core.engine import engine as engine_module
@@ -59,6 +58,7 @@ from transforms.core.message_time import with_attribute_time
 from transforms.core.model import MICROS, DeadLetter, Message, Occurrence, RawMessage
 from transforms.core.projects import check_project
 from transforms.core.reencode import payload_json
+from transforms.storage import registry
 
 pytestmark = pytest.mark.timeout(600)
 

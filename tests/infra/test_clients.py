@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from google.cloud.spanner import KeySet
 
-from transforms import clients, private_api
+from transforms import private_api
+from transforms.storage import clients
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,7 +115,7 @@ def test_without_emulator_or_credentials_the_error_says_what_to_set(
         "NO_GCE_CHECK": "true",  # never probe the metadata server from a test
     }
     code = (
-        "from transforms import clients\n"
+        "from transforms.storage import clients\n"
         "try:\n"
         f"    clients.{call}\n"
         "except clients.MissingCredentialsError as e:\n"

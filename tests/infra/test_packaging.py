@@ -11,6 +11,7 @@ interpreter, as on a worker, and its ``sys.modules`` inspected.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -44,6 +45,8 @@ NOT_ON_WORKERS = (
     "pipeline.archive_writer",
     "pipeline.production_graph",
 )
+# The top-level packages of the worker package (setup.py), whose every module it must carry.
+PACKAGED = ("pipeline", "transforms", "schemas", "api")
 _PICKLED = {
     python_urns.PICKLED_DOFN_INFO,
     python_urns.PICKLED_COMBINE_FN,
@@ -154,17 +157,22 @@ def test_the_backfill_job_workers_import_neither_the_http_service_nor_local_tool
     assert _forbidden(_modules_a_worker_imports(pipeline.to_runner_api())) == []
 
 
-def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path) -> None:
-    """``install_requires`` of the sdist Dataflow builds from ``--setup_file`` (its egg-info's requires.txt:
-    the lines before the first ``[extra]`` section); the HTTP service's libraries are the ``api`` extra."""
+def _sdist(source: Path, dist_dir: Path) -> Path:
+    """The sdist ``setup.py`` in ``source`` builds, as Dataflow does from ``--setup_file``."""
     subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
-        cwd=ROOT,
+        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(dist_dir)],
+        cwd=source,
         check=True,
         capture_output=True,
     )
-    (sdist,) = tmp_path.glob("occurrence_pipeline-*.tar.gz")
-    with tarfile.open(sdist) as archive:
+    (sdist,) = dist_dir.glob("occurrence_pipeline-*.tar.gz")
+    return sdist
+
+
+def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path) -> None:
+    """``install_requires`` of the sdist Dataflow builds from ``--setup_file`` (its egg-info's requires.txt:
+    the lines before the first ``[extra]`` section); the HTTP service's libraries are the ``api`` extra."""
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
         (member,) = [name for name in archive.getnames() if name.endswith(".egg-info/requires.txt")]
         requires = archive.extractfile(member).read().decode()
     sections: dict[str, list[str]] = {}
@@ -182,6 +190,27 @@ def test_the_worker_package_requires_neither_fastapi_nor_uvicorn(tmp_path: Path)
         requirement.split(">")[0].split("<")[0] for requirement in sections["api"]
     }
     assert any(requirement.startswith("fastapi") for requirement in sections["dev"])  # dev pulls the api
+
+
+def test_the_worker_package_holds_every_module_of_the_product_packages(tmp_path: Path) -> None:
+    """The sdist a worker installs carries every module of the packages a graph's code imports from, including
+    subpackages such as ``transforms/storage/`` (``setup.py``'s ``find_packages`` include list). Built from a
+    copy of the tracked files, so that no egg-info left by a local install adds what ``setup.py`` would not."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    source = tmp_path / "source"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    with tarfile.open(_sdist(source, tmp_path)) as archive:
+        packed = {
+            name.split("/", 1)[1] for name in archive.getnames() if name.endswith(".py") and "/" in name
+        }
+    product = [name for name in tracked if name.endswith(".py") and name.split("/")[0] in PACKAGED]
+    assert "transforms/storage/spanner_writer.py" in product
+    assert sorted(set(product) - packed) == []
 
 
 def test_the_http_service_without_its_extra_says_how_to_install_it() -> None:

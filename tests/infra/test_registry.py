@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from google.cloud.spanner import KeySet
 
-from transforms import registry
 from transforms.core.model import ProjectInfo
-from transforms.registry import RegistryError, register_project
+from transforms.storage import registry
+from transforms.storage.registry import RegistryError, register_project
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILING = "organizations:profile-file-io-main-thread-ingest"

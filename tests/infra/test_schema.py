@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import admin
-from transforms import clients, schema
-from transforms.schema import SchemaError, SchemaObject, schema_object, split_statements
+from transforms.storage import clients, schema
+from transforms.storage.schema import SchemaError, SchemaObject, schema_object, split_statements
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def test_packaged_schema_is_only_statements_the_admin_can_apply() -> None:
 
 
 def _ddl_objects() -> tuple[set[str], set[str]]:
-    """Table and index names declared in the DDL file, read with a regex independent of transforms.schema."""
+    """Table and index names declared in the DDL file, read with a regex independent of transforms.storage.schema."""
     text = (REPO / "schemas" / "spanner.sql").read_text()
     tables = set(re.findall(r"^CREATE TABLE `?(\w+)`? \(", text, re.MULTILINE))
     indexes = set(re.findall(r"^CREATE (?:UNIQUE )?(?:NULL_FILTERED )?INDEX (\w+) ON", text, re.MULTILINE))

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from pipeline import admin
-from transforms import clients
+from transforms.storage import clients
 
 REPO = Path(__file__).resolve().parents[2]
 

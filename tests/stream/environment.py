@@ -13,9 +13,9 @@ from pipeline import admin
 from pipeline.stack import StackConfig
 from tests.conftest import TEST_INSTANCE, TEST_PROJECT, TestDatabase
 from tests.stream import harness
-from transforms import clients, registry
 from transforms.core.envelopes import archive_line
 from transforms.core.model import RawMessage
+from transforms.storage import clients, registry
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database

@@ -21,13 +21,14 @@ from google.cloud.spanner_v1 import JsonObject
 
 from pipeline import report, stream
 from pipeline.local_runner import LocalRun
-from transforms import clients, progress, spanner_rows
+from transforms import progress
 from transforms.apply_per_group import uncounted_counts
 from transforms.core.engine import KeyState, decode_state
 from transforms.core.engine.ids import activity_id, status_change_memory_id
 from transforms.core.engine.state import GroupState, RunMember
 from transforms.core.enums import ActivityType
 from transforms.core.model import MICROS, to_rfc3339
+from transforms.storage import clients, spanner_rows
 
 TIMESTAMP_ATTRIBUTE = "ts"
 # The tables the pipeline writes; Events and KeyStates are compared too (the state is part of the result).

@@ -227,7 +227,7 @@ def test_the_sdist_of_setup_py_installs_a_package_that_runs_the_pipeline_code(tm
         capture_output=True,
     )
     check = (
-        "import pipeline.stream, transforms.spanner_rows as rows, schemas.ingest_pb2;"
+        "import pipeline.stream, transforms.storage.spanner_rows as rows, schemas.ingest_pb2;"
         f"assert pipeline.stream.__file__.startswith({str(site)!r}), pipeline.stream.__file__;"
         "assert rows.index_cells_per_row()['GroupHashes'] == 1"  # read from the packaged schemas/spanner.sql
     )

@@ -11,7 +11,6 @@ from google.pubsub_v1.types import PublishRequest, PubsubMessage
 
 from tests.stream import harness, script
 from tests.stream.environment import StreamEnv
-from transforms import clients
 from transforms.core import metrics, reasons
 from transforms.core.dead_letter_fit import DEAD_LETTER_TRUNCATED
 from transforms.core.envelopes import DEAD_LETTER_ATTRIBUTES
@@ -22,6 +21,7 @@ from transforms.core.limits import (
     PUBSUB_MAX_REQUEST_BYTES,
 )
 from transforms.core.model import to_rfc3339
+from transforms.storage import clients
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -9,12 +9,12 @@ import msgspec
 import pytest
 
 from tests.test_spanner_writer_emulator import PROJECT, SECOND, context, occurrence
-from transforms import registry, state_store
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core import engine
 from transforms.core.engine import EngineConfig
-from transforms.event_cache import KNOWN_EVENTS
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import registry, state_store
+from transforms.storage.event_cache import KNOWN_EVENTS
+from transforms.storage.spanner_writer import SpannerWriter
 
 RECHECK = 5.0
 

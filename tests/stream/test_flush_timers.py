@@ -20,7 +20,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
 from tests.memory_store import MemoryApplierFactory
-from transforms import progress, state_store
+from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
     ApplyPerGroupFn,
@@ -35,7 +35,8 @@ from transforms.core import engine, metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.model import MICROS, Message
 from transforms.per_group.local_commits import ApplierFactory
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage import state_store
+from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = MICROS
 HOLD = 2.0
@@ -423,7 +424,7 @@ def test_a_hold_is_extended_while_its_lookups_events_are_read_in_the_background(
 
 
 def applier_reading(message: Message) -> bool:
-    from transforms.event_cache import KNOWN_EVENTS
+    from transforms.storage.event_cache import KNOWN_EVENTS
 
     return KNOWN_EVENTS.reading((message.project_id, message.payload.event_id))
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.stream import harness, runs
 from tests.stream.environment import StreamEnv
-from transforms import decode as decode_step
+from transforms import decode_messages as decode_step
 from transforms import ingest
 from transforms.core import metrics, reasons
 from transforms.core.engine import engine as engine_module

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from pipeline.local_runner import ACKNOWLEDGEMENTS, FastPullClient
-from transforms import clients
+from transforms.storage import clients
 
 
 def test_pulls_are_large_and_acknowledged_messages_do_not_come_back(pubsub_topics) -> None:

@@ -1,4 +1,4 @@
-"""The creation quota in Redis (``transforms.quota``): windows in message time, free retries, failing open."""
+"""The creation quota in Redis (``transforms.storage.redis_quota``): windows in message time, free retries, failing open."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from redis.retry import Retry
 
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import MICROS
-from transforms.quota import QuotaRequest, RedisCreationQuota
+from transforms.storage.redis_quota import QuotaRequest, RedisCreationQuota
 
 MINUTE = 60 * MICROS
 T0 = 1_780_000_000 * MICROS

@@ -11,9 +11,9 @@ import pytest
 
 from tests.stream import harness, script
 from tests.stream.environment import StreamEnv
-from transforms import clients
 from transforms.core import metrics, reasons
 from transforms.core.model import MICROS, from_rfc3339
+from transforms.storage import clients
 
 pytestmark = pytest.mark.timeout(300)
 

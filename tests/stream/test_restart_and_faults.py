@@ -11,8 +11,8 @@ import pytest
 
 from tests.stream import harness, runs, script, workload_runs
 from tests.stream.environment import StreamEnv, stream_env
-from transforms import clients
 from transforms.core import metrics
+from transforms.storage import clients
 
 
 def test_a_new_pipeline_continues_from_spanner_where_the_stopped_one_left(

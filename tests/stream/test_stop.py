@@ -102,7 +102,7 @@ def test_an_occurrence_left_waiting_for_its_event_at_a_stop_is_applied_by_the_ne
 
 
 def _publish(topic: str, messages: list[drain.Sent]) -> dict[str, drain.Sent]:
-    from transforms import clients
+    from transforms.storage import clients
 
     publisher = clients.pubsub_publisher()
     futures = [
@@ -132,10 +132,10 @@ def test_a_stop_applies_what_waits_for_the_watermark_and_saves_what_is_held_for_
     time an hour ahead, from ``--timestamp_attribute``), by SIGTERM and by ``--exit_when_idle``; what is held
     on purpose, a status change waiting for its group, is saved in its key's state and applied by the next
     pipeline once a late occurrence creates the group."""
-    from transforms import state_store
     from transforms.core.engine import decode_state
     from transforms.core.enums import GroupStatus
     from transforms.core.model import group_key
+    from transforms.storage import state_store
 
     environment = drain.make_environment("held")
     try:
@@ -243,7 +243,7 @@ def test_without_our_patches_a_stop_after_the_stream_applies_everything_it_read(
 
 
 def _publish_with(topic: str, messages: list[tuple[drain.Sent, dict[str, str]]]) -> None:
-    from transforms import clients
+    from transforms.storage import clients
 
     publisher = clients.pubsub_publisher()
     futures = [

@@ -10,7 +10,7 @@ import pytest
 from api.issue_details import DAY, HOUR, Buckets, EventSeries, LatestEvent
 from tests.api.factories import T0
 from transforms.core.model import MICROS
-from web import charts, session, tags
+from web import charts, session, tags_panel
 from web.timerange import RangeError, parse_range, relative
 
 
@@ -86,8 +86,8 @@ def test_the_tags_panel_shows_the_latest_event_labelled_as_such():
         "tags": [["browser", "Chrome"], ["release", "ignored duplicate"]],
         "sdk": {"name": "sentry.python", "version": "2.0"},
     }
-    panel = tags.tag_panel(latest, event)
-    assert panel.source == tags.LATEST_EVENT
+    panel = tags_panel.tag_panel(latest, event)
+    assert panel.source == tags_panel.LATEST_EVENT
     assert [(k.key, [v.value for v in k.values]) for k in panel.keys] == [
         ("environment", ["production"]),
         ("release", ["1.4.0"]),
@@ -97,7 +97,7 @@ def test_the_tags_panel_shows_the_latest_event_labelled_as_such():
         ("browser", ["Chrome"]),
     ]
     assert all(v.share is None for k in panel.keys for v in k.values)
-    assert tags.tag_panel(None, None).keys == []
+    assert tags_panel.tag_panel(None, None).keys == []
 
 
 def test_the_chart_scale_is_round_and_its_middle_line_whole():
@@ -121,8 +121,8 @@ def test_hourly_charts_over_days_label_days():
 
 
 def test_the_tags_panel_shows_stored_top_values_with_shares_and_the_rest_as_other():
-    from api.tags import TagKey as StoredKey
-    from api.tags import TagValue as StoredValue
+    from api.tag_index import TagKey as StoredKey
+    from api.tag_index import TagValue as StoredValue
 
     values = [StoredValue("browser", f"b{n}", 10 - n, T0, T0 + n) for n in range(7)]
     stored = [
@@ -130,8 +130,8 @@ def test_the_tags_panel_shows_stored_top_values_with_shares_and_the_rest_as_othe
         (StoredKey("user", 1, 0), [StoredValue("user", "email:a@example.com", 2, T0, T0)]),
         (StoredKey("huge", 4000, 0), None),
     ]
-    panel = tags.tag_panel(None, None, stored)
-    assert panel.source == tags.ALL_EVENTS
+    panel = tags_panel.tag_panel(None, None, stored)
+    assert panel.source == tags_panel.ALL_EVENTS
     assert [k.key for k in panel.keys] == ["browser", "user", "huge"]  # by total, most frequent first
     browser = panel.keys[0]
     assert browser.total == sum(range(4, 11)) + 3 == 52

@@ -1,7 +1,7 @@
 """Write intents: what one application of the group engine to one key wants done.
 
 The engine returns these as plain values; the Beam shell turns them into
-Spanner mutations (``transforms.spanner_writer``), dead-letter records and
+Spanner mutations (``transforms.storage.spanner_writer``), dead-letter records and
 counter increments. Every intent of one ``apply`` call belongs to one
 ``KeyWrite`` that carries the key state's new ``seq``: writers apply a
 ``KeyWrite`` only if its ``seq`` is greater than the one stored for the key
@@ -133,7 +133,7 @@ class RecordGroupRelease(msgspec.Struct, frozen=True, tag=True, tag_field="inten
 
 class IndexOccurrence(msgspec.Struct, frozen=True, tag=True, tag_field="intent", gc=False):
     """Count an attached occurrence's tags for its group and index its search values and words
-    (GroupTagKeys, GroupTagValues; ``transforms.tag_writer``).
+    (GroupTagKeys, GroupTagValues; ``transforms.storage.tag_writer``).
 
     Written in the commit that writes the occurrence's row for the first time, and only then: the counts are
     the number of the group's occurrence rows carrying each tag, whatever the retries, replays and commit

@@ -30,7 +30,7 @@ from transforms.key_history import dead_letter_in_finish_bundle
 from transforms.per_group.drain import DRAIN
 from transforms.per_group.hydration import HYDRATED, SAVING, after
 from transforms.per_group.local_commits import REBUILT, ApplierFactory, commit_entries, step_committer
-from transforms.spanner_writer import CommitStats
+from transforms.storage.spanner_writer import CommitStats
 
 Counter = Callable[[str, int], None]
 

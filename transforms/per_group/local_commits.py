@@ -35,7 +35,7 @@ from transforms.applier import (
 from transforms.core import metrics
 from transforms.core.intents import KeyWrite
 from transforms.core.model import DeadLetter
-from transforms.spanner_writer import SpannerWriter
+from transforms.storage.spanner_writer import SpannerWriter
 
 
 class ApplierFactory(Protocol):

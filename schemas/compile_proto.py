@@ -1,4 +1,4 @@
-"""Generate the Python code for ``schemas/ingest.proto``: ``python -m schemas.generate``.
+"""Generate the Python code for ``schemas/ingest.proto``: ``python -m schemas.compile_proto``.
 
 Writes ``schemas/ingest_pb2.py`` and ``schemas/ingest_pb2.pyi`` with the protoc
 bundled in grpcio-tools (a dev dependency). The generated files are committed,

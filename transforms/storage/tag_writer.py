@@ -35,14 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from google.cloud.spanner_v1 import KeyRange, KeySet
 
-from transforms import spanner_rows as rows
 from transforms.core import intents
 from transforms.core.engine.tags import SEARCH_PREFIX, TEXT_KEY
 from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP
 from transforms.core.model import from_datetime, to_rfc3339
+from transforms.storage import spanner_rows as rows
 
 if TYPE_CHECKING:
-    from transforms.commit_plan import CommitPlan
+    from transforms.storage.commit_plan import CommitPlan
 
 VALUES, KEYS = "GroupTagValues", "GroupTagKeys"
 _READ_BATCH = 5000  # keys per Read call

@@ -3,7 +3,7 @@ from the pipeline's configuration.
 
 ``GroupStore`` is everything the applier reads and writes: key states (hydration), stored events (lookups),
 release first-seen times (the engine's ``ReleaseBook``), and the commit of ``KeyWrite``s, which must keep
-``transforms.spanner_writer``'s contract (the seq guard per row, netting within a commit, refused writes
+``transforms.storage.spanner_writer``'s contract (the seq guard per row, netting within a commit, refused writes
 listed in ``CommitStats.refused`` rather than raised). ``SpannerGroupStore`` is the product's; tests use an
 in-memory one (``tests/memory_store.py``) with the same planning (``commit_plan.plan_commit``).
 
@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from transforms import clients, state_store
 from transforms.core import metrics
 from transforms.core.engine import QuotaGate, ReleaseBook
 from transforms.core.intents import KeyWrite
 from transforms.core.model import Event
-from transforms.quota import RedisCreationQuota
-from transforms.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
+from transforms.storage import clients, state_store
+from transforms.storage.redis_quota import RedisCreationQuota
+from transforms.storage.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, SpannerWriter
 
 Counter = Callable[[str, int], None]
 
@@ -77,7 +77,7 @@ class SpannerTarget:
 
 class SpannerGroupStore:
     """``GroupStore`` over a Spanner database: ``state_store``'s reads, ``SpannerWriter``'s commits, and a
-    ``SpannerReleaseBook``. The database handle is the process's (``transforms.clients``), so one store per
+    ``SpannerReleaseBook``. The database handle is the process's (``transforms.storage.clients``), so one store per
     applier is cheap; the writer's caches (release times, stored tag rows) live as long as the store."""
 
     def __init__(self, database: Any, *, max_mutations: int = DEFAULT_MAX_MUTATIONS) -> None:

@@ -1,6 +1,6 @@
 """Tags and free text of groups: the reads issue search needs, and Sentry's group tags endpoints.
 
-What is stored (``schemas/spanner.sql``, written by ``transforms.tag_writer``; docs/issue-index.md "Tags and free
+What is stored (``schemas/spanner.sql``, written by ``transforms.storage.tag_writer``; docs/issue-index.md "Tags and free
 text"): per group, ``GroupTagKeys (GroupId, TagKey)`` and ``GroupTagValues (GroupId, TagKey, TagValue)``, plus
 search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``).
 

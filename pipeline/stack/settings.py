@@ -79,7 +79,7 @@ class StackConfig:
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "SPANNER_EMULATOR_HOST": self.spanner_host,
             "REDIS_URL": self.redis_url,
-            # See transforms/clients.py: multiplexed sessions lose concurrent transactions on the emulator.
+            # See transforms/storage/clients.py: multiplexed sessions lose concurrent transactions on the emulator.
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW": "false",
             "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS": "false",
         }

@@ -15,7 +15,7 @@ Contract (the product's consistency promise):
 * An event of the event path is stored on the row of the occurrence that carried it when that occurrence is
   attached (one row instead of two), and in the Events table otherwise.
 * An occurrence's tags are counted in the commit that writes its row for the first time
-  (``transforms.tag_writer``, which reads what it needs in the same transaction).
+  (``transforms.storage.tag_writer``, which reads what it needs in the same transaction).
 * Within one commit, the rows are netted per primary key in write order (a group deleted then re-created,
   hashes unlinked then linked again), so the commit's mutations never conflict.
 * The reads (current ``seq`` of the keys and groups, release first-seen times) and the writes happen in one
@@ -50,9 +50,11 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import spanner
 
-from transforms import mutation_buffer, tag_writer
-from transforms import spanner_rows as rows
-from transforms.commit_plan import (
+from transforms.core import intents
+from transforms.core.model import from_datetime, from_rfc3339, split_group_key
+from transforms.storage import mutation_buffer, tag_writer
+from transforms.storage import spanner_rows as rows
+from transforms.storage.commit_plan import (
     CommitPlan,
     StoredVersions,
     group_ids,
@@ -62,10 +64,8 @@ from transforms.commit_plan import (
     plan_commit,
     settle_environment_checks,
 )
-from transforms.core import intents
-from transforms.core.model import from_datetime, from_rfc3339, split_group_key
 
-# ``plan_commit`` and its types are planned in ``transforms.commit_plan``; importers of this module keep them.
+# ``plan_commit`` and its types are planned in ``transforms.storage.commit_plan``; importers of this module keep them.
 __all__ = [
     "ABORT_RETRY_SECONDS",
     "DEFAULT_MAX_MUTATIONS",
@@ -279,7 +279,9 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
     settle_environment_checks(plan, stored)
 
 
-def _buffer(transaction, plan: CommitPlan) -> None:
+def buffer_plan(transaction, plan: CommitPlan) -> None:
+    """Hand ``plan``'s rows to ``transaction`` (or a batch): its deletions through the public API, its
+    writes through ``mutation_buffer``. Nothing is sent until the caller commits."""
     for kind, table, columns, values in mutations(plan):
         if kind == "delete":
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
@@ -364,7 +366,7 @@ class SpannerWriter:
             plan = plan_commit(chunk, stored, assumed["new"])
             _check_environments(transaction, plan)
             result["tags"] = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
-            _buffer(transaction, plan)
+            buffer_plan(transaction, plan)
             result["plan"] = plan
             result["releases"] = stored.release_first_seen
 

@@ -23,7 +23,7 @@ a window this process knows to be full, is refused; its key asks again with its 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically. If Redis
 cannot be reached the quota fails open (the group is created) and ``fail_open`` is called once per request,
 so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
-of the process that uses the same client (``transforms.clients`` shares one per URL, and the local runner
+of the process that uses the same client (``transforms.storage.clients`` shares one per URL, and the local runner
 builds a new quota for every bundle), so a dead Redis does not add a timeout to every creation. How long
 one attempt may take is the client's business: put ``socket_connect_timeout`` and ``socket_timeout`` in the
 Redis URL (``redis://host:6379/0?socket_connect_timeout=1&socket_timeout=1``).

@@ -3,7 +3,7 @@ block (``_tags_panel.html``).
 
 Sentry's panel shows, for each tag key, the top values over all of the issue's events with their shares. They
 come from the per-group tag storage the pipeline writes (``GroupTagKeys``/``GroupTagValues``, read through
-``api.tags.TagIndex``): each key with its top ``TOP_VALUES`` values, their counts and their shares of the
+``api.tag_index.TagIndex``): each key with its top ``TOP_VALUES`` values, their counts and their shares of the
 key's total (Sentry's ``totalValues``: the values' counts plus the occurrences whose value was not kept), and
 what the shown values leave as "Other". Keys are ordered by total, the most frequent first.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.issue_details import LatestEvent
-from api.tags import TagIndex, key_label, top_order, value_label
-from api.tags import TagKey as StoredKey
-from api.tags import TagValue as StoredValue
+from api.tag_index import TagIndex, key_label, top_order, value_label
+from api.tag_index import TagKey as StoredKey
+from api.tag_index import TagValue as StoredValue
 
 ALL_EVENTS, LATEST_EVENT = "all_events", "latest_event"
 TOP_VALUES = 5

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from google.cloud import spanner
 
-from transforms import spanner_rows
 from transforms.core.model import Event, from_datetime, split_group_key
+from transforms.storage import spanner_rows
 
 # Keys per read call: large enough to amortise a round trip, small enough for one response.
 READ_BATCH = 1000

@@ -1,10 +1,10 @@
 """Spanner rows for the engine's write intents: column lists and value conversion, no I/O.
 
 Values are in their wire form, ready for a mutation: TIMESTAMP as RFC 3339 text, JSON as JSON text, BYTES
-as base64 text, INT64 as int (see ``transforms.spanner_writer`` for why mutations are built directly).
+as base64 text, INT64 as int (see ``transforms.storage.spanner_writer`` for why mutations are built directly).
 
 One place maps ``transforms.core.intents`` to the tables of ``schemas/spanner.sql``;
-``transforms.spanner_writer`` decides which of these rows a commit may write.
+``transforms.storage.spanner_writer`` decides which of these rows a commit may write.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "Payload",
 )
 RELEASE_COLUMNS: tuple[str, ...] = ("ProjectId", "Version", "FirstSeen")
-# Tags and terms (IndexOccurrence, transforms.tag_writer). A row that exists is updated with only the columns
+# Tags and terms (IndexOccurrence, transforms.storage.tag_writer). A row that exists is updated with only the columns
 # that change (the *_UPDATE_COLUMNS), which rewrites none of its index entries.
 TAG_KEY_COLUMNS: tuple[str, ...] = (
     "GroupId",

@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms import clients
 from transforms.core.model import RawMessage, from_datetime
+from transforms.storage import clients
 
 DEFAULT_PROJECT = "local-project"
 MAX_ACK_DEADLINE_SECONDS = 600
@@ -68,7 +68,7 @@ def _client_error(exc: Exception) -> PubSubSetupError:
 
 def make_publisher() -> Any:
     """A ``PublisherClient`` (its ``api`` sends the batches; it also creates and deletes topics), with no
-    limit on the size of a gRPC message (``transforms.clients.new_pubsub_client``)."""
+    limit on the size of a gRPC message (``transforms.storage.clients.new_pubsub_client``)."""
     try:
         return clients.new_pubsub_client("publisher")
     except Exception as exc:  # DefaultCredentialsError and friends
@@ -76,7 +76,7 @@ def make_publisher() -> Any:
 
 
 def make_subscriber() -> Any:
-    """A ``SubscriberClient`` whose pulls may be of any size (``transforms.clients.new_pubsub_client``)."""
+    """A ``SubscriberClient`` whose pulls may be of any size (``transforms.storage.clients.new_pubsub_client``)."""
     try:
         return clients.new_pubsub_client("subscriber")
     except Exception as exc:

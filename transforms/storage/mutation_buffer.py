@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from transforms import spanner_rows as rows
+from transforms.storage import spanner_rows as rows
 
 _LOG = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Planning a commit: the engine's ``KeyWrite``s netted into the rows one Spanner transaction writes (pure).
 
 ``plan_commit`` takes the writes of one commit and what the transaction read of the database
-(``StoredVersions``) and returns the rows to write (``CommitPlan``); ``transforms.spanner_writer`` does the
+(``StoredVersions``) and returns the rows to write (``CommitPlan``); ``transforms.storage.spanner_writer`` does the
 reads and the writes around it. The contract it implements is ``spanner_writer``'s:
 
 * The seq guard is per row. A write whose ``seq`` is not greater than the KeyStates row's leaves that row,
@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms import spanner_rows as rows
 from transforms.core import intents
 from transforms.core.model import split_group_key
+from transforms.storage import spanner_rows as rows
 
 
 @dataclass
@@ -54,7 +54,7 @@ class CommitPlan:
     # Environment rows of stale writes: written only where they are earlier than the stored row.
     environment_checks: list[intents.RecordEnvironment] = field(default_factory=list)
     # Table -> keys of rows known to exist, written with only the columns that change (an update: the index
-    # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.tag_writer).
+    # entries of the columns it leaves alone are not rewritten). Tag rows (transforms.storage.tag_writer).
     updates: dict[str, set[tuple]] = field(default_factory=dict)
     # The commit's IndexOccurrence intents, in the order the writes are planned (``tag_writer.index_intents``),
     # gathered by the same pass: the tag writer plans them after the rows.
@@ -332,7 +332,7 @@ def _link_hashes(p: Planning, intent: intents.LinkHashes) -> None:
 
 
 def _index_occurrence(p: Planning, intent: intents.IndexOccurrence) -> None:
-    # Planned after the writes, with what the commit reads (transforms.tag_writer).
+    # Planned after the writes, with what the commit reads (transforms.storage.tag_writer).
     p.plan.indexed.append(intent)
 
 
