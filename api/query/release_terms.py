@@ -116,14 +116,22 @@ def _release_values(builder: FilterBuilder, term: Term) -> frozenset[str]:
     return frozenset(values)
 
 
-def apply_release(builder: FilterBuilder, term: Term) -> None:
+def _wildcard_related(term: Term, source: str, key: str) -> Related | None:
+    """The condition of a term whose value is a wildcard (matched on the ``source`` values), or None when it
+    has no wildcard; a list cannot hold one."""
     wildcards = [raw for raw in term.values if not term.quoted and is_wildcard(raw)]
-    if wildcards:
-        if term.is_list:
-            raise term.error("a list cannot hold wildcards here; use one release:pattern term")
-        builder.related.append(Related(RELEASES, matcher=Wildcard(wildcards[0]), negated=term.negated))
-        return
-    builder.related.append(Related(RELEASES, _release_values(builder, term), negated=term.negated))
+    if not wildcards:
+        return None
+    if term.is_list:
+        raise term.error(f"a list cannot hold wildcards here; use one {key}:pattern term")
+    return Related(source, matcher=Wildcard(wildcards[0]), negated=term.negated)
+
+
+def apply_release(builder: FilterBuilder, term: Term) -> None:
+    condition = _wildcard_related(term, RELEASES, "release")
+    if condition is None:
+        condition = Related(RELEASES, _release_values(builder, term), negated=term.negated)
+    builder.related.append(condition)
 
 
 def apply_first_release(builder: FilterBuilder, term: Term) -> None:
@@ -145,14 +153,11 @@ def apply_regressed_in_release(builder: FilterBuilder, term: Term) -> None:
 
 
 def apply_environment(builder: FilterBuilder, term: Term) -> None:
-    wildcards = [raw for raw in term.values if not term.quoted and is_wildcard(raw)]
-    if wildcards:
-        if term.is_list:
-            raise term.error("a list cannot hold wildcards here; use one environment:pattern term")
-        builder.related.append(Related(ENVIRONMENTS, matcher=Wildcard(wildcards[0]), negated=term.negated))
-        return
-    values = frozenset(raw if term.quoted else unescape(raw) for raw in term.values)
-    builder.related.append(Related(ENVIRONMENTS, values, negated=term.negated))
+    condition = _wildcard_related(term, ENVIRONMENTS, "environment")
+    if condition is None:
+        values = frozenset(raw if term.quoted else unescape(raw) for raw in term.values)
+        condition = Related(ENVIRONMENTS, values, negated=term.negated)
+    builder.related.append(condition)
 
 
 def apply_release_version(builder: FilterBuilder, term: Term) -> None:
