@@ -7,7 +7,7 @@ so at once instead of accepting it (202) for nothing.
 from __future__ import annotations
 
 from api.bulk import parse_update
-from tests.api.test_bulk import client, put, topic, world  # noqa: F401  (fixtures)
+from tests.api.test_bulk import client, put, world  # noqa: F401  (fixtures; topic is tests/api/conftest.py's)
 from tests.api.test_bulk_body import bad
 from transforms.core import limits
 
