@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from api.errors import bad_request
+from api.query.vocabulary import SUBSTATUS_BY_NAME
 from transforms.core import limits
 from transforms.core.enums import (
     STATUS_NAMES,
@@ -42,15 +43,9 @@ UPDATE_STATUSES: dict[str, int] = {
     "ignored": GroupStatus.IGNORED,
     "muted": GroupStatus.IGNORED,
 }
-# Sentry's SUBSTATUS_UPDATE_CHOICES, deprecated aliases included.
+# Sentry's SUBSTATUS_UPDATE_CHOICES (as the query language names them), deprecated aliases included.
 UPDATE_SUBSTATUSES: dict[str, int] = {
-    "archived_until_escalating": GroupSubStatus.UNTIL_ESCALATING,
-    "archived_until_condition_met": GroupSubStatus.UNTIL_CONDITION_MET,
-    "archived_forever": GroupSubStatus.FOREVER,
-    "escalating": GroupSubStatus.ESCALATING,
-    "ongoing": GroupSubStatus.ONGOING,
-    "regressed": GroupSubStatus.REGRESSED,
-    "new": GroupSubStatus.NEW,
+    **SUBSTATUS_BY_NAME,
     "until_escalating": GroupSubStatus.UNTIL_ESCALATING,
     "until_condition_met": GroupSubStatus.UNTIL_CONDITION_MET,
     "forever": GroupSubStatus.FOREVER,
