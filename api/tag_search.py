@@ -56,6 +56,8 @@ MAX_POINT_VALUES = 4
 # A condition checked on more candidates than this at once is resolved to its set of groups first (one bounded
 # index read, reused by the rest of the request) when that set is small: see TagSearcher._lookup.
 RESOLVE_AT = 64
+# ... reading at most this many index rows: a longer range read costs less than thousands of key lookups.
+RESOLVE_LIMIT = 5000
 # A wildcard whose ranges hold more than the limit of rows lists the key's values there, one Read a value, up to
 # this many (see _pattern_candidates).
 MAX_VALUE_SKIPS = 16
@@ -158,19 +160,25 @@ def word_condition(text: str, negated: bool = False) -> WordCondition | None:
 # Reads
 
 
-def candidates(index: TagIndex, organization_id: int, condition: Condition, projects: Iterable[int] | None):
-    """The groups a positive condition selects, from one bounded index read (``Candidates``)."""
+def candidates(
+    index: TagIndex,
+    organization_id: int,
+    condition: Condition,
+    projects: Iterable[int] | None,
+    limit: int | None = None,
+) -> Candidates:
+    """The groups a positive condition selects, from bounded index reads of at most ``limit`` rows
+    (``CANDIDATE_LIMIT`` by default) each (``Candidates``)."""
+    limit = CANDIDATE_LIMIT if limit is None else limit
     if isinstance(condition, WordCondition):
-        return index.text_candidates(
-            organization_id, condition.text, projects, CANDIDATE_LIMIT, condition.prefix_last
-        )
+        return index.text_candidates(organization_id, condition.text, projects, limit, condition.prefix_last)
     if condition.pattern is not None:
-        return _pattern_candidates(index, organization_id, condition, projects)
+        return _pattern_candidates(index, organization_id, condition, projects, limit)
     if condition.values:
         return index.value_candidates(
-            organization_id, condition.key, sorted(condition.values), projects, CANDIDATE_LIMIT
+            organization_id, condition.key, sorted(condition.values), projects, limit
         )
-    return index.key_candidates(organization_id, condition.key, projects, CANDIDATE_LIMIT)
+    return index.key_candidates(organization_id, condition.key, projects, limit)
 
 
 def members(index: TagIndex, condition: Condition, group_ids: Sequence[int]) -> set[int]:
@@ -197,7 +205,7 @@ def members(index: TagIndex, condition: Condition, group_ids: Sequence[int]) -> 
 
 
 def _pattern_candidates(
-    index: TagIndex, organization_id: int, condition: TagCondition, projects: Iterable[int] | None
+    index: TagIndex, organization_id: int, condition: TagCondition, projects: Iterable[int] | None, limit: int
 ) -> Candidates:
     """Groups with a value of the key matching a wildcard: the index ranges of the case variants of its
     literal start (the key's whole range for a pattern starting with ``*``), the values read checked against
@@ -212,8 +220,8 @@ def _pattern_candidates(
     else:
         bounds = [(None, None)]
     prefix = [organization_id, condition.key]
-    rows = _read_values(index, prefix, bounds, CANDIDATE_LIMIT + 1)
-    if len(rows) <= CANDIDATE_LIMIT:
+    rows = _read_values(index, prefix, bounds, limit + 1)
+    if len(rows) <= limit:
         ids = (
             g
             for g, value, project_id in rows
@@ -232,7 +240,7 @@ def _pattern_candidates(
             matching = sorted(value for value in values if regex.fullmatch(value))
             if not matching:
                 return Candidates((), True)
-            return index.value_candidates(organization_id, condition.key, matching, projects, CANDIDATE_LIMIT)
+            return index.value_candidates(organization_id, condition.key, matching, projects, limit)
         last = following[0][1]
         values[last] = None
     return Candidates((), False)
@@ -360,10 +368,7 @@ class TagSearcher(Searcher):
         for condition in sorted((c for c in _conditions(flt) if _drivable(c)), key=_drive_order):
             found = candidates(self.tags(), organization_id, condition, projects)
             if not found.complete:
-                self._sets[condition] = (
-                    None  # more than the limit in these projects: more in the organization
-                )
-                continue
+                continue  # checked on the ranges' candidates, resolved from up to RESOLVE_LIMIT rows if it can
             rest = tuple(c for c in _conditions(flt) if c is not condition)
             rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]
             rows = [
@@ -405,7 +410,7 @@ class TagSearcher(Searcher):
         bounded read finds them all; None when there are more (then it is checked by lookups)."""
         positive = replace(condition, negated=False)
         if positive not in self._sets:
-            found = candidates(self.tags(), organization_id, positive, None)
+            found = candidates(self.tags(), organization_id, positive, None, RESOLVE_LIMIT)
             self._sets[positive] = frozenset(found.group_ids) if found.complete else None
         return self._sets[positive]
 

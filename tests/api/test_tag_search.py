@@ -133,13 +133,15 @@ def test_tag_terms_page_through_exactly_the_matching_groups_in_every_sort(
     client, world, monkeypatch, query, predicate
 ):
     expected_groups = [g for g in world.groups if predicate(g, world)]
-    for limit in (tag_search.CANDIDATE_LIMIT, 0):
-        # 0: every tag term matches "more than the limit": the issue-index ranges drive, tags are checked
+    # driven by the tag index; driven by the ranges with the terms resolved to sets of groups; driven by the
+    # ranges with the terms looked up on each batch of candidates (every term matches "more than the limit")
+    for limit, resolve_limit in ((tag_search.CANDIDATE_LIMIT, tag_search.RESOLVE_LIMIT), (0, 5000), (0, 0)):
         monkeypatch.setattr(tag_search, "CANDIDATE_LIMIT", limit)
-        for sort in SORTS:
+        monkeypatch.setattr(tag_search, "RESOLVE_LIMIT", resolve_limit)
+        for sort in SORTS if limit else ("date", "priority"):  # two sorts for the ranges (the tests' cost)
             ids = fetch_all(client, world.read_token, {"query": query, "sort": sort, "limit": 13})
             expected = [str(g.group_id) for g in expected_order(expected_groups, sort)]
-            assert ids == expected, f"sort={sort}, candidate limit {limit}"
+            assert ids == expected, f"sort={sort}, limits {limit}, {resolve_limit}"
 
 
 def test_tag_terms_stay_within_the_organization_and_projects(client, world):
