@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud.spanner_v1 import COMMIT_TIMESTAMP
 from google.cloud.spanner_v1.data_types import JsonObject
 
+from transforms.core import intents
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
@@ -24,35 +24,8 @@ from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import to_datetime
 from transforms.storage import registry, spanner_rows
 
-GROUP_COLUMNS = (
-    "GroupId",
-    "ProjectId",
-    "OrganizationId",
-    "PrimaryHash",
-    "Fingerprint",
-    "Generation",
-    "Type",
-    "Category",
-    "Status",
-    "Substatus",
-    "Priority",
-    "Level",
-    "Title",
-    "Subtitle",
-    "Culprit",
-    "Message",
-    "Platform",
-    "FirstSeen",
-    "LastSeen",
-    "ActiveAt",
-    "TimesSeen",
-    "FirstRelease",
-    "ResolutionType",
-    "ResolutionVersion",
-    "Data",
-    "Seq",
-    "UpdatedAt",
-)
+# The Groups table as the pipeline writes it (rows built by ``spanner_rows.group_values``).
+GROUP_COLUMNS = spanner_rows.GROUP_COLUMNS
 OCCURRENCE_COLUMNS = (
     "GroupId",
     "OccurrenceId",
@@ -102,46 +75,46 @@ class DemoGroup:
     def fingerprint(self) -> str:
         return f"demo-{self.group_id}"
 
-    def group_values(self) -> list[Any]:
+    def group_values(self) -> tuple[Any, ...]:
+        """The Groups row as the pipeline's writer builds it."""
         times = sorted(self.event_times)
         first, last = times[0], times[-1]
-        group_type = GROUP_TYPES[self.type]
         data = {
             "type": "generic",
             "title": self.title,
             "culprit": self.culprit,
             "metadata": {"title": self.title, "value": self.subtitle},
         }
-        message = " ".join(part for part in (self.title, self.subtitle, self.culprit) if part)
-        return [
-            self.group_id,
-            self.project_id,
-            self.organization_id,
-            hashlib.md5(self.fingerprint.encode()).hexdigest(),
-            self.fingerprint,
-            0,
-            self.type,
-            int(group_type.category),
-            int(self.status),
-            None if self.substatus is None else int(self.substatus),
-            None if self.priority is None else int(self.priority),
-            LEVELS[self.level],
-            self.title,
-            self.subtitle,
-            self.culprit,
-            message,
-            self.platform,
-            to_datetime(first),
-            to_datetime(last),
-            to_datetime(first),
-            len(times),
-            self.releases[0] if self.releases else None,
-            self.resolution[0] if self.resolution else None,
-            self.resolution[1] if self.resolution else None,
-            JsonObject(data),
-            1,
-            COMMIT_TIMESTAMP,
-        ]
+        row = intents.GroupRow(
+            group_id=self.group_id,
+            project_id=self.project_id,
+            organization_id=self.organization_id,
+            primary_hash=hashlib.md5(self.fingerprint.encode()).hexdigest(),
+            fingerprint=self.fingerprint,
+            generation=0,
+            type=self.type,
+            category=int(GROUP_TYPES[self.type].category),
+            status=int(self.status),
+            substatus=None if self.substatus is None else int(self.substatus),
+            priority=None if self.priority is None else int(self.priority),
+            level=LEVELS[self.level],
+            title=self.title,
+            subtitle=self.subtitle,
+            culprit=self.culprit,
+            message=" ".join(part for part in (self.title, self.subtitle, self.culprit) if part),
+            platform=self.platform,
+            first_seen=first,
+            last_seen=last,
+            active_at=first,
+            resolved_at=None,
+            times_seen=len(times),
+            first_release=self.releases[0] if self.releases else None,
+            assignee=None,
+            resolution_type=self.resolution[0] if self.resolution else None,
+            resolution_version=self.resolution[1] if self.resolution else None,
+            data=data,
+        )
+        return spanner_rows.group_values(row, seq=1, state=None)
 
     def occurrence_rows(self, rnd: random.Random) -> list[list[Any]]:
         rows = []
