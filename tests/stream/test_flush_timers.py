@@ -19,7 +19,7 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
-from tests.memory_store import MemoryApplierFactory
+from tests.memory_store import MemoryApplierFactory, emulator_tables, memory_store, memory_tables
 from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
@@ -108,7 +108,11 @@ class Driver:
         save_delay: float = 0.0,
         recheck: float = 0.0,
         applier_factory: ApplierFactory = GroupApplier,
+        tables: Callable[[Iterable[str]], dict[str, dict[tuple, dict[str, Any]]]] | None = None,
     ) -> None:
+        """``tables``: reads the store's rows back, normalized (``tests/memory_store.py``); by default the
+        emulator's."""
+        self.tables = tables or (lambda names: emulator_tables(database.database, names))
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
             engine=engine or EngineConfig(),
@@ -250,7 +254,13 @@ def make_driver(request) -> Callable[..., Driver]:
         return lambda **kwargs: Driver(database, **kwargs)
     name = f"flush-timers-{uuid.uuid4().hex[:12]}"
     target = SimpleNamespace(project="memory", instance="memory", database_id=name)
-    return lambda **kwargs: Driver(target, applier_factory=MemoryApplierFactory(name), **kwargs)
+    store = memory_store(name)
+    return lambda **kwargs: Driver(
+        target,
+        applier_factory=MemoryApplierFactory(name),
+        tables=lambda names: {table: memory_tables(store).get(table, {}) for table in names},
+        **kwargs,
+    )
 
 
 @pytest.fixture
