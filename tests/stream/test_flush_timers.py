@@ -181,9 +181,10 @@ class Driver:
             )
         )
 
-    def fire_hold(self) -> None:
+    def fire_hold(self) -> list:
+        """Fire the hold at its time; what the flush outputs."""
         self.clock.now = self.hold.take().micros / MICROS
-        list(
+        return list(
             self.fn.on_hold_flush(
                 key=self.key,
                 buffer=self.buffer,

@@ -16,19 +16,15 @@ from typing import Any
 
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.local_runner import prepare_direct_runner
-from pipeline.stream import counter_totals
 from tests.engine import builders as b
 from tests.memory_store import MemoryApplierFactory, emulator_tables, memory_store, memory_tables
 from tests.stream import test_flush_timers
-from tests.stream.test_apply_per_group import HOLD, IDLE, FrozenClock, _stream, _timestamped
+from tests.stream.test_apply_per_group import HOLD, _stream, _timestamped, run_step
 from tests.stream.test_flush_timers import Driver
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
     DEAD_LETTER,
-    ApplyPerGroup,
     step_committer,
     stopped_dead_letters,
     uncounted_counts,
@@ -77,20 +73,7 @@ def _flush(driver: Driver, *messages: Message) -> list:
     latest = max(message.message_time for message in messages)
     while driver.event.at is not None and driver.event.at.micros <= latest:
         driver.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
-    driver.clock.now = driver.hold.take().micros / MICROS
-    return _dead(
-        list(
-            driver.fn.on_hold_flush(
-                key=driver.key,
-                buffer=driver.buffer,
-                key_state=driver.key_state,
-                meta_state=driver.meta,
-                probe=driver.probe,
-                hold_flush=driver.hold,
-                **driver._timers(),
-            )
-        )
-    )
+    return _dead(driver.fire_hold())
 
 
 def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(make_driver) -> None:
@@ -227,31 +210,7 @@ def test_a_refused_write_fails_its_bundle_once_and_the_retry_sets_the_message_as
         .advance_watermark_to((b.T0 + 60 * SECOND) / MICROS)
         .advance_processing_time(HOLD + 1)
     )
-    prepare_direct_runner()
-    options = PipelineOptions(["--runner=BundleBasedDirectRunner"])
-    options.view_as(StandardOptions).streaming = True
-    pipeline = beam.Pipeline(options=options)
-    projects = beam.pvalue.AsSingleton(
-        pipeline | "Projects" >> beam.Create([{b.PROJECT.project_id: b.PROJECT}])
-    )
-    applied = (
-        pipeline
-        | "Messages" >> stream
-        | "ApplyPerGroup"
-        >> ApplyPerGroup(
-            config,
-            projects,
-            watermark_delay=0.0,
-            processing_hold=HOLD,
-            idle_timeout=IDLE,
-            clock=FrozenClock(),
-            applier_factory=applier_factory,
-        )
-    )
-    applied[DEAD_LETTER] | "Collect" >> beam.ParDo(_Collect())
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = counter_totals(result)
+    counters = run_step(config, stream, applier_factory=applier_factory, dead_letters=_Collect())
     assert [(d.message_id, d.reason, d.stage) for d in _SEEN] == [
         (bad.message_id, reasons.INTERNAL_ERROR, reasons.STAGE_WRITE)
     ]
