@@ -196,6 +196,14 @@ class Driver:
             )
         )
 
+    def flush(self, *messages: Message) -> list:
+        """Send the messages, let the watermark pass them and the hold end; what the hold's flush outputs."""
+        self.send(*messages)
+        latest = max(message.message_time for message in messages)
+        while self.event.at is not None and self.event.at.micros <= latest:
+            self.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
+        return self.fire_hold()
+
     def fire_probe(self) -> None:
         self.fn.on_probe(fired=self.probe.take())
 

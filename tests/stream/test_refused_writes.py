@@ -68,12 +68,8 @@ def _dead(outputs) -> list:
 
 
 def _flush(driver: Driver, *messages: Message) -> list:
-    """Send the messages, let the watermark pass them and the hold end; the dead letters of the flush."""
-    driver.send(*messages)
-    latest = max(message.message_time for message in messages)
-    while driver.event.at is not None and driver.event.at.micros <= latest:
-        driver.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
-    return _dead(driver.fire_hold())
+    """The dead letters of a flush of the messages (``Driver.flush``)."""
+    return _dead(driver.flush(*messages))
 
 
 def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(make_driver) -> None:
