@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from apache_beam.internal import pickler
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
@@ -109,9 +110,10 @@ class Driver:
         recheck: float = 0.0,
         applier_factory: ApplierFactory = GroupApplier,
         tables: Callable[[Iterable[str]], dict[str, dict[tuple, dict[str, Any]]]] | None = None,
+        shipped: bool = False,
     ) -> None:
         """``tables``: reads the store's rows back, normalized (``tests/memory_store.py``); by default the
-        emulator's."""
+        emulator's. ``shipped``: the DoFn is pickled and unpickled before its setup, as Beam ships it."""
         self.tables = tables or (lambda names: emulator_tables(database.database, names))
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
@@ -129,6 +131,8 @@ class Driver:
             overlap_commits=overlap,
             applier_factory=applier_factory,
         )
+        if shipped:
+            self.fn = pickler.loads(pickler.dumps(self.fn))
         self.fn.setup()
         self.counts: dict[str, int] = {}
         self._start_bundle()
