@@ -17,7 +17,7 @@ from typing import Any
 from api.bulk import StatusChangePublisher, topic_path
 from transforms.storage import clients
 
-# The pipeline's defaults (pipeline.options, pipeline.admin): the local stack.
+# The local stack's Spanner database: the defaults of these flags here and in pipeline.admin (pipeline.options too).
 DEFAULT_SPANNER_PROJECT = "local-project"
 DEFAULT_SPANNER_INSTANCE = "local-instance"
 DEFAULT_SPANNER_DATABASE = "occurrences"
@@ -48,8 +48,8 @@ class Backend:
         return topic_path(self.pubsub_project or self.spanner_project, self.status_change_topic)
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Spanner and Pub/Sub (the pipeline's flags)")
+def add_spanner_arguments(group: argparse._ActionsContainer) -> None:
+    """The pipeline's three Spanner flags (``pipeline.admin`` takes them too), with the local stack's defaults."""
     group.add_argument(
         "--spanner_project",
         "--spanner-project",
@@ -71,6 +71,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SPANNER_DATABASE,
         help=f"Spanner database id (default {DEFAULT_SPANNER_DATABASE})",
     )
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Spanner and Pub/Sub (the pipeline's flags)")
+    add_spanner_arguments(group)
     group.add_argument(
         "--pubsub_project",
         "--pubsub-project",

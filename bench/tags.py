@@ -132,14 +132,7 @@ def load(database, size: int, seed: int = 1) -> tuple[float, int]:
     """``size`` groups through the engine and the writer; returns (seconds, rows written)."""
     rnd = random.Random(seed)
     infos = projects()
-    for info in infos.values():
-        registry.register_project(
-            database,
-            project_id=info.project_id,
-            organization_id=info.organization_id,
-            slug=info.slug,
-            organization_slug=info.organization_slug,
-        )
+    registry.register_projects(database, infos.values())
     writer = SpannerWriter(database)
     config = EngineConfig()
     started, rows = time.perf_counter(), 0

@@ -28,15 +28,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.backend import (
+    DEFAULT_SPANNER_DATABASE,
+    DEFAULT_SPANNER_INSTANCE,
+    DEFAULT_SPANNER_PROJECT,
+    add_spanner_arguments,
+)
 from transforms.storage import clients, registry, schema
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database
     from google.cloud.spanner_v1.instance import Instance
 
-DEFAULT_PROJECT = "local-project"
-DEFAULT_INSTANCE = "local-instance"
-DEFAULT_DATABASE = "occurrences"
+DEFAULT_PROJECT = DEFAULT_SPANNER_PROJECT
+DEFAULT_INSTANCE = DEFAULT_SPANNER_INSTANCE
+DEFAULT_DATABASE = DEFAULT_SPANNER_DATABASE
 EMULATOR_INSTANCE_CONFIG = "emulator-config"
 
 
@@ -164,28 +170,7 @@ def _check_reachable(what: str, variable: str, host: str | None) -> None:
 
 
 def _add_spanner_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Spanner database")
-    group.add_argument(
-        "--spanner_project",
-        "--spanner-project",
-        dest="spanner_project",
-        default=DEFAULT_PROJECT,
-        help=f"Google Cloud project of the Spanner instance (default {DEFAULT_PROJECT})",
-    )
-    group.add_argument(
-        "--spanner_instance",
-        "--spanner-instance",
-        dest="spanner_instance",
-        default=DEFAULT_INSTANCE,
-        help=f"Spanner instance id (default {DEFAULT_INSTANCE})",
-    )
-    group.add_argument(
-        "--spanner_database",
-        "--spanner-database",
-        dest="spanner_database",
-        default=DEFAULT_DATABASE,
-        help=f"Spanner database id (default {DEFAULT_DATABASE})",
-    )
+    add_spanner_arguments(parser.add_argument_group("Spanner database"))
 
 
 def _parser() -> argparse.ArgumentParser:

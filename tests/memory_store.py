@@ -9,8 +9,12 @@ first (interleaved child rows go with their parent), then inserts (which fail if
 ``MemoryGroupStore.write`` commits like ``SpannerWriter._commit``: chunks (``chunk_writes``), reads what the
 guard needs from the rows (as ``_read_stored`` does: keys taken for new are not read, and are retried with
 their reads when one exists), ``plan_commit``, ``settle_environment_checks`` and ``tag_writer.plan_tags``.
-It never refuses a write (no size limits): refusals are tested on the emulator. Its ``database`` takes the rows
-the stateful step writes itself (``WaitingKeys``) through ``batch()``, and nothing else.
+It refuses what Spanner refuses, with the error Spanner answers (``tests/hostile/spanner_limits.py``: a key
+over 8 KiB, a value over its column's size, a null in a NOT NULL column, JSON Spanner cannot hold, a commit over
+80,000 mutations), and a refused commit is split to find the refused writes by the writer's own code
+(``spanner_writer.commit_in_chunks``), so the refused-write handling runs without the emulator. Its
+``database`` takes the rows the stateful step writes itself (``WaitingKeys``) through ``batch()``, and nothing
+else.
 
 ``MemoryApplierFactory`` is a picklable ``GroupApplier`` factory over a store of the process, by name (a
 runner pickles and re-creates DoFns, so the store cannot travel with them).
@@ -20,17 +24,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import orjson
 from google.api_core import exceptions as api_exceptions
 
+from tests.hostile import spanner_limits
 from transforms.applier import ApplierConfig, GroupApplier, RefusedKeys
 from transforms.core import intents
 from transforms.core.engine import QuotaGate
@@ -46,41 +49,18 @@ from transforms.storage.commit_plan import (
     plan_commit,
     settle_environment_checks,
 )
-from transforms.storage.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, chunk_writes
+from transforms.storage.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, commit_in_chunks
 
-_TABLE_RE = re.compile(
-    r"CREATE TABLE `?(\w+)`? \((.*?)\) PRIMARY KEY \(([^)]*)\)(?:,\s*INTERLEAVE IN PARENT `?(\w+)`?)?", re.S
-)
-_ADD_COLUMN_RE = re.compile(r"ALTER TABLE `?(\w+)`? ADD COLUMN `?(\w+)`? (\S+)")
+SCHEMA = spanner_limits.schema()
 
 
-@dataclass(frozen=True)
-class Table:
-    name: str
-    columns: dict[str, str]  # column -> type as declared (``TIMESTAMP``, ``BYTES(MAX)``, ``JSON``...)
-    key: tuple[str, ...]
-    parent: str | None  # interleaved in (ON DELETE CASCADE)
-
-
-def schema() -> dict[str, Table]:
-    """The tables of ``schemas/spanner.sql``."""
-    ddl = resources.files("schemas").joinpath("spanner.sql").read_text()
-    ddl = "\n".join(line.split("--", 1)[0] for line in ddl.splitlines())
-    tables = {}
-    for name, body, key, parent in _TABLE_RE.findall(ddl):
-        columns = {}
-        for line in body.split(",\n"):
-            parts = line.split()
-            if len(parts) >= 2:
-                columns[parts[0].strip("`")] = parts[1]
-        keys = tuple(column.strip().strip("`") for column in key.split(","))
-        tables[name] = Table(name, columns, keys, parent or None)
-    for name, column, kind in _ADD_COLUMN_RE.findall(ddl):
-        tables[name].columns[column] = kind.rstrip(";,")
-    return tables
-
-
-SCHEMA = schema()
+def _check(table: str, columns: Sequence[str], values: Sequence[Any]) -> tuple:
+    """The row's primary key; raises what Spanner raises for a row it refuses."""
+    refused = spanner_limits.refusal(table, columns, values)
+    if refused is not None:
+        raise refused
+    named = dict(zip(columns, values))
+    return tuple(named[column] for column in SCHEMA[table].primary_key)
 
 
 @dataclass
@@ -97,6 +77,9 @@ class MemoryRows:
 
     def apply(self, plan: CommitPlan) -> None:
         """Apply a commit's plan atomically (nothing changes if a mutation fails)."""
+        refused = spanner_limits.commit_refusal(plan.mutation_count())
+        if refused is not None:
+            raise refused
         done = MemoryRows({name: {k: dict(v) for k, v in rows.items()} for name, rows in self.tables.items()})
         for kind, table, columns, values in mutations(plan):
             rows = done.table(table)
@@ -104,10 +87,9 @@ class MemoryRows:
                 for key in values:
                     done._delete(table, tuple(key))
                 continue
-            key_columns = SCHEMA[table].key
             for row in values:
+                key = _check(table, columns, row)
                 named = dict(zip(columns, row))
-                key = tuple(named[column] for column in key_columns)
                 existing = rows.get(key)
                 if kind == "insert" and existing is not None:
                     raise api_exceptions.AlreadyExists(f"{table} row {key} already exists")
@@ -144,9 +126,8 @@ class _Batch:
     def insert_or_update(self, table: str, columns: Sequence[str], values: Iterable[Sequence[Any]]) -> None:
         rows = self._rows.table(table)
         for value in values:
-            named = dict(zip(columns, value))
-            key = tuple(named[column] for column in SCHEMA[table].key)
-            rows[key] = {**rows.get(key, {}), **named}
+            key = _check(table, columns, value)
+            rows[key] = {**rows.get(key, {}), **dict(zip(columns, value))}
 
     def delete(self, table: str, keyset: Any) -> None:
         for key in keyset.keys:
@@ -196,12 +177,8 @@ class MemoryGroupStore:
         return self._releases
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
-        stats = CommitStats()
-        writes = list(writes)
         with self._lock:
-            for chunk in chunk_writes(writes, self._max_mutations):
-                stats.add(self._commit(chunk))
-        return stats
+            return commit_in_chunks(writes, self._max_mutations, self._commit)
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
         assumed = new_keys(chunk)
@@ -221,14 +198,7 @@ class MemoryGroupStore:
                 assumed = set()  # written meanwhile: read everything this time
                 continue
             self.commits.append(list(chunk))
-            return CommitStats(
-                commits=1,
-                mutations=plan.mutation_count(),
-                rows=plan.row_count,
-                stale_writes=plan.stale_writes,
-                attempts=attempts,
-                rows_by_table=plan.rows_by_table(),
-            )
+            return CommitStats.of_plan(plan, attempts)
 
     def _stored(self, chunk: list[intents.KeyWrite], assumed: set[tuple[int, str]]) -> StoredVersions:
         stored = StoredVersions()
@@ -359,7 +329,8 @@ def normalized(table: str, row: dict[str, Any]) -> dict[str, Any]:
     as lists; commit timestamps left out."""
     columns = SCHEMA[table].columns
     out = {}
-    for column, kind in columns.items():
+    for column, declared in columns.items():
+        kind = declared.type
         value = row.get(column)  # a column never written is NULL
         if value == spanner_rows.COMMIT_TIMESTAMP or column in _COMMIT_TIME_COLUMNS:
             continue
@@ -395,7 +366,7 @@ def emulator_tables(database, tables: Iterable[str]) -> dict[str, dict[tuple, di
             result = snapshot.execute_sql(f"SELECT * FROM `{table}`")
             rows = list(result)
             names = [column.name for column in result.fields]
-        key_columns = SCHEMA[table].key
+        key_columns = SCHEMA[table].primary_key
         by_key = {}
         for values in rows:
             named = dict(zip(names, values))

@@ -6,6 +6,7 @@ import pickle
 from collections.abc import Callable
 
 import pytest
+from google.api_core import exceptions
 
 from tests.engine.builders import (
     NOISY,
@@ -148,3 +149,32 @@ def assert_same(memory: dict, emulator: dict) -> None:
                 c: (memory[table][key].get(c), v) for c, v in row.items() if memory[table][key].get(c) != v
             }
             assert not differing and set(memory[table][key]) == set(row), (table, key, differing)
+
+
+# Rows Spanner refuses, one for each limit the emulator enforces.
+REFUSED_ROWS = {
+    "key over 8 KiB": (
+        "Releases",
+        ("ProjectId", "Version", "FirstSeen"),
+        (1, "é" * 4500, "2026-01-01T00:00:00Z"),
+    ),
+    "STRING(32) too long": ("GroupHashes", ("ProjectId", "Hash", "GroupId"), (1, "h" * 33, 5)),
+    "null in NOT NULL": ("GroupHashes", ("ProjectId", "Hash", "GroupId"), (1, None, 5)),
+    "STRING(MAX) too long": (
+        "Events",
+        ("ProjectId", "EventId", "Platform", "EventTime", "Level", "Payload"),
+        (1, "e1", "p" * 2_621_441, "2026-01-01T00:00:00Z", "error", "{}"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_ROWS))
+def test_the_memory_store_refuses_a_row_with_the_error_the_emulator_gives(spanner_db, case: str) -> None:
+    table, columns, values = REFUSED_ROWS[case]
+    refused = []
+    for database in (spanner_db.database, MemoryGroupStore().database):
+        with pytest.raises(exceptions.GoogleAPICallError) as caught, database.batch() as batch:
+            batch.insert_or_update(table, columns, [values])
+        refused.append((type(caught.value), caught.value.message.split(", request_id")[0]))
+    emulator, memory = refused
+    assert memory == emulator

@@ -21,7 +21,7 @@ from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import to_datetime
+from transforms.core.model import ProjectInfo, to_datetime
 from transforms.storage import registry, spanner_rows
 
 # The Groups table as the pipeline writes it (rows built by ``spanner_rows.group_values``).
@@ -304,11 +304,10 @@ def write_activity(
 
 
 def register(database: Any, organization_id: int, organization_slug: str, projects: dict[int, str]) -> None:
-    for project_id, slug in projects.items():
-        registry.register_project(
-            database,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
+    registry.register_projects(
+        database,
+        (
+            ProjectInfo(project_id, organization_id, slug, organization_slug)
+            for project_id, slug in projects.items()
+        ),
+    )

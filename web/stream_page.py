@@ -17,7 +17,7 @@ from api import issue_details
 from api.errors import ApiError
 from api.query import DEFAULT_QUERY, QueryError, parse_query
 from api.search import SORTS
-from api.service import ListRequest, Selection
+from api.service import IssuePage, ListRequest, Selection
 from web import session
 from web.pages import (
     ACTIONS,
@@ -162,21 +162,28 @@ def add_stream_routes(router: APIRouter, pages: Pages) -> None:
         values.update(changes)
         return ListRequest(**values)
 
+    def matching(
+        request: Request, organization: str, *, count_hits: bool = True, **changes: Any
+    ) -> IssuePage | None:
+        """The page of issues the stream's filters (in ``request``'s query) match, with ``changes`` to its
+        request; None when the filters or the time range are refused."""
+        viewer = viewer_for(request, organization)
+        state = StreamState.from_params(request.query_params)
+        try:
+            window = parse_range(state.period, state.start, state.end, now())
+            return index.list_issues(
+                viewer.organization, list_request(state, window, **changes), count_hits=count_hits
+            )
+        except (ApiError, RangeError):
+            return None
+
     @router.get("/organizations/{organization}/issues/count")
     def stream_count(request: Request, organization: str) -> Response:
         """How many issues match the stream's filters (the API's X-Hits), for the page's summary line."""
 
         def build() -> Response:
-            viewer = viewer_for(request, organization)
-            state = StreamState.from_params(request.query_params)
-            try:
-                window = parse_range(state.period, state.start, state.end, now())
-                page = index.list_issues(
-                    viewer.organization, list_request(state, window, limit=1, cursor=None)
-                )
-            except (ApiError, RangeError):
-                return fragment("")
-            hits = page.hits
+            page = matching(request, organization, limit=1, cursor=None)
+            hits = None if page is None else page.hits
             if hits is None:
                 return fragment("")
             more = "+" if hits.capped or hits.partial else ""
@@ -191,16 +198,10 @@ def add_stream_routes(router: APIRouter, pages: Pages) -> None:
         filters match (there is no list of an organization's environments to read)."""
 
         def build() -> Response:
-            viewer = viewer_for(request, organization)
-            state = StreamState.from_params(request.query_params)
-            try:
-                window = parse_range(state.period, state.start, state.end, now())
-                page = index.list_issues(
-                    viewer.organization,
-                    list_request(state, window, environments=(), limit=MAX_PAGE_SIZE, cursor=None),
-                    count_hits=False,
-                )
-            except (ApiError, RangeError):
+            page = matching(
+                request, organization, count_hits=False, environments=(), limit=MAX_PAGE_SIZE, cursor=None
+            )
+            if page is None:
                 return fragment("")
             with index.database.snapshot(multi_use=True) as snapshot:
                 found = issue_details.environments(snapshot, [int(issue["id"]) for issue in page.issues])

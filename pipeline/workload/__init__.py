@@ -29,8 +29,9 @@ creation quotas or exactly when a noise gate opens): "a key has a group" means
 it has had enough valid occurrences to pass its noise gate.
 
 Modules: ``config`` (``WorkloadConfig`` and the presets), ``summary`` (``WorkloadSummary`` and the kinds it
-counts), ``keys`` (group keys and their static content), ``payloads`` (occurrence bodies, releases,
-encodings), ``invalid`` (one message per dead-letter reason), ``generator`` (``Workload``).
+counts: import ``KIND_*`` and the status-change names from there), ``keys`` (group keys and their static
+content), ``payloads`` (occurrence bodies, releases, encodings), ``invalid`` (one message per dead-letter
+reason), ``generator`` (``Workload``).
 """
 
 from __future__ import annotations
@@ -54,27 +55,7 @@ from pipeline.workload.config import (
     stream_config,
 )
 from pipeline.workload.generator import Workload
-from pipeline.workload.summary import (
-    DELETE,
-    ESCALATING,
-    IGNORE_FOREVER,
-    IGNORE_UNTIL_CONDITION_MET,
-    IGNORE_UNTIL_ESCALATING,
-    KIND_BUFFERED_SPANS,
-    KIND_INVALID,
-    KIND_LOOKUP,
-    KIND_OCCURRENCE,
-    KIND_REDELIVERY,
-    KIND_REPUBLISH,
-    KIND_STATUS_CHANGE,
-    KIND_UNKNOWN_PROJECT,
-    ONGOING,
-    REGRESSED,
-    RESOLVE,
-    RESOLVE_IN_NEXT_RELEASE,
-    RESOLVE_IN_RELEASE,
-    WorkloadSummary,
-)
+from pipeline.workload.summary import WorkloadSummary
 
 __all__ = [
     "BURST_KEY_SHARE",
@@ -84,29 +65,11 @@ __all__ = [
     "DEFAULT_START",
     "DEFAULT_TYPE_WEIGHTS",
     "DEFAULT_UNKNOWN_PROJECTS",
-    "DELETE",
     "ENCODINGS",
-    "ESCALATING",
-    "IGNORE_FOREVER",
-    "IGNORE_UNTIL_CONDITION_MET",
-    "IGNORE_UNTIL_ESCALATING",
     "JSON",
-    "KIND_BUFFERED_SPANS",
-    "KIND_INVALID",
-    "KIND_LOOKUP",
-    "KIND_OCCURRENCE",
-    "KIND_REDELIVERY",
-    "KIND_REPUBLISH",
-    "KIND_STATUS_CHANGE",
-    "KIND_UNKNOWN_PROJECT",
     "MIXED",
-    "ONGOING",
     "PROTOBUF",
-    "REGRESSED",
     "RELEASE_INTERVAL",
-    "RESOLVE",
-    "RESOLVE_IN_NEXT_RELEASE",
-    "RESOLVE_IN_RELEASE",
     "ZIPF_OFFSET",
     "Workload",
     "WorkloadConfig",

@@ -68,13 +68,29 @@ def test_avro_splits_read_exactly_what_the_whole_file_holds(tmp_path: Path) -> N
     assert len(source_test_utils.read_from_source(source)) == len(MESSAGES)
 
 
-def test_a_corrupt_block_is_reported_once_whatever_the_splits(tmp_path: Path) -> None:
-    path = tmp_path / "corrupt.avro"
+def avro_blocks(path: Path) -> list[tuple[int, int, int]]:
+    """(offset, size, records) of each block of an Avro file."""
+    with open(path, "rb") as file:
+        return [(b.offset, b.size, b.num_records) for b in fastavro.block_reader(file)]
+
+
+def corrupt_avro(path: Path, block: int) -> list[tuple[int, int, int]]:
+    """Write the deflate Avro archive of ``MESSAGES`` at ``path`` with its block ``block`` corrupt; its blocks
+    as they were written (``avro_blocks``). 0xFF at the start of the block's deflate data is a deflate block of the reserved
+    type, an error at once (Avro's deflate blocks carry no checksum: corruption further in may decode into
+    wrong records)."""
     write(path, codec="deflate")
-    offset, _, lost = avro_blocks(path)[3]
+    blocks = avro_blocks(path)
+    offset = blocks[block][0]
     data = bytearray(path.read_bytes())
     data[offset + 8 : offset + 72] = b"\xff" * 64
     path.write_bytes(bytes(data))
+    return blocks
+
+
+def test_a_corrupt_block_is_reported_once_whatever_the_splits(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.avro"
+    _, _, lost = corrupt_avro(path, 3)[3]
     source = _AvroArchiveSource(str(path))
     read = []
     for split in source.split(desired_bundle_size=20_000):
@@ -203,25 +219,13 @@ def envelope_lines(messages: list[RawMessage]) -> bytes:
     return b"".join(archive_line(m) + b"\n" for m in messages)
 
 
-def avro_blocks(path: Path) -> list[tuple[int, int, int]]:
-    """(offset, size, records) of each block of an Avro file."""
-    with open(path, "rb") as file:
-        return [(b.offset, b.size, b.num_records) for b in fastavro.block_reader(file)]
-
-
 def test_a_corrupt_avro_block_is_one_dead_letter_and_reading_resumes_at_the_next_block(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "corrupt.avro"
-    write(path, codec="deflate")
-    blocks = avro_blocks(path)
+    blocks = corrupt_avro(path, 2)
     assert len(blocks) >= 4
     offset, size, lost = blocks[2]
-    data = bytearray(path.read_bytes())
-    # The start of the block's deflate data: 0xFF is a deflate block of the reserved type, an error at once.
-    # (Avro's deflate blocks carry no checksum: corruption further in may decode into wrong records.)
-    data[offset + 8 : offset + 72] = b"\xff" * 64
-    path.write_bytes(bytes(data))
 
     result = read_archive(str(path))
     assert len(result.messages) == len(MESSAGES) - lost
@@ -260,11 +264,7 @@ def test_avro_archives_are_read_through_fastavro_public_api_only(
     from transforms import archive_io
 
     path = tmp_path / "corrupt.avro"
-    write(path, codec="deflate")
-    offset, size, lost = avro_blocks(path)[2]
-    data = bytearray(path.read_bytes())
-    data[offset + 8 : offset + 72] = b"\xff" * 64
-    path.write_bytes(bytes(data))
+    offset, size, lost = corrupt_avro(path, 2)[2]
     expected = read_archive(str(path))
     monkeypatch.setattr(archive_io, "block_reader", _BlockReaderWithoutPrivates)
     result = read_archive(str(path))

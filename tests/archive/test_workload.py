@@ -11,14 +11,8 @@ import orjson
 import pytest
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.workload import (
-    KIND_LOOKUP,
-    KIND_REDELIVERY,
-    KIND_REPUBLISH,
-    KIND_STATUS_CHANGE,
-    Workload,
-    WorkloadConfig,
-)
+from pipeline.workload import Workload, WorkloadConfig
+from pipeline.workload.summary import KIND_LOOKUP, KIND_REDELIVERY, KIND_REPUBLISH, KIND_STATUS_CHANGE
 from transforms.core import reasons
 from transforms.core.decode import decode
 from transforms.core.enums import VALID_STATUS_CHANGES

@@ -14,7 +14,7 @@ from pipeline.stack import StackConfig
 from tests.conftest import TEST_INSTANCE, TEST_PROJECT, TestDatabase
 from tests.stream import harness
 from transforms.core.envelopes import archive_line
-from transforms.core.model import RawMessage
+from transforms.core.model import ProjectInfo, RawMessage
 from transforms.storage import clients, registry
 
 if TYPE_CHECKING:
@@ -93,14 +93,7 @@ def stream_env(stack: StackConfig, name: str) -> Iterator[StreamEnv]:
 
 def register_projects(database: Database) -> None:
     """Registers ``PROJECTS`` in ``database`` (a Spanner database handle)."""
-    for project_id, organization_id, slug, organization_slug in PROJECTS:
-        registry.register_project(
-            database,
-            project_id=project_id,
-            organization_id=organization_id,
-            slug=slug,
-            organization_slug=organization_slug,
-        )
+    registry.register_projects(database, (ProjectInfo(*project) for project in PROJECTS))
 
 
 def backfill_scripted(

@@ -7,16 +7,13 @@ survive that too.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
-
-from apache_beam.internal import pickler
 
 from bench.stateful_callbacks import NullApplier
 from tests.engine import builders as b
-from tests.stream.test_flush_timers import HOLD, Bag, Clock, Timer, Value
-from transforms.applier import ApplierConfig, SpannerTarget
-from transforms.apply_per_group import ApplyPerGroupFn, Routed
-from transforms.core.engine import EngineConfig
+from tests.stream.test_flush_timers import Driver
+from transforms.applier import ApplierConfig
 from transforms.core.model import MICROS
 
 
@@ -43,62 +40,18 @@ class RecordingApplier(NullApplier):
 
 def test_the_bundles_store_is_built_by_the_injected_factory_and_takes_the_keys_flush() -> None:
     RecordingApplier.CALLS.clear()
-    clock = Clock()
-    config = ApplierConfig(spanner=SpannerTarget("p", "i", "fake-db"), engine=EngineConfig())
-    fn = ApplyPerGroupFn(
-        config,
-        watermark_delay=0.0,
-        processing_hold=HOLD,
-        state_save_delay=0.0,
-        clock=clock,
-        applier_factory=RecordingApplier,
-    )
-    fn = pickler.loads(pickler.dumps(fn))  # as Beam ships it to a worker
-    fn.setup()
-    buffer, key_state, meta = Bag(), Value(), Value()
-    event, hold, lookup, expire, confirm, save, probe = (Timer() for _ in range(7))
+    target = SimpleNamespace(project="p", instance="i", database_id="fake-db")
+    driver = Driver(target, applier_factory=RecordingApplier, shipped=True)  # pickled, as Beam ships it
     first, second = b.occurrence(b.T0), b.occurrence(b.T0 + MICROS)
     key = first.key
+    assert driver.key == key
 
-    fn.start_bundle()
-    for message in (first, second):
-        fn.process(
-            (key, Routed.of(message, b.PROJECT)),
-            buffer=buffer,
-            meta_state=meta,
-            event_flush=event,
-            hold_flush=hold,
-            lookup_retry=lookup,
-        )
-    fn.finish_bundle()
-    fn.start_bundle()
-    timers = dict(lookup_retry=lookup, expire=expire, confirm=confirm, save=save)
-    while event.at is not None:
-        list(
-            fn.on_event_flush(
-                key=key,
-                fired=event.take(),
-                buffer=buffer,
-                key_state=key_state,
-                meta_state=meta,
-                event_flush=event,
-                **timers,
-            )
-        )
-    clock.now = hold.take().micros / MICROS
-    list(
-        fn.on_hold_flush(
-            key=key,
-            buffer=buffer,
-            key_state=key_state,
-            meta_state=meta,
-            event_flush=event,
-            probe=probe,
-            hold_flush=hold,
-            **timers,
-        )
-    )
-    fn.finish_bundle()
+    driver.send(first, second)
+    driver.finish()
+    while driver.event.at is not None:
+        driver.fire_event()
+    driver.fire_hold()
+    driver.fn.finish_bundle()
 
     calls = RecordingApplier.CALLS
     applied = ("apply", key, [first.message_id, second.message_id], b.PROJECT.project_id)
@@ -106,4 +59,6 @@ def test_the_bundles_store_is_built_by_the_injected_factory_and_takes_the_keys_f
     # The batched read runs in the background from the first bundle's end; the flush waits for it.
     assert [call for call in calls if call[0] != "hydrate"] == [built, ("flush",), built, applied, ("flush",)]
     assert calls.index(("hydrate", [key])) < calls.index(applied)
-    assert buffer.items == [] and expire.at is not None  # flushed; the key now idles toward expiry
+    assert (
+        driver.buffered() == [] and driver.expire.at is not None
+    )  # flushed; the key now idles toward expiry

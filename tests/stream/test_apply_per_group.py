@@ -28,13 +28,14 @@ from pipeline.stream import counter_totals
 from tests.engine import builders as b
 from tests.stream import harness
 from transforms import coders
-from transforms.applier import ApplierConfig, SpannerTarget
-from transforms.apply_per_group import ApplyPerGroup
+from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
+from transforms.apply_per_group import DEAD_LETTER, ApplyPerGroup
 from transforms.core import metrics
 from transforms.core.engine import EngineConfig
 from transforms.core.engine.ids import group_id
 from transforms.core.enums import GroupStatus, GroupSubStatus, ResolutionType
 from transforms.core.model import MICROS, Message, from_datetime
+from transforms.per_group.local_commits import ApplierFactory
 
 SECOND = MICROS
 HOLD = 2.0
@@ -68,13 +69,18 @@ def runner(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _run(database, stream: TestStream, runner: str, engine: EngineConfig | None = None) -> dict[str, int]:
+def run_step(
+    config: ApplierConfig,
+    stream: TestStream,
+    runner: str = "BundleBasedDirectRunner",
+    *,
+    applier_factory: ApplierFactory = GroupApplier,
+    dead_letters: beam.DoFn | None = None,
+) -> dict[str, int]:
+    """Run the stateful step alone over ``stream`` on ``runner``; its counters. ``dead_letters`` takes its
+    dead-letter output."""
     options = PipelineOptions([] if runner == "streaming_driver" else [f"--runner={runner}"])
     options.view_as(StandardOptions).streaming = True
-    config = ApplierConfig(
-        spanner=SpannerTarget(database.project, database.instance, database.database_id),
-        engine=engine or EngineConfig(),
-    )
     if runner == "streaming_driver":
         pipeline = beam.Pipeline(runner=streaming_driver.DriverRunner(), options=options)
     else:
@@ -83,7 +89,7 @@ def _run(database, stream: TestStream, runner: str, engine: EngineConfig | None 
     projects = beam.pvalue.AsSingleton(
         pipeline | "Projects" >> beam.Create([{b.PROJECT.project_id: b.PROJECT}])
     )
-    (
+    applied = (
         pipeline
         | "Messages" >> stream
         | "ApplyPerGroup"
@@ -94,11 +100,22 @@ def _run(database, stream: TestStream, runner: str, engine: EngineConfig | None 
             processing_hold=HOLD,
             idle_timeout=IDLE,
             clock=FrozenClock(),
+            applier_factory=applier_factory,
         )
     )
+    if dead_letters is not None:
+        applied[DEAD_LETTER] | "DeadLetters" >> beam.ParDo(dead_letters)
     result = pipeline.run()
     result.wait_until_finish()
     return counter_totals(result)
+
+
+def _run(database, stream: TestStream, runner: str, engine: EngineConfig | None = None) -> dict[str, int]:
+    config = ApplierConfig(
+        spanner=SpannerTarget(database.project, database.instance, database.database_id),
+        engine=engine or EngineConfig(),
+    )
+    return run_step(config, stream, runner)
 
 
 def _group(database) -> dict:

@@ -16,10 +16,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from apache_beam.internal import pickler
 from apache_beam.utils.timestamp import Timestamp
 
 from tests.engine import builders as b
-from tests.memory_store import MemoryApplierFactory
+from tests.memory_store import MemoryApplierFactory, emulator_tables, memory_store, memory_tables
 from transforms import progress
 from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
@@ -108,7 +109,12 @@ class Driver:
         save_delay: float = 0.0,
         recheck: float = 0.0,
         applier_factory: ApplierFactory = GroupApplier,
+        tables: Callable[[Iterable[str]], dict[str, dict[tuple, dict[str, Any]]]] | None = None,
+        shipped: bool = False,
     ) -> None:
+        """``tables``: reads the store's rows back, normalized (``tests/memory_store.py``); by default the
+        emulator's. ``shipped``: the DoFn is pickled and unpickled before its setup, as Beam ships it."""
+        self.tables = tables or (lambda names: emulator_tables(database.database, names))
         config = ApplierConfig(
             spanner=SpannerTarget(database.project, database.instance, database.database_id),
             engine=engine or EngineConfig(),
@@ -125,6 +131,8 @@ class Driver:
             overlap_commits=overlap,
             applier_factory=applier_factory,
         )
+        if shipped:
+            self.fn = pickler.loads(pickler.dumps(self.fn))
         self.fn.setup()
         self.counts: dict[str, int] = {}
         self._start_bundle()
@@ -177,9 +185,10 @@ class Driver:
             )
         )
 
-    def fire_hold(self) -> None:
+    def fire_hold(self) -> list:
+        """Fire the hold at its time; what the flush outputs."""
         self.clock.now = self.hold.take().micros / MICROS
-        list(
+        return list(
             self.fn.on_hold_flush(
                 key=self.key,
                 buffer=self.buffer,
@@ -190,6 +199,14 @@ class Driver:
                 **self._timers(),
             )
         )
+
+    def flush(self, *messages: Message) -> list:
+        """Send the messages, let the watermark pass them and the hold end; what the hold's flush outputs."""
+        self.send(*messages)
+        latest = max(message.message_time for message in messages)
+        while self.event.at is not None and self.event.at.micros <= latest:
+            self.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
+        return self.fire_hold()
 
     def fire_probe(self) -> None:
         self.fn.on_probe(fired=self.probe.take())
@@ -250,7 +267,13 @@ def make_driver(request) -> Callable[..., Driver]:
         return lambda **kwargs: Driver(database, **kwargs)
     name = f"flush-timers-{uuid.uuid4().hex[:12]}"
     target = SimpleNamespace(project="memory", instance="memory", database_id=name)
-    return lambda **kwargs: Driver(target, applier_factory=MemoryApplierFactory(name), **kwargs)
+    store = memory_store(name)
+    return lambda **kwargs: Driver(
+        target,
+        applier_factory=MemoryApplierFactory(name),
+        tables=lambda names: {table: memory_tables(store).get(table, {}) for table in names},
+        **kwargs,
+    )
 
 
 @pytest.fixture

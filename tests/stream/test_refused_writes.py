@@ -3,25 +3,28 @@ dead-lettered (``internal_error`` at stage ``write``), its key is applied again 
 in Beam and in Spanner both as if it had never come), and everything else is written.
 
 The refusal is real: a release over Spanner's 8 KiB key limit ("Number of bytes for key of table Releases is
-9008 which exceeds the maximum of 8192"), which decoding refuses, so the messages here are built past it.
+9008 which exceeds the maximum of 8192"), which decoding refuses, so the messages here are built past it. Every
+scenario runs on the emulator and on the in-memory store (``tests/memory_store.py``), which refuses the same
+rows with the same errors.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import apache_beam as beam
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.local_runner import prepare_direct_runner
-from pipeline.stream import counter_totals
 from tests.engine import builders as b
-from tests.stream import harness
-from tests.stream.test_apply_per_group import HOLD, IDLE, FrozenClock, _stream, _timestamped
+from tests.memory_store import MemoryApplierFactory, emulator_tables, memory_store, memory_tables
+from tests.stream import test_flush_timers
+from tests.stream.test_apply_per_group import HOLD, _stream, _timestamped, run_step
 from tests.stream.test_flush_timers import Driver
-from transforms.applier import ApplierConfig, SpannerTarget
+from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.apply_per_group import (
     DEAD_LETTER,
-    ApplyPerGroup,
     step_committer,
     stopped_dead_letters,
     uncounted_counts,
@@ -30,19 +33,26 @@ from transforms.apply_per_group import (
 from transforms.core import engine, metrics, reasons
 from transforms.core.engine.ids import group_id
 from transforms.core.model import MICROS, Message
+from transforms.per_group.local_commits import ApplierFactory
 
 SECOND = MICROS
 LONG = "r" * 9000
 GROUP = group_id(b.PROJECT.project_id, b.md5_hex(b.FINGERPRINT), 0)
 
 
-def _rows(database) -> dict:
-    tables = harness.read_tables(database)
+def _rows(tables: Callable[[Iterable[str]], dict[str, dict[tuple, dict[str, Any]]]]) -> dict:
+    """What a scenario checks of the rows ``tables`` reads back (``Driver.tables``)."""
+    found = tables(["Groups", "Occurrences", "Releases"])
+    rows = {table: list(found.get(table, {}).values()) for table in ("Groups", "Occurrences", "Releases")}
     return {
-        "times_seen": [row["TimesSeen"] for row in tables["Groups"]],
-        "occurrences": sorted(row["OccurrenceId"] for row in tables["Occurrences"]),
-        "releases": sorted(row["Version"] for row in tables["Releases"]),
+        "times_seen": [row["TimesSeen"] for row in rows["Groups"]],
+        "occurrences": sorted(row["OccurrenceId"] for row in rows["Occurrences"]),
+        "releases": sorted(row["Version"] for row in rows["Releases"]),
     }
+
+
+# Drivers over the emulator or the in-memory store (a fixture of the timer tests).
+make_driver = test_flush_timers.make_driver
 
 
 def _ids(*messages: Message) -> list[str]:
@@ -58,29 +68,12 @@ def _dead(outputs) -> list:
 
 
 def _flush(driver: Driver, *messages: Message) -> list:
-    """Send the messages, let the watermark pass them and the hold end; the dead letters of the flush."""
-    driver.send(*messages)
-    latest = max(message.message_time for message in messages)
-    while driver.event.at is not None and driver.event.at.micros <= latest:
-        driver.fire_event()  # the watermark passes them (while the hold runs, nothing is applied)
-    driver.clock.now = driver.hold.take().micros / MICROS
-    return _dead(
-        list(
-            driver.fn.on_hold_flush(
-                key=driver.key,
-                buffer=driver.buffer,
-                key_state=driver.key_state,
-                meta_state=driver.meta,
-                probe=driver.probe,
-                hold_flush=driver.hold,
-                **driver._timers(),
-            )
-        )
-    )
+    """The dead letters of a flush of the messages (``Driver.flush``)."""
+    return _dead(driver.flush(*messages))
 
 
-def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(spanner_db) -> None:
-    driver = Driver(spanner_db, overlap=True)
+def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(make_driver) -> None:
+    driver = make_driver(overlap=True)
     first = b.occurrence(b.T0, release="1.0")
     bad = b.occurrence(b.T0 + SECOND, release=LONG)
     third = b.occurrence(b.T0 + 2 * SECOND, release="1.0")
@@ -96,7 +89,7 @@ def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touc
     driver.finish()
     assert wait_for_commits(timeout=30) == 0
     assert uncounted_counts()[metrics.dead_letter_counter(reasons.INTERNAL_ERROR)] == 1  # with its bundle
-    assert _rows(spanner_db.database) == {
+    assert _rows(driver.tables) == {
         "times_seen": [3],
         "occurrences": _ids(first, third, fourth),
         "releases": ["1.0", "1.1"],
@@ -109,7 +102,7 @@ def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touc
 
 
 def test_overlapped_a_refused_message_is_counted_as_a_dead_letter_only(
-    spanner_db, monkeypatch: pytest.MonkeyPatch
+    make_driver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the flush counted for the refused message (taken in, its group created and updated) is taken back
     when its key is rebuilt without it: every message is counted once, as taken in or as a dead letter. (The
@@ -123,7 +116,7 @@ def test_overlapped_a_refused_message_is_counted_as_a_dead_letter_only(
         counted[name] = counted.get(name, 0) + amount
 
     monkeypatch.setattr(CountingDoFn, "_count", record)
-    driver = Driver(spanner_db, overlap=True)
+    driver = make_driver(overlap=True)
     bad = b.occurrence(b.T0, release=LONG)
     second = b.occurrence(b.T0 + SECOND, release="5.0")
     _flush(driver, bad, second)
@@ -136,7 +129,7 @@ def test_overlapped_a_refused_message_is_counted_as_a_dead_letter_only(
     counts = dict(counted)
     for name, amount in uncounted_counts().items():
         counts[name] = counts.get(name, 0) + amount
-    assert _rows(spanner_db.database)["times_seen"] == [2]
+    assert _rows(driver.tables)["times_seen"] == [2]
     assert {
         name: counts.get(name, 0)
         for name in (
@@ -153,9 +146,9 @@ def test_overlapped_a_refused_message_is_counted_as_a_dead_letter_only(
     }
 
 
-def test_overlapped_a_refused_key_nobody_touches_again_is_rebuilt_when_the_run_stops(spanner_db) -> None:
+def test_overlapped_a_refused_key_nobody_touches_again_is_rebuilt_when_the_run_stops(make_driver) -> None:
     uncounted_counts()  # (what earlier tests left)
-    driver = Driver(spanner_db, overlap=True)
+    driver = make_driver(overlap=True)
     first, bad = b.occurrence(b.T0, release="2.0"), b.occurrence(b.T0 + SECOND, release=LONG)
     _flush(driver, first, bad)
     driver.finish()
@@ -163,7 +156,7 @@ def test_overlapped_a_refused_key_nobody_touches_again_is_rebuilt_when_the_run_s
     dead = stopped_dead_letters()
     assert [(d.message_id, d.stage) for d in dead] == [(bad.message_id, reasons.STAGE_WRITE)]
     assert uncounted_counts().get(metrics.dead_letter_counter(reasons.INTERNAL_ERROR)) == 1
-    assert _rows(spanner_db.database) == {"times_seen": [1], "occurrences": _ids(first), "releases": ["2.0"]}
+    assert _rows(driver.tables) == {"times_seen": [1], "occurrences": _ids(first), "releases": ["2.0"]}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -177,8 +170,30 @@ class _Collect(beam.DoFn):
         _SEEN.append(dead_letter)
 
 
+@pytest.fixture(params=["emulator", "memory"])
+def target(request) -> tuple[ApplierConfig, ApplierFactory, Callable]:
+    """The step's config, the factory of its appliers, and a reader of the rows they write: the emulator's, or
+    an in-memory store's."""
+    if request.param == "emulator":
+        database = request.getfixturevalue("spanner_db")
+        spanner = SpannerTarget(database.project, database.instance, database.database_id)
+        return (
+            ApplierConfig(spanner=spanner),
+            GroupApplier,
+            lambda names: emulator_tables(database.database, names),
+        )
+    name = f"refused-writes-{uuid.uuid4().hex[:12]}"
+    store = memory_store(name)
+    return (
+        ApplierConfig(spanner=SpannerTarget("memory", "memory", name)),
+        MemoryApplierFactory(name),
+        lambda names: memory_tables(store),
+    )
+
+
 @pytest.mark.timeout(180)
-def test_a_refused_write_fails_its_bundle_once_and_the_retry_sets_the_message_aside(spanner_db) -> None:
+def test_a_refused_write_fails_its_bundle_once_and_the_retry_sets_the_message_aside(target) -> None:
+    config, applier_factory, tables = target
     _SEEN.clear()
     first = b.occurrence(b.T0, release="3.0")
     bad = b.occurrence(b.T0 + SECOND, release=LONG)
@@ -191,38 +206,12 @@ def test_a_refused_write_fails_its_bundle_once_and_the_retry_sets_the_message_as
         .advance_watermark_to((b.T0 + 60 * SECOND) / MICROS)
         .advance_processing_time(HOLD + 1)
     )
-    prepare_direct_runner()
-    options = PipelineOptions(["--runner=BundleBasedDirectRunner"])
-    options.view_as(StandardOptions).streaming = True
-    config = ApplierConfig(
-        spanner=SpannerTarget(spanner_db.project, spanner_db.instance, spanner_db.database_id)
-    )
-    pipeline = beam.Pipeline(options=options)
-    projects = beam.pvalue.AsSingleton(
-        pipeline | "Projects" >> beam.Create([{b.PROJECT.project_id: b.PROJECT}])
-    )
-    applied = (
-        pipeline
-        | "Messages" >> stream
-        | "ApplyPerGroup"
-        >> ApplyPerGroup(
-            config,
-            projects,
-            watermark_delay=0.0,
-            processing_hold=HOLD,
-            idle_timeout=IDLE,
-            clock=FrozenClock(),
-        )
-    )
-    applied[DEAD_LETTER] | "Collect" >> beam.ParDo(_Collect())
-    result = pipeline.run()
-    result.wait_until_finish()
-    counters = counter_totals(result)
+    counters = run_step(config, stream, applier_factory=applier_factory, dead_letters=_Collect())
     assert [(d.message_id, d.reason, d.stage) for d in _SEEN] == [
         (bad.message_id, reasons.INTERNAL_ERROR, reasons.STAGE_WRITE)
     ]
     assert counters[metrics.dead_letter_counter(reasons.INTERNAL_ERROR)] == 1
-    assert _rows(spanner_db.database) == {
+    assert _rows(tables) == {
         "times_seen": [2],
         "occurrences": _ids(first, third),
         "releases": ["3.0", "3.1"],

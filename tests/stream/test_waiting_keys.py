@@ -32,9 +32,7 @@ def _store_event_of(spanner_db, lookup) -> None:
     """Another key stores the lookup's event (its occurrence carries it)."""
     carrier = b.occurrence(T0 + SECOND, with_event=b.event_of(lookup), fingerprint=("the carrier",))
     other = Driver(spanner_db, key=carrier.key)
-    other.send(carrier)
-    other.fire_event()
-    other.fire_hold()
+    other.flush(carrier)
     assert other.engine_calls() == 1
 
 
@@ -55,9 +53,7 @@ def test_a_key_is_named_while_an_occurrence_waits_and_taken_out_once_it_is_appli
 ) -> None:
     driver = Driver(spanner_db, overlap=overlap)
     lookup = b.occurrence(T0, lookup=True)
-    driver.send(lookup)
-    driver.fire_event()
-    driver.fire_hold()
+    driver.flush(lookup)
     _settled(driver)
     assert _waiting(driver) == [driver.key]
     _store_event_of(spanner_db, lookup)
@@ -72,9 +68,7 @@ def test_a_wake_up_takes_a_saved_waiting_occurrence_up_and_applies_it(spanner_db
     stored afterwards. A new pipeline's wake-up of the key applies the lookup: no message of the key needed."""
     first = Driver(spanner_db)
     lookup = b.occurrence(T0, lookup=True)
-    first.send(lookup)
-    first.fire_event()
-    first.fire_hold()
+    first.flush(lookup)
     _settled(first)
     assert _waiting(first) == [first.key]
     _store_event_of(spanner_db, lookup)
@@ -94,9 +88,7 @@ def test_a_wake_up_takes_a_saved_waiting_occurrence_up_and_applies_it(spanner_db
 def test_a_wake_up_past_the_window_dead_letters_what_still_has_no_event(spanner_db) -> None:
     first = Driver(spanner_db)
     lookup = b.occurrence(T0, lookup=True)
-    first.send(lookup)
-    first.fire_event()
-    first.fire_hold()
+    first.flush(lookup)
     _settled(first)
 
     second = Driver(spanner_db)
@@ -111,9 +103,7 @@ def test_a_wake_up_past_the_window_dead_letters_what_still_has_no_event(spanner_
 
 def test_a_wake_up_of_a_key_that_no_longer_waits_deletes_its_row(spanner_db) -> None:
     driver = Driver(spanner_db)
-    driver.send(b.occurrence(T0))
-    driver.fire_event()
-    driver.fire_hold()
+    driver.flush(b.occurrence(T0))
     _settled(driver)
     waiting_keys.mark(
         driver.fn.bundle.applier.database, [driver.key]

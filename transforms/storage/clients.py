@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from transforms import private_api
 
@@ -133,22 +133,22 @@ def recent_sessions_pool():
 
 def pubsub_publisher() -> pubsub_v1.PublisherClient:
     """The process's Pub/Sub publisher (on the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
-    emulator = pubsub_emulator_host()
-    with _lock:
-        publisher = _publishers.get(emulator)
-        if publisher is None:
-            publisher = _publishers[emulator] = new_pubsub_client("publisher")
-        return publisher
+    return _pubsub_client(_publishers, "publisher")
 
 
 def pubsub_subscriber() -> pubsub_v1.SubscriberClient:
     """The process's Pub/Sub subscriber client (admin of subscriptions, synchronous pulls)."""
+    return _pubsub_client(_subscribers, "subscriber")
+
+
+def _pubsub_client(clients: dict[str | None, Any], kind: str) -> Any:
+    """The client of ``clients`` for the current emulator (or none), made on first use."""
     emulator = pubsub_emulator_host()
     with _lock:
-        subscriber = _subscribers.get(emulator)
-        if subscriber is None:
-            subscriber = _subscribers[emulator] = new_pubsub_client("subscriber")
-        return subscriber
+        client = clients.get(emulator)
+        if client is None:
+            client = clients[emulator] = new_pubsub_client(kind)
+        return client
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -243,6 +243,19 @@ def register_project(
     return registration
 
 
+def register_projects(database: Database, projects: Iterable[ProjectInfo]) -> None:
+    """``register_project`` for each of ``projects``, with its organization's slug (when it has one); their
+    features are left as they are."""
+    for project in projects:
+        register_project(
+            database,
+            project_id=project.project_id,
+            organization_id=project.organization_id,
+            slug=project.slug,
+            organization_slug=project.organization_slug or None,
+        )
+
+
 def _register(
     transaction: Transaction,
     project_id: int,

@@ -76,6 +76,7 @@ __all__ = [
     "SpannerWriter",
     "StoredVersions",
     "chunk_writes",
+    "commit_in_chunks",
     "describe_refusal",
     "estimate_mutations",
     "guarded_keys",
@@ -150,6 +151,18 @@ class CommitStats:
             self.rows_by_table[table] = self.rows_by_table.get(table, 0) + count
         self.refused.extend(other.refused)
 
+    @classmethod
+    def of_plan(cls, plan: CommitPlan, attempts: int) -> CommitStats:
+        """The stats of one committed ``plan`` that took ``attempts`` transaction attempts."""
+        return cls(
+            commits=1,
+            mutations=plan.mutation_count(),
+            rows=plan.row_count,
+            stale_writes=plan.stale_writes,
+            attempts=attempts,
+            rows_by_table=plan.rows_by_table(),
+        )
+
 
 @functools.cache
 def _fixed_costs() -> dict[type, int]:
@@ -211,6 +224,73 @@ def chunk_writes(
     if current:
         chunks.append(current)
     return chunks
+
+
+Commit = Callable[[list[intents.KeyWrite]], CommitStats]
+
+
+def commit_in_chunks(
+    writes: Iterable[intents.KeyWrite],
+    max_mutations: int,
+    commit: Commit,
+    tag_cost: Callable[[Any], int] | None = None,
+) -> CommitStats:
+    """Commit ``writes`` in chunks (``chunk_writes``), each with ``commit`` (one transaction, all or nothing);
+    a chunk refused for what it carries is split to find the refused writes (module docstring). The writer's
+    way of committing, shared with any store that keeps its contract (the tests' in-memory one)."""
+    writes = list(writes)
+    stats = CommitStats()
+    for chunk in chunk_writes(writes, max_mutations, tag_cost):
+        stats.add(_commit_or_split(chunk, commit))
+    return stats
+
+
+def _commit_or_split(chunk: list[intents.KeyWrite], commit: Commit) -> CommitStats:
+    try:
+        return commit(chunk)
+    except Exception as error:
+        if not is_refusal(error):
+            raise
+        keys = list(dict.fromkeys(write.key for write in chunk))
+        _LOG.warning(
+            "Spanner commit of %d writes (%d keys) refused (%s); splitting it to find the refused writes",
+            len(chunk),
+            len(keys),
+            describe_refusal(error)[:300],
+        )
+        return _split(chunk, keys, error, commit)
+
+
+def _split(
+    chunk: list[intents.KeyWrite], keys: list[str], error: BaseException, commit: Commit
+) -> CommitStats:
+    stats = CommitStats()
+    if len(keys) > 1:  # halves of the keys, each key's writes together
+        first = set(keys[: len(keys) // 2])
+        for part in ([w for w in chunk if w.key in first], [w for w in chunk if w.key not in first]):
+            stats.add(_commit_or_split(part, commit))
+        return stats
+    ordered = sorted(chunk, key=lambda write: write.seq)
+    if len(ordered) > 1:  # one key: its writes one at a time, until one is refused
+        for index, write in enumerate(ordered):
+            try:
+                stats.add(commit([write]))
+            except Exception as refusal:
+                if not is_refusal(refusal):
+                    raise
+                ordered, error = ordered[index:], refusal
+                break
+        else:
+            return stats
+    reason = describe_refusal(error)
+    stats.refused.append((ordered[0], reason))
+    stats.refused.extend(
+        (later, f"not written after a refused write of its key ({reason})") for later in ordered[1:]
+    )
+    _LOG.error(
+        "Spanner refused the write of key %s (seq %d): %s", ordered[0].key, ordered[0].seq, reason[:500]
+    )
+    return stats
 
 
 def _read_stored(
@@ -301,57 +381,7 @@ class SpannerWriter:
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         """Commit the writes (chunked); writes Spanner refuses are left out and listed in ``refused``."""
-        writes = list(writes)
-        stats = CommitStats()
-        if not writes:
-            return stats
-        for chunk in chunk_writes(writes, self._max_mutations, self._tags.estimate):
-            stats.add(self._commit_or_split(chunk))
-        return stats
-
-    def _commit_or_split(self, chunk: list[intents.KeyWrite]) -> CommitStats:
-        try:
-            return self._commit(chunk)
-        except Exception as error:
-            if not is_refusal(error):
-                raise
-            keys = list(dict.fromkeys(write.key for write in chunk))
-            _LOG.warning(
-                "Spanner commit of %d writes (%d keys) refused (%s); splitting it to find the refused writes",
-                len(chunk),
-                len(keys),
-                describe_refusal(error)[:300],
-            )
-            return self._split(chunk, keys, error)
-
-    def _split(self, chunk: list[intents.KeyWrite], keys: list[str], error: BaseException) -> CommitStats:
-        stats = CommitStats()
-        if len(keys) > 1:  # halves of the keys, each key's writes together
-            first = set(keys[: len(keys) // 2])
-            for part in ([w for w in chunk if w.key in first], [w for w in chunk if w.key not in first]):
-                stats.add(self._commit_or_split(part))
-            return stats
-        ordered = sorted(chunk, key=lambda write: write.seq)
-        if len(ordered) > 1:  # one key: its writes one at a time, until one is refused
-            for index, write in enumerate(ordered):
-                try:
-                    stats.add(self._commit([write]))
-                except Exception as refusal:
-                    if not is_refusal(refusal):
-                        raise
-                    ordered, error = ordered[index:], refusal
-                    break
-            else:
-                return stats
-        reason = describe_refusal(error)
-        stats.refused.append((ordered[0], reason))
-        stats.refused.extend(
-            (later, f"not written after a refused write of its key ({reason})") for later in ordered[1:]
-        )
-        _LOG.error(
-            "Spanner refused the write of key %s (seq %d): %s", ordered[0].key, ordered[0].seq, reason[:500]
-        )
-        return stats
+        return commit_in_chunks(writes, self._max_mutations, self._commit, self._tags.estimate)
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
         result: dict[str, CommitPlan] = {}
@@ -399,11 +429,4 @@ class SpannerWriter:
             first_seen = from_rfc3339(values[2])
             if first_seen < known.get(release_key, first_seen + 1):
                 known[release_key] = first_seen
-        return CommitStats(
-            commits=1,
-            mutations=plan.mutation_count(),
-            rows=plan.row_count,
-            stale_writes=plan.stale_writes,
-            attempts=attempts,
-            rows_by_table=plan.rows_by_table(),
-        )
+        return CommitStats.of_plan(plan, attempts)
