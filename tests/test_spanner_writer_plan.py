@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 
+import msgspec
+import orjson
+
 from transforms.core import intents
-from transforms.core.model import Occurrence
+from transforms.core.model import EvidenceItem, Occurrence
+from transforms.storage import spanner_rows
 from transforms.storage.spanner_writer import (
     StoredVersions,
     chunk_writes,
@@ -264,3 +268,21 @@ def test_only_keys_whose_seq_decides_a_row_are_read_and_counted_stale():
     plan = plan_commit([events_only, grouped], stored)
     assert (1, "f" * 32) in plan.upserts["Events"]
     assert "Groups" not in plan.upserts and plan.stale_writes == 1  # the grouped write only
+
+
+def test_occurrence_row_carries_evidence_display_as_json_objects_in_order():
+    items = (
+        EvidenceItem("Offending span", 'db - SELECT "x" \u00e9\u2028', True),
+        EvidenceItem("n", "v\x01", False),
+    )
+    insert = intents.InsertOccurrence(
+        11, "m1", 5, 6, msgspec.structs.replace(occurrence("o" * 32), evidence_display=items), None, None
+    )
+    values = dict(zip(spanner_rows.OCCURRENCE_COLUMNS, spanner_rows.occurrence_values(insert)))
+    assert orjson.loads(values["EvidenceDisplay"]) == [
+        {"name": "Offending span", "value": 'db - SELECT "x" \u00e9\u2028', "important": True},
+        {"name": "n", "value": "v\x01", "important": False},
+    ]
+    assert (
+        values["EvidenceDisplay"] == orjson.dumps([msgspec.structs.asdict(item) for item in items]).decode()
+    )

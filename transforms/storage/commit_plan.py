@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from transforms.core import intents
@@ -108,11 +109,13 @@ class CommitPlan:
 
     def mutation_count(self) -> int:
         total = 0
+        index_cells = rows.index_cells_per_row()
         for table, planned in self.upserts.items():
             updated = self.updates.get(table) or ()
+            indexed = index_cells.get(table, 0)  # what ``rows.mutation_cells`` adds to a row's columns
             for row_key, (columns, _values) in planned.items():
                 # an update of ``updates`` writes no indexed column, so no index entry
-                total += len(columns) if row_key in updated else rows.mutation_cells(table, len(columns))
+                total += len(columns) if row_key in updated else len(columns) + indexed
         for table, deleted in self.deletes.items():
             total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
         return total
@@ -368,6 +371,9 @@ PLANNERS: dict[type, Planner] = {
 }
 
 
+_WRITE_ORDER = attrgetter("key", "seq")  # writes in key order, then seq
+
+
 def plan_commit(
     writes: Sequence[intents.KeyWrite],
     stored: StoredVersions,
@@ -381,7 +387,7 @@ def plan_commit(
     plan = p.plan
     key_seq, group_seq = p.key_seq, p.group_seq
     planners = PLANNERS
-    for write in sorted(writes, key=lambda w: (w.key, w.seq)):
+    for write in sorted(writes, key=_WRITE_ORDER):
         key = p.key = split_group_key(write.key)
         seq = p.seq = write.seq
         # Each guarded row is decided once per write, against what is stored before the write: the key's

@@ -29,6 +29,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,7 @@ def index_intents(writes: Sequence[intents.KeyWrite]) -> list[intents.IndexOccur
     return found
 
 
+@functools.cache
 def _insert_cells() -> int:
     return rows.mutation_cells(VALUES, len(rows.TAG_VALUE_COLUMNS)) + rows.mutation_cells(
         KEYS, len(rows.TAG_KEY_COLUMNS)
