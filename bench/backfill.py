@@ -162,6 +162,7 @@ def main() -> int:
         args.messages, args.keys = 100_000, 5_000
 
     from pipeline import admin
+    from pipeline.options import spanner_args
     from pipeline.stack import Stack, StackConfig
     from transforms.storage import clients, registry
 
@@ -222,9 +223,7 @@ def main() -> int:
         str(work / "*.avro"),
         "--dead_letter_path",
         str(work / "dead-letters"),
-        f"--spanner_project={project}",
-        f"--spanner_instance={instance}",
-        f"--spanner_database={database_id}",
+        *spanner_args(project, instance, database_id),
         f"--redis_url={config.redis_url}",
         f"--quota_key_prefix={redis_prefix}",
         *args.backfill_arg,

@@ -28,6 +28,7 @@ import threading
 import time
 
 from bench import bench_database
+from pipeline.options import spanner_args
 
 DESIGNS = ("local", "dataflow", "dataflow-nocache")
 
@@ -87,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--input={folder}/archive-*.avro",
                 f"--dead_letter_path={folder}/dead-letters-{database_id}",
                 "--no_creation_quota",
-                f"--spanner_project={bench_database.PROJECT}",
-                f"--spanner_instance={bench_database.INSTANCE}",
-                f"--spanner_database={database_id}",
+                *spanner_args(bench_database.PROJECT, bench_database.INSTANCE, database_id),
             ]
             sizes.reset()
             wall, cpu = time.monotonic(), time.process_time()

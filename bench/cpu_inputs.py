@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.options import spanner_args
 from pipeline.workload import Workload, stream_config
 from transforms.core.model import RawMessage
 
@@ -43,9 +44,7 @@ def fresh_applier(name: str) -> Iterator[tuple[Any, dict]]:
         )
         options = stream.make_options(
             [
-                f"--spanner_project={bench_database.PROJECT}",
-                f"--spanner_instance={bench_database.INSTANCE}",
-                f"--spanner_database={database_id}",
+                *spanner_args(bench_database.PROJECT, bench_database.INSTANCE, database_id),
                 f"--input_topic=projects/p/topics/{name}",
                 f"--dead_letter_topic=projects/p/topics/{name}-dead",
                 *quota,

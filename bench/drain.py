@@ -256,12 +256,12 @@ class Environment:
     dead_letter_subscription: str
 
     def pipeline_args(self) -> list[str]:
+        from pipeline.options import spanner_args
+
         return [
             f"--input_subscription={self.subscription}",
             f"--dead_letter_topic={self.dead_letter_topic}",
-            f"--spanner_project={GCP_PROJECT}",
-            f"--spanner_instance={INSTANCE}",
-            f"--spanner_database={self.database_id}",
+            *spanner_args(GCP_PROJECT, INSTANCE, self.database_id),
             "--no_creation_quota",
             "--progress_interval=600s",
         ]

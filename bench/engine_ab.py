@@ -28,6 +28,7 @@ from types import ModuleType
 
 from bench import bench_database, cpu_parts
 from pipeline import stream
+from pipeline.options import spanner_args
 from pipeline.workload import Workload, stream_config
 from transforms.core import engine
 from transforms.runtime import GC_THRESHOLD
@@ -58,9 +59,7 @@ def _record(count: int, database_id: str, database) -> tuple[list, list]:
     redis_url = os.environ.get("REDIS_URL")
     options = stream.make_options(
         [
-            f"--spanner_project={bench_database.PROJECT}",
-            f"--spanner_instance={bench_database.INSTANCE}",
-            f"--spanner_database={database_id}",
+            *spanner_args(bench_database.PROJECT, bench_database.INSTANCE, database_id),
             "--input_topic=projects/p/topics/engine-ab",
             "--dead_letter_topic=projects/p/topics/engine-ab-dead",
             f"--redis_url={redis_url}" if redis_url else "--no_creation_quota",

@@ -52,6 +52,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
+from pipeline.options import spanner_args
 from transforms.core import metrics
 from transforms.core.model import RawMessage
 
@@ -110,9 +111,7 @@ def _job_args(database_id: str, hold: float) -> list[str]:
         else ["--no_creation_quota"]
     )
     return [
-        f"--spanner_project={bench_database.PROJECT}",
-        f"--spanner_instance={bench_database.INSTANCE}",
-        f"--spanner_database={database_id}",
+        *spanner_args(bench_database.PROJECT, bench_database.INSTANCE, database_id),
         "--watermark_delay=0s",
         f"--processing_hold={hold:g}s",
         *quota,

@@ -76,6 +76,7 @@ from bench.stream_feed import (  # noqa: E402
     create_topic_and_subscription,
     delete_topic_and_subscription,
 )
+from pipeline.options import spanner_args  # noqa: E402
 from transforms import progress  # noqa: E402
 from transforms.core import metrics, reasons  # noqa: E402
 from transforms.core.decode import decode  # noqa: E402
@@ -361,9 +362,7 @@ def pipeline_argv(args, subscription: str, dead_topic: str, database_id: str, pr
         f"--dead_letter_topic={dead_topic}",
         f"--processing_hold={args.hold}",
         "--lookup_retry_window=5s",
-        f"--spanner_project={bench_database.PROJECT}",
-        f"--spanner_instance={bench_database.INSTANCE}",
-        f"--spanner_database={database_id}",
+        *spanner_args(bench_database.PROJECT, bench_database.INSTANCE, database_id),
         "--no_creation_quota" if args.no_quota else f"--redis_url={os.environ['REDIS_URL']}",
         f"--quota_key_prefix={prefix}",
     ]

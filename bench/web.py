@@ -45,6 +45,7 @@ from api.directory import Directory
 from api.issue_details import ReadCost, event_counts
 from api.service import IssueIndex, ListRequest
 from pipeline import admin
+from pipeline.options import spanner_args
 from pipeline.screenshots import free_port
 from transforms.core.model import MICROS
 from transforms.storage import clients
@@ -103,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             "-m",
             "pipeline.api",
             f"--port={port}",
-            f"--spanner_project={PROJECT}",
-            f"--spanner_instance={INSTANCE}",
-            f"--spanner_database={database_id}",
+            *spanner_args(PROJECT, INSTANCE, database_id),
             "--log_level=warning",
         ],
         cwd=ROOT,

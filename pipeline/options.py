@@ -46,6 +46,15 @@ def parse_max_payload_bytes(text: str | int) -> int:
     return size
 
 
+def spanner_args(project: str, instance: str, database: str) -> list[str]:
+    """The flags (``SpannerOptions``) that point a pipeline or a tool at one Spanner database."""
+    return [
+        f"--spanner_project={project}",
+        f"--spanner_instance={instance}",
+        f"--spanner_database={database}",
+    ]
+
+
 class SpannerOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pipeline import admin
+from pipeline.options import spanner_args
 from pipeline.stack import Service, SpannerEmulator, Stack, StackConfig
 from transforms.storage import clients
 
@@ -129,11 +130,7 @@ class TestDatabase:
     emulator_host: str
 
     def pipeline_args(self) -> list[str]:
-        return [
-            f"--spanner_project={self.project}",
-            f"--spanner_instance={self.instance}",
-            f"--spanner_database={self.database_id}",
-        ]
+        return spanner_args(self.project, self.instance, self.database_id)
 
 
 def _fresh_database(emulator_host: str) -> Iterator[TestDatabase]:

@@ -6,9 +6,11 @@ applies a ``CommitPlan`` the way Spanner applies the commit's mutations (``commi
 first (interleaved child rows go with their parent), then inserts (which fail if the row exists), updates
 (which fail if it does not) and insert-or-updates, column by column.
 
-``MemoryGroupStore.write`` commits like ``SpannerWriter._commit``: chunks (``chunk_writes``), reads what the
-guard needs from the rows (as ``_read_stored`` does: keys taken for new are not read, and are retried with
-their reads when one exists), ``plan_commit``, ``settle_environment_checks`` and ``tag_writer.plan_tags``.
+``MemoryGroupStore.write`` commits with the writer's own code: chunks (``commit_in_chunks``), and for each
+chunk ``CommitPlanner.plan`` (the guard's reads, ``plan_commit``, the environment and tag rows), whose reads
+``MemoryReads`` answers from the rows (keys taken for new are not read, and are retried with their reads when
+one exists); the plan is then applied to the rows instead of sent to Spanner.
+
 It refuses what Spanner refuses, with the error Spanner answers (``tests/hostile/spanner_limits.py``: a key
 over 8 KiB, a value over its column's size, a null in a NOT NULL column, JSON Spanner cannot hold, a commit over
 80,000 mutations), and a refused commit is split to find the refused writes by the writer's own code
@@ -37,19 +39,15 @@ from tests.hostile import spanner_limits
 from transforms.applier import ApplierConfig, GroupApplier, RefusedKeys
 from transforms.core import intents
 from transforms.core.engine import QuotaGate
-from transforms.core.model import Event, from_datetime, from_rfc3339, split_group_key
-from transforms.storage import spanner_rows, tag_writer
-from transforms.storage.commit_plan import (
-    CommitPlan,
-    StoredVersions,
-    group_ids,
-    guarded_keys,
-    mutations,
-    new_keys,
-    plan_commit,
-    settle_environment_checks,
+from transforms.core.model import Event, from_datetime, from_rfc3339, split_group_key, to_datetime
+from transforms.storage import spanner_rows
+from transforms.storage.commit_plan import CommitPlan, mutations, new_keys
+from transforms.storage.spanner_writer import (
+    DEFAULT_MAX_MUTATIONS,
+    CommitPlanner,
+    CommitStats,
+    commit_in_chunks,
 )
-from transforms.storage.spanner_writer import DEFAULT_MAX_MUTATIONS, CommitStats, commit_in_chunks
 
 SCHEMA = spanner_limits.schema()
 
@@ -104,6 +102,39 @@ class MemoryRows:
             if child.parent == table:
                 for child_key in [k for k in self.table(child.name) if k[: len(key)] == key]:
                     self._delete(child.name, child_key)
+
+
+class MemoryReads:
+    """A read-write transaction's reads over ``MemoryRows``, answered as the Spanner client answers them (the
+    columns asked for, in order; TIMESTAMP as ``datetime``): what ``CommitPlanner.plan`` reads through. Keys,
+    and ranges of one key prefix (``start_closed`` = ``end_closed``), are what the writer reads."""
+
+    def __init__(self, rows: MemoryRows) -> None:
+        self._rows = rows
+
+    def read(
+        self, table: str, columns: Sequence[str], keyset: Any, index: str | None = None
+    ) -> Iterator[list]:
+        if index is not None or keyset.all_:
+            raise NotImplementedError(
+                f"MemoryReads reads by primary key only (index {index}, all {keyset.all_})"
+            )
+        rows = self._rows.table(table)
+        found = [rows[tuple(key)] for key in keyset.keys if tuple(key) in rows]
+        for key_range in keyset.ranges:
+            prefix = tuple(key_range.start_closed)
+            if key_range.end_closed is None or tuple(key_range.end_closed) != prefix:
+                raise NotImplementedError("MemoryReads reads ranges of one key prefix only")
+            found += [row for key, row in sorted(rows.items()) if key[: len(prefix)] == prefix]
+        declared = SCHEMA[table].columns
+        for row in found:
+            yield [_as_read(declared[column].type, row.get(column)) for column in columns]
+
+
+def _as_read(kind: str, value: Any) -> Any:
+    if kind == "TIMESTAMP" and isinstance(value, str) and value != spanner_rows.COMMIT_TIMESTAMP:
+        return to_datetime(from_rfc3339(value))
+    return value
 
 
 class _Releases:
@@ -162,6 +193,7 @@ class MemoryGroupStore:
         self._lock = threading.RLock()
         self._releases = _Releases(self)
         self._database = MemoryDatabase(self)
+        self._planner = CommitPlanner()
         self.commits: list[list[intents.KeyWrite]] = []  # every committed chunk, in commit order
 
     @property
@@ -178,79 +210,24 @@ class MemoryGroupStore:
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         with self._lock:
-            return commit_in_chunks(writes, self._max_mutations, self._commit)
+            return commit_in_chunks(writes, self._max_mutations, self._commit, self._planner.estimate)
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
         assumed = new_keys(chunk)
         attempts = 0
         while True:
             attempts += 1
-            stored = self._stored(chunk, assumed)
-            plan = plan_commit(chunk, stored, assumed)
-            settle_environment_checks(plan, self._environments(plan))
-            existing = set(stored.group_seq)
-            tag_writer.plan_tags(chunk, plan, existing, self._tags(plan, existing), indexed=plan.indexed)
+            planned = self._planner.plan(MemoryReads(self.rows), chunk, assumed)
             try:
-                self.rows.apply(plan)
+                self.rows.apply(planned.plan)
             except api_exceptions.AlreadyExists:
                 if not assumed:
                     raise
                 assumed = set()  # written meanwhile: read everything this time
                 continue
+            self._planner.committed(planned)
             self.commits.append(list(chunk))
-            return CommitStats.of_plan(plan, attempts)
-
-    def _stored(self, chunk: list[intents.KeyWrite], assumed: set[tuple[int, str]]) -> StoredVersions:
-        stored = StoredVersions()
-        for key in guarded_keys(chunk) - assumed:
-            row = self.rows.get("KeyStates", key)
-            if row is not None:
-                stored.key_seq[key] = row["Seq"]
-        for write in chunk:
-            if split_group_key(write.key) in assumed:
-                continue
-            for group_id in group_ids(write):
-                row = self.rows.get("Groups", (group_id,))
-                if row is not None:
-                    stored.group_seq[group_id] = row["Seq"]
-        for write in chunk:  # releases are read for every key, new or not
-            for intent in write.intents:
-                if intent.__class__ is intents.RecordRelease:
-                    release = (intent.project_id, intent.version)
-                    row = self.rows.get("Releases", release)
-                    if row is not None:
-                        stored.release_first_seen[release] = from_rfc3339(row["FirstSeen"])
-        return stored
-
-    def _environments(self, plan: CommitPlan) -> dict[tuple[int, str], int]:
-        found = {}
-        for intent in plan.environment_checks:
-            key = (intent.group_id, intent.environment)
-            row = self.rows.get("GroupEnvironments", key)
-            if row is not None:
-                found[key] = from_rfc3339(row["FirstSeen"])
-        return found
-
-    def _tags(self, plan: CommitPlan, existing: set[int]) -> tag_writer.StoredTags:
-        """Everything stored of the tags of the commit's groups that existed before it (``read_stored`` reads
-        the part of it that ``plan_tags`` consults)."""
-        stored = tag_writer.StoredTags(key_groups=set(existing))
-        occurrences = self.rows.table("Occurrences")
-        for row_key in plan.upserts.get("Occurrences", {}):
-            if row_key[0] in existing and row_key in occurrences:
-                stored.occurrences.add(row_key)
-        for key, row in self.rows.table(tag_writer.VALUES).items():
-            if key[0] in existing:
-                first, last = row["FirstSeen"], row["LastSeen"]
-                stored.values[key] = (
-                    row["TimesSeen"],
-                    None if first is None else from_rfc3339(first),
-                    None if last is None else from_rfc3339(last),
-                )
-        for key, row in self.rows.table(tag_writer.KEYS).items():
-            if key[0] in existing:
-                stored.keys[key] = (row["ValuesSeen"], row["OtherCount"])
-        return stored
+            return CommitStats.of_plan(planned.plan, attempts)
 
     def read_key_states(self, keys: Iterable[str]) -> dict[str, bytes]:
         """As ``state_store.read_key_states``: the KeyStates row's state, or its group's when newer."""

@@ -14,40 +14,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.cloud.spanner_v1.data_types import JsonObject
+import msgspec
 
 from transforms.core import intents
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import ProjectInfo, to_datetime
+from transforms.core.model import Event, EvidenceItem, Occurrence, ProjectInfo, to_datetime
 from transforms.storage import registry, spanner_rows
 
 # The Groups table as the pipeline writes it (rows built by ``spanner_rows.group_values``).
 GROUP_COLUMNS = spanner_rows.GROUP_COLUMNS
-OCCURRENCE_COLUMNS = (
-    "GroupId",
-    "OccurrenceId",
-    "ProjectId",
-    "EventId",
-    "MessageId",
-    "MessageTime",
-    "Fingerprint",
-    "Hashes",
-    "Type",
-    "IssueTitle",
-    "Subtitle",
-    "Culprit",
-    "Level",
-    "DetectionTime",
-    "EventTime",
-    "EvidenceDisplay",
-    "Release",
-    "Environment",
-    "StoredEventId",
-    "EventPayload",
-)
+# Occurrences with their event stored on the row (the event path), as the pipeline writes them.
+OCCURRENCE_COLUMNS = spanner_rows.OCCURRENCE_COLUMNS + spanner_rows.EVENT_INLINE_COLUMNS
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
 
@@ -163,44 +143,47 @@ def occurrence_row(
     evidence: Sequence[dict[str, Any]] = (),
     platform: str = "python",
 ) -> list[Any]:
-    """One attached occurrence with its event stored on the row (the event path), in ``OCCURRENCE_COLUMNS``."""
+    """One attached occurrence with its event stored on the row (the event path), in ``OCCURRENCE_COLUMNS``,
+    built by the pipeline's own row builders (``spanner_rows``)."""
     occurrence_id = uuid.uuid4().hex
     event_id = uuid.uuid4().hex
     fingerprint = f"demo-{group_id}"
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "project_id": project_id,
-        "platform": platform,
-        "timestamp": event_time,
-        "tags": [list(pair) for pair in tags],
-        "sdk": {"name": "sentry.python", "version": "2.19.0"},
-    }
-    if release:
-        event["release"] = release
-    if environment:
-        event["environment"] = environment
-    moment = to_datetime(event_time)
+    event = Event(
+        event_id=event_id,
+        project_id=project_id,
+        platform=platform,
+        timestamp=event_time,
+        tags=tuple((str(key), str(value)) for key, value in tags),
+        release=release or None,
+        environment=environment or None,
+        sdk={"name": "sentry.python", "version": "2.19.0"},
+    )
+    occurrence = Occurrence(
+        id=occurrence_id,
+        project_id=project_id,
+        event_id=event_id,
+        fingerprint=(fingerprint,),
+        hashes=(hashlib.md5(fingerprint.encode()).hexdigest(),),
+        issue_title=title,
+        subtitle=subtitle,
+        type=type,
+        detection_time=event_time,
+        evidence_display=tuple(msgspec.convert(item, EvidenceItem) for item in evidence),
+        level=level,
+        culprit=culprit,
+    )
+    insert = intents.InsertOccurrence(
+        group_id=group_id,
+        message_id=f"m-{occurrence_id}",
+        message_time=event_time,
+        event_time=event_time,
+        occurrence=occurrence,
+        release=release,
+        environment=environment,
+    )
     return [
-        group_id,
-        occurrence_id,
-        project_id,
-        event_id,
-        f"m-{occurrence_id}",
-        moment,
-        [fingerprint],
-        [hashlib.md5(fingerprint.encode()).hexdigest()],
-        type,
-        title,
-        subtitle,
-        culprit,
-        level,
-        moment,
-        moment,
-        JsonObject([dict(item) for item in evidence]),
-        release,
-        environment,
-        event_id,
-        JsonObject(event),
+        *spanner_rows.occurrence_values(insert),
+        *spanner_rows.event_inline_values(intents.RecordEvent(event, level)),
     ]
 
 
@@ -221,15 +204,21 @@ def write_groups(database: Any, groups: Sequence[DemoGroup], rnd: random.Random)
             batch.insert_or_update("Groups", GROUP_COLUMNS, [g.group_values() for g in part])
             batch.insert_or_update(
                 "GroupEnvironments",
-                ["GroupId", "Environment", "FirstRelease", "FirstSeen"],
+                spanner_rows.ENVIRONMENT_COLUMNS,
                 [
-                    [g.group_id, env, g.releases[0] if g.releases else None, to_datetime(min(g.event_times))]
+                    spanner_rows.environment_values(
+                        intents.RecordEnvironment(
+                            g.group_id, env, g.releases[0] if g.releases else None, min(g.event_times)
+                        )
+                    )
                     for g in part
                     for env in g.environments
                 ],
             )
             batch.insert_or_update(
-                "GroupReleases", ["GroupId", "Release"], [[g.group_id, r] for g in part for r in g.releases]
+                "GroupReleases",
+                spanner_rows.GROUP_RELEASE_COLUMNS,
+                [(g.group_id, r) for g in part for r in g.releases],
             )
         rows = [row for g in part for row in g.occurrence_rows(rnd)]
         written += write_occurrences(database, rows)
@@ -248,9 +237,9 @@ def write_tags(database: Any, organizations: dict[int, int], rows: Sequence[list
     words: dict[int, tuple[int, set[str]]] = {}
     for row in rows:
         group_id, project_id = row[_COLUMN["GroupId"]], row[_COLUMN["ProjectId"]]
-        moment = row[_COLUMN["EventTime"]]
-        event = dict(row[_COLUMN["EventPayload"]])
-        tags = dict((str(k), str(v)) for k, v in event.get("tags") or ())
+        event = spanner_rows.event_from_payload(row[_COLUMN["EventPayload"]])
+        moment = to_datetime(event.timestamp)
+        tags = dict(event.tags)
         tags["level"] = row[_COLUMN["Level"]]
         for key in ("environment", "release"):
             if row[_COLUMN[key.title()]]:
@@ -285,21 +274,10 @@ TAG_KEY_COLUMNS = spanner_rows.TAG_KEY_COLUMNS
 def write_activity(
     database: Any, group_id: int, project_id: int, kind: int, at: int, data: dict | None = None
 ) -> None:
+    activity = intents.InsertActivity(group_id, project_id, uuid.uuid4().hex, int(kind), "m", at, data or {})
     with database.batch() as batch:
         batch.insert_or_update(
-            "Activities",
-            ["GroupId", "ActivityId", "ProjectId", "Type", "MessageId", "ActivityTime", "Data"],
-            [
-                [
-                    group_id,
-                    uuid.uuid4().hex,
-                    project_id,
-                    int(kind),
-                    "m",
-                    to_datetime(at),
-                    JsonObject(data or {}),
-                ]
-            ],
+            "Activities", spanner_rows.ACTIVITY_COLUMNS, [spanner_rows.activity_values(activity)]
         )
 
 

@@ -71,6 +71,11 @@ def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.none() | strategy
 
 
+def _some_of(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
+    """Some of ``fields`` (each present or not), each drawn from its strategy."""
+    return {key: draw(strategy) for key, strategy in fields.items() if draw(st.booleans())}
+
+
 evidence_items = st.fixed_dictionaries(
     {"name": st.text(max_size=20), "value": st.text(max_size=20), "important": st.booleans()}
 )
@@ -103,9 +108,7 @@ def events(draw: st.DrawFn, project_id: int, event_id: uuid.UUID) -> dict[str, A
         "contexts": _optional(json_objects()),
         "breadcrumbs": json_values(),  # not a kept field: dropped
     }
-    for key, strategy in optional.items():
-        if draw(st.booleans()):
-            event[key] = draw(strategy)
+    event.update(_some_of(draw, optional))
     return event
 
 
@@ -143,9 +146,7 @@ def occurrences(draw: st.DrawFn) -> dict[str, Any]:
         "is_buffered_spans": _optional(st.booleans()),
         "transaction_duration": json_values(),  # not a field we keep: ignored
     }
-    for key, strategy in optional.items():
-        if draw(st.booleans()):
-            payload[key] = draw(strategy)
+    payload.update(_some_of(draw, optional))
     return payload
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import admin
+from pipeline.options import spanner_args
 from transforms.storage import clients, schema
 from transforms.storage.schema import SchemaError, SchemaObject, schema_object, split_statements
 
@@ -133,9 +134,7 @@ def test_create_database_with_a_schema_file_reports_what_it_applied(spanner_db, 
     )
     result = _admin(
         "create-database",
-        f"--spanner_project={spanner_db.project}",
-        f"--spanner_instance={spanner_db.instance}",
-        f"--spanner_database={spanner_db.database_id}",
+        *spanner_args(spanner_db.project, spanner_db.instance, spanner_db.database_id),
         f"--schema={extra}",
     )
     assert result.returncode == 0, result.stderr

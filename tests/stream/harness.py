@@ -21,6 +21,7 @@ from google.cloud.spanner_v1 import JsonObject
 
 from pipeline import report, stream
 from pipeline.local_runner import LocalRun
+from tests.hostile import spanner_limits
 from transforms import progress
 from transforms.apply_per_group import uncounted_counts
 from transforms.core.engine import KeyState, decode_state
@@ -33,19 +34,7 @@ from transforms.storage import clients, spanner_rows
 TIMESTAMP_ATTRIBUTE = "ts"
 # The tables the pipeline writes; Events and KeyStates are compared too (the state is part of the result).
 TABLES = report.TABLES
-PRIMARY_KEYS = {
-    "Groups": ("GroupId",),
-    "Occurrences": ("GroupId", "OccurrenceId"),
-    "Activities": ("GroupId", "ActivityId"),
-    "GroupEnvironments": ("GroupId", "Environment"),
-    "GroupHashes": ("ProjectId", "Hash"),
-    "GroupReleases": ("GroupId", "Release"),
-    "Releases": ("ProjectId", "Version"),
-    "Events": ("ProjectId", "EventId"),
-    "KeyStates": ("ProjectId", "PrimaryHash"),
-    "GroupTagKeys": ("GroupId", "TagKey"),
-    "GroupTagValues": ("GroupId", "TagKey", "TagValue"),
-}
+PRIMARY_KEYS = {table: spanner_limits.schema()[table].primary_key for table in TABLES}  # from the DDL
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ __all__ = [
     "REFUSALS",
     "RETRIED_ERRORS",
     "CommitPlan",
+    "CommitPlanner",
     "CommitStats",
+    "PlannedCommit",
     "SpannerWriter",
     "StoredVersions",
     "chunk_writes",
@@ -369,6 +371,55 @@ def buffer_plan(transaction, plan: CommitPlan) -> None:
             mutation_buffer.add(transaction, kind, table, columns, values)
 
 
+@dataclass
+class PlannedCommit:
+    """One attempt's plan of a chunk: its rows, its tag rows, and the release first-seen times it went by."""
+
+    plan: CommitPlan
+    tags: tag_writer.TagPlan
+    releases: dict[tuple[int, str], int]
+
+
+class CommitPlanner:
+    """What a commit reads in its read-write transaction and plans (the guard's reads, ``plan_commit``, the
+    environment rows of stale writes, the tag rows), and what a writer keeps from one commit to the next: upper
+    bounds of stored release first-seen times, and the tag rows known stored. ``SpannerWriter``'s, and any
+    store's that keeps its contract (the tests' in-memory one, whose transaction reads its rows)."""
+
+    def __init__(self) -> None:
+        self._known_releases: dict[tuple[int, str], int] = {}
+        self._tags = tag_writer.TagWriter()
+
+    def estimate(self, intent: intents.IndexOccurrence) -> int:
+        """The tag rows' part of ``estimate_mutations``, with what is known stored."""
+        return self._tags.estimate(intent)
+
+    def plan(
+        self, transaction: Any, chunk: list[intents.KeyWrite], assumed_new: set[tuple[int, str]]
+    ) -> PlannedCommit:
+        """Read (in ``transaction``) and plan ``chunk``; keys in ``assumed_new`` are not read (see
+        ``new_keys``). Nothing is written: the caller hands ``plan`` to the transaction."""
+        stored = _read_stored(transaction, chunk, assumed_new, self._known_releases)
+        plan = plan_commit(chunk, stored, assumed_new)
+        _check_environments(transaction, plan)
+        tags = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
+        return PlannedCommit(plan, tags, stored.release_first_seen)
+
+    def committed(self, planned: PlannedCommit) -> None:
+        """After the commit of ``planned``: remember what it stored."""
+        self._tags.committed(planned.tags)
+        known = self._known_releases
+        if len(known) > 100_000:
+            known.clear()
+        for release_key, first_seen in planned.releases.items():
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
+        for release_key, (_columns, values) in planned.plan.upserts.get("Releases", {}).items():
+            first_seen = from_rfc3339(values[2])
+            if first_seen < known.get(release_key, first_seen + 1):
+                known[release_key] = first_seen
+
+
 class SpannerWriter:
     """Commits ``KeyWrite``s in guarded, chunked read-write transactions. Not thread-safe; one per DoFn."""
 
@@ -376,15 +427,14 @@ class SpannerWriter:
         self._database = database
         self._max_mutations = max_mutations
         self._max_attempts = max_attempts
-        self._known_releases: dict[tuple[int, str], int] = {}
-        self._tags = tag_writer.TagWriter()
+        self._planner = CommitPlanner()
 
     def write(self, writes: Iterable[intents.KeyWrite]) -> CommitStats:
         """Commit the writes (chunked); writes Spanner refuses are left out and listed in ``refused``."""
-        return commit_in_chunks(writes, self._max_mutations, self._commit, self._tags.estimate)
+        return commit_in_chunks(writes, self._max_mutations, self._commit, self._planner.estimate)
 
     def _commit(self, chunk: list[intents.KeyWrite]) -> CommitStats:
-        result: dict[str, CommitPlan] = {}
+        result: dict[str, PlannedCommit] = {}
         attempts = 0
 
         assumed = {"new": new_keys(chunk)}
@@ -392,13 +442,9 @@ class SpannerWriter:
         def unit_of_work(transaction) -> None:
             nonlocal attempts
             attempts += 1
-            stored = _read_stored(transaction, chunk, assumed["new"], self._known_releases)
-            plan = plan_commit(chunk, stored, assumed["new"])
-            _check_environments(transaction, plan)
-            result["tags"] = self._tags.add_to_commit(transaction, chunk, plan, set(stored.group_seq))
-            buffer_plan(transaction, plan)
-            result["plan"] = plan
-            result["releases"] = stored.release_first_seen
+            planned = self._planner.plan(transaction, chunk, assumed["new"])
+            buffer_plan(transaction, planned.plan)
+            result["planned"] = planned
 
         delay = 0.05
         for attempt in range(1, self._max_attempts + 1):
@@ -417,16 +463,6 @@ class SpannerWriter:
                 _LOG.warning("Spanner commit failed (%s), retry %d in %.2fs", error, attempt, delay)
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 5.0)
-        plan = result["plan"]
-        self._tags.committed(result["tags"])
-        known = self._known_releases
-        if len(known) > 100_000:
-            known.clear()
-        for release_key, first_seen in result["releases"].items():
-            if first_seen < known.get(release_key, first_seen + 1):
-                known[release_key] = first_seen
-        for release_key, (_columns, values) in plan.upserts.get("Releases", {}).items():
-            first_seen = from_rfc3339(values[2])
-            if first_seen < known.get(release_key, first_seen + 1):
-                known[release_key] = first_seen
-        return CommitStats.of_plan(plan, attempts)
+        planned = result["planned"]
+        self._planner.committed(planned)
+        return CommitStats.of_plan(planned.plan, attempts)
