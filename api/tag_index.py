@@ -23,7 +23,7 @@ Every read is one Read call on one snapshot; none scans: cost is O(limit) or O(c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +206,56 @@ class TagIndex:
                             having = self.with_values(having, TEXT_KEY, [rest])
                 return Candidates(tuple(g for g in found.group_ids if g in having), True)
         return Candidates((), False)
+
+    def word_candidates(
+        self,
+        organization_id: int,
+        matches: Callable[[str], bool],
+        projects: Iterable[int] | None = None,
+        limit: int = CANDIDATE_LIMIT,
+        chunk: int = 500,
+        max_reads: int = 2,
+    ) -> Candidates | None:
+        """Groups with a stored word that ``matches`` accepts (an infix wildcard, which no range can seek),
+        from the organization's word vocabulary: its ``@text`` range read in order, ``chunk`` rows a Read, each
+        next Read starting after the last word seen (a word that filled the rest of a Read is skipped, and
+        its groups are read by value if it matches). None when the vocabulary takes more than ``max_reads``
+        Reads (then the caller checks the condition on candidates instead); otherwise the candidates, complete
+        unless more than ``limit``."""
+        wanted = None if projects is None else set(projects)
+        prefix = [organization_id, TEXT_KEY]
+        found: dict[int, None] = {}
+        heavy: list[str] = []
+        start: list = prefix
+        for _ in range(max_reads):
+            self.stats.ranges += 1
+            rows = self._read(
+                "GroupTagValues",
+                ("TagValue", "GroupId", "ProjectId"),
+                KeySet(ranges=[KeyRange(start_closed=start, end_closed=prefix)]),
+                index=VALUES_INDEX,
+                limit=chunk,
+            )
+            full = len(rows) == chunk
+            last = rows[-1][0] if full else None
+            for word, group_id, project_id in rows:
+                if word != last and matches(word) and (wanted is None or project_id in wanted):
+                    found[group_id] = None
+            if last is not None and matches(last):
+                heavy.append(last)
+            if not full:
+                break
+            start = [*prefix, last + "\x00"]  # the first word after ``last`` and all of its rows
+        else:
+            return None
+        if heavy:
+            more = self.value_candidates(organization_id, TEXT_KEY, heavy, projects, limit)
+            if not more.complete:
+                return Candidates((), False)
+            found.update(dict.fromkeys(more.group_ids))
+        if len(found) > limit:
+            return Candidates((), False)
+        return Candidates(tuple(found), True)
 
     # ---- membership of candidate groups
 

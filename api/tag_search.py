@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -43,9 +44,10 @@ from google.cloud.spanner_v1 import KeyRange, KeySet
 from api.search import INDEX_COLUMNS, GroupRow, HitCount, Page, Searcher, SearchPlan, sort_key
 from api.tag_index import CANDIDATE_LIMIT, VALUES_INDEX, Candidates, TagIndex, search_key
 from transforms.core.engine.tags import query_terms
+from transforms.core.limits import TERM_MAX_CHARS
 
 if TYPE_CHECKING:
-    from api.query import IssueFilter, Term
+    from api.query import IssueFilter, Term, TextMatch
 
 # Case variants of a wildcard's literal start read as separate ranges (a case-insensitive prefix over a
 # case-sensitive index): at most this many letters of it are varied, the rest is checked on the values read.
@@ -289,6 +291,70 @@ def _after(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+# A free-text wildcard such as ``*timeout*`` through the word index (see word_wildcard): the organization's
+# vocabulary is read up to VOCABULARY_READS Reads of VOCABULARY_CHUNK rows; an organization whose vocabulary
+# is larger is not read again for VOCABULARY_RETRY_SECONDS (a hint of this process, which only chooses how the
+# condition is checked, never the answer).
+VOCABULARY_READS = 2
+VOCABULARY_CHUNK = 500
+VOCABULARY_RETRY_SECONDS = 600.0
+_large_vocabularies: dict[int, float] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class WordWildcard:
+    """A free-text wildcard whose every match lies inside one stored word: ``literal`` (word characters
+    only) anywhere in a title or message, case-insensitively (``*timeout*``, ``timeout*``, ``*timeout``)."""
+
+    literal: str
+    pattern: re.Pattern[str]
+
+    def matches(self, word: str) -> bool:
+        """Whether a group with the stored ``word`` may match: the word holds the literal, or it is
+        ``TERM_MAX_CHARS`` long, so it may have been cut, and the literal may lie in what was cut off."""
+        return len(word) >= TERM_MAX_CHARS or bool(self.pattern.search(word))
+
+
+def word_wildcard(text: TextMatch) -> WordWildcard | None:
+    """The word-index form of a free-text term, when it has one: a single, positive wildcard over title and
+    message whose pattern is one run of word characters (``\\w``, as the stored words are split) between
+    optional leading and trailing ``*``. Such a pattern cannot match across a separator, so every group whose
+    title or message matches has a stored word that holds it (the words of every occurrence's title,
+    subtitle and culprit, lower-cased; ``WordWildcard.matches`` takes in the words cut at 64 characters). A pattern with a
+    separator, a ``*`` or an escape inside, a list, a negation or ``title:`` has none (None): it is checked on
+    the candidates' title and message."""
+    from api.query import wildcard_regex
+
+    if text.negated or text.exact or text.fields != ("title", "message") or len(text.values) != 1:
+        return None
+    value, wildcard = text.values[0]
+    literal = value.strip("*")
+    if not wildcard or not literal or len(literal) > TERM_MAX_CHARS or not _WORD.fullmatch(literal):
+        return None
+    if len(literal.lower()) != len(literal):
+        return None  # a letter whose lower case is longer (Turkish dotted I) would not be in one stored word
+    return WordWildcard(literal, wildcard_regex(literal, anchored=False))
+
+
+def word_wildcard_candidates(
+    index: TagIndex, organization_id: int, wildcard: WordWildcard, projects: Iterable[int] | None
+) -> Candidates | None:
+    """The groups with a stored word ``wildcard`` may match, from a bounded read of the organization's
+    vocabulary (``TagIndex.word_candidates``); None when that is too large to read."""
+    now = time.monotonic()
+    if _large_vocabularies.get(organization_id, 0.0) > now:
+        return None
+    found = index.word_candidates(
+        organization_id, wildcard.matches, projects, CANDIDATE_LIMIT, VOCABULARY_CHUNK, VOCABULARY_READS
+    )
+    if found is None:
+        _large_vocabularies[organization_id] = now + VOCABULARY_RETRY_SECONDS
+    return found
+
+
+_WORD = re.compile(r"\w+")
+
+
 def _drive_order(condition: Condition) -> tuple:
     """Which positive condition to ask for candidates first: the likeliest to be selective."""
     if isinstance(condition, WordCondition):
@@ -358,7 +424,8 @@ class TagSearcher(Searcher):
         """The candidate rows of the plan's first selective positive condition (see the module docstring), or
         None when the issue-index ranges must drive (no tag condition, none selective, ``issue:`` reads)."""
         flt = plan.filter
-        if not _conditions(flt) or plan.group_ids is not None or not plan.ranges:
+        wildcards = [matcher for matcher in map(word_wildcard, flt.texts) if matcher is not None]
+        if not (_conditions(flt) or wildcards) or plan.group_ids is not None or not plan.ranges:
             return None
         if self._driven_for is plan.filter:
             return self._driven
@@ -370,18 +437,31 @@ class TagSearcher(Searcher):
             if not found.complete:
                 continue  # checked on the ranges' candidates, resolved from up to RESOLVE_LIMIT rows if it can
             rest = tuple(c for c in _conditions(flt) if c is not condition)
-            rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]
-            rows = [
-                row
-                for row in rows
-                if (row.status, row.substatus) in flt.status_pairs
-                and (projects is None or row.project_id in projects)
-                and plan.accepts(row)
-            ]
-            rows.sort(key=lambda row: sort_key(row, plan.sort), reverse=True)
-            self._driven = _Driven(rows, replace(plan, filter=replace(flt, tags=rest)))
+            self._driven = _Driven(self._rows_of(found, plan), replace(plan, filter=replace(flt, tags=rest)))
             return self._driven
+        for matcher in wildcards:
+            found = word_wildcard_candidates(self.tags(), organization_id, matcher, projects)
+            if found is not None and found.complete:
+                # a superset of the groups whose title or message matches: the text is checked on them
+                self._driven = _Driven(self._rows_of(found, plan), plan)
+                return self._driven
         return None
+
+    def _rows_of(self, found: Candidates, plan: SearchPlan) -> list[GroupRow]:
+        """The candidates' issue-index rows (one Read by key) that pass the plan's index-row conditions, in
+        the page's sort order."""
+        flt = plan.filter
+        projects = _plan_projects(plan)
+        rows = [GroupRow.from_index(values) for values in self.by_ids(found.group_ids, INDEX_COLUMNS)]
+        rows = [
+            row
+            for row in rows
+            if (row.status, row.substatus) in flt.status_pairs
+            and (projects is None or row.project_id in projects)
+            and plan.accepts(row)
+        ]
+        rows.sort(key=lambda row: sort_key(row, plan.sort), reverse=True)
+        return rows
 
     def _lookup(self, flt: IssueFilter, rows: list[GroupRow]) -> list[GroupRow]:
         """The candidates that meet the tag and word conditions, then the other lookups (``Searcher``).

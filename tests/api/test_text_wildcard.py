@@ -1,0 +1,230 @@
+"""A free-text wildcard such as ``*timeout*`` through the word index (api.tag_search.word_wildcard): the
+organization's vocabulary gives the groups with a word holding the pattern, and their titles and messages are
+checked as before, so the answer is the one the title-and-message check gives on the issue-index ranges,
+including words with punctuation around them, any case, words cut at 64 characters, words of older
+occurrences, and patterns that cannot be served by words (they fall back to that check)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api import tag_search
+from api.app import create_app
+from api.directory import Directory
+from api.query import TextMatch
+from api.service import IssueIndex, ListRequest
+from tests.api.factories import (
+    DAY,
+    ORG,
+    OTHER_ORG,
+    T0,
+    G,
+    add_organization,
+    add_project,
+    add_token,
+    write_groups,
+)
+from tests.api.pages import SORTS, fetch_all
+from tests.conftest import _fresh_database
+from transforms.core.engine.tags import TEXT_KEY
+from transforms.core.enums import GroupStatus, GroupSubStatus
+
+LONG = "x" * 60 + "timeoutexceeded"  # stored cut to 64 characters: "x" * 60 + "time"
+TITLES = [
+    ("ReadTimeoutError in handler", "socket read"),
+    ("socket.timeout: timed out", "while reading"),
+    ("TIMEOUT!!!", "(timeout)"),
+    ("Request failed", "[Timeout] after 30s"),
+    ("time-out in checkout", "time out"),
+    ("timeouts everywhere", "retrying"),
+    ("Database error", "connection refused"),
+    (f"Error {LONG}", "cut word"),
+    ("Null pointer", "no match here"),
+    ("Slow query", "t_i_m_e_o_u_t"),
+]
+
+
+STATUSES = [
+    (GroupStatus.UNRESOLVED, GroupSubStatus.ONGOING),
+    (GroupStatus.UNRESOLVED, GroupSubStatus.NEW),
+    (GroupStatus.RESOLVED, None),
+    (GroupStatus.IGNORED, GroupSubStatus.FOREVER),
+]
+
+
+@pytest.fixture(scope="module")
+def shared(stack, spanner_instance) -> Iterator[tuple[Any, list[G], str]]:
+    made = _fresh_database(stack.spanner_host)
+    database = next(made).database
+    add_organization(database, ORG, "acme")
+    add_organization(database, OTHER_ORG, "globex")
+    add_project(database, 11, ORG, "backend")
+    add_project(database, 12, ORG, "frontend")
+    add_project(database, 21, OTHER_ORG, "backend")
+    groups = []
+    for n in range(60):
+        title, message = TITLES[n % len(TITLES)]
+        groups.append(
+            G(
+                1000 + n * 7919,
+                11 + n % 2,
+                ORG,
+                last_seen=T0 + (n % 9) * DAY,
+                times_seen=1 + n % 4,
+                title=f"{title} #{n}",
+                message=message,
+                status=STATUSES[n % 4][0],
+                substatus=STATUSES[n % 4][1],
+            )
+        )
+    # an older occurrence said "timeout" (its word is stored), the group's title and message no longer do
+    groups.append(
+        G(999_999, 11, ORG, title="Renamed issue", message="other text", tags=((TEXT_KEY, "timeout"),))
+    )
+    other = [G(5_000_000 + n, 21, OTHER_ORG, title="timeout elsewhere", message="timeout") for n in range(5)]
+    write_groups(database, groups + other)
+    token = add_token(database, ORG)
+    yield database, groups, token
+    next(made, None)
+
+
+@pytest.fixture
+def client(shared) -> TestClient:
+    database = shared[0]
+    return TestClient(create_app(IssueIndex(database, Directory(database, ttl=0, token_ttl=0))))
+
+
+@pytest.fixture(autouse=True)
+def fresh_hints(monkeypatch):
+    monkeypatch.setattr(tag_search, "_large_vocabularies", {})
+
+
+def old_answer(groups: list[G], pattern: str) -> list[G]:
+    """What the title-and-message check accepts: the pattern anywhere in either, case-insensitively."""
+    body = ".*".join(re.escape(part) for part in pattern.split("*"))
+    regex = re.compile(body, re.IGNORECASE | re.DOTALL)
+    return [g for g in groups if regex.search(g.title or "") or regex.search(g.message or "")]
+
+
+def listed(client: TestClient, token: str, query: str, sort: str) -> list[str]:
+    return fetch_all(client, token, {"query": query, "sort": sort, "limit": 4})
+
+
+def expected_ids(groups: list[G], sort: str) -> list[str]:
+    from tests.api.factories import expected_order
+
+    return [str(g.group_id) for g in expected_order(groups, sort)]
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*timeout*", "timeout*", "*TimeOut", "*TIMEOUTEXCEED*", "*out*", "*_i_*"]
+)
+def test_a_wildcard_through_the_word_index_gives_the_title_and_message_answer(
+    client, shared, monkeypatch, pattern
+):
+    _, groups, token = shared
+    served = []
+    real = tag_search.word_wildcard_candidates
+
+    def spy(*args, **kwargs):
+        found = real(*args, **kwargs)
+        served.append(found is not None and found.complete)
+        return found
+
+    monkeypatch.setattr(tag_search, "word_wildcard_candidates", spy)
+    expected = old_answer(groups, pattern)
+    assert expected or pattern == "*TIMEOUTEXCEED*"
+    for sort in SORTS:
+        got = listed(client, token, pattern, sort)
+        missing = [(g.title, g.message) for g in expected if str(g.group_id) not in got]
+        assert got == expected_ids(expected, sort), (sort, missing)
+    assert served and all(served)  # every page was driven by the word index
+    with monkeypatch.context() as patched:  # the same through the issue-index ranges
+        patched.setattr(tag_search, "VOCABULARY_READS", 0)
+        patched.setattr(tag_search, "_large_vocabularies", {})
+        for sort in ("date", "freq"):
+            assert listed(client, token, pattern, sort) == expected_ids(expected, sort), sort
+
+
+@pytest.mark.parametrize("pattern", ["*timeoutexceeded*", "*exceeded", "*outexc*"])
+def test_a_long_word_cut_in_storage_is_still_found_past_the_cut(client, shared, pattern):
+    _, groups, token = shared
+    expected = [g for g in groups if LONG in (g.title or "")]
+    assert expected
+    assert listed(client, token, pattern, "date") == expected_ids(expected, "date")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["*time-out*", "*time*out*", "is:unresolved *socket.timeout*", r"*time\*out*"],
+)
+def test_a_wildcard_words_cannot_serve_falls_back_to_the_title_and_message_check(client, shared, query):
+    _, groups, token = shared
+    pattern = query.removeprefix("is:unresolved ")
+    expected = old_answer(groups, pattern.replace("\\*", "\x00")) if "\\" not in pattern else []
+    if query.startswith("is:unresolved"):
+        expected = [g for g in expected if g.status == GroupStatus.UNRESOLVED]
+    assert tag_search.word_wildcard(TextMatch(((pattern, True),))) is None
+    for sort in ("date", "new"):
+        assert listed(client, token, query, sort) == expected_ids(expected, sort)
+
+
+def test_an_organization_with_a_large_vocabulary_falls_back_and_is_not_read_again(shared, monkeypatch):
+    database, groups, _ = shared
+    index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
+    organization = index.organization("acme")
+    monkeypatch.setattr(tag_search, "VOCABULARY_CHUNK", 3)
+    monkeypatch.setattr(tag_search, "VOCABULARY_READS", 2)
+    first = index.list_issues(organization, ListRequest(query="*timeout*", limit=100))
+    assert ORG in tag_search._large_vocabularies
+    again = index.list_issues(organization, ListRequest(query="*timeout*", limit=100))
+    assert [i["id"] for i in first.issues] == [i["id"] for i in again.issues]
+    assert {int(i["id"]) for i in first.issues} == {g.group_id for g in old_answer(groups, "*timeout*")}
+    assert again.stats.reads < first.stats.reads  # the vocabulary was not read the second time
+
+
+def test_the_word_index_path_reads_the_vocabulary_and_candidates_not_the_ranges(shared, monkeypatch):
+    database = shared[0]
+    index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
+    organization = index.organization("acme")
+    request = ListRequest(query="*timeout*", limit=5)
+    driven = index.list_issues(organization, request, count_hits=False)
+    monkeypatch.setattr(tag_search, "VOCABULARY_READS", 0)
+    ranges = index.list_issues(organization, request, count_hits=False)
+    assert driven.issues == ranges.issues and len(driven.issues) == 5
+    # the vocabulary (a Read or two), the candidates by key, their titles, the page's display columns
+    assert driven.stats.reads <= 5 < ranges.stats.reads
+    assert driven.stats.ranges < ranges.stats.ranges
+
+
+@pytest.mark.parametrize(
+    ("value", "negated", "fields", "served"),
+    [
+        ("*timeout*", False, ("title", "message"), True),
+        ("timeout*", False, ("title", "message"), True),
+        ("*time_out*", False, ("title", "message"), True),
+        ("*timeout*", True, ("title", "message"), False),
+        ("*timeout*", False, ("title",), False),
+        ("*time.out*", False, ("title", "message"), False),
+        ("*", False, ("title", "message"), False),
+        ("*İstanbul*", False, ("title", "message"), False),
+        ("*" + "a" * 65 + "*", False, ("title", "message"), False),
+    ],
+)
+def test_which_wildcards_the_word_index_serves(value, negated, fields, served):
+    text = TextMatch(((value, True),), fields, exact=fields == ("title",), negated=negated)
+    assert (tag_search.word_wildcard(text) is not None) == served
+
+
+def test_a_word_cut_in_storage_may_hold_any_literal_past_the_cut():
+    wildcard = tag_search.word_wildcard(TextMatch((("*exceeded*", True),)))
+    assert wildcard is not None
+    assert wildcard.matches("x" * 60 + "time")  # 64 characters: it may have been longer
+    assert not wildcard.matches("x" * 59 + "time")  # shorter: the whole word, which does not hold it
+    assert wildcard.matches("readtimeoutexceeded")
+    assert wildcard.matches("EXCEEDED".lower())
