@@ -66,7 +66,7 @@ class DecodeFn(beam.DoFn):
             for name in removed:
                 self._removed_counters[name].inc()
             removed.clear()
-        if isinstance(decoded, Message):
+        if decoded.__class__ is Message:
             yield decoded
             return
         if not decoded.after_project_check:  # CheckProjects decides their final reason and counts them

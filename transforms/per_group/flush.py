@@ -161,14 +161,8 @@ def save(b: Bundle, h: KeyHandles, data: bytes | None, state: engine.KeyState | 
         return False
     if state is None:
         state = engine.decode_state(data)
-    saved = SaveKeyState(
-        project_id=state.project_id,
-        primary_hash=state.primary_hash,
-        generation=state.generation,
-        group_id=None,
-        state=data,
-        relink=False,
-    )
+    # The key has no group (a deferred save is only left behind then): the row holds its state.
+    saved = SaveKeyState(state.project_id, state.primary_hash, state.generation, None, data, relink=False)
     b.applier.keep(KeyWrite(key=h.key, seq=state.seq, intents=(saved,), base_seq=meta.unsaved_base))
     meta.unsaved_base = None
     if b.settings.overlap:

@@ -436,18 +436,27 @@ def mutations(plan: CommitPlan) -> Iterator[Mutation]:
     for table, deleted in plan.deletes.items():
         if deleted:
             yield "delete", table, (), list(deleted)
+    inserted: dict[str, set[tuple]] = {}  # (few: the rows of keys new to the database) by table
+    for table, row_key in plan.inserts:
+        inserted.setdefault(table, set()).add(row_key)
     for table, planned in plan.upserts.items():
-        updated = plan.updates.get(table)
+        updated = plan.updates.get(table) or ()
+        new = inserted.get(table) or ()
+        groups = table == "Groups"
         by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
         for row_key, (columns, values) in planned.items():
-            if (table, row_key) in plan.inserts:
+            if row_key in new:
                 kind = "insert"
-            elif updated and row_key in updated:
+            elif row_key in updated:
                 kind = "update"
-            elif table == "Groups" and "Type" not in columns:
+            elif groups and "Type" not in columns:
                 kind = "update"  # a Groups row written without its Type is a state-only update
             else:
                 kind = "insert_or_update"
-            by_columns.setdefault((kind, columns), []).append(values)
+            same = by_columns.get((kind, columns))
+            if same is None:
+                by_columns[(kind, columns)] = [values]
+            else:
+                same.append(values)
         for (kind, columns), values in by_columns.items():
             yield kind, table, columns, values

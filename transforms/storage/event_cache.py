@@ -119,14 +119,20 @@ class EventCache:
     def put_all(self, events: list[Event]) -> None:
         """``put`` of several events, by their (project, event id), under one lock."""
         with self._lock:
+            known = self._events
             for event in events:
-                self._put((event.project_id, event.event_id), event)
+                known[(event.project_id, event.event_id)] = event
+            if len(known) > self._max_entries:
+                self._drop_oldest()
 
     def _put(self, key: tuple[int, str], event: Event) -> None:
         self._events[key] = event  # found from now on: its absent entries are never asked for again
         if len(self._events) > self._max_entries:
-            for old in list(itertools.islice(self._events, self._max_entries // 10)):
-                del self._events[old]
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        for old in list(itertools.islice(self._events, self._max_entries // 10)):
+            del self._events[old]
 
     def prefetch(
         self,
