@@ -83,7 +83,7 @@ def parse(text: str, grammar: Grammar) -> float:
         except ValueError:
             pass
     units = grammar.units
-    total: float = 0
+    total: float = 0.0
     previous: float = math.inf
     position = 0
     while True:

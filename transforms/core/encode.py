@@ -137,6 +137,7 @@ def _fill_event(target: ingest_pb2.Event, ev: Mapping[str, Any]) -> None:
     tags = ev.get("tags")
     if tags is None:
         return
+    pairs: list[object]  # checked pair by pair below
     if isinstance(tags, Mapping):
         pairs = list(tags.items())
     elif isinstance(tags, list):

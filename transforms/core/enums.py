@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Final
 
 
 class GroupStatus(IntEnum):
@@ -72,9 +73,9 @@ VALID_STATUS_CHANGES: frozenset[tuple[int, int | None]] = frozenset(
 class ResolutionType:
     """Values of a status change's ``resolution.type`` (our extension, rule 1.4)."""
 
-    IN_RELEASE = "in_release"
-    IN_NEXT_RELEASE = "in_next_release"
-    ALL = (IN_RELEASE, IN_NEXT_RELEASE)
+    IN_RELEASE: Final = "in_release"
+    IN_NEXT_RELEASE: Final = "in_next_release"
+    ALL: Final = (IN_RELEASE, IN_NEXT_RELEASE)
 
 
 # Sentry's LOG_LEVELS_MAP: level name -> number stored on the group.
