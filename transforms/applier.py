@@ -255,27 +255,12 @@ class GroupApplier:
         if failed or set_aside:
             dead = [internal_errors.for_message(m, reasons.STAGE_APPLY, error) for m, error in failed]
             outputs.dead_letters = [*set_aside, *dead, *outputs.dead_letters]
-        write = outputs.write
-        # One pass over the write's intents (final classes: see spanner_writer) for what is counted and
-        # cached: whether it updates its group, and the events it records (a lookup of this process may need
-        # them before they are read).
-        recorded = []
-        updates_group = False
-        if write is not None:
-            for intent in write.intents:
-                kind = intent.__class__
-                if kind is RecordEvent:
-                    recorded.append(intent.event)
-                elif kind is UpsertGroup:
-                    updates_group = True
-        counts = dict(outputs.counters)
-        if updates_group:
-            counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
-        count = self._count
+        counts = _counts_of(outputs)
         for name, amount in counts.items():
-            count(name, amount)
+            self._count(name, amount)
         for dead_letter in outputs.dead_letters:
-            count(metrics.dead_letter_counter(dead_letter.reason), 1)
+            self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
+        write = outputs.write
         self.deferred_save = self.last_write = self._last_saved = None
         if write is not None:
             save = write.intents[-1]  # the engine ends every write with the key's state
@@ -283,6 +268,11 @@ class GroupApplier:
                 self._last_saved = (new_state, save.state)
             if defer_key_state:
                 write, self.deferred_save = split_key_state_save(write)
+            recorded = []  # a lookup of this process may need them before they are read
+            for intent in outputs.write.intents:  # (intents are final classes: see spanner_writer)
+                kind = intent.__class__
+                if kind is RecordEvent:
+                    recorded.append(intent.event)
             if recorded:
                 KNOWN_EVENTS.put_all(recorded)
             if write is not None:
@@ -455,7 +445,7 @@ def _counts_of(outputs: Outputs) -> dict[str, int]:
     """What an application counts besides its dead letters: the engine's counters, and the group update."""
     counts = dict(outputs.counters)
     write = outputs.write
-    if write is not None and any(intent.__class__ is UpsertGroup for intent in write.intents):
+    if write is not None and any(isinstance(intent, UpsertGroup) for intent in write.intents):
         counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
     return counts
 

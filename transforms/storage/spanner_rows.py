@@ -10,7 +10,6 @@ One place maps ``transforms.core.intents`` to the tables of ``schemas/spanner.sq
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import re
 from collections.abc import Iterable, Sequence
@@ -155,10 +154,7 @@ def _ts(micros: int | None) -> str | None:
 
 def spanner_bytes(value: bytes | None) -> str | None:
     """BYTES values travel base64-encoded."""
-    return None if value is None else _b64(value, newline=False).decode("ascii")
-
-
-_b64 = binascii.b2a_base64  # what base64.b64encode calls, without its Python layer
+    return None if value is None else base64.b64encode(value).decode("ascii")
 
 
 def from_spanner_bytes(value: bytes | None) -> bytes | None:

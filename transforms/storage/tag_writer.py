@@ -190,9 +190,7 @@ class _Group:
 
     def count(self, key: str, value: str, seen: int) -> None:
         """One more occurrence with ``key: value`` at event time ``seen``."""
-        row = self.values.get((key, value))  # ``_value``, its common case without the call
-        if row is None and self.stored is not None:
-            row = self._value(key, value)
+        row = self._value(key, value)
         if row is not None:
             row[0] += 1
             if row[3] == _STORED:
