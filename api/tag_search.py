@@ -9,7 +9,10 @@ Terms (parsed by ``api.query``, which hands every key that is not built in to ``
 * ``has:key`` / ``!has:key``, and ``key:""`` (the group has no value of the key) / ``!key:""``;
 * free text and ``message:`` without wildcards: every word of the text, the last one as a prefix, each in any
   occurrence of the group (``WordCondition``; the words as ``transforms.core.engine.tags.query_terms`` splits
-  them).
+  them);
+* a free-text wildcard of word characters (``*timeout*``: ``word_wildcard``) is matched on titles and messages
+  like any text wildcard, but may be driven by the organization's word vocabulary when that is small
+  (``word_wildcard_candidates``): the groups with a word holding the pattern are the only ones that can match.
 
 Execution (``TagSearcher``, a ``Searcher`` whose lookups also check these conditions). A page of a query with
 a positive tag or word condition first asks the tag indexes for that condition's groups, reading at most

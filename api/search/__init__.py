@@ -13,7 +13,8 @@ into the index and return its rows in key order: a range read is an index range 
 emulator and on real Spanner alike. Ranges are merged in sort order, reading each in chunks (the first of
 ``limit + 1`` rows, then doubling) only as far as the merge consumes it, so a page reads at most
 ``ranges x (limit + 1)`` index rows when every condition is served by the ranges, plus what residual filters
-reject. All reads of one request share one read-only snapshot, so a page is consistent.
+reject; the ranges' first chunks are read concurrently. All reads of one request share one read-only snapshot,
+so a page is consistent, and counting (X-Hits) starts from what its page read.
 
 Modules: ``plan`` (filters and sorts to ranges), ``searcher`` (reads, pages, counts, lookups), ``index_rows``
 (the rows read). This package re-exports what the rest of the code uses, but not the limits: code and tests
