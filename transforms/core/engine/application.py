@@ -210,27 +210,29 @@ class KeyApplication:
         if group is not None:
             self._fill_group_slot(group)
         seen_ids, seen_times = self.memory.freeze()
+        # Positional, in the order of KeyState's fields: CPython passes a call with more than 15 keyword
+        # arguments as a dict, which costs msgspec about 2 µs a struct (docs/performance.md).
         new = KeyState(
-            version=STATE_VERSION,
-            project_id=self.project_id,
-            primary_hash=self.primary_hash,
-            seq=self.seq,
-            generation=self.generation,
-            last_time=self.last_time,
-            last_id=self.last_id,
-            group=freeze_group(group) if group is not None else None,
-            noise_count=self.noise_count,
-            noise_last=self.noise_last,
-            run=self.run,
-            run_open=self.run_open,
-            member=self.member,
-            held=tuple(self.held),
-            waiting=tuple(self.waiting),
-            seen_ids=seen_ids,
-            seen_times=seen_times,
-            releases=self.releases,
-            generation_start_time=self.generation_start_time,
-            generation_start_id=self.generation_start_id,
+            STATE_VERSION,  # version
+            self.project_id,
+            self.primary_hash,
+            self.seq,
+            self.generation,
+            self.last_time,
+            self.last_id,
+            freeze_group(group) if group is not None else None,  # group
+            self.noise_count,
+            self.noise_last,
+            self.run,
+            self.run_open,
+            self.member,
+            tuple(self.held),
+            tuple(self.waiting),
+            seen_ids,
+            seen_times,
+            self.releases,
+            self.generation_start_time,
+            self.generation_start_id,
         )
         intents = [intent for intent in self.intents if intent is not None]
         intents.append(

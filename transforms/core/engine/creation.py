@@ -18,6 +18,8 @@ from transforms.core.grouptypes import GroupType
 from transforms.core.model import Event, Occurrence
 
 FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")
+_UNRESOLVED = int(GroupStatus.UNRESOLVED)
+_NEW = int(GroupSubStatus.NEW)
 
 
 def initial_priority(occurrence: Occurrence, group_type: GroupType) -> int:
@@ -44,37 +46,39 @@ def create_group(
 ) -> MutableGroup:
     priority = initial_priority(occurrence, group_type)
     event_time = event.timestamp
+    # Positional, in the order of the group's fields (a call of more than 15 keywords is slow:
+    # application._finish).
     return MutableGroup(
-        group_id=group_id,
-        fingerprint=occurrence.fingerprint[0],
-        type=occurrence.type,
-        status=int(GroupStatus.UNRESOLVED),
-        substatus=int(GroupSubStatus.NEW),
-        priority=priority,
-        initial_priority=priority,
-        level=LOG_LEVELS[occurrence.level],
-        title=occurrence.issue_title,
-        subtitle=occurrence.subtitle,
-        culprit=occurrence.culprit,
-        platform=event.platform,
-        first_seen=event_time,
-        last_seen=event_time,
-        active_at=message_time,
-        active_at_from_creation=True,
-        resolved_at=None,
-        resolution_type=None,
-        resolution_version=None,
-        resolution_first_seen=None,
-        times_seen=1,
-        first_release=event.release,
-        assignee=occurrence.assignee,
-        last_received=event_time,
-        feedback=feedback_metadata(occurrence, group_type),
-        latest_time=message_time,
-        latest_id=message_id,
-        creator_time=message_time,
-        creator_id=message_id,
-        last_status_change_time=None,
-        environments={},
-        releases={},
+        group_id,
+        occurrence.fingerprint[0],  # fingerprint
+        occurrence.type,
+        _UNRESOLVED,  # status
+        _NEW,  # substatus
+        priority,
+        priority,  # initial_priority
+        LOG_LEVELS[occurrence.level],  # level
+        occurrence.issue_title,  # title
+        occurrence.subtitle,
+        occurrence.culprit,
+        event.platform,
+        event_time,  # first_seen
+        event_time,  # last_seen
+        message_time,  # active_at
+        True,  # active_at_from_creation
+        None,  # resolved_at
+        None,  # resolution_type
+        None,  # resolution_version
+        None,  # resolution_first_seen
+        1,  # times_seen
+        event.release,  # first_release
+        occurrence.assignee,
+        event_time,  # last_received
+        feedback_metadata(occurrence, group_type),  # feedback
+        message_time,  # latest_time
+        message_id,  # latest_id
+        message_time,  # creator_time
+        message_id,  # creator_id
+        None,  # last_status_change_time
+        {},  # environments
+        {},  # releases
     )

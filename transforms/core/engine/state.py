@@ -167,25 +167,26 @@ class StateVersionError(ValueError):
 
 def new_state(project_id: int, primary_hash: str) -> KeyState:
     """The state of a key the engine has never seen."""
+    # Positional, in the order of the fields (a call of more than 15 keywords is slow: application._finish).
     return KeyState(
-        version=STATE_VERSION,
-        project_id=project_id,
-        primary_hash=primary_hash,
-        seq=0,
-        generation=0,
-        last_time=None,
-        last_id="",
-        group=None,
-        noise_count=0,
-        noise_last=0,
-        run=0,
-        run_open=False,
-        member=None,
-        held=(),
-        waiting=(),
-        seen_ids=b"",
-        seen_times=b"",
-        releases={},
+        STATE_VERSION,  # version
+        project_id,
+        primary_hash,
+        0,  # seq
+        0,  # generation
+        None,  # last_time
+        "",  # last_id
+        None,  # group
+        0,  # noise_count
+        0,  # noise_last
+        0,  # run
+        False,  # run_open
+        None,  # member
+        (),  # held
+        (),  # waiting
+        b"",  # seen_ids
+        b"",  # seen_times
+        {},  # releases
     )
 
 
