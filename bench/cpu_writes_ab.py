@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     storage = Path(args.before) / "transforms/storage"
+    if not (storage / "commit_plan.py").exists():
+        raise SystemExit(
+            f"{args.before} has no transforms/storage/commit_plan.py (a checkout before issue 21)"
+        )
     old_rows = _load("before_spanner_rows", storage / "spanner_rows.py")
     old_plans = _load("before_commit_plan", storage / "commit_plan.py")
     old_cache = _load("before_event_cache", storage / "event_cache.py")
