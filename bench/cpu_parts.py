@@ -14,7 +14,6 @@ served by the benchmark's tag store and not counted, as in ``bench.stream_cpu``)
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import time
 from typing import Any
@@ -29,7 +28,6 @@ from transforms.applier import GroupApplier
 from transforms.core import engine
 from transforms.core.engine import EngineContext
 from transforms.core.model import group_key
-from transforms.runtime import GC_THRESHOLD
 from transforms.storage import tag_writer
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
 
@@ -164,17 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     with cpu_inputs.fresh_applier("parts") as (config, projects):
         calls, windows, answers = _record(raw, projects, config)
         results = [engine.apply(state, messages, context) for state, messages, context in calls]
-        threshold = gc.get_threshold()
-        gc.set_threshold(GC_THRESHOLD, *threshold[1:])
-        gc.collect()
-        gc.freeze()
-        try:
+        with stream_cpu.workers_collector():
             alone = [_engine_alone(calls) for _ in range(args.replays)]
             around = [_applier_alone(calls, results, config, answers) for _ in range(args.replays)]
             writes = [_writes_alone(windows, config.spanner.max_mutations) for _ in range(args.replays)]
-        finally:
-            gc.unfreeze()
-            gc.set_threshold(*threshold)
 
     def micros(seconds: list[float]) -> str:
         return f"{1e6 * statistics.median(seconds) / count:.1f}"

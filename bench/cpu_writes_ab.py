@@ -22,17 +22,15 @@ change too small for ``bench.cpu_ab``'s passes, whose spread on a shared machine
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cpu_inputs, cpu_parts
+from bench import cpu_inputs, cpu_parts, stream_cpu
 from bench.engine_ab import _load
 from transforms.core import intents
-from transforms.runtime import GC_THRESHOLD
 from transforms.storage import commit_plan, event_cache, spanner_rows
 from transforms.storage.spanner_writer import chunk_writes
 
@@ -52,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     storage = Path(args.before) / "transforms/storage"
+    if not (storage / "commit_plan.py").exists():
+        raise SystemExit(
+            f"{args.before} has no transforms/storage/commit_plan.py (a checkout before issue 21)"
+        )
     old_rows = _load("before_spanner_rows", storage / "spanner_rows.py")
     old_plans = _load("before_commit_plan", storage / "commit_plan.py")
     old_cache = _load("before_event_cache", storage / "event_cache.py")
@@ -118,19 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         "put_all": (cache_work(old_cache), cache_work(event_cache)),
     }
     timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in parts}
-    threshold = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
-    gc.collect()
-    gc.freeze()
-    try:
+    with stream_cpu.workers_collector():
         for _round in range(args.rounds):
             for name, (old, new) in parts.items():
                 before, after = timings[name]
                 for work, spent in ((old, before), (new, after), (new, after), (old, before)):
                     spent.append(_timed(work))
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
     print(
         f"{len(raw):,} messages: {len(commits):,} commits, {len(occurrences):,} occurrence rows, "
         f"{len(events):,} events; medians of {2 * args.rounds}, µs a message"

@@ -16,7 +16,6 @@ those modules (the engine's sequencing, the planner), not of the rule modules or
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import os
 import statistics
@@ -26,12 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from bench import bench_database, cpu_parts
+from bench import bench_database, cpu_parts, stream_cpu
 from pipeline import stream
 from pipeline.options import spanner_args
 from pipeline.workload import Workload, stream_config
 from transforms.core import engine
-from transforms.runtime import GC_THRESHOLD
 from transforms.storage import registry
 from transforms.storage.commit_plan import StoredVersions, new_keys, plan_commit
 from transforms.storage.spanner_writer import chunk_writes
@@ -122,11 +120,7 @@ def _compare(
         "plan before": [],
         "plan after": [],
     }
-    threshold = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
-    gc.collect()
-    gc.freeze()
-    try:
+    with stream_cpu.workers_collector():
         for _round in range(args.rounds):
             for order in ((old_apply, engine.apply), (engine.apply, old_apply)):
                 for apply in order:
@@ -136,9 +130,6 @@ def _compare(
             for order in ((old_plan, plan_commit), (plan_commit, old_plan)):
                 for plan in order:
                     timings["plan before" if plan is old_plan else "plan after"].append(plan_time(plan))
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
     count = args.messages
     print(
         f"{count:,} messages, {len(calls):,} engine calls, {len(commits):,} commits; "

@@ -399,6 +399,22 @@ def measure(
     return CpuResult(runs, window)
 
 
+@contextlib.contextmanager
+def workers_collector() -> Iterator[None]:
+    """Python's collector as the pipeline's workers have it (``transforms.runtime``: the youngest generation
+    collected every ``GC_THRESHOLD`` allocations), with everything alive now frozen out of its way (the
+    benchmark's inputs); both undone after the block."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 def profile(
     raw_messages: Sequence[RawMessage],
     projects: dict[int, ProjectInfo],
@@ -417,11 +433,7 @@ def profile(
         for m in raw_messages
     ]
     delay = int(delay_seconds * 1_000_000)
-    threshold = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
-    gc.collect()
-    gc.freeze()
-    try:
+    with workers_collector():
         try:
             from pyinstrument import Profiler
         except ImportError:
@@ -439,9 +451,6 @@ def profile(
         run_once(pubsub_messages, projects, config, window, delay)
         sampler.stop()
         return sampler.output_text(unicode=False, color=False, time="percent_of_total")
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transforms.core import metrics, reasons
 from transforms.core.message_time import (
@@ -18,7 +20,7 @@ from transforms.core.message_time import (
     parse_timestamp_attribute,
     with_attribute_time,
 )
-from transforms.core.model import DeadLetter, RawMessage, from_rfc3339
+from transforms.core.model import DeadLetter, RawMessage, from_rfc3339, to_datetime, to_rfc3339
 from transforms.decode_messages import DEAD_LETTER, MESSAGES
 from transforms.pubsub_io import ToRawMessages
 
@@ -159,3 +161,16 @@ def test_to_raw_messages_sets_message_times_and_element_timestamps_and_dead_lett
         beam.metrics.MetricsFilter().with_name(metrics.dead_letter_counter(reasons.INVALID_FIELD))
     )["counters"]
     assert sum(counter.committed for counter in counters) == 1
+
+
+@given(st.integers(min_value=MIN_MICROS, max_value=MAX_MICROS))
+def test_rfc3339_text_of_any_storable_time_is_datetimes_and_reads_back(micros: int) -> None:
+    moment = to_datetime(micros)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    expected = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}{fraction}Z"
+    )
+    assert to_rfc3339(micros) == expected
+    assert to_rfc3339(micros) == expected  # again, from the formatted seconds kept
+    assert from_rfc3339(expected) == micros

@@ -200,18 +200,18 @@ def from_datetime(value: datetime) -> int:
 
 def to_rfc3339(micros: int) -> str:
     """``2026-05-28T20:26:42.123456Z`` (fraction only when non-zero)."""
-    minute, rest = divmod(micros, 60 * MICROS)
-    prefix = _MINUTES.get(minute)
+    seconds, fraction = divmod(micros, MICROS)
+    prefix = _SECONDS.get(seconds)
     if prefix is None:
-        if len(_MINUTES) > 100_000:
-            _MINUTES.clear()
-        moment = to_datetime(minute * 60 * MICROS)
+        if len(_SECONDS) > 100_000:
+            _SECONDS.clear()
+        moment = to_datetime(seconds * MICROS)
         # Four-digit years always (strftime's %Y writes year 999 as "999", which is not RFC 3339).
-        prefix = _MINUTES[minute] = (
-            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        prefix = _SECONDS[seconds] = (
+            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
         )
-    seconds, fraction = divmod(rest, MICROS)
-    return f"{prefix}{seconds:02d}.{fraction:06d}Z" if fraction else f"{prefix}{seconds:02d}Z"
+    return f"{prefix}.{fraction:06d}Z" if fraction else prefix + "Z"
 
 
 def from_rfc3339(text: str) -> int:
@@ -219,8 +219,8 @@ def from_rfc3339(text: str) -> int:
     return from_datetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-# Formatted "YYYY-MM-DDTHH:MM:" by minute since the epoch: most timestamps written share a few minutes.
-_MINUTES: dict[int, str] = {}
+# Formatted "YYYY-MM-DDTHH:MM:SS" by second since the epoch: the timestamps written at a time share few seconds.
+_SECONDS: dict[int, str] = {}
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
