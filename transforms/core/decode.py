@@ -141,7 +141,9 @@ def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Messa
     data = raw.data
     if len(data) > max_bytes:
         raise Rejected(reasons.OVERSIZED, f"message is {len(data)} bytes, more than the limit of {max_bytes}")
-    content_type = content_type_of(raw.attributes)
+    content_type = raw.attributes.get(CONTENT_TYPE_ATTRIBUTE)
+    if content_type != JSON_CONTENT_TYPE:  # the usual value needs no parsing (nor does none at all)
+        content_type = content_type_of(raw.attributes)
     large = len(data) > _MEASURE_JSON_ABOVE
     if content_type == JSON_CONTENT_TYPE:
         payload = _parse_json(data)

@@ -260,7 +260,7 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
         return None
     decoded_event = None
     if shape.event is not None:
-        decoded_event = _valid_event(shape.event, project_id, event_id)
+        decoded_event = _valid_event(shape.event, project_id, event_id, shape.event_id)
         if decoded_event is None:
             return None
         if event_id is None:
@@ -294,10 +294,17 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
     )
 
 
-def _valid_event(ev: _EventShape, project_id: int, payload_event_id: str | None) -> Event | None:
+def _valid_event(
+    ev: _EventShape, project_id: int, payload_event_id: str | None, raw_event_id: str | None
+) -> Event | None:
+    """``payload_event_id`` is the payload's ``event_id`` normalised, ``raw_event_id`` as it was sent."""
     if ev.project_id != project_id or not ev.platform:
         return None
-    event_id = payload_event_id if ev.event_id is None else normalised_uuid(ev.event_id)
+    event_id = ev.event_id
+    if event_id is None or event_id == raw_event_id:  # most payloads send the same id twice: normalised once
+        event_id = payload_event_id
+    else:
+        event_id = normalised_uuid(event_id)
     if event_id is None:
         return None
     release, environment = ev.release, ev.environment
