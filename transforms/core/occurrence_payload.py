@@ -271,7 +271,7 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
         return None
     is_buffered_spans = shape.is_buffered_spans
     # Positional, in the order of Occurrence's fields: CPython passes a call with more than 15 keyword arguments
-    # as a dict, which costs msgspec about 2 µs a struct (docs/performance.md).
+    # as a dict, which msgspec reads far more slowly (docs/performance.md).
     return Occurrence(
         occurrence_id,  # id
         project_id,

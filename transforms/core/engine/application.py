@@ -211,7 +211,7 @@ class KeyApplication:
             self._fill_group_slot(group)
         seen_ids, seen_times = self.memory.freeze()
         # Positional, in the order of KeyState's fields: CPython passes a call with more than 15 keyword
-        # arguments as a dict, which costs msgspec about 2 µs a struct (docs/performance.md).
+        # arguments as a dict, which msgspec reads far more slowly (docs/performance.md).
         new = KeyState(
             STATE_VERSION,  # version
             self.project_id,
