@@ -52,10 +52,12 @@ def _fields_to_dict(message: Any) -> dict[str, Any]:
         result = {"fingerprint": []}
     else:
         result = {}
-    converters = _CONVERTERS
+    by_field = _BY_FIELD
     for field, value in message.ListFields():
-        name = field.name
-        converter = converters.get(name)
+        known = by_field.get(field)
+        if known is None:  # the first time a field is seen: its descriptor's name is slower to read than this
+            known = by_field[field] = (field.name, _CONVERTERS.get(field.name))
+        name, converter = known
         result[name] = value if converter is None else converter(value)
     return result
 
@@ -106,6 +108,9 @@ def _value_to_json(value: Any) -> Any:
         return items
     return None  # null_value, or no kind set
 
+
+# A field's (name, converter), by its descriptor (one per field of the schema: bounded).
+_BY_FIELD: dict[Any, tuple[str, Any]] = {}
 
 _CONVERTERS: dict[str, Any] = {
     "detection_time": _time_to_json,
