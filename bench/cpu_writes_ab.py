@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,12 +32,6 @@ from bench.engine_ab import _load
 from transforms.core import intents
 from transforms.storage import commit_plan, event_cache, spanner_rows
 from transforms.storage.spanner_writer import chunk_writes
-
-
-def _timed(function: Callable[[], Any]) -> float:
-    began = time.process_time()
-    function()
-    return time.process_time() - began
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "mutations": (mutation_work(old_plans), mutation_work(commit_plan)),
         "put_all": (cache_work(old_cache), cache_work(event_cache)),
     }
-    timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in parts}
-    with stream_cpu.workers_collector():
-        for _round in range(args.rounds):
-            for name, (old, new) in parts.items():
-                before, after = timings[name]
-                for work, spent in ((old, before), (new, after), (new, after), (old, before)):
-                    spent.append(_timed(work))
+    timings = stream_cpu.alternating(parts, args.rounds)
     print(
         f"{len(raw):,} messages: {len(commits):,} commits, {len(occurrences):,} occurrence rows, "
         f"{len(events):,} events; medians of {2 * args.rounds}, µs a message"

@@ -114,22 +114,13 @@ def _compare(
             plan(commit, StoredVersions(), new_keys(commit))
         return time.process_time() - began
 
-    timings: dict[str, list[float]] = {
-        "engine before": [],
-        "engine after": [],
-        "plan before": [],
-        "plan after": [],
+    parts = {
+        "engine": (lambda: engine_time(old_apply), lambda: engine_time(engine.apply)),
+        "plan": (lambda: plan_time(old_plan), lambda: plan_time(plan_commit)),
     }
-    with stream_cpu.workers_collector():
-        for _round in range(args.rounds):
-            for order in ((old_apply, engine.apply), (engine.apply, old_apply)):
-                for apply in order:
-                    timings["engine before" if apply is old_apply else "engine after"].append(
-                        engine_time(apply)
-                    )
-            for order in ((old_plan, plan_commit), (plan_commit, old_plan)):
-                for plan in order:
-                    timings["plan before" if plan is old_plan else "plan after"].append(plan_time(plan))
+    timings: dict[str, list[float]] = {}
+    for name, (before, after) in stream_cpu.alternating(parts, args.rounds).items():
+        timings[f"{name} before"], timings[f"{name} after"] = before, after
     count = args.messages
     print(
         f"{count:,} messages, {len(calls):,} engine calls, {len(commits):,} commits; "

@@ -50,7 +50,7 @@ import gc
 import statistics
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -413,6 +413,23 @@ def workers_collector() -> Iterator[None]:
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+def alternating(
+    parts: dict[str, tuple[Callable[[], object], Callable[[], object]]], rounds: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """CPU seconds of each part's two works (before, after), timed in the order before, after, after, before
+    in every round, under ``workers_collector``: each work's list has ``2 * rounds`` timings."""
+    timings: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in parts}
+    with workers_collector():
+        for _round in range(rounds):
+            for name, (old, new) in parts.items():
+                before, after = timings[name]
+                for work, spent in ((old, before), (new, after), (new, after), (old, before)):
+                    began = time.process_time()
+                    work()
+                    spent.append(time.process_time() - began)
+    return timings
 
 
 def profile(
