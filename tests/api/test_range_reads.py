@@ -3,42 +3,21 @@ another, the same pages; no read left in flight when a page ends; and X-Hits reu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.directory import Directory
 from api.search import searcher as searcher_module
-from api.service import IssueIndex, ListRequest
-from tests.api.factories import World, build_world, expected_order
+from api.service import ListRequest
+from tests.api import test_tag_search
+from tests.api.factories import expected_order
 from tests.api.pages import SORTS, fetch_all, get
-from tests.conftest import _fresh_database
 
-
-@pytest.fixture(scope="module")
-def shared(stack, spanner_instance) -> Iterator[tuple[Any, World]]:
-    made = _fresh_database(stack.spanner_host)
-    database = next(made).database
-    yield database, build_world(database)
-    next(made, None)
-
-
-@pytest.fixture
-def world(shared) -> World:
-    return shared[1]
-
-
-@pytest.fixture
-def index(shared) -> IssueIndex:
-    return IssueIndex(shared[0], Directory(shared[0], ttl=0, token_ttl=0))
-
-
-@pytest.fixture
-def client(index) -> TestClient:
-    return TestClient(create_app(index))
+# The search world's fixtures (a module-scoped database of this module's own)
+shared, world, index, client = (
+    test_tag_search.shared,
+    test_tag_search.world,
+    test_tag_search.index,
+    test_tag_search.client,
+)
 
 
 def _visible(g) -> bool:
