@@ -6,7 +6,7 @@ Routes (Sentry's paths; organizations and projects by id or slug):
   GET /api/0/ (the token's scopes), GET /api/0/organizations/ (the token's organization),
   GET /api/0/organizations/{organization}/, GET /api/0/organizations/{organization}/projects/,
   GET /api/0/projects/{organization}/{project}/
-  GET .../issues/{issue}/tags/, .../tags/{key}/, .../tags/{key}/values/ (``api.tag_index``)
+  GET .../issues/{issue}/tags/, .../tags/{key}/, .../tags/{key}/values/ (``api.group_tags``)
   GET /openapi.json, GET /healthz (no authentication)
 
 Every error is ``{"detail": "..."}`` with Sentry's status codes: 400 for a bad parameter, query, cursor or body
@@ -28,7 +28,7 @@ from fastapi.security import HTTPBearer
 from starlette.datastructures import URL
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import auth, request_limits, tag_index
+from api import auth, group_tags, request_limits
 from api.directory import Organization, Project
 from api.errors import ApiError
 from api.query import clip
@@ -310,7 +310,7 @@ def create_app(index: IssueIndex) -> FastAPI:
         org, proj = project_for(request, organization, project)
         return _mutation_response(index.delete_issues(org, replace(selection, projects=(str(proj.id),))))
 
-    tag_index.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
+    group_tags.mount(app, index)  # an issue's tags: GET .../issues/{id}/tags/ and .../tags/{key}/values/
     return app
 
 

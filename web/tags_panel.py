@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.group_tags import key_label, top_order, value_label
 from api.issue_details import LatestEvent
-from api.tag_index import TagIndex, key_label, top_order, value_label
+from api.tag_index import TagIndex
 from api.tag_index import TagKey as StoredKey
 from api.tag_index import TagValue as StoredValue
 
