@@ -117,7 +117,7 @@ class CommitPlan:
                 # an update of ``updates`` writes no indexed column, so no index entry
                 total += len(columns) if row_key in updated else len(columns) + indexed
         for table, deleted in self.deletes.items():
-            total += len(deleted) * (1 + (1 if rows.index_cells_per_row().get(table) else 0))
+            total += len(deleted) * (2 if index_cells.get(table) else 1)  # the row, and its index entry
         return total
 
 

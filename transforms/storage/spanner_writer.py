@@ -40,6 +40,7 @@ found, permission denied...) are raised as before.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import random
 import time
@@ -411,11 +412,12 @@ class CommitPlanner:
         known = self._known_releases
         if len(known) > 100_000:
             known.clear()
-        for release_key, first_seen in planned.releases.items():
-            if first_seen < known.get(release_key, first_seen + 1):
-                known[release_key] = first_seen
-        for release_key, (_columns, values) in planned.plan.upserts.get("Releases", {}).items():
-            first_seen = from_rfc3339(values[2])
+        written = planned.plan.upserts.get("Releases", {})
+        # what the commit read of stored releases, then what it wrote (values[2]: FirstSeen)
+        for release_key, first_seen in itertools.chain(
+            planned.releases.items(),
+            ((release_key, from_rfc3339(values[2])) for release_key, (_columns, values) in written.items()),
+        ):
             if first_seen < known.get(release_key, first_seen + 1):
                 known[release_key] = first_seen
 
