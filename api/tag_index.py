@@ -220,6 +220,8 @@ class TagIndex:
         prefix = [organization_id, TEXT_KEY]
         found: dict[int, None] = {}
         heavy: list[str] = []
+        words_of: dict[int, int] = {}  # word rows read of each group
+        skipped = 0  # words whose other rows were skipped (at most one row of each per group)
         start: list = prefix
         for _ in range(max_reads):
             self.stats.ranges += 1
@@ -233,15 +235,23 @@ class TagIndex:
             full = len(rows) == chunk
             last = rows[-1][0] if full else None
             for word, group_id, project_id in rows:
-                if word != last and matches(word) and (wanted is None or project_id in wanted):
-                    found[group_id] = None
-            if last is not None and matches(last):
-                heavy.append(last)
+                if wanted is None or project_id in wanted:
+                    words_of[group_id] = words_of.get(group_id, 0) + 1
+                    if word != last and matches(word):
+                        found[group_id] = None
             if not full:
                 break
+            skipped += 1
+            if matches(last):
+                heavy.append(last)
             start = [*prefix, last + "\x00"]  # the first word after ``last`` and all of its rows
         else:
             return None
+        # A group with TERMS_PER_GROUP words stores no new one: a word of its title may be missing here, so it
+        # stays a candidate (its title and message are checked, as for every candidate).
+        for group_id, count in words_of.items():
+            if count + skipped >= TERMS_PER_GROUP:
+                found[group_id] = None
         if heavy:
             more = self.value_candidates(organization_id, TEXT_KEY, heavy, projects, limit)
             if not more.complete:

@@ -33,6 +33,7 @@ from tests.api.pages import SORTS, fetch_all
 from tests.conftest import _fresh_database
 from transforms.core.engine.tags import TEXT_KEY
 from transforms.core.enums import GroupStatus, GroupSubStatus
+from transforms.core.limits import TERMS_PER_GROUP
 
 LONG = "x" * 60 + "timeoutexceeded"  # stored cut to 64 characters: "x" * 60 + "time"
 TITLES = [
@@ -228,3 +229,33 @@ def test_a_word_cut_in_storage_may_hold_any_literal_past_the_cut():
     assert not wildcard.matches("x" * 59 + "time")  # shorter: the whole word, which does not hold it
     assert wildcard.matches("readtimeoutexceeded")
     assert wildcard.matches("EXCEEDED".lower())
+
+
+def test_a_group_whose_words_are_full_is_a_candidate_of_every_wildcard(stack, spanner_instance, monkeypatch):
+    """Past its first TERMS_PER_GROUP words a group stores no new word, so a word of its title may be missing
+    from the vocabulary: such a group is kept as a candidate and its title checked, as on the ranges."""
+    made = _fresh_database(stack.spanner_host)
+    database = next(made).database
+    try:
+        add_organization(database, ORG, "acme")
+        add_project(database, 11, ORG, "backend")
+        filler = " ".join(f"w{n}" for n in range(TERMS_PER_GROUP))
+        full = G(1, 11, ORG, title=f"{filler} timeout", message="")
+        plain = G(2, 11, ORG, title="timeout here", message="")
+        other = G(3, 11, ORG, title="nothing to see", message="")
+        write_groups(database, [full, plain, other])
+        served = []
+        real = tag_search.word_wildcard_candidates
+
+        def spy(*args, **kwargs):
+            found = real(*args, **kwargs)
+            served.append(found is not None and found.complete)
+            return found
+
+        monkeypatch.setattr(tag_search, "word_wildcard_candidates", spy)
+        index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
+        page = index.list_issues(index.organization("acme"), ListRequest(query="*timeout*", limit=100))
+        assert served == [True]  # the vocabulary (about 260 rows) drove the page
+        assert sorted(int(issue["id"]) for issue in page.issues) == [1, 2]
+    finally:
+        next(made, None)
