@@ -17,10 +17,9 @@ from typing import Any
 from api.bulk import StatusChangePublisher, topic_path
 from transforms.storage import clients
 
-# The local stack's Spanner database: the defaults of these flags here and in pipeline.admin (pipeline.options too).
-DEFAULT_SPANNER_PROJECT = "local-project"
-DEFAULT_SPANNER_INSTANCE = "local-instance"
-DEFAULT_SPANNER_DATABASE = "occurrences"
+DEFAULT_SPANNER_PROJECT = clients.LOCAL_SPANNER_PROJECT
+DEFAULT_SPANNER_INSTANCE = clients.LOCAL_SPANNER_INSTANCE
+DEFAULT_SPANNER_DATABASE = clients.LOCAL_SPANNER_DATABASE
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import re
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.core import durations
+from transforms.storage import clients
 
 
 def parse_duration(text: str | float | int) -> float:
@@ -60,11 +61,15 @@ class SpannerOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         parser.add_argument(
             "--spanner_project",
-            default="local-project",
+            default=clients.LOCAL_SPANNER_PROJECT,
             help="Google Cloud project of the Spanner instance (any name on the emulator).",
         )
-        parser.add_argument("--spanner_instance", default="local-instance", help="Spanner instance id.")
-        parser.add_argument("--spanner_database", default="occurrences", help="Spanner database id.")
+        parser.add_argument(
+            "--spanner_instance", default=clients.LOCAL_SPANNER_INSTANCE, help="Spanner instance id."
+        )
+        parser.add_argument(
+            "--spanner_database", default=clients.LOCAL_SPANNER_DATABASE, help="Spanner database id."
+        )
         parser.add_argument(
             "--max_commit_mutations",
             type=int,

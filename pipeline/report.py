@@ -97,9 +97,9 @@ def _print_counts(title: str, counts: dict[str, int]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--spanner_project", default="local-project")
-    parser.add_argument("--spanner_instance", default="local-instance")
-    parser.add_argument("--spanner_database", default="occurrences")
+    parser.add_argument("--spanner_project", default=clients.LOCAL_SPANNER_PROJECT)
+    parser.add_argument("--spanner_instance", default=clients.LOCAL_SPANNER_INSTANCE)
+    parser.add_argument("--spanner_database", default=clients.LOCAL_SPANNER_DATABASE)
     parser.add_argument("--dead_letter_subscription", help="a subscription of the dead-letter topic")
     args = parser.parse_args(argv)
     database = clients.spanner_database(args.spanner_project, args.spanner_instance, args.spanner_database)

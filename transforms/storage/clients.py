@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 SPANNER_EMULATOR_VAR = "SPANNER_EMULATOR_HOST"
+# The local stack's Spanner database: the default of every --spanner_project/_instance/_database flag.
+LOCAL_SPANNER_PROJECT = "local-project"
+LOCAL_SPANNER_INSTANCE = "local-instance"
+LOCAL_SPANNER_DATABASE = "occurrences"
 PUBSUB_EMULATOR_VAR = "PUBSUB_EMULATOR_HOST"
 MULTIPLEXED_RW_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS_FOR_RW"
 MULTIPLEXED_VAR = "GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS"
