@@ -135,14 +135,22 @@ class Searcher:
             rng = following
             pending = self._request(rng, min(pending.chunk * 2, MAX_CHUNK), pending.known)
 
-    def settle(self) -> None:
+    def settle(self, failing: bool = False) -> None:
         """Finish the range reads still in flight (first chunks of ranges a page never got to), so that none
         outlives the request's snapshot: those not started are cancelled, the others are waited for, counted
-        and kept for counting like any other rows read."""
+        and kept for counting like any other rows read. Every one is settled even when one fails; the first
+        failure is then raised, unless ``failing`` (the page is already failing: its own error is the one the
+        caller must see)."""
         in_flight, self._in_flight = self._in_flight, []
+        error: BaseException | None = None
         for read in in_flight:
             if not read.taken and read.future is not None and not read.future.cancel():
-                read.take()
+                try:
+                    read.take()
+                except Exception as failed:  # settled first, raised below
+                    error = error or failed
+        if error is not None and not failing:
+            raise error
 
     def _scan(self, plan: SearchPlan, chunk: int) -> Iterator[GroupRow]:
         """The rows of all of the plan's ranges, with only the columns counting needs: first what this request
@@ -411,8 +419,10 @@ class Searcher:
         source = _Budgeted(self._merged(plan, need), budget, plan.sort)
         try:
             rows = list(itertools.islice(self._filtered(plan, iter(source), need), need))
-        finally:
-            self.settle()
+        except BaseException:
+            self.settle(failing=True)
+            raise
+        self.settle()
         if len(rows) > limit:
             return Page(rows[:limit], True, sort_key(rows[limit - 1], plan.sort))
         if source.stopped:
