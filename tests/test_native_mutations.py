@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from google.cloud.spanner_v1.batch import Batch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.infra.test_packaging import _sdist
 from transforms.storage import spanner_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,3 +218,11 @@ def test_a_current_build_is_used_and_says_so(caplog) -> None:
     with caplog.at_level(logging.INFO, logger=spanner_rows.__name__):
         assert spanner_rows._load_native() is spanner_rows._native
     assert [record.getMessage().split(" (")[0] for record in caplog.records] == ["Spanner mutations: C path"]
+
+
+def test_the_worker_package_carries_the_c_source(tmp_path: Path) -> None:
+    """Dataflow workers install the sdist and build the extension from it (or run the Python path)."""
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert "transforms/storage/_mutations.c" in names
+    assert not any(name.endswith(".so") for name in names)
