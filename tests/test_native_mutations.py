@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
+from transforms.core.model import to_rfc3339
 from transforms.storage import spanner_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,6 +190,8 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
         "sys.modules['transforms.storage._mutations'] = None\n"
         "from transforms.storage import spanner_rows as r\n"
         "assert r._native is None and r.write_mutation is r.write_mutation_python\n"
+        "from transforms.core.model import to_rfc3339\n"
+        "assert r._rfc3339 is to_rfc3339\n"
         "m = r.write_mutation('insert_or_update', 'T', ['A', 'B'], [['a', None], [1, [True, 2.5]]])\n"
         "print(type(m).pb(m).SerializeToString().hex())\n"
     )
@@ -202,6 +205,59 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     rows = [["a", None], [1, [True, 2.5]]]
     expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
     assert bytes.fromhex(run.stdout.strip()) == expected
+
+
+# Microseconds of the years 1 to 9999, the range both format themselves (beyond it, to_rfc3339 raises).
+_FIRST, _LAST = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _same_time_text(value) -> None:
+    try:
+        expected: object = to_rfc3339(value)
+    except Exception as error:  # the C function hands such values to to_rfc3339: the same error
+        with pytest.raises(type(error)) as raised:
+            spanner_rows._native.rfc3339(value)
+        assert str(raised.value) == str(error)
+    else:
+        assert spanner_rows._native.rfc3339(value) == expected
+
+
+@native
+@settings(max_examples=2000, deadline=None)
+@given(
+    micros=st.integers(min_value=_FIRST, max_value=_LAST)
+    | st.integers(min_value=_FIRST - 10**6, max_value=_FIRST + 10**6)
+    | st.integers(min_value=_LAST - 10**6, max_value=_LAST + 10**6)
+    | st.integers(min_value=-(2**70), max_value=2**70)
+)
+def test_the_c_time_text_is_to_rfc3339s(micros: int) -> None:
+    _same_time_text(micros)
+    _same_time_text(micros - micros % 1_000_000)  # whole seconds: no fraction
+
+
+@native
+def test_the_c_time_text_of_edges_and_other_types_is_to_rfc3339s() -> None:
+    class Micros(int):
+        pass
+
+    for value in (
+        0,
+        -1,
+        1,
+        999_999,
+        -1_000_000,
+        _FIRST,
+        _FIRST - 1,
+        _LAST,
+        _LAST + 1,
+        2**62,
+        -(2**62),
+        2**100,
+    ):
+        _same_time_text(value)
+    for value in (True, Micros(1_764_000_000_123_456), 1.5, "1", None):
+        _same_time_text(value)
+    assert spanner_rows._rfc3339 is spanner_rows._native.rfc3339
 
 
 @native

@@ -1,12 +1,13 @@
-/* The values of a Spanner Mutation.Write, encoded straight to protobuf wire bytes.
+/* The values of a Spanner Mutation.Write, encoded straight to protobuf wire bytes, and their times' text.
  *
  * encode_values(rows) -> bytes: the bytes of ``Write.values`` (field 3, one ListValue a row) for rows of
- * values in wire form, the same bytes upb writes for the message ``spanner_rows._write_mutation_python``
+ * values in wire form, the same bytes upb writes for the message ``spanner_rows.write_mutation_python``
  * builds cell by cell; the caller parses them once into the Write (``MergeFromString``). Every decision
  * follows that Python function's: str -> string_value, None -> null_value, bool -> bool_value, int ->
  * string_value of str(int), float -> number_value, list/tuple -> list_value (recursively), anything else a
  * TypeError with its message. A str that UTF-8 cannot encode (a lone surrogate) raises the same
- * UnicodeEncodeError as the assignment upb does. Optional: without a compiler the Python path runs.
+ * UnicodeEncodeError as the assignment upb does. rfc3339(micros): ``to_rfc3339``'s text (below).
+ * Optional: without a compiler the Python path runs (spanner_rows).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -245,9 +246,86 @@ static PyObject *encode_values(PyObject *module, PyObject *rows) {
     return encoded;
 }
 
+/* --- Times ------------------------------------------------------------------------------------------
+ * rfc3339(micros) -> str: ``transforms.core.model.to_rfc3339`` ("2026-05-28T20:26:42.123456Z", the fraction
+ * only when non-zero) for an int of microseconds since the epoch in years 1 to 9999; anything else (another
+ * type, an int subclass, a time outside those years) is handed to that function (set_rfc3339_fallback), so
+ * that what it returns or raises is what this returns or raises. */
+
+static PyObject *rfc3339_fallback = NULL;
+
+static PyObject *set_rfc3339_fallback(PyObject *module, PyObject *function) {
+    Py_INCREF(function);
+    Py_XSETREF(rfc3339_fallback, function);
+    Py_RETURN_NONE;
+}
+
+static inline long long floor_div(long long a, long long b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+static inline void put_digits(char *at, long long value, int width) {
+    for (int i = width - 1; i >= 0; i--) {
+        at[i] = (char)('0' + value % 10);
+        value /= 10;
+    }
+}
+
+static PyObject *rfc3339(PyObject *module, PyObject *value) {
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long micros = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (micros == -1 && PyErr_Occurred()) return NULL;
+        /* |micros| < 2^62: the arithmetic below cannot overflow (far beyond year 9999 either way). */
+        if (!overflow && micros > -(1LL << 62) && micros < (1LL << 62)) {
+            long long seconds = floor_div(micros, 1000000), fraction = micros - seconds * 1000000;
+            long long days = floor_div(seconds, 86400), of_day = seconds - days * 86400;
+            /* The proleptic Gregorian date of a day since 1970-01-01 (H. Hinnant's civil_from_days). */
+            long long z = days + 719468;
+            long long era = floor_div(z, 146097);
+            long long of_era = z - era * 146097;
+            long long year_of_era = (of_era - of_era / 1460 + of_era / 36524 - of_era / 146096) / 365;
+            long long of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+            long long shifted_month = (5 * of_year + 2) / 153;
+            long long day = of_year - (153 * shifted_month + 2) / 5 + 1;
+            long long month = shifted_month < 10 ? shifted_month + 3 : shifted_month - 9;
+            long long year = year_of_era + era * 400 + (month <= 2);
+            if (year >= 1 && year <= 9999) {
+                Py_ssize_t size = fraction ? 27 : 20;
+                PyObject *text = PyUnicode_New(size, 127);
+                if (text == NULL) return NULL;
+                char *at = (char *)PyUnicode_DATA(text);
+                put_digits(at, year, 4);
+                at[4] = '-';
+                put_digits(at + 5, month, 2);
+                at[7] = '-';
+                put_digits(at + 8, day, 2);
+                at[10] = 'T';
+                put_digits(at + 11, of_day / 3600, 2);
+                at[13] = ':';
+                put_digits(at + 14, of_day / 60 % 60, 2);
+                at[16] = ':';
+                put_digits(at + 17, of_day % 60, 2);
+                if (fraction) {
+                    at[19] = '.';
+                    put_digits(at + 20, fraction, 6);
+                }
+                at[size - 1] = 'Z';
+                return text;
+            }
+        }
+    }
+    if (rfc3339_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_mutations.rfc3339: set_rfc3339_fallback was not called");
+        return NULL;
+    }
+    return PyObject_CallOneArg(rfc3339_fallback, value);
+}
+
 static PyMethodDef methods[] = {
     {"encode_values", encode_values, METH_O,
      "encode_values(rows) -> bytes: the wire bytes of Mutation.Write.values for rows in wire form."},
+    {"rfc3339", rfc3339, METH_O, "rfc3339(micros) -> str: transforms.core.model.to_rfc3339's text."},
+    {"set_rfc3339_fallback", set_rfc3339_fallback, METH_O,
+     "set_rfc3339_fallback(function): what rfc3339 calls for a value it does not format itself."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,6 +28,36 @@ from transforms.core.model import Event, to_rfc3339
 
 _LOG = logging.getLogger(__name__)
 
+
+def _load_native() -> Any:
+    """The C extension, if it is built from the source beside it (a build of an older source is not used)."""
+    try:
+        from transforms.storage import _mutations
+    except ImportError:
+        _LOG.info(
+            "Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
+        )
+        return None
+    source = resources.files(__package__).joinpath("_mutations.c")
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _mutations.SOURCE_SHA256:
+        _LOG.warning(
+            "Spanner mutations: pure-Python path, because %s was built from another version of _mutations.c; "
+            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
+            _mutations.__file__,
+        )
+        return None
+    _LOG.info("Spanner mutations: C path (%s)", _mutations.__file__)
+    return _mutations
+
+
+# The C extension (``_mutations.c``, built by setup.py where a compiler exists) or None: the mutations'
+# values and the times' text in C, with the same results as the Python they replace (see "Mutations" below).
+_native = _load_native()
+if _native is not None:
+    _native.set_rfc3339_fallback(to_rfc3339)
+# ``to_rfc3339``'s text (the C one hands it what it does not format itself: other years, other types).
+_rfc3339 = to_rfc3339 if _native is None else _native.rfc3339
+
 COMMIT_TIMESTAMP = "spanner.commit_timestamp()"
 
 GROUP_COLUMNS: tuple[str, ...] = (
@@ -153,7 +183,7 @@ TAG_VALUE_COUNT_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "TagValue", "Ti
 
 
 def _ts(micros: int | None) -> str | None:
-    return None if micros is None else to_rfc3339(micros)
+    return None if micros is None else _rfc3339(micros)
 
 
 def spanner_bytes(value: bytes | None) -> str | None:
@@ -219,7 +249,7 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.project_id,
         occurrence.event_id,
         insert.message_id,
-        to_rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
+        _rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
         list(occurrence.fingerprint),
         list(occurrence.hashes),
         occurrence.type,
@@ -227,8 +257,8 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.subtitle,
         occurrence.culprit,
         occurrence.level,
-        to_rfc3339(occurrence.detection_time),
-        to_rfc3339(insert.event_time),
+        _rfc3339(occurrence.detection_time),
+        _rfc3339(insert.event_time),
         occurrence.resource_id,
         _json(occurrence.evidence_data),
         # The items as JSON objects of their fields, in their order (as orjson writes their dicts).
@@ -262,7 +292,7 @@ def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
         event.project_id,
         event.event_id,
         event.platform,
-        to_rfc3339(event.timestamp),
+        _rfc3339(event.timestamp),
         _ts(event.received),
         record.level,
         event.release,
@@ -384,28 +414,6 @@ def write_mutation_native(kind: str, table: str, columns: Sequence[str], rows: I
     return Mutation.wrap(pb)
 
 
-def _load_native() -> Any:
-    """The C extension, if it is built from the source beside it (a build of an older source is not used)."""
-    try:
-        from transforms.storage import _mutations
-    except ImportError:
-        _LOG.info(
-            "Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
-        )
-        return None
-    source = resources.files(__package__).joinpath("_mutations.c")
-    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _mutations.SOURCE_SHA256:
-        _LOG.warning(
-            "Spanner mutations: pure-Python path, because %s was built from another version of _mutations.c; "
-            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
-            _mutations.__file__,
-        )
-        return None
-    _LOG.info("Spanner mutations: C path (%s)", _mutations.__file__)
-    return _mutations
-
-
 _MUTATION_PB = Mutation.pb()
 _NULL = struct_pb2.NULL_VALUE
-_native = _load_native()
 write_mutation = write_mutation_python if _native is None else write_mutation_native
