@@ -191,7 +191,7 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
         "from transforms.storage import spanner_rows as r\n"
         "assert r._native is None and r.write_mutation is r.write_mutation_python\n"
         "from transforms.core.model import to_rfc3339\n"
-        "assert r._rfc3339 is to_rfc3339\n"
+        "assert r.rfc3339 is to_rfc3339\n"
         "m = r.write_mutation('insert_or_update', 'T', ['A', 'B'], [['a', None], [1, [True, 2.5]]])\n"
         "print(type(m).pb(m).SerializeToString().hex())\n"
     )
@@ -257,7 +257,7 @@ def test_the_c_time_text_of_edges_and_other_types_is_to_rfc3339s() -> None:
         _same_time_text(value)
     for value in (True, Micros(1_764_000_000_123_456), 1.5, "1", None):
         _same_time_text(value)
-    assert spanner_rows._rfc3339 is spanner_rows._native.rfc3339
+    assert spanner_rows.rfc3339 is spanner_rows._native.rfc3339
 
 
 @native

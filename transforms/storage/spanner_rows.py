@@ -55,8 +55,9 @@ def _load_native() -> Any:
 _native = _load_native()
 if _native is not None:
     _native.set_rfc3339_fallback(to_rfc3339)
-# ``to_rfc3339``'s text (the C one hands it what it does not format itself: other years, other types).
-_rfc3339 = to_rfc3339 if _native is None else _native.rfc3339
+# ``to_rfc3339``'s text, for a time cell of a row (the C one hands to_rfc3339 what it does not format itself:
+# other years, other types), in C where the extension is built: about 0.5 µs a call less.
+rfc3339 = to_rfc3339 if _native is None else _native.rfc3339
 
 COMMIT_TIMESTAMP = "spanner.commit_timestamp()"
 
@@ -183,7 +184,7 @@ TAG_VALUE_COUNT_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "TagValue", "Ti
 
 
 def _ts(micros: int | None) -> str | None:
-    return None if micros is None else _rfc3339(micros)
+    return None if micros is None else rfc3339(micros)
 
 
 def spanner_bytes(value: bytes | None) -> str | None:
@@ -249,7 +250,7 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.project_id,
         occurrence.event_id,
         insert.message_id,
-        _rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
+        rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
         list(occurrence.fingerprint),
         list(occurrence.hashes),
         occurrence.type,
@@ -257,8 +258,8 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.subtitle,
         occurrence.culprit,
         occurrence.level,
-        _rfc3339(occurrence.detection_time),
-        _rfc3339(insert.event_time),
+        rfc3339(occurrence.detection_time),
+        rfc3339(insert.event_time),
         occurrence.resource_id,
         _json(occurrence.evidence_data),
         # The items as JSON objects of their fields, in their order (as orjson writes their dicts).
@@ -292,7 +293,7 @@ def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
         event.project_id,
         event.event_id,
         event.platform,
-        _rfc3339(event.timestamp),
+        rfc3339(event.timestamp),
         _ts(event.received),
         record.level,
         event.release,
