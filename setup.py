@@ -13,7 +13,10 @@ what they patch and fall back to Beam's own behaviour (docs/runners.md); the
 tests run on a new version before the bound moves again.
 """
 
-from setuptools import find_packages, setup
+import hashlib
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
 
 # The Beam versions supported; scripts/venv.sh installs the newest of them (or $BEAM_VERSION) into the venv.
 BEAM_REQUIREMENT = "apache-beam[gcp]>=2.77,<2.80"
@@ -23,6 +26,23 @@ API = [
     # the web interface's server-rendered pages (web/)
     "jinja2>=3.1,<4",
 ]
+
+# The C encoder of Spanner mutations (transforms/storage/_mutations.c); optional: where no compiler exists, the
+# install goes on and spanner_rows uses its pure-Python path. The source's hash is compiled in, so that a build
+# left over from an older source is recognised and not used (spanner_rows).
+MUTATIONS_SOURCE = "transforms/storage/_mutations.c"
+MUTATIONS = Extension(
+    "transforms.storage._mutations",
+    sources=[MUTATIONS_SOURCE],
+    define_macros=[
+        (
+            "SOURCE_SHA256",
+            f'"{hashlib.sha256((Path(__file__).parent / MUTATIONS_SOURCE).read_bytes()).hexdigest()}"',
+        )
+    ],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
 
 setup(
     name="occurrence-pipeline",
@@ -45,6 +65,7 @@ setup(
             "web",
         ]
     ),
+    ext_modules=[MUTATIONS],
     package_data={
         "schemas": ["*.proto", "*.sql"],
         # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)

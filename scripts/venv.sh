@@ -1,7 +1,8 @@
 # Sourced by run_local.sh and run_tests.sh: make sure the venv exists and has this checkout installed.
 #
 # ensure_venv creates the venv with Python 3.11 (or $PYTHON) and runs `pip install -e '.[dev]'` when the venv is
-# missing or setup.py / pyproject.toml changed since the last install (their hash is kept in the venv). It then
+# missing or setup.py, pyproject.toml or the C extension's source changed since the last install (their hash is
+# kept in the venv; the install rebuilds the extension in place). It then
 # installs the newest Beam that setup.py allows (BEAM_REQUIREMENT), also into an existing venv (pip would keep
 # an older one that still satisfies the range), so tests run on the newest supported Beam.
 #
@@ -21,7 +22,7 @@ ensure_venv() {
     beam="apache-beam[gcp]==$BEAM_VERSION"
   fi
   stamp="$VENV/.installed-from"
-  wanted="$(cat setup.py pyproject.toml | sha256sum | cut -d' ' -f1) $beam"
+  wanted="$(cat setup.py pyproject.toml transforms/storage/_mutations.c | sha256sum | cut -d' ' -f1) $beam"
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     return 0
   fi

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -23,6 +25,39 @@ from google.protobuf import struct_pb2
 
 from transforms.core import intents
 from transforms.core.model import Event, to_rfc3339
+
+_LOG = logging.getLogger(__name__)
+
+
+def _load_native() -> Any:
+    """The C extension, if it is built from the source beside it (a build of an older source is not used)."""
+    try:
+        from transforms.storage import _mutations
+    except ImportError:
+        _LOG.info(
+            "Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
+        )
+        return None
+    source = resources.files(__package__).joinpath("_mutations.c")
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _mutations.SOURCE_SHA256:
+        _LOG.warning(
+            "Spanner mutations: pure-Python path, because %s was built from another version of _mutations.c; "
+            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
+            _mutations.__file__,
+        )
+        return None
+    _LOG.info("Spanner mutations: C path (%s)", _mutations.__file__)
+    return _mutations
+
+
+# The C extension (``_mutations.c``, built by setup.py where a compiler exists) or None: the mutations'
+# values and the times' text in C, with the same results as the Python they replace (see "Mutations" below).
+_native = _load_native()
+if _native is not None:
+    _native.set_rfc3339_fallback(to_rfc3339)
+# ``to_rfc3339``'s text, for a time cell of a row (the C one hands to_rfc3339 what it does not format itself:
+# other years, other types), in C where the extension is built: about 0.5 µs a call less.
+rfc3339 = to_rfc3339 if _native is None else _native.rfc3339
 
 COMMIT_TIMESTAMP = "spanner.commit_timestamp()"
 
@@ -149,7 +184,7 @@ TAG_VALUE_COUNT_COLUMNS: tuple[str, ...] = ("GroupId", "TagKey", "TagValue", "Ti
 
 
 def _ts(micros: int | None) -> str | None:
-    return None if micros is None else to_rfc3339(micros)
+    return None if micros is None else rfc3339(micros)
 
 
 def spanner_bytes(value: bytes | None) -> str | None:
@@ -215,7 +250,7 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.project_id,
         occurrence.event_id,
         insert.message_id,
-        to_rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
+        rfc3339(insert.message_time),  # (times that cannot be None without ``_ts``'s call)
         list(occurrence.fingerprint),
         list(occurrence.hashes),
         occurrence.type,
@@ -223,8 +258,8 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         occurrence.subtitle,
         occurrence.culprit,
         occurrence.level,
-        to_rfc3339(occurrence.detection_time),
-        to_rfc3339(insert.event_time),
+        rfc3339(occurrence.detection_time),
+        rfc3339(insert.event_time),
         occurrence.resource_id,
         _json(occurrence.evidence_data),
         # The items as JSON objects of their fields, in their order (as orjson writes their dicts).
@@ -258,7 +293,7 @@ def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
         event.project_id,
         event.event_id,
         event.platform,
-        to_rfc3339(event.timestamp),
+        rfc3339(event.timestamp),
         _ts(event.received),
         record.level,
         event.release,
@@ -320,6 +355,9 @@ def mutation_cells(table: str, columns: int) -> int:
 # --- Mutations, built directly as protobuf messages ------------------------------------------------------
 # The client library converts every value through several Python layers; building the protobuf in place
 # costs a fraction of that (docs/performance.md). Values must already be in wire form (see above).
+# Two paths give the same mutations: the C extension ``_mutations`` (built by setup.py where a compiler
+# exists) encodes a write's values to wire bytes that upb parses once; the pure-Python path sets them cell by
+# cell. ``write_mutation`` is whichever runs in this process; one INFO line says which.
 
 
 def _set_value(value: Any, out) -> None:
@@ -337,12 +375,14 @@ def _set_value(value: Any, out) -> None:
         values = out.list_value.values
         for item in value:
             _set_value(item, values.add())
+        if not values:
+            out.list_value.SetInParent()  # an empty list is a list_value, as the client library writes it
     else:
         raise TypeError(f"no Spanner wire form for {type(value).__name__}: {value!r}")
 
 
-def write_mutation(kind: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]):
-    """A ``Mutation`` (``insert_or_update`` or ``update``) of ``rows``, built in place."""
+def write_mutation_python(kind: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]):
+    """A ``Mutation`` (``insert_or_update`` or ``update``) of ``rows``, built in place, cell by cell."""
     pb = _MUTATION_PB()
     write = getattr(pb, kind)
     write.table = table
@@ -365,5 +405,16 @@ def write_mutation(kind: str, table: str, columns: Sequence[str], rows: Iterable
     return Mutation.wrap(pb)
 
 
+def write_mutation_native(kind: str, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]):
+    """``write_mutation_python``'s mutation, its values encoded by the C extension and parsed once by upb."""
+    pb = _MUTATION_PB()
+    write = getattr(pb, kind)
+    write.table = table
+    write.columns.extend(columns)
+    write.MergeFromString(_native.encode_values(rows))
+    return Mutation.wrap(pb)
+
+
 _MUTATION_PB = Mutation.pb()
 _NULL = struct_pb2.NULL_VALUE
+write_mutation = write_mutation_python if _native is None else write_mutation_native

@@ -1,0 +1,284 @@
+"""The C encoder of Spanner mutations gives the pure-Python builder's mutations, byte for byte, or its errors.
+
+``spanner_rows.write_mutation`` is ``write_mutation_native`` where the extension ``transforms.storage._mutations``
+is built from the source beside it, else ``write_mutation_python``. Both are compared here on generated rows,
+on every kind of value (and the values that have no wire form), and against the client library's own
+conversion for the values both convert the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+from pathlib import Path
+
+import pytest
+from google.cloud.spanner_v1 import Mutation
+from google.cloud.spanner_v1.batch import Batch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.infra.test_packaging import _sdist
+from transforms.core.model import to_rfc3339
+from transforms.storage import spanner_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+_COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
+native = pytest.mark.skipif(spanner_rows._native is None, reason="the C extension is not built here")
+
+# Text as Spanner takes it: any code point but the surrogates, which UTF-8 cannot encode.
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
+_SCALARS = (
+    _TEXT
+    | st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**200), max_value=2**200)
+    | st.floats(allow_nan=True, allow_infinity=True)
+)
+_VALUES = st.recursive(
+    _SCALARS, lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner), max_leaves=8
+)
+_ROWS = st.lists(st.lists(_VALUES, max_size=12) | st.tuples(_VALUES, _VALUES), max_size=6)
+_KINDS = st.sampled_from(["insert", "update", "insert_or_update", "replace"])
+
+
+def _wire(mutation) -> bytes:
+    return Mutation.pb(mutation).SerializeToString()
+
+
+def _both(kind: str, rows, table: str = "Table", columns=("A", "B")) -> tuple[bytes, bytes]:
+    return (
+        _wire(spanner_rows.write_mutation_python(kind, table, columns, rows)),
+        _wire(spanner_rows.write_mutation_native(kind, table, columns, rows)),
+    )
+
+
+def _same_error(rows) -> str:
+    """Both builders raise the same exception, with the same message, for ``rows``; returns the message."""
+    with pytest.raises(Exception) as python:
+        spanner_rows.write_mutation_python("insert_or_update", "T", ["A"], rows)
+    with pytest.raises(Exception) as native:
+        spanner_rows.write_mutation_native("insert_or_update", "T", ["A"], rows)
+    assert (type(native.value), str(native.value)) == (type(python.value), str(python.value))
+    return str(native.value)
+
+
+def test_the_extension_is_built_where_a_compiler_exists() -> None:
+    """``pip install -e`` (scripts/venv.sh) builds it; a missing or stale build would otherwise go unnoticed, as
+    the comparisons below would be skipped."""
+    if shutil.which(_COMPILER) is None:
+        pytest.skip(f"no C compiler ({_COMPILER}): the pure-Python path is the one that runs")
+    assert spanner_rows._native is not None, (
+        "transforms.storage._mutations is not built, or built from another source: "
+        "run python setup.py build_ext --inplace (or pip install -e .)"
+    )
+    assert spanner_rows.write_mutation is spanner_rows.write_mutation_native
+
+
+@native
+@settings(max_examples=400, deadline=None)
+@given(kind=_KINDS, rows=_ROWS)
+def test_generated_rows_give_byte_identical_mutations(kind: str, rows) -> None:
+    python, native_ = _both(kind, rows)
+    assert native_ == python
+
+
+@native
+def test_every_kind_of_value_gives_the_python_builders_bytes() -> None:
+    class Level(enum.IntEnum):
+        ERROR = 40
+
+    class Text(str):
+        pass
+
+    class Odd(int):
+        def __str__(self) -> str:
+            return "odd"
+
+    class Items(list):
+        pass
+
+    class Number(float):
+        pass
+
+    rows = [
+        ["", "text", "é ✓ 𝄞 \x00", "x" * 127, "x" * 128, "y" * 20_000, None, True, False],
+        [0, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, 10**40, -(10**40)],
+        [0.0, -0.0, 1.5, math.nan, -math.nan, math.inf, -math.inf, 5e-324],
+        [[], (), ["a", None, 1, True, 2.5], [[[]]], [["nested", ["deeper", [1, [None]]]]], ("t", ["u"])],
+        [Level.ERROR, Text("sub"), Odd(3), Items(["i", 1]), Number(2.5), [Level.ERROR, Odd(4)]],
+        [],
+        ["a row", "of one column"] * 200,
+    ]
+    for kind in ("insert", "update", "insert_or_update"):
+        python, native_ = _both(kind, rows)
+        assert native_ == python
+        # any iterable of sequences, read once
+        python_ = _wire(spanner_rows.write_mutation_python(kind, "T", ["A"], (tuple(row) for row in rows)))
+        assert (
+            _wire(spanner_rows.write_mutation_native(kind, "T", ["A"], (tuple(row) for row in rows)))
+            == python_
+        )
+    python, native_ = _both("insert_or_update", [])  # no rows
+    assert native_ == python
+
+
+@native
+def test_a_value_without_a_wire_form_raises_the_same_type_error() -> None:
+    for value in (b"bytes", {"a": 1}, {1}, object(), 1j):
+        message = _same_error([["ok", value]])
+        assert message.startswith("no Spanner wire form for ")
+    assert _same_error([["ok", [1, [b"deep"]]]]) == "no Spanner wire form for bytes: b'deep'"
+
+
+@native
+def test_a_lone_surrogate_raises_the_same_unicode_error() -> None:
+    for rows in ([["\ud800"]], [["ok", "a\udfffb"]], [[["in a list", "\udc80"]]]):
+        assert "surrogates not allowed" in _same_error(rows)
+
+
+@native
+def test_a_value_whose_str_writes_a_mutation_meanwhile_leaves_both_right() -> None:
+    """The encoder's scratch buffer is taken by one call at a time: a call made inside another (here from a
+    value's ``__str__``, as another thread could while the first waits for the GIL) uses its own."""
+
+    inner_rows = [["inner", 1, None, "z" * 5000]]
+    inner: list[bytes] = []
+
+    class Writes(int):
+        def __str__(self) -> str:
+            inner.append(_wire(spanner_rows.write_mutation_native("update", "Inner", ["A"], inner_rows)))
+            return "7"
+
+    rows = [["before", "w" * 70_000], [Writes(7), "after"]]
+    python, native_ = _both("insert_or_update", rows)
+    assert native_ == python
+    assert inner[-1] == _wire(spanner_rows.write_mutation_python("update", "Inner", ["A"], inner_rows))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(_TEXT | st.none() | st.booleans() | st.integers() | st.lists(_TEXT, max_size=3), max_size=8),
+        max_size=4,
+    )
+)
+def test_the_mutation_is_the_client_librarys_own(rows) -> None:
+    """For text, NULL, bools, ints and lists of text (empty ones too) the client library converts values the
+    same way (``mutation_buffer`` relies on that): both builders give its mutation."""
+    batch = Batch(None)
+    batch.insert_or_update("Table", ["A"], rows)
+    expected = _wire(batch._mutations[-1])
+    assert _wire(spanner_rows.write_mutation_python("insert_or_update", "Table", ["A"], rows)) == expected
+    if spanner_rows._native is not None:
+        assert _wire(spanner_rows.write_mutation_native("insert_or_update", "Table", ["A"], rows)) == expected
+
+
+def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
+    """A worker installed where no compiler exists has no ``_mutations``: the import fails and the pure-Python
+    path runs, which one INFO line says."""
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
+        "sys.modules['transforms.storage._mutations'] = None\n"
+        "from transforms.storage import spanner_rows as r\n"
+        "assert r._native is None and r.write_mutation is r.write_mutation_python\n"
+        "from transforms.core.model import to_rfc3339\n"
+        "assert r.rfc3339 is to_rfc3339\n"
+        "m = r.write_mutation('insert_or_update', 'T', ['A', 'B'], [['a', None], [1, [True, 2.5]]])\n"
+        "print(type(m).pb(m).SerializeToString().hex())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    lines = [line for line in run.stderr.splitlines() if "Spanner mutations" in line]
+    assert lines == [
+        "INFO Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
+    ]
+    rows = [["a", None], [1, [True, 2.5]]]
+    expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
+    assert bytes.fromhex(run.stdout.strip()) == expected
+
+
+# Microseconds of the years 1 to 9999, the range both format themselves (beyond it, to_rfc3339 raises).
+_FIRST, _LAST = -62_135_596_800_000_000, 253_402_300_799_999_999
+
+
+def _same_time_text(value) -> None:
+    try:
+        expected: object = to_rfc3339(value)
+    except Exception as error:  # the C function hands such values to to_rfc3339: the same error
+        with pytest.raises(type(error)) as raised:
+            spanner_rows._native.rfc3339(value)
+        assert str(raised.value) == str(error)
+    else:
+        assert spanner_rows._native.rfc3339(value) == expected
+
+
+@native
+@settings(max_examples=2000, deadline=None)
+@given(
+    micros=st.integers(min_value=_FIRST, max_value=_LAST)
+    | st.integers(min_value=_FIRST - 10**6, max_value=_FIRST + 10**6)
+    | st.integers(min_value=_LAST - 10**6, max_value=_LAST + 10**6)
+    | st.integers(min_value=-(2**70), max_value=2**70)
+)
+def test_the_c_time_text_is_to_rfc3339s(micros: int) -> None:
+    _same_time_text(micros)
+    _same_time_text(micros - micros % 1_000_000)  # whole seconds: no fraction
+
+
+@native
+def test_the_c_time_text_of_edges_and_other_types_is_to_rfc3339s() -> None:
+    class Micros(int):
+        pass
+
+    for value in (
+        0,
+        -1,
+        1,
+        999_999,
+        -1_000_000,
+        _FIRST,
+        _FIRST - 1,
+        _LAST,
+        _LAST + 1,
+        2**62,
+        -(2**62),
+        2**100,
+    ):
+        _same_time_text(value)
+    for value in (True, Micros(1_764_000_000_123_456), 1.5, "1", None):
+        _same_time_text(value)
+    assert spanner_rows.rfc3339 is spanner_rows._native.rfc3339
+
+
+@native
+def test_a_build_of_another_source_is_not_used(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(spanner_rows._native, "SOURCE_SHA256", "0" * 64)
+    with caplog.at_level(logging.INFO, logger=spanner_rows.__name__):
+        assert spanner_rows._load_native() is None
+    assert [record.levelname for record in caplog.records] == ["WARNING"]
+    assert "built from another version of _mutations.c" in caplog.records[0].getMessage()
+
+
+@native
+def test_a_current_build_is_used_and_says_so(caplog) -> None:
+    with caplog.at_level(logging.INFO, logger=spanner_rows.__name__):
+        assert spanner_rows._load_native() is spanner_rows._native
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == ["Spanner mutations: C path"]
+
+
+def test_the_worker_package_carries_the_c_source(tmp_path: Path) -> None:
+    """Dataflow workers install the sdist and build the extension from it (or run the Python path)."""
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert "transforms/storage/_mutations.c" in names
+    assert not any(name.endswith(".so") for name in names)
