@@ -31,9 +31,12 @@ def test_the_floor_carries_every_occurrence_our_decoder_accepts(workload, design
     with_event = {o.id for o in accepted if o.event is not None}
     assert result.event_rows >= len(with_event)
     assert result.group_updates >= len({(o.project_id, o.hashes[0]) for o in accepted})
-    assert set(result.micros) == {"ingest", "flush", "writes", "total"}
+    assert set(result.micros) == {"ingest", "flush", "writes", "total", "ours_writes", "total_ours_writes"}
     assert result.micros["total"] == pytest.approx(
         sum(result.micros[p] for p in ("ingest", "flush", "writes"))
+    )
+    assert result.micros["total_ours_writes"] == pytest.approx(
+        sum(result.micros[p] for p in ("ingest", "flush", "ours_writes"))
     )
 
 
