@@ -10,7 +10,7 @@ from tests.engine.tables import Tables
 from transforms.core.engine import apply
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
-from transforms.storage import tag_writer
+from transforms.storage import tag_writer, vocabulary
 from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = 1_000_000
@@ -155,4 +155,24 @@ def test_values_past_a_full_key_are_counted_as_other_and_keys_past_the_cap_are_n
     assert (group, "k3") in keys and (group, "k4") not in keys  # level, server, k3: the group is full
     terms = sorted(k[2] for k in stored if k[1] == "@text")
     assert len(terms) == 4 and keys[(group, "@text")] == [4, 0]
+    assert stored[(group, vocabulary.FULL_KEY, vocabulary.FULL_VALUE)] == [None, None, None]  # dropped words
     assert stored == run.tables.tag_values and keys == run.tables.tag_keys
+
+
+def vocabulary_rows(database) -> list[tuple[int, str]]:
+    with database.snapshot() as snapshot:
+        return sorted(tuple(row) for row in snapshot.execute_sql("SELECT OrganizationId, Word FROM OrgWords"))
+
+
+def test_the_vocabulary_is_the_set_of_stored_words_whatever_retries_replays_and_writers(spanner_db):
+    database = spanner_db.database
+    one, other = Run(), Run()
+    one.apply([occurrence(T0, title="Timeout in checkout"), occurrence(T0 + 5, title="Timeout again")])
+    other.apply([occurrence(T0 + 7, title="checkout timeout", fingerprint=("other",))])
+    writer = SpannerWriter(database)
+    writer.write(one.writes[1:])
+    writer.write([*one.writes, *other.writes])  # a retry of the first, with another group's
+    SpannerWriter(database).write(other.writes)  # a replay by another writer, which knows no word
+    words = {(10, key[2]) for key in tag_rows(database) if key[1] == "@text"}
+    assert words >= {(10, "timeout"), (10, "checkout"), (10, "again")}
+    assert vocabulary_rows(database) == sorted(words | {vocabulary.COMPLETE})
