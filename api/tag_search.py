@@ -295,9 +295,12 @@ def _after(prefix: str) -> str:
 
 
 # A free-text wildcard such as ``*timeout*`` through the word index (see word_wildcard): the organization's
-# vocabulary is read up to VOCABULARY_READS Reads of VOCABULARY_CHUNK rows; an organization whose vocabulary
-# is larger is not read again for VOCABULARY_RETRY_SECONDS (a hint of this process, which only chooses how the
-# condition is checked, never the answer).
+# vocabulary (``OrgWords``) is read up to VOCABULARY_WORDS words in one Read (docs/limits.md "Tags"); in a
+# database whose vocabularies are not complete yet, its ``@text`` rows are read instead, up to VOCABULARY_READS
+# Reads of VOCABULARY_CHUNK rows. An organization whose vocabulary is larger is not read again for
+# VOCABULARY_RETRY_SECONDS (a hint of this process, which only chooses how the condition is checked, never the
+# answer).
+VOCABULARY_WORDS = 20_000
 VOCABULARY_READS = 2
 VOCABULARY_CHUNK = 500
 VOCABULARY_RETRY_SECONDS = 600.0
@@ -348,7 +351,13 @@ def word_wildcard_candidates(
     if _large_vocabularies.get(organization_id, 0.0) > now:
         return None
     found = index.word_candidates(
-        organization_id, wildcard.matches, projects, CANDIDATE_LIMIT, VOCABULARY_CHUNK, VOCABULARY_READS
+        organization_id,
+        wildcard.matches,
+        projects,
+        CANDIDATE_LIMIT,
+        VOCABULARY_CHUNK,
+        VOCABULARY_READS,
+        VOCABULARY_WORDS,
     )
     if found is None:
         _large_vocabularies[organization_id] = now + VOCABULARY_RETRY_SECONDS
