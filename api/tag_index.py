@@ -2,7 +2,8 @@
 
 What is stored (``schemas/spanner.sql``, written by ``transforms.storage.tag_writer``; docs/issue-index.md "Tags and free
 text"): per group, ``GroupTagKeys (GroupId, TagKey)`` and ``GroupTagValues (GroupId, TagKey, TagValue)``, plus
-search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``).
+search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``); per
+organization, its distinct words (``OrgWords``: ``transforms.storage.vocabulary``).
 
 Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows for index reads):
 
@@ -12,13 +13,15 @@ Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows 
   in index order (not in the page's sort order). ``complete`` says whether the limit held them all: a
   selective filter then drives the query (its few candidates are the only groups to look at); an
   unselective one (``complete`` False) is better checked on the candidates of the other ranges.
+  ``word_candidates`` (an infix wildcard) reads the organization's vocabulary, then the matching words' ranges.
 * membership (``with_values``, ``with_prefix``, ``with_key``, ``with_terms``): which of a page's candidate
   groups have the value, prefix, key or words, by primary-key reads (one Read for the whole batch);
   ``values_of`` gives a key's values of each candidate for predicates no range answers.
 * ``beyond_caps``: the groups whose key kept no more values (docs/limits.md "Tags"): for them a value not
   found may still have been seen, so a negative answer is uncertain.
 
-Every read is one Read call on one snapshot; none scans: cost is O(limit) or O(candidates x values asked).
+Every read is one Read call on one snapshot; none scans: cost is O(limit), O(candidates x values asked), or
+O(vocabulary) up to a bound.
 """
 
 from __future__ import annotations

@@ -194,14 +194,18 @@ def test_an_organization_with_a_large_vocabulary_falls_back_and_is_not_read_agai
     assert again.stats.reads < first.stats.reads  # the vocabulary was not read the second time
 
 
-def test_the_word_index_path_reads_the_vocabulary_and_candidates_not_the_ranges(shared, monkeypatch):
-    database = shared[0]
+def with_and_without_vocabulary(database, monkeypatch, limit: int) -> tuple[Any, Any]:
+    """A page of ``*timeout*`` with the vocabulary, then without it (the issue-index ranges alone)."""
     index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
     organization = index.organization("acme")
-    request = ListRequest(query="*timeout*", limit=5)
-    driven = index.list_issues(organization, request, count_hits=False)
+    request = ListRequest(query="*timeout*", limit=limit)
+    first = index.list_issues(organization, request, count_hits=False)
     monkeypatch.setattr(tag_search, "VOCABULARY_WORDS", 0)
-    ranges = index.list_issues(organization, request, count_hits=False)
+    return first, index.list_issues(organization, request, count_hits=False)
+
+
+def test_the_word_index_path_reads_the_vocabulary_and_candidates_not_the_ranges(shared, monkeypatch):
+    driven, ranges = with_and_without_vocabulary(shared[0], monkeypatch, 5)
     assert driven.issues == ranges.issues and len(driven.issues) == 5
     # the vocabulary, the candidates of its matching words, their index rows by key, their titles, the page's
     # display columns
@@ -300,3 +304,24 @@ def test_a_group_whose_words_are_full_is_a_candidate_of_every_wildcard(stack, sp
             assert sorted(int(issue["id"]) for issue in page.issues) == [1, 2]
     finally:
         next(made, None)
+
+
+def test_word_candidates_too_many_to_drive_drop_the_ranges_candidates_that_cannot_match(
+    client, shared, monkeypatch
+):
+    """Past CANDIDATE_LIMIT the ranges drive, but a candidate without a matching word is dropped before its
+    title and message are read: the same answer, fewer rows by key."""
+    database, groups, token = shared
+    monkeypatch.setattr(tag_search, "CANDIDATE_LIMIT", 2)
+    expected = old_answer(groups, "*timeout*")
+    assert len(expected) > 2
+    for sort in ("date", "new"):
+        assert listed(client, token, "*timeout*", sort) == expected_ids(expected, sort), sort
+    filtered, unfiltered = with_and_without_vocabulary(database, monkeypatch, 100)
+    assert filtered.issues == unfiltered.issues
+    by_key = [page.stats.rows - page.stats.index_rows for page in (filtered, unfiltered)]
+    wildcard = tag_search.word_wildcard(TextMatch((("*timeout*", True),)))
+    assert wildcard is not None
+    without = [g for g in groups if not any(map(wildcard.matches, text_terms(f"{g.title} {g.message}")))]
+    without = [g for g in without if g.group_id != 999_999]  # an older occurrence's word
+    assert by_key[1] - by_key[0] == len(without) > 0, by_key  # their titles and messages are not read
