@@ -4,6 +4,7 @@ once per occurrence row whatever the retries, replays and commit order, capped, 
 from __future__ import annotations
 
 import pytest
+from google.cloud.spanner_v1 import KeySet
 
 from tests.engine.builders import DAY, T0, Run, context, occurrence, status_change
 from tests.engine.tables import Tables
@@ -124,6 +125,7 @@ def small_caps(monkeypatch):
     monkeypatch.setattr(tag_writer, "TAG_VALUES_PER_KEY", 2)
     monkeypatch.setattr(tag_writer, "TAG_KEYS_PER_GROUP", 3)
     monkeypatch.setattr(tag_writer, "TERMS_PER_GROUP", 4)
+    monkeypatch.setattr(vocabulary, "TERMS_PER_GROUP", 4)
     from transforms.core import limits
 
     monkeypatch.setattr(limits, "TAG_VALUES_PER_KEY", 2)
@@ -176,3 +178,27 @@ def test_the_vocabulary_is_the_set_of_stored_words_whatever_retries_replays_and_
     words = {(10, key[2]) for key in tag_rows(database) if key[1] == "@text"}
     assert words >= {(10, "timeout"), (10, "checkout"), (10, "again")}
     assert vocabulary_rows(database) == sorted(words | {vocabulary.COMPLETE})
+
+
+def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_vocabulary(
+    spanner_db, small_caps
+):
+    """A database whose @text rows predate OrgWords: no vocabulary, no full marks, no COMPLETE row. ``fill``
+    (``pipeline.admin fill-vocabularies``) writes the rows the writer writes, and is idempotent."""
+    database = spanner_db.database
+    full, fits = Run(), Run()
+    full.apply([occurrence(T0 + n * SECOND, title=f"word{n} again") for n in range(6)])  # 7+ words, 4 kept
+    fits.apply([occurrence(T0, title="x", subtitle="", culprit="y", fingerprint=("other",))])  # 2 words
+    SpannerWriter(database).write([*full.writes, *fits.writes])
+    written = vocabulary_rows(database), tag_rows(database), key_rows(database)
+    mark = (vocabulary.FULL_KEY, vocabulary.FULL_VALUE)
+    assert (full.group.group_id, *mark) in written[1] and (fits.group.group_id, *mark) not in written[1]
+    with database.batch() as batch:  # as before the table: the words' rows only
+        batch.delete(vocabulary.TABLE, KeySet(all_=True))
+        batch.delete("GroupTagValues", KeySet(keys=[[full.group.group_id, *mark]]))
+        batch.delete("GroupTagKeys", KeySet(keys=[[full.group.group_id, vocabulary.FULL_KEY]]))
+    assert vocabulary_rows(database) == []
+    assert vocabulary.fill(database) == (len(written[0]) - 1, 1)  # the words, the full group
+    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
+    vocabulary.fill(database)
+    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
