@@ -2,7 +2,8 @@
 
 What is stored (``schemas/spanner.sql``, written by ``transforms.storage.tag_writer``; docs/issue-index.md "Tags and free
 text"): per group, ``GroupTagKeys (GroupId, TagKey)`` and ``GroupTagValues (GroupId, TagKey, TagValue)``, plus
-search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``).
+search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``); per
+organization, its distinct words (``OrgWords``: ``transforms.storage.vocabulary``).
 
 Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows for index reads):
 
@@ -12,13 +13,15 @@ Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows 
   in index order (not in the page's sort order). ``complete`` says whether the limit held them all: a
   selective filter then drives the query (its few candidates are the only groups to look at); an
   unselective one (``complete`` False) is better checked on the candidates of the other ranges.
+  ``word_candidates`` (an infix wildcard) reads the organization's vocabulary, then the matching words' ranges.
 * membership (``with_values``, ``with_prefix``, ``with_key``, ``with_terms``): which of a page's candidate
   groups have the value, prefix, key or words, by primary-key reads (one Read for the whole batch);
   ``values_of`` gives a key's values of each candidate for predicates no range answers.
 * ``beyond_caps``: the groups whose key kept no more values (docs/limits.md "Tags"): for them a value not
   found may still have been seen, so a negative answer is uncertain.
 
-Every read is one Read call on one snapshot; none scans: cost is O(limit) or O(candidates x values asked).
+Every read is one Read call on one snapshot; none scans: cost is O(limit), O(candidates x values asked), or
+O(vocabulary) up to a bound.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from api.search import ReadStats
 from transforms.core.engine.tags import SEARCH_KEYS, SEARCH_PREFIX, TEXT_KEY, query_terms, valid_tag
 from transforms.core.limits import TAG_VALUES_PER_KEY, TERMS_PER_GROUP
 from transforms.core.model import from_datetime
+from transforms.storage import vocabulary
 
 # How many candidates a filter may bring before it counts as unselective (see the module docstring).
 CANDIDATE_LIMIT = 1000
@@ -209,13 +213,58 @@ class TagIndex:
         limit: int = CANDIDATE_LIMIT,
         chunk: int = 500,
         max_reads: int = 2,
+        max_words: int = 20_000,
     ) -> Candidates | None:
         """Groups with a stored word that ``matches`` accepts (an infix wildcard, which no range can seek),
-        from the organization's word vocabulary: its ``@text`` range read in order, ``chunk`` rows a Read, each
+        and the groups that dropped a word (``vocabulary.FULL_KEY``): a superset of those whose title may
+        match. None when the organization's vocabulary is too large to read (then the caller checks the
+        condition on candidates instead); otherwise the candidates, complete unless more than ``limit``.
+
+        From the organization's distinct words (``OrgWords``, one Read of at most ``max_words``), when the
+        database says its vocabularies are complete (``vocabulary.COMPLETE``, read in the same Read); else
+        from its ``@text`` rows (``_scanned_word_candidates``)."""
+        rows = self._read(
+            vocabulary.TABLE,
+            vocabulary.COLUMNS,
+            KeySet(
+                keys=[list(vocabulary.COMPLETE)],
+                ranges=[KeyRange(start_closed=[organization_id], end_closed=[organization_id])],
+            ),
+            limit=max_words + 2,
+        )
+        if not any(tuple(row) == vocabulary.COMPLETE for row in rows):
+            return self._scanned_word_candidates(organization_id, matches, projects, limit, chunk, max_reads)
+        self.stats.ranges += 1
+        self.stats.index_rows += len(rows)  # a range read of the words, as of an index
+        words = [word for org, word in rows if org == organization_id and word]
+        if len(words) > max_words:
+            return None
+        matching = [word for word in words if matches(word)]
+        if len(matching) > limit:  # each word has a group, unless its groups were deleted
+            return Candidates((), False)
+        ranges = [
+            KeyRange(start_closed=prefix, end_closed=prefix)
+            for key, value in [
+                *((TEXT_KEY, word) for word in matching),
+                (vocabulary.FULL_KEY, vocabulary.FULL_VALUE),
+            ]
+            for prefix in _scoped([organization_id, key, value], projects)
+        ]
+        return self._candidates(VALUES_INDEX, ranges, limit)
+
+    def _scanned_word_candidates(
+        self,
+        organization_id: int,
+        matches: Callable[[str], bool],
+        projects: Iterable[int] | None,
+        limit: int,
+        chunk: int,
+        max_reads: int,
+    ) -> Candidates | None:
+        """``word_candidates`` for a database whose vocabularies may be incomplete (``@text`` rows stored
+        before ``OrgWords``): the organization's ``@text`` range read in order, ``chunk`` rows a Read, each
         next Read starting after the last word seen (a word that filled the rest of a Read is skipped, and
-        its groups are read by value if it matches). None when the vocabulary takes more than ``max_reads``
-        Reads (then the caller checks the condition on candidates instead); otherwise the candidates, complete
-        unless more than ``limit``."""
+        its groups are read by value if it matches). None when that takes more than ``max_reads`` Reads."""
         wanted = None if projects is None else set(projects)
         prefix = [organization_id, TEXT_KEY]
         found: dict[int, None] = {}

@@ -295,9 +295,12 @@ def _after(prefix: str) -> str:
 
 
 # A free-text wildcard such as ``*timeout*`` through the word index (see word_wildcard): the organization's
-# vocabulary is read up to VOCABULARY_READS Reads of VOCABULARY_CHUNK rows; an organization whose vocabulary
-# is larger is not read again for VOCABULARY_RETRY_SECONDS (a hint of this process, which only chooses how the
-# condition is checked, never the answer).
+# vocabulary (``OrgWords``) is read up to VOCABULARY_WORDS words in one Read (docs/limits.md "Tags"); in a
+# database whose vocabularies are not complete yet, its ``@text`` rows are read instead, up to VOCABULARY_READS
+# Reads of VOCABULARY_CHUNK rows. An organization whose vocabulary is larger is not read again for
+# VOCABULARY_RETRY_SECONDS (a hint of this process, which only chooses how the condition is checked, never the
+# answer).
+VOCABULARY_WORDS = 20_000
 VOCABULARY_READS = 2
 VOCABULARY_CHUNK = 500
 VOCABULARY_RETRY_SECONDS = 600.0
@@ -340,7 +343,11 @@ def word_wildcard(text: TextMatch) -> WordWildcard | None:
 
 
 def word_wildcard_candidates(
-    index: TagIndex, organization_id: int, wildcard: WordWildcard, projects: Iterable[int] | None
+    index: TagIndex,
+    organization_id: int,
+    wildcard: WordWildcard,
+    projects: Iterable[int] | None,
+    limit: int = CANDIDATE_LIMIT,
 ) -> Candidates | None:
     """The groups with a stored word ``wildcard`` may match, from a bounded read of the organization's
     vocabulary (``TagIndex.word_candidates``); None when that is too large to read."""
@@ -348,7 +355,13 @@ def word_wildcard_candidates(
     if _large_vocabularies.get(organization_id, 0.0) > now:
         return None
     found = index.word_candidates(
-        organization_id, wildcard.matches, projects, CANDIDATE_LIMIT, VOCABULARY_CHUNK, VOCABULARY_READS
+        organization_id,
+        wildcard.matches,
+        projects,
+        limit,
+        VOCABULARY_CHUNK,
+        VOCABULARY_READS,
+        VOCABULARY_WORDS,
     )
     if found is None:
         _large_vocabularies[organization_id] = now + VOCABULARY_RETRY_SECONDS
@@ -395,6 +408,8 @@ class TagSearcher(Searcher):
     _driven: _Driven | None = None
     tag_index: TagIndex | None = field(default=None)
     _sets: dict[Condition, frozenset[int] | None] = field(default_factory=dict)
+    # Free-text wildcards' word candidates too many to drive (``_drive``): every group that may match.
+    _supersets: dict[TextMatch, frozenset[int]] = field(default_factory=dict)
 
     def tags(self) -> TagIndex:
         if self.tag_index is None:
@@ -442,12 +457,19 @@ class TagSearcher(Searcher):
             rest = tuple(c for c in _conditions(flt) if c is not condition)
             self._driven = _Driven(self._rows_of(found, plan), replace(plan, filter=replace(flt, tags=rest)))
             return self._driven
-        for matcher in wildcards:
-            found = word_wildcard_candidates(self.tags(), organization_id, matcher, projects)
-            if found is not None and found.complete:
-                # a superset of the groups whose title or message matches: the text is checked on them
+        for text in flt.texts:
+            matcher = word_wildcard(text)
+            if matcher is None:
+                continue
+            found = word_wildcard_candidates(self.tags(), organization_id, matcher, projects, RESOLVE_LIMIT)
+            if found is None or not found.complete:
+                continue
+            # a superset of the groups whose title or message matches: the text is checked on them
+            if len(found.group_ids) <= CANDIDATE_LIMIT:
                 self._driven = _Driven(self._rows_of(found, plan), plan)
                 return self._driven
+            # too many to drive: the ranges drive, and their candidates outside it are dropped unread (_lookup)
+            self._supersets[text] = frozenset(found.group_ids)
         return None
 
     def _rows_of(self, found: Candidates, plan: SearchPlan) -> list[GroupRow]:
@@ -472,7 +494,12 @@ class TagSearcher(Searcher):
         A condition checked on many candidates at once (more than ``RESOLVE_AT``: X-Hits, or a loose page) is
         first resolved, once per request, to the set of the organization's groups that have it, when one
         bounded index read finds them all (as a driving term's): it is then tested in memory, positive or
-        negated. Otherwise it is checked by lookups of the candidates."""
+        negated. Otherwise it is checked by lookups of the candidates. A candidate outside a free-text
+        wildcard's word candidates (``_supersets``) cannot match it: it is dropped before its title is read."""
+        for text in flt.texts:
+            superset = self._supersets.get(text)
+            if superset is not None:
+                rows = [row for row in rows if row.group_id in superset]
         conditions = sorted(_conditions(flt), key=lambda c: (c.negated, _drive_order(c)))
         if conditions and rows:
             organization_id = rows[0].organization_id

@@ -8,6 +8,7 @@ defaulting to the local stack's ``local-project`` / ``local-instance`` / ``occur
         [--organization-slug acme] [--feature organizations:profile-file-io-main-thread-ingest ...]
     python -m pipeline.admin create-token --organization acme --scope write --name ci
     python -m pipeline.admin list-projects
+    python -m pipeline.admin fill-vocabularies   # once, for a database created before its OrgWords table
     python -m pipeline.admin drop-database --yes
     python -m pipeline.admin create-topics [--pubsub_project local-project]   # Pub/Sub topics for the pipeline
 
@@ -34,7 +35,7 @@ from api.backend import (
     DEFAULT_SPANNER_PROJECT,
     add_spanner_arguments,
 )
-from transforms.storage import clients, registry, schema
+from transforms.storage import clients, registry, schema, vocabulary
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database
@@ -89,9 +90,15 @@ def create_database(
     database: str = DEFAULT_DATABASE,
     statements: list[str] | None = None,
 ) -> schema.SchemaResult:
-    """Create the instance (emulator only) and the database if missing, and apply the schema's missing statements."""
+    """Create the instance (emulator only) and the database if missing, and apply the schema's missing statements.
+    A database created with the words' vocabulary table has every vocabulary complete (nothing is stored yet);
+    one that gets the table later needs ``fill-vocabularies`` (``transforms.storage.vocabulary``)."""
     ensure_instance(project, instance)
-    return schema.apply_schema(clients.spanner_database(project, instance, database), statements)
+    handle = clients.spanner_database(project, instance, database)
+    result = schema.apply_schema(handle, statements)
+    if result.created and vocabulary.TABLE in result.applied:
+        vocabulary.mark_complete(handle)
+    return result
 
 
 def drop_database(
@@ -185,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="DDL file to apply (default: the packaged schemas/spanner.sql)",
+    )
+    _add_spanner_flags(p)
+
+    p = commands.add_parser(
+        "fill-vocabularies",
+        help="write the words' vocabulary of @text rows stored before the OrgWords table, and mark it complete "
+        "(run once after create-database added the table, once the pipeline that writes it runs)",
     )
     _add_spanner_flags(p)
 
@@ -290,6 +304,10 @@ def _run(args: argparse.Namespace, where: tuple[str, str, str]) -> int:
     if args.command == "create-database":
         statements = schema.load_statements(args.schema) if args.schema else None
         print(create_database(*where, statements=statements).summary())
+        return 0
+    if args.command == "fill-vocabularies":
+        words, full = vocabulary.fill(database_handle(*where))
+        print(f"vocabularies complete: {words} words written, {full} groups with full words marked")
         return 0
     if args.command == "drop-database":
         if not args.yes:

@@ -297,3 +297,16 @@ CREATE TABLE WaitingKeys (
   PrimaryHash STRING(32) NOT NULL,
   Since TIMESTAMP NOT NULL OPTIONS (allow_commit_timestamp = true),
 ) PRIMARY KEY (ProjectId, PrimaryHash);
+
+-- Each organization's word vocabulary: one row per distinct word of its groups' @text rows (GroupTagValues),
+-- so that a free-text infix wildcard (*timeout*), which no range of GroupTagValuesByValue can seek, is matched
+-- against the organization's distinct words instead of one row per group per word (api/tag_index.py). Written
+-- by the tag writer (transforms/storage/tag_writer.py) with insert_or_update in the commit that inserts a new
+-- @text row: a set, so retries, replays and a backfill over streamed data write the same rows. A word stays
+-- when its groups are deleted (a word without groups finds none). The row (0, '') is no word: it says that
+-- every organization's vocabulary is complete (transforms/storage/vocabulary.py): written when the database is
+-- created with this table, or by `pipeline.admin fill-vocabularies` for a database that had @text rows before.
+CREATE TABLE OrgWords (
+  OrganizationId INT64 NOT NULL,
+  Word STRING(200) NOT NULL,
+) PRIMARY KEY (OrganizationId, Word);

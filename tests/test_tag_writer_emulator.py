@@ -4,13 +4,14 @@ once per occurrence row whatever the retries, replays and commit order, capped, 
 from __future__ import annotations
 
 import pytest
+from google.cloud.spanner_v1 import KeySet
 
 from tests.engine.builders import DAY, T0, Run, context, occurrence, status_change
 from tests.engine.tables import Tables
 from transforms.core.engine import apply
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
-from transforms.storage import tag_writer
+from transforms.storage import tag_writer, vocabulary
 from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = 1_000_000
@@ -124,6 +125,7 @@ def small_caps(monkeypatch):
     monkeypatch.setattr(tag_writer, "TAG_VALUES_PER_KEY", 2)
     monkeypatch.setattr(tag_writer, "TAG_KEYS_PER_GROUP", 3)
     monkeypatch.setattr(tag_writer, "TERMS_PER_GROUP", 4)
+    monkeypatch.setattr(vocabulary, "TERMS_PER_GROUP", 4)
     from transforms.core import limits
 
     monkeypatch.setattr(limits, "TAG_VALUES_PER_KEY", 2)
@@ -155,4 +157,48 @@ def test_values_past_a_full_key_are_counted_as_other_and_keys_past_the_cap_are_n
     assert (group, "k3") in keys and (group, "k4") not in keys  # level, server, k3: the group is full
     terms = sorted(k[2] for k in stored if k[1] == "@text")
     assert len(terms) == 4 and keys[(group, "@text")] == [4, 0]
+    assert stored[(group, vocabulary.FULL_KEY, vocabulary.FULL_VALUE)] == [None, None, None]  # dropped words
     assert stored == run.tables.tag_values and keys == run.tables.tag_keys
+
+
+def vocabulary_rows(database) -> list[tuple[int, str]]:
+    with database.snapshot() as snapshot:
+        return sorted(tuple(row) for row in snapshot.execute_sql("SELECT OrganizationId, Word FROM OrgWords"))
+
+
+def test_the_vocabulary_is_the_set_of_stored_words_whatever_retries_replays_and_writers(spanner_db):
+    database = spanner_db.database
+    one, other = Run(), Run()
+    one.apply([occurrence(T0, title="Timeout in checkout"), occurrence(T0 + 5, title="Timeout again")])
+    other.apply([occurrence(T0 + 7, title="checkout timeout", fingerprint=("other",))])
+    writer = SpannerWriter(database)
+    writer.write(one.writes[1:])
+    writer.write([*one.writes, *other.writes])  # a retry of the first, with another group's
+    SpannerWriter(database).write(other.writes)  # a replay by another writer, which knows no word
+    words = {(10, key[2]) for key in tag_rows(database) if key[1] == "@text"}
+    assert words >= {(10, "timeout"), (10, "checkout"), (10, "again")}
+    assert vocabulary_rows(database) == sorted(words | {vocabulary.COMPLETE})
+
+
+def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_vocabulary(
+    spanner_db, small_caps
+):
+    """A database whose @text rows predate OrgWords: no vocabulary, no full marks, no COMPLETE row. ``fill``
+    (``pipeline.admin fill-vocabularies``) writes the rows the writer writes, and is idempotent."""
+    database = spanner_db.database
+    full, fits = Run(), Run()
+    full.apply([occurrence(T0 + n * SECOND, title=f"word{n} again") for n in range(6)])  # 7+ words, 4 kept
+    fits.apply([occurrence(T0, title="x", subtitle="", culprit="y", fingerprint=("other",))])  # 2 words
+    SpannerWriter(database).write([*full.writes, *fits.writes])
+    written = vocabulary_rows(database), tag_rows(database), key_rows(database)
+    mark = (vocabulary.FULL_KEY, vocabulary.FULL_VALUE)
+    assert (full.group.group_id, *mark) in written[1] and (fits.group.group_id, *mark) not in written[1]
+    with database.batch() as batch:  # as before the table: the words' rows only
+        batch.delete(vocabulary.TABLE, KeySet(all_=True))
+        batch.delete("GroupTagValues", KeySet(keys=[[full.group.group_id, *mark]]))
+        batch.delete("GroupTagKeys", KeySet(keys=[[full.group.group_id, vocabulary.FULL_KEY]]))
+    assert vocabulary_rows(database) == []
+    assert vocabulary.fill(database) == (len(written[0]) - 1, 1)  # the words, the full group
+    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
+    vocabulary.fill(database)
+    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written

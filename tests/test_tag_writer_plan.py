@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.engine.builders import T0, Run, occurrence
 from transforms.storage import spanner_rows as rows
-from transforms.storage import tag_writer
+from transforms.storage import tag_writer, vocabulary
 from transforms.storage.spanner_writer import (
     CommitPlan,
     StoredVersions,
@@ -80,8 +80,10 @@ def test_estimates_count_known_rows_as_updates_and_known_search_rows_as_nothing(
     insert = rows.mutation_cells(tag_writer.VALUES, len(rows.TAG_VALUE_COLUMNS)) + rows.mutation_cells(
         tag_writer.KEYS, len(rows.TAG_KEY_COLUMNS)
     )
-    rows_of_intent = len(intent.tags) + len(intent.search_tags) + len(intent.terms)
-    assert tag_writer.estimate_mutations(intent) == rows_of_intent * insert
+    rows_of_intent = len(intent.tags) + len(intent.search_tags)
+    # each word also a vocabulary row, and the full-group mark a new word may bring
+    words = len(intent.terms) * (insert + len(vocabulary.COLUMNS)) + insert
+    assert tag_writer.estimate_mutations(intent) == rows_of_intent * insert + words
     known = tag_writer.KnownRows()
     group = intent.group_id
     known.add_all([(group, key, value) for key, value in (*intent.tags, *intent.search_tags)])

@@ -6,14 +6,16 @@ occurrences, and patterns that cannot be served by words (they fall back to that
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from google.cloud.spanner_v1 import KeySet
 
-from api import tag_search
+from api import tag_index, tag_search
 from api.app import create_app
 from api.directory import Directory
 from api.query import TextMatch
@@ -31,9 +33,10 @@ from tests.api.factories import (
 )
 from tests.api.pages import SORTS, fetch_all
 from tests.conftest import _fresh_database
-from transforms.core.engine.tags import TEXT_KEY
+from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.limits import TERMS_PER_GROUP
+from transforms.storage import vocabulary
 
 LONG = "x" * 60 + "timeoutexceeded"  # stored cut to 64 characters: "x" * 60 + "time"
 TITLES = [
@@ -146,8 +149,11 @@ def test_a_wildcard_through_the_word_index_gives_the_title_and_message_answer(
         assert got == expected_ids(expected, sort), (sort, missing)
     assert served and all(served)  # every page was driven by the word index
     with monkeypatch.context() as patched:  # the same through the issue-index ranges
-        patched.setattr(tag_search, "VOCABULARY_READS", 0)
+        patched.setattr(tag_search, "VOCABULARY_WORDS", 0)
         patched.setattr(tag_search, "_large_vocabularies", {})
+        for sort in ("date", "freq"):
+            assert listed(client, token, pattern, sort) == expected_ids(expected, sort), sort
+    with incomplete_vocabularies(shared[0]):  # and through the @text rows, as before the vocabulary
         for sort in ("date", "freq"):
             assert listed(client, token, pattern, sort) == expected_ids(expected, sort), sort
 
@@ -179,8 +185,7 @@ def test_an_organization_with_a_large_vocabulary_falls_back_and_is_not_read_agai
     database, groups, _ = shared
     index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
     organization = index.organization("acme")
-    monkeypatch.setattr(tag_search, "VOCABULARY_CHUNK", 3)
-    monkeypatch.setattr(tag_search, "VOCABULARY_READS", 2)
+    monkeypatch.setattr(tag_search, "VOCABULARY_WORDS", 3)
     first = index.list_issues(organization, ListRequest(query="*timeout*", limit=100))
     assert ORG in tag_search._large_vocabularies
     again = index.list_issues(organization, ListRequest(query="*timeout*", limit=100))
@@ -189,18 +194,54 @@ def test_an_organization_with_a_large_vocabulary_falls_back_and_is_not_read_agai
     assert again.stats.reads < first.stats.reads  # the vocabulary was not read the second time
 
 
-def test_the_word_index_path_reads_the_vocabulary_and_candidates_not_the_ranges(shared, monkeypatch):
-    database = shared[0]
+def with_and_without_vocabulary(database, monkeypatch, limit: int) -> tuple[Any, Any]:
+    """A page of ``*timeout*`` with the vocabulary, then without it (the issue-index ranges alone)."""
     index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
     organization = index.organization("acme")
-    request = ListRequest(query="*timeout*", limit=5)
-    driven = index.list_issues(organization, request, count_hits=False)
-    monkeypatch.setattr(tag_search, "VOCABULARY_READS", 0)
-    ranges = index.list_issues(organization, request, count_hits=False)
+    request = ListRequest(query="*timeout*", limit=limit)
+    first = index.list_issues(organization, request, count_hits=False)
+    monkeypatch.setattr(tag_search, "VOCABULARY_WORDS", 0)
+    return first, index.list_issues(organization, request, count_hits=False)
+
+
+def test_the_word_index_path_reads_the_vocabulary_and_candidates_not_the_ranges(shared, monkeypatch):
+    driven, ranges = with_and_without_vocabulary(shared[0], monkeypatch, 5)
     assert driven.issues == ranges.issues and len(driven.issues) == 5
-    # the vocabulary (a Read or two), the candidates by key, their titles, the page's display columns
+    # the vocabulary, the candidates of its matching words, their index rows by key, their titles, the page's
+    # display columns
     assert driven.stats.reads <= 5 < ranges.stats.reads
     assert driven.stats.ranges < ranges.stats.ranges
+
+
+def test_the_vocabulary_holds_each_word_once_and_is_read_in_one_read(shared):
+    database, groups, _ = shared
+    words = {word for g in groups for word in text_terms(f"{g.title} {g.message}")} | {"timeout"}
+    with database.snapshot(multi_use=True) as snapshot:
+        index = tag_index.TagIndex(snapshot)
+        found = index.word_candidates(ORG, lambda word: "timeout" in word)
+    assert found is not None and found.complete
+    expected = {
+        g.group_id for g in groups if any("timeout" in w for w in text_terms(f"{g.title} {g.message}"))
+    }
+    assert set(found.group_ids) == expected | {999_999}  # an older occurrence's word counts too
+    # the vocabulary (with its COMPLETE row) in one Read, the matching words' groups in one
+    assert index.stats.reads == 2 and index.stats.rows == len(words) + 1 + len(found.group_ids)
+    with incomplete_vocabularies(database), database.snapshot(multi_use=True) as snapshot:
+        scanned = tag_index.TagIndex(snapshot)
+        again = scanned.word_candidates(ORG, lambda word: "timeout" in word, chunk=10_000)
+        assert again is not None and set(again.group_ids) == set(found.group_ids)
+        assert scanned.stats.rows > 2 * index.stats.rows  # one row per group and word
+
+
+@contextlib.contextmanager
+def incomplete_vocabularies(database) -> Iterator[None]:
+    """The database as one whose @text rows predate OrgWords: no COMPLETE row, so no vocabulary is used."""
+    with database.batch() as batch:
+        batch.delete(vocabulary.TABLE, KeySet(keys=[list(vocabulary.COMPLETE)]))
+    try:
+        yield
+    finally:
+        vocabulary.mark_complete(database)
 
 
 @pytest.mark.parametrize(
@@ -255,7 +296,32 @@ def test_a_group_whose_words_are_full_is_a_candidate_of_every_wildcard(stack, sp
         monkeypatch.setattr(tag_search, "word_wildcard_candidates", spy)
         index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
         page = index.list_issues(index.organization("acme"), ListRequest(query="*timeout*", limit=100))
-        assert served == [True]  # the vocabulary (about 260 rows) drove the page
+        assert served == [True]  # the vocabulary drove the page, the full group's mark made it a candidate
         assert sorted(int(issue["id"]) for issue in page.issues) == [1, 2]
+        with incomplete_vocabularies(database):  # the @text rows (about 260) drive it the same way
+            page = index.list_issues(index.organization("acme"), ListRequest(query="*timeout*", limit=100))
+            assert served == [True, True]
+            assert sorted(int(issue["id"]) for issue in page.issues) == [1, 2]
     finally:
         next(made, None)
+
+
+def test_word_candidates_too_many_to_drive_drop_the_ranges_candidates_that_cannot_match(
+    client, shared, monkeypatch
+):
+    """Past CANDIDATE_LIMIT the ranges drive, but a candidate without a matching word is dropped before its
+    title and message are read: the same answer, fewer rows by key."""
+    database, groups, token = shared
+    monkeypatch.setattr(tag_search, "CANDIDATE_LIMIT", 2)
+    expected = old_answer(groups, "*timeout*")
+    assert len(expected) > 2
+    for sort in ("date", "new"):
+        assert listed(client, token, "*timeout*", sort) == expected_ids(expected, sort), sort
+    filtered, unfiltered = with_and_without_vocabulary(database, monkeypatch, 100)
+    assert filtered.issues == unfiltered.issues
+    by_key = [page.stats.rows - page.stats.index_rows for page in (filtered, unfiltered)]
+    wildcard = tag_search.word_wildcard(TextMatch((("*timeout*", True),)))
+    assert wildcard is not None
+    without = [g for g in groups if not any(map(wildcard.matches, text_terms(f"{g.title} {g.message}")))]
+    without = [g for g in without if g.group_id != 999_999]  # an older occurrence's word
+    assert by_key[1] - by_key[0] == len(without) > 0, by_key  # their titles and messages are not read

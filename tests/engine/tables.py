@@ -35,6 +35,7 @@ from transforms.core.intents import (
     SaveKeyState,
     UpsertGroup,
 )
+from transforms.storage.vocabulary import FULL_KEY, FULL_VALUE
 
 
 @dataclass
@@ -172,6 +173,9 @@ class Tables:
             if key_row[0] < cap:
                 key_row[0] += 1
                 self.tag_values[(group, key, value)] = [None, None, None]
+            elif key == "@text" and (group, FULL_KEY, FULL_VALUE) not in self.tag_values:
+                self.tag_values[(group, FULL_KEY, FULL_VALUE)] = [None, None, None]  # a word was dropped
+                self.tag_keys[(group, FULL_KEY)] = [1, 0]
 
     def _tag_key(self, group: int, key: str) -> list | None:
         row = self.tag_keys.get((group, key))

@@ -2,7 +2,9 @@
 
 Rows (``schemas/spanner.sql``): ``GroupTagValues (GroupId, TagKey, TagValue)`` with ``TimesSeen``,
 ``FirstSeen``, ``LastSeen`` (NULL for search-only rows: ``@`` keys and the ``@text`` terms), and
-``GroupTagKeys (GroupId, TagKey)`` with ``ValuesSeen`` and ``OtherCount``.
+``GroupTagKeys (GroupId, TagKey)`` with ``ValuesSeen`` and ``OtherCount``; and the organization's vocabulary
+(``OrgWords``, ``transforms.storage.vocabulary``): a new ``@text`` row's word, and the full-group mark of a group
+that drops a word.
 
 Contract:
 
@@ -15,8 +17,9 @@ Contract:
 * Bounds (``transforms.core.limits``): a key keeps its first ``TAG_VALUES_PER_KEY`` values
   (``TERMS_PER_GROUP`` for ``@text``), in the order commits write occurrences (key order, so streaming and a
   backfill agree unless a message is late); an occurrence whose value comes after that is counted in the
-  key's ``OtherCount`` (search-only values are not kept). A group keeps its first ``TAG_KEYS_PER_GROUP`` tag
-  keys (``@`` keys aside); later keys are not kept.
+  key's ``OtherCount`` (search-only values are not kept; a group that drops a word gets the search-only value
+  ``vocabulary.FULL_KEY``). A group keeps its first ``TAG_KEYS_PER_GROUP`` tag keys (``@`` keys aside); later
+  keys are not kept.
 * Cost. Reads, inside the commit's transaction and only for groups that existed before it: one Read of the
   occurrence rows, one of the value rows to count, and, when some value or key is new to its group, one of
   those groups' key rows. A row that exists is updated with only its changing columns (no index entry is
@@ -41,6 +44,8 @@ from transforms.core.engine.tags import SEARCH_PREFIX, TEXT_KEY
 from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP
 from transforms.core.model import from_datetime, to_rfc3339
 from transforms.storage import spanner_rows as rows
+from transforms.storage import vocabulary
+from transforms.storage.vocabulary import FULL_KEY, FULL_VALUE, KnownWords
 
 if TYPE_CHECKING:
     from transforms.storage.commit_plan import CommitPlan
@@ -81,6 +86,7 @@ class TagPlan:
 
     counted: int = 0  # occurrences whose tags this commit counts
     known: list[tuple[int, str, str]] = field(default_factory=list)  # value rows written or found stored
+    words: list[tuple[int, str]] = field(default_factory=list)  # vocabulary rows written
 
 
 class KnownRows:
@@ -98,6 +104,7 @@ class KnownRows:
 
 
 _NOTHING_KNOWN = KnownRows(0)
+_NO_WORDS = KnownWords(0)
 
 
 def index_intents(writes: Sequence[intents.KeyWrite]) -> list[intents.IndexOccurrence]:
@@ -117,12 +124,20 @@ def _insert_cells() -> int:
     )
 
 
+@functools.cache
+def _term_cells() -> int:
+    """A new word: its value and key rows, and its vocabulary row."""
+    return _insert_cells() + rows.mutation_cells(vocabulary.TABLE, len(vocabulary.COLUMNS))
+
+
 def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None = None) -> int:
     """An upper bound of the mutations one ``IndexOccurrence`` costs: a value row ``known`` to be stored is
     an update (of a count) or nothing (search only); any other is an insert with its key row."""
     insert = _insert_cells()
+    # the words' rows, and the full-group mark's a new word may bring
+    words = len(intent.terms) * _term_cells() + (insert if intent.terms else 0)
     if known is None:
-        return (len(intent.tags) + len(intent.search_tags) + len(intent.terms)) * insert
+        return (len(intent.tags) + len(intent.search_tags)) * insert + words
     stored = known.rows
     group_id = intent.group_id
     total = 0
@@ -131,18 +146,27 @@ def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None 
     for key, value in intent.search_tags:
         if (group_id, key, value) not in stored:
             total += insert
-    for term in intent.terms:
-        if (group_id, TEXT_KEY, term) not in stored:
-            total += insert
+    new_terms = sum(1 for term in intent.terms if (group_id, TEXT_KEY, term) not in stored)
+    if new_terms:  # and the full-group mark a new word may bring
+        total += new_terms * _term_cells() + insert
     return total
 
 
 class _Group:
     """One group's tag rows as a commit changes them."""
 
-    __slots__ = ("group_id", "keys", "organization_id", "project_id", "stored", "tag_keys", "values")
+    __slots__ = (
+        "full_marked",
+        "group_id",
+        "keys",
+        "organization_id",
+        "project_id",
+        "stored",
+        "tag_keys",
+        "values",
+    )
 
-    def __init__(self, intent: intents.IndexOccurrence, stored: StoredTags | None) -> None:
+    def __init__(self, intent: intents.IndexOccurrence, stored: StoredTags | None, full_marked: bool) -> None:
         self.group_id = intent.group_id
         self.organization_id = intent.organization_id
         self.project_id = intent.project_id
@@ -150,6 +174,7 @@ class _Group:
         self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
         self.keys: dict[str, list] = {}  # key -> [values seen, other count, state]
         self.tag_keys = -1  # tag keys (not '@') the group has, once needed
+        self.full_marked = full_marked  # the group's FULL_KEY mark is known to be stored or planned
 
     def _value(self, key: str, value: str) -> list | None:
         row = self.values.get((key, value))
@@ -214,11 +239,17 @@ class _Group:
             key_row[1] += 1
 
     def mark(self, key: str, value: str) -> bool:
-        """The group has ``key: value`` (search only); True when this commit writes its row."""
+        """The group has ``key: value`` (search only); True when this commit writes its row. A word that
+        comes after the group's words are full marks the group full (``vocabulary.FULL_KEY``)."""
         if self._value(key, value) is not None:
             return False
         key_row = self._key(key)
-        if key_row is None or key_row[0] >= values_cap(key):
+        if key_row is None:
+            return False
+        if key_row[0] >= values_cap(key):
+            if key == TEXT_KEY and not self.full_marked:
+                self.full_marked = True
+                self.mark(FULL_KEY, FULL_VALUE)
             return False
         key_row[0] += 1
         if key_row[2] == _STORED:
@@ -226,18 +257,24 @@ class _Group:
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
 
-    def write(self, plan: CommitPlan, times: dict[int, str], written: list) -> None:
+    def write(self, plan: CommitPlan, times: dict[int, str], result: TagPlan, known_words: set) -> None:
         """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
-        its time); the keys of the value rows written are added to ``written``. Each tag row is planned once
-        per commit, so it goes straight into the plan (``CommitPlan.upsert`` merges, which is not needed)."""
+        its time); the keys of the value rows written go to ``result.known``, the vocabulary rows of its new
+        words not in ``known_words`` to ``result.words``. Each tag row is planned once per commit, so it goes
+        straight into the plan (``CommitPlan.upsert`` merges, which is not needed)."""
         group_id, organization_id, project_id = self.group_id, self.organization_id, self.project_id
         planned = plan.upserts.setdefault(VALUES, {})
         updated = plan.updates.setdefault(VALUES, set())
+        written = result.known
         for (key, value), (count, first, last, state) in self.values.items():
             if state == _STORED:
                 continue
             row_key = (group_id, key, value)
             written.append(row_key)
+            if key == TEXT_KEY and (organization_id, value) not in known_words:
+                word = (organization_id, value)
+                plan.upserts.setdefault(vocabulary.TABLE, {})[word] = (vocabulary.COLUMNS, word)
+                result.words.append(word)
             if last is None:
                 last_seen = first_seen = None
             else:
@@ -299,10 +336,11 @@ def plan_tags(
     stored: StoredTags | None = None,
     known: KnownRows = _NOTHING_KNOWN,
     indexed: Sequence[intents.IndexOccurrence] | None = None,
+    known_words: KnownWords = _NO_WORDS,
 ) -> TagPlan:
     """Add the tag rows of ``writes`` to ``plan`` (already planned by ``plan_commit``: only occurrences it
     writes count). ``existing_groups`` existed before the commit; ``stored`` holds what ``read_stored`` read
-    of them; ``known`` search-only rows need no write. Pure: no I/O."""
+    of them; ``known`` search-only rows and ``known_words`` vocabulary rows need no write. Pure: no I/O."""
     stored = stored or StoredTags()
     if indexed is None:
         indexed = index_intents(writes)
@@ -313,7 +351,11 @@ def plan_tags(
         group_id = intent.group_id
         group = groups.get(group_id)
         if group is None:
-            group = groups[group_id] = _Group(intent, stored if group_id in existing_groups else None)
+            group = groups[group_id] = _Group(
+                intent,
+                stored if group_id in existing_groups else None,
+                (group_id, FULL_KEY, FULL_VALUE) in known_rows,
+            )
         result.counted += 1
         seen = intent.seen
         for key, value in intent.tags:
@@ -326,7 +368,7 @@ def plan_tags(
                 group.mark(TEXT_KEY, term)
     times: dict[int, str] = {}
     for group in groups.values():
-        group.write(plan, times, result.known)
+        group.write(plan, times, result, known_words.words)
     return result
 
 
@@ -368,8 +410,14 @@ def read_stored(
                 value_keys.add((group_id, TEXT_KEY, term))
     if not value_keys:
         return stored
+    # a new word may come after the group's words are full: whether the group is marked so already. A group
+    # needs the mark only when one of its words is new, so its key rows are read anyway (below).
+    marks = {(key[0], FULL_KEY, FULL_VALUE) for key in value_keys if key[1] == TEXT_KEY}
+    marks.difference_update(known_rows)
     columns = ("GroupId", "TagKey", "TagValue", "TimesSeen", "FirstSeen", "LastSeen")
-    for group_id, key, value, count, first, last in _read(transaction, VALUES, columns, sorted(value_keys)):
+    for group_id, key, value, count, first, last in _read(
+        transaction, VALUES, columns, sorted(value_keys | marks)
+    ):
         stored.values[(group_id, key, value)] = (
             count,
             None if first is None else from_datetime(first),
@@ -397,6 +445,7 @@ class TagWriter:
 
     def __init__(self) -> None:
         self.known = KnownRows()
+        self.words = KnownWords()
 
     def add_to_commit(
         self,
@@ -411,7 +460,7 @@ class TagWriter:
         if not indexed:
             return TagPlan()
         stored = read_stored(transaction, indexed, plan, existing_groups, self.known)
-        result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed)
+        result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed, self.words)
         result.known.extend(stored.values)
         return result
 
@@ -423,3 +472,5 @@ class TagWriter:
         """After the commit: its search-only rows are stored."""
         if result is not None and result.known:
             self.known.add_all(result.known)
+        if result is not None and result.words:
+            self.words.add_all(result.words)
