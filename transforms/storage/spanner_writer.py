@@ -60,7 +60,7 @@ from transforms.storage.commit_plan import (
     StoredVersions,
     group_ids,
     guarded_keys,
-    mutations,
+    mutation_groups,
     new_keys,
     plan_commit,
     settle_environment_checks,
@@ -155,11 +155,12 @@ class CommitStats:
         self.refused.extend(other.refused)
 
     @classmethod
-    def of_plan(cls, plan: CommitPlan, attempts: int) -> CommitStats:
-        """The stats of one committed ``plan`` that took ``attempts`` transaction attempts."""
+    def of_plan(cls, plan: CommitPlan, attempts: int, mutations: int | None = None) -> CommitStats:
+        """The stats of one committed ``plan`` that took ``attempts`` transaction attempts; ``mutations``, its
+        mutation count when known (``buffer_plan``'s)."""
         return cls(
             commits=1,
-            mutations=plan.mutation_count(),
+            mutations=plan.mutation_count() if mutations is None else mutations,
             rows=plan.row_count,
             stale_writes=plan.stale_writes,
             attempts=attempts,
@@ -362,23 +363,28 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
     settle_environment_checks(plan, stored)
 
 
-def buffer_plan(transaction, plan: CommitPlan) -> None:
+def buffer_plan(transaction, plan: CommitPlan) -> int:
     """Hand ``plan``'s rows to ``transaction`` (or a batch): its deletions through the public API, its
-    writes through ``mutation_buffer``. Nothing is sent until the caller commits."""
-    for kind, table, columns, values in mutations(plan):
+    writes through ``mutation_buffer``. Nothing is sent until the caller commits. Returns the plan's
+    mutation count (``CommitPlan.mutation_count``, counted in the same pass over its rows)."""
+    found, count = mutation_groups(plan)
+    for kind, table, columns, values in found:
         if kind == "delete":
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
         else:
             mutation_buffer.add(transaction, kind, table, columns, values)
+    return count
 
 
 @dataclass
 class PlannedCommit:
-    """One attempt's plan of a chunk: its rows, its tag rows, and the release first-seen times it went by."""
+    """One attempt's plan of a chunk: its rows, its tag rows, the release first-seen times it went by, and its
+    mutation count once handed to the transaction (``buffer_plan``)."""
 
     plan: CommitPlan
     tags: tag_writer.TagPlan
     releases: dict[tuple[int, str], int]
+    mutations: int | None = None
 
 
 class CommitPlanner:
@@ -445,7 +451,7 @@ class SpannerWriter:
             nonlocal attempts
             attempts += 1
             planned = self._planner.plan(transaction, chunk, assumed["new"])
-            buffer_plan(transaction, planned.plan)
+            planned.mutations = buffer_plan(transaction, planned.plan)
             result["planned"] = planned
 
         delay = 0.05
@@ -467,4 +473,4 @@ class SpannerWriter:
                 delay = min(delay * 2, 5.0)
         planned = result["planned"]
         self._planner.committed(planned)
-        return CommitStats.of_plan(planned.plan, attempts)
+        return CommitStats.of_plan(planned.plan, attempts, planned.mutations)
