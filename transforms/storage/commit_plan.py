@@ -176,7 +176,7 @@ _KEY_GUARDED = frozenset(
 
 def is_guarded(write: intents.KeyWrite) -> bool:
     """Whether the key's stored ``seq`` decides a row of ``write`` (it carries a guarded intent)."""
-    return not _KEY_GUARDED.isdisjoint([intent.__class__ for intent in write.intents])
+    return not _KEY_GUARDED.isdisjoint(map(type, write.intents))
 
 
 def guarded_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
@@ -399,14 +399,17 @@ def plan_commit(
     for write in sorted(writes, key=_WRITE_ORDER):
         key = p.key = split_group_key(write.key)
         seq = p.seq = write.seq
-        # Each guarded row is decided once per write, against what is stored before the write: the key's
-        # KeyStates row, and the row of each group the write touches.
-        key_ok = p.key_ok = seq > key_seq.get(key, 0)
-        group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
-        if not key_ok or not all(group_ok.values()):
-            # Stale: a row of it is left alone (a write without guarded rows is never stale; its key's seq
-            # is not even read, see ``guarded_keys``).
-            plan.stale_writes += is_guarded(write)
+        if _KEY_GUARDED.isdisjoint(map(type, write.intents)):
+            # No guarded row (most writes: the events of keys without a group): nothing to decide, and never
+            # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these.
+            p.key_ok, p.group_ok = False, {}
+        else:
+            # Each guarded row is decided once per write, against what is stored before the write: the key's
+            # KeyStates row, and the row of each group the write touches.
+            key_ok = p.key_ok = seq > key_seq.get(key, 0)
+            group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
+            if not key_ok or not all(group_ok.values()):
+                plan.stale_writes += 1  # a row of it is left alone
         events = p.events = {}
         for intent in write.intents:
             planner = planners.get(intent.__class__)
