@@ -60,6 +60,7 @@ from transforms.storage.commit_plan import (
     StoredVersions,
     group_ids,
     guarded_keys,
+    is_guarded,
     mutation_groups,
     new_keys,
     plan_commit,
@@ -305,9 +306,29 @@ def _read_stored(
 ) -> StoredVersions:
     """Read what the guard needs. ``known_releases`` are upper bounds of stored release first-seen times
     (what this writer saw or wrote; they only ever decrease): a release named no earlier than that needs
-    no read and no write."""
+    no read and no write. ``release_first_seen`` holds the releases the writes name (read, or their bound),
+    not the whole of ``known_releases``: nothing else is looked up, and copying it cost a commit time in
+    proportion to everything the writer knows."""
     stored = StoredVersions()
-    keys = guarded_keys(writes) - assumed_new
+    keys: set[tuple[int, str]] = set()  # keys whose seq decides a row (``guarded_keys``), not assumed new
+    groups: set[int] = set()
+    named: set[tuple[int, str]] = set()  # releases the writes name
+    release_keys: set[tuple[int, str]] = set()  # of those, the ones to read
+    record_release = intents.RecordRelease
+    for write in writes:
+        key = split_group_key(write.key)
+        if key not in assumed_new:
+            groups.update(group_ids(write))
+            if is_guarded(write):
+                keys.add(key)
+        if record_release in map(type, write.intents):
+            for intent in write.intents:
+                if intent.__class__ is record_release:
+                    release_key = (intent.project_id, intent.version)
+                    named.add(release_key)
+                    bound = known_releases.get(release_key)
+                    if bound is None or intent.first_seen < bound:
+                        release_keys.add(release_key)
     if keys:
         for project_id, primary_hash, seq in transaction.read(
             "KeyStates",
@@ -315,33 +336,18 @@ def _read_stored(
             spanner.KeySet(keys=[list(key) for key in sorted(keys)]),
         ):
             stored.key_seq[(project_id, primary_hash)] = seq
-    groups = sorted(
-        set().union(*(group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
-    )
     if groups:
         for group_id, seq in transaction.read(
-            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in groups])
+            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in sorted(groups)])
         ):
             stored.group_seq[group_id] = seq
-    release_keys = sorted(
-        {
-            (intent.project_id, intent.version)
-            for write in writes
-            for intent in write.intents
-            if isinstance(intent, intents.RecordRelease)
-            and intent.first_seen
-            < known_releases.get((intent.project_id, intent.version), intent.first_seen + 1)
-        }
-    )
-    for release_key, first_seen in known_releases.items():
-        stored.release_first_seen.setdefault(release_key, first_seen)
+    for release_key in named - release_keys:
+        stored.release_first_seen[release_key] = known_releases[release_key]
     if release_keys:
-        for release_key in release_keys:
-            stored.release_first_seen.pop(release_key, None)  # read below, or absent
         for project_id, version, first_seen in transaction.read(
             "Releases",
             ("ProjectId", "Version", "FirstSeen"),
-            spanner.KeySet(keys=[list(k) for k in release_keys]),
+            spanner.KeySet(keys=[list(k) for k in sorted(release_keys)]),
         ):
             stored.release_first_seen[(project_id, version)] = from_datetime(first_seen)
     return stored
