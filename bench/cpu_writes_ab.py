@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def mutation_work(module: Any) -> Callable[[], None]:
         def run() -> None:
+            grouped = getattr(module, "mutation_groups", None)  # the mutations and their count in one pass
             for plan in plans[module]:
+                if grouped is not None:
+                    grouped(plan)
+                    continue
                 for _mutation in module.mutations(plan):
                     pass
                 plan.mutation_count()

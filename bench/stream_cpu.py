@@ -334,8 +334,7 @@ def run_once(
             stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
             began += cpu() - untimed  # the commit's reads (I/O on Dataflow) are not ours to count
             tagged = tag_writer.plan_tags(commit, plan, existing, stored, known_tags, indexed)
-            buffer_plan(Batch(None), plan)
-            plan.mutation_count()
+            buffer_plan(Batch(None), plan)  # and the plan's mutation count, counted in the same pass
             result.commits += 1
             result.rows += plan.row_count
             untimed = cpu()

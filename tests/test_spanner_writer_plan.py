@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 
 import msgspec
 import orjson
@@ -11,6 +12,7 @@ from transforms.core import intents
 from transforms.core.model import EvidenceItem, Occurrence
 from transforms.storage import spanner_rows
 from transforms.storage.spanner_writer import (
+    CommitPlanner,
     StoredVersions,
     chunk_writes,
     estimate_mutations,
@@ -286,3 +288,39 @@ def test_occurrence_row_carries_evidence_display_as_json_objects_in_order():
     assert (
         values["EvidenceDisplay"] == orjson.dumps([msgspec.structs.asdict(item) for item in items]).decode()
     )
+
+
+class _Reads:
+    """A transaction that records its reads and finds only ``releases`` ((project, version) -> datetime)."""
+
+    def __init__(self, releases=None) -> None:
+        self.reads: list[tuple[str, list]] = []
+        self.releases = releases or {}
+
+    def read(self, table, columns, keyset):
+        self.reads.append((table, [tuple(key) for key in keyset.keys]))
+        if table != "Releases":
+            return []
+        return [[*key, self.releases[tuple(key)]] for key in keyset.keys if tuple(key) in self.releases]
+
+
+def test_a_commit_reads_the_releases_named_earlier_than_known_and_goes_by_the_known_bound_of_the_others():
+    planner = CommitPlanner()
+    planner._known_releases.update({(1, "a"): 10, (1, "b"): 20, (2, "z"): 5})
+    write = intents.KeyWrite(
+        KEY, 1, (intents.RecordRelease(1, "a", 15), intents.RecordRelease(1, "b", 12)), base_seq=0
+    )
+    stored_b = datetime(1970, 1, 1, tzinfo=UTC)  # 0 µs: earlier than the write's 12
+    reads = _Reads({(1, "b"): stored_b})
+    planned = planner.plan(reads, [write], new_keys([write]))
+    assert reads.reads == [("Releases", [(1, "b")])]
+    assert planned.releases == {(1, "a"): 10, (1, "b"): 0}  # the named releases only, not (2, "z")
+    assert "Releases" not in planned.plan.upserts  # neither is earlier than what is stored
+
+
+def test_the_writer_s_known_releases_stay_bounded_across_commits():
+    planner = CommitPlanner()
+    planner._known_releases.update({(2, str(n)): 5 for n in range(100_001)})
+    write = intents.KeyWrite(KEY, 1, (intents.RecordRelease(1, "a", 15),), base_seq=0)
+    planner.committed(planner.plan(_Reads(), [write], new_keys([write])))
+    assert planner._known_releases == {(1, "a"): 15}  # emptied when full, then what this commit wrote

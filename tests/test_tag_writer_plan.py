@@ -106,3 +106,32 @@ def test_an_update_of_counts_costs_its_columns_and_no_index_entry():
     assert (
         plan.mutation_count() == len(rows.TAG_VALUE_COUNT_COLUMNS) + len(rows.TAG_VALUE_COLUMNS) + index_cells
     )
+
+
+def test_a_new_tag_key_is_kept_only_by_the_groups_of_the_commit_whose_stored_keys_leave_room(monkeypatch):
+    monkeypatch.setattr(tag_writer, "TAG_KEYS_PER_GROUP", 3)
+    full, roomy = 7, 8  # group 7 has three tag keys stored, group 8 two (and a search key, not counted)
+    stored = tag_writer.StoredTags(
+        keys={
+            (full, "a"): (1, 0),
+            (full, "b"): (1, 0),
+            (full, "c"): (1, 0),
+            (roomy, "a"): (1, 0),
+            (roomy, "@user.id"): (1, 0),
+            (roomy, "b"): (1, 0),
+        },
+        key_groups={full, roomy},
+    )
+    plan = CommitPlan()
+    indexed = []
+    for group in (full, roomy):
+        plan.upsert("Occurrences", (group, f"o{group}"), ("GroupId", "OccurrenceId"), (group, f"o{group}"))
+        indexed.append(
+            tag_writer.intents.IndexOccurrence(group, 10, 1, f"o{group}", T0, (("new", "x"), ("newer", "y")))
+        )
+    result = tag_writer.plan_tags([], plan, {full, roomy}, stored, tag_writer.KnownRows(), indexed)
+    assert result.counted == 2
+    keys = plan.upserts[tag_writer.KEYS]
+    assert (full, "new") not in keys and (full, "newer") not in keys
+    assert (roomy, "new") in keys and (roomy, "newer") not in keys  # a, b, new: the group is full
+    assert set(plan.upserts[tag_writer.VALUES]) == {(roomy, "new", "x")}

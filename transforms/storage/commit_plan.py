@@ -70,9 +70,7 @@ class CommitPlan:
             planned = self.upserts[table] = {}
         previous = planned.get(key)
         if previous is not None:
-            merged = dict(zip(*previous))
-            merged.update(zip(columns, values))
-            columns, values = tuple(merged), tuple(merged.values())
+            columns, values = merged_row(previous, columns, values)
         planned[key] = (columns, values)
 
     def row(self, table: str, key: tuple) -> dict[str, Any]:
@@ -108,17 +106,28 @@ class CommitPlan:
         return counts
 
     def mutation_count(self) -> int:
-        total = 0
-        index_cells = rows.index_cells_per_row()
-        for table, planned in self.upserts.items():
-            updated = self.updates.get(table) or ()
-            indexed = index_cells.get(table, 0)  # what ``rows.mutation_cells`` adds to a row's columns
-            for row_key, (columns, _values) in planned.items():
-                # an update of ``updates`` writes no indexed column, so no index entry
-                total += len(columns) if row_key in updated else len(columns) + indexed
-        for table, deleted in self.deletes.items():
-            total += len(deleted) * (2 if index_cells.get(table) else 1)  # the row, and its index entry
-        return total
+        """Spanner's mutations of this plan: its cells, index entries included (``mutation_groups`` counts the
+        same in its pass)."""
+        return mutation_groups(self)[1]
+
+
+def merged_row(
+    previous: tuple[tuple[str, ...], tuple], columns: tuple[str, ...], values: tuple
+) -> tuple[tuple[str, ...], tuple]:
+    """The ``previous`` row (columns, values) with ``columns`` set to ``values`` (the later write wins), its
+    columns in the previous row's order then the new ones. The previous row's column tuple is kept when it
+    holds every column (``mutation_groups`` groups rows by that tuple), and the usual merges, a row written
+    again whole or a group's state after its row (``rows.GROUP_STATE_COLUMNS``: its key and its last
+    columns), take no dictionary."""
+    old_columns, old_values = previous
+    if columns == old_columns:
+        return old_columns, values
+    cut = len(old_columns) - len(columns) + 1
+    if cut > 0 and old_columns[0] == columns[0] and old_columns[cut:] == columns[1:]:
+        return old_columns, (values[0], *old_values[1:cut], *values[1:])
+    merged = dict(zip(old_columns, old_values))
+    merged.update(zip(columns, values))
+    return (old_columns if len(merged) == len(old_columns) else tuple(merged)), tuple(merged.values())
 
 
 # The intent types are a closed set of final classes (``intents``; ``plan_commit`` refuses any other), so the
@@ -167,7 +176,7 @@ _KEY_GUARDED = frozenset(
 
 def is_guarded(write: intents.KeyWrite) -> bool:
     """Whether the key's stored ``seq`` decides a row of ``write`` (it carries a guarded intent)."""
-    return not _KEY_GUARDED.isdisjoint([intent.__class__ for intent in write.intents])
+    return not _KEY_GUARDED.isdisjoint(map(type, write.intents))
 
 
 def guarded_keys(writes: Sequence[intents.KeyWrite]) -> set[tuple[int, str]]:
@@ -390,14 +399,17 @@ def plan_commit(
     for write in sorted(writes, key=_WRITE_ORDER):
         key = p.key = split_group_key(write.key)
         seq = p.seq = write.seq
-        # Each guarded row is decided once per write, against what is stored before the write: the key's
-        # KeyStates row, and the row of each group the write touches.
-        key_ok = p.key_ok = seq > key_seq.get(key, 0)
-        group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
-        if not key_ok or not all(group_ok.values()):
-            # Stale: a row of it is left alone (a write without guarded rows is never stale; its key's seq
-            # is not even read, see ``guarded_keys``).
-            plan.stale_writes += is_guarded(write)
+        if _KEY_GUARDED.isdisjoint(map(type, write.intents)):
+            # No guarded row (most writes: the events of keys without a group): nothing to decide, and never
+            # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these.
+            p.key_ok, p.group_ok = False, {}
+        else:
+            # Each guarded row is decided once per write, against what is stored before the write: the key's
+            # KeyStates row, and the row of each group the write touches.
+            key_ok = p.key_ok = seq > key_seq.get(key, 0)
+            group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
+            if not key_ok or not all(group_ok.values()):
+                plan.stale_writes += 1  # a row of it is left alone
         events = p.events = {}
         for intent in write.intents:
             planner = planners.get(intent.__class__)
@@ -430,20 +442,38 @@ Mutation = tuple[str, str, tuple[str, ...], list]
 
 
 def mutations(plan: CommitPlan) -> Iterator[Mutation]:
-    """The plan as the mutations a transaction is given, in order: ``("delete", table, (), keys)`` first,
-    then ``(kind, table, columns, rows)`` with ``kind`` ``insert`` (rows known to be new), ``update`` (rows
-    known to exist) or ``insert_or_update``, rows grouped by kind and columns."""
+    """The plan as the mutations a transaction is given (``mutation_groups``)."""
+    return iter(mutation_groups(plan)[0])
+
+
+def mutation_groups(plan: CommitPlan) -> tuple[list[Mutation], int]:
+    """The plan as the mutations a transaction is given, in order, and what Spanner counts of them.
+
+    Mutations: ``("delete", table, (), keys)`` first, then ``(kind, table, columns, rows)`` with ``kind``
+    ``insert`` (rows known to be new), ``update`` (rows known to exist) or ``insert_or_update``, rows grouped
+    by kind and columns in the order of their first row. The count: a row's columns plus, unless it is in
+    ``updates`` (which writes no indexed column), its index entries (``rows.index_cells_per_row``); a deleted
+    row and its index entry. Counted in the pass that groups the rows, by group of rows, not row by row."""
+    index_cells = rows.index_cells_per_row()
+    found: list[Mutation] = []
+    total = 0
     for table, deleted in plan.deletes.items():
         if deleted:
-            yield "delete", table, (), list(deleted)
+            found.append(("delete", table, (), list(deleted)))
+            total += len(deleted) * (2 if index_cells.get(table) else 1)  # the row, and its index entry
     inserted: dict[str, set[tuple]] = {}  # (few: the rows of keys new to the database) by table
     for table, row_key in plan.inserts:
         inserted.setdefault(table, set()).add(row_key)
     for table, planned in plan.upserts.items():
+        if not planned:
+            continue
         updated = plan.updates.get(table) or ()
         new = inserted.get(table) or ()
         groups = table == "Groups"
-        by_columns: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+        # Rows grouped by kind and columns *object*: a table's rows share a few column tuples (the
+        # ``spanner_rows`` constants), so the lookup hashes no tuple of names.
+        by_columns: dict[tuple[str, int], list[tuple]] = {}
+        order: list[Mutation] = []
         for row_key, (columns, values) in planned.items():
             if row_key in new:
                 kind = "insert"
@@ -453,10 +483,19 @@ def mutations(plan: CommitPlan) -> Iterator[Mutation]:
                 kind = "update"  # a Groups row written without its Type is a state-only update
             else:
                 kind = "insert_or_update"
-            same = by_columns.get((kind, columns))
+            same = by_columns.get((kind, id(columns)))
             if same is None:
-                by_columns[(kind, columns)] = [values]
-            else:
-                same.append(values)
-        for (kind, columns), values in by_columns.items():
-            yield kind, table, columns, values
+                same = by_columns[(kind, id(columns))] = []
+                order.append((kind, table, columns, same))
+            same.append(values)
+        if len({(kind, columns) for kind, _table, columns, _rows in order}) < len(order):
+            # equal columns in distinct tuples (rows merged in the plan): one mutation each kind and columns
+            merged: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
+            for kind, _table, columns, values in order:
+                merged.setdefault((kind, columns), []).extend(values)
+            order = [(kind, table, columns, values) for (kind, columns), values in merged.items()]
+        found.extend(order)
+        not_updated = len(planned) - (len(planned.keys() & updated) if updated else 0)
+        total += sum(len(columns) * len(values) for _kind, _table, columns, values in order)
+        total += not_updated * index_cells.get(table, 0)
+    return found, total

@@ -60,7 +60,8 @@ from transforms.storage.commit_plan import (
     StoredVersions,
     group_ids,
     guarded_keys,
-    mutations,
+    is_guarded,
+    mutation_groups,
     new_keys,
     plan_commit,
     settle_environment_checks,
@@ -155,11 +156,12 @@ class CommitStats:
         self.refused.extend(other.refused)
 
     @classmethod
-    def of_plan(cls, plan: CommitPlan, attempts: int) -> CommitStats:
-        """The stats of one committed ``plan`` that took ``attempts`` transaction attempts."""
+    def of_plan(cls, plan: CommitPlan, attempts: int, mutations: int | None = None) -> CommitStats:
+        """The stats of one committed ``plan`` that took ``attempts`` transaction attempts; ``mutations``, its
+        mutation count when known (``buffer_plan``'s)."""
         return cls(
             commits=1,
-            mutations=plan.mutation_count(),
+            mutations=plan.mutation_count() if mutations is None else mutations,
             rows=plan.row_count,
             stale_writes=plan.stale_writes,
             attempts=attempts,
@@ -304,9 +306,29 @@ def _read_stored(
 ) -> StoredVersions:
     """Read what the guard needs. ``known_releases`` are upper bounds of stored release first-seen times
     (what this writer saw or wrote; they only ever decrease): a release named no earlier than that needs
-    no read and no write."""
+    no read and no write. ``release_first_seen`` holds the releases the writes name (read, or their bound),
+    not the whole of ``known_releases``: nothing else is looked up, and copying it cost a commit time in
+    proportion to everything the writer knows."""
     stored = StoredVersions()
-    keys = guarded_keys(writes) - assumed_new
+    keys: set[tuple[int, str]] = set()  # keys whose seq decides a row (``guarded_keys``), not assumed new
+    groups: set[int] = set()
+    named: set[tuple[int, str]] = set()  # releases the writes name
+    release_keys: set[tuple[int, str]] = set()  # of those, the ones to read
+    record_release = intents.RecordRelease
+    for write in writes:
+        key = split_group_key(write.key)
+        if key not in assumed_new:
+            groups.update(group_ids(write))
+            if is_guarded(write):
+                keys.add(key)
+        if record_release in map(type, write.intents):
+            for intent in write.intents:
+                if intent.__class__ is record_release:
+                    release_key = (intent.project_id, intent.version)
+                    named.add(release_key)
+                    bound = known_releases.get(release_key)
+                    if bound is None or intent.first_seen < bound:
+                        release_keys.add(release_key)
     if keys:
         for project_id, primary_hash, seq in transaction.read(
             "KeyStates",
@@ -314,33 +336,18 @@ def _read_stored(
             spanner.KeySet(keys=[list(key) for key in sorted(keys)]),
         ):
             stored.key_seq[(project_id, primary_hash)] = seq
-    groups = sorted(
-        set().union(*(group_ids(write) for write in writes if split_group_key(write.key) not in assumed_new))
-    )
     if groups:
         for group_id, seq in transaction.read(
-            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in groups])
+            "Groups", ("GroupId", "Seq"), spanner.KeySet(keys=[[group_id] for group_id in sorted(groups)])
         ):
             stored.group_seq[group_id] = seq
-    release_keys = sorted(
-        {
-            (intent.project_id, intent.version)
-            for write in writes
-            for intent in write.intents
-            if isinstance(intent, intents.RecordRelease)
-            and intent.first_seen
-            < known_releases.get((intent.project_id, intent.version), intent.first_seen + 1)
-        }
-    )
-    for release_key, first_seen in known_releases.items():
-        stored.release_first_seen.setdefault(release_key, first_seen)
+    for release_key in named - release_keys:
+        stored.release_first_seen[release_key] = known_releases[release_key]
     if release_keys:
-        for release_key in release_keys:
-            stored.release_first_seen.pop(release_key, None)  # read below, or absent
         for project_id, version, first_seen in transaction.read(
             "Releases",
             ("ProjectId", "Version", "FirstSeen"),
-            spanner.KeySet(keys=[list(k) for k in release_keys]),
+            spanner.KeySet(keys=[list(k) for k in sorted(release_keys)]),
         ):
             stored.release_first_seen[(project_id, version)] = from_datetime(first_seen)
     return stored
@@ -362,23 +369,28 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
     settle_environment_checks(plan, stored)
 
 
-def buffer_plan(transaction, plan: CommitPlan) -> None:
+def buffer_plan(transaction, plan: CommitPlan) -> int:
     """Hand ``plan``'s rows to ``transaction`` (or a batch): its deletions through the public API, its
-    writes through ``mutation_buffer``. Nothing is sent until the caller commits."""
-    for kind, table, columns, values in mutations(plan):
+    writes through ``mutation_buffer``. Nothing is sent until the caller commits. Returns the plan's
+    mutation count (``CommitPlan.mutation_count``, counted in the same pass over its rows)."""
+    found, count = mutation_groups(plan)
+    for kind, table, columns, values in found:
         if kind == "delete":
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
         else:
             mutation_buffer.add(transaction, kind, table, columns, values)
+    return count
 
 
 @dataclass
 class PlannedCommit:
-    """One attempt's plan of a chunk: its rows, its tag rows, and the release first-seen times it went by."""
+    """One attempt's plan of a chunk: its rows, its tag rows, the release first-seen times it went by, and its
+    mutation count once handed to the transaction (``buffer_plan``)."""
 
     plan: CommitPlan
     tags: tag_writer.TagPlan
     releases: dict[tuple[int, str], int]
+    mutations: int | None = None
 
 
 class CommitPlanner:
@@ -445,7 +457,7 @@ class SpannerWriter:
             nonlocal attempts
             attempts += 1
             planned = self._planner.plan(transaction, chunk, assumed["new"])
-            buffer_plan(transaction, planned.plan)
+            planned.mutations = buffer_plan(transaction, planned.plan)
             result["planned"] = planned
 
         delay = 0.05
@@ -467,4 +479,4 @@ class SpannerWriter:
                 delay = min(delay * 2, 5.0)
         planned = result["planned"]
         self._planner.committed(planned)
-        return CommitStats.of_plan(planned.plan, attempts)
+        return CommitStats.of_plan(planned.plan, attempts, planned.mutations)

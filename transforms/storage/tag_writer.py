@@ -77,6 +77,19 @@ class StoredTags:
     )
     keys: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
     key_groups: set[int] = field(default_factory=set)
+    _tag_keys: dict[int, int] | None = field(default=None, repr=False, compare=False)
+
+    def tag_key_count(self, group_id: int) -> int:
+        """How many tag keys (not ``@``) of ``group_id`` are stored, of ``keys``: counted for every group at
+        the first call, in one pass over ``keys`` (which holds the whole key range of each of
+        ``key_groups``), not once per group."""
+        counts = self._tag_keys
+        if counts is None:
+            counts = self._tag_keys = {}
+            for gid, key in self.keys:
+                if not key.startswith(SEARCH_PREFIX):
+                    counts[gid] = counts.get(gid, 0) + 1
+        return counts.get(group_id, 0)
 
 
 @dataclass
@@ -206,12 +219,7 @@ class _Group:
         return row
 
     def _stored_tag_keys(self) -> int:
-        if self.stored is None:
-            return 0
-        group_id = self.group_id
-        return sum(
-            1 for (gid, key) in self.stored.keys if gid == group_id and not key.startswith(SEARCH_PREFIX)
-        )
+        return 0 if self.stored is None else self.stored.tag_key_count(self.group_id)
 
     def count(self, key: str, value: str, seen: int) -> None:
         """One more occurrence with ``key: value`` at event time ``seen``."""
