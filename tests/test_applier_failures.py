@@ -12,8 +12,8 @@ import pytest
 
 from tests.engine import builders as b
 from transforms import internal_errors
-from transforms.applier import apply_around_failures
-from transforms.core import engine, reasons
+from transforms.applier import _counts_of, apply_around_failures
+from transforms.core import engine, metrics, reasons
 from transforms.core.engine import engine as engine_module
 from transforms.core.enums import GroupStatus
 from transforms.core.reencode import payload_json
@@ -123,3 +123,17 @@ def test_a_state_the_engine_cannot_take_is_not_blamed_on_a_message(monkeypatch) 
     with pytest.raises(RuntimeError, match="the state is broken"):
         _apply(state, [b.occurrence(b.T0 + b.SECOND)], b.context())
     monkeypatch.setattr(engine_module._Application, "process", original)
+
+
+def test_a_group_update_is_counted_once_for_a_write_with_the_group_row_and_never_without_one() -> None:
+    """``_counts_of``: the engine's counters, plus ``group.updated`` when the write updates the group's row."""
+    first = b.occurrence(b.T0)
+    state, outputs = engine.apply(None, [first], b.context())
+    assert _counts_of(outputs)[metrics.GROUP_UPDATES] == 1
+    assert _counts_of(outputs) == {**outputs.counters, metrics.GROUP_UPDATES: 1}
+    _state, again = engine.apply(state, [first], b.context())  # a redelivery: nothing to write
+    assert again.write is None and metrics.GROUP_UPDATES not in _counts_of(again)
+    refused = b.occurrence(b.T0, fingerprint=["refused by the quota"])
+    _state, dropped = engine.apply(None, [refused], b.context(quota=b.MemoryQuota(limit=0)))
+    assert dropped.write is not None  # its event and the key's state are written, not the group's row
+    assert _counts_of(dropped) == dropped.counters

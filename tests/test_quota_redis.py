@@ -61,10 +61,10 @@ def test_quotas_of_one_process_share_what_redis_told_them(redis_ns):
     assert [first.try_acquire(1, ERROR, T0, f"k{i}:0") for i in range(6)] == [True] * 5 + [False]
     second = quota(redis_ns)
 
-    def no_round_trip(**_kwargs):
+    def no_round_trip(*_args):
         raise AssertionError("asked Redis")
 
-    second._script = no_round_trip
+    second._evaluate = no_round_trip
     assert not second.try_acquire(1, ERROR, T0 + MINUTE, "another:0")
     assert second.try_acquire(1, ERROR, T0, "k0:0")
     # Another prefix (another pipeline) learns nothing from them.
@@ -81,6 +81,29 @@ def test_one_batch_is_checked_in_order(redis_ns):
     gate = quota(redis_ns)
     answers = gate.try_acquire_many([QuotaRequest(1, ERROR, T0, f"k{i}:0") for i in range(7)])
     assert answers == [True] * 5 + [False, False]
+
+
+def test_a_dropped_connection_or_a_lost_script_is_recovered_without_failing_open(redis_ns):
+    """The quota keeps a connection of its own (``_evaluate``): a connection the server dropped is reconnected
+    and a script the server no longer knows (restarted, ``SCRIPT FLUSH``) is loaded again, as redis-py's own
+    commands would; neither fails open."""
+    opened = []
+    gate = quota(redis_ns, fail_open=lambda: opened.append(1))
+    assert gate.try_acquire(1, ERROR, T0, "k0:0")
+    own = gate._connection
+    assert own is not None
+    host, port = own._sock.getsockname()[:2]
+    killed = redis_ns.client.client_kill_filter(addr=f"{host}:{port}")
+    assert killed == 1
+    assert gate.try_acquire(1, ERROR, T0 + MINUTE, "k1:0")
+    redis_ns.client.script_flush()
+    assert gate.try_acquire(1, ERROR, T0 + 2 * MINUTE, "k2:0")
+    assert [gate.try_acquire(1, ERROR, T0 + 3 * MINUTE, f"k{i}:0") for i in range(3, 5)] == [True, True]
+    assert not gate.try_acquire(1, ERROR, T0 + 4 * MINUTE, "k5:0")
+    assert opened == []
+    assert buckets_granted(gate) == {b: 1 for b in (T0 // MINUTE, T0 // MINUTE + 1, T0 // MINUTE + 2)} | {
+        T0 // MINUTE + 3: 2
+    }
 
 
 def test_unreachable_redis_fails_open_and_says_so():
@@ -157,10 +180,10 @@ def test_a_process_refuses_without_a_round_trip_when_a_later_window_it_knows_is_
     assert [first.try_acquire(1, ERROR, T0 + 12 * MINUTE, f"k{i}:0") for i in range(5)] == [True] * 5
     second = quota(redis_ns)
 
-    def no_round_trip(**_kwargs):
+    def no_round_trip(*_args):
         raise AssertionError("asked Redis")
 
-    second._script = no_round_trip
+    second._evaluate = no_round_trip
     assert not second.try_acquire(1, ERROR, T0 + 3 * MINUTE, "earlier:0")
     assert not second.try_acquire(1, ERROR, T0 + 12 * MINUTE - HOUR + MINUTE, "first-minute-of-the-window:0")
 

@@ -45,14 +45,15 @@ def test_unreachable_redis_fails_open_counts_it_and_is_not_asked_again_for_a_whi
     client = redis.Redis(
         host="127.0.0.1", port=_closed_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
     )
-    calls = []
-    execute = client.execute_command
+    calls = []  # connections asked of the client's pool: each quota asks for one before its first command
+    pool = client.connection_pool
+    get_connection = pool.get_connection
 
     def counting(*args, **kwargs):
-        calls.append(args[0])
-        return execute(*args, **kwargs)
+        calls.append(args)
+        return get_connection(*args, **kwargs)
 
-    client.execute_command = counting
+    pool.get_connection = counting
     opened = []
     first = RedisCreationQuota(client, fail_open=lambda: opened.append(1), retry_after=60)
     assert (

@@ -20,9 +20,9 @@ refused without a round trip (and a bucket found so is remembered, not summed ag
 Redis traffic that way. The one imprecision: a creation granted by another process and asked again here, in
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
-One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically. If Redis
-cannot be reached the quota fails open (the group is created) and ``fail_open`` is called once per request,
-so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
+One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically, sent as one
+EVALSHA on a connection the quota keeps (``_evaluate``). If Redis cannot be reached the quota fails open (the
+group is created) and ``fail_open`` is called once per request, so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
 of the process that uses the same client (``transforms.storage.clients`` shares one per URL, and the local runner
 builds a new quota for every bundle), so a dead Redis does not add a timeout to every creation. How long
 one attempt may take is the client's business: put ``socket_connect_timeout`` and ``socket_timeout`` in the
@@ -31,6 +31,7 @@ Redis URL (``redis://host:6379/0?socket_connect_timeout=1&socket_timeout=1``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
+from redis.connection import AbstractConnection
 
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import MICROS
@@ -103,6 +105,7 @@ end
 return granted
 """
 
+_SHA = hashlib.sha1(_CHECK_AND_USE.encode(), usedforsecurity=False).hexdigest()
 
 # When each Redis client may be asked again after a failure (monotonic seconds), shared by every quota.
 _down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDictionary()
@@ -166,7 +169,7 @@ class RedisCreationQuota:
         self._fail_open = fail_open or (lambda: None)
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
-        self._script = client.register_script(_CHECK_AND_USE)
+        self._connection: AbstractConnection | None = None  # see _evaluate
         memory = _memory(client, prefix)
         self._lock = memory.lock
         self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
@@ -223,7 +226,7 @@ class RedisCreationQuota:
         if not asked:
             return [bool(answer) for answer in answers]
         try:
-            granted = self._script(keys=keys, args=args)
+            granted = self._evaluate(keys, args)
         except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
             _LOG.warning(
                 "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
@@ -253,6 +256,46 @@ class RedisCreationQuota:
                     if count > seen.get(seen_bucket, 0):
                         seen[seen_bucket] = count
         return [bool(answer) for answer in answers]
+
+    def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[bytes | int]]:
+        """The script's answer for ``keys`` and ``args``: one EVALSHA on this quota's own connection.
+
+        The connection is taken from the client's pool at the first call and given back when the quota is
+        dropped, and the command is packed by the connection (hiredis's packer), so a round trip skips
+        redis-py's per-command layers (the pool's check-out, which polls the socket, and its timing and
+        telemetry hooks): about a third of the client's CPU a round trip (docs/performance.md). Failures are
+        retried as the client's own commands retry them (the connection's ``Retry``: connection and timeout
+        errors, reconnecting), a connection the server closed is reconnected once, and a server that lost the
+        script (restarted, ``SCRIPT FLUSH``) is given it again. A quota is used by one thread at a time (its applier's)."""
+        connection = self._connection
+        if connection is None:
+            pool = self._client.connection_pool
+            connection = self._connection = pool.get_connection()
+            weakref.finalize(self, pool.release, connection)
+        command = connection.pack_command("EVALSHA", _SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+
+        def send() -> list[list[bytes | int]]:
+            connection.send_packed_command(command)  # type: ignore[no-untyped-call]
+            answer: list[list[bytes | int]] = connection.read_response()
+            return answer
+
+        def drop(_error: Exception) -> None:
+            connection.disconnect()  # type: ignore[no-untyped-call]
+
+        def attempt() -> list[list[bytes | int]]:
+            try:
+                return connection.retry.call_with_retry(send, drop)
+            except redis.exceptions.NoScriptError:
+                self._client.script_load(_CHECK_AND_USE)
+                return connection.retry.call_with_retry(send, drop)
+
+        try:
+            return attempt()
+        except redis.ConnectionError:
+            # The server closed the connection while it was idle (a restart, its idle timeout): the pool would
+            # have found that out when handing it over, by polling it; here the command fails, so once more.
+            connection.disconnect()  # type: ignore[no-untyped-call]
+            return attempt()
 
     def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
         """Whether the counts seen already fill a window of ``buckets`` buckets that contains ``bucket`` (one

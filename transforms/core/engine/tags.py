@@ -64,6 +64,9 @@ _WORD = re.compile(r"\w+")
 
 # The user fields that make the ``user`` tag, in Sentry's order of priority, with the tag's prefix.
 _USER_FIELDS = (("id", "id"), ("username", "username"), ("email", "email"), ("ip_address", "ip"))
+# The search keys of the user's fields and of the SDK's, each with the field it takes.
+_USER_SEARCH_KEYS = tuple((field, f"{SEARCH_PREFIX}user.{name}") for field, name in _USER_FIELDS)
+_SDK_SEARCH_KEYS = (("name", f"{SEARCH_PREFIX}sdk.name"), ("version", f"{SEARCH_PREFIX}sdk.version"))
 # Context type -> (tag suffix, fields joined by a space); "" is the tag named by the context's key itself.
 _CONTEXT_TAGS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "app": (("device", ("device_app_hash",)),),
@@ -81,13 +84,17 @@ Tags = tuple[tuple[str, str], ...]
 def valid_tag(key: str, value: str) -> bool:
     """Relay's rule for a tag: a key of 1 to 200 characters of ``[a-zA-Z0-9_.:-]``, a value of 1 to 200
     characters without a newline."""
+    return valid_key(key) and valid_value(value)
+
+
+def valid_key(key: str) -> bool:
     valid = _VALID_KEYS.get(key)
     if valid is None:
         valid = 0 < len(key) <= TAG_KEY_MAX_CHARS and _KEY.fullmatch(key) is not None
         if len(_VALID_KEYS) > 10_000:
             _VALID_KEYS.clear()
         _VALID_KEYS[key] = valid
-    return valid and valid_value(value)
+    return valid
 
 
 def valid_value(value: str) -> bool:
@@ -130,18 +137,20 @@ def occurrence_tags(level: str, event: Event) -> Tags:
         if type(url) is str and url:
             tags["url"] = url.split("#", 1)[0].split("?", 1)[0]
     if event.contexts:
-        tags.update(context_tags(event.contexts))
+        from_contexts = context_tags(event.contexts)
+        if from_contexts:
+            tags.update(from_contexts)
     valid_keys = _VALID_KEYS
-    kept = []
-    for key, value in tags.items():  # valid_tag, its usual case inlined (a key already checked)
-        valid = valid_keys.get(key)
-        if valid is None:
-            valid = valid_tag(key, value)
-        elif valid:
-            valid = 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value
-        if valid:
-            kept.append((key, value))
-    return tuple(kept)
+    # valid_tag in one comprehension: the value's rule, then the key's (its usual case a key already checked)
+    return tuple(
+        [
+            (key, value)
+            for key, value in tags.items()
+            if 0 < len(value) <= TAG_VALUE_MAX_CHARS
+            and "\n" not in value
+            and (valid_keys.get(key) or (key not in valid_keys and valid_key(key)))
+        ]
+    )
 
 
 def user_tag(user: Mapping[str, Any]) -> str | None:
@@ -173,7 +182,10 @@ def context_tags(contexts: Mapping[str, Any]) -> Tags:
         if type(context) is not dict:
             continue
         kind = context.get("type", alias)
-        for suffix, fields in _CONTEXT_TAGS.get(kind, ()) if type(kind) is str else ():
+        specs = _CONTEXT_TAGS.get(kind) if type(kind) is str else None
+        if specs is None:  # most contexts (trace, ...) give no tag
+            continue
+        for suffix, fields in specs:
             parts = [_context_field(context.get(field)) for field in fields]
             if None in parts:
                 continue
@@ -200,16 +212,16 @@ def search_tags(event: Event) -> Tags:
     found: list[tuple[str, str]] = []
     user = event.user
     if user:
-        for field, name in _USER_FIELDS:
+        for field, key in _USER_SEARCH_KEYS:
             value = _user_field(user, field)
-            if value is not None and valid_value(value):
-                found.append((SEARCH_PREFIX + "user." + name, value))
+            if value is not None and 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value:
+                found.append((key, value))
     sdk = event.sdk
     if sdk:
-        for field in ("name", "version"):
+        for field, key in _SDK_SEARCH_KEYS:  # valid_value, inlined
             value = sdk.get(field)
-            if type(value) is str and valid_value(value):
-                found.append((SEARCH_PREFIX + "sdk." + field, value))
+            if type(value) is str and 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value:
+                found.append((key, value))
     return tuple(found)
 
 
