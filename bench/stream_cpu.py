@@ -20,8 +20,7 @@ allocation and parsing slower than in the pipeline: 15 µs a message more on the
   keying      ``key_by_group`` and ``AttachProject`` (which encodes the message once, ``Routed.of``);
   state       what the stateful step encodes and decodes: the shuffle's ``RoutedCoder`` round trip, the key's
               ``meta`` read and written per message and per flush, the buffer (the encoded message as it came)
-              written per message and decoded per flush, the key state decoded (unless it is the object the
-              previous flush wrote, ``DecodedStates``) and encoded per flush;
+              written per message and decoded per flush, the key state decoded and encoded per flush;
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
               Redis calls (client side), the counters);
   writes      ``chunk_writes``, ``plan_commit``, ``tag_writer.plan_tags`` and the mutations (``buffer_plan``/``write_mutation``) of every
@@ -68,7 +67,7 @@ from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
 from transforms.decode_messages import CheckProjectFn, DecodeFn
-from transforms.per_group.key_context import DECODED, META_DECODER, META_ENCODER, KeyMeta
+from transforms.per_group.key_context import META_DECODER, META_ENCODER, KeyMeta
 from transforms.per_group.routed import NO_PROJECT, AttachProject, RoutedCoder, decode_message, project_info
 from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
@@ -288,7 +287,7 @@ def run_once(
             meta = META_DECODER.decode(metas[key])
             take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
-            state = None if data is None else DECODED.decode(key, data)
+            state = None if data is None else engine.decode_state(data)
             project = project_info(meta.project)
             t1 = wall()
             parts["state"] += t1 - t0
@@ -311,8 +310,7 @@ def run_once(
             elif applier.last_write is not None:
                 unsaved.pop(key, None)
             t3 = wall()
-            key_states[key] = data = applier.encoded_state(new_state)
-            DECODED.wrote(key, data, new_state)
+            key_states[key] = applier.encoded_state(new_state)
             metas[key] = META_ENCODER.encode(META_DECODER.decode(metas[key]))
             t4 = wall()
             parts["engine"] += t3 - t2

@@ -38,7 +38,7 @@ from transforms.core.model import MICROS, DeadLetter, Message, split_group_key
 from transforms.per_group.bundle import Bundle
 from transforms.per_group.drain import DRAIN
 from transforms.per_group.hydration import HYDRATED
-from transforms.per_group.key_context import DECODED, END_OF_TIME, KeyHandles, timestamp
+from transforms.per_group.key_context import END_OF_TIME, KeyHandles, timestamp
 from transforms.per_group.local_commits import REBUILT, UNSAVED, step_committer
 from transforms.per_group.routed import DEAD_LETTER, decode_message, project_info
 
@@ -111,7 +111,7 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
         return
     if meta.hydrated:  # load's common case, without the call
         data = h.key_state.read()
-        state = None if data is None else DECODED.decode(key, data)
+        state = None if data is None else engine.decode_state(data)
     else:
         state = load(b, h)
     if state is not None and state.last_time is not None:
@@ -124,9 +124,7 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
     if s.overlap:
         arm_confirm(b, h)
     b.flushes.update(len(take))
-    data = applier.encoded_state(new_state)
-    h.key_state.write(data)
-    DECODED.wrote(key, data, new_state)
+    h.key_state.write(applier.encoded_state(new_state))
     if new_state.waiting:
         arm_lookup_retry(b, new_state, h.lookup_retry)
     elif not keep:
@@ -140,7 +138,7 @@ def load(b: Bundle, h: KeyHandles) -> engine.KeyState | None:
     meta = h.meta
     if meta.hydrated:
         data = h.key_state.read()
-        return None if data is None else DECODED.decode(h.key, data)
+        return None if data is None else engine.decode_state(data)
     found, state = HYDRATED.take(b.settings.config.spanner, h.key, meta.hydrate_token)
     if not found:
         state = b.applier.hydrate([h.key]).get(h.key)

@@ -8,14 +8,12 @@ at the end only, with defaults, so that a state written by an earlier version st
 from __future__ import annotations
 
 import itertools
-import threading
 import uuid
 from typing import Any
 
 import msgspec
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.core import engine
 from transforms.per_group.routed import NO_PROJECT
 
 # Tokens of hydration reads: unique in this process (a counter) and across processes (a random prefix: a
@@ -75,42 +73,6 @@ class KeyHandles(msgspec.Struct, gc=False):
 
     def buffer_empty(self) -> bool:
         return next(iter(self.buffer.read()), None) is None
-
-
-class DecodedStates:
-    """The key states this process last wrote to, or decoded from, keys' ``key_state`` cells, with the bytes
-    they were written as: a flush that reads back the very bytes object kept here takes the decoded state
-    instead of decoding it again. Beam's local runner hands back the object written (``BytesCoder`` passes
-    bytes through), and so does the SDK harness while its state cache holds the key; any other read is a
-    miss, decoded as before. Identity decides, never equality, and an entry keeps its bytes alive, so an entry
-    stands only for what its bytes decode to (a ``KeyState`` is never changed once built: the engine copies
-    what it changes). The least recently used keys are dropped beyond ``capacity``. Process-wide
-    (``DECODED``), because the local runner builds a new DoFn for every bundle."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, tuple[bytes, engine.KeyState]] = {}
-        self._capacity = capacity
-
-    def decode(self, key: str, data: bytes) -> engine.KeyState:
-        """``engine.decode_state(data)``, without decoding when ``data`` is the object kept for ``key``."""
-        with self._lock:
-            entry = self._entries.pop(key, None)
-        state = entry[1] if entry is not None and entry[0] is data else engine.decode_state(data)
-        self.wrote(key, data, state)
-        return state
-
-    def wrote(self, key: str, data: bytes, state: engine.KeyState) -> None:
-        """``data`` (``engine.encode_state(state)``) was written to the key's ``key_state`` cell."""
-        entries = self._entries
-        with self._lock:
-            entries.pop(key, None)
-            entries[key] = (data, state)  # the most recently used last
-            if len(entries) > self._capacity:
-                del entries[next(iter(entries))]
-
-
-DECODED = DecodedStates()
 
 
 def timestamp(micros: int) -> Timestamp:
