@@ -68,7 +68,7 @@ from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
 from transforms.decode_messages import CheckProjectFn, DecodeFn
 from transforms.per_group.key_context import META_DECODER, META_ENCODER, KeyMeta
-from transforms.per_group.routed import AttachProject, RoutedCoder, decode_message
+from transforms.per_group.routed import NO_PROJECT, AttachProject, RoutedCoder, decode_message, project_info
 from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
 from transforms.storage import tag_writer
@@ -267,7 +267,7 @@ def run_once(
             item = routed_coder.decode(data)
             data = metas.get(key)
             meta = KeyMeta() if data is None else META_DECODER.decode(data)
-            if item.project is not None:
+            if item.project != NO_PROJECT:
                 meta.project = item.project
             if item.message_time > meta.max_time:
                 meta.max_time = item.message_time
@@ -288,7 +288,7 @@ def run_once(
             take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
             state = None if data is None else engine.decode_state(data)
-            project = meta.project
+            project = project_info(meta.project)
             t1 = wall()
             parts["state"] += t1 - t0
             if project is None:

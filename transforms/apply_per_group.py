@@ -101,11 +101,13 @@ from transforms.per_group.local_commits import (
 )
 from transforms.per_group.routed import (
     DEAD_LETTER,
+    NO_PROJECT,
     WAKE_TIME,
     AttachProject,
     Routed,
     RoutedCoder,
     decode_message,
+    project_info,
 )
 from transforms.per_group.watermark import PROBE_MARGIN, PROBES, WATERMARK_SEEN
 from transforms.runtime import tune_garbage_collector
@@ -246,7 +248,7 @@ class ApplyPerGroupFn(CountingDoFn):
         bundle.entered += 1
         if routed.lookup is not None:
             bundle.lookups.add(routed.lookup)
-        if routed.project is not None:
+        if routed.project != NO_PROJECT:
             meta.project = routed.project
         if not meta.hydrated and not meta.hydrate_token:
             meta.hydrate_token = bundle.to_hydrate[key] = new_token()
@@ -273,7 +275,7 @@ class ApplyPerGroupFn(CountingDoFn):
     def _wake(self, key: str, routed: Routed, meta: KeyMeta, meta_state, lookup_retry) -> None:
         """A key named in ``WaitingKeys``: read its state (in the bundle's batch) and retry its lookups once
         the read is done (``on_lookup_retry``), which also deletes the row if nothing waits."""
-        if routed.project is not None:
+        if routed.project != NO_PROJECT:
             meta.project = routed.project
         if not meta.hydrated and not meta.hydrate_token:
             meta.hydrate_token = self.bundle.to_hydrate[key] = new_token()
@@ -363,7 +365,8 @@ class ApplyPerGroupFn(CountingDoFn):
         for dead_letter in rebuilt:
             yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter)
         state = flush.load(bundle, h)
-        if state is None or not state.waiting or meta.project is None:
+        project = project_info(meta.project)
+        if state is None or not state.waiting or project is None:
             if meta.waiting_marked and (state is None or not state.waiting):  # a wake-up of a stale row
                 meta.waiting_marked = False
                 bundle.unmarks.append(key)
@@ -374,7 +377,7 @@ class ApplyPerGroupFn(CountingDoFn):
                 h.write_meta()
             return
         new_state, dead_letters = bundle.applier.apply(
-            key, state, [], meta.project, defer_key_state=settings.save_delay > 0
+            key, state, [], project, defer_key_state=settings.save_delay > 0
         )
         flush.after_apply(bundle, h)
         flush.track_waiting(bundle, h, new_state)

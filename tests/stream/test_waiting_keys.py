@@ -15,6 +15,7 @@ from transforms import waiting_keys
 from transforms.apply_per_group import Routed, step_committer
 from transforms.core import metrics, reasons
 from transforms.core.model import MICROS
+from transforms.per_group.routed import project_info
 
 
 def _settled(driver: Driver) -> None:
@@ -122,4 +123,4 @@ def test_a_wake_up_of_a_key_that_no_longer_waits_deletes_its_row(spanner_db) -> 
 def test_wake_ups_are_not_messages() -> None:
     wake = Routed.wake(b.PROJECT)
     assert wake.message_time < -253_402_300_800 * MICROS  # before year 1: no message time can be it
-    assert wake.lookup is None and wake.project == b.PROJECT
+    assert wake.lookup is None and project_info(wake.project) == b.PROJECT

@@ -92,6 +92,8 @@ JSON_CONTENT_TYPE = "application/json"
 PROTOBUF_CONTENT_TYPE = "application/x-protobuf"
 CONTENT_TYPES = (JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE)
 
+# Every byte but the opening brackets (see _decode).
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"{[")
 # Messages this small cannot become a JSON document larger than Spanner stores; larger ones are measured.
 _MEASURE_JSON_ABOVE = limits.SPANNER_MAX_JSON_BYTES // limits.MAX_JSON_GROWTH
 
@@ -147,9 +149,10 @@ def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Messa
     large = len(data) > _MEASURE_JSON_ABOVE
     if content_type == JSON_CONTENT_TYPE:
         payload = _parse_json(data)
-        # No value can be nested deeper than the payload has brackets (counted in C, strings included): far
-        # cheaper than walking the JSON fields in Python (docs/performance.md).
-        deep = data.count(b"{") + data.count(b"[") > limits.MAX_JSON_FIELD_DEPTH
+        # No value can be nested deeper than the payload has brackets (counted in C, strings included, in one
+        # pass: the bytes left once every other byte is deleted): far cheaper than walking the JSON fields in
+        # Python (docs/performance.md).
+        deep = len(data.translate(None, _NOT_BRACKETS)) > limits.MAX_JSON_FIELD_DEPTH
         checks = Checks(deep, large) if deep or large else SHALLOW
     elif content_type == PROTOBUF_CONTENT_TYPE:
         payload = _parse_protobuf(data)

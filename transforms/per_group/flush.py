@@ -40,7 +40,7 @@ from transforms.per_group.drain import DRAIN
 from transforms.per_group.hydration import HYDRATED
 from transforms.per_group.key_context import END_OF_TIME, KeyHandles, timestamp
 from transforms.per_group.local_commits import REBUILT, UNSAVED, step_committer
-from transforms.per_group.routed import DEAD_LETTER, decode_message
+from transforms.per_group.routed import DEAD_LETTER, decode_message, project_info
 
 READ_WAIT = 0.1  # seconds: a hold is extended by this while its lookups' events are read
 CONFIRM_DELAY = 0.05  # seconds: overlap_commits, a later bundle comes this soon to count a commit
@@ -74,11 +74,8 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
             h.event_flush.set(timestamp(earliest))
     if not take:
         return
-    if (
-        hold is not None
-        and meta.project is not None
-        and applier.lookups_reading(take, meta.project.project_id)
-    ):
+    project = project_info(meta.project)
+    if hold is not None and project is not None and applier.lookups_reading(take, project.project_id):
         meta.hold_passed, meta.hold_armed = False, True
         hold.set(Timestamp.of(s.clock() + READ_WAIT))
         return
@@ -94,7 +91,7 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
         meta.buffer_max = max(message.message_time for _, message in keep) + delay
     else:
         meta.hold_armed, meta.hold_passed, meta.buffer_max = False, False, None
-    if meta.project is None:
+    if project is None:
         project_id = split_group_key(key)[0]
         for message in take:
             b.count(metrics.dead_letter_counter(reasons.UNKNOWN_PROJECT), 1)
@@ -120,7 +117,7 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
     if state is not None and state.last_time is not None:
         # No message older than this can still be recognised as a duplicate of a forgotten one.
         state = engine.compact(state, min(ready - delay, state.last_time) - s.retention)
-    new_state, dead_letters = applier.apply(key, state, take, meta.project, defer_key_state=s.save_delay > 0)
+    new_state, dead_letters = applier.apply(key, state, take, project, defer_key_state=s.save_delay > 0)
     after_apply(b, h)
     if new_state.waiting or meta.waiting_marked:  # else track_waiting has nothing to do
         track_waiting(b, h, new_state)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.core.model import ProjectInfo
+from transforms.per_group.routed import NO_PROJECT
 
 # Tokens of hydration reads: unique in this process (a counter) and across processes (a random prefix: a
 # key's Beam state, with its token, may outlive the process that asked for the read). A counter rather than
@@ -33,7 +33,7 @@ class KeyMeta(msgspec.Struct, array_like=True):
     event_target: int | None = None  # when the event-time flush timer is set for (µs)
     buffer_max: int | None = None  # the latest message time (+ delay) in the buffer (µs)
     max_time: int = 0  # greatest message time of the key seen by this pipeline (µs)
-    project: ProjectInfo | None = None
+    project: msgspec.Raw = NO_PROJECT  # the project as Routed carried it: read it with project_info
     # A state of the key without a group that is not in KeyStates yet: the base_seq its save carries (None:
     # KeyStates is up to date); and whether the save_state timer is set.
     unsaved_base: int | None = None

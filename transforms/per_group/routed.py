@@ -4,6 +4,12 @@
 and wraps it in a ``Routed``; the stateful step buffers ``Routed.encoded`` as it came and decodes it
 (``decode_message``) only when it applies the message. A ``Routed.wake`` carries no message: it wakes a key
 named in ``WaitingKeys`` (``transforms.waiting_keys``).
+
+The project travels encoded too (``Routed.project``, and so ``KeyMeta.project`` in the key's ``meta``): its
+msgpack bytes, the same as the ``ProjectInfo`` field they replace, so the stored forms did not change. Only a
+flush reads it (``project_info``); the callbacks that decode and encode the key's ``meta`` once or more per
+message, and the shuffle's decoding, copy those bytes instead of building a ``ProjectInfo`` with its set of
+features each time (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -29,21 +35,59 @@ _MESSAGE_ENCODER = msgspec.msgpack.Encoder()
 decode_message: Callable[[bytes | msgspec.Raw], Message] = msgspec.msgpack.Decoder(Message).decode
 
 
+# ``Routed.project`` and ``KeyMeta.project`` of a project the registry does not have: msgpack's nil (None).
+NO_PROJECT = msgspec.Raw(b"\xc0")
+
+_PROJECT_DECODER = msgspec.msgpack.Decoder(ProjectInfo)
+_MAX_CACHED_PROJECTS = 10_000
+# The registry's ProjectInfo objects by id, with their encoding (the object is kept, so its id is not reused).
+_ENCODED_PROJECTS: dict[int, tuple[ProjectInfo, msgspec.Raw]] = {}
+# ProjectInfo by encoding (a project's encoding is the same bytes in every message routed to it).
+_DECODED_PROJECTS: dict[bytes, ProjectInfo] = {}
+
+
+def encode_project(project: ProjectInfo | None) -> msgspec.Raw:
+    """``project`` msgpack-encoded (``NO_PROJECT`` for None), once per registry object."""
+    if project is None:
+        return NO_PROJECT
+    found = _ENCODED_PROJECTS.get(id(project))
+    if found is not None and found[0] is project:
+        return found[1]
+    if len(_ENCODED_PROJECTS) >= _MAX_CACHED_PROJECTS:  # a registry read again keeps making new objects
+        _ENCODED_PROJECTS.clear()
+    encoded = msgspec.Raw(_MESSAGE_ENCODER.encode(project))
+    _ENCODED_PROJECTS[id(project)] = (project, encoded)
+    return encoded
+
+
+def project_info(encoded: msgspec.Raw) -> ProjectInfo | None:
+    """The project ``encode_project`` encoded (None for ``NO_PROJECT``), decoded once per distinct encoding."""
+    data = bytes(encoded)
+    project = _DECODED_PROJECTS.get(data)
+    if project is None:
+        if data == b"\xc0":
+            return None
+        if len(_DECODED_PROJECTS) >= _MAX_CACHED_PROJECTS:
+            _DECODED_PROJECTS.clear()
+        project = _DECODED_PROJECTS[data] = _PROJECT_DECODER.decode(data)
+    return project
+
+
 class Routed(msgspec.Struct, frozen=True, array_like=True):
     """A message on its way to its key's state, encoded once (the stateful step buffers those bytes as they
     are and decodes them when it applies the message), with what that step reads before then: the message
-    time, the event an occurrence without its event looks up, and the project as the registry had it (None:
-    unknown). Build with ``Routed.of``."""
+    time, the event an occurrence without its event looks up, and the project as the registry had it (encoded,
+    ``NO_PROJECT``: unknown). Build with ``Routed.of``."""
 
     encoded: msgspec.Raw
     message_time: int  # µs
     lookup: tuple[int, str] | None = None  # (project id, event id)
-    project: ProjectInfo | None = None
+    project: msgspec.Raw = NO_PROJECT  # encode_project's bytes (read with project_info)
 
     @classmethod
     def wake(cls, project: ProjectInfo | None) -> Routed:
         """A wake-up of a key named in ``WaitingKeys`` (``transforms.waiting_keys``): no message."""
-        return cls(msgspec.Raw(b"\xc0"), WAKE_TIME, None, project)
+        return cls(msgspec.Raw(b"\xc0"), WAKE_TIME, None, encode_project(project))
 
     @classmethod
     def of(cls, message: Message, project: ProjectInfo | None = None) -> Routed:
@@ -51,7 +95,12 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
         lookup = None
         if payload.__class__ is Occurrence and payload.event is None:
             lookup = (payload.project_id, payload.event_id)
-        return cls(msgspec.Raw(_MESSAGE_ENCODER.encode(message)), message.message_time, lookup, project)
+        return cls(
+            msgspec.Raw(_MESSAGE_ENCODER.encode(message)),
+            message.message_time,
+            lookup,
+            encode_project(project),
+        )
 
 
 # The message time of a wake-up: outside the years 1 to 9999 that every message time is within.
