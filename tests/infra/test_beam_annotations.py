@@ -30,7 +30,12 @@ def _dofn_classes() -> list[type]:
             if module_info.name in SKIP or module_info.name.rsplit(".", 1)[-1].startswith("conftest"):
                 continue
             spec = importlib.util.find_spec(module_info.name)
-            if spec is None or not spec.origin or "DoFn" not in Path(spec.origin).read_text(encoding="utf-8"):
+            if (
+                spec is None
+                or not spec.origin
+                or not spec.origin.endswith(".py")  # a compiled extension (transforms.storage._mutations)
+                or "DoFn" not in Path(spec.origin).read_text(encoding="utf-8")
+            ):
                 continue  # no DoFn defined there (and test modules are not imported for nothing)
             module = importlib.import_module(module_info.name)
             found.extend(
