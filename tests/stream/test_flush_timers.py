@@ -241,10 +241,12 @@ class Driver:
         self.save.take()
         self.fn.on_save(key=self.key, key_state=self.key_state, meta_state=self.meta, confirm=self.confirm)
 
-    def finish(self) -> None:
-        """End the bundle and start the next."""
-        self.fn.finish_bundle()
+    def finish(self) -> list:
+        """End the bundle and start the next; what the bundle's end outputs (overlap_commits: the dead letters
+        of keys whose refused writes it rebuilt, ``Bundle.finish``)."""
+        outputs = list(self.fn.finish_bundle() or ())
         self._start_bundle()
+        return outputs
 
     def engine_calls(self) -> int:
         """Key writes made so far (one per flush that took messages in), committed to Spanner."""

@@ -10,12 +10,16 @@ rows with the same errors.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import wait
 from typing import Any
 
 import apache_beam as beam
 import pytest
+from apache_beam.utils.windowed_value import WindowedValue
 
 from tests.engine import builders as b
 from tests.memory_store import MemoryApplierFactory, emulator_tables, memory_store, memory_tables
@@ -33,7 +37,8 @@ from transforms.apply_per_group import (
 from transforms.core import engine, metrics, reasons
 from transforms.core.engine.ids import group_id
 from transforms.core.model import MICROS, Message
-from transforms.per_group.local_commits import ApplierFactory
+from transforms.per_group import local_commits
+from transforms.per_group.local_commits import ApplierFactory, Committer
 
 SECOND = MICROS
 LONG = "r" * 9000
@@ -60,7 +65,9 @@ def _ids(*messages: Message) -> list[str]:
 
 
 def _dead(outputs) -> list:
-    return [output.value for output in outputs or () if getattr(output, "tag", None) == DEAD_LETTER]
+    """The dead letters among a flush's or a bundle end's outputs (the latter's are windowed)."""
+    values = [output.value for output in outputs or () if getattr(output, "tag", None) == DEAD_LETTER]
+    return [value.value if isinstance(value, WindowedValue) else value for value in values]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -72,13 +79,41 @@ def _flush(driver: Driver, *messages: Message) -> list:
     return _dead(driver.flush(*messages))
 
 
+@contextlib.contextmanager
+def _commits_after_the_bundle() -> Iterator[None]:
+    """The commits handed over inside run only after it (the commit thread is held): a refusal is then found
+    after the bundle's end, as when the pipeline goes on faster than Spanner answers. Without it, a bundle
+    whose commit was already refused when it ended rebuilds the key itself (``Bundle.finish``), which
+    scenarios of the later paths cannot let happen."""
+    gate = threading.Event()
+    held = local_commits._commit_thread().submit(gate.wait)
+    try:
+        yield
+    finally:
+        gate.set()
+        held.result(timeout=30)
+
+
+def _commits_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every commit handed over is done before the bundle goes on: its refusal is found by the bundle's end."""
+    submit = Committer.submit
+
+    def at_once(self, write, writes, counts):
+        future = submit(self, write, writes, counts)
+        wait([future])
+        return future
+
+    monkeypatch.setattr(Committer, "submit", at_once)
+
+
 def test_overlapped_a_refused_message_is_dead_lettered_when_its_key_is_next_touched(make_driver) -> None:
     driver = make_driver(overlap=True)
     first = b.occurrence(b.T0, release="1.0")
     bad = b.occurrence(b.T0 + SECOND, release=LONG)
     third = b.occurrence(b.T0 + 2 * SECOND, release="1.0")
     assert _flush(driver, first, bad, third) == []
-    driver.finish()  # its commit is refused on the commit thread: the key is held until it is touched
+    with _commits_after_the_bundle():  # its commit is refused later: the key is held until it is touched
+        assert _dead(driver.finish()) == []
     assert step_committer(driver.fn.settings.step).wait(30) == 0
     fourth = b.occurrence(b.T0 + 3 * SECOND, release="1.1")
     dead = _flush(driver, fourth)
@@ -150,12 +185,33 @@ def test_overlapped_a_refused_key_nobody_touches_again_is_rebuilt_when_the_run_s
     uncounted_counts()  # (what earlier tests left)
     driver = make_driver(overlap=True)
     first, bad = b.occurrence(b.T0, release="2.0"), b.occurrence(b.T0 + SECOND, release=LONG)
-    _flush(driver, first, bad)
-    driver.finish()
+    assert _flush(driver, first, bad) == []
+    with _commits_after_the_bundle():
+        assert _dead(driver.finish()) == []  # the last bundle: its commit is refused after it
     assert wait_for_commits(timeout=30) == 0
     dead = stopped_dead_letters()
     assert [(d.message_id, d.stage) for d in dead] == [(bad.message_id, reasons.STAGE_WRITE)]
     assert uncounted_counts().get(metrics.dead_letter_counter(reasons.INTERNAL_ERROR)) == 1
+    assert _rows(driver.tables) == {"times_seen": [1], "occurrences": _ids(first), "releases": ["2.0"]}
+
+
+def test_overlapped_a_commit_refused_before_its_bundle_ends_is_rebuilt_by_that_bundle(
+    make_driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order of the scenario above: the refusal is known when the bundle ends, so the bundle's end
+    outputs the dead letter, and the stop has none left to make (made once, in one place or the other)."""
+    uncounted_counts()  # (what earlier tests left)
+    _commits_at_once(monkeypatch)
+    driver = make_driver(overlap=True)
+    first, bad = b.occurrence(b.T0, release="2.0"), b.occurrence(b.T0 + SECOND, release=LONG)
+    assert _flush(driver, first, bad) == []
+    dead = _dead(driver.finish())
+    assert [(d.message_id, d.stage) for d in dead] == [(bad.message_id, reasons.STAGE_WRITE)]
+    assert wait_for_commits(timeout=30) == 0
+    assert stopped_dead_letters() == []
+    # Counted with its bundle, not at the stop.
+    assert uncounted_counts().get(metrics.dead_letter_counter(reasons.INTERNAL_ERROR)) is None
+    assert driver.counts.get(metrics.dead_letter_counter(reasons.INTERNAL_ERROR)) == 1
     assert _rows(driver.tables) == {"times_seen": [1], "occurrences": _ids(first), "releases": ["2.0"]}
 
 
