@@ -34,6 +34,7 @@ TABLES = (
     "KeyStates",
     "GroupTagKeys",
     "GroupTagValues",
+    "OrgWords",
 )
 
 

@@ -35,6 +35,7 @@ TABLES = {
     # KeyStates.Seq is the seq of the write that last pointed the key at its group, which depends on how the
     # history was batched; the group row's Seq (above) is the key's final one either way.
     "KeyStates": "SELECT ProjectId, PrimaryHash, Generation, GroupId FROM KeyStates",
+    "OrgWords": "SELECT OrganizationId, Word FROM OrgWords",
 }
 
 

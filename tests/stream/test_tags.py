@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tests.stream import harness, workload_runs
 from tests.stream.environment import backfill_scripted
+from transforms.storage import vocabulary
 
-TAG_TABLES = ("GroupTagKeys", "GroupTagValues")
+TAG_TABLES = ("GroupTagKeys", "GroupTagValues", "OrgWords")
 
 
 def tag_rows(rows: dict[str, list[dict]]) -> dict[str, list]:
@@ -36,6 +37,11 @@ def assert_counts_are_exact(rows: dict[str, list[dict]]) -> None:
     keys = {(row["GroupId"], row["TagKey"]): row for row in rows["GroupTagKeys"]}
     values = Counter((row["GroupId"], row["TagKey"]) for row in rows["GroupTagValues"])
     assert {key: row["ValuesSeen"] for key, row in keys.items()} == dict(values)
+    # the vocabulary is the set of stored words (and the COMPLETE row of a database created with it)
+    words = {
+        (row["OrganizationId"], row["TagValue"]) for row in rows["GroupTagValues"] if row["TagKey"] == "@text"
+    }
+    assert {(row["OrganizationId"], row["Word"]) for row in rows["OrgWords"]} == words | {vocabulary.COMPLETE}
 
 
 def test_streaming_and_a_backfill_of_a_generated_workload_write_the_same_exact_tags(
