@@ -30,6 +30,7 @@ from transforms.core.engine import EngineContext
 from transforms.core.model import group_key
 from transforms.storage import tag_writer
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
+from transforms.storage.vocabulary import KnownWords
 
 WRITE_PARTS = ("chunking", "plan_commit", "plan_tags", "mutations")
 
@@ -124,6 +125,7 @@ def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
     cpu = time.process_time
     spent = dict.fromkeys(WRITE_PARTS, 0.0)
     tag_store, known = stream_cpu._TagStore(), tag_writer.KnownRows()
+    known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
     for writes in windows:
         began = cpu()
         commits = chunk_writes(
@@ -139,12 +141,13 @@ def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
                 tag_store, plan.indexed, plan, existing, known
             )  # I/O: not counted
             began = cpu()
-            tagged = tag_writer.plan_tags(commit, plan, existing, stored, known, plan.indexed)
+            tagged = tag_writer.plan_tags(commit, plan, existing, stored, known, plan.indexed, known_words)
             planned = cpu()
             buffer_plan(Batch(None), plan)  # and the plan's mutation count
             spent["plan_tags"] += planned - began
             spent["mutations"] += cpu() - planned
             known.add_all(tagged.known)
+            known_words.add_all(tagged.words)
             tag_store.commit(plan)
     return spent
 

@@ -73,6 +73,7 @@ from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
 from transforms.storage import tag_writer
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
+from transforms.storage.vocabulary import KnownWords
 
 STAGES = ("decode", "keying", "state", "engine", "writes")
 
@@ -220,6 +221,7 @@ def run_once(
     stored_events: dict[tuple[int, str], Event] = {}
     unsaved: dict[str, intents.KeyWrite] = {}  # defer_saves: the latest save left behind, by key
     tag_store, known_tags = _TagStore(), tag_writer.KnownRows()  # the tag rows of earlier windows
+    known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
 
     def known_tags_cost(intent) -> int:  # as SpannerWriter chunks (TagWriter.estimate)
         return tag_writer.estimate_mutations(intent, known_tags)
@@ -333,12 +335,13 @@ def run_once(
             untimed = cpu()
             stored = tag_writer.read_stored(tag_store, indexed, plan, existing, known_tags)
             began += cpu() - untimed  # the commit's reads (I/O on Dataflow) are not ours to count
-            tagged = tag_writer.plan_tags(commit, plan, existing, stored, known_tags, indexed)
+            tagged = tag_writer.plan_tags(commit, plan, existing, stored, known_tags, indexed, known_words)
             buffer_plan(Batch(None), plan)  # and the plan's mutation count, counted in the same pass
             result.commits += 1
             result.rows += plan.row_count
             untimed = cpu()
             known_tags.add_all(tagged.known)
+            known_words.add_all(tagged.words)  # as TagWriter.committed: the vocabulary's rows stored
             tag_store.commit(plan)
             _count_rows(result.rows_by_table, plan)
             began += cpu() - untimed
