@@ -5,7 +5,8 @@ The local runner runs one bundle at a time and never retries one, so there a bun
 step's ``Committer`` (one at a time, in order) and goes on; a bundle that hands over a commit first waits
 until at most ``COMMITS_BEHIND`` (its own included) are unfinished. The bundle's counters are counted when
 its commit is done (so what is counted is in Spanner), by a later bundle: a ``confirm`` timer makes sure one
-comes. A write Spanner refuses holds its key's later writes; the key is rebuilt without the refused message at the end of the next bundle (kept in ``REBUILT``
+comes. A write Spanner refuses holds its key's later writes; the key is rebuilt without the refused message at the end of the first bundle that ends once Spanner has
+answered, which may be the bundle that made the write (kept in ``REBUILT``
 until the key is next touched), or at its next flush if that comes first, or when the pipeline stops. Any
 other failed commit fails every later bundle (``CommitFailed``). Deferred KeyStates saves are kept in
 ``UNSAVED`` so that ``wait_for_commits`` writes them when the run stops (the local runner never fires a
