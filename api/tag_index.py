@@ -3,7 +3,7 @@
 What is stored (``schemas/spanner.sql``, written by ``transforms.storage.tag_writer``; docs/issue-index.md "Tags and free
 text"): per group, ``GroupTagKeys (GroupId, TagKey)`` and ``GroupTagValues (GroupId, TagKey, TagValue)``, plus
 search-only keys (``@user.email`` ...: ``search_key``) and the group's words (``@text``: ``TEXT_KEY``); per
-organization, its distinct words (``OrgWords``: ``transforms.storage.vocabulary``).
+organization, its distinct words (``OrgWords``: ``transforms.storage.org_words``).
 
 Reads for search, each counted in a ``ReadStats`` (Read calls, rows; index rows for index reads):
 
@@ -36,7 +36,7 @@ from api.search import ReadStats
 from transforms.core.engine.tags import SEARCH_KEYS, SEARCH_PREFIX, TEXT_KEY, query_terms, valid_tag
 from transforms.core.limits import TAG_VALUES_PER_KEY, TERMS_PER_GROUP
 from transforms.core.model import from_datetime
-from transforms.storage import vocabulary
+from transforms.storage import org_words
 
 # How many candidates a filter may bring before it counts as unselective (see the module docstring).
 CANDIDATE_LIMIT = 1000
@@ -216,23 +216,23 @@ class TagIndex:
         max_words: int = 20_000,
     ) -> Candidates | None:
         """Groups with a stored word that ``matches`` accepts (an infix wildcard, which no range can seek),
-        and the groups that dropped a word (``vocabulary.FULL_KEY``): a superset of those whose title may
+        and the groups that dropped a word (``org_words.FULL_KEY``): a superset of those whose title may
         match. None when the organization's vocabulary is too large to read (then the caller checks the
         condition on candidates instead); otherwise the candidates, complete unless more than ``limit``.
 
         From the organization's distinct words (``OrgWords``, one Read of at most ``max_words``), when the
-        database says its vocabularies are complete (``vocabulary.COMPLETE``, read in the same Read); else
+        database says its vocabularies are complete (``org_words.COMPLETE``, read in the same Read); else
         from its ``@text`` rows (``_scanned_word_candidates``)."""
         rows = self._read(
-            vocabulary.TABLE,
-            vocabulary.COLUMNS,
+            org_words.TABLE,
+            org_words.COLUMNS,
             KeySet(
-                keys=[list(vocabulary.COMPLETE)],
+                keys=[list(org_words.COMPLETE)],
                 ranges=[KeyRange(start_closed=[organization_id], end_closed=[organization_id])],
             ),
             limit=max_words + 2,
         )
-        if not any(tuple(row) == vocabulary.COMPLETE for row in rows):
+        if not any(tuple(row) == org_words.COMPLETE for row in rows):
             return self._scanned_word_candidates(organization_id, matches, projects, limit, chunk, max_reads)
         self.stats.ranges += 1
         self.stats.index_rows += len(rows)  # a range read of the words, as of an index
@@ -246,7 +246,7 @@ class TagIndex:
             KeyRange(start_closed=prefix, end_closed=prefix)
             for key, value in [
                 *((TEXT_KEY, word) for word in matching),
-                (vocabulary.FULL_KEY, vocabulary.FULL_VALUE),
+                (org_words.FULL_KEY, org_words.FULL_VALUE),
             ]
             for prefix in _scoped([organization_id, key, value], projects)
         ]

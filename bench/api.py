@@ -64,7 +64,7 @@ from pipeline import admin  # noqa: E402
 from transforms.core.engine.rows import search_message  # noqa: E402
 from transforms.core.engine.tags import TEXT_KEY, text_terms  # noqa: E402
 from transforms.core.model import MICROS, to_datetime  # noqa: E402
-from transforms.storage import clients, registry, spanner_rows, vocabulary  # noqa: E402
+from transforms.storage import clients, org_words, registry, spanner_rows  # noqa: E402
 
 PROJECT, INSTANCE = "bench-project", "bench-instance"
 ORGS, PROJECTS_PER_ORG = 10, 5
@@ -178,7 +178,7 @@ def load(database, size: int, seed: int = 1) -> Loaded:
                 tag_values.append([group_id, key, value, org, project, counted, seen, seen])
             words = text_terms(search_message(title, "subtitle", "app.handler"))
             tag_values += [[group_id, TEXT_KEY, word, org, project, None, None, None] for word in words]
-            words_of.update(vocabulary.rows_of(org, words))  # the organization's vocabulary, as the writer's
+            words_of.update(org_words.rows_of(org, words))  # the organization's vocabulary, as the writer's
             keys = {key for key, _ in tags} | {TEXT_KEY}
             tag_keys += [
                 [group_id, key, org, project, len(words) if key == TEXT_KEY else 1, 0] for key in sorted(keys)
@@ -196,7 +196,7 @@ def load(database, size: int, seed: int = 1) -> Loaded:
             batch.insert("Activities", ACTIVITY_COLUMNS, activities)
             batch.insert("GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, tag_values)
             batch.insert("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, tag_keys)
-            batch.insert_or_update(vocabulary.TABLE, vocabulary.COLUMNS, sorted(words_of))
+            batch.insert_or_update(org_words.TABLE, org_words.COLUMNS, sorted(words_of))
     with database.batch() as batch:
         batch.insert_or_update(
             "Releases",

@@ -29,8 +29,8 @@ from transforms.core import engine
 from transforms.core.engine import EngineContext
 from transforms.core.model import group_key
 from transforms.storage import tag_writer
+from transforms.storage.org_words import KnownWords
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
-from transforms.storage.vocabulary import KnownWords
 
 WRITE_PARTS = ("chunking", "plan_commit", "plan_tags", "mutations")
 

@@ -72,8 +72,8 @@ from transforms.per_group.routed import NO_PROJECT, AttachProject, RoutedCoder, 
 from transforms.pubsub_io import ToRawMessage, _to_pubsub
 from transforms.runtime import GC_THRESHOLD
 from transforms.storage import tag_writer
+from transforms.storage.org_words import KnownWords
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
-from transforms.storage.vocabulary import KnownWords
 
 STAGES = ("decode", "keying", "state", "engine", "writes")
 

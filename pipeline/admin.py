@@ -35,7 +35,7 @@ from api.backend import (
     DEFAULT_SPANNER_PROJECT,
     add_spanner_arguments,
 )
-from transforms.storage import clients, registry, schema, vocabulary
+from transforms.storage import clients, org_words, registry, schema
 
 if TYPE_CHECKING:
     from google.cloud.spanner_v1.database import Database
@@ -92,12 +92,12 @@ def create_database(
 ) -> schema.SchemaResult:
     """Create the instance (emulator only) and the database if missing, and apply the schema's missing statements.
     A database created with the words' vocabulary table has every vocabulary complete (nothing is stored yet);
-    one that gets the table later needs ``fill-vocabularies`` (``transforms.storage.vocabulary``)."""
+    one that gets the table later needs ``fill-vocabularies`` (``transforms.storage.org_words``)."""
     ensure_instance(project, instance)
     handle = clients.spanner_database(project, instance, database)
     result = schema.apply_schema(handle, statements)
-    if result.created and vocabulary.TABLE in result.applied:
-        vocabulary.mark_complete(handle)
+    if result.created and org_words.TABLE in result.applied:
+        org_words.mark_complete(handle)
     return result
 
 
@@ -306,7 +306,7 @@ def _run(args: argparse.Namespace, where: tuple[str, str, str]) -> int:
         print(create_database(*where, statements=statements).summary())
         return 0
     if args.command == "fill-vocabularies":
-        words, full = vocabulary.fill(database_handle(*where))
+        words, full = org_words.fill(database_handle(*where))
         print(f"vocabularies complete: {words} words written, {full} groups with full words marked")
         return 0
     if args.command == "drop-database":

@@ -304,7 +304,7 @@ CREATE TABLE WaitingKeys (
 -- by the tag writer (transforms/storage/tag_writer.py) with insert_or_update in the commit that inserts a new
 -- @text row: a set, so retries, replays and a backfill over streamed data write the same rows. A word stays
 -- when its groups are deleted (a word without groups finds none). The row (0, '') is no word: it says that
--- every organization's vocabulary is complete (transforms/storage/vocabulary.py): written when the database is
+-- every organization's vocabulary is complete (transforms/storage/org_words.py): written when the database is
 -- created with this table, or by `pipeline.admin fill-vocabularies` for a database that had @text rows before.
 CREATE TABLE OrgWords (
   OrganizationId INT64 NOT NULL,

@@ -30,7 +30,7 @@ from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core.engine import EngineConfig, KeyState
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.model import Message
-from transforms.storage import registry, vocabulary
+from transforms.storage import org_words, registry
 
 # The tables the pipeline writes (the registry's and the API's aside).
 TABLES = sorted(set(SCHEMA) - {"Organizations", "Projects", "ApiTokens", "WaitingKeys"})
@@ -101,7 +101,7 @@ def on_both(
     assert memory_states == emulator_states
     assert in_memory.hydrate(memory_states) == on_emulator.hydrate(emulator_states)
     emulator = emulator_tables(spanner_db.database, TABLES)
-    emulator["OrgWords"].pop(vocabulary.COMPLETE)  # written by create-database, not by the writer
+    emulator["OrgWords"].pop(org_words.COMPLETE)  # written by create-database, not by the writer
     if not emulator["OrgWords"]:
         del emulator["OrgWords"]
     return emulator, memory_tables(store)

@@ -11,7 +11,7 @@ from tests.engine.tables import Tables
 from transforms.core.engine import apply
 from transforms.core.enums import GroupStatus
 from transforms.core.model import from_datetime
-from transforms.storage import tag_writer, vocabulary
+from transforms.storage import org_words, tag_writer
 from transforms.storage.spanner_writer import SpannerWriter
 
 SECOND = 1_000_000
@@ -125,7 +125,7 @@ def small_caps(monkeypatch):
     monkeypatch.setattr(tag_writer, "TAG_VALUES_PER_KEY", 2)
     monkeypatch.setattr(tag_writer, "TAG_KEYS_PER_GROUP", 3)
     monkeypatch.setattr(tag_writer, "TERMS_PER_GROUP", 4)
-    monkeypatch.setattr(vocabulary, "TERMS_PER_GROUP", 4)
+    monkeypatch.setattr(org_words, "TERMS_PER_GROUP", 4)
     from transforms.core import limits
 
     monkeypatch.setattr(limits, "TAG_VALUES_PER_KEY", 2)
@@ -157,7 +157,7 @@ def test_values_past_a_full_key_are_counted_as_other_and_keys_past_the_cap_are_n
     assert (group, "k3") in keys and (group, "k4") not in keys  # level, server, k3: the group is full
     terms = sorted(k[2] for k in stored if k[1] == "@text")
     assert len(terms) == 4 and keys[(group, "@text")] == [4, 0]
-    assert stored[(group, vocabulary.FULL_KEY, vocabulary.FULL_VALUE)] == [None, None, None]  # dropped words
+    assert stored[(group, org_words.FULL_KEY, org_words.FULL_VALUE)] == [None, None, None]  # dropped words
     assert stored == run.tables.tag_values and keys == run.tables.tag_keys
 
 
@@ -177,7 +177,7 @@ def test_the_vocabulary_is_the_set_of_stored_words_whatever_retries_replays_and_
     SpannerWriter(database).write(other.writes)  # a replay by another writer, which knows no word
     words = {(10, key[2]) for key in tag_rows(database) if key[1] == "@text"}
     assert words >= {(10, "timeout"), (10, "checkout"), (10, "again")}
-    assert vocabulary_rows(database) == sorted(words | {vocabulary.COMPLETE})
+    assert vocabulary_rows(database) == sorted(words | {org_words.COMPLETE})
 
 
 def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_vocabulary(
@@ -191,14 +191,14 @@ def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_voca
     fits.apply([occurrence(T0, title="x", subtitle="", culprit="y", fingerprint=("other",))])  # 2 words
     SpannerWriter(database).write([*full.writes, *fits.writes])
     written = vocabulary_rows(database), tag_rows(database), key_rows(database)
-    mark = (vocabulary.FULL_KEY, vocabulary.FULL_VALUE)
+    mark = (org_words.FULL_KEY, org_words.FULL_VALUE)
     assert (full.group.group_id, *mark) in written[1] and (fits.group.group_id, *mark) not in written[1]
     with database.batch() as batch:  # as before the table: the words' rows only
-        batch.delete(vocabulary.TABLE, KeySet(all_=True))
+        batch.delete(org_words.TABLE, KeySet(all_=True))
         batch.delete("GroupTagValues", KeySet(keys=[[full.group.group_id, *mark]]))
-        batch.delete("GroupTagKeys", KeySet(keys=[[full.group.group_id, vocabulary.FULL_KEY]]))
+        batch.delete("GroupTagKeys", KeySet(keys=[[full.group.group_id, org_words.FULL_KEY]]))
     assert vocabulary_rows(database) == []
-    assert vocabulary.fill(database) == (len(written[0]) - 1, 1)  # the words, the full group
+    assert org_words.fill(database) == (len(written[0]) - 1, 1)  # the words, the full group
     assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
-    vocabulary.fill(database)
+    org_words.fill(database)
     assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written

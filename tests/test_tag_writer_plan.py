@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.engine.builders import T0, Run, occurrence
+from transforms.storage import org_words, tag_writer
 from transforms.storage import spanner_rows as rows
-from transforms.storage import tag_writer, vocabulary
 from transforms.storage.spanner_writer import (
     CommitPlan,
     StoredVersions,
@@ -82,7 +82,7 @@ def test_estimates_count_known_rows_as_updates_and_known_search_rows_as_nothing(
     )
     rows_of_intent = len(intent.tags) + len(intent.search_tags)
     # each word also a vocabulary row, and the full-group mark a new word may bring
-    words = len(intent.terms) * (insert + len(vocabulary.COLUMNS)) + insert
+    words = len(intent.terms) * (insert + len(org_words.COLUMNS)) + insert
     assert tag_writer.estimate_mutations(intent) == rows_of_intent * insert + words
     known = tag_writer.KnownRows()
     group = intent.group_id

@@ -14,7 +14,7 @@ from transforms.core.enums import GroupStatus, GroupSubStatus, Priority
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.limits import TERMS_PER_GROUP
 from transforms.core.model import MICROS, to_datetime
-from transforms.storage import registry, spanner_rows, vocabulary
+from transforms.storage import org_words, registry, spanner_rows
 
 # 2026-01-01T00:00:00Z: test times are offsets from here.
 T0 = 1_767_225_600 * MICROS
@@ -112,19 +112,19 @@ def write_groups(database: Any, groups: list[G]) -> None:
             words = text_terms(f"{title} {message}")
             for word in words[:TERMS_PER_GROUP]:
                 values.append([g.group_id, TEXT_KEY, word, g.organization_id, g.project_id, None, None, None])
-            vocabulary_rows += vocabulary.rows_of(g.organization_id, words[:TERMS_PER_GROUP])
+            vocabulary_rows += org_words.rows_of(g.organization_id, words[:TERMS_PER_GROUP])
             if words:
                 counted[TEXT_KEY] = min(len(words), TERMS_PER_GROUP)
             if len(words) > TERMS_PER_GROUP:
-                full = (vocabulary.FULL_KEY, vocabulary.FULL_VALUE)
+                full = (org_words.FULL_KEY, org_words.FULL_VALUE)
                 values.append([g.group_id, *full, g.organization_id, g.project_id, None, None, None])
-                counted[vocabulary.FULL_KEY] = 1
+                counted[org_words.FULL_KEY] = 1
             keys += [[g.group_id, key, g.organization_id, g.project_id, n, 0] for key, n in counted.items()]
         with database.batch() as batch:
             batch.insert_or_update("Groups", spanner_rows.GROUP_COLUMNS, [g.row() for g in chunk])
             batch.insert_or_update("GroupTagValues", spanner_rows.TAG_VALUE_COLUMNS, values)
             batch.insert_or_update("GroupTagKeys", spanner_rows.TAG_KEY_COLUMNS, keys)
-            batch.insert_or_update(vocabulary.TABLE, vocabulary.COLUMNS, sorted(set(vocabulary_rows)))
+            batch.insert_or_update(org_words.TABLE, org_words.COLUMNS, sorted(set(vocabulary_rows)))
 
 
 def add_organization(database: Any, organization_id: int, slug: str) -> None:

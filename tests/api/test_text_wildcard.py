@@ -36,7 +36,7 @@ from tests.conftest import _fresh_database
 from transforms.core.engine.tags import TEXT_KEY, text_terms
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.limits import TERMS_PER_GROUP
-from transforms.storage import vocabulary
+from transforms.storage import org_words
 
 LONG = "x" * 60 + "timeoutexceeded"  # stored cut to 64 characters: "x" * 60 + "time"
 TITLES = [
@@ -237,11 +237,11 @@ def test_the_vocabulary_holds_each_word_once_and_is_read_in_one_read(shared):
 def incomplete_vocabularies(database) -> Iterator[None]:
     """The database as one whose @text rows predate OrgWords: no COMPLETE row, so no vocabulary is used."""
     with database.batch() as batch:
-        batch.delete(vocabulary.TABLE, KeySet(keys=[list(vocabulary.COMPLETE)]))
+        batch.delete(org_words.TABLE, KeySet(keys=[list(org_words.COMPLETE)]))
     try:
         yield
     finally:
-        vocabulary.mark_complete(database)
+        org_words.mark_complete(database)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from transforms.core.intents import (
     SaveKeyState,
     UpsertGroup,
 )
-from transforms.storage.vocabulary import FULL_KEY, FULL_VALUE
+from transforms.storage.org_words import FULL_KEY, FULL_VALUE
 
 
 @dataclass

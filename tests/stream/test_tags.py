@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.stream import harness, workload_runs
 from tests.stream.environment import backfill_scripted
-from transforms.storage import vocabulary
+from transforms.storage import org_words
 
 TAG_TABLES = ("GroupTagKeys", "GroupTagValues", "OrgWords")
 
@@ -41,7 +41,7 @@ def assert_counts_are_exact(rows: dict[str, list[dict]]) -> None:
     words = {
         (row["OrganizationId"], row["TagValue"]) for row in rows["GroupTagValues"] if row["TagKey"] == "@text"
     }
-    assert {(row["OrganizationId"], row["Word"]) for row in rows["OrgWords"]} == words | {vocabulary.COMPLETE}
+    assert {(row["OrganizationId"], row["Word"]) for row in rows["OrgWords"]} == words | {org_words.COMPLETE}
 
 
 def test_streaming_and_a_backfill_of_a_generated_workload_write_the_same_exact_tags(

@@ -3,7 +3,7 @@
 Rows (``schemas/spanner.sql``): ``GroupTagValues (GroupId, TagKey, TagValue)`` with ``TimesSeen``,
 ``FirstSeen``, ``LastSeen`` (NULL for search-only rows: ``@`` keys and the ``@text`` terms), and
 ``GroupTagKeys (GroupId, TagKey)`` with ``ValuesSeen`` and ``OtherCount``; and the organization's vocabulary
-(``OrgWords``, ``transforms.storage.vocabulary``): a new ``@text`` row's word, and the full-group mark of a group
+(``OrgWords``, ``transforms.storage.org_words``): a new ``@text`` row's word, and the full-group mark of a group
 that drops a word.
 
 Contract:
@@ -18,7 +18,7 @@ Contract:
   (``TERMS_PER_GROUP`` for ``@text``), in the order commits write occurrences (key order, so streaming and a
   backfill agree unless a message is late); an occurrence whose value comes after that is counted in the
   key's ``OtherCount`` (search-only values are not kept; a group that drops a word gets the search-only value
-  ``vocabulary.FULL_KEY``). A group keeps its first ``TAG_KEYS_PER_GROUP`` tag keys (``@`` keys aside); later
+  ``org_words.FULL_KEY``). A group keeps its first ``TAG_KEYS_PER_GROUP`` tag keys (``@`` keys aside); later
   keys are not kept.
 * Cost. Reads, inside the commit's transaction and only for groups that existed before it: one Read of the
   occurrence rows, one of the value rows to count, and, when some value or key is new to its group, one of
@@ -43,9 +43,9 @@ from transforms.core import intents
 from transforms.core.engine.tags import SEARCH_PREFIX, TEXT_KEY
 from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP
 from transforms.core.model import from_datetime, to_rfc3339
+from transforms.storage import org_words
 from transforms.storage import spanner_rows as rows
-from transforms.storage import vocabulary
-from transforms.storage.vocabulary import FULL_KEY, FULL_VALUE, KnownWords
+from transforms.storage.org_words import FULL_KEY, FULL_VALUE, KnownWords
 
 if TYPE_CHECKING:
     from transforms.storage.commit_plan import CommitPlan
@@ -140,7 +140,7 @@ def _insert_cells() -> int:
 @functools.cache
 def _term_cells() -> int:
     """A new word: its value and key rows, and its vocabulary row."""
-    return _insert_cells() + rows.mutation_cells(vocabulary.TABLE, len(vocabulary.COLUMNS))
+    return _insert_cells() + rows.mutation_cells(org_words.TABLE, len(org_words.COLUMNS))
 
 
 def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None = None) -> int:
@@ -248,7 +248,7 @@ class _Group:
 
     def mark(self, key: str, value: str) -> bool:
         """The group has ``key: value`` (search only); True when this commit writes its row. A word that
-        comes after the group's words are full marks the group full (``vocabulary.FULL_KEY``)."""
+        comes after the group's words are full marks the group full (``org_words.FULL_KEY``)."""
         if self._value(key, value) is not None:
             return False
         key_row = self._key(key)
@@ -281,7 +281,7 @@ class _Group:
             written.append(row_key)
             if key == TEXT_KEY and (organization_id, value) not in known_words:
                 word = (organization_id, value)
-                plan.upserts.setdefault(vocabulary.TABLE, {})[word] = (vocabulary.COLUMNS, word)
+                plan.upserts.setdefault(org_words.TABLE, {})[word] = (org_words.COLUMNS, word)
                 result.words.append(word)
             if last is None:
                 last_seen = first_seen = None
