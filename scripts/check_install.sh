@@ -6,7 +6,8 @@
 # Builds the sdist of setup.py (what --setup_file stages for the workers), pip installs it into a temporary
 # venv together with apache-beam[gcp]==BEAM_VERSION, then checks, in that venv, that the pipeline's modules
 # import, that Beam is the version asked for, that neither FastAPI nor uvicorn was installed (they are the
-# 'api' extra), and that both entry points answer --help. Needs PyPI; takes a few minutes. Exits non-zero on
+# 'api' extra), that both entry points answer --help, and which path the Spanner mutations take (the optional
+# C extension, built where a compiler exists, or pure Python). Needs PyPI; takes a few minutes. Exits non-zero on
 # any failure. The venv is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +44,12 @@ assert "site-packages" in pipeline.stream.__file__, pipeline.stream.__file__
 missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is not None]
 assert not missing, f"installed with the worker package: {missing}"
 print(f"    apache-beam {apache_beam.__version__}; pipeline from {pipeline.stream.__file__}")
+
+from transforms.storage import spanner_rows  # noqa: E402
+
+# The C extension is optional (no compiler: the pure-Python path); say which one the workers would run.
+path = "C extension" if spanner_rows._native is not None else "pure Python (the C extension was not built)"
+print(f"    Spanner mutations: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null
