@@ -184,7 +184,9 @@ def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_voca
     spanner_db, small_caps
 ):
     """A database whose @text rows predate OrgWords: no vocabulary, no full marks, no COMPLETE row. ``fill``
-    (``pipeline.admin fill-vocabularies``) writes the rows the writer writes, and is idempotent."""
+    (``pipeline.admin fill-vocabularies``) writes the stored words, the full marks and the COMPLETE row the
+    writer writes, and is idempotent. The writer's vocabulary also has the words a full group dropped, which
+    no stored row recalls; the full mark makes that group a candidate of every wildcard all the same."""
     database = spanner_db.database
     full, fits = Run(), Run()
     full.apply([occurrence(T0 + n * SECOND, title=f"word{n} again") for n in range(6)])  # 7+ words, 4 kept
@@ -198,7 +200,10 @@ def test_fill_writes_what_the_writer_would_have_for_words_stored_before_the_voca
         batch.delete("GroupTagValues", KeySet(keys=[[full.group.group_id, *mark]]))
         batch.delete("GroupTagKeys", KeySet(keys=[[full.group.group_id, org_words.FULL_KEY]]))
     assert vocabulary_rows(database) == []
-    assert org_words.fill(database) == (len(written[0]) - 1, 1)  # the words, the full group
-    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
+    stored_words = sorted({(10, key[2]) for key in written[1] if key[1] == "@text"} | {org_words.COMPLETE})
+    assert set(stored_words) < set(written[0])  # the dropped words are the writer's only
+    assert org_words.fill(database) == (len(stored_words) - 1, 1)  # the words, the full group
+    filled = vocabulary_rows(database), tag_rows(database), key_rows(database)
+    assert filled == (stored_words, *written[1:])
     org_words.fill(database)
-    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == written
+    assert (vocabulary_rows(database), tag_rows(database), key_rows(database)) == filled

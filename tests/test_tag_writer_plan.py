@@ -135,3 +135,38 @@ def test_a_new_tag_key_is_kept_only_by_the_groups_of_the_commit_whose_stored_key
     assert (full, "new") not in keys and (full, "newer") not in keys
     assert (roomy, "new") in keys and (roomy, "newer") not in keys  # a, b, new: the group is full
     assert set(plan.upserts[tag_writer.VALUES]) == {(roomy, "new", "x")}
+
+
+def _vocabulary(plan: CommitPlan) -> set:
+    return set(plan.upserts.get(org_words.TABLE, {}))
+
+
+def test_the_vocabulary_gets_every_word_of_every_indexed_occurrence_whatever_the_group_keeps(monkeypatch):
+    """OrgWords holds the words of all attached occurrences: those of an occurrence already stored (its
+    commit is replayed), and those a full group drops, as well as the stored ones. So a group deleted in the
+    commit that attaches its occurrence leaves the words one deleted later leaves: the same vocabulary
+    whatever the commits' boundaries (before, only a new @text row's word was written)."""
+    monkeypatch.setattr(tag_writer, "TERMS_PER_GROUP", 2)
+    run = Run().apply([occurrence(T0, title="alpha beta gamma")])
+    group = run.group.group_id
+    (intent,) = [
+        i for w in run.writes for i in w.intents if isinstance(i, tag_writer.intents.IndexOccurrence)
+    ]
+    words = {(10, term) for term in intent.terms}
+    assert {(10, "alpha"), (10, "beta"), (10, "gamma")} <= words
+
+    plan, result = planned(run)
+    kept = {(10, key[2]) for key in plan.upserts[tag_writer.VALUES] if key[1] == "@text"}
+    assert len(kept) == 2 < len(words)  # the group keeps two words ...
+    assert _vocabulary(plan) == words and set(result.words) == words  # ... the vocabulary gets them all
+
+    occurrence_id = next(iter(run.tables.occurrences))[1]
+    stored = tag_writer.StoredTags(occurrences={(group, occurrence_id)})
+    replayed, _ = planned(run, {group}, stored)
+    assert _vocabulary(replayed) == words  # counted nowhere, its words still in the vocabulary
+
+    known = org_words.KnownWords()
+    known.add_all(words)
+    plan = plan_commit(run.writes, StoredVersions(), new_keys(run.writes))
+    tag_writer.plan_tags(run.writes, plan, frozenset(), None, tag_writer.KnownRows(), None, known)
+    assert _vocabulary(plan) == set()  # known stored: not written again

@@ -112,7 +112,7 @@ def write_groups(database: Any, groups: list[G]) -> None:
             words = text_terms(f"{title} {message}")
             for word in words[:TERMS_PER_GROUP]:
                 values.append([g.group_id, TEXT_KEY, word, g.organization_id, g.project_id, None, None, None])
-            vocabulary_rows += org_words.rows_of(g.organization_id, words[:TERMS_PER_GROUP])
+            vocabulary_rows += org_words.rows_of(g.organization_id, words)  # all of them, as the writer
             if words:
                 counted[TEXT_KEY] = min(len(words), TERMS_PER_GROUP)
             if len(words) > TERMS_PER_GROUP:

@@ -6,10 +6,14 @@ reads the groups of the matching ones by value.
 
 Contract:
 
-* Writes. The tag writer (``transforms.storage.tag_writer``) plans an ``OrgWords`` row with insert_or_update in
-  the commit that inserts a new ``@text`` row, unless it has seen the word stored already (``KnownWords``). A
-  set: retries, replays and a backfill over streamed data write the same rows. Rows are never deleted (a word
-  whose groups went finds none), so what a cache says stored stays stored.
+* Writes. The tag writer (``transforms.storage.tag_writer``) plans an ``OrgWords`` row with insert_or_update for
+  every word of every occurrence a commit indexes (``IndexOccurrence.terms``), unless it has seen the word
+  stored already (``KnownWords``): the words of all the organization's attached occurrences, including those
+  a group does not keep (past ``TERMS_PER_GROUP``) and those of groups deleted since, in the commit that
+  attached them or later. A set of what the engine attached: retries, replays, bundle and commit boundaries,
+  restarts and a backfill over streamed data write the same rows. Rows are never deleted (a word whose groups
+  went finds none), so what a cache says stored stays stored, and the vocabulary holds every stored ``@text``
+  word.
 * Complete. The row ``COMPLETE`` says that every ``@text`` word of every organization is in the table. It is
   written when ``pipeline.admin create-database`` creates the database (nothing is stored yet), or by
   ``fill`` (``pipeline.admin fill-vocabularies``) for a database whose ``@text`` rows predate the table, once

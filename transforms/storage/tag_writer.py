@@ -3,8 +3,9 @@
 Rows (``schemas/spanner.sql``): ``GroupTagValues (GroupId, TagKey, TagValue)`` with ``TimesSeen``,
 ``FirstSeen``, ``LastSeen`` (NULL for search-only rows: ``@`` keys and the ``@text`` terms), and
 ``GroupTagKeys (GroupId, TagKey)`` with ``ValuesSeen`` and ``OtherCount``; and the organization's vocabulary
-(``OrgWords``, ``transforms.storage.org_words``): a new ``@text`` row's word, and the full-group mark of a group
-that drops a word.
+(``OrgWords``, ``transforms.storage.org_words``): every word of every occurrence a commit indexes (a set: the
+words of all attached occurrences, whatever their groups keep), and the full-group mark of a group that drops
+a word.
 
 Contract:
 
@@ -265,10 +266,9 @@ class _Group:
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
 
-    def write(self, plan: CommitPlan, times: dict[int, str], result: TagPlan, known_words: set) -> None:
+    def write(self, plan: CommitPlan, times: dict[int, str], result: TagPlan) -> None:
         """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
-        its time); the keys of the value rows written go to ``result.known``, the vocabulary rows of its new
-        words not in ``known_words`` to ``result.words``. Each tag row is planned once per commit, so it goes
+        its time); the keys of the value rows written go to ``result.known``. Each tag row is planned once per commit, so it goes
         straight into the plan (``CommitPlan.upsert`` merges, which is not needed)."""
         group_id, organization_id, project_id = self.group_id, self.organization_id, self.project_id
         planned = plan.upserts.setdefault(VALUES, {})
@@ -279,10 +279,6 @@ class _Group:
                 continue
             row_key = (group_id, key, value)
             written.append(row_key)
-            if key == TEXT_KEY and (organization_id, value) not in known_words:
-                word = (organization_id, value)
-                plan.upserts.setdefault(org_words.TABLE, {})[word] = (org_words.COLUMNS, word)
-                result.words.append(word)
             if last is None:
                 last_seen = first_seen = None
             else:
@@ -376,8 +372,31 @@ def plan_tags(
                 group.mark(TEXT_KEY, term)
     times: dict[int, str] = {}
     for group in groups.values():
-        group.write(plan, times, result, known_words.words)
+        group.write(plan, times, result)
+    _plan_words(plan, indexed, known_words.words, result)
     return result
+
+
+def _plan_words(
+    plan: CommitPlan, indexed: Sequence[intents.IndexOccurrence], known: set, result: TagPlan
+) -> None:
+    """The vocabulary rows (``OrgWords``) of every word of every occurrence this commit indexes, whether or
+    not its group keeps the word (past ``TERMS_PER_GROUP``), is deleted in the same commit, or has the
+    occurrence stored already: the words of all attached occurrences, the same set whatever the commits'
+    boundaries (a group deleted in the commit that attaches its occurrence leaves its words as one deleted
+    later does). Words in ``known`` are stored already."""
+    planned = None
+    for intent in indexed:
+        organization_id = intent.organization_id
+        for term in intent.terms:
+            word = (organization_id, term)
+            if word in known:
+                continue
+            if planned is None:
+                planned = plan.upserts.setdefault(org_words.TABLE, {})
+            if word not in planned:
+                planned[word] = (org_words.COLUMNS, word)
+                result.words.append(word)
 
 
 def read_stored(
