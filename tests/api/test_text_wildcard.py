@@ -125,14 +125,10 @@ def expected_ids(groups: list[G], sort: str) -> list[str]:
     return [str(g.group_id) for g in expected_order(groups, sort)]
 
 
-@pytest.mark.parametrize(
-    "pattern", ["*timeout*", "timeout*", "*TimeOut", "*TIMEOUTEXCEED*", "*out*", "*_i_*"]
-)
-def test_a_wildcard_through_the_word_index_gives_the_title_and_message_answer(
-    client, shared, monkeypatch, pattern
-):
-    _, groups, token = shared
-    served = []
+def _spy_on_word_candidates(monkeypatch) -> list[bool]:
+    """Records, for each call of ``tag_search.word_wildcard_candidates``, whether the word index served it
+    (complete candidates)."""
+    served: list[bool] = []
     real = tag_search.word_wildcard_candidates
 
     def spy(*args, **kwargs):
@@ -141,6 +137,17 @@ def test_a_wildcard_through_the_word_index_gives_the_title_and_message_answer(
         return found
 
     monkeypatch.setattr(tag_search, "word_wildcard_candidates", spy)
+    return served
+
+
+@pytest.mark.parametrize(
+    "pattern", ["*timeout*", "timeout*", "*TimeOut", "*TIMEOUTEXCEED*", "*out*", "*_i_*"]
+)
+def test_a_wildcard_through_the_word_index_gives_the_title_and_message_answer(
+    client, shared, monkeypatch, pattern
+):
+    _, groups, token = shared
+    served = _spy_on_word_candidates(monkeypatch)
     expected = old_answer(groups, pattern)
     assert expected or pattern == "*TIMEOUTEXCEED*"
     for sort in SORTS:
@@ -285,15 +292,7 @@ def test_a_group_whose_words_are_full_is_a_candidate_of_every_wildcard(stack, sp
         plain = G(2, 11, ORG, title="timeout here", message="")
         other = G(3, 11, ORG, title="nothing to see", message="")
         write_groups(database, [full, plain, other])
-        served = []
-        real = tag_search.word_wildcard_candidates
-
-        def spy(*args, **kwargs):
-            found = real(*args, **kwargs)
-            served.append(found is not None and found.complete)
-            return found
-
-        monkeypatch.setattr(tag_search, "word_wildcard_candidates", spy)
+        served = _spy_on_word_candidates(monkeypatch)
         index = IssueIndex(database, Directory(database, ttl=0, token_ttl=0))
         page = index.list_issues(index.organization("acme"), ListRequest(query="*timeout*", limit=100))
         assert served == [True]  # the vocabulary drove the page, the full group's mark made it a candidate
