@@ -51,6 +51,7 @@ from transforms.core.model import DeadLetter, Event, Message, Occurrence, RawMes
 from transforms.core.occurrence_payload import (
     MAX_CULPRIT_LENGTH,
     VALID_PRIORITIES,
+    native_occurrence,
     occurrence_from_payload,
     valid_occurrence,
 )
@@ -167,7 +168,12 @@ def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Messa
         )
     payload_type = payload.get("payload_type")
     if payload_type is None or payload_type == PAYLOAD_OCCURRENCE:
-        occurrence = valid_occurrence(payload, checks) or occurrence_from_payload(payload, checks)
+        # C (where built) for the common case, else or when it is not sure the Python fast path, then the checks
+        occurrence = (
+            (native_occurrence is not None and checks is SHALLOW and native_occurrence(payload))
+            or valid_occurrence(payload, checks)
+            or occurrence_from_payload(payload, checks)
+        )
         if removed is not None and occurrence.event is not None:
             _report_removed(payload["event"], occurrence.event, removed)
         decoded: Occurrence | StatusChange = occurrence

@@ -12,12 +12,16 @@ the occurrence kept, as Relay does; every other limit of the event makes it inva
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import logging
+from importlib import resources
 from typing import Any
 
 import msgspec
 import orjson
 
-from transforms.core import limits, reasons
+from transforms.core import limits, payload_fields, reasons
 from transforms.core.enums import LOG_LEVELS, GroupCategory
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, EvidenceItem, Occurrence
@@ -292,6 +296,51 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
         False if is_buffered_spans is None else is_buffered_spans,
         decoded_event,  # event
     )
+
+
+def _load_native() -> Any:
+    """The C fast path ``_payload.valid_occurrence``, configured, if built from the source beside it (a build of
+    an older source is not used), else None."""
+    try:
+        native = importlib.import_module("transforms.core._payload")
+    except ImportError:
+        _LOG.info(
+            "Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
+        )
+        return None
+    source = resources.files(__package__).joinpath("_payload.c")
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != native.SOURCE_SHA256:
+        _LOG.warning(
+            "Occurrence payloads: pure-Python path, because %s was built from another version of _payload.c; "
+            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
+            native.__file__,
+        )
+        return None
+    native.configure(
+        Occurrence,
+        Event,
+        EvidenceItem,
+        GROUP_TYPES,
+        LOG_LEVELS,
+        payload_fields.hash_cache,
+        fingerprint_hashes,
+        parse_time,
+        limits.MAX_FINGERPRINT_PARTS,
+        limits.MAX_RELEASE_BYTES,
+        limits.MAX_ENVIRONMENT_BYTES,
+        MAX_CULPRIT_LENGTH,
+        payload_fields.MIN_EPOCH_SECONDS,
+        payload_fields.MAX_EPOCH_SECONDS,
+    )
+    _LOG.info("Occurrence payloads: C path (%s)", native.__file__)
+    return native
+
+
+_LOG = logging.getLogger(__name__)
+# ``_payload.valid_occurrence`` (``_payload.c``, built by setup.py where a compiler exists) or None: the common
+# case of ``valid_occurrence`` in C, the same ``Occurrence`` or None (then the Python path decides).
+_native = _load_native()
+native_occurrence = None if _native is None else _native.valid_occurrence
 
 
 def _valid_event(
