@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 
 from tests.decode import payloads, strategies
 from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
+from transforms.core import decode as decoding
 from transforms.core import occurrence_payload
-from transforms.core.decode import decode
+from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
 from transforms.core.model import RawMessage
 from transforms.core.payload_fields import Rejected, hash_cache, parse_time
 
@@ -211,6 +212,74 @@ def test_what_c_leaves_alone_is_left_to_python() -> None:
     assert _python_answer(odd).culprit == "c"
 
 
+def _decode_in_python(raw: RawMessage, max_bytes: int, removed: list[str]) -> Any:
+    """``decode`` with the C paths switched off (as without the extension)."""
+    saved = decoding.native_decode_json, decoding.native_occurrence
+    decoding.native_decode_json = decoding.native_occurrence = None
+    try:
+        return decode(raw, max_bytes=max_bytes, removed=removed)
+    finally:
+        decoding.native_decode_json, decoding.native_occurrence = saved
+
+
+_ATTRIBUTES = st.sampled_from(
+    [{}, {"content_type": "application/json"}, {"content_type": ""}, {"content_type": "APPLICATION/JSON"},
+     {"content_type": "application/json; charset=utf-8"}, {"content_type": PROTOBUF_CONTENT_TYPE},
+     {"content_type": "text/plain"}, {"other": "x"}]
+)  # fmt: skip
+
+
+@st.composite
+def _raw_messages(draw: st.DrawFn) -> tuple[RawMessage, int]:
+    """A JSON payload (valid, broken, a status change; sometimes padded past the size that is measured, or with
+    brackets past the depth limit in a string, or cut short) as a delivered message, and a max_bytes."""
+    payload = draw(strategies.valid_payloads | strategies.mutated_payloads())
+    padding = draw(st.sampled_from(["", "", "[" * 40, "{" * 10 + "[" * 10, "x" * 70_000, "é" * 20]))
+    if padding and isinstance(payload.get("event"), dict):
+        payload["event"][draw(st.sampled_from(["release", "environment", "platform", "dist"]))] = padding
+    elif padding:
+        payload["culprit"] = padding
+    data = orjson.dumps(payload)
+    if draw(st.integers(0, 9)) == 0:
+        data = data[: draw(st.integers(0, len(data)))]
+    max_bytes = draw(st.sampled_from([1 << 20, 1 << 20, len(data), max(1, len(data) - 1)]))
+    return RawMessage(
+        draw(st.text(max_size=5)), draw(st.integers(0, 1 << 62)), data, draw(_ATTRIBUTES)
+    ), max_bytes
+
+
+@native
+@SETTINGS
+@given(_raw_messages())
+def test_decode_with_the_c_paths_gives_what_python_gives(raw_and_limit: tuple[RawMessage, int]) -> None:
+    """The same Message or dead letter (equal, same bytes) and the same removed names, whichever path decides."""
+    raw, max_bytes = raw_and_limit
+    removed: list[str] = []
+    removed_in_python: list[str] = []
+    result = decode(raw, max_bytes=max_bytes, removed=removed)
+    expected = _decode_in_python(raw, max_bytes, removed_in_python)
+    assert result == expected
+    assert msgspec.msgpack.encode(result) == msgspec.msgpack.encode(expected)
+    assert removed == removed_in_python
+
+
+@native
+def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -> None:
+    data = orjson.dumps(payloads.with_event())
+    message = occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20)
+    assert message == decode(RawMessage("1", 2, data, {}))
+    for other in ({**payloads.with_event(), "level": "loud"}, {"payload_type": "status_change"}):
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(other), {}), 1 << 20)
+        assert parsed == other  # parsed, not decided: decode checks it without parsing it again
+    for raw, max_bytes in (
+        (RawMessage("1", 2, data, {"content_type": PROTOBUF_CONTENT_TYPE}), 1 << 20),
+        (RawMessage("1", 2, data, {}), len(data) - 1),
+        (RawMessage("1", 2, b"[1]", {}), 1 << 20),
+        (RawMessage("1", 2, b"{", {}), 1 << 20),
+    ):
+        assert occurrence_payload._native.decode_json(raw, max_bytes) is None
+
+
 def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:
     """decode takes C's answer first: the same Message as the Python paths give (here and in the subprocess)."""
     raw = RawMessage("7", 1, orjson.dumps(payloads.with_event()), {})
@@ -235,7 +304,7 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
         "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
         "sys.modules['transforms.core._payload'] = None\n"
         "from transforms.core import occurrence_payload as p\n"
-        "assert p._native is None and p.native_occurrence is None\n"
+        "assert p._native is None and p.native_occurrence is None and p.native_decode_json is None\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True

@@ -20,11 +20,12 @@
 #include <string.h>
 
 /* Set by configure (strong references, kept for the process's life). */
-static PyObject *occurrence_type, *event_type, *evidence_item_type;
+static PyObject *occurrence_type, *event_type, *evidence_item_type, *message_type, *json_loads;
 static PyObject *group_types, *log_levels, *hash_cache, *fingerprint_hashes, *parse_time;
 static long long max_parts, max_release_bytes, max_environment_bytes, max_culprit;
-static long long min_seconds, max_seconds, min_micros, max_micros;
-static PyObject *s_info, *s_dots;
+static long long min_seconds, max_seconds, min_micros, max_micros, max_depth, measure_above;
+static PyObject *s_info, *s_dots, *s_content_type, *s_json, *s_payload_type, *s_occurrence;
+static PyObject *a_data, *a_attributes, *a_message_id, *a_message_time;
 
 /* The payload's keys, interned once (dict lookups by an interned str compare by identity first). */
 enum {
@@ -303,8 +304,9 @@ static PyObject *tag_pairs(PyObject *tags) {
 }
 
 /* occurrence_payload._event for a valid event (new reference), or NULL. payload_event_id is the payload's
- * event_id normalised (or NULL when it gave none). */
-static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_event_id) {
+ * event_id normalised (or NULL when it gave none). A release or environment name over its limit is removed,
+ * as Python removes it, unless strict: then it is NULL (the caller must report what is removed). */
+static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_event_id, int strict) {
     PyObject *event_project = field(ev, K_PROJECT_ID);
     if (event_project == FAIL || !PyLong_CheckExact(event_project)) return NULL;
     int same = PyObject_RichCompareBool(event_project, project_id, Py_EQ);
@@ -326,8 +328,14 @@ static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_
     if ((release != ABSENT && PyUnicode_GET_LENGTH(release) == 0) ||
         (environment != ABSENT && PyUnicode_GET_LENGTH(environment) == 0))
         return NULL;
-    if (release != ABSENT && exceeds(release, max_release_bytes)) release = ABSENT;
-    if (environment != ABSENT && exceeds(environment, max_environment_bytes)) environment = ABSENT;
+    if (release != ABSENT && exceeds(release, max_release_bytes)) {
+        if (strict) return NULL;
+        release = ABSENT;
+    }
+    if (environment != ABSENT && exceeds(environment, max_environment_bytes)) {
+        if (strict) return NULL;
+        environment = ABSENT;
+    }
 
     PyObject *event_id = NULL, *timestamp = NULL, *received = NULL, *tags = NULL, *result = NULL;
     if (raw_id == ABSENT) {
@@ -347,16 +355,14 @@ static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_
     PyObject *args[16] = {event_id, project_id, platform, timestamp, received, tags, release, environment,
                           dist, transaction, server_name, sdk, user, request, contexts, trace_id};
     result = PyObject_Vectorcall(event_type, args, 16, NULL);
-done:
-    Py_XDECREF(event_id);
-    Py_XDECREF(timestamp);
-    Py_XDECREF(received);
-    Py_XDECREF(tags);
+done:;
+    PyObject *made[] = {event_id, timestamp, received, tags};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
     return result;
 }
 
-/* The Occurrence of a valid payload (new reference), or NULL: not sure, or an error. */
-static PyObject *occurrence_of(PyObject *p) {
+/* The Occurrence of a valid payload (new reference), or NULL: not sure, or an error. strict: see event_of. */
+static PyObject *occurrence_of(PyObject *p, int strict) {
     PyObject *raw_id = field(p, K_ID), *project_id = field(p, K_PROJECT_ID), *raw_event_id = field(p, K_EVENT_ID);
     PyObject *parts = field(p, K_FINGERPRINT), *title = field(p, K_ISSUE_TITLE), *subtitle = field(p, K_SUBTITLE);
     PyObject *type_id = field(p, K_TYPE), *raw_detection = field(p, K_DETECTION_TIME);
@@ -410,7 +416,7 @@ static PyObject *occurrence_of(PyObject *p) {
     }
     if (culprit == NULL) goto done;
     if (ev != ABSENT) {
-        if ((event = event_of(ev, project_id, event_id)) == NULL) goto done;
+        if ((event = event_of(ev, project_id, event_id, strict)) == NULL) goto done;
         PyObject *decoded_id = PyObject_GetAttr(event, keys[K_EVENT_ID]);
         if (decoded_id == NULL) goto done;
         if (event_id == NULL) {
@@ -423,37 +429,25 @@ static PyObject *occurrence_of(PyObject *p) {
     }
     if ((fingerprint = PyList_AsTuple(parts)) == NULL || (hashes = hashes_of(parts)) == NULL) goto done;
     /* positional, in the order of Occurrence's fields */
-    PyObject *args[18] = {
-        id,
-        project_id,
-        event_id,
-        fingerprint,
-        hashes,
-        title,
-        subtitle,
-        type_id,
-        detection,
-        items,
-        level == ABSENT ? s_info : level,
-        culprit,
-        resource_id,
-        evidence_data,
-        p1 ? prio : initial, /* priority wins over initial_issue_priority; both absent is None */
-        assignee,
-        buffered == ABSENT ? Py_False : buffered,
-        event == NULL ? Py_None : event,
-    };
+    PyObject *args[18] = {id, project_id, event_id, fingerprint, hashes, title, subtitle, type_id, detection, items,
+                          level == ABSENT ? s_info : level, culprit, resource_id, evidence_data,
+                          p1 ? prio : initial, /* priority wins over initial_issue_priority */
+                          assignee, buffered == ABSENT ? Py_False : buffered, event == NULL ? Py_None : event};
     result = PyObject_Vectorcall(occurrence_type, args, 18, NULL);
-done:
-    Py_XDECREF(id);
-    Py_XDECREF(event_id);
-    Py_XDECREF(fingerprint);
-    Py_XDECREF(hashes);
-    Py_XDECREF(detection);
-    Py_XDECREF(items);
-    Py_XDECREF(culprit);
-    Py_XDECREF(event);
+done:;
+    PyObject *made[] = {id, event_id, fingerprint, hashes, detection, items, culprit, event};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
     return result;
+}
+
+/* After a function found no answer: -1 when a BaseException other than an Exception is pending (it must
+ * propagate), else 0, with any Exception from what it called cleared (the Python path meets it again). */
+static int no_answer(void) {
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        PyErr_Clear();
+    }
+    return 0;
 }
 
 static PyObject *valid_occurrence(PyObject *module, PyObject *payload) {
@@ -462,41 +456,84 @@ static PyObject *valid_occurrence(PyObject *module, PyObject *payload) {
         return NULL;
     }
     if (!PyDict_CheckExact(payload)) Py_RETURN_NONE;
-    PyObject *result = occurrence_of(payload);
-    if (result != NULL) return result;
-    /* not sure, or an Exception from what it called: the Python path decides (and raises it again) */
-    if (PyErr_Occurred()) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
-        PyErr_Clear();
-    }
+    PyObject *result = occurrence_of(payload, 0);
+    if (result != NULL || no_answer() < 0) return result;
     Py_RETURN_NONE;
 }
 
+/* decode_json(raw, max_bytes) -> Message | dict | None: decode.decode's Message for a RawMessage holding a
+ * plainly valid JSON occurrence (content type JSON or none, at most max_bytes and small enough that no stored
+ * document can exceed Spanner's limit, fewer opening brackets than the depth limit, nothing removed from its
+ * event). When it parsed the payload but gives no Message it returns the parsed dict, which decode then checks
+ * itself without parsing it again (the envelope's checks passed: the payload's Checks are SHALLOW); None when
+ * it did not parse it. */
+static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (message_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_payload.decode_json: configure was not called");
+        return NULL;
+    }
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_payload.decode_json(raw, max_bytes)");
+        return NULL;
+    }
+    PyObject *raw = args[0], *data = NULL, *attributes = NULL, *payload = NULL, *occurrence = NULL;
+    PyObject *message_id = NULL, *message_time = NULL, *result = NULL;
+    long long max_bytes = PyLong_AsLongLong(args[1]);
+    if (max_bytes == -1 && PyErr_Occurred()) goto done;
+    if ((data = PyObject_GetAttr(raw, a_data)) == NULL || !PyBytes_CheckExact(data)) goto done;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size > max_bytes || size > measure_above) goto done;
+    if ((attributes = PyObject_GetAttr(raw, a_attributes)) == NULL || !PyDict_CheckExact(attributes)) goto done;
+    PyObject *content_type = PyDict_GetItemWithError(attributes, s_content_type);
+    if (content_type == NULL ? PyErr_Occurred() != NULL
+                             : content_type != Py_None && (!PyUnicode_CheckExact(content_type) ||
+                                                           PyUnicode_Compare(content_type, s_json) != 0))
+        goto done;
+    const char *bytes = PyBytes_AS_STRING(data);
+    long long brackets = 0;
+    for (Py_ssize_t i = 0; i < size; i++) brackets += bytes[i] == '{' || bytes[i] == '[';
+    if (brackets > max_depth) goto done;
+    if ((payload = PyObject_CallOneArg(json_loads, data)) == NULL || !PyDict_CheckExact(payload)) goto done;
+    result = payload; /* from here on, no Message gives the parsed payload */
+    PyObject *payload_type = PyDict_GetItemWithError(payload, s_payload_type);
+    if (payload_type == NULL ? PyErr_Occurred() != NULL
+                             : payload_type != Py_None && (!PyUnicode_CheckExact(payload_type) ||
+                                                           PyUnicode_Compare(payload_type, s_occurrence) != 0))
+        goto done;
+    if ((occurrence = occurrence_of(payload, 1)) == NULL || (message_id = PyObject_GetAttr(raw, a_message_id)) == NULL ||
+        (message_time = PyObject_GetAttr(raw, a_message_time)) == NULL)
+        goto done;
+    PyObject *fields[5] = {message_id, message_time, occurrence, data, attributes};
+    PyObject *message = PyObject_Vectorcall(message_type, fields, 5, NULL);
+    if (message != NULL) result = message;
+done:;
+    if (result == NULL || result == payload) { /* not sure, or an Exception: decode decides */
+        if (no_answer() < 0) result = NULL;
+        else if (result == NULL) result = Py_NewRef(Py_None);
+        else Py_INCREF(result);
+    }
+    PyObject *made[] = {data, attributes, payload, occurrence, message_id, message_time};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
+    return result;
+}
+
 static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *o, *e, *item, *types, *levels, *cache, *hashes, *parse;
-    long long parts, release, environment, culprit, lo, hi;
-    if (!PyArg_ParseTuple(args, "OOOO!O!O!OOLLLLLL:configure", &o, &e, &item, &PyDict_Type, &types,
-                          &PyDict_Type, &levels, &PyDict_Type, &cache, &hashes, &parse, &parts, &release,
-                          &environment, &culprit, &lo, &hi))
+    PyObject *o, *e, *item, *message, *types, *levels, *cache, *hashes, *parse, *loads;
+    long long parts, release, environment, culprit, lo, hi, depth, above;
+    if (!PyArg_ParseTuple(args, "OOOOO!O!O!OOOLLLLLLLL:configure", &o, &e, &item, &message, &PyDict_Type, &types,
+                          &PyDict_Type, &levels, &PyDict_Type, &cache, &hashes, &parse, &loads, &parts, &release,
+                          &environment, &culprit, &lo, &hi, &depth, &above))
         return NULL;
     if (culprit < 3 || lo > hi || lo < -(1LL << 40) || hi > (1LL << 40)) {
         PyErr_SetString(PyExc_ValueError, "_payload.configure: limits out of range");
         return NULL;
     }
-    Py_XSETREF(occurrence_type, Py_NewRef(o));
-    Py_XSETREF(event_type, Py_NewRef(e));
-    Py_XSETREF(evidence_item_type, Py_NewRef(item));
-    Py_XSETREF(group_types, Py_NewRef(types));
-    Py_XSETREF(log_levels, Py_NewRef(levels));
-    Py_XSETREF(hash_cache, Py_NewRef(cache));
-    Py_XSETREF(fingerprint_hashes, Py_NewRef(hashes));
-    Py_XSETREF(parse_time, Py_NewRef(parse));
-    max_parts = parts;
-    max_release_bytes = release;
-    max_environment_bytes = environment;
-    max_culprit = culprit;
-    min_seconds = lo;
-    max_seconds = hi;
+    PyObject **refs[] = {&occurrence_type, &event_type, &evidence_item_type, &message_type, &group_types,
+                         &log_levels, &hash_cache, &fingerprint_hashes, &parse_time, &json_loads};
+    PyObject *values[] = {o, e, item, message, types, levels, cache, hashes, parse, loads};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) Py_XSETREF(*refs[i], Py_NewRef(values[i]));
+    max_parts = parts, max_release_bytes = release, max_environment_bytes = environment, max_culprit = culprit;
+    min_seconds = lo, max_seconds = hi, max_depth = depth, measure_above = above;
     min_micros = lo * 1000000;
     max_micros = (hi + 1) * 1000000 - 1;
     Py_RETURN_NONE;
@@ -505,9 +542,12 @@ static PyObject *configure(PyObject *module, PyObject *args) {
 static PyMethodDef methods[] = {
     {"valid_occurrence", valid_occurrence, METH_O,
      "valid_occurrence(payload) -> Occurrence | None: the occurrence of a plainly valid payload, else None."},
+    {"decode_json", (PyCFunction)(void (*)(void))decode_json, METH_FASTCALL,
+     "decode_json(raw, max_bytes) -> Message | dict | None: see the source."},
     {"configure", configure, METH_VARARGS,
-     "configure(Occurrence, Event, EvidenceItem, GROUP_TYPES, LOG_LEVELS, hash_cache, fingerprint_hashes, "
-     "parse_time, max_parts, max_release_bytes, max_environment_bytes, max_culprit, min_seconds, max_seconds)"},
+     "configure(Occurrence, Event, EvidenceItem, Message, GROUP_TYPES, LOG_LEVELS, hash_cache, "
+     "fingerprint_hashes, parse_time, json_loads, max_parts, max_release_bytes, max_environment_bytes, "
+     "max_culprit, min_seconds, max_seconds, max_depth, measure_above)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -524,8 +564,13 @@ PyMODINIT_FUNC PyInit__payload(void) {
     for (int i = 0; i < K_COUNT; i++) {
         if (keys[i] == NULL && (keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL) return NULL;
     }
-    if (s_info == NULL && (s_info = PyUnicode_InternFromString("info")) == NULL) return NULL;
-    if (s_dots == NULL && (s_dots = PyUnicode_InternFromString("...")) == NULL) return NULL;
+    PyObject **names[] = {&s_info, &s_dots, &s_content_type, &s_json, &s_payload_type, &s_occurrence, &a_data,
+                          &a_attributes, &a_message_id, &a_message_time};
+    const char *texts[] = {"info", "...", "content_type", "application/json", "payload_type", "occurrence", "data",
+                           "attributes", "message_id", "message_time"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(texts[i])) == NULL) return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
         Py_DECREF(m);

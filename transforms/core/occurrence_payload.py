@@ -24,7 +24,7 @@ import orjson
 from transforms.core import limits, payload_fields, reasons
 from transforms.core.enums import LOG_LEVELS, GroupCategory
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import Event, EvidenceItem, Occurrence
+from transforms.core.model import Event, EvidenceItem, Message, Occurrence
 from transforms.core.payload_fields import (
     MAX_INT64,
     SHALLOW,
@@ -47,6 +47,8 @@ from transforms.core.payload_fields import (
 )
 
 MAX_CULPRIT_LENGTH = 200
+# Messages this small cannot become a JSON document larger than Spanner stores; larger ones are measured.
+MEASURE_JSON_ABOVE = limits.SPANNER_MAX_JSON_BYTES // limits.MAX_JSON_GROWTH
 VALID_PRIORITIES = (25, 50, 75)
 _FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")  # engine.creation.FEEDBACK_FIELDS
 
@@ -320,27 +322,33 @@ def _load_native() -> Any:
         Occurrence,
         Event,
         EvidenceItem,
+        Message,
         GROUP_TYPES,
         LOG_LEVELS,
         payload_fields.hash_cache,
         fingerprint_hashes,
         parse_time,
+        orjson.loads,
         limits.MAX_FINGERPRINT_PARTS,
         limits.MAX_RELEASE_BYTES,
         limits.MAX_ENVIRONMENT_BYTES,
         MAX_CULPRIT_LENGTH,
         payload_fields.MIN_EPOCH_SECONDS,
         payload_fields.MAX_EPOCH_SECONDS,
+        limits.MAX_JSON_FIELD_DEPTH,
+        MEASURE_JSON_ABOVE,
     )
     _LOG.info("Occurrence payloads: C path (%s)", native.__file__)
     return native
 
 
 _LOG = logging.getLogger(__name__)
-# ``_payload.valid_occurrence`` (``_payload.c``, built by setup.py where a compiler exists) or None: the common
-# case of ``valid_occurrence`` in C, the same ``Occurrence`` or None (then the Python path decides).
+# The C extension ``_payload`` (``_payload.c``, built by setup.py where a compiler exists) or None. Its
+# ``valid_occurrence`` is the common case of ``valid_occurrence`` in C, its ``decode_json`` that of
+# ``decode.decode`` for a JSON occurrence: the same result, or None (then the Python path decides).
 _native = _load_native()
 native_occurrence = None if _native is None else _native.valid_occurrence
+native_decode_json = None if _native is None else _native.decode_json
 
 
 def _valid_event(
