@@ -44,6 +44,22 @@ MUTATIONS = Extension(
     optional=True,
 )
 
+# The C fast path of decoding an occurrence payload (transforms/core/_payload.c); optional and checked against
+# its source in the same way (transforms.core.occurrence_payload).
+PAYLOAD_SOURCE = "transforms/core/_payload.c"
+PAYLOAD = Extension(
+    "transforms.core._payload",
+    sources=[PAYLOAD_SOURCE],
+    define_macros=[
+        (
+            "SOURCE_SHA256",
+            f'"{hashlib.sha256((Path(__file__).parent / PAYLOAD_SOURCE).read_bytes()).hexdigest()}"',
+        )
+    ],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
 setup(
     name="occurrence-pipeline",
     version="0.1.0",
@@ -65,7 +81,10 @@ setup(
             "web",
         ]
     ),
-    ext_modules=[MUTATIONS],
+    ext_modules=[
+        MUTATIONS,
+        PAYLOAD,
+    ],
     package_data={
         "schemas": ["*.proto", "*.sql"],
         # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)

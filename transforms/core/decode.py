@@ -50,7 +50,10 @@ from transforms.core import limits, metrics, reasons
 from transforms.core.model import DeadLetter, Event, Message, Occurrence, RawMessage, StatusChange
 from transforms.core.occurrence_payload import (
     MAX_CULPRIT_LENGTH,
+    MEASURE_JSON_ABOVE,
     VALID_PRIORITIES,
+    native_decode_json,
+    native_occurrence,
     occurrence_from_payload,
     valid_occurrence,
 )
@@ -94,8 +97,6 @@ CONTENT_TYPES = (JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE)
 
 # Every byte but the opening brackets (see _decode).
 _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"{[")
-# Messages this small cannot become a JSON document larger than Spanner stores; larger ones are measured.
-_MEASURE_JSON_ABOVE = limits.SPANNER_MAX_JSON_BYTES // limits.MAX_JSON_GROWTH
 
 
 def decode(
@@ -110,7 +111,15 @@ def decode(
     release or environment longer than Sentry's limit.
     """
     try:
-        return _decode(raw, max_bytes, removed)
+        parsed = None
+        if (
+            native_decode_json is not None
+        ):  # the C path: a valid JSON occurrence's Message, or its parsed payload
+            parsed = native_decode_json(raw, max_bytes)
+            if parsed.__class__ is Message:
+                decoded: Message = parsed
+                return decoded
+        return _decode(raw, max_bytes, removed, parsed)
     except Rejected as rejected:
         return _dead_letter(raw, rejected.reason, rejected.error, rejected.project_id)
     except Exception as exc:  # the guard: a decoding error is a value, never an escaping exception
@@ -139,14 +148,43 @@ def content_type_of(attributes: dict[str, str]) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
-def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Message:
+def _decode(
+    raw: RawMessage, max_bytes: int, removed: list[str] | None, parsed: dict[str, Any] | None
+) -> Message:
+    if parsed is None:
+        payload, checks = _envelope(raw, max_bytes)
+    else:  # parsed by the C path, which found it JSON, within max_bytes, not large and not deep
+        payload, checks = parsed, SHALLOW
+    payload_type = payload.get("payload_type")
+    if payload_type is None or payload_type == PAYLOAD_OCCURRENCE:
+        # C (where built) for the common case, else or when it is not sure the Python fast path, then the checks
+        occurrence = (
+            (native_occurrence is not None and checks is SHALLOW and native_occurrence(payload))
+            or valid_occurrence(payload, checks)
+            or occurrence_from_payload(payload, checks)
+        )
+        if removed is not None and occurrence.event is not None:
+            _report_removed(payload["event"], occurrence.event, removed)
+        decoded: Occurrence | StatusChange = occurrence
+    elif payload_type == PAYLOAD_STATUS_CHANGE:
+        decoded = status_change_from_payload(payload, raw.message_id)
+    else:
+        raise Rejected(
+            reasons.INVALID_PAYLOAD_TYPE,
+            f"payload_type must be 'occurrence' (the default) or 'status_change', got {show(payload_type)}",
+        )
+    return Message(raw.message_id, raw.message_time, decoded, raw.data, raw.attributes)
+
+
+def _envelope(raw: RawMessage, max_bytes: int) -> tuple[dict[str, Any], Checks]:
+    """The payload of the message's encoding, and what its size and shape make worth checking."""
     data = raw.data
     if len(data) > max_bytes:
         raise Rejected(reasons.OVERSIZED, f"message is {len(data)} bytes, more than the limit of {max_bytes}")
     content_type = raw.attributes.get(CONTENT_TYPE_ATTRIBUTE)
     if content_type != JSON_CONTENT_TYPE:  # the usual value needs no parsing (nor does none at all)
         content_type = content_type_of(raw.attributes)
-    large = len(data) > _MEASURE_JSON_ABOVE
+    large = len(data) > MEASURE_JSON_ABOVE
     if content_type == JSON_CONTENT_TYPE:
         payload = _parse_json(data)
         # No value can be nested deeper than the payload has brackets (counted in C, strings included, in one
@@ -165,20 +203,7 @@ def _decode(raw: RawMessage, max_bytes: int, removed: list[str] | None) -> Messa
             f"unsupported content_type {raw.attributes.get(CONTENT_TYPE_ATTRIBUTE)!r}: "
             f"expected {JSON_CONTENT_TYPE!r} (the default) or {PROTOBUF_CONTENT_TYPE!r}",
         )
-    payload_type = payload.get("payload_type")
-    if payload_type is None or payload_type == PAYLOAD_OCCURRENCE:
-        occurrence = valid_occurrence(payload, checks) or occurrence_from_payload(payload, checks)
-        if removed is not None and occurrence.event is not None:
-            _report_removed(payload["event"], occurrence.event, removed)
-        decoded: Occurrence | StatusChange = occurrence
-    elif payload_type == PAYLOAD_STATUS_CHANGE:
-        decoded = status_change_from_payload(payload, raw.message_id)
-    else:
-        raise Rejected(
-            reasons.INVALID_PAYLOAD_TYPE,
-            f"payload_type must be 'occurrence' (the default) or 'status_change', got {show(payload_type)}",
-        )
-    return Message(raw.message_id, raw.message_time, decoded, raw.data, raw.attributes)
+    return payload, checks
 
 
 def _report_removed(source: dict[str, Any], event: Event, removed: list[str]) -> None:

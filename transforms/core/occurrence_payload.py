@@ -12,15 +12,19 @@ the occurrence kept, as Relay does; every other limit of the event makes it inva
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import logging
+from importlib import resources
 from typing import Any
 
 import msgspec
 import orjson
 
-from transforms.core import limits, reasons
+from transforms.core import limits, payload_fields, reasons
 from transforms.core.enums import LOG_LEVELS, GroupCategory
 from transforms.core.grouptypes import GROUP_TYPES
-from transforms.core.model import Event, EvidenceItem, Occurrence
+from transforms.core.model import Event, EvidenceItem, Message, Occurrence
 from transforms.core.payload_fields import (
     MAX_INT64,
     SHALLOW,
@@ -43,6 +47,8 @@ from transforms.core.payload_fields import (
 )
 
 MAX_CULPRIT_LENGTH = 200
+# Messages this small cannot become a JSON document larger than Spanner stores; larger ones are measured.
+MEASURE_JSON_ABOVE = limits.SPANNER_MAX_JSON_BYTES // limits.MAX_JSON_GROWTH
 VALID_PRIORITIES = (25, 50, 75)
 _FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")  # engine.creation.FEEDBACK_FIELDS
 
@@ -292,6 +298,57 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
         False if is_buffered_spans is None else is_buffered_spans,
         decoded_event,  # event
     )
+
+
+def _load_native() -> Any:
+    """The C fast path ``_payload.valid_occurrence``, configured, if built from the source beside it (a build of
+    an older source is not used), else None."""
+    try:
+        native = importlib.import_module("transforms.core._payload")
+    except ImportError:
+        _LOG.info(
+            "Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
+        )
+        return None
+    source = resources.files(__package__).joinpath("_payload.c")
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != native.SOURCE_SHA256:
+        _LOG.warning(
+            "Occurrence payloads: pure-Python path, because %s was built from another version of _payload.c; "
+            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
+            native.__file__,
+        )
+        return None
+    native.configure(
+        Occurrence,
+        Event,
+        EvidenceItem,
+        Message,
+        GROUP_TYPES,
+        LOG_LEVELS,
+        payload_fields.hash_cache,
+        fingerprint_hashes,
+        parse_time,
+        orjson.loads,
+        limits.MAX_FINGERPRINT_PARTS,
+        limits.MAX_RELEASE_BYTES,
+        limits.MAX_ENVIRONMENT_BYTES,
+        MAX_CULPRIT_LENGTH,
+        payload_fields.MIN_EPOCH_SECONDS,
+        payload_fields.MAX_EPOCH_SECONDS,
+        limits.MAX_JSON_FIELD_DEPTH,
+        MEASURE_JSON_ABOVE,
+    )
+    _LOG.info("Occurrence payloads: C path (%s)", native.__file__)
+    return native
+
+
+_LOG = logging.getLogger(__name__)
+# The C extension ``_payload`` (``_payload.c``, built by setup.py where a compiler exists) or None. Its
+# ``valid_occurrence`` is the common case of ``valid_occurrence`` in C, its ``decode_json`` that of
+# ``decode.decode`` for a JSON occurrence: the same result, or None (then the Python path decides).
+_native = _load_native()
+native_occurrence = None if _native is None else _native.valid_occurrence
+native_decode_json = None if _native is None else _native.decode_json
 
 
 def _valid_event(

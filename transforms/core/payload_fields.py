@@ -23,10 +23,10 @@ PAYLOAD_STATUS_CHANGE = "status_change"
 
 MAX_INT64 = (1 << 63) - 1
 # The range datetime and a Spanner TIMESTAMP can represent (years 1 to 9999, UTC), in epoch seconds.
-_MIN_EPOCH_SECONDS = -62_135_596_800
-_MAX_EPOCH_SECONDS = 253_402_300_799
-_MIN_MICROS = _MIN_EPOCH_SECONDS * MICROS
-_MAX_MICROS = (_MAX_EPOCH_SECONDS + 1) * MICROS - 1
+MIN_EPOCH_SECONDS = -62_135_596_800
+MAX_EPOCH_SECONDS = 253_402_300_799
+_MIN_MICROS = MIN_EPOCH_SECONDS * MICROS
+_MAX_MICROS = (MAX_EPOCH_SECONDS + 1) * MICROS - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _is_hex32 = re.compile(r"[0-9a-fA-F]{32}").fullmatch
@@ -67,7 +67,7 @@ def check_project_id(value: Any) -> int:
 # Fingerprint parts repeat (every occurrence of a group sends the same ones): recent digests are remembered
 # (what that saves: docs/performance.md, bench.decode). Bounded in entries and in the length of what it keeps;
 # dict reads and writes are atomic, so threads sharing it can at worst compute a digest twice.
-_hash_cache: dict[str, str] = {}
+hash_cache: dict[str, str] = {}
 _HASH_CACHE_SIZE = 4096
 _HASH_CACHE_MAX_PART = 512
 
@@ -96,7 +96,7 @@ def check_fingerprint(value: Any, project_id: int) -> tuple[tuple[str, ...], tup
 
 def fingerprint_hashes(parts: list[str]) -> tuple[str, ...]:
     hashes = []
-    cache = _hash_cache
+    cache = hash_cache
     for part in parts:
         digest = cache.get(part)
         if digest is None:
@@ -150,12 +150,12 @@ def parse_time(value: Any) -> int:
     """
     kind = type(value)
     if kind is int:
-        if not _MIN_EPOCH_SECONDS <= value <= _MAX_EPOCH_SECONDS:
+        if not MIN_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
             raise ValueError("is out of range for a timestamp (years 1 to 9999)")
         micros: int = value * MICROS
         return micros
     if kind is float:
-        if not math.isfinite(value) or not _MIN_EPOCH_SECONDS <= value <= _MAX_EPOCH_SECONDS:
+        if not math.isfinite(value) or not MIN_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
             raise ValueError("must be a finite number of seconds within years 1 to 9999")
         rounded: int = round(value * MICROS)
         return rounded

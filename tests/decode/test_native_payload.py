@@ -1,0 +1,314 @@
+"""The C fast path of occurrence payloads (``transforms/core/_payload.c``) gives Python's answer or none.
+
+``occurrence_payload.native_occurrence`` is ``_payload.valid_occurrence`` where the extension is built from the
+source beside it, else None. Whenever it returns an ``Occurrence`` it must be the one the field-by-field checks
+(``occurrence_from_payload``) build: equal, and encoded to the same bytes; when it returns None the Python
+paths decide. Compared here on generated payloads (valid ones, broken ones, and values JSON never gives: str
+and int subclasses, tuples, huge and negative ints, bools where ints go, lone surrogates) and on times in
+every form ``parse_time`` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import sysconfig
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.decode import payloads, strategies
+from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
+from transforms.core import decode as decoding
+from transforms.core import occurrence_payload
+from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
+from transforms.core.model import RawMessage
+from transforms.core.payload_fields import Rejected, hash_cache, parse_time
+
+ROOT = Path(__file__).resolve().parents[2]
+_COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
+native = pytest.mark.skipif(occurrence_payload._native is None, reason="the C extension is not built here")
+SETTINGS = settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _python_answer(payload: Any) -> Any:
+    """What the Python paths decide: the Occurrence, or the exception the checks raise (a value to compare)."""
+    try:
+        return occurrence_payload.valid_occurrence(payload) or occurrence_payload.occurrence_from_payload(
+            payload
+        )
+    except Rejected as rejected:
+        return ("rejected", rejected.reason, rejected.error)
+    except Exception as error:  # what decode reports as undecodable
+        return ("raised", type(error), str(error))
+
+
+def _same_or_no_answer(payload: Any) -> bool:
+    """C's answer, when it gives one, is the Python paths' (equal, and the same bytes); True when it answered."""
+    answer = occurrence_payload._native.valid_occurrence(payload)
+    if answer is None:
+        return False
+    python = _python_answer(payload)
+    assert answer == python, payload
+    for encode in (msgspec.json.encode, msgspec.msgpack.encode):
+        assert _encoded(encode, answer) == _encoded(encode, python)
+    return True
+
+
+def _encoded(encode: Any, value: Any) -> Any:
+    """The bytes of ``value``, or the error encoding it raised (a key JSON has not, a lone surrogate)."""
+    try:
+        return encode(value)
+    except Exception as error:
+        return (type(error), str(error))
+
+
+def test_the_extension_is_built_where_a_compiler_exists() -> None:
+    if shutil.which(_COMPILER) is None:
+        pytest.skip(f"no C compiler ({_COMPILER}): the pure-Python path is the one that runs")
+    assert occurrence_payload._native is not None, (
+        "transforms.core._payload is not built, or built from another source: "
+        "run python setup.py build_ext --inplace (or pip install -e .)"
+    )
+    assert occurrence_payload.native_occurrence is occurrence_payload._native.valid_occurrence
+
+
+@native
+def test_the_usual_occurrences_are_answered_in_c() -> None:
+    for payload in (payloads.with_event(), payloads.lookup()):
+        hash_cache.clear()  # digests computed by fingerprint_hashes, then read from its cache
+        assert _same_or_no_answer(payload)
+        assert _same_or_no_answer(payload)
+
+
+class _Text(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+# Values no JSON parser gives, which C must leave to Python (or treat exactly as Python does).
+_ODD = st.sampled_from(
+    [_Text("x"), _Text("0" * 32), _Number(1), _Number(25), (), ("a",), ("a", "b"), True, False, 1 << 64,
+     -(1 << 64), 2**63, -1, 0, "\ud800", ["\udc80"], [{"name": "\ud800", "value": "v", "important": True}],
+     float("nan"), float("inf"), -0.0, 5e-324, b"bytes", {1: "a"}, {"a": _Text("b")}, [("a", "b")]]
+)  # fmt: skip
+
+_UNUSUAL_TEXT = st.text(st.characters(codec="utf-8"), max_size=40) | st.text(max_size=40)
+
+
+@st.composite
+def _times(draw: st.DrawFn) -> Any:
+    """Times in the forms C reads itself and in the ones it leaves to parse_time (any fraction's length, other
+    separators and offsets, leap days, the first and last years, numbers at and past the range)."""
+    kind = draw(st.sampled_from(["iso", "text", "number"]))
+    if kind == "number":
+        return draw(
+            st.integers(-62_135_596_801, 253_402_300_800)
+            | st.integers()
+            | st.floats(-62_135_596_801, 253_402_300_800)
+            | st.floats()
+            | st.sampled_from([-62_135_596_800, 253_402_300_799, -62_135_596_800.0, 253_402_300_799.9999996])
+        )
+    if kind == "text":
+        return draw(
+            _UNUSUAL_TEXT | st.from_regex(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)?")
+        )
+    moment = draw(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S").rjust(19, "0")
+    fraction = draw(st.sampled_from(["", ".", ".1", ".123", ".1234", ".123456", ".1234567", ".000000"]))
+    offset = draw(
+        st.sampled_from(["", "Z", "z", "+00:00", "-00:00", "+05:30", "-23:59", "+24:00", "+01:60", "+0100"])
+        | st.integers(-1439, 1439).map(lambda m: str(timezone(timedelta(minutes=m)))[3:])
+    )
+    return text[: draw(st.sampled_from([19, 19, 19, 16, 10]))] + fraction + offset
+
+
+@native
+@SETTINGS
+@given(strategies.occurrences() | strategies.mutated_payloads(exact_ints=False))
+def test_generated_payloads_through_json_get_pythons_answer_or_none(payload: dict[str, Any]) -> None:
+    # through JSON as decoding sees payloads; integers beyond 64 bits, which JSON cannot carry, as they are
+    with contextlib.suppress(TypeError):
+        payload = orjson.loads(orjson.dumps(payload))
+    _same_or_no_answer(payload)
+
+
+@native
+@SETTINGS
+@given(strategies.occurrences(), st.data())
+def test_odd_values_anywhere_get_pythons_answer_or_none(payload: dict[str, Any], data: st.DataObject) -> None:
+    for _ in range(data.draw(st.integers(1, 3))):
+        target = payload
+        if isinstance(payload.get("event"), dict) and data.draw(st.booleans()):
+            target = payload["event"]
+        if not target:
+            break
+        key = data.draw(st.sampled_from(sorted(target)))
+        target[key] = data.draw(_ODD | strategies.json_values(exact_ints=False) | _UNUSUAL_TEXT)
+    _same_or_no_answer(payload)
+
+
+@native
+@SETTINGS
+@given(strategies.occurrences(), _times(), _times(), _times())
+def test_times_in_every_form_get_parse_times_micros(
+    payload: dict[str, Any], detection: Any, timestamp: Any, received: Any
+) -> None:
+    payload["detection_time"] = detection
+    if isinstance(payload.get("event"), dict):
+        payload["event"]["timestamp"] = timestamp
+        payload["event"]["received"] = received
+    if _same_or_no_answer(payload):
+        assert occurrence_payload._native.valid_occurrence(payload).detection_time == parse_time(detection)
+
+
+@native
+def test_every_field_at_its_edges_gets_pythons_answer_or_none() -> None:
+    answered = 0
+    for base in (payloads.with_event(), payloads.lookup()):
+        for field in OCCURRENCE_FIELDS:
+            answered += _same_or_no_answer({key: value for key, value in base.items() if key != field})
+            for value in EDGE_VALUES:
+                answered += _same_or_no_answer(orjson.loads(orjson.dumps({**base, field: value})))
+    base = payloads.with_event()
+    for field in EVENT_FIELDS:
+        answered += _same_or_no_answer(
+            {**base, "event": {k: v for k, v in base["event"].items() if k != field}}
+        )
+        for value in EDGE_VALUES:
+            answered += _same_or_no_answer(
+                orjson.loads(orjson.dumps({**base, "event": {**base["event"], field: value}}))
+            )
+    assert answered > 300  # it answers the valid variants, not only the two base payloads
+
+
+@native
+def test_what_c_leaves_alone_is_left_to_python() -> None:
+    base = payloads.with_event()
+    for broken in (
+        [],  # not a dict
+        {**base, "fingerprint": ["\ud800"]},  # Python raises hashing it: C must not answer
+        {**base, "project_id": True},
+        {**base, "type": 1.0},
+        {**base, "event": {**base["event"], "project_id": base["project_id"] + 1}},
+        {**base, "event_id": "f" * 32},  # event_id_mismatch
+    ):
+        assert occurrence_payload._native.valid_occurrence(broken) is None
+        assert isinstance(_python_answer(broken), tuple)  # a dead letter
+    # a str subclass (never from JSON): msgspec's conversion takes it, so Python answers; C leaves it to Python
+    odd = {**base, "culprit": _Text("c")}
+    assert occurrence_payload._native.valid_occurrence(odd) is None
+    assert _python_answer(odd).culprit == "c"
+
+
+def _decode_in_python(raw: RawMessage, max_bytes: int, removed: list[str]) -> Any:
+    """``decode`` with the C paths switched off (as without the extension)."""
+    saved = decoding.native_decode_json, decoding.native_occurrence
+    decoding.native_decode_json = decoding.native_occurrence = None
+    try:
+        return decode(raw, max_bytes=max_bytes, removed=removed)
+    finally:
+        decoding.native_decode_json, decoding.native_occurrence = saved
+
+
+_ATTRIBUTES = st.sampled_from(
+    [{}, {"content_type": "application/json"}, {"content_type": ""}, {"content_type": "APPLICATION/JSON"},
+     {"content_type": "application/json; charset=utf-8"}, {"content_type": PROTOBUF_CONTENT_TYPE},
+     {"content_type": "text/plain"}, {"other": "x"}]
+)  # fmt: skip
+
+
+@st.composite
+def _raw_messages(draw: st.DrawFn) -> tuple[RawMessage, int]:
+    """A JSON payload (valid, broken, a status change; sometimes padded past the size that is measured, or with
+    brackets past the depth limit in a string, or cut short) as a delivered message, and a max_bytes."""
+    payload = draw(strategies.valid_payloads | strategies.mutated_payloads())
+    padding = draw(st.sampled_from(["", "", "[" * 40, "{" * 10 + "[" * 10, "x" * 70_000, "é" * 20]))
+    if padding and isinstance(payload.get("event"), dict):
+        payload["event"][draw(st.sampled_from(["release", "environment", "platform", "dist"]))] = padding
+    elif padding:
+        payload["culprit"] = padding
+    data = orjson.dumps(payload)
+    if draw(st.integers(0, 9)) == 0:
+        data = data[: draw(st.integers(0, len(data)))]
+    max_bytes = draw(st.sampled_from([1 << 20, 1 << 20, len(data), max(1, len(data) - 1)]))
+    return RawMessage(
+        draw(st.text(max_size=5)), draw(st.integers(0, 1 << 62)), data, draw(_ATTRIBUTES)
+    ), max_bytes
+
+
+@native
+@SETTINGS
+@given(_raw_messages())
+def test_decode_with_the_c_paths_gives_what_python_gives(raw_and_limit: tuple[RawMessage, int]) -> None:
+    """The same Message or dead letter (equal, same bytes) and the same removed names, whichever path decides."""
+    raw, max_bytes = raw_and_limit
+    removed: list[str] = []
+    removed_in_python: list[str] = []
+    result = decode(raw, max_bytes=max_bytes, removed=removed)
+    expected = _decode_in_python(raw, max_bytes, removed_in_python)
+    assert result == expected
+    assert msgspec.msgpack.encode(result) == msgspec.msgpack.encode(expected)
+    assert removed == removed_in_python
+
+
+@native
+def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -> None:
+    data = orjson.dumps(payloads.with_event())
+    message = occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20)
+    assert message == decode(RawMessage("1", 2, data, {}))
+    for other in ({**payloads.with_event(), "level": "loud"}, {"payload_type": "status_change"}):
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(other), {}), 1 << 20)
+        assert parsed == other  # parsed, not decided: decode checks it without parsing it again
+    for raw, max_bytes in (
+        (RawMessage("1", 2, data, {"content_type": PROTOBUF_CONTENT_TYPE}), 1 << 20),
+        (RawMessage("1", 2, data, {}), len(data) - 1),
+        (RawMessage("1", 2, b"[1]", {}), 1 << 20),
+        (RawMessage("1", 2, b"{", {}), 1 << 20),
+    ):
+        assert occurrence_payload._native.decode_json(raw, max_bytes) is None
+
+
+def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:
+    """decode takes C's answer first: the same Message as the Python paths give (here and in the subprocess)."""
+    raw = RawMessage("7", 1, orjson.dumps(payloads.with_event()), {})
+    script = (
+        "import sys\n"
+        "sys.modules['transforms.core._payload'] = None\n"
+        "import msgspec, orjson\n"
+        "from transforms.core.decode import decode\n"
+        "from transforms.core.model import RawMessage\n"
+        "print(msgspec.msgpack.encode(decode(RawMessage('7', 1, bytes.fromhex(sys.argv[1]), {}))).hex())\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, raw.data.hex()], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert bytes.fromhex(run.stdout.strip()) == msgspec.msgpack.encode(decode(raw))
+
+
+def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
+        "sys.modules['transforms.core._payload'] = None\n"
+        "from transforms.core import occurrence_payload as p\n"
+        "assert p._native is None and p.native_occurrence is None and p.native_decode_json is None\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    assert [line for line in run.stderr.splitlines() if "Occurrence payloads" in line] == [
+        "INFO Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
+    ]

@@ -1,0 +1,580 @@
+/* The common case of decoding an occurrence payload, in C: occurrence_payload.valid_occurrence's fast path.
+ *
+ * valid_occurrence(payload) -> Occurrence | None. For a parsed payload (a dict, as orjson or proto_to_payload
+ * gives it) whose fields all have the plain types of a valid occurrence, it builds the same Occurrence
+ * (and Event, EvidenceItems) that occurrence_payload.occurrence_from_payload builds for it. It never rejects:
+ * whenever anything is unusual (a type other than the exact one, a check that fails, a time it does not read
+ * itself and Python's parse_time refuses, any exception raised by what it calls) it returns None, and the
+ * Python path decides, with its error. So it may give no answer, never a different one
+ * (tests/decode/test_native_payload.py compares both on generated payloads). It is called only for payloads
+ * whose Checks are SHALLOW (no depth or size to measure).
+ *
+ * configure(...) hands it, once, the model's types, the registries it looks values up in, the fingerprint
+ * digest cache and the Python functions it defers to (see occurrence_payload._load_native).
+ * Optional: without a compiler the Python path runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Set by configure (strong references, kept for the process's life). */
+static PyObject *occurrence_type, *event_type, *evidence_item_type, *message_type, *json_loads;
+static PyObject *group_types, *log_levels, *hash_cache, *fingerprint_hashes, *parse_time;
+static long long max_parts, max_release_bytes, max_environment_bytes, max_culprit;
+static long long min_seconds, max_seconds, min_micros, max_micros, max_depth, measure_above;
+static PyObject *s_info, *s_dots, *s_content_type, *s_json, *s_payload_type, *s_occurrence;
+static PyObject *a_data, *a_attributes, *a_message_id, *a_message_time;
+
+/* The payload's keys, interned once (dict lookups by an interned str compare by identity first). */
+enum {
+    K_ID, K_PROJECT_ID, K_EVENT_ID, K_FINGERPRINT, K_ISSUE_TITLE, K_SUBTITLE, K_TYPE, K_DETECTION_TIME,
+    K_EVIDENCE_DISPLAY, K_EVENT, K_LEVEL, K_CULPRIT, K_RESOURCE_ID, K_ASSIGNEE, K_EVIDENCE_DATA, K_PRIORITY,
+    K_INITIAL_PRIORITY, K_IS_BUFFERED_SPANS, K_PLATFORM, K_TIMESTAMP, K_RECEIVED, K_TAGS, K_RELEASE,
+    K_ENVIRONMENT, K_DIST, K_TRANSACTION, K_SERVER_NAME, K_TRACE_ID, K_SDK, K_USER, K_REQUEST, K_CONTEXTS,
+    K_NAME, K_VALUE, K_IMPORTANT, K_COUNT
+};
+static const char *key_names[K_COUNT] = {
+    "id", "project_id", "event_id", "fingerprint", "issue_title", "subtitle", "type", "detection_time",
+    "evidence_display", "event", "level", "culprit", "resource_id", "assignee", "evidence_data", "priority",
+    "initial_issue_priority", "is_buffered_spans", "platform", "timestamp", "received", "tags", "release",
+    "environment", "dist", "transaction", "server_name", "trace_id", "sdk", "user", "request", "contexts",
+    "name", "value", "important",
+};
+static PyObject *keys[K_COUNT];
+
+/* Outcome of a field read: a borrowed value, or ABSENT (missing or null), or FAIL (not sure, or an error). */
+#define ABSENT Py_None
+#define FAIL NULL
+
+/* d[key] borrowed, ABSENT when missing or None, FAIL on a lookup error. */
+static PyObject *field(PyObject *d, int key) {
+    PyObject *value = PyDict_GetItemWithError(d, keys[key]);
+    if (value == NULL) return PyErr_Occurred() ? FAIL : ABSENT;
+    return value;
+}
+
+/* An optional exact str (or None): borrowed, ABSENT, or FAIL for any other type. */
+static PyObject *optional_str(PyObject *d, int key) {
+    PyObject *value = field(d, key);
+    if (value == FAIL || value == ABSENT || PyUnicode_CheckExact(value)) return value;
+    return FAIL;
+}
+
+/* An optional exact dict (or None): borrowed, ABSENT, or FAIL. */
+static PyObject *optional_dict(PyObject *d, int key) {
+    PyObject *value = field(d, key);
+    if (value == FAIL || value == ABSENT || PyDict_CheckExact(value)) return value;
+    return FAIL;
+}
+
+static int hex_digit(Py_UCS1 c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* payload_fields.normalised_uuid: 32 lowercase hex characters (new reference), or NULL (not sure) when
+ * value is not an ASCII str of 32 hex digits or of a dashed UUID (8-4-4-4-12). */
+static PyObject *normalised_uuid(PyObject *value) {
+    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value)) return NULL;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(value);
+    char out[32];
+    int n = 0, lower = 1;
+    if (length == 32) {
+        for (int i = 0; i < 32; i++) {
+            if (!hex_digit(text[i])) return NULL;
+            if (text[i] >= 'A' && text[i] <= 'F') lower = 0;
+            out[n++] = (char)text[i];
+        }
+        if (lower) return Py_NewRef(value);
+    } else if (length == 36) {
+        for (int i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (text[i] != '-') return NULL;
+                continue;
+            }
+            if (!hex_digit(text[i])) return NULL;
+            out[n++] = (char)text[i];
+        }
+    } else {
+        return NULL;
+    }
+    for (int i = 0; i < 32; i++)
+        if (out[i] >= 'A' && out[i] <= 'F') out[i] = (char)(out[i] - 'A' + 'a');
+    return PyUnicode_FromStringAndSize(out, 32);
+}
+
+/* Days from 1970-01-01 to the given civil date (proleptic Gregorian; Howard Hinnant's algorithm). */
+static long long days_from_civil(long long y, long long m, long long d) {
+    y -= m <= 2;
+    long long era = (y >= 0 ? y : y - 399) / 400;
+    long long yoe = y - era * 400;
+    long long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int digits(const Py_UCS1 *at, int count, long long *out) {
+    long long v = 0;
+    for (int i = 0; i < count; i++) {
+        if (at[i] < '0' || at[i] > '9') return 0;
+        v = v * 10 + (at[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* The microseconds of "YYYY-MM-DDTHH:MM:SS[.fff|.ffffff][Z|+HH:MM|-HH:MM]" as datetime.fromisoformat and
+ * parse_time read it; 1 when read, 0 when the text has another form or is out of range (then Python reads
+ * it). */
+static int iso_micros(PyObject *value, long long *micros) {
+    if (!PyUnicode_IS_ASCII(value)) return 0;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    const Py_UCS1 *t = PyUnicode_1BYTE_DATA(value);
+    if (length < 19 || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':') return 0;
+    long long year, month, day, hour, minute, second, fraction = 0, offset = 0;
+    if (!digits(t, 4, &year) || !digits(t + 5, 2, &month) || !digits(t + 8, 2, &day) ||
+        !digits(t + 11, 2, &hour) || !digits(t + 14, 2, &minute) || !digits(t + 17, 2, &second))
+        return 0;
+    Py_ssize_t at = 19;
+    if (at < length && t[at] == '.') {
+        Py_ssize_t end = at + 1;
+        while (end < length && t[end] >= '0' && t[end] <= '9') end++;
+        Py_ssize_t count = end - at - 1;
+        if (count != 3 && count != 6) return 0;
+        digits(t + at + 1, (int)count, &fraction);
+        if (count == 3) fraction *= 1000;
+        at = end;
+    }
+    if (at < length && t[at] == 'Z') {
+        at++;
+    } else if (at < length && (t[at] == '+' || t[at] == '-')) {
+        long long oh, om;
+        if (length - at != 6 || t[at + 3] != ':' || !digits(t + at + 1, 2, &oh) || !digits(t + at + 4, 2, &om))
+            return 0;
+        if (oh > 23 || om > 59) return 0;
+        offset = (oh * 3600 + om * 60) * (t[at] == '-' ? -1 : 1);
+        at += 6;
+    }
+    if (at != length) return 0;
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (year < 1 || month < 1 || month > 12 || day < 1 || day > month_days[month - 1] || hour > 23 ||
+        minute > 59 || second > 59)
+        return 0;
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month == 2 && day == 29 && !leap) return 0;
+    long long seconds = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset;
+    long long result = seconds * 1000000 + fraction;
+    if (result < min_micros || result > max_micros) return 0;
+    *micros = result;
+    return 1;
+}
+
+/* payload_fields.parse_time's microseconds (new reference), or NULL when it raises (or on an error). Ints
+ * and floats are read here exactly as Python reads them; the common ISO form too; other text is handed to
+ * parse_time itself. */
+static PyObject *time_micros(PyObject *value) {
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long seconds = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow || (seconds == -1 && PyErr_Occurred())) return NULL;
+        if (seconds < min_seconds || seconds > max_seconds) return NULL;
+        return PyLong_FromLongLong(seconds * 1000000);
+    }
+    if (PyFloat_CheckExact(value)) {
+        double seconds = PyFloat_AS_DOUBLE(value);
+        /* the bounds are integers a double holds exactly, so these comparisons are Python's */
+        if (!isfinite(seconds) || seconds < (double)min_seconds || seconds > (double)max_seconds) return NULL;
+        double x = seconds * 1000000.0;
+        double rounded = round(x); /* float.__round__(): half to even, as CPython's double_round does */
+        if (fabs(x - rounded) == 0.5) rounded = 2.0 * round(x / 2.0);
+        return PyLong_FromDouble(rounded);
+    }
+    if (PyUnicode_CheckExact(value)) {
+        long long micros;
+        if (iso_micros(value, &micros)) return PyLong_FromLongLong(micros);
+        return PyObject_CallOneArg(parse_time, value);
+    }
+    return NULL;
+}
+
+/* limits.exceeds: 1 when text's UTF-8 length (surrogates as 3 bytes) is more than limit bytes. */
+static int exceeds(PyObject *text, long long limit) {
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    if (length * 4 <= limit) return 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    long long size = 0;
+    for (Py_ssize_t i = 0; i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        size += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    }
+    return size > limit;
+}
+
+/* An exact int that is one of 25, 50, 75 (1), absent (0), or anything else (-1). */
+static int priority(PyObject *value) {
+    if (value == ABSENT) return 0;
+    if (!PyLong_CheckExact(value)) return -1;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) return -1;
+    return v == 25 || v == 50 || v == 75 ? 1 : -1;
+}
+
+/* The digests of the fingerprint's parts (a tuple, new reference): from the digest cache when every part is
+ * in it, else from fingerprint_hashes (which fills the cache). NULL on an error. */
+static PyObject *hashes_of(PyObject *parts) {
+    Py_ssize_t n = PyList_GET_SIZE(parts);
+    PyObject *hashes = PyTuple_New(n);
+    if (hashes == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *digest = PyDict_GetItemWithError(hash_cache, PyList_GET_ITEM(parts, i));
+        if (digest == NULL || !PyUnicode_CheckExact(digest)) {
+            Py_DECREF(hashes);
+            if (PyErr_Occurred()) return NULL;
+            hashes = PyObject_CallOneArg(fingerprint_hashes, parts);
+            if (hashes != NULL && !PyTuple_CheckExact(hashes)) Py_CLEAR(hashes);
+            return hashes;
+        }
+        PyTuple_SET_ITEM(hashes, i, Py_NewRef(digest));
+    }
+    return hashes;
+}
+
+/* The evidence_display list as a tuple of EvidenceItem (new reference), or NULL. */
+static PyObject *evidence_items(PyObject *list) {
+    if (!PyList_CheckExact(list)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *items = PyTuple_New(n);
+    if (items == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyDict_CheckExact(item)) goto fail;
+        PyObject *args[3] = {field(item, K_NAME), field(item, K_VALUE), field(item, K_IMPORTANT)};
+        if (args[0] == FAIL || !PyUnicode_CheckExact(args[0]) || args[1] == FAIL ||
+            !PyUnicode_CheckExact(args[1]) || args[2] == FAIL || !PyBool_Check(args[2]))
+            goto fail;
+        PyObject *made = PyObject_Vectorcall(evidence_item_type, args, 3, NULL);
+        if (made == NULL) goto fail;
+        PyTuple_SET_ITEM(items, i, made);
+    }
+    return items;
+fail:
+    Py_DECREF(items);
+    return NULL;
+}
+
+/* The event's tags as a tuple of (key, value) pairs (new reference), or NULL: a dict of str to str, or a
+ * list of [str, str] lists; none gives (). */
+static PyObject *tag_pairs(PyObject *tags) {
+    if (tags == ABSENT) return PyTuple_New(0);
+    if (PyDict_CheckExact(tags)) {
+        PyObject *pairs = PyTuple_New(PyDict_GET_SIZE(tags));
+        if (pairs == NULL) return NULL;
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(tags, &pos, &key, &value)) {
+            PyObject *pair;
+            if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value) ||
+                (pair = PyTuple_Pack(2, key, value)) == NULL) {
+                Py_DECREF(pairs);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(pairs, i++, pair);
+        }
+        return pairs;
+    }
+    if (!PyList_CheckExact(tags)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(tags);
+    PyObject *pairs = PyTuple_New(n);
+    if (pairs == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(tags, i), *pair;
+        if (!PyList_CheckExact(item) || PyList_GET_SIZE(item) != 2 ||
+            !PyUnicode_CheckExact(PyList_GET_ITEM(item, 0)) || !PyUnicode_CheckExact(PyList_GET_ITEM(item, 1)) ||
+            (pair = PyTuple_Pack(2, PyList_GET_ITEM(item, 0), PyList_GET_ITEM(item, 1))) == NULL) {
+            Py_DECREF(pairs);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pairs, i, pair);
+    }
+    return pairs;
+}
+
+/* occurrence_payload._event for a valid event (new reference), or NULL. payload_event_id is the payload's
+ * event_id normalised (or NULL when it gave none). A release or environment name over its limit is removed,
+ * as Python removes it, unless strict: then it is NULL (the caller must report what is removed). */
+static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_event_id, int strict) {
+    PyObject *event_project = field(ev, K_PROJECT_ID);
+    if (event_project == FAIL || !PyLong_CheckExact(event_project)) return NULL;
+    int same = PyObject_RichCompareBool(event_project, project_id, Py_EQ);
+    if (same != 1) return NULL;
+    PyObject *raw_id = field(ev, K_EVENT_ID), *platform = field(ev, K_PLATFORM);
+    PyObject *raw_timestamp = field(ev, K_TIMESTAMP), *raw_received = field(ev, K_RECEIVED);
+    PyObject *release = optional_str(ev, K_RELEASE), *environment = optional_str(ev, K_ENVIRONMENT);
+    PyObject *dist = optional_str(ev, K_DIST), *transaction = optional_str(ev, K_TRANSACTION);
+    PyObject *server_name = optional_str(ev, K_SERVER_NAME), *trace_id = optional_str(ev, K_TRACE_ID);
+    PyObject *sdk = optional_dict(ev, K_SDK), *user = optional_dict(ev, K_USER);
+    PyObject *request = optional_dict(ev, K_REQUEST), *contexts = optional_dict(ev, K_CONTEXTS);
+    PyObject *raw_tags = field(ev, K_TAGS);
+    if (raw_id == FAIL || platform == FAIL || raw_timestamp == FAIL || raw_timestamp == ABSENT ||
+        raw_received == FAIL || release == FAIL || environment == FAIL || dist == FAIL || transaction == FAIL ||
+        server_name == FAIL || trace_id == FAIL || sdk == FAIL || user == FAIL || request == FAIL ||
+        contexts == FAIL || raw_tags == FAIL)
+        return NULL;
+    if (!PyUnicode_CheckExact(platform) || PyUnicode_GET_LENGTH(platform) == 0) return NULL;
+    if ((release != ABSENT && PyUnicode_GET_LENGTH(release) == 0) ||
+        (environment != ABSENT && PyUnicode_GET_LENGTH(environment) == 0))
+        return NULL;
+    if (release != ABSENT && exceeds(release, max_release_bytes)) {
+        if (strict) return NULL;
+        release = ABSENT;
+    }
+    if (environment != ABSENT && exceeds(environment, max_environment_bytes)) {
+        if (strict) return NULL;
+        environment = ABSENT;
+    }
+
+    PyObject *event_id = NULL, *timestamp = NULL, *received = NULL, *tags = NULL, *result = NULL;
+    if (raw_id == ABSENT) {
+        if (payload_event_id == NULL) return NULL;
+        event_id = Py_NewRef(payload_event_id);
+    } else if ((event_id = normalised_uuid(raw_id)) == NULL) {
+        return NULL;
+    }
+    if ((timestamp = time_micros(raw_timestamp)) == NULL) goto done;
+    if (raw_received == ABSENT) {
+        received = Py_NewRef(Py_None);
+    } else if ((received = time_micros(raw_received)) == NULL) {
+        goto done;
+    }
+    if ((tags = tag_pairs(raw_tags)) == NULL) goto done;
+    /* positional, in the order of Event's fields */
+    PyObject *args[16] = {event_id, project_id, platform, timestamp, received, tags, release, environment,
+                          dist, transaction, server_name, sdk, user, request, contexts, trace_id};
+    result = PyObject_Vectorcall(event_type, args, 16, NULL);
+done:;
+    PyObject *made[] = {event_id, timestamp, received, tags};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
+    return result;
+}
+
+/* The Occurrence of a valid payload (new reference), or NULL: not sure, or an error. strict: see event_of. */
+static PyObject *occurrence_of(PyObject *p, int strict) {
+    PyObject *raw_id = field(p, K_ID), *project_id = field(p, K_PROJECT_ID), *raw_event_id = field(p, K_EVENT_ID);
+    PyObject *parts = field(p, K_FINGERPRINT), *title = field(p, K_ISSUE_TITLE), *subtitle = field(p, K_SUBTITLE);
+    PyObject *type_id = field(p, K_TYPE), *raw_detection = field(p, K_DETECTION_TIME);
+    PyObject *display = field(p, K_EVIDENCE_DISPLAY), *ev = optional_dict(p, K_EVENT);
+    PyObject *level = optional_str(p, K_LEVEL), *raw_culprit = optional_str(p, K_CULPRIT);
+    PyObject *resource_id = optional_str(p, K_RESOURCE_ID), *assignee = optional_str(p, K_ASSIGNEE);
+    PyObject *evidence_data = optional_dict(p, K_EVIDENCE_DATA), *buffered = field(p, K_IS_BUFFERED_SPANS);
+    PyObject *prio = field(p, K_PRIORITY), *initial = field(p, K_INITIAL_PRIORITY);
+    if (raw_id == FAIL || project_id == FAIL || raw_event_id == FAIL || parts == FAIL || title == FAIL ||
+        subtitle == FAIL || type_id == FAIL || raw_detection == FAIL || display == FAIL || ev == FAIL ||
+        level == FAIL || raw_culprit == FAIL || resource_id == FAIL || assignee == FAIL ||
+        evidence_data == FAIL || buffered == FAIL || prio == FAIL || initial == FAIL)
+        return NULL;
+    /* the required fields, with their exact types (ABSENT is None, which no check below accepts) */
+    if (!PyLong_CheckExact(project_id) || !PyList_CheckExact(parts) || !PyUnicode_CheckExact(title) ||
+        !PyUnicode_CheckExact(subtitle) || !PyLong_CheckExact(type_id) || raw_detection == ABSENT ||
+        display == ABSENT)
+        return NULL;
+    int overflow;
+    long long project = PyLong_AsLongLongAndOverflow(project_id, &overflow);
+    if (overflow || project <= 0) return NULL; /* <= 0, -1 with an error, or more than 64 bits */
+    if (level != ABSENT && PyDict_Contains(log_levels, level) != 1) return NULL;
+    if (buffered != ABSENT && !PyBool_Check(buffered)) return NULL;
+    int p1 = priority(prio), p2 = priority(initial);
+    if (p1 < 0 || p2 < 0) return NULL;
+    Py_ssize_t n_parts = PyList_GET_SIZE(parts);
+    if (n_parts == 0 || n_parts > max_parts) return NULL;
+    for (Py_ssize_t i = 0; i < n_parts; i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        if (!PyUnicode_CheckExact(part) || PyUnicode_GET_LENGTH(part) == 0) return NULL;
+    }
+    if (PyDict_Contains(group_types, type_id) != 1) return NULL;
+    if (raw_event_id == ABSENT && (ev == ABSENT || field(ev, K_EVENT_ID) == ABSENT)) return NULL;
+
+    PyObject *id = NULL, *event_id = NULL, *fingerprint = NULL, *hashes = NULL, *detection = NULL;
+    PyObject *items = NULL, *culprit = NULL, *event = NULL, *result = NULL;
+    if ((id = normalised_uuid(raw_id)) == NULL) goto done;
+    if (raw_event_id != ABSENT && (event_id = normalised_uuid(raw_event_id)) == NULL) goto done;
+    if ((detection = time_micros(raw_detection)) == NULL) goto done;
+    if ((items = evidence_items(display)) == NULL) goto done;
+    if (raw_culprit == ABSENT) {
+        culprit = PyUnicode_New(0, 0);
+    } else if (PyUnicode_GET_LENGTH(raw_culprit) > max_culprit) {
+        PyObject *head = PyUnicode_Substring(raw_culprit, 0, max_culprit - 3);
+        if (head != NULL) {
+            culprit = PyUnicode_Concat(head, s_dots);
+            Py_DECREF(head);
+        }
+    } else {
+        culprit = Py_NewRef(raw_culprit);
+    }
+    if (culprit == NULL) goto done;
+    if (ev != ABSENT) {
+        if ((event = event_of(ev, project_id, event_id, strict)) == NULL) goto done;
+        PyObject *decoded_id = PyObject_GetAttr(event, keys[K_EVENT_ID]);
+        if (decoded_id == NULL) goto done;
+        if (event_id == NULL) {
+            event_id = decoded_id;
+        } else {
+            int same = PyUnicode_Compare(event_id, decoded_id);
+            Py_DECREF(decoded_id);
+            if (same != 0) goto done; /* event_id_mismatch (or an error) */
+        }
+    }
+    if ((fingerprint = PyList_AsTuple(parts)) == NULL || (hashes = hashes_of(parts)) == NULL) goto done;
+    /* positional, in the order of Occurrence's fields */
+    PyObject *args[18] = {id, project_id, event_id, fingerprint, hashes, title, subtitle, type_id, detection, items,
+                          level == ABSENT ? s_info : level, culprit, resource_id, evidence_data,
+                          p1 ? prio : initial, /* priority wins over initial_issue_priority */
+                          assignee, buffered == ABSENT ? Py_False : buffered, event == NULL ? Py_None : event};
+    result = PyObject_Vectorcall(occurrence_type, args, 18, NULL);
+done:;
+    PyObject *made[] = {id, event_id, fingerprint, hashes, detection, items, culprit, event};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
+    return result;
+}
+
+/* After a function found no answer: -1 when a BaseException other than an Exception is pending (it must
+ * propagate), else 0, with any Exception from what it called cleared (the Python path meets it again). */
+static int no_answer(void) {
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+static PyObject *valid_occurrence(PyObject *module, PyObject *payload) {
+    if (occurrence_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_payload.valid_occurrence: configure was not called");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(payload)) Py_RETURN_NONE;
+    PyObject *result = occurrence_of(payload, 0);
+    if (result != NULL || no_answer() < 0) return result;
+    Py_RETURN_NONE;
+}
+
+/* decode_json(raw, max_bytes) -> Message | dict | None: decode.decode's Message for a RawMessage holding a
+ * plainly valid JSON occurrence (content type JSON or none, at most max_bytes and small enough that no stored
+ * document can exceed Spanner's limit, fewer opening brackets than the depth limit, nothing removed from its
+ * event). When it parsed the payload but gives no Message it returns the parsed dict, which decode then checks
+ * itself without parsing it again (the envelope's checks passed: the payload's Checks are SHALLOW); None when
+ * it did not parse it. */
+static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (message_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_payload.decode_json: configure was not called");
+        return NULL;
+    }
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_payload.decode_json(raw, max_bytes)");
+        return NULL;
+    }
+    PyObject *raw = args[0], *data = NULL, *attributes = NULL, *payload = NULL, *occurrence = NULL;
+    PyObject *message_id = NULL, *message_time = NULL, *result = NULL;
+    long long max_bytes = PyLong_AsLongLong(args[1]);
+    if (max_bytes == -1 && PyErr_Occurred()) goto done;
+    if ((data = PyObject_GetAttr(raw, a_data)) == NULL || !PyBytes_CheckExact(data)) goto done;
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (size > max_bytes || size > measure_above) goto done;
+    if ((attributes = PyObject_GetAttr(raw, a_attributes)) == NULL || !PyDict_CheckExact(attributes)) goto done;
+    PyObject *content_type = PyDict_GetItemWithError(attributes, s_content_type);
+    if (content_type == NULL ? PyErr_Occurred() != NULL
+                             : content_type != Py_None && (!PyUnicode_CheckExact(content_type) ||
+                                                           PyUnicode_Compare(content_type, s_json) != 0))
+        goto done;
+    const char *bytes = PyBytes_AS_STRING(data);
+    long long brackets = 0;
+    for (Py_ssize_t i = 0; i < size; i++) brackets += bytes[i] == '{' || bytes[i] == '[';
+    if (brackets > max_depth) goto done;
+    if ((payload = PyObject_CallOneArg(json_loads, data)) == NULL || !PyDict_CheckExact(payload)) goto done;
+    result = payload; /* from here on, no Message gives the parsed payload */
+    PyObject *payload_type = PyDict_GetItemWithError(payload, s_payload_type);
+    if (payload_type == NULL ? PyErr_Occurred() != NULL
+                             : payload_type != Py_None && (!PyUnicode_CheckExact(payload_type) ||
+                                                           PyUnicode_Compare(payload_type, s_occurrence) != 0))
+        goto done;
+    if ((occurrence = occurrence_of(payload, 1)) == NULL || (message_id = PyObject_GetAttr(raw, a_message_id)) == NULL ||
+        (message_time = PyObject_GetAttr(raw, a_message_time)) == NULL)
+        goto done;
+    PyObject *fields[5] = {message_id, message_time, occurrence, data, attributes};
+    PyObject *message = PyObject_Vectorcall(message_type, fields, 5, NULL);
+    if (message != NULL) result = message;
+done:;
+    if (result == NULL || result == payload) { /* not sure, or an Exception: decode decides */
+        if (no_answer() < 0) result = NULL;
+        else if (result == NULL) result = Py_NewRef(Py_None);
+        else Py_INCREF(result);
+    }
+    PyObject *made[] = {data, attributes, payload, occurrence, message_id, message_time};
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
+    return result;
+}
+
+static PyObject *configure(PyObject *module, PyObject *args) {
+    PyObject *o, *e, *item, *message, *types, *levels, *cache, *hashes, *parse, *loads;
+    long long parts, release, environment, culprit, lo, hi, depth, above;
+    if (!PyArg_ParseTuple(args, "OOOOO!O!O!OOOLLLLLLLL:configure", &o, &e, &item, &message, &PyDict_Type, &types,
+                          &PyDict_Type, &levels, &PyDict_Type, &cache, &hashes, &parse, &loads, &parts, &release,
+                          &environment, &culprit, &lo, &hi, &depth, &above))
+        return NULL;
+    if (culprit < 3 || lo > hi || lo < -(1LL << 40) || hi > (1LL << 40)) {
+        PyErr_SetString(PyExc_ValueError, "_payload.configure: limits out of range");
+        return NULL;
+    }
+    PyObject **refs[] = {&occurrence_type, &event_type, &evidence_item_type, &message_type, &group_types,
+                         &log_levels, &hash_cache, &fingerprint_hashes, &parse_time, &json_loads};
+    PyObject *values[] = {o, e, item, message, types, levels, cache, hashes, parse, loads};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) Py_XSETREF(*refs[i], Py_NewRef(values[i]));
+    max_parts = parts, max_release_bytes = release, max_environment_bytes = environment, max_culprit = culprit;
+    min_seconds = lo, max_seconds = hi, max_depth = depth, measure_above = above;
+    min_micros = lo * 1000000;
+    max_micros = (hi + 1) * 1000000 - 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"valid_occurrence", valid_occurrence, METH_O,
+     "valid_occurrence(payload) -> Occurrence | None: the occurrence of a plainly valid payload, else None."},
+    {"decode_json", (PyCFunction)(void (*)(void))decode_json, METH_FASTCALL,
+     "decode_json(raw, max_bytes) -> Message | dict | None: see the source."},
+    {"configure", configure, METH_VARARGS,
+     "configure(Occurrence, Event, EvidenceItem, Message, GROUP_TYPES, LOG_LEVELS, hash_cache, "
+     "fingerprint_hashes, parse_time, json_loads, max_parts, max_release_bytes, max_environment_bytes, "
+     "max_culprit, min_seconds, max_seconds, max_depth, measure_above)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_payload", "Occurrence payloads decoded in C (see the source).", -1, methods,
+};
+
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 ""
+#endif
+
+/* SOURCE_SHA256: the hash of this file the build was made from (setup.py), checked by occurrence_payload. */
+PyMODINIT_FUNC PyInit__payload(void) {
+    for (int i = 0; i < K_COUNT; i++) {
+        if (keys[i] == NULL && (keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL) return NULL;
+    }
+    PyObject **names[] = {&s_info, &s_dots, &s_content_type, &s_json, &s_payload_type, &s_occurrence, &a_data,
+                          &a_attributes, &a_message_id, &a_message_time};
+    const char *texts[] = {"info", "...", "content_type", "application/json", "payload_type", "occurrence", "data",
+                           "attributes", "message_id", "message_time"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(texts[i])) == NULL) return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
