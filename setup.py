@@ -44,6 +44,22 @@ MUTATIONS = Extension(
     optional=True,
 )
 
+# The duplicate memory's hot pure functions in C (transforms/core/engine/_engine.c), optional and checked against
+# its source's hash as MUTATIONS is (transforms/core/native.py); without it the engine's Python path runs.
+ENGINE_SOURCE = "transforms/core/engine/_engine.c"
+ENGINE = Extension(
+    "transforms.core.engine._engine",
+    sources=[ENGINE_SOURCE],
+    define_macros=[
+        (
+            "SOURCE_SHA256",
+            f'"{hashlib.sha256((Path(__file__).parent / ENGINE_SOURCE).read_bytes()).hexdigest()}"',
+        )
+    ],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
 setup(
     name="occurrence-pipeline",
     version="0.1.0",
@@ -65,7 +81,10 @@ setup(
             "web",
         ]
     ),
-    ext_modules=[MUTATIONS],
+    ext_modules=[
+        MUTATIONS,
+        ENGINE,
+    ],
     package_data={
         "schemas": ["*.proto", "*.sql"],
         # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)
