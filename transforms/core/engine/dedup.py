@@ -153,8 +153,13 @@ class DuplicateMemory:
         return self._stored_time(index) if index >= 0 else None
 
     def is_duplicate(self, memory_id: bytes, message_time: int, retention: int) -> bool:
-        time = self.entry_time(memory_id)
-        return time is not None and time >= message_time - retention
+        time = self._added.get(memory_id)  # entry_time, inlined: once for every message
+        if time is None:
+            index = self._index(memory_id)
+            if index < 0:
+                return False
+            time = self._stored_time(index)
+        return time >= message_time - retention
 
     def remember(self, memory_id: bytes, message_time: int) -> None:
         """Remember ``memory_id`` at ``message_time`` (an existing entry keeps the later time)."""
@@ -163,7 +168,8 @@ class DuplicateMemory:
             if added < message_time:
                 self._added[memory_id] = message_time
             return
-        index = self._index(memory_id)
+        # Mostly the id is_duplicate just looked up: its index without a call.
+        index = self._last_index if memory_id == self._last_id else self._index(memory_id)
         if index < 0:
             self._added[memory_id] = message_time
         elif self._stored_time(index) < message_time:

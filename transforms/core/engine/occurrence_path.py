@@ -55,10 +55,7 @@ class OccurrencePath(KeyApplication):
         self.occurrence_messages += 1
         message_id = message.message_id
         group_type = GROUP_TYPES[occurrence.type]
-        allowed = self.features_allowed.get(occurrence.type)
-        if allowed is None:
-            allowed = self._allowed(group_type)
-        if not allowed:
+        if not (group_type.released or self._allowed(group_type)):  # a released type needs no feature
             self._take_in(message_time, message_id)
             self._count(metrics.DROPPED_FEATURE_DISABLED)
             self.memory.remember(memory_id, message_time)
