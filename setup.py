@@ -44,6 +44,22 @@ MUTATIONS = Extension(
     optional=True,
 )
 
+# The hot loops of a commit's tag planning (transforms/storage/_planning.c), optional in the same way; the
+# stale-build check is tag_writer's.
+PLANNING_SOURCE = "transforms/storage/_planning.c"
+PLANNING = Extension(
+    "transforms.storage._planning",
+    sources=[PLANNING_SOURCE],
+    define_macros=[
+        (
+            "SOURCE_SHA256",
+            f'"{hashlib.sha256((Path(__file__).parent / PLANNING_SOURCE).read_bytes()).hexdigest()}"',
+        )
+    ],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
 setup(
     name="occurrence-pipeline",
     version="0.1.0",
@@ -65,7 +81,10 @@ setup(
             "web",
         ]
     ),
-    ext_modules=[MUTATIONS],
+    ext_modules=[
+        MUTATIONS,
+        PLANNING,
+    ],
     package_data={
         "schemas": ["*.proto", "*.sql"],
         # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)
