@@ -15,9 +15,7 @@
 enum { STORED = 0, COUNTED = 1, MOVED = 2, NEW = 3 };
 
 /* configure(): tag_writer's constants, set once at its import. */
-static PyObject *text_key = NULL;   /* TEXT_KEY: its values are capped at terms_cap */
-static long long terms_cap = 0;     /* TERMS_PER_GROUP */
-static long long values_cap = 0;    /* TAG_VALUES_PER_KEY */
+static PyObject *text_key = NULL;   /* TEXT_KEY: its values are capped at TERMS_PER_GROUP */
 static PyObject *value_columns[3];  /* TAG_VALUE_COLUMNS, TAG_VALUE_COUNT_COLUMNS, TAG_VALUE_UPDATE_COLUMNS */
 static PyObject *rfc3339 = NULL;    /* to_rfc3339 (or the C one of _mutations) */
 
@@ -142,7 +140,7 @@ static int value_row(PyObject *row, long long r[4]) {
 /* One tag counted as ``_Group.count`` counts it, when its rows are at hand: 1 done, 0 not sure (nothing
  * changed), -1 error. */
 static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObject *group_id, PyObject *tag,
-                     long long seen) {
+                     long long seen, long long values_cap, long long terms_cap) {
     if (!PyTuple_CheckExact(tag) || PyTuple_GET_SIZE(tag) != 2) return 0;
     PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
     if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return 0;
@@ -212,26 +210,29 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObjec
     return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
 }
 
-/* count_tags(values, stored, keys, group_id, tags, start, seen) -> int | None: ``_Group.count(key, value,
- * seen)`` for the tags from ``start`` on, up to the first it cannot count without Python (a key whose row is
+/* count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None:
+ * ``_Group.count(key, value, seen)`` for the tags from ``start`` on (a key keeps ``values_cap`` values,
+ * TEXT_KEY ``terms_cap``: tag_writer's limits, read at each call), up to the first it cannot count without Python (a key whose row is
  * not in ``keys`` yet, anything unusual): returns that tag's index (len(tags) when all are counted); None when
  * not sure of the arguments. ``values``, ``keys``: the group's dicts; ``stored``: StoredTags.values or None. */
 static PyObject *count_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "count_tags(values, stored, keys, group_id, tags, start, seen)");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap)");
         return NULL;
     }
     PyObject *values = args[0], *stored = args[1], *keys = args[2], *group_id = args[3], *tags = args[4];
-    long long seen;
+    long long seen, values_cap, terms_cap;
     Py_ssize_t start = PyLong_Check(args[5]) ? PyLong_AsSsize_t(args[5]) : -1;
     if (start == -1 && PyErr_Occurred()) return NULL;
     if (text_key == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(keys) ||
         !(stored == Py_None || PyDict_CheckExact(stored)) || !PyLong_CheckExact(group_id) ||
-        !PyTuple_CheckExact(tags) || start < 0 || !small_int(args[6], &seen))
+        !PyTuple_CheckExact(tags) || start < 0 || !small_int(args[6], &seen) || !small_int(args[7], &values_cap) ||
+        !small_int(args[8], &terms_cap))
         Py_RETURN_NONE;
     Py_ssize_t i = start;
     for (; i < PyTuple_GET_SIZE(tags); i++) {
-        int done = count_one(values, stored, keys, group_id, PyTuple_GET_ITEM(tags, i), seen);
+        int done = count_one(values, stored, keys, group_id, PyTuple_GET_ITEM(tags, i), seen, values_cap, terms_cap);
         if (done < 0) return NULL;
         if (!done) break;
     }
@@ -436,35 +437,32 @@ done:
     return result;
 }
 
-/* configure(text_key, terms_cap, values_cap, new_columns, count_columns, update_columns, rfc3339, states):
+/* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states):
  * tag_writer's constants; refused (ValueError) when ``states`` are not this file's. */
 static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "configure(text_key, terms_cap, values_cap, new_columns, count_columns, "
-                                         "update_columns, rfc3339, states)");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)");
         return NULL;
     }
-    long long terms, values_;
     PyObject *expected = Py_BuildValue("(iiii)", STORED, COUNTED, MOVED, NEW);
     if (expected == NULL) return NULL;
-    int same = PyObject_RichCompareBool(args[7], expected, Py_EQ);
+    int same = PyObject_RichCompareBool(args[5], expected, Py_EQ);
     Py_DECREF(expected);
     if (same < 0) return NULL;
-    if (!same || !PyUnicode_CheckExact(args[0]) || !small_int(args[1], &terms) || !small_int(args[2], &values_)) {
+    if (!same || !PyUnicode_CheckExact(args[0])) {
         PyErr_SetString(PyExc_ValueError, "_planning.configure: not the constants this build knows");
         return NULL;
     }
     for (int i = 0; i < 3; i++) {
-        if (!PyTuple_CheckExact(args[3 + i])) {
+        if (!PyTuple_CheckExact(args[1 + i])) {
             PyErr_SetString(PyExc_TypeError, "_planning.configure: columns are tuples");
             return NULL;
         }
-        Py_XSETREF(value_columns[i], Py_NewRef(args[3 + i]));
+        Py_XSETREF(value_columns[i], Py_NewRef(args[1 + i]));
     }
     Py_XSETREF(text_key, Py_NewRef(args[0]));
-    Py_XSETREF(rfc3339, Py_NewRef(args[6]));
-    terms_cap = terms;
-    values_cap = values_;
+    Py_XSETREF(rfc3339, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }
 
@@ -474,13 +472,13 @@ static PyMethodDef methods[] = {
     {"missing", (PyCFunction)(void (*)(void))missing, METH_FASTCALL,
      "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
     {"count_tags", (PyCFunction)(void (*)(void))count_tags, METH_FASTCALL,
-     "count_tags(values, stored, keys, group_id, tags, start, seen) -> int | None: _Group.count of tags."},
+     "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
     {"write_values", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
      "write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool."},
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
      "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(text_key, terms_cap, values_cap, new_columns, count_columns, update_columns, rfc3339, states)."},
+     "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,8 +67,6 @@ _native = rows.planning
 if _native is not None:
     _native.configure(
         TEXT_KEY,
-        TERMS_PER_GROUP,
-        TAG_VALUES_PER_KEY,
         rows.TAG_VALUE_COLUMNS,
         rows.TAG_VALUE_COUNT_COLUMNS,
         rows.TAG_VALUE_UPDATE_COLUMNS,
@@ -283,7 +281,17 @@ class _Group:
         stored = None if self.stored is None else self.stored.values
         start, end = 0, len(tags)
         while start < end:
-            done = _native.count_tags(self.values, stored, self.keys, self.group_id, tags, start, seen)
+            done = _native.count_tags(
+                self.values,
+                stored,
+                self.keys,
+                self.group_id,
+                tags,
+                start,
+                seen,
+                TAG_VALUES_PER_KEY,
+                TERMS_PER_GROUP,
+            )
             if done is None:  # not sure of the arguments: all of the rest in Python
                 for key, value in tags[start:]:
                     self.count(key, value, seen)
