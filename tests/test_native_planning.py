@@ -334,3 +334,81 @@ def test_the_worker_package_carries_the_c_source(tmp_path: Path) -> None:
     with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert "transforms/storage/_planning.c" in names
+
+
+_WORDS = st.sampled_from(["a", "b", "@text", "é"])
+_INDEX = st.builds(
+    intents.IndexOccurrence,
+    group_id=_mostly(st.integers(1, 3), _ANY),
+    organization_id=st.just(1),
+    project_id=st.just(2),
+    occurrence_id=st.just("o"),
+    seen=st.just(0),
+    tags=_mostly(st.lists(st.tuples(_WORDS, _WORDS), max_size=5).map(tuple), st.lists(_PAIR, max_size=2)),
+    search_tags=_mostly(st.lists(st.tuples(_WORDS, _WORDS), max_size=3).map(tuple), st.just([("a", "b")])),
+    terms=_mostly(st.lists(_WORDS, max_size=5).map(tuple), st.lists(_ANY, max_size=2).map(tuple)),
+)
+_INTENT = st.one_of(
+    _INDEX,
+    st.builds(
+        intents.LinkHashes,
+        project_id=st.just(1),
+        group_id=st.just(2),
+        hashes=_mostly(st.lists(_TEXT, max_size=3).map(tuple), st.lists(_TEXT, max_size=2)),
+    ),
+    st.builds(
+        intents.DeleteGroup,
+        group_id=st.just(2),
+        project_id=st.just(1),
+        hashes=st.lists(_TEXT, max_size=3).map(tuple),
+    ),
+    st.builds(intents.RecordGroupRelease, group_id=st.just(2), release=st.just("r")),
+    st.builds(intents.DeleteActivity, group_id=st.just(2), activity_id=st.just("a")),
+)
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(
+    writes=st.lists(
+        st.lists(_INTENT, max_size=4).map(lambda found: intents.KeyWrite("1:k", 1, tuple(found))), max_size=5
+    ),
+    known=st.none() | st.sets(st.tuples(st.integers(1, 3), _WORDS, _WORDS), max_size=20),
+)
+def test_estimating_writes_in_c_estimates_as_python(writes, known) -> None:
+    """``spanner_writer._write_costs`` (C) against ``estimate_mutations`` (Python), with or without known rows."""
+    from transforms.storage import spanner_writer
+
+    tag_cost = None
+    if known is not None:
+        rows_known = tag_writer.KnownRows()
+        rows_known.add_all(known)
+        tag_cost = tag_writer.TagCost(rows_known)
+    try:
+        expected: list | None = [spanner_writer.estimate_mutations(write, tag_cost) for write in writes]
+    except (TypeError, ValueError):
+        expected = None
+    answer = native.write_costs(
+        writes,
+        spanner_writer._fixed_costs(),
+        spanner_writer._special_costs(),
+        None if tag_cost is None else tag_cost.known.rows,
+        tag_writer.tag_cells(),
+    )
+    if answer is not None:
+        assert answer == expected
+    usual = all(
+        not isinstance(i, intents.IndexOccurrence)
+        or (
+            type(i.tags) is type(i.search_tags) is type(i.terms) is tuple
+            and type(i.group_id) is int
+            and _usual((i.group_id,), i.tags + i.search_tags, True)
+            and _usual((), i.terms, False)
+        )
+        for write in writes
+        for i in write.intents
+    ) and all(type(i.hashes) is tuple for write in writes for i in write.intents if hasattr(i, "hashes"))
+    if usual:
+        assert answer is not None
+    if expected is not None:  # the writer's estimate, by whichever path
+        assert spanner_writer._write_costs(writes, tag_cost) == expected

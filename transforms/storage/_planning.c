@@ -350,6 +350,141 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
     Py_RETURN_TRUE;
 }
 
+/* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
+
+static PyObject *str_intents, *str_hashes, *str_group_id, *str_tags, *str_search_tags, *str_terms;
+
+/* len(getattr(o, name)) into *n; 0 when not sure (not an exact tuple), -1 on error. */
+static int tuple_len(PyObject *o, PyObject *name, PyObject **out, Py_ssize_t *n) {
+    PyObject *value = PyObject_GetAttr(o, name);
+    if (value == NULL) return -1;
+    if (!PyTuple_CheckExact(value)) {
+        Py_DECREF(value);
+        return 0;
+    }
+    *n = PyTuple_GET_SIZE(value);
+    if (out != NULL) *out = value;
+    else Py_DECREF(value);
+    return 1;
+}
+
+/* tag_writer.estimate_mutations(intent, known) into *cost (``known``: KnownRows.rows, or None for the bound
+ * without what is known): 1 done, 0 not sure, -1 error. */
+static int tag_cost(PyObject *intent, PyObject *known, long long insert, long long update, long long term_cells,
+                    long long *cost) {
+    PyObject *tags = NULL, *search = NULL, *terms = NULL, *head = NULL, *text_head = NULL, *group_id = NULL;
+    Py_ssize_t n_tags, n_search, n_terms;
+    int ok = -1;
+    int got = tuple_len(intent, str_tags, &tags, &n_tags);
+    if (got <= 0) return got;
+    if ((got = tuple_len(intent, str_search_tags, &search, &n_search)) <= 0) goto done_got;
+    if ((got = tuple_len(intent, str_terms, &terms, &n_terms)) <= 0) goto done_got;
+    long long new_terms = n_terms, tags_known = 0, search_known = 0;
+    if (known != Py_None) {
+        if ((group_id = PyObject_GetAttr(intent, str_group_id)) == NULL) goto done;
+        if ((head = PyTuple_Pack(1, group_id)) == NULL || (text_head = PyTuple_Pack(2, group_id, text_key)) == NULL)
+            goto done;
+        Py_ssize_t a = walk(known, head, tags, 1, NULL), b = a < 0 ? a : walk(known, head, search, 1, NULL);
+        Py_ssize_t c = b < 0 ? b : walk(known, text_head, terms, 0, NULL);
+        if (c == -1) goto done;
+        if (c == -2) {
+            ok = 0;
+            goto done;
+        }
+        tags_known = a;
+        search_known = b;
+        new_terms = n_terms - c;
+    }
+    /* tag rows: an update of a row known stored, else an insert; search rows known stored cost nothing */
+    *cost = n_tags * insert - tags_known * (insert - update) + (n_search - search_known) * insert;
+    /* words: their rows, and the full-group mark a new word may bring */
+    if (new_terms) *cost += new_terms * term_cells + insert;
+    ok = 1;
+    goto done;
+done_got:
+    ok = got;
+done:
+    Py_XDECREF(tags);
+    Py_XDECREF(search);
+    Py_XDECREF(terms);
+    Py_XDECREF(head);
+    Py_XDECREF(text_head);
+    Py_XDECREF(group_id);
+    return ok;
+}
+
+/* write_costs(writes, fixed, special, known, tag_cells) -> list[int] | None: ``estimate_mutations`` of each
+ * write (spanner_writer), its tag part ``tag_writer.estimate_mutations`` with ``known`` (KnownRows.rows, or
+ * None). ``fixed``: intent class -> cost; ``special``: (LinkHashes, cells of a hash, DeleteGroup,
+ * IndexOccurrence); ``tag_cells``: (insert, update, term) cells of tag_writer. None when not sure. */
+static PyObject *write_costs(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "write_costs(writes, fixed, special, known, tag_cells)");
+        return NULL;
+    }
+    PyObject *writes = args[0], *fixed = args[1], *special = args[2], *known = args[3], *cells = args[4];
+    long long link_cells, insert, update, term_cells;
+    if (text_key == NULL || !PyList_CheckExact(writes) || !PyDict_CheckExact(fixed) || !PyTuple_CheckExact(special) ||
+        PyTuple_GET_SIZE(special) != 4 || !small_int(PyTuple_GET_ITEM(special, 1), &link_cells) ||
+        !PyTuple_CheckExact(cells) || PyTuple_GET_SIZE(cells) != 3 || !small_int(PyTuple_GET_ITEM(cells, 0), &insert) ||
+        !small_int(PyTuple_GET_ITEM(cells, 1), &update) || !small_int(PyTuple_GET_ITEM(cells, 2), &term_cells) ||
+        !(known == Py_None || PyAnySet_CheckExact(known)))
+        Py_RETURN_NONE;
+    PyObject *link = PyTuple_GET_ITEM(special, 0), *delete = PyTuple_GET_ITEM(special, 2);
+    PyObject *index = PyTuple_GET_ITEM(special, 3);
+    Py_ssize_t count = PyList_GET_SIZE(writes);
+    PyObject *costs = PyList_New(count);
+    if (costs == NULL) return NULL;
+    for (Py_ssize_t w = 0; w < count; w++) {
+        PyObject *intents = PyObject_GetAttr(PyList_GET_ITEM(writes, w), str_intents);
+        if (intents == NULL) goto fail;
+        if (!PyTuple_CheckExact(intents)) {
+            Py_DECREF(intents);
+            goto unsure;
+        }
+        long long total = 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(intents); i++) {
+            PyObject *intent = PyTuple_GET_ITEM(intents, i), *kind = (PyObject *)Py_TYPE(intent);
+            PyObject *cost = PyDict_GetItemWithError(fixed, kind);
+            long long part = 0;
+            int got = 1;
+            Py_ssize_t n;
+            if (cost != NULL) {
+                got = small_int(cost, &part);
+            } else if (PyErr_Occurred()) {
+                got = -1;
+            } else if (kind == link) {
+                got = tuple_len(intent, str_hashes, NULL, &n);
+                part = n * link_cells;
+            } else if (kind == delete) {
+                got = tuple_len(intent, str_hashes, NULL, &n);
+                part = 2 + 2 * n;
+            } else if (kind == index) {
+                got = tag_cost(intent, known, insert, update, term_cells, &part);
+            } else {
+                part = 8;
+            }
+            if (got <= 0 || part < 0 || part > (1LL << 40)) {
+                Py_DECREF(intents);
+                if (got < 0) goto fail;
+                goto unsure;
+            }
+            total += part; /* at most 2^40 a part and fewer than 2^20 intents: no overflow */
+        }
+        Py_DECREF(intents);
+        PyObject *value = PyLong_FromLongLong(total);
+        if (value == NULL) goto fail;
+        PyList_SET_ITEM(costs, w, value);
+    }
+    return costs;
+unsure:
+    Py_DECREF(costs);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(costs);
+    return NULL;
+}
+
 /* --- A commit's rows grouped into mutations (commit_plan.mutation_groups) ------------------------------- */
 
 static PyObject *kind_names[3]; /* "insert", "update", "insert_or_update" */
@@ -475,6 +610,8 @@ static PyMethodDef methods[] = {
      "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
     {"write_values", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
      "write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool."},
+    {"write_costs", (PyCFunction)(void (*)(void))write_costs, METH_FASTCALL,
+     "write_costs(writes, fixed, special, known, tag_cells) -> list[int] | None: estimate_mutations of each."},
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
      "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
@@ -496,6 +633,10 @@ PyMODINIT_FUNC PyInit__planning(void) {
     for (int i = 0; i < 3; i++)
         if (kind_names[i] == NULL && (kind_names[i] = PyUnicode_InternFromString(names[i])) == NULL) return NULL;
     if (type_column == NULL && (type_column = PyUnicode_InternFromString("Type")) == NULL) return NULL;
+    PyObject **names_of[6] = {&str_intents, &str_hashes, &str_group_id, &str_tags, &str_search_tags, &str_terms};
+    const char *attributes[6] = {"intents", "hashes", "group_id", "tags", "search_tags", "terms"};
+    for (int i = 0; i < 6; i++)
+        if (*names_of[i] == NULL && (*names_of[i] = PyUnicode_InternFromString(attributes[i])) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
         Py_DECREF(m);

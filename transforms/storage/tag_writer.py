@@ -191,6 +191,24 @@ def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None 
     return total
 
 
+class TagCost:
+    """``estimate_mutations`` with the rows ``known`` to be stored, as a callable (``spanner_writer.chunk_writes``'
+    ``tag_cost``, which then takes a whole write's estimate in C where the extension is built)."""
+
+    __slots__ = ("known",)
+
+    def __init__(self, known: KnownRows) -> None:
+        self.known = known
+
+    def __call__(self, intent: intents.IndexOccurrence) -> int:
+        return estimate_mutations(intent, self.known)
+
+
+def tag_cells() -> tuple[int, int, int]:
+    """The cells ``estimate_mutations`` counts: a row inserted (with its key row), updated, a new word's."""
+    return _insert_cells(), _UPDATE_CELLS, _term_cells()
+
+
 class _Group:
     """One group's tag rows as a commit changes them."""
 
@@ -541,6 +559,8 @@ class TagWriter:
     def __init__(self) -> None:
         self.known = KnownRows()
         self.words = KnownWords()
+        # ``estimate_mutations`` with what this writer knows to be stored
+        self.estimate = TagCost(self.known)
 
     def add_to_commit(
         self,
@@ -558,10 +578,6 @@ class TagWriter:
         result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed, self.words)
         result.known.extend(stored.values)
         return result
-
-    def estimate(self, intent: intents.IndexOccurrence) -> int:
-        """``estimate_mutations`` with what this writer knows to be stored."""
-        return estimate_mutations(intent, self.known)
 
     def committed(self, result: TagPlan | None) -> None:
         """After the commit: its search-only rows are stored."""
