@@ -27,38 +27,25 @@ API = [
     "jinja2>=3.1,<4",
 ]
 
-# The C encoder of Spanner mutations (transforms/storage/_mutations.c); optional: where no compiler exists, the
-# install goes on and spanner_rows uses its pure-Python path. The source's hash is compiled in, so that a build
-# left over from an older source is recognised and not used (spanner_rows).
-MUTATIONS_SOURCE = "transforms/storage/_mutations.c"
-MUTATIONS = Extension(
-    "transforms.storage._mutations",
-    sources=[MUTATIONS_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / MUTATIONS_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
 
-# The hot loops of a commit's tag planning (transforms/storage/_planning.c), optional in the same way; the
-# stale-build check is tag_writer's.
-PLANNING_SOURCE = "transforms/storage/_planning.c"
-PLANNING = Extension(
-    "transforms.storage._planning",
-    sources=[PLANNING_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / PLANNING_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
+def native_extension(module: str, source: str) -> Extension:
+    """An optional C extension (where no compiler exists the install goes on, and its Python path runs) with its
+    source's hash compiled in, so that a build left over from an older source is recognised and not used
+    (``spanner_rows.load_native``)."""
+    digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()
+    return Extension(
+        module,
+        sources=[source],
+        define_macros=[("SOURCE_SHA256", f'"{digest}"')],
+        extra_compile_args=["-O2"],
+        optional=True,
+    )
+
+
+# The C encoder of Spanner mutations (spanner_rows' pure-Python path without it).
+MUTATIONS = native_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
+# The hot loops of a commit's planning (commit_plan's, tag_writer's and spanner_writer's Python without it).
+PLANNING = native_extension("transforms.storage._planning", "transforms/storage/_planning.c")
 
 setup(
     name="occurrence-pipeline",

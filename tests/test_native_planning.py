@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
+from tests.test_native_mutations import run_without_extension
 from transforms.core import intents
 from transforms.core.engine.tags import TEXT_KEY
 from transforms.storage import commit_plan, spanner_rows, tag_writer
@@ -298,20 +297,13 @@ def test_grouping_rows_of_odd_shapes_is_left_to_python() -> None:
 
 
 def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
-        "sys.modules['transforms.storage._planning'] = None\n"
-        "from transforms.storage import spanner_rows, tag_writer, commit_plan\n"
-        "assert spanner_rows.planning is None and tag_writer._native is None and commit_plan._native is None\n"
+    run_without_extension(
+        "_planning",
+        "Commit planning",
+        "from transforms.storage import spanner_rows, tag_writer, commit_plan, spanner_writer\n"
+        "assert spanner_rows.planning is None and tag_writer._native is None\n"
+        "assert commit_plan._native is None and spanner_writer._native is None\n",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
-    )
-    lines = [line for line in run.stderr.splitlines() if "Commit planning" in line]
-    assert lines == [
-        "INFO Commit planning: pure-Python path (the C extension transforms.storage._planning is not built)"
-    ]
 
 
 @needs_native
