@@ -48,6 +48,8 @@ MUTATIONS = native_extension("transforms.storage._mutations", "transforms/storag
 PAYLOAD = native_extension("transforms.core._payload", "transforms/core/_payload.c")
 # The duplicate memory's hot pure functions (the engine's Python path without it).
 ENGINE = native_extension("transforms.core.engine._engine", "transforms/core/engine/_engine.c")
+# The hot loops of a commit's planning (commit_plan's, tag_writer's and spanner_writer's Python without it).
+PLANNING = native_extension("transforms.storage._planning", "transforms/storage/_planning.c")
 
 setup(
     name="occurrence-pipeline",
@@ -74,6 +76,7 @@ setup(
         MUTATIONS,
         PAYLOAD,
         ENGINE,
+        PLANNING,
     ],
     package_data={
         "schemas": ["*.proto", "*.sql"],
