@@ -44,6 +44,22 @@ MUTATIONS = Extension(
     optional=True,
 )
 
+# The C path of an attached occurrence's tags (transforms/core/engine/_tags.c), optional in the same way; tags.py
+# checks its hash and falls back to its Python.
+TAGS_SOURCE = "transforms/core/engine/_tags.c"
+TAGS = Extension(
+    "transforms.core.engine._tags",
+    sources=[TAGS_SOURCE],
+    define_macros=[
+        (
+            "SOURCE_SHA256",
+            f'"{hashlib.sha256((Path(__file__).parent / TAGS_SOURCE).read_bytes()).hexdigest()}"',
+        )
+    ],
+    extra_compile_args=["-O2"],
+    optional=True,
+)
+
 setup(
     name="occurrence-pipeline",
     version="0.1.0",
@@ -65,7 +81,10 @@ setup(
             "web",
         ]
     ),
-    ext_modules=[MUTATIONS],
+    ext_modules=[
+        MUTATIONS,
+        TAGS,
+    ],
     package_data={
         "schemas": ["*.proto", "*.sql"],
         # the web interface's templates and static files (htmx vendored from npm: scripts/vendor_htmx.sh)
