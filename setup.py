@@ -27,38 +27,25 @@ API = [
     "jinja2>=3.1,<4",
 ]
 
-# The C encoder of Spanner mutations (transforms/storage/_mutations.c); optional: where no compiler exists, the
-# install goes on and spanner_rows uses its pure-Python path. The source's hash is compiled in, so that a build
-# left over from an older source is recognised and not used (spanner_rows).
-MUTATIONS_SOURCE = "transforms/storage/_mutations.c"
-MUTATIONS = Extension(
-    "transforms.storage._mutations",
-    sources=[MUTATIONS_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / MUTATIONS_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
 
-# The C path of an attached occurrence's tags (transforms/core/engine/_tags.c), optional in the same way; tags.py
-# checks its hash and falls back to its Python.
-TAGS_SOURCE = "transforms/core/engine/_tags.c"
-TAGS = Extension(
-    "transforms.core.engine._tags",
-    sources=[TAGS_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / TAGS_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
+def optional_extension(name: str, source: str) -> Extension:
+    """A C extension built where a compiler exists: without one, the install goes on and the module's Python
+    path runs. The source's sha256 is compiled in (``SOURCE_SHA256``), so that a build left over from an older
+    source is recognised and not used (``spanner_rows``, ``transforms.core.extensions``)."""
+    digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()
+    return Extension(
+        name,
+        sources=[source],
+        define_macros=[("SOURCE_SHA256", f'"{digest}"')],
+        extra_compile_args=["-O2"],
+        optional=True,
+    )
+
+
+# The C encoder of Spanner mutations (transforms/storage/_mutations.c).
+MUTATIONS = optional_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
+# An attached occurrence's tags (transforms/core/engine/_tags.c).
+TAGS = optional_extension("transforms.core.engine._tags", "transforms/core/engine/_tags.c")
 
 setup(
     name="occurrence-pipeline",

@@ -12,8 +12,6 @@ import enum
 import logging
 import math
 import shutil
-import subprocess
-import sys
 import sysconfig
 import tarfile
 from pathlib import Path
@@ -25,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
+from tests.native_paths import run_without
 from transforms.core.model import to_rfc3339
 from transforms.storage import spanner_rows
 
@@ -184,27 +183,22 @@ def test_the_mutation_is_the_client_librarys_own(rows) -> None:
 def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     """A worker installed where no compiler exists has no ``_mutations``: the import fails and the pure-Python
     path runs, which one INFO line says."""
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
-        "sys.modules['transforms.storage._mutations'] = None\n"
+    lines, printed = run_without(
+        "transforms.storage._mutations",
+        "Spanner mutations",
         "from transforms.storage import spanner_rows as r\n"
         "assert r._native is None and r.write_mutation is r.write_mutation_python\n"
         "from transforms.core.model import to_rfc3339\n"
         "assert r.rfc3339 is to_rfc3339\n"
         "m = r.write_mutation('insert_or_update', 'T', ['A', 'B'], [['a', None], [1, [True, 2.5]]])\n"
-        "print(type(m).pb(m).SerializeToString().hex())\n"
+        "print(type(m).pb(m).SerializeToString().hex())\n",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
-    )
-    lines = [line for line in run.stderr.splitlines() if "Spanner mutations" in line]
     assert lines == [
         "INFO Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
     ]
     rows = [["a", None], [1, [True, 2.5]]]
     expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
-    assert bytes.fromhex(run.stdout.strip()) == expected
+    assert bytes.fromhex(printed) == expected
 
 
 # Microseconds of the years 1 to 9999, the range both format themselves (beyond it, to_rfc3339 raises).

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-import subprocess
-import sys
 import sysconfig
 import tarfile
 from pathlib import Path
@@ -23,11 +21,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
+from tests.native_paths import ROOT, run_without
 from transforms.core import extensions
 from transforms.core.engine import tags
 from transforms.core.model import Event
 
-ROOT = Path(__file__).resolve().parents[2]
 _COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
 native = pytest.mark.skipif(tags._native is None, reason="the C extension is not built here")
 
@@ -233,23 +231,18 @@ def test_the_extension_is_built_where_a_compiler_exists() -> None:
 
 
 def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
-        "sys.modules['transforms.core.engine._tags'] = None\n"
+    lines, printed = run_without(
+        "transforms.core.engine._tags",
+        "Occurrence tags",
         "from transforms.core.engine import tags\n"
         "assert tags._native is None and tags.index_tags is tags.index_tags_python\n"
         "from transforms.core.model import Event\n"
-        "print(tags.index_tags('error', Event('0' * 32, 1, 'python', 1, user={'id': 3})))\n"
+        "print(tags.index_tags('error', Event('0' * 32, 1, 'python', 1, user={'id': 3})))\n",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
-    )
-    lines = [line for line in run.stderr.splitlines() if "Occurrence tags" in line]
     assert lines == [
         "INFO Occurrence tags: pure-Python path (the C extension transforms.core.engine._tags is not built)"
     ]
-    assert run.stdout.strip() == "((('level', 'error'), ('user', 'id:3')), (('@user.id', '3'),))"
+    assert printed == "((('level', 'error'), ('user', 'id:3')), (('@user.id', '3'),))"
 
 
 @native

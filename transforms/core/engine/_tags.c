@@ -526,7 +526,8 @@ static PyMethodDef methods[] = {
     {"index_tags", (PyCFunction)(void (*)(void))index_tags, METH_FASTCALL,
      "index_tags(level, event) -> (occurrence_tags, search_tags), or None where the Python must decide."},
     {"configure", configure, METH_VARARGS,
-     "configure(valid_ip, key_max, value_max): tags.py's IP rule and its tags' length limits."},
+     "configure(event_type, valid_ip, key_max, value_max, reserved, context_table, user_fields, "
+     "user_search, sdk_search): tags.py's Event, rules and tables."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -534,11 +535,8 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_tags", "An attached occurrence's tags in C (see the source).", -1, methods,
 };
 
-#ifndef SOURCE_SHA256
-#define SOURCE_SHA256 ""
-#endif
-
-/* SOURCE_SHA256: the hash of this file the build was made from (setup.py), checked by tags.py. */
+/* SOURCE_SHA256 (defined by setup.py): the hash of this file the build was made from, checked by
+ * transforms/core/extensions.py. */
 PyMODINIT_FUNC PyInit__tags(void) {
     PyObject **names[] = {&S_environment, &S_server_name, &S_level, &S_transaction, &S_release, &S_dist,
                           &S_user, &S_url, &S_type, &S_yes, &S_no, &S_space, &S_strip};
