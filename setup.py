@@ -50,6 +50,8 @@ PAYLOAD = native_extension("transforms.core._payload", "transforms/core/_payload
 ENGINE = native_extension("transforms.core.engine._engine", "transforms/core/engine/_engine.c")
 # The hot loops of a commit's planning (commit_plan's, tag_writer's and spanner_writer's Python without it).
 PLANNING = native_extension("transforms.storage._planning", "transforms/storage/_planning.c")
+# An attached occurrence's tags (transforms.core.engine.tags' Python without it).
+TAGS = native_extension("transforms.core.engine._tags", "transforms/core/engine/_tags.c")
 
 setup(
     name="occurrence-pipeline",
@@ -77,6 +79,7 @@ setup(
         PAYLOAD,
         ENGINE,
         PLANNING,
+        TAGS,
     ],
     package_data={
         "schemas": ["*.proto", "*.sql"],

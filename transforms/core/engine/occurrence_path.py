@@ -20,7 +20,7 @@ from transforms.core.engine.occurrences import attach
 from transforms.core.engine.regression import regress, should_regress
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.state import MutableGroup, WaitingLookup
-from transforms.core.engine.tags import occurrence_tags, search_tags, text_terms
+from transforms.core.engine.tags import index_tags, text_terms
 from transforms.core.enums import ActivityType, GroupStatus
 from transforms.core.grouptypes import GROUP_TYPES, GroupType
 from transforms.core.intents import (
@@ -269,7 +269,8 @@ class OccurrencePath(KeyApplication):
         for the group (they only record that the group has them: ``tags``)."""
         given = self.indexed
         found = []
-        for tag in search_tags(event):
+        tags, search = index_tags(occurrence.level, event)
+        for tag in search:
             mark = (group_id, tag)
             if mark not in given:
                 given.add(mark)
@@ -288,7 +289,7 @@ class OccurrencePath(KeyApplication):
                 self.project_id,
                 occurrence.id,
                 event.timestamp,
-                occurrence_tags(occurrence.level, event),
+                tags,
                 tuple(found),
                 terms,
             )
