@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from tests.decode import payloads, strategies
 from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
 from transforms.core import decode as decoding
-from transforms.core import occurrence_payload
+from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
 from transforms.core.model import RawMessage
 from transforms.core.payload_fields import Rejected, hash_cache, parse_time
@@ -278,6 +278,31 @@ def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -
         (RawMessage("1", 2, b"{", {}), 1 << 20),
     ):
         assert occurrence_payload._native.decode_json(raw, max_bytes) is None
+
+
+@native
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["{", "[", "]", "}", ";", "Û", "é", "x", "\x7f", "\\", '"', "💥"]), max_size=200
+    ),
+    st.integers(0, 7),
+)
+def test_the_brackets_are_counted_exactly_at_the_depth_limit(parts: list[str], shift: int) -> None:
+    """decode_json leaves a payload with more opening brackets than the depth limit to Python (None, before
+    parsing it) and parses one with no more (here a status change, which it hands back parsed): at every
+    alignment of the eight-byte words it counts in."""
+    text = "".join(parts)
+    data = orjson.dumps({"payload_type": "status_change", "pad": "y" * shift, "x": text})
+    brackets = data.count(b"{") + data.count(b"[")
+    for extra in range(limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 2):
+        if extra < 0:
+            continue
+        padded = orjson.dumps({"payload_type": "status_change", "pad": "y" * shift, "x": text + "[" * extra})
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20)
+        assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
+        if parsed is not None:
+            assert parsed == orjson.loads(padded)
 
 
 def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:
