@@ -27,38 +27,25 @@ API = [
     "jinja2>=3.1,<4",
 ]
 
-# The C encoder of Spanner mutations (transforms/storage/_mutations.c); optional: where no compiler exists, the
-# install goes on and spanner_rows uses its pure-Python path. The source's hash is compiled in, so that a build
-# left over from an older source is recognised and not used (spanner_rows).
-MUTATIONS_SOURCE = "transforms/storage/_mutations.c"
-MUTATIONS = Extension(
-    "transforms.storage._mutations",
-    sources=[MUTATIONS_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / MUTATIONS_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
 
-# The C fast path of decoding an occurrence payload (transforms/core/_payload.c); optional and checked against
-# its source in the same way (transforms.core.occurrence_payload).
-PAYLOAD_SOURCE = "transforms/core/_payload.c"
-PAYLOAD = Extension(
-    "transforms.core._payload",
-    sources=[PAYLOAD_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / PAYLOAD_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
+def checked_extension(name: str, source: str) -> Extension:
+    """An optional C extension (where no compiler exists, the install goes on and its Python path runs) with
+    its source's hash compiled in, so that a build left over from an older source is recognised and not used
+    (by the module that loads it)."""
+    digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()
+    return Extension(
+        name,
+        sources=[source],
+        define_macros=[("SOURCE_SHA256", f'"{digest}"')],
+        extra_compile_args=["-O2"],
+        optional=True,
+    )
+
+
+# The C encoder of Spanner mutations (checked by spanner_rows).
+MUTATIONS = checked_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
+# The C fast path of decoding an occurrence payload (checked by transforms.core.occurrence_payload).
+PAYLOAD = checked_extension("transforms.core._payload", "transforms/core/_payload.c")
 
 setup(
     name="occurrence-pipeline",

@@ -11,10 +11,12 @@ every form ``parse_time`` reads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 
 from tests.decode import payloads, strategies
 from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
+from tests.infra.test_packaging import _sdist
 from transforms.core import decode as decoding
 from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
@@ -337,3 +340,20 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     assert [line for line in run.stderr.splitlines() if "Occurrence payloads" in line] == [
         "INFO Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
     ]
+
+
+@native
+def test_only_a_build_of_this_source_is_used(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    """A build of this source is used (an INFO line); one of another is refused (a WARNING to rebuild)."""
+    with caplog.at_level(logging.INFO, logger=occurrence_payload.__name__):
+        assert occurrence_payload._load_native() is occurrence_payload._native
+        monkeypatch.setattr(occurrence_payload._native, "SOURCE_SHA256", "0" * 64)
+        assert occurrence_payload._load_native() is None
+    messages = [(record.levelname, record.getMessage().split(" (")[0]) for record in caplog.records]
+    assert messages[0] == ("INFO", "Occurrence payloads: C path")
+    assert messages[1][0] == "WARNING" and "built from another version of _payload.c" in messages[1][1]
+
+
+def test_the_worker_package_carries_the_payload_source(tmp_path: Path) -> None:
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
+        assert any(name.endswith("/transforms/core/_payload.c") for name in archive.getnames())
