@@ -11,10 +11,12 @@ every form ``parse_time`` reads.
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,9 @@ from hypothesis import strategies as st
 
 from tests.decode import payloads, strategies
 from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
+from tests.infra.test_packaging import _sdist
 from transforms.core import decode as decoding
-from transforms.core import occurrence_payload
+from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
 from transforms.core.model import RawMessage
 from transforms.core.payload_fields import Rejected, hash_cache, parse_time
@@ -280,6 +283,31 @@ def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -
         assert occurrence_payload._native.decode_json(raw, max_bytes) is None
 
 
+@native
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["{", "[", "]", "}", ";", "Û", "é", "x", "\x7f", "\\", '"', "💥"]), max_size=200
+    ),
+    st.integers(0, 7),
+)
+def test_the_brackets_are_counted_exactly_at_the_depth_limit(parts: list[str], shift: int) -> None:
+    """decode_json leaves a payload with more opening brackets than the depth limit to Python (None, before
+    parsing it) and parses one with no more (here a status change, which it hands back parsed): at every
+    alignment of the eight-byte words it counts in."""
+    text = "".join(parts)
+    data = orjson.dumps({"payload_type": "status_change", "pad": "y" * shift, "x": text})
+    brackets = data.count(b"{") + data.count(b"[")
+    for extra in range(limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 2):
+        if extra < 0:
+            continue
+        padded = orjson.dumps({"payload_type": "status_change", "pad": "y" * shift, "x": text + "[" * extra})
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20)
+        assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
+        if parsed is not None:
+            assert parsed == orjson.loads(padded)
+
+
 def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:
     """decode takes C's answer first: the same Message as the Python paths give (here and in the subprocess)."""
     raw = RawMessage("7", 1, orjson.dumps(payloads.with_event()), {})
@@ -312,3 +340,20 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     assert [line for line in run.stderr.splitlines() if "Occurrence payloads" in line] == [
         "INFO Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
     ]
+
+
+@native
+def test_only_a_build_of_this_source_is_used(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    """A build of this source is used (an INFO line); one of another is refused (a WARNING to rebuild)."""
+    with caplog.at_level(logging.INFO, logger=occurrence_payload.__name__):
+        assert occurrence_payload._load_native() is occurrence_payload._native
+        monkeypatch.setattr(occurrence_payload._native, "SOURCE_SHA256", "0" * 64)
+        assert occurrence_payload._load_native() is None
+    messages = [(record.levelname, record.getMessage().split(" (")[0]) for record in caplog.records]
+    assert messages[0] == ("INFO", "Occurrence payloads: C path")
+    assert messages[1][0] == "WARNING" and "built from another version of _payload.c" in messages[1][1]
+
+
+def test_the_worker_package_carries_the_payload_source(tmp_path: Path) -> None:
+    with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
+        assert any(name.endswith("/transforms/core/_payload.c") for name in archive.getnames())
