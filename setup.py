@@ -27,38 +27,25 @@ API = [
     "jinja2>=3.1,<4",
 ]
 
-# The C encoder of Spanner mutations (transforms/storage/_mutations.c); optional: where no compiler exists, the
-# install goes on and spanner_rows uses its pure-Python path. The source's hash is compiled in, so that a build
-# left over from an older source is recognised and not used (spanner_rows).
-MUTATIONS_SOURCE = "transforms/storage/_mutations.c"
-MUTATIONS = Extension(
-    "transforms.storage._mutations",
-    sources=[MUTATIONS_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / MUTATIONS_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
 
-# The duplicate memory's hot pure functions in C (transforms/core/engine/_engine.c), optional and checked against
-# its source's hash as MUTATIONS is (transforms/core/native.py); without it the engine's Python path runs.
-ENGINE_SOURCE = "transforms/core/engine/_engine.c"
-ENGINE = Extension(
-    "transforms.core.engine._engine",
-    sources=[ENGINE_SOURCE],
-    define_macros=[
-        (
-            "SOURCE_SHA256",
-            f'"{hashlib.sha256((Path(__file__).parent / ENGINE_SOURCE).read_bytes()).hexdigest()}"',
-        )
-    ],
-    extra_compile_args=["-O2"],
-    optional=True,
-)
+def optional_extension(name: str, source: str) -> Extension:
+    """A C extension built where a compiler exists (``optional=True``: elsewhere the install goes on and its
+    module's pure-Python path runs). The source's hash is compiled in as ``SOURCE_SHA256``, so that a build
+    left over from an older source is recognised and not used (``transforms/core/native.py``)."""
+    digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()
+    return Extension(
+        name,
+        sources=[source],
+        define_macros=[("SOURCE_SHA256", f'"{digest}"')],
+        extra_compile_args=["-O2"],
+        optional=True,
+    )
+
+
+# The C encoder of Spanner mutations (transforms/storage/_mutations.c; spanner_rows checks its hash).
+MUTATIONS = optional_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
+# The duplicate memory's hot pure functions (transforms/core/engine/_engine.c); without it dedup's Python runs.
+ENGINE = optional_extension("transforms.core.engine._engine", "transforms/core/engine/_engine.c")
 
 setup(
     name="occurrence-pipeline",

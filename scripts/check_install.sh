@@ -50,6 +50,10 @@ from transforms.storage import spanner_rows  # noqa: E402
 # The C extension is optional (no compiler: the pure-Python path); say which one the workers would run.
 path = "C extension" if spanner_rows._native is not None else "pure Python (the C extension was not built)"
 print(f"    Spanner mutations: {path}")
+from transforms.core.engine import dedup  # noqa: E402
+
+path = "C extension" if dedup.native is not None else "pure Python (the C extension was not built)"
+print(f"    engine duplicate memory: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null

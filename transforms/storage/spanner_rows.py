@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -25,29 +24,14 @@ from google.protobuf import struct_pb2
 
 from transforms.core import intents
 from transforms.core.model import Event, to_rfc3339
+from transforms.core.native import load_extension
 
 _LOG = logging.getLogger(__name__)
 
 
 def _load_native() -> Any:
     """The C extension, if it is built from the source beside it (a build of an older source is not used)."""
-    try:
-        from transforms.storage import _mutations
-    except ImportError:
-        _LOG.info(
-            "Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
-        )
-        return None
-    source = resources.files(__package__).joinpath("_mutations.c")
-    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _mutations.SOURCE_SHA256:
-        _LOG.warning(
-            "Spanner mutations: pure-Python path, because %s was built from another version of _mutations.c; "
-            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
-            _mutations.__file__,
-        )
-        return None
-    _LOG.info("Spanner mutations: C path (%s)", _mutations.__file__)
-    return _mutations
+    return load_extension(__package__, "_mutations", "Spanner mutations", _LOG)
 
 
 # The C extension (``_mutations.c``, built by setup.py where a compiler exists) or None: the mutations'
