@@ -54,6 +54,11 @@ from transforms.core.engine import tags  # noqa: E402
 
 path = "C extension" if tags._native is not None else "pure Python (the C extension was not built)"
 print(f"    Occurrence tags: {path}")
+
+from transforms.core.engine import dedup  # noqa: E402
+
+path = "C extension" if dedup.native is not None else "pure Python (the C extension was not built)"
+print(f"    engine duplicate memory: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null
