@@ -47,9 +47,10 @@ print(f"    apache-beam {apache_beam.__version__}; pipeline from {pipeline.strea
 
 from transforms.storage import spanner_rows  # noqa: E402
 
-# The C extension is optional (no compiler: the pure-Python path); say which one the workers would run.
-path = "C extension" if spanner_rows._native is not None else "pure Python (the C extension was not built)"
-print(f"    Spanner mutations: {path}")
+# The C extensions are optional (no compiler: the pure-Python paths); say which ones the workers would run.
+for purpose, native in (("Spanner mutations", spanner_rows._native), ("Commit planning", spanner_rows.planning)):
+    path = "C extension" if native is not None else "pure Python (the C extension was not built)"
+    print(f"    {purpose}: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null
