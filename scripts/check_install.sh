@@ -45,20 +45,20 @@ missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(n
 assert not missing, f"installed with the worker package: {missing}"
 print(f"    apache-beam {apache_beam.__version__}; pipeline from {pipeline.stream.__file__}")
 
-from transforms.storage import spanner_rows  # noqa: E402
+# The C extensions are optional (no compiler: the pure-Python paths); say which path the workers would run.
+import logging  # noqa: E402
 
-# The C extension is optional (no compiler: the pure-Python path); say which one the workers would run.
-path = "C extension" if spanner_rows._native is not None else "pure Python (the C extension was not built)"
-print(f"    Spanner mutations: {path}")
-from transforms.core.engine import tags  # noqa: E402
+from transforms.core.native import load_extension  # noqa: E402
 
-path = "C extension" if tags._native is not None else "pure Python (the C extension was not built)"
-print(f"    Occurrence tags: {path}")
-
-from transforms.core.engine import dedup  # noqa: E402
-
-path = "C extension" if dedup.native is not None else "pure Python (the C extension was not built)"
-print(f"    engine duplicate memory: {path}")
+for what, package, name in (
+    ("Spanner mutations", "transforms.storage", "_mutations"),
+    ("Commit planning", "transforms.storage", "_planning"),
+    ("Occurrence payloads", "transforms.core", "_payload"),
+    ("Duplicate memory", "transforms.core.engine", "_engine"),
+    ("Occurrence tags", "transforms.core.engine", "_tags"),
+):
+    built = load_extension(package, name, what, logging.getLogger("check_install")) is not None
+    print(f"    {what}: {'C extension' if built else 'pure Python (the C extension was not built)'}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null
