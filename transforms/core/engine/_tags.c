@@ -26,8 +26,8 @@ static PyObject *S_url, *S_type, *S_yes, *S_no, *S_space;
 static PyObject *S_strip;
 /* Set by configure from tags.py's tables, so that each rule's data lives in one place:
  * RESERVED_KEYS (a frozenset), _CONTEXT_TAGS (a dict: type -> ((suffix, (field, ...)), ...)), the user's
- * fields with their tag's prefixes (before the colon) and search keys (_USER_FIELDS, _USER_SEARCH_KEYS: four of each, in
- * Sentry's order, the IP address last) and the SDK's search keys (_SDK_SEARCH_KEYS: two). */
+ * fields with their tag's prefixes (before the colon) and search keys (_USER_FIELDS, _USER_SEARCH_KEYS: four
+ * of each, in Sentry's order, the IP address last) and the SDK's search keys (_SDK_SEARCH_KEYS: two). */
 static PyObject *reserved = NULL, *context_table = NULL;
 static PyObject *user_fields[4], *user_prefixes[4], *user_search[4], *sdk_fields[2], *sdk_search[2];
 
@@ -264,13 +264,16 @@ static PyObject *field(PyObject *event, int index) {
     return v;
 }
 
-#define TRUTHY(v) ((v) != Py_None && (PyUnicode_CheckExact(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyDict_GET_SIZE(v) > 0))
+/* Python's truth of a field read (None, an exact str or an exact dict). */
+#define TRUTHY(v) \
+    ((v) != Py_None && (PyUnicode_CheckExact(v) ? PyUnicode_GET_LENGTH(v) > 0 : PyDict_GET_SIZE(v) > 0))
 
 /* The filter at the end of occurrence_tags: the valid (key, value) pairs of tags, in order, as a tuple. */
 static PyObject *valid_pairs(TagMap *tags) {
     char keep[MAX_TAGS];
     Py_ssize_t kept = 0;
-    for (Py_ssize_t i = 0; i < tags->n; i++) kept += keep[i] = valid_value(tags->values[i]) && valid_key(tags->keys[i]);
+    for (Py_ssize_t i = 0; i < tags->n; i++)
+        kept += keep[i] = valid_value(tags->values[i]) && valid_key(tags->keys[i]);
     PyObject *out = PyTuple_New(kept);
     for (Py_ssize_t i = 0, at = 0; out != NULL && i < tags->n; i++) {
         if (!keep[i]) continue;
@@ -326,7 +329,8 @@ static int read_fields(PyObject *event, Fields *f) {
     if (TRUTHY(f->user)) {
         for (int i = 0; i < 4; i++) {
             f->user_values[i] = user_field(f->user, i);
-            if (f->user_values[i] == NULL || f->user_values[i] == UNSURE) return f->user_values[i] == NULL ? -1 : 1;
+            PyObject *v = f->user_values[i];
+            if (v == NULL || v == UNSURE) return v == NULL ? -1 : 1;
         }
     }
     return 0;
@@ -501,8 +505,9 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOnnOOOOO", &type, &ip, &kmax, &vmax, &keys, &table, &users, &searches, &sdks))
         return NULL;
     /* everything checked before anything is taken: a refused call leaves the previous tables */
-    if (!find_offsets(type, offsets) || !PyCallable_Check(ip) || !PyFrozenSet_CheckExact(keys) || !valid_context_table(table) ||
-        !str_pairs(users, 4, NULL, NULL) || !str_pairs(searches, 4, NULL, NULL) || !str_pairs(sdks, 2, NULL, NULL) ||
+    if (!find_offsets(type, offsets) || !PyCallable_Check(ip) || !PyFrozenSet_CheckExact(keys) ||
+        !valid_context_table(table) || !str_pairs(users, 4, NULL, NULL) || !str_pairs(searches, 4, NULL, NULL) ||
+        !str_pairs(sdks, 2, NULL, NULL) ||
         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(PyTuple_GET_ITEM(users, 3), 0), "ip_address") != 0) {
         PyErr_SetString(PyExc_ValueError, "_tags.configure: tables not of the shape tags.py gives");
         return NULL;
