@@ -167,7 +167,7 @@ def test_prune_gives_the_pythons_entries(stored, horizon, cut: int) -> None:
 
 @native
 def test_a_build_of_another_source_is_not_used(monkeypatch, caplog) -> None:
-    from transforms.core.native import load_extension
+    from transforms.core.extensions import load_extension
 
     monkeypatch.setattr(dedup.native, "SOURCE_SHA256", "0" * 64)
     with caplog.at_level(logging.INFO, logger="capply-test"):
@@ -181,7 +181,7 @@ def test_a_build_of_another_source_is_not_used(monkeypatch, caplog) -> None:
 
 @native
 def test_a_current_build_is_used_and_says_so(caplog) -> None:
-    from transforms.core.native import load_extension
+    from transforms.core.extensions import load_extension
 
     with caplog.at_level(logging.INFO, logger="capply-test"):
         found = load_extension(

@@ -11,21 +11,21 @@ from types import ModuleType
 _LOG = logging.getLogger(__name__)
 
 
-def load_extension(package: str, name: str, what: str) -> ModuleType | None:
+def load_extension(package: str, name: str, what: str, log: logging.Logger = _LOG) -> ModuleType | None:
     """The extension ``package.name`` if it is built from the source ``name + ".c"`` beside it, else None.
 
     setup.py compiles the source's sha256 into the module as ``SOURCE_SHA256``; a build of another version of
-    the source is refused (a WARNING says to rebuild), so edited C never runs stale. One INFO line says which
-    path ``what`` takes in this process.
+    the source is refused (a WARNING says to rebuild), so edited C never runs stale. One INFO line of ``log``
+    (the caller's logger, or this module's) says which path ``what`` takes in this process.
     """
     try:
         module = importlib.import_module(f"{package}.{name}")
     except ImportError:
-        _LOG.info("%s: pure-Python path (the C extension %s.%s is not built)", what, package, name)
+        log.info("%s: pure-Python path (the C extension %s.%s is not built)", what, package, name)
         return None
     source = resources.files(package).joinpath(f"{name}.c")
     if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != module.SOURCE_SHA256:
-        _LOG.warning(
+        log.warning(
             "%s: pure-Python path, because %s was built from another version of %s.c; "
             "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
             what,
@@ -33,5 +33,5 @@ def load_extension(package: str, name: str, what: str) -> ModuleType | None:
             name,
         )
         return None
-    _LOG.info("%s: C path (%s)", what, module.__file__)
+    log.info("%s: C path (%s)", what, module.__file__)
     return module

@@ -23,8 +23,8 @@ from google.cloud.spanner_v1 import Mutation
 from google.protobuf import struct_pb2
 
 from transforms.core import intents
+from transforms.core.extensions import load_extension
 from transforms.core.model import Event, to_rfc3339
-from transforms.core.native import load_extension
 
 _LOG = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from array import array
 from collections.abc import Callable
 from sys import byteorder
 
-from transforms.core.native import load_extension
+from transforms.core.extensions import load_extension
 
 _LOG = logging.getLogger(__name__)
 
