@@ -48,7 +48,7 @@ print(f"    apache-beam {apache_beam.__version__}; pipeline from {pipeline.strea
 # The C extensions are optional (no compiler: the pure-Python paths); say which path the workers would run.
 import logging  # noqa: E402
 
-from transforms.core.native import load_extension  # noqa: E402
+from transforms.core.extensions import load_extension  # noqa: E402
 
 for what, package, name in (
     ("Spanner mutations", "transforms.storage", "_mutations"),
