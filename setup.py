@@ -28,13 +28,13 @@ API = [
 ]
 
 
-def checked_extension(name: str, source: str) -> Extension:
-    """An optional C extension (where no compiler exists, the install goes on and its Python path runs) with
-    its source's hash compiled in, so that a build left over from an older source is recognised and not used
-    (by the module that loads it)."""
+def native_extension(module: str, source: str) -> Extension:
+    """An optional C extension (where no compiler exists the install goes on, and its module's Python path
+    runs) with its source's hash compiled in, so that a build left over from an older source is recognised and
+    not used."""
     digest = hashlib.sha256((Path(__file__).parent / source).read_bytes()).hexdigest()
     return Extension(
-        name,
+        module,
         sources=[source],
         define_macros=[("SOURCE_SHA256", f'"{digest}"')],
         extra_compile_args=["-O2"],
@@ -42,10 +42,16 @@ def checked_extension(name: str, source: str) -> Extension:
     )
 
 
-# The C encoder of Spanner mutations (checked by spanner_rows).
-MUTATIONS = checked_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
-# The C fast path of decoding an occurrence payload (checked by transforms.core.occurrence_payload).
-PAYLOAD = checked_extension("transforms.core._payload", "transforms/core/_payload.c")
+# The C encoder of Spanner mutations (spanner_rows' pure-Python path without it).
+MUTATIONS = native_extension("transforms.storage._mutations", "transforms/storage/_mutations.c")
+# The fast path of decoding an occurrence payload (transforms.core.occurrence_payload's Python without it).
+PAYLOAD = native_extension("transforms.core._payload", "transforms/core/_payload.c")
+# The duplicate memory's hot pure functions (the engine's Python path without it).
+ENGINE = native_extension("transforms.core.engine._engine", "transforms/core/engine/_engine.c")
+# The hot loops of a commit's planning (commit_plan's, tag_writer's and spanner_writer's Python without it).
+PLANNING = native_extension("transforms.storage._planning", "transforms/storage/_planning.c")
+# An attached occurrence's tags (transforms.core.engine.tags' Python without it).
+TAGS = native_extension("transforms.core.engine._tags", "transforms/core/engine/_tags.c")
 
 setup(
     name="occurrence-pipeline",
@@ -71,6 +77,9 @@ setup(
     ext_modules=[
         MUTATIONS,
         PAYLOAD,
+        ENGINE,
+        PLANNING,
+        TAGS,
     ],
     package_data={
         "schemas": ["*.proto", "*.sql"],

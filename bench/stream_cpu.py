@@ -223,8 +223,7 @@ def run_once(
     tag_store, known_tags = _TagStore(), tag_writer.KnownRows()  # the tag rows of earlier windows
     known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
 
-    def known_tags_cost(intent) -> int:  # as SpannerWriter chunks (TagWriter.estimate)
-        return tag_writer.estimate_mutations(intent, known_tags)
+    known_tags_cost = tag_writer.TagCost(known_tags)  # as SpannerWriter chunks (TagWriter.estimate)
 
     result = Repeat(seconds, 0)
     for start in range(0, len(pubsub_messages), window):

@@ -50,6 +50,10 @@ from transforms.storage import spanner_rows  # noqa: E402
 # The C extension is optional (no compiler: the pure-Python path); say which one the workers would run.
 path = "C extension" if spanner_rows._native is not None else "pure Python (the C extension was not built)"
 print(f"    Spanner mutations: {path}")
+from transforms.core.engine import tags  # noqa: E402
+
+path = "C extension" if tags._native is not None else "pure Python (the C extension was not built)"
+print(f"    Occurrence tags: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null

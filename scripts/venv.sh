@@ -22,7 +22,7 @@ ensure_venv() {
     beam="apache-beam[gcp]==$BEAM_VERSION"
   fi
   stamp="$VENV/.installed-from"
-  wanted="$(cat setup.py pyproject.toml transforms/storage/_mutations.c transforms/core/_payload.c | sha256sum | cut -d' ' -f1) $beam"
+  wanted="$(cat setup.py pyproject.toml $(find transforms -name '*.c' | sort) | sha256sum | cut -d' ' -f1) $beam"
   if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
     return 0
   fi

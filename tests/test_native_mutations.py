@@ -181,27 +181,37 @@ def test_the_mutation_is_the_client_librarys_own(rows) -> None:
         assert _wire(spanner_rows.write_mutation_native("insert_or_update", "Table", ["A"], rows)) == expected
 
 
-def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
-    """A worker installed where no compiler exists has no ``_mutations``: the import fails and the pure-Python
-    path runs, which one INFO line says."""
+def run_without_extension(name: str, purpose: str, code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter in which ``transforms.storage.<name>`` cannot be imported (as where
+    no compiler built it); checks that one INFO line says ``purpose`` takes the pure-Python path."""
     script = (
         "import logging, sys\n"
         "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
-        "sys.modules['transforms.storage._mutations'] = None\n"
+        f"sys.modules['transforms.storage.{name}'] = None\n"
+    ) + code
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
+    )
+    lines = [line for line in run.stderr.splitlines() if line.startswith(f"INFO {purpose}: ")]
+    assert lines == [
+        f"INFO {purpose}: pure-Python path (the C extension transforms.storage.{name} is not built)"
+    ]
+    return run
+
+
+def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
+    """A worker installed where no compiler exists has no ``_mutations``: the import fails and the pure-Python
+    path runs, which one INFO line says."""
+    run = run_without_extension(
+        "_mutations",
+        "Spanner mutations",
         "from transforms.storage import spanner_rows as r\n"
         "assert r._native is None and r.write_mutation is r.write_mutation_python\n"
         "from transforms.core.model import to_rfc3339\n"
         "assert r.rfc3339 is to_rfc3339\n"
         "m = r.write_mutation('insert_or_update', 'T', ['A', 'B'], [['a', None], [1, [True, 2.5]]])\n"
-        "print(type(m).pb(m).SerializeToString().hex())\n"
+        "print(type(m).pb(m).SerializeToString().hex())\n",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
-    )
-    lines = [line for line in run.stderr.splitlines() if "Spanner mutations" in line]
-    assert lines == [
-        "INFO Spanner mutations: pure-Python path (the C extension transforms.storage._mutations is not built)"
-    ]
     rows = [["a", None], [1, [True, 2.5]]]
     expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
     assert bytes.fromhex(run.stdout.strip()) == expected

@@ -240,14 +240,15 @@ class GroupApplier:
             messages, set_aside = SET_ASIDE.split(key, messages)
         if events is None:
             events = self.events_for(state, messages, split_group_key(key)[0])
+        # Positional, in the order of EngineContext's fields: a call per flush.
         context = EngineContext(
-            project=project,
-            config=self._config.engine,
-            now=self.now(),
-            quota=self._quota,
-            events=events,
-            releases=self._releases,
-            stored_occurrence_ids=stored_occurrence_ids,
+            project,
+            self._config.engine,
+            self.now(),
+            self._quota,
+            events,
+            self._releases,
+            stored_occurrence_ids,
         )
         new_state, outputs, failed = _engine_apply(key, state, messages, context)
         if failed:
@@ -255,30 +256,33 @@ class GroupApplier:
         if failed or set_aside:
             dead = [internal_errors.for_message(m, reasons.STAGE_APPLY, error) for m, error in failed]
             outputs.dead_letters = [*set_aside, *dead, *outputs.dead_letters]
-        counts = _counts_of(outputs)
-        for name, amount in counts.items():
-            self._count(name, amount)
-        for dead_letter in outputs.dead_letters:
-            self._count(metrics.dead_letter_counter(dead_letter.reason), 1)
+        counts = outputs.counters  # the engine's, made for this call: the group update is added to it
         write = outputs.write
         self.deferred_save = self.last_write = self._last_saved = None
         if write is not None:
+            recorded = []  # a lookup of this process may need them before they are read
+            for intent in write.intents:  # one pass (intents are final classes: see spanner_writer)
+                kind = intent.__class__
+                if kind is RecordEvent:
+                    recorded.append(intent.event)
+                elif kind is UpsertGroup:
+                    counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
+            if recorded:
+                KNOWN_EVENTS.put_all(recorded)
             save = write.intents[-1]  # the engine ends every write with the key's state
             if save.__class__ is SaveKeyState:
                 self._last_saved = (new_state, save.state)
             if defer_key_state:
                 write, self.deferred_save = split_key_state_save(write)
-            recorded = []  # a lookup of this process may need them before they are read
-            for intent in outputs.write.intents:  # (intents are final classes: see spanner_writer)
-                kind = intent.__class__
-                if kind is RecordEvent:
-                    recorded.append(intent.event)
-            if recorded:
-                KNOWN_EVENTS.put_all(recorded)
             if write is not None:
                 self.last_write = write
                 self._pending.append((write, Flush(state, messages, context, counts)))
                 self._pending_messages += len(messages)
+        count = self._count
+        for name, amount in counts.items():
+            count(name, amount)
+        for dead_letter in outputs.dead_letters:
+            count(metrics.dead_letter_counter(dead_letter.reason), 1)
         return new_state, outputs.dead_letters
 
     def encoded_state(self, state: KeyState) -> bytes:

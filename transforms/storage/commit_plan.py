@@ -28,6 +28,10 @@ from transforms.core import intents
 from transforms.core.model import split_group_key
 from transforms.storage import spanner_rows as rows
 
+# The C extension ``_planning.c`` or None (``spanner_rows.planning``): ``mutation_groups``' pass over a table's
+# rows in C, or None where the Python loop (``_group_rows``) must decide.
+_native = rows.planning
+
 
 @dataclass
 class StoredVersions:
@@ -470,24 +474,11 @@ def mutation_groups(plan: CommitPlan) -> tuple[list[Mutation], int]:
         updated = plan.updates.get(table) or ()
         new = inserted.get(table) or ()
         groups = table == "Groups"
-        # Rows grouped by kind and columns *object*: a table's rows share a few column tuples (the
-        # ``spanner_rows`` constants), so the lookup hashes no tuple of names.
-        by_columns: dict[tuple[str, int], list[tuple]] = {}
-        order: list[Mutation] = []
-        for row_key, (columns, values) in planned.items():
-            if row_key in new:
-                kind = "insert"
-            elif row_key in updated:
-                kind = "update"
-            elif groups and "Type" not in columns:
-                kind = "update"  # a Groups row written without its Type is a state-only update
-            else:
-                kind = "insert_or_update"
-            same = by_columns.get((kind, id(columns)))
-            if same is None:
-                same = by_columns[(kind, id(columns))] = []
-                order.append((kind, table, columns, same))
-            same.append(values)
+        grouped = None if _native is None else _native.group_rows(table, planned, new, updated, groups)
+        if grouped is None:
+            order, not_updated = _group_rows(table, planned, new, updated, groups)
+        else:
+            order, not_updated = grouped
         if len({(kind, columns) for kind, _table, columns, _rows in order}) < len(order):
             # equal columns in distinct tuples (rows merged in the plan): one mutation each kind and columns
             merged: dict[tuple[str, tuple[str, ...]], list[tuple]] = {}
@@ -495,7 +486,32 @@ def mutation_groups(plan: CommitPlan) -> tuple[list[Mutation], int]:
                 merged.setdefault((kind, columns), []).extend(values)
             order = [(kind, table, columns, values) for (kind, columns), values in merged.items()]
         found.extend(order)
-        not_updated = len(planned) - (len(planned.keys() & updated) if updated else 0)
         total += sum(len(columns) * len(values) for _kind, _table, columns, values in order)
         total += not_updated * index_cells.get(table, 0)
     return found, total
+
+
+def _group_rows(
+    table: str, planned: dict[tuple, tuple[tuple[str, ...], tuple]], new: Any, updated: Any, groups: bool
+) -> tuple[list[Mutation], int]:
+    """One table's rows of ``mutation_groups`` grouped by kind and columns object, in the order of their first
+    row, and how many are not in ``updated`` (``_planning.group_rows`` in C)."""
+    # Rows grouped by kind and columns *object*: a table's rows share a few column tuples (the
+    # ``spanner_rows`` constants), so the lookup hashes no tuple of names.
+    by_columns: dict[tuple[str, int], list[tuple]] = {}
+    order: list[Mutation] = []
+    for row_key, (columns, values) in planned.items():
+        if row_key in new:
+            kind = "insert"
+        elif row_key in updated:
+            kind = "update"
+        elif groups and "Type" not in columns:
+            kind = "update"  # a Groups row written without its Type is a state-only update
+        else:
+            kind = "insert_or_update"
+        same = by_columns.get((kind, id(columns)))
+        if same is None:
+            same = by_columns[(kind, id(columns))] = []
+            order.append((kind, table, columns, same))
+        same.append(values)
+    return order, len(planned) - (len(planned.keys() & updated) if updated else 0)

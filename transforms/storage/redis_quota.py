@@ -107,9 +107,19 @@ return granted
 
 _SHA = hashlib.sha1(_CHECK_AND_USE.encode(), usedforsecurity=False).hexdigest()
 
-# When each Redis client may be asked again after a failure (monotonic seconds), shared by every quota.
-_down_until: weakref.WeakKeyDictionary[redis.Redis, float] = weakref.WeakKeyDictionary()
+# When each Redis client may be asked again after a failure (monotonic seconds, in a one-element list),
+# shared by every quota of the client: a quota keeps its client's list, so that answering from memory reads a
+# float instead of looking its client up in a WeakKeyDictionary (which builds a weak reference each time).
+_down_until: weakref.WeakKeyDictionary[redis.Redis, list[float]] = weakref.WeakKeyDictionary()
 _down_lock = threading.Lock()
+
+
+def _down_of(client: redis.Redis) -> list[float]:
+    with _down_lock:
+        down = _down_until.get(client)
+        if down is None:
+            down = _down_until[client] = [0.0]
+        return down
 
 
 @dataclass
@@ -170,6 +180,7 @@ class RedisCreationQuota:
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
         self._connection: AbstractConnection | None = None  # see _evaluate
+        self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
         self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
@@ -182,8 +193,8 @@ class RedisCreationQuota:
     ) -> bool:
         # Answered from the process's memory when it can be (see try_acquire_many, which decides the same
         # way): over-quota keys ask again with each occurrence, most of them in a window known to be full.
-        down_until = _down_until.get(self._client)
-        if down_until is None or time.monotonic() >= down_until:
+        down_until = self._down[0]
+        if not down_until or time.monotonic() >= down_until:
             quota = group_type.creation_quota
             key = self.key(project_id, group_type.slug)
             if creation_id and f"{key}:{creation_id}" in self._granted:
@@ -196,7 +207,7 @@ class RedisCreationQuota:
         if not requests:
             return []
         with _down_lock:
-            down_until = _down_until.get(self._client, 0.0)
+            down_until = self._down[0]
         if time.monotonic() < down_until:
             return self._open(requests)
         answers: list[bool | None] = [None] * len(requests)
@@ -232,7 +243,7 @@ class RedisCreationQuota:
                 "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
             )
             with _down_lock:
-                _down_until[self._client] = time.monotonic() + self._retry_after
+                self._down[0] = time.monotonic() + self._retry_after
             return self._open(requests)
         with self._lock:
             if len(self._granted) > 100_000:

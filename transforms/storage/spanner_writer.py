@@ -90,6 +90,8 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger(__name__)
+# The C extension ``_planning.c`` or None (``spanner_rows.planning``): writes' estimates in C (``_write_costs``).
+_native = rows.planning
 
 # Real Spanner refuses commits over 80,000 mutations; stay well below it by default.
 DEFAULT_MAX_MUTATIONS = 40_000
@@ -204,18 +206,48 @@ def estimate_mutations(write: intents.KeyWrite, tag_cost: Callable[[Any], int] |
     return total
 
 
+def _write_costs(writes: Sequence[intents.KeyWrite], tag_cost: Callable[[Any], int] | None) -> list[int]:
+    """``estimate_mutations`` of each write: in C (``_planning.write_costs``) when ``tag_cost`` is None or a
+    ``tag_writer.TagCost`` and the extension is built and sure, else in Python."""
+    if _native is not None and (tag_cost is None or tag_cost.__class__ is tag_writer.TagCost):
+        costs = _native.write_costs(
+            writes if writes.__class__ is list else list(writes),
+            _fixed_costs(),
+            _special_costs(),
+            None if tag_cost is None else tag_cost.known.rows,  # type: ignore[attr-defined]
+            tag_writer.tag_cells(),
+        )
+        if costs is not None:
+            return costs
+    return [estimate_mutations(write, tag_cost) for write in writes]
+
+
+@functools.cache
+def _special_costs() -> tuple[type, int, type, type]:
+    """What ``_planning.write_costs`` needs of ``estimate_mutations``' other intents."""
+    hash_cells = rows.mutation_cells("GroupHashes", len(rows.HASH_COLUMNS))
+    return (intents.LinkHashes, hash_cells, intents.DeleteGroup, intents.IndexOccurrence)
+
+
 def chunk_writes(
     writes: Sequence[intents.KeyWrite], max_mutations: int, tag_cost: Callable[[Any], int] | None = None
 ) -> list[list[intents.KeyWrite]]:
     """Split writes into commits under ``max_mutations``, keeping every key's writes in one commit."""
     by_key: dict[str, list[intents.KeyWrite]] = {}
-    for write in writes:
-        by_key.setdefault(write.key, []).append(write)
+    key_costs: dict[str, int] = {}
+    for write, write_cost in zip(writes, _write_costs(writes, tag_cost), strict=True):
+        key = write.key
+        if key in by_key:
+            by_key[key].append(write)
+            key_costs[key] += write_cost
+        else:
+            by_key[key] = [write]
+            key_costs[key] = write_cost
     chunks: list[list[intents.KeyWrite]] = []
     current: list[intents.KeyWrite] = []
     current_cost = 0
-    for key_writes in by_key.values():
-        cost = sum(estimate_mutations(write, tag_cost) for write in key_writes)
+    for key, key_writes in by_key.items():
+        cost = key_costs[key]
         if current and current_cost + cost > max_mutations:
             chunks.append(current)
             current, current_cost = [], 0
@@ -403,9 +435,10 @@ class CommitPlanner:
         self._known_releases: dict[tuple[int, str], int] = {}
         self._tags = tag_writer.TagWriter()
 
-    def estimate(self, intent: intents.IndexOccurrence) -> int:
-        """The tag rows' part of ``estimate_mutations``, with what is known stored."""
-        return self._tags.estimate(intent)
+    @property
+    def estimate(self) -> tag_writer.TagCost:
+        """The tag rows' part of ``estimate_mutations``, with what is known stored (a callable)."""
+        return self._tags.estimate
 
     def plan(
         self, transaction: Any, chunk: list[intents.KeyWrite], assumed_new: set[tuple[int, str]]

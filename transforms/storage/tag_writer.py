@@ -43,7 +43,7 @@ from google.cloud.spanner_v1 import KeyRange, KeySet
 from transforms.core import intents
 from transforms.core.engine.tags import SEARCH_PREFIX, TEXT_KEY
 from transforms.core.limits import TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP
-from transforms.core.model import from_datetime, to_rfc3339
+from transforms.core.model import from_datetime
 from transforms.storage import org_words
 from transforms.storage import spanner_rows as rows
 from transforms.storage.org_words import FULL_KEY, FULL_VALUE, KnownWords
@@ -59,6 +59,20 @@ _STORED, _COUNTED, _MOVED, _NEW = 0, 1, 2, 3
 # Mutations of one value row (and of its key row) by what is known of it: an update of a row known to exist
 # (no index entry), and an insert with its index entry plus its key row's insert.
 _UPDATE_CELLS = len(rows.TAG_VALUE_UPDATE_COLUMNS)
+
+# The C extension ``_planning.c`` (built by setup.py where a compiler exists) or None: the hot loops below
+# (counting a commit's tags, writing its value rows, looking rows up in what is known stored) in C for the
+# usual types, each answering None (or False) where the Python loop must decide; one INFO line says which.
+_native = rows.planning
+if _native is not None:
+    _native.configure(
+        TEXT_KEY,
+        rows.TAG_VALUE_COLUMNS,
+        rows.TAG_VALUE_COUNT_COLUMNS,
+        rows.TAG_VALUE_UPDATE_COLUMNS,
+        rows.rfc3339,
+        (_STORED, _COUNTED, _MOVED, _NEW),
+    )
 
 
 def values_cap(key: str) -> int:
@@ -154,6 +168,17 @@ def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None 
         return (len(intent.tags) + len(intent.search_tags)) * insert + words
     stored = known.rows
     group_id = intent.group_id
+    if _native is not None:
+        head = (group_id,)
+        tags_known = _native.count_known(stored, head, intent.tags, True)
+        search_known = _native.count_known(stored, head, intent.search_tags, True)
+        terms_known = _native.count_known(stored, (group_id, TEXT_KEY), intent.terms, False)
+        if tags_known is not None and search_known is not None and terms_known is not None:
+            tags = len(intent.tags)
+            total = tags * insert - tags_known * (insert - _UPDATE_CELLS)
+            total += (len(intent.search_tags) - search_known) * insert
+            new_terms = len(intent.terms) - terms_known
+            return total + (new_terms * _term_cells() + insert if new_terms else 0)
     total = 0
     for key, value in intent.tags:
         total += _UPDATE_CELLS if (group_id, key, value) in stored else insert
@@ -164,6 +189,24 @@ def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None 
     if new_terms:  # and the full-group mark a new word may bring
         total += new_terms * _term_cells() + insert
     return total
+
+
+class TagCost:
+    """``estimate_mutations`` with the rows ``known`` to be stored, as a callable (``spanner_writer.chunk_writes``'
+    ``tag_cost``, which then takes a whole write's estimate in C where the extension is built)."""
+
+    __slots__ = ("known",)
+
+    def __init__(self, known: KnownRows) -> None:
+        self.known = known
+
+    def __call__(self, intent: intents.IndexOccurrence) -> int:
+        return estimate_mutations(intent, self.known)
+
+
+def tag_cells() -> tuple[int, int, int]:
+    """The cells ``estimate_mutations`` counts: a row inserted (with its key row), updated, a new word's."""
+    return _insert_cells(), _UPDATE_CELLS, _term_cells()
 
 
 class _Group:
@@ -247,6 +290,35 @@ class _Group:
         else:
             key_row[1] += 1
 
+    def count_all(self, tags: tuple[tuple[str, str], ...], seen: int) -> None:
+        """``count`` of each of ``tags``: in C (``_planning.count_tags``) up to a tag it leaves to ``count``."""
+        if _native is None:
+            for key, value in tags:
+                self.count(key, value, seen)
+            return
+        stored = None if self.stored is None else self.stored.values
+        start, end = 0, len(tags)
+        while start < end:
+            done = _native.count_tags(
+                self.values,
+                stored,
+                self.keys,
+                self.group_id,
+                tags,
+                start,
+                seen,
+                TAG_VALUES_PER_KEY,
+                TERMS_PER_GROUP,
+            )
+            if done is None:  # not sure of the arguments: all of the rest in Python
+                for key, value in tags[start:]:
+                    self.count(key, value, seen)
+                return
+            if done < end:
+                key, value = tags[done]
+                self.count(key, value, seen)
+            start = done + 1
+
     def mark(self, key: str, value: str) -> bool:
         """The group has ``key: value`` (search only); True when this commit writes its row. A word that
         comes after the group's words are full marks the group full (``org_words.FULL_KEY``)."""
@@ -274,7 +346,12 @@ class _Group:
         planned = plan.upserts.setdefault(VALUES, {})
         updated = plan.updates.setdefault(VALUES, set())
         written = result.known
-        for (key, value), (count, first, last, state) in self.values.items():
+        values = self.values
+        if _native is not None and _native.write_values(
+            values, group_id, organization_id, project_id, planned, updated, written, times
+        ):
+            values = {}  # written in C
+        for (key, value), (count, first, last, state) in values.items():
             if state == _STORED:
                 continue
             row_key = (group_id, key, value)
@@ -284,10 +361,10 @@ class _Group:
             else:
                 last_seen = times.get(last)
                 if last_seen is None:
-                    last_seen = times[last] = to_rfc3339(last)
+                    last_seen = times[last] = rows.rfc3339(last)
                 first_seen = times.get(first)
                 if first_seen is None:
-                    first_seen = times[first] = to_rfc3339(first)
+                    first_seen = times[first] = rows.rfc3339(first)
             if state == _NEW:
                 planned[row_key] = (
                     rows.TAG_VALUE_COLUMNS,
@@ -318,6 +395,12 @@ class _Group:
             else:
                 planned[row_key] = (rows.TAG_KEY_UPDATE_COLUMNS, (group_id, key, values_seen, other))
                 updated.add(row_key)
+
+
+def _unknown(known: set, head: tuple, items: tuple, pairs: bool) -> list | None:
+    """The items not in ``known`` as ``(*head, *item)`` (``pairs``) or ``(*head, item)``, by ``_planning.missing``;
+    None without the extension or when it is not sure (the caller's Python loop decides)."""
+    return None if _native is None else _native.missing(known, head, items, pairs)
 
 
 def _first_writes(
@@ -361,15 +444,17 @@ def plan_tags(
                 (group_id, FULL_KEY, FULL_VALUE) in known_rows,
             )
         result.counted += 1
-        seen = intent.seen
-        for key, value in intent.tags:
-            group.count(key, value, seen)
-        for key, value in intent.search_tags:
-            if (group_id, key, value) not in known_rows:
-                group.mark(key, value)
-        for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known_rows:
-                group.mark(TEXT_KEY, term)
+        group.count_all(intent.tags, intent.seen)
+        search_tags = _unknown(known_rows, (group_id,), intent.search_tags, True)
+        if search_tags is None:
+            search_tags = [(k, v) for k, v in intent.search_tags if (group_id, k, v) not in known_rows]
+        for key, value in search_tags:
+            group.mark(key, value)
+        terms = _unknown(known_rows, (group_id, TEXT_KEY), intent.terms, False)
+        if terms is None:
+            terms = [term for term in intent.terms if (group_id, TEXT_KEY, term) not in known_rows]
+        for term in terms:
+            group.mark(TEXT_KEY, term)
     times: dict[int, str] = {}
     for group in groups.values():
         group.write(plan, times, result)
@@ -388,10 +473,11 @@ def _plan_words(
     planned = None
     for intent in indexed:
         organization_id = intent.organization_id
-        for term in intent.terms:
+        terms = _unknown(known, (organization_id,), intent.terms, False)
+        if terms is None:
+            terms = [term for term in intent.terms if (organization_id, term) not in known]
+        for term in terms:
             word = (organization_id, term)
-            if word in known:
-                continue
             if planned is None:
                 planned = plan.upserts.setdefault(org_words.TABLE, {})
             if word not in planned:
@@ -473,6 +559,8 @@ class TagWriter:
     def __init__(self) -> None:
         self.known = KnownRows()
         self.words = KnownWords()
+        # ``estimate_mutations`` with what this writer knows to be stored
+        self.estimate = TagCost(self.known)
 
     def add_to_commit(
         self,
@@ -490,10 +578,6 @@ class TagWriter:
         result = plan_tags(writes, plan, existing_groups, stored, self.known, indexed, self.words)
         result.known.extend(stored.values)
         return result
-
-    def estimate(self, intent: intents.IndexOccurrence) -> int:
-        """``estimate_mutations`` with what this writer knows to be stored."""
-        return estimate_mutations(intent, self.known)
 
     def committed(self, result: TagPlan | None) -> None:
         """After the commit: its search-only rows are stored."""

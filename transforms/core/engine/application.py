@@ -236,19 +236,14 @@ class KeyApplication:
         )
         intents = [intent for intent in self.intents if intent is not None]
         intents.append(
-            SaveKeyState(
-                project_id=self.project_id,
-                primary_hash=self.primary_hash,
-                generation=self.generation,
-                group_id=group.group_id if group is not None else None,
-                state=encode_state(new),
-                relink=self.relink,
+            SaveKeyState(  # positional, as KeyState above: project, hash, generation, group, state, relink
+                self.project_id,
+                self.primary_hash,
+                self.generation,
+                group.group_id if group is not None else None,
+                encode_state(new),
+                self.relink,
             )
         )
-        write = KeyWrite(
-            key=group_key(self.project_id, self.primary_hash),
-            seq=self.seq,
-            intents=tuple(intents),
-            base_seq=self.state.seq,
-        )
+        write = KeyWrite(group_key(self.project_id, self.primary_hash), self.seq, tuple(intents), state.seq)
         return new, Outputs(write=write, dead_letters=self.dead_letters, counters=self.counters)

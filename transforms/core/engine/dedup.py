@@ -30,6 +30,10 @@ speed, well-behaved because hashed ids are uniformly distributed); a large one
 its first lookup. Entries added during one call live in a dict until
 ``freeze``.
 
+In C where built (``_engine.c``, ``native``): the id scan, a stored time, ``freeze``, ``prune`` and the
+hashed ids; each gives the Python's answer or None (not sure: another type, a size or number out of the
+usual range), and then the Python below decides. Without the extension the Python runs alone.
+
 Size: the memory grows with the key's rate times the retention. A key taking
 one message per second keeps about 2 MiB; keys much hotter than that need a
 shorter retention (``EngineConfig.duplicate_retention``).
@@ -37,8 +41,34 @@ shorter retention (``EngineConfig.duplicate_retention``).
 
 from __future__ import annotations
 
+import logging
 from array import array
+from collections.abc import Callable
 from sys import byteorder
+
+from transforms.core.native import load_extension
+
+_LOG = logging.getLogger(__name__)
+
+# The C extension (``_engine.c``, built by setup.py where a compiler exists), or None.
+native = load_extension("transforms.core.engine", "_engine", "Engine duplicate memory", _LOG)
+
+
+def _unsure(*_args: object) -> None:
+    """Where the extension is not built: no answer, so the Python decides."""
+    return None
+
+
+# Each answers as the Python it stands for, or None (see the module docstring).
+memory_id: Callable[[bytes, str], bytes | None] = _unsure if native is None else native.memory_id
+_find: Callable[[bytes, bytes], int | None] = _unsure if native is None else native.find
+_time_at: Callable[[bytes, int], int | None] = _unsure if native is None else native.time_at
+_freeze: Callable[[bytes, bytes, dict[bytes, int], dict[int, int]], tuple[bytes, bytes] | None] = (
+    _unsure if native is None else native.freeze
+)
+_prune: Callable[[bytes, bytes, int], tuple[bytes, bytes] | None] = (
+    _unsure if native is None else native.prune
+)
 
 _ID = 16
 INDEX_THRESHOLD = 1024
@@ -96,16 +126,17 @@ class DuplicateMemory:
                 }
             index = index_of.get(memory_id, -1)
         else:
-            position = ids.find(memory_id)
-            while position > 0 and position % _ID:
-                position = ids.find(memory_id, position + 1)
-            index = position // _ID if position >= 0 else -1
+            found = _find(ids, memory_id)
+            index = found if found is not None else find_python(ids, memory_id)
         self._last_id = memory_id
         self._last_index = index
         return index
 
     def _stored_time(self, index: int) -> int:
         time = self._updated.get(index)
+        if time is not None:
+            return time
+        time = _time_at(self._times, index)
         if time is not None:
             return time
         view = self._times_view
@@ -122,8 +153,13 @@ class DuplicateMemory:
         return self._stored_time(index) if index >= 0 else None
 
     def is_duplicate(self, memory_id: bytes, message_time: int, retention: int) -> bool:
-        time = self.entry_time(memory_id)
-        return time is not None and time >= message_time - retention
+        time = self._added.get(memory_id)  # entry_time, inlined: once for every message
+        if time is None:
+            index = self._index(memory_id)
+            if index < 0:
+                return False
+            time = self._stored_time(index)
+        return time >= message_time - retention
 
     def remember(self, memory_id: bytes, message_time: int) -> None:
         """Remember ``memory_id`` at ``message_time`` (an existing entry keeps the later time)."""
@@ -132,7 +168,8 @@ class DuplicateMemory:
             if added < message_time:
                 self._added[memory_id] = message_time
             return
-        index = self._index(memory_id)
+        # Mostly the id is_duplicate just looked up: its index without a call.
+        index = self._last_index if memory_id == self._last_id else self._index(memory_id)
         if index < 0:
             self._added[memory_id] = message_time
         elif self._stored_time(index) < message_time:
@@ -144,6 +181,10 @@ class DuplicateMemory:
     def freeze(self) -> tuple[bytes, bytes]:
         if not self._added and not self._updated:
             return self._ids, self._times
+        frozen = _freeze(self._ids, self._times, self._added, self._updated)
+        return frozen if frozen is not None else self.freeze_python()
+
+    def freeze_python(self) -> tuple[bytes, bytes]:
         times = _to_array(self._times)
         for index, time in self._updated.items():
             times[index] = time
@@ -151,8 +192,22 @@ class DuplicateMemory:
         return self._ids + b"".join(self._added), _to_bytes(times)
 
 
+def find_python(ids: bytes, memory_id: bytes) -> int:
+    """The index of the first 16-byte entry of ``ids`` equal to ``memory_id``, -1 if none."""
+    position = ids.find(memory_id)
+    while position > 0 and position % _ID:
+        position = ids.find(memory_id, position + 1)
+    return position // _ID if position >= 0 else -1
+
+
 def prune(ids: bytes, times: bytes, horizon: int) -> tuple[bytes, bytes]:
-    """Drop the entries whose time is below ``horizon``; the others keep their order."""
+    """Drop the entries whose time is below ``horizon``; the others keep their order (the same two objects
+    when none is dropped)."""
+    pruned = _prune(ids, times, horizon)
+    return pruned if pruned is not None else prune_python(ids, times, horizon)
+
+
+def prune_python(ids: bytes, times: bytes, horizon: int) -> tuple[bytes, bytes]:
     values = _to_array(times)
     if not values or min(values) >= horizon:
         return ids, times

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from hashlib import md5
 
+from transforms.core.engine.dedup import memory_id as native_memory_id
+
 _MAX_INT63 = (1 << 63) - 1
 
 
@@ -30,11 +32,17 @@ def occurrence_memory_id(occurrence_id: str) -> bytes:
     Ids are hashed rather than stored raw so that the memory's bytes are
     uniformly distributed whatever ids producers choose (sequential or
     time-ordered UUIDs would otherwise make scans slow), and so that
-    occurrence and status-change ids never collide.
+    occurrence and status-change ids never collide. In C where built
+    (``dedup.memory_id``; the hot path calls that first itself).
     """
-    return md5(b"occurrence:" + occurrence_id.encode()).digest()
+    return (
+        native_memory_id(b"occurrence:", occurrence_id)
+        or md5(b"occurrence:" + occurrence_id.encode()).digest()
+    )
 
 
 def status_change_memory_id(change_id: str) -> bytes:
     """The duplicate-memory id of a status change (its ``id``: the payload's, or the message id)."""
-    return md5(b"status_change:" + change_id.encode()).digest()
+    return (
+        native_memory_id(b"status_change:", change_id) or md5(b"status_change:" + change_id.encode()).digest()
+    )

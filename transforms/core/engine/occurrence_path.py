@@ -11,6 +11,7 @@ from __future__ import annotations
 from transforms.core import metrics
 from transforms.core.engine.application import KeyApplication, key_order
 from transforms.core.engine.creation import create_group
+from transforms.core.engine.dedup import memory_id as native_memory_id
 from transforms.core.engine.environments import record_environment, record_group_release
 from transforms.core.engine.events import event_not_found, waiting_lookup
 from transforms.core.engine.ids import group_id, occurrence_memory_id
@@ -19,7 +20,7 @@ from transforms.core.engine.occurrences import attach
 from transforms.core.engine.regression import regress, should_regress
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.state import MutableGroup, WaitingLookup
-from transforms.core.engine.tags import occurrence_tags, search_tags, text_terms
+from transforms.core.engine.tags import index_tags, text_terms
 from transforms.core.enums import ActivityType, GroupStatus
 from transforms.core.grouptypes import GROUP_TYPES, GroupType
 from transforms.core.intents import (
@@ -42,7 +43,7 @@ class OccurrencePath(KeyApplication):
 
     def _occurrence(self, message: Message, occurrence: Occurrence) -> None:
         message_time = message.message_time
-        memory_id = occurrence_memory_id(occurrence.id)
+        memory_id = native_memory_id(b"occurrence:", occurrence.id) or occurrence_memory_id(occurrence.id)
         stored = self.context.stored_occurrence_ids
         if (
             (stored and occurrence.id in stored)
@@ -54,10 +55,7 @@ class OccurrencePath(KeyApplication):
         self.occurrence_messages += 1
         message_id = message.message_id
         group_type = GROUP_TYPES[occurrence.type]
-        allowed = self.features_allowed.get(occurrence.type)
-        if allowed is None:
-            allowed = self._allowed(group_type)
-        if not allowed:
+        if not (group_type.released or self._allowed(group_type)):  # a released type needs no feature
             self._take_in(message_time, message_id)
             self._count(metrics.DROPPED_FEATURE_DISABLED)
             self.memory.remember(memory_id, message_time)
@@ -271,7 +269,8 @@ class OccurrencePath(KeyApplication):
         for the group (they only record that the group has them: ``tags``)."""
         given = self.indexed
         found = []
-        for tag in search_tags(event):
+        tags, search = index_tags(occurrence.level, event)
+        for tag in search:
             mark = (group_id, tag)
             if mark not in given:
                 given.add(mark)
@@ -290,7 +289,7 @@ class OccurrencePath(KeyApplication):
                 self.project_id,
                 occurrence.id,
                 event.timestamp,
-                occurrence_tags(occurrence.level, event),
+                tags,
                 tuple(found),
                 terms,
             )

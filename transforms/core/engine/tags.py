@@ -39,6 +39,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from transforms.core.extensions import load_extension
 from transforms.core.limits import TAG_KEY_MAX_CHARS, TAG_VALUE_MAX_CHARS, TERM_MAX_CHARS
 from transforms.core.model import Event
 
@@ -167,12 +168,18 @@ def _user_field(user: Mapping[str, Any], field: str) -> str | None:
     if value is None or value == "" or type(value) in (dict, list, bool):
         return None
     value = str(value)
-    if field == "ip_address":
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            return None
+    if field == "ip_address" and not _valid_ip(value):
+        return None
     return value
+
+
+def _valid_ip(value: str) -> bool:
+    """An IPv4 or IPv6 address as Python's ``ipaddress`` reads one (Sentry's ``EventUser`` validates so)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def context_tags(contexts: Mapping[str, Any]) -> Tags:
@@ -223,6 +230,38 @@ def search_tags(event: Event) -> Tags:
             if type(value) is str and 0 < len(value) <= TAG_VALUE_MAX_CHARS and "\n" not in value:
                 found.append((key, value))
     return tuple(found)
+
+
+def index_tags_python(level: str, event: Event) -> tuple[Tags, Tags]:
+    """``(occurrence_tags(level, event), search_tags(event))``: what an attached occurrence indexes."""
+    return occurrence_tags(level, event), search_tags(event)
+
+
+def index_tags_native(level: str, event: Event) -> tuple[Tags, Tags]:
+    """``index_tags_python``'s answer, by the C extension where it is sure of it (the usual event), else by
+    ``index_tags_python`` itself: never a different answer (tests/engine/test_native_tags.py)."""
+    found: tuple[Tags, Tags] | None = _native.index_tags(level, event)
+    return index_tags_python(level, event) if found is None else found
+
+
+# The C extension (``_tags.c``, built by setup.py where a compiler exists) or None; it takes this module's
+# rules and tables, so each lives here only.
+_native: Any = load_extension(__package__ or "transforms.core.engine", "_tags", "Occurrence tags")
+if _native is not None:
+    _native.configure(
+        Event,
+        _valid_ip,
+        TAG_KEY_MAX_CHARS,
+        TAG_VALUE_MAX_CHARS,
+        RESERVED_KEYS,
+        _CONTEXT_TAGS,
+        _USER_FIELDS,
+        _USER_SEARCH_KEYS,
+        _SDK_SEARCH_KEYS,
+    )
+# An attached occurrence's tags and search tags: C where built, else the Python functions. One INFO line
+# (load_extension) says which.
+index_tags = index_tags_python if _native is None else index_tags_native
 
 
 def text_terms(text: str) -> tuple[str, ...]:

@@ -1,0 +1,29 @@
+"""Checks shared by the tests of the optional C extensions (``tests/test_native_mutations.py``,
+``tests/engine/test_native_tags.py``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_without(module: str, what: str, script: str) -> tuple[list[str], str]:
+    """Runs ``script`` in a fresh interpreter where ``module`` (an extension) cannot be imported, as on a worker
+    built without a compiler; returns the log lines that name ``what`` (``LEVEL message``) and its stdout."""
+    setup = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
+        f"sys.modules[{module!r}] = None\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", setup + script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    return [line for line in run.stderr.splitlines() if what in line], run.stdout.strip()

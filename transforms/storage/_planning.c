@@ -1,0 +1,646 @@
+/* The hot loops of a commit's tag planning (transforms/storage/tag_writer.py), in C.
+ *
+ * Each function does the common case of one loop of tag_writer and answers None ("not sure") for anything
+ * else: a value of another type than the engine writes (exact str keys and values, exact int ids and times),
+ * a row in another shape, a number beyond 64 bits. The Python loop then does the work itself, so an answer
+ * of these functions is always the Python loop's answer, and an unusual input gets Python's own result or
+ * error. Nothing is changed before a function knows it can finish what it started (count_tags stops before
+ * a tag it cannot count; write_values checks every row first). Optional: without a compiler tag_writer runs
+ * its Python loops (one INFO line says which path runs).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* Row states of tag_writer (_STORED, _COUNTED, _MOVED, _NEW); tag_writer checks they are its own. */
+enum { STORED = 0, COUNTED = 1, MOVED = 2, NEW = 3 };
+
+/* configure(): tag_writer's constants, set once at its import. */
+static PyObject *text_key = NULL;   /* TEXT_KEY: its values are capped at TERMS_PER_GROUP */
+static PyObject *value_columns[3];  /* TAG_VALUE_COLUMNS, TAG_VALUE_COUNT_COLUMNS, TAG_VALUE_UPDATE_COLUMNS */
+static PyObject *rfc3339 = NULL;    /* to_rfc3339 (or the C one of _mutations) */
+
+/* An exact str or exact int: their hash and equality run no Python code. */
+static inline int plain(PyObject *o) { return PyUnicode_CheckExact(o) || PyLong_CheckExact(o); }
+
+/* A new tuple ``(*head, *item)`` when ``pairs`` (``item`` an exact 2-tuple), else ``(*head, item)``; NULL with
+ * no error set when ``item`` is not of that shape or not plain (the caller answers None). ``head`` is checked
+ * plain by the caller. */
+static PyObject *joined(PyObject *head, PyObject *item, int pairs) {
+    Py_ssize_t n = PyTuple_GET_SIZE(head), m = pairs ? 2 : 1;
+    if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) : !plain(item)) return NULL;
+    PyObject *key = PyTuple_New(n + m);
+    if (key == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyTuple_GET_ITEM(head, i);
+        Py_INCREF(o);
+        PyTuple_SET_ITEM(key, i, o);
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *o = pairs ? PyTuple_GET_ITEM(item, i) : item;
+        if (!plain(o)) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_INCREF(o);
+        PyTuple_SET_ITEM(key, n + i, o);
+    }
+    return key;
+}
+
+static int plain_tuple(PyObject *t) {
+    if (!PyTuple_CheckExact(t)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++)
+        if (!plain(PyTuple_GET_ITEM(t, i))) return 0;
+    return 1;
+}
+
+/* Walks ``items`` (an exact tuple) and looks ``joined(head, item, pairs)`` up in ``known`` (an exact set or frozenset).
+ * With ``out`` NULL returns how many are in it; else appends to ``out`` those that are not and returns 0.
+ * -1 with an error set on failure, -2 (no error) when not sure. */
+static Py_ssize_t walk(PyObject *known, PyObject *head, PyObject *items, int pairs, PyObject *out) {
+    if (!PyAnySet_CheckExact(known) || !plain_tuple(head) || !PyTuple_CheckExact(items)) return -2;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *key = joined(head, item, pairs);
+        if (key == NULL) return PyErr_Occurred() ? -1 : -2;
+        int in = PySet_Contains(known, key);
+        Py_DECREF(key);
+        if (in < 0) return -1;
+        if (in) {
+            found++;
+        } else if (out != NULL && PyList_Append(out, item) < 0) {
+            return -1;
+        }
+    }
+    return out == NULL ? found : 0;
+}
+
+/* count_known(known, head, items, pairs) -> int | None: how many items are in the set ``known`` as
+ * ``(*head, key, value)`` (``pairs`` true: the items are (key, value) pairs) or ``(*head, item)``. */
+static PyObject *count_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "count_known(known, head, items, pairs)");
+        return NULL;
+    }
+    Py_ssize_t found = walk(args[0], args[1], args[2], args[3] == Py_True, NULL);
+    if (found == -1) return NULL;
+    if (found == -2) Py_RETURN_NONE;
+    return PyLong_FromSsize_t(found);
+}
+
+/* missing(known, head, items, pairs) -> list | None: the items, in order, that are not in the set ``known``
+ * (as count_known looks them up). */
+static PyObject *missing(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "missing(known, head, items, pairs)");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    Py_ssize_t result = walk(args[0], args[1], args[2], args[3] == Py_True, out);
+    if (result < 0) {
+        Py_DECREF(out);
+        if (result == -1) return NULL;
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+/* An exact int that fits a long long, into *v; 0 when it is not one. */
+static inline int small_int(PyObject *o, long long *v) {
+    if (!PyLong_CheckExact(o)) return 0;
+    int overflow;
+    *v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (*v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* Sets list[i] to the int v (a new reference stolen by the list); -1 on error. */
+static inline int set_int(PyObject *list, Py_ssize_t i, long long v) {
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o == NULL) return -1;
+    PyObject *old = PyList_GET_ITEM(list, i);
+    PyList_SET_ITEM(list, i, o);
+    Py_DECREF(old);
+    return 0;
+}
+
+/* A value row [count, first, last, state] of four small ints, read into r; 0 when it is not one. */
+static int value_row(PyObject *row, long long r[4]) {
+    if (!PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4) return 0;
+    for (int i = 0; i < 4; i++)
+        if (!small_int(PyList_GET_ITEM(row, i), &r[i])) return 0;
+    return r[0] < LLONG_MAX && r[3] >= STORED && r[3] <= NEW;
+}
+
+/* One tag counted as ``_Group.count`` counts it, when its rows are at hand: 1 done, 0 not sure (nothing
+ * changed), -1 error. */
+static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObject *group_id, PyObject *tag,
+                     long long seen, long long values_cap, long long terms_cap) {
+    if (!PyTuple_CheckExact(tag) || PyTuple_GET_SIZE(tag) != 2) return 0;
+    PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
+    if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return 0;
+    /* ``tag`` is the (key, value) tuple _Group.values is keyed by. */
+    PyObject *row = PyDict_GetItemWithError(values, tag); /* borrowed */
+    long long r[4];
+    if (row == NULL) {
+        if (PyErr_Occurred()) return -1;
+        if (stored != Py_None) {
+            PyObject *full = PyTuple_Pack(3, group_id, key, value);
+            if (full == NULL) return -1;
+            PyObject *found = PyDict_GetItemWithError(stored, full);
+            Py_DECREF(full);
+            if (found == NULL && PyErr_Occurred()) return -1;
+            if (found != NULL) {
+                /* [*stored, _STORED], when the stored row is three small ints */
+                if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
+                for (int i = 0; i < 3; i++)
+                    if (!small_int(PyTuple_GET_ITEM(found, i), &r[i])) return 0;
+                if (r[0] == LLONG_MAX) return 0;
+                PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
+                                               PyTuple_GET_ITEM(found, 2), STORED);
+                if (made == NULL) return -1;
+                int failed = PyDict_SetItem(values, tag, made);
+                Py_DECREF(made);
+                if (failed) return -1;
+                row = made; /* borrowed: the dict holds it */
+                r[3] = STORED;
+            }
+        }
+    } else if (!value_row(row, r)) {
+        return 0;
+    }
+    if (row != NULL) {
+        long long state = r[3];
+        if (set_int(row, 0, r[0] + 1) < 0) return -1;
+        if (state == STORED) state = COUNTED;
+        if (seen < r[1]) {
+            if (set_int(row, 1, seen) < 0) return -1;
+            if (state == COUNTED) state = MOVED;
+        }
+        if (seen > r[2] && set_int(row, 2, seen) < 0) return -1;
+        return set_int(row, 3, state) < 0 ? -1 : 1;
+    }
+    PyObject *key_row = PyDict_GetItemWithError(keys, key);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* a key not read yet: _Group._key decides */
+    long long k[3];
+    if (!PyList_CheckExact(key_row) || PyList_GET_SIZE(key_row) != 3) return 0;
+    for (int i = 0; i < 3; i++)
+        if (!small_int(PyList_GET_ITEM(key_row, i), &k[i])) return 0;
+    if (k[0] == LLONG_MAX || k[1] == LLONG_MAX) return 0;
+    int text = PyUnicode_Compare(key, text_key);
+    if (text == -1 && PyErr_Occurred()) return -1;
+    long long cap = text == 0 ? terms_cap : values_cap;
+    if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
+    if (k[0] < cap) {
+        PyObject *made = Py_BuildValue("[iLLi]", 1, seen, seen, NEW);
+        if (made == NULL) return -1;
+        if (set_int(key_row, 0, k[0] + 1) < 0) {
+            Py_DECREF(made);
+            return -1;
+        }
+        int failed = PyDict_SetItem(values, tag, made);
+        Py_DECREF(made);
+        return failed ? -1 : 1;
+    }
+    return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
+}
+
+/* count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None:
+ * ``_Group.count(key, value, seen)`` for the tags from ``start`` on (a key keeps ``values_cap`` values,
+ * TEXT_KEY ``terms_cap``: tag_writer's limits, read at each call), up to the first it cannot count without Python (a key whose row is
+ * not in ``keys`` yet, anything unusual): returns that tag's index (len(tags) when all are counted); None when
+ * not sure of the arguments. ``values``, ``keys``: the group's dicts; ``stored``: StoredTags.values or None. */
+static PyObject *count_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap)");
+        return NULL;
+    }
+    PyObject *values = args[0], *stored = args[1], *keys = args[2], *group_id = args[3], *tags = args[4];
+    long long seen, values_cap, terms_cap;
+    Py_ssize_t start = PyLong_Check(args[5]) ? PyLong_AsSsize_t(args[5]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (text_key == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(keys) ||
+        !(stored == Py_None || PyDict_CheckExact(stored)) || !PyLong_CheckExact(group_id) ||
+        !PyTuple_CheckExact(tags) || start < 0 || !small_int(args[6], &seen) || !small_int(args[7], &values_cap) ||
+        !small_int(args[8], &terms_cap))
+        Py_RETURN_NONE;
+    Py_ssize_t i = start;
+    for (; i < PyTuple_GET_SIZE(tags); i++) {
+        int done = count_one(values, stored, keys, group_id, PyTuple_GET_ITEM(tags, i), seen, values_cap, terms_cap);
+        if (done < 0) return NULL;
+        if (!done) break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* A time's text through ``times`` (a cache shared by the commit's rows); a new reference. */
+static PyObject *time_text(PyObject *times, PyObject *micros) {
+    PyObject *text = PyDict_GetItemWithError(times, micros);
+    if (text != NULL) {
+        Py_INCREF(text);
+        return text;
+    }
+    if (PyErr_Occurred()) return NULL;
+    text = PyObject_CallOneArg(rfc3339, micros);
+    if (text == NULL) return NULL;
+    if (PyDict_SetItem(times, micros, text) < 0) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool:
+ * the value rows part of ``_Group.write``: every row of ``values`` this commit changed planned in
+ * ``planned`` (GroupTagValues: row key -> (columns, values)), those known to exist added to ``updated``,
+ * every row key written appended to ``written``, times formatted through ``times``. False, having changed
+ * nothing, when a row is not as tag_writer makes them. */
+static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "write_values(values, group_id, organization_id, project_id, planned, "
+                                         "updated, written, times)");
+        return NULL;
+    }
+    PyObject *values = args[0], *group_id = args[1], *organization_id = args[2], *project_id = args[3];
+    PyObject *planned = args[4], *updated = args[5], *written = args[6], *times = args[7];
+    if (rfc3339 == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(planned) || !PySet_CheckExact(updated) ||
+        !PyList_CheckExact(written) || !PyDict_CheckExact(times) || !plain(group_id))
+        Py_RETURN_FALSE;
+    Py_ssize_t pos = 0;
+    PyObject *tag, *row;
+    while (PyDict_Next(values, &pos, &tag, &row)) {
+        long long state;
+        if (!PyTuple_CheckExact(tag) || PyTuple_GET_SIZE(tag) != 2 || !plain(PyTuple_GET_ITEM(tag, 0)) ||
+            !plain(PyTuple_GET_ITEM(tag, 1)) || !PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4 ||
+            !small_int(PyList_GET_ITEM(row, 3), &state) || state < STORED || state > NEW)
+            Py_RETURN_FALSE;
+    }
+    pos = 0;
+    while (PyDict_Next(values, &pos, &tag, &row)) {
+        /* Rows were checked above; only the rfc3339 fallback (Python) could change them since. */
+        long long state;
+        if (!PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4 || !small_int(PyList_GET_ITEM(row, 3), &state)) {
+            PyErr_SetString(PyExc_RuntimeError, "_planning.write_values: a row changed while it was written");
+            return NULL;
+        }
+        if (state == STORED) continue;
+        /* held: a time's formatting may run Python code */
+        PyObject *count = Py_NewRef(PyList_GET_ITEM(row, 0)), *first = Py_NewRef(PyList_GET_ITEM(row, 1));
+        PyObject *last = Py_NewRef(PyList_GET_ITEM(row, 2));
+        Py_INCREF(tag);
+        PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
+        PyObject *row_key = PyTuple_Pack(3, group_id, key, value);
+        if (row_key == NULL) goto fail;
+        if (PyList_Append(written, row_key) < 0) goto fail_key;
+        PyObject *first_seen, *last_seen;
+        if (last == Py_None) {
+            first_seen = Py_NewRef(Py_None);
+            last_seen = Py_NewRef(Py_None);
+        } else {
+            last_seen = time_text(times, last);
+            if (last_seen == NULL) goto fail_key;
+            first_seen = time_text(times, first);
+            if (first_seen == NULL) {
+                Py_DECREF(last_seen);
+                goto fail_key;
+            }
+        }
+        PyObject *cells;
+        int which;
+        if (state == NEW) {
+            which = 0;
+            cells = PyTuple_Pack(8, group_id, key, value, organization_id, project_id, count, first_seen, last_seen);
+        } else if (state == COUNTED) {
+            which = 1;
+            cells = PyTuple_Pack(5, group_id, key, value, count, last_seen);
+        } else {
+            which = 2;
+            cells = PyTuple_Pack(6, group_id, key, value, count, first_seen, last_seen);
+        }
+        Py_DECREF(first_seen);
+        Py_DECREF(last_seen);
+        if (cells == NULL) goto fail_key;
+        PyObject *entry = PyTuple_Pack(2, value_columns[which], cells);
+        Py_DECREF(cells);
+        if (entry == NULL) goto fail_key;
+        int failed = PyDict_SetItem(planned, row_key, entry);
+        Py_DECREF(entry);
+        if (failed || (state != NEW && PySet_Add(updated, row_key) < 0)) goto fail_key;
+        Py_DECREF(row_key);
+        Py_DECREF(tag);
+        Py_DECREF(count);
+        Py_DECREF(first);
+        Py_DECREF(last);
+        continue;
+    fail_key:
+        Py_DECREF(row_key);
+    fail:
+        Py_DECREF(tag);
+        Py_DECREF(count);
+        Py_DECREF(first);
+        Py_DECREF(last);
+        return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
+
+static PyObject *str_intents, *str_hashes, *str_group_id, *str_tags, *str_search_tags, *str_terms;
+
+/* len(getattr(o, name)) into *n; 0 when not sure (not an exact tuple), -1 on error. */
+static int tuple_len(PyObject *o, PyObject *name, PyObject **out, Py_ssize_t *n) {
+    PyObject *value = PyObject_GetAttr(o, name);
+    if (value == NULL) return -1;
+    if (!PyTuple_CheckExact(value)) {
+        Py_DECREF(value);
+        return 0;
+    }
+    *n = PyTuple_GET_SIZE(value);
+    if (out != NULL) *out = value;
+    else Py_DECREF(value);
+    return 1;
+}
+
+/* tag_writer.estimate_mutations(intent, known) into *cost (``known``: KnownRows.rows, or None for the bound
+ * without what is known): 1 done, 0 not sure, -1 error. */
+static int tag_cost(PyObject *intent, PyObject *known, long long insert, long long update, long long term_cells,
+                    long long *cost) {
+    PyObject *tags = NULL, *search = NULL, *terms = NULL, *head = NULL, *text_head = NULL, *group_id = NULL;
+    Py_ssize_t n_tags, n_search, n_terms;
+    int ok = -1;
+    int got = tuple_len(intent, str_tags, &tags, &n_tags);
+    if (got <= 0) return got;
+    if ((got = tuple_len(intent, str_search_tags, &search, &n_search)) <= 0) goto done_got;
+    if ((got = tuple_len(intent, str_terms, &terms, &n_terms)) <= 0) goto done_got;
+    long long new_terms = n_terms, tags_known = 0, search_known = 0;
+    if (known != Py_None) {
+        if ((group_id = PyObject_GetAttr(intent, str_group_id)) == NULL) goto done;
+        if ((head = PyTuple_Pack(1, group_id)) == NULL || (text_head = PyTuple_Pack(2, group_id, text_key)) == NULL)
+            goto done;
+        Py_ssize_t a = walk(known, head, tags, 1, NULL), b = a < 0 ? a : walk(known, head, search, 1, NULL);
+        Py_ssize_t c = b < 0 ? b : walk(known, text_head, terms, 0, NULL);
+        if (c == -1) goto done;
+        if (c == -2) {
+            ok = 0;
+            goto done;
+        }
+        tags_known = a;
+        search_known = b;
+        new_terms = n_terms - c;
+    }
+    /* tag rows: an update of a row known stored, else an insert; search rows known stored cost nothing */
+    *cost = n_tags * insert - tags_known * (insert - update) + (n_search - search_known) * insert;
+    /* words: their rows, and the full-group mark a new word may bring */
+    if (new_terms) *cost += new_terms * term_cells + insert;
+    ok = 1;
+    goto done;
+done_got:
+    ok = got;
+done:
+    Py_XDECREF(tags);
+    Py_XDECREF(search);
+    Py_XDECREF(terms);
+    Py_XDECREF(head);
+    Py_XDECREF(text_head);
+    Py_XDECREF(group_id);
+    return ok;
+}
+
+/* write_costs(writes, fixed, special, known, tag_cells) -> list[int] | None: ``estimate_mutations`` of each
+ * write (spanner_writer), its tag part ``tag_writer.estimate_mutations`` with ``known`` (KnownRows.rows, or
+ * None). ``fixed``: intent class -> cost; ``special``: (LinkHashes, cells of a hash, DeleteGroup,
+ * IndexOccurrence); ``tag_cells``: (insert, update, term) cells of tag_writer. None when not sure. */
+static PyObject *write_costs(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "write_costs(writes, fixed, special, known, tag_cells)");
+        return NULL;
+    }
+    PyObject *writes = args[0], *fixed = args[1], *special = args[2], *known = args[3], *cells = args[4];
+    long long link_cells, insert, update, term_cells;
+    if (text_key == NULL || !PyList_CheckExact(writes) || !PyDict_CheckExact(fixed) || !PyTuple_CheckExact(special) ||
+        PyTuple_GET_SIZE(special) != 4 || !small_int(PyTuple_GET_ITEM(special, 1), &link_cells) ||
+        !PyTuple_CheckExact(cells) || PyTuple_GET_SIZE(cells) != 3 || !small_int(PyTuple_GET_ITEM(cells, 0), &insert) ||
+        !small_int(PyTuple_GET_ITEM(cells, 1), &update) || !small_int(PyTuple_GET_ITEM(cells, 2), &term_cells) ||
+        !(known == Py_None || PyAnySet_CheckExact(known)))
+        Py_RETURN_NONE;
+    PyObject *link = PyTuple_GET_ITEM(special, 0), *delete = PyTuple_GET_ITEM(special, 2);
+    PyObject *index = PyTuple_GET_ITEM(special, 3);
+    Py_ssize_t count = PyList_GET_SIZE(writes);
+    PyObject *costs = PyList_New(count);
+    if (costs == NULL) return NULL;
+    for (Py_ssize_t w = 0; w < count; w++) {
+        PyObject *intents = PyObject_GetAttr(PyList_GET_ITEM(writes, w), str_intents);
+        if (intents == NULL) goto fail;
+        if (!PyTuple_CheckExact(intents)) {
+            Py_DECREF(intents);
+            goto unsure;
+        }
+        long long total = 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(intents); i++) {
+            PyObject *intent = PyTuple_GET_ITEM(intents, i), *kind = (PyObject *)Py_TYPE(intent);
+            PyObject *cost = PyDict_GetItemWithError(fixed, kind);
+            long long part = 0;
+            int got = 1;
+            Py_ssize_t n;
+            if (cost != NULL) {
+                got = small_int(cost, &part);
+            } else if (PyErr_Occurred()) {
+                got = -1;
+            } else if (kind == link) {
+                got = tuple_len(intent, str_hashes, NULL, &n);
+                part = n * link_cells;
+            } else if (kind == delete) {
+                got = tuple_len(intent, str_hashes, NULL, &n);
+                part = 2 + 2 * n;
+            } else if (kind == index) {
+                got = tag_cost(intent, known, insert, update, term_cells, &part);
+            } else {
+                part = 8;
+            }
+            if (got <= 0 || part < 0 || part > (1LL << 40)) {
+                Py_DECREF(intents);
+                if (got < 0) goto fail;
+                goto unsure;
+            }
+            total += part; /* at most 2^40 a part and fewer than 2^20 intents: no overflow */
+        }
+        Py_DECREF(intents);
+        PyObject *value = PyLong_FromLongLong(total);
+        if (value == NULL) goto fail;
+        PyList_SET_ITEM(costs, w, value);
+    }
+    return costs;
+unsure:
+    Py_DECREF(costs);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(costs);
+    return NULL;
+}
+
+/* --- A commit's rows grouped into mutations (commit_plan.mutation_groups) ------------------------------- */
+
+static PyObject *kind_names[3]; /* "insert", "update", "insert_or_update" */
+static PyObject *type_column = NULL; /* "Type" */
+#define MAX_GROUPS 32
+
+/* group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: one table's part of
+ * ``mutation_groups``' pass: the rows of ``planned`` (row key -> (columns, values)) as mutations ``(kind,
+ * table, columns, rows)`` grouped by kind and columns object in the order of their first row (``kind``: insert
+ * for keys in ``new``, update for keys in ``updated`` or, with ``groups``, a row without a "Type" column,
+ * else insert_or_update), and how many row keys are not in ``updated``. ``new`` and ``updated`` are sets or
+ * empty tuples. None when a row is not (exact tuple, value) or more than MAX_GROUPS groups form. */
+static PyObject *group_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "group_rows(table, planned, new, updated, groups)");
+        return NULL;
+    }
+    PyObject *table = args[0], *planned = args[1], *new = args[2], *updated = args[3];
+    int groups = args[4] == Py_True;
+    if (!PyDict_CheckExact(planned) || !(PyAnySet_CheckExact(new) || (PyTuple_CheckExact(new) && PyTuple_GET_SIZE(new) == 0)) ||
+        !(PyAnySet_CheckExact(updated) || (PyTuple_CheckExact(updated) && PyTuple_GET_SIZE(updated) == 0)))
+        Py_RETURN_NONE;
+    int check_new = PyAnySet_Check(new) && PySet_GET_SIZE(new) > 0;
+    int check_updated = PyAnySet_Check(updated) && PySet_GET_SIZE(updated) > 0;
+    /* the groups: kind and columns object -> its list of rows */
+    int kinds[MAX_GROUPS];
+    PyObject *columns_of[MAX_GROUPS], *lists[MAX_GROUPS];
+    int count = 0;
+    Py_ssize_t not_updated = 0, pos = 0;
+    PyObject *row_key, *row, *order = NULL, *result = NULL;
+    PyObject *typed_columns = NULL; /* the last columns object looked at, and whether it has "Type" */
+    int typed = 0;
+    while (PyDict_Next(planned, &pos, &row_key, &row)) {
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 2 || !plain_tuple(row_key)) goto unsure;
+        PyObject *columns = PyTuple_GET_ITEM(row, 0), *values = PyTuple_GET_ITEM(row, 1);
+        if (!PyTuple_CheckExact(columns)) goto unsure;
+        int kind = 2, in_new = 0, in_updated = 0;
+        if (check_new && (in_new = PySet_Contains(new, row_key)) < 0) goto fail;
+        if (check_updated && (in_updated = PySet_Contains(updated, row_key)) < 0) goto fail;
+        if (!in_updated) not_updated++;
+        if (in_new) {
+            kind = 0;
+        } else if (in_updated) {
+            kind = 1;
+        } else if (groups) {
+            if (columns != typed_columns) {
+                if (!plain_tuple(columns)) goto unsure;
+                typed = PySequence_Contains(columns, type_column);
+                if (typed < 0) goto fail;
+                typed_columns = columns;
+            }
+            if (!typed) kind = 1; /* a Groups row written without its Type is a state-only update */
+        }
+        int g = count - 1;
+        while (g >= 0 && !(kinds[g] == kind && columns_of[g] == columns)) g--;
+        if (g < 0) {
+            if (count == MAX_GROUPS) goto unsure;
+            PyObject *list = PyList_New(0);
+            if (list == NULL) goto fail;
+            kinds[count] = kind;
+            columns_of[count] = columns;
+            lists[count] = list;
+            g = count++;
+        }
+        if (PyList_Append(lists[g], values) < 0) goto fail;
+    }
+    order = PyList_New(count);
+    if (order == NULL) goto fail;
+    for (int g = 0; g < count; g++) {
+        PyObject *mutation = PyTuple_Pack(4, kind_names[kinds[g]], table, columns_of[g], lists[g]);
+        if (mutation == NULL) goto fail;
+        PyList_SET_ITEM(order, g, mutation);
+    }
+    result = Py_BuildValue("(Nn)", order, not_updated);
+    order = NULL;
+    goto done;
+unsure:
+    result = Py_NewRef(Py_None);
+    goto done;
+fail:
+    result = NULL;
+done:
+    Py_XDECREF(order);
+    for (int g = 0; g < count; g++) Py_DECREF(lists[g]);
+    return result;
+}
+
+/* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states):
+ * tag_writer's constants; refused (ValueError) when ``states`` are not this file's. */
+static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)");
+        return NULL;
+    }
+    PyObject *expected = Py_BuildValue("(iiii)", STORED, COUNTED, MOVED, NEW);
+    if (expected == NULL) return NULL;
+    int same = PyObject_RichCompareBool(args[5], expected, Py_EQ);
+    Py_DECREF(expected);
+    if (same < 0) return NULL;
+    if (!same || !PyUnicode_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_ValueError, "_planning.configure: not the constants this build knows");
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!PyTuple_CheckExact(args[1 + i])) {
+            PyErr_SetString(PyExc_TypeError, "_planning.configure: columns are tuples");
+            return NULL;
+        }
+        Py_XSETREF(value_columns[i], Py_NewRef(args[1 + i]));
+    }
+    Py_XSETREF(text_key, Py_NewRef(args[0]));
+    Py_XSETREF(rfc3339, Py_NewRef(args[4]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"count_known", (PyCFunction)(void (*)(void))count_known, METH_FASTCALL,
+     "count_known(known, head, items, pairs) -> int | None: how many items are in the set known."},
+    {"missing", (PyCFunction)(void (*)(void))missing, METH_FASTCALL,
+     "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
+    {"count_tags", (PyCFunction)(void (*)(void))count_tags, METH_FASTCALL,
+     "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
+    {"write_values", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
+     "write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool."},
+    {"write_costs", (PyCFunction)(void (*)(void))write_costs, METH_FASTCALL,
+     "write_costs(writes, fixed, special, known, tag_cells) -> list[int] | None: estimate_mutations of each."},
+    {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
+     "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_planning", "A commit's tag planning in C (see the source).", -1, methods,
+};
+
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 ""
+#endif
+
+/* SOURCE_SHA256: the hash of this file the build was made from (setup.py), checked by tag_writer. */
+PyMODINIT_FUNC PyInit__planning(void) {
+    const char *names[3] = {"insert", "update", "insert_or_update"};
+    for (int i = 0; i < 3; i++)
+        if (kind_names[i] == NULL && (kind_names[i] = PyUnicode_InternFromString(names[i])) == NULL) return NULL;
+    if (type_column == NULL && (type_column = PyUnicode_InternFromString("Type")) == NULL) return NULL;
+    PyObject **names_of[6] = {&str_intents, &str_hashes, &str_group_id, &str_tags, &str_search_tags, &str_terms};
+    const char *attributes[6] = {"intents", "hashes", "group_id", "tags", "search_tags", "terms"};
+    for (int i = 0; i < 6; i++)
+        if (*names_of[i] == NULL && (*names_of[i] = PyUnicode_InternFromString(attributes[i])) == NULL) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
