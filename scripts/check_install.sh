@@ -54,6 +54,10 @@ from transforms.core.engine import tags  # noqa: E402
 
 path = "C extension" if tags._native is not None else "pure Python (the C extension was not built)"
 print(f"    Occurrence tags: {path}")
+from transforms.core import occurrence_payload  # noqa: E402
+
+path = "C extension" if occurrence_payload._native is not None else "pure Python (the C extension was not built)"
+print(f"    Occurrence payloads: {path}")
 PY
 "$work/venv/bin/python" -m pipeline.stream --help >/dev/null
 "$work/venv/bin/python" -m pipeline.backfill --help >/dev/null
