@@ -54,6 +54,12 @@ from transforms.core.engine import tags  # noqa: E402
 
 path = "C extension" if tags._native is not None else "pure Python (the C extension was not built)"
 print(f"    Occurrence tags: {path}")
+
+from transforms.core.engine import dedup  # noqa: E402
+
+path = "C extension" if dedup.native is not None else "pure Python (the C extension was not built)"
+print(f"    engine duplicate memory: {path}")
+
 from transforms.core import occurrence_payload  # noqa: E402
 
 path = "C extension" if occurrence_payload._native is not None else "pure Python (the C extension was not built)"

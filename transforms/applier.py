@@ -516,10 +516,10 @@ def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | N
     if save.__class__ is not SaveKeyState or save.group_id is not None or save.relink:
         return write, None
     rest = write.intents[:-1]
-    alone = KeyWrite(key=write.key, seq=write.seq, intents=(save,), base_seq=write.base_seq)
+    alone = KeyWrite(write.key, write.seq, (save,), write.base_seq)  # key, seq, intents, base_seq
     if not rest:
         return None, alone
-    return KeyWrite(key=write.key, seq=write.seq, intents=rest, base_seq=write.base_seq), alone
+    return KeyWrite(write.key, write.seq, rest, write.base_seq), alone
 
 
 def commit_counts(stats: CommitStats) -> dict[str, int]:

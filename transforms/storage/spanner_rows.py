@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import importlib
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -26,6 +24,7 @@ from google.protobuf import struct_pb2
 
 from transforms.core import intents
 from transforms.core.model import Event, to_rfc3339
+from transforms.core.native import load_extension
 
 _LOG = logging.getLogger(__name__)
 
@@ -33,23 +32,7 @@ _LOG = logging.getLogger(__name__)
 def load_native(name: str, purpose: str) -> Any:
     """The C extension ``transforms.storage.<name>``, if it is built from the source beside it (``<name>.c``:
     a build of an older source is not used); one log line says which path ``purpose`` takes."""
-    try:
-        native = importlib.import_module(f"{__package__}.{name}")
-    except ImportError:
-        _LOG.info("%s: pure-Python path (the C extension %s.%s is not built)", purpose, __package__, name)
-        return None
-    source = resources.files(__package__).joinpath(f"{name}.c")
-    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != native.SOURCE_SHA256:
-        _LOG.warning(
-            "%s: pure-Python path, because %s was built from another version of %s.c; "
-            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
-            purpose,
-            native.__file__,
-            name,
-        )
-        return None
-    _LOG.info("%s: C path (%s)", purpose, native.__file__)
-    return native
+    return load_extension(__package__, name, purpose, _LOG)
 
 
 def _load_native() -> Any:
