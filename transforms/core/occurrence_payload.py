@@ -12,10 +12,7 @@ the occurrence kept, as Relay does; every other limit of the event makes it inva
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import logging
-from importlib import resources
 from typing import Any
 
 import msgspec
@@ -25,6 +22,7 @@ from transforms.core import limits, payload_fields, reasons
 from transforms.core.enums import LOG_LEVELS, GroupCategory
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, EvidenceItem, Message, Occurrence
+from transforms.core.native import load_extension
 from transforms.core.payload_fields import (
     MAX_INT64,
     SHALLOW,
@@ -301,44 +299,29 @@ def valid_occurrence(p: dict[str, Any], checks: Checks = SHALLOW) -> Occurrence 
 
 
 def _load_native() -> Any:
-    """The C fast path ``_payload.valid_occurrence``, configured, if built from the source beside it (a build of
-    an older source is not used), else None."""
-    try:
-        native = importlib.import_module("transforms.core._payload")
-    except ImportError:
-        _LOG.info(
-            "Occurrence payloads: pure-Python path (the C extension transforms.core._payload is not built)"
+    """The C extension ``_payload``, configured, if it is built from the source beside it, else None."""
+    native = load_extension("transforms.core", "_payload", "Occurrence payloads", _LOG)
+    if native is not None:
+        native.configure(
+            Occurrence,
+            Event,
+            EvidenceItem,
+            Message,
+            GROUP_TYPES,
+            LOG_LEVELS,
+            payload_fields.hash_cache,
+            fingerprint_hashes,
+            parse_time,
+            orjson.loads,
+            limits.MAX_FINGERPRINT_PARTS,
+            limits.MAX_RELEASE_BYTES,
+            limits.MAX_ENVIRONMENT_BYTES,
+            MAX_CULPRIT_LENGTH,
+            payload_fields.MIN_EPOCH_SECONDS,
+            payload_fields.MAX_EPOCH_SECONDS,
+            limits.MAX_JSON_FIELD_DEPTH,
+            MEASURE_JSON_ABOVE,
         )
-        return None
-    source = resources.files(__package__).joinpath("_payload.c")
-    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != native.SOURCE_SHA256:
-        _LOG.warning(
-            "Occurrence payloads: pure-Python path, because %s was built from another version of _payload.c; "
-            "rebuild it (pip install -e . or python setup.py build_ext --inplace)",
-            native.__file__,
-        )
-        return None
-    native.configure(
-        Occurrence,
-        Event,
-        EvidenceItem,
-        Message,
-        GROUP_TYPES,
-        LOG_LEVELS,
-        payload_fields.hash_cache,
-        fingerprint_hashes,
-        parse_time,
-        orjson.loads,
-        limits.MAX_FINGERPRINT_PARTS,
-        limits.MAX_RELEASE_BYTES,
-        limits.MAX_ENVIRONMENT_BYTES,
-        MAX_CULPRIT_LENGTH,
-        payload_fields.MIN_EPOCH_SECONDS,
-        payload_fields.MAX_EPOCH_SECONDS,
-        limits.MAX_JSON_FIELD_DEPTH,
-        MEASURE_JSON_ABOVE,
-    )
-    _LOG.info("Occurrence payloads: C path (%s)", native.__file__)
     return native
 
 
