@@ -1,12 +1,12 @@
-/* The hot loops of a commit's tag planning (transforms/storage/tag_writer.py), in C.
+/* The loops of a commit's planning that walk plain containers, in C: the tag writer's counting, value rows
+ * and lookups of rows known stored (tag_writer.py), writes' mutation estimates (spanner_writer.py) and the
+ * grouping of rows into mutations (commit_plan.py).
  *
- * Each function does the common case of one loop of tag_writer and answers None ("not sure") for anything
- * else: a value of another type than the engine writes (exact str keys and values, exact int ids and times),
- * a row in another shape, a number beyond 64 bits. The Python loop then does the work itself, so an answer
- * of these functions is always the Python loop's answer, and an unusual input gets Python's own result or
- * error. Nothing is changed before a function knows it can finish what it started (count_tags stops before
- * a tag it cannot count; write_values checks every row first). Optional: without a compiler tag_writer runs
- * its Python loops (one INFO line says which path runs).
+ * Each does the usual case (exact str and int keys and values, rows in the shapes the Python makes, numbers
+ * within 64 bits) and answers None ("not sure") for anything else, having changed nothing (count_tags stops
+ * before a tag it cannot count; write_values checks every row first): the Python loop then decides, so an
+ * answer is always the Python's and an unusual input gets the Python's own result or error. Optional:
+ * without a compiler the Python loops run (one INFO line of spanner_rows says which path runs).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,19 +30,14 @@ static PyObject *joined(PyObject *head, PyObject *item, int pairs) {
     if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2) : !plain(item)) return NULL;
     PyObject *key = PyTuple_New(n + m);
     if (key == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *o = PyTuple_GET_ITEM(head, i);
-        Py_INCREF(o);
-        PyTuple_SET_ITEM(key, i, o);
-    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(key, i, Py_NewRef(PyTuple_GET_ITEM(head, i)));
     for (Py_ssize_t i = 0; i < m; i++) {
         PyObject *o = pairs ? PyTuple_GET_ITEM(item, i) : item;
         if (!plain(o)) {
             Py_DECREF(key);
             return NULL;
         }
-        Py_INCREF(o);
-        PyTuple_SET_ITEM(key, n + i, o);
+        PyTuple_SET_ITEM(key, n + i, Py_NewRef(o));
     }
     return key;
 }
@@ -76,21 +71,8 @@ static Py_ssize_t walk(PyObject *known, PyObject *head, PyObject *items, int pai
     return out == NULL ? found : 0;
 }
 
-/* count_known(known, head, items, pairs) -> int | None: how many items are in the set ``known`` as
+/* missing(known, head, items, pairs) -> list | None: the items, in order, not in the set ``known`` as
  * ``(*head, key, value)`` (``pairs`` true: the items are (key, value) pairs) or ``(*head, item)``. */
-static PyObject *count_known(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "count_known(known, head, items, pairs)");
-        return NULL;
-    }
-    Py_ssize_t found = walk(args[0], args[1], args[2], args[3] == Py_True, NULL);
-    if (found == -1) return NULL;
-    if (found == -2) Py_RETURN_NONE;
-    return PyLong_FromSsize_t(found);
-}
-
-/* missing(known, head, items, pairs) -> list | None: the items, in order, that are not in the set ``known``
- * (as count_known looks them up). */
 static PyObject *missing(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "missing(known, head, items, pairs)");
@@ -129,12 +111,20 @@ static inline int set_int(PyObject *list, Py_ssize_t i, long long v) {
     return 0;
 }
 
-/* A value row [count, first, last, state] of four small ints, read into r; 0 when it is not one. */
-static int value_row(PyObject *row, long long r[4]) {
-    if (!PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4) return 0;
-    for (int i = 0; i < 4; i++)
-        if (!small_int(PyList_GET_ITEM(row, i), &r[i])) return 0;
-    return r[0] < LLONG_MAX && r[3] >= STORED && r[3] <= NEW;
+/* ``seq`` (an exact list, or an exact tuple with ``tuple``) of n small ints, read into r; 0 when it is not. */
+static int small_ints(PyObject *seq, int tuple, Py_ssize_t n, long long *r) {
+    if (!(tuple ? PyTuple_CheckExact(seq) : PyList_CheckExact(seq)) || PySequence_Fast_GET_SIZE(seq) != n) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!small_int(PySequence_Fast_GET_ITEM(seq, i), &r[i])) return 0;
+    return 1;
+}
+
+/* dict[key] = made (a new reference, or NULL on an error before), made released; -1 on error. */
+static int put_new(PyObject *dict, PyObject *key, PyObject *made) {
+    if (made == NULL) return -1;
+    int failed = PyDict_SetItem(dict, key, made);
+    Py_DECREF(made);
+    return failed ? -1 : 0;
 }
 
 /* One tag counted as ``_Group.count`` counts it, when its rows are at hand: 1 done, 0 not sure (nothing
@@ -155,23 +145,16 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObjec
             PyObject *found = PyDict_GetItemWithError(stored, full);
             Py_DECREF(full);
             if (found == NULL && PyErr_Occurred()) return -1;
-            if (found != NULL) {
-                /* [*stored, _STORED], when the stored row is three small ints */
-                if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
-                for (int i = 0; i < 3; i++)
-                    if (!small_int(PyTuple_GET_ITEM(found, i), &r[i])) return 0;
-                if (r[0] == LLONG_MAX) return 0;
+            if (found != NULL) { /* [*stored, _STORED], when the stored row is three small ints */
+                if (!small_ints(found, 1, 3, r) || r[0] == LLONG_MAX) return 0;
                 PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
                                                PyTuple_GET_ITEM(found, 2), STORED);
-                if (made == NULL) return -1;
-                int failed = PyDict_SetItem(values, tag, made);
-                Py_DECREF(made);
-                if (failed) return -1;
+                if (put_new(values, tag, made) < 0) return -1;
                 row = made; /* borrowed: the dict holds it */
                 r[3] = STORED;
             }
         }
-    } else if (!value_row(row, r)) {
+    } else if (!small_ints(row, 0, 4, r) || r[0] == LLONG_MAX || r[3] < STORED || r[3] > NEW) {
         return 0;
     }
     if (row != NULL) {
@@ -188,24 +171,14 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObjec
     PyObject *key_row = PyDict_GetItemWithError(keys, key);
     if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* a key not read yet: _Group._key decides */
     long long k[3];
-    if (!PyList_CheckExact(key_row) || PyList_GET_SIZE(key_row) != 3) return 0;
-    for (int i = 0; i < 3; i++)
-        if (!small_int(PyList_GET_ITEM(key_row, i), &k[i])) return 0;
-    if (k[0] == LLONG_MAX || k[1] == LLONG_MAX) return 0;
+    if (!small_ints(key_row, 0, 3, k) || k[0] == LLONG_MAX || k[1] == LLONG_MAX) return 0;
     int text = PyUnicode_Compare(key, text_key);
     if (text == -1 && PyErr_Occurred()) return -1;
     long long cap = text == 0 ? terms_cap : values_cap;
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
     if (k[0] < cap) {
-        PyObject *made = Py_BuildValue("[iLLi]", 1, seen, seen, NEW);
-        if (made == NULL) return -1;
-        if (set_int(key_row, 0, k[0] + 1) < 0) {
-            Py_DECREF(made);
-            return -1;
-        }
-        int failed = PyDict_SetItem(values, tag, made);
-        Py_DECREF(made);
-        return failed ? -1 : 1;
+        if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
+        return put_new(values, tag, Py_BuildValue("[iLLi]", 1, seen, seen, NEW)) < 0 ? -1 : 1;
     }
     return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
 }
@@ -256,6 +229,38 @@ static PyObject *time_text(PyObject *times, PyObject *micros) {
     return text;
 }
 
+/* One changed value row of write_values (its arguments ``args``): planned, and its key recorded; -1 on error. */
+static int write_one(PyObject *const *args, PyObject *tag, PyObject *count, PyObject *first, PyObject *last,
+                     long long state) {
+    PyObject *group_id = args[1], *organization_id = args[2], *project_id = args[3];
+    PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1), *cells = NULL;
+    PyObject *first_seen = NULL, *last_seen = NULL, *row_key = PyTuple_Pack(3, group_id, key, value);
+    int result = -1;
+    if (row_key == NULL || PyList_Append(args[6], row_key) < 0) goto done;
+    if (last == Py_None) {
+        first_seen = Py_NewRef(Py_None);
+        last_seen = Py_NewRef(Py_None);
+    } else if ((last_seen = time_text(args[7], last)) == NULL || (first_seen = time_text(args[7], first)) == NULL) {
+        goto done;
+    }
+    int which = state == NEW ? 0 : state == COUNTED ? 1 : 2;
+    if (which == 0)
+        cells = PyTuple_Pack(8, group_id, key, value, organization_id, project_id, count, first_seen, last_seen);
+    else if (which == 1)
+        cells = PyTuple_Pack(5, group_id, key, value, count, last_seen);
+    else
+        cells = PyTuple_Pack(6, group_id, key, value, count, first_seen, last_seen);
+    if (cells == NULL) goto done;
+    if (put_new(args[4], row_key, PyTuple_Pack(2, value_columns[which], cells)) < 0) goto done;
+    result = state != NEW && PySet_Add(args[5], row_key) < 0 ? -1 : 0;
+done:
+    Py_XDECREF(cells);
+    Py_XDECREF(first_seen);
+    Py_XDECREF(last_seen);
+    Py_XDECREF(row_key);
+    return result;
+}
+
 /* write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool:
  * the value rows part of ``_Group.write``: every row of ``values`` this commit changed planned in
  * ``planned`` (GroupTagValues: row key -> (columns, values)), those known to exist added to ``updated``,
@@ -267,15 +272,14 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
                                          "updated, written, times)");
         return NULL;
     }
-    PyObject *values = args[0], *group_id = args[1], *organization_id = args[2], *project_id = args[3];
-    PyObject *planned = args[4], *updated = args[5], *written = args[6], *times = args[7];
-    if (rfc3339 == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(planned) || !PySet_CheckExact(updated) ||
-        !PyList_CheckExact(written) || !PyDict_CheckExact(times) || !plain(group_id))
+    PyObject *values = args[0];
+    if (rfc3339 == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(args[4]) || !PySet_CheckExact(args[5]) ||
+        !PyList_CheckExact(args[6]) || !PyDict_CheckExact(args[7]) || !plain(args[1]))
         Py_RETURN_FALSE;
     Py_ssize_t pos = 0;
     PyObject *tag, *row;
+    long long state;
     while (PyDict_Next(values, &pos, &tag, &row)) {
-        long long state;
         if (!PyTuple_CheckExact(tag) || PyTuple_GET_SIZE(tag) != 2 || !plain(PyTuple_GET_ITEM(tag, 0)) ||
             !plain(PyTuple_GET_ITEM(tag, 1)) || !PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4 ||
             !small_int(PyList_GET_ITEM(row, 3), &state) || state < STORED || state > NEW)
@@ -284,68 +288,17 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
     pos = 0;
     while (PyDict_Next(values, &pos, &tag, &row)) {
         /* Rows were checked above; only the rfc3339 fallback (Python) could change them since. */
-        long long state;
         if (!PyList_CheckExact(row) || PyList_GET_SIZE(row) != 4 || !small_int(PyList_GET_ITEM(row, 3), &state)) {
             PyErr_SetString(PyExc_RuntimeError, "_planning.write_values: a row changed while it was written");
             return NULL;
         }
         if (state == STORED) continue;
         /* held: a time's formatting may run Python code */
-        PyObject *count = Py_NewRef(PyList_GET_ITEM(row, 0)), *first = Py_NewRef(PyList_GET_ITEM(row, 1));
-        PyObject *last = Py_NewRef(PyList_GET_ITEM(row, 2));
-        Py_INCREF(tag);
-        PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
-        PyObject *row_key = PyTuple_Pack(3, group_id, key, value);
-        if (row_key == NULL) goto fail;
-        if (PyList_Append(written, row_key) < 0) goto fail_key;
-        PyObject *first_seen, *last_seen;
-        if (last == Py_None) {
-            first_seen = Py_NewRef(Py_None);
-            last_seen = Py_NewRef(Py_None);
-        } else {
-            last_seen = time_text(times, last);
-            if (last_seen == NULL) goto fail_key;
-            first_seen = time_text(times, first);
-            if (first_seen == NULL) {
-                Py_DECREF(last_seen);
-                goto fail_key;
-            }
-        }
-        PyObject *cells;
-        int which;
-        if (state == NEW) {
-            which = 0;
-            cells = PyTuple_Pack(8, group_id, key, value, organization_id, project_id, count, first_seen, last_seen);
-        } else if (state == COUNTED) {
-            which = 1;
-            cells = PyTuple_Pack(5, group_id, key, value, count, last_seen);
-        } else {
-            which = 2;
-            cells = PyTuple_Pack(6, group_id, key, value, count, first_seen, last_seen);
-        }
-        Py_DECREF(first_seen);
-        Py_DECREF(last_seen);
-        if (cells == NULL) goto fail_key;
-        PyObject *entry = PyTuple_Pack(2, value_columns[which], cells);
-        Py_DECREF(cells);
-        if (entry == NULL) goto fail_key;
-        int failed = PyDict_SetItem(planned, row_key, entry);
-        Py_DECREF(entry);
-        if (failed || (state != NEW && PySet_Add(updated, row_key) < 0)) goto fail_key;
-        Py_DECREF(row_key);
-        Py_DECREF(tag);
-        Py_DECREF(count);
-        Py_DECREF(first);
-        Py_DECREF(last);
-        continue;
-    fail_key:
-        Py_DECREF(row_key);
-    fail:
-        Py_DECREF(tag);
-        Py_DECREF(count);
-        Py_DECREF(first);
-        Py_DECREF(last);
-        return NULL;
+        PyObject *held[4] = {Py_NewRef(tag), Py_NewRef(PyList_GET_ITEM(row, 0)), Py_NewRef(PyList_GET_ITEM(row, 1)),
+                             Py_NewRef(PyList_GET_ITEM(row, 2))};
+        int result = write_one(args, held[0], held[1], held[2], held[3], state);
+        for (int i = 0; i < 4; i++) Py_DECREF(held[i]);
+        if (result < 0) return NULL;
     }
     Py_RETURN_TRUE;
 }
@@ -602,8 +555,6 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
 }
 
 static PyMethodDef methods[] = {
-    {"count_known", (PyCFunction)(void (*)(void))count_known, METH_FASTCALL,
-     "count_known(known, head, items, pairs) -> int | None: how many items are in the set known."},
     {"missing", (PyCFunction)(void (*)(void))missing, METH_FASTCALL,
      "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
     {"count_tags", (PyCFunction)(void (*)(void))count_tags, METH_FASTCALL,

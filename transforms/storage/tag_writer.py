@@ -168,17 +168,6 @@ def estimate_mutations(intent: intents.IndexOccurrence, known: KnownRows | None 
         return (len(intent.tags) + len(intent.search_tags)) * insert + words
     stored = known.rows
     group_id = intent.group_id
-    if _native is not None:
-        head = (group_id,)
-        tags_known = _native.count_known(stored, head, intent.tags, True)
-        search_known = _native.count_known(stored, head, intent.search_tags, True)
-        terms_known = _native.count_known(stored, (group_id, TEXT_KEY), intent.terms, False)
-        if tags_known is not None and search_known is not None and terms_known is not None:
-            tags = len(intent.tags)
-            total = tags * insert - tags_known * (insert - _UPDATE_CELLS)
-            total += (len(intent.search_tags) - search_known) * insert
-            new_terms = len(intent.terms) - terms_known
-            return total + (new_terms * _term_cells() + insert if new_terms else 0)
     total = 0
     for key, value in intent.tags:
         total += _UPDATE_CELLS if (group_id, key, value) in stored else insert
