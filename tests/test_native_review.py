@@ -15,6 +15,14 @@ from transforms.storage import spanner_rows
 mutations = pytest.mark.skipif(spanner_rows._native is None, reason="the C extension is not built here")
 
 
+def _natives() -> tuple[object, ...]:
+    from transforms.core import occurrence_payload
+    from transforms.core.engine import dedup, tags
+    from transforms.storage import tag_writer
+
+    return occurrence_payload._native, tags._native, spanner_rows._native, dedup.native, tag_writer._native
+
+
 def _run(script: str) -> str:
     """stdout of ``script`` run by ``python -X dev`` in the checkout; fails on a crash or a non-zero exit."""
     run = subprocess.run(
@@ -37,3 +45,73 @@ for build in (spanner_rows.write_mutation_python, spanner_rows.write_mutation_na
         print("RecursionError")
 """
     assert _run(script).split() == ["RecursionError", "RecursionError"]
+
+
+# Every C function on its answered, its declined ("not sure") and its raising paths; each call's objects are
+# dropped, so what stays allocated after many calls is a leak (one object a call would be thousands).
+_LEAK_SCRIPT = """
+import gc, sys
+import orjson
+from tests.decode import payloads
+from transforms.core import occurrence_payload as op
+from transforms.core.engine import dedup, tags as tg
+from transforms.core.model import Event, RawMessage
+from transforms.storage import spanner_rows as sr, tag_writer as tw
+P, T, M, E, L = op._native, tg._native, sr._native, dedup.native, tw._native
+good = payloads.with_event()
+data, other = orjson.dumps(good), orjson.dumps({**good, "level": "loud"})
+event = Event("0" * 32, 2, "javascript", 1, tags=(("environment", "staging"), ("customer", "acme")),
+    release="frontend@2.4.0", transaction="PUT /b", sdk={"name": "sentry.javascript.browser", "version": "8.9.2"},
+    user={"id": 42, "email": "a@example.com", "ip_address": "2001:db8::1"}, request={"url": "https://e.com/a?b=1#c"},
+    contexts={"os": {"name": "iOS", "version": 17.5, "rooted": False}})
+huge_user = Event("0" * 32, 1, "python", 1, user={"id": 2**20000})
+ids, times = bytes(range(16)) * 50, ((1).to_bytes(8, "little") + (3).to_bytes(8, "little")) * 25
+known = frozenset({(7, "k", "v")})
+planned = {(1, "a"): (("A", "Type"), (1, 2)), (2, "b"): (("A",), (3,))}
+def raising(call, *args):
+    try:
+        call(*args)
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        pass
+def write_values(row):
+    return L.write_values({("k", "v"): row, ("k", "w"): [1, 5, 9, 3]}, 7, 1, 2, {}, set(), [], {})
+cases = {
+    "valid_occurrence": lambda: (P.valid_occurrence(good), P.valid_occurrence({**good, "level": "loud"})),
+    "decode_json": lambda: (P.decode_json(RawMessage("1", 2, data, {}), 1 << 20),
+                            P.decode_json(RawMessage("1", 2, other, {}), 1 << 20),
+                            P.decode_json(RawMessage("1", 2, data, {"content_type": 5}), 1 << 70)),
+    "index_tags": lambda: (T.index_tags("error", event), T.index_tags("error", huge_user)),
+    "encode_values": lambda: (M.encode_values([["a", None, True, 5, 2**80, 1.5, ["x", (1, 2)], "é"]]),
+                              raising(M.encode_values, [["a", object()]]), raising(M.encode_values, [["\\ud800"]])),
+    "rfc3339": lambda: (M.rfc3339(1_700_000_000_123_456), raising(M.rfc3339, -(10**18))),
+    "engine": lambda: (E.memory_id(b"o:", "é"), E.memory_id(b"o:", "\\ud800"), E.find(ids, bytes(range(16))),
+                       E.time_at(times, 2**70), E.freeze(ids, times, {b"x" * 16: 5}, {0: 9}), E.prune(ids, times, 2)),
+    "planning": lambda: (L.missing(known, (7,), (("k", "v"), ("a", "c")), True),
+                         L.count_tags({("k", "v"): [1, 5, 9, 1]}, {(7, "k", "z"): (1, 2, 3)}, {"k": [1, 0, 0]}, 7,
+                                      (("k", "v"), ("k", "z"), ("k", "n"), ("q", "q")), 0, 4, 100, 100),
+                         write_values([1, 5, 9, 1]), raising(write_values, [1, 5, "x", 1]),
+                         L.group_rows("Groups", planned, {(1, "a")}, (), True)),
+}
+calls = int(sys.argv[1])
+for name, call in cases.items():
+    for _ in range(1000):
+        call()
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for _ in range(calls):
+        call()
+    gc.collect()
+    print(name, sys.getallocatedblocks() - before)
+"""
+
+
+@pytest.mark.skipif(
+    any(module is None for module in _natives()), reason="the C extensions are not all built here"
+)
+def test_no_c_function_leaks_on_its_answered_declined_or_raising_paths() -> None:
+    calls = 20_000
+    grown = dict(
+        line.rsplit(" ", 1) for line in _run(_LEAK_SCRIPT.replace("sys.argv[1]", str(calls))).splitlines()
+    )
+    assert len(grown) == 7
+    assert all(int(blocks) < calls // 20 for blocks in grown.values()), grown
