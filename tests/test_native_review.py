@@ -115,3 +115,23 @@ def test_no_c_function_leaks_on_its_answered_declined_or_raising_paths() -> None
     )
     assert len(grown) == 7
     assert all(int(blocks) < calls // 20 for blocks in grown.values()), grown
+
+
+@pytest.mark.skipif(_natives()[1] is None, reason="the C extension is not built here")
+def test_tags_refuses_search_keys_whose_fields_are_not_the_users_in_order() -> None:
+    """_tags reads the user's four fields once, in _USER_FIELDS' order, for the user tag and the search tags;
+    search keys of another order would give ``@user.id`` the username. configure must refuse them."""
+    script = """
+from transforms.core.engine import tags
+from transforms.core.model import Event
+swapped = (tags._USER_SEARCH_KEYS[1], tags._USER_SEARCH_KEYS[0], *tags._USER_SEARCH_KEYS[2:])
+try:
+    tags._native.configure(tags.Event, tags._valid_ip, tags.TAG_KEY_MAX_CHARS, tags.TAG_VALUE_MAX_CHARS,
+        tags.RESERVED_KEYS, tags._CONTEXT_TAGS, tags._USER_FIELDS, swapped, tags._SDK_SEARCH_KEYS)
+    print("accepted")
+except ValueError:
+    print("refused")
+event = Event("0" * 32, 1, "python", 1, user={"id": 7, "username": "ann"})
+print(tags._native.index_tags("error", event)[1] == tags.search_tags(event))
+"""
+    assert _run(script).split() == ["refused", "True"]
