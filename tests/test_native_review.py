@@ -4,6 +4,7 @@ the test instead of ending the run) and checks what the Python path does on the 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -135,3 +136,24 @@ event = Event("0" * 32, 1, "python", 1, user={"id": 7, "username": "ann"})
 print(tags._native.index_tags("error", event)[1] == tags.search_tags(event))
 """
     assert _run(script).split() == ["refused", "True"]
+
+
+@pytest.mark.skipif(_natives()[4] is None, reason="the C extension is not built here")
+@pytest.mark.parametrize("truth", [1, 0, "yes", "", None, 2.0])
+def test_planning_given_a_truth_that_is_not_a_bool_answers_as_python_or_not_at_all(truth: object) -> None:
+    """The Python loops read ``pairs`` and ``groups`` by their truth; C compared them with True, so 1 counted
+    as false: ("ab",) as pairs is the key (7, "a", "b") to Python and was (7, "ab") to C."""
+    from tests.test_native_planning import _python_missing
+    from transforms.storage import commit_plan, tag_writer
+
+    native = tag_writer._native
+    known, items = {(7, "a", "b"), (7, "cd")}, ("ab", "cd")
+    python = None
+    with contextlib.suppress(ValueError):  # a str of another length than two does not unpack as a pair
+        python = _python_missing(known, (7,), items, truth)
+    assert native.missing(known, (7,), items, truth) in (None, python)
+    count = native.count_known(known, (7,), items, truth)
+    assert count is None or (python is not None and count == len(items) - len(python))
+    planned = {(1,): (("State",), ("s",)), (2,): (("Type", "State"), ("t", "s"))}
+    grouped = native.group_rows("Groups", planned, (), (), truth)
+    assert grouped is None or grouped == commit_plan._group_rows("Groups", planned, (), (), truth)
