@@ -20,9 +20,9 @@ import orjson
 
 from transforms.core import limits, payload_fields, reasons
 from transforms.core.enums import LOG_LEVELS, GroupCategory
+from transforms.core.extensions import load_extension
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.core.model import Event, EvidenceItem, Message, Occurrence
-from transforms.core.native import load_extension
 from transforms.core.payload_fields import (
     MAX_INT64,
     SHALLOW,

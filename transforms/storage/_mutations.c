@@ -171,11 +171,13 @@ static int put_item(Buf *b, PyObject *value) {
         return 0;
     }
     if (PyList_Check(value) || PyTuple_Check(value)) {
-        Py_ssize_t item = open_field(b, TAG_ITEM);
-        if (item < 0) return -1;
-        Py_ssize_t list = open_field(b, TAG_LIST);
-        if (list < 0 || put_items(b, value) < 0 || close_field(b, list) < 0) return -1;
-        return close_field(b, item);
+        /* A list inside itself, or nested past the recursion limit, raises RecursionError as _set_value's
+         * recursion does, rather than overflowing the C stack. */
+        if (Py_EnterRecursiveCall(" while encoding a Spanner list value")) return -1;
+        Py_ssize_t item = open_field(b, TAG_ITEM), list = item < 0 ? -1 : open_field(b, TAG_LIST);
+        int failed = list < 0 || put_items(b, value) < 0 || close_field(b, list) < 0 || close_field(b, item) < 0;
+        Py_LeaveRecursiveCall();
+        return failed ? -1 : 0;
     }
     PyObject *name = PyType_GetName(Py_TYPE(value));
     if (name != NULL) {

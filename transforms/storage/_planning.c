@@ -78,6 +78,7 @@ static PyObject *missing(PyObject *module, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "missing(known, head, items, pairs)");
         return NULL;
     }
+    if (!PyBool_Check(args[3])) Py_RETURN_NONE; /* Python reads any truth; C only True or False */
     PyObject *out = PyList_New(0);
     if (out == NULL) return NULL;
     Py_ssize_t result = walk(args[0], args[1], args[2], args[3] == Py_True, out);
@@ -457,7 +458,7 @@ static PyObject *group_rows(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
     PyObject *table = args[0], *planned = args[1], *new = args[2], *updated = args[3];
     int groups = args[4] == Py_True;
-    if (!PyDict_CheckExact(planned) || !(PyAnySet_CheckExact(new) || (PyTuple_CheckExact(new) && PyTuple_GET_SIZE(new) == 0)) ||
+    if (!PyBool_Check(args[4]) || !PyDict_CheckExact(planned) || !(PyAnySet_CheckExact(new) || (PyTuple_CheckExact(new) && PyTuple_GET_SIZE(new) == 0)) ||
         !(PyAnySet_CheckExact(updated) || (PyTuple_CheckExact(updated) && PyTuple_GET_SIZE(updated) == 0)))
         Py_RETURN_NONE;
     int check_new = PyAnySet_Check(new) && PySet_GET_SIZE(new) > 0;

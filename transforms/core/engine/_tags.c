@@ -512,6 +512,16 @@ static PyObject *configure(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "_tags.configure: tables not of the shape tags.py gives");
         return NULL;
     }
+    /* The user's values are read once, in user_fields' order, for both tags: the search keys' fields must be
+     * the same fields in the same order (else a search key would get another field's value). */
+    for (Py_ssize_t i = 0; i < 4; i++) {
+        if (PyUnicode_Compare(PyTuple_GET_ITEM(PyTuple_GET_ITEM(users, i), 0),
+                              PyTuple_GET_ITEM(PyTuple_GET_ITEM(searches, i), 0)) != 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "_tags.configure: user_search's fields are not user_fields'");
+            return NULL;
+        }
+    }
     PyObject *search_fields[4] = {NULL, NULL, NULL, NULL};
     str_pairs(users, 4, user_fields, user_prefixes);
     str_pairs(searches, 4, search_fields, user_search);
