@@ -24,7 +24,12 @@ from transforms.per_group.routed import NO_PROJECT
 new_token = map((uuid.uuid4().hex[:16] + "-").__add__, map(str, itertools.count())).__next__
 
 
-class KeyMeta(msgspec.Struct, array_like=True):
+class KeyMeta(msgspec.Struct, array_like=True, gc=False):
+    """The key's bookkeeping in its ``meta`` state, decoded and encoded once or more a message. ``gc=False``:
+    its fields are flags, numbers, text and the project's bytes, never an object that could refer back to it,
+    so the collector need not track it (decoding one took 448 ns tracked, 262 untracked: docs/performance.md).
+    """
+
     hydrated: bool = False
     hydrate_token: str = ""  # names this key's batched read, asked for by the bundle that first saw it
     hold_passed: bool = False  # the processing-time hold of the current buffer has passed
