@@ -1,5 +1,5 @@
 """Checks shared by the tests of the optional C extensions (``tests/test_native_mutations.py``,
-``tests/engine/test_native_tags.py``)."""
+``tests/test_native_planning.py``, ``tests/engine/test_native_tags.py``, ``tests/test_native_review.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_without(module: str, what: str, script: str) -> tuple[list[str], str]:
     """Runs ``script`` in a fresh interpreter where ``module`` (an extension) cannot be imported, as on a worker
-    built without a compiler; returns the log lines that name ``what`` (``LEVEL message``) and its stdout."""
+    built without a compiler; returns the log lines that contain ``what`` (``LEVEL message``) and its stdout."""
     setup = (
         "import logging, sys\n"
         "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"

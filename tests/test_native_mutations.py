@@ -12,8 +12,6 @@ import enum
 import logging
 import math
 import shutil
-import subprocess
-import sys
 import sysconfig
 import tarfile
 from pathlib import Path
@@ -25,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
+from tests.native_paths import ROOT, run_without
 from transforms.core.model import to_rfc3339
 from transforms.storage import spanner_rows
 
-ROOT = Path(__file__).resolve().parents[1]
 _COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
 native = pytest.mark.skipif(spanner_rows._native is None, reason="the C extension is not built here")
 
@@ -181,28 +179,21 @@ def test_the_mutation_is_the_client_librarys_own(rows) -> None:
         assert _wire(spanner_rows.write_mutation_native("insert_or_update", "Table", ["A"], rows)) == expected
 
 
-def run_without_extension(name: str, purpose: str, code: str) -> subprocess.CompletedProcess:
+def run_without_extension(name: str, purpose: str, code: str) -> str:
     """``code`` run by a fresh interpreter in which ``transforms.storage.<name>`` cannot be imported (as where
-    no compiler built it); checks that one INFO line says ``purpose`` takes the pure-Python path."""
-    script = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
-        f"sys.modules['transforms.storage.{name}'] = None\n"
-    ) + code
-    run = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120, check=True
-    )
-    lines = [line for line in run.stderr.splitlines() if line.startswith(f"INFO {purpose}: ")]
+    no compiler built it); checks that one INFO line says ``purpose`` takes the pure-Python path, and returns
+    what ``code`` printed."""
+    lines, stdout = run_without(f"transforms.storage.{name}", f"INFO {purpose}: ", code)
     assert lines == [
         f"INFO {purpose}: pure-Python path (the C extension transforms.storage.{name} is not built)"
     ]
-    return run
+    return stdout
 
 
 def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     """A worker installed where no compiler exists has no ``_mutations``: the import fails and the pure-Python
     path runs, which one INFO line says."""
-    run = run_without_extension(
+    stdout = run_without_extension(
         "_mutations",
         "Spanner mutations",
         "from transforms.storage import spanner_rows as r\n"
@@ -214,7 +205,7 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     )
     rows = [["a", None], [1, [True, 2.5]]]
     expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
-    assert bytes.fromhex(run.stdout.strip()) == expected
+    assert bytes.fromhex(stdout) == expected
 
 
 # Microseconds of the years 1 to 9999, the range both format themselves (beyond it, to_rfc3339 raises).
