@@ -36,7 +36,10 @@ echo "==> ruff format --check ."
 echo "==> mypy (strict on transforms/core: pyproject.toml [tool.mypy])"
 "$VENV/bin/mypy" || failed+=("mypy")
 echo "==> pytest"
-"$py" -m pytest --timeout=900 "$@" || failed+=("pytest")
+# TEST_WORKERS test processes (pytest-xdist; default 2; 0 runs them in this process): each file's tests run in one
+# process, in order, and the stream tests that share one session's pipeline runs in one process too
+# (tests/conftest.py, pytest_collection_modifyitems).
+"$py" -m pytest --timeout=900 -n "${TEST_WORKERS:-2}" --dist loadgroup "$@" || failed+=("pytest")
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "FAILED: ${failed[*]}" >&2

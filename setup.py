@@ -106,6 +106,9 @@ setup(
             *API,
             "pytest>=8,<10",
             "pytest-timeout>=2.3,<3",
+            # ./run_tests.sh runs the tests in two processes (-n 2): most of a test's time is spent waiting on
+            # the emulators and on pipelines it started, so two share two cores well.
+            "pytest-xdist>=3.5,<4",
             "hypothesis>=6.100,<7",
             "ruff>=0.6,<1",
             # The type checker of ./run_tests.sh (strict on transforms/core, pyproject.toml [tool.mypy]) and the

@@ -14,8 +14,9 @@ Session scope
     ``spanner_instance``: the id of an emulator instance (``test-instance`` in project ``test-project``).
     ``fault_spanner``: a second Spanner emulator started with ``--enable_fault_injection`` (it aborts commits
     at random), on ``STACK_FAULT_SPANNER_GRPC_PORT`` / ``STACK_FAULT_SPANNER_REST_PORT`` (defaults: the main
-    emulator's ports + 2); a :class:`pipeline.stack.SpannerEmulator` whose ``host`` goes in
-    ``SPANNER_EMULATOR_HOST``. Started on first use, stopped at the end of the session.
+    emulator's ports + 2, + 2 more for each pytest-xdist worker after the first); a
+    :class:`pipeline.stack.SpannerEmulator` whose ``host`` goes in ``SPANNER_EMULATOR_HOST``. Started on first
+    use, stopped at the end of the session.
 
 Function scope
     ``spanner_db``: a new database with the full schema applied (about 65 ms; `bench/stack_timings.py`), dropped after the test; a
@@ -51,6 +52,7 @@ import pytest
 from pipeline import admin
 from pipeline.options import spanner_args
 from pipeline.stack import Service, SpannerEmulator, Stack, StackConfig
+from tests.workers import exclusive, worker_number
 from transforms.storage import clients
 
 if TYPE_CHECKING:
@@ -61,12 +63,21 @@ TEST_PROJECT = "test-project"
 TEST_INSTANCE = "test-instance"
 
 _STACK_FIXTURES = {"stack"}
+# Session fixtures of tests/stream/conftest.py that run a pipeline once for several files' tests.
+_SHARED_RUNS = {"main_run", "workload_run", "generated"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the tests that need the stack ``integration``, and puts each test in an ``xdist_group`` for
+    ``pytest -n N --dist loadgroup`` (./run_tests.sh): a file's tests run in one process, in order, so a module
+    fixture is set up once; the tests sharing one session's pipeline runs (``_SHARED_RUNS``), whatever their
+    file, run in one process, so each run is made once."""
     for item in items:
-        if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _STACK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.integration)
+        group = "stream-shared-runs" if _SHARED_RUNS & fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _unique(prefix: str) -> str:
@@ -81,14 +92,17 @@ def _unique(prefix: str) -> str:
 def stack() -> Iterator[StackConfig]:
     config = StackConfig.from_env()
     running = Stack(config)
-    started: list[Service] = [s for s in running.services if not s.healthy()]
-    running.start(report=lambda line: None)
+    with exclusive(config.stack_dir / "tests.lock"):  # test processes (pytest -n) start it once
+        started: list[Service] = [s for s in running.services if not s.healthy()]
+        running.start(report=lambda line: None)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in config.env().items():
             patch.setenv(name, value)
         yield config
         clients.reset()
-    if os.environ.get("STACK_KEEP") != "1":
+    # Under pytest -n, another test process may still use what this one started: it is left running
+    # (./run_tests.sh stops the stack at the end).
+    if os.environ.get("STACK_KEEP") != "1" and "PYTEST_XDIST_WORKER" not in os.environ:
         for service in started:
             service.stop()
 
@@ -101,8 +115,9 @@ def spanner_instance(stack: StackConfig) -> str:
 
 @pytest.fixture(scope="session")
 def fault_spanner(stack: StackConfig) -> Iterator[SpannerEmulator]:
-    grpc_port = int(os.environ.get("STACK_FAULT_SPANNER_GRPC_PORT") or stack.spanner_grpc_port + 2)
-    rest_port = int(os.environ.get("STACK_FAULT_SPANNER_REST_PORT") or stack.spanner_rest_port + 2)
+    offset = 2 * worker_number()  # default ports: 9012/9022, then 9014/9024 for worker gw1...
+    grpc_port = int(os.environ.get("STACK_FAULT_SPANNER_GRPC_PORT") or stack.spanner_grpc_port + 2) + offset
+    rest_port = int(os.environ.get("STACK_FAULT_SPANNER_REST_PORT") or stack.spanner_rest_port + 2) + offset
     emulator = SpannerEmulator(
         grpc_port, rest_port, stack, extra_flags=["--enable_fault_injection"], name="spanner-faults"
     )

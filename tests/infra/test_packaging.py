@@ -10,11 +10,13 @@ interpreter, as on a worker, and its ``sys.modules`` inspected.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import apache_beam as beam
@@ -28,6 +30,7 @@ from pipeline import backfill, stream
 from pipeline.archive_writer import ArchiveWriter
 from pipeline.workload import Workload, WorkloadConfig
 from tests.stream.test_dataflow_job import LAUNCH
+from tests.workers import exclusive
 
 ROOT = Path(__file__).resolve().parents[2]
 # Modules a worker must never import: the HTTP service's libraries and our local-only tooling.
@@ -158,13 +161,16 @@ def test_the_backfill_job_workers_import_neither_the_http_service_nor_local_tool
 
 
 def _sdist(source: Path, dist_dir: Path) -> Path:
-    """The sdist ``setup.py`` in ``source`` builds, as Dataflow does from ``--setup_file``."""
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(dist_dir)],
-        cwd=source,
-        check=True,
-        capture_output=True,
-    )
+    """The sdist ``setup.py`` in ``source`` builds, as Dataflow does from ``--setup_file``; one build at a time
+    per source folder (``setup.py sdist`` rewrites the folder's egg-info, which test processes share)."""
+    lock = Path(tempfile.gettempdir()) / f"occurrence-pipeline-sdist-{hashlib.md5(bytes(source)).hexdigest()}"
+    with exclusive(lock):
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(dist_dir)],
+            cwd=source,
+            check=True,
+            capture_output=True,
+        )
     (sdist,) = dist_dir.glob("occurrence_pipeline-*.tar.gz")
     return sdist
 

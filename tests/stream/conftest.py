@@ -16,6 +16,7 @@ from pipeline.stack import RedisServer, StackConfig
 from tests.stream import workload_runs
 from tests.stream.environment import StreamEnv, stream_env
 from tests.stream.runs import MainRun, run_main
+from tests.workers import worker_number
 
 
 @pytest.fixture
@@ -47,8 +48,8 @@ def workload_run(
 @pytest.fixture
 def private_redis(stack: StackConfig) -> Iterator[RedisServer]:
     """A Redis server of the test's own (the test may stop it), on ``STACK_FAULT_REDIS_PORT`` (default: the
-    stack's Redis port + 1)."""
-    port = int(os.environ.get("STACK_FAULT_REDIS_PORT") or stack.redis_port + 1)
+    stack's Redis port + 1), + 1 for each pytest-xdist worker after the first."""
+    port = int(os.environ.get("STACK_FAULT_REDIS_PORT") or stack.redis_port + 1) + worker_number()
     server = RedisServer(port, stack, name="redis-private")
     server.start()
     yield server

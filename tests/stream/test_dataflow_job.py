@@ -190,13 +190,9 @@ def test_the_setup_file_is_staged_as_the_workers_package(job) -> None:
 
 def test_the_sdist_of_setup_py_installs_a_package_that_runs_the_pipeline_code(tmp_path: Path) -> None:
     """What a Dataflow worker does with --setup_file: build the sdist, pip install it, import from it."""
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    (sdist,) = (tmp_path / "dist").glob("occurrence_pipeline-*.tar.gz")
+    from tests.infra.test_packaging import _sdist  # that module imports this one
+
+    sdist = _sdist(ROOT, tmp_path / "dist")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     for wanted in (
