@@ -210,3 +210,23 @@ def test_no_window_ever_holds_more_than_the_limit_whatever_the_order(redis_ns, m
         if not answer:
             bucket = request.message_time // MINUTE
             assert fullest_window({b: c for b, c in granted.items() if bucket - 59 <= b <= bucket + 59}) == 5
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seen=st.dictionaries(st.integers(-12, 12), st.integers(0, 4), max_size=30),
+    bucket=st.integers(-6, 6),
+    buckets=st.integers(1, 6),
+    limit=st.integers(1, 12),
+)
+def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, bucket, buckets, limit):
+    """``_known_full`` (its shortcut over the counts in reach included) against its definition: some window of
+    ``buckets`` buckets ending at ``bucket`` or up to ``buckets - 1`` after it holds ``limit`` or more."""
+    gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
+    gate._seen["key"] = dict(seen)
+    expected = any(
+        sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
+        for end in range(bucket, bucket + buckets)
+    )
+    assert gate._known_full("key", bucket, buckets, limit) == expected
+    assert (("key", bucket) in gate._full) == expected
