@@ -1,10 +1,10 @@
-/* The loops of a commit's planning that walk plain containers, in C: the tag writer's counting, value rows
+/* The loops of a commit's planning that walk plain containers, in C: the tag writer's counting, marking, value rows
  * and lookups of rows known stored (tag_writer.py), writes' mutation estimates (spanner_writer.py) and the
  * grouping of rows into mutations (commit_plan.py).
  *
  * Each does the usual case (exact str and int keys and values, rows in the shapes the Python makes, numbers
  * within 64 bits) and answers None ("not sure") for anything else, having changed nothing (count_tags stops
- * before a tag it cannot count; write_values checks every row first): the Python loop then decides, so an
+ * before a tag it cannot count, mark_tags before an item it cannot mark; write_values checks every row first): the Python loop then decides, so an
  * answer is always the Python's and an unusual input gets the Python's own result or error. Optional:
  * without a compiler the Python loops run (one INFO line of spanner_rows says which path runs).
  */
@@ -210,6 +210,87 @@ static PyObject *count_tags(PyObject *module, PyObject *const *args, Py_ssize_t 
         if (done < 0) return NULL;
         if (!done) break;
     }
+    return PyLong_FromSsize_t(i);
+}
+
+/* One item marked as ``_Group.mark`` marks it, when its rows are at hand: 1 done, 0 not sure (nothing
+ * changed), -1 error. ``tag``: the (key, value) tuple _Group.values is keyed by; ``full``: (group_id, key,
+ * value), StoredTags.values' key. */
+static int mark_one(PyObject *values, PyObject *stored, PyObject *keys, PyObject *tag, PyObject *full,
+                    long long values_cap, long long terms_cap) {
+    PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
+    if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return 0;
+    PyObject *row = PyDict_GetItemWithError(values, tag); /* borrowed */
+    if (row != NULL) return 1;                             /* the group has the row: nothing to mark */
+    if (PyErr_Occurred()) return -1;
+    if (stored != Py_None) {
+        PyObject *found = PyDict_GetItemWithError(stored, full);
+        if (found == NULL && PyErr_Occurred()) return -1;
+        if (found != NULL) { /* [*stored, _STORED]: the row is stored, nothing to mark */
+            if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
+            PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
+                                           PyTuple_GET_ITEM(found, 2), STORED);
+            return put_new(values, tag, made) < 0 ? -1 : 1;
+        }
+    }
+    PyObject *key_row = PyDict_GetItemWithError(keys, key);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* a key not read yet: _Group._key decides */
+    long long k[3];
+    if (!small_ints(key_row, 0, 3, k)) return 0;
+    int text = PyUnicode_Compare(key, text_key);
+    if (text == -1 && PyErr_Occurred()) return -1;
+    /* A full key marks nothing; a full TEXT_KEY may mark the group full: _Group.mark decides. */
+    if (k[0] >= (text == 0 ? terms_cap : values_cap)) return text != 0;
+    if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
+    if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
+    return put_new(values, tag, Py_BuildValue("[OOOi]", Py_None, Py_None, Py_None, NEW)) < 0 ? -1 : 1;
+}
+
+/* mark_tags(values, stored, keys, group_id, items, key, start, known, values_cap, terms_cap) -> int | None:
+ * for the items from ``start`` on, ``_Group.mark(k, v)`` of those whose (group_id, k, v) is not in the set
+ * ``known`` (rows known stored): ``items`` are (k, v) pairs when ``key`` is None, else values v of ``key``.
+ * Up to the first item it cannot decide without Python (a key whose row is not in ``keys`` yet, a full
+ * TEXT_KEY, anything unusual): returns that item's index (len(items) when all are done), which the caller
+ * looks up in ``known`` and marks itself; None when not sure of the arguments. The caps as count_tags'. */
+static PyObject *mark_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError,
+                        "mark_tags(values, stored, keys, group_id, items, key, start, known, values_cap, terms_cap)");
+        return NULL;
+    }
+    PyObject *values = args[0], *stored = args[1], *keys = args[2], *group_id = args[3], *items = args[4];
+    PyObject *key = args[5], *known = args[7];
+    long long values_cap, terms_cap;
+    Py_ssize_t start = PyLong_Check(args[6]) ? PyLong_AsSsize_t(args[6]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (text_key == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(keys) ||
+        !(stored == Py_None || PyDict_CheckExact(stored)) || !PyLong_CheckExact(group_id) ||
+        !PyTuple_CheckExact(items) || !(key == Py_None || PyUnicode_CheckExact(key)) || !PyAnySet_CheckExact(known) ||
+        start < 0 || !small_int(args[8], &values_cap) || !small_int(args[9], &terms_cap))
+        Py_RETURN_NONE;
+    int pairs = key == Py_None;
+    PyObject *head = pairs ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, key);
+    if (head == NULL) return NULL;
+    Py_ssize_t i = start;
+    int done = 1;
+    for (; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *full = joined(head, item, pairs); /* (group_id, k, v) */
+        if (full == NULL) {
+            done = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        done = PySet_Contains(known, full);
+        if (done == 0) { /* not known stored: marked */
+            PyObject *tag = pairs ? Py_NewRef(item) : PyTuple_Pack(2, key, item);
+            done = tag == NULL ? -1 : mark_one(values, stored, keys, tag, full, values_cap, terms_cap);
+            Py_XDECREF(tag);
+        }
+        Py_DECREF(full);
+        if (done <= 0) break;
+    }
+    Py_DECREF(head);
+    if (done < 0) return NULL;
     return PyLong_FromSsize_t(i);
 }
 
@@ -560,6 +641,8 @@ static PyMethodDef methods[] = {
      "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
     {"count_tags", (PyCFunction)(void (*)(void))count_tags, METH_FASTCALL,
      "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
+    {"mark_tags", (PyCFunction)(void (*)(void))mark_tags, METH_FASTCALL,
+     "mark_tags(values, stored, keys, group_id, items, key, start, known, values_cap, terms_cap) -> int | None."},
     {"write_values", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
      "write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool."},
     {"write_costs", (PyCFunction)(void (*)(void))write_costs, METH_FASTCALL,
