@@ -112,16 +112,28 @@ _TAG_KEYS = st.sampled_from(["a", "b", "c", TEXT_KEY])
 _TAG_VALUES = st.sampled_from(["1", "2", "3", "é"])
 
 
-def _group(draw_values, draw_stored, draw_keys, stored_none) -> tag_writer._Group:
+# The group's stored key rows (StoredTags.keys), and whether they were read; mostly the usual.
+_STORED_KEYS = _mostly(
+    st.tuples(st.dictionaries(_TAG_KEYS, st.tuples(st.integers(0, 1001), _SMALL), max_size=4), st.just(True)),
+    st.tuples(
+        st.dictionaries(_TAG_KEYS, st.tuples(_ROW_INT, _ROW_INT) | st.tuples(_SMALL) | st.none(), max_size=3),
+        st.booleans(),
+    ),
+)
+_READ_KEYS = ({"a": (1, 0), "zz": (1, 0)}, True)
+
+
+def _group(draw_values, draw_stored, draw_keys, stored_none, stored_keys=_READ_KEYS) -> tag_writer._Group:
     intent = intents.IndexOccurrence(
         group_id=7, organization_id=1, project_id=2, occurrence_id="o", seen=0, tags=()
     )
     stored = None
     if not stored_none:
+        key_rows, read = stored_keys
         stored = tag_writer.StoredTags(
             values={(7, k, v): row for (k, v), row in draw_stored.items()},
-            keys={(7, k): (1, 0) for k in ("a", "zz")},
-            key_groups={7},
+            keys={(7, k): row for k, row in key_rows.items()},
+            key_groups={7} if read else set(),
         )
     group = tag_writer._Group(intent, stored, False)
     group.values = draw_values
@@ -129,13 +141,17 @@ def _group(draw_values, draw_stored, draw_keys, stored_none) -> tag_writer._Grou
     return group
 
 
-def _count_both(values, stored, keys, stored_none, tags, start, seen) -> int | None:
+def _count_both(values, stored, keys, stored_none, tags, start, seen, stored_keys=_READ_KEYS) -> int | None:
     """``count_tags`` against ``_Group.count`` from the same state; returns where C stopped."""
     tags = tuple(tags)
-    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
-    in_python = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
+    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
+    in_python = _group(
+        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
+    )
     stored_values = None if in_c.stored is None else in_c.stored.values
-    done = native.count_tags(in_c.values, stored_values, in_c.keys, 7, tags, start, seen, 1000, 256)
+    done = native.count_tags(
+        in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, tags, start, seen, 1000, 256
+    )
     if done is None:  # nothing counted
         assert (in_c.values, in_c.keys) == (values, keys)
         return None
@@ -174,9 +190,12 @@ def _count_both(values, stored, keys, stored_none, tags, start, seen) -> int | N
     ),
     seen=_mostly(_SMALL, _ROW_INT),
     start=_mostly(st.just(0), st.integers(0, 9)),
+    stored_keys=_STORED_KEYS,
 )
-def test_counting_tags_in_c_counts_as_python(values, stored, keys, stored_none, tags, seen, start) -> None:
-    _count_both(values, stored, keys, stored_none, tags, start, seen)
+def test_counting_tags_in_c_counts_as_python(
+    values, stored, keys, stored_none, tags, seen, start, stored_keys
+) -> None:
+    _count_both(values, stored, keys, stored_none, tags, start, seen, stored_keys)
 
 
 _USUAL_KEY_ROW = st.builds(
@@ -216,14 +235,20 @@ def test_counting_the_usual_tags_is_done_in_c(values, stored, keys, stored_none,
     assert _count_both(values, stored, keys, stored_none, tags, 0, seen) == len(tags)
 
 
-def _mark_both(values, stored, keys, stored_none, items, key, known, start) -> int | None:
+def _mark_both(
+    values, stored, keys, stored_none, items, key, known, start, stored_keys=_READ_KEYS
+) -> int | None:
     """``mark_tags`` against ``_Group._mark_unknown`` of each item (``mark`` of those not in ``known``) from the
     same state; returns where C stopped."""
     items = tuple(items)
-    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
-    in_python = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
+    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
+    in_python = _group(
+        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
+    )
     stored_values = None if in_c.stored is None else in_c.stored.values
-    done = native.mark_tags(in_c.values, stored_values, in_c.keys, 7, items, key, start, known, 1000, 256)
+    done = native.mark_tags(
+        in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, items, key, start, known, 1000, 256
+    )
     if done is None:  # nothing marked
         assert (in_c.values, in_c.keys) == (values, keys)
         return None
@@ -267,14 +292,15 @@ _KNOWN = st.sets(st.tuples(st.just(7), _TAG_KEYS, _TAG_VALUES), max_size=5)
     data=st.data(),
     known=_mostly(_KNOWN, st.frozensets(st.tuples(st.just(7), _TAG_KEYS, _TAG_VALUES), max_size=3)),
     start=_mostly(st.just(0), st.integers(0, 9)),
+    stored_keys=_STORED_KEYS,
 )
 def test_marking_tags_in_c_marks_as_python(
-    values, stored, keys, stored_none, key, data, known, start
+    values, stored, keys, stored_none, key, data, known, start, stored_keys
 ) -> None:
     item = st.tuples(_TAG_KEYS, _TAG_VALUES) if key is None else _TAG_VALUES
     odd = st.tuples(_ANY, _ANY) | _ANY if key is None else _ANY
     items = data.draw(_mostly(st.lists(item, max_size=8), st.lists(odd, max_size=3)))
-    _mark_both(values, stored, keys, stored_none, items, key, known, start)
+    _mark_both(values, stored, keys, stored_none, items, key, known, start, stored_keys)
 
 
 @needs_native

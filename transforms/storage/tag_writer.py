@@ -72,6 +72,7 @@ if _native is not None:
         rows.TAG_VALUE_UPDATE_COLUMNS,
         rows.rfc3339,
         (_STORED, _COUNTED, _MOVED, _NEW),
+        SEARCH_PREFIX,
     )
 
 
@@ -208,6 +209,7 @@ class _Group:
         "organization_id",
         "project_id",
         "stored",
+        "stored_keys",
         "tag_keys",
         "values",
     )
@@ -217,6 +219,8 @@ class _Group:
         self.organization_id = intent.organization_id
         self.project_id = intent.project_id
         self.stored = stored  # None: the group did not exist before this commit, nothing is stored
+        # StoredTags.keys when the group's key rows were read, else None (for the C loops: see _key)
+        self.stored_keys = None if stored is None or self.group_id not in stored.key_groups else stored.keys
         self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
         self.keys: dict[str, list] = {}  # key -> [values seen, other count, state]
         self.tag_keys = -1  # tag keys (not '@') the group has, once needed
@@ -291,6 +295,7 @@ class _Group:
             done = _native.count_tags(
                 self.values,
                 stored,
+                self.stored_keys,
                 self.keys,
                 self.group_id,
                 tags,
@@ -340,6 +345,7 @@ class _Group:
                 else _native.mark_tags(
                     self.values,
                     stored,
+                    self.stored_keys,
                     self.keys,
                     self.group_id,
                     items,
