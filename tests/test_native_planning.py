@@ -112,16 +112,28 @@ _TAG_KEYS = st.sampled_from(["a", "b", "c", TEXT_KEY])
 _TAG_VALUES = st.sampled_from(["1", "2", "3", "é"])
 
 
-def _group(draw_values, draw_stored, draw_keys, stored_none) -> tag_writer._Group:
+# The group's stored key rows (StoredTags.keys), and whether they were read; mostly the usual.
+_STORED_KEYS = _mostly(
+    st.tuples(st.dictionaries(_TAG_KEYS, st.tuples(st.integers(0, 1001), _SMALL), max_size=4), st.just(True)),
+    st.tuples(
+        st.dictionaries(_TAG_KEYS, st.tuples(_ROW_INT, _ROW_INT) | st.tuples(_SMALL) | st.none(), max_size=3),
+        st.booleans(),
+    ),
+)
+_READ_KEYS = ({"a": (1, 0), "zz": (1, 0)}, True)
+
+
+def _group(draw_values, draw_stored, draw_keys, stored_none, stored_keys=_READ_KEYS) -> tag_writer._Group:
     intent = intents.IndexOccurrence(
         group_id=7, organization_id=1, project_id=2, occurrence_id="o", seen=0, tags=()
     )
     stored = None
     if not stored_none:
+        key_rows, read = stored_keys
         stored = tag_writer.StoredTags(
             values={(7, k, v): row for (k, v), row in draw_stored.items()},
-            keys={(7, k): (1, 0) for k in ("a", "zz")},
-            key_groups={7},
+            keys={(7, k): row for k, row in key_rows.items()},
+            key_groups={7} if read else set(),
         )
     group = tag_writer._Group(intent, stored, False)
     group.values = draw_values
@@ -129,13 +141,17 @@ def _group(draw_values, draw_stored, draw_keys, stored_none) -> tag_writer._Grou
     return group
 
 
-def _count_both(values, stored, keys, stored_none, tags, start, seen) -> int | None:
+def _count_both(values, stored, keys, stored_none, tags, start, seen, stored_keys=_READ_KEYS) -> int | None:
     """``count_tags`` against ``_Group.count`` from the same state; returns where C stopped."""
     tags = tuple(tags)
-    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
-    in_python = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none)
+    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
+    in_python = _group(
+        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
+    )
     stored_values = None if in_c.stored is None else in_c.stored.values
-    done = native.count_tags(in_c.values, stored_values, in_c.keys, 7, tags, start, seen, 1000, 256)
+    done = native.count_tags(
+        in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, tags, start, seen, 1000, 256
+    )
     if done is None:  # nothing counted
         assert (in_c.values, in_c.keys) == (values, keys)
         return None
@@ -174,9 +190,12 @@ def _count_both(values, stored, keys, stored_none, tags, start, seen) -> int | N
     ),
     seen=_mostly(_SMALL, _ROW_INT),
     start=_mostly(st.just(0), st.integers(0, 9)),
+    stored_keys=_STORED_KEYS,
 )
-def test_counting_tags_in_c_counts_as_python(values, stored, keys, stored_none, tags, seen, start) -> None:
-    _count_both(values, stored, keys, stored_none, tags, start, seen)
+def test_counting_tags_in_c_counts_as_python(
+    values, stored, keys, stored_none, tags, seen, start, stored_keys
+) -> None:
+    _count_both(values, stored, keys, stored_none, tags, start, seen, stored_keys)
 
 
 _USUAL_KEY_ROW = st.builds(
@@ -214,6 +233,106 @@ _USUAL_KEY_ROW = st.builds(
 def test_counting_the_usual_tags_is_done_in_c(values, stored, keys, stored_none, tags, seen) -> None:
     """Rows as tag_writer makes them and every key read: C counts every tag."""
     assert _count_both(values, stored, keys, stored_none, tags, 0, seen) == len(tags)
+
+
+def _mark_both(
+    values, stored, keys, stored_none, items, key, known, start, stored_keys=_READ_KEYS
+) -> int | None:
+    """``mark_tags`` against ``_Group._mark_unknown`` of each item (``mark`` of those not in ``known``) from the
+    same state; returns where C stopped."""
+    items = tuple(items)
+    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
+    in_python = _group(
+        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
+    )
+    stored_values = None if in_c.stored is None else in_c.stored.values
+    done = native.mark_tags(
+        in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, items, key, start, known, 1000, 256
+    )
+    if done is None:  # nothing marked
+        assert (in_c.values, in_c.keys) == (values, keys)
+        return None
+    assert start <= done <= max(start, len(items))
+    for item in items[start:done]:
+        in_python._mark_unknown(key, item, known)
+    assert (in_c.values, in_c.keys, in_c.full_marked) == (
+        in_python.values,
+        in_python.keys,
+        in_python.full_marked,
+    )
+    assert [type(x) for row in in_c.values.values() for x in row] == [
+        type(x) for row in in_python.values.values() for x in row
+    ]
+    if done < len(items):  # the item C left is marked by Python, from the same state, as it would have been
+        try:
+            in_python._mark_unknown(key, items[done], known)
+        except Exception as error:
+            with pytest.raises(type(error)):
+                in_c._mark_unknown(key, items[done], known)
+        else:
+            in_c._mark_unknown(key, items[done], known)
+            assert (in_c.values, in_c.keys) == (in_python.values, in_python.keys)
+    return done
+
+
+_KNOWN = st.sets(st.tuples(st.just(7), _TAG_KEYS, _TAG_VALUES), max_size=5)
+
+
+@needs_native
+@settings(max_examples=700, deadline=None)
+@given(
+    values=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _VALUE_ROW, max_size=6),
+    stored=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _STORED_ROW, max_size=8),
+    keys=_mostly(
+        st.fixed_dictionaries(dict.fromkeys(("a", "b", "c", TEXT_KEY), _KEY_ROW)),
+        st.dictionaries(_TAG_KEYS, _KEY_ROW, max_size=3),
+    ),
+    stored_none=st.booleans(),
+    key=_mostly(st.sampled_from([None, None, TEXT_KEY, "a"]), _ANY),
+    data=st.data(),
+    known=_mostly(_KNOWN, st.frozensets(st.tuples(st.just(7), _TAG_KEYS, _TAG_VALUES), max_size=3)),
+    start=_mostly(st.just(0), st.integers(0, 9)),
+    stored_keys=_STORED_KEYS,
+)
+def test_marking_tags_in_c_marks_as_python(
+    values, stored, keys, stored_none, key, data, known, start, stored_keys
+) -> None:
+    item = st.tuples(_TAG_KEYS, _TAG_VALUES) if key is None else _TAG_VALUES
+    odd = st.tuples(_ANY, _ANY) | _ANY if key is None else _ANY
+    items = data.draw(_mostly(st.lists(item, max_size=8), st.lists(odd, max_size=3)))
+    _mark_both(values, stored, keys, stored_none, items, key, known, start, stored_keys)
+
+
+@needs_native
+@settings(max_examples=500, deadline=None)
+@given(
+    values=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _VALUE_ROW, max_size=6),
+    stored=st.dictionaries(
+        st.tuples(_TAG_KEYS, _TAG_VALUES), st.tuples(st.integers(0, 5), _SMALL, _SMALL), max_size=8
+    ),
+    keys=st.fixed_dictionaries(
+        dict.fromkeys(
+            ("a", "b", "c", TEXT_KEY),
+            st.builds(
+                lambda seen, other, state: [seen, other, state],
+                st.integers(0, 1001),
+                _SMALL,
+                st.integers(0, 3),
+            ),
+        )
+    ),
+    stored_none=st.booleans(),
+    pairs=st.booleans(),
+    data=st.data(),
+    known=_KNOWN,
+)
+def test_marking_the_usual_tags_is_done_in_c(values, stored, keys, stored_none, pairs, data, known) -> None:
+    """Rows as tag_writer makes them, every key read, the group's words not full: C marks every item."""
+    keys[TEXT_KEY][0] = min(keys[TEXT_KEY][0], 256 - 10)  # room for every item
+    item = st.tuples(_TAG_KEYS, _TAG_VALUES) if pairs else _TAG_VALUES
+    key = None if pairs else data.draw(st.sampled_from([TEXT_KEY, "a"]))
+    items = data.draw(st.lists(item, max_size=10))
+    assert _mark_both(values, stored, keys, stored_none, items, key, known, 0) == len(items)
 
 
 @needs_native

@@ -1,10 +1,10 @@
-/* The loops of a commit's planning that walk plain containers, in C: the tag writer's counting, value rows
+/* The loops of a commit's planning that walk plain containers, in C: the tag writer's counting, marking, value rows
  * and lookups of rows known stored (tag_writer.py), writes' mutation estimates (spanner_writer.py) and the
  * grouping of rows into mutations (commit_plan.py).
  *
  * Each does the usual case (exact str and int keys and values, rows in the shapes the Python makes, numbers
  * within 64 bits) and answers None ("not sure") for anything else, having changed nothing (count_tags stops
- * before a tag it cannot count; write_values checks every row first): the Python loop then decides, so an
+ * before a tag it cannot count, mark_tags before an item it cannot mark; write_values checks every row first): the Python loop then decides, so an
  * answer is always the Python's and an unusual input gets the Python's own result or error. Optional:
  * without a compiler the Python loops run (one INFO line of spanner_rows says which path runs).
  */
@@ -16,6 +16,7 @@ enum { STORED = 0, COUNTED = 1, MOVED = 2, NEW = 3 };
 
 /* configure(): tag_writer's constants, set once at its import. */
 static PyObject *text_key = NULL;   /* TEXT_KEY: its values are capped at TERMS_PER_GROUP */
+static PyObject *search_prefix = NULL; /* SEARCH_PREFIX: the start of a key of search-only values */
 static PyObject *value_columns[3];  /* TAG_VALUE_COLUMNS, TAG_VALUE_COUNT_COLUMNS, TAG_VALUE_UPDATE_COLUMNS */
 static PyObject *rfc3339 = NULL;    /* to_rfc3339 (or the C one of _mutations) */
 
@@ -128,10 +129,67 @@ static int put_new(PyObject *dict, PyObject *key, PyObject *made) {
     return failed ? -1 : 0;
 }
 
+/* The key row of ``key`` (an exact str) as ``_Group._key`` finds or makes it, when that needs no Python: in
+ * ``keys`` (*made 0), else made (*made 1: [*stored, STORED] from ``stored_keys[(group_id, key)]``, or
+ * [0, 0, NEW] for a search key not stored), which the caller puts in ``keys`` (keep_key_row) once it is sure
+ * to use it. A new reference; NULL with no error when not sure (a tag key new to its group, whose keys
+ * _Group._key counts; a stored row of another shape). ``stored`` None: the group is new, nothing is stored;
+ * else ``stored_keys`` is StoredTags.keys when the group's key rows were read, None when not (_Group._key
+ * raises). */
+static PyObject *key_row_of(PyObject *keys, PyObject *stored, PyObject *stored_keys, PyObject *group_id,
+                            PyObject *key, int *made_row) {
+    PyObject *row = PyDict_GetItemWithError(keys, key);
+    *made_row = row == NULL;
+    if (row != NULL || PyErr_Occurred()) return Py_XNewRef(row);
+    PyObject *made = NULL;
+    if (stored != Py_None) {
+        if (stored_keys == Py_None) return NULL;
+        PyObject *full = PyTuple_Pack(2, group_id, key);
+        if (full == NULL) return NULL;
+        PyObject *found = PyDict_GetItemWithError(stored_keys, full);
+        Py_DECREF(full);
+        if (found == NULL && PyErr_Occurred()) return NULL;
+        if (found != NULL) {
+            long long r[2];
+            if (!small_ints(found, 1, 2, r) || r[0] == LLONG_MAX || r[1] == LLONG_MAX) return NULL;
+            made = Py_BuildValue("[OOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1), STORED);
+        }
+    }
+    if (made == NULL) {
+        Py_ssize_t search = PyUnicode_Tailmatch(key, search_prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (search <= 0) return NULL; /* an error, or a tag key new to its group */
+        made = Py_BuildValue("[iii]", 0, 0, NEW);
+    }
+    return made;
+}
+
+/* keys[key] = row when key_row_of made it; -1 on error. */
+static inline int keep_key_row(PyObject *keys, PyObject *key, PyObject *row, int made) {
+    return made ? PyDict_SetItem(keys, key, row) : 0;
+}
+
+/* count_one's tag without a value row, given its key's row (key_row_of's). */
+static int count_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *key_row, int made, long long seen,
+                     long long values_cap, long long terms_cap) {
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    long long k[3];
+    if (!small_ints(key_row, 0, 3, k) || k[0] == LLONG_MAX || k[1] == LLONG_MAX) return 0;
+    int text = PyUnicode_Compare(key, text_key);
+    if (text == -1 && PyErr_Occurred()) return -1;
+    long long cap = text == 0 ? terms_cap : values_cap;
+    if (keep_key_row(keys, key, key_row, made) < 0) return -1;
+    if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
+    if (k[0] < cap) {
+        if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
+        return put_new(values, tag, Py_BuildValue("[iLLi]", 1, seen, seen, NEW)) < 0 ? -1 : 1;
+    }
+    return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
+}
+
 /* One tag counted as ``_Group.count`` counts it, when its rows are at hand: 1 done, 0 not sure (nothing
  * changed), -1 error. */
-static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObject *group_id, PyObject *tag,
-                     long long seen, long long values_cap, long long terms_cap) {
+static int count_one(PyObject *values, PyObject *stored, PyObject *stored_keys, PyObject *keys, PyObject *group_id,
+                     PyObject *tag, long long seen, long long values_cap, long long terms_cap) {
     if (!PyTuple_CheckExact(tag) || PyTuple_GET_SIZE(tag) != 2) return 0;
     PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
     if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return 0;
@@ -169,47 +227,140 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *keys, PyObjec
         if (seen > r[2] && set_int(row, 2, seen) < 0) return -1;
         return set_int(row, 3, state) < 0 ? -1 : 1;
     }
-    PyObject *key_row = PyDict_GetItemWithError(keys, key);
-    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* a key not read yet: _Group._key decides */
-    long long k[3];
-    if (!small_ints(key_row, 0, 3, k) || k[0] == LLONG_MAX || k[1] == LLONG_MAX) return 0;
-    int text = PyUnicode_Compare(key, text_key);
-    if (text == -1 && PyErr_Occurred()) return -1;
-    long long cap = text == 0 ? terms_cap : values_cap;
-    if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
-    if (k[0] < cap) {
-        if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
-        return put_new(values, tag, Py_BuildValue("[iLLi]", 1, seen, seen, NEW)) < 0 ? -1 : 1;
-    }
-    return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
+    int made;
+    PyObject *key_row = key_row_of(keys, stored, stored_keys, group_id, key, &made);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* _Group._key decides */
+    int done = count_new(values, keys, tag, key_row, made, seen, values_cap, terms_cap);
+    Py_DECREF(key_row);
+    return done;
 }
 
-/* count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None:
+/* count_tags(values, stored, stored_keys, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None:
  * ``_Group.count(key, value, seen)`` for the tags from ``start`` on (a key keeps ``values_cap`` values,
- * TEXT_KEY ``terms_cap``: tag_writer's limits, read at each call), up to the first it cannot count without Python (a key whose row is
- * not in ``keys`` yet, anything unusual): returns that tag's index (len(tags) when all are counted); None when
- * not sure of the arguments. ``values``, ``keys``: the group's dicts; ``stored``: StoredTags.values or None. */
+ * TEXT_KEY ``terms_cap``: tag_writer's limits, read at each call), up to the first it cannot count without Python (a tag key
+ * new to its group, anything unusual): returns that tag's index (len(tags) when all are counted); None when
+ * not sure of the arguments. ``values``, ``keys``: the group's dicts; ``stored``: StoredTags.values or None;
+ * ``stored_keys``: as key_row_of's. */
 static PyObject *count_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError,
-                        "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap)");
+    if (nargs != 10) {
+        PyErr_SetString(
+            PyExc_TypeError,
+            "count_tags(values, stored, stored_keys, keys, group_id, tags, start, seen, values_cap, terms_cap)");
         return NULL;
     }
-    PyObject *values = args[0], *stored = args[1], *keys = args[2], *group_id = args[3], *tags = args[4];
+    PyObject *values = args[0], *stored = args[1], *stored_keys = args[2], *keys = args[3], *group_id = args[4];
+    PyObject *tags = args[5];
     long long seen, values_cap, terms_cap;
-    Py_ssize_t start = PyLong_Check(args[5]) ? PyLong_AsSsize_t(args[5]) : -1;
+    Py_ssize_t start = PyLong_Check(args[6]) ? PyLong_AsSsize_t(args[6]) : -1;
     if (start == -1 && PyErr_Occurred()) return NULL;
     if (text_key == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(keys) ||
-        !(stored == Py_None || PyDict_CheckExact(stored)) || !PyLong_CheckExact(group_id) ||
-        !PyTuple_CheckExact(tags) || start < 0 || !small_int(args[6], &seen) || !small_int(args[7], &values_cap) ||
-        !small_int(args[8], &terms_cap))
+        !(stored == Py_None || PyDict_CheckExact(stored)) || !(stored_keys == Py_None || PyDict_CheckExact(stored_keys)) ||
+        !PyLong_CheckExact(group_id) || !PyTuple_CheckExact(tags) || start < 0 || !small_int(args[7], &seen) ||
+        !small_int(args[8], &values_cap) || !small_int(args[9], &terms_cap))
         Py_RETURN_NONE;
     Py_ssize_t i = start;
     for (; i < PyTuple_GET_SIZE(tags); i++) {
-        int done = count_one(values, stored, keys, group_id, PyTuple_GET_ITEM(tags, i), seen, values_cap, terms_cap);
+        int done = count_one(values, stored, stored_keys, keys, group_id, PyTuple_GET_ITEM(tags, i), seen, values_cap,
+                             terms_cap);
         if (done < 0) return NULL;
         if (!done) break;
     }
+    return PyLong_FromSsize_t(i);
+}
+
+/* mark_one's item without a value row, given its key's row (key_row_of's). */
+static int mark_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *key_row, int made,
+                    long long values_cap, long long terms_cap) {
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    long long k[3];
+    if (!small_ints(key_row, 0, 3, k)) return 0;
+    int text = PyUnicode_Compare(key, text_key);
+    if (text == -1 && PyErr_Occurred()) return -1;
+    /* A full key marks nothing; a full TEXT_KEY may mark the group full: _Group.mark decides. */
+    int full = k[0] >= (text == 0 ? terms_cap : values_cap);
+    if (full && text == 0) return 0;
+    if (keep_key_row(keys, key, key_row, made) < 0) return -1;
+    if (full) return 1;
+    if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
+    if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
+    return put_new(values, tag, Py_BuildValue("[OOOi]", Py_None, Py_None, Py_None, NEW)) < 0 ? -1 : 1;
+}
+
+/* One item marked as ``_Group.mark`` marks it, when its rows are at hand: 1 done, 0 not sure (nothing
+ * changed), -1 error. ``tag``: the (key, value) tuple _Group.values is keyed by; ``full``: (group_id, key,
+ * value), StoredTags.values' key. */
+static int mark_one(PyObject *values, PyObject *stored, PyObject *stored_keys, PyObject *keys, PyObject *group_id,
+                    PyObject *tag, PyObject *full, long long values_cap, long long terms_cap) {
+    PyObject *key = PyTuple_GET_ITEM(tag, 0), *value = PyTuple_GET_ITEM(tag, 1);
+    if (!PyUnicode_CheckExact(key) || !PyUnicode_CheckExact(value)) return 0;
+    PyObject *row = PyDict_GetItemWithError(values, tag); /* borrowed */
+    if (row != NULL) return 1;                             /* the group has the row: nothing to mark */
+    if (PyErr_Occurred()) return -1;
+    if (stored != Py_None) {
+        PyObject *found = PyDict_GetItemWithError(stored, full);
+        if (found == NULL && PyErr_Occurred()) return -1;
+        if (found != NULL) { /* [*stored, _STORED]: the row is stored, nothing to mark */
+            if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
+            PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
+                                           PyTuple_GET_ITEM(found, 2), STORED);
+            return put_new(values, tag, made) < 0 ? -1 : 1;
+        }
+    }
+    int made;
+    PyObject *key_row = key_row_of(keys, stored, stored_keys, group_id, key, &made);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0; /* _Group._key decides */
+    int done = mark_new(values, keys, tag, key_row, made, values_cap, terms_cap);
+    Py_DECREF(key_row);
+    return done;
+}
+
+/* mark_tags(values, stored, stored_keys, keys, group_id, items, key, start, known, values_cap, terms_cap)
+ * -> int | None:
+ * for the items from ``start`` on, ``_Group.mark(k, v)`` of those whose (group_id, k, v) is not in the set
+ * ``known`` (rows known stored): ``items`` are (k, v) pairs when ``key`` is None, else values v of ``key``.
+ * Up to the first item it cannot decide without Python (a tag key new to its group, a full TEXT_KEY,
+ * anything unusual): returns that item's index (len(items) when all are done), which the caller
+ * looks up in ``known`` and marks itself; None when not sure of the arguments. The caps as count_tags'. */
+static PyObject *mark_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "mark_tags(values, stored, stored_keys, keys, group_id, items, key, start, "
+                                         "known, values_cap, terms_cap)");
+        return NULL;
+    }
+    PyObject *values = args[0], *stored = args[1], *stored_keys = args[2], *keys = args[3], *group_id = args[4];
+    PyObject *items = args[5], *key = args[6], *known = args[8];
+    long long values_cap, terms_cap;
+    Py_ssize_t start = PyLong_Check(args[7]) ? PyLong_AsSsize_t(args[7]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (text_key == NULL || !PyDict_CheckExact(values) || !PyDict_CheckExact(keys) ||
+        !(stored == Py_None || PyDict_CheckExact(stored)) || !(stored_keys == Py_None || PyDict_CheckExact(stored_keys)) ||
+        !PyLong_CheckExact(group_id) || !PyTuple_CheckExact(items) || !(key == Py_None || PyUnicode_CheckExact(key)) ||
+        !PyAnySet_CheckExact(known) || start < 0 || !small_int(args[9], &values_cap) || !small_int(args[10], &terms_cap))
+        Py_RETURN_NONE;
+    int pairs = key == Py_None;
+    PyObject *head = pairs ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, key);
+    if (head == NULL) return NULL;
+    Py_ssize_t i = start;
+    int done = 1;
+    for (; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *full = joined(head, item, pairs); /* (group_id, k, v) */
+        if (full == NULL) {
+            done = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        done = PySet_Contains(known, full);
+        if (done == 0) { /* not known stored: marked */
+            PyObject *tag = pairs ? Py_NewRef(item) : PyTuple_Pack(2, key, item);
+            done = tag == NULL ? -1
+                               : mark_one(values, stored, stored_keys, keys, group_id, tag, full, values_cap, terms_cap);
+            Py_XDECREF(tag);
+        }
+        Py_DECREF(full);
+        if (done <= 0) break;
+    }
+    Py_DECREF(head);
+    if (done < 0) return NULL;
     return PyLong_FromSsize_t(i);
 }
 
@@ -526,12 +677,12 @@ done:
     return result;
 }
 
-/* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states):
+/* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix):
  * tag_writer's constants; refused (ValueError) when ``states`` are not this file's. */
 static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "configure(text_key, new_columns, count_columns, update_columns, rfc3339, "
+                                         "states, search_prefix)");
         return NULL;
     }
     PyObject *expected = Py_BuildValue("(iiii)", STORED, COUNTED, MOVED, NEW);
@@ -539,7 +690,7 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
     int same = PyObject_RichCompareBool(args[5], expected, Py_EQ);
     Py_DECREF(expected);
     if (same < 0) return NULL;
-    if (!same || !PyUnicode_CheckExact(args[0])) {
+    if (!same || !PyUnicode_CheckExact(args[0]) || !PyUnicode_CheckExact(args[6])) {
         PyErr_SetString(PyExc_ValueError, "_planning.configure: not the constants this build knows");
         return NULL;
     }
@@ -551,6 +702,7 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
         Py_XSETREF(value_columns[i], Py_NewRef(args[1 + i]));
     }
     Py_XSETREF(text_key, Py_NewRef(args[0]));
+    Py_XSETREF(search_prefix, Py_NewRef(args[6]));
     Py_XSETREF(rfc3339, Py_NewRef(args[4]));
     Py_RETURN_NONE;
 }
@@ -559,7 +711,9 @@ static PyMethodDef methods[] = {
     {"missing", (PyCFunction)(void (*)(void))missing, METH_FASTCALL,
      "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
     {"count_tags", (PyCFunction)(void (*)(void))count_tags, METH_FASTCALL,
-     "count_tags(values, stored, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
+     "count_tags(values, stored, stored_keys, keys, group_id, tags, start, seen, values_cap, terms_cap) -> int | None."},
+    {"mark_tags", (PyCFunction)(void (*)(void))mark_tags, METH_FASTCALL,
+     "mark_tags(values, stored, stored_keys, keys, group_id, items, key, start, known, values_cap, terms_cap)."},
     {"write_values", (PyCFunction)(void (*)(void))write_values, METH_FASTCALL,
      "write_values(values, group_id, organization_id, project_id, planned, updated, written, times) -> bool."},
     {"write_costs", (PyCFunction)(void (*)(void))write_costs, METH_FASTCALL,
@@ -567,7 +721,7 @@ static PyMethodDef methods[] = {
     {"group_rows", (PyCFunction)(void (*)(void))group_rows, METH_FASTCALL,
      "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states)."},
+     "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix)."},
     {NULL, NULL, 0, NULL},
 };
 

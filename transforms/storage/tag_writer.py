@@ -72,6 +72,7 @@ if _native is not None:
         rows.TAG_VALUE_UPDATE_COLUMNS,
         rows.rfc3339,
         (_STORED, _COUNTED, _MOVED, _NEW),
+        SEARCH_PREFIX,
     )
 
 
@@ -208,6 +209,7 @@ class _Group:
         "organization_id",
         "project_id",
         "stored",
+        "stored_keys",
         "tag_keys",
         "values",
     )
@@ -217,6 +219,8 @@ class _Group:
         self.organization_id = intent.organization_id
         self.project_id = intent.project_id
         self.stored = stored  # None: the group did not exist before this commit, nothing is stored
+        # StoredTags.keys when the group's key rows were read, else None (for the C loops: see _key)
+        self.stored_keys = None if stored is None or self.group_id not in stored.key_groups else stored.keys
         self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
         self.keys: dict[str, list] = {}  # key -> [values seen, other count, state]
         self.tag_keys = -1  # tag keys (not '@') the group has, once needed
@@ -291,6 +295,7 @@ class _Group:
             done = _native.count_tags(
                 self.values,
                 stored,
+                self.stored_keys,
                 self.keys,
                 self.group_id,
                 tags,
@@ -326,6 +331,44 @@ class _Group:
             key_row[2] = _COUNTED
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
+
+    def mark_all(self, key: str | None, items: tuple, known: set[tuple[int, str, str]]) -> None:
+        """``mark`` of each of ``items`` whose row is not in ``known`` (rows known stored): ``(key, value)``
+        pairs when ``key`` is None, else values of ``key``. In C (``_planning.mark_tags``, which also does the
+        lookups in ``known``) up to an item it leaves to ``_mark_unknown``."""
+        stored = None if self.stored is None else self.stored.values
+        start, end = 0, len(items)
+        while start < end:
+            done = (
+                None
+                if _native is None
+                else _native.mark_tags(
+                    self.values,
+                    stored,
+                    self.stored_keys,
+                    self.keys,
+                    self.group_id,
+                    items,
+                    key,
+                    start,
+                    known,
+                    TAG_VALUES_PER_KEY,
+                    TERMS_PER_GROUP,
+                )
+            )
+            if done is None:  # not sure of the arguments: all of the rest in Python
+                for item in items[start:]:
+                    self._mark_unknown(key, item, known)
+                return
+            if done < end:
+                self._mark_unknown(key, items[done], known)
+            start = done + 1
+
+    def _mark_unknown(self, key: str | None, item: Any, known: set[tuple[int, str, str]]) -> None:
+        """``mark_all``'s Python for one item."""
+        tag_key, value = item if key is None else (key, item)
+        if (self.group_id, tag_key, value) not in known:
+            self.mark(tag_key, value)
 
     def write(self, plan: CommitPlan, times: dict[int, str], result: TagPlan) -> None:
         """Plan the rows this commit changed; ``times`` caches RFC 3339 forms (an occurrence's tags share
@@ -434,16 +477,10 @@ def plan_tags(
             )
         result.counted += 1
         group.count_all(intent.tags, intent.seen)
-        search_tags = _unknown(known_rows, (group_id,), intent.search_tags, True)
-        if search_tags is None:
-            search_tags = [(k, v) for k, v in intent.search_tags if (group_id, k, v) not in known_rows]
-        for key, value in search_tags:
-            group.mark(key, value)
-        terms = _unknown(known_rows, (group_id, TEXT_KEY), intent.terms, False)
-        if terms is None:
-            terms = [term for term in intent.terms if (group_id, TEXT_KEY, term) not in known_rows]
-        for term in terms:
-            group.mark(TEXT_KEY, term)
+        if intent.search_tags:
+            group.mark_all(None, intent.search_tags, known_rows)
+        if intent.terms:
+            group.mark_all(TEXT_KEY, intent.terms, known_rows)
     times: dict[int, str] = {}
     for group in groups.values():
         group.write(plan, times, result)
