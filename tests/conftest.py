@@ -63,21 +63,12 @@ TEST_PROJECT = "test-project"
 TEST_INSTANCE = "test-instance"
 
 _STACK_FIXTURES = {"stack"}
-# Session fixtures of tests/stream/conftest.py that run a pipeline once for several files' tests.
-_SHARED_RUNS = {"main_run", "workload_run", "generated"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marks the tests that need the stack ``integration``, and puts each test in an ``xdist_group`` for
-    ``pytest -n N --dist loadgroup`` (./run_tests.sh): a file's tests run in one process, in order, so a module
-    fixture is set up once; the tests sharing one session's pipeline runs (``_SHARED_RUNS``), whatever their
-    file, run in one process, so each run is made once."""
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if _STACK_FIXTURES & fixtures:
+        if _STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
-        group = "stream-shared-runs" if _SHARED_RUNS & fixtures else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _unique(prefix: str) -> str:
