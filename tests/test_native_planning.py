@@ -175,15 +175,21 @@ def _count_both(values, stored, keys, stored_none, tags, start, seen, stored_key
     return done
 
 
+# A group's rows as the tag writer holds them: values counted in this commit, stored values, key rows.
+_GROUP_VALUES = st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _VALUE_ROW, max_size=6)
+_GROUP_STORED = st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _STORED_ROW, max_size=8)
+_GROUP_KEYS = _mostly(
+    st.fixed_dictionaries(dict.fromkeys(("a", "b", "c", TEXT_KEY), _KEY_ROW)),
+    st.dictionaries(_TAG_KEYS, _KEY_ROW, max_size=3),
+)
+
+
 @needs_native
 @settings(max_examples=700, deadline=None)
 @given(
-    values=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _VALUE_ROW, max_size=6),
-    stored=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _STORED_ROW, max_size=8),
-    keys=_mostly(
-        st.fixed_dictionaries(dict.fromkeys(("a", "b", "c", TEXT_KEY), _KEY_ROW)),
-        st.dictionaries(_TAG_KEYS, _KEY_ROW, max_size=3),
-    ),
+    values=_GROUP_VALUES,
+    stored=_GROUP_STORED,
+    keys=_GROUP_KEYS,
     stored_none=st.booleans(),
     tags=_mostly(
         st.lists(st.tuples(_TAG_KEYS, _TAG_VALUES), max_size=8), st.lists(st.tuples(_ANY, _ANY), max_size=3)
@@ -281,12 +287,9 @@ _KNOWN = st.sets(st.tuples(st.just(7), _TAG_KEYS, _TAG_VALUES), max_size=5)
 @needs_native
 @settings(max_examples=700, deadline=None)
 @given(
-    values=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _VALUE_ROW, max_size=6),
-    stored=st.dictionaries(st.tuples(_TAG_KEYS, _TAG_VALUES), _STORED_ROW, max_size=8),
-    keys=_mostly(
-        st.fixed_dictionaries(dict.fromkeys(("a", "b", "c", TEXT_KEY), _KEY_ROW)),
-        st.dictionaries(_TAG_KEYS, _KEY_ROW, max_size=3),
-    ),
+    values=_GROUP_VALUES,
+    stored=_GROUP_STORED,
+    keys=_GROUP_KEYS,
     stored_none=st.booleans(),
     key=_mostly(st.sampled_from([None, None, TEXT_KEY, "a"]), _ANY),
     data=st.data(),
