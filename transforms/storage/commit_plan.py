@@ -228,7 +228,7 @@ class Planning:
         self.alive = set(stored.group_seq)  # groups that exist at this point of the commit
         self.releases = dict(stored.release_first_seen)
         self.assumed_new = assumed_new
-        self.key: tuple[int, str] = (0, "")  # set for a guarded write (only guarded planners read it)
+        self.key: tuple[int, str] = (0, "")
         self.seq = 0
         self.key_ok = False  # the write's seq is greater than its key's stored one
         self.group_ok: dict[int, bool] = {}  # by group the write touches: its seq is greater than the group's
@@ -400,50 +400,32 @@ def plan_commit(
     plan = p.plan
     key_seq, group_seq = p.key_seq, p.group_seq
     planners = PLANNERS
-    indexed = plan.indexed
-    record_event, index_occurrence = intents.RecordEvent, intents.IndexOccurrence
-    event_rows: dict[tuple, tuple[tuple[str, ...], tuple]] | None = None
     for write in sorted(writes, key=_WRITE_ORDER):
+        key = p.key = split_group_key(write.key)
         seq = p.seq = write.seq
         if _KEY_GUARDED.isdisjoint(map(type, write.intents)):
             # No guarded row (most writes: the events of keys without a group): nothing to decide, and never
-            # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these,
-            # and the key (``p.key`` is left as it was).
+            # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these.
             p.key_ok, p.group_ok = False, {}
         else:
             # Each guarded row is decided once per write, against what is stored before the write: the key's
             # KeyStates row, and the row of each group the write touches.
-            key = p.key = split_group_key(write.key)
             key_ok = p.key_ok = seq > key_seq.get(key, 0)
             group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
             if not key_ok or not all(group_ok.values()):
                 plan.stale_writes += 1  # a row of it is left alone
         events = p.events = {}
         for intent in write.intents:
-            # The two commonest intents, which only gather, without a planner's call (``_record_event`` and
-            # ``_index_occurrence`` do the same).
-            kind = intent.__class__
-            if kind is record_event:
-                events[intent.event.event_id] = intent
-            elif kind is index_occurrence:
-                indexed.append(intent)
-            else:
-                planner = planners.get(kind)
-                if planner is None:
-                    raise TypeError(f"unknown write intent {kind.__name__}")
-                planner(p, intent)
+            planner = planners.get(intent.__class__)
+            if planner is None:
+                raise TypeError(f"unknown write intent {type(intent).__name__}")
+            planner(p, intent)
         # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
-        # Straight into the plan: no planner deletes an Events row, and a row planned again (the same event in
-        # two writes) has the same columns, so ``CommitPlan.upsert`` would keep its place and take the values.
-        if events:
-            if event_rows is None:
-                event_rows = plan.upserts.setdefault("Events", {})
-            for record in events.values():
-                event = record.event
-                event_rows[(event.project_id, event.event_id)] = (
-                    rows.EVENT_COLUMNS,
-                    rows.event_values(record),
-                )
+        for record in events.values():
+            event = record.event
+            plan.upsert(
+                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
+            )
     return plan
 
 
