@@ -11,7 +11,9 @@ import contextlib
 import copy
 import logging
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -141,13 +143,40 @@ def _group(draw_values, draw_stored, draw_keys, stored_none, stored_keys=_READ_K
     return group
 
 
+def _twins(values, stored, keys, stored_none, stored_keys) -> tuple[tag_writer._Group, tag_writer._Group]:
+    """Two groups in the same state (deep copies): one for the C path, one for the Python."""
+
+    def one() -> tag_writer._Group:
+        return _group(
+            copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
+        )
+
+    return one(), one()
+
+
+def _same_types(in_c: tag_writer._Group, in_python: tag_writer._Group) -> None:
+    assert [type(x) for row in in_c.values.values() for x in row] == [
+        type(x) for row in in_python.values.values() for x in row
+    ]
+
+
+def _left_alike(in_c: tag_writer._Group, in_python: tag_writer._Group, step: Callable[[Any], object]) -> None:
+    """``step`` (the Python of the item C left) done to both groups: the same error, or the same rows after."""
+    try:
+        step(in_python)
+    except Exception as error:
+        with pytest.raises(type(error)):
+            step(in_c)
+    else:
+        step(in_c)
+        assert in_c.values == in_python.values
+        assert in_c.keys == in_python.keys
+
+
 def _count_both(values, stored, keys, stored_none, tags, start, seen, stored_keys=_READ_KEYS) -> int | None:
     """``count_tags`` against ``_Group.count`` from the same state; returns where C stopped."""
     tags = tuple(tags)
-    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
-    in_python = _group(
-        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
-    )
+    in_c, in_python = _twins(values, stored, keys, stored_none, stored_keys)
     stored_values = None if in_c.stored is None else in_c.stored.values
     done = native.count_tags(
         in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, tags, start, seen, 1000, 256
@@ -159,19 +188,10 @@ def _count_both(values, stored, keys, stored_none, tags, start, seen, stored_key
     for key, value in tags[start:done]:
         in_python.count(key, value, seen)
     assert in_c.values == in_python.values and in_c.keys == in_python.keys
-    assert [type(x) for row in in_c.values.values() for x in row] == [
-        type(x) for row in in_python.values.values() for x in row
-    ]
+    _same_types(in_c, in_python)
     if done < len(tags):  # the tag C left is counted by Python, from the same state, as it would have been
         key, value = tags[done]
-        try:
-            in_python.count(key, value, seen)
-        except Exception as error:
-            with pytest.raises(type(error)):
-                in_c.count(key, value, seen)
-        else:
-            in_c.count(key, value, seen)
-            assert in_c.values == in_python.values
+        _left_alike(in_c, in_python, lambda group: group.count(key, value, seen))
     return done
 
 
@@ -247,10 +267,7 @@ def _mark_both(
     """``mark_tags`` against ``_Group._mark_unknown`` of each item (``mark`` of those not in ``known``) from the
     same state; returns where C stopped."""
     items = tuple(items)
-    in_c = _group(copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys)
-    in_python = _group(
-        copy.deepcopy(values), copy.deepcopy(stored), copy.deepcopy(keys), stored_none, stored_keys
-    )
+    in_c, in_python = _twins(values, stored, keys, stored_none, stored_keys)
     stored_values = None if in_c.stored is None else in_c.stored.values
     done = native.mark_tags(
         in_c.values, stored_values, in_c.stored_keys, in_c.keys, 7, items, key, start, known, 1000, 256
@@ -266,18 +283,9 @@ def _mark_both(
         in_python.keys,
         in_python.full_marked,
     )
-    assert [type(x) for row in in_c.values.values() for x in row] == [
-        type(x) for row in in_python.values.values() for x in row
-    ]
+    _same_types(in_c, in_python)
     if done < len(items):  # the item C left is marked by Python, from the same state, as it would have been
-        try:
-            in_python._mark_unknown(key, items[done], known)
-        except Exception as error:
-            with pytest.raises(type(error)):
-                in_c._mark_unknown(key, items[done], known)
-        else:
-            in_c._mark_unknown(key, items[done], known)
-            assert (in_c.values, in_c.keys) == (in_python.values, in_python.keys)
+        _left_alike(in_c, in_python, lambda group: group._mark_unknown(key, items[done], known))
     return done
 
 
