@@ -310,7 +310,7 @@ def run_once(
             buffer = buffers.get(key)
             if buffer is None:
                 buffer = buffers[key] = []
-            buffer.append(bytes(item.encoded))
+            buffer.append(item.encoded)
             metas[key] = META_ENCODER.encode(meta)
         seconds["state"] += cpu() - began
 

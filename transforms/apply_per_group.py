@@ -244,7 +244,7 @@ class ApplyPerGroupFn(CountingDoFn):
         if routed.message_time == WAKE_TIME:
             self._wake(key, routed, meta, meta_state, lookup_retry)
             return
-        buffer.add(bytes(routed.encoded))
+        buffer.add(routed.encoded)
         bundle.entered += 1
         if routed.lookup is not None:
             bundle.lookups.add(routed.lookup)

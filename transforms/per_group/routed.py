@@ -2,7 +2,10 @@
 
 ``AttachProject`` (stateless, before the shuffle) looks each message's project up in the registry side input
 and wraps it in a ``Routed``; the stateful step buffers ``Routed.encoded`` as it came and decodes it
-(``decode_message``) only when it applies the message. A ``Routed.wake`` carries no message: it wakes a key
+(``decode_message``) only when it applies the message. ``Routed.encoded`` travels as a msgpack bin, so that
+the shuffle's decoding gives the bytes the buffer keeps (a copy made in C) instead of a view that the step
+copied; ``RoutedCoder`` still reads the layout before (the message embedded as a msgpack value), which an
+updated job may find in flight. A ``Routed.wake`` carries no message: it wakes a key
 named in ``WaitingKeys`` (``transforms.waiting_keys``).
 
 The project travels encoded too (``Routed.project``, and so ``KeyMeta.project`` in the key's ``meta``): its
@@ -79,7 +82,7 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
     time, the event an occurrence without its event looks up, and the project as the registry had it (encoded,
     ``NO_PROJECT``: unknown). Build with ``Routed.of``."""
 
-    encoded: msgspec.Raw
+    encoded: bytes  # the message, msgpack (decode_message)
     message_time: int  # µs
     lookup: tuple[int, str] | None = None  # (project id, event id)
     project: msgspec.Raw = NO_PROJECT  # encode_project's bytes (read with project_info)
@@ -87,7 +90,7 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
     @classmethod
     def wake(cls, project: ProjectInfo | None) -> Routed:
         """A wake-up of a key named in ``WaitingKeys`` (``transforms.waiting_keys``): no message."""
-        return cls(msgspec.Raw(b"\xc0"), WAKE_TIME, None, encode_project(project))
+        return cls(b"\xc0", WAKE_TIME, None, encode_project(project))
 
     @classmethod
     def of(cls, message: Message, project: ProjectInfo | None = None) -> Routed:
@@ -96,7 +99,7 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
         if payload.__class__ is Occurrence and payload.event is None:
             lookup = (payload.project_id, payload.event_id)
         return cls(
-            msgspec.Raw(_MESSAGE_ENCODER.encode(message)),
+            _MESSAGE_ENCODER.encode(message),
             message.message_time,
             lookup,
             encode_project(project),
@@ -107,9 +110,28 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
 WAKE_TIME = -(1 << 62)
 
 
+class _EmbeddedRouted(msgspec.Struct, frozen=True, array_like=True):
+    """``Routed``'s layout before ``encoded`` was a msgpack bin: the message embedded as a msgpack value."""
+
+    encoded: msgspec.Raw
+    message_time: int
+    lookup: tuple[int, str] | None = None
+    project: msgspec.Raw = NO_PROJECT
+
+
 class RoutedCoder(coders.MsgspecCoder):
+    """``Routed`` as msgpack; reads the earlier layout too (``_EmbeddedRouted``), as a ``Routed``."""
+
     def __init__(self, type_: type = Routed) -> None:
         super().__init__(type_)
+        self._embedded = msgspec.msgpack.Decoder(_EmbeddedRouted)
+
+    def decode(self, encoded: bytes) -> Any:
+        try:
+            return self._decoder.decode(encoded)
+        except msgspec.ValidationError:  # the earlier layout: its first field is not a bin
+            earlier = self._embedded.decode(encoded)
+            return Routed(bytes(earlier.encoded), earlier.message_time, earlier.lookup, earlier.project)
 
 
 beam.coders.registry.register_coder(Routed, RoutedCoder)
