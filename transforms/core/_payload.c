@@ -11,10 +11,13 @@
  *
  * configure(...) hands it, once, the model's types, the registries it looks values up in, the fingerprint
  * digest cache and the Python functions it defers to (see occurrence_payload._load_native).
- * Optional: without a compiler the Python path runs.
+ *
+ * untrack_fields(struct) is model.Event's __post_init__: it untracks the event's JSON trees (see "Untracking").
+ * Optional: without a compiler the Python path runs (and nothing is untracked).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -531,6 +534,63 @@ done:;
     return result;
 }
 
+/* Untracking. A JSON tree (dicts, lists and tuples of str, int, float, bool, None) cannot be part of a
+ * reference cycle, and the model's structs hold theirs unchanged for good (transforms/core/model.py). CPython
+ * tracks such containers anyway (a tuple or list always, a dict once it holds a container): each collection
+ * of the youngest generation then visits every one still alive, and the long-lived ones (events cached or
+ * kept for their writes) again in every older collection. Untracked, they are never visited; a dict is
+ * tracked again by CPython if a container is ever put in it. */
+
+/* The most levels untrack_tree descends: deeper containers (and so those above them) stay tracked. */
+#define UNTRACK_DEPTH 64
+
+static int untrack_tree(PyObject *container, int depth);
+
+/* 1 when value cannot reach a tracked object: it is not of a GC type (str, int, float, None, bool, bytes, a
+ * gc=False struct, whose contents the collector never follows anyway), or it is a JSON tree untrack_tree
+ * untracks. */
+static inline int untracked(PyObject *value, int depth) {
+    return !PyType_IS_GC(Py_TYPE(value)) || untrack_tree(value, depth);
+}
+
+/* For an exact dict, list or tuple: 1 when it is untracked, having made sure its keys and items all are
+ * untracked() (they first); 0 when one is not, or for any other container (a subclass, a set, an object),
+ * which stays tracked, and so do the containers that hold it. A container found untracked is not walked: a
+ * tuple or a dict CPython left untracked holds no container it tracks (it tracks a dict when one is put in),
+ * and one untracked here held none. Never fails. */
+static int untrack_tree(PyObject *container, int depth) {
+    PyTypeObject *type = Py_TYPE(container);
+    if (type != &PyTuple_Type && type != &PyDict_Type && type != &PyList_Type) return 0;
+    if (!PyObject_GC_IsTracked(container)) return 1;
+    if (depth == 0) return 0;
+    int all = 1;
+    if (type == &PyTuple_Type) {
+        for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(container); i < n; i++)
+            all &= untracked(PyTuple_GET_ITEM(container, i), depth - 1);
+    } else if (type == &PyDict_Type) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(container, &pos, &key, &item))
+            all &= untracked(key, depth - 1) & untracked(item, depth - 1);
+    } else {
+        for (Py_ssize_t i = 0, n = PyList_GET_SIZE(container); i < n; i++)
+            all &= untracked(PyList_GET_ITEM(container, i), depth - 1);
+    }
+    if (all) PyObject_GC_UnTrack(container);
+    return all;
+}
+
+/* untrack_fields(struct) -> None: untrack_tree on each field of a struct (a msgspec Struct's fields are its
+ * type's slots); a model struct's __post_init__, so that it runs wherever one is built or decoded. */
+static PyObject *untrack_fields(PyObject *module, PyObject *obj) {
+    for (PyMemberDef *member = Py_TYPE(obj)->tp_members; member != NULL && member->name != NULL; member++) {
+        if (member->type != T_OBJECT_EX) continue;
+        PyObject *value = *(PyObject **)((char *)obj + member->offset);
+        if (value != NULL) untracked(value, UNTRACK_DEPTH);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *configure(PyObject *module, PyObject *args) {
     PyObject *o, *e, *item, *message, *types, *levels, *cache, *hashes, *parse, *loads;
     long long parts, release, environment, culprit, lo, hi, depth, above;
@@ -558,6 +618,8 @@ static PyMethodDef methods[] = {
      "valid_occurrence(payload) -> Occurrence | None: the occurrence of a plainly valid payload, else None."},
     {"decode_json", (PyCFunction)(void (*)(void))decode_json, METH_FASTCALL,
      "decode_json(raw, max_bytes) -> Message | dict | None: see the source."},
+    {"untrack_fields", untrack_fields, METH_O,
+     "untrack_fields(struct) -> None: untrack the JSON trees its fields hold (see the source)."},
     {"configure", configure, METH_VARARGS,
      "configure(Occurrence, Event, EvidenceItem, Message, GROUP_TYPES, LOG_LEVELS, hash_cache, "
      "fingerprint_hashes, parse_time, json_loads, max_parts, max_release_bytes, max_environment_bytes, "

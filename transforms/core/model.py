@@ -8,7 +8,10 @@ hash ``hashes[0]`` selects the group.
 
 Every struct here is frozen and holds only plain data, so none can be part of a reference cycle: they are
 declared ``gc=False``, which keeps the many a running pipeline holds (buffered messages, cached events) out
-of the garbage collector's scans (what that saved: docs/performance.md).
+of the garbage collector's scans (what that saved: docs/performance.md). The JSON values they hold (an
+event's tags, sdk, user, request, contexts) are never changed once built either; where the C extension
+``_payload`` is built, ``Event.__post_init__`` (run wherever an event is built or decoded) untracks those of an
+event, which a process keeps longest (``_payload.untrack_fields``: tests/decode/test_untracked.py).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from typing import Any
 import msgspec
 
 from transforms.core import reasons
+from transforms.core.extensions import load_extension
+
+# ``_payload.untrack_fields(struct)``: untracks the containers of the struct's fields that hold only JSON values.
+_native = load_extension("transforms.core", "_payload", "Untracking decoded JSON trees")
+_untrack_fields = None if _native is None else _native.untrack_fields
 
 
 class EvidenceItem(msgspec.Struct, frozen=True, gc=False):
@@ -53,6 +61,9 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     request: dict[str, Any] | None = None
     contexts: dict[str, Any] | None = None
     trace_id: str | None = None
+
+    if _untrack_fields is not None:  # msgspec calls it after __init__ and after decoding (see the docstring)
+        __post_init__ = _untrack_fields  # type: ignore[misc]  # a C function of the struct, as a method is
 
 
 class Occurrence(
