@@ -35,6 +35,15 @@ def test_of_consecutive_status_changes_only_the_last_is_applied():
     assert result.count(metrics.DROPPED_STATUS_CHANGES) == 1
 
 
+def test_a_change_pruned_in_its_own_call_leaves_no_place_among_the_intents():
+    resolve = status_change(T0 + SECOND, RESOLVED)
+    ignore = status_change(T0 + 2 * SECOND, IGNORED, FOREVER)
+    result = run([occurrence(T0), resolve, ignore])
+    (write,) = result.writes
+    assert None not in write.intents
+    assert [type(intent).__name__ for intent in write.intents].count("InsertActivity") == 1
+
+
 def test_a_run_split_over_two_calls_takes_back_the_activities_of_the_pruned_change():
     resolve = status_change(T0 + SECOND, RESOLVED)
     ignore = status_change(T0 + 2 * SECOND, IGNORED, FOREVER)

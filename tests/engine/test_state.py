@@ -121,3 +121,20 @@ def test_apply_refuses_a_context_of_another_project():
     state = run([occurrence(T0)]).state
     with pytest.raises(ValueError, match="context is for project 2"):
         apply(state, [], context(project=ProjectInfo(2, 10, "frontend")))
+
+
+def test_apply_records_releases_in_a_copy_of_the_input_states_map():
+    state = busy_state()
+    known = dict(state.releases)
+    new, _ = apply(
+        state,
+        [
+            occurrence(T0 + 10 * SECOND, release="backend@2.0.0"),
+            status_change(T0 - SECOND, 1, resolution=("in_release", "backend@0.9.0")),
+        ],
+        context(),
+    )
+    assert state.releases == known
+    assert new.releases == {**known, "backend@2.0.0": T0 + 10 * SECOND, "backend@0.9.0": T0 - SECOND}
+    unchanged, _ = apply(state, [occurrence(T0 + 11 * SECOND, release="backend@1.0.0")], context())
+    assert unchanged.releases == known

@@ -10,6 +10,7 @@ letters, counters). The occurrence path (``occurrence_path``) and the status-cha
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import cast
 
 from transforms.core import metrics
 from transforms.core.engine import held as held_rules
@@ -40,6 +41,9 @@ from transforms.core.intents import (
 )
 from transforms.core.model import DeadLetter, Event, group_key
 
+_OCCURRENCE_MESSAGES = metrics.OCCURRENCE_MESSAGES
+_OCCURRENCES_ATTACHED = metrics.OCCURRENCES_ATTACHED
+
 # Key order (rule 2, E4): message time, then message id compared as a string.
 key_order = attrgetter("message_time", "message_id")
 
@@ -61,6 +65,7 @@ class KeyApplication:
         "group",
         "group_slot",
         "held",
+        "holes",
         "indexed",
         "intents",
         "last_id",
@@ -100,13 +105,14 @@ class KeyApplication:
         self.run = state.run
         self.run_open = state.run_open
         self.member: RunMember | None = state.member
-        self.held: list[HeldChange] = list(state.held)
-        self.waiting: list[WaitingLookup] = list(state.waiting)
+        self.held: list[HeldChange] = list(state.held) if state.held else []
+        self.waiting: list[WaitingLookup] = list(state.waiting) if state.waiting else []
         self.memory = DuplicateMemory(state.seen_ids, state.seen_times)
-        self.releases = dict(state.releases)
+        self.releases = state.releases  # copied before its first change: _record_release
         self.intents: list[Intent | None] = []
         self.activity_slots: dict[str, int] = {}
         self.group_slot = -1
+        self.holes = False  # an intent was taken back (None in ``intents``): _revert
         self.recorded_events: dict[str, Event] = {}
         self.dead_letters: list[DeadLetter] = []
         self.counters: dict[str, int] = {}
@@ -115,7 +121,7 @@ class KeyApplication:
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
         # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
-        self.indexed: set[tuple[object, ...]] = set()
+        self.indexed: set[tuple[object, ...]] | None = None
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
@@ -149,7 +155,10 @@ class KeyApplication:
         )
 
     def _record_release(self, version: str, message_time: int) -> None:
-        if record_release(self.releases, version, message_time):
+        releases = self.releases
+        if releases is self.state.releases:  # the stored state's: never changed in place
+            releases = self.releases = dict(releases)
+        if record_release(releases, version, message_time):
             self.intents.append(RecordRelease(self.project_id, version, message_time))
 
     def _first_seen(self, version: str) -> int | None:
@@ -199,51 +208,60 @@ class KeyApplication:
             self.group_slot = -1
 
     def _finish(self) -> tuple[KeyState, Outputs]:
+        counters = self.counters
         if self.occurrence_messages:
-            self._count(metrics.OCCURRENCE_MESSAGES, self.occurrence_messages)
+            counters[_OCCURRENCE_MESSAGES] = counters.get(_OCCURRENCE_MESSAGES, 0) + self.occurrence_messages
         if self.attached:
-            self._count(metrics.OCCURRENCES_ATTACHED, self.attached)
+            counters[_OCCURRENCES_ATTACHED] = counters.get(_OCCURRENCES_ATTACHED, 0) + self.attached
         state = self.state
-        if self.seq == state.seq:
-            return state, Outputs(write=None, dead_letters=self.dead_letters, counters=self.counters)
+        seq = self.seq
+        if seq == state.seq:
+            return state, Outputs(None, self.dead_letters, counters)
+        project_id = self.project_id
+        primary_hash = self.primary_hash
+        generation = self.generation
         group = self.group
-        if group is not None:
-            self._fill_group_slot(group)
+        if group is None:
+            frozen = group_id = None
+        else:
+            if self.group_slot >= 0:
+                self._fill_group_slot(group)
+            frozen = freeze_group(group)
+            group_id = group.group_id
         seen_ids, seen_times = self.memory.freeze()
+        held = self.held
+        waiting = self.waiting
         # Positional, in the order of KeyState's fields: CPython passes a call with more than 15 keyword
         # arguments as a dict, which msgspec reads far more slowly (docs/performance.md).
         new = KeyState(
             STATE_VERSION,  # version
-            self.project_id,
-            self.primary_hash,
-            self.seq,
-            self.generation,
+            project_id,
+            primary_hash,
+            seq,
+            generation,
             self.last_time,
             self.last_id,
-            freeze_group(group) if group is not None else None,  # group
+            frozen,  # group
             self.noise_count,
             self.noise_last,
             self.run,
             self.run_open,
             self.member,
-            tuple(self.held),
-            tuple(self.waiting),
+            tuple(held) if held else (),
+            tuple(waiting) if waiting else (),
             seen_ids,
             seen_times,
             self.releases,
             self.generation_start_time,
             self.generation_start_id,
         )
-        intents = [intent for intent in self.intents if intent is not None]
+        # Without holes every reserved place was filled (_fill_group_slot above, or _delete's): no None left.
+        intents = cast("list[Intent]", self.intents)
+        if self.holes:
+            intents = [intent for intent in self.intents if intent is not None]
+        # positional, as KeyState above: project, hash, generation, group, state, relink
         intents.append(
-            SaveKeyState(  # positional, as KeyState above: project, hash, generation, group, state, relink
-                self.project_id,
-                self.primary_hash,
-                self.generation,
-                group.group_id if group is not None else None,
-                encode_state(new),
-                self.relink,
-            )
+            SaveKeyState(project_id, primary_hash, generation, group_id, encode_state(new), self.relink)
         )
-        write = KeyWrite(group_key(self.project_id, self.primary_hash), self.seq, tuple(intents), state.seq)
-        return new, Outputs(write=write, dead_letters=self.dead_letters, counters=self.counters)
+        write = KeyWrite(group_key(project_id, primary_hash), seq, tuple(intents), state.seq)
+        return new, Outputs(write, self.dead_letters, counters)

@@ -34,6 +34,9 @@ from transforms.core.intents import (
 from transforms.core.model import Event, Message, Occurrence
 
 _RESOLVED = GroupStatus.RESOLVED
+_DUPLICATES = metrics.DUPLICATES
+_DROPPED_NOISE = metrics.DROPPED_NOISE
+_DROPPED_RATE_LIMITING = metrics.DROPPED_RATE_LIMITING
 
 
 class OccurrencePath(KeyApplication):
@@ -43,14 +46,15 @@ class OccurrencePath(KeyApplication):
 
     def _occurrence(self, message: Message, occurrence: Occurrence) -> None:
         message_time = message.message_time
-        memory_id = native_memory_id(b"occurrence:", occurrence.id) or occurrence_memory_id(occurrence.id)
+        occurrence_id = occurrence.id
+        memory_id = native_memory_id(b"occurrence:", occurrence_id) or occurrence_memory_id(occurrence_id)
         stored = self.context.stored_occurrence_ids
         if (
-            (stored and occurrence.id in stored)
+            (stored and occurrence_id in stored)
             or self.memory.is_duplicate(memory_id, message_time, self.config.duplicate_retention)
-            or (self.waiting and self._is_waiting(occurrence.id))
+            or (self.waiting and self._is_waiting(occurrence_id))
         ):
-            self._count(metrics.DUPLICATES)
+            self._count(_DUPLICATES)
             return
         self.occurrence_messages += 1
         message_id = message.message_id
@@ -74,8 +78,10 @@ class OccurrencePath(KeyApplication):
             self._take_in(message_time, message_id)
             # An occurrence of an ended generation would (normally) have been attached to the deleted group,
             # its event on its occurrence row, gone with the group: it stores none.
-            if not occurrence.is_buffered_spans and not self._ended_generation(message_time, message_id):
-                self.intents.append(RecordEvent(event=event, level=occurrence.level))
+            if not occurrence.is_buffered_spans and (
+                self.generation_start_time is None or not self._ended_generation(message_time, message_id)
+            ):
+                self.intents.append(RecordEvent(event, occurrence.level))
                 self.recorded_events[event.event_id] = event
         self._apply_occurrence(message_time, message_id, occurrence, group_type, event, memory_id)
 
@@ -171,8 +177,10 @@ class OccurrencePath(KeyApplication):
         self.memory.remember(memory_id, message_time)
         release = event.release
         if release is not None:
-            self._record_release(release, message_time)
-        if self._ended_generation(message_time, message_id):
+            recorded = self.releases.get(release)  # record_release's "nothing to do", without the call
+            if recorded is None or recorded > message_time:
+                self._record_release(release, message_time)
+        if self.generation_start_time is not None and self._ended_generation(message_time, message_id):
             self._count(metrics.DROPPED_GROUP_DELETED)
             return
         self.run_open = False
@@ -194,13 +202,15 @@ class OccurrencePath(KeyApplication):
                 self.noise_count, self.noise_last, message_time, noise_config
             )
             if not passes_gate(self.noise_count, noise_config):
-                self._count(metrics.DROPPED_NOISE)
+                counters = self.counters
+                counters[_DROPPED_NOISE] = counters.get(_DROPPED_NOISE, 0) + 1
                 return
         quota = self.context.quota
         if quota is not None and not quota.try_acquire(
             self.project_id, group_type, message_time, f"{self.primary_hash}:{self.generation}"
         ):
-            self._count(metrics.DROPPED_RATE_LIMITING)
+            counters = self.counters
+            counters[_DROPPED_RATE_LIMITING] = counters.get(_DROPPED_RATE_LIMITING, 0) + 1
             return
         group = create_group(
             group_id(self.project_id, self.primary_hash, self.generation),
@@ -268,6 +278,8 @@ class OccurrencePath(KeyApplication):
         """The occurrence's tags, counted; its search tags and words, unless this call already gave them
         for the group (they only record that the group has them: ``tags``)."""
         given = self.indexed
+        if given is None:
+            given = self.indexed = set()
         found = []
         tags, search = index_tags(occurrence.level, event)
         for tag in search:

@@ -100,6 +100,7 @@ class StatusChangePath(KeyApplication):
             slot = self.activity_slots.pop(activity, None)
             if slot is not None:
                 self.intents[slot] = None
+                self.holes = True
             else:
                 self.intents.append(DeleteActivity(group.group_id, activity))
         self.member = None
