@@ -455,6 +455,321 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
     Py_RETURN_TRUE;
 }
 
+/* --- A commit's occurrences counted and marked (the loop of tag_writer.plan_tags) ------------------------ */
+
+static PyObject *str_occurrence_id, *str_seen, *str_values, *str_keys, *str_stored_values, *str_stored_keys,
+    *str_tag_keys, *str_full_marked, *str_stored_tag_keys, *str_index_group_id, *str_index_tags,
+    *str_index_search_tags, *str_index_terms;
+
+/* The attribute names index_tags reads, interned at its first call; -1 on error. */
+static int index_names(void) {
+    if (str_index_terms != NULL) return 0;
+    PyObject **names[13] = {&str_occurrence_id, &str_seen,       &str_values,          &str_keys,
+                            &str_stored_values, &str_stored_keys, &str_tag_keys,       &str_full_marked,
+                            &str_stored_tag_keys, &str_index_group_id, &str_index_tags, &str_index_search_tags,
+                            &str_index_terms};
+    const char *text[13] = {"occurrence_id", "seen", "values", "keys", "stored_values", "stored_keys", "tag_keys",
+                            "full_marked", "_stored_tag_keys", "group_id", "tags", "search_tags", "terms"};
+    for (int i = 0; i < 13; i++)
+        if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(text[i])) == NULL) return -1;
+    return 0;
+}
+
+/* The _Group index_tags works on: its containers, as new references (NULL when none is at hand). */
+typedef struct {
+    PyObject *group, *values, *keys, *stored, *stored_keys;
+    long long keys_cap, values_cap, terms_cap; /* TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP */
+    PyObject *full_tag;                         /* (FULL_KEY, FULL_VALUE) */
+} tag_group;
+
+static void release_group(tag_group *g) {
+    Py_CLEAR(g->group);
+    Py_CLEAR(g->values);
+    Py_CLEAR(g->keys);
+    Py_CLEAR(g->stored);
+    Py_CLEAR(g->stored_keys);
+}
+
+/* ``group`` (a new reference, stolen) as g's group with its containers: 1, 0 when they are not of the usual
+ * types (g then has none), -1 on error. */
+static int take_group(tag_group *g, PyObject *group) {
+    if (g->group == group) {
+        Py_DECREF(group);
+        return 1;
+    }
+    release_group(g);
+    g->group = group;
+    if ((g->values = PyObject_GetAttr(group, str_values)) == NULL ||
+        (g->keys = PyObject_GetAttr(group, str_keys)) == NULL ||
+        (g->stored = PyObject_GetAttr(group, str_stored_values)) == NULL ||
+        (g->stored_keys = PyObject_GetAttr(group, str_stored_keys)) == NULL) {
+        release_group(g);
+        return -1;
+    }
+    if (PyDict_CheckExact(g->values) && PyDict_CheckExact(g->keys) &&
+        (g->stored == Py_None || PyDict_CheckExact(g->stored)) &&
+        (g->stored_keys == Py_None || PyDict_CheckExact(g->stored_keys)))
+        return 1;
+    release_group(g);
+    return 0;
+}
+
+/* Whether neither ``values`` nor the stored values have a row of ``tag`` (an exact 2-tuple of exact strs):
+ * 1 none, 0 one has, -1 error. */
+static int no_value_row(tag_group *g, PyObject *group_id, PyObject *tag) {
+    PyObject *row = PyDict_GetItemWithError(g->values, tag);
+    if (row != NULL) return 0;
+    if (PyErr_Occurred()) return -1;
+    if (g->stored == Py_None) return 1;
+    PyObject *full = PyTuple_Pack(3, group_id, PyTuple_GET_ITEM(tag, 0), PyTuple_GET_ITEM(tag, 1));
+    if (full == NULL) return -1;
+    row = PyDict_GetItemWithError(g->stored, full);
+    Py_DECREF(full);
+    if (row != NULL) return 0;
+    return PyErr_Occurred() ? -1 : 1;
+}
+
+static int exact_str_pair(PyObject *tag) {
+    return PyTuple_CheckExact(tag) && PyTuple_GET_SIZE(tag) == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(tag, 0)) &&
+           PyUnicode_CheckExact(PyTuple_GET_ITEM(tag, 1));
+}
+
+/* The tag count_one left, when it is the first value of a tag key new to its group: ``_Group._key`` for it,
+ * the group's tag keys counted (``tag_keys``, found by ``_stored_tag_keys`` at the first), then count_one
+ * again when the group keeps the key (nothing when it has TAG_KEYS_PER_GROUP keys). 1 done, 0 not sure
+ * (nothing changed), -1 error. */
+static int count_new_key(tag_group *g, PyObject *group_id, PyObject *tag, long long seen) {
+    if (!exact_str_pair(tag)) return 0;
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    int none = no_value_row(g, group_id, tag);
+    if (none <= 0) return none;
+    PyObject *row = PyDict_GetItemWithError(g->keys, key);
+    if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    if (g->stored != Py_None) {
+        if (g->stored_keys == Py_None) return 0; /* not read: _Group._key raises */
+        PyObject *full = PyTuple_Pack(2, group_id, key);
+        if (full == NULL) return -1;
+        row = PyDict_GetItemWithError(g->stored_keys, full);
+        Py_DECREF(full);
+        if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    }
+    Py_ssize_t search = PyUnicode_Tailmatch(key, search_prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (search != 0) return search < 0 ? -1 : 0;
+    long long tag_keys;
+    PyObject *count = PyObject_GetAttr(g->group, str_tag_keys);
+    if (count == NULL) return -1;
+    int usual = small_int(count, &tag_keys);
+    Py_DECREF(count);
+    if (!usual) return 0;
+    if (tag_keys < 0) {
+        if ((count = PyObject_CallMethodNoArgs(g->group, str_stored_tag_keys)) == NULL) return -1;
+        usual = small_int(count, &tag_keys) && tag_keys >= 0 && tag_keys < LLONG_MAX;
+        /* as _Group._key: the count is kept even when the key is not */
+        int failed = usual && PyObject_SetAttr(g->group, str_tag_keys, count) < 0;
+        Py_DECREF(count);
+        if (failed) return -1;
+        if (!usual) return 0;
+    }
+    if (tag_keys >= g->keys_cap) return 1; /* past the group's keys: not counted */
+    if ((count = PyLong_FromLongLong(tag_keys + 1)) == NULL) return -1;
+    int failed = PyObject_SetAttr(g->group, str_tag_keys, count);
+    Py_DECREF(count);
+    if (failed < 0 || put_new(g->keys, key, Py_BuildValue("[iii]", 0, 0, NEW)) < 0) return -1;
+    return count_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, seen, g->values_cap, g->terms_cap);
+}
+
+/* The item mark_one left, when it is a word of a group whose words are full (TEXT_KEY at TERMS_PER_GROUP):
+ * as ``_Group.mark``, the key row kept and, the first time, the group marked full (``full_marked``; the row
+ * ``full_tag`` marked). ``full``: (group_id, key, value). 1 done, 0 not sure, -1 error. */
+static int mark_full_text(tag_group *g, PyObject *group_id, PyObject *tag, PyObject *full) {
+    if (!exact_str_pair(tag)) return 0;
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    int text = PyUnicode_Compare(key, text_key);
+    if (text != 0) return text == -1 && PyErr_Occurred() ? -1 : 0;
+    PyObject *row = PyDict_GetItemWithError(g->values, tag);
+    if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    if (g->stored != Py_None) {
+        row = PyDict_GetItemWithError(g->stored, full);
+        if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    }
+    int made;
+    PyObject *key_row = key_row_of(g->keys, g->stored, g->stored_keys, group_id, key, &made);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0;
+    long long k[3];
+    int done = 0;
+    if (!small_ints(key_row, 0, 3, k) || k[0] < g->terms_cap) goto out;
+    done = -1;
+    if (keep_key_row(g->keys, key, key_row, made) < 0) goto out;
+    PyObject *marked = PyObject_GetAttr(g->group, str_full_marked);
+    if (marked == NULL) goto out;
+    int is_marked = PyObject_IsTrue(marked);
+    Py_DECREF(marked);
+    if (is_marked < 0) goto out;
+    done = 1;
+    if (is_marked) goto out;
+    /* the mark: Python's when C is not sure of it (the kept key row is the one _Group._key keeps) */
+    PyObject *full_row = PyTuple_Pack(3, group_id, PyTuple_GET_ITEM(g->full_tag, 0), PyTuple_GET_ITEM(g->full_tag, 1));
+    if (full_row == NULL) {
+        done = -1;
+        goto out;
+    }
+    done = mark_one(g->values, g->stored, g->stored_keys, g->keys, group_id, g->full_tag, full_row, g->values_cap,
+                    g->terms_cap);
+    Py_DECREF(full_row);
+    if (done == 1 && PyObject_SetAttr(g->group, str_full_marked, Py_True) < 0) done = -1;
+out:
+    Py_DECREF(key_row);
+    return done;
+}
+
+/* The items of one occurrence from ``start`` on (``key`` NULL: its search tags, else its words of ``key``),
+ * those not in ``known`` marked: the index of the first C leaves to Python (len(items) when none), -1 on
+ * error. */
+static Py_ssize_t mark_items(tag_group *g, PyObject *group_id, PyObject *items, PyObject *key, PyObject *known) {
+    int pairs = key == NULL;
+    PyObject *head = pairs ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, key);
+    if (head == NULL) return -1;
+    Py_ssize_t i = 0;
+    int done = 1;
+    for (; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *full = joined(head, item, pairs);
+        if (full == NULL) {
+            done = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        done = PySet_Contains(known, full);
+        if (done == 0) {
+            PyObject *tag = pairs ? Py_NewRef(item) : PyTuple_Pack(2, key, item);
+            done = tag == NULL ? -1
+                               : mark_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, full,
+                                          g->values_cap, g->terms_cap);
+            if (done == 0) done = mark_full_text(g, group_id, tag, full);
+            Py_XDECREF(tag);
+        }
+        Py_DECREF(full);
+        if (done <= 0) break;
+    }
+    Py_DECREF(head);
+    return done < 0 ? -1 : i;
+}
+
+/* An attribute of an occurrence, a new reference; NULL with no error when it has none (Python decides). */
+static PyObject *field_of(PyObject *intent, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(intent, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
+    return value;
+}
+
+/* One occurrence of index_tags (its arguments ``args``): 1 done (counted, or not the first write of its
+ * row), 0 left to Python from *stage and *item, -1 error; *counted counts it. */
+static int index_one(tag_group *g, PyObject *intent, PyObject *const *args, Py_ssize_t *stage, Py_ssize_t *item,
+                     Py_ssize_t *counted) {
+    PyObject *group_id = NULL, *occurrence = NULL, *seen_of = NULL, *row_key = NULL, *parts[3] = {NULL, NULL, NULL};
+    PyObject *names[3] = {str_index_tags, str_index_search_tags, str_index_terms};
+    long long seen;
+    int result = -1;
+    *stage = *item = 0;
+    if ((group_id = field_of(intent, str_index_group_id)) == NULL ||
+        (occurrence = field_of(intent, str_occurrence_id)) == NULL || (seen_of = field_of(intent, str_seen)) == NULL)
+        goto unsure;
+    for (int p = 0; p < 3; p++)
+        if ((parts[p] = field_of(intent, names[p])) == NULL || !PyTuple_CheckExact(parts[p])) goto unsure;
+    if (!PyLong_CheckExact(group_id) || !plain(occurrence) || !small_int(seen_of, &seen)) goto unsure;
+    /* the first write of its occurrence row (_first_write) */
+    if ((row_key = PyTuple_Pack(2, group_id, occurrence)) == NULL) goto done;
+    int in = PyDict_Contains(args[4], row_key);
+    if (in > 0) in = !PySet_Contains(args[5], row_key);
+    if (in > 0) in = !PySet_Contains(args[6], row_key);
+    if (PyErr_Occurred()) goto done;
+    if (!in) {
+        result = 1;
+        goto done;
+    }
+    PyObject *group = PyDict_GetItemWithError(args[2], group_id);
+    if (group != NULL) Py_INCREF(group);
+    else if (PyErr_Occurred() || (group = PyObject_CallOneArg(args[3], intent)) == NULL) goto done;
+    int took = take_group(g, group);
+    if (took <= 0) {
+        if (took == 0) goto unsure;
+        goto done;
+    }
+    if (PySet_Add(args[6], row_key) < 0) goto done;
+    (*counted)++;
+    *stage = 1;
+    for (; *item < PyTuple_GET_SIZE(parts[0]); (*item)++) {
+        PyObject *tag = PyTuple_GET_ITEM(parts[0], *item);
+        int one = count_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, seen, g->values_cap,
+                            g->terms_cap);
+        if (one == 0) one = count_new_key(g, group_id, tag, seen);
+        if (one < 0) goto done;
+        if (one == 0) goto unsure;
+    }
+    for (*stage = 2; *stage <= 3; (*stage)++) {
+        PyObject *items = parts[*stage - 1];
+        *item = 0;
+        if (PyTuple_GET_SIZE(items) == 0) continue;
+        *item = mark_items(g, group_id, items, *stage == 2 ? NULL : text_key, args[7]);
+        if (*item < 0) goto done;
+        if (*item < PyTuple_GET_SIZE(items)) goto unsure;
+    }
+    result = 1;
+    goto done;
+unsure:
+    result = PyErr_Occurred() ? -1 : 0;
+done:
+    Py_XDECREF(group_id);
+    Py_XDECREF(occurrence);
+    Py_XDECREF(seen_of);
+    Py_XDECREF(row_key);
+    for (int p = 0; p < 3; p++) Py_XDECREF(parts[p]);
+    return result;
+}
+
+/* index_tags(indexed, start, groups, make_group, planned, stored_occurrences, done, known, full_tag,
+ *            values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None:
+ * plan_tags' loop over the occurrences ``indexed[start:]`` (a list): each whose occurrence row this commit
+ * writes for the first time (its (group_id, occurrence_id) a key of the dict ``planned``, the plan's
+ * Occurrences rows, and in neither the set ``stored_occurrences`` nor the set ``done``, to which it is then
+ * added) is counted and marked in its group: ``_Group.index`` of it, the group from the dict ``groups`` or
+ * else ``make_group(intent)`` (which adds it). Up to the first occurrence it leaves to Python: ``at`` is its
+ * index (len(indexed) when none), ``stage`` 0 when C did nothing of it, else 1, 2 or 3: C counted it and did
+ * it up to its tag, search tag or word ``item`` (``_Group.index`` from there); ``counted``: how many
+ * occurrences it counted. ``known``: KnownRows.rows; ``full_tag``: (FULL_KEY, FULL_VALUE); the caps
+ * TAG_VALUES_PER_KEY, TERMS_PER_GROUP and TAG_KEYS_PER_GROUP, read at each call. None when not sure of the
+ * arguments. */
+static PyObject *index_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 12) {
+        PyErr_SetString(PyExc_TypeError, "index_tags(indexed, start, groups, make_group, planned, stored_occurrences, "
+                                         "done, known, full_tag, values_cap, terms_cap, keys_cap)");
+        return NULL;
+    }
+    tag_group g = {NULL, NULL, NULL, NULL, NULL, 0, 0, 0, args[8]};
+    PyObject *indexed = args[0];
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (text_key == NULL || !PyList_CheckExact(indexed) || start < 0 || !PyDict_CheckExact(args[2]) ||
+        !PyDict_CheckExact(args[4]) || !PySet_CheckExact(args[5]) || !PySet_CheckExact(args[6]) ||
+        !PyAnySet_CheckExact(args[7]) || !exact_str_pair(g.full_tag) || !small_int(args[9], &g.values_cap) ||
+        !small_int(args[10], &g.terms_cap) || !small_int(args[11], &g.keys_cap))
+        Py_RETURN_NONE;
+    Py_ssize_t i = start, stage = 0, item = 0, counted = 0;
+    for (; i < PyList_GET_SIZE(indexed); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(indexed, i)); /* held: Python code may run */
+        int one = index_one(&g, intent, args, &stage, &item, &counted);
+        Py_DECREF(intent);
+        if (one < 0) {
+            release_group(&g);
+            return NULL;
+        }
+        if (one == 0) break;
+    }
+    release_group(&g);
+    if (i >= PyList_GET_SIZE(indexed)) stage = item = 0;
+    return Py_BuildValue("(nnnn)", i, stage, item, counted);
+}
+
 /* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
 
 static PyObject *str_intents, *str_hashes, *str_group_id, *str_tags, *str_search_tags, *str_terms;
@@ -722,6 +1037,9 @@ static PyMethodDef methods[] = {
      "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix)."},
+    {"index_tags", (PyCFunction)(void (*)(void))index_tags, METH_FASTCALL,
+     "index_tags(indexed, start, groups, make_group, planned, stored_occurrences, done, known, full_tag, "
+     "values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -133,6 +133,7 @@ class KnownRows:
 
 
 _NOTHING_KNOWN = KnownRows(0)
+_FULL_TAG = (FULL_KEY, FULL_VALUE)
 _NO_WORDS = KnownWords(0)
 
 
@@ -210,6 +211,7 @@ class _Group:
         "project_id",
         "stored",
         "stored_keys",
+        "stored_values",
         "tag_keys",
         "values",
     )
@@ -219,6 +221,7 @@ class _Group:
         self.organization_id = intent.organization_id
         self.project_id = intent.project_id
         self.stored = stored  # None: the group did not exist before this commit, nothing is stored
+        self.stored_values = None if stored is None else stored.values
         # StoredTags.keys when the group's key rows were read, else None (for the C loops: see _key)
         self.stored_keys = None if stored is None or self.group_id not in stored.key_groups else stored.keys
         self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
@@ -283,14 +286,31 @@ class _Group:
         else:
             key_row[1] += 1
 
-    def count_all(self, tags: tuple[tuple[str, str], ...], seen: int) -> None:
-        """``count`` of each of ``tags``: in C (``_planning.count_tags``) up to a tag it leaves to ``count``."""
+    def index(
+        self, intent: intents.IndexOccurrence, known: set[tuple[int, str, str]], stage: int = 1, item: int = 0
+    ) -> None:
+        """One occurrence counted (its tags) and marked (its search tags and words not in ``known``, the rows
+        known stored), from item ``item`` of ``stage`` (1 its tags, 2 its search tags, 3 its words) on: where
+        ``_planning.index_tags`` left it."""
+        if stage == 1:
+            self.count_all(intent.tags, intent.seen, item)
+            item = 0
+        if stage <= 2:
+            if intent.search_tags:
+                self.mark_all(None, intent.search_tags, known, item)
+            item = 0
+        if intent.terms:
+            self.mark_all(TEXT_KEY, intent.terms, known, item)
+
+    def count_all(self, tags: tuple[tuple[str, str], ...], seen: int, start: int = 0) -> None:
+        """``count`` of each of ``tags[start:]``: in C (``_planning.count_tags``) up to a tag it leaves to
+        ``count``."""
         if _native is None:
-            for key, value in tags:
+            for key, value in tags[start:]:
                 self.count(key, value, seen)
             return
-        stored = None if self.stored is None else self.stored.values
-        start, end = 0, len(tags)
+        stored = self.stored_values
+        end = len(tags)
         while start < end:
             done = _native.count_tags(
                 self.values,
@@ -332,12 +352,14 @@ class _Group:
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
 
-    def mark_all(self, key: str | None, items: tuple, known: set[tuple[int, str, str]]) -> None:
-        """``mark`` of each of ``items`` whose row is not in ``known`` (rows known stored): ``(key, value)``
-        pairs when ``key`` is None, else values of ``key``. In C (``_planning.mark_tags``, which also does the
-        lookups in ``known``) up to an item it leaves to ``_mark_unknown``."""
-        stored = None if self.stored is None else self.stored.values
-        start, end = 0, len(items)
+    def mark_all(
+        self, key: str | None, items: tuple, known: set[tuple[int, str, str]], start: int = 0
+    ) -> None:
+        """``mark`` of each of ``items[start:]`` whose row is not in ``known`` (rows known stored): ``(key,
+        value)`` pairs when ``key`` is None, else values of ``key``. In C (``_planning.mark_tags``, which also
+        does the lookups in ``known``) up to an item it leaves to ``_mark_unknown``."""
+        stored = self.stored_values
+        end = len(items)
         while start < end:
             done = (
                 None
@@ -435,17 +457,19 @@ def _unknown(known: set, head: tuple, items: tuple, pairs: bool) -> list | None:
     return None if _native is None else _native.missing(known, head, items, pairs)
 
 
-def _first_writes(
-    indexed: Sequence[intents.IndexOccurrence], plan: CommitPlan, stored_occurrences: set[tuple[int, str]]
-) -> Iterable[intents.IndexOccurrence]:
-    """The intents whose occurrence row this commit writes for the first time, once each."""
-    planned = plan.upserts.get("Occurrences", {})
-    done: set[tuple[int, str]] = set()
-    for intent in indexed:
-        row_key = (intent.group_id, intent.occurrence_id)
-        if row_key in planned and row_key not in stored_occurrences and row_key not in done:
-            done.add(row_key)
-            yield intent
+def _first_write(
+    intent: intents.IndexOccurrence,
+    planned: dict,
+    stored_occurrences: set[tuple[int, str]],
+    done: set[tuple[int, str]],
+) -> bool:
+    """Whether this commit writes ``intent``'s occurrence row (a key of ``planned``, its Occurrences rows) for
+    the first time, and not for an intent in ``done`` (to which it is added)."""
+    row_key = (intent.group_id, intent.occurrence_id)
+    if row_key in planned and row_key not in stored_occurrences and row_key not in done:
+        done.add(row_key)
+        return True
+    return False
 
 
 def plan_tags(
@@ -466,21 +490,51 @@ def plan_tags(
     result = TagPlan()
     known_rows = known.rows
     groups: dict[int, _Group] = {}
-    for intent in _first_writes(indexed, plan, stored.occurrences):
+
+    def make_group(intent: intents.IndexOccurrence) -> _Group:
         group_id = intent.group_id
-        group = groups.get(group_id)
-        if group is None:
-            group = groups[group_id] = _Group(
-                intent,
-                stored if group_id in existing_groups else None,
-                (group_id, FULL_KEY, FULL_VALUE) in known_rows,
+        group = groups[group_id] = _Group(
+            intent,
+            stored if group_id in existing_groups else None,
+            (group_id, FULL_KEY, FULL_VALUE) in known_rows,
+        )
+        return group
+
+    planned = plan.upserts.get("Occurrences", {})
+    done: set[tuple[int, str]] = set()
+    native, start, end = _native, 0, len(indexed)
+    while start < end:
+        # in C (``_planning.index_tags``) up to an occurrence it leaves (stage 0) or leaves partly done
+        at, stage, item = start, 0, 0
+        if native is not None:
+            answer = native.index_tags(
+                indexed,
+                start,
+                groups,
+                make_group,
+                planned,
+                stored.occurrences,
+                done,
+                known_rows,
+                _FULL_TAG,
+                TAG_VALUES_PER_KEY,
+                TERMS_PER_GROUP,
+                TAG_KEYS_PER_GROUP,
             )
-        result.counted += 1
-        group.count_all(intent.tags, intent.seen)
-        if intent.search_tags:
-            group.mark_all(None, intent.search_tags, known_rows)
-        if intent.terms:
-            group.mark_all(TEXT_KEY, intent.terms, known_rows)
+            if answer is None:  # not sure of the arguments: all in Python
+                native = None
+            else:
+                at, stage, item, counted = answer
+                result.counted += counted
+                if at == end:
+                    break
+        intent = indexed[at]
+        if stage:
+            groups[intent.group_id].index(intent, known_rows, stage, item)
+        elif _first_write(intent, planned, stored.occurrences, done):
+            result.counted += 1
+            (groups.get(intent.group_id) or make_group(intent)).index(intent, known_rows)
+        start = at + 1
     times: dict[int, str] = {}
     for group in groups.values():
         group.write(plan, times, result)
