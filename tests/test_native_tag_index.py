@@ -1,7 +1,8 @@
-"""``_planning.index_tags`` (the loop of ``tag_writer.plan_tags`` in C) plans what the Python loop plans.
+"""``_planning.index_tags`` and ``plan_words`` (the loops of ``tag_writer.plan_tags`` in C) plan what the
+Python loops plan.
 
-It counts and marks a commit's occurrences up to one it leaves to Python, wholly or from an item on; the
-plan is the same whatever it leaves: compared here on generated commits (groups stored or new, rows read
+They count and mark a commit's occurrences, and plan their words, up to one they leave to Python (wholly,
+or from an item on); the plan is the same whatever they leave: compared here on generated commits (groups stored or new, rows read
 or known stored, caps small enough to be reached, and odd types), with the extension and without.
 """
 
@@ -48,7 +49,7 @@ def _rarely(usual: st.SearchStrategy, odd: st.SearchStrategy) -> st.SearchStrate
 _INTENT = st.builds(
     intents.IndexOccurrence,
     group_id=_rarely(_GROUPS, st.sampled_from([True, 2**70])),
-    organization_id=st.just(1),
+    organization_id=_rarely(st.sampled_from([1, 2]), st.sampled_from([True, 2**70])),
     project_id=st.just(2),
     occurrence_id=_rarely(st.sampled_from(["o1", "o2", "o3", "o4"]), st.sampled_from([5, 1.5])),
     seen=_rarely(_SMALL, st.sampled_from([2**70, None])),
@@ -94,7 +95,8 @@ def _commits(draw: Any) -> tuple:
             st.sampled_from([1, 2, 1000]), st.sampled_from([1, 2, 256]), st.sampled_from([0, 1, 2, 100])
         )
     )
-    return indexed, planned, existing, stored, known, caps
+    words = draw(st.sets(st.tuples(st.sampled_from([1, 2]), _WORDS)))
+    return indexed, planned, existing, stored, known, words, caps
 
 
 @contextmanager
@@ -113,16 +115,18 @@ def _caps(values: int, terms: int, keys: int) -> Iterator[None]:
 
 def _plan(commit: tuple, use_c: bool) -> Any:
     """plan_tags of ``commit`` (deep copies), with or without the extension: its plan, or its error's type."""
-    indexed, planned, existing, stored, known_rows, caps = copy.deepcopy(commit)
+    indexed, planned, existing, stored, known_rows, known_words, caps = copy.deepcopy(commit)
     plan = CommitPlan()
     plan.upserts["Occurrences"] = planned
     known = tag_writer.KnownRows()
     known.rows = known_rows
+    words = KnownWords()
+    words.words = known_words
     saved = tag_writer._native
     tag_writer._native = saved if use_c else None
     try:
         with _caps(*caps):
-            result = tag_writer.plan_tags([], plan, existing, stored, known, indexed, KnownWords())
+            result = tag_writer.plan_tags([], plan, existing, stored, known, indexed, words)
     except Exception as error:
         return type(error)
     finally:
@@ -192,7 +196,7 @@ def _maker(groups: dict, stored: tag_writer.StoredTags) -> Any:
 
 
 @needs_native
-def test_index_tags_leaks_nothing() -> None:
+def test_index_tags_and_plan_words_leak_nothing() -> None:
     stored = tag_writer.StoredTags(
         values={(8, "a", "1"): (4, 1, 9)}, keys={(8, "a"): (1, 0), (8, TEXT_KEY): (256, 0)}, key_groups={8}
     )
@@ -216,15 +220,33 @@ def test_index_tags_leaks_nothing() -> None:
                 256,
                 100,
             )
+            native.plan_words(indexed, 0, {(1, "w1")}, {}, "OrgWords", ("OrganizationId", "Word"), [])
         with pytest.raises(ZeroDivisionError):  # make_group raising
             native.index_tags(_LEAK_CASES[0], 0, {}, lambda intent: 1 / 0, {(7, "o1"): None}, set(), set(), set(),
                               (FULL_KEY, FULL_VALUE), 1000, 256, 100)  # fmt: skip
 
     for _ in range(200):
         once()
+    assert native.plan_words([], 0, set(), {"OrgWords": []}, "OrgWords", (), []) is None  # not a dict
     gc.collect()
     before = sys.getallocatedblocks()
     for _ in range(5000):
         once()
     gc.collect()
     assert sys.getallocatedblocks() - before < 250
+
+
+@needs_native
+def test_usual_words_are_planned_wholly_in_c() -> None:
+    indexed = [
+        intents.IndexOccurrence(7, 1, 2, "o1", 5, (), (), ("w1", "w2", "w1")),
+        intents.IndexOccurrence(8, 3, 2, "o1", 5, (), (), ("w1",)),
+    ]
+    upserts: dict = {"Occurrences": {}}
+    words: list = []
+    assert native.plan_words(indexed, 0, {(1, "w2")}, upserts, "OrgWords", ("O", "W"), words) == 2
+    assert words == [(1, "w1"), (3, "w1")]
+    assert upserts["OrgWords"] == {word: (("O", "W"), word) for word in words}
+    upserts = {}
+    assert native.plan_words(indexed, 0, {(1, "w1"), (1, "w2"), (3, "w1")}, upserts, "OrgWords", (), []) == 2
+    assert upserts == {}  # no word to write: no table

@@ -129,6 +129,27 @@ static int put_new(PyObject *dict, PyObject *key, PyObject *made) {
     return failed ? -1 : 0;
 }
 
+/* A new list of the ``n`` new references ``items`` (stolen, also on error; a NULL one is an error). */
+static PyObject *list_of(Py_ssize_t n, PyObject *items[]) {
+    PyObject *list = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL) goto fail;
+    if ((list = PyList_New(n)) == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, items[i]);
+    return list;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* A row as tag_writer makes it: the items of the tuple ``found`` (a stored row) and ``state``. */
+static PyObject *stored_row(PyObject *found, Py_ssize_t n, long state) {
+    PyObject *items[4];
+    for (Py_ssize_t i = 0; i < n; i++) items[i] = Py_NewRef(PyTuple_GET_ITEM(found, i));
+    items[n] = PyLong_FromLong(state);
+    return list_of(n + 1, items);
+}
+
 /* The key row of ``key`` (an exact str) as ``_Group._key`` finds or makes it, when that needs no Python: in
  * ``keys`` (*made 0), else made (*made 1: [*stored, STORED] from ``stored_keys[(group_id, key)]``, or
  * [0, 0, NEW] for a search key not stored), which the caller puts in ``keys`` (keep_key_row) once it is sure
@@ -152,13 +173,13 @@ static PyObject *key_row_of(PyObject *keys, PyObject *stored, PyObject *stored_k
         if (found != NULL) {
             long long r[2];
             if (!small_ints(found, 1, 2, r) || r[0] == LLONG_MAX || r[1] == LLONG_MAX) return NULL;
-            made = Py_BuildValue("[OOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1), STORED);
+            made = stored_row(found, 2, STORED);
         }
     }
     if (made == NULL) {
         Py_ssize_t search = PyUnicode_Tailmatch(key, search_prefix, 0, PY_SSIZE_T_MAX, -1);
         if (search <= 0) return NULL; /* an error, or a tag key new to its group */
-        made = Py_BuildValue("[iii]", 0, 0, NEW);
+        made = list_of(3, (PyObject *[]){PyLong_FromLong(0), PyLong_FromLong(0), PyLong_FromLong(NEW)});
     }
     return made;
 }
@@ -181,7 +202,9 @@ static int count_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
     if (k[0] < cap) {
         if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
-        return put_new(values, tag, Py_BuildValue("[iLLi]", 1, seen, seen, NEW)) < 0 ? -1 : 1;
+        PyObject *items[4] = {PyLong_FromLong(1), PyLong_FromLongLong(seen), PyLong_FromLongLong(seen),
+                              PyLong_FromLong(NEW)};
+        return put_new(values, tag, list_of(4, items)) < 0 ? -1 : 1;
     }
     return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
 }
@@ -206,8 +229,7 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *stored_keys, 
             if (found == NULL && PyErr_Occurred()) return -1;
             if (found != NULL) { /* [*stored, _STORED], when the stored row is three small ints */
                 if (!small_ints(found, 1, 3, r) || r[0] == LLONG_MAX) return 0;
-                PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
-                                               PyTuple_GET_ITEM(found, 2), STORED);
+                PyObject *made = stored_row(found, 3, STORED);
                 if (put_new(values, tag, made) < 0) return -1;
                 row = made; /* borrowed: the dict holds it */
                 r[3] = STORED;
@@ -283,7 +305,8 @@ static int mark_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *k
     if (full) return 1;
     if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
-    return put_new(values, tag, Py_BuildValue("[OOOi]", Py_None, Py_None, Py_None, NEW)) < 0 ? -1 : 1;
+    PyObject *items[4] = {Py_NewRef(Py_None), Py_NewRef(Py_None), Py_NewRef(Py_None), PyLong_FromLong(NEW)};
+    return put_new(values, tag, list_of(4, items)) < 0 ? -1 : 1;
 }
 
 /* One item marked as ``_Group.mark`` marks it, when its rows are at hand: 1 done, 0 not sure (nothing
@@ -301,8 +324,7 @@ static int mark_one(PyObject *values, PyObject *stored, PyObject *stored_keys, P
         if (found == NULL && PyErr_Occurred()) return -1;
         if (found != NULL) { /* [*stored, _STORED]: the row is stored, nothing to mark */
             if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
-            PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
-                                           PyTuple_GET_ITEM(found, 2), STORED);
+            PyObject *made = stored_row(found, 3, STORED);
             return put_new(values, tag, made) < 0 ? -1 : 1;
         }
     }
@@ -459,18 +481,19 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
 
 static PyObject *str_occurrence_id, *str_seen, *str_values, *str_keys, *str_stored_values, *str_stored_keys,
     *str_tag_keys, *str_full_marked, *str_stored_tag_keys, *str_index_group_id, *str_index_tags,
-    *str_index_search_tags, *str_index_terms;
+    *str_index_search_tags, *str_index_terms, *str_organization_id;
 
 /* The attribute names index_tags reads, interned at its first call; -1 on error. */
 static int index_names(void) {
-    if (str_index_terms != NULL) return 0;
-    PyObject **names[13] = {&str_occurrence_id, &str_seen,       &str_values,          &str_keys,
-                            &str_stored_values, &str_stored_keys, &str_tag_keys,       &str_full_marked,
-                            &str_stored_tag_keys, &str_index_group_id, &str_index_tags, &str_index_search_tags,
-                            &str_index_terms};
-    const char *text[13] = {"occurrence_id", "seen", "values", "keys", "stored_values", "stored_keys", "tag_keys",
-                            "full_marked", "_stored_tag_keys", "group_id", "tags", "search_tags", "terms"};
-    for (int i = 0; i < 13; i++)
+    if (str_index_terms != NULL) return 0; /* interned last */
+    PyObject **names[14] = {&str_organization_id, &str_occurrence_id,   &str_seen,           &str_values,
+                            &str_keys,            &str_stored_values,   &str_stored_keys,    &str_tag_keys,
+                            &str_full_marked,     &str_stored_tag_keys, &str_index_group_id, &str_index_tags,
+                            &str_index_search_tags, &str_index_terms};
+    const char *text[14] = {"organization_id", "occurrence_id",    "seen",     "values", "keys",
+                            "stored_values",   "stored_keys",      "tag_keys", "full_marked",
+                            "_stored_tag_keys", "group_id",        "tags",     "search_tags", "terms"};
+    for (int i = 0; i < 14; i++)
         if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(text[i])) == NULL) return -1;
     return 0;
 }
@@ -574,7 +597,9 @@ static int count_new_key(tag_group *g, PyObject *group_id, PyObject *tag, long l
     if ((count = PyLong_FromLongLong(tag_keys + 1)) == NULL) return -1;
     int failed = PyObject_SetAttr(g->group, str_tag_keys, count);
     Py_DECREF(count);
-    if (failed < 0 || put_new(g->keys, key, Py_BuildValue("[iii]", 0, 0, NEW)) < 0) return -1;
+    if (failed < 0) return -1;
+    PyObject *items[3] = {PyLong_FromLong(0), PyLong_FromLong(0), PyLong_FromLong(NEW)};
+    if (put_new(g->keys, key, list_of(3, items)) < 0) return -1;
     return count_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, seen, g->values_cap, g->terms_cap);
 }
 
@@ -768,6 +793,75 @@ static PyObject *index_tags(PyObject *module, PyObject *const *args, Py_ssize_t 
     release_group(&g);
     if (i >= PyList_GET_SIZE(indexed)) stage = item = 0;
     return Py_BuildValue("(nnnn)", i, stage, item, counted);
+}
+
+/* The vocabulary rows of one occurrence's words (plan_words' ``args``): 1 done, 0 left to Python (nothing
+ * changed), -1 error. */
+static int words_of(PyObject *intent, PyObject *const *args, PyObject **planned) {
+    PyObject *organization_id = field_of(intent, str_organization_id), *terms = NULL;
+    int result = 0;
+    if (organization_id == NULL || (terms = field_of(intent, str_index_terms)) == NULL) goto done;
+    if (!PyLong_CheckExact(organization_id) || !PyTuple_CheckExact(terms)) goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(terms, i))) goto done;
+    result = -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++) {
+        PyObject *word = PyTuple_Pack(2, organization_id, PyTuple_GET_ITEM(terms, i));
+        if (word == NULL) goto done;
+        int in = PySet_Contains(args[2], word);
+        if (in == 0 && *planned == NULL) { /* the table's rows, made at the first word to write */
+            if ((*planned = PyDict_New()) == NULL || PyDict_SetItem(args[3], args[4], *planned) < 0) in = -1;
+        }
+        if (in == 0) in = PyDict_Contains(*planned, word);
+        if (in == 0) {
+            PyObject *row = PyTuple_Pack(2, args[5], word);
+            in = row == NULL || PyDict_SetItem(*planned, word, row) < 0 || PyList_Append(args[6], word) < 0 ? -1 : 1;
+            Py_XDECREF(row);
+        }
+        Py_DECREF(word);
+        if (in < 0) goto done;
+    }
+    result = 1;
+done:
+    Py_XDECREF(organization_id);
+    Py_XDECREF(terms);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* plan_words(indexed, start, known, upserts, table, columns, words) -> int | None: tag_writer._plan_words for
+ * the occurrences ``indexed[start:]`` (a list): each of their words (organization_id, term) not in the set
+ * ``known`` planned in ``upserts[table]`` (made at the first) as ``(columns, word)`` unless planned already,
+ * and appended to the list ``words``. Up to the first occurrence it leaves to Python (odd types): returns its
+ * index (len(indexed) when none). None when not sure of the arguments. */
+static PyObject *plan_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "plan_words(indexed, start, known, upserts, table, columns, words)");
+        return NULL;
+    }
+    PyObject *indexed = args[0], *planned;
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (!PyList_CheckExact(indexed) || start < 0 || !PyAnySet_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyUnicode_CheckExact(args[4]) || !PyList_CheckExact(args[6]))
+        Py_RETURN_NONE;
+    planned = PyDict_GetItemWithError(args[3], args[4]);
+    if (planned == NULL && PyErr_Occurred()) return NULL;
+    if (planned != NULL && !PyDict_CheckExact(planned)) Py_RETURN_NONE;
+    Py_XINCREF(planned);
+    Py_ssize_t i = start;
+    for (; i < PyList_GET_SIZE(indexed); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(indexed, i));
+        int one = words_of(intent, args, &planned);
+        Py_DECREF(intent);
+        if (one < 0) {
+            Py_XDECREF(planned);
+            return NULL;
+        }
+        if (one == 0) break;
+    }
+    Py_XDECREF(planned);
+    return PyLong_FromSsize_t(i);
 }
 
 /* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
@@ -1040,6 +1134,8 @@ static PyMethodDef methods[] = {
     {"index_tags", (PyCFunction)(void (*)(void))index_tags, METH_FASTCALL,
      "index_tags(indexed, start, groups, make_group, planned, stored_occurrences, done, known, full_tag, "
      "values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None."},
+    {"plan_words", (PyCFunction)(void (*)(void))plan_words, METH_FASTCALL,
+     "plan_words(indexed, start, known, upserts, table, columns, words) -> int | None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -549,20 +549,36 @@ def _plan_words(
     not its group keeps the word (past ``TERMS_PER_GROUP``), is deleted in the same commit, or has the
     occurrence stored already: the words of all attached occurrences, the same set whatever the commits'
     boundaries (a group deleted in the commit that attaches its occurrence leaves its words as one deleted
-    later does). Words in ``known`` are stored already."""
-    planned = None
-    for intent in indexed:
-        organization_id = intent.organization_id
-        terms = _unknown(known, (organization_id,), intent.terms, False)
-        if terms is None:
-            terms = [term for term in intent.terms if (organization_id, term) not in known]
-        for term in terms:
-            word = (organization_id, term)
-            if planned is None:
-                planned = plan.upserts.setdefault(org_words.TABLE, {})
-            if word not in planned:
-                planned[word] = (org_words.COLUMNS, word)
-                result.words.append(word)
+    later does). Words in ``known`` are stored already. In C (``_planning.plan_words``) up to an occurrence
+    it leaves to ``_words_of``."""
+    start, end = 0, len(indexed)
+    while start < end:
+        at = None
+        if _native is not None:
+            at = _native.plan_words(
+                indexed, start, known, plan.upserts, org_words.TABLE, org_words.COLUMNS, result.words
+            )
+        if at is None:  # not sure of the arguments: all of the rest in Python
+            for intent in indexed[start:]:
+                _words_of(plan, intent, known, result)
+            return
+        if at < end:
+            _words_of(plan, indexed[at], known, result)
+        start = at + 1
+
+
+def _words_of(plan: CommitPlan, intent: intents.IndexOccurrence, known: set, result: TagPlan) -> None:
+    """``_plan_words`` of one occurrence."""
+    organization_id = intent.organization_id
+    terms = _unknown(known, (organization_id,), intent.terms, False)
+    if terms is None:
+        terms = [term for term in intent.terms if (organization_id, term) not in known]
+    for term in terms:
+        word = (organization_id, term)
+        planned = plan.upserts.setdefault(org_words.TABLE, {})
+        if word not in planned:
+            planned[word] = (org_words.COLUMNS, word)
+            result.words.append(word)
 
 
 def read_stored(
