@@ -196,7 +196,7 @@ def _maker(groups: dict, stored: tag_writer.StoredTags) -> Any:
 
 
 @needs_native
-def test_index_tags_and_plan_words_leak_nothing() -> None:
+def test_the_loops_in_c_leak_nothing() -> None:
     stored = tag_writer.StoredTags(
         values={(8, "a", "1"): (4, 1, 9)}, keys={(8, "a"): (1, 0), (8, TEXT_KEY): (256, 0)}, key_groups={8}
     )
@@ -221,6 +221,13 @@ def test_index_tags_and_plan_words_leak_nothing() -> None:
                 100,
             )
             native.plan_words(indexed, 0, {(1, "w1")}, {}, "OrgWords", ("OrganizationId", "Word"), [])
+        for keys in ({"a": [1, 0, 3], "b": [2, 1, 1], "c": [1, 0, 0]}, {"a": [1, 0, 3], "b": [1, 0]}):
+            native.write_keys(keys, 7, 1, 2, {}, set(), ("N",), ("U",))
+        for stored_keys in (
+            {(7, "a"): (1, 0), (7, "@s"): (1, 0), (8, "a"): (1, 0)},
+            {(7, "a"): 1, (7, 5): 1},
+        ):
+            native.count_tag_keys(stored_keys)
         with pytest.raises(ZeroDivisionError):  # make_group raising
             native.index_tags(_LEAK_CASES[0], 0, {}, lambda intent: 1 / 0, {(7, "o1"): None}, set(), set(), set(),
                               (FULL_KEY, FULL_VALUE), 1000, 256, 100)  # fmt: skip
@@ -250,3 +257,42 @@ def test_usual_words_are_planned_wholly_in_c() -> None:
     upserts = {}
     assert native.plan_words(indexed, 0, {(1, "w1"), (1, "w2"), (3, "w1")}, upserts, "OrgWords", (), []) == 2
     assert upserts == {}  # no word to write: no table
+
+
+@needs_native
+def test_key_rows_are_written_in_c_as_in_python() -> None:
+    keys = {"a": [1, 0, tag_writer._NEW], "b": [2, 1, tag_writer._COUNTED], "c": [1, 0, tag_writer._STORED]}
+    planned: dict = {}
+    updated: set = set()
+    assert native.write_keys(keys, 7, 1, 2, planned, updated, ("N",), ("U",))
+    assert planned == {(7, "a"): (("N",), (7, "a", 1, 2, 1, 0)), (7, "b"): (("U",), (7, "b", 2, 1))}
+    assert updated == {(7, "b")}
+    assert not native.write_keys({"a": [1, 0, 3], "b": [1, 0, True]}, 7, 1, 2, planned := {}, set(), (), ())
+    assert planned == {}
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.dictionaries(
+        _mostly(st.tuples(_GROUPS, _KEYS | _SEARCH_KEYS), st.tuples(_ODD, _KEYS) | st.tuples(_GROUPS, _ODD)),
+        st.just((1, 0)),
+        max_size=8,
+    )
+)
+def test_stored_tag_keys_are_counted_in_c_as_in_python(keys) -> None:
+    in_c = tag_writer.StoredTags(keys=keys)
+    in_python = tag_writer.StoredTags(keys=keys)
+    saved = tag_writer._native
+    tag_writer._native = None
+    try:
+        expected: Any = [in_python.tag_key_count(group) for group in (7, 8, 9)]
+    except Exception as error:
+        expected = type(error)
+    finally:
+        tag_writer._native = saved
+    try:
+        answer: Any = [in_c.tag_key_count(group) for group in (7, 8, 9)]
+    except Exception as error:
+        answer = type(error)
+    assert answer == expected

@@ -864,6 +864,79 @@ static PyObject *plan_words(PyObject *module, PyObject *const *args, Py_ssize_t 
     return PyLong_FromSsize_t(i);
 }
 
+/* write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns) -> bool:
+ * the key rows part of ``_Group.write``: every row of ``keys`` (key -> [values seen, other count, state])
+ * this commit changed planned in ``planned`` (GroupTagKeys: row key -> (columns, values)), a new one with
+ * ``new_columns``, the others with ``update_columns`` and added to ``updated``. False, having changed
+ * nothing, when a row is not as tag_writer makes them. */
+static PyObject *write_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "write_keys(keys, group_id, organization_id, project_id, planned, updated, "
+                                         "new_columns, update_columns)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *group_id = args[1], *planned = args[4], *updated = args[5];
+    if (!PyDict_CheckExact(keys) || !plain(group_id) || !PyDict_CheckExact(planned) || !PySet_CheckExact(updated) ||
+        !PyTuple_CheckExact(args[6]) || !PyTuple_CheckExact(args[7]))
+        Py_RETURN_FALSE;
+    Py_ssize_t pos = 0;
+    PyObject *key, *row;
+    long long state;
+    while (PyDict_Next(keys, &pos, &key, &row)) {
+        if (!plain(key) || !PyList_CheckExact(row) || PyList_GET_SIZE(row) != 3 ||
+            !small_int(PyList_GET_ITEM(row, 2), &state) || state < STORED || state > NEW)
+            Py_RETURN_FALSE;
+    }
+    pos = 0;
+    while (PyDict_Next(keys, &pos, &key, &row)) { /* no Python code runs below: the rows stay as checked */
+        state = PyLong_AsLongLong(PyList_GET_ITEM(row, 2));
+        if (state == STORED) continue;
+        PyObject *seen = PyList_GET_ITEM(row, 0), *other = PyList_GET_ITEM(row, 1), *cells;
+        PyObject *row_key = PyTuple_Pack(2, group_id, key);
+        if (row_key == NULL) return NULL;
+        if (state == NEW)
+            cells = PyTuple_Pack(6, group_id, key, args[2], args[3], seen, other);
+        else
+            cells = PyTuple_Pack(4, group_id, key, seen, other);
+        int failed = cells == NULL ||
+                     put_new(planned, row_key, PyTuple_Pack(2, args[state == NEW ? 6 : 7], cells)) < 0 ||
+                     (state != NEW && PySet_Add(updated, row_key) < 0);
+        Py_XDECREF(cells);
+        Py_DECREF(row_key);
+        if (failed) return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* count_tag_keys(keys) -> dict | None: StoredTags.tag_key_count's pass: of the dict ``keys`` ((group_id, key)
+ * -> row), how many keys not starting with SEARCH_PREFIX each group has. None when a key is not (exact int
+ * or str, exact str). */
+static PyObject *count_tag_keys(PyObject *module, PyObject *keys) {
+    if (search_prefix == NULL || !PyDict_CheckExact(keys)) Py_RETURN_NONE;
+    PyObject *counts = PyDict_New(), *row_key, *row;
+    if (counts == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(keys, &pos, &row_key, &row)) {
+        if (!PyTuple_CheckExact(row_key) || PyTuple_GET_SIZE(row_key) != 2 || !plain(PyTuple_GET_ITEM(row_key, 0)) ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(row_key, 1))) {
+            Py_DECREF(counts);
+            Py_RETURN_NONE;
+        }
+        PyObject *group_id = PyTuple_GET_ITEM(row_key, 0);
+        Py_ssize_t search = PyUnicode_Tailmatch(PyTuple_GET_ITEM(row_key, 1), search_prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (search < 0) goto fail;
+        if (search) continue;
+        PyObject *count = PyDict_GetItemWithError(counts, group_id);
+        if (count == NULL && PyErr_Occurred()) goto fail;
+        if (put_new(counts, group_id, PyLong_FromSsize_t(count == NULL ? 1 : PyLong_AsSsize_t(count) + 1)) < 0)
+            goto fail;
+    }
+    return counts;
+fail:
+    Py_DECREF(counts);
+    return NULL;
+}
+
 /* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
 
 static PyObject *str_intents, *str_hashes, *str_group_id, *str_tags, *str_search_tags, *str_terms;
@@ -1136,6 +1209,9 @@ static PyMethodDef methods[] = {
      "values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None."},
     {"plan_words", (PyCFunction)(void (*)(void))plan_words, METH_FASTCALL,
      "plan_words(indexed, start, known, upserts, table, columns, words) -> int | None."},
+    {"write_keys", (PyCFunction)(void (*)(void))write_keys, METH_FASTCALL,
+     "write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns)."},
+    {"count_tag_keys", (PyCFunction)count_tag_keys, METH_O, "count_tag_keys(keys) -> dict | None."},
     {NULL, NULL, 0, NULL},
 };
 

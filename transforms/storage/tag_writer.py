@@ -100,6 +100,8 @@ class StoredTags:
         the first call, in one pass over ``keys`` (which holds the whole key range of each of
         ``key_groups``), not once per group."""
         counts = self._tag_keys
+        if counts is None and _native is not None:
+            counts = self._tag_keys = _native.count_tag_keys(self.keys)  # None when C is not sure
         if counts is None:
             counts = self._tag_keys = {}
             for gid, key in self.keys:
@@ -437,6 +439,17 @@ class _Group:
             return
         planned = plan.upserts.setdefault(KEYS, {})
         updated = plan.updates.setdefault(KEYS, set())
+        if _native is not None and _native.write_keys(
+            self.keys,
+            group_id,
+            organization_id,
+            project_id,
+            planned,
+            updated,
+            rows.TAG_KEY_COLUMNS,
+            rows.TAG_KEY_UPDATE_COLUMNS,
+        ):
+            return  # written in C
         for key, (values_seen, other, state) in self.keys.items():
             if state == _STORED:
                 continue
