@@ -221,6 +221,7 @@ def test_the_loops_in_c_leak_nothing() -> None:
                 100,
             )
             native.plan_words(indexed, 0, {(1, "w1")}, {}, "OrgWords", ("OrganizationId", "Word"), [])
+            native.value_keys(indexed, 0, {(8, "o1")}, {(7, "@s", "1")}, set())
         for keys in ({"a": [1, 0, 3], "b": [2, 1, 1], "c": [1, 0, 0]}, {"a": [1, 0, 3], "b": [1, 0]}):
             native.write_keys(keys, 7, 1, 2, {}, set(), ("N",), ("U",))
         for stored_keys in (
@@ -296,3 +297,42 @@ def test_stored_tag_keys_are_counted_in_c_as_in_python(keys) -> None:
     except Exception as error:
         answer = type(error)
     assert answer == expected
+
+
+class _Reads:
+    """A transaction answering the Occurrences rows of ``stored`` and recording every key asked for."""
+
+    def __init__(self, stored: set) -> None:
+        self.stored = stored
+        self.asked: list = []
+
+    def read(self, table: str, columns: Any, keyset: Any) -> list:
+        keys = [tuple(key) for key in keyset.keys]
+        self.asked.append((table, keys, [key_range.start_closed for key_range in keyset.ranges]))
+        return [list(key) for key in keys if table == "Occurrences" and key in self.stored]
+
+
+def _reads(commit: tuple, use_c: bool) -> Any:
+    """What read_stored asks for ``commit``, with or without the extension (or its error's type)."""
+    indexed, planned, existing, stored, known_rows, _words, _caps = copy.deepcopy(commit)
+    plan = CommitPlan()
+    plan.upserts["Occurrences"] = planned
+    known = tag_writer.KnownRows()
+    known.rows = known_rows
+    reads = _Reads(stored.occurrences)
+    saved = tag_writer._native
+    tag_writer._native = saved if use_c else None
+    try:
+        tag_writer.read_stored(reads, indexed, plan, existing, known)
+    except Exception as error:
+        return type(error)
+    finally:
+        tag_writer._native = saved
+    return reads.asked
+
+
+@needs_native
+@settings(max_examples=800, deadline=None)
+@given(commit=_commits())
+def test_the_rows_read_are_chosen_in_c_as_in_python(commit) -> None:
+    assert _reads(commit, True) == _reads(commit, False)

@@ -937,6 +937,88 @@ fail:
     return NULL;
 }
 
+/* Whether ``items`` is an exact tuple of exact 2-tuples (``pairs``) of plain items, or of plain items. */
+static int plain_items(PyObject *items, int pairs) {
+    if (!PyTuple_CheckExact(items)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2 && plain_tuple(item)) : !plain(item))
+            return 0;
+    }
+    return 1;
+}
+
+/* The value row keys of one occurrence (value_keys' ``args``): 1 done, 0 left to Python (nothing changed), -1
+ * error. */
+static int value_keys_of(PyObject *intent, PyObject *const *args) {
+    PyObject *group_id = field_of(intent, str_index_group_id), *occurrence = NULL, *row_key = NULL;
+    PyObject *parts[3] = {NULL, NULL, NULL}, *names[3] = {str_index_tags, str_index_search_tags, str_index_terms};
+    int result = 0;
+    if (group_id == NULL || (occurrence = field_of(intent, str_occurrence_id)) == NULL) goto done;
+    for (int p = 0; p < 3; p++)
+        if ((parts[p] = field_of(intent, names[p])) == NULL || !plain_items(parts[p], p < 2)) goto done;
+    if (!PyLong_CheckExact(group_id) || !plain(occurrence)) goto done;
+    result = -1;
+    if ((row_key = PyTuple_Pack(2, group_id, occurrence)) == NULL) goto done;
+    int in = PySet_Contains(args[2], row_key);
+    if (in != 0) {
+        result = in < 0 ? -1 : 1; /* stored: its tags are not counted again */
+        goto done;
+    }
+    for (int p = 0; p < 3; p++) {
+        PyObject *head = p < 2 ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, text_key);
+        if (head == NULL) goto done;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts[p]) && in == 0; i++) {
+            PyObject *full = joined(head, PyTuple_GET_ITEM(parts[p], i), p < 2); /* plain: never NULL unsure */
+            if (full == NULL) {
+                in = -1;
+                break;
+            }
+            in = p == 0 ? 0 : PySet_Contains(args[3], full); /* tags are read whatever is known */
+            if (in == 0) in = PySet_Add(args[4], full);
+            else if (in == 1) in = 0;
+            Py_DECREF(full);
+        }
+        Py_DECREF(head);
+        if (in < 0) goto done;
+    }
+    result = 1;
+done:
+    Py_XDECREF(group_id);
+    Py_XDECREF(occurrence);
+    Py_XDECREF(row_key);
+    for (int p = 0; p < 3; p++) Py_XDECREF(parts[p]);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys of the
+ * occurrences ``wanted[start:]`` (a list) whose (group_id, occurrence_id) is not in the set
+ * ``stored_occurrences``: (group_id, key, value) of each tag, and of each search tag and word (TEXT_KEY) not
+ * in the set ``known``, added to the set ``out``. Up to the first occurrence it leaves to Python (odd types):
+ * returns its index (len(wanted) when none). None when not sure of the arguments. */
+static PyObject *value_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "value_keys(wanted, start, stored_occurrences, known, out)");
+        return NULL;
+    }
+    PyObject *wanted = args[0];
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (text_key == NULL || !PyList_CheckExact(wanted) || start < 0 || !PyAnySet_CheckExact(args[2]) ||
+        !PyAnySet_CheckExact(args[3]) || !PySet_CheckExact(args[4]))
+        Py_RETURN_NONE;
+    Py_ssize_t i = start;
+    for (; i < PyList_GET_SIZE(wanted); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(wanted, i));
+        int one = value_keys_of(intent, args);
+        Py_DECREF(intent);
+        if (one < 0) return NULL;
+        if (one == 0) break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 /* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
 
 static PyObject *str_intents, *str_hashes, *str_group_id, *str_tags, *str_search_tags, *str_terms;
@@ -1212,6 +1294,8 @@ static PyMethodDef methods[] = {
     {"write_keys", (PyCFunction)(void (*)(void))write_keys, METH_FASTCALL,
      "write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns)."},
     {"count_tag_keys", (PyCFunction)count_tag_keys, METH_O, "count_tag_keys(keys) -> dict | None."},
+    {"value_keys", (PyCFunction)(void (*)(void))value_keys, METH_FASTCALL,
+     "value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys."},
     {NULL, NULL, 0, NULL},
 };
 

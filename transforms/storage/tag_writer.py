@@ -618,18 +618,20 @@ def read_stored(
         stored.occurrences.add((group_id, occurrence_id))
     value_keys: set[tuple[int, str, str]] = set()
     known_rows = known.rows
-    for intent in wanted:
-        group_id = intent.group_id
-        if (group_id, intent.occurrence_id) in stored.occurrences:
-            continue
-        for key, value in intent.tags:
-            value_keys.add((group_id, key, value))
-        for key, value in intent.search_tags:
-            if (group_id, key, value) not in known_rows:
-                value_keys.add((group_id, key, value))
-        for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known_rows:
-                value_keys.add((group_id, TEXT_KEY, term))
+    start, end = 0, len(wanted)
+    while start < end:  # in C (``_planning.value_keys``) up to an occurrence it leaves to ``_value_keys_of``
+        at = (
+            None
+            if _native is None
+            else _native.value_keys(wanted, start, stored.occurrences, known_rows, value_keys)
+        )
+        if at is None:  # not sure of the arguments: all of the rest in Python
+            for intent in wanted[start:]:
+                _value_keys_of(intent, stored.occurrences, known_rows, value_keys)
+            break
+        if at < end:
+            _value_keys_of(wanted[at], stored.occurrences, known_rows, value_keys)
+        start = at + 1
     if not value_keys:
         return stored
     # a new word may come after the group's words are full: whether the group is marked so already. A group
@@ -654,6 +656,27 @@ def read_stored(
         for group_id, key, values_seen, other in transaction.read(KEYS, columns, KeySet(ranges=ranges)):
             stored.keys[(group_id, key)] = (values_seen, other)
     return stored
+
+
+def _value_keys_of(
+    intent: intents.IndexOccurrence,
+    stored_occurrences: set[tuple[int, str]],
+    known_rows: set[tuple[int, str, str]],
+    value_keys: set[tuple[int, str, str]],
+) -> None:
+    """The value rows ``read_stored`` reads for ``intent`` (none when its occurrence is stored): its tags', and
+    its search tags' and words' not in ``known_rows``, added to ``value_keys``."""
+    group_id = intent.group_id
+    if (group_id, intent.occurrence_id) in stored_occurrences:
+        return
+    for key, value in intent.tags:
+        value_keys.add((group_id, key, value))
+    for key, value in intent.search_tags:
+        if (group_id, key, value) not in known_rows:
+            value_keys.add((group_id, key, value))
+    for term in intent.terms:
+        if (group_id, TEXT_KEY, term) not in known_rows:
+            value_keys.add((group_id, TEXT_KEY, term))
 
 
 def _read(transaction: Any, table: str, columns: tuple[str, ...], keys: list[tuple]) -> Iterable[list]:
