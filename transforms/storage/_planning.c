@@ -129,6 +129,27 @@ static int put_new(PyObject *dict, PyObject *key, PyObject *made) {
     return failed ? -1 : 0;
 }
 
+/* A new list of the ``n`` new references ``items`` (stolen, also on error; a NULL one is an error). */
+static PyObject *list_of(Py_ssize_t n, PyObject *items[]) {
+    PyObject *list = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL) goto fail;
+    if ((list = PyList_New(n)) == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, items[i]);
+    return list;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
+/* A row as tag_writer makes it: the items of the tuple ``found`` (a stored row) and ``state``. */
+static PyObject *stored_row(PyObject *found, Py_ssize_t n, long state) {
+    PyObject *items[4];
+    for (Py_ssize_t i = 0; i < n; i++) items[i] = Py_NewRef(PyTuple_GET_ITEM(found, i));
+    items[n] = PyLong_FromLong(state);
+    return list_of(n + 1, items);
+}
+
 /* The key row of ``key`` (an exact str) as ``_Group._key`` finds or makes it, when that needs no Python: in
  * ``keys`` (*made 0), else made (*made 1: [*stored, STORED] from ``stored_keys[(group_id, key)]``, or
  * [0, 0, NEW] for a search key not stored), which the caller puts in ``keys`` (keep_key_row) once it is sure
@@ -152,13 +173,13 @@ static PyObject *key_row_of(PyObject *keys, PyObject *stored, PyObject *stored_k
         if (found != NULL) {
             long long r[2];
             if (!small_ints(found, 1, 2, r) || r[0] == LLONG_MAX || r[1] == LLONG_MAX) return NULL;
-            made = Py_BuildValue("[OOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1), STORED);
+            made = stored_row(found, 2, STORED);
         }
     }
     if (made == NULL) {
         Py_ssize_t search = PyUnicode_Tailmatch(key, search_prefix, 0, PY_SSIZE_T_MAX, -1);
         if (search <= 0) return NULL; /* an error, or a tag key new to its group */
-        made = Py_BuildValue("[iii]", 0, 0, NEW);
+        made = list_of(3, (PyObject *[]){PyLong_FromLong(0), PyLong_FromLong(0), PyLong_FromLong(NEW)});
     }
     return made;
 }
@@ -181,7 +202,9 @@ static int count_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
     if (k[0] < cap) {
         if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
-        return put_new(values, tag, Py_BuildValue("[iLLi]", 1, seen, seen, NEW)) < 0 ? -1 : 1;
+        PyObject *items[4] = {PyLong_FromLong(1), PyLong_FromLongLong(seen), PyLong_FromLongLong(seen),
+                              PyLong_FromLong(NEW)};
+        return put_new(values, tag, list_of(4, items)) < 0 ? -1 : 1;
     }
     return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
 }
@@ -206,8 +229,7 @@ static int count_one(PyObject *values, PyObject *stored, PyObject *stored_keys, 
             if (found == NULL && PyErr_Occurred()) return -1;
             if (found != NULL) { /* [*stored, _STORED], when the stored row is three small ints */
                 if (!small_ints(found, 1, 3, r) || r[0] == LLONG_MAX) return 0;
-                PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
-                                               PyTuple_GET_ITEM(found, 2), STORED);
+                PyObject *made = stored_row(found, 3, STORED);
                 if (put_new(values, tag, made) < 0) return -1;
                 row = made; /* borrowed: the dict holds it */
                 r[3] = STORED;
@@ -283,7 +305,8 @@ static int mark_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *k
     if (full) return 1;
     if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
-    return put_new(values, tag, Py_BuildValue("[OOOi]", Py_None, Py_None, Py_None, NEW)) < 0 ? -1 : 1;
+    PyObject *items[4] = {Py_NewRef(Py_None), Py_NewRef(Py_None), Py_NewRef(Py_None), PyLong_FromLong(NEW)};
+    return put_new(values, tag, list_of(4, items)) < 0 ? -1 : 1;
 }
 
 /* One item marked as ``_Group.mark`` marks it, when its rows are at hand: 1 done, 0 not sure (nothing
@@ -301,8 +324,7 @@ static int mark_one(PyObject *values, PyObject *stored, PyObject *stored_keys, P
         if (found == NULL && PyErr_Occurred()) return -1;
         if (found != NULL) { /* [*stored, _STORED]: the row is stored, nothing to mark */
             if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 3) return 0;
-            PyObject *made = Py_BuildValue("[OOOi]", PyTuple_GET_ITEM(found, 0), PyTuple_GET_ITEM(found, 1),
-                                           PyTuple_GET_ITEM(found, 2), STORED);
+            PyObject *made = stored_row(found, 3, STORED);
             return put_new(values, tag, made) < 0 ? -1 : 1;
         }
     }
@@ -453,6 +475,548 @@ static PyObject *write_values(PyObject *module, PyObject *const *args, Py_ssize_
         if (result < 0) return NULL;
     }
     Py_RETURN_TRUE;
+}
+
+/* --- A commit's occurrences counted and marked (the loop of tag_writer.plan_tags) ------------------------ */
+
+static PyObject *str_occurrence_id, *str_seen, *str_values, *str_keys, *str_stored_values, *str_stored_keys,
+    *str_tag_keys, *str_full_marked, *str_stored_tag_keys, *str_index_group_id, *str_index_tags,
+    *str_index_search_tags, *str_index_terms, *str_organization_id;
+
+/* The attribute names index_tags reads, interned at its first call; -1 on error. */
+static int index_names(void) {
+    if (str_index_terms != NULL) return 0; /* interned last */
+    PyObject **names[14] = {&str_organization_id, &str_occurrence_id,   &str_seen,           &str_values,
+                            &str_keys,            &str_stored_values,   &str_stored_keys,    &str_tag_keys,
+                            &str_full_marked,     &str_stored_tag_keys, &str_index_group_id, &str_index_tags,
+                            &str_index_search_tags, &str_index_terms};
+    const char *text[14] = {"organization_id", "occurrence_id",    "seen",     "values", "keys",
+                            "stored_values",   "stored_keys",      "tag_keys", "full_marked",
+                            "_stored_tag_keys", "group_id",        "tags",     "search_tags", "terms"};
+    for (int i = 0; i < 14; i++)
+        if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(text[i])) == NULL) return -1;
+    return 0;
+}
+
+/* The _Group index_tags works on: its containers, as new references (NULL when none is at hand). */
+typedef struct {
+    PyObject *group, *values, *keys, *stored, *stored_keys;
+    long long keys_cap, values_cap, terms_cap; /* TAG_KEYS_PER_GROUP, TAG_VALUES_PER_KEY, TERMS_PER_GROUP */
+    PyObject *full_tag;                         /* (FULL_KEY, FULL_VALUE) */
+} tag_group;
+
+static void release_group(tag_group *g) {
+    Py_CLEAR(g->group);
+    Py_CLEAR(g->values);
+    Py_CLEAR(g->keys);
+    Py_CLEAR(g->stored);
+    Py_CLEAR(g->stored_keys);
+}
+
+/* ``group`` (a new reference, stolen) as g's group with its containers: 1, 0 when they are not of the usual
+ * types (g then has none), -1 on error. */
+static int take_group(tag_group *g, PyObject *group) {
+    if (g->group == group) {
+        Py_DECREF(group);
+        return 1;
+    }
+    release_group(g);
+    g->group = group;
+    if ((g->values = PyObject_GetAttr(group, str_values)) == NULL ||
+        (g->keys = PyObject_GetAttr(group, str_keys)) == NULL ||
+        (g->stored = PyObject_GetAttr(group, str_stored_values)) == NULL ||
+        (g->stored_keys = PyObject_GetAttr(group, str_stored_keys)) == NULL) {
+        release_group(g);
+        return -1;
+    }
+    if (PyDict_CheckExact(g->values) && PyDict_CheckExact(g->keys) &&
+        (g->stored == Py_None || PyDict_CheckExact(g->stored)) &&
+        (g->stored_keys == Py_None || PyDict_CheckExact(g->stored_keys)))
+        return 1;
+    release_group(g);
+    return 0;
+}
+
+/* Whether neither ``values`` nor the stored values have a row of ``tag`` (an exact 2-tuple of exact strs):
+ * 1 none, 0 one has, -1 error. */
+static int no_value_row(tag_group *g, PyObject *group_id, PyObject *tag) {
+    PyObject *row = PyDict_GetItemWithError(g->values, tag);
+    if (row != NULL) return 0;
+    if (PyErr_Occurred()) return -1;
+    if (g->stored == Py_None) return 1;
+    PyObject *full = PyTuple_Pack(3, group_id, PyTuple_GET_ITEM(tag, 0), PyTuple_GET_ITEM(tag, 1));
+    if (full == NULL) return -1;
+    row = PyDict_GetItemWithError(g->stored, full);
+    Py_DECREF(full);
+    if (row != NULL) return 0;
+    return PyErr_Occurred() ? -1 : 1;
+}
+
+static int exact_str_pair(PyObject *tag) {
+    return PyTuple_CheckExact(tag) && PyTuple_GET_SIZE(tag) == 2 && PyUnicode_CheckExact(PyTuple_GET_ITEM(tag, 0)) &&
+           PyUnicode_CheckExact(PyTuple_GET_ITEM(tag, 1));
+}
+
+/* The tag count_one left, when it is the first value of a tag key new to its group: ``_Group._key`` for it,
+ * the group's tag keys counted (``tag_keys``, found by ``_stored_tag_keys`` at the first), then count_one
+ * again when the group keeps the key (nothing when it has TAG_KEYS_PER_GROUP keys). 1 done, 0 not sure
+ * (nothing changed), -1 error. */
+static int count_new_key(tag_group *g, PyObject *group_id, PyObject *tag, long long seen) {
+    if (!exact_str_pair(tag)) return 0;
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    int none = no_value_row(g, group_id, tag);
+    if (none <= 0) return none;
+    PyObject *row = PyDict_GetItemWithError(g->keys, key);
+    if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    if (g->stored != Py_None) {
+        if (g->stored_keys == Py_None) return 0; /* not read: _Group._key raises */
+        PyObject *full = PyTuple_Pack(2, group_id, key);
+        if (full == NULL) return -1;
+        row = PyDict_GetItemWithError(g->stored_keys, full);
+        Py_DECREF(full);
+        if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    }
+    Py_ssize_t search = PyUnicode_Tailmatch(key, search_prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (search != 0) return search < 0 ? -1 : 0;
+    long long tag_keys;
+    PyObject *count = PyObject_GetAttr(g->group, str_tag_keys);
+    if (count == NULL) return -1;
+    int usual = small_int(count, &tag_keys);
+    Py_DECREF(count);
+    if (!usual) return 0;
+    if (tag_keys < 0) {
+        if ((count = PyObject_CallMethodNoArgs(g->group, str_stored_tag_keys)) == NULL) return -1;
+        usual = small_int(count, &tag_keys) && tag_keys >= 0 && tag_keys < LLONG_MAX;
+        /* as _Group._key: the count is kept even when the key is not */
+        int failed = usual && PyObject_SetAttr(g->group, str_tag_keys, count) < 0;
+        Py_DECREF(count);
+        if (failed) return -1;
+        if (!usual) return 0;
+    }
+    if (tag_keys >= g->keys_cap) return 1; /* past the group's keys: not counted */
+    if ((count = PyLong_FromLongLong(tag_keys + 1)) == NULL) return -1;
+    int failed = PyObject_SetAttr(g->group, str_tag_keys, count);
+    Py_DECREF(count);
+    if (failed < 0) return -1;
+    PyObject *items[3] = {PyLong_FromLong(0), PyLong_FromLong(0), PyLong_FromLong(NEW)};
+    if (put_new(g->keys, key, list_of(3, items)) < 0) return -1;
+    return count_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, seen, g->values_cap, g->terms_cap);
+}
+
+/* The item mark_one left, when it is a word of a group whose words are full (TEXT_KEY at TERMS_PER_GROUP):
+ * as ``_Group.mark``, the key row kept and, the first time, the group marked full (``full_marked``; the row
+ * ``full_tag`` marked). ``full``: (group_id, key, value). 1 done, 0 not sure, -1 error. */
+static int mark_full_text(tag_group *g, PyObject *group_id, PyObject *tag, PyObject *full) {
+    if (!exact_str_pair(tag)) return 0;
+    PyObject *key = PyTuple_GET_ITEM(tag, 0);
+    int text = PyUnicode_Compare(key, text_key);
+    if (text != 0) return text == -1 && PyErr_Occurred() ? -1 : 0;
+    PyObject *row = PyDict_GetItemWithError(g->values, tag);
+    if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    if (g->stored != Py_None) {
+        row = PyDict_GetItemWithError(g->stored, full);
+        if (row != NULL || PyErr_Occurred()) return row != NULL ? 0 : -1;
+    }
+    int made;
+    PyObject *key_row = key_row_of(g->keys, g->stored, g->stored_keys, group_id, key, &made);
+    if (key_row == NULL) return PyErr_Occurred() ? -1 : 0;
+    long long k[3];
+    int done = 0;
+    if (!small_ints(key_row, 0, 3, k) || k[0] < g->terms_cap) goto out;
+    done = -1;
+    if (keep_key_row(g->keys, key, key_row, made) < 0) goto out;
+    PyObject *marked = PyObject_GetAttr(g->group, str_full_marked);
+    if (marked == NULL) goto out;
+    int is_marked = PyObject_IsTrue(marked);
+    Py_DECREF(marked);
+    if (is_marked < 0) goto out;
+    done = 1;
+    if (is_marked) goto out;
+    /* the mark: Python's when C is not sure of it (the kept key row is the one _Group._key keeps) */
+    PyObject *full_row = PyTuple_Pack(3, group_id, PyTuple_GET_ITEM(g->full_tag, 0), PyTuple_GET_ITEM(g->full_tag, 1));
+    if (full_row == NULL) {
+        done = -1;
+        goto out;
+    }
+    done = mark_one(g->values, g->stored, g->stored_keys, g->keys, group_id, g->full_tag, full_row, g->values_cap,
+                    g->terms_cap);
+    Py_DECREF(full_row);
+    if (done == 1 && PyObject_SetAttr(g->group, str_full_marked, Py_True) < 0) done = -1;
+out:
+    Py_DECREF(key_row);
+    return done;
+}
+
+/* The items of one occurrence from ``start`` on (``key`` NULL: its search tags, else its words of ``key``),
+ * those not in ``known`` marked: the index of the first C leaves to Python (len(items) when none), -1 on
+ * error. */
+static Py_ssize_t mark_items(tag_group *g, PyObject *group_id, PyObject *items, PyObject *key, PyObject *known) {
+    int pairs = key == NULL;
+    PyObject *head = pairs ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, key);
+    if (head == NULL) return -1;
+    Py_ssize_t i = 0;
+    int done = 1;
+    for (; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        PyObject *full = joined(head, item, pairs);
+        if (full == NULL) {
+            done = PyErr_Occurred() ? -1 : 0;
+            break;
+        }
+        done = PySet_Contains(known, full);
+        if (done == 0) {
+            PyObject *tag = pairs ? Py_NewRef(item) : PyTuple_Pack(2, key, item);
+            done = tag == NULL ? -1
+                               : mark_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, full,
+                                          g->values_cap, g->terms_cap);
+            if (done == 0) done = mark_full_text(g, group_id, tag, full);
+            Py_XDECREF(tag);
+        }
+        Py_DECREF(full);
+        if (done <= 0) break;
+    }
+    Py_DECREF(head);
+    return done < 0 ? -1 : i;
+}
+
+/* An attribute of an occurrence, a new reference; NULL with no error when it has none (Python decides). */
+static PyObject *field_of(PyObject *intent, PyObject *name) {
+    PyObject *value = PyObject_GetAttr(intent, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) PyErr_Clear();
+    return value;
+}
+
+/* One occurrence of index_tags (its arguments ``args``): 1 done (counted, or not the first write of its
+ * row), 0 left to Python from *stage and *item, -1 error; *counted counts it. */
+static int index_one(tag_group *g, PyObject *intent, PyObject *const *args, Py_ssize_t *stage, Py_ssize_t *item,
+                     Py_ssize_t *counted) {
+    PyObject *group_id = NULL, *occurrence = NULL, *seen_of = NULL, *row_key = NULL, *parts[3] = {NULL, NULL, NULL};
+    PyObject *names[3] = {str_index_tags, str_index_search_tags, str_index_terms};
+    long long seen;
+    int result = -1;
+    *stage = *item = 0;
+    if ((group_id = field_of(intent, str_index_group_id)) == NULL ||
+        (occurrence = field_of(intent, str_occurrence_id)) == NULL || (seen_of = field_of(intent, str_seen)) == NULL)
+        goto unsure;
+    for (int p = 0; p < 3; p++)
+        if ((parts[p] = field_of(intent, names[p])) == NULL || !PyTuple_CheckExact(parts[p])) goto unsure;
+    if (!PyLong_CheckExact(group_id) || !plain(occurrence) || !small_int(seen_of, &seen)) goto unsure;
+    /* the first write of its occurrence row (_first_write) */
+    if ((row_key = PyTuple_Pack(2, group_id, occurrence)) == NULL) goto done;
+    int in = PyDict_Contains(args[4], row_key);
+    if (in > 0) in = !PySet_Contains(args[5], row_key);
+    if (in > 0) in = !PySet_Contains(args[6], row_key);
+    if (PyErr_Occurred()) goto done;
+    if (!in) {
+        result = 1;
+        goto done;
+    }
+    PyObject *group = PyDict_GetItemWithError(args[2], group_id);
+    if (group != NULL) Py_INCREF(group);
+    else if (PyErr_Occurred() || (group = PyObject_CallOneArg(args[3], intent)) == NULL) goto done;
+    int took = take_group(g, group);
+    if (took <= 0) {
+        if (took == 0) goto unsure;
+        goto done;
+    }
+    if (PySet_Add(args[6], row_key) < 0) goto done;
+    (*counted)++;
+    *stage = 1;
+    for (; *item < PyTuple_GET_SIZE(parts[0]); (*item)++) {
+        PyObject *tag = PyTuple_GET_ITEM(parts[0], *item);
+        int one = count_one(g->values, g->stored, g->stored_keys, g->keys, group_id, tag, seen, g->values_cap,
+                            g->terms_cap);
+        if (one == 0) one = count_new_key(g, group_id, tag, seen);
+        if (one < 0) goto done;
+        if (one == 0) goto unsure;
+    }
+    for (*stage = 2; *stage <= 3; (*stage)++) {
+        PyObject *items = parts[*stage - 1];
+        *item = 0;
+        if (PyTuple_GET_SIZE(items) == 0) continue;
+        *item = mark_items(g, group_id, items, *stage == 2 ? NULL : text_key, args[7]);
+        if (*item < 0) goto done;
+        if (*item < PyTuple_GET_SIZE(items)) goto unsure;
+    }
+    result = 1;
+    goto done;
+unsure:
+    result = PyErr_Occurred() ? -1 : 0;
+done:
+    Py_XDECREF(group_id);
+    Py_XDECREF(occurrence);
+    Py_XDECREF(seen_of);
+    Py_XDECREF(row_key);
+    for (int p = 0; p < 3; p++) Py_XDECREF(parts[p]);
+    return result;
+}
+
+/* index_tags(indexed, start, groups, make_group, planned, stored_occurrences, done, known, full_tag,
+ *            values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None:
+ * plan_tags' loop over the occurrences ``indexed[start:]`` (a list): each whose occurrence row this commit
+ * writes for the first time (its (group_id, occurrence_id) a key of the dict ``planned``, the plan's
+ * Occurrences rows, and in neither the set ``stored_occurrences`` nor the set ``done``, to which it is then
+ * added) is counted and marked in its group: ``_Group.index`` of it, the group from the dict ``groups`` or
+ * else ``make_group(intent)`` (which adds it). Up to the first occurrence it leaves to Python: ``at`` is its
+ * index (len(indexed) when none), ``stage`` 0 when C did nothing of it, else 1, 2 or 3: C counted it and did
+ * it up to its tag, search tag or word ``item`` (``_Group.index`` from there); ``counted``: how many
+ * occurrences it counted. ``known``: KnownRows.rows; ``full_tag``: (FULL_KEY, FULL_VALUE); the caps
+ * TAG_VALUES_PER_KEY, TERMS_PER_GROUP and TAG_KEYS_PER_GROUP, read at each call. None when not sure of the
+ * arguments. */
+static PyObject *index_tags(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 12) {
+        PyErr_SetString(PyExc_TypeError, "index_tags(indexed, start, groups, make_group, planned, stored_occurrences, "
+                                         "done, known, full_tag, values_cap, terms_cap, keys_cap)");
+        return NULL;
+    }
+    tag_group g = {NULL, NULL, NULL, NULL, NULL, 0, 0, 0, args[8]};
+    PyObject *indexed = args[0];
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (text_key == NULL || !PyList_CheckExact(indexed) || start < 0 || !PyDict_CheckExact(args[2]) ||
+        !PyDict_CheckExact(args[4]) || !PySet_CheckExact(args[5]) || !PySet_CheckExact(args[6]) ||
+        !PyAnySet_CheckExact(args[7]) || !exact_str_pair(g.full_tag) || !small_int(args[9], &g.values_cap) ||
+        !small_int(args[10], &g.terms_cap) || !small_int(args[11], &g.keys_cap))
+        Py_RETURN_NONE;
+    Py_ssize_t i = start, stage = 0, item = 0, counted = 0;
+    for (; i < PyList_GET_SIZE(indexed); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(indexed, i)); /* held: Python code may run */
+        int one = index_one(&g, intent, args, &stage, &item, &counted);
+        Py_DECREF(intent);
+        if (one < 0) {
+            release_group(&g);
+            return NULL;
+        }
+        if (one == 0) break;
+    }
+    release_group(&g);
+    if (i >= PyList_GET_SIZE(indexed)) stage = item = 0;
+    return Py_BuildValue("(nnnn)", i, stage, item, counted);
+}
+
+/* The vocabulary rows of one occurrence's words (plan_words' ``args``): 1 done, 0 left to Python (nothing
+ * changed), -1 error. */
+static int words_of(PyObject *intent, PyObject *const *args, PyObject **planned) {
+    PyObject *organization_id = field_of(intent, str_organization_id), *terms = NULL;
+    int result = 0;
+    if (organization_id == NULL || (terms = field_of(intent, str_index_terms)) == NULL) goto done;
+    if (!PyLong_CheckExact(organization_id) || !PyTuple_CheckExact(terms)) goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++)
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(terms, i))) goto done;
+    result = -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++) {
+        PyObject *word = PyTuple_Pack(2, organization_id, PyTuple_GET_ITEM(terms, i));
+        if (word == NULL) goto done;
+        int in = PySet_Contains(args[2], word);
+        if (in == 0 && *planned == NULL) { /* the table's rows, made at the first word to write */
+            if ((*planned = PyDict_New()) == NULL || PyDict_SetItem(args[3], args[4], *planned) < 0) in = -1;
+        }
+        if (in == 0) in = PyDict_Contains(*planned, word);
+        if (in == 0) {
+            PyObject *row = PyTuple_Pack(2, args[5], word);
+            in = row == NULL || PyDict_SetItem(*planned, word, row) < 0 || PyList_Append(args[6], word) < 0 ? -1 : 1;
+            Py_XDECREF(row);
+        }
+        Py_DECREF(word);
+        if (in < 0) goto done;
+    }
+    result = 1;
+done:
+    Py_XDECREF(organization_id);
+    Py_XDECREF(terms);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* plan_words(indexed, start, known, upserts, table, columns, words) -> int | None: tag_writer._plan_words for
+ * the occurrences ``indexed[start:]`` (a list): each of their words (organization_id, term) not in the set
+ * ``known`` planned in ``upserts[table]`` (made at the first) as ``(columns, word)`` unless planned already,
+ * and appended to the list ``words``. Up to the first occurrence it leaves to Python (odd types): returns its
+ * index (len(indexed) when none). None when not sure of the arguments. */
+static PyObject *plan_words(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "plan_words(indexed, start, known, upserts, table, columns, words)");
+        return NULL;
+    }
+    PyObject *indexed = args[0], *planned;
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (!PyList_CheckExact(indexed) || start < 0 || !PyAnySet_CheckExact(args[2]) || !PyDict_CheckExact(args[3]) ||
+        !PyUnicode_CheckExact(args[4]) || !PyList_CheckExact(args[6]))
+        Py_RETURN_NONE;
+    planned = PyDict_GetItemWithError(args[3], args[4]);
+    if (planned == NULL && PyErr_Occurred()) return NULL;
+    if (planned != NULL && !PyDict_CheckExact(planned)) Py_RETURN_NONE;
+    Py_XINCREF(planned);
+    Py_ssize_t i = start;
+    for (; i < PyList_GET_SIZE(indexed); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(indexed, i));
+        int one = words_of(intent, args, &planned);
+        Py_DECREF(intent);
+        if (one < 0) {
+            Py_XDECREF(planned);
+            return NULL;
+        }
+        if (one == 0) break;
+    }
+    Py_XDECREF(planned);
+    return PyLong_FromSsize_t(i);
+}
+
+/* write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns) -> bool:
+ * the key rows part of ``_Group.write``: every row of ``keys`` (key -> [values seen, other count, state])
+ * this commit changed planned in ``planned`` (GroupTagKeys: row key -> (columns, values)), a new one with
+ * ``new_columns``, the others with ``update_columns`` and added to ``updated``. False, having changed
+ * nothing, when a row is not as tag_writer makes them. */
+static PyObject *write_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "write_keys(keys, group_id, organization_id, project_id, planned, updated, "
+                                         "new_columns, update_columns)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *group_id = args[1], *planned = args[4], *updated = args[5];
+    if (!PyDict_CheckExact(keys) || !plain(group_id) || !PyDict_CheckExact(planned) || !PySet_CheckExact(updated) ||
+        !PyTuple_CheckExact(args[6]) || !PyTuple_CheckExact(args[7]))
+        Py_RETURN_FALSE;
+    Py_ssize_t pos = 0;
+    PyObject *key, *row;
+    long long state;
+    while (PyDict_Next(keys, &pos, &key, &row)) {
+        if (!plain(key) || !PyList_CheckExact(row) || PyList_GET_SIZE(row) != 3 ||
+            !small_int(PyList_GET_ITEM(row, 2), &state) || state < STORED || state > NEW)
+            Py_RETURN_FALSE;
+    }
+    pos = 0;
+    while (PyDict_Next(keys, &pos, &key, &row)) { /* no Python code runs below: the rows stay as checked */
+        state = PyLong_AsLongLong(PyList_GET_ITEM(row, 2));
+        if (state == STORED) continue;
+        PyObject *seen = PyList_GET_ITEM(row, 0), *other = PyList_GET_ITEM(row, 1), *cells;
+        PyObject *row_key = PyTuple_Pack(2, group_id, key);
+        if (row_key == NULL) return NULL;
+        if (state == NEW)
+            cells = PyTuple_Pack(6, group_id, key, args[2], args[3], seen, other);
+        else
+            cells = PyTuple_Pack(4, group_id, key, seen, other);
+        int failed = cells == NULL ||
+                     put_new(planned, row_key, PyTuple_Pack(2, args[state == NEW ? 6 : 7], cells)) < 0 ||
+                     (state != NEW && PySet_Add(updated, row_key) < 0);
+        Py_XDECREF(cells);
+        Py_DECREF(row_key);
+        if (failed) return NULL;
+    }
+    Py_RETURN_TRUE;
+}
+
+/* count_tag_keys(keys) -> dict | None: StoredTags.tag_key_count's pass: of the dict ``keys`` ((group_id, key)
+ * -> row), how many keys not starting with SEARCH_PREFIX each group has. None when a key is not (exact int
+ * or str, exact str). */
+static PyObject *count_tag_keys(PyObject *module, PyObject *keys) {
+    if (search_prefix == NULL || !PyDict_CheckExact(keys)) Py_RETURN_NONE;
+    PyObject *counts = PyDict_New(), *row_key, *row;
+    if (counts == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(keys, &pos, &row_key, &row)) {
+        if (!PyTuple_CheckExact(row_key) || PyTuple_GET_SIZE(row_key) != 2 || !plain(PyTuple_GET_ITEM(row_key, 0)) ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(row_key, 1))) {
+            Py_DECREF(counts);
+            Py_RETURN_NONE;
+        }
+        PyObject *group_id = PyTuple_GET_ITEM(row_key, 0);
+        Py_ssize_t search = PyUnicode_Tailmatch(PyTuple_GET_ITEM(row_key, 1), search_prefix, 0, PY_SSIZE_T_MAX, -1);
+        if (search < 0) goto fail;
+        if (search) continue;
+        PyObject *count = PyDict_GetItemWithError(counts, group_id);
+        if (count == NULL && PyErr_Occurred()) goto fail;
+        if (put_new(counts, group_id, PyLong_FromSsize_t(count == NULL ? 1 : PyLong_AsSsize_t(count) + 1)) < 0)
+            goto fail;
+    }
+    return counts;
+fail:
+    Py_DECREF(counts);
+    return NULL;
+}
+
+/* Whether ``items`` is an exact tuple of exact 2-tuples (``pairs``) of plain items, or of plain items. */
+static int plain_items(PyObject *items, int pairs) {
+    if (!PyTuple_CheckExact(items)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        PyObject *item = PyTuple_GET_ITEM(items, i);
+        if (pairs ? !(PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 2 && plain_tuple(item)) : !plain(item))
+            return 0;
+    }
+    return 1;
+}
+
+/* The value row keys of one occurrence (value_keys' ``args``): 1 done, 0 left to Python (nothing changed), -1
+ * error. */
+static int value_keys_of(PyObject *intent, PyObject *const *args) {
+    PyObject *group_id = field_of(intent, str_index_group_id), *occurrence = NULL, *row_key = NULL;
+    PyObject *parts[3] = {NULL, NULL, NULL}, *names[3] = {str_index_tags, str_index_search_tags, str_index_terms};
+    int result = 0;
+    if (group_id == NULL || (occurrence = field_of(intent, str_occurrence_id)) == NULL) goto done;
+    for (int p = 0; p < 3; p++)
+        if ((parts[p] = field_of(intent, names[p])) == NULL || !plain_items(parts[p], p < 2)) goto done;
+    if (!PyLong_CheckExact(group_id) || !plain(occurrence)) goto done;
+    result = -1;
+    if ((row_key = PyTuple_Pack(2, group_id, occurrence)) == NULL) goto done;
+    int in = PySet_Contains(args[2], row_key);
+    if (in != 0) {
+        result = in < 0 ? -1 : 1; /* stored: its tags are not counted again */
+        goto done;
+    }
+    for (int p = 0; p < 3; p++) {
+        PyObject *head = p < 2 ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, text_key);
+        if (head == NULL) goto done;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(parts[p]) && in == 0; i++) {
+            PyObject *full = joined(head, PyTuple_GET_ITEM(parts[p], i), p < 2); /* plain: never NULL unsure */
+            if (full == NULL) {
+                in = -1;
+                break;
+            }
+            in = p == 0 ? 0 : PySet_Contains(args[3], full); /* tags are read whatever is known */
+            if (in == 0) in = PySet_Add(args[4], full);
+            else if (in == 1) in = 0;
+            Py_DECREF(full);
+        }
+        Py_DECREF(head);
+        if (in < 0) goto done;
+    }
+    result = 1;
+done:
+    Py_XDECREF(group_id);
+    Py_XDECREF(occurrence);
+    Py_XDECREF(row_key);
+    for (int p = 0; p < 3; p++) Py_XDECREF(parts[p]);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys of the
+ * occurrences ``wanted[start:]`` (a list) whose (group_id, occurrence_id) is not in the set
+ * ``stored_occurrences``: (group_id, key, value) of each tag, and of each search tag and word (TEXT_KEY) not
+ * in the set ``known``, added to the set ``out``. Up to the first occurrence it leaves to Python (odd types):
+ * returns its index (len(wanted) when none). None when not sure of the arguments. */
+static PyObject *value_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "value_keys(wanted, start, stored_occurrences, known, out)");
+        return NULL;
+    }
+    PyObject *wanted = args[0];
+    Py_ssize_t start = PyLong_Check(args[1]) ? PyLong_AsSsize_t(args[1]) : -1;
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    if (index_names() < 0) return NULL;
+    if (text_key == NULL || !PyList_CheckExact(wanted) || start < 0 || !PyAnySet_CheckExact(args[2]) ||
+        !PyAnySet_CheckExact(args[3]) || !PySet_CheckExact(args[4]))
+        Py_RETURN_NONE;
+    Py_ssize_t i = start;
+    for (; i < PyList_GET_SIZE(wanted); i++) {
+        PyObject *intent = Py_NewRef(PyList_GET_ITEM(wanted, i));
+        int one = value_keys_of(intent, args);
+        Py_DECREF(intent);
+        if (one < 0) return NULL;
+        if (one == 0) break;
+    }
+    return PyLong_FromSsize_t(i);
 }
 
 /* --- Upper bounds of the mutations of writes (spanner_writer.estimate_mutations) ------------------------ */
@@ -722,6 +1286,16 @@ static PyMethodDef methods[] = {
      "group_rows(table, planned, new, updated, groups) -> (order, not_updated) | None: mutation_groups' pass."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix)."},
+    {"index_tags", (PyCFunction)(void (*)(void))index_tags, METH_FASTCALL,
+     "index_tags(indexed, start, groups, make_group, planned, stored_occurrences, done, known, full_tag, "
+     "values_cap, terms_cap, keys_cap) -> (at, stage, item, counted) | None."},
+    {"plan_words", (PyCFunction)(void (*)(void))plan_words, METH_FASTCALL,
+     "plan_words(indexed, start, known, upserts, table, columns, words) -> int | None."},
+    {"write_keys", (PyCFunction)(void (*)(void))write_keys, METH_FASTCALL,
+     "write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns)."},
+    {"count_tag_keys", (PyCFunction)count_tag_keys, METH_O, "count_tag_keys(keys) -> dict | None."},
+    {"value_keys", (PyCFunction)(void (*)(void))value_keys, METH_FASTCALL,
+     "value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -100,6 +100,8 @@ class StoredTags:
         the first call, in one pass over ``keys`` (which holds the whole key range of each of
         ``key_groups``), not once per group."""
         counts = self._tag_keys
+        if counts is None and _native is not None:
+            counts = self._tag_keys = _native.count_tag_keys(self.keys)  # None when C is not sure
         if counts is None:
             counts = self._tag_keys = {}
             for gid, key in self.keys:
@@ -133,6 +135,7 @@ class KnownRows:
 
 
 _NOTHING_KNOWN = KnownRows(0)
+_FULL_TAG = (FULL_KEY, FULL_VALUE)
 _NO_WORDS = KnownWords(0)
 
 
@@ -210,6 +213,7 @@ class _Group:
         "project_id",
         "stored",
         "stored_keys",
+        "stored_values",
         "tag_keys",
         "values",
     )
@@ -219,6 +223,7 @@ class _Group:
         self.organization_id = intent.organization_id
         self.project_id = intent.project_id
         self.stored = stored  # None: the group did not exist before this commit, nothing is stored
+        self.stored_values = None if stored is None else stored.values
         # StoredTags.keys when the group's key rows were read, else None (for the C loops: see _key)
         self.stored_keys = None if stored is None or self.group_id not in stored.key_groups else stored.keys
         self.values: dict[tuple[str, str], list] = {}  # (key, value) -> [count, first, last, state]
@@ -283,14 +288,31 @@ class _Group:
         else:
             key_row[1] += 1
 
-    def count_all(self, tags: tuple[tuple[str, str], ...], seen: int) -> None:
-        """``count`` of each of ``tags``: in C (``_planning.count_tags``) up to a tag it leaves to ``count``."""
+    def index(
+        self, intent: intents.IndexOccurrence, known: set[tuple[int, str, str]], stage: int = 1, item: int = 0
+    ) -> None:
+        """One occurrence counted (its tags) and marked (its search tags and words not in ``known``, the rows
+        known stored), from item ``item`` of ``stage`` (1 its tags, 2 its search tags, 3 its words) on: where
+        ``_planning.index_tags`` left it."""
+        if stage == 1:
+            self.count_all(intent.tags, intent.seen, item)
+            item = 0
+        if stage <= 2:
+            if intent.search_tags:
+                self.mark_all(None, intent.search_tags, known, item)
+            item = 0
+        if intent.terms:
+            self.mark_all(TEXT_KEY, intent.terms, known, item)
+
+    def count_all(self, tags: tuple[tuple[str, str], ...], seen: int, start: int = 0) -> None:
+        """``count`` of each of ``tags[start:]``: in C (``_planning.count_tags``) up to a tag it leaves to
+        ``count``."""
         if _native is None:
-            for key, value in tags:
+            for key, value in tags[start:]:
                 self.count(key, value, seen)
             return
-        stored = None if self.stored is None else self.stored.values
-        start, end = 0, len(tags)
+        stored = self.stored_values
+        end = len(tags)
         while start < end:
             done = _native.count_tags(
                 self.values,
@@ -332,12 +354,14 @@ class _Group:
         self.values[(key, value)] = [None, None, None, _NEW]
         return True
 
-    def mark_all(self, key: str | None, items: tuple, known: set[tuple[int, str, str]]) -> None:
-        """``mark`` of each of ``items`` whose row is not in ``known`` (rows known stored): ``(key, value)``
-        pairs when ``key`` is None, else values of ``key``. In C (``_planning.mark_tags``, which also does the
-        lookups in ``known``) up to an item it leaves to ``_mark_unknown``."""
-        stored = None if self.stored is None else self.stored.values
-        start, end = 0, len(items)
+    def mark_all(
+        self, key: str | None, items: tuple, known: set[tuple[int, str, str]], start: int = 0
+    ) -> None:
+        """``mark`` of each of ``items[start:]`` whose row is not in ``known`` (rows known stored): ``(key,
+        value)`` pairs when ``key`` is None, else values of ``key``. In C (``_planning.mark_tags``, which also
+        does the lookups in ``known``) up to an item it leaves to ``_mark_unknown``."""
+        stored = self.stored_values
+        end = len(items)
         while start < end:
             done = (
                 None
@@ -415,6 +439,17 @@ class _Group:
             return
         planned = plan.upserts.setdefault(KEYS, {})
         updated = plan.updates.setdefault(KEYS, set())
+        if _native is not None and _native.write_keys(
+            self.keys,
+            group_id,
+            organization_id,
+            project_id,
+            planned,
+            updated,
+            rows.TAG_KEY_COLUMNS,
+            rows.TAG_KEY_UPDATE_COLUMNS,
+        ):
+            return  # written in C
         for key, (values_seen, other, state) in self.keys.items():
             if state == _STORED:
                 continue
@@ -435,17 +470,19 @@ def _unknown(known: set, head: tuple, items: tuple, pairs: bool) -> list | None:
     return None if _native is None else _native.missing(known, head, items, pairs)
 
 
-def _first_writes(
-    indexed: Sequence[intents.IndexOccurrence], plan: CommitPlan, stored_occurrences: set[tuple[int, str]]
-) -> Iterable[intents.IndexOccurrence]:
-    """The intents whose occurrence row this commit writes for the first time, once each."""
-    planned = plan.upserts.get("Occurrences", {})
-    done: set[tuple[int, str]] = set()
-    for intent in indexed:
-        row_key = (intent.group_id, intent.occurrence_id)
-        if row_key in planned and row_key not in stored_occurrences and row_key not in done:
-            done.add(row_key)
-            yield intent
+def _first_write(
+    intent: intents.IndexOccurrence,
+    planned: dict,
+    stored_occurrences: set[tuple[int, str]],
+    done: set[tuple[int, str]],
+) -> bool:
+    """Whether this commit writes ``intent``'s occurrence row (a key of ``planned``, its Occurrences rows) for
+    the first time, and not for an intent in ``done`` (to which it is added)."""
+    row_key = (intent.group_id, intent.occurrence_id)
+    if row_key in planned and row_key not in stored_occurrences and row_key not in done:
+        done.add(row_key)
+        return True
+    return False
 
 
 def plan_tags(
@@ -466,21 +503,51 @@ def plan_tags(
     result = TagPlan()
     known_rows = known.rows
     groups: dict[int, _Group] = {}
-    for intent in _first_writes(indexed, plan, stored.occurrences):
+
+    def make_group(intent: intents.IndexOccurrence) -> _Group:
         group_id = intent.group_id
-        group = groups.get(group_id)
-        if group is None:
-            group = groups[group_id] = _Group(
-                intent,
-                stored if group_id in existing_groups else None,
-                (group_id, FULL_KEY, FULL_VALUE) in known_rows,
+        group = groups[group_id] = _Group(
+            intent,
+            stored if group_id in existing_groups else None,
+            (group_id, FULL_KEY, FULL_VALUE) in known_rows,
+        )
+        return group
+
+    planned = plan.upserts.get("Occurrences", {})
+    done: set[tuple[int, str]] = set()
+    native, start, end = _native, 0, len(indexed)
+    while start < end:
+        # in C (``_planning.index_tags``) up to an occurrence it leaves (stage 0) or leaves partly done
+        at, stage, item = start, 0, 0
+        if native is not None:
+            answer = native.index_tags(
+                indexed,
+                start,
+                groups,
+                make_group,
+                planned,
+                stored.occurrences,
+                done,
+                known_rows,
+                _FULL_TAG,
+                TAG_VALUES_PER_KEY,
+                TERMS_PER_GROUP,
+                TAG_KEYS_PER_GROUP,
             )
-        result.counted += 1
-        group.count_all(intent.tags, intent.seen)
-        if intent.search_tags:
-            group.mark_all(None, intent.search_tags, known_rows)
-        if intent.terms:
-            group.mark_all(TEXT_KEY, intent.terms, known_rows)
+            if answer is None:  # not sure of the arguments: all in Python
+                native = None
+            else:
+                at, stage, item, counted = answer
+                result.counted += counted
+                if at == end:
+                    break
+        intent = indexed[at]
+        if stage:
+            groups[intent.group_id].index(intent, known_rows, stage, item)
+        elif _first_write(intent, planned, stored.occurrences, done):
+            result.counted += 1
+            (groups.get(intent.group_id) or make_group(intent)).index(intent, known_rows)
+        start = at + 1
     times: dict[int, str] = {}
     for group in groups.values():
         group.write(plan, times, result)
@@ -495,20 +562,36 @@ def _plan_words(
     not its group keeps the word (past ``TERMS_PER_GROUP``), is deleted in the same commit, or has the
     occurrence stored already: the words of all attached occurrences, the same set whatever the commits'
     boundaries (a group deleted in the commit that attaches its occurrence leaves its words as one deleted
-    later does). Words in ``known`` are stored already."""
-    planned = None
-    for intent in indexed:
-        organization_id = intent.organization_id
-        terms = _unknown(known, (organization_id,), intent.terms, False)
-        if terms is None:
-            terms = [term for term in intent.terms if (organization_id, term) not in known]
-        for term in terms:
-            word = (organization_id, term)
-            if planned is None:
-                planned = plan.upserts.setdefault(org_words.TABLE, {})
-            if word not in planned:
-                planned[word] = (org_words.COLUMNS, word)
-                result.words.append(word)
+    later does). Words in ``known`` are stored already. In C (``_planning.plan_words``) up to an occurrence
+    it leaves to ``_words_of``."""
+    start, end = 0, len(indexed)
+    while start < end:
+        at = None
+        if _native is not None:
+            at = _native.plan_words(
+                indexed, start, known, plan.upserts, org_words.TABLE, org_words.COLUMNS, result.words
+            )
+        if at is None:  # not sure of the arguments: all of the rest in Python
+            for intent in indexed[start:]:
+                _words_of(plan, intent, known, result)
+            return
+        if at < end:
+            _words_of(plan, indexed[at], known, result)
+        start = at + 1
+
+
+def _words_of(plan: CommitPlan, intent: intents.IndexOccurrence, known: set, result: TagPlan) -> None:
+    """``_plan_words`` of one occurrence."""
+    organization_id = intent.organization_id
+    terms = _unknown(known, (organization_id,), intent.terms, False)
+    if terms is None:
+        terms = [term for term in intent.terms if (organization_id, term) not in known]
+    for term in terms:
+        word = (organization_id, term)
+        planned = plan.upserts.setdefault(org_words.TABLE, {})
+        if word not in planned:
+            planned[word] = (org_words.COLUMNS, word)
+            result.words.append(word)
 
 
 def read_stored(
@@ -535,18 +618,20 @@ def read_stored(
         stored.occurrences.add((group_id, occurrence_id))
     value_keys: set[tuple[int, str, str]] = set()
     known_rows = known.rows
-    for intent in wanted:
-        group_id = intent.group_id
-        if (group_id, intent.occurrence_id) in stored.occurrences:
-            continue
-        for key, value in intent.tags:
-            value_keys.add((group_id, key, value))
-        for key, value in intent.search_tags:
-            if (group_id, key, value) not in known_rows:
-                value_keys.add((group_id, key, value))
-        for term in intent.terms:
-            if (group_id, TEXT_KEY, term) not in known_rows:
-                value_keys.add((group_id, TEXT_KEY, term))
+    start, end = 0, len(wanted)
+    while start < end:  # in C (``_planning.value_keys``) up to an occurrence it leaves to ``_value_keys_of``
+        at = (
+            None
+            if _native is None
+            else _native.value_keys(wanted, start, stored.occurrences, known_rows, value_keys)
+        )
+        if at is None:  # not sure of the arguments: all of the rest in Python
+            for intent in wanted[start:]:
+                _value_keys_of(intent, stored.occurrences, known_rows, value_keys)
+            break
+        if at < end:
+            _value_keys_of(wanted[at], stored.occurrences, known_rows, value_keys)
+        start = at + 1
     if not value_keys:
         return stored
     # a new word may come after the group's words are full: whether the group is marked so already. A group
@@ -571,6 +656,27 @@ def read_stored(
         for group_id, key, values_seen, other in transaction.read(KEYS, columns, KeySet(ranges=ranges)):
             stored.keys[(group_id, key)] = (values_seen, other)
     return stored
+
+
+def _value_keys_of(
+    intent: intents.IndexOccurrence,
+    stored_occurrences: set[tuple[int, str]],
+    known_rows: set[tuple[int, str, str]],
+    value_keys: set[tuple[int, str, str]],
+) -> None:
+    """The value rows ``read_stored`` reads for ``intent`` (none when its occurrence is stored): its tags', and
+    its search tags' and words' not in ``known_rows``, added to ``value_keys``."""
+    group_id = intent.group_id
+    if (group_id, intent.occurrence_id) in stored_occurrences:
+        return
+    for key, value in intent.tags:
+        value_keys.add((group_id, key, value))
+    for key, value in intent.search_tags:
+        if (group_id, key, value) not in known_rows:
+            value_keys.add((group_id, key, value))
+    for term in intent.terms:
+        if (group_id, TEXT_KEY, term) not in known_rows:
+            value_keys.add((group_id, TEXT_KEY, term))
 
 
 def _read(transaction: Any, table: str, columns: tuple[str, ...], keys: list[tuple]) -> Iterable[list]:
