@@ -518,11 +518,11 @@ def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | N
     save = write.intents[-1]
     if save.__class__ is not SaveKeyState or save.group_id is not None or save.relink:
         return write, None
-    rest = write.intents[:-1]
+    intents = write.intents
+    if len(intents) == 1:  # the save is all there is: the write is the save alone (a frozen struct)
+        return None, write
     alone = KeyWrite(write.key, write.seq, (save,), write.base_seq)  # key, seq, intents, base_seq
-    if not rest:
-        return None, alone
-    return KeyWrite(write.key, write.seq, rest, write.base_seq), alone
+    return KeyWrite(write.key, write.seq, intents[:-1], write.base_seq), alone
 
 
 def commit_counts(stats: CommitStats) -> dict[str, int]:
