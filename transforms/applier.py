@@ -119,6 +119,7 @@ class GroupApplier:
         and ``quota`` (default: the Redis quota of ``config.redis_url``, None when it has none) are the
         applier's ports (``transforms.storage.group_store``)."""
         self._config = config
+        self._engine_config = config.engine
         self._count = count
         self._clock = clock
         self._store: GroupStore = store if store is not None else spanner_store(config.spanner)
@@ -131,7 +132,9 @@ class GroupApplier:
         self.refusals = refusals if refusals is not None else RefusedKeys()
         self.deferred_save: KeyWrite | None = None  # see ``apply``
         self.last_write: KeyWrite | None = None  # the write the last ``apply`` kept, if any
-        self._last_saved: tuple[KeyState, bytes] | None = None  # the last ``apply``'s state, as it saved it
+        # The last ``apply``'s state and its encoding, when its write saved it (``encoded_state``).
+        self._saved_state: KeyState | None = None
+        self._saved_data = b""
         self._executor: ThreadPoolExecutor | None = None
         self._in_flight: list[Future[CommitStats]] = []
 
@@ -240,11 +243,11 @@ class GroupApplier:
             messages, set_aside = SET_ASIDE.split(key, messages)
         if events is None:
             events = self.events_for(state, messages, split_group_key(key)[0])
-        # Positional, in the order of EngineContext's fields: a call per flush.
+        # Positional, in the order of EngineContext's fields: a call per flush (``now`` inlined).
         context = EngineContext(
             project,
-            self._config.engine,
-            self.now(),
+            self._engine_config,
+            int(self._clock() * MICROS),
             self._quota,
             events,
             self._releases,
@@ -258,20 +261,21 @@ class GroupApplier:
             outputs.dead_letters = [*set_aside, *dead, *outputs.dead_letters]
         counts = outputs.counters  # the engine's, made for this call: the group update is added to it
         write = outputs.write
-        self.deferred_save = self.last_write = self._last_saved = None
+        self.deferred_save = self.last_write = self._saved_state = None
         if write is not None:
             recorded = []  # a lookup of this process may need them before they are read
+            record_event, upsert_group = RecordEvent, UpsertGroup  # read once, not per intent
             for intent in write.intents:  # one pass (intents are final classes: see spanner_writer)
                 kind = intent.__class__
-                if kind is RecordEvent:
+                if kind is record_event:
                     recorded.append(intent.event)
-                elif kind is UpsertGroup:
+                elif kind is upsert_group:
                     counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
             if recorded:
                 KNOWN_EVENTS.put_all(recorded)
             save = write.intents[-1]  # the engine ends every write with the key's state
             if save.__class__ is SaveKeyState:
-                self._last_saved = (new_state, save.state)
+                self._saved_state, self._saved_data = new_state, save.state
             if defer_key_state:
                 write, self.deferred_save = split_key_state_save(write)
             if write is not None:
@@ -288,9 +292,8 @@ class GroupApplier:
     def encoded_state(self, state: KeyState) -> bytes:
         """``engine.encode_state(state)``; the state the last ``apply`` returned is not encoded again (its
         write carries it encoded)."""
-        saved = self._last_saved
-        if saved is not None and saved[0] is state:
-            return saved[1]
+        if state is self._saved_state:
+            return self._saved_data
         return engine.encode_state(state)
 
     def keep(self, write: KeyWrite) -> None:
@@ -515,11 +518,11 @@ def split_key_state_save(write: KeyWrite) -> tuple[KeyWrite | None, KeyWrite | N
     save = write.intents[-1]
     if save.__class__ is not SaveKeyState or save.group_id is not None or save.relink:
         return write, None
-    rest = write.intents[:-1]
+    intents = write.intents
+    if len(intents) == 1:  # the save is all there is: the write is the save alone (a frozen struct)
+        return None, write
     alone = KeyWrite(write.key, write.seq, (save,), write.base_seq)  # key, seq, intents, base_seq
-    if not rest:
-        return None, alone
-    return KeyWrite(write.key, write.seq, rest, write.base_seq), alone
+    return KeyWrite(write.key, write.seq, intents[:-1], write.base_seq), alone
 
 
 def commit_counts(stats: CommitStats) -> dict[str, int]:

@@ -88,6 +88,10 @@ class EventCache:
     """Events this process stored or read, by (project, event id): events never change once stored, so a
     lookup can take one from here instead of reading Spanner. Bounded (oldest entries dropped first).
 
+    Held by event id alone, the event's own project id checked on the way out: a key tuple made and kept for
+    every event stored would be one more object for the garbage collector to track. Two projects' events of
+    one id (ids are unique within a project) take each other's place: the other is read again when needed.
+
     ``prefetch`` reads, in the background, the events of lookups that just arrived. Every read remembers what
     it did not find in which store (database) as *absent*, with the processing time the read started
     (``absent_since``), so that a lookup's event is read at most once per retry interval however often its
@@ -96,21 +100,25 @@ class EventCache:
 
     def __init__(self, max_entries: int = 200_000) -> None:
         self._lock = threading.Lock()
-        self._events: dict[tuple[int, str], Event] = {}
+        self._events: dict[str, Event] = {}  # by event id (see the class docstring)
         self._max_entries = max_entries
         self._absent: dict[tuple[str, int, str], float] = {}  # (database name, project, event id)
         self._in_flight: dict[tuple[int, str], Future] = {}
         self._not_started: dict[Future, Callable[[], object]] = {}  # delayed reads, by their future
 
     def get(self, key: tuple[int, str]) -> Event | None:
-        return self._events.get(key)
+        event = self._events.get(key[1])
+        if event is not None and event.project_id == key[0]:
+            return event
+        return None
 
     def forget_carried(self, message: Message) -> None:
         """Forget the event ``message`` carried: its write was refused, so it is not stored."""
         payload = message.payload
         if payload.__class__ is Occurrence and payload.event is not None:
             with self._lock:
-                self._events.pop((payload.project_id, payload.event.event_id), None)
+                if self.get((payload.project_id, payload.event.event_id)) is not None:
+                    del self._events[payload.event.event_id]
 
     def put(self, key: tuple[int, str], event: Event) -> None:
         with self._lock:
@@ -121,12 +129,12 @@ class EventCache:
         with self._lock:
             known = self._events
             for event in events:
-                known[(event.project_id, event.event_id)] = event
+                known[event.event_id] = event
             if len(known) > self._max_entries:
                 self._drop_oldest()
 
     def _put(self, key: tuple[int, str], event: Event) -> None:
-        self._events[key] = event  # found from now on: its absent entries are never asked for again
+        self._events[key[1]] = event  # found from now on: its absent entries are never asked for again
         if len(self._events) > self._max_entries:
             self._drop_oldest()
 
@@ -150,7 +158,7 @@ class EventCache:
             wanted = sorted(
                 key
                 for key in set(keys)
-                if key not in self._events and key not in self._in_flight and (name, *key) not in self._absent
+                if self.get(key) is None and key not in self._in_flight and (name, *key) not in self._absent
             )
             if not wanted:
                 return
@@ -174,7 +182,7 @@ class EventCache:
     ) -> None:
         began = clock()
         try:
-            unknown = [key for key in keys if key not in self._events]  # applied here meanwhile: no read
+            unknown = [key for key in keys if self.get(key) is None]  # applied here meanwhile: no read
             if unknown:
                 self.record_read(store.name, unknown, store.read_events(unknown), began)
             done.set_result(None)
@@ -216,7 +224,7 @@ class EventCache:
                 event = found.get(key)
                 if event is not None:
                     self._put(key, event)
-                elif key not in self._events:
+                elif self.get(key) is None:
                     self._absent[(database_name, *key)] = began
             self._bound_absent()
 

@@ -135,8 +135,11 @@ class _Memory:
     seen: dict[str, dict[int, int]] = field(default_factory=dict)
     # (window key, bucket) whose window the seen counts already fill.
     full: set[tuple[str, int]] = field(default_factory=set)
-    # "window key:creation id" of creations granted: asking again is answered here.
-    granted: set[str] = field(default_factory=set)
+    # (window key, creation id) of creations granted: asking again is answered here.
+    granted: set[tuple[str, str]] = field(default_factory=set)
+    # (project id, group type slug) -> (window key, bucket width in µs): what ``try_acquire`` answers from
+    # memory with, built once per window key rather than for every request.
+    windows: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
 
 
 _MEMORY_SECONDS = 600.0
@@ -185,6 +188,7 @@ class RedisCreationQuota:
         memory = _memory(client, prefix)
         self._lock = memory.lock
         self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
+        self._windows = memory.windows
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -196,13 +200,26 @@ class RedisCreationQuota:
         # way): over-quota keys ask again with each occurrence, most of them in a window known to be full.
         down_until = self._down[0]
         if not down_until or time.monotonic() >= down_until:
-            quota = group_type.creation_quota
-            key = self.key(project_id, group_type.slug)
-            if creation_id and f"{key}:{creation_id}" in self._granted:
+            window = self._windows.get((project_id, group_type.slug))
+            if window is None:
+                window = self._window(project_id, group_type)
+            key, width = window
+            if creation_id and (key, creation_id) in self._granted:
                 return True
-            if (key, message_time // (quota.granularity_seconds * MICROS)) in self._full:
+            if (key, message_time // width) in self._full:
                 return False
         return self.try_acquire_many([QuotaRequest(project_id, group_type, message_time, creation_id)])[0]
+
+    def _window(self, project_id: int, group_type: GroupType) -> tuple[str, int]:
+        """``(window key, bucket width in µs)`` of a request, remembered in the process's memory (bounded)."""
+        window = (
+            self.key(project_id, group_type.slug),
+            group_type.creation_quota.granularity_seconds * MICROS,
+        )
+        if len(self._windows) > 10_000:
+            self._windows.clear()
+        self._windows[(project_id, group_type.slug)] = window
+        return window
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         if not requests:
@@ -220,7 +237,7 @@ class RedisCreationQuota:
                 quota = request.group_type.creation_quota
                 bucket = request.message_time // (quota.granularity_seconds * MICROS)
                 key = self.key(request.project_id, request.group_type.slug)
-                if request.creation_id and f"{key}:{request.creation_id}" in self._granted:
+                if request.creation_id and (key, request.creation_id) in self._granted:
                     answers[index] = True
                     continue
                 buckets = -(-quota.window_seconds // quota.granularity_seconds)
@@ -255,7 +272,7 @@ class RedisCreationQuota:
                 answer = reply[0]
                 answers[index] = bool(answer)
                 if answer and request.creation_id:
-                    self._granted.add(f"{key}:{request.creation_id}")
+                    self._granted.add((key, request.creation_id))
                 seen = self._seen.get(key)
                 if seen is None:
                     if len(self._seen) > 10_000:
