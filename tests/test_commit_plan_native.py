@@ -235,3 +235,22 @@ def test_the_writes_of_the_leak_check_take_every_c_path() -> None:
     assert plan.environment_checks
     assert plan.inserts == {("KeyStates", (1, "n")), ("Groups", (4,))}
     assert plan.indexed == []
+
+
+@needs_native
+@pytest.mark.parametrize("state", [b"", b"a", b"ab", b"abc", bytes(range(256)), bytearray(b"xy"), None])
+def test_states_of_any_length_are_written_in_base64_as_python_writes_them(state) -> None:
+    """A key's own state (no group) and a group's state, after its row (the row merged with it in C)."""
+    group = _writes()[0][0].intents[1]
+    write = intents.KeyWrite(
+        "1:h",
+        2,
+        (
+            intents.SaveKeyState(1, "h", 0, None, state, False),  # type: ignore[arg-type]
+            group,
+            intents.SaveKeyState(1, "h", 0, 3, state, False),  # type: ignore[arg-type]
+        ),
+    )
+    in_c, in_python = _both([write], StoredVersions(), set())
+    assert in_c == in_python
+    assert not isinstance(in_c, type)

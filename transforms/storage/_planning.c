@@ -695,7 +695,7 @@ enum {
     T_GROUPS, T_KEY_STATES, T_OCCURRENCES, T_EVENTS, T_RELEASES, T_ENVIRONMENTS, T_GROUP_RELEASES, T_HASHES,
     T_ACTIVITIES, N_TABLES
 };
-enum { F_PLAN_WRITE, F_GROUP_IDS, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
+enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
 static PyObject *commit_kinds[N_KINDS];
 static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
 static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
@@ -813,6 +813,72 @@ static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, Py
     return values;
 }
 
+/* spanner_rows.spanner_bytes(raw): base64 text, in C for exact bytes; a new reference or NULL. */
+static PyObject *base64_text(PyObject *raw) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!PyBytes_CheckExact(raw)) return PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+    Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    if (n > PY_SSIZE_T_MAX / 2) return PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+    const unsigned char *in = (const unsigned char *)PyBytes_AS_STRING(raw);
+    PyObject *text = PyUnicode_New(4 * ((n + 2) / 3), 127);
+    if (text == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned long v = ((unsigned long)in[i] << 16) | ((unsigned long)in[i + 1] << 8) | in[i + 2];
+        *out++ = alphabet[(v >> 18) & 63];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = alphabet[(v >> 6) & 63];
+        *out++ = alphabet[v & 63];
+    }
+    if (i < n) {
+        unsigned long v = (unsigned long)in[i] << 16 | (i + 1 < n ? (unsigned long)in[i + 1] << 8 : 0);
+        *out++ = alphabet[(v >> 18) & 63];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    return text;
+}
+
+/* Whether the exact str a equals the exact str b: 1, 0, or -1 when either is not an exact str. */
+static inline int same_text(PyObject *a, PyObject *b) {
+    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b)) return -1;
+    return a == b || PyUnicode_Compare(a, b) == 0;
+}
+
+/* commit_plan.merged_row(previous, columns, values) in its usual cases (the row written again with the same
+ * column tuple; its key and last columns written again, as a group's state after its row), else by the Python
+ * function; a new reference or NULL. */
+static PyObject *merged(PyObject *previous, PyObject *columns, PyObject *values) {
+    if (!(PyTuple_CheckExact(previous) && PyTuple_GET_SIZE(previous) == 2 && PyTuple_CheckExact(columns) &&
+          PyTuple_CheckExact(values)))
+        goto python;
+    PyObject *old_columns = PyTuple_GET_ITEM(previous, 0), *old_values = PyTuple_GET_ITEM(previous, 1);
+    if (!PyTuple_CheckExact(old_columns) || !PyTuple_CheckExact(old_values)) goto python;
+    if (columns == old_columns) return PyTuple_Pack(2, old_columns, values);
+    Py_ssize_t n_old = PyTuple_GET_SIZE(old_columns), n = PyTuple_GET_SIZE(columns), cut = n_old - n + 1;
+    if (n == 0 || n_old == 0 || cut <= 0 || PyTuple_GET_SIZE(values) == 0) goto python;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int same = same_text(PyTuple_GET_ITEM(old_columns, i == 0 ? 0 : cut + i - 1), PyTuple_GET_ITEM(columns, i));
+        if (same != 1) goto python; /* not sure, or the dictionary merge: the Python's */
+    }
+    Py_ssize_t kept = (cut < PyTuple_GET_SIZE(old_values) ? cut : PyTuple_GET_SIZE(old_values)) - 1;
+    if (kept < 0) kept = 0;
+    Py_ssize_t n_values = PyTuple_GET_SIZE(values);
+    PyObject *row = PyTuple_New(n_values + kept);
+    if (row == NULL) return NULL;
+    PyTuple_SET_ITEM(row, 0, Py_NewRef(PyTuple_GET_ITEM(values, 0)));
+    for (Py_ssize_t i = 0; i < kept; i++)
+        PyTuple_SET_ITEM(row, 1 + i, Py_NewRef(PyTuple_GET_ITEM(old_values, 1 + i)));
+    for (Py_ssize_t i = 1; i < n_values; i++) PyTuple_SET_ITEM(row, kept + i, Py_NewRef(PyTuple_GET_ITEM(values, i)));
+    PyObject *result = PyTuple_Pack(2, old_columns, row);
+    Py_DECREF(row);
+    return result;
+python:
+    return PyObject_CallFunctionObjArgs(commit_functions[F_MERGED_ROW], previous, columns, values, NULL);
+}
+
 /* What plan_writes reads of the Planning once: its containers (borrowed through ``held``). */
 typedef struct {
     PyObject *p, *plan, *key_seq, *group_seq, *alive, *releases, *assumed_new, *upserts, *deletes, *inserts,
@@ -856,8 +922,7 @@ static int upsert(Commit *c, int table, PyObject *key, PyObject *columns, PyObje
         Py_DECREF(planned);
         goto done;
     }
-    row = previous == NULL ? PyTuple_Pack(2, columns, values)
-                           : PyObject_CallFunctionObjArgs(commit_functions[F_MERGED_ROW], previous, columns, values, NULL);
+    row = previous == NULL ? PyTuple_Pack(2, columns, values) : merged(previous, columns, values);
     if (row != NULL) ok = PyDict_SetItem(planned, key, row);
     Py_DECREF(planned);
 done:
@@ -969,7 +1034,7 @@ static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *
         if (group_id == Py_None) {
             PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
             if (raw == NULL) goto done;
-            state = PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+            state = base64_text(raw);
             Py_DECREF(raw);
             if (state == NULL) goto done;
         } else {
@@ -996,7 +1061,7 @@ static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *
         if (go) {
             PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
             if (raw == NULL) goto done;
-            state = PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+            state = base64_text(raw);
             Py_DECREF(raw);
             if (state == NULL || (row_key = PyTuple_Pack(1, group_id)) == NULL) goto done;
             if (upsert(c, T_GROUPS, row_key, commit_columns[C_GROUP_STATE],
@@ -1025,7 +1090,8 @@ static int plan_occurrence(Commit *c, PyObject *intent, PyObject *events) {
         goto done;
     }
     if ((occurrence = PyObject_GetAttr(intent, attribute[A_OCCURRENCE])) == NULL ||
-        (id = PyObject_GetAttr(occurrence, attribute[A_ID])) == NULL || (row_key = PyTuple_Pack(2, group_id, id)) == NULL ||
+        (id = PyObject_GetAttr(occurrence, attribute[A_ID])) == NULL ||
+        (row_key = PyTuple_Pack(2, group_id, id)) == NULL ||
         (values = row_values(CELLS(occurrence_cells), intent, occurrence, NULL)) == NULL ||
         (event_id = PyObject_GetAttr(occurrence, attribute[A_EVENT_ID])) == NULL)
         goto done;
@@ -1077,7 +1143,8 @@ static int plan_release(Commit *c, PyObject *intent) {
         goto done;
     }
     if (PyDict_SetItem(c->releases, release_key, first_seen) < 0) goto done;
-    PyObject *text = first_seen == Py_None ? Py_NewRef(Py_None) : PyObject_CallOneArg(commit_functions[F_RFC3339], first_seen);
+    PyObject *text = first_seen == Py_None ? Py_NewRef(Py_None)
+                                           : PyObject_CallOneArg(commit_functions[F_RFC3339], first_seen);
     if (text == NULL) goto done;
     PyObject *values = PyTuple_Pack(3, project_id, version, text);
     Py_DECREF(text);
@@ -1135,8 +1202,8 @@ static int plan_group_rows(Commit *c, int kind, PyObject *intent, PyObject *grou
         ok = 0;
         while (ok == 0 && (hash = PyIter_Next(iterator)) != NULL) {
             PyObject *key = PyTuple_Pack(2, other, hash);
-            ok = key == NULL ? -1
-                             : upsert(c, T_HASHES, key, commit_columns[C_HASH], PyTuple_Pack(3, other, hash, group_id));
+            PyObject *values = key == NULL ? NULL : PyTuple_Pack(3, other, hash, group_id);
+            ok = key == NULL ? -1 : upsert(c, T_HASHES, key, commit_columns[C_HASH], values);
             Py_XDECREF(key);
             Py_DECREF(hash);
         }
@@ -1170,7 +1237,8 @@ static int plan_events(Commit *c, PyObject *events) {
         if (event != NULL && (project_id = PyObject_GetAttr(event, attribute[A_PROJECT_ID])) != NULL &&
             (id = PyObject_GetAttr(event, attribute[A_EVENT_ID])) != NULL &&
             (row_key = PyTuple_Pack(2, project_id, id)) != NULL)
-            ok = upsert(c, T_EVENTS, row_key, commit_columns[C_EVENT], row_values(CELLS(event_cells), record, event, NULL));
+            ok = upsert(c, T_EVENTS, row_key, commit_columns[C_EVENT],
+                        row_values(CELLS(event_cells), record, event, NULL));
         Py_DECREF(record);
         Py_XDECREF(event);
         Py_XDECREF(project_id);
@@ -1189,10 +1257,27 @@ static inline int kind_of(PyObject *intent) {
     return -1;
 }
 
+/* The group an intent of commit_kinds names (commit_plan.group_ids: its ``group_id``, an UpsertGroup's row's, a
+ * SaveKeyState's unless None): a new reference, or NULL (with an error, or none when it names no group). */
+static PyObject *group_of(PyObject *intent) {
+    int kind = kind_of(intent);
+    if (kind == K_EVENT || kind == K_INDEX || kind == K_RELEASE) return NULL;
+    if (kind != K_GROUP) {
+        PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]);
+        if (kind == K_KEY_STATE && group_id == Py_None) Py_CLEAR(group_id);
+        return group_id;
+    }
+    PyObject *row = PyObject_GetAttr(intent, attribute[A_ROW]);
+    if (row == NULL) return NULL;
+    PyObject *group_id = PyObject_GetAttr(row, attribute[A_GROUP_ID]);
+    Py_DECREF(row);
+    return group_id;
+}
+
 /* One write: in C when its intents are all of commit_kinds, else by commit_plan._plan_write. -1 on error. */
 static int plan_write(Commit *c, PyObject *write) {
     PyObject *intents = PyObject_GetAttr(write, attribute[A_INTENTS]);
-    PyObject *key = NULL, *seq = NULL, *group_ok = NULL, *events = NULL, *found = NULL;
+    PyObject *key = NULL, *seq = NULL, *group_ok = NULL, *events = NULL;
     int ok = -1, guarded = 0;
     if (intents == NULL) return -1;
     int native = PyTuple_CheckExact(intents);
@@ -1216,19 +1301,21 @@ static int plan_write(Commit *c, PyObject *write) {
     if (guarded) {
         /* each guarded row decided once per write, against what is stored before it (plan_commit) */
         if ((key_ok = newer(seq, c->key_seq, key)) < 0 || (group_ok = PyDict_New()) == NULL) goto done;
-        found = PyObject_CallOneArg(commit_functions[F_GROUP_IDS], write);
-        PyObject *iterator = found == NULL ? NULL : PyObject_GetIter(found), *group_id;
-        if (iterator == NULL) goto done;
         int all_ok = 1;
-        while ((group_id = PyIter_Next(iterator)) != NULL) {
-            int newer_group = key_ok ? newer(seq, c->group_seq, group_id) : 0;
-            int failed = newer_group < 0 || PyDict_SetItem(group_ok, group_id, newer_group ? Py_True : Py_False) < 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(intents); i++) {
+            PyObject *group_id = group_of(PyTuple_GET_ITEM(intents, i));
+            if (group_id == NULL) {
+                if (PyErr_Occurred()) goto done;
+                continue;
+            }
+            int seen = PyDict_Contains(group_ok, group_id), newer_group = 0;
+            if (seen == 0 && key_ok) newer_group = newer(seq, c->group_seq, group_id);
+            int failed = seen < 0 || newer_group < 0 ||
+                         (!seen && PyDict_SetItem(group_ok, group_id, newer_group ? Py_True : Py_False) < 0);
             Py_DECREF(group_id);
-            if (failed) break;
-            all_ok &= newer_group;
+            if (failed) goto done;
+            if (!seen) all_ok &= newer_group;
         }
-        Py_DECREF(iterator);
-        if (PyErr_Occurred()) goto done;
         if ((!key_ok || !all_ok) && one_more_stale(c) < 0) goto done;
     }
     if ((events = PyDict_New()) == NULL) goto done;
@@ -1271,7 +1358,6 @@ done:
     Py_XDECREF(seq);
     Py_XDECREF(group_ok);
     Py_XDECREF(events);
-    Py_XDECREF(found);
     return ok;
 }
 
@@ -1284,7 +1370,7 @@ static PyObject *plan_writes(PyObject *module, PyObject *const *args, Py_ssize_t
         return NULL;
     }
     if (commit_timestamp == NULL || !PyList_CheckExact(args[1])) Py_RETURN_NONE;
-    Commit c = {args[0]};
+    Commit c = {.p = args[0]};
     PyObject **held[] = {&c.key_seq, &c.group_seq, &c.alive, &c.releases, &c.assumed_new, &c.plan};
     static const int of_p[] = {A_KEY_SEQ, A_GROUP_SEQ, A_ALIVE, A_RELEASES, A_ASSUMED_NEW, A_PLAN};
     PyObject **of_plan_held[] = {&c.upserts, &c.deletes, &c.inserts, &c.indexed, &c.environment_checks};
@@ -1322,11 +1408,13 @@ done:
 
 /* configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp): commit_plan's constants (see
  * above the enums: kinds are RecordEvent, IndexOccurrence, InsertOccurrence, UpsertGroup, SaveKeyState,
- * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set _KEY_GUARDED; functions _plan_write, group_ids, split_group_key, merged_row,
- * rfc3339, msgspec.json.encode, orjson.dumps, spanner_bytes). */
+ * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set
+ * _KEY_GUARDED; functions _plan_write, split_group_key, merged_row, rfc3339, msgspec.json.encode, orjson.dumps,
+ * spanner_bytes). */
 static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp)");
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp)");
         return NULL;
     }
     Py_ssize_t sizes[] = {N_KINDS, 0, N_COLUMNS, N_TABLES, N_FUNCTIONS};
@@ -1354,7 +1442,8 @@ static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ss
     for (int i = 0; i < N_TABLES; i++) Py_XSETREF(table_names[i], Py_NewRef(PyTuple_GET_ITEM(args[3], i)));
     for (int i = 0; i < N_FUNCTIONS; i++) Py_XSETREF(commit_functions[i], Py_NewRef(PyTuple_GET_ITEM(args[4], i)));
     for (int i = 0; i < N_ATTRIBUTES; i++)
-        if (attribute[i] == NULL && (attribute[i] = PyUnicode_InternFromString(attribute_names[i])) == NULL) return NULL;
+        if (attribute[i] == NULL && (attribute[i] = PyUnicode_InternFromString(attribute_names[i])) == NULL)
+            return NULL;
     if (zero == NULL && ((zero = PyLong_FromLong(0)) == NULL || (one = PyLong_FromLong(1)) == NULL ||
                          (empty_text = PyUnicode_FromStringAndSize("", 0)) == NULL))
         return NULL;

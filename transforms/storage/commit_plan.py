@@ -486,7 +486,6 @@ if _native is not None:
         ),
         (
             _plan_write,
-            group_ids,
             split_group_key,
             merged_row,
             rows.rfc3339,
