@@ -532,3 +532,75 @@ def test_estimating_writes_in_c_estimates_as_python(writes, known) -> None:
         assert answer is not None
     if expected is not None:  # the writer's estimate, by whichever path
         assert spanner_writer._write_costs(writes, tag_cost) == expected
+
+
+@needs_native
+@pytest.mark.parametrize("count", [0, 1, 21, 22, 40, 70])
+def test_estimating_many_tags_in_c_estimates_as_python(count: int) -> None:
+    """An intent's lookups are made together up to _planning's BATCH (64) items, one by one past it."""
+    from transforms.storage import spanner_writer
+
+    pairs = tuple((f"k{n % 7}", f"v{n}") for n in range(count))
+    intent = intents.IndexOccurrence(
+        3, 1, 2, "o", 0, pairs, pairs[: count // 2], tuple(f"w{n}" for n in range(count))
+    )
+    rows_known = tag_writer.KnownRows()
+    rows_known.add_all({(3, key, value) for key, value in pairs[::2]})
+    rows_known.add_all({(3, TEXT_KEY, f"w{n}") for n in range(0, count, 3)})
+    rows_known.add_all({(n, "k", "v") for n in range(5000)})  # a table of many slots
+    writes = [intents.KeyWrite("1:k", 1, (intent,))]
+    cost = tag_writer.TagCost(rows_known)
+    expected = [spanner_writer.estimate_mutations(write, cost) for write in writes]
+    assert (
+        native.write_costs(
+            writes,
+            spanner_writer._fixed_costs(),
+            spanner_writer._special_costs(),
+            rows_known.rows,
+            tag_writer.tag_cells(),
+        )
+        == expected
+    )
+
+
+_COSTS_LEAK_SCRIPT = """
+import gc, sys
+from transforms.core import intents
+from transforms.storage import spanner_writer as sw, tag_writer as tw
+known = tw.KnownRows()
+known.add_all({(3, "k", "v"), (3, "@text", "w")})
+many = tuple(("k", str(n)) for n in range(70))
+writes = [
+    intents.KeyWrite("1:k", 1, (intents.IndexOccurrence(3, 1, 2, "o", 0, (("k", "v"), ("k", "x")), (), ("w", "z")),)),
+    intents.KeyWrite("1:k", 2, (intents.IndexOccurrence(3, 1, 2, "o", 0, many, (), ()),)),
+]
+odd = [intents.KeyWrite("1:k", 1, (intents.IndexOccurrence(3, 1, 2, "o", 0, (("k", 1.5),), (), ()),))]
+def call():
+    sw._write_costs(writes, tw.TagCost(known))
+    sw._write_costs(odd, tw.TagCost(known))
+for _ in range(500):
+    call()
+gc.collect()
+before = sys.getallocatedblocks()
+for _ in range(CALLS):
+    call()
+gc.collect()
+print(sys.getallocatedblocks() - before)
+"""
+
+
+@needs_native
+def test_estimating_writes_in_c_leaks_nothing() -> None:
+    import subprocess
+    import sys
+
+    calls = 10_000
+    run = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", _COSTS_LEAK_SCRIPT.replace("CALLS", str(calls))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert int(run.stdout.strip()) < calls // 20

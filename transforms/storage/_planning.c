@@ -1037,6 +1037,69 @@ static int tuple_len(PyObject *o, PyObject *name, PyObject **out, Py_ssize_t *n)
     return 1;
 }
 
+#define BATCH 64 /* items of one intent looked up together (walk_batch) */
+
+/* walk(known, head, items, pairs, NULL) of tags, search tags (``head``) and terms (``text_head``) into
+ * found[0..2], the lookups of all the items made together: their set slots, then the stored keys found there
+ * and their items, are fetched into the cache before the first lookup (a known set too large for the cache
+ * made each lookup wait for three or four reads from memory in turn). The answers are PySet_Contains': the
+ * prefetches only read the set's table. 0 done, -1 error, -2 not sure (as walk); -3: more than BATCH items,
+ * not done. */
+static int walk_batch(PyObject *known, PyObject *head, PyObject *text_head, PyObject *const *lists,
+                      Py_ssize_t *found) {
+    PyObject *keys[BATCH];
+    Py_hash_t hashes[BATCH];
+    int segment[BATCH];
+    Py_ssize_t n = 0;
+    if (!PyAnySet_CheckExact(known) || !plain_tuple(head) || !plain_tuple(text_head)) return -2;
+    for (int l = 0; l < 3; l++) {
+        if (!PyTuple_CheckExact(lists[l])) return -2;
+        n += PyTuple_GET_SIZE(lists[l]);
+    }
+    if (n > BATCH) return -3;
+    int result = 0;
+    Py_ssize_t made = 0;
+    for (int l = 0; l < 3 && result == 0; l++) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lists[l]); i++) {
+            PyObject *key = joined(l == 2 ? text_head : head, PyTuple_GET_ITEM(lists[l], i), l < 2);
+            if (key == NULL) {
+                result = PyErr_Occurred() ? -1 : -2;
+                break;
+            }
+            keys[made] = key;
+            segment[made] = l;
+            if ((hashes[made++] = PyObject_Hash(key)) == -1) {
+                result = -1;
+                break;
+            }
+        }
+    }
+    if (result == 0) {
+        setentry *table = ((PySetObject *)known)->table;
+        size_t mask = (size_t)((PySetObject *)known)->mask;
+        for (Py_ssize_t i = 0; i < made; i++) __builtin_prefetch(&table[(size_t)hashes[i] & mask]);
+        for (Py_ssize_t i = 0; i < made; i++) {
+            setentry *entry = &table[(size_t)hashes[i] & mask];
+            if (entry->hash == hashes[i] && entry->key != NULL) __builtin_prefetch(entry->key);
+        }
+        for (Py_ssize_t i = 0; i < made; i++) {
+            setentry *entry = &table[(size_t)hashes[i] & mask];
+            PyObject *stored = entry->hash == hashes[i] ? entry->key : NULL;
+            if (stored != NULL && PyTuple_CheckExact(stored))
+                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(stored); j++)
+                    __builtin_prefetch(PyTuple_GET_ITEM(stored, j));
+        }
+        found[0] = found[1] = found[2] = 0;
+        for (Py_ssize_t i = 0; i < made && result == 0; i++) {
+            int in = PySet_Contains(known, keys[i]);
+            if (in < 0) result = -1;
+            else found[segment[i]] += in;
+        }
+    }
+    for (Py_ssize_t i = 0; i < made; i++) Py_DECREF(keys[i]);
+    return result;
+}
+
 /* tag_writer.estimate_mutations(intent, known) into *cost (``known``: KnownRows.rows, or None for the bound
  * without what is known): 1 done, 0 not sure, -1 error. */
 static int tag_cost(PyObject *intent, PyObject *known, long long insert, long long update, long long term_cells,
@@ -1053,8 +1116,18 @@ static int tag_cost(PyObject *intent, PyObject *known, long long insert, long lo
         if ((group_id = PyObject_GetAttr(intent, str_group_id)) == NULL) goto done;
         if ((head = PyTuple_Pack(1, group_id)) == NULL || (text_head = PyTuple_Pack(2, group_id, text_key)) == NULL)
             goto done;
-        Py_ssize_t a = walk(known, head, tags, 1, NULL), b = a < 0 ? a : walk(known, head, search, 1, NULL);
-        Py_ssize_t c = b < 0 ? b : walk(known, text_head, terms, 0, NULL);
+        PyObject *lists[3] = {tags, search, terms};
+        Py_ssize_t found[3], a, b, c;
+        int batch = walk_batch(known, head, text_head, lists, found);
+        if (batch == -3) {
+            a = walk(known, head, tags, 1, NULL);
+            b = a < 0 ? a : walk(known, head, search, 1, NULL);
+            c = b < 0 ? b : walk(known, text_head, terms, 0, NULL);
+        } else {
+            a = batch < 0 ? batch : found[0];
+            b = batch < 0 ? batch : found[1];
+            c = batch < 0 ? batch : found[2];
+        }
         if (c == -1) goto done;
         if (c == -2) {
             ok = 0;
@@ -1241,6 +1314,780 @@ done:
     return result;
 }
 
+/* --- A commit's writes planned (commit_plan.plan_commit) ------------------------------------------------- */
+
+/* configure_commit(): commit_plan's classes, columns, tables and functions, set once at its import. The writes
+ * whose intents are all of the commonest classes (``commit_kinds``) are planned here, as commit_plan's planners
+ * and spanner_rows' row builders plan them; any other write is handed to ``commit_plan._plan_write``, the
+ * Python's plan of one write, so each write is planned whole by one of the two. */
+enum {
+    K_EVENT, K_INDEX, K_OCCURRENCE, K_GROUP, K_KEY_STATE, K_RELEASE, K_ENVIRONMENT, K_GROUP_RELEASE, K_HASHES,
+    K_ACTIVITY, N_KINDS
+};
+enum {
+    C_GROUP, C_GROUP_STATE, C_KEY_STATE, C_OCCURRENCE, C_OCCURRENCE_EVENT, C_EVENT, C_RELEASE, C_ENVIRONMENT,
+    C_GROUP_RELEASE, C_HASH, C_ACTIVITY, N_COLUMNS
+};
+enum {
+    T_GROUPS, T_KEY_STATES, T_OCCURRENCES, T_EVENTS, T_RELEASES, T_ENVIRONMENTS, T_GROUP_RELEASES, T_HASHES,
+    T_ACTIVITIES, N_TABLES
+};
+enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
+static PyObject *commit_kinds[N_KINDS];
+static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
+static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
+static PyObject *table_names[N_TABLES], *commit_timestamp = NULL, *zero = NULL, *one = NULL, *empty_text = NULL;
+
+/* Attribute names, interned at import (PyInit__planning). */
+enum {
+    A_KEY, A_SEQ, A_INTENTS, A_EVENT, A_EVENT_ID, A_PROJECT_ID, A_PLATFORM, A_TIMESTAMP, A_RECEIVED, A_LEVEL,
+    A_RELEASE, A_ENVIRONMENT, A_GROUP_ID, A_OCCURRENCE, A_ID, A_MESSAGE_ID, A_MESSAGE_TIME, A_FINGERPRINT,
+    A_HASHES, A_TYPE, A_ISSUE_TITLE, A_SUBTITLE, A_CULPRIT, A_DETECTION_TIME, A_EVENT_TIME, A_RESOURCE_ID,
+    A_EVIDENCE_DATA, A_EVIDENCE_DISPLAY, A_PRIORITY, A_ASSIGNEE, A_ROW, A_ORGANIZATION_ID, A_PRIMARY_HASH,
+    A_GENERATION, A_CATEGORY, A_STATUS, A_SUBSTATUS, A_TITLE, A_MESSAGE, A_FIRST_SEEN, A_LAST_SEEN, A_ACTIVE_AT,
+    A_RESOLVED_AT, A_TIMES_SEEN, A_FIRST_RELEASE, A_RESOLUTION_TYPE, A_RESOLUTION_VERSION, A_DATA, A_STATE,
+    A_RELINK, A_VERSION, A_PLAN, A_KEY_SEQ, A_GROUP_SEQ, A_ALIVE, A_RELEASES, A_ASSUMED_NEW, A_UPSERTS,
+    A_DELETES, A_INSERTS, A_INDEXED, A_STALE_WRITES, A_ENVIRONMENT_CHECKS, A_ACTIVITY_ID, A_ACTIVITY_TIME,
+    N_ATTRIBUTES
+};
+static const char *attribute_names[N_ATTRIBUTES] = {
+    "key", "seq", "intents", "event", "event_id", "project_id", "platform", "timestamp", "received", "level",
+    "release", "environment", "group_id", "occurrence", "id", "message_id", "message_time", "fingerprint",
+    "hashes", "type", "issue_title", "subtitle", "culprit", "detection_time", "event_time", "resource_id",
+    "evidence_data", "evidence_display", "priority", "assignee", "row", "organization_id", "primary_hash",
+    "generation", "category", "status", "substatus", "title", "message", "first_seen", "last_seen", "active_at",
+    "resolved_at", "times_seen", "first_release", "resolution_type", "resolution_version", "data", "state",
+    "relink", "version", "plan", "key_seq", "group_seq", "alive", "releases", "assumed_new", "upserts",
+    "deletes", "inserts", "indexed", "stale_writes", "environment_checks", "activity_id", "activity_time"};
+static PyObject *attribute[N_ATTRIBUTES];
+
+/* A row's cells as spanner_rows builds them: an attribute of one of two sources, converted. */
+enum { PLAIN, TS, TIME, JSON, ENCODE, LIST, SEQ, NONE, COMMIT };
+typedef struct {
+    unsigned char source, convert;
+    short name; /* an attribute, or -1: the source itself */
+} Cell;
+
+/* spanner_rows.group_values(row, seq, None) */
+static const Cell group_cells[] = {
+    {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_PROJECT_ID}, {0, PLAIN, A_ORGANIZATION_ID}, {0, PLAIN, A_PRIMARY_HASH},
+    {0, PLAIN, A_FINGERPRINT}, {0, PLAIN, A_GENERATION}, {0, PLAIN, A_TYPE}, {0, PLAIN, A_CATEGORY},
+    {0, PLAIN, A_STATUS}, {0, PLAIN, A_SUBSTATUS}, {0, PLAIN, A_PRIORITY}, {0, PLAIN, A_LEVEL},
+    {0, PLAIN, A_TITLE}, {0, PLAIN, A_SUBTITLE}, {0, PLAIN, A_CULPRIT}, {0, PLAIN, A_MESSAGE},
+    {0, PLAIN, A_PLATFORM}, {0, TS, A_FIRST_SEEN}, {0, TS, A_LAST_SEEN}, {0, TS, A_ACTIVE_AT},
+    {0, TS, A_RESOLVED_AT}, {0, PLAIN, A_TIMES_SEEN}, {0, PLAIN, A_FIRST_RELEASE}, {0, PLAIN, A_ASSIGNEE},
+    {0, PLAIN, A_RESOLUTION_TYPE}, {0, PLAIN, A_RESOLUTION_VERSION}, {0, JSON, A_DATA}, {0, SEQ, -1},
+    {0, NONE, -1}, {0, COMMIT, -1}};
+/* spanner_rows.occurrence_values(insert): source 0 the intent, 1 its occurrence */
+static const Cell occurrence_cells[] = {
+    {0, PLAIN, A_GROUP_ID}, {1, PLAIN, A_ID}, {1, PLAIN, A_PROJECT_ID}, {1, PLAIN, A_EVENT_ID},
+    {0, PLAIN, A_MESSAGE_ID}, {0, TIME, A_MESSAGE_TIME}, {1, LIST, A_FINGERPRINT}, {1, LIST, A_HASHES},
+    {1, PLAIN, A_TYPE}, {1, PLAIN, A_ISSUE_TITLE}, {1, PLAIN, A_SUBTITLE}, {1, PLAIN, A_CULPRIT},
+    {1, PLAIN, A_LEVEL}, {1, TIME, A_DETECTION_TIME}, {0, TIME, A_EVENT_TIME}, {1, PLAIN, A_RESOURCE_ID},
+    {1, JSON, A_EVIDENCE_DATA}, {1, ENCODE, A_EVIDENCE_DISPLAY}, {1, PLAIN, A_PRIORITY}, {1, PLAIN, A_ASSIGNEE},
+    {0, PLAIN, A_RELEASE}, {0, PLAIN, A_ENVIRONMENT}};
+/* spanner_rows.event_values(record): source 0 the intent, 1 its event */
+static const Cell event_cells[] = {
+    {1, PLAIN, A_PROJECT_ID}, {1, PLAIN, A_EVENT_ID}, {1, PLAIN, A_PLATFORM}, {1, TIME, A_TIMESTAMP},
+    {1, TS, A_RECEIVED}, {0, PLAIN, A_LEVEL}, {1, PLAIN, A_RELEASE}, {1, PLAIN, A_ENVIRONMENT},
+    {1, ENCODE, -1}};
+/* spanner_rows.activity_values(insert) */
+static const Cell activity_cells[] = {
+    {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ACTIVITY_ID}, {0, PLAIN, A_PROJECT_ID}, {0, PLAIN, A_TYPE},
+    {0, PLAIN, A_MESSAGE_ID}, {0, TS, A_ACTIVITY_TIME}, {0, JSON, A_DATA}};
+/* spanner_rows.environment_values(record) */
+static const Cell environment_cells[] = {
+    {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ENVIRONMENT}, {0, PLAIN, A_FIRST_RELEASE}, {0, TS, A_FIRST_SEEN}};
+/* spanner_rows.event_inline_values(record) */
+static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, ENCODE, -1}};
+#define CELLS(cells) cells, (Py_ssize_t)(sizeof(cells) / sizeof(cells[0]))
+
+/* bytes.decode() of a new reference, released; a new reference or NULL. */
+static PyObject *decoded(PyObject *raw) {
+    if (raw == NULL) return NULL;
+    PyObject *text = PyBytes_CheckExact(raw)
+                         ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), "strict")
+                         : PyObject_CallMethod(raw, "decode", NULL);
+    Py_DECREF(raw);
+    return text;
+}
+
+/* One cell: a new reference or NULL. */
+static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
+    if (c->convert == SEQ) return Py_NewRef(seq);
+    if (c->convert == NONE) return Py_NewRef(Py_None);
+    if (c->convert == COMMIT) return Py_NewRef(commit_timestamp);
+    PyObject *value = c->name < 0 ? Py_NewRef(sources[c->source])
+                                  : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    if (value == NULL || c->convert == PLAIN) return value;
+    if ((c->convert == TS || c->convert == JSON) && value == Py_None) return value;
+    PyObject *made;
+    if (c->convert == TS || c->convert == TIME)
+        made = PyObject_CallOneArg(commit_functions[F_RFC3339], value);
+    else if (c->convert == JSON)
+        made = decoded(PyObject_CallOneArg(commit_functions[F_DUMPS], value));
+    else if (c->convert == ENCODE)
+        made = decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
+    else /* LIST */
+        made = PySequence_List(value);
+    Py_DECREF(value);
+    return made;
+}
+
+/* A row's values (a new tuple) or NULL. */
+static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, PyObject *second, PyObject *seq) {
+    PyObject *sources[2] = {first, second};
+    PyObject *values = PyTuple_New(n);
+    if (values == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = cell(&cells[i], sources, seq);
+        if (value == NULL) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i, value);
+    }
+    return values;
+}
+
+/* spanner_rows.spanner_bytes(raw): base64 text, in C for exact bytes; a new reference or NULL. */
+static PyObject *base64_text(PyObject *raw) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (!PyBytes_CheckExact(raw)) return PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+    Py_ssize_t n = PyBytes_GET_SIZE(raw);
+    if (n > PY_SSIZE_T_MAX / 2) return PyObject_CallOneArg(commit_functions[F_BYTES], raw);
+    const unsigned char *in = (const unsigned char *)PyBytes_AS_STRING(raw);
+    PyObject *text = PyUnicode_New(4 * ((n + 2) / 3), 127);
+    if (text == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        unsigned long v = ((unsigned long)in[i] << 16) | ((unsigned long)in[i + 1] << 8) | in[i + 2];
+        *out++ = alphabet[(v >> 18) & 63];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = alphabet[(v >> 6) & 63];
+        *out++ = alphabet[v & 63];
+    }
+    if (i < n) {
+        unsigned long v = (unsigned long)in[i] << 16 | (i + 1 < n ? (unsigned long)in[i + 1] << 8 : 0);
+        *out++ = alphabet[(v >> 18) & 63];
+        *out++ = alphabet[(v >> 12) & 63];
+        *out++ = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    return text;
+}
+
+/* Whether the exact str a equals the exact str b: 1, 0, or -1 when either is not an exact str. */
+static inline int same_text(PyObject *a, PyObject *b) {
+    if (!PyUnicode_CheckExact(a) || !PyUnicode_CheckExact(b)) return -1;
+    return a == b || PyUnicode_Compare(a, b) == 0;
+}
+
+/* commit_plan.merged_row(previous, columns, values) in its usual cases (the row written again with the same
+ * column tuple; its key and last columns written again, as a group's state after its row), else by the Python
+ * function; a new reference or NULL. */
+static PyObject *merged(PyObject *previous, PyObject *columns, PyObject *values) {
+    if (!(PyTuple_CheckExact(previous) && PyTuple_GET_SIZE(previous) == 2 && PyTuple_CheckExact(columns) &&
+          PyTuple_CheckExact(values)))
+        goto python;
+    PyObject *old_columns = PyTuple_GET_ITEM(previous, 0), *old_values = PyTuple_GET_ITEM(previous, 1);
+    if (!PyTuple_CheckExact(old_columns) || !PyTuple_CheckExact(old_values)) goto python;
+    if (columns == old_columns) return PyTuple_Pack(2, old_columns, values);
+    Py_ssize_t n_old = PyTuple_GET_SIZE(old_columns), n = PyTuple_GET_SIZE(columns), cut = n_old - n + 1;
+    if (n == 0 || n_old == 0 || cut <= 0 || PyTuple_GET_SIZE(values) == 0) goto python;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int same = same_text(PyTuple_GET_ITEM(old_columns, i == 0 ? 0 : cut + i - 1), PyTuple_GET_ITEM(columns, i));
+        if (same != 1) goto python; /* not sure, or the dictionary merge: the Python's */
+    }
+    Py_ssize_t kept = (cut < PyTuple_GET_SIZE(old_values) ? cut : PyTuple_GET_SIZE(old_values)) - 1;
+    if (kept < 0) kept = 0;
+    Py_ssize_t n_values = PyTuple_GET_SIZE(values);
+    PyObject *row = PyTuple_New(n_values + kept);
+    if (row == NULL) return NULL;
+    PyTuple_SET_ITEM(row, 0, Py_NewRef(PyTuple_GET_ITEM(values, 0)));
+    for (Py_ssize_t i = 0; i < kept; i++)
+        PyTuple_SET_ITEM(row, 1 + i, Py_NewRef(PyTuple_GET_ITEM(old_values, 1 + i)));
+    for (Py_ssize_t i = 1; i < n_values; i++) PyTuple_SET_ITEM(row, kept + i, Py_NewRef(PyTuple_GET_ITEM(values, i)));
+    PyObject *result = PyTuple_Pack(2, old_columns, row);
+    Py_DECREF(row);
+    return result;
+python:
+    return PyObject_CallFunctionObjArgs(commit_functions[F_MERGED_ROW], previous, columns, values, NULL);
+}
+
+/* What plan_writes reads of the Planning once: its containers (borrowed through ``held``). */
+typedef struct {
+    PyObject *p, *plan, *key_seq, *group_seq, *alive, *releases, *assumed_new, *upserts, *deletes, *inserts,
+        *indexed, *environment_checks;
+} Commit;
+
+/* CommitPlan.upsert(table, key, columns, values), ``values`` a new reference (released; NULL: an error
+ * before); -1 on error. */
+static int upsert(Commit *c, int table, PyObject *key, PyObject *columns, PyObject *values) {
+    if (values == NULL) return -1;
+    PyObject *name = table_names[table], *row = NULL;
+    int ok = -1;
+    PyObject *deleted = PyDict_GetItemWithError(c->deletes, name);
+    if (deleted == NULL && PyErr_Occurred()) goto done;
+    if (deleted != NULL) {
+        int truth = PyObject_IsTrue(deleted);
+        if (truth < 0) goto done;
+        if (truth) {
+            PyObject *gone = PyObject_CallMethod(deleted, "pop", "OO", key, Py_None);
+            if (gone == NULL) goto done;
+            Py_DECREF(gone);
+        }
+    }
+    PyObject *planned = PyDict_GetItemWithError(c->upserts, name);
+    if (planned == NULL) {
+        if (PyErr_Occurred()) goto done;
+        planned = PyDict_New();
+        if (planned == NULL || PyDict_SetItem(c->upserts, name, planned) < 0) {
+            Py_XDECREF(planned);
+            goto done;
+        }
+        Py_DECREF(planned); /* held by upserts */
+    }
+    if (!PyDict_CheckExact(planned)) {
+        PyErr_SetString(PyExc_TypeError, "_planning.plan_writes: a table's planned rows are not a dict");
+        goto done;
+    }
+    Py_INCREF(planned);
+    PyObject *previous = PyDict_GetItemWithError(planned, key);
+    if (previous == NULL && PyErr_Occurred()) {
+        Py_DECREF(planned);
+        goto done;
+    }
+    row = previous == NULL ? PyTuple_Pack(2, columns, values) : merged(previous, columns, values);
+    if (row != NULL) ok = PyDict_SetItem(planned, key, row);
+    Py_DECREF(planned);
+done:
+    Py_XDECREF(row);
+    Py_DECREF(values);
+    return ok;
+}
+
+/* ``if key in c->assumed_new: plan.inserts.add((table, row_key))`` (the write's key taken for new); -1 on error. */
+static int mark_insert(Commit *c, PyObject *key, int table, PyObject *row_key) {
+    int in = PySet_Contains(c->assumed_new, key);
+    if (in <= 0) return in;
+    PyObject *entry = PyTuple_Pack(2, table_names[table], row_key);
+    if (entry == NULL) return -1;
+    int failed = PySet_Add(c->inserts, entry);
+    Py_DECREF(entry);
+    return failed;
+}
+
+/* dict.get(key, 0) < seq (a borrowed look-up); -1 on error. */
+static int newer(PyObject *seq, PyObject *dict, PyObject *key) {
+    PyObject *stored = PyDict_GetItemWithError(dict, key);
+    if (stored == NULL) {
+        if (PyErr_Occurred()) return -1;
+        stored = zero;
+    }
+    Py_INCREF(stored);
+    int result = PyObject_RichCompareBool(seq, stored, Py_GT);
+    Py_DECREF(stored);
+    return result;
+}
+
+/* group_ok[group_id] (KeyError when missing, as the planners' subscript) by its truth; -1 on error. */
+static int group_is_ok(PyObject *group_ok, PyObject *group_id) {
+    PyObject *ok = group_ok == NULL ? NULL : PyDict_GetItemWithError(group_ok, group_id);
+    if (ok == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, group_id);
+        return -1;
+    }
+    return PyObject_IsTrue(ok);
+}
+
+/* split_group_key(key): (int(project), primary hash); a new reference or NULL. */
+static PyObject *split_key(PyObject *key) {
+    if (!PyUnicode_CheckExact(key)) return PyObject_CallOneArg(commit_functions[F_SPLIT_KEY], key);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key), at = PyUnicode_FindChar(key, ':', 0, n, 1);
+    if (at == -2) return NULL;
+    PyObject *project = at < 0 ? Py_NewRef(key) : PyUnicode_Substring(key, 0, at);
+    PyObject *hash = at < 0 ? Py_NewRef(empty_text) : PyUnicode_Substring(key, at + 1, n);
+    PyObject *number = project == NULL ? NULL : PyLong_FromUnicodeObject(project, 10);
+    PyObject *result = number == NULL || hash == NULL ? NULL : PyTuple_Pack(2, number, hash);
+    Py_XDECREF(project);
+    Py_XDECREF(hash);
+    Py_XDECREF(number);
+    return result;
+}
+
+/* plan.stale_writes += 1; -1 on error. */
+static int one_more_stale(Commit *c) {
+    PyObject *count = PyObject_GetAttr(c->plan, attribute[A_STALE_WRITES]);
+    if (count == NULL) return -1;
+    PyObject *more = PyNumber_Add(count, one);
+    Py_DECREF(count);
+    if (more == NULL) return -1;
+    int failed = PyObject_SetAttr(c->plan, attribute[A_STALE_WRITES], more);
+    Py_DECREF(more);
+    return failed;
+}
+
+/* The planners of commit_plan for the commonest classes, in C (``_upsert_group``, ``_save_key_state``,
+ * ``_insert_occurrence``, ``_record_release``; RecordEvent and IndexOccurrence inline); -1 on error. */
+static int plan_group(Commit *c, PyObject *intent, PyObject *key, PyObject *seq, PyObject *group_ok) {
+    PyObject *row = PyObject_GetAttr(intent, attribute[A_ROW]), *group_id = NULL, *row_key = NULL;
+    int ok = -1;
+    if (row == NULL || (group_id = PyObject_GetAttr(row, attribute[A_GROUP_ID])) == NULL) goto done;
+    int go = group_is_ok(group_ok, group_id);
+    if (go <= 0) {
+        ok = go;
+        goto done;
+    }
+    if ((row_key = PyTuple_Pack(1, group_id)) == NULL) goto done;
+    if (upsert(c, T_GROUPS, row_key, commit_columns[C_GROUP], row_values(CELLS(group_cells), row, NULL, seq)) < 0 ||
+        mark_insert(c, key, T_GROUPS, row_key) < 0 || PyDict_SetItem(c->group_seq, group_id, seq) < 0 ||
+        PySet_Add(c->alive, group_id) < 0)
+        goto done;
+    ok = 0;
+done:
+    Py_XDECREF(row);
+    Py_XDECREF(group_id);
+    Py_XDECREF(row_key);
+    return ok;
+}
+
+static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *seq, int key_ok,
+                          PyObject *group_ok) {
+    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *state = NULL, *values = NULL;
+    PyObject *row_key = NULL;
+    int ok = -1;
+    if (group_id == NULL) return -1;
+    int write_key = key_ok;
+    if (write_key && group_id != Py_None) {
+        PyObject *relink = PyObject_GetAttr(intent, attribute[A_RELINK]);
+        if (relink == NULL) goto done;
+        write_key = PyObject_IsTrue(relink);
+        Py_DECREF(relink);
+        if (write_key < 0) goto done;
+    }
+    if (write_key) { /* spanner_rows.key_state_values(intent, seq) */
+        if (group_id == Py_None) {
+            PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
+            if (raw == NULL) goto done;
+            state = base64_text(raw);
+            Py_DECREF(raw);
+            if (state == NULL) goto done;
+        } else {
+            state = Py_NewRef(Py_None);
+        }
+        PyObject *cells[3] = {NULL, NULL, NULL};
+        static const int names[3] = {A_PROJECT_ID, A_PRIMARY_HASH, A_GENERATION};
+        for (int i = 0; i < 3; i++)
+            if ((cells[i] = PyObject_GetAttr(intent, attribute[names[i]])) == NULL) break;
+        if (cells[2] != NULL)
+            values = PyTuple_Pack(7, cells[0], cells[1], cells[2], seq, group_id, state, commit_timestamp);
+        for (int i = 0; i < 3; i++) Py_XDECREF(cells[i]);
+        Py_CLEAR(state);
+        if (values == NULL) goto done;
+        PyObject *row = values;
+        values = NULL;
+        if (upsert(c, T_KEY_STATES, key, commit_columns[C_KEY_STATE], row) < 0) goto done;
+        if (mark_insert(c, key, T_KEY_STATES, key) < 0 || PyDict_SetItem(c->key_seq, key, seq) < 0) goto done;
+    }
+    if (group_id != Py_None) {
+        int go = group_is_ok(group_ok, group_id);
+        if (go > 0) go = PySet_Contains(c->alive, group_id);
+        if (go < 0) goto done;
+        if (go) {
+            PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
+            if (raw == NULL) goto done;
+            state = base64_text(raw);
+            Py_DECREF(raw);
+            if (state == NULL || (row_key = PyTuple_Pack(1, group_id)) == NULL) goto done;
+            if (upsert(c, T_GROUPS, row_key, commit_columns[C_GROUP_STATE],
+                       PyTuple_Pack(4, group_id, seq, state, commit_timestamp)) < 0 ||
+                PyDict_SetItem(c->group_seq, group_id, seq) < 0)
+                goto done;
+        }
+    }
+    ok = 0;
+done:
+    Py_DECREF(group_id);
+    Py_XDECREF(state);
+    Py_XDECREF(values);
+    Py_XDECREF(row_key);
+    return ok;
+}
+
+static int plan_occurrence(Commit *c, PyObject *intent, PyObject *events) {
+    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *occurrence = NULL, *id = NULL;
+    PyObject *row_key = NULL, *values = NULL, *event_id = NULL, *record = NULL, *event = NULL;
+    int ok = -1;
+    if (group_id == NULL) return -1;
+    int alive = PySet_Contains(c->alive, group_id);
+    if (alive <= 0) {
+        ok = alive;
+        goto done;
+    }
+    if ((occurrence = PyObject_GetAttr(intent, attribute[A_OCCURRENCE])) == NULL ||
+        (id = PyObject_GetAttr(occurrence, attribute[A_ID])) == NULL ||
+        (row_key = PyTuple_Pack(2, group_id, id)) == NULL ||
+        (values = row_values(CELLS(occurrence_cells), intent, occurrence, NULL)) == NULL ||
+        (event_id = PyObject_GetAttr(occurrence, attribute[A_EVENT_ID])) == NULL)
+        goto done;
+    /* events.pop(event_id, None) */
+    record = PyDict_GetItemWithError(events, event_id);
+    if (record == NULL) {
+        if (PyErr_Occurred()) goto done;
+        ok = upsert(c, T_OCCURRENCES, row_key, commit_columns[C_OCCURRENCE], values);
+        values = NULL;
+        goto done;
+    }
+    Py_INCREF(record);
+    if (PyDict_DelItem(events, event_id) < 0 || (event = PyObject_GetAttr(record, attribute[A_EVENT])) == NULL)
+        goto done;
+    PyObject *inline_values = row_values(CELLS(inline_cells), record, event, NULL);
+    if (inline_values == NULL) goto done;
+    PyObject *both = PySequence_Concat(values, inline_values);
+    Py_DECREF(inline_values);
+    Py_SETREF(values, both);
+    ok = upsert(c, T_OCCURRENCES, row_key, commit_columns[C_OCCURRENCE_EVENT], values);
+    values = NULL;
+done:
+    Py_DECREF(group_id);
+    Py_XDECREF(occurrence);
+    Py_XDECREF(id);
+    Py_XDECREF(row_key);
+    Py_XDECREF(values);
+    Py_XDECREF(event_id);
+    Py_XDECREF(record);
+    Py_XDECREF(event);
+    return ok;
+}
+
+static int plan_release(Commit *c, PyObject *intent) {
+    PyObject *project_id = PyObject_GetAttr(intent, attribute[A_PROJECT_ID]), *version = NULL, *first_seen = NULL;
+    PyObject *release_key = NULL, *known = NULL;
+    int ok = -1;
+    if (project_id == NULL) return -1;
+    if ((version = PyObject_GetAttr(intent, attribute[A_VERSION])) == NULL ||
+        (release_key = PyTuple_Pack(2, project_id, version)) == NULL)
+        goto done;
+    known = PyDict_GetItemWithError(c->releases, release_key);
+    if (known == NULL && PyErr_Occurred()) goto done;
+    Py_XINCREF(known);
+    if ((first_seen = PyObject_GetAttr(intent, attribute[A_FIRST_SEEN])) == NULL) goto done;
+    int earlier = known == NULL || known == Py_None ? 1 : PyObject_RichCompareBool(first_seen, known, Py_LT);
+    if (earlier <= 0) {
+        ok = earlier;
+        goto done;
+    }
+    if (PyDict_SetItem(c->releases, release_key, first_seen) < 0) goto done;
+    PyObject *text = first_seen == Py_None ? Py_NewRef(Py_None)
+                                           : PyObject_CallOneArg(commit_functions[F_RFC3339], first_seen);
+    if (text == NULL) goto done;
+    PyObject *values = PyTuple_Pack(3, project_id, version, text);
+    Py_DECREF(text);
+    ok = upsert(c, T_RELEASES, release_key, commit_columns[C_RELEASE], values);
+done:
+    Py_DECREF(project_id);
+    Py_XDECREF(version);
+    Py_XDECREF(first_seen);
+    Py_XDECREF(release_key);
+    Py_XDECREF(known);
+    return ok;
+}
+
+/* ``_record_environment``, ``_record_group_release``, ``_link_hashes`` and ``_insert_activity``. */
+static int plan_group_rows(Commit *c, int kind, PyObject *intent, PyObject *group_ok) {
+    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *other = NULL, *row_key = NULL;
+    PyObject *hashes = NULL, *hash;
+    int ok = -1, go;
+    if (group_id == NULL) return -1;
+    if (kind == K_ACTIVITY) { /* the group's guard first, then whether it exists */
+        go = group_is_ok(group_ok, group_id);
+        if (go > 0) go = PySet_Contains(c->alive, group_id);
+    } else {
+        go = PySet_Contains(c->alive, group_id);
+    }
+    if (go <= 0) {
+        ok = go;
+        goto done;
+    }
+    switch (kind) {
+    case K_ENVIRONMENT:
+        if ((go = group_is_ok(group_ok, group_id)) < 0) goto done;
+        if (!go) { /* an older write than the stored group: decided against the stored row (spanner_writer) */
+            ok = PyList_Append(c->environment_checks, intent);
+            goto done;
+        }
+        if ((other = PyObject_GetAttr(intent, attribute[A_ENVIRONMENT])) == NULL ||
+            (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
+            goto done;
+        ok = upsert(c, T_ENVIRONMENTS, row_key, commit_columns[C_ENVIRONMENT],
+                    row_values(CELLS(environment_cells), intent, NULL, NULL));
+        break;
+    case K_GROUP_RELEASE:
+        if ((other = PyObject_GetAttr(intent, attribute[A_RELEASE])) == NULL ||
+            (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
+            goto done;
+        ok = upsert(c, T_GROUP_RELEASES, row_key, commit_columns[C_GROUP_RELEASE], PyTuple_Pack(2, group_id, other));
+        break;
+    case K_HASHES:
+        if ((other = PyObject_GetAttr(intent, attribute[A_PROJECT_ID])) == NULL ||
+            (hashes = PyObject_GetAttr(intent, attribute[A_HASHES])) == NULL)
+            goto done;
+        PyObject *iterator = PyObject_GetIter(hashes);
+        if (iterator == NULL) goto done;
+        ok = 0;
+        while (ok == 0 && (hash = PyIter_Next(iterator)) != NULL) {
+            PyObject *key = PyTuple_Pack(2, other, hash);
+            PyObject *values = key == NULL ? NULL : PyTuple_Pack(3, other, hash, group_id);
+            ok = key == NULL ? -1 : upsert(c, T_HASHES, key, commit_columns[C_HASH], values);
+            Py_XDECREF(key);
+            Py_DECREF(hash);
+        }
+        Py_DECREF(iterator);
+        if (PyErr_Occurred()) ok = -1;
+        break;
+    default: /* K_ACTIVITY */
+        if ((other = PyObject_GetAttr(intent, attribute[A_ACTIVITY_ID])) == NULL ||
+            (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
+            goto done;
+        ok = upsert(c, T_ACTIVITIES, row_key, commit_columns[C_ACTIVITY],
+                    row_values(CELLS(activity_cells), intent, NULL, NULL));
+    }
+done:
+    Py_DECREF(group_id);
+    Py_XDECREF(other);
+    Py_XDECREF(row_key);
+    Py_XDECREF(hashes);
+    return ok;
+}
+
+/* The leftover events of a write: their own Events rows. */
+static int plan_events(Commit *c, PyObject *events) {
+    Py_ssize_t pos = 0;
+    PyObject *event_id, *record;
+    while (PyDict_Next(events, &pos, &event_id, &record)) {
+        Py_INCREF(record);
+        PyObject *event = PyObject_GetAttr(record, attribute[A_EVENT]), *project_id = NULL, *id = NULL;
+        PyObject *row_key = NULL;
+        int ok = -1;
+        if (event != NULL && (project_id = PyObject_GetAttr(event, attribute[A_PROJECT_ID])) != NULL &&
+            (id = PyObject_GetAttr(event, attribute[A_EVENT_ID])) != NULL &&
+            (row_key = PyTuple_Pack(2, project_id, id)) != NULL)
+            ok = upsert(c, T_EVENTS, row_key, commit_columns[C_EVENT],
+                        row_values(CELLS(event_cells), record, event, NULL));
+        Py_DECREF(record);
+        Py_XDECREF(event);
+        Py_XDECREF(project_id);
+        Py_XDECREF(id);
+        Py_XDECREF(row_key);
+        if (ok < 0) return -1;
+    }
+    return 0;
+}
+
+/* The class's index in commit_kinds, or -1. */
+static inline int kind_of(PyObject *intent) {
+    PyObject *kind = (PyObject *)Py_TYPE(intent);
+    for (int k = 0; k < N_KINDS; k++)
+        if (commit_kinds[k] == kind) return k;
+    return -1;
+}
+
+/* The group an intent of commit_kinds names (commit_plan.group_ids: its ``group_id``, an UpsertGroup's row's, a
+ * SaveKeyState's unless None): a new reference, or NULL (with an error, or none when it names no group). */
+static PyObject *group_of(PyObject *intent) {
+    int kind = kind_of(intent);
+    if (kind == K_EVENT || kind == K_INDEX || kind == K_RELEASE) return NULL;
+    if (kind != K_GROUP) {
+        PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]);
+        if (kind == K_KEY_STATE && group_id == Py_None) Py_CLEAR(group_id);
+        return group_id;
+    }
+    PyObject *row = PyObject_GetAttr(intent, attribute[A_ROW]);
+    if (row == NULL) return NULL;
+    PyObject *group_id = PyObject_GetAttr(row, attribute[A_GROUP_ID]);
+    Py_DECREF(row);
+    return group_id;
+}
+
+/* One write: in C when its intents are all of commit_kinds, else by commit_plan._plan_write. -1 on error. */
+static int plan_write(Commit *c, PyObject *write) {
+    PyObject *intents = PyObject_GetAttr(write, attribute[A_INTENTS]);
+    PyObject *key = NULL, *seq = NULL, *group_ok = NULL, *events = NULL;
+    int ok = -1, guarded = 0;
+    if (intents == NULL) return -1;
+    int native = PyTuple_CheckExact(intents);
+    for (Py_ssize_t i = 0; native && i < PyTuple_GET_SIZE(intents); i++) {
+        int k = kind_of(PyTuple_GET_ITEM(intents, i));
+        if (k < 0) native = 0;
+        else guarded |= guarded_kind[k];
+    }
+    if (!native) {
+        Py_DECREF(intents);
+        PyObject *done = PyObject_CallFunctionObjArgs(commit_functions[F_PLAN_WRITE], c->p, write, NULL);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    PyObject *key_text = PyObject_GetAttr(write, attribute[A_KEY]);
+    if (key_text == NULL) goto done;
+    key = split_key(key_text);
+    Py_DECREF(key_text);
+    if (key == NULL || (seq = PyObject_GetAttr(write, attribute[A_SEQ])) == NULL) goto done;
+    int key_ok = 0;
+    if (guarded) {
+        /* each guarded row decided once per write, against what is stored before it (plan_commit) */
+        if ((key_ok = newer(seq, c->key_seq, key)) < 0 || (group_ok = PyDict_New()) == NULL) goto done;
+        int all_ok = 1;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(intents); i++) {
+            PyObject *group_id = group_of(PyTuple_GET_ITEM(intents, i));
+            if (group_id == NULL) {
+                if (PyErr_Occurred()) goto done;
+                continue;
+            }
+            int seen = PyDict_Contains(group_ok, group_id), newer_group = 0;
+            if (seen == 0 && key_ok) newer_group = newer(seq, c->group_seq, group_id);
+            int failed = seen < 0 || newer_group < 0 ||
+                         (!seen && PyDict_SetItem(group_ok, group_id, newer_group ? Py_True : Py_False) < 0);
+            Py_DECREF(group_id);
+            if (failed) goto done;
+            if (!seen) all_ok &= newer_group;
+        }
+        if ((!key_ok || !all_ok) && one_more_stale(c) < 0) goto done;
+    }
+    if ((events = PyDict_New()) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(intents); i++) {
+        PyObject *intent = PyTuple_GET_ITEM(intents, i);
+        int result = 0;
+        switch (kind_of(intent)) {
+        case K_EVENT: {
+            PyObject *event = PyObject_GetAttr(intent, attribute[A_EVENT]);
+            PyObject *event_id = event == NULL ? NULL : PyObject_GetAttr(event, attribute[A_EVENT_ID]);
+            result = event_id == NULL ? -1 : PyDict_SetItem(events, event_id, intent);
+            Py_XDECREF(event);
+            Py_XDECREF(event_id);
+            break;
+        }
+        case K_INDEX:
+            result = PyList_Append(c->indexed, intent);
+            break;
+        case K_OCCURRENCE:
+            result = plan_occurrence(c, intent, events);
+            break;
+        case K_GROUP:
+            result = plan_group(c, intent, key, seq, group_ok);
+            break;
+        case K_KEY_STATE:
+            result = plan_key_state(c, intent, key, seq, key_ok, group_ok);
+            break;
+        case K_RELEASE:
+            result = plan_release(c, intent);
+            break;
+        default:
+            result = plan_group_rows(c, kind_of(intent), intent, group_ok);
+        }
+        if (result < 0) goto done;
+    }
+    ok = plan_events(c, events);
+done:
+    Py_DECREF(intents);
+    Py_XDECREF(key);
+    Py_XDECREF(seq);
+    Py_XDECREF(group_ok);
+    Py_XDECREF(events);
+    return ok;
+}
+
+/* plan_writes(p, writes) -> True | None: ``plan_commit``'s loop over ``writes`` (a list, in plan order) for the
+ * Planning ``p``, each write planned whole in C or by commit_plan._plan_write; None, having changed nothing,
+ * when not configured or ``p``'s containers are not of the exact types the C reads. */
+static PyObject *plan_writes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "plan_writes(p, writes)");
+        return NULL;
+    }
+    if (commit_timestamp == NULL || !PyList_CheckExact(args[1])) Py_RETURN_NONE;
+    Commit c = {.p = args[0]};
+    PyObject **held[] = {&c.key_seq, &c.group_seq, &c.alive, &c.releases, &c.assumed_new, &c.plan};
+    static const int of_p[] = {A_KEY_SEQ, A_GROUP_SEQ, A_ALIVE, A_RELEASES, A_ASSUMED_NEW, A_PLAN};
+    PyObject **of_plan_held[] = {&c.upserts, &c.deletes, &c.inserts, &c.indexed, &c.environment_checks};
+    static const int of_plan[] = {A_UPSERTS, A_DELETES, A_INSERTS, A_INDEXED, A_ENVIRONMENT_CHECKS};
+    PyObject *result = NULL;
+    int i;
+    for (i = 0; i < 6; i++)
+        if ((*held[i] = PyObject_GetAttr(c.p, attribute[of_p[i]])) == NULL) goto done;
+    for (i = 0; i < 5; i++)
+        if ((*of_plan_held[i] = PyObject_GetAttr(c.plan, attribute[of_plan[i]])) == NULL) goto done;
+    if (!PyDict_CheckExact(c.key_seq) || !PyDict_CheckExact(c.group_seq) || !PySet_CheckExact(c.alive) ||
+        !PyDict_CheckExact(c.releases) || !PyAnySet_CheckExact(c.assumed_new) || !PyDict_CheckExact(c.upserts) ||
+        !PyDict_CheckExact(c.deletes) || !PySet_CheckExact(c.inserts) || !PyList_CheckExact(c.indexed) ||
+        !PyList_CheckExact(c.environment_checks)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *writes = Py_NewRef(args[1]);
+    for (Py_ssize_t w = 0; w < PyList_GET_SIZE(writes); w++) {
+        PyObject *write = Py_NewRef(PyList_GET_ITEM(writes, w));
+        int failed = plan_write(&c, write) < 0;
+        Py_DECREF(write);
+        if (failed) {
+            Py_DECREF(writes);
+            goto done;
+        }
+    }
+    Py_DECREF(writes);
+    result = Py_NewRef(Py_True);
+done:
+    for (i = 0; i < 6; i++) Py_XDECREF(*held[i]);
+    for (i = 0; i < 5; i++) Py_XDECREF(*of_plan_held[i]);
+    return result;
+}
+
+/* configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp): commit_plan's constants (see
+ * above the enums: kinds are RecordEvent, IndexOccurrence, InsertOccurrence, UpsertGroup, SaveKeyState,
+ * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set
+ * _KEY_GUARDED; functions _plan_write, split_group_key, merged_row, rfc3339, msgspec.json.encode, orjson.dumps,
+ * spanner_bytes). */
+static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp)");
+        return NULL;
+    }
+    Py_ssize_t sizes[] = {N_KINDS, 0, N_COLUMNS, N_TABLES, N_FUNCTIONS};
+    for (int i = 0; i < 5; i++)
+        if (i != 1 && !(PyTuple_CheckExact(args[i]) && PyTuple_GET_SIZE(args[i]) == sizes[i])) {
+            PyErr_SetString(PyExc_ValueError, "_planning.configure_commit: not the constants this build knows");
+            return NULL;
+        }
+    if (!PyAnySet_Check(args[1]) || !PyUnicode_CheckExact(args[5])) {
+        PyErr_SetString(PyExc_ValueError, "_planning.configure_commit: not the constants this build knows");
+        return NULL;
+    }
+    for (int k = 0; k < N_KINDS; k++) {
+        PyObject *kind = PyTuple_GET_ITEM(args[0], k);
+        int in = PySet_Contains(args[1], kind);
+        if (in < 0) return NULL;
+        if (!PyType_Check(kind)) {
+            PyErr_SetString(PyExc_TypeError, "_planning.configure_commit: kinds are classes");
+            return NULL;
+        }
+        guarded_kind[k] = in;
+        Py_XSETREF(commit_kinds[k], Py_NewRef(kind));
+    }
+    for (int i = 0; i < N_COLUMNS; i++) Py_XSETREF(commit_columns[i], Py_NewRef(PyTuple_GET_ITEM(args[2], i)));
+    for (int i = 0; i < N_TABLES; i++) Py_XSETREF(table_names[i], Py_NewRef(PyTuple_GET_ITEM(args[3], i)));
+    for (int i = 0; i < N_FUNCTIONS; i++) Py_XSETREF(commit_functions[i], Py_NewRef(PyTuple_GET_ITEM(args[4], i)));
+    for (int i = 0; i < N_ATTRIBUTES; i++)
+        if (attribute[i] == NULL && (attribute[i] = PyUnicode_InternFromString(attribute_names[i])) == NULL)
+            return NULL;
+    if (zero == NULL && ((zero = PyLong_FromLong(0)) == NULL || (one = PyLong_FromLong(1)) == NULL ||
+                         (empty_text = PyUnicode_FromStringAndSize("", 0)) == NULL))
+        return NULL;
+    Py_XSETREF(commit_timestamp, Py_NewRef(args[5]));
+    Py_RETURN_NONE;
+}
+
 /* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix):
  * tag_writer's constants; refused (ValueError) when ``states`` are not this file's. */
 static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -1296,6 +2143,10 @@ static PyMethodDef methods[] = {
     {"count_tag_keys", (PyCFunction)count_tag_keys, METH_O, "count_tag_keys(keys) -> dict | None."},
     {"value_keys", (PyCFunction)(void (*)(void))value_keys, METH_FASTCALL,
      "value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys."},
+    {"plan_writes", (PyCFunction)(void (*)(void))plan_writes, METH_FASTCALL,
+     "plan_writes(p, writes) -> True | None: plan_commit's loop over the writes, in C where it is sure."},
+    {"configure_commit", (PyCFunction)(void (*)(void))configure_commit, METH_FASTCALL,
+     "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp): commit_plan's constants."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,7 +14,11 @@ reads and the writes around it. The contract it implements is ``spanner_writer``
   mutations never conflict.
 
 Each intent type has one planner in ``PLANNERS`` (``intent class -> planner(planning, intent)``); a new
-intent type needs one there (``plan_commit`` refuses a type it has no planner for).
+intent type needs one there (``plan_commit`` refuses a type it has no planner for). Where the C extension is
+built, ``_planning.plan_writes`` plans the writes whose intents are all of the classes it is configured with
+(below ``_plan_write``) as these planners and ``spanner_rows``' row builders do, and hands any other write to
+``_plan_write``: a change to one of those planners or builders is a change to its C twin too
+(``tests/test_commit_plan_native.py`` compares them).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
+
+import msgspec
+import orjson
 
 from transforms.core import intents
 from transforms.core.model import split_group_key
@@ -397,36 +404,97 @@ def plan_commit(
     Keys in ``assumed_new`` were not read: their KeyStates and group rows are planned as inserts.
     """
     p = Planning(stored, assumed_new)
+    ordered = sorted(writes, key=_WRITE_ORDER)
+    # In C (``_planning.plan_writes``) the writes of the commonest intents, each other one by ``_plan_write``.
+    if _native is None or _native.plan_writes(p, ordered) is None:
+        for write in ordered:
+            _plan_write(p, write)
+    return p.plan
+
+
+def _plan_write(p: Planning, write: intents.KeyWrite) -> None:
+    """Plan one write, the next in plan order, with its intents' planners."""
     plan = p.plan
-    key_seq, group_seq = p.key_seq, p.group_seq
+    key = p.key = split_group_key(write.key)
+    seq = p.seq = write.seq
+    if _KEY_GUARDED.isdisjoint(map(type, write.intents)):
+        # No guarded row (most writes: the events of keys without a group): nothing to decide, and never
+        # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these.
+        p.key_ok, p.group_ok = False, {}
+    else:
+        # Each guarded row is decided once per write, against what is stored before the write: the key's
+        # KeyStates row, and the row of each group the write touches.
+        key_ok = p.key_ok = seq > p.key_seq.get(key, 0)
+        group_seq = p.group_seq
+        group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
+        if not key_ok or not all(group_ok.values()):
+            plan.stale_writes += 1  # a row of it is left alone
+    events = p.events = {}
     planners = PLANNERS
-    for write in sorted(writes, key=_WRITE_ORDER):
-        key = p.key = split_group_key(write.key)
-        seq = p.seq = write.seq
-        if _KEY_GUARDED.isdisjoint(map(type, write.intents)):
-            # No guarded row (most writes: the events of keys without a group): nothing to decide, and never
-            # stale (its key's seq is not even read, see ``guarded_keys``). Only guarded planners read these.
-            p.key_ok, p.group_ok = False, {}
-        else:
-            # Each guarded row is decided once per write, against what is stored before the write: the key's
-            # KeyStates row, and the row of each group the write touches.
-            key_ok = p.key_ok = seq > key_seq.get(key, 0)
-            group_ok = p.group_ok = {gid: key_ok and seq > group_seq.get(gid, 0) for gid in group_ids(write)}
-            if not key_ok or not all(group_ok.values()):
-                plan.stale_writes += 1  # a row of it is left alone
-        events = p.events = {}
-        for intent in write.intents:
-            planner = planners.get(intent.__class__)
-            if planner is None:
-                raise TypeError(f"unknown write intent {type(intent).__name__}")
-            planner(p, intent)
-        # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
-        for record in events.values():
-            event = record.event
-            plan.upsert(
-                "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
-            )
-    return plan
+    for intent in write.intents:
+        planner = planners.get(intent.__class__)
+        if planner is None:
+            raise TypeError(f"unknown write intent {type(intent).__name__}")
+        planner(p, intent)
+    # Events whose occurrence was not attached (noise gate, quota, category mismatch) get their own row.
+    for record in events.values():
+        event = record.event
+        plan.upsert(
+            "Events", (event.project_id, event.event_id), rows.EVENT_COLUMNS, rows.event_values(record)
+        )
+
+
+if _native is not None:
+    # What ``_planning.plan_writes`` plans in C, as the planners above and ``spanner_rows``' row builders do.
+    _native.configure_commit(
+        (
+            intents.RecordEvent,
+            intents.IndexOccurrence,
+            intents.InsertOccurrence,
+            intents.UpsertGroup,
+            intents.SaveKeyState,
+            intents.RecordRelease,
+            intents.RecordEnvironment,
+            intents.RecordGroupRelease,
+            intents.LinkHashes,
+            intents.InsertActivity,
+        ),
+        _KEY_GUARDED,
+        (
+            rows.GROUP_COLUMNS,
+            rows.GROUP_STATE_COLUMNS,
+            rows.KEY_STATE_COLUMNS,
+            rows.OCCURRENCE_COLUMNS,
+            _OCCURRENCE_WITH_EVENT_COLUMNS,
+            rows.EVENT_COLUMNS,
+            rows.RELEASE_COLUMNS,
+            rows.ENVIRONMENT_COLUMNS,
+            rows.GROUP_RELEASE_COLUMNS,
+            rows.HASH_COLUMNS,
+            rows.ACTIVITY_COLUMNS,
+        ),
+        (
+            "Groups",
+            "KeyStates",
+            "Occurrences",
+            "Events",
+            "Releases",
+            "GroupEnvironments",
+            "GroupReleases",
+            "GroupHashes",
+            "Activities",
+        ),
+        (
+            _plan_write,
+            split_group_key,
+            merged_row,
+            rows.rfc3339,
+            msgspec.json.encode,
+            orjson.dumps,
+            rows.spanner_bytes,
+        ),
+        rows.COMMIT_TIMESTAMP,
+    )
 
 
 def settle_environment_checks(plan: CommitPlan, stored: Mapping[tuple[int, str], int]) -> None:
