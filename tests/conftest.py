@@ -5,16 +5,19 @@ using ``stack`` (directly or through another fixture below) is marked ``integrat
 ``pytest -m "not integration"`` runs only the tests that need no server.
 
 Session scope
-    ``stack``: starts the Pub/Sub emulator, the Spanner emulator and Redis if they are not running (ports from
-    ``STACK_PUBSUB_PORT``, ``STACK_SPANNER_GRPC_PORT``, ``STACK_SPANNER_REST_PORT``, ``STACK_REDIS_PORT``;
-    defaults 8085, 9010, 9020, 6379), sets ``PUBSUB_EMULATOR_HOST``, ``SPANNER_EMULATOR_HOST``, ``REDIS_URL``
-    and ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS(_FOR_RW)=false`` for the session, and gives a
-    :class:`pipeline.stack.StackConfig`. Services it started are stopped at the end of the session unless
-    ``STACK_KEEP=1``; services that were already running are left running.
+    ``stack``: starts the stack's Pub/Sub emulator and Redis if they are not running (ports from
+    ``STACK_PUBSUB_PORT``, ``STACK_REDIS_PORT``; defaults 8085, 6379) and a Spanner emulator of the test
+    process's own (:class:`TestSpanner`: on free ports the system gives, restarted between test modules when
+    its clock has run ahead, stopped at the end of the session; the stack's Spanner emulator is not used),
+    sets ``PUBSUB_EMULATOR_HOST``, ``SPANNER_EMULATOR_HOST``, ``REDIS_URL`` and
+    ``GOOGLE_CLOUD_SPANNER_MULTIPLEXED_SESSIONS(_FOR_RW)=false`` for the session, and gives a
+    :class:`pipeline.stack.StackConfig` (with the own emulator's Spanner ports). Services it started are
+    stopped at the end of the session unless ``STACK_KEEP=1``; services that were already running are left
+    running.
     ``spanner_instance``: the id of an emulator instance (``test-instance`` in project ``test-project``).
     ``fault_spanner``: a second Spanner emulator started with ``--enable_fault_injection`` (it aborts commits
-    at random), on ``STACK_FAULT_SPANNER_GRPC_PORT`` / ``STACK_FAULT_SPANNER_REST_PORT`` (defaults: the main
-    emulator's ports + 2, + 2 more for each pytest-xdist worker after the first); a
+    at random), on ``STACK_FAULT_SPANNER_GRPC_PORT`` / ``STACK_FAULT_SPANNER_REST_PORT`` (defaults: the stack's
+    Spanner ports + 2, + 2 more for each pytest-xdist worker after the first); a
     :class:`pipeline.stack.SpannerEmulator` whose ``host`` goes in ``SPANNER_EMULATOR_HOST``. Started on first
     use, stopped at the end of the session.
 
@@ -40,7 +43,9 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,21 +86,139 @@ def _unique(prefix: str) -> str:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackConfig]:
-    config = StackConfig.from_env()
-    running = Stack(config)
-    with exclusive(config.stack_dir / "tests.lock"):  # test processes (pytest -n) start it once
-        started: list[Service] = [s for s in running.services if not s.healthy()]
-        running.start(report=lambda line: None)
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in config.env().items():
-            patch.setenv(name, value)
-        yield config
-        clients.reset()
+    shared = StackConfig.from_env()
+    running = Stack(shared)
+    with exclusive(shared.stack_dir / "tests.lock"):  # test processes (pytest -n) start it once
+        started: list[Service] = [s for s in (running.pubsub, running.redis) if not s.healthy()]
+        for service in started:
+            service.start()
+    spanner = TestSpanner(shared)
+    config = dataclasses.replace(
+        shared, spanner_grpc_port=spanner.emulator.grpc_port, spanner_rest_port=spanner.emulator.rest_port
+    )
+    global _test_spanner
+    _test_spanner = spanner
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in config.env().items():
+                patch.setenv(name, value)
+            yield config
+            clients.reset()
+    finally:
+        _test_spanner = None
+        spanner.emulator.stop()
     # Under pytest -n, another test process may still use what this one started: it is left running
     # (./run_tests.sh stops the stack at the end).
     if os.environ.get("STACK_KEEP") != "1" and "PYTEST_XDIST_WORKER" not in os.environ:
         for service in started:
             service.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class TestSpanner:
+    """The Spanner emulator of one test process, on two ports the system gives it (so that no other test
+    process, of this run or another checkout's, shares or restarts it), restarted between test modules when its
+    clock has run ahead (``restart_if_ahead``).
+
+    Why: the emulator's clock never hands out the same time twice (it adds 1 us when asked twice within a
+    microsecond), so it runs a little further ahead of the real time with nearly every request, and a strong read
+    waits until the real time reaches its read timestamp: after the ~40,000 requests of tests/api every read
+    waited ~30 ms. Only a new emulator process starts level again (docs/performance.md, "The test suite's
+    time, and the Spanner emulator's slowdown").
+    """
+
+    __test__ = False  # not a test class, despite its name
+
+    PROBE_INSTANCE = "emulator-clock"
+    PROBE_DATABASE = "clock"
+
+    def __init__(self, config: StackConfig) -> None:
+        grpc_port = _free_port()
+        rest_port = _free_port()
+        while rest_port == grpc_port:
+            rest_port = _free_port()
+        self.emulator = SpannerEmulator(grpc_port, rest_port, config, name="spanner-tests")
+        self.restart_ahead_ms = float(os.environ.get("TEST_SPANNER_RESTART_MS") or 2.0)
+        self._probe_session: str | None = None  # a session in the probe's database, kept between probes
+        self.emulator.start()
+
+    def restart_if_ahead(self) -> None:
+        """Restart the emulator if its clock is more than ``TEST_SPANNER_RESTART_MS`` (default 2; 0: never)
+        ahead and it holds no database (one alive now may belong to a fixture of a wider scope, which later
+        tests read). Its instances are created again; nothing else of the emulator's outlives a restart."""
+        if self.restart_ahead_ms <= 0 or clients.spanner_emulator_host() != self.emulator.host:
+            return
+        instances = self._instances_if_no_database()
+        if instances is None:
+            return
+        ahead = self.clock_ahead_ms()
+        if ahead <= self.restart_ahead_ms:
+            return
+        started = time.monotonic()
+        self._probe_session = None
+        clients.forget_spanner()
+        self.emulator.stop()
+        self.emulator.start()
+        for instance in instances:
+            admin.ensure_instance(TEST_PROJECT, instance)
+        with self.emulator.log_file.open("a") as log:
+            took = time.monotonic() - started
+            log.write(f"=== tests: restarted in {took:.2f} s, its clock was {ahead:.2f} ms ahead\n")
+
+    def _instances_if_no_database(self) -> list[str] | None:
+        """The ids of the emulator's instances (the probe's aside) if none holds a database, else None."""
+        client = clients.spanner_client(TEST_PROJECT)
+        instances = []
+        for instance in client.list_instances():
+            instance_id = instance.name.rsplit("/", 1)[1]
+            if instance_id == self.PROBE_INSTANCE:
+                continue
+            if any(True for _ in client.instance(instance_id).list_databases()):
+                return None
+            instances.append(instance_id)
+        return instances
+
+    def clock_ahead_ms(self) -> float:
+        """How far the emulator's clock is ahead of the real time, in ms, at least: a strong read-only
+        transaction's read timestamp minus the time its BeginTransaction returned (the larger of two)."""
+        from google.cloud.spanner_v1 import BeginTransactionRequest, TransactionOptions
+
+        database = clients.spanner_database(TEST_PROJECT, self.PROBE_INSTANCE, self.PROBE_DATABASE)
+        api = database.spanner_api
+        if self._probe_session is None:
+            admin.ensure_instance(TEST_PROJECT, self.PROBE_INSTANCE)
+            if not database.exists():
+                database.create().result(60)
+            self._probe_session = api.create_session(database=database.name).name
+        options = TransactionOptions(
+            read_only=TransactionOptions.ReadOnly(strong=True, return_read_timestamp=True)
+        )
+        ahead = []
+        for _ in range(2):
+            request = BeginTransactionRequest(session=self._probe_session, options=options)
+            read_timestamp = api.begin_transaction(request=request).read_timestamp.timestamp()
+            ahead.append((read_timestamp - time.time()) * 1000)
+        return max(ahead)
+
+
+_test_spanner: TestSpanner | None = None
+
+
+def _level_clock() -> None:
+    """Restart this process's Spanner emulator if its clock has run ahead and it holds no database: before each
+    test module, and before a test's database is created."""
+    if _test_spanner is not None:
+        _test_spanner.restart_if_ahead()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _level_clock_per_module() -> None:
+    _level_clock()
 
 
 @pytest.fixture(scope="session")
@@ -107,8 +230,9 @@ def spanner_instance(stack: StackConfig) -> str:
 @pytest.fixture(scope="session")
 def fault_spanner(stack: StackConfig) -> Iterator[SpannerEmulator]:
     offset = 2 * worker_number()  # default ports: 9012/9022, then 9014/9024 for worker gw1...
-    grpc_port = int(os.environ.get("STACK_FAULT_SPANNER_GRPC_PORT") or stack.spanner_grpc_port + 2) + offset
-    rest_port = int(os.environ.get("STACK_FAULT_SPANNER_REST_PORT") or stack.spanner_rest_port + 2) + offset
+    shared = StackConfig.from_env()  # ``stack``'s Spanner ports are those of the test process's own emulator
+    grpc_port = int(os.environ.get("STACK_FAULT_SPANNER_GRPC_PORT") or shared.spanner_grpc_port + 2) + offset
+    rest_port = int(os.environ.get("STACK_FAULT_SPANNER_REST_PORT") or shared.spanner_rest_port + 2) + offset
     emulator = SpannerEmulator(
         grpc_port, rest_port, stack, extra_flags=["--enable_fault_injection"], name="spanner-faults"
     )
@@ -150,6 +274,7 @@ def _fresh_database(emulator_host: str) -> Iterator[TestDatabase]:
 
 @pytest.fixture
 def spanner_db(stack: StackConfig, spanner_instance: str) -> Iterator[TestDatabase]:
+    _level_clock()
     yield from _fresh_database(stack.spanner_host)
 
 
@@ -159,6 +284,7 @@ def spanner_db_factory(stack: StackConfig, spanner_instance: str) -> Iterator[An
     made: list[Iterator[TestDatabase]] = []
 
     def make() -> TestDatabase:
+        _level_clock()
         database = _fresh_database(stack.spanner_host)
         made.append(database)
         return next(database)

@@ -158,6 +158,11 @@ class Service:
             return f"{self.name}: not started by this stack, nothing to stop"
         stop_pid(pid, self.marker)
         self.pid_file.unlink(missing_ok=True)
+        # Its children (the Spanner emulator's emulator_main) may outlive the process for a moment: wait until
+        # the ports are free, so that a start right after does not find them taken.
+        deadline = time.monotonic() + 10.0
+        while any(port_open(p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return f"{self.name}: stopped (pid {pid})"
 
     def _wait_healthy(self, pid: int, timeout: float) -> bool:

@@ -185,6 +185,14 @@ def forget_database(project: str, instance: str, database: str) -> None:
         _databases.pop((project, instance, database, spanner_emulator_host()), None)
 
 
+def forget_spanner() -> None:
+    """Forget every cached Spanner client and database handle, closing nothing (for tests that restart the
+    Spanner emulator: the handles' pooled sessions ended with it, and a new client opens a new channel)."""
+    with _lock:
+        _databases.clear()
+        _spanner_clients.clear()
+
+
 def reset() -> None:
     """Close and forget every cached client (for tests that restart a server, and at interpreter exit)."""
     with _lock:
