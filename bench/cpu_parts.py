@@ -126,11 +126,11 @@ def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
     spent = dict.fromkeys(WRITE_PARTS, 0.0)
     tag_store, known = stream_cpu._TagStore(), tag_writer.KnownRows()
     known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
+    tag_cost = tag_writer.TagCost(known)
     for writes in windows:
         began = cpu()
-        commits = chunk_writes(
-            writes, max_mutations, lambda intent: tag_writer.estimate_mutations(intent, known)
-        )
+        # the writer's own tag cost (TagWriter.estimate), so that chunking takes its C path as in the pipeline
+        commits = chunk_writes(writes, max_mutations, tag_cost)
         spent["chunking"] += cpu() - began
         for commit in commits:
             began = cpu()
