@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +32,14 @@ from transforms.core.encode import raw_message
 from transforms.core.model import Event, Message, RawMessage
 
 native = pytest.mark.skipif(model._native is None, reason="the C extension is not built here")
+
+
+def _with_path() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+    }
+
 
 EVENT = {
     "tags": [["server_name", "web-4"], ["transaction", "PUT /api/0/teams/{team_id}/"]],
@@ -148,6 +158,30 @@ def test_a_dict_is_tracked_again_when_a_container_is_put_in_it() -> None:
     assert not gc.is_tracked(contexts)
     contexts["later"] = {}  # the model never does this (its trees are never changed): CPython still copes
     assert gc.is_tracked(contexts)
+
+
+@native
+def test_untracking_a_shared_tree_that_stays_tracked_takes_bounded_time() -> None:
+    """A container that stays tracked (a cycle, or one holding a set) reached by many paths is not walked once
+    per path: a list holding itself twice, or 40 levels of a list holding the one below twice, is done at once
+    (walked per path, that was 2**64 and 2**40 visits: the process hung)."""
+    script = (
+        "import gc\n"
+        "from transforms.core.model import Event\n"
+        "loop = []\n"
+        "loop += [loop, loop]\n"
+        "tree = [set()]\n"
+        "for _ in range(40):\n"
+        "    tree = [tree, tree]\n"
+        "Event('0' * 32, 1, 'python', 1, contexts={'loop': loop, 'tree': tree, 'json': {'a': [1]}})\n"
+        "assert gc.is_tracked(loop) and gc.is_tracked(tree)\n"
+        "print('done')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=20, env=_with_path()
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "done\n"
 
 
 @native

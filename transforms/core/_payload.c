@@ -543,14 +543,19 @@ done:;
 
 /* The most levels untrack_tree descends: deeper containers (and so those above them) stay tracked. */
 #define UNTRACK_DEPTH 64
+/* The most tracked containers one untrack_fields call walks: past them, those left (and those above them) stay
+ * tracked. A JSON tree is walked once (its containers untracked, never walked again), but a container that
+ * stays tracked is walked again from every path to it: without a bound, a list holding itself twice took
+ * 2**UNTRACK_DEPTH steps. */
+#define UNTRACK_VISITS (1 << 20)
 
-static int untrack_tree(PyObject *container, int depth);
+static int untrack_tree(PyObject *container, int depth, Py_ssize_t *visits);
 
 /* 1 when value cannot reach a tracked object: it is not of a GC type (str, int, float, None, bool, bytes, a
  * gc=False struct, whose contents the collector never follows anyway), or it is a JSON tree untrack_tree
  * untracks. */
-static inline int untracked(PyObject *value, int depth) {
-    return !PyType_IS_GC(Py_TYPE(value)) || untrack_tree(value, depth);
+static inline int untracked(PyObject *value, int depth, Py_ssize_t *visits) {
+    return !PyType_IS_GC(Py_TYPE(value)) || untrack_tree(value, depth, visits);
 }
 
 /* For an exact dict, list or tuple: 1 when it is untracked, having made sure its keys and items all are
@@ -558,23 +563,24 @@ static inline int untracked(PyObject *value, int depth) {
  * which stays tracked, and so do the containers that hold it. A container found untracked is not walked: a
  * tuple or a dict CPython left untracked holds no container it tracks (it tracks a dict when one is put in),
  * and one untracked here held none. Never fails. */
-static int untrack_tree(PyObject *container, int depth) {
+static int untrack_tree(PyObject *container, int depth, Py_ssize_t *visits) {
     PyTypeObject *type = Py_TYPE(container);
     if (type != &PyTuple_Type && type != &PyDict_Type && type != &PyList_Type) return 0;
     if (!PyObject_GC_IsTracked(container)) return 1;
-    if (depth == 0) return 0;
+    if (depth == 0 || *visits <= 0) return 0;
+    (*visits)--;
     int all = 1;
     if (type == &PyTuple_Type) {
         for (Py_ssize_t i = 0, n = PyTuple_GET_SIZE(container); i < n; i++)
-            all &= untracked(PyTuple_GET_ITEM(container, i), depth - 1);
+            all &= untracked(PyTuple_GET_ITEM(container, i), depth - 1, visits);
     } else if (type == &PyDict_Type) {
         Py_ssize_t pos = 0;
         PyObject *key, *item;
         while (PyDict_Next(container, &pos, &key, &item))
-            all &= untracked(key, depth - 1) & untracked(item, depth - 1);
+            all &= untracked(key, depth - 1, visits) & untracked(item, depth - 1, visits);
     } else {
         for (Py_ssize_t i = 0, n = PyList_GET_SIZE(container); i < n; i++)
-            all &= untracked(PyList_GET_ITEM(container, i), depth - 1);
+            all &= untracked(PyList_GET_ITEM(container, i), depth - 1, visits);
     }
     if (all) PyObject_GC_UnTrack(container);
     return all;
@@ -583,10 +589,11 @@ static int untrack_tree(PyObject *container, int depth) {
 /* untrack_fields(struct) -> None: untrack_tree on each field of a struct (a msgspec Struct's fields are its
  * type's slots); a model struct's __post_init__, so that it runs wherever one is built or decoded. */
 static PyObject *untrack_fields(PyObject *module, PyObject *obj) {
+    Py_ssize_t visits = UNTRACK_VISITS;
     for (PyMemberDef *member = Py_TYPE(obj)->tp_members; member != NULL && member->name != NULL; member++) {
         if (member->type != T_OBJECT_EX) continue;
         PyObject *value = *(PyObject **)((char *)obj + member->offset);
-        if (value != NULL) untracked(value, UNTRACK_DEPTH);
+        if (value != NULL) untracked(value, UNTRACK_DEPTH, &visits);
     }
     Py_RETURN_NONE;
 }
