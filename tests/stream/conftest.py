@@ -3,6 +3,11 @@
 ``main_run`` is one run of the scripted stream and ``workload_run`` one uninterrupted run of a generated
 workload, each shared by the whole session: the end-to-end tests check the scripted run's rows, and the
 restart and fault tests compare their runs of the same messages with them.
+
+Both keep only what their run read (rows, counters, dead letters): their environment (database, topics, Redis
+keys) is removed as soon as the run is over, so that no database outlives its test module on the test
+process's Spanner emulator, which is then free to be restarted when its clock has run ahead (tests/conftest.py,
+``TestSpanner``). A fixture's ``outcome.env`` names that removed environment: nothing may read it later.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ def env(stack: StackConfig, spanner_instance: str, request: pytest.FixtureReques
 
 
 @pytest.fixture(scope="session")
-def main_run(stack: StackConfig, spanner_instance: str) -> Iterator[MainRun]:
+def main_run(stack: StackConfig, spanner_instance: str) -> MainRun:
     with stream_env(stack, "e2e") as environment:
-        yield run_main(environment)
+        return run_main(environment)
 
 
 @pytest.fixture(scope="session")
