@@ -57,6 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import msgspec
 from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.metrics import Metrics
@@ -154,10 +155,19 @@ def _count_rows(counts: dict[str, int], plan) -> None:
         counts[f"{tag_writer.VALUES}[{kind}]"] = counts.get(f"{tag_writer.VALUES}[{kind}]", 0) + 1
 
 
+_STORED_KEY = msgspec.msgpack.Encoder()
+_STORED_KEY_DECODER = msgspec.msgpack.Decoder(list)
+
+
 class _TagStore:
     """The Groups, Occurrences and tag rows the benchmark's commits wrote, answering ``tag_writer``'s reads as
     a transaction would (``read`` of keys, or of a group's key rows as a range), so that tags are planned as
-    in the pipeline: updates of stored rows, search-only rows known. Not timed (reads are I/O)."""
+    in the pipeline: updates of stored rows, search-only rows known. Not timed (reads are I/O).
+
+    It keeps only the columns those reads return (``_COLUMNS``), as text, numbers and times, under keys
+    encoded as bytes: containers the collector does not track. It stands for Spanner's storage, which no worker holds; with every column of
+    every row (an Occurrences row's arrays are lists) it held about 70,000 tracked objects by the end of a
+    pass, and our code's collections spent their time visiting them."""
 
     _COLUMNS = {
         "Occurrences": (),
@@ -174,11 +184,12 @@ class _TagStore:
         stored = self.rows[table]
         found = []
         for key in keyset.keys:
-            row = stored.get(key[0], {}).get(tuple(key))
+            row = stored.get(key[0], {}).get(_STORED_KEY.encode(key))
             if row is not None:
                 found.append([*key, *(row[c] for c in columns[len(key) :])])
         for key_range in keyset.ranges:
-            for key, row in stored.get(key_range.start_closed[0], {}).items():
+            for encoded, row in stored.get(key_range.start_closed[0], {}).items():
+                key = _STORED_KEY_DECODER.decode(encoded)
                 found.append([*key, *(row[c] for c in columns[len(key) :])])
         return found
 
@@ -187,11 +198,13 @@ class _TagStore:
             self.groups.add(group_key[0])
         for key in plan.deletes.get("Groups", {}):
             self.groups.discard(key[0])
-        for table in self._COLUMNS:
+        for table, kept in self._COLUMNS.items():
             stored = self.rows[table]
             for key, (columns, values) in plan.upserts.get(table, {}).items():
-                row = stored.setdefault(key[0], {}).setdefault(key, {})
+                row = stored.setdefault(key[0], {}).setdefault(_STORED_KEY.encode(key), {})
                 for column, value in zip(columns, values):
+                    if column not in kept:
+                        continue
                     if column in ("FirstSeen", "LastSeen") and value is not None:
                         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
                     row[column] = value
