@@ -266,7 +266,9 @@ def run_once(
     retention = config.engine.duplicate_retention
     key_states: dict[str, bytes] = {}
     metas: dict[str, bytes] = {}
-    stored_events: dict[tuple[int, str], Event] = {}
+    # The events a lookup finds in Spanner, by project and event id: str keys, not a (project, event id) tuple
+    # per event, which the collector would visit (the workers hold no such map: the events are in Spanner).
+    stored_events: dict[int, dict[str, Event]] = {}
     unsaved: dict[str, intents.KeyWrite] = {}  # defer_saves: the latest save left behind, by key
     tag_store, known_tags = _TagStore(), tag_writer.KnownRows()  # the tag rows of earlier windows
     known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
@@ -343,11 +345,8 @@ def run_once(
             parts["state"] += t1 - t0
             if project is None:
                 continue
-            found = {
-                e: stored_events[(project.project_id, e)]
-                for e in engine.needed_event_ids(state, take)
-                if (project.project_id, e) in stored_events
-            }
+            events = stored_events.get(project.project_id, {})
+            found = {e: events[e] for e in engine.needed_event_ids(state, take) if e in events}
             t2 = wall()
             if state is not None and state.last_time is not None:
                 ready = max(message.message_time for message in take) + delay_micros
@@ -402,7 +401,8 @@ def run_once(
         for write in writes:  # what later lookups find in Spanner (not timed)
             for intent in write.intents:
                 if isinstance(intent, intents.RecordEvent):
-                    stored_events[(intent.event.project_id, intent.event.event_id)] = intent.event
+                    event = intent.event
+                    stored_events.setdefault(event.project_id, {})[event.event_id] = event
     result.quota_wait = round_trips.wall
     return result
 
