@@ -296,7 +296,7 @@ def run_once(
                         else:
                             checked.append(out)
             t1 = wall()
-            routed = [next(attach.process(key_by_group(message), projects)) for message in checked]
+            routed = [item for message in checked for item in attach.process(key_by_group(message), projects)]
             t2 = wall()
             for key, item in routed:
                 shuffled.append((key, routed_coder.encode(item)))

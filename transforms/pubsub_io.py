@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -60,24 +60,22 @@ class ToRawMessage(beam.DoFn):
     def start_bundle(self) -> None:
         self._read = 0
 
-    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
+    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         published = timestamp.micros
         if self._attribute is None:  # nothing to read: the message time is the publish time it came with
             self._read += 1
-            yield RawMessage(
-                message_id=message.message_id or "",
-                message_time=published,
-                data=message.data or b"",
-                attributes=dict(message.attributes or {}),
+            return (
+                RawMessage(
+                    message.message_id or "", published, message.data or b"", dict(message.attributes or {})
+                ),
             )
-            return
         raw = self.to_raw(message, published)
         if type(raw) is DeadLetter:
-            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
-        elif raw.message_time != published:
-            yield TimestampedValue(raw, Timestamp(micros=raw.message_time))
-        else:
-            yield raw
+            return (pvalue.TaggedOutput(DEAD_LETTER, raw),)
+        if raw.message_time != published:
+            return (TimestampedValue(raw, Timestamp(micros=raw.message_time)),)
+        return (raw,)
 
     def to_raw(self, message: PubsubMessage, published: int) -> RawMessage | DeadLetter:
         """The message as a ``RawMessage`` (``published``: its publish time, µs), or its dead letter (counted)."""

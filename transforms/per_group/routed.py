@@ -17,7 +17,7 @@ features each time (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -98,11 +98,12 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
         lookup = None
         if payload.__class__ is Occurrence and payload.event is None:
             lookup = (payload.project_id, payload.event_id)
+        found = _ENCODED_PROJECTS.get(id(project))  # encode_project's cache, looked up here first
         return cls(
             _MESSAGE_ENCODER.encode(message),
             message.message_time,
             lookup,
-            encode_project(project),
+            found[1] if found is not None and found[0] is project else encode_project(project),
         )
 
 
@@ -142,13 +143,15 @@ class AttachProject(beam.DoFn):
     message that cannot be encoded for the shuffle (``Routed.of``) becomes a dead letter ``internal_error``
     (stage ``key``)."""
 
-    def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         key, message = element
         try:
-            routed = key, Routed.of(message, projects.get(message.project_id))
+            return ((key, Routed.of(message, projects.get(message.payload.project_id))),)
         except Exception as error:  # the last line of defence: the message, not the pipeline
             Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR)).inc()
-            routed = pvalue.TaggedOutput(
-                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            return (
+                pvalue.TaggedOutput(
+                    DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+                ),
             )
-        yield routed
