@@ -76,9 +76,12 @@ class _IngestFn(beam.DoFn):
         self._to_raw.finish_bundle()  # the bundle's messages read, to the local progress count
 
     def process(
-        self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
+        self,
+        message: PubsubMessage,
+        projects: Mapping[int, ProjectInfo],
+        windowed=beam.DoFn.WindowedValueParam,
     ) -> Iterator[Any]:
-        published = timestamp.micros
+        published = windowed.timestamp_micros  # as ToRawMessage.process reads it
         stage = reasons.STAGE_READ
         raw = output = None
         try:

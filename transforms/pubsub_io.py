@@ -47,7 +47,9 @@ class ToRawMessage(beam.DoFn):
     as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
     give an element an earlier timestamp than its input's, and in the global window an element behind the
     watermark is not dropped. Messages read are added to the local progress count once per bundle, not per
-    message (its lock: docs/performance.md).
+    message (its lock: docs/performance.md). The publish time is read from the element's ``WindowedValue``
+    (``timestamp_micros``), not from ``DoFn.TimestampParam``, for which Beam makes a ``Timestamp`` object a
+    message when the element was decoded from the runner's bytes.
     """
 
     def __init__(self, timestamp_attribute: str | None = None) -> None:
@@ -60,9 +62,9 @@ class ToRawMessage(beam.DoFn):
     def start_bundle(self) -> None:
         self._read = 0
 
-    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterable[Any]:
+    def process(self, message: PubsubMessage, windowed=beam.DoFn.WindowedValueParam) -> Iterable[Any]:
         # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
-        published = timestamp.micros
+        published = windowed.timestamp_micros
         if self._attribute is None:  # nothing to read: the message time is the publish time it came with
             self._read += 1
             return (
