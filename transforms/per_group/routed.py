@@ -76,11 +76,13 @@ def project_info(encoded: msgspec.Raw) -> ProjectInfo | None:
     return project
 
 
-class Routed(msgspec.Struct, frozen=True, array_like=True):
+class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A message on its way to its key's state, encoded once (the stateful step buffers those bytes as they
     are and decodes them when it applies the message), with what that step reads before then: the message
     time, the event an occurrence without its event looks up, and the project as the registry had it (encoded,
-    ``NO_PROJECT``: unknown). Build with ``Routed.of``."""
+    ``NO_PROJECT``: unknown). Build with ``Routed.of``. Not tracked by the collector (``gc=False``): its
+    fields (bytes, int, a tuple of int and str, msgpack bytes) can be part of no reference cycle, and one is
+    built a message at ingestion and again by the shuffle's decoding."""
 
     encoded: bytes  # the message, msgpack (decode_message)
     message_time: int  # µs
@@ -111,7 +113,7 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
 WAKE_TIME = -(1 << 62)
 
 
-class _EmbeddedRouted(msgspec.Struct, frozen=True, array_like=True):
+class _EmbeddedRouted(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """``Routed``'s layout before ``encoded`` was a msgpack bin: the message embedded as a msgpack value."""
 
     encoded: msgspec.Raw
