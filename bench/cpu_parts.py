@@ -18,8 +18,6 @@ import statistics
 import time
 from typing import Any
 
-from apache_beam.io.gcp.pubsub import PubsubMessage
-from apache_beam.utils.timestamp import Timestamp
 from google.cloud.spanner_v1.batch import Batch
 
 from bench import cpu_inputs, stream_cpu
@@ -80,11 +78,7 @@ def _record(raw: list, projects: dict, config: Any) -> tuple[list, list[list], _
     applier_module.engine.apply = recording_apply
     GroupApplier.take_writes = recording_take_writes
     try:
-        messages = [
-            (PubsubMessage(m.data, m.attributes, message_id=m.message_id), Timestamp(micros=m.message_time))
-            for m in raw
-        ]
-        stream_cpu.run_once(messages, projects, config, 1_600, 1_000_000)
+        stream_cpu.run_once(stream_cpu.pubsub_elements(raw), projects, config, 1_600, 1_000_000)
     finally:
         applier_module.engine.apply = apply
         GroupApplier.take_writes = take_writes

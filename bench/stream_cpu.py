@@ -61,7 +61,9 @@ import msgspec
 from apache_beam import pvalue
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 from google.cloud.spanner_v1.batch import Batch
 
 from pipeline.stream import key_by_group
@@ -241,7 +243,7 @@ class _RoundTrips:
 
 
 def run_once(
-    pubsub_messages: Sequence[tuple[PubsubMessage, Timestamp]],
+    pubsub_messages: Sequence[tuple[PubsubMessage, WindowedValue]],
     projects: dict[int, ProjectInfo],
     config: ApplierConfig,
     window: int,
@@ -284,10 +286,10 @@ def run_once(
         parts = dict.fromkeys(("decode", "keying", "state"), 0.0)
         shuffled: list[tuple[str, bytes]] = []
         began_cpu, began_wall = cpu(), wall()
-        for pubsub_message, timestamp in chunk:
+        for pubsub_message, windowed in chunk:
             t0 = wall()
             checked: list[Message] = []
-            for raw in to_raw.process(pubsub_message, timestamp=timestamp):
+            for raw in to_raw.process(pubsub_message, windowed=windowed):
                 for decoded in decode_fn.process(raw):
                     if isinstance(decoded, pvalue.TaggedOutput):  # a dead letter of decoding
                         _to_pubsub(decoded.value)
@@ -298,7 +300,7 @@ def run_once(
                         else:
                             checked.append(out)
             t1 = wall()
-            routed = [next(attach.process(key_by_group(message), projects)) for message in checked]
+            routed = [item for message in checked for item in attach.process(key_by_group(message), projects)]
             t2 = wall()
             for key, item in routed:
                 shuffled.append((key, routed_coder.encode(item)))
@@ -407,6 +409,18 @@ def run_once(
     return result
 
 
+def pubsub_elements(raw_messages: Sequence[RawMessage]) -> list[tuple[PubsubMessage, WindowedValue]]:
+    """Each message as Beam hands it to ``ToRawMessage``: the ``PubsubMessage`` and its element (the
+    ``WindowedValue`` whose timestamp is the publish time), built before the pass as Beam builds them."""
+    return [
+        (
+            pubsub_message := PubsubMessage(m.data, m.attributes, message_id=m.message_id),
+            WindowedValue(pubsub_message, Timestamp(micros=m.message_time), (GlobalWindow(),)),
+        )
+        for m in raw_messages
+    ]
+
+
 def measure(
     raw_messages: Sequence[RawMessage],
     projects: dict[int, ProjectInfo],
@@ -417,13 +431,7 @@ def measure(
     delay_seconds: float,
 ) -> CpuResult:
     """``raw_messages`` carry the Pub/Sub id and publish time the pipeline saw (see the module docstring)."""
-    pubsub_messages = [
-        (
-            PubsubMessage(m.data, m.attributes, message_id=m.message_id),
-            Timestamp(micros=m.message_time),
-        )
-        for m in raw_messages
-    ]
+    pubsub_messages = pubsub_elements(raw_messages)
     delay = int(delay_seconds * 1_000_000)
     collecting: list[float] = []
     spent = [0.0]
@@ -500,10 +508,7 @@ def profile(
     stage's entry points. With pyinstrument installed (``pip install pyinstrument``, not a dependency of the
     product) a sampling profile (1 ms), whose shares are close to the unprofiled ones; else cProfile's own time
     of the ``lines`` costliest functions, which inflates code that makes many small calls."""
-    pubsub_messages = [
-        (PubsubMessage(m.data, m.attributes, message_id=m.message_id), Timestamp(micros=m.message_time))
-        for m in raw_messages
-    ]
+    pubsub_messages = pubsub_elements(raw_messages)
     delay = int(delay_seconds * 1_000_000)
     with workers_collector():
         try:

@@ -10,7 +10,7 @@ after ``unknown_project`` and the ``unknown_project`` ones it makes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -52,7 +52,8 @@ class DecodeFn(beam.DoFn):
         }
         self._removed: list[str] = []
 
-    def process(self, raw: RawMessage) -> Iterator[Any]:
+    def process(self, raw: RawMessage) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         removed = self._removed
         try:
             self._sizes.update(len(raw.data))
@@ -67,11 +68,10 @@ class DecodeFn(beam.DoFn):
                 self._removed_counters[name].inc()
             removed.clear()
         if decoded.__class__ is Message:
-            yield decoded
-            return
+            return (decoded,)
         if not decoded.after_project_check:  # CheckProjects decides their final reason and counts them
             self._dead_letters[decoded.reason].inc()
-        yield pvalue.TaggedOutput(DEAD_LETTER, decoded)
+        return (pvalue.TaggedOutput(DEAD_LETTER, decoded),)
 
     def count_dead_letter(self, dead_letter: DeadLetter) -> None:
         """Count a dead letter made outside ``process`` (``transforms.ingest``'s guard)."""
@@ -104,7 +104,7 @@ class CheckProjectFn(beam.DoFn):
     def __init__(self) -> None:
         self._dead_letters = _dead_letter_counters()
 
-    def process(self, decoded: Message | DeadLetter, projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+    def process(self, decoded: Message | DeadLetter, projects: Mapping[int, ProjectInfo]) -> Iterable[Any]:
         try:
             checked = check_project(decoded, projects)
         except Exception as error:  # the last line of defence: the message, not the pipeline
@@ -119,12 +119,11 @@ class CheckProjectFn(beam.DoFn):
                     reasons.STAGE_VALIDATE,
                     error,
                 )
-        if isinstance(checked, Message):
-            yield checked
-            return
+        if checked.__class__ is Message:
+            return (checked,)
         if checked is not decoded or decoded.after_project_check:
             self._dead_letters[checked.reason].inc()
-        yield pvalue.TaggedOutput(DEAD_LETTER, checked)
+        return (pvalue.TaggedOutput(DEAD_LETTER, checked),)
 
 
 class CheckProjects(beam.PTransform):

@@ -9,7 +9,7 @@ inside one step: a Pub/Sub message in, ``(key, Routed)`` or a dead letter out, t
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -23,7 +23,7 @@ from transforms import internal_errors
 from transforms.coders import typed
 from transforms.core import metrics, reasons
 from transforms.core.engine.events import without_bytes
-from transforms.core.model import DeadLetter, Message, ProjectInfo
+from transforms.core.model import DeadLetter, Message, ProjectInfo, group_key
 from transforms.decode_messages import DEAD_LETTER, CheckProjectFn, DecodeFn
 from transforms.per_group.routed import AttachProject, Routed
 from transforms.pubsub_io import ToRawMessage
@@ -33,7 +33,8 @@ ROUTED = "routed"
 
 def key_by_group(message: Message) -> tuple[str, Message]:
     """``KeyByGroup``: the message keyed by (project, primary hash), without bytes it no longer needs."""
-    return message.key, without_bytes(message)
+    payload = message.payload  # message.key, without the property's call
+    return group_key(payload.project_id, payload.hashes[0]), without_bytes(message)
 
 
 class KeyByGroupFn(beam.DoFn):
@@ -43,15 +44,17 @@ class KeyByGroupFn(beam.DoFn):
     def setup(self) -> None:
         self._failed = Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR))
 
-    def process(self, message: Message) -> Iterator[Any]:
+    def process(self, message: Message) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         try:
-            keyed = key_by_group(message)
+            return (key_by_group(message),)
         except Exception as error:
             self._failed.inc()
-            keyed = pvalue.TaggedOutput(
-                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            return (
+                pvalue.TaggedOutput(
+                    DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+                ),
             )
-        yield keyed
 
 
 class _IngestFn(beam.DoFn):
@@ -73,9 +76,12 @@ class _IngestFn(beam.DoFn):
         self._to_raw.finish_bundle()  # the bundle's messages read, to the local progress count
 
     def process(
-        self, message: PubsubMessage, projects: Mapping[int, ProjectInfo], timestamp=beam.DoFn.TimestampParam
+        self,
+        message: PubsubMessage,
+        projects: Mapping[int, ProjectInfo],
+        windowed=beam.DoFn.WindowedValueParam,
     ) -> Iterator[Any]:
-        published = timestamp.micros
+        published = windowed.timestamp_micros  # as ToRawMessage.process reads it
         stage = reasons.STAGE_READ
         raw = output = None
         try:
@@ -93,7 +99,7 @@ class _IngestFn(beam.DoFn):
                             output = checked
                         else:
                             stage = reasons.STAGE_KEY
-                            output = next(self._attach.process(key_by_group(checked), projects))
+                            (output,) = self._attach.process(key_by_group(checked), projects)
                             if raw.message_time != published:  # the element's timestamp is the message time
                                 output = TimestampedValue(output, Timestamp(micros=raw.message_time))
         except Exception as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -47,7 +47,9 @@ class ToRawMessage(beam.DoFn):
     as Beam's reader sets it. The element's timestamp becomes the message time: the Python SDK lets a DoFn
     give an element an earlier timestamp than its input's, and in the global window an element behind the
     watermark is not dropped. Messages read are added to the local progress count once per bundle, not per
-    message (its lock: docs/performance.md).
+    message (its lock: docs/performance.md). The publish time is read from the element's ``WindowedValue``
+    (``timestamp_micros``), not from ``DoFn.TimestampParam``, for which Beam makes a ``Timestamp`` object a
+    message when the element was decoded from the runner's bytes.
     """
 
     def __init__(self, timestamp_attribute: str | None = None) -> None:
@@ -60,24 +62,22 @@ class ToRawMessage(beam.DoFn):
     def start_bundle(self) -> None:
         self._read = 0
 
-    def process(self, message: PubsubMessage, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
-        published = timestamp.micros
+    def process(self, message: PubsubMessage, windowed=beam.DoFn.WindowedValueParam) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
+        published = windowed.timestamp_micros
         if self._attribute is None:  # nothing to read: the message time is the publish time it came with
             self._read += 1
-            yield RawMessage(
-                message_id=message.message_id or "",
-                message_time=published,
-                data=message.data or b"",
-                attributes=dict(message.attributes or {}),
+            return (
+                RawMessage(
+                    message.message_id or "", published, message.data or b"", dict(message.attributes or {})
+                ),
             )
-            return
         raw = self.to_raw(message, published)
         if type(raw) is DeadLetter:
-            yield pvalue.TaggedOutput(DEAD_LETTER, raw)
-        elif raw.message_time != published:
-            yield TimestampedValue(raw, Timestamp(micros=raw.message_time))
-        else:
-            yield raw
+            return (pvalue.TaggedOutput(DEAD_LETTER, raw),)
+        if raw.message_time != published:
+            return (TimestampedValue(raw, Timestamp(micros=raw.message_time)),)
+        return (raw,)
 
     def to_raw(self, message: PubsubMessage, published: int) -> RawMessage | DeadLetter:
         """The message as a ``RawMessage`` (``published``: its publish time, µs), or its dead letter (counted)."""

@@ -44,13 +44,21 @@ def read_snapshot(target: SpannerTarget) -> RegistrySnapshot:
 
 
 class RegistryView(Mapping[int, ProjectInfo]):
-    """A read-only mapping project id -> ``ProjectInfo``."""
+    """A read-only mapping project id -> ``ProjectInfo``.
+
+    ``in`` and ``get``, which the ingest steps call once a message each (``CheckProjectFn``, ``AttachProject``),
+    go straight to the mapping it wraps: ``Mapping``'s own go through ``__getitem__`` (and an exception for a
+    missing id), two Python calls each."""
 
     def __init__(self, projects: Mapping[int, ProjectInfo]) -> None:
         self._projects = projects
+        self.get = projects.get  # type: ignore[method-assign]  # the wrapped mapping's own (a dict's: C)
 
     def __getitem__(self, project_id: int) -> ProjectInfo:
         return self._projects[project_id]
+
+    def __contains__(self, project_id: object) -> bool:
+        return project_id in self._projects
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._projects)

@@ -17,7 +17,7 @@ features each time (docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -76,11 +76,13 @@ def project_info(encoded: msgspec.Raw) -> ProjectInfo | None:
     return project
 
 
-class Routed(msgspec.Struct, frozen=True, array_like=True):
+class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """A message on its way to its key's state, encoded once (the stateful step buffers those bytes as they
     are and decodes them when it applies the message), with what that step reads before then: the message
     time, the event an occurrence without its event looks up, and the project as the registry had it (encoded,
-    ``NO_PROJECT``: unknown). Build with ``Routed.of``."""
+    ``NO_PROJECT``: unknown). Build with ``Routed.of``. Not tracked by the collector (``gc=False``): its
+    fields (bytes, int, a tuple of int and str, msgpack bytes) can be part of no reference cycle, and one is
+    built a message at ingestion and again by the shuffle's decoding."""
 
     encoded: bytes  # the message, msgpack (decode_message)
     message_time: int  # µs
@@ -98,11 +100,12 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
         lookup = None
         if payload.__class__ is Occurrence and payload.event is None:
             lookup = (payload.project_id, payload.event_id)
+        found = _ENCODED_PROJECTS.get(id(project))  # encode_project's cache, looked up here first
         return cls(
             _MESSAGE_ENCODER.encode(message),
             message.message_time,
             lookup,
-            encode_project(project),
+            found[1] if found is not None and found[0] is project else encode_project(project),
         )
 
 
@@ -110,7 +113,7 @@ class Routed(msgspec.Struct, frozen=True, array_like=True):
 WAKE_TIME = -(1 << 62)
 
 
-class _EmbeddedRouted(msgspec.Struct, frozen=True, array_like=True):
+class _EmbeddedRouted(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """``Routed``'s layout before ``encoded`` was a msgpack bin: the message embedded as a msgpack value."""
 
     encoded: msgspec.Raw
@@ -142,13 +145,15 @@ class AttachProject(beam.DoFn):
     message that cannot be encoded for the shuffle (``Routed.of``) becomes a dead letter ``internal_error``
     (stage ``key``)."""
 
-    def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Message], projects: Mapping[int, ProjectInfo]) -> Iterable[Any]:
+        # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         key, message = element
         try:
-            routed = key, Routed.of(message, projects.get(message.project_id))
+            return ((key, Routed.of(message, projects.get(message.payload.project_id))),)
         except Exception as error:  # the last line of defence: the message, not the pipeline
             Metrics.counter(metrics.NAMESPACE, metrics.dead_letter_counter(reasons.INTERNAL_ERROR)).inc()
-            routed = pvalue.TaggedOutput(
-                DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+            return (
+                pvalue.TaggedOutput(
+                    DEAD_LETTER, internal_errors.for_message(message, reasons.STAGE_KEY, error)
+                ),
             )
-        yield routed
