@@ -124,7 +124,7 @@ class EventCache:
         with self._lock:
             self._put(key, event)
 
-    def put_all(self, events: list[Event]) -> None:
+    def put_all(self, events: Iterable[Event]) -> None:
         """``put`` of several events, by their (project, event id), under one lock."""
         with self._lock:
             known = self._events

@@ -64,6 +64,7 @@ class KeyApplication:
         "generation_start_time",
         "group",
         "group_slot",
+        "group_updates",
         "held",
         "holes",
         "indexed",
@@ -112,6 +113,7 @@ class KeyApplication:
         self.intents: list[Intent | None] = []
         self.activity_slots: dict[str, int] = {}
         self.group_slot = -1
+        self.group_updates = 0  # UpsertGroups made (Outputs.group_updates)
         self.holes = False  # an intent was taken back (None in ``intents``): _revert
         self.recorded_events: dict[str, Event] = {}
         self.dead_letters: list[DeadLetter] = []
@@ -206,6 +208,7 @@ class KeyApplication:
                 group_row(group, self.context.project, self.primary_hash, self.generation)
             )
             self.group_slot = -1
+            self.group_updates += 1
 
     def _finish(self) -> tuple[KeyState, Outputs]:
         counters = self.counters
@@ -264,4 +267,5 @@ class KeyApplication:
             SaveKeyState(project_id, primary_hash, generation, group_id, encode_state(new), self.relink)
         )
         write = KeyWrite(group_key(project_id, primary_hash), seq, tuple(intents), state.seq)
-        return new, Outputs(write, self.dead_letters, counters)
+        # positional: write, dead letters, counters, events (those of its RecordEvents), group updates
+        return new, Outputs(write, self.dead_letters, counters, self.recorded_events, self.group_updates)
