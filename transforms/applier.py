@@ -266,7 +266,7 @@ class GroupApplier:
             # The write's events (a lookup of this process may need them before they are read) and its group
             # updates, as the engine tallied them (``Outputs``): its intents are not scanned again.
             if outputs.events:
-                KNOWN_EVENTS.put_all(outputs.events.values())
+                KNOWN_EVENTS.put_by_id(outputs.events)
             if outputs.group_updates:
                 counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + outputs.group_updates
             save = write.intents[-1]  # the engine ends every write with the key's state

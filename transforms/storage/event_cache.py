@@ -124,12 +124,21 @@ class EventCache:
         with self._lock:
             self._put(key, event)
 
-    def put_all(self, events: Iterable[Event]) -> None:
+    def put_all(self, events: list[Event]) -> None:
         """``put`` of several events, by their (project, event id), under one lock."""
         with self._lock:
             known = self._events
             for event in events:
                 known[event.event_id] = event
+            if len(known) > self._max_entries:
+                self._drop_oldest()
+
+    def put_by_id(self, events: Mapping[str, Event]) -> None:
+        """``put_all`` of events given by their event ids (each key is its event's ``event_id``, as the
+        engine's ``Outputs.events``): one ``dict.update``, which reuses the hashes the mapping holds."""
+        with self._lock:
+            known = self._events
+            known.update(events)
             if len(known) > self._max_entries:
                 self._drop_oldest()
 
