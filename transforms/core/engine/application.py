@@ -59,6 +59,7 @@ class KeyApplication:
         "counters",
         "dead_letters",
         "features_allowed",
+        "first_indexed",
         "generation",
         "generation_start_id",
         "generation_start_time",
@@ -122,8 +123,10 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
+        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts);
+        # until a second occurrence is indexed, only what the first gave: (group id, search tags, texts).
         self.indexed: set[tuple[object, ...]] | None = None
+        self.first_indexed: tuple[int, tuple[tuple[str, str], ...], tuple[object, ...]] | None = None
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
