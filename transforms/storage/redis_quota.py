@@ -40,12 +40,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
-from redis.connection import AbstractConnection, HiredisRespSerializer
+from redis.connection import AbstractConnection
 
 try:
     from hiredis import pack_command as _hiredis_pack
-except ImportError:  # redis-py packs in Python then (and its packer is not hiredis's: _packs_as_hiredis)
+    from redis.connection import HiredisRespSerializer
+except ImportError:  # redis-py packs the command itself then (_packs_as_hiredis)
     _hiredis_pack = None
+    HiredisRespSerializer = None
 
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import MICROS
@@ -135,6 +137,7 @@ def _packs_as_hiredis(connection: AbstractConnection) -> bool:
     encoder = getattr(connection, "encoder", None)
     return (
         _hiredis_pack is not None
+        and HiredisRespSerializer is not None
         and type(getattr(connection, "_command_packer", None)) is HiredisRespSerializer
         and encoder is not None
         and encoder.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
