@@ -50,3 +50,16 @@ def test_the_oldest_events_are_dropped_first():
         cache.put_all([stored])
     assert cache.get((1, events[0].event_id)) is None
     assert cache.get((1, events[10].event_id)) is events[10]
+
+
+def test_events_put_by_id_are_kept_as_put_all_keeps_them():
+    """``put_by_id`` (the applier's, with the engine's ``Outputs.events``) and ``put_all`` keep the same
+    events in the same order, so the same ones are dropped first."""
+    events = [event(f"{n:032x}", project_id=1) for n in range(12)]
+    by_list, by_id = EventCache(max_entries=10), EventCache(max_entries=10)
+    for start in range(0, 12, 3):
+        batch = events[start : start + 3]
+        by_list.put_all(batch)
+        by_id.put_by_id({stored.event_id: stored for stored in batch})
+    assert list(by_id._events.items()) == list(by_list._events.items())
+    assert by_id.get((1, events[11].event_id)) is events[11]

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.core.grouptypes import GROUP_TYPES
+from transforms.storage import redis_quota
 from transforms.storage.redis_quota import QuotaRequest, RedisCreationQuota
 
 SECOND = 1_000_000
@@ -230,3 +231,34 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, buck
     )
     assert gate._known_full("key", bucket, buckets, limit) == expected
     assert (("key", bucket) in gate._full) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=4),
+    numbers=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=6),
+    creation=st.text(max_size=40),
+)
+def test_the_script_call_is_packed_as_the_connection_packs_it(keys, numbers, creation):
+    """``_evaluate`` packs its EVALSHA with hiredis itself when the connection's packer would give the same
+    bytes (``_packs_as_hiredis``): it does, for any keys and arguments of the script's kinds."""
+    connection = redis.Redis().connection_pool.make_connection()
+    assert redis_quota._packs_as_hiredis(connection)
+    args = [*numbers, creation]
+    expected = b"".join(connection.pack_command("EVALSHA", redis_quota._SHA, len(keys), *keys, *args))
+    packed = redis_quota._hiredis_pack(("EVALSHA", redis_quota._SHA, len(keys), *keys, *args))
+    assert packed == expected
+
+
+def test_a_connection_that_encodes_otherwise_packs_the_script_call_itself(redis_ns):
+    """With another encoding than UTF-8 (strict) the connection's own packer is used, so the bytes sent are
+    always what redis-py would send."""
+    assert not redis_quota._packs_as_hiredis(
+        redis.Redis(encoding="latin-1").connection_pool.make_connection()
+    )
+    assert not redis_quota._packs_as_hiredis(
+        redis.Redis(encoding_errors="replace").connection_pool.make_connection()
+    )
+    gate = quota(redis_ns)
+    assert gate.try_acquire(1, ERROR, T0, "k0:0")
+    assert gate._packs_as_hiredis

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from transforms import internal_errors
 from transforms.core import engine, metrics, reasons
 from transforms.core.engine import EngineConfig, EngineContext, KeyState, QuotaGate
-from transforms.core.intents import KeyWrite, Outputs, RecordEvent, SaveKeyState, UpsertGroup
+from transforms.core.intents import KeyWrite, Outputs, SaveKeyState
 from transforms.core.model import (
     MICROS,
     DeadLetter,
@@ -263,16 +263,12 @@ class GroupApplier:
         write = outputs.write
         self.deferred_save = self.last_write = self._saved_state = None
         if write is not None:
-            recorded = []  # a lookup of this process may need them before they are read
-            record_event, upsert_group = RecordEvent, UpsertGroup  # read once, not per intent
-            for intent in write.intents:  # one pass (intents are final classes: see spanner_writer)
-                kind = intent.__class__
-                if kind is record_event:
-                    recorded.append(intent.event)
-                elif kind is upsert_group:
-                    counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
-            if recorded:
-                KNOWN_EVENTS.put_all(recorded)
+            # The write's events (a lookup of this process may need them before they are read) and its group
+            # updates, as the engine tallied them (``Outputs``): its intents are not scanned again.
+            if outputs.events:
+                KNOWN_EVENTS.put_by_id(outputs.events)
+            if outputs.group_updates:
+                counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + outputs.group_updates
             save = write.intents[-1]  # the engine ends every write with the key's state
             if save.__class__ is SaveKeyState:
                 self._saved_state, self._saved_data = new_state, save.state
@@ -451,12 +447,8 @@ def _engine_apply(
 def _counts_of(outputs: Outputs) -> dict[str, int]:
     """What an application counts besides its dead letters: the engine's counters, and the group update."""
     counts = dict(outputs.counters)
-    write = outputs.write
-    if write is not None:
-        for intent in write.intents:  # a loop, not any() over a generator (docs/performance.md)
-            if intent.__class__ is UpsertGroup:  # intents are final classes (see GroupApplier.apply)
-                counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
-                break
+    if outputs.write is not None and outputs.group_updates:  # once, however many UpsertGroups it has
+        counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
     return counts
 
 

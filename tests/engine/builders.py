@@ -10,7 +10,7 @@ from tests.engine.tables import Tables
 from transforms.core.engine import EngineConfig, EngineContext, KeyState, apply
 from transforms.core.enums import GroupStatus
 from transforms.core.grouptypes import GroupType
-from transforms.core.intents import KeyWrite
+from transforms.core.intents import KeyWrite, Outputs, RecordEvent, UpsertGroup
 from transforms.core.model import (
     DeadLetter,
     Event,
@@ -275,6 +275,7 @@ class Run:
         for name, amount in outputs.counters.items():
             self.counters[name] = self.counters.get(name, 0) + amount
         self.dead_letters.extend(outputs.dead_letters)
+        assert_tallies(outputs)
         if outputs.write is not None:
             self.writes.append(outputs.write)
             self.tables.apply(outputs.write)
@@ -289,6 +290,15 @@ class Run:
 
     def count(self, name: str) -> int:
         return self.counters.get(name, 0)
+
+
+def assert_tallies(outputs: Outputs) -> None:
+    """``Outputs.events`` and ``group_updates`` are what the write's intents say (the applier reads those)."""
+    intents = outputs.write.intents if outputs.write is not None else ()
+    recorded = {intent.event.event_id: intent.event for intent in intents if isinstance(intent, RecordEvent)}
+    assert outputs.events == recorded
+    assert list(outputs.events) == list(recorded)  # and in the order they were recorded
+    assert outputs.group_updates == sum(isinstance(intent, UpsertGroup) for intent in intents)
 
 
 def run(*batches: Sequence[Message], ctx: EngineContext | None = None) -> Run:

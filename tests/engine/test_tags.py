@@ -15,6 +15,7 @@ from tests.engine.sequences import key_order, sequences
 from tests.engine.test_properties import PROPERTY_SETTINGS, apply_batches, splits
 from transforms.core import limits
 from transforms.core.engine import apply
+from transforms.core.engine import tags as tags_module
 from transforms.core.engine.tags import (
     occurrence_tags,
     query_terms,
@@ -188,6 +189,13 @@ def test_search_tags_hold_every_user_identifier_and_the_sdk():
         "@sdk.name": "sentry.python",
         "@sdk.version": "2.1.0",
     }
+
+
+def test_an_events_search_tags_have_distinct_keys():
+    """The engine gives the first occurrence a call indexes all of its search tags without checking them
+    against each other (``OccurrencePath._index``): no two can be the same, as no two keys are."""
+    keys = [key for _field, key in tags_module._USER_SEARCH_KEYS + tags_module._SDK_SEARCH_KEYS]
+    assert len(set(keys)) == len(keys)
 
 
 def test_no_tag_key_can_look_like_a_search_key():

@@ -212,8 +212,13 @@ class Outputs(msgspec.Struct):
 
     ``write`` is None when nothing needs writing (e.g. only duplicates).
     ``counters`` maps names from ``transforms.core.metrics`` to increments.
+    ``events`` are the events the write's ``RecordEvent``s store, by event id, and ``group_updates`` the number
+    of its ``UpsertGroup``s: the engine tallies them as it makes the intents, so that the shell need not scan
+    them again.
     """
 
     write: KeyWrite | None = None
     dead_letters: list[DeadLetter] = []
     counters: dict[str, int] = {}
+    events: dict[str, Event] = {}
+    group_updates: int = 0

@@ -133,6 +133,15 @@ class EventCache:
             if len(known) > self._max_entries:
                 self._drop_oldest()
 
+    def put_by_id(self, events: Mapping[str, Event]) -> None:
+        """``put_all`` of events given by their event ids (each key is its event's ``event_id``, as the
+        engine's ``Outputs.events``): one ``dict.update``, which reuses the hashes the mapping holds."""
+        with self._lock:
+            known = self._events
+            known.update(events)
+            if len(known) > self._max_entries:
+                self._drop_oldest()
+
     def _put(self, key: tuple[int, str], event: Event) -> None:
         self._events[key[1]] = event  # found from now on: its absent entries are never asked for again
         if len(self._events) > self._max_entries:

@@ -42,6 +42,13 @@ from dataclasses import dataclass, field
 import redis
 from redis.connection import AbstractConnection
 
+try:
+    from hiredis import pack_command as _hiredis_pack
+    from redis.connection import HiredisRespSerializer
+except ImportError:  # redis-py packs the command itself then (_packs_as_hiredis)
+    _hiredis_pack = None
+    HiredisRespSerializer = None
+
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import MICROS
 
@@ -123,6 +130,21 @@ def _down_of(client: redis.Redis) -> list[float]:
         return down
 
 
+def _packs_as_hiredis(connection: AbstractConnection) -> bool:
+    """Whether ``connection`` packs a command as ``hiredis.pack_command`` does, for the script's arguments (str
+    and int): its packer is redis-py's hiredis one, which only encodes each argument first (a str as its
+    encoder says, an int as its decimal digits), and its encoder writes UTF-8 strictly, as hiredis does."""
+    encoder = getattr(connection, "encoder", None)
+    return (
+        _hiredis_pack is not None
+        and HiredisRespSerializer is not None
+        and type(getattr(connection, "_command_packer", None)) is HiredisRespSerializer
+        and encoder is not None
+        and encoder.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        and encoder.encoding_errors == "strict"
+    )
+
+
 @dataclass
 class _Memory:
     """What a process knows about the windows of one Redis client and key prefix, shared by its quotas (the
@@ -184,6 +206,7 @@ class RedisCreationQuota:
         self._retry_after = retry_after
         self._ttl = key_ttl_seconds
         self._connection: AbstractConnection | None = None  # see _evaluate
+        self._packs_as_hiredis = False  # whether _hiredis_pack gives what the connection's packer gives
         self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
@@ -302,7 +325,15 @@ class RedisCreationQuota:
             pool = self._client.connection_pool
             connection = self._connection = pool.get_connection()
             weakref.finalize(self, pool.release, connection)
-        command = connection.pack_command("EVALSHA", _SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
+            self._packs_as_hiredis = _packs_as_hiredis(connection)
+        command: list[bytes] | None = None
+        if self._packs_as_hiredis:
+            try:  # the bytes the connection's packer would give, without its encoding of each argument in Python
+                command = [_hiredis_pack(("EVALSHA", _SHA, len(keys), *keys, *args))]
+            except Exception:  # the connection's packer then raises its own error (or packs)
+                command = None
+        if command is None:
+            command = connection.pack_command("EVALSHA", _SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
 
         def send() -> list[list[bytes | int]]:
             connection.send_packed_command(command)  # type: ignore[no-untyped-call]

@@ -59,11 +59,13 @@ class KeyApplication:
         "counters",
         "dead_letters",
         "features_allowed",
+        "first_indexed",
         "generation",
         "generation_start_id",
         "generation_start_time",
         "group",
         "group_slot",
+        "group_updates",
         "held",
         "holes",
         "indexed",
@@ -112,6 +114,7 @@ class KeyApplication:
         self.intents: list[Intent | None] = []
         self.activity_slots: dict[str, int] = {}
         self.group_slot = -1
+        self.group_updates = 0  # UpsertGroups made (Outputs.group_updates)
         self.holes = False  # an intent was taken back (None in ``intents``): _revert
         self.recorded_events: dict[str, Event] = {}
         self.dead_letters: list[DeadLetter] = []
@@ -120,8 +123,10 @@ class KeyApplication:
         self.attached = 0
         self.relink = False
         self.features_allowed: dict[int, bool] = {}
-        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts).
+        # Search tags and texts given to IndexOccurrence in this call: (group id, tag) and (group id, *texts);
+        # until a second occurrence is indexed, only what the first gave: (group id, search tags, texts).
         self.indexed: set[tuple[object, ...]] | None = None
+        self.first_indexed: tuple[int, tuple[tuple[str, str], ...], tuple[object, ...]] | None = None
 
     def _apply_held(self, creator_time: int) -> None:
         """Apply the status changes held for a group that was just created (the status-change path)."""
@@ -206,6 +211,7 @@ class KeyApplication:
                 group_row(group, self.context.project, self.primary_hash, self.generation)
             )
             self.group_slot = -1
+            self.group_updates += 1
 
     def _finish(self) -> tuple[KeyState, Outputs]:
         counters = self.counters
@@ -264,4 +270,5 @@ class KeyApplication:
             SaveKeyState(project_id, primary_hash, generation, group_id, encode_state(new), self.relink)
         )
         write = KeyWrite(group_key(project_id, primary_hash), seq, tuple(intents), state.seq)
-        return new, Outputs(write, self.dead_letters, counters)
+        # positional: write, dead letters, counters, events (those of its RecordEvents), group updates
+        return new, Outputs(write, self.dead_letters, counters, self.recorded_events, self.group_updates)

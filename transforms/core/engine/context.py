@@ -9,8 +9,10 @@ streaming or backfill shell for one ``apply`` call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import Event, ProjectInfo
@@ -69,8 +71,7 @@ class ReleaseBook(Protocol):
     def first_seen(self, project_id: int, version: str) -> int | None: ...
 
 
-@dataclass(slots=True)
-class EngineContext:
+class EngineContext(msgspec.Struct):
     """Everything one ``apply`` call may consult.
 
     ``now`` is processing time (µs) and is used only for event-lookup waits.
@@ -78,12 +79,15 @@ class EngineContext:
     to stored events of this project (prefetched by the shell, see
     ``needed_event_ids``). ``stored_occurrence_ids`` (backfill) are occurrence
     ids already stored for this key's group: they count as duplicates.
+
+    A struct (never encoded), not a dataclass: the shell makes one for every ``apply`` call, and a struct's
+    construction runs in C.
     """
 
     project: ProjectInfo
-    config: EngineConfig = field(default_factory=EngineConfig)
+    config: EngineConfig = msgspec.field(default_factory=EngineConfig)
     now: int = 0
     quota: QuotaGate | None = None
-    events: Mapping[str, Event] = field(default_factory=dict)
+    events: Mapping[str, Event] = msgspec.field(default_factory=dict)
     releases: ReleaseBook | None = None
     stored_occurrence_ids: frozenset[str] = frozenset()
