@@ -61,6 +61,7 @@ from transforms.storage.group_store import (
     creation_quota,
     spanner_store,
 )
+from transforms.storage.spanner_rows import keep_payloads
 from transforms.storage.spanner_writer import CommitStats
 
 # Names other modules import from here (their home is in the module named).
@@ -273,6 +274,7 @@ class GroupApplier:
                     counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
             if recorded:
                 KNOWN_EVENTS.put_all(recorded)
+                keep_payloads(recorded)  # their rows' JSON text, while they are in the CPU's caches
             save = write.intents[-1]  # the engine ends every write with the key's state
             if save.__class__ is SaveKeyState:
                 self._saved_state, self._saved_data = new_state, save.state

@@ -1332,7 +1332,7 @@ enum {
     T_GROUPS, T_KEY_STATES, T_OCCURRENCES, T_EVENTS, T_RELEASES, T_ENVIRONMENTS, T_GROUP_RELEASES, T_HASHES,
     T_ACTIVITIES, N_TABLES
 };
-enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
+enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, F_PAYLOAD, N_FUNCTIONS };
 static PyObject *commit_kinds[N_KINDS];
 static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
 static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
@@ -1362,7 +1362,7 @@ static const char *attribute_names[N_ATTRIBUTES] = {
 static PyObject *attribute[N_ATTRIBUTES];
 
 /* A row's cells as spanner_rows builds them: an attribute of one of two sources, converted. */
-enum { PLAIN, TS, TIME, JSON, ENCODE, LIST, SEQ, NONE, COMMIT };
+enum { PLAIN, TS, TIME, JSON, ENCODE, PAYLOAD, LIST, SEQ, NONE, COMMIT };
 typedef struct {
     unsigned char source, convert;
     short name; /* an attribute, or -1: the source itself */
@@ -1390,7 +1390,7 @@ static const Cell occurrence_cells[] = {
 static const Cell event_cells[] = {
     {1, PLAIN, A_PROJECT_ID}, {1, PLAIN, A_EVENT_ID}, {1, PLAIN, A_PLATFORM}, {1, TIME, A_TIMESTAMP},
     {1, TS, A_RECEIVED}, {0, PLAIN, A_LEVEL}, {1, PLAIN, A_RELEASE}, {1, PLAIN, A_ENVIRONMENT},
-    {1, ENCODE, -1}};
+    {1, PAYLOAD, -1}};
 /* spanner_rows.activity_values(insert) */
 static const Cell activity_cells[] = {
     {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ACTIVITY_ID}, {0, PLAIN, A_PROJECT_ID}, {0, PLAIN, A_TYPE},
@@ -1398,8 +1398,8 @@ static const Cell activity_cells[] = {
 /* spanner_rows.environment_values(record) */
 static const Cell environment_cells[] = {
     {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ENVIRONMENT}, {0, PLAIN, A_FIRST_RELEASE}, {0, TS, A_FIRST_SEEN}};
-/* spanner_rows.event_inline_values(record) */
-static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, ENCODE, -1}};
+/* spanner_rows.event_inline_values(record) (PAYLOAD: spanner_rows.event_payload(event), its JSON text) */
+static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, PAYLOAD, -1}};
 #define CELLS(cells) cells, (Py_ssize_t)(sizeof(cells) / sizeof(cells[0]))
 
 /* bytes.decode() of a new reference, released; a new reference or NULL. */
@@ -1428,6 +1428,8 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
         made = decoded(PyObject_CallOneArg(commit_functions[F_DUMPS], value));
     else if (c->convert == ENCODE)
         made = decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
+    else if (c->convert == PAYLOAD)
+        made = PyObject_CallOneArg(commit_functions[F_PAYLOAD], value);
     else /* LIST */
         made = PySequence_List(value);
     Py_DECREF(value);
@@ -2047,7 +2049,7 @@ done:
  * above the enums: kinds are RecordEvent, IndexOccurrence, InsertOccurrence, UpsertGroup, SaveKeyState,
  * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set
  * _KEY_GUARDED; functions _plan_write, split_group_key, merged_row, rfc3339, msgspec.json.encode, orjson.dumps,
- * spanner_bytes). */
+ * spanner_bytes, spanner_rows.event_payload). */
 static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError,

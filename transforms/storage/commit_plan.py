@@ -492,6 +492,7 @@ if _native is not None:
             msgspec.json.encode,
             orjson.dumps,
             rows.spanner_bytes,
+            rows.event_payload,
         ),
         rows.COMMIT_TIMESTAMP,
     )
