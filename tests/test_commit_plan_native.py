@@ -126,6 +126,20 @@ def test_events_json_made_ahead_is_what_both_paths_write_without_it(sequence, da
     assert tuple(found) == expected
 
 
+@needs_native
+def test_events_are_encoded_in_c_as_in_python_before_the_payloads_function_is_configured() -> None:
+    writes, _odd = _writes()
+    stored = StoredVersions({(1, "h"): 1}, {3: 1}, {(1, "v"): 9})
+    native.configure_payloads(None)
+    try:
+        in_c, in_python = _both(writes, stored, {(1, "n")})
+    finally:
+        native.configure_payloads(spanner_rows.event_payload)
+    assert in_c == in_python
+    with pytest.raises(TypeError):
+        native.configure_payloads(1)
+
+
 _EVENT = Event("e" * 32, 1, "python", 5, received=None)
 _RECORD = intents.RecordEvent(_EVENT, "error")
 

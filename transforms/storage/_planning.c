@@ -1332,11 +1332,13 @@ enum {
     T_GROUPS, T_KEY_STATES, T_OCCURRENCES, T_EVENTS, T_RELEASES, T_ENVIRONMENTS, T_GROUP_RELEASES, T_HASHES,
     T_ACTIVITIES, N_TABLES
 };
-enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, F_PAYLOAD, N_FUNCTIONS };
+enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
 static PyObject *commit_kinds[N_KINDS];
 static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
 static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
 static PyObject *table_names[N_TABLES], *commit_timestamp = NULL, *zero = NULL, *one = NULL, *empty_text = NULL;
+/* spanner_rows.event_payload (configure_payloads), or NULL: an event's JSON text encoded here (F_ENCODE). */
+static PyObject *payload_function = NULL;
 
 /* Attribute names, interned at import (PyInit__planning). */
 enum {
@@ -1398,7 +1400,7 @@ static const Cell activity_cells[] = {
 /* spanner_rows.environment_values(record) */
 static const Cell environment_cells[] = {
     {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ENVIRONMENT}, {0, PLAIN, A_FIRST_RELEASE}, {0, TS, A_FIRST_SEEN}};
-/* spanner_rows.event_inline_values(record) (PAYLOAD: spanner_rows.event_payload(event), its JSON text) */
+/* spanner_rows.event_inline_values(record) (PAYLOAD: an event's JSON text, spanner_rows.event_payload) */
 static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, PAYLOAD, -1}};
 #define CELLS(cells) cells, (Py_ssize_t)(sizeof(cells) / sizeof(cells[0]))
 
@@ -1429,7 +1431,8 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     else if (c->convert == ENCODE)
         made = decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
     else if (c->convert == PAYLOAD)
-        made = PyObject_CallOneArg(commit_functions[F_PAYLOAD], value);
+        made = payload_function != NULL ? PyObject_CallOneArg(payload_function, value)
+                                        : decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
     else /* LIST */
         made = PySequence_List(value);
     Py_DECREF(value);
@@ -2049,7 +2052,7 @@ done:
  * above the enums: kinds are RecordEvent, IndexOccurrence, InsertOccurrence, UpsertGroup, SaveKeyState,
  * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set
  * _KEY_GUARDED; functions _plan_write, split_group_key, merged_row, rfc3339, msgspec.json.encode, orjson.dumps,
- * spanner_bytes, spanner_rows.event_payload). */
+ * spanner_bytes). */
 static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError,
@@ -2087,6 +2090,18 @@ static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ss
                          (empty_text = PyUnicode_FromStringAndSize("", 0)) == NULL))
         return NULL;
     Py_XSETREF(commit_timestamp, Py_NewRef(args[5]));
+    Py_RETURN_NONE;
+}
+
+/* configure_payloads(event_payload): the function that gives an event's JSON text (spanner_rows.event_payload,
+ * which takes the text made ahead by keep_payloads); until it is called, or after it is called with None, events
+ * are encoded here as msgspec.json.encode(event).decode(), the same text. */
+static PyObject *configure_payloads(PyObject *module, PyObject *function) {
+    if (function != Py_None && !PyCallable_Check(function)) {
+        PyErr_SetString(PyExc_TypeError, "_planning.configure_payloads: not a function");
+        return NULL;
+    }
+    Py_XSETREF(payload_function, function == Py_None ? NULL : Py_NewRef(function));
     Py_RETURN_NONE;
 }
 
@@ -2149,6 +2164,8 @@ static PyMethodDef methods[] = {
      "plan_writes(p, writes) -> True | None: plan_commit's loop over the writes, in C where it is sure."},
     {"configure_commit", (PyCFunction)(void (*)(void))configure_commit, METH_FASTCALL,
      "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp): commit_plan's constants."},
+    {"configure_payloads", (PyCFunction)configure_payloads, METH_O,
+     "configure_payloads(event_payload | None): the function that gives an event's JSON text."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -492,10 +492,10 @@ if _native is not None:
             msgspec.json.encode,
             orjson.dumps,
             rows.spanner_bytes,
-            rows.event_payload,
         ),
         rows.COMMIT_TIMESTAMP,
     )
+    _native.configure_payloads(rows.event_payload)  # an event's JSON text, made ahead or now
 
 
 def settle_environment_checks(plan: CommitPlan, stored: Mapping[tuple[int, str], int]) -> None:
