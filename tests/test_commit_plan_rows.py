@@ -5,6 +5,7 @@ ahead (``spanner_rows.keep_payloads``) and taken by its rows (``event_payload``)
 from __future__ import annotations
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -114,3 +115,12 @@ def test_payloads_made_ahead_are_bounded(monkeypatch) -> None:
     assert [rows.event_payload(event) for event in events] == [
         msgspec.json.encode(event).decode() for event in events
     ]
+
+
+def test_an_event_that_cannot_be_encoded_is_left_to_its_row_whose_error_is_the_commit_s() -> None:
+    bad = msgspec.structs.replace(_PAYLOAD_EVENT, event_id="b" * 32, user={"name": "\ud800"})
+    rows.keep_payloads([bad, _PAYLOAD_EVENT])  # no error here
+    assert bad.event_id not in rows._PAYLOADS and _PAYLOAD_EVENT.event_id in rows._PAYLOADS
+    with pytest.raises(UnicodeEncodeError):
+        rows.event_payload(bad)
+    rows._PAYLOADS.clear()

@@ -290,13 +290,18 @@ def keep_payloads(events: Iterable[Event]) -> None:
     """Make the JSON text of ``events`` (``event_payload``'s) now, for the rows that will store them: called
     where the events were just decoded and used (the applier, after the engine's call), when their fields are
     still in the CPU's caches; encoded when their writes are planned, at the end of a bundle, they are not.
-    Only the same event object takes it (``event_payload``), so what a row stores is that event's text."""
+    Only the same event object takes it (``event_payload``), so what a row stores is that event's text. An
+    event it cannot encode is left to its row, whose error is the commit's (``spanner_writer``: a refusal), as
+    without this."""
     payloads = _PAYLOADS
     if len(payloads) > MAX_KEPT_PAYLOADS:
         payloads.clear()
     encode = msgspec.json.encode
     for event in events:
-        payloads[event.event_id] = (event, encode(event).decode())
+        try:
+            payloads[event.event_id] = (event, encode(event).decode())
+        except (TypeError, ValueError, RecursionError, OverflowError):
+            continue
 
 
 def event_payload(event: Event) -> str:
