@@ -8,7 +8,8 @@ workers and the recorded inputs frozen out of its way, it replays them ``--repla
 in µs a message: ``engine.apply`` alone (the quota answering as recorded, from memory), ``GroupApplier.apply``
 around the same engine results (the applier's own work), and the writes stage split into chunking,
 ``plan_commit``, ``plan_tags`` and the mutations with their count (``buffer_plan``; the tag rows' reads
-served by the benchmark's tag store and not counted, as in ``bench.stream_cpu``).
+served by the benchmark's tag store and not counted, as in ``bench.stream_cpu``; the events' JSON made ahead
+before each window, untimed, as the applier makes it in the engine stage: ``spanner_rows.keep_payloads``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from transforms import applier as applier_module
 from transforms.applier import GroupApplier
 from transforms.core import engine
 from transforms.core.engine import EngineContext
+from transforms.core.intents import RecordEvent
 from transforms.core.model import group_key
-from transforms.storage import tag_writer
+from transforms.storage import spanner_rows, tag_writer
 from transforms.storage.org_words import KnownWords
 from transforms.storage.spanner_writer import StoredVersions, buffer_plan, chunk_writes, new_keys, plan_commit
 
@@ -115,6 +117,13 @@ def _applier_alone(calls: list, results: list, config: Any, answers: _Answers) -
         applier_module._engine_apply = engine_apply
 
 
+def _keep_payloads(writes: list, keep: Any = spanner_rows.keep_payloads) -> None:
+    """What the applier did for these writes when it made them (``spanner_rows.keep_payloads``: their events'
+    JSON text, taken by their rows), which the recorded pass's own plans took: done again, untimed, so that the
+    replayed writes find them as the pipeline's do."""
+    keep([intent.event for write in writes for intent in write.intents if isinstance(intent, RecordEvent)])
+
+
 def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
     cpu = time.process_time
     spent = dict.fromkeys(WRITE_PARTS, 0.0)
@@ -122,6 +131,7 @@ def _writes_alone(windows: list[list], max_mutations: int) -> dict[str, float]:
     known_words = KnownWords()  # the writer's cache of the vocabulary's rows (TagWriter.words)
     tag_cost = tag_writer.TagCost(known)
     for writes in windows:
+        _keep_payloads(writes)  # the applier's, in the engine stage (not the writes')
         began = cpu()
         # the writer's own tag cost (TagWriter.estimate), so that chunking takes its C path as in the pipeline
         commits = chunk_writes(writes, max_mutations, tag_cost)

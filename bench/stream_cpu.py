@@ -22,7 +22,8 @@ allocation and parsing slower than in the pipeline: 15 µs a message more on the
               ``meta`` read and written per message and per flush, the buffer (the encoded message as it came)
               written per message and decoded per flush, the key state decoded and encoded per flush;
   engine      ``engine.compact`` and ``GroupApplier.apply`` (the engine, its context, the creation quota's
-              Redis calls (client side), the counters);
+              Redis calls (client side), the counters, the JSON text of its events that their rows take:
+              ``spanner_rows.keep_payloads``);
   writes      ``chunk_writes``, ``plan_commit``, ``tag_writer.plan_tags`` and the mutations (``buffer_plan``/``write_mutation``) of every
               window's writes, without committing them; with ``defer_saves`` (the pipeline's default), the
               KeyStates row of a key without a group is left out of its flushes' writes, as the stateful step

@@ -91,6 +91,55 @@ def test_planning_writes_in_c_plans_as_the_python_planners(sequence, data) -> No
     assert in_c == in_python
 
 
+@needs_native
+@settings(
+    max_examples=int(os.environ.get("ENGINE_PROPERTY_EXAMPLES", "200")) // 4,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(sequence=sequences(), data=st.data())
+def test_events_json_made_ahead_is_what_both_paths_write_without_it(sequence, data) -> None:
+    """``spanner_rows.keep_payloads`` (the applier's, for any of the events) changes no row of either path."""
+    run = apply_batches(sequence, data.draw(splits(key_order(sequence.messages))))
+    events = [
+        intent.event
+        for write in run.writes
+        for intent in write.intents
+        if isinstance(intent, intents.RecordEvent)
+    ]
+    if not events:
+        return
+    kept = data.draw(st.lists(st.sampled_from(events), unique_by=id))
+    keys = sorted({split_group_key(write.key) for write in run.writes})
+    stored, assumed_new = StoredVersions(), data.draw(st.sets(st.sampled_from(keys)))
+    expected = _both(run.writes, stored, assumed_new)
+    found = []
+    for path in (native, None):
+        spanner_rows.keep_payloads(kept)
+        saved = commit_plan._native
+        commit_plan._native = path
+        try:
+            found.append(_snapshot(plan_commit(run.writes, stored, assumed_new)))
+        finally:
+            commit_plan._native = saved
+            spanner_rows._PAYLOADS.clear()
+    assert tuple(found) == expected
+
+
+@needs_native
+def test_events_are_encoded_in_c_as_in_python_before_the_payloads_function_is_configured() -> None:
+    writes, _odd = _writes()
+    stored = StoredVersions({(1, "h"): 1}, {3: 1}, {(1, "v"): 9})
+    native.configure_payloads(None)
+    try:
+        in_c, in_python = _both(writes, stored, {(1, "n")})
+    finally:
+        native.configure_payloads(spanner_rows.event_payload)
+    assert in_c == in_python
+    with pytest.raises(TypeError):
+        native.configure_payloads(1)
+
+
 _EVENT = Event("e" * 32, 1, "python", 5, received=None)
 _RECORD = intents.RecordEvent(_EVENT, "error")
 
@@ -141,7 +190,8 @@ from transforms.core import intents
 from transforms.core.model import Event
 from transforms.storage import commit_plan
 from transforms.storage.commit_plan import StoredVersions, plan_commit
-from tests.test_commit_plan_native import _writes
+from transforms.storage.spanner_rows import keep_payloads
+from tests.test_commit_plan_native import _EVENT, _writes
 writes, odd = _writes()
 def raising(write):
     try:
@@ -149,6 +199,7 @@ def raising(write):
     except (TypeError, ValueError, KeyError):
         pass
 def call():
+    keep_payloads([_EVENT])  # its rows take the JSON made ahead (the Events row's, then an occurrence's anew)
     plan_commit(writes, StoredVersions({(1, "h"): 1}, {3: 1}, {(1, "v"): 9}), {(1, "n")})
     for write in odd:
         raising(write)

@@ -1,11 +1,15 @@
 """``CommitPlan``'s rows: merging a row written twice (``merged_row``) and grouping rows into mutations with
-their count (``mutation_groups``), against the plain definitions they stand for."""
+their count (``mutation_groups``), against the plain definitions they stand for; an event's JSON text made
+ahead (``spanner_rows.keep_payloads``) and taken by its rows (``event_payload``)."""
 
 from __future__ import annotations
 
+import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from transforms.core.model import Event
 from transforms.storage import spanner_rows as rows
 from transforms.storage.commit_plan import CommitPlan, merged_row, mutation_groups
 
@@ -79,3 +83,44 @@ def test_rows_of_equal_columns_in_distinct_tuples_are_one_mutation_and_the_count
         ("insert", "KeyStates", rows.KEY_STATE_COLUMNS, 1),
     ]
     assert count == plan.mutation_count() == _counted_row_by_row(plan)
+
+
+_PAYLOAD_EVENT = Event("e" * 32, 1, "python", 5, tags=(("a", "b"),), contexts={"os": {"name": "Linux"}})
+
+
+def test_an_event_s_payload_is_its_json_whether_made_ahead_or_when_its_row_is_built() -> None:
+    text = msgspec.json.encode(_PAYLOAD_EVENT).decode()
+    assert rows.event_payload(_PAYLOAD_EVENT) == text
+    rows.keep_payloads([_PAYLOAD_EVENT])
+    assert rows._PAYLOADS[_PAYLOAD_EVENT.event_id] == (_PAYLOAD_EVENT, text)
+    assert rows.event_payload(_PAYLOAD_EVENT) == text
+    assert _PAYLOAD_EVENT.event_id not in rows._PAYLOADS  # taken: each is used once
+    assert rows.event_payload(_PAYLOAD_EVENT) == text
+
+
+def test_a_payload_made_ahead_is_given_only_to_the_event_object_it_was_made_of() -> None:
+    other = msgspec.structs.replace(_PAYLOAD_EVENT, platform="go")  # the same id, another event
+    rows.keep_payloads([_PAYLOAD_EVENT])
+    assert rows.event_payload(other) == msgspec.json.encode(other).decode()
+    assert _PAYLOAD_EVENT.event_id not in rows._PAYLOADS
+
+
+def test_payloads_made_ahead_are_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(rows, "MAX_KEPT_PAYLOADS", 3)
+    monkeypatch.setattr(rows, "_PAYLOADS", {})
+    events = [msgspec.structs.replace(_PAYLOAD_EVENT, event_id=f"{n:032x}") for n in range(6)]
+    for event in events:
+        rows.keep_payloads([event])
+        assert len(rows._PAYLOADS) <= 4
+    assert [rows.event_payload(event) for event in events] == [
+        msgspec.json.encode(event).decode() for event in events
+    ]
+
+
+def test_an_event_that_cannot_be_encoded_is_left_to_its_row_whose_error_is_the_commit_s() -> None:
+    bad = msgspec.structs.replace(_PAYLOAD_EVENT, event_id="b" * 32, user={"name": "\ud800"})
+    rows.keep_payloads([bad, _PAYLOAD_EVENT])  # no error here
+    assert bad.event_id not in rows._PAYLOADS and _PAYLOAD_EVENT.event_id in rows._PAYLOADS
+    with pytest.raises(UnicodeEncodeError):
+        rows.event_payload(bad)
+    rows._PAYLOADS.clear()

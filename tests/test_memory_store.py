@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable
 
+import msgspec
 import pytest
 from google.api_core import exceptions
 
@@ -30,7 +31,7 @@ from transforms.applier import ApplierConfig, GroupApplier, SpannerTarget
 from transforms.core.engine import EngineConfig, KeyState
 from transforms.core.enums import GroupStatus, GroupSubStatus
 from transforms.core.model import Message
-from transforms.storage import org_words, registry
+from transforms.storage import org_words, registry, spanner_rows
 
 # The tables the pipeline writes (the registry's and the API's aside).
 TABLES = sorted(set(SCHEMA) - {"Organizations", "Projects", "ApiTokens", "WaitingKeys"})
@@ -141,6 +142,22 @@ def test_the_applier_factory_pickles_and_finds_the_process_s_store():
     assert factory(config, lambda name, amount: None).hydrate([occurrence(T0).key]) == {
         occurrence(T0).key: state
     }
+
+
+def test_the_applier_makes_its_events_json_ahead_and_their_rows_take_it():
+    """``spanner_rows.keep_payloads`` after the engine's call; the flush's rows take that text, once."""
+    factory = MemoryApplierFactory("payloads-test", quota=None)
+    applier = factory(ApplierConfig(spanner=SpannerTarget("p", "i", "d"), engine=CONFIG), lambda n, a: None)
+    message = occurrence(T0)
+    event = event_of(message)
+    applier.apply(message.key, None, [message], PROJECT)
+    kept = spanner_rows._PAYLOADS.get(event.event_id)
+    assert kept is not None and kept[0] is event
+    assert kept[1] == msgspec.json.encode(event).decode()
+    applier.flush()
+    assert event.event_id not in spanner_rows._PAYLOADS
+    (row,) = memory_store("payloads-test").rows.tables["Occurrences"].values()
+    assert row["EventPayload"] == kept[1]
 
 
 def assert_same(memory: dict, emulator: dict) -> None:

@@ -61,6 +61,7 @@ from transforms.storage.group_store import (
     creation_quota,
     spanner_store,
 )
+from transforms.storage.spanner_rows import keep_payloads
 from transforms.storage.spanner_writer import CommitStats
 
 # Names other modules import from here (their home is in the module named).
@@ -267,6 +268,8 @@ class GroupApplier:
             # updates, as the engine tallied them (``Outputs``): its intents are not scanned again.
             if outputs.events:
                 KNOWN_EVENTS.put_by_id(outputs.events)
+                # Their rows' JSON text, made while the events are in the CPU's caches.
+                keep_payloads(outputs.events.values())
             if outputs.group_updates:
                 counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + outputs.group_updates
             save = write.intents[-1]  # the engine ends every write with the key's state

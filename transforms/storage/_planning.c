@@ -1337,6 +1337,8 @@ static PyObject *commit_kinds[N_KINDS];
 static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
 static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
 static PyObject *table_names[N_TABLES], *commit_timestamp = NULL, *zero = NULL, *one = NULL, *empty_text = NULL;
+/* spanner_rows.event_payload (configure_payloads), or NULL: an event's JSON text encoded here (F_ENCODE). */
+static PyObject *payload_function = NULL;
 
 /* Attribute names, interned at import (PyInit__planning). */
 enum {
@@ -1362,7 +1364,7 @@ static const char *attribute_names[N_ATTRIBUTES] = {
 static PyObject *attribute[N_ATTRIBUTES];
 
 /* A row's cells as spanner_rows builds them: an attribute of one of two sources, converted. */
-enum { PLAIN, TS, TIME, JSON, ENCODE, LIST, SEQ, NONE, COMMIT };
+enum { PLAIN, TS, TIME, JSON, ENCODE, PAYLOAD, LIST, SEQ, NONE, COMMIT };
 typedef struct {
     unsigned char source, convert;
     short name; /* an attribute, or -1: the source itself */
@@ -1390,7 +1392,7 @@ static const Cell occurrence_cells[] = {
 static const Cell event_cells[] = {
     {1, PLAIN, A_PROJECT_ID}, {1, PLAIN, A_EVENT_ID}, {1, PLAIN, A_PLATFORM}, {1, TIME, A_TIMESTAMP},
     {1, TS, A_RECEIVED}, {0, PLAIN, A_LEVEL}, {1, PLAIN, A_RELEASE}, {1, PLAIN, A_ENVIRONMENT},
-    {1, ENCODE, -1}};
+    {1, PAYLOAD, -1}};
 /* spanner_rows.activity_values(insert) */
 static const Cell activity_cells[] = {
     {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ACTIVITY_ID}, {0, PLAIN, A_PROJECT_ID}, {0, PLAIN, A_TYPE},
@@ -1398,8 +1400,8 @@ static const Cell activity_cells[] = {
 /* spanner_rows.environment_values(record) */
 static const Cell environment_cells[] = {
     {0, PLAIN, A_GROUP_ID}, {0, PLAIN, A_ENVIRONMENT}, {0, PLAIN, A_FIRST_RELEASE}, {0, TS, A_FIRST_SEEN}};
-/* spanner_rows.event_inline_values(record) */
-static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, ENCODE, -1}};
+/* spanner_rows.event_inline_values(record) (PAYLOAD: an event's JSON text, spanner_rows.event_payload) */
+static const Cell inline_cells[] = {{1, PLAIN, A_EVENT_ID}, {1, PAYLOAD, -1}};
 #define CELLS(cells) cells, (Py_ssize_t)(sizeof(cells) / sizeof(cells[0]))
 
 /* bytes.decode() of a new reference, released; a new reference or NULL. */
@@ -1428,6 +1430,9 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
         made = decoded(PyObject_CallOneArg(commit_functions[F_DUMPS], value));
     else if (c->convert == ENCODE)
         made = decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
+    else if (c->convert == PAYLOAD)
+        made = payload_function != NULL ? PyObject_CallOneArg(payload_function, value)
+                                        : decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
     else /* LIST */
         made = PySequence_List(value);
     Py_DECREF(value);
@@ -2088,6 +2093,18 @@ static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
+/* configure_payloads(event_payload): the function that gives an event's JSON text (spanner_rows.event_payload,
+ * which takes the text made ahead by keep_payloads); until it is called, or after it is called with None, events
+ * are encoded here as msgspec.json.encode(event).decode(), the same text. */
+static PyObject *configure_payloads(PyObject *module, PyObject *function) {
+    if (function != Py_None && !PyCallable_Check(function)) {
+        PyErr_SetString(PyExc_TypeError, "_planning.configure_payloads: not a function");
+        return NULL;
+    }
+    Py_XSETREF(payload_function, function == Py_None ? NULL : Py_NewRef(function));
+    Py_RETURN_NONE;
+}
+
 /* configure(text_key, new_columns, count_columns, update_columns, rfc3339, states, search_prefix):
  * tag_writer's constants; refused (ValueError) when ``states`` are not this file's. */
 static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -2147,6 +2164,8 @@ static PyMethodDef methods[] = {
      "plan_writes(p, writes) -> True | None: plan_commit's loop over the writes, in C where it is sure."},
     {"configure_commit", (PyCFunction)(void (*)(void))configure_commit, METH_FASTCALL,
      "configure_commit(kinds, guarded, columns, tables, functions, commit_timestamp): commit_plan's constants."},
+    {"configure_payloads", (PyCFunction)configure_payloads, METH_O,
+     "configure_payloads(event_payload | None): the function that gives an event's JSON text."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -495,6 +495,7 @@ if _native is not None:
         ),
         rows.COMMIT_TIMESTAMP,
     )
+    _native.configure_payloads(rows.event_payload)  # an event's JSON text, made ahead or now
 
 
 def settle_environment_checks(plan: CommitPlan, stored: Mapping[tuple[int, str], int]) -> None:

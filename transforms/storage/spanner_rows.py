@@ -279,6 +279,40 @@ def environment_values(record: intents.RecordEnvironment) -> tuple[Any, ...]:
     return (record.group_id, record.environment, record.first_release, _ts(record.first_seen))
 
 
+# Events' JSON text made ahead (``keep_payloads``), by event id, with the event it was made of.
+_PAYLOADS: dict[str, tuple[Event, str]] = {}
+# Bound of ``_PAYLOADS`` (emptied when past it): a bundle's events, whose writes take theirs; the events of
+# writes never planned (a bundle that failed) stay until then.
+MAX_KEPT_PAYLOADS = 20_000
+
+
+def keep_payloads(events: Iterable[Event]) -> None:
+    """Make the JSON text of ``events`` (``event_payload``'s) now, for the rows that will store them: called
+    where the events were just decoded and used (the applier, after the engine's call), when their fields are
+    still in the CPU's caches; encoded when their writes are planned, at the end of a bundle, they are not.
+    Only the same event object takes it (``event_payload``), so what a row stores is that event's text. An
+    event it cannot encode is left to its row, whose error is the commit's (``spanner_writer``: a refusal), as
+    without this."""
+    payloads = _PAYLOADS
+    if len(payloads) > MAX_KEPT_PAYLOADS:
+        payloads.clear()
+    encode = msgspec.json.encode
+    for event in events:
+        try:
+            payloads[event.event_id] = (event, encode(event).decode())
+        except (TypeError, ValueError, RecursionError, OverflowError):
+            continue
+
+
+def event_payload(event: Event) -> str:
+    """The event's JSON text (Events.Payload, Occurrences.EventPayload): the one ``keep_payloads`` made of this
+    very event object, taken (each is used once), else encoded now."""
+    kept = _PAYLOADS.pop(event.event_id, None)
+    if kept is not None and kept[0] is event:
+        return kept[1]
+    return msgspec.json.encode(event).decode()
+
+
 def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
     event = record.event
     return (
@@ -290,7 +324,7 @@ def event_values(record: intents.RecordEvent) -> tuple[Any, ...]:
         record.level,
         event.release,
         event.environment,
-        msgspec.json.encode(event).decode(),
+        event_payload(event),
     )
 
 
@@ -306,7 +340,7 @@ EVENT_INLINE_COLUMNS: tuple[str, ...] = ("StoredEventId", "EventPayload")
 
 def event_inline_values(record: intents.RecordEvent) -> tuple[Any, ...]:
     """The event stored on its own occurrence's row (Occurrences.StoredEventId and EventPayload)."""
-    return (record.event.event_id, msgspec.json.encode(record.event).decode())
+    return (record.event.event_id, event_payload(record.event))
 
 
 def release_values(project_id: int, version: str, first_seen: int) -> tuple[Any, ...]:
