@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"{args.before} has no transforms/storage/commit_plan.py (a checkout before issue 21)"
         )
-    old_rows = _load("before_spanner_rows", storage / "spanner_rows.py")
-    old_plans = _load("before_commit_plan", storage / "commit_plan.py")
-    old_cache = _load("before_event_cache", storage / "event_cache.py")
+    old_rows = _load("transforms.storage._before_spanner_rows", storage / "spanner_rows.py")
+    old_plans = _load("transforms.storage._before_commit_plan", storage / "commit_plan.py")
+    old_cache = _load("transforms.storage._before_event_cache", storage / "event_cache.py")
 
     raw = cpu_inputs.last_hour(args.messages, max(1, args.messages // 10))
     with cpu_inputs.fresh_applier("writes-ab") as (config, projects):
