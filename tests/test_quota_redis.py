@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import uuid
 
+import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.native_paths import run_without
 from transforms.core.grouptypes import GROUP_TYPES
 from transforms.storage import redis_quota
 from transforms.storage.redis_quota import QuotaRequest, RedisCreationQuota
@@ -233,6 +235,12 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, buck
     assert (("key", bucket) in gate._full) == expected
 
 
+_NEEDS_HIREDIS = pytest.mark.skipif(
+    redis_quota._hiredis_pack is None, reason="hiredis is not installed (redis-py packs commands itself)"
+)
+
+
+@_NEEDS_HIREDIS
 @settings(max_examples=200, deadline=None)
 @given(
     keys=st.lists(st.text(min_size=1, max_size=40), min_size=2, max_size=4),
@@ -250,6 +258,7 @@ def test_the_script_call_is_packed_as_the_connection_packs_it(keys, numbers, cre
     assert packed == expected
 
 
+@_NEEDS_HIREDIS
 def test_a_connection_that_encodes_otherwise_packs_the_script_call_itself(redis_ns):
     """With another encoding than UTF-8 (strict) the connection's own packer is used, so the bytes sent are
     always what redis-py would send."""
@@ -262,3 +271,17 @@ def test_a_connection_that_encodes_otherwise_packs_the_script_call_itself(redis_
     gate = quota(redis_ns)
     assert gate.try_acquire(1, ERROR, T0, "k0:0")
     assert gate._packs_as_hiredis
+
+
+def test_without_hiredis_the_connection_packs_the_script_call(redis_ns):
+    """redis>=5 installs without hiredis: the module then imports, and the connection's own packer is used."""
+    prefix = redis_ns.prefix.rstrip(":")
+    script = (
+        "import redis\n"
+        "from transforms.core.grouptypes import GROUP_TYPES\n"
+        "from transforms.storage import redis_quota\n"
+        f"gate = redis_quota.RedisCreationQuota(redis.Redis.from_url({redis_ns.url!r}), prefix={prefix!r})\n"
+        f"print(redis_quota._hiredis_pack, gate.try_acquire(1, GROUP_TYPES[1], {T0}, 'k0:0'), gate._packs_as_hiredis)\n"
+    )
+    _lines, printed = run_without("hiredis", "creation quota", script)
+    assert printed == "None True False"

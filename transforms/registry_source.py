@@ -66,6 +66,11 @@ class RegistryView(Mapping[int, ProjectInfo]):
     def __len__(self) -> int:
         return len(self._projects)
 
+    def __reduce__(self) -> tuple[type[RegistryView], tuple[Mapping[int, ProjectInfo]]]:
+        # Made again from the mapping, so that a copy's ``get`` is its own mapping's (a deep copy would keep
+        # the bound ``get`` of the original's: a builtin method is copied as it is).
+        return RegistryView, (self._projects,)
+
 
 _direct_lock = threading.Lock()
 _direct_cache: dict[SpannerTarget, tuple[float, dict[int, ProjectInfo]]] = {}

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -237,3 +239,58 @@ def test_the_registry_view_is_what_beam_serialises_for_the_runner_and_a_beam_tha
     )
     with pytest.raises(RuntimeError, match="no longer takes the view from _side_input_data"):
         registry_source.AsRegistry(snapshots, target)
+
+
+class _MappingView(Mapping):
+    """What ``RegistryView`` was: a mapping whose ``in`` and ``get`` are ``Mapping``'s own."""
+
+    def __init__(self, projects: dict) -> None:
+        self._projects = projects
+
+    def __getitem__(self, key):
+        return self._projects[key]
+
+    def __iter__(self):
+        return iter(self._projects)
+
+    def __len__(self) -> int:
+        return len(self._projects)
+
+
+def _outcome(function, *args):
+    try:
+        return "value", function(*args)
+    except Exception as error:  # the kind of error is part of the semantics
+        return "error", type(error)
+
+
+def test_the_registry_views_in_and_get_are_mappings_for_every_key_and_follow_its_mapping() -> None:
+    """``RegistryView``'s ``in`` and ``get`` go to the dict it wraps (one C call each): they answer as
+    ``Mapping``'s own for any key (equal numbers, other types, unhashable ones), see the dict's later changes,
+    and so does a copy of the view (pickled, copied or deep-copied) with its own dict."""
+    import copy
+    import pickle
+
+    from transforms.registry_source import RegistryView
+
+    project = ProjectInfo(1, 10, "backend")
+    keys = [1, 1.0, True, 2, "1", None, (1,), b"1", [1], {1: 1}]
+    projects = {1: project}
+    view, reference = RegistryView(projects), _MappingView(projects)
+
+    def same() -> None:
+        for key in keys:
+            assert _outcome(operator.contains, view, key) == _outcome(operator.contains, reference, key), key
+            assert _outcome(view.get, key) == _outcome(reference.get, key), key
+            assert _outcome(view.get, key, "absent") == _outcome(reference.get, key, "absent"), key
+
+    same()
+    projects[2] = ProjectInfo(2, 10, "api")  # the registry's dict, changed after the view was made
+    same()
+    assert view.get(2) is projects[2] and 2 in view
+    for made in (pickle.loads(pickle.dumps(view)), copy.copy(view), copy.deepcopy(view)):
+        own = made._projects
+        own[3] = ProjectInfo(3, 10, "web")  # only this copy's dict has it
+        assert (3 in made, made.get(3), made[3]) == (True, own[3], own[3])
+        del own[3]
+        assert (3 in made, made.get(3)) == (False, None)
