@@ -406,6 +406,12 @@ def run_once(
                 if isinstance(intent, intents.RecordEvent):
                     event = intent.event
                     stored_events.setdefault(event.project_id, {})[event.event_id] = event
+        # A worker keeps a window's messages and writes only until its bundle ends (the applier's flush has
+        # committed them, Beam drops the bundle's elements): so here, lest the next window's collections
+        # visit them, which a worker's do not.
+        del shuffled, buffers, writes
+        with contextlib.suppress(NameError):  # none when the window wrote nothing
+            del commit, plan, indexed, existing, stored, tagged
     result.quota_wait = round_trips.wall
     return result
 

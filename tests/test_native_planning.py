@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import logging
 import tarfile
 from collections.abc import Callable
@@ -586,3 +587,39 @@ def call():
 def test_estimating_writes_in_c_leaks_nothing() -> None:
     calls = 10_000
     assert leaked_blocks(_COSTS_LEAK_SCRIPT, calls) < calls // 20
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_PLAIN, _TEXT, _TEXT)
+        | st.tuples(_ANY, _ANY)
+        | st.tuples(st.lists(_TEXT, max_size=2))
+        | _ANY,
+        max_size=8,
+    )
+)
+def test_untracking_rows_untracks_only_tuples_of_str_and_int(found: list) -> None:
+    """``untrack_rows`` (``KnownRows.add_all``) untracks a tuple of exact str and int, as CPython's collector
+    would; a tuple holding anything else stays as it was, and the list is not changed."""
+    before = list(found)
+    tracked = [gc.is_tracked(row) for row in found]
+    assert native.untrack_rows(found) is None
+    assert found == before and all(a is b for a, b in zip(found, before, strict=True))
+    for row, was in zip(found, tracked, strict=True):
+        if type(row) is tuple and all(type(item) in (str, int) for item in row):
+            assert not gc.is_tracked(row)
+        else:
+            assert gc.is_tracked(row) == was
+    assert native.untrack_rows(tuple(found)) is None  # not a list: nothing done
+
+
+def test_known_rows_answer_the_same_untracked() -> None:
+    """Rows added from a list (as the tag writer adds them) are found as before, and where the extension is built
+    the collector no longer tracks them."""
+    known = tag_writer.KnownRows()
+    found = [(7, "k", str(n)) for n in range(10)] + [(7, "@text", "w")]
+    known.add_all(found)
+    assert known.rows == set(found) and (7, "k", "3") in known.rows and (7, "k", "x") not in known.rows
+    assert all(gc.is_tracked(row) is (native is None) for row in found)

@@ -2135,6 +2135,19 @@ static PyObject *configure(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* untrack_rows(rows) -> None: each exact tuple of ``rows`` (an exact list; anything else is left as it is) whose
+ * items are all exact str or int is untracked by the collector, as CPython itself untracks such a tuple when a
+ * collection first examines it (it can be in no reference cycle). For KnownRows.add_all: the rows a cache keeps
+ * then cost no visit of the next collection. Never fails. */
+static PyObject *untrack_rows(PyObject *module, PyObject *rows) {
+    if (!PyList_CheckExact(rows)) Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (plain_tuple(row) && PyObject_GC_IsTracked(row)) PyObject_GC_UnTrack(row);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"missing", (PyCFunction)(void (*)(void))missing, METH_FASTCALL,
      "missing(known, head, items, pairs) -> list | None: the items not in the set known."},
@@ -2158,6 +2171,7 @@ static PyMethodDef methods[] = {
     {"write_keys", (PyCFunction)(void (*)(void))write_keys, METH_FASTCALL,
      "write_keys(keys, group_id, organization_id, project_id, planned, updated, new_columns, update_columns)."},
     {"count_tag_keys", (PyCFunction)count_tag_keys, METH_O, "count_tag_keys(keys) -> dict | None."},
+    {"untrack_rows", (PyCFunction)untrack_rows, METH_O, "untrack_rows(rows) -> None: its tuples of str and int untracked."},
     {"value_keys", (PyCFunction)(void (*)(void))value_keys, METH_FASTCALL,
      "value_keys(wanted, start, stored_occurrences, known, out) -> int | None: read_stored's value row keys."},
     {"plan_writes", (PyCFunction)(void (*)(void))plan_writes, METH_FASTCALL,

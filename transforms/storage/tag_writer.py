@@ -131,6 +131,8 @@ class KnownRows:
     def add_all(self, found: Iterable[tuple[int, str, str]]) -> None:
         if len(self.rows) > self._max_entries:
             self.rows.clear()
+        if _native is not None:  # kept untracked: no work for the collector (``_planning.untrack_rows``)
+            _native.untrack_rows(found)
         self.rows.update(found)
 
 
