@@ -126,12 +126,7 @@ class EventCache:
 
     def put_all(self, events: list[Event]) -> None:
         """``put`` of several events, by their (project, event id), under one lock."""
-        with self._lock:
-            known = self._events
-            for event in events:
-                known[event.event_id] = event
-            if len(known) > self._max_entries:
-                self._drop_oldest()
+        self.put_by_id({event.event_id: event for event in events})
 
     def put_by_id(self, events: Mapping[str, Event]) -> None:
         """``put_all`` of events given by their event ids (each key is its event's ``event_id``, as the

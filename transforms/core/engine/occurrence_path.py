@@ -20,7 +20,7 @@ from transforms.core.engine.occurrences import attach
 from transforms.core.engine.regression import regress, should_regress
 from transforms.core.engine.rows import search_message
 from transforms.core.engine.state import MutableGroup, WaitingLookup
-from transforms.core.engine.tags import Tags, index_tags, text_terms
+from transforms.core.engine.tags import index_tags, text_terms
 from transforms.core.enums import ActivityType, GroupStatus
 from transforms.core.grouptypes import GROUP_TYPES, GroupType
 from transforms.core.intents import (
@@ -280,45 +280,32 @@ class OccurrencePath(KeyApplication):
         tags, search = index_tags(occurrence.level, event)
         text = (group_id, occurrence.issue_title, occurrence.subtitle, occurrence.culprit)
         given = self.indexed
-        if given is None:
-            first = self.first_indexed
-            if first is None:
-                # The call's first: nothing was given, and an event's search tags are distinct (their keys are:
-                # ``search_tags``), so all of them and its words are given. What was given is kept as it is,
-                # and made a set only if the call indexes another occurrence (most index one).
-                self.first_indexed = (group_id, search, text)
-                found = search
-                terms = text_terms(
-                    search_message(occurrence.issue_title, occurrence.subtitle, occurrence.culprit)
-                )
-                self._add_index(group_id, occurrence, event, tags, found, terms)
-                return
-            first_group, first_search, first_text = first
-            given = self.indexed = {(first_group, tag) for tag in first_search}
-            given.add(first_text)
-        new_search = []
-        for tag in search:
-            mark = (group_id, tag)
-            if mark not in given:
-                given.add(mark)
-                new_search.append(tag)
-        terms = ()
-        if text not in given:
-            given.add(text)
+        if given is None and self.first_indexed is None:
+            # The call's first: nothing was given, and an event's search tags are distinct (their keys are:
+            # ``search_tags``), so all of them and its words are given. What was given is kept as it is, and
+            # made a set only if the call indexes another occurrence (most index one).
+            self.first_indexed = (group_id, search, text)
+            new_text = True
+        else:
+            if given is None:  # the call's second: first_indexed is set, and becomes a set
+                first_group, first_search, first_text = self.first_indexed  # type: ignore[misc]
+                given = self.indexed = {(first_group, tag) for tag in first_search}
+                given.add(first_text)
+            new_search = []
+            for tag in search:
+                mark = (group_id, tag)
+                if mark not in given:
+                    given.add(mark)
+                    new_search.append(tag)
+            search = tuple(new_search)
+            new_text = text not in given
+            if new_text:
+                given.add(text)
+        terms: tuple[str, ...] = ()
+        if new_text:
             terms = text_terms(
                 search_message(occurrence.issue_title, occurrence.subtitle, occurrence.culprit)
             )
-        self._add_index(group_id, occurrence, event, tags, tuple(new_search), terms)
-
-    def _add_index(
-        self,
-        group_id: int,
-        occurrence: Occurrence,
-        event: Event,
-        tags: Tags,
-        search: Tags,
-        terms: tuple[str, ...],
-    ) -> None:
         self.intents.append(
             IndexOccurrence(
                 group_id,
