@@ -11,6 +11,7 @@ every form ``parse_time`` reads.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import subprocess
@@ -306,6 +307,45 @@ def test_the_brackets_are_counted_exactly_at_the_depth_limit(parts: list[str], s
         assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
         if parsed is not None:
             assert parsed == orjson.loads(padded)
+
+
+@native
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([0, 4_070, 4_080, 4_090, 8_150, 8_170]), st.integers(0, 15), st.sampled_from(["{", "["])
+)
+def test_the_brackets_of_a_long_payload_are_counted_in_every_block(
+    filler: int, shift: int, bracket: str
+) -> None:
+    """decode_json counts sixteen bytes at a time and sums its byte lanes every 4,080 bytes (before a lane
+    could pass 255): brackets after a long filler are counted exactly at the depth limit, and runs of more
+    brackets than a lane can hold are all counted."""
+    head = {"payload_type": "status_change", "pad": "y" * (filler + shift)}
+    brackets = orjson.dumps({**head, "x": ""}).count(b"{") + orjson.dumps({**head, "x": ""}).count(b"[")
+    for extra in range(limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 2):
+        padded = orjson.dumps({**head, "x": bracket * extra})
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20)
+        assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
+    for run in (4_080, 4_096, 8_192 + shift):
+        data = orjson.dumps({**head, "x": bracket * run})
+        assert occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20) is None
+
+
+@native
+def test_the_answers_do_not_depend_on_which_str_objects_the_keys_are() -> None:
+    """decode_json looks the payload's keys up by the key objects orjson gave it last (it learns them every
+    few thousand parses): any equal str finds the same values, so a payload whose keys are other objects (built
+    in Python, parsed by json) gets the same answer, before and after the objects are learned."""
+    good, loud = payloads.with_event(), {**payloads.with_event(), "level": "loud"}
+    expected = _python_answer(good)
+    fresh = json.loads(json.dumps(good))  # keys other than orjson's objects (and other than interned ones)
+    for _ in range(2):
+        for _ in range(5_000):  # more than the parses between two learnings
+            assert occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20)
+        assert occurrence_payload._native.valid_occurrence(fresh) == expected
+        assert occurrence_payload._native.valid_occurrence(json.loads(json.dumps(loud))) is None
+        message = occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20)
+        assert message.payload == expected
 
 
 def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:

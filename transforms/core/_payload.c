@@ -21,6 +21,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Set by configure (strong references, kept for the process's life). */
 static PyObject *occurrence_type, *event_type, *evidence_item_type, *message_type, *json_loads;
@@ -46,6 +49,14 @@ static const char *key_names[K_COUNT] = {
     "name", "value", "important",
 };
 static PyObject *keys[K_COUNT];
+/* The str objects field() looks the keys up by: keys[i] at first, then the parser's own object for that key
+ * (see learn_keys). orjson gives the same str object for a key in every document it parses (its key cache),
+ * so a lookup by that very object is decided by identity, where one by keys[i] compares the characters.
+ * Any str equal to keys[i] finds the same value: which one is used changes only the lookup's cost. */
+static PyObject *lookup_keys[K_COUNT];
+static PyObject *key_index; /* key name -> its index in keys, for learn_keys */
+#define LEARN_EVERY 4096    /* parses between two learn_keys */
+static unsigned int learn_countdown = 1;
 
 /* Outcome of a field read: a borrowed value, or ABSENT (missing or null), or FAIL (not sure, or an error). */
 #define ABSENT Py_None
@@ -53,7 +64,7 @@ static PyObject *keys[K_COUNT];
 
 /* d[key] borrowed, ABSENT when missing or None, FAIL on a lookup error. */
 static PyObject *field(PyObject *d, int key) {
-    PyObject *value = PyDict_GetItemWithError(d, keys[key]);
+    PyObject *value = PyDict_GetItemWithError(d, lookup_keys[key]);
     if (value == NULL) return PyErr_Occurred() ? FAIL : ABSENT;
     return value;
 }
@@ -464,12 +475,57 @@ static PyObject *valid_occurrence(PyObject *module, PyObject *payload) {
     Py_RETURN_NONE;
 }
 
-/* The number of '{' and '[' bytes (0x7B, 0x5B: the same but for bit 0x20), eight bytes at a time: a byte
- * matches when (byte | 0x20) ^ 0x7B is zero, and the zero bytes of a word are found without carries between
- * bytes (the high bit of ((y & 0x7F..) + 0x7F..) | y is set exactly for the nonzero bytes of y). */
+/* Takes the parser's key objects of d (its keys equal to one of ours) as lookup_keys. 0, or -1 on an error. */
+static int learn_dict(PyObject *d) {
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) continue;
+        PyObject *index = PyDict_GetItemWithError(key_index, key);
+        if (index == NULL) {
+            if (PyErr_Occurred()) return -1;
+            continue;
+        }
+        Py_ssize_t i = PyLong_AsSsize_t(index);
+        if (i < 0 || i >= K_COUNT) return -1;
+        if (lookup_keys[i] != key) Py_SETREF(lookup_keys[i], Py_NewRef(key));
+    }
+    return 0;
+}
+
+/* learn_dict over a parsed payload, its event and its first evidence item: the dicts field() reads. */
+static int learn_keys(PyObject *payload) {
+    if (learn_dict(payload) < 0) return -1;
+    PyObject *ev = PyDict_GetItemWithError(payload, keys[K_EVENT]);
+    if (ev == NULL ? PyErr_Occurred() != NULL : PyDict_CheckExact(ev) && learn_dict(ev) < 0) return -1;
+    PyObject *display = PyDict_GetItemWithError(payload, keys[K_EVIDENCE_DISPLAY]);
+    if (display == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (PyList_CheckExact(display) && PyList_GET_SIZE(display) > 0 && PyDict_CheckExact(PyList_GET_ITEM(display, 0)))
+        return learn_dict(PyList_GET_ITEM(display, 0));
+    return 0;
+}
+
+/* The number of '{' and '[' bytes (0x7B, 0x5B: the same but for bit 0x20). With SSE2 (every x86-64), sixteen
+ * bytes at a time: each byte lane of `lanes` counts its matches (a match compares to 0xFF, -1, which is
+ * subtracted), summed (_mm_sad_epu8) before any lane can pass 255. Else eight bytes at a time: a byte matches
+ * when (byte | 0x20) ^ 0x7B is zero, and the zero bytes of a word are found without carries between bytes
+ * (the high bit of ((y & 0x7F..) + 0x7F..) | y is set exactly for the nonzero bytes of y). */
 static Py_ssize_t opening_brackets(const char *bytes, Py_ssize_t size) {
-    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, high = 0x8080808080808080ULL;
     Py_ssize_t count = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i fold = _mm_set1_epi8(0x20), brace = _mm_set1_epi8(0x7B), zero = _mm_setzero_si128();
+    while (i + 16 <= size) {
+        Py_ssize_t end = size - i > 16 * 255 ? i + 16 * 255 : size;
+        __m128i lanes = zero;
+        for (; i + 16 <= end; i += 16) {
+            __m128i block = _mm_loadu_si128((const __m128i *)(bytes + i));
+            lanes = _mm_sub_epi8(lanes, _mm_cmpeq_epi8(_mm_or_si128(block, fold), brace));
+        }
+        __m128i sums = _mm_sad_epu8(lanes, zero);
+        count += _mm_cvtsi128_si32(sums) + _mm_extract_epi16(sums, 4);
+    }
+#else
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL, high = 0x8080808080808080ULL;
     for (; i + 8 <= size; i += 8) {
         uint64_t word;
         memcpy(&word, bytes + i, 8);
@@ -477,6 +533,7 @@ static Py_ssize_t opening_brackets(const char *bytes, Py_ssize_t size) {
         uint64_t zero = ~(((y & low7) + low7) | y) & high;
         count += (Py_ssize_t)(((zero >> 7) * 0x0101010101010101ULL) >> 56);
     }
+#endif
     for (; i < size; i++) count += (bytes[i] | 0x20) == 0x7B;
     return count;
 }
@@ -512,6 +569,10 @@ static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t
     if (opening_brackets(PyBytes_AS_STRING(data), size) > max_depth) goto done;
     if ((payload = PyObject_CallOneArg(json_loads, data)) == NULL || !PyDict_CheckExact(payload)) goto done;
     result = payload; /* from here on, no Message gives the parsed payload */
+    if (--learn_countdown == 0) {
+        learn_countdown = LEARN_EVERY;
+        if (learn_keys(payload) < 0) goto done;
+    }
     PyObject *payload_type = PyDict_GetItemWithError(payload, s_payload_type);
     if (payload_type == NULL ? PyErr_Occurred() != NULL
                              : payload_type != Py_None && (!PyUnicode_CheckExact(payload_type) ||
@@ -644,8 +705,16 @@ static struct PyModuleDef module = {
 
 /* SOURCE_SHA256: the hash of this file the build was made from (setup.py), checked by occurrence_payload. */
 PyMODINIT_FUNC PyInit__payload(void) {
+    if (key_index == NULL && (key_index = PyDict_New()) == NULL) return NULL;
     for (int i = 0; i < K_COUNT; i++) {
         if (keys[i] == NULL && (keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL) return NULL;
+        if (lookup_keys[i] == NULL) lookup_keys[i] = Py_NewRef(keys[i]);
+        PyObject *index = PyLong_FromLong(i);
+        if (index == NULL || PyDict_SetItem(key_index, keys[i], index) < 0) {
+            Py_XDECREF(index);
+            return NULL;
+        }
+        Py_DECREF(index);
     }
     PyObject **names[] = {&s_info, &s_dots, &s_content_type, &s_json, &s_payload_type, &s_occurrence, &a_data,
                           &a_attributes, &a_message_id, &a_message_time};
