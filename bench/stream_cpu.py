@@ -70,7 +70,7 @@ from google.cloud.spanner_v1.batch import Batch
 
 from pipeline.stream import key_by_group
 from transforms import progress
-from transforms.applier import ApplierConfig, GroupApplier
+from transforms.applier import ApplierConfig, Encoded, GroupApplier
 from transforms.core import engine, intents, metrics
 from transforms.core.decode import DEFAULT_MAX_BYTES
 from transforms.core.model import Event, Message, ProjectInfo, RawMessage
@@ -343,7 +343,7 @@ def run_once(
             meta = META_DECODER.decode(metas[key])
             take = [decode_message(data) for data in buffer]
             data = key_states.get(key)
-            state = None if data is None else engine.decode_state(data)
+            state = stored = None if data is None else engine.decode_state(data)
             project = project_info(meta.project)
             t1 = wall()
             parts["state"] += t1 - t0
@@ -355,8 +355,10 @@ def run_once(
             if state is not None and state.last_time is not None:
                 ready = max(message.message_time for message in take) + delay_micros
                 state = engine.compact(state, min(ready - delay_micros, state.last_time) - retention)
+            # what the flush keeps of its inputs with the write (per_group.flush: the buffer, the state's bytes)
+            encoded = Encoded(buffer, decode_message, data if state is stored else None)
             new_state, _dead = applier.apply(
-                key, state, take, project, events=found, defer_key_state=defer_saves
+                key, state, take, project, events=found, defer_key_state=defer_saves, encoded=encoded
             )
             if applier.deferred_save is not None:
                 unsaved[key] = applier.deferred_save
