@@ -46,6 +46,7 @@ from transforms.core.model import (
 )
 from transforms.refused_writes import (
     SET_ASIDE,
+    Encoded,
     Entry,
     Flush,
     RefusedKeys,
@@ -70,6 +71,7 @@ __all__ = [
     "ApplierConfig",
     "CommitWriter",  # group_store
     "Counter",  # group_store
+    "Encoded",  # refused_writes
     "Entry",  # refused_writes
     "Flush",  # refused_writes
     "GroupApplier",
@@ -232,12 +234,16 @@ class GroupApplier:
         events: Mapping[str, Event] | None = None,
         stored_occurrence_ids: frozenset[str] = frozenset(),
         defer_key_state: bool = False,
+        encoded: Encoded | None = None,
     ) -> tuple[KeyState, list[DeadLetter]]:
         """Apply one batch of one key; the write is kept for ``flush``. Returns the new state and dead letters.
 
         ``defer_key_state``: when the key has no group before and after the batch, its KeyStates row is not
         part of the kept write; the write that would have saved it is left in ``deferred_save`` (None
         otherwise) for the caller to keep later (``keep``), with its state or a newer one.
+
+        ``encoded``: ``messages`` (and ``state``, if ``encoded.state``) as the caller holds them encoded; the
+        kept write's ``Flush`` then keeps those bytes instead of the decoded objects (see ``Flush``).
         """
         set_aside: list[DeadLetter] = []
         if SET_ASIDE and messages:  # messages whose write Spanner refused before: dead letters at once
@@ -279,7 +285,11 @@ class GroupApplier:
                 write, self.deferred_save = split_key_state_save(write)
             if write is not None:
                 self.last_write = write
-                self._pending.append((write, Flush(state, messages, context, counts)))
+                if encoded is None or failed or set_aside or len(encoded.messages) != len(messages):
+                    flush = Flush(state, messages, context, counts)
+                else:  # positional: state, messages, context, counts, encoded
+                    flush = Flush(None if encoded.state is not None else state, (), context, counts, encoded)
+                self._pending.append((write, flush))
                 self._pending_messages += len(messages)
         count = self._count
         for name, amount in counts.items():
@@ -354,7 +364,7 @@ class GroupApplier:
         ]
         if not flushes:
             return None, []
-        state: KeyState | None = flushes[0].state
+        state: KeyState | None = flushes[0].inputs()[0]
         dead: list[DeadLetter] = []
         for flush in flushes:
             for name, amount in flush.counts.items():  # counted again for what is committed
@@ -370,7 +380,7 @@ class GroupApplier:
     ) -> tuple[KeyState | None, list[DeadLetter]]:
         """One flush again from ``state``, without the messages whose write Spanner refuses, its writes
         committed here (whole: with the key's state)."""
-        rest, dead = SET_ASIDE.split(key, sorted(flush.messages, key=_ORDER))
+        rest, dead = SET_ASIDE.split(key, sorted(flush.inputs()[1], key=_ORDER))
         context = flush.context
         base = state
         while True:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
 from transforms import internal_errors
-from transforms.core import reasons
+from transforms.core import engine, reasons
 from transforms.core.engine import EngineContext, KeyState
 from transforms.core.intents import KeyWrite
 from transforms.core.model import DeadLetter, Message
@@ -26,19 +26,44 @@ from transforms.storage.spanner_writer import CommitStats
 _LOG = logging.getLogger(__name__)
 
 
+class Encoded(msgspec.Struct, frozen=True, gc=False):
+    """The inputs of one ``GroupApplier.apply`` call as its caller holds them encoded (a flush's buffered
+    messages and the key's stored state), for the call's ``Flush`` to keep instead of the decoded objects.
+    Never encoded itself; untracked by the collector: bytes, a list of bytes and a function refer to nothing
+    that could lead back to it."""
+
+    messages: Sequence[bytes]  # the call's messages, in their order: ``decode(messages[i])`` is the i-th
+    decode: Callable[[bytes], Message]
+    state: bytes | None = None  # ``engine.encode_state`` of the call's state, when the caller has it
+
+
 class Flush(msgspec.Struct, frozen=True):
     """What a kept write was made from, to apply it again without a message Spanner refused. A struct, not a
-    NamedTuple: one is made for every kept write, and a struct's construction runs in C."""
+    NamedTuple: one is made for every kept write, and a struct's construction runs in C.
 
-    state: KeyState | None  # the key's state before (None: new to the database)
-    messages: Sequence[
-        Message
-    ]  # the messages the engine took (without those it failed for); not changed after
+    Kept until the write's commit, and needed only when it is refused (rare): where the caller gave the call's
+    inputs encoded (``encoded``), the flush keeps those bytes rather than the decoded messages and state, so
+    that these die at the end of their flush, while the CPU's caches still hold them, instead of all at once
+    at the commit. Read the inputs with ``inputs``."""
+
+    state: KeyState | None  # the key's state before (None: new to the database, or kept encoded)
+    # The messages the engine took (without those it failed for); () when kept encoded.
+    messages: Sequence[Message]
     context: EngineContext
     # What the application counted (the engine's counters and the group update): taken back when the flush
     # is applied again, which counts what it commits instead, so a refused message is counted once, as a
     # dead letter.
     counts: Mapping[str, int] = {}
+    encoded: Encoded | None = None  # the messages (and the state, if ``encoded.state``) as their bytes
+
+    def inputs(self) -> tuple[KeyState | None, Sequence[Message]]:
+        """The call's state before and its messages (decoded again when kept encoded)."""
+        encoded = self.encoded
+        if encoded is None:
+            return self.state, self.messages
+        decode = encoded.decode
+        messages = [decode(data) for data in encoded.messages]
+        return (self.state if encoded.state is None else engine.decode_state(encoded.state)), messages
 
 
 Entry = tuple[KeyWrite, "Flush | None"]  # a kept write; no Flush for a key-state save made later (``keep``)

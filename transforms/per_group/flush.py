@@ -32,6 +32,7 @@ from typing import Any
 from apache_beam import pvalue
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.applier import Encoded
 from transforms.core import engine, metrics, reasons
 from transforms.core.intents import KeyWrite, SaveKeyState
 from transforms.core.model import MICROS, DeadLetter, Message, split_group_key
@@ -60,11 +61,13 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
     ready = END_OF_TIME if DRAIN.requested else meta.ready_until
     delay = s.delay
     take: list[Message] = []
+    taken: list[bytes] = []  # their bytes, which the applier keeps with the write (``Encoded``)
     keep: list[tuple[bytes, Message]] = []
     for encoded in h.buffer.read():
         message = decode_message(encoded)
         if message.message_time + delay <= ready:
             take.append(message)
+            taken.append(encoded)
         else:
             keep.append((encoded, message))
     if keep:  # they wait for the watermark only: their hold has passed
@@ -113,11 +116,15 @@ def flush(b: Bundle, h: KeyHandles, hold: Any = None) -> Iterator[Any]:
         data = h.key_state.read()
         state = None if data is None else engine.decode_state(data)
     else:
-        state = load(b, h)
+        data, state = None, load(b, h)
+    stored = state
     if state is not None and state.last_time is not None:
         # No message older than this can still be recognised as a duplicate of a forgotten one.
         state = engine.compact(state, min(ready - delay, state.last_time) - s.retention)
-    new_state, dead_letters = applier.apply(key, state, take, project, defer_key_state=s.save_delay > 0)
+    encoded = Encoded(taken, decode_message, data if state is stored else None)  # data: the state's bytes
+    new_state, dead_letters = applier.apply(
+        key, state, take, project, defer_key_state=s.save_delay > 0, encoded=encoded
+    )
     after_apply(b, h)
     if new_state.waiting or meta.waiting_marked:  # else track_waiting has nothing to do
         track_waiting(b, h, new_state)
