@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -40,7 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
-from redis.connection import AbstractConnection
+from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -48,6 +49,12 @@ try:
 except ImportError:  # redis-py packs the command itself then (_packs_as_hiredis)
     _hiredis_pack = None
     HiredisRespSerializer = None
+
+try:  # what the direct round trip (_round_trip) reads replies with: the connection's own hiredis parser
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _HiredisParser
+except ImportError:  # hiredis absent, or a redis-py whose parser says "not enough data" otherwise
+    _NOT_ENOUGH_DATA = _HiredisParser = None
 
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import MICROS
@@ -145,6 +152,21 @@ def _packs_as_hiredis(connection: AbstractConnection) -> bool:
     )
 
 
+def _sends_directly(connection: AbstractConnection) -> bool:
+    """Whether ``_round_trip`` may talk to ``connection``'s socket itself: a plain TCP or Unix socket (no TLS),
+    no health checks, and redis-py's hiredis parser, whose reader and buffer it then uses, so the connection's
+    own ``read_response`` can take over at any point (a RESP3 push message before the reply). Anything else
+    goes through the connection's ``send_packed_command`` and ``read_response``."""
+    return (
+        _HiredisParser is not None
+        and type(connection) in (Connection, UnixDomainSocketConnection)
+        and type(getattr(connection, "_parser", None)) is _HiredisParser
+        and getattr(connection, "protocol", None) in (None, 2, "2", 3, "3")
+        and not getattr(connection, "health_check_interval", 0)
+        and _packs_as_hiredis(connection)
+    )
+
+
 @dataclass
 class _Memory:
     """What a process knows about the windows of one Redis client and key prefix, shared by its quotas (the
@@ -207,6 +229,8 @@ class RedisCreationQuota:
         self._ttl = key_ttl_seconds
         self._connection: AbstractConnection | None = None  # see _evaluate
         self._packs_as_hiredis = False  # whether _hiredis_pack gives what the connection's packer gives
+        self._direct = False  # whether _round_trip may use the connection's socket itself (_sends_directly)
+        self._command: bytes | list[bytes] = b""  # what _send and _round_trip send
         self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
@@ -310,53 +334,128 @@ class RedisCreationQuota:
                         seen[seen_bucket] = count
         return [bool(answer) for answer in answers]
 
-    def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[bytes | int]]:
+    def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[int]]:
         """The script's answer for ``keys`` and ``args``: one EVALSHA on this quota's own connection.
 
         The connection is taken from the client's pool at the first call and given back when the quota is
-        dropped, and the command is packed by the connection (hiredis's packer), so a round trip skips
-        redis-py's per-command layers (the pool's check-out, which polls the socket, and its timing and
-        telemetry hooks): about a third of the client's CPU a round trip (docs/performance.md). Failures are
-        retried as the client's own commands retry them (the connection's ``Retry``: connection and timeout
-        errors, reconnecting), a connection the server closed is reconnected once, and a server that lost the
-        script (restarted, ``SCRIPT FLUSH``) is given it again. A quota is used by one thread at a time (its applier's)."""
+        dropped, and the command is packed by hiredis when that gives the connection's bytes, so a round trip
+        skips redis-py's per-command layers (the pool's check-out, which polls the socket, and its timing and
+        telemetry hooks). On a plain connection (``_sends_directly``) the command is written to the socket and
+        the reply read with the connection's own parser (``_round_trip``). Failures are retried as the
+        client's own commands retry them (the connection's ``Retry``: connection and timeout errors,
+        reconnecting), a connection the server closed is reconnected once, and a server that lost the script
+        (restarted, ``SCRIPT FLUSH``) is given it again. A quota is used by one thread at a time (its
+        applier's)."""
         connection = self._connection
         if connection is None:
             pool = self._client.connection_pool
             connection = self._connection = pool.get_connection()
             weakref.finalize(self, pool.release, connection)
             self._packs_as_hiredis = _packs_as_hiredis(connection)
-        command: list[bytes] | None = None
+            self._direct = _sends_directly(connection)
+        command: bytes | list[bytes] | None = None
         if self._packs_as_hiredis:
             try:  # the bytes the connection's packer would give, without its encoding of each argument in Python
-                command = [_hiredis_pack(("EVALSHA", _SHA, len(keys), *keys, *args))]
+                command = _hiredis_pack(("EVALSHA", _SHA, len(keys), *keys, *args))
             except Exception:  # the connection's packer then raises its own error (or packs)
                 command = None
         if command is None:
             command = connection.pack_command("EVALSHA", _SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-
-        def send() -> list[list[bytes | int]]:
-            connection.send_packed_command(command)  # type: ignore[no-untyped-call]
-            answer: list[list[bytes | int]] = connection.read_response()
-            return answer
-
-        def drop(_error: Exception) -> None:
-            connection.disconnect()  # type: ignore[no-untyped-call]
-
-        def attempt() -> list[list[bytes | int]]:
-            try:
-                return connection.retry.call_with_retry(send, drop)
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(_CHECK_AND_USE)
-                return connection.retry.call_with_retry(send, drop)
-
+            send = self._send
+        else:
+            send = self._round_trip if self._direct else self._send
+        self._command = command
         try:
-            return attempt()
+            return self._attempt(connection, send)
         except redis.ConnectionError:
             # The server closed the connection while it was idle (a restart, its idle timeout): the pool would
             # have found that out when handing it over, by polling it; here the command fails, so once more.
             connection.disconnect()  # type: ignore[no-untyped-call]
-            return attempt()
+            return self._attempt(connection, send)
+
+    def _attempt(
+        self, connection: AbstractConnection, send: Callable[[], list[list[int]]]
+    ) -> list[list[int]]:
+        try:
+            return connection.retry.call_with_retry(send, self._drop)
+        except redis.exceptions.NoScriptError:
+            self._client.script_load(_CHECK_AND_USE)
+            return connection.retry.call_with_retry(send, self._drop)
+
+    def _drop(self, _error: Exception) -> None:
+        self._connection.disconnect()  # type: ignore[union-attr]
+
+    def _send(self) -> list[list[int]]:
+        """``self._command`` sent and its reply read by redis-py's connection."""
+        connection, command = self._connection, self._command
+        connection.send_packed_command([command] if type(command) is bytes else command)  # type: ignore[union-attr]
+        answer: list[list[int]] = connection.read_response()  # type: ignore[union-attr]
+        return answer
+
+    def _round_trip(self) -> list[list[int]]:
+        """What ``_send`` does, on a connection ``_sends_directly`` accepts, without its layers: the packed
+        command written to the socket's descriptor (one system call; the socket's own send polls it first when
+        it has a timeout), the reply read by the connection's parser (its reader, buffer and error handling),
+        and the connection's handling of errors, as ``Connection.read_response`` does it (dropped on a failed
+        read, timeouts and socket errors raised as redis-py's). A connection without a socket, a write that
+        fails or is short, go to redis-py's ``send_packed_command`` (it connects, waits, raises its errors)."""
+        connection: Connection = self._connection  # type: ignore[assignment]
+        command: bytes = self._command  # type: ignore[assignment]
+        sock = connection._sock
+        if sock is None:
+            return self._send()
+        try:
+            sent = os.write(sock.fileno(), command)
+        except OSError:
+            sent = 0  # nothing was written: redis-py writes it, or raises its error for it
+        except BaseException:
+            connection.disconnect()
+            raise
+        if sent < len(command):
+            connection.send_packed_command([command[sent:]], check_health=False)
+        parser = connection._parser
+        try:
+            reader = parser._reader
+            reply = reader.gets()
+            while reply is _NOT_ENOUGH_DATA:
+                parser.read_from_socket()
+                reply = reader.gets()
+        except (TimeoutError, redis.TimeoutError):
+            connection.disconnect()
+            raise redis.TimeoutError(f"Timeout reading from {connection._host_error()}") from None
+        except OSError as error:
+            connection.disconnect()
+            raise redis.ConnectionError(
+                f"Error while reading from {connection._host_error()} : {error.args}"
+            ) from error
+        except BaseException:
+            connection.disconnect()
+            raise
+        if type(reply) is list and (not reply or type(reply[0]) is list):
+            return reply  # the script's answer
+        return self._other_reply(connection, reply)
+
+    def _other_reply(self, connection: Connection, reply: object) -> list[list[int]]:
+        """What the parser's and the connection's ``read_response`` do with a reply that is not the script's
+        answer: a push message (RESP3) handled by the parser and the reply after it read by the connection; an
+        error raised (a connection error dropping the connection)."""
+        parser = connection._parser
+        push = getattr(parser, "_hiredis_PushNotificationType", None)
+        if push is not None and isinstance(reply, push):
+            try:
+                parser.handle_push_response(reply)  # type: ignore[attr-defined]
+            except BaseException:
+                connection.disconnect()
+                raise
+            answer: list[list[int]] = connection.read_response()
+            return answer
+        failed = reply[0] if isinstance(reply, list) and reply else reply
+        if isinstance(failed, redis.ConnectionError):
+            connection.disconnect()
+            raise failed
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply  # type: ignore[return-value]
 
     def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
         """Whether the counts seen already fill a window of ``buckets`` buckets that contains ``bucket`` (one
