@@ -435,3 +435,40 @@ def test_a_short_or_failed_write_is_finished_by_redis_py(redis_ns, monkeypatch):
     monkeypatch.setattr(redis_quota.os, "write", refused)
     assert gate.try_acquire(1, ERROR, T0 + 2 * MINUTE, "k2:0")
     assert buckets_granted(gate) == {T0 // MINUTE + m: 1 for m in range(3)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seen=st.dictionaries(st.integers(-130, 130), st.integers(0, 4), max_size=24),
+    bucket=st.integers(-10, 10),
+    buckets=st.integers(1, 60),
+    limit=st.integers(1, 12),
+)
+def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one_of_many_buckets(
+    seen, bucket, buckets, limit
+):
+    """The same for windows of up to 60 buckets with few counts seen (the sparse sweep of ``_known_full``)."""
+    gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
+    gate._seen["key"] = dict(seen)
+    expected = any(
+        sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
+        for end in range(bucket, bucket + buckets)
+    )
+    assert gate._known_full("key", bucket, buckets, limit) == expected
+    assert (("key", bucket) in gate._full) == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(asks=st.lists(st.tuples(st.integers(0, 150), st.integers(0, 12)), min_size=1, max_size=30))
+def test_one_request_at_a_time_decides_as_a_batch_of_one(redis_ns, asks):
+    """``try_acquire`` (its own path for one request, ``_ask``) and ``try_acquire_many`` of one request, each
+    in a window of its own: the same answers, the same buckets stored (a creation id may come again)."""
+    name = uuid.uuid4().hex
+    one, many = fresh(redis_ns, f"one-{name}"), fresh(redis_ns, f"many-{name}")
+    answers_one = [one.try_acquire(1, ERROR, T0 + minute * MINUTE, f"fp{fp}:0") for minute, fp in asks]
+    answers_many = [
+        many.try_acquire_many([QuotaRequest(1, ERROR, T0 + minute * MINUTE, f"fp{fp}:0")])[0]
+        for minute, fp in asks
+    ]
+    assert answers_one == answers_many
+    assert buckets_granted(one) == buckets_granted(many)

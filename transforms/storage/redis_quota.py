@@ -167,6 +167,10 @@ def _sends_directly(connection: AbstractConnection) -> bool:
     )
 
 
+# A window of one project and group type: its key, bucket width in µs, buckets in a window, limit, grants' key.
+_Window = tuple[str, int, int, int, str]
+
+
 @dataclass
 class _Memory:
     """What a process knows about the windows of one Redis client and key prefix, shared by its quotas (the
@@ -181,9 +185,9 @@ class _Memory:
     full: set[tuple[str, int]] = field(default_factory=set)
     # (window key, creation id) of creations granted: asking again is answered here.
     granted: set[tuple[str, str]] = field(default_factory=set)
-    # (project id, group type slug) -> (window key, bucket width in µs): what ``try_acquire`` answers from
-    # memory with, built once per window key rather than for every request.
-    windows: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
+    # (project id, group type slug) -> what ``try_acquire`` answers and asks with (``_Window``), built once per
+    # window key rather than for every request.
+    windows: dict[tuple[int, str], _Window] = field(default_factory=dict)
 
 
 _MEMORY_SECONDS = 600.0
@@ -246,27 +250,58 @@ class RedisCreationQuota:
         # Answered from the process's memory when it can be (see try_acquire_many, which decides the same
         # way): over-quota keys ask again with each occurrence, most of them in a window known to be full.
         down_until = self._down[0]
-        if not down_until or time.monotonic() >= down_until:
-            window = self._windows.get((project_id, group_type.slug))
-            if window is None:
-                window = self._window(project_id, group_type)
-            key, width = window
-            if creation_id and (key, creation_id) in self._granted:
-                return True
-            if (key, message_time // width) in self._full:
-                return False
-        return self.try_acquire_many([QuotaRequest(project_id, group_type, message_time, creation_id)])[0]
+        if down_until and time.monotonic() < down_until:
+            return self.try_acquire_many([QuotaRequest(project_id, group_type, message_time, creation_id)])[0]
+        window = self._windows.get((project_id, group_type.slug))
+        if window is None:
+            window = self._window(project_id, group_type)
+        key, width, buckets, limit, grants = window
+        if creation_id and (key, creation_id) in self._granted:
+            return True
+        bucket = message_time // width
+        if (key, bucket) in self._full:
+            return False
+        return self._ask(key, grants, bucket, buckets, limit, creation_id)
 
-    def _window(self, project_id: int, group_type: GroupType) -> tuple[str, int]:
-        """``(window key, bucket width in µs)`` of a request, remembered in the process's memory (bounded)."""
+    def _window(self, project_id: int, group_type: GroupType) -> _Window:
+        """What a request of ``project_id`` and ``group_type`` is checked with, remembered in the process's
+        memory (bounded): its window key, bucket width in µs, buckets in a window, limit and grants key."""
+        quota = group_type.creation_quota
+        key = self.key(project_id, group_type.slug)
         window = (
-            self.key(project_id, group_type.slug),
-            group_type.creation_quota.granularity_seconds * MICROS,
+            key,
+            quota.granularity_seconds * MICROS,
+            -(-quota.window_seconds // quota.granularity_seconds),
+            quota.limit,
+            key + ":grants",
         )
         if len(self._windows) > 10_000:
             self._windows.clear()
         self._windows[(project_id, group_type.slug)] = window
         return window
+
+    def _ask(self, key: str, grants: str, bucket: int, buckets: int, limit: int, creation_id: str) -> bool:
+        """``try_acquire_many`` of one request (``try_acquire``'s, when its memory did not answer), without
+        building the request and the lists of a batch."""
+        with self._lock:  # shared with the process's other quotas (threads)
+            if creation_id and (key, creation_id) in self._granted:
+                return True
+            if (key, bucket) in self._full or self._known_full(key, bucket, buckets, limit):
+                return False  # the window is known to be full: no need to ask
+        try:
+            reply = self._evaluate([key, grants], [self._ttl, bucket, buckets, limit, creation_id])[0]
+        except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
+            self._went_down(error)
+            self._fail_open()
+            return True
+        answer = reply[0]
+        with self._lock:
+            if len(self._granted) > 100_000:
+                self._granted.clear()
+            if answer and creation_id:
+                self._granted.add((key, creation_id))
+            self._remember(key, reply)
+        return bool(answer)
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         if not requests:
@@ -304,11 +339,7 @@ class RedisCreationQuota:
         try:
             granted = self._evaluate(keys, args)
         except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
-            _LOG.warning(
-                "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
-            )
-            with _down_lock:
-                self._down[0] = time.monotonic() + self._retry_after
+            self._went_down(error)
             return self._open(requests)
         with self._lock:
             if len(self._granted) > 100_000:
@@ -320,19 +351,32 @@ class RedisCreationQuota:
                 answers[index] = bool(answer)
                 if answer and request.creation_id:
                     self._granted.add((key, request.creation_id))
-                seen = self._seen.get(key)
-                if seen is None:
-                    if len(self._seen) > 10_000:
-                        self._seen.clear()
-                    seen = self._seen[key] = {}
-                if len(seen) > 100_000:
-                    seen.clear()
-                known = seen.get
-                for position in range(1, len(reply) - 1, 2):  # bucket, count, ...: ints (see the script)
-                    seen_bucket, count = reply[position], reply[position + 1]
-                    if count > known(seen_bucket, 0):
-                        seen[seen_bucket] = count
+                self._remember(key, reply)
         return [bool(answer) for answer in answers]
+
+    def _went_down(self, error: Exception) -> None:
+        _LOG.warning(
+            "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
+        )
+        with _down_lock:
+            self._down[0] = time.monotonic() + self._retry_after
+
+    def _remember(self, key: str, reply: list[int]) -> None:
+        """The counts of ``key``'s buckets in a request's ``reply`` (granted, then bucket, count, ...: ints,
+        see the script) kept as lower bounds in the process's memory (bounded). Called under ``self._lock``."""
+        seen = self._seen.get(key)
+        if seen is None:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            seen = self._seen[key] = {}
+        if len(seen) > 100_000:
+            seen.clear()
+        known = seen.get
+        pairs = iter(reply)
+        next(pairs)  # granted
+        for seen_bucket, count in zip(pairs, pairs):
+            if count > known(seen_bucket, 0):
+                seen[seen_bucket] = count
 
     def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[int]]:
         """The script's answer for ``keys`` and ``args``: one EVALSHA on this quota's own connection.
@@ -465,12 +509,25 @@ class RedisCreationQuota:
         if not seen:
             return False
         low, high = bucket - buckets + 1, bucket + buckets - 1
-        # With fewer counts seen than buckets read (the usual case), no window is full unless those in reach add
-        # up to the limit, which a pass over them tells without a lookup per bucket.
-        if (
-            len(seen) < 2 * buckets - 1
-            and sum(count for seen_bucket, count in seen.items() if low <= seen_bucket <= high) < limit
-        ):
+        if len(seen) < 2 * buckets - 1:
+            # Fewer counts seen than buckets read (the usual case): only those in reach count, without a lookup
+            # per bucket. No window is full unless they add up to the limit, and the fullest window is one that
+            # starts at a bucket seen (at or before ``bucket``) or at ``bucket``: any other holds no more.
+            near = [item for item in seen.items() if low <= item[0] <= high]
+            if sum([count for _bucket, count in near]) < limit:
+                return False
+            near.sort()
+            inside = first = last = 0  # the counts of near[first:last], those in the window
+            for start in [seen_bucket for seen_bucket, _count in near if seen_bucket < bucket] + [bucket]:
+                end = start + buckets - 1
+                while last < len(near) and near[last][0] <= end:
+                    inside += near[last][1]
+                    last += 1
+                while first < last and near[first][0] < start:
+                    inside -= near[first][1]
+                    first += 1
+                if inside >= limit:
+                    return self._remember_full(key, bucket)
             return False
         get = seen.get
         counts = [get(b, 0) for b in range(low, high + 1)]  # as the script reads them
@@ -483,6 +540,9 @@ class RedisCreationQuota:
                     fullest = total
         if fullest < limit:
             return False
+        return self._remember_full(key, bucket)
+
+    def _remember_full(self, key: str, bucket: int) -> bool:
         if len(self._full) > 100_000:
             self._full.clear()
         self._full.add((key, bucket))
