@@ -231,8 +231,9 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, buck
         sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
         for end in range(bucket, bucket + buckets)
     )
-    assert gate._known_full("key", bucket, buckets, limit) == expected
-    assert (("key", bucket) in gate._full) == expected
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    assert gate._known_full(window, bucket) == expected
+    assert (bucket in window.full) == expected
 
 
 _NEEDS_HIREDIS = pytest.mark.skipif(
@@ -454,8 +455,9 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one_of_many_bu
         sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
         for end in range(bucket, bucket + buckets)
     )
-    assert gate._known_full("key", bucket, buckets, limit) == expected
-    assert (("key", bucket) in gate._full) == expected
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    assert gate._known_full(window, bucket) == expected
+    assert (bucket in window.full) == expected
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

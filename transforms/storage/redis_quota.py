@@ -167,8 +167,36 @@ def _sends_directly(connection: AbstractConnection) -> bool:
     )
 
 
-# A window of one project and group type: its key, bucket width in µs, buckets in a window, limit, grants' key.
-_Window = tuple[str, int, int, int, str]
+class _Window:
+    """The windows of one project and group type in a process's memory: what a request is checked and asked
+    with (its hash's key, the grants' key, bucket width in µs, buckets in a window, limit), and what the
+    process knows of them: the buckets whose windows the counts seen already fill (``full``) and the creations
+    granted (``granted``, asking again is answered here). Both only grow (bounded), under the memory's lock;
+    ``try_acquire`` reads them without it (one set membership each)."""
+
+    __slots__ = ("buckets", "full", "granted", "grants", "key", "limit", "width")
+
+    def __init__(self, key: str, width: int, buckets: int, limit: int):
+        self.key = key
+        self.grants = key + ":grants"
+        self.width = width
+        self.buckets = buckets
+        self.limit = limit
+        self.full: set[int] = set()
+        self.granted: set[str] = set()
+
+    def fill(self, bucket: int) -> None:
+        if len(self.full) > _MAX_REMEMBERED:
+            self.full.clear()
+        self.full.add(bucket)
+
+    def grant(self, creation_id: str) -> None:
+        if len(self.granted) > _MAX_REMEMBERED:
+            self.granted.clear()
+        self.granted.add(creation_id)
+
+
+_MAX_REMEMBERED = 20_000  # buckets known full, creations granted, of one window
 
 
 @dataclass
@@ -181,12 +209,7 @@ class _Memory:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Window key -> bucket -> a lower bound of its count (what Redis last told us).
     seen: dict[str, dict[int, int]] = field(default_factory=dict)
-    # (window key, bucket) whose window the seen counts already fill.
-    full: set[tuple[str, int]] = field(default_factory=set)
-    # (window key, creation id) of creations granted: asking again is answered here.
-    granted: set[tuple[str, str]] = field(default_factory=set)
-    # (project id, group type slug) -> what ``try_acquire`` answers and asks with (``_Window``), built once per
-    # window key rather than for every request.
+    # (project id, group type slug) -> its windows (``_Window``: the buckets known full, the creations granted).
     windows: dict[tuple[int, str], _Window] = field(default_factory=dict)
 
 
@@ -238,8 +261,7 @@ class RedisCreationQuota:
         self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
-        self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
-        self._windows = memory.windows
+        self._seen, self._windows = memory.seen, memory.windows
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -255,52 +277,51 @@ class RedisCreationQuota:
         window = self._windows.get((project_id, group_type.slug))
         if window is None:
             window = self._window(project_id, group_type)
-        key, width, buckets, limit, grants = window
-        if creation_id and (key, creation_id) in self._granted:
+        if creation_id and creation_id in window.granted:
             return True
-        bucket = message_time // width
-        if (key, bucket) in self._full:
+        bucket = message_time // window.width
+        if bucket in window.full:
             return False
-        return self._ask(key, grants, bucket, buckets, limit, creation_id)
+        return self._ask(window, bucket, creation_id)
 
     def _window(self, project_id: int, group_type: GroupType) -> _Window:
-        """What a request of ``project_id`` and ``group_type`` is checked with, remembered in the process's
-        memory (bounded): its window key, bucket width in µs, buckets in a window, limit and grants key."""
-        quota = group_type.creation_quota
-        key = self.key(project_id, group_type.slug)
-        window = (
-            key,
-            quota.granularity_seconds * MICROS,
-            -(-quota.window_seconds // quota.granularity_seconds),
-            quota.limit,
-            key + ":grants",
-        )
-        if len(self._windows) > 10_000:
-            self._windows.clear()
-        self._windows[(project_id, group_type.slug)] = window
+        """The windows of ``project_id`` and ``group_type`` in the process's memory (bounded: all forgotten
+        at once, as if the memory were new)."""
+        window = self._windows.get((project_id, group_type.slug))
+        if window is None:
+            quota = group_type.creation_quota
+            window = _Window(
+                self.key(project_id, group_type.slug),
+                quota.granularity_seconds * MICROS,
+                -(-quota.window_seconds // quota.granularity_seconds),
+                quota.limit,
+            )
+            if len(self._windows) > 10_000:
+                self._windows.clear()
+            self._windows[(project_id, group_type.slug)] = window
         return window
 
-    def _ask(self, key: str, grants: str, bucket: int, buckets: int, limit: int, creation_id: str) -> bool:
+    def _ask(self, window: _Window, bucket: int, creation_id: str) -> bool:
         """``try_acquire_many`` of one request (``try_acquire``'s, when its memory did not answer), without
         building the request and the lists of a batch."""
         with self._lock:  # shared with the process's other quotas (threads)
-            if creation_id and (key, creation_id) in self._granted:
+            if creation_id and creation_id in window.granted:
                 return True
-            if (key, bucket) in self._full or self._known_full(key, bucket, buckets, limit):
+            if bucket in window.full or self._known_full(window, bucket):
                 return False  # the window is known to be full: no need to ask
         try:
-            reply = self._evaluate([key, grants], [self._ttl, bucket, buckets, limit, creation_id])[0]
+            reply = self._evaluate(
+                [window.key, window.grants], [self._ttl, bucket, window.buckets, window.limit, creation_id]
+            )[0]
         except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
             self._went_down(error)
             self._fail_open()
             return True
         answer = reply[0]
         with self._lock:
-            if len(self._granted) > 100_000:
-                self._granted.clear()
             if answer and creation_id:
-                self._granted.add((key, creation_id))
-            self._remember(key, reply)
+                window.grant(creation_id)
+            self._remember(window.key, reply)
         return bool(answer)
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
@@ -311,29 +332,22 @@ class RedisCreationQuota:
         if time.monotonic() < down_until:
             return self._open(requests)
         answers: list[bool | None] = [None] * len(requests)
-        asked: list[int] = []
+        asked: list[tuple[int, _Window]] = []
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
         with self._lock:  # shared with the process's other quotas (threads)
             for index, request in enumerate(requests):
-                quota = request.group_type.creation_quota
-                bucket = request.message_time // (quota.granularity_seconds * MICROS)
-                key = self.key(request.project_id, request.group_type.slug)
-                if request.creation_id and (key, request.creation_id) in self._granted:
+                window = self._window(request.project_id, request.group_type)
+                if request.creation_id and request.creation_id in window.granted:
                     answers[index] = True
                     continue
-                buckets = -(-quota.window_seconds // quota.granularity_seconds)
-                if (key, bucket) in self._full or self._known_full(key, bucket, buckets, quota.limit):
+                bucket = request.message_time // window.width
+                if bucket in window.full or self._known_full(window, bucket):
                     answers[index] = False  # the window is known to be full: no need to ask
                     continue
-                asked.append(index)
-                keys += [key, key + ":grants"]
-                args += [
-                    bucket,
-                    buckets,
-                    quota.limit,
-                    request.creation_id,
-                ]
+                asked.append((index, window))
+                keys += [window.key, window.grants]
+                args += [bucket, window.buckets, window.limit, request.creation_id]
         if not asked:
             return [bool(answer) for answer in answers]
         try:
@@ -342,16 +356,13 @@ class RedisCreationQuota:
             self._went_down(error)
             return self._open(requests)
         with self._lock:
-            if len(self._granted) > 100_000:
-                self._granted.clear()
-            for index, reply in zip(asked, granted):
-                request = requests[index]
-                key = self.key(request.project_id, request.group_type.slug)
+            for (index, window), reply in zip(asked, granted):
+                creation_id = requests[index].creation_id
                 answer = reply[0]
                 answers[index] = bool(answer)
-                if answer and request.creation_id:
-                    self._granted.add((key, request.creation_id))
-                self._remember(key, reply)
+                if answer and creation_id:
+                    window.grant(creation_id)
+                self._remember(window.key, reply)
         return [bool(answer) for answer in answers]
 
     def _went_down(self, error: Exception) -> None:
@@ -501,11 +512,13 @@ class RedisCreationQuota:
             raise reply
         return reply  # type: ignore[return-value]
 
-    def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
-        """Whether the counts seen already fill a window of ``buckets`` buckets that contains ``bucket`` (one
-        ending at ``bucket`` or at one of the ``buckets - 1`` after it); such a window stays full (counts only
-        grow), so the bucket is remembered and never summed again."""
-        seen = self._seen.get(key)
+    def _known_full(self, window: _Window, bucket: int) -> bool:
+        """Whether the counts seen already fill a window of ``window.buckets`` buckets that contains ``bucket``
+        (one ending at ``bucket`` or at one of the ``buckets - 1`` after it) with ``window.limit``; such a
+        window stays full (counts only grow), so the bucket is remembered (``window.full``) and never summed
+        again. Called under ``self._lock``."""
+        seen = self._seen.get(window.key)
+        buckets, limit = window.buckets, window.limit
         if not seen:
             return False
         low, high = bucket - buckets + 1, bucket + buckets - 1
@@ -527,7 +540,8 @@ class RedisCreationQuota:
                     inside -= near[first][1]
                     first += 1
                 if inside >= limit:
-                    return self._remember_full(key, bucket)
+                    window.fill(bucket)
+                    return True
             return False
         get = seen.get
         counts = [get(b, 0) for b in range(low, high + 1)]  # as the script reads them
@@ -540,12 +554,7 @@ class RedisCreationQuota:
                     fullest = total
         if fullest < limit:
             return False
-        return self._remember_full(key, bucket)
-
-    def _remember_full(self, key: str, bucket: int) -> bool:
-        if len(self._full) > 100_000:
-            self._full.clear()
-        self._full.add((key, bucket))
+        window.fill(bucket)
         return True
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
