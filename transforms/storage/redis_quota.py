@@ -21,7 +21,8 @@ Redis traffic that way. The one imprecision: a creation granted by another proce
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically, sent as one
-EVALSHA on a connection the quota keeps (``_evaluate``). If Redis cannot be reached the quota fails open (the
+EVALSHA on a connection the quota keeps (``_evaluate``; on a plain connection written to its socket and read
+with its own parser, ``_round_trip``). If Redis cannot be reached the quota fails open (the
 group is created) and ``fail_open`` is called once per request, so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
 of the process that uses the same client (``transforms.storage.clients`` shares one per URL, and the local runner
 builds a new quota for every bundle), so a dead Redis does not add a timeout to every creation. How long
