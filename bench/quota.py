@@ -50,8 +50,9 @@ def timed(client: redis.Redis, prefix: str, asked: list[QuotaRequest], batch: in
     started = time.perf_counter()
     for start in range(0, len(asked), batch):
         if not memory:
-            quota._seen.clear()
             for window in quota._windows.values():
+                window.seen.clear()
+                window.seen_total = 0
                 window.full.clear()
         quota.try_acquire_many(asked[start : start + batch])
     return (time.perf_counter() - started) / len(asked) * 1e6

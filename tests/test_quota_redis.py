@@ -226,12 +226,12 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, buck
     """``_known_full`` (its shortcut over the counts in reach included) against its definition: some window of
     ``buckets`` buckets ending at ``bucket`` or up to ``buckets - 1`` after it holds ``limit`` or more."""
     gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
-    gate._seen["key"] = dict(seen)
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
     expected = any(
         sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
         for end in range(bucket, bucket + buckets)
     )
-    window = redis_quota._Window("key", MINUTE, buckets, limit)
     assert gate._known_full(window, bucket) == expected
     assert (bucket in window.full) == expected
 
@@ -450,12 +450,12 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one_of_many_bu
 ):
     """The same for windows of up to 60 buckets with few counts seen (the sparse sweep of ``_known_full``)."""
     gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
-    gate._seen["key"] = dict(seen)
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
     expected = any(
         sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
         for end in range(bucket, bucket + buckets)
     )
-    window = redis_quota._Window("key", MINUTE, buckets, limit)
     assert gate._known_full(window, bucket) == expected
     assert (bucket in window.full) == expected
 

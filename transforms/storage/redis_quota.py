@@ -171,11 +171,12 @@ def _sends_directly(connection: AbstractConnection) -> bool:
 class _Window:
     """The windows of one project and group type in a process's memory: what a request is checked and asked
     with (its hash's key, the grants' key, bucket width in µs, buckets in a window, limit), and what the
-    process knows of them: the buckets whose windows the counts seen already fill (``full``) and the creations
-    granted (``granted``, asking again is answered here). Both only grow (bounded), under the memory's lock;
-    ``try_acquire`` reads them without it (one set membership each)."""
+    process knows of them: a lower bound of each bucket's count (``seen``: what Redis last told us) and their
+    sum, the buckets whose windows those already fill (``full``) and the creations granted (``granted``,
+    asking again is answered here). All only grow (bounded), under the memory's lock; ``try_acquire`` reads
+    ``full`` and ``granted`` without it (one set membership each)."""
 
-    __slots__ = ("buckets", "full", "granted", "grants", "key", "limit", "width")
+    __slots__ = ("buckets", "full", "granted", "grants", "key", "limit", "seen", "seen_total", "width")
 
     def __init__(self, key: str, width: int, buckets: int, limit: int):
         self.key = key
@@ -183,6 +184,8 @@ class _Window:
         self.width = width
         self.buckets = buckets
         self.limit = limit
+        self.seen: dict[int, int] = {}
+        self.seen_total = 0  # the sum of ``seen``: no window holds more
         self.full: set[int] = set()
         self.granted: set[str] = set()
 
@@ -208,8 +211,6 @@ class _Memory:
 
     born: float
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Window key -> bucket -> a lower bound of its count (what Redis last told us).
-    seen: dict[str, dict[int, int]] = field(default_factory=dict)
     # (project id, group type slug) -> its windows (``_Window``: the buckets known full, the creations granted).
     windows: dict[tuple[int, str], _Window] = field(default_factory=dict)
 
@@ -262,7 +263,7 @@ class RedisCreationQuota:
         self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
-        self._seen, self._windows = memory.seen, memory.windows
+        self._windows = memory.windows
 
     def key(self, project_id: int, slug: str) -> str:
         return f"{self._prefix}:issue-platform-issues:{project_id}:{slug}"
@@ -322,7 +323,7 @@ class RedisCreationQuota:
         with self._lock:
             if answer and creation_id:
                 window.grant(creation_id)
-            self._remember(window.key, reply)
+            self._remember(window, reply)
         return bool(answer)
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
@@ -363,7 +364,7 @@ class RedisCreationQuota:
                 answers[index] = bool(answer)
                 if answer and creation_id:
                     window.grant(creation_id)
-                self._remember(window.key, reply)
+                self._remember(window, reply)
         return [bool(answer) for answer in answers]
 
     def _went_down(self, error: Exception) -> None:
@@ -373,22 +374,23 @@ class RedisCreationQuota:
         with _down_lock:
             self._down[0] = time.monotonic() + self._retry_after
 
-    def _remember(self, key: str, reply: list[int]) -> None:
-        """The counts of ``key``'s buckets in a request's ``reply`` (granted, then bucket, count, ...: ints,
-        see the script) kept as lower bounds in the process's memory (bounded). Called under ``self._lock``."""
-        seen = self._seen.get(key)
-        if seen is None:
-            if len(self._seen) > 10_000:
-                self._seen.clear()
-            seen = self._seen[key] = {}
+    def _remember(self, window: _Window, reply: list[int]) -> None:
+        """The counts of ``window``'s buckets in a request's ``reply`` (granted, then bucket, count, ...: ints,
+        see the script) kept as lower bounds (bounded). Called under ``self._lock``."""
+        seen = window.seen
+        total = window.seen_total
         if len(seen) > 100_000:
             seen.clear()
+            total = 0
         known = seen.get
         pairs = iter(reply)
         next(pairs)  # granted
         for seen_bucket, count in zip(pairs, pairs):
-            if count > known(seen_bucket, 0):
+            before = known(seen_bucket, 0)
+            if count > before:
                 seen[seen_bucket] = count
+                total += count - before
+        window.seen_total = total
 
     def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[int]]:
         """The script's answer for ``keys`` and ``args``: one EVALSHA on this quota's own connection.
@@ -518,8 +520,10 @@ class RedisCreationQuota:
         (one ending at ``bucket`` or at one of the ``buckets - 1`` after it) with ``window.limit``; such a
         window stays full (counts only grow), so the bucket is remembered (``window.full``) and never summed
         again. Called under ``self._lock``."""
-        seen = self._seen.get(window.key)
         buckets, limit = window.buckets, window.limit
+        if window.seen_total < limit:
+            return False  # all the counts seen together do not fill a window (the usual case)
+        seen = window.seen
         if not seen:
             return False
         low, high = bucket - buckets + 1, bucket + buckets - 1
