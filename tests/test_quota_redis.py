@@ -226,13 +226,14 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, buck
     """``_known_full`` (its shortcut over the counts in reach included) against its definition: some window of
     ``buckets`` buckets ending at ``bucket`` or up to ``buckets - 1`` after it holds ``limit`` or more."""
     gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
-    gate._seen["key"] = dict(seen)
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
     expected = any(
         sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
         for end in range(bucket, bucket + buckets)
     )
-    assert gate._known_full("key", bucket, buckets, limit) == expected
-    assert (("key", bucket) in gate._full) == expected
+    assert gate._known_full(window, bucket) == expected
+    assert (bucket in window.full) == expected
 
 
 _NEEDS_HIREDIS = pytest.mark.skipif(
@@ -285,3 +286,191 @@ def test_without_hiredis_the_connection_packs_the_script_call(redis_ns):
     )
     _lines, printed = run_without("hiredis", "creation quota", script)
     assert printed == "None True False"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The direct round trip (``_round_trip``): the EVALSHA written to the connection's socket and read with its
+# parser, on a plain connection; redis-py's ``send_packed_command`` and ``read_response`` (``_send``) otherwise.
+
+
+def _grants_in_order(gate: RedisCreationQuota) -> list[bool]:
+    return [gate.try_acquire(1, ERROR, T0 + i * MINUTE, f"k{i}:0") for i in range(6)] + [
+        gate.try_acquire(1, ERROR, T0, "k0:0")
+    ]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_plain_connection_sends_directly_and_decides_the_same(redis_ns, protocol):
+    client = redis.Redis.from_url(redis_ns.url, protocol=protocol)
+    direct = RedisCreationQuota(client, prefix=f"{redis_ns.prefix}direct-{protocol}")
+    assert _grants_in_order(direct) == [True] * 5 + [False, True]
+    assert direct._direct
+    checked = redis.Redis.from_url(redis_ns.url, protocol=protocol, health_check_interval=30)
+    other = RedisCreationQuota(checked, prefix=f"{redis_ns.prefix}checked-{protocol}")
+    assert _grants_in_order(other) == [True] * 5 + [False, True]
+    assert not other._direct  # health checks are redis-py's: its path
+    assert buckets_granted(direct) == buckets_granted(other)
+
+
+def test_a_dropped_connection_is_reconnected_on_the_direct_path(redis_ns):
+    """The server kills the connection between two round trips, twice: the direct write goes out on a dead
+    socket, the read fails, and the connection's ``Retry`` reconnects (redis-py's path) and asks again."""
+    opened = []
+    gate = quota(redis_ns, fail_open=lambda: opened.append(1))
+    assert gate.try_acquire(1, ERROR, T0, "k0:0")
+    assert gate._direct
+    for minute in (1, 2):
+        host, port = gate._connection._sock.getsockname()[:2]
+        assert redis_ns.client.client_kill_filter(addr=f"{host}:{port}") == 1
+        assert gate.try_acquire(1, ERROR, T0 + minute * MINUTE, f"k{minute}:0")
+        assert gate._connection._sock is not None
+    assert opened == []
+    assert buckets_granted(gate) == {T0 // MINUTE + m: 1 for m in range(3)}
+
+
+def test_pushed_messages_before_the_answer_are_handled_by_redis_py(redis_ns):
+    """RESP3: with client tracking on, the server pushes an invalidation of a window key this connection read
+    (another process created in it) ahead of the next answer; the parser handles it and the answer follows."""
+    client = redis.Redis.from_url(redis_ns.url, protocol=3)
+    gate = RedisCreationQuota(client, prefix=f"{redis_ns.prefix}pushed")
+    assert gate.try_acquire(1, ERROR, T0, "k0:0")
+    assert gate._direct
+    connection = gate._connection
+    pushed = []
+    connection._parser.set_invalidation_push_handler(pushed.append)
+    connection.send_command("CLIENT", "TRACKING", "ON")
+    assert connection.read_response() in (b"OK", "OK")
+    assert gate.try_acquire(1, ERROR, T0 + MINUTE, "k1:0")  # reads the window key: tracked
+    client.hincrby(gate.key(1, ERROR.slug), str(T0 // MINUTE + 2), 1)  # another process's creation
+    assert gate.try_acquire(1, ERROR, T0 + 3 * MINUTE, "k3:0")
+    assert pushed and pushed[0][0] in (b"invalidate", "invalidate")
+    assert gate._connection._sock is not None
+    assert buckets_granted(gate) == {T0 // MINUTE + m: 1 for m in range(4)}
+
+
+def _server_says(gate: RedisCreationQuota, send, replies: list[bytes], then_close: bool = False):
+    """What ``send`` (``gate._round_trip`` or ``gate._send``) does when the server's side of the connection's
+    socket is a socket pair's end that answers ``replies`` (one write each, a moment apart) once the command
+    came, then stops writing if ``then_close``: its answer or (exception type, message), and whether the
+    connection was dropped."""
+    import socket
+    import threading
+    import time
+
+    connection = gate._connection
+    if connection._sock is None:
+        connection.connect()
+    real = connection._sock
+    ours, server = socket.socketpair()
+    ours.settimeout(0.3)
+    connection._sock = connection._parser._sock = ours
+    real.close()
+
+    def serve() -> None:
+        server.recv(65536)
+        for reply in replies:
+            server.sendall(reply)
+            time.sleep(0.02)
+        if then_close:
+            server.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        outcome = send()
+    except Exception as error:
+        outcome = (type(error), str(error))
+    thread.join()
+    server.close()
+    dropped = connection._sock is None
+    if not dropped:
+        connection.disconnect()
+    return outcome, dropped
+
+
+@pytest.mark.parametrize(
+    ("replies", "then_close"),
+    [
+        ([b"*1\r\n*3\r\n:1\r\n:7\r\n:2\r\n"], False),  # the answer
+        ([b"*1\r\n*3\r\n:1\r", b"\n:7\r\n:2", b"\r\n"], False),  # the answer in pieces
+        ([b"*0\r\n"], False),  # an empty batch's answer
+        ([], False),  # no answer: a timeout
+        ([], True),  # the server closed the connection
+        ([b"*1\r\n*3\r\n:1\r\n"], True),  # ... in the middle of an answer
+        ([b"-ERR boom\r\n"], False),  # an error reply
+        ([b"-NOSCRIPT No matching script\r\n"], False),  # a lost script
+        ([b"-LOADING Redis is loading\r\n"], False),  # an error that is a connection error
+        ([b"?what\r\n"], False),  # not RESP
+        (
+            [b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n", b"*1\r\n*1\r\n:0\r\n"],
+            False,
+        ),  # a push, then the answer
+    ],
+)
+def test_the_direct_round_trip_answers_and_fails_as_redis_py_does(redis_ns, replies, then_close):
+    """``_round_trip`` against ``_send`` (redis-py's connection), on the same scripted server side: the same
+    answer, or the same exception (type and message), and the connection dropped or kept alike."""
+    outcomes = []
+    for name in ("_round_trip", "_send"):
+        gate = fresh(redis_ns, name)
+        assert gate.try_acquire(1, ERROR, T0, "k0:0")
+        assert gate._direct
+        gate._command = redis_quota._hiredis_pack(
+            ("EVALSHA", redis_quota._SHA, 2, "a", "a:grants", 60, 1, 60, 5, "c")
+        )
+        outcomes.append(_server_says(gate, getattr(gate, name), replies, then_close))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_short_or_failed_write_is_finished_by_redis_py(redis_ns, monkeypatch):
+    """A write the socket takes only part of, or refuses, is finished (or failed) by ``send_packed_command``."""
+    gate = quota(redis_ns)
+    assert gate.try_acquire(1, ERROR, T0, "k0:0")
+    real_write = redis_quota.os.write
+    monkeypatch.setattr(redis_quota.os, "write", lambda fd, data: real_write(fd, data[:10]))
+    assert gate.try_acquire(1, ERROR, T0 + MINUTE, "k1:0")
+
+    def refused(_fd, _data):
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(redis_quota.os, "write", refused)
+    assert gate.try_acquire(1, ERROR, T0 + 2 * MINUTE, "k2:0")
+    assert buckets_granted(gate) == {T0 // MINUTE + m: 1 for m in range(3)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seen=st.dictionaries(st.integers(-130, 130), st.integers(0, 4), max_size=24),
+    bucket=st.integers(-10, 10),
+    buckets=st.integers(1, 60),
+    limit=st.integers(1, 12),
+)
+def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one_of_many_buckets(
+    seen, bucket, buckets, limit
+):
+    """The same for windows of up to 60 buckets with few counts seen (the sparse sweep of ``_known_full``)."""
+    gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
+    window = redis_quota._Window("key", MINUTE, buckets, limit)
+    gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
+    expected = any(
+        sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
+        for end in range(bucket, bucket + buckets)
+    )
+    assert gate._known_full(window, bucket) == expected
+    assert (bucket in window.full) == expected
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(asks=st.lists(st.tuples(st.integers(0, 150), st.integers(0, 12)), min_size=1, max_size=30))
+def test_one_request_at_a_time_decides_as_a_batch_of_one(redis_ns, asks):
+    """``try_acquire`` (its own path for one request, ``_ask``) and ``try_acquire_many`` of one request, each
+    in a window of its own: the same answers, the same buckets stored (a creation id may come again)."""
+    name = uuid.uuid4().hex
+    one, many = fresh(redis_ns, f"one-{name}"), fresh(redis_ns, f"many-{name}")
+    answers_one = [one.try_acquire(1, ERROR, T0 + minute * MINUTE, f"fp{fp}:0") for minute, fp in asks]
+    answers_many = [
+        many.try_acquire_many([QuotaRequest(1, ERROR, T0 + minute * MINUTE, f"fp{fp}:0")])[0]
+        for minute, fp in asks
+    ]
+    assert answers_one == answers_many
+    assert buckets_granted(one) == buckets_granted(many)

@@ -21,7 +21,8 @@ Redis traffic that way. The one imprecision: a creation granted by another proce
 a window this process knows to be full, is refused; its key asks again with its next occurrence.
 
 One round trip per batch of requests: a Lua script checks and consumes a whole batch atomically, sent as one
-EVALSHA on a connection the quota keeps (``_evaluate``). If Redis cannot be reached the quota fails open (the
+EVALSHA on a connection the quota keeps (``_evaluate``; on a plain connection written to its socket and read
+with its own parser, ``_round_trip``). If Redis cannot be reached the quota fails open (the
 group is created) and ``fail_open`` is called once per request, so the shell can count it; after a failure Redis is not asked again for ``retry_after`` seconds by any quota
 of the process that uses the same client (``transforms.storage.clients`` shares one per URL, and the local runner
 builds a new quota for every bundle), so a dead Redis does not add a timeout to every creation. How long
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -40,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
-from redis.connection import AbstractConnection
+from redis.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 
 try:
     from hiredis import pack_command as _hiredis_pack
@@ -48,6 +50,12 @@ try:
 except ImportError:  # redis-py packs the command itself then (_packs_as_hiredis)
     _hiredis_pack = None
     HiredisRespSerializer = None
+
+try:  # what the direct round trip (_round_trip) reads replies with: the connection's own hiredis parser
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
+    from redis._parsers.hiredis import _HiredisParser
+except ImportError:  # hiredis absent, or a redis-py whose parser says "not enough data" otherwise
+    _NOT_ENOUGH_DATA = _HiredisParser = None
 
 from transforms.core.grouptypes import GroupType
 from transforms.core.model import MICROS
@@ -145,6 +153,56 @@ def _packs_as_hiredis(connection: AbstractConnection) -> bool:
     )
 
 
+def _sends_directly(connection: AbstractConnection) -> bool:
+    """Whether ``_round_trip`` may talk to ``connection``'s socket itself: a plain TCP or Unix socket (no TLS),
+    no health checks, and redis-py's hiredis parser, whose reader and buffer it then uses, so the connection's
+    own ``read_response`` can take over at any point (a RESP3 push message before the reply). Anything else
+    goes through the connection's ``send_packed_command`` and ``read_response``."""
+    return (
+        _HiredisParser is not None
+        and type(connection) in (Connection, UnixDomainSocketConnection)
+        and type(getattr(connection, "_parser", None)) is _HiredisParser
+        and getattr(connection, "protocol", None) in (None, 2, "2", 3, "3")
+        and not getattr(connection, "health_check_interval", 0)
+        and _packs_as_hiredis(connection)
+    )
+
+
+class _Window:
+    """The windows of one project and group type in a process's memory: what a request is checked and asked
+    with (its hash's key, the grants' key, bucket width in µs, buckets in a window, limit), and what the
+    process knows of them: a lower bound of each bucket's count (``seen``: what Redis last told us) and their
+    sum, the buckets whose windows those already fill (``full``) and the creations granted (``granted``,
+    asking again is answered here). All only grow (bounded), under the memory's lock; ``try_acquire`` reads
+    ``full`` and ``granted`` without it (one set membership each)."""
+
+    __slots__ = ("buckets", "full", "granted", "grants", "key", "limit", "seen", "seen_total", "width")
+
+    def __init__(self, key: str, width: int, buckets: int, limit: int):
+        self.key = key
+        self.grants = key + ":grants"
+        self.width = width
+        self.buckets = buckets
+        self.limit = limit
+        self.seen: dict[int, int] = {}
+        self.seen_total = 0  # the sum of ``seen``: no window holds more
+        self.full: set[int] = set()
+        self.granted: set[str] = set()
+
+    def fill(self, bucket: int) -> None:
+        if len(self.full) > _MAX_REMEMBERED:
+            self.full.clear()
+        self.full.add(bucket)
+
+    def grant(self, creation_id: str) -> None:
+        if len(self.granted) > _MAX_REMEMBERED:
+            self.granted.clear()
+        self.granted.add(creation_id)
+
+
+_MAX_REMEMBERED = 20_000  # buckets known full, creations granted, of one window
+
+
 @dataclass
 class _Memory:
     """What a process knows about the windows of one Redis client and key prefix, shared by its quotas (the
@@ -153,15 +211,8 @@ class _Memory:
 
     born: float
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # Window key -> bucket -> a lower bound of its count (what Redis last told us).
-    seen: dict[str, dict[int, int]] = field(default_factory=dict)
-    # (window key, bucket) whose window the seen counts already fill.
-    full: set[tuple[str, int]] = field(default_factory=set)
-    # (window key, creation id) of creations granted: asking again is answered here.
-    granted: set[tuple[str, str]] = field(default_factory=set)
-    # (project id, group type slug) -> (window key, bucket width in µs): what ``try_acquire`` answers from
-    # memory with, built once per window key rather than for every request.
-    windows: dict[tuple[int, str], tuple[str, int]] = field(default_factory=dict)
+    # (project id, group type slug) -> its windows (``_Window``: the buckets known full, the creations granted).
+    windows: dict[tuple[int, str], _Window] = field(default_factory=dict)
 
 
 _MEMORY_SECONDS = 600.0
@@ -207,10 +258,11 @@ class RedisCreationQuota:
         self._ttl = key_ttl_seconds
         self._connection: AbstractConnection | None = None  # see _evaluate
         self._packs_as_hiredis = False  # whether _hiredis_pack gives what the connection's packer gives
+        self._direct = False  # whether _round_trip may use the connection's socket itself (_sends_directly)
+        self._command: bytes | list[bytes] = b""  # what _send and _round_trip send
         self._down = _down_of(client)
         memory = _memory(client, prefix)
         self._lock = memory.lock
-        self._seen, self._full, self._granted = memory.seen, memory.full, memory.granted
         self._windows = memory.windows
 
     def key(self, project_id: int, slug: str) -> str:
@@ -222,27 +274,57 @@ class RedisCreationQuota:
         # Answered from the process's memory when it can be (see try_acquire_many, which decides the same
         # way): over-quota keys ask again with each occurrence, most of them in a window known to be full.
         down_until = self._down[0]
-        if not down_until or time.monotonic() >= down_until:
-            window = self._windows.get((project_id, group_type.slug))
-            if window is None:
-                window = self._window(project_id, group_type)
-            key, width = window
-            if creation_id and (key, creation_id) in self._granted:
-                return True
-            if (key, message_time // width) in self._full:
-                return False
-        return self.try_acquire_many([QuotaRequest(project_id, group_type, message_time, creation_id)])[0]
+        if down_until and time.monotonic() < down_until:
+            return self.try_acquire_many([QuotaRequest(project_id, group_type, message_time, creation_id)])[0]
+        window = self._windows.get((project_id, group_type.slug))
+        if window is None:
+            window = self._window(project_id, group_type)
+        if creation_id and creation_id in window.granted:
+            return True
+        bucket = message_time // window.width
+        if bucket in window.full:
+            return False
+        return self._ask(window, bucket, creation_id)
 
-    def _window(self, project_id: int, group_type: GroupType) -> tuple[str, int]:
-        """``(window key, bucket width in µs)`` of a request, remembered in the process's memory (bounded)."""
-        window = (
-            self.key(project_id, group_type.slug),
-            group_type.creation_quota.granularity_seconds * MICROS,
-        )
-        if len(self._windows) > 10_000:
-            self._windows.clear()
-        self._windows[(project_id, group_type.slug)] = window
+    def _window(self, project_id: int, group_type: GroupType) -> _Window:
+        """The windows of ``project_id`` and ``group_type`` in the process's memory (bounded: all forgotten
+        at once, as if the memory were new)."""
+        window = self._windows.get((project_id, group_type.slug))
+        if window is None:
+            quota = group_type.creation_quota
+            window = _Window(
+                self.key(project_id, group_type.slug),
+                quota.granularity_seconds * MICROS,
+                -(-quota.window_seconds // quota.granularity_seconds),
+                quota.limit,
+            )
+            if len(self._windows) > 10_000:
+                self._windows.clear()
+            self._windows[(project_id, group_type.slug)] = window
         return window
+
+    def _ask(self, window: _Window, bucket: int, creation_id: str) -> bool:
+        """``try_acquire_many`` of one request (``try_acquire``'s, when its memory did not answer), without
+        building the request and the lists of a batch."""
+        with self._lock:  # shared with the process's other quotas (threads)
+            if creation_id and creation_id in window.granted:
+                return True
+            if bucket in window.full or self._known_full(window, bucket):
+                return False  # the window is known to be full: no need to ask
+        try:
+            reply = self._evaluate(
+                [window.key, window.grants], [self._ttl, bucket, window.buckets, window.limit, creation_id]
+            )[0]
+        except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
+            self._went_down(error)
+            self._fail_open()
+            return True
+        answer = reply[0]
+        with self._lock:
+            if answer and creation_id:
+                window.grant(creation_id)
+            self._remember(window, reply)
+        return bool(answer)
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         if not requests:
@@ -252,126 +334,219 @@ class RedisCreationQuota:
         if time.monotonic() < down_until:
             return self._open(requests)
         answers: list[bool | None] = [None] * len(requests)
-        asked: list[int] = []
+        asked: list[tuple[int, _Window]] = []
         keys: list[str] = []
         args: list[int | str] = [self._ttl]
         with self._lock:  # shared with the process's other quotas (threads)
             for index, request in enumerate(requests):
-                quota = request.group_type.creation_quota
-                bucket = request.message_time // (quota.granularity_seconds * MICROS)
-                key = self.key(request.project_id, request.group_type.slug)
-                if request.creation_id and (key, request.creation_id) in self._granted:
+                window = self._window(request.project_id, request.group_type)
+                if request.creation_id and request.creation_id in window.granted:
                     answers[index] = True
                     continue
-                buckets = -(-quota.window_seconds // quota.granularity_seconds)
-                if (key, bucket) in self._full or self._known_full(key, bucket, buckets, quota.limit):
+                bucket = request.message_time // window.width
+                if bucket in window.full or self._known_full(window, bucket):
                     answers[index] = False  # the window is known to be full: no need to ask
                     continue
-                asked.append(index)
-                keys += [key, key + ":grants"]
-                args += [
-                    bucket,
-                    buckets,
-                    quota.limit,
-                    request.creation_id,
-                ]
+                asked.append((index, window))
+                keys += [window.key, window.grants]
+                args += [bucket, window.buckets, window.limit, request.creation_id]
         if not asked:
             return [bool(answer) for answer in answers]
         try:
             granted = self._evaluate(keys, args)
         except (redis.RedisError, OSError) as error:  # unreachable, read-only, out of memory...
-            _LOG.warning(
-                "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
-            )
-            with _down_lock:
-                self._down[0] = time.monotonic() + self._retry_after
+            self._went_down(error)
             return self._open(requests)
         with self._lock:
-            if len(self._granted) > 100_000:
-                self._granted.clear()
-            for index, reply in zip(asked, granted):
-                request = requests[index]
-                key = self.key(request.project_id, request.group_type.slug)
+            for (index, window), reply in zip(asked, granted):
+                creation_id = requests[index].creation_id
                 answer = reply[0]
                 answers[index] = bool(answer)
-                if answer and request.creation_id:
-                    self._granted.add((key, request.creation_id))
-                seen = self._seen.get(key)
-                if seen is None:
-                    if len(self._seen) > 10_000:
-                        self._seen.clear()
-                    seen = self._seen[key] = {}
-                if len(seen) > 100_000:
-                    seen.clear()
-                known = seen.get
-                for position in range(1, len(reply) - 1, 2):  # bucket, count, ...: ints (see the script)
-                    seen_bucket, count = reply[position], reply[position + 1]
-                    if count > known(seen_bucket, 0):
-                        seen[seen_bucket] = count
+                if answer and creation_id:
+                    window.grant(creation_id)
+                self._remember(window, reply)
         return [bool(answer) for answer in answers]
 
-    def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[bytes | int]]:
+    def _went_down(self, error: Exception) -> None:
+        _LOG.warning(
+            "creation quota: Redis unreachable (%s); failing open for %.0fs", error, self._retry_after
+        )
+        with _down_lock:
+            self._down[0] = time.monotonic() + self._retry_after
+
+    def _remember(self, window: _Window, reply: list[int]) -> None:
+        """The counts of ``window``'s buckets in a request's ``reply`` (granted, then bucket, count, ...: ints,
+        see the script) kept as lower bounds (bounded). Called under ``self._lock``."""
+        seen = window.seen
+        total = window.seen_total
+        if len(seen) > 100_000:
+            seen.clear()
+            total = 0
+        known = seen.get
+        pairs = iter(reply)
+        next(pairs)  # granted
+        for seen_bucket, count in zip(pairs, pairs):
+            before = known(seen_bucket, 0)
+            if count > before:
+                seen[seen_bucket] = count
+                total += count - before
+        window.seen_total = total
+
+    def _evaluate(self, keys: list[str], args: list[int | str]) -> list[list[int]]:
         """The script's answer for ``keys`` and ``args``: one EVALSHA on this quota's own connection.
 
         The connection is taken from the client's pool at the first call and given back when the quota is
-        dropped, and the command is packed by the connection (hiredis's packer), so a round trip skips
-        redis-py's per-command layers (the pool's check-out, which polls the socket, and its timing and
-        telemetry hooks): about a third of the client's CPU a round trip (docs/performance.md). Failures are
-        retried as the client's own commands retry them (the connection's ``Retry``: connection and timeout
-        errors, reconnecting), a connection the server closed is reconnected once, and a server that lost the
-        script (restarted, ``SCRIPT FLUSH``) is given it again. A quota is used by one thread at a time (its applier's)."""
+        dropped, and the command is packed by hiredis when that gives the connection's bytes, so a round trip
+        skips redis-py's per-command layers (the pool's check-out, which polls the socket, and its timing and
+        telemetry hooks). On a plain connection (``_sends_directly``) the command is written to the socket and
+        the reply read with the connection's own parser (``_round_trip``). Failures are retried as the
+        client's own commands retry them (the connection's ``Retry``: connection and timeout errors,
+        reconnecting), a connection the server closed is reconnected once, and a server that lost the script
+        (restarted, ``SCRIPT FLUSH``) is given it again. A quota is used by one thread at a time (its
+        applier's)."""
         connection = self._connection
         if connection is None:
             pool = self._client.connection_pool
             connection = self._connection = pool.get_connection()
             weakref.finalize(self, pool.release, connection)
             self._packs_as_hiredis = _packs_as_hiredis(connection)
-        command: list[bytes] | None = None
+            self._direct = _sends_directly(connection)
+        command: bytes | list[bytes] | None = None
         if self._packs_as_hiredis:
             try:  # the bytes the connection's packer would give, without its encoding of each argument in Python
-                command = [_hiredis_pack(("EVALSHA", _SHA, len(keys), *keys, *args))]
+                command = _hiredis_pack(("EVALSHA", _SHA, len(keys), *keys, *args))
             except Exception:  # the connection's packer then raises its own error (or packs)
                 command = None
         if command is None:
             command = connection.pack_command("EVALSHA", _SHA, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-
-        def send() -> list[list[bytes | int]]:
-            connection.send_packed_command(command)  # type: ignore[no-untyped-call]
-            answer: list[list[bytes | int]] = connection.read_response()
-            return answer
-
-        def drop(_error: Exception) -> None:
-            connection.disconnect()  # type: ignore[no-untyped-call]
-
-        def attempt() -> list[list[bytes | int]]:
-            try:
-                return connection.retry.call_with_retry(send, drop)
-            except redis.exceptions.NoScriptError:
-                self._client.script_load(_CHECK_AND_USE)
-                return connection.retry.call_with_retry(send, drop)
-
+            send = self._send
+        else:
+            send = self._round_trip if self._direct else self._send
+        self._command = command
         try:
-            return attempt()
+            return self._attempt(connection, send)
         except redis.ConnectionError:
             # The server closed the connection while it was idle (a restart, its idle timeout): the pool would
             # have found that out when handing it over, by polling it; here the command fails, so once more.
             connection.disconnect()  # type: ignore[no-untyped-call]
-            return attempt()
+            return self._attempt(connection, send)
 
-    def _known_full(self, key: str, bucket: int, buckets: int, limit: int) -> bool:
-        """Whether the counts seen already fill a window of ``buckets`` buckets that contains ``bucket`` (one
-        ending at ``bucket`` or at one of the ``buckets - 1`` after it); such a window stays full (counts only
-        grow), so the bucket is remembered and never summed again."""
-        seen = self._seen.get(key)
+    def _attempt(
+        self, connection: AbstractConnection, send: Callable[[], list[list[int]]]
+    ) -> list[list[int]]:
+        try:
+            return connection.retry.call_with_retry(send, self._drop)
+        except redis.exceptions.NoScriptError:
+            self._client.script_load(_CHECK_AND_USE)
+            return connection.retry.call_with_retry(send, self._drop)
+
+    def _drop(self, _error: Exception) -> None:
+        self._connection.disconnect()  # type: ignore[union-attr]
+
+    def _send(self) -> list[list[int]]:
+        """``self._command`` sent and its reply read by redis-py's connection."""
+        connection, command = self._connection, self._command
+        connection.send_packed_command([command] if type(command) is bytes else command)  # type: ignore[union-attr]
+        answer: list[list[int]] = connection.read_response()  # type: ignore[union-attr]
+        return answer
+
+    def _round_trip(self) -> list[list[int]]:
+        """What ``_send`` does, on a connection ``_sends_directly`` accepts, without its layers: the packed
+        command written to the socket's descriptor (one system call; the socket's own send polls it first when
+        it has a timeout), the reply read by the connection's parser (its reader, buffer and error handling),
+        and the connection's handling of errors, as ``Connection.read_response`` does it (dropped on a failed
+        read, timeouts and socket errors raised as redis-py's). A connection without a socket, a write that
+        fails or is short, go to redis-py's ``send_packed_command`` (it connects, waits, raises its errors)."""
+        connection: Connection = self._connection  # type: ignore[assignment]
+        command: bytes = self._command  # type: ignore[assignment]
+        sock = connection._sock
+        if sock is None:
+            return self._send()
+        try:
+            sent = os.write(sock.fileno(), command)
+        except OSError:
+            sent = 0  # nothing was written: redis-py writes it, or raises its error for it
+        except BaseException:
+            connection.disconnect()
+            raise
+        if sent < len(command):
+            connection.send_packed_command([command[sent:]], check_health=False)
+        parser = connection._parser
+        try:
+            reader = parser._reader
+            reply = reader.gets()
+            while reply is _NOT_ENOUGH_DATA:
+                parser.read_from_socket()
+                reply = reader.gets()
+        except (TimeoutError, redis.TimeoutError):
+            connection.disconnect()
+            raise redis.TimeoutError(f"Timeout reading from {connection._host_error()}") from None
+        except OSError as error:
+            connection.disconnect()
+            raise redis.ConnectionError(
+                f"Error while reading from {connection._host_error()} : {error.args}"
+            ) from error
+        except BaseException:
+            connection.disconnect()
+            raise
+        if type(reply) is list and (not reply or type(reply[0]) is list):
+            return reply  # the script's answer
+        return self._other_reply(connection, reply)
+
+    def _other_reply(self, connection: Connection, reply: object) -> list[list[int]]:
+        """What the parser's and the connection's ``read_response`` do with a reply that is not the script's
+        answer: a push message (RESP3) handled by the parser and the reply after it read by the connection; an
+        error raised (a connection error dropping the connection)."""
+        parser = connection._parser
+        push = getattr(parser, "_hiredis_PushNotificationType", None)
+        if push is not None and isinstance(reply, push):
+            try:
+                parser.handle_push_response(reply)  # type: ignore[attr-defined]
+            except BaseException:
+                connection.disconnect()
+                raise
+            answer: list[list[int]] = connection.read_response()
+            return answer
+        failed = reply[0] if isinstance(reply, list) and reply else reply
+        if isinstance(failed, redis.ConnectionError):
+            connection.disconnect()
+            raise failed
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+        return reply  # type: ignore[return-value]
+
+    def _known_full(self, window: _Window, bucket: int) -> bool:
+        """Whether the counts seen already fill a window of ``window.buckets`` buckets that contains ``bucket``
+        (one ending at ``bucket`` or at one of the ``buckets - 1`` after it) with ``window.limit``; such a
+        window stays full (counts only grow), so the bucket is remembered (``window.full``) and never summed
+        again. Called under ``self._lock``."""
+        buckets, limit = window.buckets, window.limit
+        if window.seen_total < limit:
+            return False  # all the counts seen together do not fill a window (the usual case)
+        seen = window.seen
         if not seen:
             return False
         low, high = bucket - buckets + 1, bucket + buckets - 1
-        # With fewer counts seen than buckets read (the usual case), no window is full unless those in reach add
-        # up to the limit, which a pass over them tells without a lookup per bucket.
-        if (
-            len(seen) < 2 * buckets - 1
-            and sum(count for seen_bucket, count in seen.items() if low <= seen_bucket <= high) < limit
-        ):
+        if len(seen) < 2 * buckets - 1:
+            # Fewer counts seen than buckets read (the usual case): only those in reach count, without a lookup
+            # per bucket. No window is full unless they add up to the limit, and the fullest window is one that
+            # starts at a bucket seen (at or before ``bucket``) or at ``bucket``: any other holds no more.
+            near = [item for item in seen.items() if low <= item[0] <= high]
+            if sum([count for _bucket, count in near]) < limit:
+                return False
+            near.sort()
+            inside = first = last = 0  # the counts of near[first:last], those in the window
+            for start in [seen_bucket for seen_bucket, _count in near if seen_bucket < bucket] + [bucket]:
+                end = start + buckets - 1
+                while last < len(near) and near[last][0] <= end:
+                    inside += near[last][1]
+                    last += 1
+                while first < last and near[first][0] < start:
+                    inside -= near[first][1]
+                    first += 1
+                if inside >= limit:
+                    window.fill(bucket)
+                    return True
             return False
         get = seen.get
         counts = [get(b, 0) for b in range(low, high + 1)]  # as the script reads them
@@ -384,9 +559,7 @@ class RedisCreationQuota:
                     fullest = total
         if fullest < limit:
             return False
-        if len(self._full) > 100_000:
-            self._full.clear()
-        self._full.add((key, bucket))
+        window.fill(bucket)
         return True
 
     def _open(self, requests: Sequence[QuotaRequest]) -> list[bool]:
