@@ -133,7 +133,8 @@ from transforms.core.model import Event
 swapped = (tags._USER_SEARCH_KEYS[1], tags._USER_SEARCH_KEYS[0], *tags._USER_SEARCH_KEYS[2:])
 try:
     tags._native.configure(tags.Event, tags._valid_ip, tags.TAG_KEY_MAX_CHARS, tags.TAG_VALUE_MAX_CHARS,
-        tags.RESERVED_KEYS, tags._CONTEXT_TAGS, tags._USER_FIELDS, swapped, tags._SDK_SEARCH_KEYS)
+        tags.RESERVED_KEYS, tags._CONTEXT_TAGS, tags._USER_FIELDS, swapped, tags._SDK_SEARCH_KEYS,
+        tags.full_event)
     print("accepted")
 except ValueError:
     print("refused")

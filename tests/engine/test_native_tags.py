@@ -21,10 +21,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.infra.test_packaging import _sdist
-from tests.native_paths import ROOT, run_without
+from tests.native_paths import ROOT, leaked_blocks, run_without
 from transforms.core import extensions
 from transforms.core.engine import tags
-from transforms.core.model import Event
+from transforms.core.model import Event, carried_event, full_event
 
 _COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
 native = pytest.mark.skipif(tags._native is None, reason="the C extension is not built here")
@@ -220,6 +220,43 @@ def test_an_event_c_declines_still_gets_the_pythons_tags() -> None:
         tags.index_tags("error", huge)
 
 
+@native
+@settings(max_examples=500, deadline=None)
+@given(level=st.sampled_from(["error", "info", "fatal", ""]) | _STRS, event=_events())
+def test_a_carried_event_gets_the_pythons_tags_of_its_whole_event(level: Any, event: Event) -> None:
+    """A carried event (``model.carried_event``: its trees in its JSON text) is answered from its whole event."""
+    carried = carried_event(event)
+    if carried is None:  # no JSON of it: it crosses whole
+        return
+    try:
+        whole: Event | None = full_event(carried)
+    except msgspec.ValidationError:  # a field of a type decoding never gives: no event again, C declines
+        whole = None
+    answered = whole is not None and tags._native.index_tags(level, whole) is not None
+    assert _same_answer(level, carried) == answered
+
+
+_LEAK_SCRIPT = """
+from transforms.core.engine import tags
+from transforms.core.model import Event, carried_event
+whole = Event("0" * 32, 1, "java", 1, None, (("server_name", "web-7"),), "r1", "prod",
+              user={"id": 4, "ip_address": "::1"}, contexts={"os": {"name": "iOS", "version": 17}},
+              sdk={"name": "s", "version": "1"}, request={"url": "http://x/a?b"})
+carried = carried_event(whole)
+broken = Event("0" * 32, 1, "java", 1, stored_json="{")  # its JSON text is no event: the Python's error
+def call():
+    tags._native.index_tags("error", whole)
+    tags._native.index_tags("error", carried)
+    assert tags._native.index_tags("error", broken) is None
+"""
+
+
+@native
+def test_tags_in_c_leak_nothing() -> None:
+    calls = 5_000
+    assert leaked_blocks(_LEAK_SCRIPT, calls) < calls // 20
+
+
 def test_the_extension_is_built_where_a_compiler_exists() -> None:
     if shutil.which(_COMPILER) is None:
         pytest.skip(f"no C compiler ({_COMPILER}): the pure-Python path is the one that runs")
@@ -264,7 +301,9 @@ def test_a_current_build_is_used_and_says_so(caplog) -> None:
 @native
 def test_it_refuses_to_run_on_tables_of_another_shape() -> None:
     with pytest.raises(ValueError, match="tables not of the shape"):
-        tags._native.configure(Event, tags._valid_ip, 200, 200, frozenset(), {"os": (("", ()),)}, (), (), ())
+        tags._native.configure(
+            Event, tags._valid_ip, 200, 200, frozenset(), {"os": (("", ()),)}, (), (), (), full_event
+        )
 
 
 def test_the_worker_package_carries_the_c_source(tmp_path: Path) -> None:

@@ -43,7 +43,16 @@ class Resolution(msgspec.Struct, frozen=True, gc=False):
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
-    """The kept fields of an occurrence's event (rule 1.3). ``level`` is the occurrence's."""
+    """The kept fields of an occurrence's event (rule 1.3). ``level`` is the occurrence's.
+
+    A *carried* event (``carried_event``) is how an occurrence's event crosses the shuffle: its JSON trees
+    (``tags``, ``sdk``, ``user``, ``request``, ``contexts``) are left out, and ``stored_json`` holds the whole
+    event's JSON text instead (``msgspec.json.encode``'s, made where the event was decoded), which is what its
+    rows store (``spanner_rows.event_payload``), so that a flush does not decode the trees again and the
+    applier does not encode them. Whatever reads the trees (the tags, a dead letter's JSON) takes the whole
+    event, ``full_event`` (the text decoded). ``stored_json`` is None in every other event (decoded, built,
+    looked up), whose JSON and encodings are as without the field.
+    """
 
     event_id: str
     project_id: int
@@ -61,9 +70,50 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     request: dict[str, Any] | None = None
     contexts: dict[str, Any] | None = None
     trace_id: str | None = None
+    stored_json: str | None = None
 
     if _untrack_fields is not None:  # msgspec calls it after __init__ and after decoding (see the docstring)
         __post_init__ = _untrack_fields  # type: ignore[misc]  # a C function of the struct, as a method is
+
+
+def carried_event(event: Event) -> Event | None:
+    """``event`` as it crosses the shuffle (see ``Event``), or None where its JSON cannot be made (left to its
+    rows, whose error it is, as without carrying)."""
+    try:
+        text = _JSON_ENCODE(event).decode()
+    except (TypeError, ValueError, RecursionError, OverflowError):
+        return None
+    # Positional, in the order of the fields (keywords cost more): the trees left at their defaults.
+    return Event(
+        event.event_id,
+        event.project_id,
+        event.platform,
+        event.timestamp,
+        event.received,
+        (),
+        event.release,
+        event.environment,
+        event.dist,
+        event.transaction,
+        event.server_name,
+        None,
+        None,
+        None,
+        None,
+        event.trace_id,
+        text,
+    )
+
+
+def full_event(event: Event) -> Event:
+    """The whole event: ``event`` itself, or the one a carried event's JSON text holds (equal to the event it
+    was made of: JSON gives back every value an event holds)."""
+    text = event.stored_json
+    return event if text is None else _JSON_DECODER.decode(text)
+
+
+_JSON_ENCODE = msgspec.json.encode
+_JSON_DECODER = msgspec.json.Decoder(Event)
 
 
 class Occurrence(

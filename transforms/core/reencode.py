@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from transforms.core.decode import PAYLOAD_OCCURRENCE, PAYLOAD_STATUS_CHANGE
-from transforms.core.model import Event, Occurrence, Payload
+from transforms.core.model import Event, Occurrence, Payload, full_event
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENCODER = msgspec.json.Encoder()
@@ -74,6 +74,7 @@ def _occurrence(occurrence: Occurrence) -> dict[str, Any]:
 
 
 def _event(event: Event) -> dict[str, Any]:
+    event = full_event(event)  # a carried event's trees are in its JSON text
     body: dict[str, Any] = {
         "event_id": event.event_id,
         "project_id": event.project_id,

@@ -8,6 +8,11 @@ copied; ``RoutedCoder`` still reads the layout before (the message embedded as a
 updated job may find in flight. A ``Routed.wake`` carries no message: it wakes a key
 named in ``WaitingKeys`` (``transforms.waiting_keys``).
 
+An occurrence's event crosses carried (``model.Event``, ``carried_message``): its JSON text, which its rows
+store, instead of its JSON trees, which a flush then need not decode (nor the applier encode); the tags, read
+only for an occurrence that attaches, take the whole event from the text (``engine.tags.index_tags``). A
+message encoded before carrying (its event whole) is decoded and applied as it is.
+
 The project travels encoded too (``Routed.project``, and so ``KeyMeta.project`` in the key's ``meta``): its
 msgpack bytes, the same as the ``ProjectInfo`` field they replace, so the stored forms did not change. Only a
 flush reads it (``project_info``); the callbacks that decode and encode the key's ``meta`` once or more per
@@ -27,7 +32,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import coders, internal_errors
 from transforms.core import metrics, reasons
-from transforms.core.model import Message, Occurrence, ProjectInfo
+from transforms.core.model import Event, Message, Occurrence, ProjectInfo, carried_event
 
 DEAD_LETTER = "dead_letter"
 
@@ -98,8 +103,12 @@ class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
     def of(cls, message: Message, project: ProjectInfo | None = None) -> Routed:
         payload = message.payload
         lookup = None
-        if payload.__class__ is Occurrence and payload.event is None:
-            lookup = (payload.project_id, payload.event_id)
+        if payload.__class__ is Occurrence:
+            event = payload.event
+            if event is None:
+                lookup = (payload.project_id, payload.event_id)
+            elif event.stored_json is None:
+                message = carried_message(message, payload, event)
         found = _ENCODED_PROJECTS.get(id(project))  # encode_project's cache, looked up here first
         return cls(
             _MESSAGE_ENCODER.encode(message),
@@ -107,6 +116,22 @@ class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
             lookup,
             found[1] if found is not None and found[0] is project else encode_project(project),
         )
+
+
+def carried_message(message: Message, occurrence: Occurrence, event: Event) -> Message:
+    """``message`` as it crosses the shuffle: its occurrence's event carried (``model.carried_event``: the
+    event's JSON text, made here while the event is in the CPU's caches, instead of its JSON trees); as it is
+    where the event cannot be encoded."""
+    carried = carried_event(event)
+    if carried is None:
+        return message
+    return Message(
+        message.message_id,
+        message.message_time,
+        msgspec.structs.replace(occurrence, event=carried),
+        message.data,
+        message.attributes,
+    )
 
 
 # The message time of a wake-up: outside the years 1 to 9999 that every message time is within.

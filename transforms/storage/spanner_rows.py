@@ -292,12 +292,14 @@ def keep_payloads(events: Iterable[Event]) -> None:
     still in the CPU's caches; encoded when their writes are planned, at the end of a bundle, they are not.
     Only the same event object takes it (``event_payload``), so what a row stores is that event's text. An
     event it cannot encode is left to its row, whose error is the commit's (``spanner_writer``: a refusal), as
-    without this."""
+    without this. A carried event (``model.Event``) has its text already, made where it was decoded."""
     payloads = _PAYLOADS
     if len(payloads) > MAX_KEPT_PAYLOADS:
         payloads.clear()
     encode = msgspec.json.encode
     for event in events:
+        if event.stored_json is not None:
+            continue
         try:
             payloads[event.event_id] = (event, encode(event).decode())
         except (TypeError, ValueError, RecursionError, OverflowError):
@@ -305,8 +307,12 @@ def keep_payloads(events: Iterable[Event]) -> None:
 
 
 def event_payload(event: Event) -> str:
-    """The event's JSON text (Events.Payload, Occurrences.EventPayload): the one ``keep_payloads`` made of this
-    very event object, taken (each is used once), else encoded now."""
+    """The event's JSON text (Events.Payload, Occurrences.EventPayload): a carried event's own
+    (``model.Event.stored_json``), else the one ``keep_payloads`` made of this very event object, taken (each
+    is used once), else encoded now."""
+    text = event.stored_json
+    if text is not None:
+        return text
     kept = _PAYLOADS.pop(event.event_id, None)
     if kept is not None and kept[0] is event:
         return kept[1]

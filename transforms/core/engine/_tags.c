@@ -7,7 +7,8 @@
  * tests/engine/test_native_tags.py checks that on generated events. Every rule is the module docstring's of
  * tags.py; the comments below only say where this file gives up.
  * configure(...) must be called first (tags.py does, with its own rules and tables): valid_ip(str) -> bool
- * is tags.py's IP rule, asked for any address that is not a plain dotted IPv4 one.
+ * is tags.py's IP rule, asked for any address that is not a plain dotted IPv4 one; full_event(event) -> Event
+ * is model.full_event, asked for a carried event's whole event (its JSON trees are in its JSON text).
  * Optional: without a compiler, or with a build of another source, tags.py runs its Python alone.
  */
 #define PY_SSIZE_T_CLEAN
@@ -17,7 +18,7 @@
 
 #define UNSURE ((PyObject *)1) /* a helper's "give up" answer; never a real object pointer */
 
-static PyObject *valid_ip = NULL;
+static PyObject *valid_ip = NULL, *whole_event = NULL;
 static Py_ssize_t key_max = 0, value_max = 0;
 
 /* Interned names: tag keys, dict keys and the values the rules insert. */
@@ -251,9 +252,9 @@ static int context_tags(TagMap *tags, PyObject *contexts) {
 /* Where Event keeps the fields read (configure finds their slots): index_tags reads them straight from an
  * Event (and declines any other type), as its attributes' descriptors do. */
 enum { F_TAGS, F_ENVIRONMENT, F_SERVER_NAME, F_TRANSACTION, F_RELEASE, F_DIST, F_USER, F_REQUEST, F_CONTEXTS,
-       F_SDK, N_FIELDS };
+       F_SDK, F_STORED_JSON, N_FIELDS };
 static const char *FIELD_NAMES[N_FIELDS] = {"tags", "environment", "server_name", "transaction", "release",
-                                            "dist", "user", "request", "contexts", "sdk"};
+                                            "dist", "user", "request", "contexts", "sdk", "stored_json"};
 static PyTypeObject *event_type = NULL;
 static Py_ssize_t field_offsets[N_FIELDS];
 
@@ -424,11 +425,24 @@ static PyObject *index_tags(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     PyObject *level = args[0], *result = NULL, *search = NULL;
-    if (!PyUnicode_CheckExact(level) || Py_TYPE(args[1]) != event_type) Py_RETURN_NONE;
+    PyObject *event = args[1], *whole = NULL;
+    if (!PyUnicode_CheckExact(level) || Py_TYPE(event) != event_type) Py_RETURN_NONE;
+    /* A carried event (model.Event.stored_json set): its trees are those of its whole event (full_event). */
+    PyObject *text = *(PyObject **)((char *)event + field_offsets[F_STORED_JSON]);
+    if (text == NULL) Py_RETURN_NONE;
+    if (text != Py_None) {
+        whole = PyObject_CallOneArg(whole_event, event);
+        if (whole == NULL) PyErr_Clear(); /* a text that is no event: the Python raises its error */
+        if (whole == NULL || Py_TYPE(whole) != event_type) {
+            Py_XDECREF(whole);
+            Py_RETURN_NONE;
+        }
+        event = whole;
+    }
     Fields f = {0};
     TagMap tags;
     tags.n = 0;
-    int status = read_fields(args[1], &f);
+    int status = read_fields(event, &f);
     if (status == 0) status = gather_tags(&tags, level, &f);
     if (status == 0) {
         PyObject *pairs = valid_pairs(&tags);
@@ -441,6 +455,7 @@ static PyObject *index_tags(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     map_clear(&tags);
     release_fields(&f);
+    Py_XDECREF(whole);
     return result;
 }
 
@@ -497,15 +512,16 @@ static int find_offsets(PyObject *type, Py_ssize_t *offsets) {
 }
 
 /* configure(event_type, valid_ip, key_max, value_max, reserved, context_table, user_fields, user_search,
- * sdk_search): tags.py's Event, rules and tables (see their comment at the top); index_tags refuses to run
- * before. */
+ * sdk_search, full_event): tags.py's Event, rules and tables (see their comment at the top) and model.full_event;
+ * index_tags refuses to run before. */
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *type, *ip, *keys, *table, *users, *searches, *sdks;
+    PyObject *type, *ip, *keys, *table, *users, *searches, *sdks, *whole;
     Py_ssize_t kmax, vmax, offsets[N_FIELDS];
-    if (!PyArg_ParseTuple(args, "OOnnOOOOO", &type, &ip, &kmax, &vmax, &keys, &table, &users, &searches, &sdks))
+    if (!PyArg_ParseTuple(args, "OOnnOOOOOO", &type, &ip, &kmax, &vmax, &keys, &table, &users, &searches, &sdks,
+                          &whole))
         return NULL;
     /* everything checked before anything is taken: a refused call leaves the previous tables */
-    if (!find_offsets(type, offsets) || !PyCallable_Check(ip) || !PyFrozenSet_CheckExact(keys) ||
+    if (!find_offsets(type, offsets) || !PyCallable_Check(ip) || !PyCallable_Check(whole) || !PyFrozenSet_CheckExact(keys) ||
         !valid_context_table(table) || !str_pairs(users, 4, NULL, NULL) || !str_pairs(searches, 4, NULL, NULL) ||
         !str_pairs(sdks, 2, NULL, NULL) ||
         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(PyTuple_GET_ITEM(users, 3), 0), "ip_address") != 0) {
@@ -532,6 +548,7 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     Py_XSETREF(reserved, Py_NewRef(keys));
     Py_XSETREF(context_table, Py_NewRef(table));
     Py_XSETREF(valid_ip, Py_NewRef(ip));
+    Py_XSETREF(whole_event, Py_NewRef(whole));
     key_max = kmax;
     value_max = vmax;
     Py_RETURN_NONE;
@@ -542,7 +559,7 @@ static PyMethodDef methods[] = {
      "index_tags(level, event) -> (occurrence_tags, search_tags), or None where the Python must decide."},
     {"configure", configure, METH_VARARGS,
      "configure(event_type, valid_ip, key_max, value_max, reserved, context_table, user_fields, "
-     "user_search, sdk_search): tags.py's Event, rules and tables."},
+     "user_search, sdk_search, full_event): tags.py's Event, rules and tables, and model.full_event."},
     {NULL, NULL, 0, NULL},
 };
 

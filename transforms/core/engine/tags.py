@@ -41,7 +41,7 @@ from typing import Any
 
 from transforms.core.extensions import load_extension
 from transforms.core.limits import TAG_KEY_MAX_CHARS, TAG_VALUE_MAX_CHARS, TERM_MAX_CHARS
-from transforms.core.model import Event
+from transforms.core.model import Event, full_event
 
 # Keys of search-only rows start with this, which a tag key cannot (see ``valid_tag``).
 SEARCH_PREFIX = "@"
@@ -107,7 +107,8 @@ _VALID_KEYS: dict[str, bool] = {}
 
 
 def occurrence_tags(level: str, event: Event) -> Tags:
-    """The tags Sentry stores for an occurrence of ``level`` with ``event`` (see the module docstring)."""
+    """The tags Sentry stores for an occurrence of ``level`` with ``event`` (see the module docstring), a whole
+    event (not a carried one: ``index_tags`` takes its ``model.full_event``)."""
     tags: dict[str, str] = {}
     environment = event.environment
     for key, value in event.tags:
@@ -214,8 +215,9 @@ def _context_field(value: Any) -> str | None:
 
 
 def search_tags(event: Event) -> Tags:
-    """The search-only tags of ``event``: ``@user.id``, ``@user.email``, ``@user.username``, ``@user.ip``,
-    ``@sdk.name``, ``@sdk.version`` (values that would not be valid tag values are left out)."""
+    """The search-only tags of ``event`` (a whole event, as for ``occurrence_tags``): ``@user.id``,
+    ``@user.email``, ``@user.username``, ``@user.ip``, ``@sdk.name``, ``@sdk.version`` (values that would not be
+    valid tag values are left out)."""
     found: list[tuple[str, str]] = []
     user = event.user
     if user:
@@ -233,7 +235,9 @@ def search_tags(event: Event) -> Tags:
 
 
 def index_tags_python(level: str, event: Event) -> tuple[Tags, Tags]:
-    """``(occurrence_tags(level, event), search_tags(event))``: what an attached occurrence indexes."""
+    """``(occurrence_tags(level, event), search_tags(event))`` of the whole event (``model.full_event``: a
+    carried event's trees are in its JSON text): what an attached occurrence indexes."""
+    event = full_event(event)
     return occurrence_tags(level, event), search_tags(event)
 
 
@@ -258,6 +262,7 @@ if _native is not None:
         _USER_FIELDS,
         _USER_SEARCH_KEYS,
         _SDK_SEARCH_KEYS,
+        full_event,
     )
 # An attached occurrence's tags and search tags: C where built, else the Python functions. One INFO line
 # (load_extension) says which.
