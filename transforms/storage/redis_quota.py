@@ -440,7 +440,11 @@ class RedisCreationQuota:
         connection = self._connection
         if connection is None:
             pool = self._client.connection_pool
-            connection = self._connection = pool.get_connection()
+            try:
+                connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 (setup.py allows 5.0) requires a command name
+                connection = pool.get_connection("EVALSHA")
+            self._connection = connection
             weakref.finalize(self, pool.release, connection)
             self._packs_as_hiredis = _packs_as_hiredis(connection)
             self._direct = _sends_directly(connection)
