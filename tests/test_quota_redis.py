@@ -474,3 +474,33 @@ def test_one_request_at_a_time_decides_as_a_batch_of_one(redis_ns, asks):
     ]
     assert answers_one == answers_many
     assert buckets_granted(one) == buckets_granted(many)
+
+
+def test_what_a_process_remembers_is_bounded_across_its_windows(monkeypatch):
+    """The buckets known full and the creations granted that a process remembers are bounded in all (200,000,
+    as when they were two sets of 100,000 for every window), not only window by window: a worker that lives
+    for days sees thousands of projects, and every group it creates is a creation granted."""
+    gate = RedisCreationQuota(redis.Redis(), prefix=f"bounded:{uuid.uuid4().hex}")  # no round trip made
+    monkeypatch.setattr(gate, "_evaluate", lambda keys, args: [[1]])  # Redis grants every creation
+    for project in range(25):
+        for i in range(10_000):
+            assert gate.try_acquire(project, ERROR, T0 + i * MINUTE, f"fp{i}:0")
+        gate._window(project, ERROR).fill(project)
+    windows = gate._windows.values()
+    assert sum(len(window.granted) + len(window.full) for window in windows) <= 200_000
+    assert "fp9999:0" in gate._window(24, ERROR).granted  # the latest are still known
+
+
+class _PoolBefore53(redis.ConnectionPool):
+    """A pool as redis-py before 5.3 has it (setup.py allows redis>=5): ``get_connection`` needs a command name."""
+
+    def get_connection(self, command_name, *keys, **options):  # type: ignore[override]
+        return super().get_connection()
+
+
+def test_a_pool_that_wants_a_command_name_gives_the_quota_its_connection(redis_ns):
+    """redis-py 5.0 to 5.2 require ``get_connection``'s command name (5.3 made it optional and warns when it is
+    given): the quota takes its connection from either."""
+    client = redis.Redis(connection_pool=_PoolBefore53.from_url(redis_ns.url))
+    gate = RedisCreationQuota(client, prefix=f"{redis_ns.prefix}pool-before-5.3")
+    assert _grants_in_order(gate) == [True] * 5 + [False, True]

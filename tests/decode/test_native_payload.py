@@ -11,6 +11,7 @@ every form ``parse_time`` reads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -329,6 +330,73 @@ def test_the_brackets_of_a_long_payload_are_counted_in_every_block(
     for run in (4_080, 4_096, 8_192 + shift):
         data = orjson.dumps({**head, "x": bracket * run})
         assert occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20) is None
+
+
+_WITHOUT_SSE2 = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("transforms.core._payload", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+sys.modules["transforms.core._payload"] = module
+import orjson
+from transforms.core import limits, occurrence_payload
+from transforms.core.model import RawMessage
+assert occurrence_payload._native is module
+wrong = []
+for filler in (0, 8, 4_070, 4_080, 8_150):
+    for shift in range(16):
+        for bracket in "{[":
+            head = {"payload_type": "status_change", "pad": "y" * (filler + shift)}
+            plain = orjson.dumps({**head, "x": ""})
+            brackets = plain.count(b"{") + plain.count(b"[")
+            for extra in (limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 1, 300):
+                data = orjson.dumps({**head, "x": bracket * extra})
+                parsed = module.decode_json(RawMessage("1", 2, data, {}), 1 << 20)
+                if (parsed is None) != (brackets + extra > limits.MAX_JSON_FIELD_DEPTH):
+                    wrong.append((filler, shift, bracket, extra))
+print(wrong)
+"""
+
+
+@native
+def test_the_brackets_are_counted_exactly_without_sse2(tmp_path: Path) -> None:
+    """On a machine without SSE2, decode_json counts the brackets eight bytes at a time (the source's other
+    branch, which an x86-64 build never compiles): built here with ``__SSE2__`` undefined, it counts them
+    exactly too, at every alignment and after a long filler."""
+    if shutil.which(_COMPILER) is None:
+        pytest.skip(f"no C compiler ({_COMPILER})")
+    source = ROOT / "transforms/core/_payload.c"
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    flags = ["-U__SSE2__", f"-I{sysconfig.get_paths()['include']}"]
+    preprocessed = subprocess.run(
+        [_COMPILER, "-E", *flags, str(source)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert "_mm_sad_epu8" not in preprocessed  # the eight-byte branch is the one compiled
+    built = tmp_path / f"_payload{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run(
+        [
+            _COMPILER,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            *flags,
+            f'-DSOURCE_SHA256="{digest}"',
+            str(source),
+            "-o",
+            str(built),
+        ],
+        check=True,
+        timeout=300,
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_SSE2, str(built)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
 
 
 @native

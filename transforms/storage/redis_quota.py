@@ -174,11 +174,24 @@ class _Window:
     process knows of them: a lower bound of each bucket's count (``seen``: what Redis last told us) and their
     sum, the buckets whose windows those already fill (``full``) and the creations granted (``granted``,
     asking again is answered here). All only grow (bounded), under the memory's lock; ``try_acquire`` reads
-    ``full`` and ``granted`` without it (one set membership each)."""
+    ``full`` and ``granted`` without it (one set membership each). ``memory``: the process's memory it is part
+    of, which bounds what all its windows remember (``_Memory.added``)."""
 
-    __slots__ = ("buckets", "full", "granted", "grants", "key", "limit", "seen", "seen_total", "width")
+    __slots__ = (
+        "buckets",
+        "full",
+        "granted",
+        "grants",
+        "key",
+        "limit",
+        "memory",
+        "seen",
+        "seen_total",
+        "width",
+    )
 
-    def __init__(self, key: str, width: int, buckets: int, limit: int):
+    def __init__(self, key: str, width: int, buckets: int, limit: int, memory: _Memory | None = None):
+        self.memory = memory
         self.key = key
         self.grants = key + ":grants"
         self.width = width
@@ -193,14 +206,19 @@ class _Window:
         if len(self.full) > _MAX_REMEMBERED:
             self.full.clear()
         self.full.add(bucket)
+        if self.memory is not None:
+            self.memory.added()
 
     def grant(self, creation_id: str) -> None:
         if len(self.granted) > _MAX_REMEMBERED:
             self.granted.clear()
         self.granted.add(creation_id)
+        if self.memory is not None:
+            self.memory.added()
 
 
 _MAX_REMEMBERED = 20_000  # buckets known full, creations granted, of one window
+_MAX_REMEMBERED_IN_ALL = 200_000  # buckets known full and creations granted, of all the windows of a memory
 
 
 @dataclass
@@ -213,6 +231,19 @@ class _Memory:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # (project id, group type slug) -> its windows (``_Window``: the buckets known full, the creations granted).
     windows: dict[tuple[int, str], _Window] = field(default_factory=dict)
+    remembered: int = 0  # buckets and creations added to ``windows`` since they were last all forgotten
+
+    def added(self) -> None:
+        """A bucket known full or a creation granted was added to one of ``windows`` (under ``lock``): past
+        ``_MAX_REMEMBERED_IN_ALL`` of them, every window forgets those it knows (as if new; their counts seen
+        stay), so that a process that lives long and sees many projects stays bounded in all, not only window
+        by window."""
+        self.remembered += 1
+        if self.remembered > _MAX_REMEMBERED_IN_ALL:
+            for window in list(self.windows.values()):  # a copy: try_acquire adds windows without the lock
+                window.full.clear()
+                window.granted.clear()
+            self.remembered = 0
 
 
 _MEMORY_SECONDS = 600.0
@@ -261,7 +292,7 @@ class RedisCreationQuota:
         self._direct = False  # whether _round_trip may use the connection's socket itself (_sends_directly)
         self._command: bytes | list[bytes] = b""  # what _send and _round_trip send
         self._down = _down_of(client)
-        memory = _memory(client, prefix)
+        memory = self._memory = _memory(client, prefix)
         self._lock = memory.lock
         self._windows = memory.windows
 
@@ -297,9 +328,11 @@ class RedisCreationQuota:
                 quota.granularity_seconds * MICROS,
                 -(-quota.window_seconds // quota.granularity_seconds),
                 quota.limit,
+                self._memory,
             )
             if len(self._windows) > 10_000:
                 self._windows.clear()
+                self._memory.remembered = 0
             self._windows[(project_id, group_type.slug)] = window
         return window
 
@@ -407,7 +440,11 @@ class RedisCreationQuota:
         connection = self._connection
         if connection is None:
             pool = self._client.connection_pool
-            connection = self._connection = pool.get_connection()
+            try:
+                connection = pool.get_connection()
+            except TypeError:  # redis-py before 5.3 (setup.py allows 5.0) requires a command name
+                connection = pool.get_connection("EVALSHA")
+            self._connection = connection
             weakref.finalize(self, pool.release, connection)
             self._packs_as_hiredis = _packs_as_hiredis(connection)
             self._direct = _sends_directly(connection)
