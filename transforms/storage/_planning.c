@@ -10,6 +10,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 /* Row states of tag_writer (_STORED, _COUNTED, _MOVED, _NEW); tag_writer checks they are its own. */
 enum { STORED = 0, COUNTED = 1, MOVED = 2, NEW = 3 };
@@ -656,7 +657,8 @@ out:
 
 /* The set ``known``'s slots (and what they hold) of the keys ``keys`` (their ``hashes``) asked for ahead, so that
  * their look-ups, one after the other, do not each wait for memory: the set of rows known stored is large and
- * cold. A hint only: the look-ups themselves are PySet_Contains's. */
+ * cold. A hint only: the look-ups themselves are PySet_Contains's. (walk_batch does the same inline: through
+ * this function it was slower, for reasons not found.) */
 static void prefetch_entries(PyObject *known, PyObject *const *keys, const Py_hash_t *hashes, Py_ssize_t n) {
     setentry *table = ((PySetObject *)known)->table;
     size_t mask = (size_t)((PySetObject *)known)->mask;
@@ -1137,7 +1139,20 @@ static int walk_batch(PyObject *known, PyObject *head, PyObject *text_head, PyOb
         }
     }
     if (result == 0) {
-        prefetch_entries(known, keys, hashes, made);
+        setentry *table = ((PySetObject *)known)->table;
+        size_t mask = (size_t)((PySetObject *)known)->mask;
+        for (Py_ssize_t i = 0; i < made; i++) __builtin_prefetch(&table[(size_t)hashes[i] & mask]);
+        for (Py_ssize_t i = 0; i < made; i++) {
+            setentry *entry = &table[(size_t)hashes[i] & mask];
+            if (entry->hash == hashes[i] && entry->key != NULL) __builtin_prefetch(entry->key);
+        }
+        for (Py_ssize_t i = 0; i < made; i++) {
+            setentry *entry = &table[(size_t)hashes[i] & mask];
+            PyObject *stored = entry->hash == hashes[i] ? entry->key : NULL;
+            if (stored != NULL && PyTuple_CheckExact(stored))
+                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(stored); j++)
+                    __builtin_prefetch(PyTuple_GET_ITEM(stored, j));
+        }
         found[0] = found[1] = found[2] = 0;
         for (Py_ssize_t i = 0; i < made && result == 0; i++) {
             int in = PySet_Contains(known, keys[i]);
@@ -1488,9 +1503,65 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     return made;
 }
 
+/* Where the attributes of a row's sources are, for prefetching: the offsets of the member slots (msgspec's
+ * structs keep their fields in slots) of the first classes seen, by attribute; 0 not yet looked up, -1 not a
+ * slot. Each class is held, so that its address names it. */
+#define OFFSET_TYPES 16
+static PyTypeObject *offset_types[OFFSET_TYPES];
+static int32_t offsets[OFFSET_TYPES][N_ATTRIBUTES];
+
+/* The index of ``type`` in offset_types (added if there is room), or -1. */
+static int offset_type(PyTypeObject *type) {
+    for (int t = 0; t < OFFSET_TYPES; t++) {
+        if (offset_types[t] == type) return t;
+        if (offset_types[t] == NULL) {
+            offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+            memset(offsets[t], 0, sizeof offsets[t]);
+            return t;
+        }
+    }
+    return -1;
+}
+
+/* The offset of the slot of attribute ``name`` in the instances of offset_types[t], or -1. */
+static int32_t slot_offset(int t, int name) {
+    int32_t offset = offsets[t][name];
+    if (offset == 0) {
+        offset = -1;
+        PyObject *descriptor = _PyType_Lookup(offset_types[t], attribute[name]); /* borrowed; never an error */
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+            if ((member->type == T_OBJECT_EX || member->type == T_OBJECT) && member->offset > 0 &&
+                member->offset < INT32_MAX)
+                offset = (int32_t)member->offset;
+        }
+        offsets[t][name] = offset;
+    }
+    return offset;
+}
+
+/* The objects a row's cells will read from its sources' slots, asked for all at once: the sources were made
+ * long before the commit (the engine's intents), and the cells' reads, one after the other, would each wait
+ * for memory. A hint only: the cells read them as before. */
+static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources) {
+    int types[2] = {-1, -1};
+    for (int s = 0; s < 2; s++)
+        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Cell *c = &cells[i];
+        if (c->name < 0 || types[c->source] < 0) continue;
+        int32_t offset = slot_offset(types[c->source], c->name);
+        if (offset > 0) {
+            PyObject *value = *(PyObject **)((char *)sources[c->source] + offset);
+            if (value != NULL) PREFETCH(value);
+        }
+    }
+}
+
 /* A row's values (a new tuple) or NULL. */
 static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, PyObject *second, PyObject *seq) {
     PyObject *sources[2] = {first, second};
+    prefetch_cells(cells, n, sources);
     PyObject *values = PyTuple_New(n);
     if (values == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
