@@ -657,9 +657,15 @@ out:
 
 /* The set ``known``'s slots (and what they hold) of the keys ``keys`` (their ``hashes``) asked for ahead, so that
  * their look-ups, one after the other, do not each wait for memory: the set of rows known stored is large and
- * cold. A hint only: the look-ups themselves are PySet_Contains's. (walk_batch does the same inline: through
- * this function it was slower, for reasons not found.) */
-static void prefetch_entries(PyObject *known, PyObject *const *keys, const Py_hash_t *hashes, Py_ssize_t n) {
+ * cold. A hint only: the look-ups themselves are PySet_Contains's. Always inlined: called as a function, the
+ * same loops made write_costs and mark_items slower, not faster. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+static ALWAYS_INLINE void prefetch_entries(PyObject *known, PyObject *const *keys, const Py_hash_t *hashes,
+                                           Py_ssize_t n) {
     setentry *table = ((PySetObject *)known)->table;
     size_t mask = (size_t)((PySetObject *)known)->mask;
     for (Py_ssize_t i = 0; i < n; i++) PREFETCH(&table[(size_t)hashes[i] & mask]);
@@ -1139,20 +1145,7 @@ static int walk_batch(PyObject *known, PyObject *head, PyObject *text_head, PyOb
         }
     }
     if (result == 0) {
-        setentry *table = ((PySetObject *)known)->table;
-        size_t mask = (size_t)((PySetObject *)known)->mask;
-        for (Py_ssize_t i = 0; i < made; i++) __builtin_prefetch(&table[(size_t)hashes[i] & mask]);
-        for (Py_ssize_t i = 0; i < made; i++) {
-            setentry *entry = &table[(size_t)hashes[i] & mask];
-            if (entry->hash == hashes[i] && entry->key != NULL) __builtin_prefetch(entry->key);
-        }
-        for (Py_ssize_t i = 0; i < made; i++) {
-            setentry *entry = &table[(size_t)hashes[i] & mask];
-            PyObject *stored = entry->hash == hashes[i] ? entry->key : NULL;
-            if (stored != NULL && PyTuple_CheckExact(stored))
-                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(stored); j++)
-                    __builtin_prefetch(PyTuple_GET_ITEM(stored, j));
-        }
+        prefetch_entries(known, keys, hashes, made);
         found[0] = found[1] = found[2] = 0;
         for (Py_ssize_t i = 0; i < made && result == 0; i++) {
             int in = PySet_Contains(known, keys[i]);
