@@ -15,7 +15,8 @@ old in each round) under the workers' collector, and prints medians in µs a mes
   buffer       ``buffer_plan`` into a ``Batch``: the mutations' grouping, count and ``write_mutation``.
 
 Unlike ``bench.plan_ab`` it times the mutations' encoding too, so a change of what the mutations are built
-from shows in it.
+from shows in it. Both sides run this checkout's C extensions: a change of the C alone does not show in it
+(``bench.cpu_ab`` runs each checkout's own, in its own process).
 
 A checkout whose applier makes its events' JSON ahead (``spanner_rows.keep_payloads``, in the engine stage)
 has it made before each window, untimed, as its recorded pass had: that side's ``plan_commit`` takes the text
@@ -65,6 +66,12 @@ def one_pass(side: dict[str, ModuleType], windows: list[list], max_mutations: in
     """The writes of every window as ``bench.stream_cpu`` plans them: CPU seconds by part, and a digest."""
     plans, tags, writer = side["commit_plan"], side["tag_writer"], side["spanner_writer"]
     side["mutation_buffer"].BUFFER.private = True  # as once checked on a real transaction
+    rows = side["spanner_rows"]
+    if getattr(rows, "planning", None) is not None and hasattr(rows.planning, "configure_payloads"):
+        # The one C extension takes the events' JSON from the ``event_payload`` it was configured with last
+        # (each side's ``commit_plan`` configures its own at import): this side's, which finds what this side's
+        # ``keep_payloads`` made ahead. Otherwise the side loaded first would encode every event again.
+        rows.planning.configure_payloads(getattr(rows, "event_payload", None))
     cpu = time.process_time
     spent = dict.fromkeys(PARTS, 0.0)
     digest = hashlib.sha256()

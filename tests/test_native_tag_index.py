@@ -176,9 +176,38 @@ def test_usual_occurrences_are_done_wholly_in_c() -> None:
     assert groups[8].full_marked and (FULL_KEY, FULL_VALUE) in groups[8].values
 
 
+def _many_items(odd_at: int | None) -> tuple[tuple, tuple]:
+    """45 search tags and 45 words (more than the C looks up ahead: 32), with an odd one at ``odd_at``."""
+    search: tuple = tuple(("@s", f"v{i}") for i in range(45))
+    terms: tuple = tuple(f"w{i}" for i in range(45))
+    if odd_at is not None:
+        search = (*search[:odd_at], (5, "x"), *search[odd_at:])
+        terms = (*terms[:odd_at], 5, *terms[odd_at:])
+    return search, terms
+
+
+@needs_native
+@pytest.mark.parametrize("odd_at", [None, 0, 3, 31, 32, 40])
+def test_occurrences_with_more_items_than_looked_up_ahead_are_planned_as_in_python(odd_at) -> None:
+    """``mark_items`` and ``words_of`` make and look up the first 32 items' keys ahead: past them, and with an
+    odd item among or after them (left to Python from there), the plan is the Python's."""
+    search, terms = _many_items(odd_at)
+    indexed = [
+        intents.IndexOccurrence(7, 1, 2, "o1", 5, (("a", "1"),), search, terms),
+        intents.IndexOccurrence(8, 1, 2, "o2", 6, (), search, terms),
+    ]
+    known = {(7, "@s", f"v{i}") for i in range(0, 45, 3)} | {(8, TEXT_KEY, f"w{i}") for i in range(1, 45, 4)}
+    words = {(1, f"w{i}") for i in range(0, 45, 5)}
+    stored = tag_writer.StoredTags(keys={(8, "@s"): (40, 0)}, key_groups={8})
+    commit = (indexed, {(7, "o1"): None, (8, "o2"): None}, {8}, stored, known, words, (1000, 256, 100))
+    assert _plan(commit, True) == _plan(commit, False)
+
+
 _LEAK_CASES = [
     # answered, with new and stored groups, new keys and a full group's word
     [intents.IndexOccurrence(7, 1, 2, "o1", 5, (("a", "1"), ("b", "2")), (("@s", "1"),), ("w1", "w2"))],
+    # more items than looked up ahead, with an odd one among or after them
+    *([intents.IndexOccurrence(7, 1, 2, "o1", 5, (), *_many_items(odd_at))] for odd_at in (None, 3, 40)),
     [intents.IndexOccurrence(8, 1, 2, "o1", 5, (("a", "1"), ("n", "2")), (("@s", "1"),), ("w9",))],
     # left to Python: an odd tag, an odd word, an odd occurrence id
     [intents.IndexOccurrence(7, 1, 2, "o1", 5, (("a", "1"), ("b", 5)), (), ())],

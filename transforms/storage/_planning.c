@@ -10,6 +10,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 /* Row states of tag_writer (_STORED, _COUNTED, _MOVED, _NEW); tag_writer checks they are its own. */
 enum { STORED = 0, COUNTED = 1, MOVED = 2, NEW = 3 };
@@ -19,6 +20,13 @@ static PyObject *text_key = NULL;   /* TEXT_KEY: its values are capped at TERMS_
 static PyObject *search_prefix = NULL; /* SEARCH_PREFIX: the start of a key of search-only values */
 static PyObject *value_columns[3];  /* TAG_VALUE_COLUMNS, TAG_VALUE_COUNT_COLUMNS, TAG_VALUE_UPDATE_COLUMNS */
 static PyObject *rfc3339 = NULL;    /* to_rfc3339 (or the C one of _mutations) */
+
+/* A prefetch of the memory at ``address`` (a hint, no effect on results; nothing where the compiler has none). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch((const void *)(address))
+#else
+#define PREFETCH(address) ((void)0)
+#endif
 
 /* An exact str or exact int: their hash and equality run no Python code. */
 static inline int plain(PyObject *o) { return PyUnicode_CheckExact(o) || PyLong_CheckExact(o); }
@@ -647,18 +655,65 @@ out:
     return done;
 }
 
-/* The items of one occurrence from ``start`` on (``key`` NULL: its search tags, else its words of ``key``),
+/* The set ``known``'s slots (and what they hold) of the keys ``keys`` (their ``hashes``) asked for ahead, so that
+ * their look-ups, one after the other, do not each wait for memory: the set of rows known stored is large and
+ * cold. A hint only: the look-ups themselves are PySet_Contains's. Always inlined: called as a function, the
+ * same loops made write_costs and mark_items slower, not faster. */
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+static ALWAYS_INLINE void prefetch_entries(PyObject *known, PyObject *const *keys, const Py_hash_t *hashes,
+                                           Py_ssize_t n) {
+    setentry *table = ((PySetObject *)known)->table;
+    size_t mask = (size_t)((PySetObject *)known)->mask;
+    for (Py_ssize_t i = 0; i < n; i++) PREFETCH(&table[(size_t)hashes[i] & mask]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        setentry *entry = &table[(size_t)hashes[i] & mask];
+        if (entry->hash == hashes[i] && entry->key != NULL) PREFETCH(entry->key);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        setentry *entry = &table[(size_t)hashes[i] & mask];
+        PyObject *stored = entry->hash == hashes[i] ? entry->key : NULL;
+        if (stored != NULL && stored != keys[i] && PyTuple_CheckExact(stored))
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(stored); j++) PREFETCH(PyTuple_GET_ITEM(stored, j));
+    }
+}
+
+#define MARK_AHEAD 32 /* items of one mark_items or words_of call whose look-ups are asked for ahead */
+
+/* The items of one occurrence (``key`` NULL: its search tags, else its words of ``key``),
  * those not in ``known`` marked: the index of the first C leaves to Python (len(items) when none), -1 on
  * error. */
 static Py_ssize_t mark_items(tag_group *g, PyObject *group_id, PyObject *items, PyObject *key, PyObject *known) {
     int pairs = key == NULL;
     PyObject *head = pairs ? PyTuple_Pack(1, group_id) : PyTuple_Pack(2, group_id, key);
     if (head == NULL) return -1;
-    Py_ssize_t i = 0;
+    /* the first items' keys made and hashed ahead (up to the first not of the usual shape), their slots fetched */
+    PyObject *ahead[MARK_AHEAD];
+    Py_hash_t hashes[MARK_AHEAD];
+    Py_ssize_t made = 0, n = PyTuple_GET_SIZE(items);
     int done = 1;
-    for (; i < PyTuple_GET_SIZE(items); i++) {
+    if (PyAnySet_CheckExact(known)) {
+        while (made < n && made < MARK_AHEAD) {
+            PyObject *full = joined(head, PyTuple_GET_ITEM(items, made), pairs);
+            if (full == NULL) {
+                if (PyErr_Occurred()) done = -1;
+                break;
+            }
+            ahead[made] = full;
+            if ((hashes[made++] = PyObject_Hash(full)) == -1) {
+                done = -1;
+                break;
+            }
+        }
+        if (done > 0) prefetch_entries(known, ahead, hashes, made);
+    }
+    Py_ssize_t i = 0;
+    for (; done > 0 && i < n; i++) {
         PyObject *item = PyTuple_GET_ITEM(items, i);
-        PyObject *full = joined(head, item, pairs);
+        PyObject *full = i < made ? Py_NewRef(ahead[i]) : joined(head, item, pairs);
         if (full == NULL) {
             done = PyErr_Occurred() ? -1 : 0;
             break;
@@ -675,6 +730,7 @@ static Py_ssize_t mark_items(tag_group *g, PyObject *group_id, PyObject *items, 
         Py_DECREF(full);
         if (done <= 0) break;
     }
+    for (Py_ssize_t j = 0; j < made; j++) Py_DECREF(ahead[j]);
     Py_DECREF(head);
     return done < 0 ? -1 : i;
 }
@@ -805,9 +861,21 @@ static int words_of(PyObject *intent, PyObject *const *args, PyObject **planned)
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++)
         if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(terms, i))) goto done;
     result = -1;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(terms); i++) {
-        PyObject *word = PyTuple_Pack(2, organization_id, PyTuple_GET_ITEM(terms, i));
-        if (word == NULL) goto done;
+    /* the first words made and hashed ahead, their slots in the set of words known stored fetched */
+    PyObject *ahead[MARK_AHEAD];
+    Py_hash_t hashes[MARK_AHEAD];
+    Py_ssize_t made = 0, n = PyTuple_GET_SIZE(terms);
+    if (PyAnySet_CheckExact(args[2])) {
+        for (; made < n && made < MARK_AHEAD; made++) {
+            if ((ahead[made] = PyTuple_Pack(2, organization_id, PyTuple_GET_ITEM(terms, made))) == NULL) break;
+            hashes[made] = PyObject_Hash(ahead[made]); /* a tuple of an int and a str: never fails */
+        }
+        if (made < n && made < MARK_AHEAD) goto release; /* out of memory */
+        prefetch_entries(args[2], ahead, hashes, made);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = i < made ? Py_NewRef(ahead[i]) : PyTuple_Pack(2, organization_id, PyTuple_GET_ITEM(terms, i));
+        if (word == NULL) goto release;
         int in = PySet_Contains(args[2], word);
         if (in == 0 && *planned == NULL) { /* the table's rows, made at the first word to write */
             if ((*planned = PyDict_New()) == NULL || PyDict_SetItem(args[3], args[4], *planned) < 0) in = -1;
@@ -819,9 +887,11 @@ static int words_of(PyObject *intent, PyObject *const *args, PyObject **planned)
             Py_XDECREF(row);
         }
         Py_DECREF(word);
-        if (in < 0) goto done;
+        if (in < 0) goto release;
     }
     result = 1;
+release:
+    for (Py_ssize_t j = 0; j < made; j++) Py_DECREF(ahead[j]);
 done:
     Py_XDECREF(organization_id);
     Py_XDECREF(terms);
@@ -1075,20 +1145,7 @@ static int walk_batch(PyObject *known, PyObject *head, PyObject *text_head, PyOb
         }
     }
     if (result == 0) {
-        setentry *table = ((PySetObject *)known)->table;
-        size_t mask = (size_t)((PySetObject *)known)->mask;
-        for (Py_ssize_t i = 0; i < made; i++) __builtin_prefetch(&table[(size_t)hashes[i] & mask]);
-        for (Py_ssize_t i = 0; i < made; i++) {
-            setentry *entry = &table[(size_t)hashes[i] & mask];
-            if (entry->hash == hashes[i] && entry->key != NULL) __builtin_prefetch(entry->key);
-        }
-        for (Py_ssize_t i = 0; i < made; i++) {
-            setentry *entry = &table[(size_t)hashes[i] & mask];
-            PyObject *stored = entry->hash == hashes[i] ? entry->key : NULL;
-            if (stored != NULL && PyTuple_CheckExact(stored))
-                for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(stored); j++)
-                    __builtin_prefetch(PyTuple_GET_ITEM(stored, j));
-        }
+        prefetch_entries(known, keys, hashes, made);
         found[0] = found[1] = found[2] = 0;
         for (Py_ssize_t i = 0; i < made && result == 0; i++) {
             int in = PySet_Contains(known, keys[i]);
@@ -1439,9 +1496,65 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     return made;
 }
 
+/* Where the attributes of a row's sources are, for prefetching: the offsets of the member slots (msgspec's
+ * structs keep their fields in slots) of the first classes seen, by attribute; 0 not yet looked up, -1 not a
+ * slot. Each class is held, so that its address names it. */
+#define OFFSET_TYPES 16
+static PyTypeObject *offset_types[OFFSET_TYPES];
+static int32_t offsets[OFFSET_TYPES][N_ATTRIBUTES];
+
+/* The index of ``type`` in offset_types (added if there is room), or -1. */
+static int offset_type(PyTypeObject *type) {
+    for (int t = 0; t < OFFSET_TYPES; t++) {
+        if (offset_types[t] == type) return t;
+        if (offset_types[t] == NULL) {
+            offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+            memset(offsets[t], 0, sizeof offsets[t]);
+            return t;
+        }
+    }
+    return -1;
+}
+
+/* The offset of the slot of attribute ``name`` in the instances of offset_types[t], or -1. */
+static int32_t slot_offset(int t, int name) {
+    int32_t offset = offsets[t][name];
+    if (offset == 0) {
+        offset = -1;
+        PyObject *descriptor = _PyType_Lookup(offset_types[t], attribute[name]); /* borrowed; never an error */
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+            if ((member->type == T_OBJECT_EX || member->type == T_OBJECT) && member->offset > 0 &&
+                member->offset < INT32_MAX)
+                offset = (int32_t)member->offset;
+        }
+        offsets[t][name] = offset;
+    }
+    return offset;
+}
+
+/* The objects a row's cells will read from its sources' slots, asked for all at once: the sources were made
+ * long before the commit (the engine's intents), and the cells' reads, one after the other, would each wait
+ * for memory. A hint only: the cells read them as before. */
+static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources) {
+    int types[2] = {-1, -1};
+    for (int s = 0; s < 2; s++)
+        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const Cell *c = &cells[i];
+        if (c->name < 0 || types[c->source] < 0) continue;
+        int32_t offset = slot_offset(types[c->source], c->name);
+        if (offset > 0) {
+            PyObject *value = *(PyObject **)((char *)sources[c->source] + offset);
+            if (value != NULL) PREFETCH(value);
+        }
+    }
+}
+
 /* A row's values (a new tuple) or NULL. */
 static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, PyObject *second, PyObject *seq) {
     PyObject *sources[2] = {first, second};
+    prefetch_cells(cells, n, sources);
     PyObject *values = PyTuple_New(n);
     if (values == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
