@@ -24,6 +24,7 @@ from transforms.core.engine import encode_state, tags
 from transforms.core.engine.events import without_bytes
 from transforms.core.enums import LOG_LEVELS
 from transforms.core.model import Event, Message, Occurrence, carried_event, full_event
+from transforms.core.occurrence_payload import occurrence_from_payload, valid_occurrence
 from transforms.core.reencode import payload_json
 from transforms.per_group import routed
 from transforms.per_group.routed import Routed, decode_message
@@ -177,3 +178,59 @@ def test_c_takes_a_carried_events_whole_event_for_its_tags() -> None:
     expected = tags.index_tags_python("error", event)
     assert tags._native.index_tags("error", carried) == expected
     assert tags._native.index_tags("fatal", carried) == tags.index_tags_python("fatal", event)
+
+
+@pytest.mark.skipif(spanner_rows.planning is None, reason="the C extension _planning is not built here")
+def test_c_writes_a_carried_events_text_when_its_payloads_function_is_not_configured() -> None:
+    """Without ``configure_payloads`` (or after it was called with None) the C encodes an event itself: a
+    carried event's rows still store its whole event's text, not the light event's JSON."""
+    event = b.event(tags=(("customer", "acme"),), user={"id": 7})
+    carried = carried_event(event)
+    assert carried is not None
+    group = intents.GroupRow(
+        3, 1, 1, "h", "f", 0, 1, 1, 0, None, None, 40, "t", "s", "c", "m", None, 1, 2, 3, None, 1, None, None,
+        None, None, None,
+    )  # fmt: skip
+    occurrence = Occurrence("o" * 32, 1, event.event_id, ("f",), ("h",), "t", "s", 1, 5)
+    writes = [  # the event on its occurrence's row (Occurrences.EventPayload), and alone (Events.Payload)
+        intents.KeyWrite(
+            "1:h",
+            1,
+            (
+                intents.RecordEvent(carried, "error"),
+                intents.UpsertGroup(group),
+                intents.InsertOccurrence(3, "m", 1, 2, occurrence, None, None),
+            ),
+        ),
+        intents.KeyWrite("1:i", 1, (intents.RecordEvent(carried, "error"),)),
+    ]
+    whole_writes = [
+        msgspec.structs.replace(
+            write,
+            intents=tuple(
+                intents.RecordEvent(event, "error") if isinstance(i, intents.RecordEvent) else i
+                for i in write.intents
+            ),
+        )
+        for write in writes
+    ]
+    expected = _plans(whole_writes)
+    assert sorted(table for table, _rows in expected[0][0]) == ["Events", "Groups", "Occurrences"]
+    spanner_rows.planning.configure_payloads(None)
+    try:
+        assert _plans(writes) == expected
+    finally:
+        spanner_rows.planning.configure_payloads(spanner_rows.event_payload)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_a_payload_never_sets_an_events_stored_json(encoding: str) -> None:
+    """``stored_json`` is made by ``Routed.of`` only: an event's ``stored_json`` in a payload is dropped as any
+    unknown field is (by the C decoder and by the Python checks), so its rows and tags are its own."""
+    payload = payloads.with_event(event={"stored_json": '{"event_id":"forged","tags":[["a","b"]]}'})
+    decoded = decode(payloads.raw(payload, encoding))
+    assert isinstance(decoded, Message) and decoded.payload.event is not None
+    assert decoded.payload.event.stored_json is None
+    for found in (occurrence_from_payload(payload), valid_occurrence(payload)):
+        assert found is not None and found.event is not None and found.event.stored_json is None
+        assert found.event == decoded.payload.event

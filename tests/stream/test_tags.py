@@ -1,5 +1,5 @@
 """Tags of a generated workload: streaming and a backfill of the same messages write the same tag rows, and
-every count is exact (redeliveries and republished messages included).
+every count is exact (redeliveries and republished messages included); they store the same events too.
 
 The workload (``workload_runs.generate``) carries Sentry's tag sources: event tags as objects and as pairs,
 server names, transactions, releases, environments, users and SDKs. The restart and fault tests
@@ -68,3 +68,33 @@ def test_streaming_and_a_backfill_of_a_generated_workload_write_the_same_exact_t
         "@text",
     } <= keys
     assert tag_rows(streamed) == tag_rows(backfilled)
+
+
+def _stored_events(rows: dict[str, list[dict]]) -> tuple[dict, dict]:
+    """Events' rows by event id, and the events stored on occurrence rows (StoredEventId, EventPayload)."""
+    events = {
+        row["EventId"]: {name: harness._plain(value) for name, value in row.items()} for row in rows["Events"]
+    }
+    inline = {
+        row["OccurrenceId"]: (row["StoredEventId"], harness._plain(row["EventPayload"]))
+        for row in rows["Occurrences"]
+        if row["StoredEventId"] is not None
+    }
+    return events, inline
+
+
+def test_streaming_and_a_backfill_of_a_generated_workload_store_the_same_events(
+    workload_run: workload_runs.WorkloadOutcome,
+    generated: workload_runs.GeneratedStream,
+    spanner_db_factory,
+    tmp_path: Path,
+) -> None:
+    """Streaming carries an occurrence's event across the shuffle as its JSON text (``model.carried_event``),
+    a backfill does not: both store the whole event, with its trees (tags, sdk, user, request, contexts)."""
+    streamed = _stored_events(workload_run.rows)
+    backfilled = _stored_events(backfill_scripted(spanner_db_factory(), generated.messages, tmp_path))
+    payloads = [row["Payload"] for row in streamed[0].values()] + [
+        payload for _id, payload in streamed[1].values()
+    ]
+    assert payloads and any("tags" in payload and "sdk" in payload for payload in payloads)
+    assert streamed == backfilled

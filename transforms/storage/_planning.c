@@ -1407,7 +1407,7 @@ enum {
     A_RESOLVED_AT, A_TIMES_SEEN, A_FIRST_RELEASE, A_RESOLUTION_TYPE, A_RESOLUTION_VERSION, A_DATA, A_STATE,
     A_RELINK, A_VERSION, A_PLAN, A_KEY_SEQ, A_GROUP_SEQ, A_ALIVE, A_RELEASES, A_ASSUMED_NEW, A_UPSERTS,
     A_DELETES, A_INSERTS, A_INDEXED, A_STALE_WRITES, A_ENVIRONMENT_CHECKS, A_ACTIVITY_ID, A_ACTIVITY_TIME,
-    N_ATTRIBUTES
+    A_STORED_JSON, N_ATTRIBUTES
 };
 static const char *attribute_names[N_ATTRIBUTES] = {
     "key", "seq", "intents", "event", "event_id", "project_id", "platform", "timestamp", "received", "level",
@@ -1417,7 +1417,8 @@ static const char *attribute_names[N_ATTRIBUTES] = {
     "generation", "category", "status", "substatus", "title", "message", "first_seen", "last_seen", "active_at",
     "resolved_at", "times_seen", "first_release", "resolution_type", "resolution_version", "data", "state",
     "relink", "version", "plan", "key_seq", "group_seq", "alive", "releases", "assumed_new", "upserts",
-    "deletes", "inserts", "indexed", "stale_writes", "environment_checks", "activity_id", "activity_time"};
+    "deletes", "inserts", "indexed", "stale_writes", "environment_checks", "activity_id", "activity_time",
+    "stored_json"};
 static PyObject *attribute[N_ATTRIBUTES];
 
 /* A row's cells as spanner_rows builds them: an attribute of one of two sources, converted. */
@@ -1471,6 +1472,16 @@ static PyObject *decoded(PyObject *raw) {
     return text;
 }
 
+/* An event's JSON text without configure_payloads: a carried event's own (model.Event.stored_json), else
+ * msgspec.json.encode(event).decode(), as spanner_rows.event_payload gives it. A new reference or NULL. */
+static PyObject *encoded_payload(PyObject *event) {
+    PyObject *text = PyObject_GetAttr(event, attribute[A_STORED_JSON]);
+    if (text == NULL) return NULL;
+    if (text != Py_None) return text;
+    Py_DECREF(text);
+    return decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], event));
+}
+
 /* One cell: a new reference or NULL. */
 static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     if (c->convert == SEQ) return Py_NewRef(seq);
@@ -1488,8 +1499,7 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     else if (c->convert == ENCODE)
         made = decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
     else if (c->convert == PAYLOAD)
-        made = payload_function != NULL ? PyObject_CallOneArg(payload_function, value)
-                                        : decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], value));
+        made = payload_function != NULL ? PyObject_CallOneArg(payload_function, value) : encoded_payload(value);
     else /* LIST */
         made = PySequence_List(value);
     Py_DECREF(value);
@@ -2207,8 +2217,8 @@ static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ss
 }
 
 /* configure_payloads(event_payload): the function that gives an event's JSON text (spanner_rows.event_payload,
- * which takes the text made ahead by keep_payloads); until it is called, or after it is called with None, events
- * are encoded here as msgspec.json.encode(event).decode(), the same text. */
+ * which takes the text made ahead by keep_payloads); until it is called, or after it is called with None, an
+ * event's text is made here (encoded_payload: a carried event's own, else encoded), the same text. */
 static PyObject *configure_payloads(PyObject *module, PyObject *function) {
     if (function != Py_None && !PyCallable_Check(function)) {
         PyErr_SetString(PyExc_TypeError, "_planning.configure_payloads: not a function");
