@@ -64,6 +64,21 @@ def test_a_held_change_expires_after_the_pending_window_of_message_time():
     assert expired.count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND) == 1
 
 
+def test_held_changes_expire_one_by_one_as_the_messages_of_one_call_pass_their_window():
+    changes = [status_change(T0, RESOLVED), status_change(T0 + MINUTE, IGNORED, GroupSubStatus.FOREVER)]
+    first = occurrence(T0 + HOUR + 1, type=NOISY)
+    second = occurrence(T0 + HOUR + MINUTE + 1, type=NOISY)
+    one_left = run([*changes, first])
+    assert [held.message_time for held in one_left.state.held] == [T0 + MINUTE]
+    assert one_left.count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND) == 1
+    none_left = run([*changes, first, second])
+    assert none_left.state.held == ()
+    assert none_left.count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND) == 2
+    later = run([changes[0]], [changes[1], first, second])  # a change held in the call that expires it
+    assert later.state.held == ()
+    assert later.count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND) == 2
+
+
 def test_held_changes_of_one_run_are_pruned_when_applied():
     result = run(
         [

@@ -67,6 +67,7 @@ class KeyApplication:
         "group_slot",
         "group_updates",
         "held",
+        "held_earliest",
         "holes",
         "indexed",
         "intents",
@@ -108,6 +109,9 @@ class KeyApplication:
         self.run_open = state.run_open
         self.member: RunMember | None = state.member
         self.held: list[HeldChange] = list(state.held) if state.held else []
+        # At most the earliest message time in ``held`` (None: not known yet): _take_in looks for expired
+        # changes only once the horizon passes it. Appending to ``held`` must keep it a lower bound.
+        self.held_earliest: int | None = None
         self.waiting: list[WaitingLookup] = list(state.waiting) if state.waiting else []
         self.memory = DuplicateMemory(state.seen_ids, state.seen_times)
         self.releases = state.releases  # copied before its first change: _record_release
@@ -148,9 +152,13 @@ class KeyApplication:
             self.last_time = message_time
             self.last_id = message_id
         if self.held:
-            expired = held_rules.expire(self.held, message_time, self.config.pending_status_window)
-            if expired:
-                self._count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND, expired)
+            window = self.config.pending_status_window
+            earliest = self.held_earliest
+            if earliest is None or earliest < message_time - window:
+                expired = held_rules.expire(self.held, message_time, window)
+                if expired:
+                    self._count(metrics.STATUS_CHANGE_GROUP_NOT_FOUND, expired)
+                self.held_earliest = held_rules.earliest(self.held)
 
     def _ended_generation(self, message_time: int, message_id: str) -> bool:
         """Whether the message comes before the delete that started the current generation (key order)."""

@@ -155,7 +155,14 @@ class DuplicateMemory:
     def is_duplicate(self, memory_id: bytes, message_time: int, retention: int) -> bool:
         time = self._added.get(memory_id)  # entry_time, inlined: once for every message
         if time is None:
-            index = self._index(memory_id)
+            ids = self._ids
+            if len(ids) <= INDEX_THRESHOLD * _ID:  # _index, inlined for a small memory (never indexed)
+                found = _find(ids, memory_id)
+                index = found if found is not None else find_python(ids, memory_id)
+                self._last_id = memory_id
+                self._last_index = index
+            else:
+                index = self._index(memory_id)
             if index < 0:
                 return False
             time = self._stored_time(index)

@@ -14,7 +14,11 @@ its creator when the creator arrives late (or waited for its event).
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from transforms.core.engine.state import HeldChange
+
+_TIME = attrgetter("message_time")
 
 
 def expire(held: list[HeldChange], message_time: int, window: int) -> int:
@@ -25,6 +29,12 @@ def expire(held: list[HeldChange], message_time: int, window: int) -> int:
     if dropped:
         held[:] = kept
     return dropped
+
+
+def earliest(held: list[HeldChange]) -> int | None:
+    """The earliest message time of the held changes (None if there are none): until the horizon passes it,
+    ``expire`` drops nothing."""
+    return min(map(_TIME, held)) if held else None
 
 
 def split_for_creator(held: list[HeldChange], creator_time: int) -> tuple[list[HeldChange], int]:

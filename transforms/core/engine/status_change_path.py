@@ -47,6 +47,9 @@ class StatusChangePath(KeyApplication):
         group = self.group
         if group is None:
             self.held.append(HeldChange(message_id, message_time, self._run_for_change(), change))
+            earliest = self.held_earliest
+            if earliest is not None and message_time < earliest:
+                self.held_earliest = message_time
             self._count(metrics.STATUS_CHANGE_PENDING)
             return
         if group.last_status_change_time is not None and message_time < group.last_status_change_time:
