@@ -137,3 +137,12 @@ def test_a_group_update_is_counted_once_for_a_write_with_the_group_row_and_never
     _state, dropped = engine.apply(None, [refused], b.context(quota=b.MemoryQuota(limit=0)))
     assert dropped.write is not None  # its event and the key's state are written, not the group's row
     assert _counts_of(dropped) == dropped.counters
+
+
+def test_a_rebuild_counts_the_group_updates_as_the_first_application_counted_them() -> None:
+    """``GroupApplier.apply`` counts one ``group.updated`` per UpsertGroup of the write; a rebuild takes the
+    flush's counts back and counts ``_counts_of`` instead, so both must count the same for the same outputs
+    (a write with two group rows: a group deleted and created again in one call)."""
+    _state, outputs = engine.apply(None, [b.occurrence(b.T0)], b.context())
+    twice = msgspec.structs.replace(outputs, group_updates=2)
+    assert _counts_of(twice)[metrics.GROUP_UPDATES] == 2

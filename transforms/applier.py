@@ -460,8 +460,8 @@ def _engine_apply(
 def _counts_of(outputs: Outputs) -> dict[str, int]:
     """What an application counts besides its dead letters: the engine's counters, and the group update."""
     counts = dict(outputs.counters)
-    if outputs.write is not None and outputs.group_updates:  # once, however many UpsertGroups it has
-        counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + 1
+    if outputs.write is not None and outputs.group_updates:  # one per UpsertGroup, as ``apply`` counts them
+        counts[metrics.GROUP_UPDATES] = counts.get(metrics.GROUP_UPDATES, 0) + outputs.group_updates
     return counts
 
 
