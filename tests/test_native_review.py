@@ -78,9 +78,10 @@ def write_values(row):
     return L.write_values({("k", "v"): row, ("k", "w"): [1, 5, 9, 3]}, 7, 1, 2, {}, set(), [], {})
 cases = {
     "valid_occurrence": lambda: (P.valid_occurrence(good), P.valid_occurrence({**good, "level": "loud"})),
-    "decode_json": lambda: (P.decode_json(RawMessage("1", 2, data, {}), 1 << 20),
-                            P.decode_json(RawMessage("1", 2, other, {}), 1 << 20),
-                            P.decode_json(RawMessage("1", 2, data, {"content_type": 5}), 1 << 70)),
+    "decode_json": lambda: (P.decode_json(RawMessage("1", 2, data, {}), 1 << 20, False),
+                            P.decode_json(RawMessage("1", 2, other, {}), 1 << 20, False),
+                            P.decode_json(RawMessage("1", 2, data, {"content_type": 5}), 1 << 70, False),
+                            P.decode_json(RawMessage("1", 2, data, {}), 1 << 20, True)),
     "index_tags": lambda: (T.index_tags("error", event), T.index_tags("error", huge_user)),
     "encode_values": lambda: (M.encode_values([["a", None, True, 5, 2**80, 1.5, ["x", (1, 2)], "é"]]),
                               raising(M.encode_values, [["a", object()]]), raising(M.encode_values, [["\\ud800"]])),

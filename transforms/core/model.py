@@ -116,6 +116,28 @@ _JSON_ENCODE = msgspec.json.encode
 _JSON_DECODER = msgspec.json.Decoder(Event)
 
 
+def carried_message(message: Message) -> Message:
+    """``message`` as it crosses the shuffle: its occurrence's event carried (``carried_event``: the event's JSON
+    text, made while the event is in the CPU's caches, instead of its JSON trees); ``message`` itself where
+    there is no whole event to carry or it cannot be encoded."""
+    occurrence = message.payload
+    if type(occurrence) is not Occurrence:
+        return message
+    event = occurrence.event
+    if event is None or event.stored_json is not None:
+        return message
+    carried = carried_event(event)
+    if carried is None:
+        return message
+    return Message(
+        message.message_id,
+        message.message_time,
+        msgspec.structs.replace(occurrence, event=carried),
+        message.data,
+        message.attributes,
+    )
+
+
 class Occurrence(
     msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="occurrence", gc=False
 ):
