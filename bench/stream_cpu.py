@@ -262,7 +262,7 @@ def run_once(
     applier = GroupApplier(config, count, quota=quota)
     to_raw, decode_fn, check_fn, attach = (
         ToRawMessage(),
-        DecodeFn(DEFAULT_MAX_BYTES),
+        DecodeFn(DEFAULT_MAX_BYTES, carry=True),  # as transforms.ingest and pipeline.stream
         CheckProjectFn(),
         AttachProject(),
     )

@@ -138,7 +138,7 @@ def build(pipeline: beam.Pipeline, options: PipelineOptions, source: beam.PTrans
         keyed, early_dead_letters = ingested[ROUTED], [ingested[DEAD_LETTER]]
     else:
         read_messages = pipeline | "ReadMessages" >> read
-        decoded = read_messages[MESSAGES] | "DecodeMessages" >> DecodeMessages(max_bytes)
+        decoded = read_messages[MESSAGES] | "DecodeMessages" >> DecodeMessages(max_bytes, carry=True)
         checked = decoded | "CheckProjects" >> CheckProjects(projects)
         by_group = checked[MESSAGES] | "KeyByGroup" >> beam.ParDo(KeyByGroupFn()).with_outputs(
             DEAD_LETTER, main=MESSAGES

@@ -56,7 +56,8 @@ import orjson
 from tests.decode import payloads
 from transforms.core import occurrence_payload as op
 from transforms.core.engine import dedup, tags as tg
-from transforms.core.model import Event, RawMessage
+import msgspec
+from transforms.core.model import Event, RawMessage, carried_event
 from transforms.storage import spanner_rows as sr, tag_writer as tw
 P, T, M, E, L = op._native, tg._native, sr._native, dedup.native, tw._native
 good = payloads.with_event()
@@ -66,6 +67,9 @@ event = Event("0" * 32, 2, "javascript", 1, tags=(("environment", "staging"), ("
     user={"id": 42, "email": "a@example.com", "ip_address": "2001:db8::1"}, request={"url": "https://e.com/a?b=1#c"},
     contexts={"os": {"name": "iOS", "version": 17.5, "rooted": False}})
 huge_user = Event("0" * 32, 1, "python", 1, user={"id": 2**20000})
+carried = carried_event(event)
+odd_carried = msgspec.structs.replace(carried, received=1.5)
+bad_text = msgspec.structs.replace(carried, stored_json='{"tags": 5}')
 ids, times = bytes(range(16)) * 50, ((1).to_bytes(8, "little") + (3).to_bytes(8, "little")) * 25
 known = frozenset({(7, "k", "v")})
 planned = {(1, "a"): (("A", "Type"), (1, 2)), (2, "b"): (("A",), (3,))}
@@ -78,10 +82,13 @@ def write_values(row):
     return L.write_values({("k", "v"): row, ("k", "w"): [1, 5, 9, 3]}, 7, 1, 2, {}, set(), [], {})
 cases = {
     "valid_occurrence": lambda: (P.valid_occurrence(good), P.valid_occurrence({**good, "level": "loud"})),
-    "decode_json": lambda: (P.decode_json(RawMessage("1", 2, data, {}), 1 << 20),
-                            P.decode_json(RawMessage("1", 2, other, {}), 1 << 20),
-                            P.decode_json(RawMessage("1", 2, data, {"content_type": 5}), 1 << 70)),
-    "index_tags": lambda: (T.index_tags("error", event), T.index_tags("error", huge_user)),
+    "decode_json": lambda: (P.decode_json(RawMessage("1", 2, data, {}), 1 << 20, False),
+                            P.decode_json(RawMessage("1", 2, other, {}), 1 << 20, False),
+                            P.decode_json(RawMessage("1", 2, data, {"content_type": 5}), 1 << 70, False),
+                            P.decode_json(RawMessage("1", 2, data, {}), 1 << 20, True)),
+    "index_tags": lambda: (T.index_tags("error", event), T.index_tags("error", huge_user),
+                           T.index_tags("error", carried), T.index_tags("error", odd_carried),
+                           T.index_tags("error", bad_text)),
     "encode_values": lambda: (M.encode_values([["a", None, True, 5, 2**80, 1.5, ["x", (1, 2)], "é"]]),
                               raising(M.encode_values, [["a", object()]]), raising(M.encode_values, [["\\ud800"]])),
     "rfc3339": lambda: (M.rfc3339(1_700_000_000_123_456), raising(M.rfc3339, -(10**18))),
@@ -134,7 +141,7 @@ swapped = (tags._USER_SEARCH_KEYS[1], tags._USER_SEARCH_KEYS[0], *tags._USER_SEA
 try:
     tags._native.configure(tags.Event, tags._valid_ip, tags.TAG_KEY_MAX_CHARS, tags.TAG_VALUE_MAX_CHARS,
         tags.RESERVED_KEYS, tags._CONTEXT_TAGS, tags._USER_FIELDS, swapped, tags._SDK_SEARCH_KEYS,
-        tags.full_event)
+        tags.EventTrees, tags.event_trees)
     print("accepted")
 except ValueError:
     print("refused")

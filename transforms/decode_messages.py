@@ -40,10 +40,12 @@ class DecodeFn(beam.DoFn):
     exception decoding did not expect makes the message a dead letter ``internal_error`` (stage ``decode``).
 
     Counts what decoding removed from the messages it accepted (``event.release_removed``,
-    ``event.environment_removed``)."""
+    ``event.environment_removed``). ``carry``: events come carried (``decode``'s ``carry``), for a streaming
+    job's shuffle (``Routed.of``)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, carry: bool = False) -> None:
         self._max_bytes = max_bytes
+        self._carry = carry
         self._sizes = Metrics.distribution(metrics.NAMESPACE, metrics.MESSAGE_BYTES)
         self._dead_letters = _dead_letter_counters()
         self._removed_counters = {
@@ -57,7 +59,7 @@ class DecodeFn(beam.DoFn):
         removed = self._removed
         try:
             self._sizes.update(len(raw.data))
-            decoded = decode(raw, max_bytes=self._max_bytes, removed=removed)
+            decoded = decode(raw, max_bytes=self._max_bytes, removed=removed, carry=self._carry)
         except Exception as error:  # the last line of defence: the message, not the pipeline
             removed.clear()
             decoded = internal_errors.dead_letter(
@@ -82,16 +84,19 @@ class DecodeMessages(beam.PTransform):
     """``RawMessage`` → ``messages`` (``Message``) and ``dead_letter`` (``DeadLetter``).
 
     Dead letters whose reason ranks after ``unknown_project`` still carry their
-    project id: pass both outputs to ``CheckProjects`` before using them.
+    project id: pass both outputs to ``CheckProjects`` before using them. ``carry``: as ``DecodeFn``'s.
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, label: str | None = None) -> None:
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_BYTES, label: str | None = None, *, carry: bool = False
+    ) -> None:
         super().__init__(label)
         check_max_bytes(max_bytes)
         self._max_bytes = max_bytes
+        self._carry = carry
 
     def expand(self, raw_messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        outputs = raw_messages | "Decode" >> beam.ParDo(DecodeFn(self._max_bytes)).with_outputs(
+        outputs = raw_messages | "Decode" >> beam.ParDo(DecodeFn(self._max_bytes, self._carry)).with_outputs(
             DEAD_LETTER, main=MESSAGES
         )
         return typed(outputs, **{MESSAGES: Message, DEAD_LETTER: DeadLetter})

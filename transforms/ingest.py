@@ -65,7 +65,7 @@ class _IngestFn(beam.DoFn):
 
     def __init__(self, max_bytes: int, timestamp_attribute: str | None = None) -> None:
         self._to_raw = ToRawMessage(timestamp_attribute)
-        self._decode = DecodeFn(max_bytes)
+        self._decode = DecodeFn(max_bytes, carry=True)  # events carried across the shuffle (Routed.of)
         self._check = CheckProjectFn()
         self._attach = AttachProject()
 

@@ -35,7 +35,7 @@ from tests.infra.test_packaging import _sdist
 from transforms.core import decode as decoding
 from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
-from transforms.core.model import RawMessage
+from transforms.core.model import Message, Occurrence, RawMessage, carried_message, full_event
 from transforms.core.payload_fields import Rejected, hash_cache, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,12 +217,12 @@ def test_what_c_leaves_alone_is_left_to_python() -> None:
     assert _python_answer(odd).culprit == "c"
 
 
-def _decode_in_python(raw: RawMessage, max_bytes: int, removed: list[str]) -> Any:
+def _decode_in_python(raw: RawMessage, max_bytes: int, removed: list[str], carry: bool = False) -> Any:
     """``decode`` with the C paths switched off (as without the extension)."""
     saved = decoding.native_decode_json, decoding.native_occurrence
     decoding.native_decode_json = decoding.native_occurrence = None
     try:
-        return decode(raw, max_bytes=max_bytes, removed=removed)
+        return decode(raw, max_bytes=max_bytes, removed=removed, carry=carry)
     finally:
         decoding.native_decode_json, decoding.native_occurrence = saved
 
@@ -266,15 +266,54 @@ def test_decode_with_the_c_paths_gives_what_python_gives(raw_and_limit: tuple[Ra
     assert result == expected
     assert msgspec.msgpack.encode(result) == msgspec.msgpack.encode(expected)
     assert removed == removed_in_python
+    # carried (decode's carry): the C path's carried event is the one carried_message makes of the whole
+    carried = decode(raw, max_bytes=max_bytes, carry=True)
+    for other in (
+        _decode_in_python(raw, max_bytes, [], carry=True),
+        carried_message(result) if type(result) is Message else result,
+    ):
+        assert carried == other
+        assert msgspec.msgpack.encode(carried) == msgspec.msgpack.encode(other)
+    if type(result) is Message and type(result.payload) is Occurrence and result.payload.event is not None:
+        event = carried.payload.event
+        assert event.stored_json == msgspec.json.encode(result.payload.event).decode()
+        assert full_event(event) == result.payload.event
+
+
+@native
+def test_decode_json_carries_the_event_whole_where_its_json_cannot_be_made(monkeypatch) -> None:
+    """An event whose JSON text cannot be made (an error carried_event catches) crosses whole, as
+    carried_event leaves it; another error leaves the message to the Python path (no answer)."""
+    raw = RawMessage("1", 2, orjson.dumps(payloads.with_event()), {})
+    whole = decode(raw)
+
+    def refusing(error: type[Exception]) -> Any:
+        def encode(value: Any) -> bytes:
+            raise error("no")
+
+        return encode
+
+    try:
+        for error, expected in ((ValueError, whole), (OverflowError, whole), (KeyError, raw.data)):
+            monkeypatch.setattr(msgspec.json, "encode", refusing(error))
+            occurrence_payload._load_native()
+            answer = occurrence_payload._native.decode_json(raw, 1 << 20, True)
+            assert (answer if type(answer) is Message else raw.data) == expected
+    finally:
+        monkeypatch.undo()
+        occurrence_payload._load_native()
+    assert decode(raw, carry=True) == carried_message(whole) != whole
 
 
 @native
 def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -> None:
     data = orjson.dumps(payloads.with_event())
-    message = occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20)
+    message = occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20, False)
     assert message == decode(RawMessage("1", 2, data, {}))
     for other in ({**payloads.with_event(), "level": "loud"}, {"payload_type": "status_change"}):
-        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(other), {}), 1 << 20)
+        parsed = occurrence_payload._native.decode_json(
+            RawMessage("1", 2, orjson.dumps(other), {}), 1 << 20, False
+        )
         assert parsed == other  # parsed, not decided: decode checks it without parsing it again
     for raw, max_bytes in (
         (RawMessage("1", 2, data, {"content_type": PROTOBUF_CONTENT_TYPE}), 1 << 20),
@@ -282,7 +321,7 @@ def test_decode_json_answers_the_usual_message_and_hands_back_what_it_parsed() -
         (RawMessage("1", 2, b"[1]", {}), 1 << 20),
         (RawMessage("1", 2, b"{", {}), 1 << 20),
     ):
-        assert occurrence_payload._native.decode_json(raw, max_bytes) is None
+        assert occurrence_payload._native.decode_json(raw, max_bytes, False) is None
 
 
 @native
@@ -304,7 +343,7 @@ def test_the_brackets_are_counted_exactly_at_the_depth_limit(parts: list[str], s
         if extra < 0:
             continue
         padded = orjson.dumps({"payload_type": "status_change", "pad": "y" * shift, "x": text + "[" * extra})
-        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20)
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20, False)
         assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
         if parsed is not None:
             assert parsed == orjson.loads(padded)
@@ -325,11 +364,11 @@ def test_the_brackets_of_a_long_payload_are_counted_in_every_block(
     brackets = orjson.dumps({**head, "x": ""}).count(b"{") + orjson.dumps({**head, "x": ""}).count(b"[")
     for extra in range(limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 2):
         padded = orjson.dumps({**head, "x": bracket * extra})
-        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20)
+        parsed = occurrence_payload._native.decode_json(RawMessage("1", 2, padded, {}), 1 << 20, False)
         assert (parsed is None) == (brackets + extra > limits.MAX_JSON_FIELD_DEPTH)
     for run in (4_080, 4_096, 8_192 + shift):
         data = orjson.dumps({**head, "x": bracket * run})
-        assert occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20) is None
+        assert occurrence_payload._native.decode_json(RawMessage("1", 2, data, {}), 1 << 20, False) is None
 
 
 _WITHOUT_SSE2 = """
@@ -351,7 +390,7 @@ for filler in (0, 8, 4_070, 4_080, 8_150):
             brackets = plain.count(b"{") + plain.count(b"[")
             for extra in (limits.MAX_JSON_FIELD_DEPTH - brackets, limits.MAX_JSON_FIELD_DEPTH - brackets + 1, 300):
                 data = orjson.dumps({**head, "x": bracket * extra})
-                parsed = module.decode_json(RawMessage("1", 2, data, {}), 1 << 20)
+                parsed = module.decode_json(RawMessage("1", 2, data, {}), 1 << 20, False)
                 if (parsed is None) != (brackets + extra > limits.MAX_JSON_FIELD_DEPTH):
                     wrong.append((filler, shift, bracket, extra))
 print(wrong)
@@ -409,10 +448,14 @@ def test_the_answers_do_not_depend_on_which_str_objects_the_keys_are() -> None:
     fresh = json.loads(json.dumps(good))  # keys other than orjson's objects (and other than interned ones)
     for _ in range(2):
         for _ in range(5_000):  # more than the parses between two learnings
-            assert occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20)
+            assert occurrence_payload._native.decode_json(
+                RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20, False
+            )
         assert occurrence_payload._native.valid_occurrence(fresh) == expected
         assert occurrence_payload._native.valid_occurrence(json.loads(json.dumps(loud))) is None
-        message = occurrence_payload._native.decode_json(RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20)
+        message = occurrence_payload._native.decode_json(
+            RawMessage("1", 2, orjson.dumps(good), {}), 1 << 20, False
+        )
         assert message.payload == expected
 
 

@@ -79,7 +79,7 @@ def test_the_events_json_trees_are_untracked_whichever_path_decodes_them() -> No
     payload = payloads.with_event(event=EVENT)
     raw = RawMessage("1", 2, orjson.dumps(payload), {})
     decoded = decode(raw)
-    assert occurrence_payload.native_decode_json(raw, 1 << 20) == decoded  # the C path's answer
+    assert occurrence_payload.native_decode_json(raw, 1 << 20, False) == decoded  # the C path's answer
     events = {
         "c": _event(decoded),
         "python fast path": occurrence_payload.valid_occurrence(orjson.loads(raw.data)).event,  # type: ignore[union-attr]

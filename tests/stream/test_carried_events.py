@@ -18,7 +18,7 @@ from tests.decode.payloads import ENCODINGS
 from tests.engine import builders as b
 from tests.engine.sequences import key_order, sequences
 from tests.engine.test_properties import apply_batches, splits
-from transforms.core import intents
+from transforms.core import intents, model
 from transforms.core.decode import decode
 from transforms.core.engine import encode_state, tags
 from transforms.core.engine.events import without_bytes
@@ -26,7 +26,6 @@ from transforms.core.enums import LOG_LEVELS
 from transforms.core.model import Event, Message, Occurrence, carried_event, full_event
 from transforms.core.occurrence_payload import occurrence_from_payload, valid_occurrence
 from transforms.core.reencode import payload_json
-from transforms.per_group import routed
 from transforms.per_group.routed import Routed, decode_message
 from transforms.storage import commit_plan, spanner_rows
 from transforms.storage.commit_plan import StoredVersions, plan_commit
@@ -90,6 +89,9 @@ def test_a_carried_event_gives_the_rows_tags_and_dead_letters_of_its_whole_event
     assert payload_json(out.payload) == payload_json(occurrence)
     # a carried message crosses again as it is
     assert _shuffled(out) == out
+    # decoded carried (decode's carry, as the streaming job's ingest asks): it crosses as the same bytes
+    decoded_carried = without_bytes(decode(payloads.raw(payload, encoding), carry=True))
+    assert Routed.of(decoded_carried, b.PROJECT).encoded == Routed.of(message, b.PROJECT).encoded
 
 
 def test_a_message_encoded_before_carrying_is_applied_as_it_is() -> None:
@@ -107,7 +109,7 @@ def test_a_message_encoded_before_carrying_is_applied_as_it_is() -> None:
 def test_an_event_that_cannot_be_encoded_crosses_whole(monkeypatch) -> None:
     """Its JSON is its rows' error (a refusal at the commit), as without carrying."""
     assert carried_event(b.event(user={"id": object()})) is None  # no JSON value
-    monkeypatch.setattr(routed, "carried_event", lambda event: None)
+    monkeypatch.setattr(model, "carried_event", lambda event: None)
     message = b.occurrence(b.T0)
     out = _shuffled(message)
     assert out == message and out.payload.event.stored_json is None

@@ -12,6 +12,9 @@
  * configure(...) hands it, once, the model's types, the registries it looks values up in, the fingerprint
  * digest cache and the Python functions it defers to (see occurrence_payload._load_native).
  *
+ * decode_json(raw, max_bytes, carry) is decode.decode's common case (see its comment); with carry, the event comes
+ * carried (model.carried_event: its JSON text made of the whole event here, its trees left out).
+ *
  * untrack_fields(struct) is model.Event's __post_init__: it untracks the event's JSON trees (see "Untracking").
  * Optional: without a compiler the Python path runs (and nothing is untracked).
  */
@@ -26,7 +29,7 @@
 #endif
 
 /* Set by configure (strong references, kept for the process's life). */
-static PyObject *occurrence_type, *event_type, *evidence_item_type, *message_type, *json_loads;
+static PyObject *occurrence_type, *event_type, *evidence_item_type, *message_type, *json_loads, *json_encode;
 static PyObject *group_types, *log_levels, *hash_cache, *fingerprint_hashes, *parse_time;
 static long long max_parts, max_release_bytes, max_environment_bytes, max_culprit;
 static long long min_seconds, max_seconds, min_micros, max_micros, max_depth, measure_above;
@@ -317,10 +320,48 @@ static PyObject *tag_pairs(PyObject *tags) {
     return pairs;
 }
 
+/* model.carried_event(event) (new reference, event released), or NULL with an Exception set that Python's would
+ * not catch; event itself where its JSON cannot be made (TypeError, ValueError, RecursionError, OverflowError,
+ * which carried_event catches: the event crosses whole, as there). */
+static PyObject *carried(PyObject *event, PyObject *const *fields) {
+    PyObject *encoded = PyObject_CallOneArg(json_encode, event), *text = NULL;
+    if (encoded != NULL) {
+        text = PyBytes_CheckExact(encoded)
+                   ? PyUnicode_DecodeUTF8(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded), "strict")
+                   : NULL;
+        Py_DECREF(encoded);
+    }
+    if (text == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError) || PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_RecursionError) || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            return event;
+        }
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_payload: json_encode gave no bytes");
+        Py_DECREF(event);
+        return NULL;
+    }
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL) {
+        Py_DECREF(text);
+        Py_DECREF(event);
+        return NULL;
+    }
+    /* positional, in the order of Event's fields: the trees left at their defaults, the text last */
+    PyObject *args[17] = {fields[0], fields[1], fields[2], fields[3], fields[4], empty, fields[6], fields[7],
+                          fields[8], fields[9], fields[10], Py_None, Py_None, Py_None, Py_None, fields[15], text};
+    PyObject *result = PyObject_Vectorcall(event_type, args, 17, NULL);
+    Py_DECREF(empty);
+    Py_DECREF(text);
+    Py_DECREF(event);
+    return result;
+}
+
 /* occurrence_payload._event for a valid event (new reference), or NULL. payload_event_id is the payload's
  * event_id normalised (or NULL when it gave none). A release or environment name over its limit is removed,
- * as Python removes it, unless strict: then it is NULL (the caller must report what is removed). */
-static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_event_id, int strict) {
+ * as Python removes it, unless strict: then it is NULL (the caller must report what is removed). carry: the
+ * event carried (see carried). */
+static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_event_id, int strict, int carry) {
     PyObject *event_project = field(ev, K_PROJECT_ID);
     if (event_project == FAIL || !PyLong_CheckExact(event_project)) return NULL;
     int same = PyObject_RichCompareBool(event_project, project_id, Py_EQ);
@@ -369,14 +410,15 @@ static PyObject *event_of(PyObject *ev, PyObject *project_id, PyObject *payload_
     PyObject *args[16] = {event_id, project_id, platform, timestamp, received, tags, release, environment,
                           dist, transaction, server_name, sdk, user, request, contexts, trace_id};
     result = PyObject_Vectorcall(event_type, args, 16, NULL);
+    if (result != NULL && carry) result = carried(result, args);
 done:;
     PyObject *made[] = {event_id, timestamp, received, tags};
     for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) Py_XDECREF(made[i]);
     return result;
 }
 
-/* The Occurrence of a valid payload (new reference), or NULL: not sure, or an error. strict: see event_of. */
-static PyObject *occurrence_of(PyObject *p, int strict) {
+/* The Occurrence of a valid payload (new reference), or NULL: not sure, or an error. strict, carry: see event_of. */
+static PyObject *occurrence_of(PyObject *p, int strict, int carry) {
     PyObject *raw_id = field(p, K_ID), *project_id = field(p, K_PROJECT_ID), *raw_event_id = field(p, K_EVENT_ID);
     PyObject *parts = field(p, K_FINGERPRINT), *title = field(p, K_ISSUE_TITLE), *subtitle = field(p, K_SUBTITLE);
     PyObject *type_id = field(p, K_TYPE), *raw_detection = field(p, K_DETECTION_TIME);
@@ -430,7 +472,7 @@ static PyObject *occurrence_of(PyObject *p, int strict) {
     }
     if (culprit == NULL) goto done;
     if (ev != ABSENT) {
-        if ((event = event_of(ev, project_id, event_id, strict)) == NULL) goto done;
+        if ((event = event_of(ev, project_id, event_id, strict, carry)) == NULL) goto done;
         PyObject *decoded_id = PyObject_GetAttr(event, keys[K_EVENT_ID]);
         if (decoded_id == NULL) goto done;
         if (event_id == NULL) {
@@ -470,7 +512,7 @@ static PyObject *valid_occurrence(PyObject *module, PyObject *payload) {
         return NULL;
     }
     if (!PyDict_CheckExact(payload)) Py_RETURN_NONE;
-    PyObject *result = occurrence_of(payload, 0);
+    PyObject *result = occurrence_of(payload, 0, 0);
     if (result != NULL || no_answer() < 0) return result;
     Py_RETURN_NONE;
 }
@@ -538,10 +580,10 @@ static Py_ssize_t opening_brackets(const char *bytes, Py_ssize_t size) {
     return count;
 }
 
-/* decode_json(raw, max_bytes) -> Message | dict | None: decode.decode's Message for a RawMessage holding a
- * plainly valid JSON occurrence (content type JSON or none, at most max_bytes and small enough that no stored
+/* decode_json(raw, max_bytes, carry) -> Message | dict | None: decode.decode's Message for a RawMessage holding
+ * a plainly valid JSON occurrence (content type JSON or none, at most max_bytes and small enough that no stored
  * document can exceed Spanner's limit, fewer opening brackets than the depth limit, nothing removed from its
- * event). When it parsed the payload but gives no Message it returns the parsed dict, which decode then checks
+ * event); with carry (true or false, as decode's), its event carried. When it parsed the payload but gives no Message it returns the parsed dict, which decode then checks
  * itself without parsing it again (the envelope's checks passed: the payload's Checks are SHALLOW); None when
  * it did not parse it. */
 static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
@@ -549,10 +591,11 @@ static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t
         PyErr_SetString(PyExc_RuntimeError, "_payload.decode_json: configure was not called");
         return NULL;
     }
-    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "_payload.decode_json(raw, max_bytes)");
+    if (nargs != 3 || !PyLong_CheckExact(args[1]) || !PyBool_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "_payload.decode_json(raw, max_bytes, carry)");
         return NULL;
     }
+    int carry = args[2] == Py_True;
     PyObject *raw = args[0], *data = NULL, *attributes = NULL, *payload = NULL, *occurrence = NULL;
     PyObject *message_id = NULL, *message_time = NULL, *result = NULL;
     long long max_bytes = PyLong_AsLongLong(args[1]);
@@ -578,7 +621,7 @@ static PyObject *decode_json(PyObject *module, PyObject *const *args, Py_ssize_t
                              : payload_type != Py_None && (!PyUnicode_CheckExact(payload_type) ||
                                                            PyUnicode_Compare(payload_type, s_occurrence) != 0))
         goto done;
-    if ((occurrence = occurrence_of(payload, 1)) == NULL || (message_id = PyObject_GetAttr(raw, a_message_id)) == NULL ||
+    if ((occurrence = occurrence_of(payload, 1, carry)) == NULL || (message_id = PyObject_GetAttr(raw, a_message_id)) == NULL ||
         (message_time = PyObject_GetAttr(raw, a_message_time)) == NULL)
         goto done;
     PyObject *fields[5] = {message_id, message_time, occurrence, data, attributes};
@@ -660,19 +703,19 @@ static PyObject *untrack_fields(PyObject *module, PyObject *obj) {
 }
 
 static PyObject *configure(PyObject *module, PyObject *args) {
-    PyObject *o, *e, *item, *message, *types, *levels, *cache, *hashes, *parse, *loads;
+    PyObject *o, *e, *item, *message, *types, *levels, *cache, *hashes, *parse, *loads, *encode;
     long long parts, release, environment, culprit, lo, hi, depth, above;
-    if (!PyArg_ParseTuple(args, "OOOOO!O!O!OOOLLLLLLLL:configure", &o, &e, &item, &message, &PyDict_Type, &types,
-                          &PyDict_Type, &levels, &PyDict_Type, &cache, &hashes, &parse, &loads, &parts, &release,
-                          &environment, &culprit, &lo, &hi, &depth, &above))
+    if (!PyArg_ParseTuple(args, "OOOOO!O!O!OOOOLLLLLLLL:configure", &o, &e, &item, &message, &PyDict_Type, &types,
+                          &PyDict_Type, &levels, &PyDict_Type, &cache, &hashes, &parse, &loads, &encode, &parts,
+                          &release, &environment, &culprit, &lo, &hi, &depth, &above))
         return NULL;
     if (culprit < 3 || lo > hi || lo < -(1LL << 40) || hi > (1LL << 40)) {
         PyErr_SetString(PyExc_ValueError, "_payload.configure: limits out of range");
         return NULL;
     }
     PyObject **refs[] = {&occurrence_type, &event_type, &evidence_item_type, &message_type, &group_types,
-                         &log_levels, &hash_cache, &fingerprint_hashes, &parse_time, &json_loads};
-    PyObject *values[] = {o, e, item, message, types, levels, cache, hashes, parse, loads};
+                         &log_levels, &hash_cache, &fingerprint_hashes, &parse_time, &json_loads, &json_encode};
+    PyObject *values[] = {o, e, item, message, types, levels, cache, hashes, parse, loads, encode};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) Py_XSETREF(*refs[i], Py_NewRef(values[i]));
     max_parts = parts, max_release_bytes = release, max_environment_bytes = environment, max_culprit = culprit;
     min_seconds = lo, max_seconds = hi, max_depth = depth, measure_above = above;
@@ -685,13 +728,13 @@ static PyMethodDef methods[] = {
     {"valid_occurrence", valid_occurrence, METH_O,
      "valid_occurrence(payload) -> Occurrence | None: the occurrence of a plainly valid payload, else None."},
     {"decode_json", (PyCFunction)(void (*)(void))decode_json, METH_FASTCALL,
-     "decode_json(raw, max_bytes) -> Message | dict | None: see the source."},
+     "decode_json(raw, max_bytes, carry) -> Message | dict | None: see the source."},
     {"untrack_fields", untrack_fields, METH_O,
      "untrack_fields(struct) -> None: untrack the JSON trees its fields hold (see the source)."},
     {"configure", configure, METH_VARARGS,
      "configure(Occurrence, Event, EvidenceItem, Message, GROUP_TYPES, LOG_LEVELS, hash_cache, "
-     "fingerprint_hashes, parse_time, json_loads, max_parts, max_release_bytes, max_environment_bytes, "
-     "max_culprit, min_seconds, max_seconds, max_depth, measure_above)"},
+     "fingerprint_hashes, parse_time, json_loads, json_encode, max_parts, max_release_bytes, "
+     "max_environment_bytes, max_culprit, min_seconds, max_seconds, max_depth, measure_above)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -47,7 +47,15 @@ from google.protobuf.message import DecodeError
 
 from schemas import ingest_pb2
 from transforms.core import limits, metrics, reasons
-from transforms.core.model import DeadLetter, Event, Message, Occurrence, RawMessage, StatusChange
+from transforms.core.model import (
+    DeadLetter,
+    Event,
+    Message,
+    Occurrence,
+    RawMessage,
+    StatusChange,
+    carried_message,
+)
 from transforms.core.occurrence_payload import (
     MAX_CULPRIT_LENGTH,
     MEASURE_JSON_ABOVE,
@@ -100,9 +108,16 @@ _NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"{[")
 
 
 def decode(
-    raw: RawMessage, *, max_bytes: int = DEFAULT_MAX_BYTES, removed: list[str] | None = None
+    raw: RawMessage,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    removed: list[str] | None = None,
+    carry: bool = False,
 ) -> Message | DeadLetter:
     """Decode and validate one message; never raises.
+
+    ``carry``: an occurrence's event comes carried (``model.carried_message``, as it crosses the shuffle), made
+    here where it is decoded (in C, without building the whole message twice); else whole.
 
     A dead letter's ``project_id`` is set whenever the payload's project id was
     valid; for reasons ranked after ``unknown_project`` it is always set.
@@ -115,11 +130,12 @@ def decode(
         if (
             native_decode_json is not None
         ):  # the C path: a valid JSON occurrence's Message, or its parsed payload
-            parsed = native_decode_json(raw, max_bytes)
+            parsed = native_decode_json(raw, max_bytes, carry)
             if parsed.__class__ is Message:
                 decoded: Message = parsed
                 return decoded
-        return _decode(raw, max_bytes, removed, parsed)
+        message = _decode(raw, max_bytes, removed, parsed)
+        return carried_message(message) if carry else message
     except Rejected as rejected:
         return _dead_letter(raw, rejected.reason, rejected.error, rejected.project_id)
     except Exception as exc:  # the guard: a decoding error is a value, never an escaping exception

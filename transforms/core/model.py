@@ -16,6 +16,7 @@ event, which a process keeps longest (``_payload.untrack_fields``: tests/decode/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,8 +113,44 @@ def full_event(event: Event) -> Event:
     return event if text is None else _JSON_DECODER.decode(text)
 
 
+class EventTrees(msgspec.Struct, frozen=True, gc=False):
+    """An event's JSON trees (``Event``'s fields of these names, of the same types): those a carried event's
+    text holds (``event_trees``), for what reads only them (the tags, in ``engine/_tags.c``)."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+    sdk: dict[str, Any] | None = None
+    user: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+    contexts: dict[str, Any] | None = None
+
+
 _JSON_ENCODE = msgspec.json.encode
 _JSON_DECODER = msgspec.json.Decoder(Event)
+# ``event_trees(text)``: the trees of the whole event a carried event's JSON text holds (``full_event``'s), its
+# other fields skipped (they are the carried event's own). The decoder's own method: no call in between.
+event_trees: Callable[[str], EventTrees] = msgspec.json.Decoder(EventTrees).decode
+
+
+def carried_message(message: Message) -> Message:
+    """``message`` as it crosses the shuffle: its occurrence's event carried (``carried_event``: the event's JSON
+    text, made while the event is in the CPU's caches, instead of its JSON trees); ``message`` itself where
+    there is no whole event to carry or it cannot be encoded."""
+    occurrence = message.payload
+    if type(occurrence) is not Occurrence:
+        return message
+    event = occurrence.event
+    if event is None or event.stored_json is not None:
+        return message
+    carried = carried_event(event)
+    if carried is None:
+        return message
+    return Message(
+        message.message_id,
+        message.message_time,
+        msgspec.structs.replace(occurrence, event=carried),
+        message.data,
+        message.attributes,
+    )
 
 
 class Occurrence(

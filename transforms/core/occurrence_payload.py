@@ -313,6 +313,7 @@ def _load_native() -> Any:
             fingerprint_hashes,
             parse_time,
             orjson.loads,
+            msgspec.json.encode,  # a carried event's text (model.carried_event)
             limits.MAX_FINGERPRINT_PARTS,
             limits.MAX_RELEASE_BYTES,
             limits.MAX_ENVIRONMENT_BYTES,

@@ -32,7 +32,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import coders, internal_errors
 from transforms.core import metrics, reasons
-from transforms.core.model import Event, Message, Occurrence, ProjectInfo, carried_event
+from transforms.core.model import Message, Occurrence, ProjectInfo, carried_message
 
 DEAD_LETTER = "dead_letter"
 
@@ -107,8 +107,8 @@ class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
             event = payload.event
             if event is None:
                 lookup = (payload.project_id, payload.event_id)
-            elif event.stored_json is None:
-                message = carried_message(message, payload, event)
+            elif event.stored_json is None:  # decoded whole (decode's carry not asked, or its Python path)
+                message = carried_message(message)
         found = _ENCODED_PROJECTS.get(id(project))  # encode_project's cache, looked up here first
         return cls(
             _MESSAGE_ENCODER.encode(message),
@@ -116,22 +116,6 @@ class Routed(msgspec.Struct, frozen=True, array_like=True, gc=False):
             lookup,
             found[1] if found is not None and found[0] is project else encode_project(project),
         )
-
-
-def carried_message(message: Message, occurrence: Occurrence, event: Event) -> Message:
-    """``message`` as it crosses the shuffle: its occurrence's event carried (``model.carried_event``: the
-    event's JSON text, made here while the event is in the CPU's caches, instead of its JSON trees); as it is
-    where the event cannot be encoded."""
-    carried = carried_event(event)
-    if carried is None:
-        return message
-    return Message(
-        message.message_id,
-        message.message_time,
-        msgspec.structs.replace(occurrence, event=carried),
-        message.data,
-        message.attributes,
-    )
 
 
 # The message time of a wake-up: outside the years 1 to 9999 that every message time is within.

@@ -7,8 +7,9 @@
  * tests/engine/test_native_tags.py checks that on generated events. Every rule is the module docstring's of
  * tags.py; the comments below only say where this file gives up.
  * configure(...) must be called first (tags.py does, with its own rules and tables): valid_ip(str) -> bool
- * is tags.py's IP rule, asked for any address that is not a plain dotted IPv4 one; full_event(event) -> Event
- * is model.full_event, asked for a carried event's whole event (its JSON trees are in its JSON text).
+ * is tags.py's IP rule, asked for any address that is not a plain dotted IPv4 one; event_trees(text) ->
+ * EventTrees is model.event_trees, asked for a carried event's JSON trees (in its JSON text: the whole event's
+ * trees, decoded without its other fields, which the carried event holds).
  * Optional: without a compiler, or with a build of another source, tags.py runs its Python alone.
  */
 #define PY_SSIZE_T_CLEAN
@@ -18,7 +19,7 @@
 
 #define UNSURE ((PyObject *)1) /* a helper's "give up" answer; never a real object pointer */
 
-static PyObject *valid_ip = NULL, *whole_event = NULL;
+static PyObject *valid_ip = NULL, *event_trees = NULL;
 static Py_ssize_t key_max = 0, value_max = 0;
 
 /* Interned names: tag keys, dict keys and the values the rules insert. */
@@ -252,15 +253,24 @@ static int context_tags(TagMap *tags, PyObject *contexts) {
 /* Where Event keeps the fields read (configure finds their slots): index_tags reads them straight from an
  * Event (and declines any other type), as its attributes' descriptors do. */
 enum { F_TAGS, F_ENVIRONMENT, F_SERVER_NAME, F_TRANSACTION, F_RELEASE, F_DIST, F_USER, F_REQUEST, F_CONTEXTS,
-       F_SDK, F_STORED_JSON, N_FIELDS };
+       F_SDK, F_STORED_JSON, F_EVENT_ID, F_PROJECT_ID, F_PLATFORM, F_TIMESTAMP, F_RECEIVED, F_TRACE_ID, N_FIELDS };
 static const char *FIELD_NAMES[N_FIELDS] = {"tags", "environment", "server_name", "transaction", "release",
-                                            "dist", "user", "request", "contexts", "sdk", "stored_json"};
+                                            "dist", "user", "request", "contexts", "sdk", "stored_json",
+                                            "event_id", "project_id", "platform", "timestamp", "received",
+                                            "trace_id"};
 static PyTypeObject *event_type = NULL;
 static Py_ssize_t field_offsets[N_FIELDS];
+/* model.EventTrees, and where it keeps the trees (at the trees' indices of FIELD_NAMES; the others unused). */
+static const int TREE_FIELDS[] = {F_TAGS, F_USER, F_REQUEST, F_CONTEXTS, F_SDK};
+#define N_TREES ((int)(sizeof(TREE_FIELDS) / sizeof(TREE_FIELDS[0])))
+static PyTypeObject *trees_type = NULL;
+static Py_ssize_t tree_offsets[N_FIELDS];
 
-/* A field of the event: a new reference, or NULL where it is unset (the attribute would raise). */
-static PyObject *field(PyObject *event, int index) {
-    PyObject *v = *(PyObject **)((char *)event + field_offsets[index]);
+/* A field of the event, or of its trees (an EventTrees, or NULL: the event's own) where it is one of them: a
+ * new reference, or NULL where it is unset (the attribute would raise). */
+static PyObject *field_in(PyObject *event, PyObject *trees, int index) {
+    PyObject *v = trees == NULL ? *(PyObject **)((char *)event + field_offsets[index])
+                                : *(PyObject **)((char *)trees + tree_offsets[index]);
     Py_XINCREF(v);
     return v;
 }
@@ -312,20 +322,20 @@ static void release_fields(Fields *f) {
 
 /* Reads the event's fields into f: 0 done, 1 unsure (a field unset or of a type decoding never gives),
  * -1 error. */
-static int read_fields(PyObject *event, Fields *f) {
+static int read_fields(PyObject *event, PyObject *trees, Fields *f) {
     PyObject **texts[] = {&f->environment, &f->server_name, &f->transaction, &f->release, &f->dist};
     int text_fields[] = {F_ENVIRONMENT, F_SERVER_NAME, F_TRANSACTION, F_RELEASE, F_DIST};
     for (int i = 0; i < 5; i++) {
-        PyObject *v = *texts[i] = field(event, text_fields[i]);
+        PyObject *v = *texts[i] = field_in(event, NULL, text_fields[i]);
         if (v == NULL || (v != Py_None && !PyUnicode_CheckExact(v))) return 1;
     }
     PyObject **dicts[] = {&f->user, &f->request, &f->contexts, &f->sdk};
     int dict_fields[] = {F_USER, F_REQUEST, F_CONTEXTS, F_SDK};
     for (int i = 0; i < 4; i++) {
-        PyObject *v = *dicts[i] = field(event, dict_fields[i]);
+        PyObject *v = *dicts[i] = field_in(event, trees, dict_fields[i]);
         if (v == NULL || (v != Py_None && !PyDict_CheckExact(v))) return 1;
     }
-    f->etags = field(event, F_TAGS);
+    f->etags = field_in(event, trees, F_TAGS);
     if (f->etags == NULL || !PyTuple_CheckExact(f->etags)) return 1;
     if (TRUTHY(f->user)) {
         for (int i = 0; i < 4; i++) {
@@ -415,6 +425,22 @@ fail:
     return NULL;
 }
 
+/* The event's fields the tags do not read of the exact types decoding gives them (str, int, None). */
+static int decodable_fields(PyObject *event) {
+    PyObject *texts[] = {field_in(event, NULL, F_EVENT_ID), field_in(event, NULL, F_PLATFORM),
+                         field_in(event, NULL, F_TRACE_ID)};
+    PyObject *ints[] = {field_in(event, NULL, F_PROJECT_ID), field_in(event, NULL, F_TIMESTAMP),
+                        field_in(event, NULL, F_RECEIVED)};
+    int ok = 1;
+    for (int i = 0; i < 3; i++) {
+        if (texts[i] == NULL || !(PyUnicode_CheckExact(texts[i]) || (i == 2 && texts[i] == Py_None))) ok = 0;
+        if (ints[i] == NULL || !(PyLong_CheckExact(ints[i]) || (i == 2 && ints[i] == Py_None))) ok = 0;
+        Py_XDECREF(texts[i]);
+        Py_XDECREF(ints[i]);
+    }
+    return ok;
+}
+
 static PyObject *index_tags(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "index_tags(level, event) takes 2 arguments");
@@ -425,24 +451,27 @@ static PyObject *index_tags(PyObject *self, PyObject *const *args, Py_ssize_t na
         return NULL;
     }
     PyObject *level = args[0], *result = NULL, *search = NULL;
-    PyObject *event = args[1], *whole = NULL;
+    PyObject *event = args[1], *trees = NULL;
     if (!PyUnicode_CheckExact(level) || Py_TYPE(event) != event_type) Py_RETURN_NONE;
-    /* A carried event (model.Event.stored_json set): its trees are those of its whole event (full_event). */
+    /* A carried event (model.Event.stored_json set): its trees are those of its whole event, in its text
+     * (event_trees); its other fields are the whole event's. */
     PyObject *text = *(PyObject **)((char *)event + field_offsets[F_STORED_JSON]);
     if (text == NULL) Py_RETURN_NONE;
     if (text != Py_None) {
-        whole = PyObject_CallOneArg(whole_event, event);
-        if (whole == NULL) PyErr_Clear(); /* a text that is no event: the Python raises its error */
-        if (whole == NULL || Py_TYPE(whole) != event_type) {
-            Py_XDECREF(whole);
+        /* The fields not read here of the types decoding gives, so that its text decodes to an Event where its
+         * trees decode (else full_event raises: the Python decides). */
+        if (!PyUnicode_CheckExact(text) || !decodable_fields(event)) Py_RETURN_NONE;
+        trees = PyObject_CallOneArg(event_trees, text);
+        if (trees == NULL) PyErr_Clear(); /* a text that is no event: the Python raises its error */
+        if (trees == NULL || Py_TYPE(trees) != trees_type) {
+            Py_XDECREF(trees);
             Py_RETURN_NONE;
         }
-        event = whole;
     }
     Fields f = {0};
     TagMap tags;
     tags.n = 0;
-    int status = read_fields(event, &f);
+    int status = read_fields(event, trees, &f);
     if (status == 0) status = gather_tags(&tags, level, &f);
     if (status == 0) {
         PyObject *pairs = valid_pairs(&tags);
@@ -455,7 +484,7 @@ static PyObject *index_tags(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
     map_clear(&tags);
     release_fields(&f);
-    Py_XDECREF(whole);
+    Py_XDECREF(trees);
     return result;
 }
 
@@ -497,11 +526,13 @@ static int valid_context_table(PyObject *table) {
     return 1;
 }
 
-/* The slots of Event's fields (msgspec keeps a struct's fields in member slots, read by descriptors of
- * this kind): 1 found, 0 not of that shape, -1 error. */
-static int find_offsets(PyObject *type, Py_ssize_t *offsets) {
+/* The slots of a type's fields (msgspec keeps a struct's fields in member slots, read by descriptors of
+ * this kind), at their indices of FIELD_NAMES: those of fields (n indices), or all n of FIELD_NAMES where fields
+ * is NULL. 1 found, 0 not of that shape, -1 error. */
+static int find_offsets(PyObject *type, Py_ssize_t *offsets, const int *fields, int n) {
     if (!PyType_Check(type)) return 0;
-    for (int i = 0; i < N_FIELDS; i++) {
+    for (int j = 0; j < n; j++) {
+        int i = fields == NULL ? j : fields[j];
         PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, FIELD_NAMES[i]);
         if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) return 0;
         PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
@@ -512,16 +543,17 @@ static int find_offsets(PyObject *type, Py_ssize_t *offsets) {
 }
 
 /* configure(event_type, valid_ip, key_max, value_max, reserved, context_table, user_fields, user_search,
- * sdk_search, full_event): tags.py's Event, rules and tables (see their comment at the top) and model.full_event;
- * index_tags refuses to run before. */
+ * sdk_search, trees_type, event_trees): tags.py's Event, rules and tables (see their comment at the top), and
+ * model.EventTrees and model.event_trees; index_tags refuses to run before. */
 static PyObject *configure(PyObject *self, PyObject *args) {
-    PyObject *type, *ip, *keys, *table, *users, *searches, *sdks, *whole;
-    Py_ssize_t kmax, vmax, offsets[N_FIELDS];
-    if (!PyArg_ParseTuple(args, "OOnnOOOOOO", &type, &ip, &kmax, &vmax, &keys, &table, &users, &searches, &sdks,
-                          &whole))
+    PyObject *type, *ip, *keys, *table, *users, *searches, *sdks, *ttype, *trees;
+    Py_ssize_t kmax, vmax, offsets[N_FIELDS], toffsets[N_FIELDS] = {0};
+    if (!PyArg_ParseTuple(args, "OOnnOOOOOOO", &type, &ip, &kmax, &vmax, &keys, &table, &users, &searches, &sdks,
+                          &ttype, &trees))
         return NULL;
     /* everything checked before anything is taken: a refused call leaves the previous tables */
-    if (!find_offsets(type, offsets) || !PyCallable_Check(ip) || !PyCallable_Check(whole) || !PyFrozenSet_CheckExact(keys) ||
+    if (!find_offsets(type, offsets, NULL, N_FIELDS) || !find_offsets(ttype, toffsets, TREE_FIELDS, N_TREES) ||
+        !PyCallable_Check(ip) || !PyCallable_Check(trees) || !PyFrozenSet_CheckExact(keys) ||
         !valid_context_table(table) || !str_pairs(users, 4, NULL, NULL) || !str_pairs(searches, 4, NULL, NULL) ||
         !str_pairs(sdks, 2, NULL, NULL) ||
         PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(PyTuple_GET_ITEM(users, 3), 0), "ip_address") != 0) {
@@ -544,11 +576,13 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     str_pairs(sdks, 2, sdk_fields, sdk_search);
     for (int i = 0; i < 4; i++) Py_DECREF(search_fields[i]);
     memcpy(field_offsets, offsets, sizeof(offsets));
+    memcpy(tree_offsets, toffsets, sizeof(toffsets));
     Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(trees_type, (PyTypeObject *)Py_NewRef(ttype));
     Py_XSETREF(reserved, Py_NewRef(keys));
     Py_XSETREF(context_table, Py_NewRef(table));
     Py_XSETREF(valid_ip, Py_NewRef(ip));
-    Py_XSETREF(whole_event, Py_NewRef(whole));
+    Py_XSETREF(event_trees, Py_NewRef(trees));
     key_max = kmax;
     value_max = vmax;
     Py_RETURN_NONE;
@@ -559,7 +593,8 @@ static PyMethodDef methods[] = {
      "index_tags(level, event) -> (occurrence_tags, search_tags), or None where the Python must decide."},
     {"configure", configure, METH_VARARGS,
      "configure(event_type, valid_ip, key_max, value_max, reserved, context_table, user_fields, "
-     "user_search, sdk_search, full_event): tags.py's Event, rules and tables, and model.full_event."},
+     "user_search, sdk_search, trees_type, event_trees): tags.py's Event, rules and tables, and "
+     "model.EventTrees and model.event_trees."},
     {NULL, NULL, 0, NULL},
 };
 

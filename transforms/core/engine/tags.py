@@ -41,7 +41,7 @@ from typing import Any
 
 from transforms.core.extensions import load_extension
 from transforms.core.limits import TAG_KEY_MAX_CHARS, TAG_VALUE_MAX_CHARS, TERM_MAX_CHARS
-from transforms.core.model import Event, full_event
+from transforms.core.model import Event, EventTrees, event_trees, full_event
 
 # Keys of search-only rows start with this, which a tag key cannot (see ``valid_tag``).
 SEARCH_PREFIX = "@"
@@ -262,7 +262,8 @@ if _native is not None:
         _USER_FIELDS,
         _USER_SEARCH_KEYS,
         _SDK_SEARCH_KEYS,
-        full_event,
+        EventTrees,
+        event_trees,  # a carried event's trees, without decoding its whole event
     )
 # An attached occurrence's tags and search tags: C where built, else the Python functions. One INFO line
 # (load_extension) says which.
