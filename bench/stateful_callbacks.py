@@ -71,7 +71,7 @@ class NullApplier:
     def __init__(self, config: Any, count: Any, clock: Any = None, refusals: Any = None) -> None:
         self.refusals = _NoRefusals()
 
-    def apply(self, key, state, messages, project, defer_key_state=False):
+    def apply(self, key, state, messages, project, defer_key_state=False, encoded=None):
         return _Applied(), []
 
     def encoded_state(self, state: Any) -> None:

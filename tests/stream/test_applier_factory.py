@@ -26,9 +26,9 @@ class RecordingApplier(NullApplier):
         super().__init__(config, count, clock, refusals)
         self.CALLS.append(("built", config.spanner.database, clock() if clock else None))
 
-    def apply(self, key, state, messages, project, defer_key_state=False):
+    def apply(self, key, state, messages, project, defer_key_state=False, encoded=None):
         self.CALLS.append(("apply", key, [message.message_id for message in messages], project.project_id))
-        return super().apply(key, state, messages, project, defer_key_state)
+        return super().apply(key, state, messages, project, defer_key_state, encoded)
 
     def hydrate(self, keys: list[str]) -> dict:
         self.CALLS.append(("hydrate", sorted(keys)))
