@@ -1482,13 +1482,23 @@ static PyObject *encoded_payload(PyObject *event) {
     return decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], event));
 }
 
-/* One cell: a new reference or NULL. */
-static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
+static int32_t slot_offset(int t, int name);
+
+/* One cell: a new reference or NULL. ``types``: the sources' indexes in offset_types (-1: none), whose
+ * attributes are read straight from their slots (what the generic attribute look-up reads there). */
+static PyObject *cell(const Cell *c, PyObject *const *sources, const int *types, PyObject *seq) {
     if (c->convert == SEQ) return Py_NewRef(seq);
     if (c->convert == NONE) return Py_NewRef(Py_None);
     if (c->convert == COMMIT) return Py_NewRef(commit_timestamp);
-    PyObject *value = c->name < 0 ? Py_NewRef(sources[c->source])
-                                  : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    PyObject *value = NULL;
+    if (c->name < 0) {
+        value = Py_NewRef(sources[c->source]);
+    } else {
+        int32_t offset = types[c->source] < 0 ? -1 : slot_offset(types[c->source], c->name);
+        if (offset > 0) value = *(PyObject **)((char *)sources[c->source] + offset);
+        /* an empty slot: the look-up raises its AttributeError (or gives None) */
+        value = value != NULL ? Py_NewRef(value) : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    }
     if (value == NULL || c->convert == PLAIN) return value;
     if ((c->convert == TS || c->convert == JSON) && value == Py_None) return value;
     PyObject *made;
@@ -1506,22 +1516,31 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     return made;
 }
 
-/* Where the attributes of a row's sources are, for prefetching: the offsets of the member slots (msgspec's
- * structs keep their fields in slots) of the first classes seen, by attribute; 0 not yet looked up, -1 not a
- * slot. Each class is held, so that its address names it. */
+/* Where the attributes of a row's sources are, for prefetching them and reading them (``cell``) without the
+ * generic attribute look-up's steps (the class's dictionaries, then the member descriptor's call), which
+ * would read the same slot: the offsets of the member slots (msgspec's structs keep their fields in slots) of
+ * the first classes seen, by attribute; 0 not yet looked up, -1 not a slot. Each class is held, so that its
+ * address names it; its offsets are looked up again when it changes (a new version tag), and a class whose
+ * instances' attributes are not found by the generic look-up, or without a valid version tag, is not used. */
 #define OFFSET_TYPES 16
 static PyTypeObject *offset_types[OFFSET_TYPES];
 static int32_t offsets[OFFSET_TYPES][N_ATTRIBUTES];
+static unsigned int offset_versions[OFFSET_TYPES]; /* the type's version tag its offsets were looked up at */
 
-/* The index of ``type`` in offset_types (added if there is room), or -1. */
+/* The index of ``type`` in offset_types (added if there is room), or -1: also when its attributes are not
+ * found by the generic look-up, or its version tag is not valid. A type changed since (a new version tag)
+ * has its offsets looked up again. */
 static int offset_type(PyTypeObject *type) {
+    if (type->tp_getattro != PyObject_GenericGetAttr || !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return -1;
     for (int t = 0; t < OFFSET_TYPES; t++) {
-        if (offset_types[t] == type) return t;
-        if (offset_types[t] == NULL) {
-            offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        if (offset_types[t] == NULL) offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        else if (offset_types[t] != type) continue;
+        if (offset_versions[t] != type->tp_version_tag) { /* new here (a valid tag is never 0), or changed */
             memset(offsets[t], 0, sizeof offsets[t]);
-            return t;
+            offset_versions[t] = type->tp_version_tag;
         }
+        return t;
     }
     return -1;
 }
@@ -1532,10 +1551,12 @@ static int32_t slot_offset(int t, int name) {
     if (offset == 0) {
         offset = -1;
         PyObject *descriptor = _PyType_Lookup(offset_types[t], attribute[name]); /* borrowed; never an error */
-        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        /* a member of this class or a base (a member of another class would refuse the instance) */
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+            PyType_IsSubtype(offset_types[t], PyDescr_TYPE(descriptor))) {
             PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
             if ((member->type == T_OBJECT_EX || member->type == T_OBJECT) && member->offset > 0 &&
-                member->offset < INT32_MAX)
+                member->offset < INT32_MAX && !(member->flags & PY_AUDIT_READ))
                 offset = (int32_t)member->offset;
         }
         offsets[t][name] = offset;
@@ -1546,10 +1567,7 @@ static int32_t slot_offset(int t, int name) {
 /* The objects a row's cells will read from its sources' slots, asked for all at once: the sources were made
  * long before the commit (the engine's intents), and the cells' reads, one after the other, would each wait
  * for memory. A hint only: the cells read them as before. */
-static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources) {
-    int types[2] = {-1, -1};
-    for (int s = 0; s < 2; s++)
-        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources, const int *types) {
     for (Py_ssize_t i = 0; i < n; i++) {
         const Cell *c = &cells[i];
         if (c->name < 0 || types[c->source] < 0) continue;
@@ -1564,11 +1582,14 @@ static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sou
 /* A row's values (a new tuple) or NULL. */
 static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, PyObject *second, PyObject *seq) {
     PyObject *sources[2] = {first, second};
-    prefetch_cells(cells, n, sources);
+    int types[2] = {-1, -1};
+    for (int s = 0; s < 2; s++)
+        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+    prefetch_cells(cells, n, sources, types);
     PyObject *values = PyTuple_New(n);
     if (values == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = cell(&cells[i], sources, seq);
+        PyObject *value = cell(&cells[i], sources, types, seq);
         if (value == NULL) {
             Py_DECREF(values);
             return NULL;
