@@ -290,3 +290,29 @@ def test_states_of_any_length_are_written_in_base64_as_python_writes_them(state)
     in_c, in_python = _both([write], StoredVersions(), set())
     assert in_c == in_python
     assert not isinstance(in_c, type)
+
+
+@needs_native
+def test_a_source_whose_class_changes_after_its_slots_are_read_is_planned_as_python_plans_it() -> None:
+    """The C path reads a row's source attributes from their slots, at offsets found once per class: a class
+    changed since (here, a property over a field, then a member of another class) is looked up again."""
+    from transforms.core.model import Occurrence
+
+    class Shadowed(Occurrence):
+        pass
+
+    class Elsewhere:
+        __slots__ = ("title",)
+
+    occurrence = Shadowed("o", 1, "e" * 32, ("f",), ("h",), "t", "s", 1, 5)
+    writes = [intents.KeyWrite("1:h", 2, (intents.InsertOccurrence(3, "m", 1, 2, occurrence, "r", None),))]
+    stored = StoredVersions({(1, "h"): 1}, {3: 1})
+    in_c, in_python = _both(writes, stored, set())
+    assert in_c == in_python
+    Shadowed.issue_title = property(lambda self: "shadowed")  # type: ignore[assignment]
+    in_c, in_python = _both(writes, stored, set())
+    assert in_c == in_python
+    assert "shadowed" in in_c[0][0][1][0][1][1]
+    Shadowed.issue_title = Elsewhere.__dict__["title"]  # type: ignore[assignment]
+    in_c, in_python = _both(writes, stored, set())
+    assert in_c is in_python is TypeError  # a member of another class refuses the instance

@@ -17,7 +17,9 @@ from tests.engine.sequences import key_order, sequences
 from tests.engine.tables import Tables
 from tests.engine.test_properties import apply_batches, splits
 from tests.memory_store import MemoryGroupStore
+from transforms.core.intents import KeyWrite
 from transforms.core.model import from_rfc3339
+from transforms.storage import commit_plan
 from transforms.storage import spanner_rows as rows
 
 SETTINGS = settings(
@@ -136,3 +138,20 @@ def test_committing_writes_again_changes_no_row_but_may_store_an_event_alone(seq
     planned_events, model_events = planned.pop("events"), model.pop("events")
     assert planned == model
     assert planned_events.items() >= model_events.items()
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["1:a", "1:b", "2:a", "10:a"]), st.integers(1, 4)),
+        max_size=12,
+    )
+)
+def test_the_plan_order_is_key_then_seq_whatever_the_order_writes_come_in(pairs):
+    """``_in_plan_order`` sorts by key alone when each key's writes are in seq order, by key and seq otherwise:
+    the same list, object for object (equal key and seq in their order), as sorting by key and seq."""
+    writes = [KeyWrite(key, seq, ()) for key, seq in pairs]
+    expected = sorted(writes, key=lambda write: (write.key, write.seq))
+    ordered = commit_plan._in_plan_order(writes)
+    assert len(ordered) == len(expected)
+    assert all(a is b for a, b in zip(ordered, expected, strict=True))

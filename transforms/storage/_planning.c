@@ -1482,13 +1482,23 @@ static PyObject *encoded_payload(PyObject *event) {
     return decoded(PyObject_CallOneArg(commit_functions[F_ENCODE], event));
 }
 
-/* One cell: a new reference or NULL. */
-static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
+static int32_t slot_offset(int t, int name);
+
+/* One cell: a new reference or NULL. ``types``: the sources' indexes in offset_types (-1: none), whose
+ * attributes are read straight from their slots (what the generic attribute look-up reads there). */
+static PyObject *cell(const Cell *c, PyObject *const *sources, const int *types, PyObject *seq) {
     if (c->convert == SEQ) return Py_NewRef(seq);
     if (c->convert == NONE) return Py_NewRef(Py_None);
     if (c->convert == COMMIT) return Py_NewRef(commit_timestamp);
-    PyObject *value = c->name < 0 ? Py_NewRef(sources[c->source])
-                                  : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    PyObject *value = NULL;
+    if (c->name < 0) {
+        value = Py_NewRef(sources[c->source]);
+    } else {
+        int32_t offset = types[c->source] < 0 ? -1 : slot_offset(types[c->source], c->name);
+        if (offset > 0) value = *(PyObject **)((char *)sources[c->source] + offset);
+        /* an empty slot: the look-up raises its AttributeError (or gives None) */
+        value = value != NULL ? Py_NewRef(value) : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    }
     if (value == NULL || c->convert == PLAIN) return value;
     if ((c->convert == TS || c->convert == JSON) && value == Py_None) return value;
     PyObject *made;
@@ -1506,22 +1516,33 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, PyObject *seq) {
     return made;
 }
 
-/* Where the attributes of a row's sources are, for prefetching: the offsets of the member slots (msgspec's
- * structs keep their fields in slots) of the first classes seen, by attribute; 0 not yet looked up, -1 not a
- * slot. Each class is held, so that its address names it. */
-#define OFFSET_TYPES 16
+/* Where the attributes of a row's sources are, for prefetching them and reading them (``cell``) without the
+ * generic attribute look-up's steps (the class's dictionaries, then the member descriptor's call), which
+ * would read the same slot: the offsets of the member slots (msgspec's structs keep their fields in slots) of
+ * the first classes seen, by attribute; 0 not yet looked up, -1 not a slot. Each class is held, so that its
+ * address names it; its offsets are looked up again when it changes (a new version tag), and a class whose
+ * instances' attributes are not found by the generic look-up, or without a valid version tag, is not used. */
+#define OFFSET_TYPES 32 /* a power of two */
 static PyTypeObject *offset_types[OFFSET_TYPES];
 static int32_t offsets[OFFSET_TYPES][N_ATTRIBUTES];
+static unsigned int offset_versions[OFFSET_TYPES]; /* the type's version tag its offsets were looked up at */
 
-/* The index of ``type`` in offset_types (added if there is room), or -1. */
+/* The index of ``type`` in offset_types (added if there is room; found from its address), or -1: also when
+ * its attributes are not found by the generic look-up, or its version tag is not valid. A type changed since
+ * (a new version tag) has its offsets looked up again. */
 static int offset_type(PyTypeObject *type) {
-    for (int t = 0; t < OFFSET_TYPES; t++) {
-        if (offset_types[t] == type) return t;
-        if (offset_types[t] == NULL) {
-            offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+    if (type->tp_getattro != PyObject_GenericGetAttr || !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG))
+        return -1;
+    size_t start = (size_t)((uintptr_t)type >> 6); /* types are far apart: their addresses' middle bits */
+    for (size_t probe = 0; probe < OFFSET_TYPES; probe++) {
+        int t = (int)((start + probe) & (OFFSET_TYPES - 1));
+        if (offset_types[t] == NULL) offset_types[t] = (PyTypeObject *)Py_NewRef((PyObject *)type);
+        else if (offset_types[t] != type) continue;
+        if (offset_versions[t] != type->tp_version_tag) { /* new here (a valid tag is never 0), or changed */
             memset(offsets[t], 0, sizeof offsets[t]);
-            return t;
+            offset_versions[t] = type->tp_version_tag;
         }
+        return t;
     }
     return -1;
 }
@@ -1532,10 +1553,12 @@ static int32_t slot_offset(int t, int name) {
     if (offset == 0) {
         offset = -1;
         PyObject *descriptor = _PyType_Lookup(offset_types[t], attribute[name]); /* borrowed; never an error */
-        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+        /* a member of this class or a base (a member of another class would refuse the instance) */
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type) &&
+            PyType_IsSubtype(offset_types[t], PyDescr_TYPE(descriptor))) {
             PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
             if ((member->type == T_OBJECT_EX || member->type == T_OBJECT) && member->offset > 0 &&
-                member->offset < INT32_MAX)
+                member->offset < INT32_MAX && !(member->flags & PY_AUDIT_READ))
                 offset = (int32_t)member->offset;
         }
         offsets[t][name] = offset;
@@ -1543,13 +1566,24 @@ static int32_t slot_offset(int t, int name) {
     return offset;
 }
 
+/* getattr(o, attribute[name]), a new reference or NULL: read from its slot when slot_offset knows it (what
+ * the generic look-up reads there), else by the look-up. */
+static PyObject *attr_of(PyObject *o, int name) {
+    int t = offset_type(Py_TYPE(o));
+    if (t >= 0) {
+        int32_t offset = slot_offset(t, name);
+        if (offset > 0) {
+            PyObject *value = *(PyObject **)((char *)o + offset);
+            if (value != NULL) return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(o, attribute[name]);
+}
+
 /* The objects a row's cells will read from its sources' slots, asked for all at once: the sources were made
  * long before the commit (the engine's intents), and the cells' reads, one after the other, would each wait
  * for memory. A hint only: the cells read them as before. */
-static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources) {
-    int types[2] = {-1, -1};
-    for (int s = 0; s < 2; s++)
-        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sources, const int *types) {
     for (Py_ssize_t i = 0; i < n; i++) {
         const Cell *c = &cells[i];
         if (c->name < 0 || types[c->source] < 0) continue;
@@ -1564,11 +1598,14 @@ static void prefetch_cells(const Cell *cells, Py_ssize_t n, PyObject *const *sou
 /* A row's values (a new tuple) or NULL. */
 static PyObject *row_values(const Cell *cells, Py_ssize_t n, PyObject *first, PyObject *second, PyObject *seq) {
     PyObject *sources[2] = {first, second};
-    prefetch_cells(cells, n, sources);
+    int types[2] = {-1, -1};
+    for (int s = 0; s < 2; s++)
+        if (sources[s] != NULL) types[s] = offset_type(Py_TYPE(sources[s]));
+    prefetch_cells(cells, n, sources, types);
     PyObject *values = PyTuple_New(n);
     if (values == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = cell(&cells[i], sources, seq);
+        PyObject *value = cell(&cells[i], sources, types, seq);
         if (value == NULL) {
             Py_DECREF(values);
             return NULL;
@@ -1747,7 +1784,7 @@ static PyObject *split_key(PyObject *key) {
 
 /* plan.stale_writes += 1; -1 on error. */
 static int one_more_stale(Commit *c) {
-    PyObject *count = PyObject_GetAttr(c->plan, attribute[A_STALE_WRITES]);
+    PyObject *count = attr_of(c->plan, A_STALE_WRITES);
     if (count == NULL) return -1;
     PyObject *more = PyNumber_Add(count, one);
     Py_DECREF(count);
@@ -1760,9 +1797,9 @@ static int one_more_stale(Commit *c) {
 /* The planners of commit_plan for the commonest classes, in C (``_upsert_group``, ``_save_key_state``,
  * ``_insert_occurrence``, ``_record_release``; RecordEvent and IndexOccurrence inline); -1 on error. */
 static int plan_group(Commit *c, PyObject *intent, PyObject *key, PyObject *seq, PyObject *group_ok) {
-    PyObject *row = PyObject_GetAttr(intent, attribute[A_ROW]), *group_id = NULL, *row_key = NULL;
+    PyObject *row = attr_of(intent, A_ROW), *group_id = NULL, *row_key = NULL;
     int ok = -1;
-    if (row == NULL || (group_id = PyObject_GetAttr(row, attribute[A_GROUP_ID])) == NULL) goto done;
+    if (row == NULL || (group_id = attr_of(row, A_GROUP_ID)) == NULL) goto done;
     int go = group_is_ok(group_ok, group_id);
     if (go <= 0) {
         ok = go;
@@ -1783,13 +1820,13 @@ done:
 
 static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *seq, int key_ok,
                           PyObject *group_ok) {
-    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *state = NULL, *values = NULL;
+    PyObject *group_id = attr_of(intent, A_GROUP_ID), *state = NULL, *values = NULL;
     PyObject *row_key = NULL;
     int ok = -1;
     if (group_id == NULL) return -1;
     int write_key = key_ok;
     if (write_key && group_id != Py_None) {
-        PyObject *relink = PyObject_GetAttr(intent, attribute[A_RELINK]);
+        PyObject *relink = attr_of(intent, A_RELINK);
         if (relink == NULL) goto done;
         write_key = PyObject_IsTrue(relink);
         Py_DECREF(relink);
@@ -1797,7 +1834,7 @@ static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *
     }
     if (write_key) { /* spanner_rows.key_state_values(intent, seq) */
         if (group_id == Py_None) {
-            PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
+            PyObject *raw = attr_of(intent, A_STATE);
             if (raw == NULL) goto done;
             state = base64_text(raw);
             Py_DECREF(raw);
@@ -1808,7 +1845,7 @@ static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *
         PyObject *cells[3] = {NULL, NULL, NULL};
         static const int names[3] = {A_PROJECT_ID, A_PRIMARY_HASH, A_GENERATION};
         for (int i = 0; i < 3; i++)
-            if ((cells[i] = PyObject_GetAttr(intent, attribute[names[i]])) == NULL) break;
+            if ((cells[i] = attr_of(intent, names[i])) == NULL) break;
         if (cells[2] != NULL)
             values = PyTuple_Pack(7, cells[0], cells[1], cells[2], seq, group_id, state, commit_timestamp);
         for (int i = 0; i < 3; i++) Py_XDECREF(cells[i]);
@@ -1824,7 +1861,7 @@ static int plan_key_state(Commit *c, PyObject *intent, PyObject *key, PyObject *
         if (go > 0) go = PySet_Contains(c->alive, group_id);
         if (go < 0) goto done;
         if (go) {
-            PyObject *raw = PyObject_GetAttr(intent, attribute[A_STATE]);
+            PyObject *raw = attr_of(intent, A_STATE);
             if (raw == NULL) goto done;
             state = base64_text(raw);
             Py_DECREF(raw);
@@ -1845,7 +1882,7 @@ done:
 }
 
 static int plan_occurrence(Commit *c, PyObject *intent, PyObject *events) {
-    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *occurrence = NULL, *id = NULL;
+    PyObject *group_id = attr_of(intent, A_GROUP_ID), *occurrence = NULL, *id = NULL;
     PyObject *row_key = NULL, *values = NULL, *event_id = NULL, *record = NULL, *event = NULL;
     int ok = -1;
     if (group_id == NULL) return -1;
@@ -1854,11 +1891,11 @@ static int plan_occurrence(Commit *c, PyObject *intent, PyObject *events) {
         ok = alive;
         goto done;
     }
-    if ((occurrence = PyObject_GetAttr(intent, attribute[A_OCCURRENCE])) == NULL ||
-        (id = PyObject_GetAttr(occurrence, attribute[A_ID])) == NULL ||
+    if ((occurrence = attr_of(intent, A_OCCURRENCE)) == NULL ||
+        (id = attr_of(occurrence, A_ID)) == NULL ||
         (row_key = PyTuple_Pack(2, group_id, id)) == NULL ||
         (values = row_values(CELLS(occurrence_cells), intent, occurrence, NULL)) == NULL ||
-        (event_id = PyObject_GetAttr(occurrence, attribute[A_EVENT_ID])) == NULL)
+        (event_id = attr_of(occurrence, A_EVENT_ID)) == NULL)
         goto done;
     /* events.pop(event_id, None) */
     record = PyDict_GetItemWithError(events, event_id);
@@ -1869,7 +1906,7 @@ static int plan_occurrence(Commit *c, PyObject *intent, PyObject *events) {
         goto done;
     }
     Py_INCREF(record);
-    if (PyDict_DelItem(events, event_id) < 0 || (event = PyObject_GetAttr(record, attribute[A_EVENT])) == NULL)
+    if (PyDict_DelItem(events, event_id) < 0 || (event = attr_of(record, A_EVENT)) == NULL)
         goto done;
     PyObject *inline_values = row_values(CELLS(inline_cells), record, event, NULL);
     if (inline_values == NULL) goto done;
@@ -1891,17 +1928,17 @@ done:
 }
 
 static int plan_release(Commit *c, PyObject *intent) {
-    PyObject *project_id = PyObject_GetAttr(intent, attribute[A_PROJECT_ID]), *version = NULL, *first_seen = NULL;
+    PyObject *project_id = attr_of(intent, A_PROJECT_ID), *version = NULL, *first_seen = NULL;
     PyObject *release_key = NULL, *known = NULL;
     int ok = -1;
     if (project_id == NULL) return -1;
-    if ((version = PyObject_GetAttr(intent, attribute[A_VERSION])) == NULL ||
+    if ((version = attr_of(intent, A_VERSION)) == NULL ||
         (release_key = PyTuple_Pack(2, project_id, version)) == NULL)
         goto done;
     known = PyDict_GetItemWithError(c->releases, release_key);
     if (known == NULL && PyErr_Occurred()) goto done;
     Py_XINCREF(known);
-    if ((first_seen = PyObject_GetAttr(intent, attribute[A_FIRST_SEEN])) == NULL) goto done;
+    if ((first_seen = attr_of(intent, A_FIRST_SEEN)) == NULL) goto done;
     int earlier = known == NULL || known == Py_None ? 1 : PyObject_RichCompareBool(first_seen, known, Py_LT);
     if (earlier <= 0) {
         ok = earlier;
@@ -1925,7 +1962,7 @@ done:
 
 /* ``_record_environment``, ``_record_group_release``, ``_link_hashes`` and ``_insert_activity``. */
 static int plan_group_rows(Commit *c, int kind, PyObject *intent, PyObject *group_ok) {
-    PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]), *other = NULL, *row_key = NULL;
+    PyObject *group_id = attr_of(intent, A_GROUP_ID), *other = NULL, *row_key = NULL;
     PyObject *hashes = NULL, *hash;
     int ok = -1, go;
     if (group_id == NULL) return -1;
@@ -1946,21 +1983,21 @@ static int plan_group_rows(Commit *c, int kind, PyObject *intent, PyObject *grou
             ok = PyList_Append(c->environment_checks, intent);
             goto done;
         }
-        if ((other = PyObject_GetAttr(intent, attribute[A_ENVIRONMENT])) == NULL ||
+        if ((other = attr_of(intent, A_ENVIRONMENT)) == NULL ||
             (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
             goto done;
         ok = upsert(c, T_ENVIRONMENTS, row_key, commit_columns[C_ENVIRONMENT],
                     row_values(CELLS(environment_cells), intent, NULL, NULL));
         break;
     case K_GROUP_RELEASE:
-        if ((other = PyObject_GetAttr(intent, attribute[A_RELEASE])) == NULL ||
+        if ((other = attr_of(intent, A_RELEASE)) == NULL ||
             (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
             goto done;
         ok = upsert(c, T_GROUP_RELEASES, row_key, commit_columns[C_GROUP_RELEASE], PyTuple_Pack(2, group_id, other));
         break;
     case K_HASHES:
-        if ((other = PyObject_GetAttr(intent, attribute[A_PROJECT_ID])) == NULL ||
-            (hashes = PyObject_GetAttr(intent, attribute[A_HASHES])) == NULL)
+        if ((other = attr_of(intent, A_PROJECT_ID)) == NULL ||
+            (hashes = attr_of(intent, A_HASHES)) == NULL)
             goto done;
         PyObject *iterator = PyObject_GetIter(hashes);
         if (iterator == NULL) goto done;
@@ -1976,7 +2013,7 @@ static int plan_group_rows(Commit *c, int kind, PyObject *intent, PyObject *grou
         if (PyErr_Occurred()) ok = -1;
         break;
     default: /* K_ACTIVITY */
-        if ((other = PyObject_GetAttr(intent, attribute[A_ACTIVITY_ID])) == NULL ||
+        if ((other = attr_of(intent, A_ACTIVITY_ID)) == NULL ||
             (row_key = PyTuple_Pack(2, group_id, other)) == NULL)
             goto done;
         ok = upsert(c, T_ACTIVITIES, row_key, commit_columns[C_ACTIVITY],
@@ -1996,11 +2033,11 @@ static int plan_events(Commit *c, PyObject *events) {
     PyObject *event_id, *record;
     while (PyDict_Next(events, &pos, &event_id, &record)) {
         Py_INCREF(record);
-        PyObject *event = PyObject_GetAttr(record, attribute[A_EVENT]), *project_id = NULL, *id = NULL;
+        PyObject *event = attr_of(record, A_EVENT), *project_id = NULL, *id = NULL;
         PyObject *row_key = NULL;
         int ok = -1;
-        if (event != NULL && (project_id = PyObject_GetAttr(event, attribute[A_PROJECT_ID])) != NULL &&
-            (id = PyObject_GetAttr(event, attribute[A_EVENT_ID])) != NULL &&
+        if (event != NULL && (project_id = attr_of(event, A_PROJECT_ID)) != NULL &&
+            (id = attr_of(event, A_EVENT_ID)) != NULL &&
             (row_key = PyTuple_Pack(2, project_id, id)) != NULL)
             ok = upsert(c, T_EVENTS, row_key, commit_columns[C_EVENT],
                         row_values(CELLS(event_cells), record, event, NULL));
@@ -2028,20 +2065,20 @@ static PyObject *group_of(PyObject *intent) {
     int kind = kind_of(intent);
     if (kind == K_EVENT || kind == K_INDEX || kind == K_RELEASE) return NULL;
     if (kind != K_GROUP) {
-        PyObject *group_id = PyObject_GetAttr(intent, attribute[A_GROUP_ID]);
+        PyObject *group_id = attr_of(intent, A_GROUP_ID);
         if (kind == K_KEY_STATE && group_id == Py_None) Py_CLEAR(group_id);
         return group_id;
     }
-    PyObject *row = PyObject_GetAttr(intent, attribute[A_ROW]);
+    PyObject *row = attr_of(intent, A_ROW);
     if (row == NULL) return NULL;
-    PyObject *group_id = PyObject_GetAttr(row, attribute[A_GROUP_ID]);
+    PyObject *group_id = attr_of(row, A_GROUP_ID);
     Py_DECREF(row);
     return group_id;
 }
 
 /* One write: in C when its intents are all of commit_kinds, else by commit_plan._plan_write. -1 on error. */
 static int plan_write(Commit *c, PyObject *write) {
-    PyObject *intents = PyObject_GetAttr(write, attribute[A_INTENTS]);
+    PyObject *intents = attr_of(write, A_INTENTS);
     PyObject *key = NULL, *seq = NULL, *group_ok = NULL, *events = NULL;
     int ok = -1, guarded = 0;
     if (intents == NULL) return -1;
@@ -2057,11 +2094,11 @@ static int plan_write(Commit *c, PyObject *write) {
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
-    PyObject *key_text = PyObject_GetAttr(write, attribute[A_KEY]);
+    PyObject *key_text = attr_of(write, A_KEY);
     if (key_text == NULL) goto done;
     key = split_key(key_text);
     Py_DECREF(key_text);
-    if (key == NULL || (seq = PyObject_GetAttr(write, attribute[A_SEQ])) == NULL) goto done;
+    if (key == NULL || (seq = attr_of(write, A_SEQ)) == NULL) goto done;
     int key_ok = 0;
     if (guarded) {
         /* each guarded row decided once per write, against what is stored before it (plan_commit) */
@@ -2089,8 +2126,8 @@ static int plan_write(Commit *c, PyObject *write) {
         int result = 0;
         switch (kind_of(intent)) {
         case K_EVENT: {
-            PyObject *event = PyObject_GetAttr(intent, attribute[A_EVENT]);
-            PyObject *event_id = event == NULL ? NULL : PyObject_GetAttr(event, attribute[A_EVENT_ID]);
+            PyObject *event = attr_of(intent, A_EVENT);
+            PyObject *event_id = event == NULL ? NULL : attr_of(event, A_EVENT_ID);
             result = event_id == NULL ? -1 : PyDict_SetItem(events, event_id, intent);
             Py_XDECREF(event);
             Py_XDECREF(event_id);

@@ -392,6 +392,24 @@ PLANNERS: dict[type, Planner] = {
 
 
 _WRITE_ORDER = attrgetter("key", "seq")  # writes in key order, then seq
+_KEY_ORDER = attrgetter("key")
+
+
+def _in_plan_order(writes: Sequence[intents.KeyWrite]) -> list[intents.KeyWrite]:
+    """``sorted(writes, key=_WRITE_ORDER)``, the same list: sorted by key alone (str keys compare faster than
+    tuples), which keeps each key's writes in their order, so that is the list when each key's writes came in
+    seq order (as the applier's do); otherwise sorted again by key and seq (the sort is stable either way)."""
+    ordered = sorted(writes, key=_KEY_ORDER)
+    key, seq = None, 0
+    for write in ordered:
+        if write.key == key:
+            if write.seq < seq:
+                ordered.sort(key=_WRITE_ORDER)
+                break
+            seq = write.seq
+        else:
+            key, seq = write.key, write.seq
+    return ordered
 
 
 def plan_commit(
@@ -404,7 +422,7 @@ def plan_commit(
     Keys in ``assumed_new`` were not read: their KeyStates and group rows are planned as inserts.
     """
     p = Planning(stored, assumed_new)
-    ordered = sorted(writes, key=_WRITE_ORDER)
+    ordered = _in_plan_order(writes)
     # In C (``_planning.plan_writes``) the writes of the commonest intents, each other one by ``_plan_write``.
     if _native is None or _native.plan_writes(p, ordered) is None:
         for write in ordered:
