@@ -38,6 +38,7 @@ from transforms.core.model import (
     Occurrence,
     ProjectInfo,
     StatusChange,
+    carried_event,
     full_event,
 )
 from transforms.event_join import Resolved, ResolvedCoder
@@ -75,11 +76,15 @@ def after_decoding(decoded: Message | DeadLetter) -> list[str]:
 
 
 def injected_release(decoded: Message | DeadLetter) -> Message | DeadLetter:
-    """The message with its event's release replaced by ``INJECTED_RELEASE``: a write Spanner refuses."""
+    """The message with its event's release replaced by ``INJECTED_RELEASE``: a write Spanner refuses. A
+    carried event (``model.carried_event``: decoding carries it for the shuffle) is carried again from the
+    changed whole event, so that its JSON text says what its fields say, as decoding makes it."""
     payload = getattr(decoded, "payload", None)
     if not isinstance(payload, Occurrence) or payload.event is None:
         return decoded
-    event = msgspec.structs.replace(payload.event, release=INJECTED_RELEASE)
+    event = msgspec.structs.replace(full_event(payload.event), release=INJECTED_RELEASE)
+    if payload.event.stored_json is not None:
+        event = carried_event(event) or event
     return msgspec.structs.replace(decoded, payload=msgspec.structs.replace(payload, event=event))
 
 
