@@ -225,6 +225,12 @@ def test_no_window_ever_holds_more_than_the_limit_whatever_the_order(redis_ns, m
 def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one(seen, bucket, buckets, limit):
     """``_known_full`` (its shortcut over the counts in reach included) against its definition: some window of
     ``buckets`` buckets ending at ``bucket`` or up to ``buckets - 1`` after it holds ``limit`` or more."""
+    _check_known_full(seen, bucket, buckets, limit)
+
+
+def _check_known_full(seen: dict[int, int], bucket: int, buckets: int, limit: int) -> None:
+    """``_known_full`` against its definition: some window of ``buckets`` buckets ending at ``bucket`` or up
+    to ``buckets - 1`` after it holds ``limit`` or more (the counts ``seen`` as Redis would tell them)."""
     gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
     window = redis_quota._Window("key", MINUTE, buckets, limit)
     gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
@@ -449,15 +455,7 @@ def test_a_window_is_known_full_exactly_when_the_counts_seen_fill_one_of_many_bu
     seen, bucket, buckets, limit
 ):
     """The same for windows of up to 60 buckets with few counts seen (the sparse sweep of ``_known_full``)."""
-    gate = RedisCreationQuota(redis.Redis(), prefix=f"known-full:{uuid.uuid4().hex}")  # no round trip made
-    window = redis_quota._Window("key", MINUTE, buckets, limit)
-    gate._remember(window, [1, *itertools.chain.from_iterable(seen.items())])  # as Redis would tell them
-    expected = any(
-        sum(seen.get(b, 0) for b in range(end - buckets + 1, end + 1)) >= limit
-        for end in range(bucket, bucket + buckets)
-    )
-    assert gate._known_full(window, bucket) == expected
-    assert (bucket in window.full) == expected
+    _check_known_full(seen, bucket, buckets, limit)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
