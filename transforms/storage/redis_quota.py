@@ -203,16 +203,16 @@ class _Window:
         self.granted: set[str] = set()
 
     def fill(self, bucket: int) -> None:
-        if len(self.full) > _MAX_REMEMBERED:
-            self.full.clear()
-        self.full.add(bucket)
-        if self.memory is not None:
-            self.memory.added()
+        self._add(self.full, bucket)
 
     def grant(self, creation_id: str) -> None:
-        if len(self.granted) > _MAX_REMEMBERED:
-            self.granted.clear()
-        self.granted.add(creation_id)
+        self._add(self.granted, creation_id)
+
+    def _add(self, members: set, member: int | str) -> None:
+        """``member`` into ``full`` or ``granted``, each bounded on its own and all of them by ``memory``."""
+        if len(members) > _MAX_REMEMBERED:
+            members.clear()
+        members.add(member)
         if self.memory is not None:
             self.memory.added()
 
@@ -340,10 +340,9 @@ class RedisCreationQuota:
         """``try_acquire_many`` of one request (``try_acquire``'s, when its memory did not answer), without
         building the request and the lists of a batch."""
         with self._lock:  # shared with the process's other quotas (threads)
-            if creation_id and creation_id in window.granted:
-                return True
-            if bucket in window.full or self._known_full(window, bucket):
-                return False  # the window is known to be full: no need to ask
+            known = self._known_answer(window, bucket, creation_id)
+        if known is not None:
+            return known
         try:
             reply = self._evaluate(
                 [window.key, window.grants], [self._ttl, bucket, window.buckets, window.limit, creation_id]
@@ -352,12 +351,8 @@ class RedisCreationQuota:
             self._went_down(error)
             self._fail_open()
             return True
-        answer = reply[0]
         with self._lock:
-            if answer and creation_id:
-                window.grant(creation_id)
-            self._remember(window, reply)
-        return bool(answer)
+            return self._take_reply(window, creation_id, reply)
 
     def try_acquire_many(self, requests: Sequence[QuotaRequest]) -> list[bool]:
         if not requests:
@@ -373,12 +368,10 @@ class RedisCreationQuota:
         with self._lock:  # shared with the process's other quotas (threads)
             for index, request in enumerate(requests):
                 window = self._window(request.project_id, request.group_type)
-                if request.creation_id and request.creation_id in window.granted:
-                    answers[index] = True
-                    continue
                 bucket = request.message_time // window.width
-                if bucket in window.full or self._known_full(window, bucket):
-                    answers[index] = False  # the window is known to be full: no need to ask
+                known = self._known_answer(window, bucket, request.creation_id)
+                if known is not None:
+                    answers[index] = known
                     continue
                 asked.append((index, window))
                 keys += [window.key, window.grants]
@@ -392,13 +385,26 @@ class RedisCreationQuota:
             return self._open(requests)
         with self._lock:
             for (index, window), reply in zip(asked, granted):
-                creation_id = requests[index].creation_id
-                answer = reply[0]
-                answers[index] = bool(answer)
-                if answer and creation_id:
-                    window.grant(creation_id)
-                self._remember(window, reply)
+                answers[index] = self._take_reply(window, requests[index].creation_id, reply)
         return [bool(answer) for answer in answers]
+
+    def _known_answer(self, window: _Window, bucket: int, creation_id: str) -> bool | None:
+        """What the process's memory answers for a request (under ``self._lock``): True for a creation already
+        granted, False where the window is known to be full (no need to ask), None: Redis must be asked."""
+        if creation_id and creation_id in window.granted:
+            return True
+        if bucket in window.full or self._known_full(window, bucket):
+            return False
+        return None
+
+    def _take_reply(self, window: _Window, creation_id: str, reply: list[int]) -> bool:
+        """A request's answer in the script's ``reply``, its grant and its counts remembered (under
+        ``self._lock``)."""
+        answer = reply[0]
+        if answer and creation_id:
+            window.grant(creation_id)
+        self._remember(window, reply)
+        return bool(answer)
 
     def _went_down(self, error: Exception) -> None:
         _LOG.warning(
