@@ -77,12 +77,16 @@ class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
         __post_init__ = _untrack_fields  # type: ignore[misc]  # a C function of the struct, as a method is
 
 
+# What encoding an event's JSON raises for a value JSON cannot hold (``carried_event``, the rows' payloads).
+UNENCODABLE = (TypeError, ValueError, RecursionError, OverflowError)
+
+
 def carried_event(event: Event) -> Event | None:
     """``event`` as it crosses the shuffle (see ``Event``), or None where its JSON cannot be made (left to its
     rows, whose error it is, as without carrying)."""
     try:
         text = _JSON_ENCODE(event).decode()
-    except (TypeError, ValueError, RecursionError, OverflowError):
+    except UNENCODABLE:
         return None
     # Positional, in the order of the fields (keywords cost more): the trees left at their defaults.
     return Event(

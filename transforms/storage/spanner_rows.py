@@ -24,7 +24,7 @@ from google.protobuf import struct_pb2
 
 from transforms.core import intents
 from transforms.core.extensions import load_extension
-from transforms.core.model import Event, to_rfc3339
+from transforms.core.model import UNENCODABLE, Event, to_rfc3339
 
 _LOG = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def keep_payloads(events: Iterable[Event]) -> None:
             continue
         try:
             payloads[event.event_id] = (event, encode(event).decode())
-        except (TypeError, ValueError, RecursionError, OverflowError):
+        except UNENCODABLE:
             continue
 
 
