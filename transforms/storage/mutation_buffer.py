@@ -61,6 +61,18 @@ class MutationBuffer:
                 type(transaction).__module__,
             )
 
+    @property
+    def takes_encoded(self) -> bool:
+        """Whether ``add_encoded`` may be called: the buffer is used, and the extension encodes rows."""
+        return self.private is True and rows.encode_table is not None
+
+    def add_encoded(
+        self, transaction: Any, kind: str, table: str, columns: Sequence[str], data: bytes
+    ) -> None:
+        """``add`` of rows already encoded (``commit_plan.mutation_groups(plan, encoded=True)``'s bytes), where
+        ``takes_encoded``."""
+        transaction._mutations.append(rows.write_mutation_encoded(kind, table, columns, data))
+
 
 BUFFER = MutationBuffer()
 
