@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from tests.infra.test_packaging import _sdist
 from tests.native_paths import ROOT, run_without
 from transforms.core.model import to_rfc3339
-from transforms.storage import spanner_rows
+from transforms.storage import commit_plan, mutation_buffer, spanner_rows, spanner_writer
+from transforms.storage.commit_plan import CommitPlan
 
 _COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
 native = pytest.mark.skipif(spanner_rows._native is None, reason="the C extension is not built here")
@@ -206,6 +207,109 @@ def test_without_the_extension_the_python_path_runs_and_says_so() -> None:
     rows = [["a", None], [1, [True, 2.5]]]
     expected = _wire(spanner_rows.write_mutation_python("insert_or_update", "T", ["A", "B"], rows))
     assert bytes.fromhex(stdout) == expected
+
+
+# --- A table's rows grouped and encoded in one pass (``_mutations.encode_table``) ---------------------------
+
+_TABLE_COLUMNS = [("GroupId", "Type"), ("GroupId", "Seq"), ("GroupId", "Type"), ("A", "B", "C")]
+
+
+def _grouped_then_encoded(table: str, planned: dict, new, updated, groups: bool) -> tuple[list, int, int]:
+    """``encode_table``'s answer as the Python path makes it: ``commit_plan._group_rows``, then each group's rows
+    encoded by ``encode_values``."""
+    order, not_updated = commit_plan._group_rows(table, planned, new, updated, groups)
+    cells = sum(len(columns) * len(values) for _kind, _table, columns, values in order)
+    encoded = [
+        (kind, name, columns, spanner_rows._native.encode_values(values))
+        for kind, name, columns, values in order
+    ]
+    return encoded, not_updated, cells
+
+
+@native
+@settings(max_examples=400, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.tuples(st.integers(0, 8)) | st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "é"])),
+            st.integers(0, 3),
+            st.lists(_VALUES, max_size=4) | st.tuples(_VALUES, _VALUES),
+        ),
+        max_size=12,
+    ),
+    new=st.sets(st.tuples(st.integers(0, 8)), max_size=3),
+    updated=st.sets(st.tuples(st.integers(0, 8)), max_size=3),
+    groups=st.booleans(),
+)
+def test_rows_grouped_and_encoded_in_one_pass_are_the_python_paths(rows, new, updated, groups) -> None:
+    planned = {key: (_TABLE_COLUMNS[columns], values) for key, columns, values in rows}
+    new_, updated_ = new or (), updated or ()
+    answer = spanner_rows._native.encode_table("T", planned, new_, updated_, groups)
+    assert answer == _grouped_then_encoded("T", planned, new_, updated_, groups)
+    assert [id(columns) for _kind, _table, columns, _data in answer[0]] == [
+        id(columns)
+        for _kind, _table, columns, _rows in commit_plan._group_rows("T", planned, new_, updated_, groups)[0]
+    ]
+
+
+@native
+def test_rows_the_one_pass_cannot_encode_without_python_are_left_to_python() -> None:
+    """Declined (None) before anything is built: a row, key or value whose handling would run Python code, or
+    more groups than C keeps; a value with no wire form is declined too (its error message needs its repr), and
+    the Python path then raises it."""
+
+    class Number(int):
+        pass
+
+    class Rows(list):
+        pass
+
+    encode = spanner_rows._native.encode_table
+    for values in ((Number(3),), ([1, Number(2)],), (Rows(["a"]),), (object(),), ((x for x in "ab"),)):
+        assert encode("T", {(1,): (("A",), values)}, (), (), False) is None
+    assert encode("T", {(1,): (("A",), Rows(["a"]))}, (), (), False) is None
+    assert encode("T", {(1,): ["not", "a tuple"]}, (), (), False) is None
+    assert encode("T", {(1.5,): (("A",), ("a",))}, (), (), False) is None
+    assert encode("T", {(n,): (tuple(f"c{n}"), ()) for n in range(40)}, (), (), False) is None
+    with pytest.raises(UnicodeEncodeError):
+        encode("T", {(1,): (("A",), ("ok",)), (2,): (("A",), ("\ud800",))}, (), (), False)
+
+
+@native
+def test_a_plan_buffered_with_its_rows_encoded_as_grouped_gives_the_same_mutations() -> None:
+    """``buffer_plan`` once the buffer is known usable (rows encoded as they are grouped) against the rows
+    handed over and encoded one group at a time: the same mutations, in order, and the same count; rows of
+    equal columns in distinct tuples joined into one mutation either way."""
+    plan = CommitPlan()
+    plan.upsert("Groups", (1,), ("GroupId", "Type", "Seq"), (1, "error", 3))
+    plan.upsert("Groups", (2,), ("GroupId", "Seq"), (2, 4))
+    plan.upsert("Events", (1, "e"), ("ProjectId", "EventId"), (1, "e"))
+    plan.upsert("Events", (1, "f"), tuple(["ProjectId", "EventId"]), (1, "f"))  # equal columns, another tuple
+    plan.upsert("Events", (1, "g"), ("ProjectId", "EventId"), (1, "g"))
+    plan.upsert("GroupTagValues", (1, "k", "v"), ("GroupId", "Key", "Value", "TimesSeen"), (1, "k", "v", 2))
+    plan.updates["GroupTagValues"] = {(1, "k", "v")}
+    plan.inserts.add(("Events", (1, "e")))
+    plan.delete("Activities", (3, "a"))
+    wires = []
+    for encoded in (False, True):
+        saved = mutation_buffer.BUFFER.private
+        batch = Batch(None)
+        try:
+            mutation_buffer.BUFFER.private = True
+            if not encoded:
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(spanner_rows, "encode_table", None)
+                    assert not mutation_buffer.BUFFER.takes_encoded
+                    count = spanner_writer.buffer_plan(batch, plan)
+            else:
+                assert mutation_buffer.BUFFER.takes_encoded
+                count = spanner_writer.buffer_plan(batch, plan)
+        finally:
+            mutation_buffer.BUFFER.private = saved
+        wires.append(([_wire(mutation) for mutation in batch._mutations], count))
+    assert wires[0] == wires[1]
+    # the deletion, then Groups (two kinds), Events (insert, insert_or_update), the tag row
+    assert len(wires[0][0]) == 6
 
 
 # Microseconds of the years 1 to 9999, the range both format themselves (beyond it, to_rfc3339 raises).

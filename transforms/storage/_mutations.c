@@ -21,9 +21,13 @@ typedef struct {
     char *data;
     Py_ssize_t len;
     Py_ssize_t cap;
+    /* encode_table's: a value whose encoding would run Python code (an int or list subclass, an iterable
+     * other than an exact list or tuple, a value of no wire form, whose error message needs its repr) is
+     * not encoded: -2 with no error set, so that the caller can hand the rows to the Python path. */
+    int strict;
 } Buf;
 
-static Buf scratch = {NULL, 0, 0};
+static Buf scratch = {NULL, 0, 0, 0};
 static int scratch_taken = 0;
 /* A scratch buffer grown over this by a huge write is given back rather than kept. */
 #define SCRATCH_KEPT (8 << 20)
@@ -151,6 +155,8 @@ static int put_item(Buf *b, PyObject *value) {
             return put_int_item(b, n);
         }
     }
+    if (b->strict && !PyLong_CheckExact(value) && (PyLong_Check(value) || !(PyFloat_Check(value) || PyList_CheckExact(value) || PyTuple_CheckExact(value))))
+        return -2;
     if (PyLong_Check(value)) {
         /* Huge ints and int subclasses: str(value), as the Python path (a subclass's __str__ included). */
         PyObject *text = PyObject_Str(value);
@@ -175,9 +181,10 @@ static int put_item(Buf *b, PyObject *value) {
          * recursion does, rather than overflowing the C stack. */
         if (Py_EnterRecursiveCall(" while encoding a Spanner list value")) return -1;
         Py_ssize_t item = open_field(b, TAG_ITEM), list = item < 0 ? -1 : open_field(b, TAG_LIST);
-        int failed = list < 0 || put_items(b, value) < 0 || close_field(b, list) < 0 || close_field(b, item) < 0;
+        int put = list < 0 ? -1 : put_items(b, value);
+        int failed = put < 0 ? put : (close_field(b, list) < 0 || close_field(b, item) < 0) ? -1 : 0;
         Py_LeaveRecursiveCall();
-        return failed ? -1 : 0;
+        return failed;
     }
     PyObject *name = PyType_GetName(Py_TYPE(value));
     if (name != NULL) {
@@ -196,10 +203,11 @@ static int put_items(Buf *b, PyObject *items) {
             Py_INCREF(item);
             int result = put_item(b, item);
             Py_DECREF(item);
-            if (result < 0) return -1;
+            if (result < 0) return result;
         }
         return 0;
     }
+    if (b->strict) return -2;
     PyObject *iterator = PyObject_GetIter(items);
     if (iterator == NULL) return -1;
     PyObject *item;
@@ -216,12 +224,13 @@ static int put_items(Buf *b, PyObject *items) {
 }
 
 static PyObject *encode_values(PyObject *module, PyObject *rows) {
-    Buf b = {NULL, 0, 0};
+    Buf b = {NULL, 0, 0, 0};
     int own = scratch_taken; /* the scratch buffer is taken: this call uses its own */
     if (!own) {
         scratch_taken = 1;
         b = scratch;
         b.len = 0;
+        b.strict = 0;
     }
     PyObject *encoded = NULL;
     PyObject *iterator = PyObject_GetIter(rows);
@@ -246,6 +255,167 @@ static PyObject *encode_values(PyObject *module, PyObject *rows) {
         scratch_taken = 0;
     }
     return encoded;
+}
+
+/* --- A table's rows grouped and encoded (commit_plan.mutation_groups) -------------------------------------
+ * encode_table(table, planned, new, updated, groups) -> (order, not_updated, cells) | None: ``_planning.
+ * group_rows``' grouping of one table's rows (row key -> (columns, values)) into mutations (kind, table,
+ * columns, rows) by kind and columns object in the order of their first row, each group's rows given as the
+ * bytes ``encode_values`` makes of them (a Write's values are repeated: a group's bytes are its rows' bytes in
+ * order), in the same pass over the rows; ``not_updated``: the row keys not in ``updated``; ``cells``: the
+ * groups' columns times rows. None, before anything is built, when a row key is not an exact tuple of exact
+ * str and int, a row not an exact (columns tuple, values tuple or list), more than MAX_GROUPS groups form, or
+ * a value would run Python code to be encoded (``Buf.strict``): the caller groups and encodes those rows
+ * itself. Raises what ``encode_values`` raises for a value with no wire form. */
+
+#define MAX_GROUPS 32
+static PyObject *kind_names[3]; /* "insert", "update", "insert_or_update" */
+static PyObject *type_column = NULL; /* "Type" */
+
+static inline int plain(PyObject *o) { return PyUnicode_CheckExact(o) || PyLong_CheckExact(o); }
+
+static int plain_tuple(PyObject *t) {
+    if (!PyTuple_CheckExact(t)) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++)
+        if (!plain(PyTuple_GET_ITEM(t, i))) return 0;
+    return 1;
+}
+
+typedef struct {
+    int group;
+    Py_ssize_t start, end;
+} Segment;
+
+static PyObject *encode_table(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "encode_table(table, planned, new, updated, groups)");
+        return NULL;
+    }
+    PyObject *table = args[0], *planned = args[1], *new = args[2], *updated = args[3];
+    int groups = args[4] == Py_True;
+    if (!PyBool_Check(args[4]) || !PyDict_CheckExact(planned) ||
+        !(PyAnySet_CheckExact(new) || (PyTuple_CheckExact(new) && PyTuple_GET_SIZE(new) == 0)) ||
+        !(PyAnySet_CheckExact(updated) || (PyTuple_CheckExact(updated) && PyTuple_GET_SIZE(updated) == 0)))
+        Py_RETURN_NONE;
+    int check_new = PyAnySet_Check(new) && PySet_GET_SIZE(new) > 0;
+    int check_updated = PyAnySet_Check(updated) && PySet_GET_SIZE(updated) > 0;
+    int kinds[MAX_GROUPS];
+    PyObject *columns_of[MAX_GROUPS];
+    Py_ssize_t sizes[MAX_GROUPS], rows_of[MAX_GROUPS];
+    int count = 0;
+    Py_ssize_t not_updated = 0, pos = 0, n_segments = 0, segments_cap = 0;
+    Segment *segments = NULL;
+    PyObject *row_key, *row, *order = NULL, *result = NULL;
+    PyObject *typed_columns = NULL; /* the last columns object looked at, and whether it has "Type" */
+    int typed = 0;
+    Buf b = {NULL, 0, 0, 1};
+    int own = scratch_taken;
+    if (!own) {
+        scratch_taken = 1;
+        b = scratch;
+        b.len = 0;
+    }
+    b.strict = 1;
+    /* The dict cannot change under this loop: set look-ups of plain tuples and the strict encoding run no
+     * Python code. */
+    while (PyDict_Next(planned, &pos, &row_key, &row)) {
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 2 || !plain_tuple(row_key)) goto unsure;
+        PyObject *columns = PyTuple_GET_ITEM(row, 0), *values = PyTuple_GET_ITEM(row, 1);
+        if (!PyTuple_CheckExact(columns) || !(PyTuple_CheckExact(values) || PyList_CheckExact(values))) goto unsure;
+        int kind = 2, in_new = 0, in_updated = 0;
+        if (check_new && (in_new = PySet_Contains(new, row_key)) < 0) goto fail;
+        if (check_updated && (in_updated = PySet_Contains(updated, row_key)) < 0) goto fail;
+        if (!in_updated) not_updated++;
+        if (in_new) {
+            kind = 0;
+        } else if (in_updated) {
+            kind = 1;
+        } else if (groups) {
+            if (columns != typed_columns) {
+                if (!plain_tuple(columns)) goto unsure;
+                typed = PySequence_Contains(columns, type_column);
+                if (typed < 0) goto fail;
+                typed_columns = columns;
+            }
+            if (!typed) kind = 1; /* a Groups row written without its Type is a state-only update */
+        }
+        int g = count - 1;
+        while (g >= 0 && !(kinds[g] == kind && columns_of[g] == columns)) g--;
+        if (g < 0) {
+            if (count == MAX_GROUPS) goto unsure;
+            kinds[count] = kind;
+            columns_of[count] = columns;
+            sizes[count] = 0;
+            rows_of[count] = 0;
+            g = count++;
+        }
+        Py_ssize_t start = open_field(&b, TAG_WRITE_VALUES);
+        if (start < 0) goto fail;
+        int put = put_items(&b, values);
+        if (put == -2) goto unsure;
+        if (put < 0 || close_field(&b, start) < 0) goto fail;
+        if (n_segments == segments_cap) {
+            Py_ssize_t cap = segments_cap ? 2 * segments_cap : 256;
+            Segment *grown = PyMem_Realloc(segments, (size_t)cap * sizeof(Segment));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            segments = grown;
+            segments_cap = cap;
+        }
+        /* the row's bytes begin at its field's tag, one byte before ``start`` */
+        segments[n_segments++] = (Segment){g, start - 1, b.len};
+        sizes[g] += b.len - (start - 1);
+        rows_of[g]++;
+    }
+    order = PyList_New(count);
+    if (order == NULL) goto fail;
+    Py_ssize_t cells = 0;
+    for (int g = 0; g < count; g++) {
+        PyObject *data;
+        if (count == 1) {
+            data = PyBytes_FromStringAndSize(b.data, b.len);
+        } else {
+            data = PyBytes_FromStringAndSize(NULL, sizes[g]);
+            if (data != NULL) {
+                char *at = PyBytes_AS_STRING(data);
+                for (Py_ssize_t i = 0; i < n_segments; i++)
+                    if (segments[i].group == g) {
+                        memcpy(at, b.data + segments[i].start, (size_t)(segments[i].end - segments[i].start));
+                        at += segments[i].end - segments[i].start;
+                    }
+            }
+        }
+        if (data == NULL) goto fail;
+        PyObject *mutation = PyTuple_Pack(4, kind_names[kinds[g]], table, columns_of[g], data);
+        Py_DECREF(data);
+        if (mutation == NULL) goto fail;
+        PyList_SET_ITEM(order, g, mutation);
+        cells += PyTuple_GET_SIZE(columns_of[g]) * rows_of[g];
+    }
+    result = Py_BuildValue("(Nnn)", order, not_updated, cells);
+    order = NULL;
+    goto done;
+unsure:
+    result = Py_NewRef(Py_None);
+    goto done;
+fail:
+    result = NULL;
+done:
+    Py_XDECREF(order);
+    PyMem_Free(segments);
+    b.strict = 0;
+    if (own || b.cap > SCRATCH_KEPT) {
+        PyMem_Free(b.data);
+        b.data = NULL;
+        b.cap = 0;
+    }
+    if (!own) {
+        scratch = b;
+        scratch_taken = 0;
+    }
+    return result;
 }
 
 /* --- Times ------------------------------------------------------------------------------------------
@@ -325,6 +495,9 @@ static PyObject *rfc3339(PyObject *module, PyObject *value) {
 static PyMethodDef methods[] = {
     {"encode_values", encode_values, METH_O,
      "encode_values(rows) -> bytes: the wire bytes of Mutation.Write.values for rows in wire form."},
+    {"encode_table", (PyCFunction)(void (*)(void))encode_table, METH_FASTCALL,
+     "encode_table(table, planned, new, updated, groups) -> (order, not_updated, cells) | None: a table's "
+     "mutations, their rows encoded."},
     {"rfc3339", rfc3339, METH_O, "rfc3339(micros) -> str: transforms.core.model.to_rfc3339's text."},
     {"set_rfc3339_fallback", set_rfc3339_fallback, METH_O,
      "set_rfc3339_fallback(function): what rfc3339 calls for a value it does not format itself."},
@@ -341,6 +514,10 @@ static struct PyModuleDef module = {
 
 /* SOURCE_SHA256: the hash of this file the build was made from (setup.py), checked by spanner_rows. */
 PyMODINIT_FUNC PyInit__mutations(void) {
+    static const char *names[3] = {"insert", "update", "insert_or_update"};
+    for (int i = 0; i < 3; i++)
+        if (kind_names[i] == NULL && (kind_names[i] = PyUnicode_InternFromString(names[i])) == NULL) return NULL;
+    if (type_column == NULL && (type_column = PyUnicode_InternFromString("Type")) == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddStringConstant(m, "SOURCE_SHA256", SOURCE_SHA256) < 0) {
         Py_DECREF(m);

@@ -529,7 +529,7 @@ def settle_environment_checks(plan: CommitPlan, stored: Mapping[tuple[int, str],
             stored[key] = intent.first_seen
 
 
-Mutation = tuple[str, str, tuple[str, ...], list]
+Mutation = tuple[str, str, tuple[str, ...], list | bytes]
 
 
 def mutations(plan: CommitPlan) -> Iterator[Mutation]:
@@ -537,15 +537,19 @@ def mutations(plan: CommitPlan) -> Iterator[Mutation]:
     return iter(mutation_groups(plan)[0])
 
 
-def mutation_groups(plan: CommitPlan) -> tuple[list[Mutation], int]:
+def mutation_groups(plan: CommitPlan, encoded: bool = False) -> tuple[list[Mutation], int]:
     """The plan as the mutations a transaction is given, in order, and what Spanner counts of them.
 
     Mutations: ``("delete", table, (), keys)`` first, then ``(kind, table, columns, rows)`` with ``kind``
     ``insert`` (rows known to be new), ``update`` (rows known to exist) or ``insert_or_update``, rows grouped
     by kind and columns in the order of their first row. The count: a row's columns plus, unless it is in
     ``updates`` (which writes no indexed column), its index entries (``rows.index_cells_per_row``); a deleted
-    row and its index entry. Counted in the pass that groups the rows, by group of rows, not row by row."""
+    row and its index entry. Counted in the pass that groups the rows, by group of rows, not row by row.
+    With ``encoded``, a table's rows may come as the bytes ``_mutations.encode_values`` makes of them
+    (``rows.write_mutation_encoded`` takes them), grouped and encoded in one pass where the extension is built
+    (``_mutations.encode_table``); else, and for a table it declines, as the rows themselves."""
     index_cells = rows.index_cells_per_row()
+    encode = rows.encode_table if encoded else None
     found: list[Mutation] = []
     total = 0
     for table, deleted in plan.deletes.items():
@@ -561,6 +565,20 @@ def mutation_groups(plan: CommitPlan) -> tuple[list[Mutation], int]:
         updated = plan.updates.get(table) or ()
         new = inserted.get(table) or ()
         groups = table == "Groups"
+        if encode is not None:
+            done = encode(table, planned, new, updated, groups)
+            if done is not None:
+                order, not_updated, cells = done
+                if len({(kind, columns) for kind, _table, columns, _data in order}) < len(order):
+                    # equal columns in distinct tuples: one mutation each kind and columns (a Write's rows are
+                    # repeated, so their bytes join)
+                    joined: dict[tuple[str, tuple[str, ...]], bytes] = {}
+                    for kind, _table, columns, data in order:
+                        joined[(kind, columns)] = joined.get((kind, columns), b"") + data
+                    order = [(kind, table, columns, data) for (kind, columns), data in joined.items()]
+                found.extend(order)
+                total += cells + not_updated * index_cells.get(table, 0)
+                continue
         grouped = None if _native is None else _native.group_rows(table, planned, new, updated, groups)
         if grouped is None:
             order, not_updated = _group_rows(table, planned, new, updated, groups)

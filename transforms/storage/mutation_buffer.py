@@ -7,7 +7,8 @@ layers, where ``spanner_rows.write_mutation`` builds the same ``Mutation`` in a 
 library. Whether it still is that is checked once per process, on the first rows written: they go through the
 public method, and the buffer is used from then on only if that call appended exactly the mutation
 ``write_mutation`` builds to a list ``_mutations``. Otherwise every write goes through the public methods
-(slower, the same rows), and one WARNING says so.
+(slower, the same rows), and one WARNING says so. Once the buffer is used, ``spanner_writer.buffer_plan`` hands
+over rows the C extension encoded as it grouped them (``add_encoded``): the same mutation, built from its bytes.
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ class MutationBuffer:
                 "which is slower",
                 type(transaction).__module__,
             )
+
+    @property
+    def takes_encoded(self) -> bool:
+        """Whether ``add_encoded`` may be called: the buffer is used, and the extension encodes rows."""
+        return self.private is True and rows.encode_table is not None
+
+    def add_encoded(
+        self, transaction: Any, kind: str, table: str, columns: Sequence[str], data: bytes
+    ) -> None:
+        """``add`` of rows already encoded (``commit_plan.mutation_groups(plan, encoded=True)``'s bytes), where
+        ``takes_encoded``."""
+        transaction._mutations.append(rows.write_mutation_encoded(kind, table, columns, data))
 
 
 BUFFER = MutationBuffer()

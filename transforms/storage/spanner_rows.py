@@ -447,6 +447,18 @@ def write_mutation_native(kind: str, table: str, columns: Sequence[str], rows: I
     return Mutation.wrap(pb)
 
 
+def write_mutation_encoded(kind: str, table: str, columns: Sequence[str], values: bytes):
+    """``write_mutation``'s mutation of rows already encoded (``encode_values``' bytes, or ``encode_table``'s)."""
+    pb = _MUTATION_PB()
+    write = getattr(pb, kind)
+    write.table = table
+    write.columns.extend(columns)
+    write.MergeFromString(values)
+    return Mutation.wrap(pb)
+
+
 _MUTATION_PB = Mutation.pb()
 _NULL = struct_pb2.NULL_VALUE
 write_mutation = write_mutation_python if _native is None else write_mutation_native
+# ``_mutations.encode_table`` (``commit_plan.mutation_groups``' rows grouped and encoded in one pass), or None.
+encode_table = None if _native is None else _native.encode_table

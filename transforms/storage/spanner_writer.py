@@ -403,14 +403,17 @@ def _check_environments(transaction, plan: CommitPlan) -> None:
 
 def buffer_plan(transaction, plan: CommitPlan) -> int:
     """Hand ``plan``'s rows to ``transaction`` (or a batch): its deletions through the public API, its
-    writes through ``mutation_buffer``. Nothing is sent until the caller commits. Returns the plan's
+    writes through ``mutation_buffer`` (encoded as they are grouped, once the buffer is known usable). Nothing is sent until the caller commits. Returns the plan's
     mutation count (``CommitPlan.mutation_count``, counted in the same pass over its rows)."""
-    found, count = mutation_groups(plan)
+    buffer = mutation_buffer.BUFFER
+    found, count = mutation_groups(plan, buffer.takes_encoded)
     for kind, table, columns, values in found:
         if kind == "delete":
             transaction.delete(table, spanner.KeySet(keys=[list(key) for key in values]))
+        elif values.__class__ is bytes:  # rows encoded as they were grouped (``takes_encoded``)
+            buffer.add_encoded(transaction, kind, table, columns, values)
         else:
-            mutation_buffer.add(transaction, kind, table, columns, values)
+            buffer.add(transaction, kind, table, columns, values)
     return count
 
 
