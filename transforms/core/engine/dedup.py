@@ -199,6 +199,40 @@ class DuplicateMemory:
         return self._ids + b"".join(self._added), _to_bytes(times)
 
 
+def remember_one(
+    ids: bytes, times: bytes, memory_id: bytes, message_time: int, retention: int
+) -> tuple[bytes, bytes] | None:
+    """The memory ``(ids, times)`` after one message, or None when the message is a duplicate: what
+    ``DuplicateMemory(ids, times)``'s ``is_duplicate``, ``remember`` and ``freeze`` give for it."""
+    if len(ids) > INDEX_THRESHOLD * _ID:
+        memory = DuplicateMemory(ids, times)
+        if memory.is_duplicate(memory_id, message_time, retention):
+            return None
+        memory.remember(memory_id, message_time)
+        return memory.freeze()
+    found = _find(ids, memory_id)
+    index = found if found is not None else find_python(ids, memory_id)
+    if index < 0:
+        frozen = _freeze(ids, times, {memory_id: message_time}, {})
+        if frozen is not None:
+            return frozen
+        values = _to_array(times)
+        values.append(message_time)
+        return ids + memory_id, _to_bytes(values)
+    time = _time_at(times, index)
+    if time is None:
+        time = _to_array(times)[index]
+    if time >= message_time - retention:
+        return None
+    # not a duplicate, so older than the message (the retention is not negative: EngineConfig)
+    frozen = _freeze(ids, times, {}, {index: message_time})
+    if frozen is not None:
+        return frozen
+    values = _to_array(times)
+    values[index] = message_time
+    return ids, _to_bytes(values)
+
+
 def find_python(ids: bytes, memory_id: bytes) -> int:
     """The index of the first 16-byte entry of ``ids`` equal to ``memory_id``, -1 if none."""
     position = ids.find(memory_id)
