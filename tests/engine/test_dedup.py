@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.engine.builders import DAY, MINUTE, SECOND, T0, context, occurrence, run, status_change
 from transforms.core import metrics
 from transforms.core.engine import apply, compact
-from transforms.core.engine.dedup import INDEX_THRESHOLD, DuplicateMemory, prune
+from transforms.core.engine.dedup import INDEX_THRESHOLD, SCANS_BEFORE_INDEX, DuplicateMemory, prune
 from transforms.core.engine.ids import occurrence_memory_id
 from transforms.core.enums import GroupStatus
 
@@ -114,3 +114,19 @@ def test_a_large_memory_is_indexed_and_answers_like_a_small_one():
     assert large.entry_time(occurrence_memory_id("f" * 32)) is None
     large.remember(identifiers[3], 10_000)
     assert DuplicateMemory(*large.freeze()).entry_time(identifiers[3]) == 10_000
+
+
+def test_a_large_memory_is_scanned_until_a_call_has_looked_up_many_ids_then_indexed():
+    memory = DuplicateMemory(b"", b"")
+    identifiers = [occurrence_memory_id(f"{index:032x}") for index in range(INDEX_THRESHOLD + 10)]
+    for index, identifier in enumerate(identifiers):
+        memory.remember(identifier, index)
+    large = DuplicateMemory(*memory.freeze())
+    unknown = [occurrence_memory_id(f"unknown {index}") for index in range(SCANS_BEFORE_INDEX + 20)]
+    for step, (identifier, other) in enumerate(zip(identifiers * 2, unknown, strict=False)):
+        assert (large._index_of is None) == (4 * step <= SCANS_BEFORE_INDEX)  # four lookups a step
+        assert large.entry_time(identifier) == identifiers.index(identifier)
+        assert large.entry_time(other) is None
+        assert large.is_duplicate(identifier, identifiers.index(identifier) + 5, 5)
+        assert not large.is_duplicate(other, 0, 5)
+    assert large._index_of is not None

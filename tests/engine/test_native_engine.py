@@ -211,6 +211,14 @@ for batch in range(4):
     state, outputs = engine.apply(state, messages, ctx)
     state = engine.compact(state, 1_000_000 * (4 * batch - 2))
     print(engine.encode_state(state).hex(), len(outputs.write.intents) if outputs.write else 0)
+# one message a call on a key the quota keeps without a group (engine.groupless, dedup.remember_one)
+from tests.engine.builders import MemoryQuota
+ctx = context(duplicate_retention=3_000_000, quota=MemoryQuota(limit=0))
+state = None
+for i in range(8):
+    message = occurrence(1_000_000 * 2 * i, occurrence_id=f"q{i % 3}", message_id=f"q{i}", fingerprint=("q",))
+    state, outputs = engine.apply(state, [message], ctx)
+    print(engine.encode_state(state).hex(), outputs.counters)
 print(ids.status_change_memory_id("x").hex(), ids.occurrence_memory_id("é").hex())
 """
 

@@ -24,11 +24,12 @@ checks the occurrences already stored (``EngineContext.stored_occurrence_ids``).
 Layout, chosen for small encoded state and no per-call rebuild: ``ids`` is the
 concatenation of 16-byte hashed ids (``ids.occurrence_memory_id``) in insertion
 order and ``times`` the matching little-endian int64 message times (24 bytes
-per remembered message). A small memory is scanned with ``bytes.find`` (C
+per remembered message). The memory is scanned with ``bytes.find`` (C
 speed, well-behaved because hashed ids are uniformly distributed); a large one
-(more than ``INDEX_THRESHOLD`` entries) is indexed in a dict once per call, on
-its first lookup. Entries added during one call live in a dict until
-``freeze``.
+(more than ``INDEX_THRESHOLD`` entries) is indexed in a dict once a call has
+scanned it ``SCANS_BEFORE_INDEX`` times (building the index costs a few hundred
+scans: most calls, even of hot keys, look up fewer ids). Entries added during
+one call live in a dict until ``freeze``.
 
 In C where built (``_engine.c``, ``native``): the id scan, a stored time, ``freeze``, ``prune`` and the
 hashed ids; each gives the Python's answer or None (not sure: another type, a size or number out of the
@@ -72,6 +73,7 @@ _prune: Callable[[bytes, bytes, int], tuple[bytes, bytes] | None] = (
 
 _ID = 16
 INDEX_THRESHOLD = 1024
+SCANS_BEFORE_INDEX = 256
 _LITTLE = byteorder == "little"
 
 
@@ -99,6 +101,7 @@ class DuplicateMemory:
         "_index_of",
         "_last_id",
         "_last_index",
+        "_scans",
         "_times",
         "_times_view",
         "_updated",
@@ -113,17 +116,21 @@ class DuplicateMemory:
         self._updated: dict[int, int] = {}  # index in ``_ids`` -> later time
         self._last_id = b""
         self._last_index = -1
+        self._scans = 0  # of a large memory, until it is indexed
 
     def _index(self, memory_id: bytes) -> int:
         if memory_id == self._last_id:
             return self._last_index
         ids = self._ids
-        if len(ids) > INDEX_THRESHOLD * _ID:
-            index_of = self._index_of
-            if index_of is None:
+        index_of = self._index_of
+        if index_of is None and len(ids) > INDEX_THRESHOLD * _ID:
+            if self._scans < SCANS_BEFORE_INDEX:
+                self._scans += 1
+            else:
                 index_of = self._index_of = {
                     ids[start : start + _ID]: start // _ID for start in range(0, len(ids), _ID)
                 }
+        if index_of is not None:
             index = index_of.get(memory_id, -1)
         else:
             found = _find(ids, memory_id)
@@ -197,6 +204,35 @@ class DuplicateMemory:
             times[index] = time
         times.extend(self._added.values())
         return self._ids + b"".join(self._added), _to_bytes(times)
+
+
+def remember_one(
+    ids: bytes, times: bytes, memory_id: bytes, message_time: int, retention: int
+) -> tuple[bytes, bytes] | None:
+    """The memory ``(ids, times)`` after one message, or None when the message is a duplicate: what
+    ``DuplicateMemory(ids, times)``'s ``is_duplicate``, ``remember`` and ``freeze`` give for it (one scan,
+    whatever the memory's size: ``SCANS_BEFORE_INDEX``)."""
+    found = _find(ids, memory_id)
+    index = found if found is not None else find_python(ids, memory_id)
+    if index < 0:
+        frozen = _freeze(ids, times, {memory_id: message_time}, {})
+        if frozen is not None:
+            return frozen
+        values = _to_array(times)
+        values.append(message_time)
+        return ids + memory_id, _to_bytes(values)
+    time = _time_at(times, index)
+    if time is None:
+        time = _to_array(times)[index]
+    if time >= message_time - retention:
+        return None
+    # not a duplicate, so older than the message (the retention is not negative: EngineConfig)
+    frozen = _freeze(ids, times, {}, {index: message_time})
+    if frozen is not None:
+        return frozen
+    values = _to_array(times)
+    values[index] = message_time
+    return ids, _to_bytes(values)
 
 
 def find_python(ids: bytes, memory_id: bytes) -> int:

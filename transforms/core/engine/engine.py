@@ -34,13 +34,16 @@ releases and versions (``releases``), environments (``environments``), events
 and lookup waits (``events``), ids (``ids``), rows (``rows``), the stored state
 (``state``). Two paths apply them, as Sentry splits its consumers: occurrences
 (``occurrence_path``) and status changes (``status_change_path``), over one
-working copy of the key (``application``). This module only sequences them.
+working copy of the key (``application``); the commonest call, one occurrence on a
+key without a group that does not create one, is applied without the working copy
+(``groupless``). This module only sequences them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from transforms.core.engine import groupless
 from transforms.core.engine.application import key_order
 from transforms.core.engine.context import EngineContext
 from transforms.core.engine.occurrence_path import OccurrencePath
@@ -70,6 +73,13 @@ def apply(
         )
     if len(messages) > 1:
         messages = sorted(messages, key=key_order)
+    elif messages:
+        # The commonest call: one occurrence on a key without a group that does not create one.
+        lean = groupless.occurrence(state, messages[0], context)
+        if lean is not None:
+            if lean.__class__ is tuple:
+                return lean
+            context = lean  # type: ignore[assignment]
     return _Application(state, context).process(messages)
 
 
