@@ -20,7 +20,7 @@ from apache_beam.metrics import Metrics
 from transforms import internal_errors
 from transforms.coders import typed
 from transforms.core import metrics, reasons
-from transforms.core.decode import DEFAULT_MAX_BYTES, check_max_bytes, decode, decode_rest, native_decode_json
+from transforms.core.decode import DEFAULT_MAX_BYTES, check_max_bytes, decode
 from transforms.core.model import DeadLetter, Message, ProjectInfo, RawMessage
 from transforms.core.projects import check_project
 
@@ -53,23 +53,13 @@ class DecodeFn(beam.DoFn):
             for name in (metrics.EVENT_RELEASE_REMOVED, metrics.EVENT_ENVIRONMENT_REMOVED)
         }
         self._removed: list[str] = []
-        # process calls decode's C path itself (where built) when it takes these arguments, else decode calls it
-        self._direct = type(max_bytes) is int and 0 < max_bytes < 1 << 63 and type(carry) is bool
 
     def process(self, raw: RawMessage) -> Iterable[Any]:
         # A tuple, not a generator: Beam iterates whatever process returns (one output a message here).
         removed = self._removed
         try:
             self._sizes.update(len(raw.data))
-            if (
-                self._direct and native_decode_json is not None
-            ):  # decode(raw, ...): a Python call fewer a message
-                decoded = native_decode_json(raw, self._max_bytes, self._carry)
-                if decoded.__class__ is Message:
-                    return (decoded,)
-                decoded = decode_rest(raw, decoded, self._max_bytes, removed, self._carry)
-            else:
-                decoded = decode(raw, max_bytes=self._max_bytes, removed=removed, carry=self._carry)
+            decoded = decode(raw, max_bytes=self._max_bytes, removed=removed, carry=self._carry)
         except Exception as error:  # the last line of defence: the message, not the pipeline
             removed.clear()
             decoded = internal_errors.dead_letter(

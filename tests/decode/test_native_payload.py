@@ -38,7 +38,6 @@ from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
 from transforms.core.model import Message, Occurrence, RawMessage, carried_message, full_event
 from transforms.core.payload_fields import Rejected, hash_cache, parse_time
-from transforms.decode_messages import DecodeFn
 
 ROOT = Path(__file__).resolve().parents[2]
 _COMPILER = (sysconfig.get_config_var("CC") or "cc").split()[0]
@@ -276,12 +275,6 @@ def test_decode_with_the_c_paths_gives_what_python_gives(raw_and_limit: tuple[Ra
     ):
         assert carried == other
         assert msgspec.msgpack.encode(carried) == msgspec.msgpack.encode(other)
-    # DecodeFn calls the C path itself, then decode_rest: what decode gives, carried or not
-    for carry, decoded in ((False, result), (True, carried)):
-        (output,) = DecodeFn(max_bytes, carry=carry).process(raw)
-        output = output if type(output) is Message else output.value
-        assert output == decoded
-        assert msgspec.msgpack.encode(output) == msgspec.msgpack.encode(decoded)
     if type(result) is Message and type(result.payload) is Occurrence and result.payload.event is not None:
         event = carried.payload.event
         assert event.stored_json == msgspec.json.encode(result.payload.event).decode()
@@ -476,26 +469,13 @@ def test_decode_gives_the_same_message_with_and_without_the_c_path() -> None:
         "import msgspec, orjson\n"
         "from transforms.core.decode import decode\n"
         "from transforms.core.model import RawMessage\n"
-        "from transforms.decode_messages import DecodeFn\n"
-        "raw = RawMessage('7', 1, bytes.fromhex(sys.argv[1]), {})\n"
-        "print(msgspec.msgpack.encode(decode(raw)).hex())\n"
-        "print(msgspec.msgpack.encode(DecodeFn(1 << 20).process(raw)[0]).hex())\n"
+        "print(msgspec.msgpack.encode(decode(RawMessage('7', 1, bytes.fromhex(sys.argv[1]), {}))).hex())\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", script, raw.data.hex()], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert run.returncode == 0, run.stderr
-    assert [bytes.fromhex(line) for line in run.stdout.split()] == [msgspec.msgpack.encode(decode(raw))] * 2
-
-
-@native
-def test_decode_fn_leaves_to_decode_the_arguments_the_c_path_cannot_take() -> None:
-    """DecodeFn calls the C path itself only with arguments it takes; with others decode decides, as before."""
-    raw = RawMessage("7", 1, orjson.dumps(payloads.with_event()), {})
-    for max_bytes, carry in ((1 << 64, False), (1 << 20, 1)):
-        (output,) = DecodeFn(max_bytes, carry=carry).process(raw)  # type: ignore[arg-type]
-        output = output if type(output) is Message else output.value
-        assert output == decode(raw, max_bytes=max_bytes, carry=carry)  # type: ignore[arg-type]
+    assert bytes.fromhex(run.stdout.strip()) == msgspec.msgpack.encode(decode(raw))
 
 
 def test_without_the_extension_the_python_path_runs_and_says_so() -> None:

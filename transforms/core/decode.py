@@ -93,8 +93,6 @@ __all__ = [
     "check_micros",
     "content_type_of",
     "decode",
-    "decode_rest",
-    "native_decode_json",
     "parse_time",
 ]
 
@@ -136,32 +134,14 @@ def decode(
             if parsed.__class__ is Message:
                 decoded: Message = parsed
                 return decoded
-    except (
-        Exception
-    ) as exc:  # the guard, as decode_rest's (the C path raises only for arguments it cannot take)
-        return _unexpected(raw, exc)
-    return decode_rest(raw, parsed, max_bytes, removed, carry)
-
-
-def decode_rest(
-    raw: RawMessage, parsed: Any, max_bytes: int, removed: list[str] | None, carry: bool
-) -> Message | DeadLetter:
-    """``decode`` once its C path (``native_decode_json``) gave no ``Message``: ``parsed`` is what it gave
-    (the parsed payload, or None), or None where there is no C path. For a caller that calls the C path
-    itself (``DecodeFn``: a Python call fewer a message); never raises."""
-    try:
         message = _decode(raw, max_bytes, removed, parsed)
         return carried_message(message) if carry else message
     except Rejected as rejected:
         return _dead_letter(raw, rejected.reason, rejected.error, rejected.project_id)
     except Exception as exc:  # the guard: a decoding error is a value, never an escaping exception
-        return _unexpected(raw, exc)
-
-
-def _unexpected(raw: RawMessage, exc: Exception) -> DeadLetter:
-    return _dead_letter(
-        raw, reasons.UNDECODABLE, f"unexpected error while decoding: {type(exc).__name__}: {exc}"
-    )
+        return _dead_letter(
+            raw, reasons.UNDECODABLE, f"unexpected error while decoding: {type(exc).__name__}: {exc}"
+        )
 
 
 def check_max_bytes(max_bytes: int) -> None:
