@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from tests.decode import payloads, strategies
 from tests.decode.test_properties import EDGE_VALUES, EVENT_FIELDS, OCCURRENCE_FIELDS
 from tests.infra.test_packaging import _sdist
+from tests.native_paths import leaked_blocks
 from transforms.core import decode as decoding
 from transforms.core import limits, occurrence_payload
 from transforms.core.decode import PROTOBUF_CONTENT_TYPE, decode
@@ -508,3 +509,39 @@ def test_only_a_build_of_this_source_is_used(monkeypatch: pytest.MonkeyPatch, ca
 def test_the_worker_package_carries_the_payload_source(tmp_path: Path) -> None:
     with tarfile.open(_sdist(ROOT, tmp_path)) as archive:
         assert any(name.endswith("/transforms/core/_payload.c") for name in archive.getnames())
+
+
+@native
+def test_the_fingerprint_digests_made_in_c_are_md5s_of_the_parts() -> None:
+    """ASCII parts are hashed in C (MD5, every length around its 64-byte blocks); others, mixed in or alone,
+    take the cache or Python's: the same digests as hashlib's."""
+    parts = ["x" * n for n in (1, 2, 54, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000)]
+    parts += ["slow-endpoint:/api/0/items/42", "\x7f~ {}", "é", "snowman ☃", "\U0001f600 emoji"]
+    for fingerprint in ([part] for part in parts):
+        occurrence = occurrence_payload._native.valid_occurrence(payloads.with_event(fingerprint=fingerprint))
+        assert occurrence.hashes == tuple(hashlib.md5(part.encode()).hexdigest() for part in fingerprint)
+    hash_cache.clear()
+    for fingerprint in (parts[:4], parts[-3:], parts[2:8] + parts[-2:]):
+        for _ in range(2):  # the second from the cache, where it is used
+            occurrence = occurrence_payload._native.valid_occurrence(
+                payloads.with_event(fingerprint=fingerprint)
+            )
+            assert occurrence.hashes == tuple(hashlib.md5(part.encode()).hexdigest() for part in fingerprint)
+
+
+@native
+def test_decode_json_leaks_nothing() -> None:
+    """decode_json's Message (carried or whole) and the payloads it hands back leave no block allocated."""
+    script = (
+        "import orjson\n"
+        "from tests.decode import payloads\n"
+        "from transforms.core.model import RawMessage\n"
+        "from transforms.core.occurrence_payload import native_decode_json\n"
+        "raws = [RawMessage('1', 2, orjson.dumps(payloads.with_event(fingerprint=[f'part-{i}', 'é'[: i % 2]])), {})\n"
+        "        for i in range(4)]\n"
+        "def call():\n"
+        "    for raw in raws:\n"
+        "        native_decode_json(raw, 1 << 20, True)\n"
+        "        native_decode_json(raw, 1 << 20, False)\n"
+    )
+    assert leaked_blocks(script, 20_000) < 50

@@ -240,14 +240,137 @@ static int priority(PyObject *value) {
     return v == 25 || v == 50 || v == 75 ? 1 : -1;
 }
 
-/* The digests of the fingerprint's parts (a tuple, new reference): from the digest cache when every part is
- * in it, else from fingerprint_hashes (which fills the cache). NULL on an error. */
+/* MD5 (RFC 1321) of a whole buffer, for the fingerprint's digests: the 64 steps written out (the usual
+ * forms of F, G, H, I), the words read little-endian byte by byte (one load where the CPU is little-endian). */
+#define MD5_F(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
+#define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
+#define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
+#define MD5_STEP(f, a, b, c, d, x, t, s)                                                                        \
+    (a) += f((b), (c), (d)) + (x) + (uint32_t)(t);                                                              \
+    (a) = ((a) << (s)) | ((a) >> (32 - (s)));                                                                   \
+    (a) += (b);
+
+static void md5_block(uint32_t state[4], const unsigned char *p) {
+    uint32_t w[16];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+               (uint32_t)p[4 * i + 3] << 24;
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    MD5_STEP(MD5_F, a, b, c, d, w[0], 0xd76aa478, 7)
+    MD5_STEP(MD5_F, d, a, b, c, w[1], 0xe8c7b756, 12)
+    MD5_STEP(MD5_F, c, d, a, b, w[2], 0x242070db, 17)
+    MD5_STEP(MD5_F, b, c, d, a, w[3], 0xc1bdceee, 22)
+    MD5_STEP(MD5_F, a, b, c, d, w[4], 0xf57c0faf, 7)
+    MD5_STEP(MD5_F, d, a, b, c, w[5], 0x4787c62a, 12)
+    MD5_STEP(MD5_F, c, d, a, b, w[6], 0xa8304613, 17)
+    MD5_STEP(MD5_F, b, c, d, a, w[7], 0xfd469501, 22)
+    MD5_STEP(MD5_F, a, b, c, d, w[8], 0x698098d8, 7)
+    MD5_STEP(MD5_F, d, a, b, c, w[9], 0x8b44f7af, 12)
+    MD5_STEP(MD5_F, c, d, a, b, w[10], 0xffff5bb1, 17)
+    MD5_STEP(MD5_F, b, c, d, a, w[11], 0x895cd7be, 22)
+    MD5_STEP(MD5_F, a, b, c, d, w[12], 0x6b901122, 7)
+    MD5_STEP(MD5_F, d, a, b, c, w[13], 0xfd987193, 12)
+    MD5_STEP(MD5_F, c, d, a, b, w[14], 0xa679438e, 17)
+    MD5_STEP(MD5_F, b, c, d, a, w[15], 0x49b40821, 22)
+    MD5_STEP(MD5_G, a, b, c, d, w[1], 0xf61e2562, 5)
+    MD5_STEP(MD5_G, d, a, b, c, w[6], 0xc040b340, 9)
+    MD5_STEP(MD5_G, c, d, a, b, w[11], 0x265e5a51, 14)
+    MD5_STEP(MD5_G, b, c, d, a, w[0], 0xe9b6c7aa, 20)
+    MD5_STEP(MD5_G, a, b, c, d, w[5], 0xd62f105d, 5)
+    MD5_STEP(MD5_G, d, a, b, c, w[10], 0x02441453, 9)
+    MD5_STEP(MD5_G, c, d, a, b, w[15], 0xd8a1e681, 14)
+    MD5_STEP(MD5_G, b, c, d, a, w[4], 0xe7d3fbc8, 20)
+    MD5_STEP(MD5_G, a, b, c, d, w[9], 0x21e1cde6, 5)
+    MD5_STEP(MD5_G, d, a, b, c, w[14], 0xc33707d6, 9)
+    MD5_STEP(MD5_G, c, d, a, b, w[3], 0xf4d50d87, 14)
+    MD5_STEP(MD5_G, b, c, d, a, w[8], 0x455a14ed, 20)
+    MD5_STEP(MD5_G, a, b, c, d, w[13], 0xa9e3e905, 5)
+    MD5_STEP(MD5_G, d, a, b, c, w[2], 0xfcefa3f8, 9)
+    MD5_STEP(MD5_G, c, d, a, b, w[7], 0x676f02d9, 14)
+    MD5_STEP(MD5_G, b, c, d, a, w[12], 0x8d2a4c8a, 20)
+    MD5_STEP(MD5_H, a, b, c, d, w[5], 0xfffa3942, 4)
+    MD5_STEP(MD5_H, d, a, b, c, w[8], 0x8771f681, 11)
+    MD5_STEP(MD5_H, c, d, a, b, w[11], 0x6d9d6122, 16)
+    MD5_STEP(MD5_H, b, c, d, a, w[14], 0xfde5380c, 23)
+    MD5_STEP(MD5_H, a, b, c, d, w[1], 0xa4beea44, 4)
+    MD5_STEP(MD5_H, d, a, b, c, w[4], 0x4bdecfa9, 11)
+    MD5_STEP(MD5_H, c, d, a, b, w[7], 0xf6bb4b60, 16)
+    MD5_STEP(MD5_H, b, c, d, a, w[10], 0xbebfbc70, 23)
+    MD5_STEP(MD5_H, a, b, c, d, w[13], 0x289b7ec6, 4)
+    MD5_STEP(MD5_H, d, a, b, c, w[0], 0xeaa127fa, 11)
+    MD5_STEP(MD5_H, c, d, a, b, w[3], 0xd4ef3085, 16)
+    MD5_STEP(MD5_H, b, c, d, a, w[6], 0x04881d05, 23)
+    MD5_STEP(MD5_H, a, b, c, d, w[9], 0xd9d4d039, 4)
+    MD5_STEP(MD5_H, d, a, b, c, w[12], 0xe6db99e5, 11)
+    MD5_STEP(MD5_H, c, d, a, b, w[15], 0x1fa27cf8, 16)
+    MD5_STEP(MD5_H, b, c, d, a, w[2], 0xc4ac5665, 23)
+    MD5_STEP(MD5_I, a, b, c, d, w[0], 0xf4292244, 6)
+    MD5_STEP(MD5_I, d, a, b, c, w[7], 0x432aff97, 10)
+    MD5_STEP(MD5_I, c, d, a, b, w[14], 0xab9423a7, 15)
+    MD5_STEP(MD5_I, b, c, d, a, w[5], 0xfc93a039, 21)
+    MD5_STEP(MD5_I, a, b, c, d, w[12], 0x655b59c3, 6)
+    MD5_STEP(MD5_I, d, a, b, c, w[3], 0x8f0ccc92, 10)
+    MD5_STEP(MD5_I, c, d, a, b, w[10], 0xffeff47d, 15)
+    MD5_STEP(MD5_I, b, c, d, a, w[1], 0x85845dd1, 21)
+    MD5_STEP(MD5_I, a, b, c, d, w[8], 0x6fa87e4f, 6)
+    MD5_STEP(MD5_I, d, a, b, c, w[15], 0xfe2ce6e0, 10)
+    MD5_STEP(MD5_I, c, d, a, b, w[6], 0xa3014314, 15)
+    MD5_STEP(MD5_I, b, c, d, a, w[13], 0x4e0811a1, 21)
+    MD5_STEP(MD5_I, a, b, c, d, w[4], 0xf7537e82, 6)
+    MD5_STEP(MD5_I, d, a, b, c, w[11], 0xbd3af235, 10)
+    MD5_STEP(MD5_I, c, d, a, b, w[2], 0x2ad7d2bb, 15)
+    MD5_STEP(MD5_I, b, c, d, a, w[9], 0xeb86d391, 21)
+    state[0] += a, state[1] += b, state[2] += c, state[3] += d;
+}
+
+/* md5(text.encode()).hexdigest() of an ASCII str (new reference: its UTF-8 is its characters), or NULL on an
+ * error. */
+static PyObject *md5_hex(PyObject *text) {
+    const unsigned char *data = PyUnicode_1BYTE_DATA(text);
+    size_t size = (size_t)PyUnicode_GET_LENGTH(text), whole = size & ~(size_t)63, rest = size - whole;
+    uint32_t state[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+    for (size_t at = 0; at < whole; at += 64) md5_block(state, data + at);
+    /* the last bytes, the 0x80 byte, zeros and the length in bits: one block, or two when rest > 55 */
+    unsigned char tail[128] = {0};
+    memcpy(tail, data + whole, rest);
+    tail[rest] = 0x80;
+    size_t blocks = rest < 56 ? 1 : 2;
+    uint64_t bits = (uint64_t)size * 8;
+    for (int i = 0; i < 8; i++) tail[64 * blocks - 8 + i] = (unsigned char)(bits >> (8 * i));
+    for (size_t i = 0; i < blocks; i++) md5_block(state, tail + 64 * i);
+    PyObject *hex = PyUnicode_New(32, 127);
+    if (hex == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(hex);
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        unsigned char byte = (unsigned char)(state[i / 4] >> (8 * (i % 4)));
+        out[2 * i] = (Py_UCS1)digits[byte >> 4];
+        out[2 * i + 1] = (Py_UCS1)digits[byte & 15];
+    }
+    return hex;
+}
+
+/* The digests of the fingerprint's parts (a tuple, new reference): hashed here when every part is ASCII (its
+ * UTF-8 is its characters; cheaper than looking a recent digest up in the cache, whose entries are cold), else
+ * from the digest cache when every part is in it, else from fingerprint_hashes (which fills the cache). NULL on
+ * an error. */
 static PyObject *hashes_of(PyObject *parts) {
     Py_ssize_t n = PyList_GET_SIZE(parts);
     PyObject *hashes = PyTuple_New(n);
     if (hashes == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *digest = PyDict_GetItemWithError(hash_cache, PyList_GET_ITEM(parts, i));
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        if (PyUnicode_IS_ASCII(part)) {
+            PyObject *digest = md5_hex(part);
+            if (digest == NULL) {
+                Py_DECREF(hashes);
+                return NULL;
+            }
+            PyTuple_SET_ITEM(hashes, i, digest);
+            continue;
+        }
+        PyObject *digest = PyDict_GetItemWithError(hash_cache, part);
         if (digest == NULL || !PyUnicode_CheckExact(digest)) {
             Py_DECREF(hashes);
             if (PyErr_Occurred()) return NULL;
