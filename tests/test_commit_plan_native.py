@@ -208,9 +208,10 @@ def call():
 
 def _writes() -> tuple[list[intents.KeyWrite], list[intents.KeyWrite]]:
     """Writes through every C path (for the leak check), and writes that raise in it."""
+    import msgspec
     from msgspec.structs import replace
 
-    from transforms.core.model import Occurrence
+    from transforms.core.model import EvidenceItem, Occurrence
 
     group = intents.GroupRow(
         3, 1, 1, "h", "f", 0, 1, 1, 0, None, None, 40, "t", "s", "c", "m", None, 1, 2, 3, None, 1, None, None,
@@ -221,6 +222,12 @@ def _writes() -> tuple[list[intents.KeyWrite], list[intents.KeyWrite]]:
     event = intents.RecordEvent(_EVENT, "error")
     attached = intents.InsertOccurrence(3, "m", 1, 2, occurrence, "r", None)
     alone = intents.InsertOccurrence(3, "m", 1, 2, occurrence2, None, "prod")
+    # evidence as the shuffle keeps it (its msgpack bytes: model.EvidenceData)
+    display = (EvidenceItem("n", "v", True),)
+    encoded = msgspec.msgpack.encode(replace(occurrence, id="q", evidence_display=display))
+    shuffled = intents.InsertOccurrence(
+        3, "m", 1, 2, msgspec.msgpack.decode(encoded, type=Occurrence), None, None
+    )
 
     def group_rows(group_id: int) -> tuple[intents.Intent, ...]:
         return (
@@ -231,7 +238,7 @@ def _writes() -> tuple[list[intents.KeyWrite], list[intents.KeyWrite]]:
         )
 
     writes = [
-        intents.KeyWrite("1:h", 2, (event, intents.UpsertGroup(group), attached, alone)),
+        intents.KeyWrite("1:h", 2, (event, intents.UpsertGroup(group), attached, alone, shuffled)),
         intents.KeyWrite(
             "1:h", 3, (intents.SaveKeyState(1, "h", 0, 3, b"s", True), intents.RecordRelease(1, "v", 4))
         ),

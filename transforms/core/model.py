@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -157,10 +157,22 @@ def carried_message(message: Message) -> Message:
     )
 
 
+# An occurrence's evidence as built (decoding a message) or, once msgpack-decoded (the shuffle, key states,
+# local grouping), the msgpack bytes it was encoded as: only the rows and feedback groups read it, and most
+# buffered messages never become rows. Read it through ``evidence_display``/``evidence_data`` below. Only
+# msgpack decodes an Occurrence (a JSON decode of one would keep JSON text there, which they cannot read).
+if TYPE_CHECKING:
+    EvidenceDisplay = tuple[EvidenceItem, ...] | msgspec.Raw
+    EvidenceData = dict[str, Any] | None | msgspec.Raw
+else:  # what msgspec decodes these fields as: their bytes, whatever value they hold
+    EvidenceDisplay = EvidenceData = msgspec.Raw
+
+
 class Occurrence(
     msgspec.Struct, frozen=True, omit_defaults=True, tag_field="kind", tag="occurrence", gc=False
 ):
-    """An issue occurrence (Sentry's payload, rule 1.2), normalised."""
+    """An issue occurrence (Sentry's payload, rule 1.2), normalised. Its evidence fields may hold their
+    msgpack bytes (``EvidenceDisplay``): compare or read them through ``evidence_display``/``evidence_data``."""
 
     id: str
     project_id: int
@@ -171,11 +183,11 @@ class Occurrence(
     subtitle: str
     type: int
     detection_time: int
-    evidence_display: tuple[EvidenceItem, ...] = ()
+    evidence_display: EvidenceDisplay = ()
     level: str = "info"
     culprit: str = ""
     resource_id: str | None = None
-    evidence_data: dict[str, Any] | None = None
+    evidence_data: EvidenceData = None
     # The explicit priority (``priority`` wins over ``initial_issue_priority``); None means the type's default.
     priority: int | None = None
     assignee: str | None = None
@@ -185,6 +197,38 @@ class Occurrence(
     @property
     def primary_hash(self) -> str:
         return self.hashes[0]
+
+
+# The evidence fields' own decoders: a msgpack-decoded occurrence's evidence read later is what decoding it
+# with the occurrence would have given.
+decode_evidence_display: Callable[[msgspec.Raw], tuple[EvidenceItem, ...]] = msgspec.msgpack.Decoder(
+    tuple[EvidenceItem, ...]
+).decode
+decode_evidence_data: Callable[[msgspec.Raw], dict[str, Any] | None] = msgspec.msgpack.Decoder(
+    dict[str, Any] | None
+).decode
+
+
+def evidence_display(occurrence: Occurrence) -> tuple[EvidenceItem, ...]:
+    """The occurrence's ``evidence_display`` items, decoded if it holds their msgpack bytes."""
+    value = occurrence.evidence_display
+    return decode_evidence_display(value) if isinstance(value, msgspec.Raw) else value
+
+
+def evidence_data(occurrence: Occurrence) -> dict[str, Any] | None:
+    """The occurrence's ``evidence_data``, decoded if it holds its msgpack bytes."""
+    value = occurrence.evidence_data
+    return decode_evidence_data(value) if isinstance(value, msgspec.Raw) else value
+
+
+def with_evidence(occurrence: Occurrence) -> Occurrence:
+    """``occurrence`` with its evidence decoded: equal to the occurrence it was msgpack-encoded from."""
+    display, data = occurrence.evidence_display, occurrence.evidence_data
+    if not isinstance(display, msgspec.Raw) and not isinstance(data, msgspec.Raw):
+        return occurrence
+    return msgspec.structs.replace(
+        occurrence, evidence_display=evidence_display(occurrence), evidence_data=evidence_data(occurrence)
+    )
 
 
 class StatusChange(

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from transforms.core.decode import PAYLOAD_OCCURRENCE, PAYLOAD_STATUS_CHANGE
-from transforms.core.model import Event, Occurrence, Payload, full_event
+from transforms.core.model import Event, Occurrence, Payload, evidence_display, full_event, with_evidence
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENCODER = msgspec.json.Encoder()
@@ -46,6 +46,7 @@ def payload_dict(payload: Payload) -> dict[str, Any]:
 
 
 def _occurrence(occurrence: Occurrence) -> dict[str, Any]:
+    occurrence = with_evidence(occurrence)  # evidence the shuffle kept as msgpack bytes
     body: dict[str, Any] = {
         "payload_type": PAYLOAD_OCCURRENCE,
         "id": occurrence.id,
@@ -58,7 +59,7 @@ def _occurrence(occurrence: Occurrence) -> dict[str, Any]:
         "detection_time": _time(occurrence.detection_time),
         "evidence_display": [
             {"name": item.name, "value": item.value, "important": item.important}
-            for item in occurrence.evidence_display
+            for item in evidence_display(occurrence)
         ],
         "level": occurrence.level,
         "culprit": occurrence.culprit,

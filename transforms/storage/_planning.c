@@ -1389,7 +1389,10 @@ enum {
     T_GROUPS, T_KEY_STATES, T_OCCURRENCES, T_EVENTS, T_RELEASES, T_ENVIRONMENTS, T_GROUP_RELEASES, T_HASHES,
     T_ACTIVITIES, N_TABLES
 };
-enum { F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, N_FUNCTIONS };
+enum {
+    F_PLAN_WRITE, F_SPLIT_KEY, F_MERGED_ROW, F_RFC3339, F_ENCODE, F_DUMPS, F_BYTES, F_RAW, F_EVIDENCE_DATA,
+    F_EVIDENCE_DISPLAY, N_FUNCTIONS
+};
 static PyObject *commit_kinds[N_KINDS];
 static int guarded_kind[N_KINDS]; /* the class is in _KEY_GUARDED */
 static PyObject *commit_columns[N_COLUMNS], *commit_functions[N_FUNCTIONS];
@@ -1498,6 +1501,14 @@ static PyObject *cell(const Cell *c, PyObject *const *sources, const int *types,
         if (offset > 0) value = *(PyObject **)((char *)sources[c->source] + offset);
         /* an empty slot: the look-up raises its AttributeError (or gives None) */
         value = value != NULL ? Py_NewRef(value) : PyObject_GetAttr(sources[c->source], attribute[c->name]);
+    }
+    /* evidence still its msgpack bytes (a msgspec.Raw: model.EvidenceData): the model's decoder's value */
+    if (value != NULL && (c->name == A_EVIDENCE_DATA || c->name == A_EVIDENCE_DISPLAY) &&
+        (PyObject *)Py_TYPE(value) == commit_functions[F_RAW]) {
+        PyObject *raw = value, *decode = commit_functions[c->name == A_EVIDENCE_DATA ? F_EVIDENCE_DATA
+                                                                                      : F_EVIDENCE_DISPLAY];
+        value = PyObject_CallOneArg(decode, raw);
+        Py_DECREF(raw);
     }
     if (value == NULL || c->convert == PLAIN) return value;
     if ((c->convert == TS || c->convert == JSON) && value == Py_None) return value;
@@ -2212,7 +2223,7 @@ done:
  * above the enums: kinds are RecordEvent, IndexOccurrence, InsertOccurrence, UpsertGroup, SaveKeyState,
  * RecordRelease, RecordEnvironment, RecordGroupRelease, LinkHashes, InsertActivity; ``guarded`` the set
  * _KEY_GUARDED; functions _plan_write, split_group_key, merged_row, rfc3339, msgspec.json.encode, orjson.dumps,
- * spanner_bytes). */
+ * spanner_bytes, msgspec.Raw, model.decode_evidence_data, model.decode_evidence_display). */
 static PyObject *configure_commit(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError,

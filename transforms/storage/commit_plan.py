@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from transforms.core import intents
+from transforms.core import intents, model
 from transforms.core.model import split_group_key
 from transforms.storage import spanner_rows as rows
 
@@ -510,6 +510,9 @@ if _native is not None:
             msgspec.json.encode,
             orjson.dumps,
             rows.spanner_bytes,
+            msgspec.Raw,  # evidence kept as msgpack bytes (model.EvidenceData), decoded with these two
+            model.decode_evidence_data,
+            model.decode_evidence_display,
         ),
         rows.COMMIT_TIMESTAMP,
     )

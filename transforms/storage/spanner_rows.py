@@ -24,7 +24,7 @@ from google.protobuf import struct_pb2
 
 from transforms.core import intents
 from transforms.core.extensions import load_extension
-from transforms.core.model import UNENCODABLE, Event, to_rfc3339
+from transforms.core.model import UNENCODABLE, Event, evidence_data, evidence_display, to_rfc3339
 
 _LOG = logging.getLogger(__name__)
 
@@ -253,9 +253,9 @@ def occurrence_values(insert: intents.InsertOccurrence) -> tuple[Any, ...]:
         rfc3339(occurrence.detection_time),
         rfc3339(insert.event_time),
         occurrence.resource_id,
-        _json(occurrence.evidence_data),
+        _json(evidence_data(occurrence)),
         # The items as JSON objects of their fields, in their order (as orjson writes their dicts).
-        msgspec.json.encode(occurrence.evidence_display).decode(),
+        msgspec.json.encode(evidence_display(occurrence)).decode(),
         occurrence.priority,
         occurrence.assignee,
         insert.release,

@@ -15,7 +15,7 @@ from typing import Any
 from transforms.core.engine.state import MutableGroup
 from transforms.core.enums import LOG_LEVELS, GroupCategory, GroupStatus, GroupSubStatus
 from transforms.core.grouptypes import GroupType
-from transforms.core.model import Event, Occurrence
+from transforms.core.model import Event, Occurrence, evidence_data
 
 FEEDBACK_FIELDS = ("contact_email", "message", "name", "source")
 _UNRESOLVED = int(GroupStatus.UNRESOLVED)
@@ -32,7 +32,7 @@ def feedback_metadata(occurrence: Occurrence, group_type: GroupType) -> dict[str
     """Feedback groups carry the feedback fields of ``evidence_data`` in their metadata (as Sentry's do)."""
     if group_type.category != GroupCategory.FEEDBACK:
         return None
-    evidence = occurrence.evidence_data or {}
+    evidence = evidence_data(occurrence) or {}
     return {name: evidence.get(name) for name in FEEDBACK_FIELDS}
 
 
