@@ -266,7 +266,8 @@ static PyObject *encode_values(PyObject *module, PyObject *rows) {
  * groups' columns times rows. None, before anything is built, when a row key is not an exact tuple of exact
  * str and int, a row not an exact (columns tuple, values tuple or list), more than MAX_GROUPS groups form, or
  * a value would run Python code to be encoded (``Buf.strict``): the caller groups and encodes those rows
- * itself. Raises what ``encode_values`` raises for a value with no wire form. */
+ * itself (a value with no wire form included: the Python path raises its error). Raises what ``encode_values``
+ * raises for a text it cannot encode (a lone surrogate), an int too long for str() or a list inside itself. */
 
 #define MAX_GROUPS 32
 static PyObject *kind_names[3]; /* "insert", "update", "insert_or_update" */
