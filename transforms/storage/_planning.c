@@ -210,8 +210,9 @@ static int count_new(PyObject *values, PyObject *keys, PyObject *tag, PyObject *
     if (k[2] == STORED && set_int(key_row, 2, COUNTED) < 0) return -1;
     if (k[0] < cap) {
         if (set_int(key_row, 0, k[0] + 1) < 0) return -1;
-        PyObject *items[4] = {PyLong_FromLong(1), PyLong_FromLongLong(seen), PyLong_FromLongLong(seen),
-                              PyLong_FromLong(NEW)};
+        /* first and last seen one int object: write_one then formats its time once */
+        PyObject *at = PyLong_FromLongLong(seen);
+        PyObject *items[4] = {PyLong_FromLong(1), at, Py_XNewRef(at), PyLong_FromLong(NEW)};
         return put_new(values, tag, list_of(4, items)) < 0 ? -1 : 1;
     }
     return set_int(key_row, 1, k[1] + 1) < 0 ? -1 : 1;
@@ -422,8 +423,10 @@ static int write_one(PyObject *const *args, PyObject *tag, PyObject *count, PyOb
     if (last == Py_None) {
         first_seen = Py_NewRef(Py_None);
         last_seen = Py_NewRef(Py_None);
-    } else if ((last_seen = time_text(args[7], last)) == NULL || (first_seen = time_text(args[7], first)) == NULL) {
+    } else if ((last_seen = time_text(args[7], last)) == NULL) {
         goto done;
+    } else if ((first_seen = first == last ? Py_NewRef(last_seen) : time_text(args[7], first)) == NULL) {
+        goto done; /* first == last: a new row's one time (count_new) */
     }
     int which = state == NEW ? 0 : state == COUNTED ? 1 : 2;
     if (which == 0)
