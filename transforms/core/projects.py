@@ -21,12 +21,14 @@ def check_project(decoded: Message | DeadLetter, projects: Mapping[int, ProjectI
     ``missing_field``...) pass through unchanged: their reason wins.
     """
     if isinstance(decoded, Message):
-        project_id: int | None = decoded.project_id
+        project_id: int | None = decoded.payload.project_id  # Message.project_id without the property's call
     elif decoded.after_project_check:
         project_id = decoded.project_id
     else:
         return decoded
-    if project_id is None or project_id in projects:
+    # ``get``, not ``in``: the registry's ``get`` is its dict's own (``RegistryView``), ``in`` a Python call; a
+    # registered project's ``ProjectInfo`` is never None.
+    if project_id is None or projects.get(project_id) is not None:
         return decoded
     return DeadLetter(
         message_id=decoded.message_id,
