@@ -29,6 +29,7 @@ from transforms.core.reencode import payload_json
 from transforms.per_group.routed import Routed, decode_message
 from transforms.storage import spanner_rows
 from transforms.storage.commit_plan import StoredVersions
+from transforms.storage.spanner_writer import is_refusal
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("ENGINE_PROPERTY_EXAMPLES", "200")),
@@ -152,6 +153,8 @@ def test_evidence_bytes_that_do_not_decode_raise_as_in_python() -> None:
     gc.collect()  # the Python planner's traceback holds its frames in a cycle
     after = sys.getrefcount(raw)
     assert after == before  # the C let go of the bytes it failed to decode
+    # raised while a chunk is planned, it is a refusal: the write is isolated and its message dead-lettered
+    assert is_refusal(msgspec.DecodeError("bytes"))
 
 
 @needs_native
