@@ -224,7 +224,9 @@ def _writes() -> tuple[list[intents.KeyWrite], list[intents.KeyWrite]]:
     alone = intents.InsertOccurrence(3, "m", 1, 2, occurrence2, None, "prod")
     # evidence as the shuffle keeps it (its msgpack bytes: model.EvidenceData)
     display = (EvidenceItem("n", "v", True),)
-    encoded = msgspec.msgpack.encode(replace(occurrence, id="q", evidence_display=display))
+    encoded = msgspec.msgpack.encode(
+        replace(occurrence, id="q", evidence_display=display, evidence_data={"k": [1, {"v": None}]})
+    )
     shuffled = intents.InsertOccurrence(
         3, "m", 1, 2, msgspec.msgpack.decode(encoded, type=Occurrence), None, None
     )

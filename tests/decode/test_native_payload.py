@@ -515,7 +515,15 @@ def test_the_worker_package_carries_the_payload_source(tmp_path: Path) -> None:
 def test_the_fingerprint_digests_made_in_c_are_md5s_of_the_parts() -> None:
     """ASCII parts are hashed in C (MD5, every length around its 64-byte blocks); others, mixed in or alone,
     take the cache or Python's: the same digests as hashlib's."""
-    parts = ["x" * n for n in (1, 2, 54, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000)]
+
+    def ascii_part(n: int) -> str:  # every block different (a repeated character hides a block read twice)
+        return "".join(chr((31 * i + n) % 128) for i in range(n))
+
+    for n in range(1, 300):
+        part = ascii_part(n)
+        occurrence = occurrence_payload._native.valid_occurrence(payloads.with_event(fingerprint=[part]))
+        assert occurrence.hashes == (hashlib.md5(part.encode()).hexdigest(),), n
+    parts = [ascii_part(n) for n in (1, 2, 54, 55, 56, 57, 63, 64, 65, 119, 120, 128, 1000)]
     parts += ["slow-endpoint:/api/0/items/42", "\x7f~ {}", "é", "snowman ☃", "\U0001f600 emoji"]
     for fingerprint in ([part] for part in parts):
         occurrence = occurrence_payload._native.valid_occurrence(payloads.with_event(fingerprint=fingerprint))
