@@ -32,6 +32,34 @@ static int scratch_taken = 0;
 /* A scratch buffer grown over this by a huge write is given back rather than kept. */
 #define SCRATCH_KEPT (8 << 20)
 
+/* The scratch buffer for a call (emptied, ``strict`` as asked), or a buffer of its own when it is taken;
+ * ``*own`` says which, for ``scratch_give_back``. */
+static Buf scratch_take(int strict, int *own) {
+    Buf b = {NULL, 0, 0, strict};
+    *own = scratch_taken;
+    if (!*own) {
+        scratch_taken = 1;
+        b = scratch;
+        b.len = 0;
+        b.strict = strict;
+    }
+    return b;
+}
+
+/* Ends a call's use of ``b``: freed if it was its own or grew past SCRATCH_KEPT, else kept as the scratch. */
+static void scratch_give_back(Buf b, int own) {
+    if (own || b.cap > SCRATCH_KEPT) {
+        PyMem_Free(b.data);
+        b.data = NULL;
+        b.cap = 0;
+    }
+    if (!own) {
+        b.strict = 0;
+        scratch = b;
+        scratch_taken = 0;
+    }
+}
+
 static int buf_reserve(Buf *b, Py_ssize_t extra) {
     if (b->len + extra <= b->cap) return 0;
     Py_ssize_t cap = b->cap ? b->cap * 2 : 65536;
@@ -224,14 +252,8 @@ static int put_items(Buf *b, PyObject *items) {
 }
 
 static PyObject *encode_values(PyObject *module, PyObject *rows) {
-    Buf b = {NULL, 0, 0, 0};
-    int own = scratch_taken; /* the scratch buffer is taken: this call uses its own */
-    if (!own) {
-        scratch_taken = 1;
-        b = scratch;
-        b.len = 0;
-        b.strict = 0;
-    }
+    int own;
+    Buf b = scratch_take(0, &own);
     PyObject *encoded = NULL;
     PyObject *iterator = PyObject_GetIter(rows);
     if (iterator != NULL) {
@@ -245,15 +267,7 @@ static PyObject *encode_values(PyObject *module, PyObject *rows) {
         Py_DECREF(iterator);
         if (!failed && !PyErr_Occurred()) encoded = PyBytes_FromStringAndSize(b.data, b.len);
     }
-    if (own || b.cap > SCRATCH_KEPT) {
-        PyMem_Free(b.data);
-        b.data = NULL;
-        b.cap = 0;
-    }
-    if (!own) {
-        scratch = b;
-        scratch_taken = 0;
-    }
+    scratch_give_back(b, own);
     return encoded;
 }
 
@@ -309,14 +323,8 @@ static PyObject *encode_table(PyObject *module, PyObject *const *args, Py_ssize_
     PyObject *row_key, *row, *order = NULL, *result = NULL;
     PyObject *typed_columns = NULL; /* the last columns object looked at, and whether it has "Type" */
     int typed = 0;
-    Buf b = {NULL, 0, 0, 1};
-    int own = scratch_taken;
-    if (!own) {
-        scratch_taken = 1;
-        b = scratch;
-        b.len = 0;
-    }
-    b.strict = 1;
+    int own;
+    Buf b = scratch_take(1, &own);
     /* The dict cannot change under this loop: set look-ups of plain tuples and the strict encoding run no
      * Python code. */
     while (PyDict_Next(planned, &pos, &row_key, &row)) {
@@ -406,16 +414,7 @@ fail:
 done:
     Py_XDECREF(order);
     PyMem_Free(segments);
-    b.strict = 0;
-    if (own || b.cap > SCRATCH_KEPT) {
-        PyMem_Free(b.data);
-        b.data = NULL;
-        b.cap = 0;
-    }
-    if (!own) {
-        scratch = b;
-        scratch_taken = 0;
-    }
+    scratch_give_back(b, own);
     return result;
 }
 
