@@ -23,7 +23,7 @@ from transforms.core.engine import dedup
 from transforms.core.engine import held as held_rules
 from transforms.core.engine.context import EngineContext, QuotaGate
 from transforms.core.engine.dedup import memory_id as native_memory_id
-from transforms.core.engine.ids import occurrence_memory_id
+from transforms.core.engine.ids import creation_id, occurrence_memory_id
 from transforms.core.engine.noise import count_occurrence, passes_gate
 from transforms.core.engine.releases import record_release
 from transforms.core.engine.state import STATE_VERSION, KeyState, encode_state
@@ -88,7 +88,7 @@ def occurrence(
     if remembered is None:  # a duplicate
         return None
     group_type = GROUP_TYPES[occurrence.type]
-    allowed = group_type.released or group_type.allow_ingest(context.project.features)
+    allowed = group_type.allow_ingest(context.project.features)  # rule 3.1, as occurrence_path._allowed
     counters: dict[str, int] = {}
     # application._take_in
     message_id = message.message_id
@@ -140,9 +140,9 @@ def occurrence(
             quota = context.quota
             if quota is None:
                 return context  # the group is created: no quota to ask
-            creation_id = f"{primary_hash}:{generation}"
-            if quota.try_acquire(project_id, group_type, message_time, creation_id):
-                return msgspec.structs.replace(context, quota=_Granted(quota, creation_id))
+            creation = creation_id(primary_hash, generation)
+            if quota.try_acquire(project_id, group_type, message_time, creation):
+                return msgspec.structs.replace(context, quota=_Granted(quota, creation))
             counters[_DROPPED_RATE_LIMITING] = 1
     counters[_OCCURRENCE_MESSAGES] = 1
     seen_ids, seen_times = remembered

@@ -21,6 +21,12 @@ def group_id(project_id: int, primary_hash: str, generation: int) -> int:
     return (int.from_bytes(digest[:8], "big") & _MAX_INT63) or 1
 
 
+def creation_id(primary_hash: str, generation: int) -> str:
+    """What the creation quota is asked for (``QuotaGate.try_acquire``): the group a key's ``generation``
+    would create, so that asking again for the same creation (a retry, a replay) is free."""
+    return f"{primary_hash}:{generation}"
+
+
 def activity_id(group: int, payload_id: str, activity_type: int) -> str:
     """32 hex characters from (group, the payload that caused the activity, the activity type)."""
     return md5(f"{group}:{payload_id}:{int(activity_type)}".encode()).hexdigest()

@@ -14,7 +14,7 @@ from transforms.core.engine.creation import create_group
 from transforms.core.engine.dedup import memory_id as native_memory_id
 from transforms.core.engine.environments import record_environment, record_group_release
 from transforms.core.engine.events import event_not_found, waiting_lookup
-from transforms.core.engine.ids import group_id, occurrence_memory_id
+from transforms.core.engine.ids import creation_id, group_id, occurrence_memory_id
 from transforms.core.engine.noise import count_occurrence, passes_gate
 from transforms.core.engine.occurrences import attach
 from transforms.core.engine.regression import regress, should_regress
@@ -207,7 +207,7 @@ class OccurrencePath(KeyApplication):
                 return
         quota = self.context.quota
         if quota is not None and not quota.try_acquire(
-            self.project_id, group_type, message_time, f"{self.primary_hash}:{self.generation}"
+            self.project_id, group_type, message_time, creation_id(self.primary_hash, self.generation)
         ):
             counters = self.counters
             counters[_DROPPED_RATE_LIMITING] = counters.get(_DROPPED_RATE_LIMITING, 0) + 1
