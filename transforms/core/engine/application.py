@@ -48,6 +48,14 @@ _OCCURRENCES_ATTACHED = metrics.OCCURRENCES_ATTACHED
 key_order = attrgetter("message_time", "message_id")
 
 
+def is_late(message_time: int, message_id: str, last_time: int | None, last_id: str) -> bool:
+    """Whether a message comes before the latest the key has taken in, in key order (counted late; it does not
+    move the key's latest)."""
+    return last_time is not None and (
+        message_time < last_time or (message_time == last_time and message_id < last_id)
+    )
+
+
 class KeyApplication:
     """The mutable working copy of one key for one ``apply`` call (one instance per call, never shared)."""
 
@@ -143,10 +151,7 @@ class KeyApplication:
     def _take_in(self, message_time: int, message_id: str) -> None:
         """Book a non-duplicate message: ``seq``, late detection, expiry of held status changes."""
         self.seq += 1
-        last_time = self.last_time
-        if last_time is not None and (
-            message_time < last_time or (message_time == last_time and message_id < self.last_id)
-        ):
+        if is_late(message_time, message_id, self.last_time, self.last_id):
             self._count(metrics.LATE_MESSAGES)
         else:
             self.last_time = message_time

@@ -21,6 +21,7 @@ import msgspec
 from transforms.core import metrics
 from transforms.core.engine import dedup
 from transforms.core.engine import held as held_rules
+from transforms.core.engine.application import is_late
 from transforms.core.engine.context import EngineContext, QuotaGate
 from transforms.core.engine.dedup import memory_id as native_memory_id
 from transforms.core.engine.ids import creation_id, occurrence_memory_id
@@ -94,9 +95,7 @@ def occurrence(
     message_id = message.message_id
     last_time = state.last_time
     last_id = state.last_id
-    if last_time is not None and (
-        message_time < last_time or (message_time == last_time and message_id < last_id)
-    ):
+    if is_late(message_time, message_id, last_time, last_id):
         counters[_LATE_MESSAGES] = 1
     else:
         last_time = message_time
